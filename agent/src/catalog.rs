@@ -1,0 +1,477 @@
+//! The detection catalog: which tools, extensions, credential files, key formats and MCP
+//! clients count as AI connectors, and where they live.
+//!
+//! The catalog is data (`agent/catalog/catalog.toml`, compiled in). [`Catalog::builtin`]
+//! parses and validates it once; a catalog that fails validation is a build defect caught by
+//! this module's tests, never a runtime surprise on a laptop.
+
+use std::collections::{HashMap, HashSet};
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::detect::Os;
+
+const BUILTIN: &str = include_str!("../catalog/catalog.toml");
+
+/// Why a catalog was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    #[error("catalog is not valid TOML: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("catalog entry {entry}: {problem}")]
+    Invalid { entry: String, problem: String },
+}
+
+/// What kind of secret a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    ApiKey,
+    OauthAccess,
+    OauthRefresh,
+    Pat,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::ApiKey => "api_key",
+            TokenKind::OauthAccess => "oauth_access",
+            TokenKind::OauthRefresh => "oauth_refresh",
+            TokenKind::Pat => "pat",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub id: String,
+    pub name: String,
+    pub vendor: String,
+    #[serde(default)]
+    pub process_names: Vec<String>,
+    #[serde(default)]
+    pub process_cmdline: Vec<String>,
+    #[serde(default)]
+    pub mac_bundle_ids: Vec<String>,
+    #[serde(default)]
+    pub mac_apps: Vec<String>,
+    #[serde(default)]
+    pub linux: Vec<String>,
+    #[serde(default)]
+    pub macos: Vec<String>,
+    #[serde(default)]
+    pub windows: Vec<String>,
+    pub source: String,
+}
+
+impl Tool {
+    /// Install paths for one OS layout (home-relative, absolute or `{programfiles}/…`).
+    pub fn install_paths(&self, os: Os) -> &[String] {
+        match os {
+            Os::Linux => &self.linux,
+            Os::Macos => &self.macos,
+            Os::Windows => &self.windows,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extension {
+    pub id: String,
+    pub tool: String,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionHeuristics {
+    pub ai_hosts: Vec<String>,
+    pub name_words: Vec<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    Chromium,
+    Firefox,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Browser {
+    pub id: String,
+    pub engine: Engine,
+    #[serde(default)]
+    pub linux: Vec<String>,
+    #[serde(default)]
+    pub macos: Vec<String>,
+    #[serde(default)]
+    pub windows: Vec<String>,
+    #[serde(default)]
+    pub profile_at_root: bool,
+    pub source: String,
+}
+
+impl Browser {
+    pub fn dirs(&self, os: Os) -> &[String] {
+        match os {
+            Os::Linux => &self.linux,
+            Os::Macos => &self.macos,
+            Os::Windows => &self.windows,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    Json,
+    Jsonc,
+    Toml,
+    Ini,
+    Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialField {
+    pub pointer: String,
+    pub kind: TokenKind,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialFile {
+    #[serde(default)]
+    pub tool: Option<String>,
+    pub provider: String,
+    pub format: FileFormat,
+    pub paths: Vec<String>,
+    pub fields: Vec<CredentialField>,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyFormat {
+    id: String,
+    provider: String,
+    kind: TokenKind,
+    regex: String,
+    source: String,
+}
+
+/// A compiled key format.
+#[derive(Debug)]
+pub struct KeyFormat {
+    pub id: String,
+    pub provider: String,
+    pub kind: TokenKind,
+    pub source: String,
+    /// Matches a whole value.
+    pub whole: Regex,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvVar {
+    pub names: Vec<String>,
+    pub provider: String,
+    #[serde(default)]
+    pub kind: Option<TokenKind>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placeholders {
+    pub contains: Vec<String>,
+    pub min_len: usize,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpClient {
+    pub id: String,
+    pub format: FileFormat,
+    pub roots: Vec<String>,
+    #[serde(default)]
+    pub all: Vec<String>,
+    #[serde(default)]
+    pub linux: Vec<String>,
+    #[serde(default)]
+    pub macos: Vec<String>,
+    #[serde(default)]
+    pub windows: Vec<String>,
+    #[serde(default)]
+    pub project_files: Vec<String>,
+    pub source: String,
+}
+
+impl McpClient {
+    /// Home-relative config paths for one OS layout.
+    pub fn paths(&self, os: Os) -> impl Iterator<Item = &String> {
+        let per_os = match os {
+            Os::Linux => &self.linux,
+            Os::Macos => &self.macos,
+            Os::Windows => &self.windows,
+        };
+        self.all.iter().chain(per_os)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFiles {
+    pub shell_rc: Vec<String>,
+    pub dotenv_names: Vec<String>,
+    pub skip_dirs: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    schema_version: u32,
+    tool: Vec<Tool>,
+    extension: Vec<Extension>,
+    extension_heuristics: ExtensionHeuristics,
+    browser: Vec<Browser>,
+    credential_file: Vec<CredentialFile>,
+    key_format: Vec<RawKeyFormat>,
+    env_var: Vec<EnvVar>,
+    placeholders: Placeholders,
+    mcp_client: Vec<McpClient>,
+    env_files: EnvFiles,
+}
+
+/// The validated catalog with the lookup tables detectors need.
+#[derive(Debug)]
+pub struct Catalog {
+    pub tools: Vec<Tool>,
+    pub extensions: HashMap<String, Extension>,
+    pub heuristics: ExtensionHeuristics,
+    pub browsers: Vec<Browser>,
+    pub credential_files: Vec<CredentialFile>,
+    pub key_formats: Vec<KeyFormat>,
+    /// Scans free text for any key format (alternation of all formats, with token boundaries).
+    pub key_scan: Regex,
+    pub env_vars: HashMap<String, (String, Option<TokenKind>)>,
+    pub placeholders: Placeholders,
+    pub mcp_clients: Vec<McpClient>,
+    pub env_files: EnvFiles,
+    process_names: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// The catalog compiled into this binary.
+    pub fn builtin() -> Result<Catalog, CatalogError> {
+        Catalog::parse(BUILTIN)
+    }
+
+    pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
+        let raw: RawCatalog = toml::from_str(text)?;
+        let invalid = |entry: &str, problem: String| CatalogError::Invalid { entry: entry.to_owned(), problem };
+        if raw.schema_version != 1 {
+            return Err(invalid("schema_version", format!("unsupported version {}", raw.schema_version)));
+        }
+
+        let mut tool_ids = HashSet::new();
+        let mut process_names = HashMap::new();
+        for (i, t) in raw.tool.iter().enumerate() {
+            if !is_id(&t.id) {
+                return Err(invalid(&t.id, "tool id must be lower_snake_case".into()));
+            }
+            if !tool_ids.insert(t.id.as_str()) {
+                return Err(invalid(&t.id, "duplicate tool id".into()));
+            }
+            for name in &t.process_names {
+                if process_names.insert(name.clone(), i).is_some() {
+                    return Err(invalid(&t.id, format!("process name {name:?} claimed by two tools")));
+                }
+            }
+        }
+
+        let mut extensions = HashMap::new();
+        for e in raw.extension {
+            if !is_chrome_id(&e.id) && !is_firefox_id(&e.id) {
+                return Err(invalid(&e.id, "not a Chrome (a-p x32) or Firefox add-on id".into()));
+            }
+            if !tool_ids.contains(e.tool.as_str()) {
+                return Err(invalid(&e.id, format!("unknown tool {:?}", e.tool)));
+            }
+            if extensions.contains_key(&e.id) {
+                return Err(invalid(&e.id, "duplicate extension id".into()));
+            }
+            extensions.insert(e.id.clone(), e);
+        }
+
+        let mut key_formats = Vec::new();
+        let mut alternation = Vec::new();
+        let mut format_ids = HashSet::new();
+        for f in raw.key_format {
+            if !format_ids.insert(f.id.clone()) {
+                return Err(invalid(&f.id, "duplicate key format id".into()));
+            }
+            let whole = Regex::new(&format!("^(?:{})$", f.regex)).map_err(|e| invalid(&f.id, e.to_string()))?;
+            alternation.push(format!("(?:{})", f.regex));
+            key_formats.push(KeyFormat { id: f.id, provider: f.provider, kind: f.kind, source: f.source, whole });
+        }
+        // Token characters on either side mean the match is part of something longer.
+        let key_scan = Regex::new(&format!(r"(?:^|[^A-Za-z0-9_\-.])((?:{}))(?:$|[^A-Za-z0-9_\-])", alternation.join("|")))
+            .map_err(|e| invalid("key_format", e.to_string()))?;
+
+        let mut env_vars = HashMap::new();
+        for v in raw.env_var {
+            for n in v.names {
+                if env_vars.insert(n.clone(), (v.provider.clone(), v.kind)).is_some() {
+                    return Err(invalid(&n, "variable listed twice".into()));
+                }
+            }
+        }
+
+        for c in &raw.credential_file {
+            if let Some(t) = &c.tool
+                && !tool_ids.contains(t.as_str())
+            {
+                return Err(invalid(&c.provider, format!("credential file names unknown tool {t:?}")));
+            }
+            for f in &c.fields {
+                if !(f.pointer.is_empty() || f.pointer.starts_with('/')) {
+                    return Err(invalid(&c.provider, format!("bad pointer {:?}", f.pointer)));
+                }
+            }
+        }
+        let mut mcp_ids = HashSet::new();
+        for m in &raw.mcp_client {
+            if !mcp_ids.insert(m.id.as_str()) {
+                return Err(invalid(&m.id, "duplicate MCP client id".into()));
+            }
+            if m.roots.iter().any(|r| !r.starts_with('/')) {
+                return Err(invalid(&m.id, "roots must be JSON pointers".into()));
+            }
+        }
+        let mut browser_ids = HashSet::new();
+        for b in &raw.browser {
+            if !browser_ids.insert(b.id.as_str()) {
+                return Err(invalid(&b.id, "duplicate browser id".into()));
+            }
+        }
+
+        Ok(Catalog {
+            tools: raw.tool,
+            extensions,
+            heuristics: raw.extension_heuristics,
+            browsers: raw.browser,
+            credential_files: raw.credential_file,
+            key_formats,
+            key_scan,
+            env_vars,
+            placeholders: raw.placeholders,
+            mcp_clients: raw.mcp_client,
+            env_files: raw.env_files,
+            process_names,
+        })
+    }
+
+    /// The tool a process name belongs to (`.exe` ignored, case-sensitive otherwise because
+    /// `Claude` the desktop app and `claude` the CLI are different tools).
+    pub fn tool_for_process(&self, name: &str) -> Option<&Tool> {
+        let base = strip_exe(name);
+        self.process_names.get(base).map(|&i| &self.tools[i])
+    }
+
+    /// The tool whose command-line marker appears in a process's arguments.
+    pub fn tool_for_cmdline(&self, args: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.process_cmdline.iter().any(|m| args.contains(m.as_str())))
+    }
+
+    pub fn tool(&self, id: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.id == id)
+    }
+
+    /// The key format a whole value matches, if any.
+    pub fn classify_value(&self, value: &str) -> Option<&KeyFormat> {
+        self.key_formats.iter().find(|f| f.whole.is_match(value))
+    }
+}
+
+fn strip_exe(name: &str) -> &str {
+    match name.len().checked_sub(4) {
+        Some(i) if name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".exe") => &name[..i],
+        _ => name,
+    }
+}
+
+fn is_id(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Chrome extension ids are 32 letters from a to p (a base-16 alphabet).
+pub fn is_chrome_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| (b'a'..=b'p').contains(&b))
+}
+
+/// Firefox add-on ids are `name@domain` or a `{uuid}`.
+pub fn is_firefox_id(s: &str) -> bool {
+    let uuid = s.len() == 38
+        && s.starts_with('{')
+        && s.ends_with('}')
+        && s[1..37].bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    let email = s.split_once('@').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !s.contains(char::is_whitespace));
+    uuid || email
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_is_valid_and_has_breadth() {
+        let c = Catalog::builtin().unwrap();
+        assert!(c.tools.len() >= 40, "{} tools", c.tools.len());
+        assert!(c.extensions.len() >= 15);
+        assert!(c.key_formats.len() >= 20);
+        assert!(c.mcp_clients.len() >= 10);
+        assert!(c.browsers.iter().any(|b| b.engine == Engine::Firefox));
+        for t in &c.tools {
+            assert!(!t.source.trim().is_empty(), "{} has no source", t.id);
+        }
+    }
+
+    #[test]
+    fn process_names_resolve_with_and_without_exe() {
+        let c = Catalog::builtin().unwrap();
+        assert_eq!(c.tool_for_process("ollama").unwrap().id, "ollama");
+        assert_eq!(c.tool_for_process("ollama.EXE").unwrap().id, "ollama");
+        assert_eq!(c.tool_for_process("Claude").unwrap().id, "claude_desktop");
+        assert_eq!(c.tool_for_process("claude").unwrap().id, "claude_code");
+        assert!(c.tool_for_process("bash").is_none());
+        assert_eq!(c.tool_for_cmdline("node /x/@anthropic-ai/claude-code/cli.js").unwrap().id, "claude_code");
+    }
+
+    #[test]
+    fn duplicates_and_bad_ids_are_refused() {
+        let base = BUILTIN.to_owned();
+        let dup = base.clone() + "\n[[extension]]\nid = \"fcoeoabgfenejglbffodgkkbkcdhcgfn\"\ntool = \"sider\"\nsource = \"x\"\n";
+        assert!(matches!(Catalog::parse(&dup), Err(CatalogError::Invalid { .. })));
+        let bad = base.clone() + "\n[[extension]]\nid = \"ZZZ\"\ntool = \"sider\"\nsource = \"x\"\n";
+        assert!(matches!(Catalog::parse(&bad), Err(CatalogError::Invalid { .. })));
+        let regex = base + "\n[[key_format]]\nid = \"broken\"\nprovider = \"x\"\nkind = \"api_key\"\nregex = \"(\"\nsource = \"x\"\n";
+        assert!(matches!(Catalog::parse(&regex), Err(CatalogError::Invalid { .. })));
+    }
+
+    #[test]
+    fn extension_id_shapes() {
+        assert!(is_chrome_id("fcoeoabgfenejglbffodgkkbkcdhcgfn"));
+        assert!(!is_chrome_id("fcoeoabgfenejglbffodgkkbkcdhcgfz"));
+        assert!(is_firefox_id("87677a2c52b84ad3a151a4a72f5bd3c4@jetpack"));
+        assert!(is_firefox_id("{d10d0bf8-f5b5-c8b4-a8b2-2b9879e08c5d}"));
+        assert!(!is_firefox_id("plain"));
+    }
+}

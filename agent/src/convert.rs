@@ -1,0 +1,109 @@
+//! Detector types to wire observations: the one place the agent turns findings into `pb`.
+
+use sightline_proto::pb;
+
+use crate::catalog::TokenKind;
+use crate::detect::{Finding, TokenSource};
+use crate::scan::ScanReport;
+
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A full scan as `SNAPSHOT` observations: device inventory first, then every finding,
+/// scan errors and the agent's health. Sequence numbers are assigned when sealing.
+pub fn snapshot(report: &ScanReport, now_ms: i64) -> Vec<pb::Observation> {
+    let obs = |item| pb::Observation { seq: 0, observed_at_ms: now_ms, change: pb::Change::Snapshot as i32, item: Some(item) };
+    let mut out = Vec::with_capacity(report.findings.len() + report.errors.len() + 2);
+    out.push(obs(pb::observation::Item::DeviceInventory(pb::DeviceInventory {
+        hostname: report.device.hostname.clone(),
+        os: report.device.os.as_str().to_owned(),
+        os_version: report.device.os_version.clone(),
+        agent_version: AGENT_VERSION.to_owned(),
+        serial: None,
+        users: report.users.clone(),
+    })));
+    out.extend(report.findings.iter().map(|f| obs(item(f))));
+    out.extend(
+        report
+            .errors
+            .iter()
+            .map(|e| obs(pb::observation::Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }))),
+    );
+    out.push(obs(pb::observation::Item::AgentHealth(pb::AgentHealth {
+        agent_version: AGENT_VERSION.to_owned(),
+        scan_errors: report.errors.len() as u32,
+        scan_duration_ms: report.duration.as_millis() as u64,
+        ..Default::default()
+    })));
+    out
+}
+
+fn item(f: &Finding) -> pb::observation::Item {
+    use pb::observation::Item;
+    match f {
+        Finding::Process(p) => Item::Process(pb::ProcessItem {
+            tool: p.tool.clone(),
+            user: p.user.clone(),
+            pid: p.pid,
+            name: p.name.clone(),
+            exe: p.exe.clone(),
+        }),
+        Finding::App(a) => Item::App(pb::AppItem {
+            tool: a.tool.clone(),
+            user: a.user.clone(),
+            path: a.path.clone(),
+            version: a.version.clone(),
+            bundle_id: a.bundle_id.clone(),
+        }),
+        Finding::Extension(e) => Item::Extension(pb::ExtensionItem {
+            tool: e.tool.clone(),
+            user: e.user.clone(),
+            browser: e.browser.clone(),
+            profile: e.profile.clone(),
+            extension_id: e.extension_id.clone(),
+            name: e.name.clone(),
+            version: e.version.clone(),
+            enabled: e.enabled,
+            path: e.path.clone(),
+            signals: e.signals.clone(),
+            permissions: e.permissions.clone(),
+            host_permissions: e.host_permissions.clone(),
+        }),
+        Finding::Token(t) => Item::Token(pb::TokenItem {
+            provider: t.provider.clone(),
+            kind: token_kind(t.kind) as i32,
+            user: t.user.clone(),
+            path: t.path.clone(),
+            source: token_source(t.source) as i32,
+            fingerprint: t.fingerprint.clone(),
+            locator: t.locator.clone(),
+        }),
+        Finding::McpServer(m) => Item::McpServer(pb::McpServerItem {
+            client: m.client.clone(),
+            user: m.user.clone(),
+            name: m.name.clone(),
+            transport: m.transport.clone(),
+            command: m.command.clone(),
+            url: m.url.clone(),
+            path: m.path.clone(),
+        }),
+    }
+}
+
+fn token_kind(k: TokenKind) -> pb::TokenKind {
+    match k {
+        TokenKind::ApiKey => pb::TokenKind::ApiKey,
+        TokenKind::OauthAccess => pb::TokenKind::OauthAccess,
+        TokenKind::OauthRefresh => pb::TokenKind::OauthRefresh,
+        TokenKind::Pat => pb::TokenKind::Pat,
+    }
+}
+
+fn token_source(s: TokenSource) -> pb::TokenSource {
+    match s {
+        TokenSource::CredentialFile => pb::TokenSource::CredentialFile,
+        TokenSource::Dotenv => pb::TokenSource::Dotenv,
+        TokenSource::ShellRc => pb::TokenSource::ShellRc,
+        TokenSource::McpConfig => pb::TokenSource::McpConfig,
+        TokenSource::IdeConfig => pb::TokenSource::IdeConfig,
+    }
+}

@@ -1,0 +1,111 @@
+//! Installed AI apps and CLIs (catalog `tool` install rules).
+//!
+//! macOS: every `*.app` in `/Applications` and `~/Applications`, identified by the
+//! `CFBundleIdentifier` in its `Info.plist` (XML or binary), falling back to the bundle
+//! name. Windows and Linux: the catalog's install paths, machine-wide (`/…`,
+//! `{programfiles}/…`) or per home.
+
+use std::path::{Path, PathBuf};
+
+use super::{AppFinding, Ctx, Finding, Home, Os, rel_path};
+use crate::fsview::{Kind, Tree};
+
+pub(crate) fn detect_machine_wide(ctx: &mut Ctx<'_>, root: &Tree) {
+    if ctx.os == Os::Macos {
+        mac_apps(ctx, root, Path::new("Applications"), None);
+    }
+    let catalog = ctx.catalog;
+    for tool in &catalog.tools {
+        for p in tool.install_paths(ctx.os) {
+            let rels: Vec<PathBuf> = if let Some(rest) = p.strip_prefix("{programfiles}/") {
+                vec![Path::new("Program Files").join(rel_path(rest)), Path::new("Program Files (x86)").join(rel_path(rest))]
+            } else if p.starts_with('/') {
+                vec![rel_path(p)]
+            } else {
+                continue;
+            };
+            for rel in rels {
+                if root.exists(&rel) {
+                    ctx.findings.push(Finding::App(AppFinding {
+                        tool: tool.id.clone(),
+                        user: None,
+                        path: root.display(&rel),
+                        version: None,
+                        bundle_id: None,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn detect_home(ctx: &mut Ctx<'_>, home: &Home) {
+    if ctx.os == Os::Macos {
+        mac_apps(ctx, &home.tree, Path::new("Applications"), Some(&home.user));
+    }
+    let catalog = ctx.catalog;
+    for tool in &catalog.tools {
+        for p in tool.install_paths(ctx.os) {
+            if p.starts_with('/') || p.starts_with('{') {
+                continue;
+            }
+            let rel = rel_path(p);
+            if home.tree.exists(&rel) {
+                ctx.findings.push(Finding::App(AppFinding {
+                    tool: tool.id.clone(),
+                    user: Some(home.user.clone()),
+                    path: home.tree.display(&rel),
+                    version: None,
+                    bundle_id: None,
+                }));
+            }
+        }
+    }
+}
+
+fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
+    let entries = match tree.list(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => return ctx.error(tree, dir, format!("cannot list applications: {e}")),
+    };
+    for e in entries {
+        let Some(name) = e.name.to_str() else { continue };
+        if e.kind != Kind::Dir || !name.ends_with(".app") {
+            continue;
+        }
+        let app = dir.join(name);
+        let plist_rel = app.join("Contents/Info.plist");
+        let (bundle_id, version) = match tree.read(&plist_rel, ctx.limits.small_file) {
+            Ok(bytes) => match plist::Value::from_reader(std::io::Cursor::new(&bytes)).map(|v| v.into_dictionary().unwrap_or_default()) {
+                Ok(d) => (
+                    d.get("CFBundleIdentifier").and_then(|v| v.as_string()).map(str::to_owned),
+                    d.get("CFBundleShortVersionString")
+                        .or_else(|| d.get("CFBundleVersion"))
+                        .and_then(|v| v.as_string())
+                        .map(str::to_owned),
+                ),
+                Err(err) => {
+                    ctx.error(tree, &plist_rel, format!("malformed Info.plist: {err}"));
+                    (None, None)
+                }
+            },
+            Err(err) => {
+                ctx.read_error(tree, &plist_rel, err);
+                (None, None)
+            }
+        };
+        let catalog = ctx.catalog;
+        let by_bundle = bundle_id.as_deref().and_then(|b| catalog.tools.iter().find(|t| t.mac_bundle_ids.iter().any(|x| x == b)));
+        let tool = by_bundle.or_else(|| catalog.tools.iter().find(|t| t.mac_apps.iter().any(|a| a == name)));
+        if let Some(tool) = tool {
+            ctx.findings.push(Finding::App(AppFinding {
+                tool: tool.id.clone(),
+                user: user.map(str::to_owned),
+                path: tree.display(&app),
+                version,
+                bundle_id,
+            }));
+        }
+    }
+}

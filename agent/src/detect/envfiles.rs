@@ -1,0 +1,147 @@
+//! AI credentials in shell start-up files and dotenv files.
+//!
+//! Understands the assignment forms people paste keys with: `export NAME=value`,
+//! `NAME=value`, `declare -x`, csh `setenv NAME value`, fish `set -gx NAME value`,
+//! PowerShell `$env:NAME = "value"` and `[Environment]::SetEnvironmentVariable(...)`.
+//! Besides assignments, every line is searched for distinctive key formats, so a key in an
+//! alias or a curl command is found too.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::tokens::{classify, scan_text};
+use super::{Ctx, Home, TokenSource, rel_path};
+use crate::secret::Secret;
+
+pub(crate) fn detect_rc(ctx: &mut Ctx<'_>, home: &Home) {
+    let files: Vec<PathBuf> = ctx.catalog.env_files.shell_rc.iter().map(|p| rel_path(p)).collect();
+    for rel in files {
+        scan_file(ctx, home, &rel, TokenSource::ShellRc);
+    }
+}
+
+pub(crate) fn detect_dotenv(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
+    for rel in files {
+        scan_file(ctx, home, rel, TokenSource::Dotenv);
+    }
+}
+
+fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
+    let text = match home.tree.read_text(rel, ctx.limits.small_file) {
+        Ok(t) => t,
+        Err(e) => return ctx.read_error(&home.tree, rel, e),
+    };
+    let mut seen = HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || trimmed.starts_with("//") || trimmed.is_empty() {
+            continue;
+        }
+        if let Some((name, value)) = parse_assignment(trimmed) {
+            if let Some(class) = classify(ctx.catalog, &value, Some(&name), None) {
+                seen.insert(value.clone());
+                ctx.token(home, rel, source, Secret::new(value), class, Some(format!("{name} (line {line_no})")));
+                continue;
+            }
+        }
+        for (value, class) in scan_text(ctx.catalog, trimmed) {
+            if seen.insert(value.to_owned()) {
+                ctx.token(home, rel, source, Secret::new(value), class, Some(format!("line {line_no}")));
+            }
+        }
+    }
+}
+
+/// Splits one line into a variable name and its (unquoted) value.
+pub(crate) fn parse_assignment(line: &str) -> Option<(String, String)> {
+    let line = line.trim();
+    // PowerShell: [Environment]::SetEnvironmentVariable("NAME", "value", "User")
+    if let Some(rest) = line.strip_prefix("[Environment]::SetEnvironmentVariable(").or_else(|| {
+        line.strip_prefix("[System.Environment]::SetEnvironmentVariable(")
+    }) {
+        let mut parts = rest.split(',').map(|p| unquote(p.trim().trim_end_matches(')')));
+        let name = parts.next()?;
+        let value = parts.next()?;
+        return valid_name(&name).then_some((name, value));
+    }
+    // PowerShell: $env:NAME = "value"
+    if let Some(rest) = line.strip_prefix("$env:").or_else(|| line.strip_prefix("$Env:")) {
+        let (name, value) = rest.split_once('=')?;
+        let name = name.trim().to_owned();
+        return valid_name(&name).then(|| (name, unquote(value.trim())));
+    }
+    let mut words = line.split_whitespace();
+    match words.next() {
+        // csh: setenv NAME value
+        Some("setenv") => {
+            let name = words.next()?;
+            let value = line.splitn(3, char::is_whitespace).nth(2)?.trim();
+            return valid_name(name).then(|| (name.to_owned(), unquote(value)));
+        }
+        // fish: set -gx NAME value
+        Some("set") => {
+            let mut flags = 0;
+            let name = words.by_ref().find(|w| if w.starts_with('-') { flags += 1; false } else { true })?;
+            let value = line.split_once(name)?.1.trim();
+            return (flags > 0 && valid_name(name) && !value.is_empty()).then(|| (name.to_owned(), unquote(value)));
+        }
+        _ => {}
+    }
+    // sh: [export|declare -x|typeset -x] NAME=value
+    let mut rest = line;
+    for prefix in ["export ", "declare -x ", "typeset -x ", "local ", "readonly "] {
+        if let Some(r) = rest.strip_prefix(prefix) {
+            rest = r.trim_start();
+        }
+    }
+    let (name, value) = rest.split_once('=')?;
+    let name = name.trim();
+    if !valid_name(name) {
+        return None;
+    }
+    Some((name.to_owned(), unquote(value.trim())))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+/// Removes surrounding quotes; for unquoted values, a trailing ` # comment` or `;`.
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q) {
+            return inner.split(q).next().unwrap_or_default().to_owned();
+        }
+    }
+    let v = v.split(" #").next().unwrap_or(v);
+    v.trim().trim_end_matches(';').trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_assignment;
+
+    fn check(line: &str, name: &str, value: &str) {
+        assert_eq!(parse_assignment(line), Some((name.to_owned(), value.to_owned())), "{line}");
+    }
+
+    #[test]
+    fn assignment_forms() {
+        check("export OPENAI_API_KEY=abc", "OPENAI_API_KEY", "abc");
+        check("export OPENAI_API_KEY=\"abc\" # mine", "OPENAI_API_KEY", "abc");
+        check("MISTRAL_API_KEY='q w'", "MISTRAL_API_KEY", "q w");
+        check("MISTRAL_API_KEY=abc # c", "MISTRAL_API_KEY", "abc");
+        check("declare -x GROQ_API_KEY=abc", "GROQ_API_KEY", "abc");
+        check("setenv GROQ_API_KEY abc", "GROQ_API_KEY", "abc");
+        check("set -gx ANTHROPIC_API_KEY abc", "ANTHROPIC_API_KEY", "abc");
+        check("set -x ANTHROPIC_API_KEY 'abc'", "ANTHROPIC_API_KEY", "abc");
+        check("$env:OPENAI_API_KEY = \"abc\"", "OPENAI_API_KEY", "abc");
+        check("[Environment]::SetEnvironmentVariable(\"HF_TOKEN\", \"abc\", \"User\")", "HF_TOKEN", "abc");
+        assert_eq!(parse_assignment("echo hello"), None);
+        assert_eq!(parse_assignment("if [ a = b ]; then"), None);
+    }
+}

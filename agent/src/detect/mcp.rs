@@ -1,0 +1,134 @@
+//! MCP servers wired into AI clients (catalog `mcp_client` entries).
+//!
+//! Each server becomes an `mcp_server` finding with its command line or URL redacted.
+//! Credentials handed to the server (env values, headers, argv, URLs) become `token`
+//! findings with source `mcp_config`: they are access paths an AI agent holds.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::jsonc::{parse, select};
+use super::redact;
+use super::tokens::{Class, classify, looks_secret, scan_text, secret_like_name};
+use super::{Ctx, Finding, Home, McpFinding, TokenSource, rel_path};
+use crate::catalog::{McpClient, TokenKind};
+use crate::secret::Secret;
+
+pub(crate) fn detect_global(ctx: &mut Ctx<'_>, home: &Home) {
+    let catalog = ctx.catalog;
+    for client in &catalog.mcp_clients {
+        for p in client.paths(ctx.os) {
+            read_config(ctx, home, client, &rel_path(p));
+        }
+    }
+}
+
+pub(crate) fn detect_project(ctx: &mut Ctx<'_>, home: &Home, configs: &[(String, PathBuf)]) {
+    let catalog = ctx.catalog;
+    for (id, rel) in configs {
+        if let Some(client) = catalog.mcp_clients.iter().find(|c| &c.id == id) {
+            read_config(ctx, home, client, rel);
+        }
+    }
+}
+
+fn read_config(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path) {
+    let text = match home.tree.read_text(rel, ctx.limits.large_file) {
+        Ok(t) => t,
+        Err(e) => return ctx.read_error(&home.tree, rel, e),
+    };
+    let doc = match parse(client.format, &text) {
+        Ok(v) => v,
+        Err(e) => return ctx.error(&home.tree, rel, e),
+    };
+    for root in &client.roots {
+        for (pointer, servers) in select(&doc, root) {
+            let Value::Object(servers) = servers else { continue };
+            for (name, def) in servers {
+                if def.is_object() {
+                    server(ctx, home, client, rel, &format!("{pointer}/{name}"), name, def);
+                }
+            }
+        }
+    }
+}
+
+fn server(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path, pointer: &str, name: &str, def: &Value) {
+    let catalog = ctx.catalog;
+    // Command shapes: "command": "npx" + "args": [...]; OpenCode "command": [...];
+    // Zed "command": {"path": ..., "args": [...]}.
+    let mut argv: Vec<String> = Vec::new();
+    match &def["command"] {
+        Value::String(c) => argv.push(c.clone()),
+        Value::Array(a) => argv.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned))),
+        Value::Object(o) => {
+            if let Some(p) = o.get("path").and_then(Value::as_str) {
+                argv.push(p.to_owned());
+            }
+            argv.extend(strings(o.get("args")));
+        }
+        _ => {}
+    }
+    argv.extend(strings(def.get("args")));
+    let url = ["url", "serverUrl", "httpUrl", "uri"].iter().find_map(|k| def.get(*k).and_then(Value::as_str));
+    let transport = if url.is_some() && argv.is_empty() { "http" } else { "stdio" };
+
+    ctx.findings.push(Finding::McpServer(McpFinding {
+        client: client.id.clone(),
+        user: Some(home.user.clone()),
+        name: name.to_owned(),
+        transport: transport.to_owned(),
+        command: (!argv.is_empty()).then(|| redact::command_line(catalog, &argv)),
+        url: url.map(|u| redact::url(catalog, u)),
+        path: home.tree.display(rel),
+    }));
+
+    // Credentials the server is given.
+    let mut creds: Vec<(String, String)> = Vec::new();
+    for key in ["env", "environment", "envs"] {
+        collect_named(def.get(key), &format!("{pointer}/{key}"), &mut creds);
+    }
+    if let Value::Object(cmd) = &def["command"] {
+        collect_named(cmd.get("env"), &format!("{pointer}/command/env"), &mut creds);
+    }
+    for key in ["headers", "http_headers"] {
+        collect_named(def.get(key), &format!("{pointer}/{key}"), &mut creds);
+    }
+    for (loc, value) in creds {
+        let var = loc.rsplit('/').next().unwrap_or_default().to_owned();
+        let value = value.strip_prefix("Bearer ").unwrap_or(&value).trim().to_owned();
+        let class = classify(catalog, &value, Some(&var), None).or_else(|| {
+            // A secret-named variable with a secret-shaped value is a credential even when we
+            // cannot tell its issuer.
+            (secret_like_name(&var) && looks_secret(catalog, &value))
+                .then(|| Class { provider: "unknown".into(), kind: TokenKind::ApiKey })
+        });
+        if let Some(class) = class {
+            ctx.token(home, rel, TokenSource::McpConfig, Secret::new(value), class, Some(loc));
+        }
+    }
+    for (i, arg) in argv.iter().chain(url.map(str::to_owned).iter()).enumerate() {
+        for (value, class) in scan_text(catalog, arg) {
+            ctx.token(home, rel, TokenSource::McpConfig, Secret::new(value), class, Some(format!("{pointer}/argv/{i}")));
+        }
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn collect_named(v: Option<&Value>, pointer: &str, out: &mut Vec<(String, String)>) {
+    if let Some(Value::Object(m)) = v {
+        for (k, v) in m {
+            if let Some(s) = v.as_str() {
+                out.push((format!("{pointer}/{k}"), s.to_owned()));
+            }
+        }
+    }
+}
+

@@ -1,0 +1,310 @@
+//! Detectors: pure functions of a filesystem view and the catalog.
+//!
+//! [`scan_files`] looks at a [`Tree`] (the real `/` or a filesystem image under `--root`),
+//! works out its OS layout and users' homes, and runs every file detector over it. Live
+//! process detection ([`processes`]) is separate because it reads the running system.
+//!
+//! Per-file problems (unreadable, malformed, too large, a hostile symlink) become
+//! [`ScanError`]s in the report; a detector never stops the scan.
+
+pub mod apps;
+pub mod credentials;
+pub mod envfiles;
+pub mod extensions;
+pub mod jsonc;
+pub mod mcp;
+pub mod processes;
+pub mod redact;
+pub mod tokens;
+pub mod walk;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::catalog::{Catalog, TokenKind};
+use crate::fsview::{Kind, ReadError, Tree};
+use crate::secret::Fingerprinter;
+
+/// The OS a scanned tree is laid out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Linux,
+    Macos,
+    Windows,
+}
+
+impl Os {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Os::Linux => "linux",
+            Os::Macos => "macos",
+            Os::Windows => "windows",
+        }
+    }
+}
+
+/// Recognises the layout from the tree itself, so every layout is testable on Linux.
+pub fn detect_os(root: &Tree) -> Os {
+    if root.is_dir(Path::new("Windows/System32")) || root.is_dir(Path::new("Program Files")) {
+        Os::Windows
+    } else if root.is_dir(Path::new("Users")) && root.is_dir(Path::new("Applications"))
+        || root.is_dir(Path::new("System/Library"))
+    {
+        Os::Macos
+    } else if root.is_dir(Path::new("Users")) && !root.is_dir(Path::new("home")) {
+        // A Windows image without system folders still keeps homes under Users/*/AppData.
+        Os::Windows
+    } else {
+        Os::Linux
+    }
+}
+
+/// A user's home in the scanned tree.
+#[derive(Debug)]
+pub struct Home {
+    pub user: String,
+    pub tree: Tree,
+}
+
+/// Opens every user's home as its own sandboxed tree.
+pub fn homes(root: &Tree, os: Os, errors: &mut Vec<ScanError>) -> Vec<Home> {
+    let (parent, skip): (&str, &[&str]) = match os {
+        Os::Linux => ("home", &[]),
+        Os::Macos => ("Users", &["Shared", "Guest"]),
+        Os::Windows => ("Users", &["Public", "Default", "Default User", "All Users", "desktop.ini"]),
+    };
+    let mut out = Vec::new();
+    match root.list(Path::new(parent)) {
+        Ok(entries) => {
+            for e in entries {
+                let Some(name) = e.name.to_str() else {
+                    errors.push(ScanError::new(
+                        root.display(&Path::new(parent).join(&e.name)),
+                        "home directory name is not UTF-8; skipped",
+                    ));
+                    continue;
+                };
+                if skip.contains(&name) || name.starts_with('.') || !matches!(e.kind, Kind::Dir | Kind::Symlink) {
+                    continue;
+                }
+                let rel = Path::new(parent).join(name);
+                match root.subtree(&rel) {
+                    Ok(tree) => out.push(Home { user: name.to_owned(), tree }),
+                    Err(err) => errors.push(ScanError::new(root.display(&rel), ReadError::Io(err).to_string())),
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(ScanError::new(root.display(Path::new(parent)), ReadError::Io(e).to_string())),
+    }
+    let root_home = if os == Os::Macos { "var/root" } else { "root" };
+    if os != Os::Windows
+        && root.is_dir(Path::new(root_home))
+        && let Ok(tree) = root.subtree(Path::new(root_home))
+    {
+        out.push(Home { user: "root".into(), tree });
+    }
+    out
+}
+
+/// Where a token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TokenSource {
+    CredentialFile,
+    Dotenv,
+    ShellRc,
+    McpConfig,
+    IdeConfig,
+}
+
+impl TokenSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::CredentialFile => "credential_file",
+            TokenSource::Dotenv => "dotenv",
+            TokenSource::ShellRc => "shell_rc",
+            TokenSource::McpConfig => "mcp_config",
+            TokenSource::IdeConfig => "ide_config",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessFinding {
+    pub tool: String,
+    pub user: Option<String>,
+    pub pid: u32,
+    pub name: String,
+    pub exe: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppFinding {
+    pub tool: String,
+    pub user: Option<String>,
+    pub path: String,
+    pub version: Option<String>,
+    pub bundle_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionFinding {
+    pub tool: Option<String>,
+    pub user: Option<String>,
+    pub browser: String,
+    pub profile: String,
+    pub extension_id: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub enabled: Option<bool>,
+    pub path: String,
+    pub signals: Vec<String>,
+    pub permissions: Vec<String>,
+    pub host_permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFinding {
+    pub provider: String,
+    pub kind: TokenKind,
+    pub user: Option<String>,
+    pub path: String,
+    pub source: TokenSource,
+    pub fingerprint: String,
+    pub locator: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpFinding {
+    pub client: String,
+    pub user: Option<String>,
+    pub name: String,
+    pub transport: String,
+    pub command: Option<String>,
+    pub url: Option<String>,
+    pub path: String,
+}
+
+/// One AI connector found on the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    Process(ProcessFinding),
+    App(AppFinding),
+    Extension(ExtensionFinding),
+    Token(TokenFinding),
+    McpServer(McpFinding),
+}
+
+impl Finding {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::Process(_) => "process",
+            Finding::App(_) => "app",
+            Finding::Extension(_) => "extension",
+            Finding::Token(_) => "token",
+            Finding::McpServer(_) => "mcp_server",
+        }
+    }
+}
+
+/// A per-file problem; the scan went on without that file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanError {
+    pub path: String,
+    pub error: String,
+}
+
+impl ScanError {
+    pub fn new(path: impl Into<String>, error: impl Into<String>) -> ScanError {
+        ScanError { path: path.into(), error: error.into() }
+    }
+}
+
+/// Bounds on the work one scan may do, so a hostile or enormous home cannot stall it.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Credential, rc and dotenv files.
+    pub small_file: u64,
+    /// JSON configs that grow with use (`~/.claude.json`, browser Preferences).
+    pub large_file: u64,
+    pub walk_depth: usize,
+    pub walk_entries: usize,
+    pub walk_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            small_file: 1024 * 1024,
+            large_file: 32 * 1024 * 1024,
+            walk_depth: 6,
+            walk_entries: 200_000,
+            walk_time: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Everything a file scan produced.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    pub os: Option<Os>,
+    pub users: Vec<String>,
+    pub findings: Vec<Finding>,
+    pub errors: Vec<ScanError>,
+}
+
+/// Shared context for the detectors of one home.
+pub(crate) struct Ctx<'a> {
+    pub catalog: &'a Catalog,
+    pub fp: &'a Fingerprinter,
+    pub limits: &'a Limits,
+    pub os: Os,
+    pub findings: Vec<Finding>,
+    pub errors: Vec<ScanError>,
+}
+
+impl Ctx<'_> {
+    /// Records a read failure unless the file is simply absent.
+    pub(crate) fn read_error(&mut self, tree: &Tree, rel: &Path, err: ReadError) {
+        if !err.is_not_found() {
+            self.errors.push(ScanError::new(tree.display(rel), err.to_string()));
+        }
+    }
+
+    pub(crate) fn error(&mut self, tree: &Tree, rel: &Path, msg: impl Into<String>) {
+        self.errors.push(ScanError::new(tree.display(rel), msg));
+    }
+}
+
+/// Runs every file detector over the tree.
+pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &Limits) -> FileScan {
+    let os = detect_os(root);
+    let mut ctx = Ctx { catalog, fp, limits, os, findings: Vec::new(), errors: Vec::new() };
+    let homes = homes(root, os, &mut ctx.errors);
+
+    apps::detect_machine_wide(&mut ctx, root);
+    for home in &homes {
+        apps::detect_home(&mut ctx, home);
+        extensions::detect(&mut ctx, home);
+        credentials::detect(&mut ctx, home);
+        mcp::detect_global(&mut ctx, home);
+        envfiles::detect_rc(&mut ctx, home);
+        let walked = walk::walk_home(&mut ctx, home);
+        envfiles::detect_dotenv(&mut ctx, home, &walked.dotenv);
+        mcp::detect_project(&mut ctx, home, &walked.mcp_configs);
+    }
+    dedup(&mut ctx.findings);
+    FileScan { os: Some(os), users: homes.iter().map(|h| h.user.clone()).collect(), findings: ctx.findings, errors: ctx.errors }
+}
+
+/// The same connector can be reached by two rules (a global config that is also a project
+/// file); report it once.
+fn dedup(findings: &mut Vec<Finding>) {
+    let mut seen = std::collections::HashSet::new();
+    findings.retain(|f| seen.insert(format!("{f:?}")));
+}
+
+/// Joins a home-relative catalog path (always written with `/`) onto a relative path.
+pub(crate) fn rel_path(p: &str) -> PathBuf {
+    p.split('/').filter(|s| !s.is_empty()).collect()
+}

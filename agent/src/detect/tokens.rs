@@ -1,0 +1,156 @@
+//! Deciding whether a value is an AI credential, and of which provider and kind.
+//!
+//! Order of evidence: a key format (a distinctive prefix or marker) wins; then the name of
+//! the variable or field holding it (`MISTRAL_API_KEY=`); then what the credential file's
+//! catalog entry says the field is. Placeholders and example values are never findings.
+
+use std::path::Path;
+
+use super::{Ctx, Finding, Home, TokenFinding, TokenSource};
+use crate::catalog::{Catalog, TokenKind};
+use crate::secret::Secret;
+
+/// A classified credential: who issued it and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Class {
+    pub provider: String,
+    pub kind: TokenKind,
+}
+
+/// Classifies a value found under an optional variable/field name.
+pub(crate) fn classify(
+    catalog: &Catalog,
+    value: &str,
+    name: Option<&str>,
+    fallback: Option<(&str, TokenKind)>,
+) -> Option<Class> {
+    let value = value.trim();
+    if is_placeholder(catalog, value) {
+        return None;
+    }
+    if let Some(f) = catalog.classify_value(value) {
+        return Some(Class { provider: f.provider.clone(), kind: f.kind });
+    }
+    if !looks_secret(catalog, value) {
+        return None;
+    }
+    if let Some((provider, kind)) = name.and_then(|n| catalog.env_vars.get(n)) {
+        return Some(Class { provider: provider.clone(), kind: kind.unwrap_or(TokenKind::ApiKey) });
+    }
+    fallback.map(|(provider, kind)| Class { provider: provider.to_owned(), kind })
+}
+
+/// Finds key-format matches anywhere in a line of free text.
+pub(crate) fn scan_text<'t>(catalog: &Catalog, text: &'t str) -> Vec<(&'t str, Class)> {
+    let mut out = Vec::new();
+    for caps in catalog.key_scan.captures_iter(text) {
+        let Some(m) = caps.get(1) else { continue };
+        if let Some(class) = classify(catalog, m.as_str(), None, None) {
+            out.push((m.as_str(), class));
+        }
+    }
+    out
+}
+
+/// Example values, references to other variables and obviously fake keys.
+pub(crate) fn is_placeholder(catalog: &Catalog, value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    if value.is_empty() || value.starts_with('$') || value.starts_with('%') {
+        return true;
+    }
+    if catalog.placeholders.contains.iter().any(|p| lower.contains(p.as_str())) {
+        return true;
+    }
+    // A long run of one character ("sk-aaaaaaaa…", "0000…") is a template, not a key.
+    let mut run = 1;
+    let bytes = value.as_bytes();
+    for w in bytes.windows(2) {
+        run = if w[0] == w[1] { run + 1 } else { 1 };
+        if run >= 8 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a value without a known format is shaped like a secret at all.
+pub(crate) fn looks_secret(catalog: &Catalog, value: &str) -> bool {
+    value.len() >= catalog.placeholders.min_len
+        && value.len() <= 4096
+        && !value.chars().any(char::is_whitespace)
+        && value.chars().any(|c| c.is_ascii_digit())
+        && value.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// Variable or header names that conventionally hold credentials.
+pub(crate) fn secret_like_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL", "BEARER"].iter().any(|w| upper.contains(w))
+}
+
+impl Ctx<'_> {
+    /// Records a token finding; the value is fingerprinted here and dropped.
+    pub(crate) fn token(
+        &mut self,
+        home: &Home,
+        rel: &Path,
+        source: TokenSource,
+        value: Secret,
+        class: Class,
+        locator: Option<String>,
+    ) {
+        let fingerprint = self.fp.fingerprint(&value);
+        self.findings.push(Finding::Token(TokenFinding {
+            provider: class.provider,
+            kind: class.kind,
+            user: Some(home.user.clone()),
+            path: home.tree.display(rel),
+            source,
+            fingerprint,
+            locator,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cat() -> Catalog {
+        Catalog::builtin().unwrap()
+    }
+
+    #[test]
+    fn formats_names_and_fallbacks() {
+        let c = cat();
+        let hf = format!("hf_{}", "AbCdEfGhIjKlMnOpQrStUvWxYz01234567");
+        assert_eq!(classify(&c, &hf, None, None).unwrap().provider, "huggingface");
+        let m = classify(&c, "Zq8vN2xL0pR4tY7uW1eK5sD9", Some("MISTRAL_API_KEY"), None).unwrap();
+        assert_eq!((m.provider.as_str(), m.kind), ("mistral", TokenKind::ApiKey));
+        assert!(classify(&c, "Zq8vN2xL0pR4tY7uW1eK5sD9", Some("PATH"), None).is_none());
+        let f = classify(&c, "Zq8vN2xL0pR4tY7uW1eK5sD9", None, Some(("codeium", TokenKind::ApiKey))).unwrap();
+        assert_eq!(f.provider, "codeium");
+    }
+
+    #[test]
+    fn placeholders_are_not_credentials() {
+        let c = cat();
+        for v in ["your-api-key-here", "sk-xxxxxxxxxxxxxxxxxxxxxxxx", "${OPENAI_API_KEY}", "$OPENAI_API_KEY", "<paste key>", "changeme", "short1"] {
+            assert!(classify(&c, v, Some("OPENAI_API_KEY"), None).is_none(), "{v}");
+        }
+        let fake_format = format!("hf_{}", "a".repeat(34));
+        assert!(classify(&c, &fake_format, None, None).is_none());
+    }
+
+    #[test]
+    fn text_scan_respects_token_boundaries() {
+        let c = cat();
+        let key = format!("gsk_{}", "Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8Qr9St0Uv1Wx2Yz3Ab4Cd5Ef6Gh7I");
+        assert_eq!(key.len(), 56);
+        let line = format!("alias g='GROQ={key} groq'");
+        let found = scan_text(&c, &line);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1.provider, "groq");
+        assert!(scan_text(&c, &format!("x{key}x")).is_empty());
+    }
+}

@@ -1,0 +1,77 @@
+//! The bounded walk of a home that finds dotenv files and project-level MCP configs.
+//!
+//! Bounded three ways (depth, entries visited, wall time) and never descends into a
+//! symlinked directory, so link loops and enormous trees cannot stall a scan. Hitting a
+//! bound is reported in the scan's errors: an incomplete walk is never silent.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{Ctx, Home, rel_path};
+use crate::fsview::Kind;
+
+/// What the walk found, as home-relative paths.
+#[derive(Debug, Default)]
+pub(crate) struct Walked {
+    pub dotenv: Vec<PathBuf>,
+    /// (client id, path)
+    pub mcp_configs: Vec<(String, PathBuf)>,
+}
+
+#[allow(clippy::disallowed_types, reason = "wall-clock bound of a synchronous scan; no tokio time here")]
+pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
+    let started = Instant::now();
+    let catalog = ctx.catalog;
+    let skip_names: Vec<&str> = catalog.env_files.skip_dirs.iter().filter(|s| !s.contains('/')).map(String::as_str).collect();
+    let skip_paths: Vec<PathBuf> = catalog.env_files.skip_dirs.iter().filter(|s| s.contains('/')).map(|s| rel_path(s)).collect();
+    let project_files: Vec<(String, PathBuf)> = catalog
+        .mcp_clients
+        .iter()
+        .flat_map(|c| c.project_files.iter().map(move |p| (c.id.clone(), rel_path(p))))
+        .collect();
+
+    let mut out = Walked::default();
+    let mut queue = VecDeque::from([(PathBuf::new(), 0usize)]);
+    let mut visited = 0usize;
+    while let Some((dir, depth)) = queue.pop_front() {
+        if started.elapsed() > ctx.limits.walk_time || visited > ctx.limits.walk_entries {
+            ctx.error(&home.tree, &dir, "home walk stopped at its time or size bound; deeper files were not scanned");
+            break;
+        }
+        let entries = match home.tree.list(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                ctx.error(&home.tree, &dir, format!("cannot list directory: {e}"));
+                continue;
+            }
+        };
+        visited += entries.len();
+        for e in &entries {
+            let Some(name) = e.name.to_str() else { continue };
+            let path = dir.join(name);
+            match e.kind {
+                Kind::File | Kind::Symlink if catalog.env_files.dotenv_names.iter().any(|n| n == name) => {
+                    out.dotenv.push(path);
+                }
+                Kind::Dir if depth < ctx.limits.walk_depth => {
+                    if !skip_names.contains(&name) && !skip_paths.contains(&path) {
+                        queue.push_back((path, depth + 1));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (client, file) in &project_files {
+            let Some(first) = file.components().next() else { continue };
+            if entries.iter().any(|e| e.name == first.as_os_str()) {
+                let candidate = dir.join(file);
+                if home.tree.exists(&candidate) {
+                    out.mcp_configs.push((client.clone(), candidate));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,98 @@
+//! Enrollment: one-time token + proof of possession of the device key → device id, client
+//! certificate, org fingerprint key (design.md §4).
+
+use anyhow::Context;
+use sightline_proto::envelope;
+use sightline_proto::pb::{self, enrollment_client::EnrollmentClient};
+
+use crate::convert::AGENT_VERSION;
+use crate::keys::{self, Backend, KeyChoice};
+use crate::scan::device_info;
+use crate::state::{Enrollment, StateDir};
+use crate::transport;
+
+#[derive(Debug, Clone)]
+pub struct EnrollOptions {
+    pub server: String,
+    pub token: String,
+    pub ca_pem: Vec<u8>,
+    pub key_backend: KeyChoice,
+}
+
+pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<Enrollment> {
+    let state_path = state.path().to_owned();
+    let choice = opts.key_backend;
+    // Key stores are synchronous platform APIs (files, Keychain): keep them off the runtime.
+    let key = tokio::task::spawn_blocking(move || keys::open(&state_path, choice)).await??;
+    let (tls_key_pem, tls_spki) = keys::new_tls_key_pem()?;
+    let facts = tokio::task::spawn_blocking(|| {
+        let root = crate::fsview::Tree::open_root(std::path::Path::new("/"))?;
+        let os = crate::detect::detect_os(&root);
+        anyhow::Ok(device_info(&root, true, os))
+    })
+    .await??;
+
+    let channel = transport::connect(&opts.server, &opts.ca_pem, None).await?;
+    let mut client = EnrollmentClient::new(channel);
+    let spki = key.public_key_spki();
+    let challenge = client
+        .begin(pb::BeginEnrollmentRequest {
+            token: opts.token.clone(),
+            facts: Some(pb::DeviceFacts {
+                hostname: facts.hostname,
+                os: facts.os.as_str().to_owned(),
+                os_version: facts.os_version,
+                agent_version: AGENT_VERSION.to_owned(),
+                serial: None,
+                machine_id: std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().to_owned()),
+            }),
+            key: Some(pb::KeyAttestation { backend: backend(key.backend()) as i32, device_key_spki: spki.clone() }),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("enrollment refused: {}", transport::status_message(&s)))?
+        .into_inner();
+
+    let mut msg = envelope::ENROLL_POP_CONTEXT.to_vec();
+    msg.extend(envelope::enroll_pop_message(&challenge.nonce, &spki, &tls_spki));
+    let pop = key.sign(&msg)?;
+    let result = client
+        .complete(pb::CompleteEnrollmentRequest {
+            challenge_id: challenge.challenge_id,
+            proof_of_possession: pop,
+            tls_key_spki: tls_spki,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("enrollment refused: {}", transport::status_message(&s)))?
+        .into_inner();
+    if result.org_fingerprint_key.len() != 32 {
+        anyhow::bail!("collector sent an org fingerprint key of {} bytes, expected 32", result.org_fingerprint_key.len());
+    }
+
+    let enrollment = Enrollment {
+        device_id: result.device_id,
+        server_url: opts.server.clone(),
+        assurance: result.assurance,
+        enrolled_at_ms: now_ms(),
+        collector_signing_key: hex::encode(&result.collector_signing_key_spki),
+    };
+    state.write("ca.pem", result.ca_certificate_pem.as_bytes(), false)?;
+    state.write("client.key", tls_key_pem.as_bytes(), true)?;
+    state.write("client.pem", result.client_certificate_pem.as_bytes(), false)?;
+    state.write("org-fingerprint.key", &result.org_fingerprint_key, true)?;
+    // Written last: its presence means every other enrollment file is in place.
+    state.write("enrollment.json", &serde_json::to_vec_pretty(&enrollment)?, false).context("saving enrollment")?;
+    Ok(enrollment)
+}
+
+fn backend(b: Backend) -> pb::KeyBackend {
+    match b {
+        Backend::Software => pb::KeyBackend::Software,
+        Backend::Tpm => pb::KeyBackend::Tpm,
+        Backend::SecureEnclave => pb::KeyBackend::SecureEnclave,
+        Backend::WindowsPcp => pb::KeyBackend::WindowsPcp,
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

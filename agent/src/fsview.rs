@@ -1,0 +1,214 @@
+//! A read-only, sandboxed view of the filesystem being scanned.
+//!
+//! The agent runs as root in a tree that users control. A [`Tree`] is a directory handle
+//! (cap-std) through which every path is resolved *beneath* that directory: a symlink that
+//! points outside (absolute, or `..` past the top) fails with an error instead of being
+//! followed, and link loops end in `ELOOP`. Each user's home is opened as its own tree, so
+//! `~alice/.env -> /root/.env` is refused rather than attributed to alice.
+//!
+//! Reads are bounded: only regular files are read, opened non-blocking (a FIFO cannot
+//! hang the scan), and a file over its limit is an error, never a partial parse.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::{Dir, OpenOptions};
+
+/// Why a file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    #[error("file is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("{}", describe_io(.0))]
+    Io(#[from] io::Error),
+}
+
+impl ReadError {
+    /// Absent files are the normal case for catalog paths and are not reported.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20))
+    }
+}
+
+fn describe_io(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::PermissionDenied && e.to_string().contains("outside") {
+        return "symlink leads outside the scanned tree; not followed".into();
+    }
+    e.to_string()
+}
+
+/// What a directory entry is, without following symlinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: OsString,
+    pub kind: Kind,
+}
+
+/// A directory through which all access stays beneath it.
+pub struct Tree {
+    dir: Dir,
+    /// How this tree's top is spelled on the scanned system (`/`, `/home/alice`).
+    display_base: PathBuf,
+}
+
+impl fmt::Debug for Tree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tree").field("display_base", &self.display_base).finish()
+    }
+}
+
+impl Tree {
+    /// Opens the top of the scanned filesystem; it is displayed as `/`.
+    pub fn open_root(path: &Path) -> io::Result<Tree> {
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+        Ok(Tree { dir, display_base: PathBuf::from("/") })
+    }
+
+    /// Opens a directory beneath this one as a tree of its own.
+    pub fn subtree(&self, rel: &Path) -> io::Result<Tree> {
+        let dir = self.dir.open_dir(rel)?;
+        Ok(Tree { dir, display_base: self.display_base.join(rel) })
+    }
+
+    /// The path as it is on the scanned system.
+    pub fn display(&self, rel: &Path) -> String {
+        let p = if rel.as_os_str().is_empty() { self.display_base.clone() } else { self.display_base.join(rel) };
+        p.to_string_lossy().into_owned()
+    }
+
+    pub fn display_base(&self) -> &Path {
+        &self.display_base
+    }
+
+    /// Reads a whole regular file of at most `limit` bytes.
+    pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        #[cfg(unix)]
+        {
+            use cap_std::fs::OpenOptionsExt;
+            // A FIFO or device swapped in after any check must not block the scan.
+            opts.custom_flags(nonblock_flag());
+        }
+        let file = self.dir.open_with(rel, &opts)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(ReadError::NotRegular);
+        }
+        if meta.len() > limit {
+            return Err(ReadError::TooLarge { size: meta.len(), limit });
+        }
+        let mut buf = Vec::with_capacity(meta.len() as usize);
+        // The file may grow after the size check; read one byte past the limit to notice.
+        file.into_std().take(limit + 1).read_to_end(&mut buf)?;
+        if buf.len() as u64 > limit {
+            return Err(ReadError::TooLarge { size: buf.len() as u64, limit });
+        }
+        Ok(buf)
+    }
+
+    /// Reads a file as text; invalid UTF-8 is replaced rather than refused, because
+    /// config files with a stray Latin-1 byte still hold readable keys.
+    pub fn read_text(&self, rel: &Path, limit: u64) -> Result<String, ReadError> {
+        let bytes = self.read(rel, limit)?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// Lists a directory without following symlinks in its entries.
+    pub fn list(&self, rel: &Path) -> io::Result<Vec<Entry>> {
+        let iter = if rel.as_os_str().is_empty() { self.dir.entries()? } else { self.dir.read_dir(rel)? };
+        let mut out = Vec::new();
+        for entry in iter {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            let kind = if ft.is_symlink() {
+                Kind::Symlink
+            } else if ft.is_dir() {
+                Kind::Dir
+            } else if ft.is_file() {
+                Kind::File
+            } else {
+                Kind::Other
+            };
+            out.push(Entry { name: entry.file_name(), kind });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Whether a path resolves (beneath this tree) to a directory.
+    pub fn is_dir(&self, rel: &Path) -> bool {
+        self.dir.metadata(rel).map(|m| m.is_dir()).unwrap_or(false)
+    }
+
+    /// Whether a path resolves (beneath this tree) to anything.
+    pub fn exists(&self, rel: &Path) -> bool {
+        self.dir.metadata(rel).is_ok()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn nonblock_flag() -> i32 {
+    0o4000
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn nonblock_flag() -> i32 {
+    0x0004
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn links_out_of_the_tree_are_refused_and_loops_end() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside.txt");
+        std::fs::write(&outside, "secret").unwrap();
+        let home = t.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        std::fs::write(home.join("inside.txt"), "ok").unwrap();
+        symlink(&outside, home.join("abs")).unwrap();
+        symlink("../outside.txt", home.join("rel")).unwrap();
+        symlink("inside.txt", home.join("good")).unwrap();
+        symlink("loop2", home.join("loop1")).unwrap();
+        symlink("loop1", home.join("loop2")).unwrap();
+
+        let tree = Tree::open_root(&home).unwrap();
+        assert_eq!(tree.read(Path::new("good"), 10).unwrap(), b"ok");
+        for name in ["abs", "rel", "loop1"] {
+            let err = tree.read(Path::new(name), 10).unwrap_err();
+            assert!(!err.is_not_found(), "{name}: {err}");
+        }
+        assert!(tree.read(Path::new("abs"), 10).unwrap_err().to_string().contains("outside"));
+    }
+
+    #[test]
+    fn bounded_reads_and_special_files() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("big"), vec![b'a'; 100]).unwrap();
+        let tree = Tree::open_root(t.path()).unwrap();
+        assert!(matches!(tree.read(Path::new("big"), 99), Err(ReadError::TooLarge { size: 100, limit: 99 })));
+        assert_eq!(tree.read(Path::new("big"), 100).unwrap().len(), 100);
+        assert!(matches!(tree.read(Path::new("."), 100), Err(ReadError::NotRegular) | Err(ReadError::Io(_))));
+        assert!(tree.read(Path::new("missing"), 1).unwrap_err().is_not_found());
+    }
+}

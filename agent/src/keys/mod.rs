@@ -1,0 +1,88 @@
+//! The device signing key (design.md §3).
+//!
+//! Every backend offers ECDSA P-256/SHA-256 with DER signatures, the one algorithm TPM 2.0,
+//! the Secure Enclave and Windows platform crypto share. Callers hold a `Box<dyn DeviceKey>`
+//! and never learn which backend signs, so hardware backends drop in without touching them.
+//! Private key material never leaves this module.
+
+mod software;
+mod store;
+
+use std::fmt;
+use std::path::Path;
+
+pub use software::SoftwareKey;
+
+/// Which implementation holds the key. The collector decides the *assurance* from evidence;
+/// this is only what the agent claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Software,
+    Tpm,
+    SecureEnclave,
+    WindowsPcp,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Software => "software",
+            Backend::Tpm => "tpm",
+            Backend::SecureEnclave => "secure_enclave",
+            Backend::WindowsPcp => "windows_pcp",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("key storage: {0}")]
+    Storage(String),
+    #[error("stored device key is unusable: {0}")]
+    Corrupt(String),
+    #[error("signing failed")]
+    Sign,
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A non-exportable (where the backend allows) device signing key.
+pub trait DeviceKey: Send + Sync + fmt::Debug {
+    /// DER SubjectPublicKeyInfo.
+    fn public_key_spki(&self) -> Vec<u8>;
+    /// DER ECDSA P-256/SHA-256 signature over `msg`.
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
+    fn backend(&self) -> Backend;
+}
+
+/// The `--key-backend` choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyChoice {
+    /// A TPM if one is usable, otherwise software (logged).
+    Auto,
+    Tpm,
+    Software,
+}
+
+/// Opens the device key in the state dir, creating it on first use.
+pub fn open(state_dir: &Path, choice: KeyChoice) -> Result<Box<dyn DeviceKey>, KeyError> {
+    match choice {
+        KeyChoice::Tpm => Err(KeyError::Unavailable(
+            "the TPM backend is not built into this agent; use --key-backend software or auto".into(),
+        )),
+        KeyChoice::Auto | KeyChoice::Software => {
+            if choice == KeyChoice::Auto {
+                tracing::info!(backend = "software", "No hardware key backend is built in; using a software device key.");
+            }
+            Ok(Box::new(SoftwareKey::load_or_create(&store::KeyStore::for_state_dir(state_dir, "device-key"))?))
+        }
+    }
+}
+
+/// Generates a fresh software key for the TLS client certificate, returning its PKCS#8 PEM.
+/// It is separate from the device key so a hardware device key never has to serve TLS
+/// (design.md §4: tonic cannot present a TPM-held key).
+pub fn new_tls_key_pem() -> Result<(String, Vec<u8>), KeyError> {
+    software::generate_pem()
+}

@@ -1,0 +1,24 @@
+//! The Sightline endpoint agent.
+//!
+//! Data flow: [`detect`] (pure detectors over a [`fsview::Tree`] and the [`catalog`]) →
+//! [`scan`] (one full scan) → [`convert`] (findings → wire observations) → [`outbox`]
+//! (numbered, signed by [`keys`], hash-chained, fsync'd) → [`deliver`] (mutual-TLS gRPC
+//! stream, deleted on ack). [`enroll`] obtains the identity the stream uses; [`state`] owns
+//! every file the agent writes.
+
+pub mod catalog;
+pub mod config;
+pub mod convert;
+pub mod deliver;
+pub mod detect;
+pub mod enroll;
+pub mod fsview;
+pub mod keys;
+pub mod outbox;
+pub mod report;
+pub mod run;
+pub mod scan;
+pub mod secret;
+pub mod shutdown;
+pub mod state;
+pub mod transport;

@@ -1,0 +1,158 @@
+//! `sightline-agent`: parse the command line, set up logging, dispatch.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use sightline_agent::catalog::Catalog;
+use sightline_agent::config::RawConfig;
+use sightline_agent::detect::Limits;
+use sightline_agent::enroll::{EnrollOptions, enroll};
+use sightline_agent::keys::KeyChoice;
+use sightline_agent::run::{RunOptions, run};
+use sightline_agent::scan::{self, ScanOptions};
+use sightline_agent::secret::Fingerprinter;
+use sightline_agent::state::{self, StateDir};
+use sightline_agent::{report, shutdown};
+
+#[derive(Parser)]
+#[command(name = "sightline-agent", version, about = "Finds AI connectors on this device and reports them to the Sightline collector.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scan once and print what was found. Reads only; writes nothing but its own state dir.
+    Scan {
+        /// Root of the filesystem to scan (a mounted image or a test tree).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Skip live process detection.
+        #[arg(long)]
+        no_processes: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// State dir whose (org) fingerprint key to use.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Enroll this device with a collector using a one-time token.
+    Enroll {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        token: String,
+        /// CA certificate (PEM) the collector's certificate chains to.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = KeyChoice::Auto)]
+        key_backend: KeyChoice,
+    },
+    /// Scan and stream findings to the collector, continuously or once.
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// One full scan, deliver, wait for the acknowledgement, exit.
+        #[arg(long)]
+        once: bool,
+        #[arg(long, value_enum, default_value_t = KeyChoice::Auto)]
+        key_backend: KeyChoice,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIGHTLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            #[allow(clippy::print_stderr, reason = "the binary's error edge")]
+            {
+                eprintln!("sightline-agent: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Scan { root, no_processes, format, state_dir } => {
+            let catalog = Catalog::builtin()?;
+            let fp = match state_dir {
+                Some(dir) => StateDir::open(&dir)?.fingerprinter()?,
+                None => default_fingerprinter(),
+            };
+            let report = scan::run(&ScanOptions { root, processes: !no_processes, limits: Limits::default() }, &catalog, &fp)?;
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&report::to_json(&report))? + "\n",
+                Format::Table => report::to_table(&report),
+            };
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r.context("writing output")?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Enroll { server, token, ca, state_dir, key_backend } => {
+            let ca = ca.context("--ca is required: the CA certificate the collector's certificate chains to (serve --dev writes it to DATA_DIR/ca.pem)")?;
+            let ca_pem = std::fs::read(&ca).with_context(|| format!("reading CA certificate {}", ca.display()))?;
+            let state = StateDir::open(&state_dir.unwrap_or_else(state::default_dir))?;
+            let rt = runtime()?;
+            let e = rt.block_on(enroll(&state, &EnrollOptions { server, token, ca_pem, key_backend }))?;
+            #[allow(clippy::print_stdout, reason = "command output")]
+            {
+                println!("enrolled device {} with {} (assurance: {})", e.device_id, e.server_url, e.assurance);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, state_dir, root, once, key_backend } => {
+            let mut raw = RawConfig::load(config.as_deref())?;
+            raw.state_dir = state_dir.or(raw.state_dir);
+            raw.root = root.or(raw.root);
+            let config = raw.resolve()?;
+            let rt = runtime()?;
+            rt.block_on(run(RunOptions { config, once, key_backend, ack_timeout: Duration::from_secs(120) }, shutdown::signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Without `--state-dir`, use the installed agent's key if it is enrolled and readable;
+/// otherwise a throwaway key (fingerprints then only compare within this one run).
+fn default_fingerprinter() -> Fingerprinter {
+    let dir = state::default_dir();
+    if dir.join("enrollment.json").exists()
+        && let Ok(key) = std::fs::read(dir.join("org-fingerprint.key"))
+    {
+        return Fingerprinter::new(&key, true);
+    }
+    Fingerprinter::new(&state::random_bytes(32).unwrap_or_default(), false)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}

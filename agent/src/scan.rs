@@ -1,0 +1,89 @@
+//! One full scan: the file detectors over a tree, live processes, and the device facts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::catalog::Catalog;
+use crate::detect::{self, Finding, Limits, Os, ScanError};
+use crate::fsview::Tree;
+use crate::secret::Fingerprinter;
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// `/` in production, or a directory holding a filesystem image.
+    pub root: PathBuf,
+    pub processes: bool,
+    pub limits: Limits,
+}
+
+/// The device a scan describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub hostname: String,
+    pub os: Os,
+    pub os_version: String,
+}
+
+#[derive(Debug)]
+pub struct ScanReport {
+    pub device: DeviceInfo,
+    pub users: Vec<String>,
+    pub findings: Vec<Finding>,
+    pub errors: Vec<ScanError>,
+    pub duration: Duration,
+    pub org_keyed: bool,
+}
+
+/// Runs a full scan. Blocking (filesystem walk, process table): call it from a blocking
+/// thread when inside the async runtime.
+#[allow(clippy::disallowed_types, reason = "measures a synchronous scan")]
+pub fn run(opts: &ScanOptions, catalog: &Catalog, fp: &Fingerprinter) -> anyhow::Result<ScanReport> {
+    let started = std::time::Instant::now();
+    let root = Tree::open_root(&opts.root).with_context(|| format!("opening scan root {}", opts.root.display()))?;
+    let files = detect::scan_files(&root, catalog, fp, &opts.limits);
+    let os = files.os.unwrap_or(Os::Linux);
+    let mut findings = files.findings;
+    if opts.processes {
+        findings.extend(detect::processes::detect(catalog, &detect::processes::list()));
+    }
+    let live = is_live_root(&opts.root);
+    Ok(ScanReport {
+        device: device_info(&root, live, os),
+        users: files.users,
+        findings,
+        errors: files.errors,
+        duration: started.elapsed(),
+        org_keyed: fp.org_keyed,
+    })
+}
+
+fn is_live_root(root: &Path) -> bool {
+    root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false)
+}
+
+/// Hostname and OS version: from the running system when scanning `/`, otherwise from the
+/// image where it records them.
+pub fn device_info(root: &Tree, live: bool, os: Os) -> DeviceInfo {
+    let small = 64 * 1024;
+    let from_tree_host = root.read_text(Path::new("etc/hostname"), small).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let hostname = if live { sysinfo::System::host_name() } else { from_tree_host.clone() }
+        .or(from_tree_host)
+        .or_else(sysinfo::System::host_name)
+        .unwrap_or_else(|| "unknown".into());
+    let from_tree_version = match os {
+        Os::Linux => root.read_text(Path::new("etc/os-release"), small).ok().and_then(|t| {
+            t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim_matches('"').to_owned())
+        }),
+        Os::Macos => root
+            .read(Path::new("System/Library/CoreServices/SystemVersion.plist"), small)
+            .ok()
+            .and_then(|b| plist::Value::from_reader(std::io::Cursor::new(&b)).ok()?.into_dictionary())
+            .and_then(|d| d.get("ProductVersion").and_then(|v| v.as_string()).map(str::to_owned)),
+        Os::Windows => None,
+    };
+    let os_version = if live { sysinfo::System::long_os_version().or(from_tree_version) } else { from_tree_version }
+        .unwrap_or_else(|| "unknown".into());
+    DeviceInfo { hostname, os, os_version }
+}

@@ -1,0 +1,150 @@
+//! The agent's state directory: enrollment, keys, fingerprint keys, chain head, outbox.
+//!
+//! The agent writes nowhere else. The directory is 0700 and every file in it is written
+//! atomically (temp file, fsync, rename, fsync of the directory), so a crash leaves either
+//! the old or the new version, never a torn one.
+//!
+//! ```text
+//! enrollment.json          device id, collector URL, assurance (no secrets)
+//! ca.pem                   the collector CA the agent trusts
+//! client.pem / client.key  mTLS client certificate and its key (0600)
+//! device-key.pk8           software device key, Linux (0600); Keychain/Credential Manager elsewhere
+//! org-fingerprint.key      org fingerprint key from enrollment (0600)
+//! local-fingerprint.key    random key used before enrollment (0600)
+//! chain.json               next sequence number and hash of the last sealed batch
+//! outbox/                  sealed batches not yet acknowledged by the collector
+//! ```
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Fingerprinter;
+
+/// The platform's default state directory.
+pub fn default_dir() -> PathBuf {
+    if cfg!(target_os = "macos") {
+        PathBuf::from("/Library/Application Support/Sightline/state")
+    } else if cfg!(windows) {
+        std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from).join(r"Sightline\state")
+    } else {
+        PathBuf::from("/var/lib/sightline")
+    }
+}
+
+/// What enrollment established. Stored as `enrollment.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    pub device_id: String,
+    pub server_url: String,
+    pub assurance: String,
+    pub enrolled_at_ms: i64,
+    /// Hex DER SubjectPublicKeyInfo of the collector's directive signing key.
+    pub collector_signing_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating, 0700) the state directory.
+    pub fn open(path: &Path) -> anyhow::Result<StateDir> {
+        fs::create_dir_all(path).with_context(|| format!("creating state dir {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting state dir {}", path.display()))?;
+        }
+        Ok(StateDir { path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn read(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match fs::read(self.file(name)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.file(name).display())),
+        }
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
+        write_atomic(&self.file(name), bytes, secret).with_context(|| format!("writing {}", self.file(name).display()))
+    }
+
+    pub fn enrollment(&self) -> anyhow::Result<Option<Enrollment>> {
+        match self.read("enrollment.json")? {
+            None => Ok(None),
+            Some(b) => Ok(Some(serde_json::from_slice(&b).context("enrollment.json is malformed; re-enroll this agent")?)),
+        }
+    }
+
+    /// The fingerprinter for this agent: the org key once enrolled, a persistent local key
+    /// before that (so fingerprints are at least stable on this device).
+    pub fn fingerprinter(&self) -> anyhow::Result<Fingerprinter> {
+        if let Some(key) = self.read("org-fingerprint.key")? {
+            return Ok(Fingerprinter::new(&key, true));
+        }
+        let key = match self.read("local-fingerprint.key")? {
+            Some(k) => k,
+            None => {
+                let k = random_bytes(32)?;
+                self.write("local-fingerprint.key", &k, true)?;
+                k
+            }
+        };
+        Ok(Fingerprinter::new(&key, false))
+    }
+}
+
+pub fn random_bytes(n: usize) -> anyhow::Result<Vec<u8>> {
+    let mut b = vec![0u8; n];
+    SystemRandom::new().fill(&mut b).map_err(|_| anyhow::anyhow!("system random number generator failed"))?;
+    Ok(b)
+}
+
+/// Writes a file so that readers see the old or the new contents, never a mix, even
+/// across a crash. `secret` files are created 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if secret { 0o600 } else { 0o644 });
+    }
+    let _ = secret;
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+/// Makes a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    let _ = dir;
+    Ok(())
+}

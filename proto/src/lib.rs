@@ -1,0 +1,23 @@
+//! The Sightline wire contract.
+//!
+//! - [`pb`]: the protobuf and gRPC types generated from `proto/sightline/v1/*.proto`.
+//! - [`envelope`]: how a batch is signed, verified and chained. Agent and collector both
+//!   use this module, so there is exactly one definition of what a valid batch is.
+//! - [`p256`]: the few ECDSA P-256 helpers the envelope and enrollment share.
+//!
+//! Nothing else lives here: detection, storage and transport logic belong to the crates
+//! that use the contract.
+
+pub mod envelope;
+pub mod p256;
+
+/// Generated protobuf and gRPC types for `sightline.v1`.
+#[allow(
+    unreachable_pub,
+    unused_qualifications,
+    clippy::all,
+    reason = "generated code"
+)]
+pub mod pb {
+    tonic::include_proto!("sightline.v1");
+}
