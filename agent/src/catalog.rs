@@ -276,7 +276,8 @@ impl Catalog {
 
     pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
         let raw: RawCatalog = toml::from_str(text)?;
-        let invalid = |entry: &str, problem: String| CatalogError::Invalid { entry: entry.to_owned(), problem };
+        let invalid =
+            |entry: &str, problem: String| CatalogError::Invalid { entry: entry.to_owned(), problem };
         if raw.schema_version != 1 {
             return Err(invalid("schema_version", format!("unsupported version {}", raw.schema_version)));
         }
@@ -318,13 +319,23 @@ impl Catalog {
             if !format_ids.insert(f.id.clone()) {
                 return Err(invalid(&f.id, "duplicate key format id".into()));
             }
-            let whole = Regex::new(&format!("^(?:{})$", f.regex)).map_err(|e| invalid(&f.id, e.to_string()))?;
+            let whole =
+                Regex::new(&format!("^(?:{})$", f.regex)).map_err(|e| invalid(&f.id, e.to_string()))?;
             alternation.push(format!("(?:{})", f.regex));
-            key_formats.push(KeyFormat { id: f.id, provider: f.provider, kind: f.kind, source: f.source, whole });
+            key_formats.push(KeyFormat {
+                id: f.id,
+                provider: f.provider,
+                kind: f.kind,
+                source: f.source,
+                whole,
+            });
         }
         // Token characters on either side mean the match is part of something longer.
-        let key_scan = Regex::new(&format!(r"(?:^|[^A-Za-z0-9_\-.])((?:{}))(?:$|[^A-Za-z0-9_\-])", alternation.join("|")))
-            .map_err(|e| invalid("key_format", e.to_string()))?;
+        let key_scan = Regex::new(&format!(
+            r"(?:^|[^A-Za-z0-9_\-.])((?:{}))(?:$|[^A-Za-z0-9_\-])",
+            alternation.join("|")
+        ))
+        .map_err(|e| invalid("key_format", e.to_string()))?;
 
         let mut env_vars = HashMap::new();
         for v in raw.env_var {
@@ -423,7 +434,9 @@ pub fn is_firefox_id(s: &str) -> bool {
         && s.starts_with('{')
         && s.ends_with('}')
         && s[1..37].bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-    let email = s.split_once('@').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !s.contains(char::is_whitespace));
+    let email = s
+        .split_once('@')
+        .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !s.contains(char::is_whitespace));
     uuid || email
 }
 
@@ -458,11 +471,13 @@ mod tests {
     #[test]
     fn duplicates_and_bad_ids_are_refused() {
         let base = BUILTIN.to_owned();
-        let dup = base.clone() + "\n[[extension]]\nid = \"fcoeoabgfenejglbffodgkkbkcdhcgfn\"\ntool = \"sider\"\nsource = \"x\"\n";
+        let dup = base.clone()
+            + "\n[[extension]]\nid = \"fcoeoabgfenejglbffodgkkbkcdhcgfn\"\ntool = \"sider\"\nsource = \"x\"\n";
         assert!(matches!(Catalog::parse(&dup), Err(CatalogError::Invalid { .. })));
         let bad = base.clone() + "\n[[extension]]\nid = \"ZZZ\"\ntool = \"sider\"\nsource = \"x\"\n";
         assert!(matches!(Catalog::parse(&bad), Err(CatalogError::Invalid { .. })));
-        let regex = base + "\n[[key_format]]\nid = \"broken\"\nprovider = \"x\"\nkind = \"api_key\"\nregex = \"(\"\nsource = \"x\"\n";
+        let regex = base
+            + "\n[[key_format]]\nid = \"broken\"\nprovider = \"x\"\nkind = \"api_key\"\nregex = \"(\"\nsource = \"x\"\n";
         assert!(matches!(Catalog::parse(&regex), Err(CatalogError::Invalid { .. })));
     }
 

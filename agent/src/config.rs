@@ -12,7 +12,9 @@ pub fn default_path() -> PathBuf {
     if cfg!(target_os = "macos") {
         PathBuf::from("/Library/Application Support/Sightline/agent.toml")
     } else if cfg!(windows) {
-        std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from).join(r"Sightline\agent.toml")
+        std::env::var_os("ProgramData")
+            .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from)
+            .join(r"Sightline\agent.toml")
     } else {
         PathBuf::from("/etc/sightline/agent.toml")
     }
@@ -58,7 +60,8 @@ impl RawConfig {
 
     pub fn resolve(self) -> anyhow::Result<Config> {
         let scan_interval = match &self.scan_interval {
-            Some(s) => humantime::parse_duration(s).with_context(|| format!("scan_interval {s:?} is not a duration like \"1h\""))?,
+            Some(s) => humantime::parse_duration(s)
+                .with_context(|| format!("scan_interval {s:?} is not a duration like \"1h\""))?,
             None => Duration::from_secs(3600),
         };
         if scan_interval < Duration::from_secs(10) {

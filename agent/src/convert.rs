@@ -11,7 +11,12 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A full scan as `SNAPSHOT` observations: device inventory first, then every finding,
 /// scan errors and the agent's health. Sequence numbers are assigned when sealing.
 pub fn snapshot(report: &ScanReport, now_ms: i64) -> Vec<pb::Observation> {
-    let obs = |item| pb::Observation { seq: 0, observed_at_ms: now_ms, change: pb::Change::Snapshot as i32, item: Some(item) };
+    let obs = |item| pb::Observation {
+        seq: 0,
+        observed_at_ms: now_ms,
+        change: pb::Change::Snapshot as i32,
+        item: Some(item),
+    };
     let mut out = Vec::with_capacity(report.findings.len() + report.errors.len() + 2);
     out.push(obs(pb::observation::Item::DeviceInventory(pb::DeviceInventory {
         hostname: report.device.hostname.clone(),
@@ -22,12 +27,9 @@ pub fn snapshot(report: &ScanReport, now_ms: i64) -> Vec<pb::Observation> {
         users: report.users.clone(),
     })));
     out.extend(report.findings.iter().map(|f| obs(item(f))));
-    out.extend(
-        report
-            .errors
-            .iter()
-            .map(|e| obs(pb::observation::Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }))),
-    );
+    out.extend(report.errors.iter().map(|e| {
+        obs(pb::observation::Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }))
+    }));
     out.push(obs(pb::observation::Item::AgentHealth(pb::AgentHealth {
         agent_version: AGENT_VERSION.to_owned(),
         scan_errors: report.errors.len() as u32,

@@ -21,7 +21,12 @@ pub struct Delivered {
     pub through_seq: u64,
 }
 
-pub async fn deliver(state: &StateDir, enrollment: &Enrollment, outbox: &Outbox, timeout: Duration) -> anyhow::Result<Delivered> {
+pub async fn deliver(
+    state: &StateDir,
+    enrollment: &Enrollment,
+    outbox: &Outbox,
+    timeout: Duration,
+) -> anyhow::Result<Delivered> {
     let pending = outbox.pending()?;
     let Some(last) = pending.last().map(|p| p.last_seq) else {
         return Ok(Delivered::default());
@@ -55,7 +60,9 @@ pub async fn deliver(state: &StateDir, enrollment: &Enrollment, outbox: &Outbox,
             .into_inner();
         let mut delivered = Delivered::default();
         while let Some(msg) = responses.next().await {
-            let msg = msg.map_err(|s| anyhow::anyhow!("collector refused a batch: {}", transport::status_message(&s)))?;
+            let msg = msg.map_err(|s| {
+                anyhow::anyhow!("collector refused a batch: {}", transport::status_message(&s))
+            })?;
             match msg.msg {
                 Some(pb::collector_message::Msg::Ack(ack)) => {
                     delivered.batches += outbox.ack(ack.through_seq)?;
@@ -66,7 +73,10 @@ pub async fn deliver(state: &StateDir, enrollment: &Enrollment, outbox: &Outbox,
                     }
                 }
                 Some(pb::collector_message::Msg::SlowDown(s)) => {
-                    tracing::info!(retry_after_ms = s.retry_after_ms, "Collector asked the agent to slow down.");
+                    tracing::info!(
+                        retry_after_ms = s.retry_after_ms,
+                        "Collector asked the agent to slow down."
+                    );
                 }
                 Some(pb::collector_message::Msg::Directive(_)) => {
                     tracing::info!("Directive received; this agent runs in report mode and takes no action.");

@@ -46,7 +46,10 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
                 serial: None,
                 machine_id: std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().to_owned()),
             }),
-            key: Some(pb::KeyAttestation { backend: backend(key.backend()) as i32, device_key_spki: spki.clone() }),
+            key: Some(pb::KeyAttestation {
+                backend: backend(key.backend()) as i32,
+                device_key_spki: spki.clone(),
+            }),
         })
         .await
         .map_err(|s| anyhow::anyhow!("enrollment refused: {}", transport::status_message(&s)))?
@@ -65,7 +68,10 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
         .map_err(|s| anyhow::anyhow!("enrollment refused: {}", transport::status_message(&s)))?
         .into_inner();
     if result.org_fingerprint_key.len() != 32 {
-        anyhow::bail!("collector sent an org fingerprint key of {} bytes, expected 32", result.org_fingerprint_key.len());
+        anyhow::bail!(
+            "collector sent an org fingerprint key of {} bytes, expected 32",
+            result.org_fingerprint_key.len()
+        );
     }
 
     let enrollment = Enrollment {
@@ -80,7 +86,9 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
     state.write("client.pem", result.client_certificate_pem.as_bytes(), false)?;
     state.write("org-fingerprint.key", &result.org_fingerprint_key, true)?;
     // Written last: its presence means every other enrollment file is in place.
-    state.write("enrollment.json", &serde_json::to_vec_pretty(&enrollment)?, false).context("saving enrollment")?;
+    state
+        .write("enrollment.json", &serde_json::to_vec_pretty(&enrollment)?, false)
+        .context("saving enrollment")?;
     Ok(enrollment)
 }
 
@@ -94,5 +102,8 @@ fn backend(b: Backend) -> pb::KeyBackend {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -85,7 +85,8 @@ impl Tree {
 
     /// The path as it is on the scanned system.
     pub fn display(&self, rel: &Path) -> String {
-        let p = if rel.as_os_str().is_empty() { self.display_base.clone() } else { self.display_base.join(rel) };
+        let p =
+            if rel.as_os_str().is_empty() { self.display_base.clone() } else { self.display_base.join(rel) };
         p.to_string_lossy().into_owned()
     }
 

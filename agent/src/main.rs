@@ -19,7 +19,11 @@ use sightline_agent::state::{self, StateDir};
 use sightline_agent::{report, shutdown};
 
 #[derive(Parser)]
-#[command(name = "sightline-agent", version, about = "Finds AI connectors on this device and reports them to the Sightline collector.")]
+#[command(
+    name = "sightline-agent",
+    version,
+    about = "Finds AI connectors on this device and reports them to the Sightline collector."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,7 +85,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIGHTLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("SIGHTLINE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -105,7 +110,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(dir) => StateDir::open(&dir)?.fingerprinter()?,
                 None => default_fingerprinter(),
             };
-            let report = scan::run(&ScanOptions { root, processes: !no_processes, limits: Limits::default() }, &catalog, &fp)?;
+            let report = scan::run(
+                &ScanOptions { root, processes: !no_processes, limits: Limits::default() },
+                &catalog,
+                &fp,
+            )?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&report::to_json(&report))? + "\n",
                 Format::Table => report::to_table(&report),
@@ -119,13 +128,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Enroll { server, token, ca, state_dir, key_backend } => {
             let ca = ca.context("--ca is required: the CA certificate the collector's certificate chains to (serve --dev writes it to DATA_DIR/ca.pem)")?;
-            let ca_pem = std::fs::read(&ca).with_context(|| format!("reading CA certificate {}", ca.display()))?;
+            let ca_pem =
+                std::fs::read(&ca).with_context(|| format!("reading CA certificate {}", ca.display()))?;
             let state = StateDir::open(&state_dir.unwrap_or_else(state::default_dir))?;
             let rt = runtime()?;
             let e = rt.block_on(enroll(&state, &EnrollOptions { server, token, ca_pem, key_backend }))?;
             #[allow(clippy::print_stdout, reason = "command output")]
             {
-                println!("enrolled device {} with {} (assurance: {})", e.device_id, e.server_url, e.assurance);
+                println!(
+                    "enrolled device {} with {} (assurance: {})",
+                    e.device_id, e.server_url, e.assurance
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -135,7 +148,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             raw.root = root.or(raw.root);
             let config = raw.resolve()?;
             let rt = runtime()?;
-            rt.block_on(run(RunOptions { config, once, key_backend, ack_timeout: Duration::from_secs(120) }, shutdown::signal()))?;
+            rt.block_on(run(
+                RunOptions { config, once, key_backend, ack_timeout: Duration::from_secs(120) },
+                shutdown::signal(),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
     }

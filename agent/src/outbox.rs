@@ -71,13 +71,22 @@ impl Outbox {
             && last.last_seq >= head.next_seq
         {
             let signed = self.load(last)?;
-            head = ChainHead { next_seq: last.last_seq + 1, head_hash: envelope::batch_hash(&signed.payload, &signed.signature) };
+            head = ChainHead {
+                next_seq: last.last_seq + 1,
+                head_hash: envelope::batch_hash(&signed.payload, &signed.signature),
+            };
         }
         Ok(head)
     }
 
     /// Numbers, signs and durably queues observations; returns how many batches were sealed.
-    pub fn seal(&self, key: &dyn DeviceKey, device_id: &str, mut observations: Vec<pb::Observation>, now_ms: i64) -> anyhow::Result<usize> {
+    pub fn seal(
+        &self,
+        key: &dyn DeviceKey,
+        device_id: &str,
+        mut observations: Vec<pb::Observation>,
+        now_ms: i64,
+    ) -> anyhow::Result<usize> {
         let mut head = self.head()?;
         let spki = key.public_key_spki();
         let mut sealed = 0;
@@ -97,7 +106,8 @@ impl Outbox {
             let last_seq = head.next_seq + batch.observations.len() as u64 - 1;
             let (signed, hash) = envelope::seal(&batch, &spki, |m| key.sign(m))?;
             let path = self.dir.join(format!("{:020}-{:020}.batch", batch.first_seq, last_seq));
-            write_atomic(&path, &signed.encode_to_vec(), true).with_context(|| format!("writing {}", path.display()))?;
+            write_atomic(&path, &signed.encode_to_vec(), true)
+                .with_context(|| format!("writing {}", path.display()))?;
             head = ChainHead { next_seq: last_seq + 1, head_hash: hash };
             self.state.write("chain.json", &serde_json::to_vec(&head)?, false)?;
             sealed += 1;
@@ -123,7 +133,8 @@ impl Outbox {
 
     pub fn load(&self, p: &Pending) -> anyhow::Result<pb::SignedBatch> {
         let bytes = fs::read(&p.path).with_context(|| format!("reading {}", p.path.display()))?;
-        pb::SignedBatch::decode(bytes.as_slice()).with_context(|| format!("outbox file {} is corrupt", p.path.display()))
+        pb::SignedBatch::decode(bytes.as_slice())
+            .with_context(|| format!("outbox file {} is corrupt", p.path.display()))
     }
 
     /// Forgets every batch the collector has durably stored.
@@ -177,7 +188,10 @@ mod tests {
         let key = SoftwareKey::generate().unwrap();
         assert_eq!(outbox.seal(&key, "d1", obs(MAX_BATCH_OBSERVATIONS + 1), 1).unwrap(), 2);
         let pending = outbox.pending().unwrap();
-        assert_eq!(pending.iter().map(|p| (p.first_seq, p.last_seq)).collect::<Vec<_>>(), vec![(1, 500), (501, 501)]);
+        assert_eq!(
+            pending.iter().map(|p| (p.first_seq, p.last_seq)).collect::<Vec<_>>(),
+            vec![(1, 500), (501, 501)]
+        );
 
         let first = envelope::open(&outbox.load(&pending[0]).unwrap(), &key.public_key_spki()).unwrap();
         let second = envelope::open(&outbox.load(&pending[1]).unwrap(), &key.public_key_spki()).unwrap();

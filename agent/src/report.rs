@@ -49,7 +49,8 @@ pub fn finding_json(f: &Finding) -> Value {
 
 /// A table sized to its content, one finding per row, errors listed after it.
 pub fn to_table(report: &ScanReport) -> String {
-    let mut rows: Vec<[String; 5]> = vec![["KIND".into(), "USER".into(), "WHAT".into(), "DETAIL".into(), "PATH".into()]];
+    let mut rows: Vec<[String; 5]> =
+        vec![["KIND".into(), "USER".into(), "WHAT".into(), "DETAIL".into(), "PATH".into()]];
     for f in &report.findings {
         rows.push(row(f));
     }
@@ -100,7 +101,13 @@ pub fn to_table(report: &ScanReport) -> String {
 fn row(f: &Finding) -> [String; 5] {
     let user = |u: &Option<String>| u.clone().unwrap_or_else(|| "-".into());
     match f {
-        Finding::Process(p) => ["process".into(), user(&p.user), p.tool.clone(), format!("pid {} {}", p.pid, p.name), p.exe.clone().unwrap_or_default()],
+        Finding::Process(p) => [
+            "process".into(),
+            user(&p.user),
+            p.tool.clone(),
+            format!("pid {} {}", p.pid, p.name),
+            p.exe.clone().unwrap_or_default(),
+        ],
         Finding::App(a) => [
             "app".into(),
             user(&a.user),

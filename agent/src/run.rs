@@ -27,7 +27,8 @@ pub struct RunOptions {
 /// Runs until `shutdown` resolves (or, with `once`, after one delivered scan).
 pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let state = StateDir::open(&opts.config.state_dir)?;
-    let enrollment = state.enrollment()?.context("this agent is not enrolled; run `sightline-agent enroll` first")?;
+    let enrollment =
+        state.enrollment()?.context("this agent is not enrolled; run `sightline-agent enroll` first")?;
     let span = tracing::info_span!("agent", device = %enrollment.device_id);
     async move {
         let state_path = state.path().to_owned();
@@ -93,8 +94,10 @@ async fn scan_and_seal(
     device_id: &str,
 ) -> anyhow::Result<usize> {
     let fp = state.fingerprinter()?;
-    let opts = ScanOptions { root: config.root.clone(), processes: config.processes, limits: Limits::default() };
-    let (catalog, key, outbox, device_id) = (catalog.clone(), key.clone(), outbox.clone(), device_id.to_owned());
+    let opts =
+        ScanOptions { root: config.root.clone(), processes: config.processes, limits: Limits::default() };
+    let (catalog, key, outbox, device_id) =
+        (catalog.clone(), key.clone(), outbox.clone(), device_id.to_owned());
     // Walking homes, reading the process table and fsyncing batches all block.
     tokio::task::spawn_blocking(move || {
         let report = scan::run(&opts, &catalog, &fp)?;
@@ -124,7 +127,9 @@ impl Backoff {
     pub fn next(&mut self) -> Duration {
         let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
         self.attempt = self.attempt.saturating_add(1);
-        let r = crate::state::random_bytes(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(u32::MAX);
+        let r = crate::state::random_bytes(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .unwrap_or(u32::MAX);
         // Half fixed, half random: spreads reconnect storms without ever retrying instantly.
         ceiling / 2 + ceiling.mul_f64(f64::from(r) / f64::from(u32::MAX) / 2.0)
     }

@@ -41,7 +41,8 @@ pub struct ScanReport {
 #[allow(clippy::disallowed_types, reason = "measures a synchronous scan")]
 pub fn run(opts: &ScanOptions, catalog: &Catalog, fp: &Fingerprinter) -> anyhow::Result<ScanReport> {
     let started = std::time::Instant::now();
-    let root = Tree::open_root(&opts.root).with_context(|| format!("opening scan root {}", opts.root.display()))?;
+    let root =
+        Tree::open_root(&opts.root).with_context(|| format!("opening scan root {}", opts.root.display()))?;
     let files = detect::scan_files(&root, catalog, fp, &opts.limits);
     let os = files.os.unwrap_or(Os::Linux);
     let mut findings = files.findings;
@@ -67,7 +68,11 @@ fn is_live_root(root: &Path) -> bool {
 /// image where it records them.
 pub fn device_info(root: &Tree, live: bool, os: Os) -> DeviceInfo {
     let small = 64 * 1024;
-    let from_tree_host = root.read_text(Path::new("etc/hostname"), small).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let from_tree_host = root
+        .read_text(Path::new("etc/hostname"), small)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
     let hostname = if live { sysinfo::System::host_name() } else { from_tree_host.clone() }
         .or(from_tree_host)
         .or_else(sysinfo::System::host_name)
@@ -83,7 +88,8 @@ pub fn device_info(root: &Tree, live: bool, os: Os) -> DeviceInfo {
             .and_then(|d| d.get("ProductVersion").and_then(|v| v.as_string()).map(str::to_owned)),
         Os::Windows => None,
     };
-    let os_version = if live { sysinfo::System::long_os_version().or(from_tree_version) } else { from_tree_version }
-        .unwrap_or_else(|| "unknown".into());
+    let os_version =
+        if live { sysinfo::System::long_os_version().or(from_tree_version) } else { from_tree_version }
+            .unwrap_or_else(|| "unknown".into());
     DeviceInfo { hostname, os, os_version }
 }

@@ -30,7 +30,9 @@ pub fn default_dir() -> PathBuf {
     if cfg!(target_os = "macos") {
         PathBuf::from("/Library/Application Support/Sightline/state")
     } else if cfg!(windows) {
-        std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from).join(r"Sightline\state")
+        std::env::var_os("ProgramData")
+            .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from)
+            .join(r"Sightline\state")
     } else {
         PathBuf::from("/var/lib/sightline")
     }
@@ -83,13 +85,16 @@ impl StateDir {
     }
 
     pub fn write(&self, name: &str, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
-        write_atomic(&self.file(name), bytes, secret).with_context(|| format!("writing {}", self.file(name).display()))
+        write_atomic(&self.file(name), bytes, secret)
+            .with_context(|| format!("writing {}", self.file(name).display()))
     }
 
     pub fn enrollment(&self) -> anyhow::Result<Option<Enrollment>> {
         match self.read("enrollment.json")? {
             None => Ok(None),
-            Some(b) => Ok(Some(serde_json::from_slice(&b).context("enrollment.json is malformed; re-enroll this agent")?)),
+            Some(b) => Ok(Some(
+                serde_json::from_slice(&b).context("enrollment.json is malformed; re-enroll this agent")?,
+            )),
         }
     }
 

@@ -9,12 +9,21 @@ use anyhow::Context;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Connects to `url` trusting only `ca_pem`, presenting `identity` if given.
-pub async fn connect(url: &str, ca_pem: &[u8], identity: Option<(Vec<u8>, Vec<u8>)>) -> anyhow::Result<Channel> {
+pub async fn connect(
+    url: &str,
+    ca_pem: &[u8],
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+) -> anyhow::Result<Channel> {
     let uri: tonic::transport::Uri = url.parse().with_context(|| format!("invalid collector URL {url:?}"))?;
     if uri.scheme_str() != Some("https") {
         anyhow::bail!("collector URL must start with https:// (got {url:?})");
     }
-    let host = uri.host().context("collector URL has no host")?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = uri
+        .host()
+        .context("collector URL has no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)).domain_name(host);
     if let Some((cert, key)) = identity {
         tls = tls.identity(Identity::from_pem(cert, key));

@@ -100,7 +100,8 @@ pub fn open(signed: &pb::SignedBatch, device_key_spki: &[u8]) -> Result<Verified
     }
     // Signature first: nothing from an unauthenticated payload is trusted, not even its length fields.
     p256::verify(device_key_spki, BATCH_CONTEXT, &signed.payload, &signed.signature)?;
-    let batch = pb::Batch::decode(signed.payload.as_slice()).map_err(|e| EnvelopeError::Decode(e.to_string()))?;
+    let batch =
+        pb::Batch::decode(signed.payload.as_slice()).map_err(|e| EnvelopeError::Decode(e.to_string()))?;
     if batch.device_id != signed.device_id {
         return Err(EnvelopeError::Mismatch("device_id"));
     }
@@ -113,7 +114,8 @@ pub fn open(signed: &pb::SignedBatch, device_key_spki: &[u8]) -> Result<Verified
     if signed.key_id != p256::key_id(device_key_spki) {
         return Err(EnvelopeError::Mismatch("key_id"));
     }
-    let prev_hash: [u8; 32] = batch.prev_batch_hash.as_slice().try_into().map_err(|_| EnvelopeError::BadHashLength)?;
+    let prev_hash: [u8; 32] =
+        batch.prev_batch_hash.as_slice().try_into().map_err(|_| EnvelopeError::BadHashLength)?;
     if batch.observations.is_empty() {
         return Err(EnvelopeError::Empty);
     }

@@ -12,12 +12,7 @@ pub mod envelope;
 pub mod p256;
 
 /// Generated protobuf and gRPC types for `sightline.v1`.
-#[allow(
-    unreachable_pub,
-    unused_qualifications,
-    clippy::all,
-    reason = "generated code"
-)]
+#[allow(unreachable_pub, unused_qualifications, clippy::all, reason = "generated code")]
 pub mod pb {
     tonic::include_proto!("sightline.v1");
 }

@@ -1,1 +1,171 @@
-fn main() {}
+//! `sightline-server`: parse the command line, set up logging, dispatch.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sightline_server::{create_token, query, server};
+
+#[derive(Parser)]
+#[command(
+    name = "sightline-server",
+    version,
+    about = "The Sightline collector: enrollment, verified ingest, queries."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector.
+    Serve {
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Create a local CA and server certificate on first start (writes DATA_DIR/ca.pem).
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Enrollment tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// List enrolled devices.
+    Devices {
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List AI connectors reported by devices.
+    Connectors {
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one device, or revoke it.
+    Device {
+        #[command(subcommand)]
+        command: Option<DeviceCommand>,
+        /// Device id.
+        id: Option<String>,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a one-time enrollment token; prints the token alone.
+    Create {
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        /// How long the token stays valid, e.g. 1h, 30m, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Revoke a device: its streams are refused from now on.
+    Revoke {
+        id: String,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIGHTLINE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr, reason = "the binary's error edge")]
+            {
+                eprintln!("sightline-server: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing output"),
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { data_dir, listen, dev } => {
+            let shared = server::open(&data_dir, dev)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+                tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.display(), "Starting collector.");
+                server::serve(listener, shared, shutdown()).await
+            })
+        }
+        Command::Token { command: TokenCommand::Create { data_dir, ttl } } => {
+            let store = server::open_store(&data_dir)?;
+            print(&(create_token(store.as_ref(), ttl)? + "\n"))
+        }
+        Command::Devices { data_dir, json } => {
+            print(&query::devices(server::open_store(&data_dir)?.as_ref(), json)?)
+        }
+        Command::Connectors { data_dir, json } => {
+            print(&query::connectors(server::open_store(&data_dir)?.as_ref(), json)?)
+        }
+        Command::Device { command: Some(DeviceCommand::Revoke { id, data_dir }), .. } => {
+            server::open_store(&data_dir)?.revoke_device(&id, sightline_server::ingest::now_ms())?;
+            print(&format!("revoked device {id}\n"))
+        }
+        Command::Device { command: None, id: Some(id), data_dir, json } => {
+            print(&query::device(server::open_store(&data_dir)?.as_ref(), &id, json)?)
+        }
+        Command::Device { command: None, id: None, .. } => {
+            anyhow::bail!("usage: sightline-server device ID [--json] | device revoke ID")
+        }
+    }
+}
+
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("Shutdown requested; finishing open requests.");
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("Shutdown requested; finishing open requests.");
+}

@@ -18,7 +18,10 @@ pub(crate) fn detect_machine_wide(ctx: &mut Ctx<'_>, root: &Tree) {
     for tool in &catalog.tools {
         for p in tool.install_paths(ctx.os) {
             let rels: Vec<PathBuf> = if let Some(rest) = p.strip_prefix("{programfiles}/") {
-                vec![Path::new("Program Files").join(rel_path(rest)), Path::new("Program Files (x86)").join(rel_path(rest))]
+                vec![
+                    Path::new("Program Files").join(rel_path(rest)),
+                    Path::new("Program Files (x86)").join(rel_path(rest)),
+                ]
             } else if p.starts_with('/') {
                 vec![rel_path(p)]
             } else {
@@ -77,7 +80,9 @@ fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
         let app = dir.join(name);
         let plist_rel = app.join("Contents/Info.plist");
         let (bundle_id, version) = match tree.read(&plist_rel, ctx.limits.small_file) {
-            Ok(bytes) => match plist::Value::from_reader(std::io::Cursor::new(&bytes)).map(|v| v.into_dictionary().unwrap_or_default()) {
+            Ok(bytes) => match plist::Value::from_reader(std::io::Cursor::new(&bytes))
+                .map(|v| v.into_dictionary().unwrap_or_default())
+            {
                 Ok(d) => (
                     d.get("CFBundleIdentifier").and_then(|v| v.as_string()).map(str::to_owned),
                     d.get("CFBundleShortVersionString")
@@ -96,7 +101,9 @@ fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
             }
         };
         let catalog = ctx.catalog;
-        let by_bundle = bundle_id.as_deref().and_then(|b| catalog.tools.iter().find(|t| t.mac_bundle_ids.iter().any(|x| x == b)));
+        let by_bundle = bundle_id
+            .as_deref()
+            .and_then(|b| catalog.tools.iter().find(|t| t.mac_bundle_ids.iter().any(|x| x == b)));
         let tool = by_bundle.or_else(|| catalog.tools.iter().find(|t| t.mac_apps.iter().any(|a| a == name)));
         if let Some(tool) = tool {
             ctx.findings.push(Finding::App(AppFinding {

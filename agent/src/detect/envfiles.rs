@@ -41,7 +41,14 @@ fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
         if let Some((name, value)) = parse_assignment(trimmed) {
             if let Some(class) = classify(ctx.catalog, &value, Some(&name), None) {
                 seen.insert(value.clone());
-                ctx.token(home, rel, source, Secret::new(value), class, Some(format!("{name} (line {line_no})")));
+                ctx.token(
+                    home,
+                    rel,
+                    source,
+                    Secret::new(value),
+                    class,
+                    Some(format!("{name} (line {line_no})")),
+                );
                 continue;
             }
         }
@@ -57,9 +64,10 @@ fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
 pub(crate) fn parse_assignment(line: &str) -> Option<(String, String)> {
     let line = line.trim();
     // PowerShell: [Environment]::SetEnvironmentVariable("NAME", "value", "User")
-    if let Some(rest) = line.strip_prefix("[Environment]::SetEnvironmentVariable(").or_else(|| {
-        line.strip_prefix("[System.Environment]::SetEnvironmentVariable(")
-    }) {
+    if let Some(rest) = line
+        .strip_prefix("[Environment]::SetEnvironmentVariable(")
+        .or_else(|| line.strip_prefix("[System.Environment]::SetEnvironmentVariable("))
+    {
         let mut parts = rest.split(',').map(|p| unquote(p.trim().trim_end_matches(')')));
         let name = parts.next()?;
         let value = parts.next()?;
@@ -82,9 +90,17 @@ pub(crate) fn parse_assignment(line: &str) -> Option<(String, String)> {
         // fish: set -gx NAME value
         Some("set") => {
             let mut flags = 0;
-            let name = words.by_ref().find(|w| if w.starts_with('-') { flags += 1; false } else { true })?;
+            let name = words.by_ref().find(|w| {
+                if w.starts_with('-') {
+                    flags += 1;
+                    false
+                } else {
+                    true
+                }
+            })?;
             let value = line.split_once(name)?.1.trim();
-            return (flags > 0 && valid_name(name) && !value.is_empty()).then(|| (name.to_owned(), unquote(value)));
+            return (flags > 0 && valid_name(name) && !value.is_empty())
+                .then(|| (name.to_owned(), unquote(value)));
         }
         _ => {}
     }

@@ -84,7 +84,11 @@ fn chromium(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
                 }
             };
             let name = localized(ctx, data, &version_dir, &manifest, "name");
-            let profile_name = if profile.as_os_str().is_empty() { "Default".to_owned() } else { profile.to_string_lossy().into_owned() };
+            let profile_name = if profile.as_os_str().is_empty() {
+                "Default".to_owned()
+            } else {
+                profile.to_string_lossy().into_owned()
+            };
             let info = Manifest::chromium(&manifest);
             if let Some(f) = classify(
                 ctx.catalog,
@@ -168,16 +172,22 @@ fn localized(ctx: &mut Ctx<'_>, data: &Tree, dir: &Path, manifest: &Value, field
     let Some(key) = raw.strip_prefix("__MSG_").and_then(|r| r.strip_suffix("__")) else {
         return raw.to_owned();
     };
-    let mut locales: Vec<String> = manifest["default_locale"].as_str().map(str::to_owned).into_iter().collect();
+    let mut locales: Vec<String> =
+        manifest["default_locale"].as_str().map(str::to_owned).into_iter().collect();
     locales.extend(["en".to_owned(), "en_US".to_owned()]);
     for locale in locales {
         let rel = dir.join("_locales").join(&locale).join("messages.json");
         let Ok(text) = data.read_text(&rel, ctx.limits.small_file) else { continue };
-        let Ok(Value::Object(messages)) = serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}')) else {
+        let Ok(Value::Object(messages)) = serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}'))
+        else {
             ctx.error(data, &rel, "malformed messages.json");
             continue;
         };
-        if let Some(msg) = messages.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).and_then(|(_, v)| v["message"].as_str()) {
+        if let Some(msg) = messages
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| v["message"].as_str())
+        {
             return msg.to_owned();
         }
     }
@@ -192,7 +202,10 @@ fn firefox(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
         let mut name = None;
         let mut path = None;
         let mut relative = true;
-        let flush = |name: &mut Option<String>, path: &mut Option<String>, relative: bool, out: &mut Vec<(String, PathBuf)>| {
+        let flush = |name: &mut Option<String>,
+                     path: &mut Option<String>,
+                     relative: bool,
+                     out: &mut Vec<(String, PathBuf)>| {
             if let Some(p) = path.take() {
                 let p = if relative {
                     Some(rel_path(&p))
@@ -252,7 +265,10 @@ fn firefox(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
                 continue;
             }
             let location = addon["location"].as_str().unwrap_or_default();
-            if matches!(location, "app-builtin" | "app-system-defaults" | "app-system-addons" | "app-system-share") {
+            if matches!(
+                location,
+                "app-builtin" | "app-system-defaults" | "app-system-addons" | "app-system-share"
+            ) {
                 continue;
             }
             let Some(id) = addon["id"].as_str() else { continue };
@@ -293,22 +309,34 @@ struct Manifest {
 
 impl Manifest {
     fn chromium(m: &Value) -> Manifest {
-        let list = |v: &Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect() };
+        let list = |v: &Value| -> Vec<String> {
+            v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+        };
         let mut permissions = Vec::new();
         let mut host_permissions = list(&m["host_permissions"]);
         host_permissions.extend(list(&m["optional_host_permissions"]));
         // MV2 mixes API permissions and host patterns in one list.
         for p in list(&m["permissions"]).into_iter().chain(list(&m["optional_permissions"])) {
-            if p.contains("://") || p == "<all_urls>" { host_permissions.push(p) } else { permissions.push(p) }
+            if p.contains("://") || p == "<all_urls>" {
+                host_permissions.push(p)
+            } else {
+                permissions.push(p)
+            }
         }
-        let mut content_matches: Vec<String> =
-            m["content_scripts"].as_array().into_iter().flatten().flat_map(|cs| list(&cs["matches"])).collect();
+        let mut content_matches: Vec<String> = m["content_scripts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|cs| list(&cs["matches"]))
+            .collect();
         content_matches.extend(list(&m["externally_connectable"]["matches"]));
         Manifest { permissions, host_permissions, content_matches }
     }
 
     fn firefox(addon: &Value) -> Manifest {
-        let list = |v: &Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect() };
+        let list = |v: &Value| -> Vec<String> {
+            v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+        };
         Manifest {
             permissions: list(&addon["userPermissions"]["permissions"]),
             host_permissions: list(&addon["userPermissions"]["origins"]),
@@ -335,7 +363,10 @@ fn classify(catalog: &Catalog, c: Candidate<'_>) -> Option<ExtensionFinding> {
     for pattern in c.info.host_permissions.iter().chain(&c.info.content_matches) {
         let host = pattern_host(pattern);
         for ai in &catalog.heuristics.ai_hosts {
-            if host == ai.as_str() || host.ends_with(&format!(".{ai}")) || (host.starts_with("*.") && ai.ends_with(&host[1..])) {
+            if host == ai.as_str()
+                || host.ends_with(&format!(".{ai}"))
+                || (host.starts_with("*.") && ai.ends_with(&host[1..]))
+            {
                 signals.insert(format!("host:{ai}"));
             }
         }

@@ -11,11 +11,13 @@ use crate::catalog::FileFormat;
 /// Parses text in the given format.
 pub(crate) fn parse(format: FileFormat, text: &str) -> Result<Value, String> {
     match format {
-        FileFormat::Json => serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| format!("malformed JSON: {e}")),
+        FileFormat::Json => serde_json::from_str(text.trim_start_matches('\u{feff}'))
+            .map_err(|e| format!("malformed JSON: {e}")),
         FileFormat::Jsonc => serde_json::from_str(&strip_jsonc(text.trim_start_matches('\u{feff}')))
             .map_err(|e| format!("malformed JSON: {e}")),
         FileFormat::Toml => {
-            let v: toml::Value = toml::from_str(text).map_err(|e| format!("malformed TOML: {}", e.message()))?;
+            let v: toml::Value =
+                toml::from_str(text).map_err(|e| format!("malformed TOML: {}", e.message()))?;
             serde_json::to_value(v).map_err(|e| format!("TOML value not representable: {e}"))
         }
         FileFormat::Ini => Ok(parse_ini(text)),
@@ -127,7 +129,9 @@ pub(crate) fn select<'v>(root: &'v Value, pointer: &str) -> Vec<(String, &'v Val
                 (Value::Object(m), "*") => {
                     next.extend(m.iter().map(|(k, v)| (format!("{path}/{}", escape(k)), v)));
                 }
-                (Value::Array(a), "*") => next.extend(a.iter().enumerate().map(|(i, v)| (format!("{path}/{i}"), v))),
+                (Value::Array(a), "*") => {
+                    next.extend(a.iter().enumerate().map(|(i, v)| (format!("{path}/{i}"), v)))
+                }
                 (Value::Object(m), key) => {
                     if let Some(v) = m.get(key) {
                         next.push((format!("{path}/{}", escape(key)), v));
@@ -164,9 +168,16 @@ mod tests {
 
     #[test]
     fn wildcard_pointers() {
-        let v: Value = serde_json::from_str(r#"{"github.com:Iv1": {"oauth_token": "t1"}, "x/y": {"oauth_token": "t2"}}"#).unwrap();
-        let got: Vec<_> = select(&v, "/*/oauth_token").into_iter().map(|(p, v)| (p, v.as_str().unwrap())).collect();
-        assert_eq!(got, vec![("/github.com:Iv1/oauth_token".into(), "t1"), ("/x~1y/oauth_token".into(), "t2")]);
+        let v: Value = serde_json::from_str(
+            r#"{"github.com:Iv1": {"oauth_token": "t1"}, "x/y": {"oauth_token": "t2"}}"#,
+        )
+        .unwrap();
+        let got: Vec<_> =
+            select(&v, "/*/oauth_token").into_iter().map(|(p, v)| (p, v.as_str().unwrap())).collect();
+        assert_eq!(
+            got,
+            vec![("/github.com:Iv1/oauth_token".into(), "t1"), ("/x~1y/oauth_token".into(), "t2")]
+        );
         assert!(select(&v, "/missing/x").is_empty());
     }
 

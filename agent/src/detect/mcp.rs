@@ -28,6 +28,10 @@ pub(crate) fn detect_project(ctx: &mut Ctx<'_>, home: &Home, configs: &[(String,
     let catalog = ctx.catalog;
     for (id, rel) in configs {
         if let Some(client) = catalog.mcp_clients.iter().find(|c| &c.id == id) {
+            // A project file at the home root may be the client's global config, already read.
+            if client.paths(ctx.os).any(|p| rel_path(p) == *rel) {
+                continue;
+            }
             read_config(ctx, home, client, rel);
         }
     }
@@ -54,7 +58,15 @@ fn read_config(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path) {
     }
 }
 
-fn server(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path, pointer: &str, name: &str, def: &Value) {
+fn server(
+    ctx: &mut Ctx<'_>,
+    home: &Home,
+    client: &McpClient,
+    rel: &Path,
+    pointer: &str,
+    name: &str,
+    def: &Value,
+) {
     let catalog = ctx.catalog;
     // Command shapes: "command": "npx" + "args": [...]; OpenCode "command": [...];
     // Zed "command": {"path": ..., "args": [...]}.
@@ -110,7 +122,14 @@ fn server(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path, pointe
     }
     for (i, arg) in argv.iter().chain(url.map(str::to_owned).iter()).enumerate() {
         for (value, class) in scan_text(catalog, arg) {
-            ctx.token(home, rel, TokenSource::McpConfig, Secret::new(value), class, Some(format!("{pointer}/argv/{i}")));
+            ctx.token(
+                home,
+                rel,
+                TokenSource::McpConfig,
+                Secret::new(value),
+                class,
+                Some(format!("{pointer}/argv/{i}")),
+            );
         }
     }
 }
@@ -131,4 +150,3 @@ fn collect_named(v: Option<&Value>, pointer: &str, out: &mut Vec<(String, String
         }
     }
 }
-

@@ -84,13 +84,18 @@ pub fn homes(root: &Tree, os: Os, errors: &mut Vec<ScanError>) -> Vec<Home> {
                     ));
                     continue;
                 };
-                if skip.contains(&name) || name.starts_with('.') || !matches!(e.kind, Kind::Dir | Kind::Symlink) {
+                if skip.contains(&name)
+                    || name.starts_with('.')
+                    || !matches!(e.kind, Kind::Dir | Kind::Symlink)
+                {
                     continue;
                 }
                 let rel = Path::new(parent).join(name);
                 match root.subtree(&rel) {
                     Ok(tree) => out.push(Home { user: name.to_owned(), tree }),
-                    Err(err) => errors.push(ScanError::new(root.display(&rel), ReadError::Io(err).to_string())),
+                    Err(err) => {
+                        errors.push(ScanError::new(root.display(&rel), ReadError::Io(err).to_string()))
+                    }
                 }
             }
         }
@@ -294,7 +299,12 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
         mcp::detect_project(&mut ctx, home, &walked.mcp_configs);
     }
     dedup(&mut ctx.findings);
-    FileScan { os: Some(os), users: homes.iter().map(|h| h.user.clone()).collect(), findings: ctx.findings, errors: ctx.errors }
+    FileScan {
+        os: Some(os),
+        users: homes.iter().map(|h| h.user.clone()).collect(),
+        findings: ctx.findings,
+        errors: ctx.errors,
+    }
 }
 
 /// The same connector can be reached by two rules (a global config that is also a project

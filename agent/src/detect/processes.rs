@@ -88,8 +88,10 @@ mod tests {
                 p(5, "python3", "python3 -m vllm.entrypoints.openai.api_server"),
             ],
         );
-        let tools: Vec<(u32, &str)> =
-            found.iter().map(|f| if let Finding::Process(p) = f { (p.pid, p.tool.as_str()) } else { unreachable!() }).collect();
+        let tools: Vec<(u32, &str)> = found
+            .iter()
+            .map(|f| if let Finding::Process(p) = f { (p.pid, p.tool.as_str()) } else { unreachable!() })
+            .collect();
         assert_eq!(tools, vec![(1, "ollama"), (2, "claude_code"), (5, "vllm")]);
     }
 

@@ -75,7 +75,10 @@ pub(crate) fn url(catalog: &Catalog, u: &str) -> String {
         .split('/')
         .map(|seg| {
             let keyish = !scan_text(catalog, seg).is_empty()
-                || (seg.len() >= 24 && looks_secret(catalog, seg) && !is_placeholder(catalog, seg) && !seg.contains('.'));
+                || (seg.len() >= 24
+                    && looks_secret(catalog, seg)
+                    && !is_placeholder(catalog, seg)
+                    && !seg.contains('.'));
             if keyish { REDACTED.to_owned() } else { seg.to_owned() }
         })
         .collect();
@@ -84,7 +87,9 @@ pub(crate) fn url(catalog: &Catalog, u: &str) -> String {
         let q: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, v)) if secret_like_name(k) || !scan_text(catalog, v).is_empty() => format!("{k}={REDACTED}"),
+                Some((k, v)) if secret_like_name(k) || !scan_text(catalog, v).is_empty() => {
+                    format!("{k}={REDACTED}")
+                }
                 _ => pair.to_owned(),
             })
             .collect();
@@ -102,10 +107,11 @@ mod tests {
     fn commands_lose_their_secrets() {
         let c = Catalog::builtin().unwrap();
         let key = format!("ghp_{}", "Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8Qr9St0Uv1Wx2");
-        let argv: Vec<String> = ["docker", "run", "-e", &format!("GITHUB_TOKEN={key}"), "--api-key", "s3cr3tvalue", "img", &key]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let argv: Vec<String> =
+            ["docker", "run", "-e", &format!("GITHUB_TOKEN={key}"), "--api-key", "s3cr3tvalue", "img", &key]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         let line = command_line(&c, &argv);
         assert!(!line.contains(&key) && !line.contains("s3cr3t"), "{line}");
         assert_eq!(line, "docker run -e GITHUB_TOKEN=[REDACTED] --api-key [REDACTED] img [REDACTED]");

@@ -85,7 +85,9 @@ pub(crate) fn looks_secret(catalog: &Catalog, value: &str) -> bool {
 /// Variable or header names that conventionally hold credentials.
 pub(crate) fn secret_like_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL", "BEARER"].iter().any(|w| upper.contains(w))
+    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL", "BEARER"]
+        .iter()
+        .any(|w| upper.contains(w))
 }
 
 impl Ctx<'_> {
@@ -135,7 +137,15 @@ mod tests {
     #[test]
     fn placeholders_are_not_credentials() {
         let c = cat();
-        for v in ["your-api-key-here", "sk-xxxxxxxxxxxxxxxxxxxxxxxx", "${OPENAI_API_KEY}", "$OPENAI_API_KEY", "<paste key>", "changeme", "short1"] {
+        for v in [
+            "your-api-key-here",
+            "sk-xxxxxxxxxxxxxxxxxxxxxxxx",
+            "${OPENAI_API_KEY}",
+            "$OPENAI_API_KEY",
+            "<paste key>",
+            "changeme",
+            "short1",
+        ] {
             assert!(classify(&c, v, Some("OPENAI_API_KEY"), None).is_none(), "{v}");
         }
         let fake_format = format!("hf_{}", "a".repeat(34));

@@ -23,8 +23,10 @@ pub(crate) struct Walked {
 pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
     let started = Instant::now();
     let catalog = ctx.catalog;
-    let skip_names: Vec<&str> = catalog.env_files.skip_dirs.iter().filter(|s| !s.contains('/')).map(String::as_str).collect();
-    let skip_paths: Vec<PathBuf> = catalog.env_files.skip_dirs.iter().filter(|s| s.contains('/')).map(|s| rel_path(s)).collect();
+    let skip_names: Vec<&str> =
+        catalog.env_files.skip_dirs.iter().filter(|s| !s.contains('/')).map(String::as_str).collect();
+    let skip_paths: Vec<PathBuf> =
+        catalog.env_files.skip_dirs.iter().filter(|s| s.contains('/')).map(|s| rel_path(s)).collect();
     let project_files: Vec<(String, PathBuf)> = catalog
         .mcp_clients
         .iter()
@@ -36,7 +38,11 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
     let mut visited = 0usize;
     while let Some((dir, depth)) = queue.pop_front() {
         if started.elapsed() > ctx.limits.walk_time || visited > ctx.limits.walk_entries {
-            ctx.error(&home.tree, &dir, "home walk stopped at its time or size bound; deeper files were not scanned");
+            ctx.error(
+                &home.tree,
+                &dir,
+                "home walk stopped at its time or size bound; deeper files were not scanned",
+            );
             break;
         }
         let entries = match home.tree.list(&dir) {
@@ -49,14 +55,17 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
         };
         visited += entries.len();
         for e in &entries {
-            let Some(name) = e.name.to_str() else { continue };
-            let path = dir.join(name);
+            // Names that are not UTF-8 are still walked; they just never equal a catalog name.
+            let name = e.name.to_str();
+            let path = dir.join(&e.name);
             match e.kind {
-                Kind::File | Kind::Symlink if catalog.env_files.dotenv_names.iter().any(|n| n == name) => {
+                Kind::File | Kind::Symlink | Kind::Other
+                    if name.is_some_and(|n| catalog.env_files.dotenv_names.iter().any(|d| d == n)) =>
+                {
                     out.dotenv.push(path);
                 }
                 Kind::Dir if depth < ctx.limits.walk_depth => {
-                    if !skip_names.contains(&name) && !skip_paths.contains(&path) {
+                    if !name.is_some_and(|n| skip_names.contains(&n)) && !skip_paths.contains(&path) {
                         queue.push_back((path, depth + 1));
                     }
                 }

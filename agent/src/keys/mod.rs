@@ -73,9 +73,15 @@ pub fn open(state_dir: &Path, choice: KeyChoice) -> Result<Box<dyn DeviceKey>, K
         )),
         KeyChoice::Auto | KeyChoice::Software => {
             if choice == KeyChoice::Auto {
-                tracing::info!(backend = "software", "No hardware key backend is built in; using a software device key.");
+                tracing::info!(
+                    backend = "software",
+                    "No hardware key backend is built in; using a software device key."
+                );
             }
-            Ok(Box::new(SoftwareKey::load_or_create(&store::KeyStore::for_state_dir(state_dir, "device-key"))?))
+            Ok(Box::new(SoftwareKey::load_or_create(&store::KeyStore::for_state_dir(
+                state_dir,
+                "device-key",
+            ))?))
         }
     }
 }

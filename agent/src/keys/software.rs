@@ -30,7 +30,8 @@ impl SoftwareKey {
         let pkcs8 = match store.load()? {
             Some(bytes) => bytes,
             None => {
-                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|_| KeyError::Sign)?;
+                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                    .map_err(|_| KeyError::Sign)?;
                 let bytes = Zeroizing::new(doc.as_ref().to_vec());
                 store.save(&bytes)?;
                 bytes
@@ -43,14 +44,16 @@ impl SoftwareKey {
         let rng = SystemRandom::new();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng)
             .map_err(|e| KeyError::Corrupt(format!("not a P-256 PKCS#8 key ({e})")))?;
-        let spki = p256::spki_from_point(pair.public_key().as_ref()).map_err(|e| KeyError::Corrupt(e.to_string()))?;
+        let spki = p256::spki_from_point(pair.public_key().as_ref())
+            .map_err(|e| KeyError::Corrupt(e.to_string()))?;
         Ok(SoftwareKey { pair, spki, rng })
     }
 
     /// A throwaway key, for tests and tools.
     pub fn generate() -> Result<SoftwareKey, KeyError> {
         let rng = SystemRandom::new();
-        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|_| KeyError::Sign)?;
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .map_err(|_| KeyError::Sign)?;
         SoftwareKey::from_pkcs8(doc.as_ref())
     }
 }
@@ -72,7 +75,8 @@ impl DeviceKey for SoftwareKey {
 /// A new P-256 key as PKCS#8 PEM (what rustls/tonic load) plus its SubjectPublicKeyInfo.
 pub(super) fn generate_pem() -> Result<(String, Vec<u8>), KeyError> {
     let rng = SystemRandom::new();
-    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|_| KeyError::Sign)?;
+    let doc =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|_| KeyError::Sign)?;
     let key = SoftwareKey::from_pkcs8(doc.as_ref())?;
     let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(doc.as_ref()));
     let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");

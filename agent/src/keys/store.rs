@@ -12,16 +12,25 @@ use zeroize::Zeroizing;
 use super::KeyError;
 
 pub(crate) struct KeyStore {
-    #[cfg_attr(any(target_os = "macos", target_os = "windows"), allow(dead_code, reason = "file store unused where keyring is"))]
+    #[cfg_attr(
+        any(target_os = "macos", target_os = "windows"),
+        allow(dead_code, reason = "file store unused where keyring is")
+    )]
     file: PathBuf,
-    #[cfg_attr(not(any(target_os = "macos", target_os = "windows")), allow(dead_code, reason = "keyring account unused on Linux"))]
+    #[cfg_attr(
+        not(any(target_os = "macos", target_os = "windows")),
+        allow(dead_code, reason = "keyring account unused on Linux")
+    )]
     account: String,
 }
 
 impl KeyStore {
     pub(crate) fn for_state_dir(state_dir: &Path, name: &str) -> KeyStore {
         let digest = ring::digest::digest(&ring::digest::SHA256, state_dir.to_string_lossy().as_bytes());
-        KeyStore { file: state_dir.join(format!("{name}.pk8")), account: format!("{name}-{}", hex::encode(&digest.as_ref()[..8])) }
+        KeyStore {
+            file: state_dir.join(format!("{name}.pk8")),
+            account: format!("{name}-{}", hex::encode(&digest.as_ref()[..8])),
+        }
     }
 
     #[cfg(not(any(target_os = "macos", target_os = "windows")))]
@@ -41,7 +50,8 @@ impl KeyStore {
 
     #[cfg(any(target_os = "macos", target_os = "windows"))]
     pub(crate) fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError> {
-        let entry = keyring::Entry::new("sightline-agent", &self.account).map_err(|e| KeyError::Storage(e.to_string()))?;
+        let entry = keyring::Entry::new("sightline-agent", &self.account)
+            .map_err(|e| KeyError::Storage(e.to_string()))?;
         match entry.get_secret() {
             Ok(b) => Ok(Some(Zeroizing::new(b))),
             Err(keyring::Error::NoEntry) => Ok(None),
@@ -51,7 +61,8 @@ impl KeyStore {
 
     #[cfg(any(target_os = "macos", target_os = "windows"))]
     pub(crate) fn save(&self, pkcs8: &[u8]) -> Result<(), KeyError> {
-        let entry = keyring::Entry::new("sightline-agent", &self.account).map_err(|e| KeyError::Storage(e.to_string()))?;
+        let entry = keyring::Entry::new("sightline-agent", &self.account)
+            .map_err(|e| KeyError::Storage(e.to_string()))?;
         entry.set_secret(pkcs8).map_err(|e| KeyError::Storage(e.to_string()))
     }
 }

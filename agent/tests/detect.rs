@@ -1,0 +1,384 @@
+//! Detectors over the committed fixture trees (all three OS layouts) and over hostile
+//! trees built at test time (links out of the tree, loops, FIFOs, giant, unreadable and
+//! non-UTF-8 files).
+
+use std::path::{Path, PathBuf};
+
+use sightline_agent::catalog::Catalog;
+use sightline_agent::detect::{Finding, Limits, scan_files};
+use sightline_agent::fsview::Tree;
+use sightline_agent::report;
+use sightline_agent::scan::{ScanOptions, run};
+use sightline_agent::secret::Fingerprinter;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn fp() -> Fingerprinter {
+    Fingerprinter::new(b"test-org-key-0123456789abcdef0123", true)
+}
+
+/// One line per finding, without fingerprints (they are checked separately).
+fn summary(f: &Finding) -> String {
+    let u = |u: &Option<String>| u.clone().unwrap_or_else(|| "-".into());
+    match f {
+        Finding::Process(p) => format!("process {} {}", p.tool, p.name),
+        Finding::App(a) => {
+            format!("app {} {} {} {}", a.tool, u(&a.user), a.path, a.version.as_deref().unwrap_or("-"))
+        }
+        Finding::Extension(e) => format!(
+            "extension {} {} {}/{} {} \"{}\" {} enabled={} [{}]",
+            e.tool.as_deref().unwrap_or("?"),
+            u(&e.user),
+            e.browser,
+            e.profile,
+            e.extension_id,
+            e.name,
+            e.version.as_deref().unwrap_or("-"),
+            e.enabled.map_or("?".to_owned(), |b| b.to_string()),
+            e.signals.join(",")
+        ),
+        Finding::Token(t) => format!(
+            "token {} {} {} {} {} {}",
+            t.provider,
+            t.kind.as_str(),
+            u(&t.user),
+            t.source.as_str(),
+            t.path,
+            t.locator.as_deref().unwrap_or("-")
+        ),
+        Finding::McpServer(m) => format!(
+            "mcp {} {} {} {} {} {}",
+            m.client,
+            u(&m.user),
+            m.name,
+            m.transport,
+            m.command.as_deref().or(m.url.as_deref()).unwrap_or("-"),
+            m.path
+        ),
+    }
+}
+
+fn check(root: &Path, expected: &[&str], expected_errors: &[&str]) {
+    let catalog = Catalog::builtin().unwrap();
+    let tree = Tree::open_root(root).unwrap();
+    let scan = scan_files(&tree, &catalog, &fp(), &Limits::default());
+    let mut got: Vec<String> = scan.findings.iter().map(summary).collect();
+    got.sort();
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "\ngot:\n{}\n", got.join("\n"));
+    let errors: Vec<String> = scan.errors.iter().map(|e| format!("{}: {}", e.path, e.error)).collect();
+    assert_eq!(errors.len(), expected_errors.len(), "errors: {errors:#?}");
+    for (e, want) in errors.iter().zip(expected_errors) {
+        assert!(e.contains(want), "{e} should contain {want}");
+    }
+}
+
+#[test]
+fn linux_layout() {
+    check(
+        &fixtures().join("linux"),
+        &[
+            "app ollama - /usr/local/bin/ollama -",
+            "app claude_code alice /home/alice/.local/bin/claude -",
+            "extension claude_extension alice chrome/Default fcoeoabgfenejglbffodgkkbkcdhcgfn \"Claude\" 1.0.3 enabled=true [host:claude.ai,name:claude]",
+            "extension sider alice chrome/Default difoiogjjojoaoomphldepapgpbgkhkb \"Sider: Chat with all AI\" 5.2.1 enabled=false [name:ai]",
+            "extension ? alice chrome/Profile 1 kmnopabcdefghijklmnopabcdefghijk \"Page Helper\" 2.1.0 enabled=? [host:api.openai.com]",
+            "extension grammarly alice firefox/default-release 87677a2c52b84ad3a151a4a72f5bd3c4@jetpack \"Grammarly: AI Writing and Grammar Checker\" 8.915.0 enabled=true [name:ai]",
+            "token openai oauth_access alice credential_file /home/alice/.codex/auth.json /tokens/access_token",
+            "token openai oauth_refresh alice credential_file /home/alice/.codex/auth.json /tokens/refresh_token",
+            "token anthropic oauth_access alice credential_file /home/alice/.claude/.credentials.json /claudeAiOauth/accessToken",
+            "token anthropic oauth_refresh alice credential_file /home/alice/.claude/.credentials.json /claudeAiOauth/refreshToken",
+            "mcp cursor alice github stdio docker run -i --rm -e GITHUB_PERSONAL_ACCESS_TOKEN ghcr.io/github/github-mcp-server /home/alice/.cursor/mcp.json",
+            "token github pat alice mcp_config /home/alice/.cursor/mcp.json /mcpServers/github/env/GITHUB_PERSONAL_ACCESS_TOKEN",
+            "mcp cursor alice remote-kb http https://mcp.kb.internal/v1/[REDACTED]/sse?api_key=[REDACTED]&region=eu /home/alice/.cursor/mcp.json",
+            "token openai api_key alice shell_rc /home/alice/.bashrc OPENAI_API_KEY (line 3)",
+            "token mistral api_key alice shell_rc /home/alice/.bashrc MISTRAL_API_KEY (line 4)",
+            "token groq api_key alice dotenv /home/alice/projects/webapp/.env GROQ_API_KEY (line 2)",
+            "mcp claude_code alice postgres stdio npx -y @modelcontextprotocol/server-postgres postgresql://app:[REDACTED]@db.internal/app /home/alice/projects/webapp/.mcp.json",
+            "token github oauth_access bob credential_file /home/bob/.config/github-copilot/apps.json /github.com:Iv1.b507a08c87ecfe98/oauth_token",
+            "token huggingface api_key bob credential_file /home/bob/.cache/huggingface/token -",
+            "mcp vscode bob fetch stdio uvx mcp-server-fetch /home/bob/.config/Code/User/mcp.json",
+            "mcp codex bob docs stdio npx -y @upstash/context7-mcp /home/bob/.codex/config.toml",
+            "token unknown api_key bob mcp_config /home/bob/.codex/config.toml /mcp_servers/docs/env/CONTEXT7_API_KEY",
+            "token anthropic api_key root shell_rc /root/.bashrc ANTHROPIC_API_KEY (line 1)",
+        ],
+        &["/home/bob/.gemini/settings.json: malformed JSON"],
+    );
+}
+
+#[test]
+fn macos_layout() {
+    check(
+        &fixtures().join("macos"),
+        &[
+            "app chatgpt_desktop - /Applications/ChatGPT.app 1.2025.310",
+            "app cursor - /Applications/Cursor.app 2.1.4",
+            "app ollama carol /Users/carol/Applications/Ollama.app 0.12.3",
+            "extension perplexity_extension carol chrome/Default hlgbcneanomplepojfcnclggenpcoldo \"Perplexity - AI Companion\" 2.4.1 enabled=true [name:ai,name:perplexity]",
+            "extension monica carol brave/Default ofpnmcalabcbjgholdjcjblkibolbppb \"Monica - Your ChatGPT AI Assistant\" 7.3.0 enabled=? [name:ai,name:chatgpt]",
+            "extension ? carol firefox/default-release ai-sidebar@labs.example.net \"Research Sidebar\" 0.4.2 enabled=false [host:chatgpt.com,host:claude.ai]",
+            "mcp claude_desktop carol filesystem stdio npx -y @modelcontextprotocol/server-filesystem /Users/carol/Documents /Users/carol/Library/Application Support/Claude/claude_desktop_config.json",
+            "mcp claude_desktop carol slack stdio npx -y @modelcontextprotocol/server-slack /Users/carol/Library/Application Support/Claude/claude_desktop_config.json",
+            "token unknown api_key carol mcp_config /Users/carol/Library/Application Support/Claude/claude_desktop_config.json /mcpServers/slack/env/SLACK_BOT_TOKEN",
+            "token anthropic api_key carol shell_rc /Users/carol/.zshrc ANTHROPIC_API_KEY (line 1)",
+            "token huggingface api_key carol shell_rc /Users/carol/.zshrc HF_TOKEN (line 2)",
+        ],
+        &["/Applications/Broken.app/Contents/Info.plist: malformed Info.plist"],
+    );
+}
+
+#[test]
+fn windows_layout() {
+    check(
+        &fixtures().join("windows"),
+        &[
+            "app gpt4all - /Program Files/gpt4all/bin/chat.exe -",
+            "app cursor dave /Users/dave/AppData/Local/Programs/cursor/Cursor.exe -",
+            "extension chatgpt_extension dave chrome/Default hehggadaopoacecdllhhajmbjkdcmajg \"ChatGPT\" 1.1.0 enabled=true [host:chatgpt.com,name:chatgpt]",
+            "extension ? dave edge/Profile 2 ponmlkjihgfedcbaponmlkjihgfedcba \"Copilot Helper for Outlook\" 3.0.0 enabled=? [name:copilot]",
+            "token openai api_key dave credential_file /Users/dave/.codex/auth.json /OPENAI_API_KEY",
+            "token github oauth_access dave credential_file /Users/dave/AppData/Local/github-copilot/hosts.json /github.com/oauth_token",
+            "mcp claude_desktop dave brave-search stdio npx -y @modelcontextprotocol/server-brave-search /Users/dave/AppData/Roaming/Claude/claude_desktop_config.json",
+            "token unknown api_key dave mcp_config /Users/dave/AppData/Roaming/Claude/claude_desktop_config.json /mcpServers/brave-search/env/BRAVE_API_KEY",
+            "token openai api_key dave shell_rc /Users/dave/Documents/PowerShell/Microsoft.PowerShell_profile.ps1 OPENAI_API_KEY (line 1)",
+            "token xai api_key dave dotenv /Users/dave/source/repos/app/.env XAI_API_KEY (line 1)",
+        ],
+        &[],
+    );
+}
+
+/// Every fabricated secret in the fixtures, from the list the generator wrote.
+pub fn fixture_secrets() -> Vec<String> {
+    std::fs::read_to_string(fixtures().join("secrets.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn no_secret_reaches_scan_output() {
+    let catalog = Catalog::builtin().unwrap();
+    let secrets = fixture_secrets();
+    assert!(secrets.len() > 20);
+    for os in ["linux", "macos", "windows"] {
+        let opts = ScanOptions { root: fixtures().join(os), processes: false, limits: Limits::default() };
+        let r = run(&opts, &catalog, &fp()).unwrap();
+        let out = format!("{}\n{}\n{:?}", report::to_json(&r), report::to_table(&r), r);
+        for s in &secrets {
+            assert!(!out.contains(s.as_str()), "{os}: secret leaked into scan output");
+        }
+    }
+}
+
+#[test]
+fn same_token_same_fingerprint_and_key_dependent() {
+    let catalog = Catalog::builtin().unwrap();
+    let tree = Tree::open_root(&fixtures().join("linux")).unwrap();
+    let a = scan_files(&tree, &catalog, &fp(), &Limits::default());
+    let b = scan_files(&tree, &catalog, &fp(), &Limits::default());
+    let other = scan_files(&tree, &catalog, &Fingerprinter::new(b"another-org", true), &Limits::default());
+    let fps = |s: &sightline_agent::detect::FileScan| -> Vec<String> {
+        s.findings
+            .iter()
+            .filter_map(|f| if let Finding::Token(t) = f { Some(t.fingerprint.clone()) } else { None })
+            .collect()
+    };
+    assert_eq!(fps(&a), fps(&b));
+    assert!(fps(&a).iter().zip(fps(&other)).all(|(x, y)| *x != y));
+    assert!(fps(&a).iter().all(|f| f.len() == 32 && f.bytes().all(|b| b.is_ascii_hexdigit())));
+}
+
+#[test]
+fn json_document_follows_the_contract() {
+    let catalog = Catalog::builtin().unwrap();
+    let opts = ScanOptions { root: fixtures().join("linux"), processes: false, limits: Limits::default() };
+    let v = report::to_json(&run(&opts, &catalog, &fp()).unwrap());
+    assert_eq!(v["schema"], "sightline.scan.v1");
+    assert_eq!(v["device"]["hostname"], "fixture-linux");
+    assert_eq!(v["device"]["os"], "linux");
+    let findings = v["findings"].as_array().unwrap();
+    let token = findings.iter().find(|f| f["kind"] == "token" && f["source"] == "dotenv").unwrap();
+    for key in ["provider", "token_kind", "user", "path", "source", "fingerprint"] {
+        assert!(!token[key].is_null(), "{key}");
+    }
+    let ext = findings.iter().find(|f| f["kind"] == "extension" && f["tool"].is_null()).unwrap();
+    for key in ["browser", "profile", "extension_id", "name", "version", "enabled", "path"] {
+        assert!(ext.get(key).is_some(), "{key}");
+    }
+    assert!(v["errors"].as_array().unwrap().iter().all(|e| e["path"].is_string() && e["error"].is_string()));
+}
+
+// === Hostile trees ===
+
+mod hostile {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    const KEY_LINE: &str = "export GROQ_API_KEY=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";
+
+    fn scan(root: &Path, limits: Limits) -> sightline_agent::detect::FileScan {
+        let tree = Tree::open_root(root).unwrap();
+        scan_files(&tree, &Catalog::builtin().unwrap(), &fp(), &limits)
+    }
+
+    fn tokens_at(s: &sightline_agent::detect::FileScan) -> Vec<String> {
+        s.findings
+            .iter()
+            .filter_map(|f| if let Finding::Token(t) = f { Some(t.path.clone()) } else { None })
+            .collect()
+    }
+
+    #[test]
+    fn links_out_of_a_home_are_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let home = root.join("home/mallory");
+        std::fs::create_dir_all(home.join("proj")).unwrap();
+        // A key outside mallory's home (another user's, or outside the scanned tree).
+        std::fs::create_dir_all(root.join("home/victim")).unwrap();
+        std::fs::write(root.join("home/victim/secret.env"), KEY_LINE).unwrap();
+        std::fs::write(t.path().join("outside.env"), KEY_LINE).unwrap();
+        symlink(t.path().join("outside.env"), home.join(".bashrc")).unwrap();
+        symlink("../victim/secret.env", home.join(".zshrc")).unwrap();
+        symlink("../../../../outside.env", home.join("proj/.env")).unwrap();
+        // Loops: a file link loop and a directory link back up.
+        symlink(".profile", home.join(".profile")).unwrap();
+        symlink("..", home.join("proj/up")).unwrap();
+
+        let s = scan(&root, Limits::default());
+        // The victim's own file is only attributed to the victim (it is not an rc file, so none).
+        assert!(tokens_at(&s).is_empty(), "followed a link out of a home: {:?}", tokens_at(&s));
+        let errs: Vec<&str> = s.errors.iter().map(|e| e.path.as_str()).collect();
+        for p in [
+            "/home/mallory/.bashrc",
+            "/home/mallory/.zshrc",
+            "/home/mallory/proj/.env",
+            "/home/mallory/.profile",
+        ] {
+            assert!(errs.contains(&p), "{p} not reported: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn fifos_giant_files_and_malformed_manifests() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("home/eve");
+        std::fs::create_dir_all(home.join("app")).unwrap();
+        let status = std::process::Command::new("mkfifo").arg(home.join(".bashrc")).status().unwrap();
+        assert!(status.success());
+        std::process::Command::new("mkfifo").arg(home.join("app/.env")).status().unwrap();
+        let mut big = KEY_LINE.to_owned() + "\n";
+        big.push_str(&"#".repeat(2 * 1024 * 1024));
+        std::fs::write(home.join(".zshrc"), big).unwrap();
+        let ext =
+            home.join(".config/google-chrome/Default/Extensions/fcoeoabgfenejglbffodgkkbkcdhcgfn/1.0_0");
+        std::fs::create_dir_all(&ext).unwrap();
+        std::fs::write(ext.join("manifest.json"), "{\"name\": ").unwrap();
+        let other =
+            home.join(".config/google-chrome/Default/Extensions/difoiogjjojoaoomphldepapgpbgkhkb/1.0_0");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("manifest.json"), [0xff, 0xfe, 0x00, 0x01]).unwrap();
+
+        let s = scan(t.path(), Limits::default());
+        assert!(tokens_at(&s).is_empty());
+        let errs: Vec<String> = s.errors.iter().map(|e| format!("{}: {}", e.path, e.error)).collect();
+        let has = |p: &str, msg: &str| errs.iter().any(|e| e.starts_with(p) && e.contains(msg));
+        assert!(has("/home/eve/.bashrc", "not a regular file"), "{errs:#?}");
+        assert!(has("/home/eve/app/.env", "not a regular file"), "{errs:#?}");
+        assert!(has("/home/eve/.zshrc", "limit"), "{errs:#?}");
+        assert!(
+            has(
+                "/home/eve/.config/google-chrome/Default/Extensions/fcoeoabgfenejglbffodgkkbkcdhcgfn",
+                "malformed manifest.json"
+            ),
+            "{errs:#?}"
+        );
+        assert!(
+            has(
+                "/home/eve/.config/google-chrome/Default/Extensions/difoiogjjojoaoomphldepapgpbgkhkb",
+                "malformed manifest.json"
+            ),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn non_utf8_names_are_walked_and_reported_readably() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("home/zoe");
+        let odd = std::ffi::OsStr::from_bytes(b"proj-\xff\xfe");
+        std::fs::create_dir_all(home.join(odd)).unwrap();
+        std::fs::write(home.join(odd).join(".env"), KEY_LINE.trim_start_matches("export ")).unwrap();
+        std::fs::write(home.join(std::ffi::OsStr::from_bytes(b"\xff.env")), KEY_LINE).unwrap();
+        let s = scan(t.path(), Limits::default());
+        let paths = tokens_at(&s);
+        assert_eq!(paths.len(), 1, "{paths:?}");
+        assert!(paths[0].starts_with("/home/zoe/proj-") && paths[0].ends_with("/.env"));
+    }
+
+    #[test]
+    fn walk_bounds_are_reported() {
+        let t = tempfile::tempdir().unwrap();
+        let mut deep = t.path().join("home/deep");
+        for i in 0..10 {
+            deep = deep.join(format!("d{i}"));
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join(".env"), KEY_LINE).unwrap();
+        let s = scan(t.path(), Limits { walk_depth: 4, ..Limits::default() });
+        assert!(tokens_at(&s).is_empty());
+        let s = scan(t.path(), Limits { walk_entries: 3, ..Limits::default() });
+        assert!(s.errors.iter().any(|e| e.error.contains("bound")), "{:?}", s.errors);
+    }
+
+    /// Root ignores file modes, so as root the scan is re-run as `nobody` via setpriv.
+    #[test]
+    fn unreadable_files_and_dirs_are_reported_not_fatal() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = t.path().join("home/ann");
+        std::fs::create_dir_all(home.join("locked")).unwrap();
+        std::fs::write(home.join(".bashrc"), KEY_LINE).unwrap();
+        std::fs::write(home.join(".zshrc"), KEY_LINE.replace("GROQ", "GROQ")).unwrap();
+        std::fs::set_permissions(home.join(".bashrc"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(home.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        for d in [t.path().join("home"), home.clone()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(home.join(".zshrc"), std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        let is_root = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+        let bin = env!("CARGO_BIN_EXE_sightline-agent");
+        let mut cmd = if is_root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+            c
+        } else {
+            std::process::Command::new(bin)
+        };
+        let out = cmd
+            .args(["scan", "--no-processes", "--format", "json", "--root"])
+            .arg(t.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let errors = v["errors"].as_array().unwrap();
+        let has = |p: &str| {
+            errors.iter().any(|e| e["path"] == p && e["error"].as_str().unwrap().contains("ermission denied"))
+        };
+        assert!(has("/home/ann/.bashrc"), "{errors:?}");
+        assert!(has("/home/ann/locked"), "{errors:?}");
+        // The readable file next to them was still scanned.
+        assert!(v["findings"].as_array().unwrap().iter().any(|f| f["path"] == "/home/ann/.zshrc"));
+    }
+}

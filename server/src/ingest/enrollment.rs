@@ -1,0 +1,171 @@
+//! `Enrollment.Begin` / `Enrollment.Complete`.
+//!
+//! Begin checks the one-time token (without consuming it) and the device key, and stores a
+//! challenge with a fresh nonce. Complete checks the proof of possession over that nonce,
+//! issues the client certificate, then consumes the token and creates the device in one
+//! transaction — a token can enroll exactly one device, even under concurrent attempts.
+
+use ring::rand::{SecureRandom, SystemRandom};
+use sightline_proto::envelope::{ENROLL_POP_CONTEXT, GENESIS_HASH, enroll_pop_message};
+use sightline_proto::p256;
+use sightline_proto::pb::{self, enrollment_server::Enrollment};
+use tonic::{Request, Response, Status};
+
+use super::{Shared, blocking, internal, now_ms};
+use crate::store::{Challenge, Device, StoreError};
+
+/// How long an agent has between Begin and Complete.
+const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
+
+pub struct EnrollmentService {
+    pub shared: Shared,
+}
+
+/// SHA-256 of a token: tokens are stored hashed, so a database leak enrolls nothing.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec()
+}
+
+fn token_status(e: StoreError) -> Status {
+    match e {
+        StoreError::TokenUnknown | StoreError::TokenExpired | StoreError::TokenUsed => {
+            Status::unauthenticated(e.to_string())
+        }
+        other => internal(other),
+    }
+}
+
+fn random(n: usize) -> Result<Vec<u8>, Status> {
+    let mut b = vec![0; n];
+    SystemRandom::new().fill(&mut b).map_err(|_| Status::internal("random number generator failed"))?;
+    Ok(b)
+}
+
+/// Assurance is the collector's judgement from evidence, never the agent's claim. The
+/// foundation verifies no hardware evidence yet: a software key is `software`; a claimed
+/// hardware key whose residency is not proven is `hardware_unattested`.
+fn assurance(backend: pb::KeyBackend) -> &'static str {
+    match backend {
+        pb::KeyBackend::Software | pb::KeyBackend::Unspecified => "software",
+        _ => "hardware_unattested",
+    }
+}
+
+fn backend_name(b: pb::KeyBackend) -> &'static str {
+    match b {
+        pb::KeyBackend::Software | pb::KeyBackend::Unspecified => "software",
+        pb::KeyBackend::Tpm => "tpm",
+        pb::KeyBackend::SecureEnclave => "secure_enclave",
+        pb::KeyBackend::WindowsPcp => "windows_pcp",
+    }
+}
+
+#[tonic::async_trait]
+impl Enrollment for EnrollmentService {
+    async fn begin(
+        &self,
+        req: Request<pb::BeginEnrollmentRequest>,
+    ) -> Result<Response<pb::EnrollmentChallenge>, Status> {
+        let req = req.into_inner();
+        let hash = token_hash(req.token.trim());
+        let now = now_ms();
+        let h = hash.clone();
+        blocking(&self.shared.store, move |s| s.check_token(&h, now)).await?.map_err(token_status)?;
+
+        let facts = req.facts.ok_or_else(|| Status::invalid_argument("device facts are required"))?;
+        let key = req.key.ok_or_else(|| Status::invalid_argument("device key is required"))?;
+        p256::point_from_spki(&key.device_key_spki).map_err(|_| {
+            Status::invalid_argument("device key must be an ECDSA P-256 SubjectPublicKeyInfo")
+        })?;
+        if facts.hostname.is_empty() || facts.hostname.len() > 255 {
+            return Err(Status::invalid_argument("hostname must be 1-255 bytes"));
+        }
+        let backend = pb::KeyBackend::try_from(key.backend).unwrap_or(pb::KeyBackend::Unspecified);
+        let challenge = Challenge {
+            id: hex::encode(random(16)?),
+            nonce: random(32)?,
+            token_hash: hash,
+            expires_at_ms: now + CHALLENGE_TTL_MS,
+            hostname: facts.hostname,
+            os: facts.os,
+            os_version: facts.os_version,
+            agent_version: facts.agent_version,
+            key_backend: backend_name(backend).to_owned(),
+            device_key_spki: key.device_key_spki,
+        };
+        let reply = pb::EnrollmentChallenge {
+            challenge_id: challenge.id.clone(),
+            nonce: challenge.nonce.clone(),
+            expires_at_ms: challenge.expires_at_ms,
+        };
+        blocking(&self.shared.store, move |s| s.put_challenge(&challenge)).await?.map_err(internal)?;
+        Ok(Response::new(reply))
+    }
+
+    async fn complete(
+        &self,
+        req: Request<pb::CompleteEnrollmentRequest>,
+    ) -> Result<Response<pb::EnrollmentResult>, Status> {
+        let req = req.into_inner();
+        let id = req.challenge_id.clone();
+        let challenge = blocking(&self.shared.store, move |s| s.take_challenge(&id))
+            .await?
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Status::failed_precondition("unknown enrollment challenge (already answered?); start again")
+            })?;
+        let now = now_ms();
+        if challenge.expires_at_ms <= now {
+            return Err(Status::deadline_exceeded("enrollment challenge expired; start again"));
+        }
+        p256::point_from_spki(&req.tls_key_spki)
+            .map_err(|_| Status::invalid_argument("TLS key must be an ECDSA P-256 SubjectPublicKeyInfo"))?;
+        let msg = enroll_pop_message(&challenge.nonce, &challenge.device_key_spki, &req.tls_key_spki);
+        p256::verify(&challenge.device_key_spki, ENROLL_POP_CONTEXT, &msg, &req.proof_of_possession)
+            .map_err(|_| {
+                Status::unauthenticated("proof of possession does not verify with the device key")
+            })?;
+
+        let device_id = format!("dev_{}", hex::encode(random(10)?));
+        let (cert_pem, cert_sha256) =
+            self.shared.pki.issue_device_cert(&device_id, &req.tls_key_spki).map_err(internal)?;
+        let backend = match challenge.key_backend.as_str() {
+            "tpm" => pb::KeyBackend::Tpm,
+            "secure_enclave" => pb::KeyBackend::SecureEnclave,
+            "windows_pcp" => pb::KeyBackend::WindowsPcp,
+            _ => pb::KeyBackend::Software,
+        };
+        let device = Device {
+            id: device_id.clone(),
+            hostname: challenge.hostname,
+            os: challenge.os,
+            os_version: challenge.os_version,
+            agent_version: challenge.agent_version,
+            key_backend: challenge.key_backend,
+            assurance: assurance(backend).to_owned(),
+            key_spki: challenge.device_key_spki,
+            cert_sha256,
+            enrolled_at_ms: now,
+            last_seen_ms: None,
+            seq_head: 0,
+            head_hash: GENESIS_HASH,
+            revoked_at_ms: None,
+            users: Vec::new(),
+        };
+        let assurance = device.assurance.clone();
+        let token_hash = challenge.token_hash;
+        let hostname = device.hostname.clone();
+        blocking(&self.shared.store, move |s| s.complete_enrollment(&token_hash, &device, now))
+            .await?
+            .map_err(token_status)?;
+        tracing::info!(device = %device_id, %hostname, %assurance, "Device enrolled.");
+        Ok(Response::new(pb::EnrollmentResult {
+            device_id,
+            client_certificate_pem: cert_pem,
+            ca_certificate_pem: self.shared.pki.ca_pem().to_owned(),
+            org_fingerprint_key: self.shared.pki.org_fingerprint_key.clone(),
+            collector_signing_key_spki: self.shared.pki.signing_key_spki(),
+            assurance,
+        }))
+    }
+}

@@ -1,0 +1,45 @@
+//! The gRPC edge: enrollment and telemetry services, and the only code that sees `pb`
+//! types besides the agent's transport.
+//!
+//! Every refusal maps to a gRPC status with a message that says what was wrong; detail
+//! beyond that goes to the log. Nothing from a refused request is stored.
+
+pub mod convert;
+pub mod enrollment;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use crate::pki::Pki;
+use crate::store::Store;
+
+/// What both services share.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub pki: Arc<Pki>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs a store call on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+) -> Result<crate::store::Result<T>, tonic::Status> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(|e| {
+        tracing::error!(error = %e, "Store task failed.");
+        tonic::Status::internal("collector storage failure")
+    })
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> tonic::Status {
+    tracing::error!(error = %e, "Storage error.");
+    tonic::Status::internal("collector storage failure")
+}

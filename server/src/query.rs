@@ -1,0 +1,170 @@
+//! Output of the query commands (`devices`, `connectors`, `device ID`), as JSON for scripts
+//! or a table for people. Reads the same data dir a running collector writes (SQLite WAL).
+
+use serde_json::{Value, json};
+
+use crate::store::{Connector, Device, Store};
+
+pub fn time(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn opt_time(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |m| Value::String(time(m)))
+}
+
+pub fn device_json(d: &Device, observations: u64) -> Value {
+    json!({
+        "device_id": d.id,
+        "hostname": d.hostname,
+        "os": d.os,
+        "os_version": d.os_version,
+        "agent_version": d.agent_version,
+        "assurance": d.assurance,
+        "key_backend": d.key_backend,
+        "key_id": sightline_proto::p256::key_id(&d.key_spki),
+        "enrolled_at": time(d.enrolled_at_ms),
+        "last_seen_at": opt_time(d.last_seen_ms),
+        "revoked_at": opt_time(d.revoked_at_ms),
+        "seq_head": d.seq_head,
+        "observations": observations,
+        "users": d.users,
+    })
+}
+
+pub fn connector_json(c: &Connector) -> Value {
+    let pick = |k: &str| c.latest.get(k).cloned().unwrap_or(Value::Null);
+    let mut v = json!({
+        "key": c.key,
+        "kind": c.kind,
+        "label": c.label,
+        "first_seen": time(c.first_seen_ms),
+        "last_seen": time(c.last_seen_ms),
+        "devices": c.devices.iter().map(|d| json!({
+            "device_id": d.device_id,
+            "hostname": d.hostname,
+            "user": d.user,
+            "first_seen": time(d.first_seen_ms),
+            "last_seen": time(d.last_seen_ms),
+        })).collect::<Vec<_>>(),
+    });
+    let extra: &[&str] = match c.kind.as_str() {
+        "tool" => &["tool"],
+        "extension" => &["tool", "extension_id", "name", "browser"],
+        "token" => &["provider", "token_kind", "fingerprint", "source"],
+        "mcp_server" => &["client", "name", "transport", "command", "url"],
+        _ => &[],
+    };
+    if let Value::Object(m) = &mut v {
+        for k in extra {
+            m.insert((*k).to_owned(), pick(k));
+        }
+    }
+    v
+}
+
+pub fn devices(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
+    let devices = store.devices()?;
+    if as_json {
+        let list: Vec<Value> = devices
+            .iter()
+            .map(|d| Ok(device_json(d, store.count_observations(&d.id)?)))
+            .collect::<anyhow::Result<_>>()?;
+        return Ok(serde_json::to_string_pretty(&list)? + "\n");
+    }
+    let mut rows = vec![vec![
+        "DEVICE".into(),
+        "HOSTNAME".into(),
+        "OS".into(),
+        "ASSURANCE".into(),
+        "LAST SEEN".into(),
+        "USERS".into(),
+    ]];
+    for d in &devices {
+        rows.push(vec![
+            d.id.clone(),
+            d.hostname.clone(),
+            format!("{} {}", d.os, d.os_version),
+            d.assurance.clone() + if d.revoked_at_ms.is_some() { " (revoked)" } else { "" },
+            d.last_seen_ms.map_or_else(|| "never".into(), time),
+            d.users.join(","),
+        ]);
+    }
+    Ok(table(&rows, devices.is_empty().then_some("No devices enrolled.")))
+}
+
+pub fn connectors(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
+    render_connectors(&store.connectors()?, as_json)
+}
+
+fn render_connectors(list: &[Connector], as_json: bool) -> anyhow::Result<String> {
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&list.iter().map(connector_json).collect::<Vec<_>>())? + "\n");
+    }
+    let mut rows = vec![vec![
+        "KIND".into(),
+        "WHAT".into(),
+        "IDENTITY".into(),
+        "DEVICES".into(),
+        "USERS".into(),
+        "LAST SEEN".into(),
+    ]];
+    for c in list {
+        let identity = c.key.split_once(':').map_or(c.key.as_str(), |(_, r)| r).to_owned();
+        let mut users: Vec<String> = c.devices.iter().filter_map(|d| d.user.clone()).collect();
+        users.dedup();
+        rows.push(vec![
+            c.kind.clone(),
+            c.label.clone(),
+            identity,
+            c.devices.iter().map(|d| d.hostname.as_str()).collect::<Vec<_>>().join(","),
+            users.join(","),
+            time(c.last_seen_ms),
+        ]);
+    }
+    Ok(table(&rows, list.is_empty().then_some("No connectors reported yet.")))
+}
+
+pub fn device(store: &dyn Store, id: &str, as_json: bool) -> anyhow::Result<String> {
+    let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
+    let connectors = store.device_connectors(id)?;
+    let obs = store.count_observations(id)?;
+    if as_json {
+        let mut v = device_json(&d, obs);
+        v["connectors"] = Value::Array(connectors.iter().map(connector_json).collect());
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let mut out = format!(
+        "Device {}\n  hostname:   {}\n  os:         {} {}\n  assurance:  {} (key backend {})\n  enrolled:   {}\n  last seen:  {}\n  users:      {}\n  sequence:   {} ({} observations)\n\n",
+        d.id,
+        d.hostname,
+        d.os,
+        d.os_version,
+        d.assurance,
+        d.key_backend,
+        time(d.enrolled_at_ms),
+        d.last_seen_ms.map_or_else(|| "never".into(), time),
+        d.users.join(", "),
+        d.seq_head,
+        obs
+    );
+    out.push_str(&render_connectors(&connectors, false)?);
+    Ok(out)
+}
+
+fn table(rows: &[Vec<String>], empty: Option<&str>) -> String {
+    if let Some(msg) = empty {
+        return format!("{msg}\n");
+    }
+    let cols = rows[0].len();
+    let widths: Vec<usize> =
+        (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

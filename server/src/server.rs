@@ -1,0 +1,63 @@
+//! Opening a data dir and serving the gRPC services over TLS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sightline_proto::pb::{enrollment_server::EnrollmentServer, telemetry_server::TelemetryServer};
+use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::ingest::{Shared, enrollment::EnrollmentService, telemetry::TelemetryService};
+use crate::pki::Pki;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Opens (creating, 0700) a data dir's database.
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting data dir {}", data_dir.display()))?;
+    }
+    let db = data_dir.join("sightline.db");
+    Ok(Arc::new(SqliteStore::open(&db).with_context(|| format!("opening database {}", db.display()))?))
+}
+
+/// Opens a data dir for serving: database plus key material.
+pub fn open(data_dir: &Path, dev: bool) -> anyhow::Result<Shared> {
+    let store = open_store(data_dir)?;
+    let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
+    Ok(Shared { store, pki })
+}
+
+/// Serves enrollment and telemetry on an already-bound listener until `shutdown` resolves.
+///
+/// Client certificates are optional at the TLS layer because enrolling agents have none
+/// yet; the telemetry service refuses any stream without an enrolled device's certificate.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Shared,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&shared.pki.server_cert_pem, &shared.pki.server_key_pem))
+        .client_ca_root(Certificate::from_pem(shared.pki.ca_pem()))
+        .client_auth_optional(true);
+    tracing::info!(%addr, "Collector listening (gRPC over TLS).");
+    Server::builder()
+        .tls_config(tls)
+        .context("configuring TLS")?
+        .add_service(EnrollmentServer::new(EnrollmentService { shared: shared.clone() }))
+        .add_service(TelemetryServer::new(TelemetryService { shared }))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("serving gRPC")?;
+    tracing::info!("Collector stopped.");
+    Ok(())
+}

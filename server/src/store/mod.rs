@@ -1,0 +1,180 @@
+//! Storage behind a trait (design.md §5). SQLite is the embedded default; PostgreSQL comes
+//! later behind the same trait.
+//!
+//! Methods are synchronous: callers on the async runtime go through `spawn_blocking`.
+//!
+//! **Invariant:** [`Store::ingest`] decides acceptance (sequence continues the head, hash
+//! chain links) and stores in one transaction, so two streams for one device can never
+//! both append at the same position.
+
+pub mod sqlite;
+
+use serde_json::Value;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+    #[error("enrollment token is not valid")]
+    TokenUnknown,
+    #[error("enrollment token has expired")]
+    TokenExpired,
+    #[error("enrollment token was already used")]
+    TokenUsed,
+    #[error("unknown device {0}")]
+    UnknownDevice(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A pending enrollment between `Begin` and `Complete`. Kept in the database so it survives
+/// a collector restart (or, later, a switch of replica) between the two calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub id: String,
+    pub nonce: Vec<u8>,
+    pub token_hash: Vec<u8>,
+    pub expires_at_ms: i64,
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub key_backend: String,
+    pub device_key_spki: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub key_backend: String,
+    pub assurance: String,
+    pub key_spki: Vec<u8>,
+    pub cert_sha256: String,
+    pub enrolled_at_ms: i64,
+    pub last_seen_ms: Option<i64>,
+    pub seq_head: u64,
+    pub head_hash: [u8; 32],
+    pub revoked_at_ms: Option<i64>,
+    pub users: Vec<String>,
+}
+
+/// The connector an observation is evidence of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorRef {
+    /// Stable identity of the access path (`tool:ollama`, `extension:<id>`, `token:<fp>`, `mcp:<name>:<hash>`).
+    pub key: String,
+    pub kind: &'static str,
+    /// Catalog id, provider or name: what a person calls it.
+    pub label: String,
+    /// Who the observation attributes it to on the device (OS account).
+    pub user: Option<String>,
+}
+
+/// An observation in storage terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservationRecord {
+    pub seq: u64,
+    pub observed_at_ms: i64,
+    pub change: &'static str,
+    pub kind: &'static str,
+    pub connector: Option<ConnectorRef>,
+    pub data: Value,
+}
+
+/// Device facts carried inside a batch (DeviceInventory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub users: Vec<String>,
+}
+
+/// A verified batch ready to store.
+#[derive(Debug, Clone)]
+pub struct IngestBatch {
+    pub device_id: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub received_at_ms: i64,
+    pub observations: Vec<ObservationRecord>,
+    pub inventory: Option<Inventory>,
+}
+
+/// What ingest decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Stored {
+        head: u64,
+        head_hash: [u8; 32],
+    },
+    /// Already stored with the same hash: acknowledge, store nothing.
+    Duplicate {
+        head: u64,
+        head_hash: [u8; 32],
+    },
+    /// `first_seq` does not continue the device's sequence.
+    OutOfOrder {
+        expected: u64,
+    },
+    /// `prev_batch_hash` is not the hash of the last stored batch.
+    BrokenChain,
+    /// Same sequence numbers as a stored batch, different contents.
+    Conflict,
+    Revoked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorDevice {
+    pub device_id: String,
+    pub hostname: String,
+    pub user: Option<String>,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connector {
+    pub key: String,
+    pub kind: String,
+    pub label: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// The most recent observation's attributes (extension id, fingerprint, …).
+    pub latest: Value,
+    pub devices: Vec<ConnectorDevice>,
+}
+
+/// Everything the collector persists.
+pub trait Store: Send + Sync {
+    fn create_token(&self, token_hash: &[u8], created_at_ms: i64, expires_at_ms: i64) -> Result<()>;
+    /// Checks a token without consuming it.
+    fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()>;
+    fn put_challenge(&self, c: &Challenge) -> Result<()>;
+    /// Removes and returns a challenge: each can be answered once.
+    fn take_challenge(&self, id: &str) -> Result<Option<Challenge>>;
+    /// Consumes the token and creates the device, atomically.
+    fn complete_enrollment(&self, token_hash: &[u8], device: &Device, now_ms: i64) -> Result<()>;
+    fn device(&self, id: &str) -> Result<Option<Device>>;
+    fn device_by_cert(&self, cert_sha256: &str) -> Result<Option<Device>>;
+    fn revoke_device(&self, id: &str, now_ms: i64) -> Result<()>;
+    fn devices(&self) -> Result<Vec<Device>>;
+    fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome>;
+    fn connectors(&self) -> Result<Vec<Connector>>;
+    /// Connectors seen on one device, with that device's first/last sighting.
+    fn device_connectors(&self, device_id: &str) -> Result<Vec<Connector>>;
+    fn count_observations(&self, device_id: &str) -> Result<u64>;
+}

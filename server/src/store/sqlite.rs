@@ -1,0 +1,494 @@
+//! The embedded SQLite store (WAL mode, so query commands can read while the collector
+//! writes).
+//!
+//! Schema changes are numbered migrations applied at open (`PRAGMA user_version`).
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+
+use super::{
+    Challenge, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Result, Store, StoreError,
+};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE enrollment_tokens (
+    token_hash    BLOB PRIMARY KEY,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    used_at_ms    INTEGER
+);
+CREATE TABLE enrollment_challenges (
+    id              TEXT PRIMARY KEY,
+    nonce           BLOB NOT NULL,
+    token_hash      BLOB NOT NULL,
+    expires_at_ms   INTEGER NOT NULL,
+    hostname        TEXT NOT NULL,
+    os              TEXT NOT NULL,
+    os_version      TEXT NOT NULL,
+    agent_version   TEXT NOT NULL,
+    key_backend     TEXT NOT NULL,
+    device_key_spki BLOB NOT NULL
+);
+CREATE TABLE devices (
+    id             TEXT PRIMARY KEY,
+    hostname       TEXT NOT NULL,
+    os             TEXT NOT NULL,
+    os_version     TEXT NOT NULL,
+    agent_version  TEXT NOT NULL,
+    key_backend    TEXT NOT NULL,
+    assurance      TEXT NOT NULL,
+    key_spki       BLOB NOT NULL,
+    cert_sha256    TEXT NOT NULL UNIQUE,
+    enrolled_at_ms INTEGER NOT NULL,
+    last_seen_ms   INTEGER,
+    seq_head       INTEGER NOT NULL DEFAULT 0,
+    head_hash      BLOB NOT NULL,
+    revoked_at_ms  INTEGER,
+    users          TEXT NOT NULL DEFAULT '[]'
+);
+-- Every accepted batch exactly as signed: evidence that can be re-verified offline.
+CREATE TABLE batches (
+    device_id      TEXT NOT NULL REFERENCES devices(id),
+    first_seq      INTEGER NOT NULL,
+    last_seq       INTEGER NOT NULL,
+    prev_hash      BLOB NOT NULL,
+    hash           BLOB NOT NULL,
+    payload        BLOB NOT NULL,
+    signature      BLOB NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (device_id, first_seq)
+);
+CREATE TABLE observations (
+    device_id      TEXT NOT NULL,
+    seq            INTEGER NOT NULL,
+    observed_at_ms INTEGER NOT NULL,
+    change         TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    connector_key  TEXT,
+    os_user        TEXT,
+    data           TEXT NOT NULL,
+    assurance      TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+CREATE INDEX observations_connector ON observations(connector_key, observed_at_ms);
+CREATE TABLE connectors (
+    key           TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    latest        TEXT NOT NULL
+);
+CREATE TABLE connector_devices (
+    connector_key TEXT NOT NULL REFERENCES connectors(key),
+    device_id     TEXT NOT NULL REFERENCES devices(id),
+    os_user       TEXT,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    PRIMARY KEY (connector_key, device_id)
+);
+CREATE INDEX connector_devices_device ON connector_devices(device_id);
+"#];
+
+/// SQLite behind one connection. A std mutex is right here: every call is short, none
+/// awaits, and all callers are already on blocking threads.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions
+        // roll back on drop), so a poisoned lock is safe to keep using.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {version} is newer than this collector understands ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+const DEVICE_COLUMNS: &str = "id, hostname, os, os_version, agent_version, key_backend, assurance, key_spki, cert_sha256, \
+     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users";
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    let head: Vec<u8> = r.get(12)?;
+    let users: String = r.get(14)?;
+    Ok(Device {
+        id: r.get(0)?,
+        hostname: r.get(1)?,
+        os: r.get(2)?,
+        os_version: r.get(3)?,
+        agent_version: r.get(4)?,
+        key_backend: r.get(5)?,
+        assurance: r.get(6)?,
+        key_spki: r.get(7)?,
+        cert_sha256: r.get(8)?,
+        enrolled_at_ms: r.get(9)?,
+        last_seen_ms: r.get(10)?,
+        seq_head: r.get::<_, i64>(11)? as u64,
+        head_hash: head.try_into().unwrap_or([0; 32]),
+        revoked_at_ms: r.get(13)?,
+        users: serde_json::from_str(&users).unwrap_or_default(),
+    })
+}
+
+impl Store for SqliteStore {
+    fn create_token(&self, token_hash: &[u8], created_at_ms: i64, expires_at_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO enrollment_tokens (token_hash, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3)",
+            params![token_hash, created_at_ms, expires_at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()> {
+        let row: Option<(i64, Option<i64>)> = self
+            .conn()
+            .query_row(
+                "SELECT expires_at_ms, used_at_ms FROM enrollment_tokens WHERE token_hash = ?1",
+                params![token_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Err(StoreError::TokenUnknown),
+            Some((_, Some(_))) => Err(StoreError::TokenUsed),
+            Some((exp, None)) if exp <= now_ms => Err(StoreError::TokenExpired),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn put_challenge(&self, c: &Challenge) -> Result<()> {
+        let conn = self.conn();
+        // Expired challenges are garbage; clear them as new ones arrive.
+        conn.execute(
+            "DELETE FROM enrollment_challenges WHERE expires_at_ms < ?1",
+            params![c.expires_at_ms - 3_600_000],
+        )?;
+        conn.execute(
+            "INSERT INTO enrollment_challenges (id, nonce, token_hash, expires_at_ms, hostname, os, os_version, agent_version, \
+             key_backend, device_key_spki) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                c.id,
+                c.nonce,
+                c.token_hash,
+                c.expires_at_ms,
+                c.hostname,
+                c.os,
+                c.os_version,
+                c.agent_version,
+                c.key_backend,
+                c.device_key_spki
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn take_challenge(&self, id: &str) -> Result<Option<Challenge>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let c = tx
+            .query_row(
+                "SELECT id, nonce, token_hash, expires_at_ms, hostname, os, os_version, agent_version, key_backend, \
+                 device_key_spki FROM enrollment_challenges WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(Challenge {
+                        id: r.get(0)?,
+                        nonce: r.get(1)?,
+                        token_hash: r.get(2)?,
+                        expires_at_ms: r.get(3)?,
+                        hostname: r.get(4)?,
+                        os: r.get(5)?,
+                        os_version: r.get(6)?,
+                        agent_version: r.get(7)?,
+                        key_backend: r.get(8)?,
+                        device_key_spki: r.get(9)?,
+                    })
+                },
+            )
+            .optional()?;
+        tx.execute("DELETE FROM enrollment_challenges WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(c)
+    }
+
+    fn complete_enrollment(&self, token_hash: &[u8], d: &Device, now_ms: i64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT expires_at_ms, used_at_ms FROM enrollment_tokens WHERE token_hash = ?1",
+                params![token_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => return Err(StoreError::TokenUnknown),
+            Some((_, Some(_))) => return Err(StoreError::TokenUsed),
+            Some((exp, None)) if exp <= now_ms => return Err(StoreError::TokenExpired),
+            Some(_) => {}
+        }
+        tx.execute(
+            "UPDATE enrollment_tokens SET used_at_ms = ?1 WHERE token_hash = ?2",
+            params![now_ms, token_hash],
+        )?;
+        tx.execute(
+            &format!("INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+            params![
+                d.id,
+                d.hostname,
+                d.os,
+                d.os_version,
+                d.agent_version,
+                d.key_backend,
+                d.assurance,
+                d.key_spki,
+                d.cert_sha256,
+                d.enrolled_at_ms,
+                d.last_seen_ms,
+                d.seq_head as i64,
+                d.head_hash.to_vec(),
+                d.revoked_at_ms,
+                serde_json::to_string(&d.users).unwrap_or_else(|_| "[]".into()),
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn device(&self, id: &str) -> Result<Option<Device>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
+                params![id],
+                device_row,
+            )
+            .optional()?)
+    }
+
+    fn device_by_cert(&self, cert_sha256: &str) -> Result<Option<Device>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE cert_sha256 = ?1"),
+                params![cert_sha256],
+                device_row,
+            )
+            .optional()?)
+    }
+
+    fn revoke_device(&self, id: &str, now_ms: i64) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE devices SET revoked_at_ms = COALESCE(revoked_at_ms, ?1) WHERE id = ?2",
+            params![now_ms, id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownDevice(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn devices(&self) -> Result<Vec<Device>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY hostname, id"))?;
+        let rows = stmt.query_map([], device_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn ingest(&self, b: &IngestBatch) -> Result<IngestOutcome> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let head: Option<(i64, Vec<u8>, Option<i64>, String)> = tx
+            .query_row(
+                "SELECT seq_head, head_hash, revoked_at_ms, assurance FROM devices WHERE id = ?1",
+                params![b.device_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((seq_head, head_hash, revoked, assurance)) = head else {
+            return Err(StoreError::UnknownDevice(b.device_id.clone()));
+        };
+        if revoked.is_some() {
+            return Ok(IngestOutcome::Revoked);
+        }
+        let seq_head = seq_head as u64;
+        let head_hash: [u8; 32] =
+            head_hash.try_into().map_err(|_| StoreError::Corrupt("head hash length".into()))?;
+        if b.last_seq <= seq_head {
+            let stored: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT hash FROM batches WHERE device_id = ?1 AND first_seq = ?2 AND last_seq = ?3",
+                    params![b.device_id, b.first_seq as i64, b.last_seq as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            return Ok(match stored {
+                Some(h) if h == b.hash => IngestOutcome::Duplicate { head: seq_head, head_hash },
+                _ => IngestOutcome::Conflict,
+            });
+        }
+        if b.first_seq != seq_head + 1 {
+            return Ok(IngestOutcome::OutOfOrder { expected: seq_head + 1 });
+        }
+        if b.prev_hash != head_hash {
+            return Ok(IngestOutcome::BrokenChain);
+        }
+
+        tx.execute(
+            "INSERT INTO batches (device_id, first_seq, last_seq, prev_hash, hash, payload, signature, received_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                b.device_id,
+                b.first_seq as i64,
+                b.last_seq as i64,
+                b.prev_hash.to_vec(),
+                b.hash.to_vec(),
+                b.payload,
+                b.signature,
+                b.received_at_ms
+            ],
+        )?;
+        {
+            let mut obs = tx.prepare_cached(
+                "INSERT INTO observations (device_id, seq, observed_at_ms, change, kind, connector_key, os_user, data, assurance) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut conn_up = tx.prepare_cached(
+                "INSERT INTO connectors (key, kind, label, first_seen_ms, last_seen_ms, latest) VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
+                 ON CONFLICT(key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), latest = excluded.latest",
+            )?;
+            let mut dev_up = tx.prepare_cached(
+                "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
+                 first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), os_user = COALESCE(excluded.os_user, os_user)",
+            )?;
+            for o in &b.observations {
+                let data = o.data.to_string();
+                obs.execute(params![
+                    b.device_id,
+                    o.seq as i64,
+                    o.observed_at_ms,
+                    o.change,
+                    o.kind,
+                    o.connector.as_ref().map(|c| &c.key),
+                    o.connector.as_ref().and_then(|c| c.user.as_ref()),
+                    data,
+                    assurance
+                ])?;
+                if let Some(c) = &o.connector {
+                    conn_up.execute(params![c.key, c.kind, c.label, o.observed_at_ms, data])?;
+                    dev_up.execute(params![c.key, b.device_id, c.user, o.observed_at_ms])?;
+                }
+            }
+        }
+        tx.execute(
+            "UPDATE devices SET seq_head = ?1, head_hash = ?2, last_seen_ms = ?3 WHERE id = ?4",
+            params![b.last_seq as i64, b.hash.to_vec(), b.received_at_ms, b.device_id],
+        )?;
+        if let Some(inv) = &b.inventory {
+            tx.execute(
+                "UPDATE devices SET hostname = ?1, os = ?2, os_version = ?3, agent_version = ?4, users = ?5 WHERE id = ?6",
+                params![
+                    inv.hostname,
+                    inv.os,
+                    inv.os_version,
+                    inv.agent_version,
+                    serde_json::to_string(&inv.users).unwrap_or_else(|_| "[]".into()),
+                    b.device_id
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(IngestOutcome::Stored { head: b.last_seq, head_hash: b.hash })
+    }
+
+    fn connectors(&self) -> Result<Vec<Connector>> {
+        self.query_connectors(None)
+    }
+
+    fn device_connectors(&self, device_id: &str) -> Result<Vec<Connector>> {
+        self.query_connectors(Some(device_id))
+    }
+
+    fn count_observations(&self, device_id: &str) -> Result<u64> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM observations WHERE device_id = ?1",
+            params![device_id],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}
+
+impl SqliteStore {
+    fn query_connectors(&self, device: Option<&str>) -> Result<Vec<Connector>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT c.key, c.kind, c.label, c.first_seen_ms, c.last_seen_ms, c.latest, \
+                    cd.device_id, d.hostname, cd.os_user, cd.first_seen_ms, cd.last_seen_ms \
+             FROM connectors c JOIN connector_devices cd ON cd.connector_key = c.key JOIN devices d ON d.id = cd.device_id \
+             WHERE ?1 IS NULL OR cd.device_id = ?1 \
+             ORDER BY c.kind, c.label, c.key, d.hostname",
+        )?;
+        let mut rows = stmt.query(params![device])?;
+        let mut out: Vec<Connector> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let dev = ConnectorDevice {
+                device_id: r.get(6)?,
+                hostname: r.get(7)?,
+                user: r.get(8)?,
+                first_seen_ms: r.get(9)?,
+                last_seen_ms: r.get(10)?,
+            };
+            match out.last_mut() {
+                Some(c) if c.key == key => c.devices.push(dev),
+                _ => {
+                    let latest: String = r.get(5)?;
+                    out.push(Connector {
+                        key,
+                        kind: r.get(1)?,
+                        label: r.get(2)?,
+                        first_seen_ms: r.get(3)?,
+                        last_seen_ms: r.get(4)?,
+                        latest: serde_json::from_str(&latest).unwrap_or(Value::Null),
+                        devices: vec![dev],
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+}
