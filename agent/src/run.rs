@@ -64,7 +64,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
                 }
                 Err(e) if opts.once => return Err(e),
                 Err(e) => {
-                    let wait = backoff.next();
+                    let wait = backoff.next_delay();
                     tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "Delivery failed; batches stay in the outbox.");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => continue,
@@ -124,7 +124,7 @@ impl Backoff {
         self.attempt = 0;
     }
 
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         let r = crate::state::random_bytes(4)
@@ -144,13 +144,13 @@ mod tests {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         let mut prev_ceiling = Duration::ZERO;
         for i in 0..30 {
-            let d = b.next();
+            let d = b.next_delay();
             let ceiling = Duration::from_secs(1).saturating_mul(1 << i.min(20)).min(Duration::from_secs(60));
             assert!(d >= ceiling / 2 && d <= ceiling, "{d:?} vs {ceiling:?}");
             assert!(ceiling >= prev_ceiling);
             prev_ceiling = ceiling;
         }
         b.reset();
-        assert!(b.next() <= Duration::from_secs(1));
+        assert!(b.next_delay() <= Duration::from_secs(1));
     }
 }

@@ -13,12 +13,17 @@ pub async fn signal() {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot listen for SIGTERM; only Ctrl-C will stop the agent.");
-                let _ = tokio::signal::ctrl_c().await;
+                wait_ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    wait_ctrl_c().await;
+}
+
+async fn wait_ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "Cannot listen for Ctrl-C either; the agent stops only when killed.");
+        std::future::pending::<()>().await;
     }
 }

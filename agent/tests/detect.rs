@@ -345,7 +345,7 @@ mod hostile {
         let home = t.path().join("home/ann");
         std::fs::create_dir_all(home.join("locked")).unwrap();
         std::fs::write(home.join(".bashrc"), KEY_LINE).unwrap();
-        std::fs::write(home.join(".zshrc"), KEY_LINE.replace("GROQ", "GROQ")).unwrap();
+        std::fs::write(home.join(".zshrc"), KEY_LINE).unwrap();
         std::fs::set_permissions(home.join(".bashrc"), std::fs::Permissions::from_mode(0o000)).unwrap();
         std::fs::set_permissions(home.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
         for d in [t.path().join("home"), home.clone()] {

@@ -166,6 +166,9 @@ async fn shutdown() {
             return;
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "Cannot listen for Ctrl-C; stop the collector with a signal.");
+        std::future::pending::<()>().await;
+    }
     tracing::info!("Shutdown requested; finishing open requests.");
 }

@@ -1,1 +1,400 @@
+//! Whole-system tests: real collector, real agents, real TLS on loopback.
 
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sightline_proto::envelope::GENESIS_HASH;
+use sightline_tests::*;
+use tonic::Code;
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap()
+}
+
+/// The README's path end to end through the shipped binaries: serve --dev, token create,
+/// enroll, run --once over the Linux fixture, then the query commands while the collector
+/// runs; then SIGTERM. Checks every fixture finding arrived and no secret leaked anywhere.
+#[test]
+fn binaries_end_to_end_over_mtls() {
+    let (server, agent) = (bin("sightline-server"), bin("sightline-agent"));
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let state = work.path().join("agent");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("https://127.0.0.1:{port}");
+    let server_log = std::fs::File::create(work.path().join("server.log")).unwrap();
+    let mut serve = Command::new(&server)
+        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data)
+        .env("SIGHTLINE_LOG", "debug")
+        .stderr(server_log)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "collector did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let token = run(Command::new(&server).args(["token", "create", "--data-dir"]).arg(&data));
+    let token = token.trim();
+    assert!(token.starts_with("slt_") && !token.contains(char::is_whitespace));
+    let mut agent_out = run(Command::new(&agent)
+        .args(["enroll", "--server", &url, "--token", token, "--key-backend", "software", "--ca"])
+        .arg(data.join("ca.pem"))
+        .arg("--state-dir")
+        .arg(&state));
+    assert!(agent_out.contains("assurance: software"), "{agent_out}");
+    std::fs::write(work.path().join("agent.toml"), "processes = false\n").unwrap();
+    let root = fixtures().join("linux");
+    for _ in 0..2 {
+        let out = Command::new(&agent)
+            .args(["run", "--once", "--config"])
+            .arg(work.path().join("agent.toml"))
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--root")
+            .arg(&root)
+            .env("SIGHTLINE_LOG", "debug")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "run --once failed: {}", String::from_utf8_lossy(&out.stderr));
+        agent_out += &String::from_utf8_lossy(&out.stderr);
+    }
+    let local = run(Command::new(&agent)
+        .args(["scan", "--no-processes", "--format", "json", "--root"])
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&state));
+    agent_out += &local;
+    let local = json(&local);
+    assert_eq!(local["fingerprint_key"], "org");
+
+    let devices = json(&run(Command::new(&server).args(["devices", "--json", "--data-dir"]).arg(&data)));
+    let devices = devices.as_array().unwrap();
+    assert_eq!(devices.len(), 1);
+    let d = &devices[0];
+    assert_eq!(
+        (d["hostname"].as_str(), d["os"].as_str(), d["assurance"].as_str()),
+        (Some("fixture-linux"), Some("linux"), Some("software"))
+    );
+    assert_eq!(d["users"], serde_json::json!(["alice", "bob", "root"]));
+
+    let connectors =
+        json(&run(Command::new(&server).args(["connectors", "--json", "--data-dir"]).arg(&data)));
+    let connectors = connectors.as_array().unwrap();
+    let got = |kind: &str, field: &str| -> BTreeSet<String> {
+        connectors
+            .iter()
+            .filter(|c| c["kind"] == kind)
+            .filter_map(|c| c[field].as_str().map(str::to_owned))
+            .collect()
+    };
+    let want = |kind: &str, field: &str| -> BTreeSet<String> {
+        local["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == kind)
+            .filter_map(|f| f[field].as_str().map(str::to_owned))
+            .collect()
+    };
+    // Every finding of the local scan (same org key) is on the collector, with identical
+    // extension ids, token fingerprints, tools and MCP servers.
+    assert_eq!(got("extension", "extension_id"), want("extension", "extension_id"));
+    assert_eq!(got("extension", "extension_id").len(), 4);
+    assert_eq!(got("token", "fingerprint"), want("token", "fingerprint"));
+    assert_eq!(got("token", "fingerprint").len(), 12);
+    assert_eq!(got("tool", "tool"), want("app", "tool"));
+    assert_eq!(got("mcp_server", "name"), want("mcp_server", "name"));
+    assert!(connectors.iter().all(|c| c["devices"][0]["device_id"] == d["device_id"]));
+
+    let id = d["device_id"].as_str().unwrap();
+    let detail = json(&run(Command::new(&server).args(["device", id, "--json", "--data-dir"]).arg(&data)));
+    assert_eq!(detail["connectors"].as_array().unwrap().len(), connectors.len());
+    // Two full scans, each one signed batch: the sequence continued across runs.
+    assert_eq!(detail["seq_head"].as_u64().unwrap(), 2 * (1 + 23 + 1 + 1));
+    let table = run(Command::new(&server).args(["connectors", "--data-dir"]).arg(&data));
+    assert!(
+        table.contains("fcoeoabgfenejglbffodgkkbkcdhcgfn") && table.lines().count() == connectors.len() + 1,
+        "{table}"
+    );
+
+    run(Command::new("kill").args(["-TERM", &serve.id().to_string()]));
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "collector did not stop cleanly on SIGTERM: {status}");
+
+    // No fabricated secret anywhere: server log, agent output/logs, database, state dirs.
+    let secrets = fixture_secrets();
+    let mut haystacks = all_bytes(work.path());
+    haystacks.push(("agent output".into(), agent_out.into_bytes()));
+    for (path, bytes) in &haystacks {
+        for s in &secrets {
+            assert!(!contains(bytes, s), "a fixture secret leaked into {}", path.display());
+        }
+    }
+    let log = std::fs::read_to_string(work.path().join("server.log")).unwrap();
+    assert!(log.contains("Device enrolled") && log.contains("Collector stopped"), "{log}");
+}
+
+fn stored(c: &Collector, device: &str) -> (u64, u64) {
+    let d = c.shared.store.device(device).unwrap().unwrap();
+    (d.seq_head, c.shared.store.count_observations(device).unwrap())
+}
+
+#[tokio::test]
+async fn duplicates_are_acknowledged_and_stored_once() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let (b1, h1) = a.batch(1, GENESIS_HASH, 3);
+    let (b2, _) = a.batch(4, h1, 2);
+    let replies = a.send(vec![b1.clone(), b1.clone(), b2.clone()]).await;
+    let acks: Vec<u64> = replies.into_iter().map(|r| r.unwrap().through_seq).collect();
+    assert_eq!(acks, vec![3, 3, 5]);
+    // A replay on a fresh stream is also just acknowledged.
+    let replies = a.send(vec![b1, b2]).await;
+    assert!(replies.iter().all(|r| r.as_ref().unwrap().through_seq == 5));
+    assert_eq!(stored(&c, &a.device_id), (5, 5));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn bad_signature_is_refused_and_nothing_stored() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let (mut b, _) = a.batch(1, GENESIS_HASH, 2);
+    let last = b.signature.len() - 1;
+    b.signature[last] ^= 0x55;
+    let r = a.send(vec![b]).await;
+    let e = r[0].as_ref().unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    assert!(e.message().contains("signature"));
+    // A batch signed by some other key is just as bad.
+    let other = enroll(&c).await;
+    let (mut forged, _) = other.batch(1, GENESIS_HASH, 1);
+    forged.device_id = a.device_id.clone();
+    let r = a.send(vec![forged]).await;
+    assert!(r[0].is_err());
+    assert_eq!(stored(&c, &a.device_id), (0, 0));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn out_of_order_broken_chain_and_forks_are_refused() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let (gap, _) = a.batch(5, GENESIS_HASH, 1);
+    let e = a.send(vec![gap]).await.remove(0).unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("next sequence is 1"), "{}", e.message());
+
+    let (first, _) = a.batch(1, GENESIS_HASH, 2);
+    assert!(a.send(vec![first]).await[0].is_ok());
+    let (unlinked, _) = a.batch(3, [7; 32], 1);
+    let e = a.send(vec![unlinked]).await.remove(0).unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("prev_batch_hash"), "{}", e.message());
+
+    // Same sequence numbers, different contents (another creation time): a fork, not a duplicate.
+    let different = {
+        use prost::Message;
+        let mut batch =
+            sightline_proto::pb::Batch::decode(a.batch(1, GENESIS_HASH, 2).0.payload.as_slice()).unwrap();
+        batch.created_at_ms = 99;
+        sightline_proto::envelope::seal(&batch, &a.key.public_key_spki(), |m| a.key.sign(m)).unwrap().0
+    };
+    let e = a.send(vec![different]).await.remove(0).unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("different contents"), "{}", e.message());
+    assert_eq!(stored(&c, &a.device_id), (2, 2));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_device_cannot_send_for_another() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let b = enroll(&c).await;
+    let (batch, _) = b.batch(1, GENESIS_HASH, 1);
+    let e = a.send(vec![batch]).await.remove(0).unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert_eq!(stored(&c, &b.device_id), (0, 0));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn clients_without_a_valid_certificate_are_refused() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let (batch, _) = a.batch(1, GENESIS_HASH, 1);
+
+    // No client certificate at all.
+    let ch = sightline_agent::transport::connect(&c.url, &c.ca_pem(), None).await.unwrap();
+    let mut client = sightline_proto::pb::telemetry_client::TelemetryClient::new(ch);
+    let e = send_on(&mut client, vec![batch.clone()]).await.remove(0).unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+
+    // A certificate from a CA the collector does not trust: the TLS handshake fails.
+    let rogue = Collector::start().await;
+    let rogue_agent = enroll(&rogue).await;
+    let read = |n: &str| std::fs::read(rogue_agent.state_dir.path().join(n)).unwrap();
+    let r = sightline_agent::transport::connect(
+        &c.url,
+        &c.ca_pem(),
+        Some((read("client.pem"), read("client.key"))),
+    )
+    .await;
+    match r {
+        Err(_) => {}
+        Ok(ch) => {
+            let mut client = sightline_proto::pb::telemetry_client::TelemetryClient::new(ch);
+            assert!(send_on(&mut client, vec![batch.clone()]).await.remove(0).is_err());
+        }
+    }
+
+    // A certificate from the right CA that no enrolled device holds.
+    let (key_pem, spki) = sightline_agent::keys::new_tls_key_pem().unwrap();
+    let (cert_pem, _) = c.shared.pki.issue_device_cert("dev_never_enrolled", &spki).unwrap();
+    let ch = sightline_agent::transport::connect(
+        &c.url,
+        &c.ca_pem(),
+        Some((cert_pem.into_bytes(), key_pem.into_bytes())),
+    )
+    .await
+    .unwrap();
+    let mut client = sightline_proto::pb::telemetry_client::TelemetryClient::new(ch);
+    let e = send_on(&mut client, vec![batch]).await.remove(0).unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("enrolled device"));
+
+    assert_eq!(stored(&c, &a.device_id), (0, 0));
+    rogue.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn revoked_devices_are_refused() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    c.shared.store.revoke_device(&a.device_id, 1).unwrap();
+    let (batch, _) = a.batch(1, GENESIS_HASH, 1);
+    let e = a.send(vec![batch]).await.remove(0).unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert_eq!(stored(&c, &a.device_id), (0, 0));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn enrollment_tokens_are_one_time_and_expire() {
+    let c = Collector::start().await;
+    let token = c.token();
+    enroll_with(&c, &token).await.unwrap();
+    let e = enroll_with(&c, &token).await.err().unwrap();
+    assert!(format!("{e:#}").contains("already used"), "{e:#}");
+
+    let expired = sightline_server::create_token(c.shared.store.as_ref(), Duration::from_millis(1)).unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let e = enroll_with(&c, &expired).await.err().unwrap();
+    assert!(format!("{e:#}").contains("expired"), "{e:#}");
+
+    let e = enroll_with(&c, "slt_not-a-real-token").await.err().unwrap();
+    assert!(format!("{e:#}").contains("not valid"), "{e:#}");
+    assert_eq!(c.shared.store.devices().unwrap().len(), 1);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn proof_of_possession_is_required() {
+    use sightline_proto::pb::{self, enrollment_client::EnrollmentClient};
+    let c = Collector::start().await;
+    let ch = sightline_agent::transport::connect(&c.url, &c.ca_pem(), None).await.unwrap();
+    let mut client = EnrollmentClient::new(ch);
+    let key = sightline_agent::keys::SoftwareKey::generate().unwrap();
+    use sightline_agent::keys::DeviceKey;
+    let challenge = client
+        .begin(pb::BeginEnrollmentRequest {
+            token: c.token(),
+            facts: Some(pb::DeviceFacts { hostname: "h".into(), os: "linux".into(), ..Default::default() }),
+            key: Some(pb::KeyAttestation {
+                backend: pb::KeyBackend::Software as i32,
+                device_key_spki: key.public_key_spki(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, tls_spki) = sightline_agent::keys::new_tls_key_pem().unwrap();
+    // Signed over the wrong nonce.
+    let mut msg = sightline_proto::envelope::ENROLL_POP_CONTEXT.to_vec();
+    msg.extend(sightline_proto::envelope::enroll_pop_message(
+        b"wrong nonce",
+        &key.public_key_spki(),
+        &tls_spki,
+    ));
+    let e = client
+        .complete(pb::CompleteEnrollmentRequest {
+            challenge_id: challenge.challenge_id.clone(),
+            proof_of_possession: key.sign(&msg).unwrap(),
+            tls_key_spki: tls_spki.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    // The challenge is spent: answering it again correctly does not work either.
+    let e = client
+        .complete(pb::CompleteEnrollmentRequest {
+            challenge_id: challenge.challenge_id,
+            proof_of_possession: vec![],
+            tls_key_spki: tls_spki,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(c.shared.store.devices().unwrap().is_empty());
+    c.stop().await;
+}
+
+/// The agent's ack is lost after the collector stored a batch: the agent keeps the batch
+/// in its outbox and resends the very same bytes; the collector acknowledges and stores once.
+#[tokio::test]
+async fn lost_acks_cause_no_double_storage() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let enrollment = a.state.enrollment().unwrap().unwrap();
+    let outbox = sightline_agent::outbox::Outbox::open(&a.state).unwrap();
+    let obs = |n: u64| {
+        use prost::Message;
+        sightline_proto::pb::Batch::decode(a.batch(1, GENESIS_HASH, n).0.payload.as_slice())
+            .unwrap()
+            .observations
+    };
+    outbox.seal(a.key.as_ref(), &a.device_id, obs(3), 1).unwrap();
+    let pending = outbox.pending().unwrap();
+    let saved = std::fs::read(&pending[0].path).unwrap();
+    let timeout = Duration::from_secs(10);
+    let d = sightline_agent::deliver::deliver(&a.state, &enrollment, &outbox, timeout).await.unwrap();
+    assert_eq!((d.batches, d.through_seq), (1, 3));
+    assert!(outbox.pending().unwrap().is_empty());
+
+    // As if the agent crashed before processing the ack: the batch is back in the outbox.
+    std::fs::write(&pending[0].path, &saved).unwrap();
+    outbox.seal(a.key.as_ref(), &a.device_id, obs(2), 2).unwrap();
+    let d = sightline_agent::deliver::deliver(&a.state, &enrollment, &outbox, timeout).await.unwrap();
+    assert_eq!((d.batches, d.through_seq), (2, 5));
+    assert_eq!(stored(&c, &a.device_id), (5, 5));
+
+    // And the real run loop continues the same chain.
+    a.run_once(&fixtures().join("windows")).await.unwrap();
+    let (head, count) = stored(&c, &a.device_id);
+    assert!(head > 5 && head == count);
+    c.stop().await;
+}

@@ -38,8 +38,10 @@ fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
         if trimmed.starts_with('#') || trimmed.starts_with("//") || trimmed.is_empty() {
             continue;
         }
-        if let Some((name, value)) = parse_assignment(trimmed) {
-            if let Some(class) = classify(ctx.catalog, &value, Some(&name), None) {
+        if let Some((name, value)) = parse_assignment(trimmed)
+            && let Some(class) = classify(ctx.catalog, &value, Some(&name), None)
+        {
+            {
                 seen.insert(value.clone());
                 ctx.token(
                     home,

@@ -64,10 +64,12 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
                 {
                     out.dotenv.push(path);
                 }
-                Kind::Dir if depth < ctx.limits.walk_depth => {
-                    if !name.is_some_and(|n| skip_names.contains(&n)) && !skip_paths.contains(&path) {
-                        queue.push_back((path, depth + 1));
-                    }
+                Kind::Dir
+                    if depth < ctx.limits.walk_depth
+                        && !name.is_some_and(|n| skip_names.contains(&n))
+                        && !skip_paths.contains(&path) =>
+                {
+                    queue.push_back((path, depth + 1));
                 }
                 _ => {}
             }
