@@ -71,11 +71,7 @@ pub struct Tool {
 impl Tool {
     /// Install paths for one OS layout (home-relative, absolute or `{programfiles}/…`).
     pub fn install_paths(&self, os: Os) -> &[String] {
-        match os {
-            Os::Linux => &self.linux,
-            Os::Macos => &self.macos,
-            Os::Windows => &self.windows,
-        }
+        per_os(os, &self.linux, &self.macos, &self.windows)
     }
 }
 
@@ -120,11 +116,7 @@ pub struct Browser {
 
 impl Browser {
     pub fn dirs(&self, os: Os) -> &[String] {
-        match os {
-            Os::Linux => &self.linux,
-            Os::Macos => &self.macos,
-            Os::Windows => &self.windows,
-        }
+        per_os(os, &self.linux, &self.macos, &self.windows)
     }
 }
 
@@ -217,12 +209,7 @@ pub struct McpClient {
 impl McpClient {
     /// Home-relative config paths for one OS layout.
     pub fn paths(&self, os: Os) -> impl Iterator<Item = &String> {
-        let per_os = match os {
-            Os::Linux => &self.linux,
-            Os::Macos => &self.macos,
-            Os::Windows => &self.windows,
-        };
-        self.all.iter().chain(per_os)
+        self.all.iter().chain(per_os(os, &self.linux, &self.macos, &self.windows))
     }
 }
 
@@ -409,6 +396,16 @@ impl Catalog {
     /// The key format a whole value matches, if any.
     pub fn classify_value(&self, value: &str) -> Option<&KeyFormat> {
         self.key_formats.iter().find(|f| f.whole.is_match(value))
+    }
+}
+
+/// Picks one OS's list. (The lists are separate fields rather than a flattened struct
+/// because serde cannot combine `flatten` with `deny_unknown_fields`.)
+fn per_os<'a>(os: Os, linux: &'a [String], macos: &'a [String], windows: &'a [String]) -> &'a [String] {
+    match os {
+        Os::Linux => linux,
+        Os::Macos => macos,
+        Os::Windows => windows,
     }
 }
 

@@ -113,7 +113,7 @@ pub fn homes(root: &Tree, os: Os, errors: &mut Vec<ScanError>) -> Vec<Home> {
 }
 
 /// Where a token was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TokenSource {
     CredentialFile,
     Dotenv,
@@ -134,7 +134,7 @@ impl TokenSource {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProcessFinding {
     pub tool: String,
     pub user: Option<String>,
@@ -143,7 +143,7 @@ pub struct ProcessFinding {
     pub exe: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AppFinding {
     pub tool: String,
     pub user: Option<String>,
@@ -152,7 +152,7 @@ pub struct AppFinding {
     pub bundle_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ExtensionFinding {
     pub tool: Option<String>,
     pub user: Option<String>,
@@ -168,7 +168,7 @@ pub struct ExtensionFinding {
     pub host_permissions: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenFinding {
     pub provider: String,
     pub kind: TokenKind,
@@ -179,7 +179,7 @@ pub struct TokenFinding {
     pub locator: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct McpFinding {
     pub client: String,
     pub user: Option<String>,
@@ -191,7 +191,7 @@ pub struct McpFinding {
 }
 
 /// One AI connector found on the device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Finding {
     Process(ProcessFinding),
     App(AppFinding),
@@ -311,7 +311,7 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
 /// file); report it once.
 fn dedup(findings: &mut Vec<Finding>) {
     let mut seen = std::collections::HashSet::new();
-    findings.retain(|f| seen.insert(format!("{f:?}")));
+    findings.retain(|f| seen.insert(f.clone()));
 }
 
 /// Joins a home-relative catalog path (always written with `/`) onto a relative path.

@@ -135,6 +135,23 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// Whether a token exists, is unused and unexpired.
+fn token_usable(conn: &Connection, token_hash: &[u8], now_ms: i64) -> Result<()> {
+    let row: Option<(i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT expires_at_ms, used_at_ms FROM enrollment_tokens WHERE token_hash = ?1",
+            params![token_hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        None => Err(StoreError::TokenUnknown),
+        Some((_, Some(_))) => Err(StoreError::TokenUsed),
+        Some((exp, None)) if exp <= now_ms => Err(StoreError::TokenExpired),
+        Some(_) => Ok(()),
+    }
+}
+
 const DEVICE_COLUMNS: &str = "id, hostname, os, os_version, agent_version, key_backend, assurance, key_spki, cert_sha256, \
      enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users";
 
@@ -170,20 +187,7 @@ impl Store for SqliteStore {
     }
 
     fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()> {
-        let row: Option<(i64, Option<i64>)> = self
-            .conn()
-            .query_row(
-                "SELECT expires_at_ms, used_at_ms FROM enrollment_tokens WHERE token_hash = ?1",
-                params![token_hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            None => Err(StoreError::TokenUnknown),
-            Some((_, Some(_))) => Err(StoreError::TokenUsed),
-            Some((exp, None)) if exp <= now_ms => Err(StoreError::TokenExpired),
-            Some(_) => Ok(()),
-        }
+        token_usable(&self.conn(), token_hash, now_ms)
     }
 
     fn put_challenge(&self, c: &Challenge) -> Result<()> {
@@ -244,19 +248,7 @@ impl Store for SqliteStore {
     fn complete_enrollment(&self, token_hash: &[u8], d: &Device, now_ms: i64) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT expires_at_ms, used_at_ms FROM enrollment_tokens WHERE token_hash = ?1",
-                params![token_hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            None => return Err(StoreError::TokenUnknown),
-            Some((_, Some(_))) => return Err(StoreError::TokenUsed),
-            Some((exp, None)) if exp <= now_ms => return Err(StoreError::TokenExpired),
-            Some(_) => {}
-        }
+        token_usable(&tx, token_hash, now_ms)?;
         tx.execute(
             "UPDATE enrollment_tokens SET used_at_ms = ?1 WHERE token_hash = ?2",
             params![now_ms, token_hash],
