@@ -81,6 +81,7 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
         enrolled_at_ms: now_ms(),
         collector_signing_key: hex::encode(&result.collector_signing_key_spki),
     };
+    retire_previous(state)?;
     state.write("ca.pem", result.ca_certificate_pem.as_bytes(), false)?;
     state.write("client.key", tls_key_pem.as_bytes(), true)?;
     state.write("client.pem", result.client_certificate_pem.as_bytes(), false)?;
@@ -90,6 +91,29 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
         .write("enrollment.json", &serde_json::to_vec_pretty(&enrollment)?, false)
         .context("saving enrollment")?;
     Ok(enrollment)
+}
+
+/// A new enrollment is a new device with its own sequence. Batches sealed for the previous
+/// device can no longer be delivered (its certificate is being replaced), so they are moved
+/// aside under the old device id, kept for inspection rather than deleted, and the chain
+/// starts again.
+fn retire_previous(state: &StateDir) -> anyhow::Result<()> {
+    let outbox = state.file("outbox");
+    if let Some(old) = state.enrollment()?
+        && outbox.exists()
+    {
+        let kept = state.file(&format!("outbox.{}", old.device_id));
+        let pending = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
+        std::fs::rename(&outbox, &kept).with_context(|| format!("moving {} aside", outbox.display()))?;
+        if pending > 0 {
+            tracing::warn!(previous_device = %old.device_id, pending, kept = %kept.display(),
+                "Re-enrolling: batches not delivered for the previous device were set aside.");
+        }
+    }
+    match std::fs::remove_file(state.file("chain.json")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).context("resetting chain.json"),
+        _ => Ok(()),
+    }
 }
 
 fn backend(b: Backend) -> pb::KeyBackend {

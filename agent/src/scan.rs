@@ -68,11 +68,16 @@ fn is_live_root(root: &Path) -> bool {
 /// image where it records them.
 pub fn device_info(root: &Tree, live: bool, os: Os) -> DeviceInfo {
     let small = 64 * 1024;
-    let from_tree_host = root
-        .read_text(Path::new("etc/hostname"), small)
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
+    let from_tree_host = match os {
+        Os::Macos => root
+            .read(Path::new("Library/Preferences/SystemConfiguration/preferences.plist"), small)
+            .ok()
+            .and_then(|b| plist::Value::from_reader(std::io::Cursor::new(&b)).ok())
+            .and_then(|v| mac_hostname(&v)),
+        _ => root.read_text(Path::new("etc/hostname"), small).ok(),
+    }
+    .map(|s| s.trim().to_owned())
+    .filter(|s| !s.is_empty());
     let hostname = if live { sysinfo::System::host_name() } else { from_tree_host.clone() }
         .or(from_tree_host)
         .or_else(sysinfo::System::host_name)
@@ -92,4 +97,20 @@ pub fn device_info(root: &Tree, live: bool, os: Os) -> DeviceInfo {
         if live { sysinfo::System::long_os_version().or(from_tree_version) } else { from_tree_version }
             .unwrap_or_else(|| "unknown".into());
     DeviceInfo { hostname, os, os_version }
+}
+
+/// `System.System.ComputerName`, else `System.Network.HostNames.LocalHostName`.
+fn mac_hostname(prefs: &plist::Value) -> Option<String> {
+    let system = prefs.as_dictionary()?.get("System")?.as_dictionary()?;
+    let computer = system.get("System").and_then(|s| s.as_dictionary()?.get("ComputerName")?.as_string());
+    let local = || {
+        system
+            .get("Network")?
+            .as_dictionary()?
+            .get("HostNames")?
+            .as_dictionary()?
+            .get("LocalHostName")?
+            .as_string()
+    };
+    computer.or_else(local).map(str::to_owned)
 }

@@ -211,6 +211,13 @@ fn json_document_follows_the_contract() {
         assert!(ext.get(key).is_some(), "{key}");
     }
     assert!(v["errors"].as_array().unwrap().iter().all(|e| e["path"].is_string() && e["error"].is_string()));
+
+    let opts = ScanOptions { root: fixtures().join("macos"), processes: false, limits: Limits::default() };
+    let v = report::to_json(&run(&opts, &catalog, &fp()).unwrap());
+    assert_eq!(
+        (v["device"]["hostname"].as_str(), v["device"]["os_version"].as_str()),
+        (Some("carols-macbook"), Some("15.1"))
+    );
 }
 
 // === Hostile trees ===

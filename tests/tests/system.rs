@@ -398,3 +398,38 @@ async fn lost_acks_cause_no_double_storage() {
     assert!(head > 5 && head == count);
     c.stop().await;
 }
+
+/// Enrolling again into the same state dir makes a new device whose chain starts afresh;
+/// undelivered batches of the old device are set aside, not lost.
+#[tokio::test]
+async fn re_enrollment_starts_a_new_chain() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let root = fixtures().join("macos");
+    a.run_once(&root).await.unwrap();
+    // Leave one undelivered batch behind for the old device.
+    let outbox = sightline_agent::outbox::Outbox::open(&a.state).unwrap();
+    let (b, _) = a.batch(1, GENESIS_HASH, 1);
+    let obs = {
+        use prost::Message;
+        sightline_proto::pb::Batch::decode(b.payload.as_slice()).unwrap().observations
+    };
+    outbox.seal(a.key.as_ref(), &a.device_id, obs, 1).unwrap();
+
+    let opts = sightline_agent::enroll::EnrollOptions {
+        server: c.url.clone(),
+        token: c.token(),
+        ca_pem: c.ca_pem(),
+        key_backend: sightline_agent::keys::KeyChoice::Software,
+    };
+    let second = sightline_agent::enroll::enroll(&a.state, &opts).await.unwrap();
+    assert_ne!(second.device_id, a.device_id);
+    let kept = a.state_dir.path().join(format!("outbox.{}", a.device_id));
+    assert_eq!(std::fs::read_dir(kept).unwrap().count(), 1);
+
+    a.run_once(&root).await.unwrap();
+    let new = c.shared.store.device(&second.device_id).unwrap().unwrap();
+    assert!(new.seq_head > 0);
+    assert_eq!(new.seq_head, c.shared.store.count_observations(&second.device_id).unwrap());
+    c.stop().await;
+}
