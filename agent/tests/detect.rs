@@ -175,6 +175,36 @@ fn no_secret_reaches_scan_output() {
     }
 }
 
+/// The published JSON Schema (agent/schema/sightline.scan.v1.json) accepts what `scan`
+/// prints for every layout, including live processes, and rejects a finding carrying a
+/// field it does not define.
+#[test]
+fn scan_json_matches_the_published_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/sightline.scan.v1.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let catalog = Catalog::builtin().unwrap();
+    for os in ["linux", "macos", "windows"] {
+        let opts = ScanOptions { root: fixtures().join(os), processes: true, limits: Limits::default() };
+        let mut v = report::to_json(&run(&opts, &catalog, &fp()).unwrap());
+        // A live process finding in the same shape the detector emits.
+        v["findings"].as_array_mut().unwrap().push(report::finding_json(&Finding::Process(
+            sightline_agent::detect::ProcessFinding {
+                tool: "ollama".into(),
+                user: None,
+                pid: 7,
+                name: "ollama".into(),
+                exe: None,
+            },
+        )));
+        let errors: Vec<String> =
+            validator.iter_errors(&v).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{os}: {errors:#?}");
+        v["findings"][0]["secret"] = "x".into();
+        assert!(!validator.is_valid(&v));
+    }
+}
+
 #[test]
 fn same_token_same_fingerprint_and_key_dependent() {
     let catalog = Catalog::builtin().unwrap();

@@ -230,6 +230,33 @@ mod tests {
         assert_eq!(open(&sealed(&b, &kp, &spki).0, &spki).unwrap_err(), EnvelopeError::BadHashLength);
     }
 
+    /// Every single-byte change anywhere in payload or signature is refused, and opening
+    /// arbitrary bytes never panics.
+    #[test]
+    fn every_bit_flip_is_refused() {
+        let (kp, spki) = key();
+        let (signed, _) = sealed(&batch(1, 4), &kp, &spki);
+        for i in 0..signed.payload.len() {
+            let mut s = signed.clone();
+            s.payload[i] ^= 0x01;
+            assert!(open(&s, &spki).is_err(), "payload byte {i}");
+        }
+        for i in 0..signed.signature.len() {
+            let mut s = signed.clone();
+            s.signature[i] ^= 0x80;
+            assert!(open(&s, &spki).is_err(), "signature byte {i}");
+        }
+        let mut s = signed.clone();
+        s.payload.truncate(signed.payload.len() / 2);
+        assert!(open(&s, &spki).is_err());
+        for n in [0usize, 1, 7, 64, 1000] {
+            let mut junk = signed.clone();
+            junk.payload = (0..n).map(|i| (i * 31 + 7) as u8).collect();
+            junk.signature = (0..n).map(|i| (i * 17) as u8).collect();
+            assert!(open(&junk, &spki).is_err());
+        }
+    }
+
     #[test]
     fn pop_message_is_unambiguous() {
         assert_ne!(enroll_pop_message(b"ab", b"c", b""), enroll_pop_message(b"a", b"bc", b""));

@@ -85,19 +85,27 @@ pub async fn enroll_with(c: &Collector, token: &str) -> anyhow::Result<Agent> {
 impl Agent {
     /// The real `run --once` over a filesystem root.
     pub async fn run_once(&self, root: &Path) -> anyhow::Result<()> {
+        sightline_agent::run::run(self.run_options(root, true), std::future::pending()).await
+    }
+
+    /// The real continuous `run`, until `shutdown` resolves.
+    pub async fn run_until(&self, root: &Path, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        sightline_agent::run::run(self.run_options(root, false), shutdown).await
+    }
+
+    fn run_options(&self, root: &Path, once: bool) -> sightline_agent::run::RunOptions {
         let config = sightline_agent::config::Config {
             state_dir: self.state_dir.path().to_owned(),
             root: root.to_owned(),
             scan_interval: Duration::from_secs(3600),
             processes: false,
         };
-        let opts = sightline_agent::run::RunOptions {
+        sightline_agent::run::RunOptions {
             config,
-            once: true,
+            once,
             key_backend: KeyChoice::Software,
             ack_timeout: Duration::from_secs(30),
-        };
-        sightline_agent::run::run(opts, std::future::pending()).await
+        }
     }
 
     /// A telemetry client presenting this agent's client certificate.

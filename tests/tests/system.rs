@@ -433,3 +433,28 @@ async fn re_enrollment_starts_a_new_chain() {
     assert_eq!(new.seq_head, c.shared.store.count_observations(&second.device_id).unwrap());
     c.stop().await;
 }
+
+/// The daemon delivers its first scan, then stops promptly when asked.
+#[tokio::test]
+async fn daemon_delivers_then_shuts_down_on_request() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let root = fixtures().join("linux");
+    let daemon = a.run_until(&root, async {
+        stopped.await.ok();
+    });
+    let watcher = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while stored(&c, &a.device_id).0 == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no delivery within 20s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(()).unwrap();
+    };
+    let (result, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(30), daemon), watcher);
+    result.expect("daemon did not stop after shutdown").unwrap();
+    let (head, count) = stored(&c, &a.device_id);
+    assert!(head > 0 && head == count);
+    c.stop().await;
+}
