@@ -174,7 +174,7 @@ fn nonblock_flag() -> i32 {
     0x0004
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

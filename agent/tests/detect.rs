@@ -252,6 +252,7 @@ fn json_document_follows_the_contract() {
 
 // === Hostile trees ===
 
+#[cfg(unix)]
 mod hostile {
     use super::*;
     use std::os::unix::ffi::OsStrExt;
