@@ -65,6 +65,12 @@ pub struct Tool {
     pub macos: Vec<String>,
     #[serde(default)]
     pub windows: Vec<String>,
+    /// VS Code-family extension ids (`publisher.name`) that are this tool.
+    #[serde(default)]
+    pub vscode_extensions: Vec<String>,
+    /// Distinctive local ports the tool's server listens on.
+    #[serde(default)]
+    pub ports: Vec<u16>,
     pub source: String,
 }
 
@@ -88,6 +94,14 @@ pub struct Extension {
 pub struct ExtensionHeuristics {
     pub ai_hosts: Vec<String>,
     pub name_words: Vec<String>,
+    pub description_words: Vec<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ide {
+    pub extension_dirs: Vec<String>,
     pub source: String,
 }
 
@@ -126,6 +140,7 @@ pub enum FileFormat {
     Json,
     Jsonc,
     Toml,
+    Yaml,
     Ini,
     Text,
 }
@@ -135,6 +150,12 @@ pub enum FileFormat {
 pub struct CredentialField {
     pub pointer: String,
     pub kind: TokenKind,
+    /// A sibling key naming the provider (Continue's `models[].provider`).
+    #[serde(default)]
+    pub provider_from: Option<String>,
+    /// Values written as `provider=key` (aider's `api-key:` list).
+    #[serde(default)]
+    pub provider_prefixed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,7 +163,10 @@ pub struct CredentialField {
 pub struct CredentialFile {
     #[serde(default)]
     pub tool: Option<String>,
-    pub provider: String,
+    /// The issuer when neither the key format nor the field name says; absent means only
+    /// format or name evidence counts.
+    #[serde(default)]
+    pub provider: Option<String>,
     pub format: FileFormat,
     pub paths: Vec<String>,
     pub fields: Vec<CredentialField>,
@@ -177,6 +201,7 @@ pub struct EnvVar {
     pub provider: String,
     #[serde(default)]
     pub kind: Option<TokenKind>,
+    pub source: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +253,7 @@ struct RawCatalog {
     tool: Vec<Tool>,
     extension: Vec<Extension>,
     extension_heuristics: ExtensionHeuristics,
+    ide: Ide,
     browser: Vec<Browser>,
     credential_file: Vec<CredentialFile>,
     key_format: Vec<RawKeyFormat>,
@@ -243,6 +269,7 @@ pub struct Catalog {
     pub tools: Vec<Tool>,
     pub extensions: HashMap<String, Extension>,
     pub heuristics: ExtensionHeuristics,
+    pub ide: Ide,
     pub browsers: Vec<Browser>,
     pub credential_files: Vec<CredentialFile>,
     pub key_formats: Vec<KeyFormat>,
@@ -271,6 +298,9 @@ impl Catalog {
 
         let mut tool_ids = HashSet::new();
         let mut process_names = HashMap::new();
+        let mut vscode_ids = HashSet::new();
+        let mut ports = HashSet::new();
+        let mut bundle_ids = HashSet::new();
         for (i, t) in raw.tool.iter().enumerate() {
             if !is_id(&t.id) {
                 return Err(invalid(&t.id, "tool id must be lower_snake_case".into()));
@@ -281,6 +311,25 @@ impl Catalog {
             for name in &t.process_names {
                 if process_names.insert(name.clone(), i).is_some() {
                     return Err(invalid(&t.id, format!("process name {name:?} claimed by two tools")));
+                }
+            }
+            for ext in &t.vscode_extensions {
+                if !ext.contains('.') || ext.to_ascii_lowercase() != *ext || !vscode_ids.insert(ext.as_str())
+                {
+                    return Err(invalid(
+                        &t.id,
+                        format!("IDE extension id {ext:?} is malformed or claimed twice"),
+                    ));
+                }
+            }
+            for port in &t.ports {
+                if !ports.insert(*port) {
+                    return Err(invalid(&t.id, format!("port {port} claimed by two tools")));
+                }
+            }
+            for b in &t.mac_bundle_ids {
+                if !bundle_ids.insert(b.as_str()) {
+                    return Err(invalid(&t.id, format!("bundle id {b:?} claimed by two tools")));
                 }
             }
         }
@@ -337,11 +386,11 @@ impl Catalog {
             if let Some(t) = &c.tool
                 && !tool_ids.contains(t.as_str())
             {
-                return Err(invalid(&c.provider, format!("credential file names unknown tool {t:?}")));
+                return Err(invalid(&c.paths.join(","), format!("credential file names unknown tool {t:?}")));
             }
             for f in &c.fields {
                 if !(f.pointer.is_empty() || f.pointer.starts_with('/')) {
-                    return Err(invalid(&c.provider, format!("bad pointer {:?}", f.pointer)));
+                    return Err(invalid(&c.paths.join(","), format!("bad pointer {:?}", f.pointer)));
                 }
             }
         }
@@ -365,6 +414,7 @@ impl Catalog {
             tools: raw.tool,
             extensions,
             heuristics: raw.extension_heuristics,
+            ide: raw.ide,
             browsers: raw.browser,
             credential_files: raw.credential_file,
             key_formats,
@@ -387,6 +437,17 @@ impl Catalog {
     /// The tool whose command-line marker appears in a process's arguments.
     pub fn tool_for_cmdline(&self, args: &str) -> Option<&Tool> {
         self.tools.iter().find(|t| t.process_cmdline.iter().any(|m| args.contains(m.as_str())))
+    }
+
+    /// The tool an IDE extension (`publisher.name`, any case) belongs to.
+    pub fn tool_for_ide_extension(&self, id: &str) -> Option<&Tool> {
+        let id = id.to_ascii_lowercase();
+        self.tools.iter().find(|t| t.vscode_extensions.contains(&id))
+    }
+
+    /// The tool that serves on a local port.
+    pub fn tool_for_port(&self, port: u16) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.ports.contains(&port))
     }
 
     pub fn tool(&self, id: &str) -> Option<&Tool> {
@@ -444,7 +505,25 @@ mod tests {
     #[test]
     fn builtin_catalog_is_valid_and_has_breadth() {
         let c = Catalog::builtin().unwrap();
-        assert!(c.tools.len() >= 40, "{} tools", c.tools.len());
+        // Apps, CLIs and agents: tools with a process, install, bundle or IDE rule.
+        let apps = c
+            .tools
+            .iter()
+            .filter(|t| {
+                !(t.process_names.is_empty()
+                    && t.process_cmdline.is_empty()
+                    && t.mac_bundle_ids.is_empty()
+                    && t.mac_apps.is_empty()
+                    && t.linux.is_empty()
+                    && t.macos.is_empty()
+                    && t.windows.is_empty()
+                    && t.vscode_extensions.is_empty())
+            })
+            .count();
+        assert!(apps >= 60, "{apps} apps/CLIs/agents");
+        let mut providers: HashSet<&str> = c.key_formats.iter().map(|f| f.provider.as_str()).collect();
+        providers.extend(c.env_vars.values().map(|(p, _)| p.as_str()));
+        assert!(providers.len() >= 25, "{} providers", providers.len());
         assert!(c.extensions.len() >= 15);
         assert!(c.key_formats.len() >= 20);
         assert!(c.mcp_clients.len() >= 10);

@@ -78,6 +78,7 @@ fn item(f: &Finding) -> pb::observation::Item {
             source: token_source(t.source) as i32,
             fingerprint: t.fingerprint.clone(),
             locator: t.locator.clone(),
+            mcp_server: t.mcp_server.clone(),
         }),
         Finding::McpServer(m) => Item::McpServer(pb::McpServerItem {
             client: m.client.clone(),

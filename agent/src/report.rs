@@ -39,6 +39,7 @@ pub fn finding_json(f: &Finding) -> Value {
         Finding::Token(t) => json!({
             "kind": "token", "provider": t.provider, "token_kind": t.kind.as_str(), "user": t.user, "path": t.path,
             "source": t.source.as_str(), "fingerprint": t.fingerprint, "locator": t.locator,
+            "mcp_server": t.mcp_server,
         }),
         Finding::McpServer(m) => json!({
             "kind": "mcp_server", "client": m.client, "user": m.user, "name": m.name, "transport": m.transport,

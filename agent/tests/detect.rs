@@ -19,25 +19,21 @@ fn fp() -> Fingerprinter {
     Fingerprinter::new(b"test-org-key-0123456789abcdef0123", true)
 }
 
-/// One line per finding, without fingerprints (they are checked separately).
+/// One line per finding in the ground truth's form: identity, not presentation (redacted
+/// command lines and fingerprints are checked by other tests).
 fn summary(f: &Finding) -> String {
     let u = |u: &Option<String>| u.clone().unwrap_or_else(|| "-".into());
     match f {
         Finding::Process(p) => format!("process {} {}", p.tool, p.name),
-        Finding::App(a) => {
-            format!("app {} {} {} {}", a.tool, u(&a.user), a.path, a.version.as_deref().unwrap_or("-"))
-        }
+        Finding::App(a) => format!("app {} {} {}", a.tool, u(&a.user), a.path),
         Finding::Extension(e) => format!(
-            "extension {} {} {}/{} {} \"{}\" {} enabled={} [{}]",
+            "extension {} {} {}/{} {} enabled={}",
             e.tool.as_deref().unwrap_or("?"),
             u(&e.user),
             e.browser,
             e.profile,
             e.extension_id,
-            e.name,
-            e.version.as_deref().unwrap_or("-"),
             e.enabled.map_or("?".to_owned(), |b| b.to_string()),
-            e.signals.join(",")
         ),
         Finding::Token(t) => format!(
             "token {} {} {} {} {} {}",
@@ -48,27 +44,43 @@ fn summary(f: &Finding) -> String {
             t.path,
             t.locator.as_deref().unwrap_or("-")
         ),
-        Finding::McpServer(m) => format!(
-            "mcp {} {} {} {} {} {}",
-            m.client,
-            u(&m.user),
-            m.name,
-            m.transport,
-            m.command.as_deref().or(m.url.as_deref()).unwrap_or("-"),
-            m.path
-        ),
+        Finding::McpServer(m) => {
+            format!("mcp {} {} {} {} {}", m.client, u(&m.user), m.name, m.transport, m.path)
+        }
     }
 }
 
-fn check(root: &Path, expected: &[&str], expected_errors: &[&str]) {
+/// The planted connectors of one layout, from `ground-truth.tsv`.
+fn ground_truth(layout: &str) -> Vec<String> {
+    std::fs::read_to_string(fixtures().join("ground-truth.tsv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(lay, _)| *lay == layout)
+        .map(|(_, s)| s.to_owned())
+        .collect()
+}
+
+fn scan_layout(layout: &str) -> sightline_agent::detect::FileScan {
     let catalog = Catalog::builtin().unwrap();
-    let tree = Tree::open_root(root).unwrap();
-    let scan = scan_files(&tree, &catalog, &fp(), &Limits::default());
+    let tree = Tree::open_root(&fixtures().join(layout)).unwrap();
+    scan_files(&tree, &catalog, &fp(), &Limits::default())
+}
+
+/// Exact agreement with the ground truth, and exactly the expected per-file problems.
+fn check(layout: &str, expected_errors: &[&str]) {
+    let scan = scan_layout(layout);
     let mut got: Vec<String> = scan.findings.iter().map(summary).collect();
     got.sort();
-    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    let mut want = ground_truth(layout);
     want.sort();
-    assert_eq!(got, want, "\ngot:\n{}\n", got.join("\n"));
+    let missed: Vec<&String> = want.iter().filter(|w| !got.contains(w)).collect();
+    let extra: Vec<&String> = got.iter().filter(|g| !want.contains(g)).collect();
+    assert!(
+        missed.is_empty() && extra.is_empty(),
+        "{layout}\nmissed: {missed:#?}\nfalse positives: {extra:#?}"
+    );
     let errors: Vec<String> = scan.errors.iter().map(|e| format!("{}: {}", e.path, e.error)).collect();
     assert_eq!(errors.len(), expected_errors.len(), "errors: {errors:#?}");
     for (e, want) in errors.iter().zip(expected_errors) {
@@ -78,76 +90,50 @@ fn check(root: &Path, expected: &[&str], expected_errors: &[&str]) {
 
 #[test]
 fn linux_layout() {
-    check(
-        &fixtures().join("linux"),
-        &[
-            "app ollama - /usr/local/bin/ollama -",
-            "app claude_code alice /home/alice/.local/bin/claude -",
-            "extension claude_extension alice chrome/Default fcoeoabgfenejglbffodgkkbkcdhcgfn \"Claude\" 1.0.3 enabled=true [host:claude.ai,name:claude]",
-            "extension sider alice chrome/Default difoiogjjojoaoomphldepapgpbgkhkb \"Sider: Chat with all AI\" 5.2.1 enabled=false [name:ai]",
-            "extension ? alice chrome/Profile 1 kmnopabcdefghijklmnopabcdefghijk \"Page Helper\" 2.1.0 enabled=? [host:api.openai.com]",
-            "extension grammarly alice firefox/default-release 87677a2c52b84ad3a151a4a72f5bd3c4@jetpack \"Grammarly: AI Writing and Grammar Checker\" 8.915.0 enabled=true [name:ai]",
-            "token openai oauth_access alice credential_file /home/alice/.codex/auth.json /tokens/access_token",
-            "token openai oauth_refresh alice credential_file /home/alice/.codex/auth.json /tokens/refresh_token",
-            "token anthropic oauth_access alice credential_file /home/alice/.claude/.credentials.json /claudeAiOauth/accessToken",
-            "token anthropic oauth_refresh alice credential_file /home/alice/.claude/.credentials.json /claudeAiOauth/refreshToken",
-            "mcp cursor alice github stdio docker run -i --rm -e GITHUB_PERSONAL_ACCESS_TOKEN ghcr.io/github/github-mcp-server /home/alice/.cursor/mcp.json",
-            "token github pat alice mcp_config /home/alice/.cursor/mcp.json /mcpServers/github/env/GITHUB_PERSONAL_ACCESS_TOKEN",
-            "mcp cursor alice remote-kb http https://mcp.kb.internal/v1/[REDACTED]/sse?api_key=[REDACTED]&region=eu /home/alice/.cursor/mcp.json",
-            "token openai api_key alice shell_rc /home/alice/.bashrc OPENAI_API_KEY (line 3)",
-            "token mistral api_key alice shell_rc /home/alice/.bashrc MISTRAL_API_KEY (line 4)",
-            "token groq api_key alice dotenv /home/alice/projects/webapp/.env GROQ_API_KEY (line 2)",
-            "mcp claude_code alice postgres stdio npx -y @modelcontextprotocol/server-postgres postgresql://app:[REDACTED]@db.internal/app /home/alice/projects/webapp/.mcp.json",
-            "token github oauth_access bob credential_file /home/bob/.config/github-copilot/apps.json /github.com:Iv1.b507a08c87ecfe98/oauth_token",
-            "token huggingface api_key bob credential_file /home/bob/.cache/huggingface/token -",
-            "mcp vscode bob fetch stdio uvx mcp-server-fetch /home/bob/.config/Code/User/mcp.json",
-            "mcp codex bob docs stdio npx -y @upstash/context7-mcp /home/bob/.codex/config.toml",
-            "token unknown api_key bob mcp_config /home/bob/.codex/config.toml /mcp_servers/docs/env/CONTEXT7_API_KEY",
-            "token anthropic api_key root shell_rc /root/.bashrc ANTHROPIC_API_KEY (line 1)",
-        ],
-        &["/home/bob/.gemini/settings.json: malformed JSON"],
-    );
+    check("linux", &["/home/bob/.gemini/settings.json: malformed JSON"]);
 }
 
 #[test]
 fn macos_layout() {
-    check(
-        &fixtures().join("macos"),
-        &[
-            "app chatgpt_desktop - /Applications/ChatGPT.app 1.2025.310",
-            "app cursor - /Applications/Cursor.app 2.1.4",
-            "app ollama carol /Users/carol/Applications/Ollama.app 0.12.3",
-            "extension perplexity_extension carol chrome/Default hlgbcneanomplepojfcnclggenpcoldo \"Perplexity - AI Companion\" 2.4.1 enabled=true [name:ai,name:perplexity]",
-            "extension monica carol brave/Default ofpnmcalabcbjgholdjcjblkibolbppb \"Monica - Your ChatGPT AI Assistant\" 7.3.0 enabled=? [name:ai,name:chatgpt]",
-            "extension ? carol firefox/default-release ai-sidebar@labs.example.net \"Research Sidebar\" 0.4.2 enabled=false [host:chatgpt.com,host:claude.ai]",
-            "mcp claude_desktop carol filesystem stdio npx -y @modelcontextprotocol/server-filesystem /Users/carol/Documents /Users/carol/Library/Application Support/Claude/claude_desktop_config.json",
-            "mcp claude_desktop carol slack stdio npx -y @modelcontextprotocol/server-slack /Users/carol/Library/Application Support/Claude/claude_desktop_config.json",
-            "token unknown api_key carol mcp_config /Users/carol/Library/Application Support/Claude/claude_desktop_config.json /mcpServers/slack/env/SLACK_BOT_TOKEN",
-            "token anthropic api_key carol shell_rc /Users/carol/.zshrc ANTHROPIC_API_KEY (line 1)",
-            "token huggingface api_key carol shell_rc /Users/carol/.zshrc HF_TOKEN (line 2)",
-        ],
-        &["/Applications/Broken.app/Contents/Info.plist: malformed Info.plist"],
-    );
+    check("macos", &["/Applications/Broken.app/Contents/Info.plist: malformed Info.plist"]);
 }
 
 #[test]
 fn windows_layout() {
-    check(
-        &fixtures().join("windows"),
-        &[
-            "app gpt4all - /Program Files/gpt4all/bin/chat.exe -",
-            "app cursor dave /Users/dave/AppData/Local/Programs/cursor/Cursor.exe -",
-            "extension chatgpt_extension dave chrome/Default hehggadaopoacecdllhhajmbjkdcmajg \"ChatGPT\" 1.1.0 enabled=true [host:chatgpt.com,name:chatgpt]",
-            "extension ? dave edge/Profile 2 ponmlkjihgfedcbaponmlkjihgfedcba \"Copilot Helper for Outlook\" 3.0.0 enabled=? [name:copilot]",
-            "token openai api_key dave credential_file /Users/dave/.codex/auth.json /OPENAI_API_KEY",
-            "token github oauth_access dave credential_file /Users/dave/AppData/Local/github-copilot/hosts.json /github.com/oauth_token",
-            "mcp claude_desktop dave brave-search stdio npx -y @modelcontextprotocol/server-brave-search /Users/dave/AppData/Roaming/Claude/claude_desktop_config.json",
-            "token unknown api_key dave mcp_config /Users/dave/AppData/Roaming/Claude/claude_desktop_config.json /mcpServers/brave-search/env/BRAVE_API_KEY",
-            "token openai api_key dave shell_rc /Users/dave/Documents/PowerShell/Microsoft.PowerShell_profile.ps1 OPENAI_API_KEY (line 1)",
-            "token xai api_key dave dotenv /Users/dave/source/repos/app/.env XAI_API_KEY (line 1)",
-        ],
-        &[],
-    );
+    check("windows", &[]);
+}
+
+/// Precision and recall per finding kind over the whole corpus (decoys included), against
+/// the bar: recall ≥ 0.95, precision ≥ 0.98.
+#[test]
+fn precision_and_recall_per_kind() {
+    let mut table = std::collections::BTreeMap::<String, (usize, usize, usize)>::new(); // tp, fp, fn
+    for layout in ["linux", "macos", "windows"] {
+        let got: std::collections::HashSet<String> =
+            scan_layout(layout).findings.iter().map(summary).collect();
+        let want: std::collections::HashSet<String> = ground_truth(layout).into_iter().collect();
+        let kind = |s: &str| s.split(' ').next().unwrap_or_default().to_owned();
+        for g in &got {
+            let e = table.entry(kind(g)).or_default();
+            if want.contains(g) { e.0 += 1 } else { e.1 += 1 }
+        }
+        for w in want.difference(&got) {
+            table.entry(kind(w)).or_default().2 += 1;
+        }
+    }
+    let mut report = String::new();
+    for (kind, (tp, fp, fneg)) in &table {
+        let precision = *tp as f64 / (tp + fp).max(1) as f64;
+        let recall = *tp as f64 / (tp + fneg).max(1) as f64;
+        report += &format!(
+            "{kind:<10} tp {tp:>3} fp {fp:>2} fn {fneg:>2}  precision {precision:.3}  recall {recall:.3}\n"
+        );
+        assert!(recall >= 0.95 && precision >= 0.98, "{kind} below the bar:\n{report}");
+    }
+    for kind in ["app", "extension", "token", "mcp"] {
+        assert!(table.get(kind).is_some_and(|(tp, _, _)| *tp >= 10), "corpus too thin for {kind}:\n{report}");
+    }
+    println!("{report}");
 }
 
 /// Every fabricated secret in the fixtures, from the list the generator wrote.

@@ -111,9 +111,16 @@ fn binaries_end_to_end_over_mtls() {
     // Every finding of the local scan (same org key) is on the collector, with identical
     // extension ids, token fingerprints, tools and MCP servers.
     assert_eq!(got("extension", "extension_id"), want("extension", "extension_id"));
-    assert_eq!(got("extension", "extension_id").len(), 4);
+    let planted = |kind: &str| {
+        std::fs::read_to_string(fixtures().join("ground-truth.tsv"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("linux\t") && l.split('\t').nth(1).is_some_and(|s| s.starts_with(kind)))
+            .count()
+    };
+    assert_eq!(got("extension", "extension_id").len(), planted("extension "));
     assert_eq!(got("token", "fingerprint"), want("token", "fingerprint"));
-    assert_eq!(got("token", "fingerprint").len(), 12);
+    assert_eq!(got("token", "fingerprint").len(), planted("token "));
     assert_eq!(got("tool", "tool"), want("app", "tool"));
     assert_eq!(got("mcp_server", "name"), want("mcp_server", "name"));
     assert!(connectors.iter().all(|c| c["devices"][0]["device_id"] == d["device_id"]));
@@ -121,8 +128,11 @@ fn binaries_end_to_end_over_mtls() {
     let id = d["device_id"].as_str().unwrap();
     let detail = json(&run(Command::new(&server).args(["device", id, "--json", "--data-dir"]).arg(&data)));
     assert_eq!(detail["connectors"].as_array().unwrap().len(), connectors.len());
-    // Two full scans, each one signed batch: the sequence continued across runs.
-    assert_eq!(detail["seq_head"].as_u64().unwrap(), 2 * (1 + 23 + 1 + 1));
+    // Two full scans, each one signed batch (inventory, findings, scan errors, health): the
+    // sequence continued across runs.
+    let per_scan =
+        2 + local["findings"].as_array().unwrap().len() + local["errors"].as_array().unwrap().len();
+    assert_eq!(detail["seq_head"].as_u64().unwrap(), 2 * per_scan as u64);
     let table = run(Command::new(&server).args(["connectors", "--data-dir"]).arg(&data));
     assert!(
         table.contains("fcoeoabgfenejglbffodgkkbkcdhcgfn") && table.lines().count() == connectors.len() + 1,

@@ -46,6 +46,7 @@ pub(crate) fn detect_home(ctx: &mut Ctx<'_>, home: &Home) {
     if ctx.os == Os::Macos {
         mac_apps(ctx, &home.tree, Path::new("Applications"), Some(&home.user));
     }
+    ide_extensions(ctx, home);
     let catalog = ctx.catalog;
     for tool in &catalog.tools {
         for p in tool.install_paths(ctx.os) {
@@ -114,5 +115,70 @@ fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
                 bundle_id,
             }));
         }
+    }
+}
+
+/// AI extensions installed in VS Code and its forks (`~/.vscode/extensions/github.copilot-1.2.3`).
+/// Directories listed in the editor's `.obsolete` file are uninstalled and only await
+/// deletion, so they are not findings.
+fn ide_extensions(ctx: &mut Ctx<'_>, home: &Home) {
+    let catalog = ctx.catalog;
+    for dir in catalog.ide.extension_dirs.iter().map(|d| rel_path(d)) {
+        let entries = match home.tree.list(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                ctx.error(&home.tree, &dir, format!("cannot list editor extensions: {e}"));
+                continue;
+            }
+        };
+        let obsolete: serde_json::Value = home
+            .tree
+            .read_text(&dir.join(".obsolete"), ctx.limits.small_file)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        for e in entries.into_iter().filter(|e| e.kind == Kind::Dir) {
+            let Some(name) = e.name.to_str() else { continue };
+            if obsolete.get(name).and_then(serde_json::Value::as_bool) == Some(true) {
+                continue;
+            }
+            let (id, version) = split_versioned(name);
+            if let Some(tool) = catalog.tool_for_ide_extension(id) {
+                ctx.findings.push(Finding::App(AppFinding {
+                    tool: tool.id.clone(),
+                    user: Some(home.user.clone()),
+                    path: home.tree.display(&dir.join(name)),
+                    version: version.map(str::to_owned),
+                    bundle_id: Some(id.to_ascii_lowercase()),
+                }));
+            }
+        }
+    }
+}
+
+/// `github.copilot-chat-0.22.4` → (`github.copilot-chat`, `0.22.4`); the version starts
+/// at the last `-` followed by a digit. Platform suffixes (`-linux-x64`) stay in the version.
+fn split_versioned(name: &str) -> (&str, Option<&str>) {
+    let bytes = name.as_bytes();
+    let cut = (1..bytes.len()).find(|&i| bytes[i - 1] == b'-' && bytes[i].is_ascii_digit());
+    match cut {
+        Some(i) => (&name[..i - 1], Some(&name[i..])),
+        None => (name, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_versioned;
+
+    #[test]
+    fn versioned_extension_dirs() {
+        assert_eq!(split_versioned("github.copilot-chat-0.22.4"), ("github.copilot-chat", Some("0.22.4")));
+        assert_eq!(
+            split_versioned("continue.continue-1.2.3-linux-x64"),
+            ("continue.continue", Some("1.2.3-linux-x64"))
+        );
+        assert_eq!(split_versioned("ms-python.python"), ("ms-python.python", None));
     }
 }

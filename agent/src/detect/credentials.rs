@@ -1,15 +1,14 @@
 //! Known credential files, parsed by structure (catalog `credential_file` entries).
 
 use super::jsonc::{parse, select};
-use super::tokens::classify;
-use super::{Ctx, Home, TokenSource, rel_path};
+use super::tokens::{Site, classify};
+use super::{Ctx, Home, TokenSource, expand};
 use crate::secret::Secret;
 
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for entry in &catalog.credential_files {
-        for p in &entry.paths {
-            let rel = rel_path(p);
+        for rel in entry.paths.iter().flat_map(|p| expand(&home.tree, p)) {
             let text = match home.tree.read_text(&rel, ctx.limits.large_file) {
                 Ok(t) => t,
                 Err(e) => {
@@ -26,10 +25,34 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
             };
             for field in &entry.fields {
                 for (pointer, v) in select(&value, &field.pointer) {
-                    let Some(s) = v.as_str() else { continue };
-                    if let Some(class) = classify(catalog, s, None, Some((&entry.provider, field.kind))) {
+                    let Some(raw) = v.as_str() else { continue };
+                    let (named_provider, secret) = match raw.split_once('=') {
+                        Some((p, k)) if field.provider_prefixed => {
+                            (Some(p.trim().to_ascii_lowercase()), k.trim())
+                        }
+                        _ => (None, raw),
+                    };
+                    // The provider may sit next to the key (`{provider: mistral, apiKey: …}`).
+                    let sibling = field.provider_from.as_ref().and_then(|key| {
+                        let parent = pointer.rsplit_once('/').map_or("", |(p, _)| p);
+                        select(&value, &format!("{parent}/{key}"))
+                            .first()
+                            .and_then(|(_, v)| v.as_str())
+                            .map(str::to_ascii_lowercase)
+                    });
+                    let provider = named_provider.or(sibling).or_else(|| entry.provider.clone());
+                    // The field's own name is evidence too (`OPENAI_API_KEY: …` in a YAML map).
+                    let name = pointer.rsplit('/').next().filter(|n| !n.is_empty());
+                    let fallback = provider.as_deref().map(|p| (p, field.kind));
+                    if let Some(class) = classify(catalog, secret, name, fallback) {
                         let locator = if pointer.is_empty() { None } else { Some(pointer) };
-                        ctx.token(home, &rel, TokenSource::CredentialFile, Secret::new(s), class, locator);
+                        ctx.token(
+                            &Site { home, rel: &rel, source: TokenSource::CredentialFile },
+                            Secret::new(secret),
+                            class,
+                            locator,
+                            None,
+                        );
                     }
                 }
             }

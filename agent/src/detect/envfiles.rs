@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::tokens::{classify, scan_text};
+use super::tokens::{Site, classify, scan_text};
 use super::{Ctx, Home, TokenSource, rel_path};
 use crate::secret::Secret;
 
@@ -31,6 +31,7 @@ fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
         Ok(t) => t,
         Err(e) => return ctx.read_error(&home.tree, rel, e),
     };
+    let site = Site { home, rel, source };
     let mut seen = HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -43,20 +44,13 @@ fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
         {
             {
                 seen.insert(value.clone());
-                ctx.token(
-                    home,
-                    rel,
-                    source,
-                    Secret::new(value),
-                    class,
-                    Some(format!("{name} (line {line_no})")),
-                );
+                ctx.token(&site, Secret::new(value), class, Some(format!("{name} (line {line_no})")), None);
                 continue;
             }
         }
         for (value, class) in scan_text(ctx.catalog, trimmed) {
             if seen.insert(value.to_owned()) {
-                ctx.token(home, rel, source, Secret::new(value), class, Some(format!("line {line_no}")));
+                ctx.token(&site, Secret::new(value), class, Some(format!("line {line_no}")), None);
             }
         }
     }

@@ -18,8 +18,7 @@ use crate::fsview::{Kind, Tree};
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for browser in &catalog.browsers {
-        for dir in browser.dirs(ctx.os) {
-            let rel = rel_path(dir);
+        for rel in browser.dirs(ctx.os).iter().flat_map(|d| super::expand(&home.tree, d)) {
             if !home.tree.is_dir(&rel) {
                 continue;
             }
@@ -84,6 +83,7 @@ fn chromium(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
                 }
             };
             let name = localized(ctx, data, &version_dir, &manifest, "name");
+            let description = localized(ctx, data, &version_dir, &manifest, "description");
             let profile_name = if profile.as_os_str().is_empty() {
                 "Default".to_owned()
             } else {
@@ -101,6 +101,7 @@ fn chromium(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
                     version: manifest["version"].as_str().map(str::to_owned),
                     enabled: enabled_state(states.as_ref(), id_str),
                     path: data.display(&version_dir),
+                    description,
                     info,
                 },
             ) {
@@ -288,6 +289,10 @@ fn firefox(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
                     version: addon["version"].as_str().map(str::to_owned),
                     enabled: addon["active"].as_bool(),
                     path,
+                    description: addon["defaultLocale"]["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     info: Manifest::firefox(addon),
                 },
             ) {
@@ -354,6 +359,7 @@ struct Candidate<'a> {
     version: Option<String>,
     enabled: Option<bool>,
     path: String,
+    description: String,
     info: Manifest,
 }
 
@@ -371,10 +377,18 @@ fn classify(catalog: &Catalog, c: Candidate<'_>) -> Option<ExtensionFinding> {
             }
         }
     }
-    let words: Vec<String> = c.name.split(|ch: char| !ch.is_alphanumeric()).map(str::to_lowercase).collect();
+    let words = |text: &str| -> Vec<String> {
+        text.split(|ch: char| !ch.is_alphanumeric()).map(str::to_lowercase).collect()
+    };
+    let (name_words, description_words) = (words(&c.name), words(&c.description));
     for w in &catalog.heuristics.name_words {
-        if words.iter().any(|x| x == w) {
+        if name_words.iter().any(|x| x == w) {
             signals.insert(format!("name:{w}"));
+        }
+    }
+    for w in &catalog.heuristics.description_words {
+        if description_words.iter().any(|x| x == w) {
+            signals.insert(format!("description:{w}"));
         }
     }
     if tool.is_none() && signals.is_empty() {

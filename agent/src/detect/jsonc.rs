@@ -1,7 +1,7 @@
 //! Parsing the config formats detectors read into one JSON value model.
 //!
 //! VS Code and Zed write JSON with comments and trailing commas (JSONC); Codex writes
-//! TOML; Hugging Face's `stored_tokens` is INI. Everything becomes a `serde_json::Value`
+//! TOML; aider, Continue and Goose write YAML; Hugging Face's `stored_tokens` is INI. Everything becomes a `serde_json::Value`
 //! so pointer lookups work the same way for all of them.
 
 use serde_json::{Map, Value};
@@ -19,6 +19,10 @@ pub(crate) fn parse(format: FileFormat, text: &str) -> Result<Value, String> {
             let v: toml::Value =
                 toml::from_str(text).map_err(|e| format!("malformed TOML: {}", e.message()))?;
             serde_json::to_value(v).map_err(|e| format!("TOML value not representable: {e}"))
+        }
+        FileFormat::Yaml => {
+            // Non-string keys or tags have no JSON form: such a file is reported, not guessed at.
+            serde_yaml_ng::from_str::<Value>(text).map_err(|e| format!("malformed or unsupported YAML: {e}"))
         }
         FileFormat::Ini => Ok(parse_ini(text)),
         FileFormat::Text => Ok(Value::String(text.trim().to_owned())),

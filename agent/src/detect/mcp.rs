@@ -10,16 +10,16 @@ use serde_json::Value;
 
 use super::jsonc::{parse, select};
 use super::redact;
-use super::tokens::{Class, classify, looks_secret, scan_text, secret_like_name};
-use super::{Ctx, Finding, Home, McpFinding, TokenSource, rel_path};
+use super::tokens::{Class, Site, classify, looks_secret, scan_text, secret_like_name};
+use super::{Ctx, Finding, Home, McpFinding, TokenSource, expand, rel_path};
 use crate::catalog::{McpClient, TokenKind};
 use crate::secret::Secret;
 
 pub(crate) fn detect_global(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for client in &catalog.mcp_clients {
-        for p in client.paths(ctx.os) {
-            read_config(ctx, home, client, &rel_path(p));
+        for rel in client.paths(ctx.os).flat_map(|p| expand(&home.tree, p)) {
+            read_config(ctx, home, client, &rel);
         }
     }
 }
@@ -48,11 +48,21 @@ fn read_config(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path) {
     };
     for root in &client.roots {
         for (pointer, servers) in select(&doc, root) {
-            let Value::Object(servers) = servers else { continue };
-            for (name, def) in servers {
-                if def.is_object() {
-                    server(ctx, home, client, rel, &format!("{pointer}/{name}"), name, def);
+            match servers {
+                Value::Object(servers) => {
+                    for (name, def) in servers.iter().filter(|(_, d)| d.is_object()) {
+                        server(ctx, home, client, rel, &format!("{pointer}/{name}"), name, def);
+                    }
                 }
+                // Continue lists servers: `mcpServers: [{name: …, command: …}]`.
+                Value::Array(list) => {
+                    for (i, def) in list.iter().enumerate() {
+                        if let Some(name) = def.get("name").and_then(Value::as_str) {
+                            server(ctx, home, client, rel, &format!("{pointer}/{i}"), name, def);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -68,10 +78,15 @@ fn server(
     def: &Value,
 ) {
     let catalog = ctx.catalog;
+    // Goose's built-in extensions run inside Goose itself; they are not connectors.
+    if def.get("type").and_then(Value::as_str) == Some("builtin") {
+        return;
+    }
     // Command shapes: "command": "npx" + "args": [...]; OpenCode "command": [...];
-    // Zed "command": {"path": ..., "args": [...]}.
+    // Zed "command": {"path": ..., "args": [...]}; Goose "cmd": "npx".
     let mut argv: Vec<String> = Vec::new();
-    match &def["command"] {
+    let command = def.get("command").or_else(|| def.get("cmd")).unwrap_or(&Value::Null);
+    match command {
         Value::String(c) => argv.push(c.clone()),
         Value::Array(a) => argv.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned))),
         Value::Object(o) => {
@@ -97,6 +112,7 @@ fn server(
     }));
 
     // Credentials the server is given.
+    let site = Site { home, rel, source: TokenSource::McpConfig };
     let mut creds: Vec<(String, String)> = Vec::new();
     for key in ["env", "environment", "envs"] {
         collect_named(def.get(key), &format!("{pointer}/{key}"), &mut creds);
@@ -117,19 +133,22 @@ fn server(
                 .then(|| Class { provider: "unknown".into(), kind: TokenKind::ApiKey })
         });
         if let Some(class) = class {
-            ctx.token(home, rel, TokenSource::McpConfig, Secret::new(value), class, Some(loc));
+            ctx.token(&site, Secret::new(value), class, Some(loc), Some(name));
         }
     }
-    for (i, arg) in argv.iter().chain(url.map(str::to_owned).iter()).enumerate() {
+    // Keys carried in the URL itself: userinfo, secret-named query values, key-shaped path
+    // segments (`…/mcp/<key>/sse`).
+    if let Some(u) = url {
+        for (part, value) in redact::url_secrets(catalog, u) {
+            let class = classify(catalog, &value, None, None)
+                .unwrap_or(Class { provider: "unknown".into(), kind: TokenKind::ApiKey });
+            let loc = format!("{pointer}/url#{part}");
+            ctx.token(&site, Secret::new(value), class, Some(loc), Some(name));
+        }
+    }
+    for (i, arg) in argv.iter().enumerate() {
         for (value, class) in scan_text(catalog, arg) {
-            ctx.token(
-                home,
-                rel,
-                TokenSource::McpConfig,
-                Secret::new(value),
-                class,
-                Some(format!("{pointer}/argv/{i}")),
-            );
+            ctx.token(&site, Secret::new(value), class, Some(format!("{pointer}/argv/{i}")), Some(name));
         }
     }
 }

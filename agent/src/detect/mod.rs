@@ -177,6 +177,8 @@ pub struct TokenFinding {
     pub source: TokenSource,
     pub fingerprint: String,
     pub locator: Option<String>,
+    /// For credentials inside an MCP config: the server they are handed to.
+    pub mcp_server: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -317,4 +319,66 @@ fn dedup(findings: &mut Vec<Finding>) {
 /// Joins a home-relative catalog path (always written with `/`) onto a relative path.
 pub(crate) fn rel_path(p: &str) -> PathBuf {
     p.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// At most this many directory entries match one `*` segment: a hostile tree with a
+/// million `Claude_*` directories must not multiply the scan.
+const GLOB_FANOUT: usize = 64;
+
+/// Expands a catalog path whose segments may contain `*` (`AppData/Local/Packages/Claude_*/…`)
+/// into the existing paths it matches beneath `tree`. Paths without `*` are returned as is.
+pub(crate) fn expand(tree: &Tree, pattern: &str) -> Vec<PathBuf> {
+    let mut current = vec![PathBuf::new()];
+    for seg in pattern.split('/').filter(|s| !s.is_empty()) {
+        if !seg.contains('*') {
+            current.iter_mut().for_each(|p| p.push(seg));
+            continue;
+        }
+        let mut next = Vec::new();
+        for dir in &current {
+            let Ok(entries) = tree.list(dir) else { continue };
+            next.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| matches!(e.kind, Kind::Dir | Kind::File | Kind::Symlink))
+                    .filter(|e| e.name.to_str().is_some_and(|n| wildcard(seg, n)))
+                    .take(GLOB_FANOUT)
+                    .map(|e| dir.join(e.name)),
+            );
+        }
+        current = next;
+    }
+    current
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("Claude_*", "Claude_pzs8sxrjxfjjc"));
+        assert!(wildcard("*.app", "Cursor.app"));
+        assert!(wildcard("a*b*c", "aXXbYYc"));
+        assert!(!wildcard("a*b*c", "aXXc"));
+        assert!(!wildcard("Claude_*", "Claude"));
+        assert!(wildcard("*", "anything"));
+    }
 }

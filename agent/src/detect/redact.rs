@@ -55,6 +55,47 @@ pub(crate) fn value(catalog: &Catalog, v: &str) -> String {
     s
 }
 
+/// The secrets a URL carries, as (which part, value): what [`url`] redacts.
+pub(crate) fn url_secrets(catalog: &Catalog, u: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let rest = u.split_once("://").map_or(u, |(_, r)| r);
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        match userinfo.split_once(':') {
+            Some((_, pass)) if !pass.is_empty() => out.push(("password".to_owned(), pass.to_owned())),
+            None if looks_secret(catalog, userinfo) => out.push(("userinfo".to_owned(), userinfo.to_owned())),
+            _ => {}
+        }
+    }
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    for (i, seg) in path.split('/').enumerate() {
+        if key_shaped_segment(catalog, seg) {
+            out.push((format!("path/{i}"), seg.to_owned()));
+        }
+    }
+    for pair in query.split('&') {
+        if let Some((k, v)) = pair.split_once('=')
+            && !v.is_empty()
+            && (secret_like_name(k) || !scan_text(catalog, v).is_empty())
+            && !is_placeholder(catalog, v)
+        {
+            out.push((format!("query/{k}"), v.to_owned()));
+        }
+    }
+    out
+}
+
+fn key_shaped_segment(catalog: &Catalog, seg: &str) -> bool {
+    !scan_text(catalog, seg).is_empty()
+        || (seg.len() >= 24
+            && looks_secret(catalog, seg)
+            && !is_placeholder(catalog, seg)
+            && !seg.contains('.'))
+}
+
 /// Redacts userinfo passwords, secret-named query values and key-shaped path segments.
 pub(crate) fn url(catalog: &Catalog, u: &str) -> String {
     let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
@@ -73,14 +114,7 @@ pub(crate) fn url(catalog: &Catalog, u: &str) -> String {
     let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
     let path: Vec<String> = path
         .split('/')
-        .map(|seg| {
-            let keyish = !scan_text(catalog, seg).is_empty()
-                || (seg.len() >= 24
-                    && looks_secret(catalog, seg)
-                    && !is_placeholder(catalog, seg)
-                    && !seg.contains('.'));
-            if keyish { REDACTED.to_owned() } else { seg.to_owned() }
-        })
+        .map(|seg| if key_shaped_segment(catalog, seg) { REDACTED.to_owned() } else { seg.to_owned() })
         .collect();
     let mut out = format!("{scheme}://{authority}{}", path.join("/"));
     if !query.is_empty() {

@@ -90,26 +90,33 @@ pub(crate) fn secret_like_name(name: &str) -> bool {
         .any(|w| upper.contains(w))
 }
 
+/// Where credentials are being read from: one file of one home.
+pub(crate) struct Site<'a> {
+    pub home: &'a Home,
+    pub rel: &'a Path,
+    pub source: TokenSource,
+}
+
 impl Ctx<'_> {
     /// Records a token finding; the value is fingerprinted here and dropped.
     pub(crate) fn token(
         &mut self,
-        home: &Home,
-        rel: &Path,
-        source: TokenSource,
+        site: &Site<'_>,
         value: Secret,
         class: Class,
         locator: Option<String>,
+        mcp_server: Option<&str>,
     ) {
         let fingerprint = self.fp.fingerprint(&value);
         self.findings.push(Finding::Token(TokenFinding {
             provider: class.provider,
             kind: class.kind,
-            user: Some(home.user.clone()),
-            path: home.tree.display(rel),
-            source,
+            user: Some(site.home.user.clone()),
+            path: site.home.tree.display(site.rel),
+            source: site.source,
             fingerprint,
             locator,
+            mcp_server: mcp_server.map(str::to_owned),
         }));
     }
 }

@@ -45,6 +45,7 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
             json!({
                 "provider": t.provider, "token_kind": token_kind(t.kind), "user": t.user, "path": t.path,
                 "source": token_source(t.source), "fingerprint": t.fingerprint, "locator": t.locator,
+                "mcp_server": t.mcp_server,
             }),
         ),
         Some(Item::McpServer(m)) => {
