@@ -243,6 +243,8 @@ impl McpClient {
 pub struct EnvFiles {
     pub shell_rc: Vec<String>,
     pub dotenv_names: Vec<String>,
+    pub source_extensions: Vec<String>,
+    pub source_skip_names: Vec<String>,
     pub skip_dirs: Vec<String>,
 }
 

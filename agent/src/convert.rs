@@ -108,5 +108,6 @@ fn token_source(s: TokenSource) -> pb::TokenSource {
         TokenSource::ShellRc => pb::TokenSource::ShellRc,
         TokenSource::McpConfig => pb::TokenSource::McpConfig,
         TokenSource::IdeConfig => pb::TokenSource::IdeConfig,
+        TokenSource::SourceFile => pb::TokenSource::SourceFile,
     }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::tokens::{Site, classify, scan_text};
 use super::{Ctx, Home, TokenSource, rel_path};
+use crate::fsview::ReadError;
 use crate::secret::Secret;
 
 pub(crate) fn detect_rc(ctx: &mut Ctx<'_>, home: &Home) {
@@ -26,11 +27,36 @@ pub(crate) fn detect_dotenv(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
     }
 }
 
+/// Project text files: same line rules, but a file is skipped quietly when it is too large
+/// or binary (a repository is full of both), and files another detector read are left alone.
+pub(crate) fn detect_sources(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
+    for rel in files {
+        if ctx.claimed.contains(&home.tree.display(rel)) {
+            continue;
+        }
+        let text = match home.tree.read(rel, ctx.limits.source_file_size) {
+            Ok(bytes) if bytes.iter().take(4096).any(|&b| b == 0) => continue,
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(ReadError::TooLarge { .. }) => continue,
+            Err(e) => {
+                ctx.read_error(&home.tree, rel, e);
+                continue;
+            }
+        };
+        scan_lines(ctx, home, rel, TokenSource::SourceFile, &text);
+    }
+}
+
 fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
     let text = match home.tree.read_text(rel, ctx.limits.small_file) {
         Ok(t) => t,
         Err(e) => return ctx.read_error(&home.tree, rel, e),
     };
+    ctx.claim(&home.tree, rel);
+    scan_lines(ctx, home, rel, source, &text);
+}
+
+fn scan_lines(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource, text: &str) {
     let site = Site { home, rel, source };
     let mut seen = HashSet::new();
     for (i, line) in text.lines().enumerate() {

@@ -42,6 +42,7 @@ fn read_config(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path) {
         Ok(t) => t,
         Err(e) => return ctx.read_error(&home.tree, rel, e),
     };
+    ctx.claim(&home.tree, rel);
     let doc = match parse(client.format, &text) {
         Ok(v) => v,
         Err(e) => return ctx.error(&home.tree, rel, e),

@@ -120,6 +120,7 @@ pub enum TokenSource {
     ShellRc,
     McpConfig,
     IdeConfig,
+    SourceFile,
 }
 
 impl TokenSource {
@@ -130,6 +131,7 @@ impl TokenSource {
             TokenSource::ShellRc => "shell_rc",
             TokenSource::McpConfig => "mcp_config",
             TokenSource::IdeConfig => "ide_config",
+            TokenSource::SourceFile => "source_file",
         }
     }
 }
@@ -237,6 +239,9 @@ pub struct Limits {
     pub walk_depth: usize,
     pub walk_entries: usize,
     pub walk_time: Duration,
+    /// Project text files searched per home, and the size above which one is skipped.
+    pub source_files: usize,
+    pub source_file_size: u64,
 }
 
 impl Default for Limits {
@@ -247,6 +252,8 @@ impl Default for Limits {
             walk_depth: 6,
             walk_entries: 200_000,
             walk_time: Duration::from_secs(20),
+            source_files: 20_000,
+            source_file_size: 256 * 1024,
         }
     }
 }
@@ -268,9 +275,16 @@ pub(crate) struct Ctx<'a> {
     pub os: Os,
     pub findings: Vec<Finding>,
     pub errors: Vec<ScanError>,
+    /// Files a structured detector already read (by displayed path), so the source-file
+    /// sweep does not report their credentials a second time under another source.
+    pub claimed: std::collections::HashSet<String>,
 }
 
 impl Ctx<'_> {
+    pub(crate) fn claim(&mut self, tree: &Tree, rel: &Path) {
+        self.claimed.insert(tree.display(rel));
+    }
+
     /// Records a read failure unless the file is simply absent.
     pub(crate) fn read_error(&mut self, tree: &Tree, rel: &Path, err: ReadError) {
         if !err.is_not_found() {
@@ -286,7 +300,15 @@ impl Ctx<'_> {
 /// Runs every file detector over the tree.
 pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &Limits) -> FileScan {
     let os = detect_os(root);
-    let mut ctx = Ctx { catalog, fp, limits, os, findings: Vec::new(), errors: Vec::new() };
+    let mut ctx = Ctx {
+        catalog,
+        fp,
+        limits,
+        os,
+        findings: Vec::new(),
+        errors: Vec::new(),
+        claimed: Default::default(),
+    };
     let homes = homes(root, os, &mut ctx.errors);
 
     apps::detect_machine_wide(&mut ctx, root);
@@ -299,6 +321,7 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
         let walked = walk::walk_home(&mut ctx, home);
         envfiles::detect_dotenv(&mut ctx, home, &walked.dotenv);
         mcp::detect_project(&mut ctx, home, &walked.mcp_configs);
+        envfiles::detect_sources(&mut ctx, home, &walked.sources);
     }
     dedup(&mut ctx.findings);
     FileScan {

@@ -17,6 +17,8 @@ pub(crate) struct Walked {
     pub dotenv: Vec<PathBuf>,
     /// (client id, path)
     pub mcp_configs: Vec<(String, PathBuf)>,
+    /// Project text files for the source-file sweep.
+    pub sources: Vec<PathBuf>,
 }
 
 #[allow(clippy::disallowed_types, reason = "wall-clock bound of a synchronous scan; no tokio time here")]
@@ -36,6 +38,7 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
     let mut out = Walked::default();
     let mut queue = VecDeque::from([(PathBuf::new(), 0usize)]);
     let mut visited = 0usize;
+    let mut sources_capped = false;
     while let Some((dir, depth)) = queue.pop_front() {
         if started.elapsed() > ctx.limits.walk_time || visited > ctx.limits.walk_entries {
             ctx.error(
@@ -64,6 +67,19 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
                 {
                     out.dotenv.push(path);
                 }
+                // Only regular files: a symlinked source file is a duplicate or an escape.
+                Kind::File if depth > 0 && name.is_some_and(|n| is_source(catalog, n)) => {
+                    if out.sources.len() < ctx.limits.source_files {
+                        out.sources.push(path);
+                    } else if !sources_capped {
+                        sources_capped = true;
+                        ctx.error(
+                            &home.tree,
+                            &dir,
+                            "source-file limit reached; further project files were not searched for keys",
+                        );
+                    }
+                }
                 Kind::Dir
                     if depth < ctx.limits.walk_depth
                         && !name.is_some_and(|n| skip_names.contains(&n))
@@ -85,4 +101,10 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
         }
     }
     out
+}
+
+fn is_source(catalog: &crate::catalog::Catalog, name: &str) -> bool {
+    let Some((_, ext)) = name.rsplit_once('.') else { return false };
+    catalog.env_files.source_extensions.iter().any(|e| e.eq_ignore_ascii_case(ext))
+        && !catalog.env_files.source_skip_names.iter().any(|s| s == name)
 }

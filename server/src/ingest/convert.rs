@@ -122,6 +122,7 @@ fn token_source(s: i32) -> &'static str {
         pb::TokenSource::ShellRc => "shell_rc",
         pb::TokenSource::McpConfig => "mcp_config",
         pb::TokenSource::IdeConfig => "ide_config",
+        pb::TokenSource::SourceFile => "source_file",
         pb::TokenSource::Unspecified => "unspecified",
     }
 }
