@@ -14,6 +14,16 @@ pub(crate) fn detect_machine_wide(ctx: &mut Ctx<'_>, root: &Tree) {
     if ctx.os == Os::Macos {
         mac_apps(ctx, root, Path::new("Applications"), None);
     }
+    if ctx.os == Os::Linux {
+        for dir in [
+            "usr/share/applications",
+            "usr/local/share/applications",
+            "var/lib/flatpak/exports/share/applications",
+            "var/lib/snapd/desktop/applications",
+        ] {
+            desktop_entries(ctx, root, Path::new(dir), None);
+        }
+    }
     let catalog = ctx.catalog;
     for tool in &catalog.tools {
         for p in tool.install_paths(ctx.os) {
@@ -47,6 +57,9 @@ pub(crate) fn detect_home(ctx: &mut Ctx<'_>, home: &Home) {
         mac_apps(ctx, &home.tree, Path::new("Applications"), Some(&home.user));
     }
     ide_extensions(ctx, home);
+    if ctx.os == Os::Linux {
+        desktop_entries(ctx, &home.tree, Path::new(".local/share/applications"), Some(&home.user));
+    }
     let catalog = ctx.catalog;
     for tool in &catalog.tools {
         for p in tool.install_paths(ctx.os) {
@@ -118,6 +131,71 @@ fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
     }
 }
 
+/// Freedesktop launchers (`*.desktop`): what `.deb`, `.rpm`, Flatpak, Snap and AppImage
+/// integrations register. The tool is recognised by the program in `Exec=`.
+fn desktop_entries(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
+    let entries = match tree.list(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => return ctx.error(tree, dir, format!("cannot list applications: {e}")),
+    };
+    for e in entries {
+        let Some(name) = e.name.to_str().filter(|n| n.ends_with(".desktop")) else { continue };
+        let rel = dir.join(name);
+        let text = match tree.read_text(&rel, 64 * 1024) {
+            Ok(t) => t,
+            Err(err) => {
+                ctx.read_error(tree, &rel, err);
+                continue;
+            }
+        };
+        let exec = text.lines().find_map(|l| l.strip_prefix("Exec=")).unwrap_or_default();
+        let program = exec_program(exec);
+        let base = program.rsplit('/').next().unwrap_or_default();
+        let catalog = ctx.catalog;
+        let tool = catalog.tool_for_process(base).or_else(|| catalog.tool_for_cmdline(exec));
+        if let Some(tool) = tool {
+            let version = text.lines().find_map(|l| l.strip_prefix("X-AppImage-Version=")).map(str::to_owned);
+            ctx.findings.push(Finding::App(AppFinding {
+                tool: tool.id.clone(),
+                user: user.map(str::to_owned),
+                path: tree.display(&rel),
+                version,
+                bundle_id: None,
+            }));
+        }
+    }
+}
+
+/// The program of an `Exec=` line, skipping `env VAR=…` prefixes and honouring quotes.
+fn exec_program(exec: &str) -> String {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in exec.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let mut it = words.into_iter().peekable();
+    if it.peek().is_some_and(|w| w == "env" || w.ends_with("/env")) {
+        it.next();
+        while it.peek().is_some_and(|w| w.contains('=') || w.starts_with('-')) {
+            it.next();
+        }
+    }
+    it.next().unwrap_or_default()
+}
+
 /// AI extensions installed in VS Code and its forks (`~/.vscode/extensions/github.copilot-1.2.3`).
 /// Directories listed in the editor's `.obsolete` file are uninstalled and only await
 /// deletion, so they are not findings.
@@ -171,6 +249,17 @@ fn split_versioned(name: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::split_versioned;
+
+    #[test]
+    fn desktop_exec_lines() {
+        use super::exec_program;
+        assert_eq!(exec_program("/usr/share/cursor/cursor %F"), "/usr/share/cursor/cursor");
+        assert_eq!(
+            exec_program("env BAMF=1 GDK_SCALE=2 \"/opt/LM Studio/lm-studio\" --no-sandbox %U"),
+            "/opt/LM Studio/lm-studio"
+        );
+        assert_eq!(exec_program(""), "");
+    }
 
     #[test]
     fn versioned_extension_dirs() {

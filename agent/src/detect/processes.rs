@@ -45,12 +45,27 @@ pub fn list() -> Vec<ProcessInfo> {
         .collect()
 }
 
-/// Matches processes against the catalog.
+/// Matches processes against the catalog: by name, by command line, and — for a process
+/// neither names — by a distinctive port it listens on (Ollama 11434, LM Studio 1234).
 pub fn detect(catalog: &Catalog, procs: &[ProcessInfo]) -> Vec<Finding> {
+    detect_with_ports(catalog, procs, &listening_ports())
+}
+
+/// As [`detect`], with the listening sockets given as (port, pid).
+pub fn detect_with_ports(catalog: &Catalog, procs: &[ProcessInfo], listening: &[(u16, u32)]) -> Vec<Finding> {
     let mut out: Vec<Finding> = procs
         .iter()
         .filter_map(|p| {
-            let tool = catalog.tool_for_process(&p.name).or_else(|| catalog.tool_for_cmdline(&p.cmdline))?;
+            let by_port = || {
+                listening
+                    .iter()
+                    .filter(|(_, pid)| *pid == p.pid)
+                    .find_map(|(port, _)| catalog.tool_for_port(*port))
+            };
+            let tool = catalog
+                .tool_for_process(&p.name)
+                .or_else(|| catalog.tool_for_cmdline(&p.cmdline))
+                .or_else(by_port)?;
             Some(Finding::Process(ProcessFinding {
                 tool: tool.id.clone(),
                 user: p.user.clone(),
@@ -65,6 +80,71 @@ pub fn detect(catalog: &Catalog, procs: &[ProcessInfo]) -> Vec<Finding> {
         _ => 0,
     });
     out
+}
+
+/// Listening TCP sockets and their owning processes, from `/proc` (Linux only; elsewhere
+/// none). Sockets of processes whose `fd` directory cannot be read are skipped.
+pub fn listening_ports() -> Vec<(u16, u32)> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::listening_ports()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Vec::new()
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::collections::HashMap;
+
+    pub(super) fn listening_ports() -> Vec<(u16, u32)> {
+        // inode -> port for sockets in LISTEN state (st = 0A).
+        let mut inodes: HashMap<u64, u16> = HashMap::new();
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let Ok(text) = std::fs::read_to_string(table) else { continue };
+            inodes.extend(parse_tcp_table(&text));
+        }
+        if inodes.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
+            for fd in fds.flatten() {
+                let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+                let target = target.to_string_lossy();
+                if let Some(inode) = target
+                    .strip_prefix("socket:[")
+                    .and_then(|t| t.strip_suffix(']'))
+                    .and_then(|i| i.parse().ok())
+                    && let Some(port) = inodes.get(&inode)
+                {
+                    out.push((*port, pid));
+                }
+            }
+        }
+        out
+    }
+
+    /// `sl local_address rem_address st … inode` rows → (inode, port) for listeners.
+    pub(super) fn parse_tcp_table(text: &str) -> Vec<(u64, u16)> {
+        text.lines()
+            .skip(1)
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                if cols.get(3) != Some(&"0A") {
+                    return None;
+                }
+                let port = u16::from_str_radix(cols.get(1)?.rsplit(':').next()?, 16).ok()?;
+                let inode = cols.get(9)?.parse().ok()?;
+                Some((inode, port))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +173,36 @@ mod tests {
             .map(|f| if let Finding::Process(p) = f { (p.pid, p.tool.as_str()) } else { unreachable!() })
             .collect();
         assert_eq!(tools, vec![(1, "ollama"), (2, "claude_code"), (5, "vllm")]);
+    }
+
+    #[test]
+    fn distinctive_ports_name_an_unnamed_server() {
+        let c = Catalog::builtin().unwrap();
+        let found = detect_with_ports(
+            &c,
+            &[p(9, "python3", "python3 serve.py"), p(10, "nginx", "nginx")],
+            &[(11434, 9), (80, 10)],
+        );
+        assert_eq!(found.len(), 1);
+        assert!(matches!(&found[0], Finding::Process(p) if p.tool == "ollama" && p.pid == 9));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn proc_net_tcp_rows() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:2CAA 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 424242 1 0\n\
+   1: 0100007F:1F90 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 434343 1 0\n";
+        assert_eq!(linux::parse_tcp_table(table), vec![(424242, 11434)]);
+    }
+
+    /// A real listener on this machine is attributed to this process.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn live_listener_is_found() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listening_ports().contains(&(port, std::process::id())));
     }
 
     #[test]
