@@ -246,6 +246,7 @@ pub struct EnvFiles {
     pub source_extensions: Vec<String>,
     pub source_skip_names: Vec<String>,
     pub skip_dirs: Vec<String>,
+    pub source: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -406,3 +406,15 @@ mod hostile {
         assert!(v["findings"].as_array().unwrap().iter().any(|f| f["path"] == "/home/ann/.zshrc"));
     }
 }
+
+#[test]
+fn an_exhausted_time_budget_is_reported_per_home() {
+    let catalog = Catalog::builtin().unwrap();
+    let tree = Tree::open_root(&fixtures().join("linux")).unwrap();
+    let limits = Limits { total_time: std::time::Duration::ZERO, ..Limits::default() };
+    let scan = scan_files(&tree, &catalog, &fp(), &limits);
+    let budget: Vec<&str> =
+        scan.errors.iter().filter(|e| e.error.contains("budget")).map(|e| e.path.as_str()).collect();
+    assert_eq!(budget, vec!["/home/alice", "/home/bob", "/root"]);
+    assert!(scan.findings.iter().all(|f| !matches!(f, Finding::Token(_))));
+}

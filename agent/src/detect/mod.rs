@@ -242,6 +242,8 @@ pub struct Limits {
     /// Project text files searched per home, and the size above which one is skipped.
     pub source_files: usize,
     pub source_file_size: u64,
+    /// Wall-time budget for the whole file scan; homes not reached are reported.
+    pub total_time: Duration,
 }
 
 impl Default for Limits {
@@ -254,6 +256,7 @@ impl Default for Limits {
             walk_time: Duration::from_secs(20),
             source_files: 20_000,
             source_file_size: 256 * 1024,
+            total_time: Duration::from_secs(120),
         }
     }
 }
@@ -298,7 +301,9 @@ impl Ctx<'_> {
 }
 
 /// Runs every file detector over the tree.
+#[allow(clippy::disallowed_types, reason = "wall-clock budget of a synchronous scan")]
 pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &Limits) -> FileScan {
+    let started = std::time::Instant::now();
     let os = detect_os(root);
     let mut ctx = Ctx {
         catalog,
@@ -313,6 +318,15 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
 
     apps::detect_machine_wide(&mut ctx, root);
     for home in &homes {
+        if started.elapsed() > limits.total_time {
+            let budget = limits.total_time;
+            ctx.error(
+                &home.tree,
+                Path::new(""),
+                format!("scan time budget ({budget:?}) exhausted; this home was not scanned"),
+            );
+            continue;
+        }
         apps::detect_home(&mut ctx, home);
         extensions::detect(&mut ctx, home);
         credentials::detect(&mut ctx, home);
