@@ -1,15 +1,28 @@
-//! Delivery of the outbox over the telemetry stream (mutual TLS).
+//! Delivery over the telemetry stream (mutual TLS), in the order the collector requires:
 //!
-//! Sends every pending batch in order and waits until the collector has acknowledged the
-//! last one; each `Ack` deletes what it covers from the outbox. A refusal (bad signature,
-//! broken chain, unknown device) ends delivery with the collector's reason.
+//! 1. receive the stream's nonce, answer with `DeviceClaims` over it signed by the device key
+//!    (re-attestation on every connection);
+//! 2. present every outbox batch with a device-key signature over (nonce, batch hash), so
+//!    the stream cannot be replayed on another connection while the stored batch bytes stay
+//!    identical across resends;
+//! 3. renew the client certificate in-band when it nears expiry;
+//! 4. wait until the last batch is acknowledged; each `Ack` deletes what it covers.
+//!
+//! A refusal (bad signature, broken chain, revoked device) ends delivery with the
+//! collector's reason.
 
 use std::time::Duration;
 
 use anyhow::Context;
+use prost::Message;
+use sightline_proto::envelope::{self, CLAIMS_CONTEXT, PRESENT_CONTEXT, RENEW_CONTEXT};
 use sightline_proto::pb::{self, telemetry_client::TelemetryClient};
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
+use crate::convert::AGENT_VERSION;
+use crate::enroll::now_ms;
+use crate::keys::{self, DeviceKey};
 use crate::outbox::Outbox;
 use crate::state::{Enrollment, StateDir};
 use crate::transport;
@@ -19,58 +32,102 @@ use crate::transport;
 pub struct Delivered {
     pub batches: usize,
     pub through_seq: u64,
+    pub renewed: bool,
+}
+
+/// How a delivery behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliverOptions {
+    /// Give up if the collector has not acknowledged everything within this time.
+    pub timeout: Duration,
+    /// Renew the client certificate when it expires within this time.
+    pub renew_within: Duration,
+}
+
+impl Default for DeliverOptions {
+    fn default() -> DeliverOptions {
+        DeliverOptions {
+            timeout: Duration::from_secs(120),
+            renew_within: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 pub async fn deliver(
     state: &StateDir,
-    enrollment: &Enrollment,
+    enrollment: &mut Enrollment,
     outbox: &Outbox,
-    timeout: Duration,
+    key: &dyn DeviceKey,
+    opts: DeliverOptions,
 ) -> anyhow::Result<Delivered> {
     let pending = outbox.pending()?;
-    let Some(last) = pending.last().map(|p| p.last_seq) else {
+    let renew = enrollment.cert_not_after_ms - now_ms() < opts.renew_within.as_millis() as i64;
+    let last = pending.last().map(|p| p.last_seq);
+    if last.is_none() && !renew {
         return Ok(Delivered::default());
-    };
+    }
     let ca = state.read("ca.pem")?.context("ca.pem missing from the state dir; re-enroll")?;
-    let cert = state.read("client.pem")?.context("client.pem missing from the state dir; re-enroll")?;
-    let key = state.read("client.key")?.context("client.key missing from the state dir; re-enroll")?;
-    let channel = transport::connect(&enrollment.server_url, &ca, Some((cert, key))).await?;
+    let channel = transport::connect(&enrollment.server_url, &ca, Some(state.client_identity()?)).await?;
     let mut client = TelemetryClient::new(channel);
 
-    let mut batches = Vec::with_capacity(pending.len());
-    for p in &pending {
-        batches.push(pb::AgentMessage { msg: Some(pb::agent_message::Msg::Batch(outbox.load(p)?)) });
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let sender = tokio::spawn(async move {
-        for b in batches {
-            if tx.send(b).await.is_err() {
-                break;
-            }
+    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(16);
+    let send = |m: pb::agent_message::Msg| {
+        let tx = tx.clone();
+        async move {
+            tx.send(pb::AgentMessage { msg: Some(m) })
+                .await
+                .map_err(|_| anyhow::anyhow!("collector closed the stream"))
         }
-        // Keep the request stream open until acks arrive; dropping tx would half-close it.
-        tx.closed().await;
-    });
+    };
+    let refused = |s: tonic::Status| anyhow::anyhow!("collector refused: {}", transport::status_message(&s));
 
-    let result = tokio::time::timeout(timeout, async {
+    let result = tokio::time::timeout(opts.timeout, async {
         let mut responses = client
             .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
-            .map_err(|s| anyhow::anyhow!("collector refused the stream: {}", transport::status_message(&s)))?
+            .map_err(refused)?
             .into_inner();
+        let nonce = match responses.next().await {
+            Some(Ok(pb::CollectorMessage { msg: Some(pb::collector_message::Msg::Challenge(c)) })) => c.nonce,
+            Some(Err(s)) => return Err(refused(s)),
+            _ => anyhow::bail!("collector did not open the stream with a challenge"),
+        };
+        send(pb::agent_message::Msg::Claims(claims(&enrollment.device_id, &nonce, key)?)).await?;
+
+        for p in &pending {
+            send(pb::agent_message::Msg::Batch(present(outbox.load(p)?, &nonce, key)?)).await?;
+        }
+        let mut next_identity = None;
+        if renew {
+            let (key_pem, spki) = keys::new_tls_key_pem()?;
+            let mut msg = RENEW_CONTEXT.to_vec();
+            msg.extend(envelope::renew_message(&nonce, &spki));
+            send(pb::agent_message::Msg::Renew(pb::RenewRequest {
+                tls_key_spki: spki,
+                signature: key.sign(&msg)?,
+            }))
+            .await?;
+            next_identity = Some(key_pem);
+        }
+
         let mut delivered = Delivered::default();
-        while let Some(msg) = responses.next().await {
-            let msg = msg.map_err(|s| {
-                anyhow::anyhow!("collector refused a batch: {}", transport::status_message(&s))
-            })?;
-            match msg.msg {
+        let done =
+            |d: &Delivered, waiting_cert: bool| !waiting_cert && last.is_none_or(|l| d.through_seq >= l);
+        while let Some(m) = responses.next().await {
+            match m.map_err(refused)?.msg {
                 Some(pb::collector_message::Msg::Ack(ack)) => {
                     delivered.batches += outbox.ack(ack.through_seq)?;
                     delivered.through_seq = ack.through_seq;
                     tracing::debug!(through_seq = ack.through_seq, "Collector acknowledged.");
-                    if ack.through_seq >= last {
-                        return Ok(delivered);
-                    }
+                }
+                Some(pb::collector_message::Msg::Certificate(c)) => {
+                    let key_pem =
+                        next_identity.take().context("collector sent a certificate nobody asked for")?;
+                    state.install_identity(c.certificate_pem.as_bytes(), key_pem.as_bytes())?;
+                    enrollment.cert_not_after_ms = c.not_after_ms;
+                    state.write("enrollment.json", &serde_json::to_vec_pretty(&*enrollment)?, false)?;
+                    delivered.renewed = true;
+                    tracing::info!(not_after_ms = c.not_after_ms, "Client certificate renewed.");
                 }
                 Some(pb::collector_message::Msg::SlowDown(s)) => {
                     tracing::info!(
@@ -81,15 +138,56 @@ pub async fn deliver(
                 Some(pb::collector_message::Msg::Directive(_)) => {
                     tracing::info!("Directive received; this agent runs in report mode and takes no action.");
                 }
-                None => {}
+                Some(pb::collector_message::Msg::Challenge(_)) | None => {}
+            }
+            if done(&delivered, next_identity.is_some()) {
+                return Ok(delivered);
             }
         }
-        anyhow::bail!("collector closed the stream before acknowledging sequence {last}")
+        anyhow::bail!("collector closed the stream before acknowledging everything")
     })
     .await;
-    sender.abort();
+    drop(tx);
     match result {
         Ok(r) => r,
-        Err(_) => anyhow::bail!("no acknowledgement for sequence {last} within {timeout:?}"),
+        Err(_) => anyhow::bail!("collector did not acknowledge everything within {:?}", opts.timeout),
     }
+}
+
+/// A stored batch presented on the stream with this nonce.
+pub fn present(
+    batch: pb::SignedBatch,
+    nonce: &[u8],
+    key: &dyn DeviceKey,
+) -> anyhow::Result<pb::PresentedBatch> {
+    let hash = envelope::batch_hash(&batch.payload, &batch.signature);
+    let mut msg = PRESENT_CONTEXT.to_vec();
+    msg.extend(envelope::presentation_message(nonce, &hash));
+    Ok(pb::PresentedBatch { stream_signature: key.sign(&msg)?, batch: Some(batch) })
+}
+
+/// This device's claims for one stream, signed by the device key.
+pub fn claims(device_id: &str, nonce: &[u8], key: &dyn DeviceKey) -> anyhow::Result<pb::SignedClaims> {
+    let root = crate::fsview::Tree::open_root(std::path::Path::new("/"))?;
+    let os = crate::detect::detect_os(&root);
+    let facts = crate::scan::device_info(&root, true, os);
+    let read =
+        |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let payload = pb::DeviceClaims {
+        device_id: device_id.to_owned(),
+        stream_nonce: nonce.to_vec(),
+        hostname: facts.hostname,
+        os: facts.os.as_str().to_owned(),
+        os_version: facts.os_version,
+        agent_version: AGENT_VERSION.to_owned(),
+        serial: read("/sys/class/dmi/id/product_serial"),
+        machine_id: read("/etc/machine-id"),
+        boot_id: read("/proc/sys/kernel/random/boot_id"),
+        logged_in_users: Vec::new(),
+        claimed_at_ms: now_ms(),
+    }
+    .encode_to_vec();
+    let mut msg = CLAIMS_CONTEXT.to_vec();
+    msg.extend_from_slice(&payload);
+    Ok(pb::SignedClaims { signature: key.sign(&msg)?, payload })
 }

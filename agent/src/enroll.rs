@@ -80,6 +80,7 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
         assurance: result.assurance,
         enrolled_at_ms: now_ms(),
         collector_signing_key: hex::encode(&result.collector_signing_key_spki),
+        cert_not_after_ms: result.client_certificate_not_after_ms,
     };
     retire_previous(state)?;
     state.write("ca.pem", result.ca_certificate_pem.as_bytes(), false)?;

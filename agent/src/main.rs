@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use sightline_agent::catalog::Catalog;
 use sightline_agent::config::RawConfig;
+use sightline_agent::deliver::DeliverOptions;
 use sightline_agent::detect::Limits;
 use sightline_agent::enroll::{EnrollOptions, enroll};
 use sightline_agent::keys::KeyChoice;
@@ -149,7 +149,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = raw.resolve()?;
             let rt = runtime()?;
             rt.block_on(run(
-                RunOptions { config, once, key_backend, ack_timeout: Duration::from_secs(120) },
+                RunOptions { config, once, key_backend, deliver: DeliverOptions::default() },
                 shutdown::signal(),
             ))?;
             Ok(ExitCode::SUCCESS)

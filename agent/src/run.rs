@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::deliver::{Delivered, deliver};
+use crate::deliver::{DeliverOptions, Delivered, deliver};
 use crate::detect::Limits;
 use crate::enroll::now_ms;
 use crate::keys::{self, KeyChoice};
@@ -21,13 +21,13 @@ pub struct RunOptions {
     pub config: Config,
     pub once: bool,
     pub key_backend: KeyChoice,
-    pub ack_timeout: Duration,
+    pub deliver: DeliverOptions,
 }
 
 /// Runs until `shutdown` resolves (or, with `once`, after one delivered scan).
 pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let state = StateDir::open(&opts.config.state_dir)?;
-    let enrollment =
+    let mut enrollment =
         state.enrollment()?.context("this agent is not enrolled; run `sightline-agent enroll` first")?;
     let span = tracing::info_span!("agent", device = %enrollment.device_id);
     async move {
@@ -44,7 +44,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
         loop {
             let cycle = async {
                 let sealed = scan_and_seal(&state, &opts.config, &catalog, &key, &outbox, &enrollment.device_id).await?;
-                let delivered = deliver(&state, &enrollment, &outbox, opts.ack_timeout).await?;
+                let delivered = deliver(&state, &mut enrollment, &outbox, key.as_ref(), opts.deliver).await?;
                 anyhow::Ok((sealed, delivered))
             };
             let outcome = tokio::select! {
@@ -55,7 +55,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
                 }
             };
             match outcome {
-                Ok((sealed, Delivered { batches, through_seq })) => {
+                Ok((sealed, Delivered { batches, through_seq, .. })) => {
                     tracing::info!(sealed, delivered = batches, through_seq, "Scan delivered.");
                     backoff.reset();
                     if opts.once {

@@ -48,6 +48,9 @@ pub struct Enrollment {
     pub enrolled_at_ms: i64,
     /// Hex DER SubjectPublicKeyInfo of the collector's directive signing key.
     pub collector_signing_key: String,
+    /// When the client certificate expires (0: unknown, renew at the next connection).
+    #[serde(default)]
+    pub cert_not_after_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +90,33 @@ impl StateDir {
     pub fn write(&self, name: &str, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
         write_atomic(&self.file(name), bytes, secret)
             .with_context(|| format!("writing {}", self.file(name).display()))
+    }
+
+    /// The mTLS identity (certificate PEM, key PEM), finishing a renewal a crash interrupted.
+    ///
+    /// Renewal writes `client.next.key` and `client.next.pem`, then renames the key, then the
+    /// certificate. Until the agent first connects with the new pair the collector accepts
+    /// both, so completing the renames here is always safe.
+    pub fn client_identity(&self) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+        if self.file("client.next.pem").exists() {
+            if self.file("client.next.key").exists() {
+                fs::rename(self.file("client.next.key"), self.file("client.key"))
+                    .context("finishing certificate renewal")?;
+            }
+            fs::rename(self.file("client.next.pem"), self.file("client.pem"))
+                .context("finishing certificate renewal")?;
+            sync_dir(&self.path)?;
+        }
+        let cert = self.read("client.pem")?.context("client.pem missing from the state dir; re-enroll")?;
+        let key = self.read("client.key")?.context("client.key missing from the state dir; re-enroll")?;
+        Ok((cert, key))
+    }
+
+    /// Installs a renewed identity (see [`StateDir::client_identity`] for the order).
+    pub fn install_identity(&self, cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<()> {
+        self.write("client.next.key", key_pem, true)?;
+        self.write("client.next.pem", cert_pem, false)?;
+        self.client_identity().map(|_| ())
     }
 
     pub fn enrollment(&self) -> anyhow::Result<Option<Enrollment>> {

@@ -31,6 +31,12 @@ pub const BATCH_HASH_CONTEXT: &[u8] = b"sightline.v1.batch-hash\0";
 pub const ENROLL_POP_CONTEXT: &[u8] = b"sightline.v1.enroll-pop\0";
 /// Domain-separation prefix of collector directives.
 pub const DIRECTIVE_CONTEXT: &[u8] = b"sightline.v1.directive\0";
+/// Domain-separation prefix of the device claims that open every stream.
+pub const CLAIMS_CONTEXT: &[u8] = b"sightline.v1.claims\0";
+/// Domain-separation prefix of a batch's presentation on one stream.
+pub const PRESENT_CONTEXT: &[u8] = b"sightline.v1.present\0";
+/// Domain-separation prefix of a certificate renewal request.
+pub const RENEW_CONTEXT: &[u8] = b"sightline.v1.renew\0";
 
 /// Hash of the (absent) predecessor of a device's first batch.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
@@ -148,13 +154,28 @@ pub fn batch_hash(payload: &[u8], signature: &[u8]) -> [u8; 32] {
 /// The message an enrolling agent signs to prove it holds the device key, binding the TLS
 /// key its client certificate will carry.
 pub fn enroll_pop_message(nonce: &[u8], device_key_spki: &[u8], tls_key_spki: &[u8]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(nonce.len() + device_key_spki.len() + tls_key_spki.len() + 12);
-    for part in [nonce, device_key_spki, tls_key_spki] {
-        // Length prefixes make the concatenation unambiguous.
+    framed(&[nonce, device_key_spki, tls_key_spki])
+}
+
+/// Concatenates parts with 32-bit length prefixes, so no two part lists sign alike.
+fn framed(parts: &[&[u8]]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
+    for part in parts {
         msg.extend_from_slice(&(part.len() as u32).to_be_bytes());
         msg.extend_from_slice(part);
     }
     msg
+}
+
+/// What a device key signs to present a batch on one stream: the stream's nonce and the
+/// batch's hash, length-prefixed.
+pub fn presentation_message(stream_nonce: &[u8], batch_hash: &[u8; 32]) -> Vec<u8> {
+    framed(&[stream_nonce, batch_hash])
+}
+
+/// What a device key signs to ask for a certificate for `tls_key_spki` on one stream.
+pub fn renew_message(stream_nonce: &[u8], tls_key_spki: &[u8]) -> Vec<u8> {
+    framed(&[stream_nonce, tls_key_spki])
 }
 
 #[cfg(test)]

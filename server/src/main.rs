@@ -8,7 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sightline_server::ingest::Assurance;
 use sightline_server::{create_token, query, server};
+
+fn parse_assurance(s: &str) -> Result<Assurance, String> {
+    Assurance::parse(s)
+        .ok_or_else(|| format!("{s:?} is not one of software, hardware_unattested, hardware_attested"))
+}
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +38,9 @@ enum Command {
         /// Create a local CA and server certificate on first start (writes DATA_DIR/ca.pem).
         #[arg(long)]
         dev: bool,
+        /// Refuse enrollments and streams below this assurance.
+        #[arg(long, default_value = "software", value_parser = parse_assurance)]
+        require_assurance: Assurance,
     },
     /// Enrollment tokens.
     Token {
@@ -118,8 +127,9 @@ fn print(text: &str) -> anyhow::Result<()> {
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { data_dir, listen, dev } => {
-            let shared = server::open(&data_dir, dev)?;
+        Command::Serve { data_dir, listen, dev, require_assurance } => {
+            let mut shared = server::open(&data_dir, dev)?;
+            shared.config.require_assurance = require_assurance;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -102,12 +102,8 @@ impl Pki {
         &self.ca_pem
     }
 
-    /// Issues a client certificate for a device's TLS key. Returns (PEM, SHA-256 of DER, hex).
-    pub fn issue_device_cert(
-        &self,
-        device_id: &str,
-        tls_key_spki: &[u8],
-    ) -> anyhow::Result<(String, String)> {
+    /// Issues a client certificate for a device's TLS key.
+    pub fn issue_device_cert(&self, device_id: &str, tls_key_spki: &[u8]) -> anyhow::Result<IssuedCert> {
         let key = ExternalP256Key::from_spki(tls_key_spki)?;
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -120,8 +116,9 @@ impl Pki {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         p.use_authority_key_identifier_extension = true;
+        let not_after_ms = (p.not_after.unix_timestamp_nanos() / 1_000_000) as i64;
         let cert = p.signed_by(&key, &self.ca_issuer).context("signing device certificate")?;
-        Ok((cert.pem(), cert_sha256(cert.der())))
+        Ok(IssuedCert { pem: cert.pem(), sha256: cert_sha256(cert.der()), not_after_ms })
     }
 
     /// DER SubjectPublicKeyInfo of the directive signing key.
@@ -140,6 +137,15 @@ impl Pki {
             .as_ref()
             .to_vec())
     }
+}
+
+/// A freshly issued device certificate.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    pub pem: String,
+    /// SHA-256 of the DER, hex: how the collector recognises the device's TLS peer.
+    pub sha256: String,
+    pub not_after_ms: i64,
 }
 
 /// SHA-256 of a DER certificate, hex: how the collector recognises a device's TLS peer.

@@ -26,6 +26,7 @@ pub fn device_json(d: &Device, observations: u64) -> Value {
         "key_id": sightline_proto::p256::key_id(&d.key_spki),
         "enrolled_at": time(d.enrolled_at_ms),
         "last_seen_at": opt_time(d.last_seen_ms),
+        "last_attested_at": opt_time(d.last_attested_ms),
         "revoked_at": opt_time(d.revoked_at_ms),
         "seq_head": d.seq_head,
         "observations": observations,
@@ -136,7 +137,7 @@ pub fn device(store: &dyn Store, id: &str, as_json: bool) -> anyhow::Result<Stri
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut out = format!(
-        "Device {}\n  hostname:   {}\n  os:         {} {}\n  assurance:  {} (key backend {})\n  enrolled:   {}\n  last seen:  {}\n  users:      {}\n  sequence:   {} ({} observations)\n\n",
+        "Device {}\n  hostname:   {}\n  os:         {} {}\n  assurance:  {} (key backend {})\n  enrolled:   {}\n  last seen:  {}\n  attested:   {}\n  users:      {}\n  sequence:   {} ({} observations)\n\n",
         d.id,
         d.hostname,
         d.os,
@@ -145,6 +146,7 @@ pub fn device(store: &dyn Store, id: &str, as_json: bool) -> anyhow::Result<Stri
         d.key_backend,
         time(d.enrolled_at_ms),
         d.last_seen_ms.map_or_else(|| "never".into(), time),
+        d.last_attested_ms.map_or_else(|| "never".into(), time),
         d.users.join(", "),
         d.seq_head,
         obs

@@ -32,7 +32,7 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
 pub fn open(data_dir: &Path, dev: bool) -> anyhow::Result<Shared> {
     let store = open_store(data_dir)?;
     let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
-    Ok(Shared { store, pki })
+    Ok(Shared { store, pki, config: Default::default() })
 }
 
 /// Serves enrollment and telemetry on an already-bound listener until `shutdown` resolves.

@@ -26,8 +26,13 @@ pub struct Collector {
 
 impl Collector {
     pub async fn start() -> Collector {
+        Collector::start_with(Default::default()).await
+    }
+
+    pub async fn start_with(config: sightline_server::ingest::IngestConfig) -> Collector {
         let data_dir = tempfile::tempdir().unwrap();
-        let shared = sightline_server::server::open(data_dir.path(), true).unwrap();
+        let mut shared = sightline_server::server::open(data_dir.path(), true).unwrap();
+        shared.config = config;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let (stop, rx) = oneshot::channel();
@@ -100,12 +105,20 @@ impl Agent {
             scan_interval: Duration::from_secs(3600),
             processes: false,
         };
-        sightline_agent::run::RunOptions {
-            config,
-            once,
-            key_backend: KeyChoice::Software,
-            ack_timeout: Duration::from_secs(30),
-        }
+        self.run_options_with(root, once, Duration::from_secs(30 * 24 * 3600), config)
+    }
+
+    /// Run options whose certificate renewal triggers when expiry is within `renew_within`.
+    pub fn run_options_with(
+        &self,
+        _root: &Path,
+        once: bool,
+        renew_within: Duration,
+        config: sightline_agent::config::Config,
+    ) -> sightline_agent::run::RunOptions {
+        let deliver =
+            sightline_agent::deliver::DeliverOptions { timeout: Duration::from_secs(30), renew_within };
+        sightline_agent::run::RunOptions { config, once, key_backend: KeyChoice::Software, deliver }
     }
 
     /// A telemetry client presenting this agent's client certificate.
@@ -146,46 +159,104 @@ impl Agent {
         envelope::seal(&b, &spki, |m| self.key.sign(m)).unwrap()
     }
 
-    /// Sends batches on one stream; returns the first reply to each, stopping at a refusal.
+    /// A stream that has received its challenge and given this agent's signed claims.
+    pub async fn attested_stream(&self) -> Result<RawStream, tonic::Status> {
+        let mut client = self.client().await.map_err(|e| tonic::Status::unavailable(format!("{e:#}")))?;
+        let mut s = RawStream::open(&mut client).await?;
+        s.send(Msg::Claims(self.claims(&s.nonce))).await;
+        match s.reply().await? {
+            Some(pb::CollectorMessage { msg: Some(pb::collector_message::Msg::Ack(_)) }) => Ok(s),
+            other => panic!("expected an ack of the claims, got {other:?}"),
+        }
+    }
+
+    pub fn claims(&self, nonce: &[u8]) -> pb::SignedClaims {
+        sightline_agent::deliver::claims(&self.device_id, nonce, self.key.as_ref()).unwrap()
+    }
+
+    pub fn present(&self, batch: pb::SignedBatch, nonce: &[u8]) -> pb::PresentedBatch {
+        sightline_agent::deliver::present(batch, nonce, self.key.as_ref()).unwrap()
+    }
+
+    /// Sends batches on one attested stream; returns the reply to each, stopping at a refusal.
     pub async fn send(&self, batches: Vec<pb::SignedBatch>) -> Vec<Result<pb::Ack, tonic::Status>> {
-        let mut client = match self.client().await {
-            Ok(c) => c,
-            Err(e) => return vec![Err(tonic::Status::unavailable(format!("{e:#}")))],
+        let mut s = match self.attested_stream().await {
+            Ok(s) => s,
+            Err(e) => return vec![Err(e)],
         };
-        send_on(&mut client, batches).await
+        let mut out = Vec::new();
+        for b in batches {
+            let presented = self.present(b, &s.nonce);
+            s.send(Msg::Batch(presented)).await;
+            match s.reply().await {
+                Ok(Some(pb::CollectorMessage { msg: Some(pb::collector_message::Msg::Ack(a)) })) => {
+                    out.push(Ok(a))
+                }
+                Ok(other) => panic!("unexpected reply {other:?}"),
+                Err(e) => {
+                    out.push(Err(e));
+                    break;
+                }
+            }
+        }
+        out
     }
 }
 
+use pb::agent_message::Msg;
+
+/// One telemetry stream driven by hand: it has received the collector's challenge.
+pub struct RawStream {
+    tx: tokio::sync::mpsc::Sender<pb::AgentMessage>,
+    rx: tonic::Streaming<pb::CollectorMessage>,
+    pub nonce: Vec<u8>,
+}
+
+impl RawStream {
+    pub async fn open(
+        client: &mut TelemetryClient<tonic::transport::Channel>,
+    ) -> Result<RawStream, tonic::Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut rx = client.stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(10), rx.message())
+            .await
+            .expect("no challenge within 10s")?;
+        match first {
+            Some(pb::CollectorMessage { msg: Some(pb::collector_message::Msg::Challenge(c)) }) => {
+                Ok(RawStream { tx, rx, nonce: c.nonce })
+            }
+            other => panic!("expected a challenge first, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&self, m: Msg) {
+        // A send fails only when the collector already closed the stream; the next reply says why.
+        self.tx.send(pb::AgentMessage { msg: Some(m) }).await.ok();
+    }
+
+    /// The next reply (None when the collector closed the stream cleanly).
+    pub async fn reply(&mut self) -> Result<Option<pb::CollectorMessage>, tonic::Status> {
+        tokio::time::timeout(Duration::from_secs(10), self.rx.message()).await.expect("no reply within 10s")
+    }
+}
+
+/// Opens a stream with whatever identity `client` has and sends batches unpresented: for
+/// clients that should be refused before any claims.
 pub async fn send_on(
     client: &mut TelemetryClient<tonic::transport::Channel>,
     batches: Vec<pb::SignedBatch>,
 ) -> Vec<Result<pb::Ack, tonic::Status>> {
-    let n = batches.len();
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    for b in batches {
-        tx.send(pb::AgentMessage { msg: Some(pb::agent_message::Msg::Batch(b)) }).await.unwrap();
-    }
-    let mut out = Vec::new();
-    let mut stream = match client.stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
-        Ok(s) => s.into_inner(),
-        Err(s) => return vec![Err(s)],
+    let mut s = match RawStream::open(client).await {
+        Ok(s) => s,
+        Err(e) => return vec![Err(e)],
     };
-    while out.len() < n {
-        match tokio::time::timeout(Duration::from_secs(10), stream.message()).await {
-            Ok(Ok(Some(pb::CollectorMessage { msg: Some(pb::collector_message::Msg::Ack(a)) }))) => {
-                out.push(Ok(a))
-            }
-            Ok(Ok(Some(_))) => {}
-            Ok(Ok(None)) => break,
-            Ok(Err(s)) => {
-                out.push(Err(s));
-                break;
-            }
-            Err(_) => panic!("no reply within 10s"),
-        }
+    for b in batches {
+        s.send(Msg::Batch(pb::PresentedBatch { batch: Some(b), stream_signature: Vec::new() })).await;
     }
-    drop(tx);
-    out
+    match s.reply().await {
+        Err(e) => vec![Err(e)],
+        Ok(other) => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 pub fn fixtures() -> PathBuf {

@@ -88,6 +88,7 @@ fn binaries_end_to_end_over_mtls() {
         (Some("fixture-linux"), Some("linux"), Some("software"))
     );
     assert_eq!(d["users"], serde_json::json!(["alice", "bob", "root"]));
+    assert!(d["last_attested_at"].is_string(), "claims were not recorded: {d}");
 
     let connectors =
         json(&run(Command::new(&server).args(["connectors", "--json", "--data-dir"]).arg(&data)));
@@ -273,7 +274,7 @@ async fn clients_without_a_valid_certificate_are_refused() {
 
     // A certificate from the right CA that no enrolled device holds.
     let (key_pem, spki) = sightline_agent::keys::new_tls_key_pem().unwrap();
-    let (cert_pem, _) = c.shared.pki.issue_device_cert("dev_never_enrolled", &spki).unwrap();
+    let cert_pem = c.shared.pki.issue_device_cert("dev_never_enrolled", &spki).unwrap().pem;
     let ch = sightline_agent::transport::connect(
         &c.url,
         &c.ca_pem(),
@@ -379,7 +380,7 @@ async fn proof_of_possession_is_required() {
 async fn lost_acks_cause_no_double_storage() {
     let c = Collector::start().await;
     let a = enroll(&c).await;
-    let enrollment = a.state.enrollment().unwrap().unwrap();
+    let mut enrollment = a.state.enrollment().unwrap().unwrap();
     let outbox = sightline_agent::outbox::Outbox::open(&a.state).unwrap();
     let obs = |n: u64| {
         use prost::Message;
@@ -390,16 +391,21 @@ async fn lost_acks_cause_no_double_storage() {
     outbox.seal(a.key.as_ref(), &a.device_id, obs(3), 1).unwrap();
     let pending = outbox.pending().unwrap();
     let saved = std::fs::read(&pending[0].path).unwrap();
-    let timeout = Duration::from_secs(10);
-    let d = sightline_agent::deliver::deliver(&a.state, &enrollment, &outbox, timeout).await.unwrap();
-    assert_eq!((d.batches, d.through_seq), (1, 3));
+    let opts =
+        sightline_agent::deliver::DeliverOptions { timeout: Duration::from_secs(10), ..Default::default() };
+    let d = sightline_agent::deliver::deliver(&a.state, &mut enrollment, &outbox, a.key.as_ref(), opts)
+        .await
+        .unwrap();
+    assert_eq!((d.batches, d.through_seq, d.renewed), (1, 3, false));
     assert!(outbox.pending().unwrap().is_empty());
 
     // As if the agent crashed before processing the ack: the batch is back in the outbox.
     std::fs::write(&pending[0].path, &saved).unwrap();
     outbox.seal(a.key.as_ref(), &a.device_id, obs(2), 2).unwrap();
-    let d = sightline_agent::deliver::deliver(&a.state, &enrollment, &outbox, timeout).await.unwrap();
-    assert_eq!((d.batches, d.through_seq), (2, 5));
+    let d = sightline_agent::deliver::deliver(&a.state, &mut enrollment, &outbox, a.key.as_ref(), opts)
+        .await
+        .unwrap();
+    assert_eq!((d.batches, d.through_seq, d.renewed), (2, 5, false));
     assert_eq!(stored(&c, &a.device_id), (5, 5));
 
     // And the real run loop continues the same chain.
@@ -467,4 +473,136 @@ async fn daemon_delivers_then_shuts_down_on_request() {
     let (head, count) = stored(&c, &a.device_id);
     assert!(head > 0 && head == count);
     c.stop().await;
+}
+
+use sightline_proto::pb::agent_message::Msg;
+
+/// A recorded stream cannot be replayed on another connection: neither its claims nor its
+/// batch presentations verify against the new stream's nonce.
+#[tokio::test]
+async fn a_recorded_stream_cannot_be_replayed_on_another_connection() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let first = a.attested_stream().await.unwrap();
+    let (b1, _) = a.batch(1, GENESIS_HASH, 2);
+    let recorded_claims = a.claims(&first.nonce);
+    let recorded_batch = a.present(b1, &first.nonce);
+
+    // Replayed claims as the opening of a new stream.
+    let mut client = a.client().await.unwrap();
+    let mut s = RawStream::open(&mut client).await.unwrap();
+    assert_ne!(s.nonce, first.nonce);
+    s.send(Msg::Claims(recorded_claims)).await;
+    let e = s.reply().await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("nonce"), "{}", e.message());
+
+    // A batch presented for the first stream, on a freshly attested second stream.
+    let mut s = a.attested_stream().await.unwrap();
+    s.send(Msg::Batch(recorded_batch)).await;
+    let e = s.reply().await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("not presented for this stream"), "{}", e.message());
+    assert_eq!(stored(&c, &a.device_id), (0, 0));
+    drop(first);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn claims_must_come_first_and_be_the_devices_own() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let other = enroll(&c).await;
+
+    let mut client = a.client().await.unwrap();
+    let mut s = RawStream::open(&mut client).await.unwrap();
+    let (b, _) = a.batch(1, GENESIS_HASH, 1);
+    s.send(Msg::Batch(a.present(b, &s.nonce))).await;
+    let e = s.reply().await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("claims"), "{}", e.message());
+
+    // Claims signed by another device's key, on this device's connection.
+    let mut s = RawStream::open(&mut client).await.unwrap();
+    s.send(Msg::Claims(other.claims(&s.nonce))).await;
+    assert_eq!(s.reply().await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(stored(&c, &a.device_id), (0, 0));
+    c.stop().await;
+}
+
+/// Revoking a device (as the CLI does, through the store) cuts its open stream.
+#[tokio::test]
+async fn revocation_cuts_an_open_stream() {
+    let config = sightline_server::ingest::IngestConfig {
+        revocation_poll: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let c = Collector::start_with(config).await;
+    let a = enroll(&c).await;
+    let mut s = a.attested_stream().await.unwrap();
+    c.shared.store.revoke_device(&a.device_id, 1).unwrap();
+    let e = s.reply().await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("revoked"));
+    // And it cannot come back.
+    assert_eq!(a.attested_stream().await.err().unwrap().code(), Code::PermissionDenied);
+    c.stop().await;
+}
+
+/// Certificate renewal in-band: the new certificate works, the old one stops working once
+/// the new one is used, and a renewal interrupted before the files were swapped completes.
+#[tokio::test]
+async fn client_certificates_are_renewed_over_the_authenticated_stream() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let root = fixtures().join("windows");
+    let old = (
+        std::fs::read(a.state_dir.path().join("client.pem")).unwrap(),
+        std::fs::read(a.state_dir.path().join("client.key")).unwrap(),
+    );
+    let before = a.state.enrollment().unwrap().unwrap().cert_not_after_ms;
+    let config = sightline_agent::config::Config {
+        state_dir: a.state_dir.path().to_owned(),
+        root: root.clone(),
+        scan_interval: Duration::from_secs(3600),
+        processes: false,
+    };
+    // Renew whenever expiry is within 1000 days, i.e. now.
+    let opts = a.run_options_with(&root, true, Duration::from_secs(1000 * 24 * 3600), config);
+    sightline_agent::run::run(opts, std::future::pending()).await.unwrap();
+    let new = std::fs::read(a.state_dir.path().join("client.pem")).unwrap();
+    assert_ne!(new, old.0);
+    assert!(a.state.enrollment().unwrap().unwrap().cert_not_after_ms >= before);
+
+    // Until first used, both work; the first use of the new one retires the old one.
+    let s = a.attested_stream().await.unwrap();
+    drop(s);
+    let ch = sightline_agent::transport::connect(&c.url, &c.ca_pem(), Some(old)).await.unwrap();
+    let mut client = sightline_proto::pb::telemetry_client::TelemetryClient::new(ch);
+    let e = RawStream::open(&mut client).await.err().unwrap();
+    assert_eq!(e.code(), Code::Unauthenticated);
+
+    // A renewal whose swap was interrupted: the next files are picked up on the next start.
+    let (pem, key) = a.state.client_identity().unwrap();
+    std::fs::write(a.state_dir.path().join("client.next.pem"), &pem).unwrap();
+    std::fs::write(a.state_dir.path().join("client.next.key"), &key).unwrap();
+    std::fs::write(a.state_dir.path().join("client.pem"), b"torn").unwrap();
+    assert_eq!(a.state.client_identity().unwrap(), (pem, key));
+    assert!(!a.state_dir.path().join("client.next.pem").exists());
+    a.run_once(&root).await.unwrap();
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn require_assurance_refuses_weaker_devices() {
+    use sightline_server::ingest::{Assurance, IngestConfig};
+    let strict = Collector::start_with(IngestConfig {
+        require_assurance: Assurance::HardwareAttested,
+        ..Default::default()
+    })
+    .await;
+    let e = enroll_with(&strict, &strict.token()).await.err().unwrap();
+    assert!(format!("{e:#}").contains("requires assurance hardware_attested"), "{e:#}");
+    assert!(strict.shared.store.devices().unwrap().is_empty());
+    strict.stop().await;
 }

@@ -35,7 +35,7 @@ fn token_status(e: StoreError) -> Status {
     }
 }
 
-fn random(n: usize) -> Result<Vec<u8>, Status> {
+pub(crate) fn random(n: usize) -> Result<Vec<u8>, Status> {
     let mut b = vec![0; n];
     SystemRandom::new().fill(&mut b).map_err(|_| Status::internal("random number generator failed"))?;
     Ok(b)
@@ -48,6 +48,15 @@ fn assurance(backend: pb::KeyBackend) -> &'static str {
     match backend {
         pb::KeyBackend::Software | pb::KeyBackend::Unspecified => "software",
         _ => "hardware_unattested",
+    }
+}
+
+fn backend_from_name(name: &str) -> pb::KeyBackend {
+    match name {
+        "tpm" => pb::KeyBackend::Tpm,
+        "secure_enclave" => pb::KeyBackend::SecureEnclave,
+        "windows_pcp" => pb::KeyBackend::WindowsPcp,
+        _ => pb::KeyBackend::Software,
     }
 }
 
@@ -81,6 +90,14 @@ impl Enrollment for EnrollmentService {
             return Err(Status::invalid_argument("hostname must be 1-255 bytes"));
         }
         let backend = pb::KeyBackend::try_from(key.backend).unwrap_or(pb::KeyBackend::Unspecified);
+        let level = assurance(backend);
+        if !self.shared.config.require_assurance.allows(level) {
+            return Err(Status::permission_denied(format!(
+                "this collector requires assurance {} or better; a {} device key reaches at most {level}",
+                self.shared.config.require_assurance.as_str(),
+                backend_name(backend)
+            )));
+        }
         let challenge = Challenge {
             id: hex::encode(random(16)?),
             nonce: random(32)?,
@@ -127,14 +144,8 @@ impl Enrollment for EnrollmentService {
             })?;
 
         let device_id = format!("dev_{}", hex::encode(random(10)?));
-        let (cert_pem, cert_sha256) =
-            self.shared.pki.issue_device_cert(&device_id, &req.tls_key_spki).map_err(internal)?;
-        let backend = match challenge.key_backend.as_str() {
-            "tpm" => pb::KeyBackend::Tpm,
-            "secure_enclave" => pb::KeyBackend::SecureEnclave,
-            "windows_pcp" => pb::KeyBackend::WindowsPcp,
-            _ => pb::KeyBackend::Software,
-        };
+        let cert = self.shared.pki.issue_device_cert(&device_id, &req.tls_key_spki).map_err(internal)?;
+        let assurance_level = assurance(backend_from_name(&challenge.key_backend));
         let device = Device {
             id: device_id.clone(),
             hostname: challenge.hostname,
@@ -142,11 +153,13 @@ impl Enrollment for EnrollmentService {
             os_version: challenge.os_version,
             agent_version: challenge.agent_version,
             key_backend: challenge.key_backend,
-            assurance: assurance(backend).to_owned(),
+            assurance: assurance_level.to_owned(),
             key_spki: challenge.device_key_spki,
-            cert_sha256,
+            cert_sha256: cert.sha256,
+            next_cert_sha256: None,
             enrolled_at_ms: now,
             last_seen_ms: None,
+            last_attested_ms: None,
             seq_head: 0,
             head_hash: GENESIS_HASH,
             revoked_at_ms: None,
@@ -161,7 +174,8 @@ impl Enrollment for EnrollmentService {
         tracing::info!(device = %device_id, %hostname, %assurance, "Device enrolled.");
         Ok(Response::new(pb::EnrollmentResult {
             device_id,
-            client_certificate_pem: cert_pem,
+            client_certificate_pem: cert.pem,
+            client_certificate_not_after_ms: cert.not_after_ms,
             ca_certificate_pem: self.shared.pki.ca_pem().to_owned(),
             org_fingerprint_key: self.shared.pki.org_fingerprint_key.clone(),
             collector_signing_key_spki: self.shared.pki.signing_key_spki(),

@@ -18,6 +18,57 @@ use crate::store::Store;
 pub struct Shared {
     pub store: Arc<dyn Store>,
     pub pki: Arc<Pki>,
+    pub config: IngestConfig,
+}
+
+/// How strict ingest is; set from `serve` flags.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Enrollments and streams below this assurance are refused.
+    pub require_assurance: Assurance,
+    /// How often an open stream re-checks that its device is still enrolled and not revoked.
+    pub revocation_poll: std::time::Duration,
+    /// How long a new stream may take to send its signed claims.
+    pub claims_timeout: std::time::Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> IngestConfig {
+        IngestConfig {
+            require_assurance: Assurance::Software,
+            revocation_poll: std::time::Duration::from_secs(5),
+            claims_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// Assurance levels, weakest first (design.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Assurance {
+    Software,
+    HardwareUnattested,
+    HardwareAttested,
+}
+
+impl Assurance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assurance::Software => "software",
+            Assurance::HardwareUnattested => "hardware_unattested",
+            Assurance::HardwareAttested => "hardware_attested",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Assurance> {
+        [Assurance::Software, Assurance::HardwareUnattested, Assurance::HardwareAttested]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+
+    /// Whether a device recorded at `level` meets this requirement.
+    pub fn allows(self, level: &str) -> bool {
+        Assurance::parse(level).is_some_and(|l| l >= self)
+    }
 }
 
 pub fn now_ms() -> i64 {

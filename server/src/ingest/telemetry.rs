@@ -1,15 +1,26 @@
-//! `Telemetry.Stream`: signed batches in, acknowledgements out.
+//! `Telemetry.Stream`: re-attestation, then signed batches in and acknowledgements out.
 //!
-//! The TLS client certificate identifies the device (by the SHA-256 recorded at
-//! enrollment). Each batch must then verify under that device's enrolled key, name that
-//! device, continue its sequence and link to its chain head; the store decides the last two
-//! atomically. The first refusal ends the stream with a status saying why.
+//! 1. The TLS client certificate identifies the device (by the SHA-256 recorded at
+//!    enrollment or renewal); revoked devices and devices below `--require-assurance` are
+//!    refused.
+//! 2. The collector sends a fresh nonce; the agent must answer with `DeviceClaims` naming
+//!    that nonce, signed by its device key, before anything else. The claims are stored.
+//! 3. Each batch must verify under the device's enrolled key, name the device, continue its
+//!    sequence and link to its chain head (decided atomically by the store), and be
+//!    *presented* with a device-key signature over this stream's nonce and the batch hash,
+//!    so a recorded stream cannot be replayed on another connection.
+//! 4. While the stream is open it re-checks the device every `revocation_poll`: a revoked
+//!    device's stream is cut.
+//!
+//! The first refusal ends the stream with a status saying why.
 
 use std::pin::Pin;
 
-use sightline_proto::envelope::{self, EnvelopeError};
-use sightline_proto::p256::KeyError;
+use prost::Message;
+use sightline_proto::envelope::{self, CLAIMS_CONTEXT, EnvelopeError, PRESENT_CONTEXT, RENEW_CONTEXT};
+use sightline_proto::p256::{self, KeyError};
 use sightline_proto::pb::{self, telemetry_server::Telemetry};
+use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
@@ -17,13 +28,14 @@ use tracing::Instrument;
 use super::convert::{inventory, record};
 use super::{Shared, blocking, internal, now_ms};
 use crate::pki::cert_sha256;
-use crate::store::{Device, IngestBatch, IngestOutcome, StoreError};
+use crate::store::{ClaimsRecord, Device, IngestBatch, IngestOutcome, StoreError};
 
 pub struct TelemetryService {
     pub shared: Shared,
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<pb::CollectorMessage, Status>> + Send>>;
+type Reply = Result<pb::CollectorMessage, Status>;
 
 fn envelope_status(e: EnvelopeError) -> Status {
     match e {
@@ -32,6 +44,10 @@ fn envelope_status(e: EnvelopeError) -> Status {
         }
         other => Status::invalid_argument(format!("malformed batch: {other}")),
     }
+}
+
+fn msg(m: pb::collector_message::Msg) -> pb::CollectorMessage {
+    pb::CollectorMessage { msg: Some(m) }
 }
 
 #[tonic::async_trait]
@@ -46,7 +62,8 @@ impl Telemetry for TelemetryService {
             req.peer_certs().and_then(|c| c.first().map(|c| cert_sha256(c.as_ref()))).ok_or_else(|| {
                 Status::unauthenticated("a device client certificate is required; enroll this agent first")
             })?;
-        let device = blocking(&self.shared.store, move |s| s.device_by_cert(&cert))
+        let c = cert.clone();
+        let device = blocking(&self.shared.store, move |s| s.device_by_cert(&c))
             .await?
             .map_err(internal)?
             .ok_or_else(|| {
@@ -55,40 +72,197 @@ impl Telemetry for TelemetryService {
         if device.revoked_at_ms.is_some() {
             return Err(Status::permission_denied(format!("device {} is revoked", device.id)));
         }
+        if device.cert_sha256 != cert {
+            // First use of a renewed certificate: it becomes the device's only accepted one.
+            let (id, c) = (device.id.clone(), cert.clone());
+            blocking(&self.shared.store, move |s| s.promote_certificate(&id, &c)).await?.map_err(internal)?;
+        }
+        let required = self.shared.config.require_assurance;
+        if !required.allows(&device.assurance) {
+            return Err(Status::permission_denied(format!(
+                "this collector requires assurance {} or better; device {} is {}",
+                required.as_str(),
+                device.id,
+                device.assurance
+            )));
+        }
 
-        let mut inbound = req.into_inner();
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let shared = self.shared.clone();
-        let span = tracing::info_span!("stream", device = %device.id);
-        tokio::spawn(
-            async move {
-                tracing::debug!("Stream opened.");
-                while let Some(msg) = inbound.next().await {
-                    let reply = match msg {
-                        Ok(pb::AgentMessage { msg: Some(pb::agent_message::Msg::Batch(b)) }) => {
-                            handle_batch(&shared, &device, b).await
-                        }
-                        Ok(pb::AgentMessage { msg: None }) => {
-                            Err(Status::invalid_argument("empty agent message"))
-                        }
-                        Err(s) => {
-                            tracing::debug!(status = %s, "Agent stream ended with an error.");
-                            break;
-                        }
-                    };
-                    let stop = reply.is_err();
-                    if let Err(s) = &reply {
-                        tracing::warn!(code = ?s.code(), reason = s.message(), "Batch refused.");
-                    }
-                    if tx.send(reply).await.is_err() || stop {
+        let nonce = super::enrollment::random(32)?;
+        let (tx, rx) = mpsc::channel(16);
+        // The channel is new and bounded at 16: the first send cannot fail or wait.
+        tx.try_send(Ok(msg(pb::collector_message::Msg::Challenge(pb::StreamChallenge {
+            nonce: nonce.clone(),
+        }))))
+        .map_err(|_| Status::internal("stream setup failed"))?;
+        let stream =
+            StreamTask { shared: self.shared.clone(), device, cert_sha256: cert, nonce, attested: false, tx };
+        let span = tracing::info_span!("stream", device = %stream.device.id);
+        tokio::spawn(stream.run(req.into_inner()).instrument(span));
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// One device's open stream.
+struct StreamTask {
+    shared: Shared,
+    device: Device,
+    cert_sha256: String,
+    nonce: Vec<u8>,
+    attested: bool,
+    tx: mpsc::Sender<Reply>,
+}
+
+impl StreamTask {
+    async fn run(mut self, mut inbound: Streaming<pb::AgentMessage>) {
+        tracing::debug!("Stream opened.");
+        let mut poll = tokio::time::interval(self.shared.config.revocation_poll);
+        poll.tick().await;
+        let claims_deadline = tokio::time::sleep(self.shared.config.claims_timeout);
+        tokio::pin!(claims_deadline);
+        loop {
+            let reply = tokio::select! {
+                m = inbound.next() => match m {
+                    Some(Ok(m)) => self.handle(m).await,
+                    Some(Err(s)) => {
+                        tracing::debug!(status = %s, "Agent stream ended with an error.");
                         break;
                     }
+                    None => break,
+                },
+                _ = poll.tick() => match self.still_allowed().await {
+                    Ok(()) => continue,
+                    Err(s) => Err(s),
+                },
+                _ = &mut claims_deadline, if !self.attested => {
+                    Err(Status::deadline_exceeded("no signed device claims within the time allowed"))
                 }
-                tracing::debug!("Stream closed.");
+            };
+            let stop = reply.is_err();
+            if let Err(s) = &reply {
+                tracing::warn!(code = ?s.code(), reason = s.message(), "Stream refused.");
             }
-            .instrument(span),
-        );
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+            if self.tx.send(reply).await.is_err() || stop {
+                break;
+            }
+        }
+        tracing::debug!("Stream closed.");
+    }
+
+    /// The device may have been revoked (by the CLI, another process) since the stream opened.
+    async fn still_allowed(&self) -> Result<(), Status> {
+        let id = self.device.id.clone();
+        let d = blocking(&self.shared.store, move |s| s.device(&id)).await?.map_err(internal)?;
+        match d {
+            Some(d) if d.revoked_at_ms.is_some() => {
+                Err(Status::permission_denied(format!("device {} was revoked", d.id)))
+            }
+            Some(d)
+                if d.cert_sha256 != self.cert_sha256
+                    && d.next_cert_sha256.as_deref() != Some(self.cert_sha256.as_str()) =>
+            {
+                Err(Status::unauthenticated(
+                    "this client certificate was replaced by a renewal; reconnect with the new one",
+                ))
+            }
+            Some(_) => Ok(()),
+            None => Err(Status::unauthenticated("device no longer exists")),
+        }
+    }
+
+    async fn handle(&mut self, m: pb::AgentMessage) -> Reply {
+        use pb::agent_message::Msg;
+        match m.msg {
+            Some(Msg::Claims(c)) if !self.attested => self.claims(c).await,
+            Some(Msg::Claims(_)) => {
+                Err(Status::failed_precondition("device claims were already given on this stream"))
+            }
+            None => Err(Status::invalid_argument("empty agent message")),
+            Some(_) if !self.attested => Err(Status::failed_precondition(
+                "signed device claims over this stream's nonce must come first",
+            )),
+            Some(Msg::Batch(b)) => self.batch(b).await,
+            Some(Msg::Renew(r)) => self.renew(r).await,
+        }
+    }
+
+    async fn claims(&mut self, c: pb::SignedClaims) -> Reply {
+        p256::verify(&self.device.key_spki, CLAIMS_CONTEXT, &c.payload, &c.signature).map_err(|_| {
+            Status::unauthenticated("device claims signature does not verify with the device key")
+        })?;
+        let claims = pb::DeviceClaims::decode(c.payload.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("malformed device claims: {e}")))?;
+        if claims.device_id != self.device.id {
+            return Err(Status::permission_denied("device claims name another device"));
+        }
+        if claims.stream_nonce != self.nonce {
+            return Err(Status::unauthenticated("device claims are not for this stream's nonce (replayed?)"));
+        }
+        let record = ClaimsRecord {
+            device_id: self.device.id.clone(),
+            at_ms: now_ms(),
+            stream_nonce: self.nonce.clone(),
+            hostname: claims.hostname.clone(),
+            os: claims.os.clone(),
+            os_version: claims.os_version.clone(),
+            agent_version: claims.agent_version.clone(),
+            claims: serde_json::json!({
+                "hostname": claims.hostname, "os": claims.os, "os_version": claims.os_version,
+                "agent_version": claims.agent_version, "serial": claims.serial, "machine_id": claims.machine_id,
+                "boot_id": claims.boot_id, "logged_in_users": claims.logged_in_users, "claimed_at_ms": claims.claimed_at_ms,
+            }),
+            payload: c.payload,
+            signature: c.signature,
+        };
+        blocking(&self.shared.store, move |s| s.record_claims(&record)).await?.map_err(internal)?;
+        self.attested = true;
+        tracing::debug!("Device claims verified.");
+        let id = self.device.id.clone();
+        let head = blocking(&self.shared.store, move |s| s.device(&id)).await?.map_err(internal)?;
+        let (through_seq, head_hash) = head.map_or((0, [0; 32]), |d| (d.seq_head, d.head_hash));
+        Ok(ack(through_seq, head_hash))
+    }
+
+    async fn batch(&self, presented: pb::PresentedBatch) -> Reply {
+        let signed =
+            presented.batch.ok_or_else(|| Status::invalid_argument("presented batch holds no batch"))?;
+        let hash = envelope::batch_hash(&signed.payload, &signed.signature);
+        p256::verify(
+            &self.device.key_spki,
+            PRESENT_CONTEXT,
+            &envelope::presentation_message(&self.nonce, &hash),
+            &presented.stream_signature,
+        )
+        .map_err(|_| {
+            Status::unauthenticated(
+                "batch is not presented for this stream (replayed from another connection?)",
+            )
+        })?;
+        handle_batch(&self.shared, &self.device, signed).await
+    }
+
+    async fn renew(&self, r: pb::RenewRequest) -> Reply {
+        p256::point_from_spki(&r.tls_key_spki)
+            .map_err(|_| Status::invalid_argument("TLS key must be an ECDSA P-256 SubjectPublicKeyInfo"))?;
+        p256::verify(
+            &self.device.key_spki,
+            RENEW_CONTEXT,
+            &envelope::renew_message(&self.nonce, &r.tls_key_spki),
+            &r.signature,
+        )
+        .map_err(|_| Status::unauthenticated("renewal request does not verify with the device key"))?;
+        let cert = self.shared.pki.issue_device_cert(&self.device.id, &r.tls_key_spki).map_err(internal)?;
+        let (id, new) = (self.device.id.clone(), cert.sha256.clone());
+        blocking(&self.shared.store, move |s| s.stage_certificate(&id, &new)).await?.map_err(
+            |e| match e {
+                StoreError::UnknownDevice(_) => Status::permission_denied("device is revoked"),
+                other => internal(other),
+            },
+        )?;
+        tracing::info!(not_after_ms = cert.not_after_ms, "Client certificate renewed.");
+        Ok(msg(pb::collector_message::Msg::Certificate(pb::Certificate {
+            certificate_pem: cert.pem,
+            not_after_ms: cert.not_after_ms,
+        })))
     }
 }
 

@@ -58,8 +58,12 @@ pub struct Device {
     pub assurance: String,
     pub key_spki: Vec<u8>,
     pub cert_sha256: String,
+    /// A renewed certificate not yet used (see [`Store::stage_certificate`]).
+    pub next_cert_sha256: Option<String>,
     pub enrolled_at_ms: i64,
     pub last_seen_ms: Option<i64>,
+    /// When the device last gave signed claims at the start of a stream.
+    pub last_attested_ms: Option<i64>,
     pub seq_head: u64,
     pub head_hash: [u8; 32],
     pub revoked_at_ms: Option<i64>,
@@ -112,6 +116,21 @@ pub struct IngestBatch {
     pub received_at_ms: i64,
     pub observations: Vec<ObservationRecord>,
     pub inventory: Option<Inventory>,
+}
+
+/// Signed device claims from the start of one stream, verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimsRecord {
+    pub device_id: String,
+    pub at_ms: i64,
+    pub stream_nonce: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub claims: Value,
 }
 
 /// What ingest decided.
@@ -169,8 +188,16 @@ pub trait Store: Send + Sync {
     /// Consumes the token and creates the device, atomically.
     fn complete_enrollment(&self, token_hash: &[u8], device: &Device, now_ms: i64) -> Result<()>;
     fn device(&self, id: &str) -> Result<Option<Device>>;
+    /// The device holding this certificate, current or pending.
     fn device_by_cert(&self, cert_sha256: &str) -> Result<Option<Device>>;
     fn revoke_device(&self, id: &str, now_ms: i64) -> Result<()>;
+    /// Stores a stream's verified claims and updates the device facts they carry.
+    fn record_claims(&self, claims: &ClaimsRecord) -> Result<()>;
+    /// Records a renewed client certificate as pending: accepted alongside the current one
+    /// until it is first used (see [`Store::promote_certificate`]).
+    fn stage_certificate(&self, device_id: &str, new_sha256: &str) -> Result<()>;
+    /// Makes a pending certificate current; the previous one is no longer accepted.
+    fn promote_certificate(&self, device_id: &str, sha256: &str) -> Result<()>;
     fn devices(&self) -> Result<Vec<Device>>;
     fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome>;
     fn connectors(&self) -> Result<Vec<Connector>>;

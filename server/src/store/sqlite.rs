@@ -11,10 +11,12 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{
-    Challenge, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Result, Store, StoreError,
+    Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Result, Store,
+    StoreError,
 };
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE enrollment_tokens (
     token_hash    BLOB PRIMARY KEY,
     created_at_ms INTEGER NOT NULL,
@@ -92,7 +94,24 @@ CREATE TABLE connector_devices (
     PRIMARY KEY (connector_key, device_id)
 );
 CREATE INDEX connector_devices_device ON connector_devices(device_id);
-"#];
+"#,
+    r#"
+ALTER TABLE devices ADD COLUMN last_attested_ms INTEGER;
+-- A renewed certificate is pending until the agent first connects with it; until then the
+-- current one keeps working, so a crash mid-renewal cannot lock a device out.
+ALTER TABLE devices ADD COLUMN next_cert_sha256 TEXT;
+-- Every stream's signed device claims, kept as evidence (payload and signature as received).
+CREATE TABLE device_claims (
+    device_id    TEXT NOT NULL REFERENCES devices(id),
+    at_ms        INTEGER NOT NULL,
+    stream_nonce BLOB NOT NULL,
+    payload      BLOB NOT NULL,
+    signature    BLOB NOT NULL,
+    claims       TEXT NOT NULL
+);
+CREATE INDEX device_claims_device ON device_claims(device_id, at_ms);
+"#,
+];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
 /// awaits, and all callers are already on blocking threads.
@@ -153,7 +172,7 @@ fn token_usable(conn: &Connection, token_hash: &[u8], now_ms: i64) -> Result<()>
 }
 
 const DEVICE_COLUMNS: &str = "id, hostname, os, os_version, agent_version, key_backend, assurance, key_spki, cert_sha256, \
-     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users";
+     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users, next_cert_sha256, last_attested_ms";
 
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     let head: Vec<u8> = r.get(12)?;
@@ -174,6 +193,8 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         head_hash: head.try_into().unwrap_or([0; 32]),
         revoked_at_ms: r.get(13)?,
         users: serde_json::from_str(&users).unwrap_or_default(),
+        next_cert_sha256: r.get(15)?,
+        last_attested_ms: r.get(16)?,
     })
 }
 
@@ -254,7 +275,7 @@ impl Store for SqliteStore {
             params![now_ms, token_hash],
         )?;
         tx.execute(
-            &format!("INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+            &format!("INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
             params![
                 d.id,
                 d.hostname,
@@ -271,6 +292,8 @@ impl Store for SqliteStore {
                 d.head_hash.to_vec(),
                 d.revoked_at_ms,
                 serde_json::to_string(&d.users).unwrap_or_else(|_| "[]".into()),
+                d.next_cert_sha256,
+                d.last_attested_ms,
             ],
         )?;
         tx.commit()?;
@@ -292,11 +315,47 @@ impl Store for SqliteStore {
         Ok(self
             .conn()
             .query_row(
-                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE cert_sha256 = ?1"),
+                &format!(
+                    "SELECT {DEVICE_COLUMNS} FROM devices WHERE cert_sha256 = ?1 OR next_cert_sha256 = ?1"
+                ),
                 params![cert_sha256],
                 device_row,
             )
             .optional()?)
+    }
+
+    fn record_claims(&self, c: &ClaimsRecord) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![c.device_id, c.at_ms, c.stream_nonce, c.payload, c.signature, c.claims.to_string()],
+        )?;
+        tx.execute(
+            "UPDATE devices SET last_attested_ms = ?1, hostname = ?2, os = ?3, os_version = ?4, agent_version = ?5 WHERE id = ?6",
+            params![c.at_ms, c.hostname, c.os, c.os_version, c.agent_version, c.device_id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn stage_certificate(&self, device_id: &str, new_sha256: &str) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE devices SET next_cert_sha256 = ?1 WHERE id = ?2 AND revoked_at_ms IS NULL",
+            params![new_sha256, device_id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownDevice(device_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn promote_certificate(&self, device_id: &str, sha256: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE devices SET cert_sha256 = next_cert_sha256, next_cert_sha256 = NULL WHERE id = ?1 AND next_cert_sha256 = ?2",
+            params![device_id, sha256],
+        )?;
+        Ok(())
     }
 
     fn revoke_device(&self, id: &str, now_ms: i64) -> Result<()> {

@@ -143,13 +143,15 @@ async fn ingest_bench() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (a, batches) in agents.iter().zip(per_agent) {
-        let mut client = a.client().await?;
+        let mut stream = a.attested_stream().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let presented: Vec<_> = batches.into_iter().map(|b| a.present(b, &stream.nonce)).collect();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            for b in batches {
+            for b in presented {
                 let s = Instant::now();
-                let r = sightline_tests::send_on(&mut client, vec![b]).await;
-                assert!(r[0].is_ok(), "{:?}", r[0]);
+                stream.send(sightline_proto::pb::agent_message::Msg::Batch(b)).await;
+                let r = stream.reply().await;
+                assert!(matches!(r, Ok(Some(_))), "{r:?}");
                 latencies.push(s.elapsed());
             }
             latencies
@@ -243,8 +245,10 @@ fn enroll_direct(shared: &sightline_server::ingest::Shared) -> anyhow::Result<St
         assurance: "software".into(),
         key_spki: Vec::new(),
         cert_sha256: "x".into(),
+        next_cert_sha256: None,
         enrolled_at_ms: 0,
         last_seen_ms: None,
+        last_attested_ms: None,
         seq_head: 0,
         head_hash: GENESIS_HASH,
         revoked_at_ms: None,
