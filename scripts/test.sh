@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only the Rust toolchain: installs
-# what the tests need, then checks formatting and lints and runs every test.
+# what the tests need (a C compiler, libtss2 and a software TPM), starts a swtpm on
+# loopback for the TPM tests, checks formatting and lints, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,11 @@ need=()
 command -v cc >/dev/null || need+=(gcc)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v mkfifo >/dev/null || need+=(coreutils)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v swtpm >/dev/null || need+=(swtpm)
+command -v swtpm_setup >/dev/null || need+=(swtpm-tools)
+command -v tpm2_nvread >/dev/null || need+=(tpm2-tools)
+pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -18,15 +24,23 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
+# A software TPM with an EK certificate from a private CA, on loopback, for the TPM tests.
+tpm_dir="$(mktemp -d)"
+tpm_port=$((23000 + $$ % 2000 * 2))
+trap 'scripts/swtpm.sh stop "$tpm_dir"; rm -rf "$tpm_dir"' EXIT
+scripts/swtpm.sh start "$tpm_dir" "$tpm_port"
+export SIGHTLINE_TEST_TPM_TCTI="$(cat "$tpm_dir/tcti")"
+export SIGHTLINE_TPM_TCTI="$SIGHTLINE_TEST_TPM_TCTI"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo clippy -D warnings (all features, TPM included)"
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 echo "==> cargo build (binaries the system tests drive)"
 cargo build --workspace --bins --quiet
 echo "==> cargo test"
 log="$(mktemp)"
 # pipefail makes a failing cargo fail this line; tee keeps the full output visible.
-cargo test --workspace --all-targets 2>&1 | tee "$log"
+cargo test --workspace --all-targets --all-features 2>&1 | tee "$log"
 # One closing line for the whole suite (cargo prints one per test binary).
 awk '/^test result:/ {p += $4; f += $6} END {printf "%d passed, %d failed\n", p, f}' "$log"

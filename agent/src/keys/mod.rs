@@ -7,6 +7,8 @@
 
 mod software;
 mod store;
+#[cfg(all(target_os = "linux", feature = "tpm"))]
+pub mod tpm;
 
 use std::fmt;
 use std::path::Path;
@@ -45,6 +47,9 @@ pub enum KeyError {
     Sign,
     #[error("{0}")]
     Unavailable(String),
+    /// A hardware key that existed no longer works on this hardware; the device must re-enroll.
+    #[error("{0}")]
+    Stale(String),
 }
 
 /// A non-exportable (where the backend allows) device signing key.
@@ -65,25 +70,48 @@ pub enum KeyChoice {
     Software,
 }
 
+/// The TPM the agent talks to: `SIGHTLINE_TPM_TCTI`, else the kernel resource manager.
+pub fn tpm_tcti() -> String {
+    std::env::var("SIGHTLINE_TPM_TCTI").unwrap_or_else(|_| "device:/dev/tpmrm0".into())
+}
+
 /// Opens the device key in the state dir, creating it on first use.
+///
+/// A state dir that already holds a key of one backend keeps using it: `auto` never swaps a
+/// device's identity because a TPM appeared or disappeared.
 pub fn open(state_dir: &Path, choice: KeyChoice) -> Result<Box<dyn DeviceKey>, KeyError> {
+    let has_tpm_key = state_dir.join("tpm/device.pub").exists();
+    let has_soft_key = state_dir.join("device-key.pk8").exists();
     match choice {
-        KeyChoice::Tpm => Err(KeyError::Unavailable(
-            "the TPM backend is not built into this agent; use --key-backend software or auto".into(),
-        )),
-        KeyChoice::Auto | KeyChoice::Software => {
-            if choice == KeyChoice::Auto {
-                tracing::info!(
-                    backend = "software",
-                    "No hardware key backend is built in; using a software device key."
-                );
+        KeyChoice::Tpm => open_tpm(state_dir),
+        KeyChoice::Software => software(state_dir),
+        KeyChoice::Auto if has_tpm_key => open_tpm(state_dir),
+        KeyChoice::Auto if has_soft_key => software(state_dir),
+        KeyChoice::Auto => match open_tpm(state_dir) {
+            Ok(k) => {
+                tracing::info!(backend = "tpm", tcti = %tpm_tcti(), "Using a TPM-resident device key.");
+                Ok(k)
             }
-            Ok(Box::new(SoftwareKey::load_or_create(&store::KeyStore::for_state_dir(
-                state_dir,
-                "device-key",
-            ))?))
-        }
+            Err(e) => {
+                tracing::warn!(backend = "software", reason = %e, "No usable TPM; using a software device key (assurance: software).");
+                software(state_dir)
+            }
+        },
     }
+}
+
+fn software(state_dir: &Path) -> Result<Box<dyn DeviceKey>, KeyError> {
+    Ok(Box::new(SoftwareKey::load_or_create(&store::KeyStore::for_state_dir(state_dir, "device-key"))?))
+}
+
+#[cfg(all(target_os = "linux", feature = "tpm"))]
+fn open_tpm(state_dir: &Path) -> Result<Box<dyn DeviceKey>, KeyError> {
+    Ok(Box::new(tpm::TpmKey::open(state_dir, &tpm_tcti())?))
+}
+
+#[cfg(not(all(target_os = "linux", feature = "tpm")))]
+fn open_tpm(_state_dir: &Path) -> Result<Box<dyn DeviceKey>, KeyError> {
+    Err(KeyError::Unavailable("the TPM backend is not built into this agent (Linux, `tpm` feature)".into()))
 }
 
 /// Generates a fresh software key for the TLS client certificate, returning its PKCS#8 PEM.

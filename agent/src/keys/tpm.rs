@@ -1,0 +1,261 @@
+//! The TPM 2.0 backend (Linux, `tpm` feature): an ECDSA P-256 signing key created inside
+//! the TPM under the owner hierarchy's storage root key, non-exportable
+//! (`fixedTPM | fixedParent | sensitiveDataOrigin`).
+//!
+//! The TPM wraps the private half; the wrapped blob (`tpm/device.priv`) and public area
+//! (`tpm/device.pub`) live in the state dir and are useless off this TPM. The SRK is
+//! re-derived from the standard template at every start. A blob that no longer loads
+//! (the TPM was cleared or swapped) is reported as [`KeyError::Stale`]: the device must
+//! re-enroll, never silently get a new identity.
+//!
+//! `tss_esapi::Context` is not `Send`, and TPM commands are synchronous and slow on real
+//! chips, so one thread owns the context and serves requests in order.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Mutex, mpsc};
+
+use sightline_proto::p256;
+use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+use tss_esapi::handles::KeyHandle;
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::structures::{
+    Digest, EccScheme, HashScheme, HashcheckTicket, Private, Public, RsaExponent, Signature, SignatureScheme,
+    SymmetricDefinitionObject,
+};
+use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+use tss_esapi::utils::{create_restricted_decryption_rsa_public, create_unrestricted_signing_ecc_public};
+use tss_esapi::{Context, TctiNameConf};
+
+use super::{Backend, DeviceKey, KeyError};
+
+type Reply = mpsc::SyncSender<Result<Vec<u8>, KeyError>>;
+
+pub struct TpmKey {
+    requests: Mutex<mpsc::Sender<(Vec<u8>, Reply)>>,
+    spki: Vec<u8>,
+}
+
+impl std::fmt::Debug for TpmKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TpmKey").field("key_id", &p256::key_id(&self.spki)).finish_non_exhaustive()
+    }
+}
+
+fn tpm_err(what: &str) -> impl Fn(tss_esapi::Error) -> KeyError + '_ {
+    move |e| KeyError::Unavailable(format!("TPM {what}: {e}"))
+}
+
+impl TpmKey {
+    /// Opens (creating on first use) the device key in the TPM named by `tcti`.
+    pub fn open(state_dir: &Path, tcti: &str) -> Result<TpmKey, KeyError> {
+        let conf = TctiNameConf::from_str(tcti)
+            .map_err(|e| KeyError::Unavailable(format!("bad TCTI {tcti:?}: {e}")))?;
+        let dir = state_dir.join("tpm");
+        let (init_tx, init_rx) = mpsc::sync_channel(1);
+        let (tx, rx) = mpsc::channel::<(Vec<u8>, Reply)>();
+        std::thread::Builder::new()
+            .name("tpm".into())
+            .spawn(move || match Worker::open(conf, &dir) {
+                Ok(mut w) => {
+                    if init_tx.send(Ok(w.spki.clone())).is_ok() {
+                        // Ends when every TpmKey handle is dropped.
+                        while let Ok((msg, reply)) = rx.recv() {
+                            // The caller may have given up; nothing to do then.
+                            reply.send(w.sign(&msg)).ok();
+                        }
+                    }
+                    w.close();
+                }
+                Err(e) => {
+                    init_tx.send(Err(e)).ok();
+                }
+            })
+            .map_err(|e| KeyError::Unavailable(format!("cannot start the TPM thread: {e}")))?;
+        let spki = init_rx.recv().map_err(|_| KeyError::Unavailable("TPM thread ended".into()))??;
+        Ok(TpmKey { requests: Mutex::new(tx), spki })
+    }
+}
+
+impl DeviceKey for TpmKey {
+    fn public_key_spki(&self) -> Vec<u8> {
+        self.spki.clone()
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .lock()
+            .map_err(|_| KeyError::Sign)?
+            .send((msg.to_vec(), reply))
+            .map_err(|_| KeyError::Unavailable("TPM thread ended".into()))?;
+        answer.recv().map_err(|_| KeyError::Unavailable("TPM thread ended".into()))?
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Tpm
+    }
+}
+
+/// The thread that owns the TPM context.
+struct Worker {
+    ctx: Context,
+    key: KeyHandle,
+    spki: Vec<u8>,
+}
+
+impl Worker {
+    fn open(conf: TctiNameConf, dir: &Path) -> Result<Worker, KeyError> {
+        let mut ctx = Context::new(conf).map_err(tpm_err("connect"))?;
+        let srk_public = create_restricted_decryption_rsa_public(
+            SymmetricDefinitionObject::AES_128_CFB,
+            RsaKeyBits::Rsa2048,
+            RsaExponent::default(),
+        )
+        .map_err(tpm_err("SRK template"))?;
+        let srk = ctx
+            .execute_with_nullauth_session(|c| {
+                c.create_primary(Hierarchy::Owner, srk_public, None, None, None, None)
+            })
+            .map_err(tpm_err("create SRK"))?
+            .key_handle;
+        let (private, public) = match read_blobs(dir)? {
+            Some(blobs) => blobs,
+            None => {
+                let template = create_unrestricted_signing_ecc_public(
+                    EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
+                    EccCurve::NistP256,
+                )
+                .map_err(tpm_err("key template"))?;
+                let created = ctx
+                    .execute_with_nullauth_session(|c| c.create(srk, template, None, None, None, None))
+                    .map_err(tpm_err("create device key"))?;
+                write_blobs(dir, &created.out_private, &created.out_public)?;
+                (created.out_private, created.out_public)
+            }
+        };
+        let loaded = ctx.execute_with_nullauth_session(|c| c.load(srk, private, public.clone()));
+        // A raw swtpm has no resource manager and few object slots: release the SRK now.
+        ctx.flush_context(srk.into()).map_err(tpm_err("flush SRK"))?;
+        let key = loaded.map_err(|e| {
+            KeyError::Stale(format!(
+                "the TPM no longer accepts this device's key ({e}); was the TPM cleared? re-enroll"
+            ))
+        })?;
+        let spki = spki_of(&public)?;
+        Ok(Worker { ctx, key, spki })
+    }
+
+    fn sign(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let digest = Digest::try_from(ring::digest::digest(&ring::digest::SHA256, msg).as_ref().to_vec())
+            .map_err(tpm_err("digest"))?;
+        let ticket = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
+            tag: TPM2_ST_HASHCHECK,
+            hierarchy: TPM2_RH_NULL,
+            digest: Default::default(),
+        })
+        .map_err(tpm_err("hashcheck ticket"))?;
+        let key = self.key;
+        let sig = self
+            .ctx
+            .execute_with_nullauth_session(|c| c.sign(key, digest, SignatureScheme::Null, ticket))
+            .map_err(tpm_err("sign"))?;
+        match sig {
+            Signature::EcDsa(s) => Ok(der_signature(s.signature_r().value(), s.signature_s().value())),
+            _ => Err(KeyError::Sign),
+        }
+    }
+
+    fn close(mut self) {
+        // Best effort: the process is ending or the key is no longer used.
+        self.ctx.flush_context(self.key.into()).ok();
+    }
+}
+
+fn read_blobs(dir: &Path) -> Result<Option<(Private, Public)>, KeyError> {
+    let (privp, pubp) = (dir.join("device.priv"), dir.join("device.pub"));
+    let (Ok(private), Ok(public)) = (std::fs::read(&privp), std::fs::read(&pubp)) else {
+        return Ok(None);
+    };
+    let private =
+        Private::try_from(private).map_err(|e| KeyError::Corrupt(format!("{}: {e}", privp.display())))?;
+    let public =
+        Public::unmarshall(&public).map_err(|e| KeyError::Corrupt(format!("{}: {e}", pubp.display())))?;
+    Ok(Some((private, public)))
+}
+
+fn write_blobs(dir: &Path, private: &Private, public: &Public) -> Result<(), KeyError> {
+    let storage =
+        |p: PathBuf| move |e: std::io::Error| KeyError::Storage(format!("writing {}: {e}", p.display()));
+    std::fs::create_dir_all(dir).map_err(storage(dir.to_owned()))?;
+    let public = public.marshall().map_err(tpm_err("marshal public area"))?;
+    crate::state::write_atomic(&dir.join("device.pub"), &public, false)
+        .map_err(storage(dir.join("device.pub")))?;
+    crate::state::write_atomic(&dir.join("device.priv"), private.value(), true)
+        .map_err(storage(dir.join("device.priv")))
+}
+
+/// The key's SubjectPublicKeyInfo, from the TPM public area's ECC point.
+fn spki_of(public: &Public) -> Result<Vec<u8>, KeyError> {
+    let Public::Ecc { unique, .. } = public else {
+        return Err(KeyError::Corrupt("TPM device key is not an ECC key".into()));
+    };
+    let mut point = vec![0x04];
+    point.extend(left_pad(unique.x().value())?);
+    point.extend(left_pad(unique.y().value())?);
+    p256::spki_from_point(&point).map_err(|e| KeyError::Corrupt(e.to_string()))
+}
+
+/// The TPM returns coordinates and r, s without leading zeros; P-256 wants 32 bytes.
+fn left_pad(v: &[u8]) -> Result<[u8; 32], KeyError> {
+    let v = strip_zeros(v);
+    if v.len() > 32 {
+        return Err(KeyError::Corrupt("ECC value longer than 32 bytes".into()));
+    }
+    let mut out = [0u8; 32];
+    out[32 - v.len()..].copy_from_slice(v);
+    Ok(out)
+}
+
+fn strip_zeros(v: &[u8]) -> &[u8] {
+    let first = v.iter().position(|&b| b != 0).unwrap_or(v.len());
+    &v[first..]
+}
+
+/// DER `SEQUENCE { INTEGER r, INTEGER s }` from unsigned big-endian r and s.
+pub(crate) fn der_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
+    fn integer(v: &[u8]) -> Vec<u8> {
+        let v = strip_zeros(v);
+        let mut out = vec![0x02];
+        let pad = v.first().is_none_or(|&b| b & 0x80 != 0);
+        out.push((v.len() + usize::from(pad)) as u8);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+        out
+    }
+    let (r, s) = (integer(r), integer(s));
+    let mut out = vec![0x30, (r.len() + s.len()) as u8];
+    out.extend(r);
+    out.extend(s);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::der_signature;
+
+    #[test]
+    fn der_integers_are_minimal_and_positive() {
+        assert_eq!(
+            der_signature(&[0x00, 0x01], &[0x80]),
+            vec![0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x02, 0x00, 0x80]
+        );
+        assert_eq!(der_signature(&[], &[0x7f]), vec![0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x7f]);
+    }
+}
