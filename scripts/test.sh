@@ -24,13 +24,17 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
-# A software TPM with an EK certificate from a private CA, on loopback, for the TPM tests.
+# Two software TPMs with EK certificates from private CAs, on loopback, for the TPM tests
+# (the second plays "another machine's TPM"). Stopped by PID on exit.
 tpm_dir="$(mktemp -d)"
-tpm_port=$((23000 + $$ % 2000 * 2))
-trap 'scripts/swtpm.sh stop "$tpm_dir"; rm -rf "$tpm_dir"' EXIT
-scripts/swtpm.sh start "$tpm_dir" "$tpm_port"
-export SIGHTLINE_TEST_TPM_TCTI="$(cat "$tpm_dir/tcti")"
+tpm_port=$((23000 + $$ % 2000 * 4))
+trap 'scripts/swtpm.sh stop "$tpm_dir/a"; scripts/swtpm.sh stop "$tpm_dir/b"; rm -rf "$tpm_dir"' EXIT
+scripts/swtpm.sh start "$tpm_dir/a" "$tpm_port"
+scripts/swtpm.sh start "$tpm_dir/b" "$((tpm_port + 2))"
+export SIGHTLINE_TEST_TPM_TCTI="$(cat "$tpm_dir/a/tcti")"
 export SIGHTLINE_TPM_TCTI="$SIGHTLINE_TEST_TPM_TCTI"
+export SIGHTLINE_TEST_TPM2_TCTI="$(cat "$tpm_dir/b/tcti")"
+export SIGHTLINE_TEST_EK_ROOTS="$tpm_dir/a/ek-roots.pem"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

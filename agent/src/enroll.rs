@@ -23,7 +23,11 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
     let state_path = state.path().to_owned();
     let choice = opts.key_backend;
     // Key stores are synchronous platform APIs (files, Keychain): keep them off the runtime.
-    let key = tokio::task::spawn_blocking(move || keys::open(&state_path, choice)).await??;
+    let key: std::sync::Arc<dyn keys::DeviceKey> =
+        tokio::task::spawn_blocking(move || keys::open(&state_path, choice)).await??.into();
+    // TPM commands are synchronous: evidence, activation and signing run on blocking threads.
+    let k = key.clone();
+    let evidence = tokio::task::spawn_blocking(move || k.tpm_evidence()).await??;
     let (tls_key_pem, tls_spki) = keys::new_tls_key_pem()?;
     let facts = tokio::task::spawn_blocking(|| {
         let root = crate::fsview::Tree::open_root(std::path::Path::new("/"))?;
@@ -49,6 +53,12 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
             key: Some(pb::KeyAttestation {
                 backend: backend(key.backend()) as i32,
                 device_key_spki: spki.clone(),
+                tpm: evidence.map(|e| pb::TpmEvidence {
+                    ek_certificate: e.ek_certificate,
+                    ek_public: e.ek_public,
+                    ak_public: e.ak_public,
+                    device_key_public: e.device_key_public,
+                }),
             }),
         })
         .await
@@ -57,12 +67,32 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
 
     let mut msg = envelope::ENROLL_POP_CONTEXT.to_vec();
     msg.extend(envelope::enroll_pop_message(&challenge.nonce, &spki, &tls_spki));
-    let pop = key.sign(&msg)?;
+    let (k, blob, secret, nonce) = (
+        key.clone(),
+        challenge.credential_blob.clone(),
+        challenge.encrypted_secret.clone(),
+        challenge.nonce.clone(),
+    );
+    let (pop, activation) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let pop = k.sign(&msg)?;
+        // Only a collector that checks TPM evidence sends a credential to activate.
+        let activation = if blob.is_empty() { None } else { Some(k.activate(&blob, &secret, &nonce)?) };
+        Ok((pop, activation))
+    })
+    .await??;
+    let activation = activation.unwrap_or(keys::Activation {
+        secret: Vec::new(),
+        certify_info: Vec::new(),
+        certify_signature: Vec::new(),
+    });
     let result = client
         .complete(pb::CompleteEnrollmentRequest {
             challenge_id: challenge.challenge_id,
             proof_of_possession: pop,
             tls_key_spki: tls_spki,
+            activated_secret: activation.secret,
+            certify_info: activation.certify_info,
+            certify_signature: activation.certify_signature,
         })
         .await
         .map_err(|s| anyhow::anyhow!("enrollment refused: {}", transport::status_message(&s)))?

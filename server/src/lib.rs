@@ -5,6 +5,7 @@
 //! chain, then stores) → [`query`] (CLI views). [`pki`] owns the CA, the server identity,
 //! the org fingerprint key and the directive signing key.
 
+pub mod attest;
 pub mod ingest;
 pub mod pki;
 pub mod query;

@@ -41,6 +41,10 @@ enum Command {
         /// Refuse enrollments and streams below this assurance.
         #[arg(long, default_value = "software", value_parser = parse_assurance)]
         require_assurance: Assurance,
+        /// PEM file of CA certificates that TPM EK certificates must chain to (repeatable).
+        /// Without it no TPM device is more than hardware_unattested.
+        #[arg(long)]
+        ek_roots: Vec<PathBuf>,
     },
     /// Enrollment tokens.
     Token {
@@ -127,9 +131,10 @@ fn print(text: &str) -> anyhow::Result<()> {
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { data_dir, listen, dev, require_assurance } => {
+        Command::Serve { data_dir, listen, dev, require_assurance, ek_roots } => {
             let mut shared = server::open(&data_dir, dev)?;
             shared.config.require_assurance = require_assurance;
+            shared.config.ek_roots = server::read_pem_certificates(&ek_roots)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

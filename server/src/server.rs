@@ -28,6 +28,25 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(SqliteStore::open(&db).with_context(|| format!("opening database {}", db.display()))?))
 }
 
+/// Reads every certificate from PEM files (the `--ek-roots` bundles), as DER.
+pub fn read_pem_certificates(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut out = Vec::new();
+    for p in paths {
+        let before = out.len();
+        for cert in CertificateDer::pem_file_iter(p).with_context(|| format!("reading {}", p.display()))? {
+            out.push(
+                cert.with_context(|| format!("{} holds a malformed certificate", p.display()))?.to_vec(),
+            );
+        }
+        if out.len() == before {
+            anyhow::bail!("{} holds no PEM certificate", p.display());
+        }
+    }
+    Ok(out)
+}
+
 /// Opens a data dir for serving: database plus key material.
 pub fn open(data_dir: &Path, dev: bool) -> anyhow::Result<Shared> {
     let store = open_store(data_dir)?;

@@ -338,6 +338,7 @@ async fn proof_of_possession_is_required() {
             key: Some(pb::KeyAttestation {
                 backend: pb::KeyBackend::Software as i32,
                 device_key_spki: key.public_key_spki(),
+                tpm: None,
             }),
         })
         .await
@@ -356,6 +357,7 @@ async fn proof_of_possession_is_required() {
             challenge_id: challenge.challenge_id.clone(),
             proof_of_possession: key.sign(&msg).unwrap(),
             tls_key_spki: tls_spki.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -366,6 +368,7 @@ async fn proof_of_possession_is_required() {
             challenge_id: challenge.challenge_id,
             proof_of_possession: vec![],
             tls_key_spki: tls_spki,
+            ..Default::default()
         })
         .await
         .unwrap_err();

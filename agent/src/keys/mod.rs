@@ -52,6 +52,25 @@ pub enum KeyError {
     Stale(String),
 }
 
+/// What a TPM shows the collector at enrollment (marshalled TPMT_PUBLIC areas, DER cert).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TpmEvidence {
+    pub ek_certificate: Vec<u8>,
+    pub ek_public: Vec<u8>,
+    pub ak_public: Vec<u8>,
+    pub device_key_public: Vec<u8>,
+}
+
+/// A TPM's answer to the collector's challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// The secret ActivateCredential recovered.
+    pub secret: Vec<u8>,
+    /// TPM2_Certify of the device key by the AK over the nonce: TPMS_ATTEST and DER signature.
+    pub certify_info: Vec<u8>,
+    pub certify_signature: Vec<u8>,
+}
+
 /// A non-exportable (where the backend allows) device signing key.
 pub trait DeviceKey: Send + Sync + fmt::Debug {
     /// DER SubjectPublicKeyInfo.
@@ -59,6 +78,19 @@ pub trait DeviceKey: Send + Sync + fmt::Debug {
     /// DER ECDSA P-256/SHA-256 signature over `msg`.
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
     fn backend(&self) -> Backend;
+    /// Hardware evidence for enrollment; `None` for backends that have none.
+    fn tpm_evidence(&self) -> Result<Option<TpmEvidence>, KeyError> {
+        Ok(None)
+    }
+    /// Answers an attestation challenge (TPM only).
+    fn activate(
+        &self,
+        _credential_blob: &[u8],
+        _encrypted_secret: &[u8],
+        _nonce: &[u8],
+    ) -> Result<Activation, KeyError> {
+        Err(KeyError::Unavailable("this key backend has no hardware attestation".into()))
+    }
 }
 
 /// The `--key-backend` choice.

@@ -12,7 +12,8 @@ use sightline_proto::pb::{self, enrollment_server::Enrollment};
 use tonic::{Request, Response, Status};
 
 use super::{Shared, blocking, internal, now_ms};
-use crate::store::{Challenge, Device, StoreError};
+use crate::attest;
+use crate::store::{Challenge, Device, StoreError, TpmChallenge};
 
 /// How long an agent has between Begin and Complete.
 const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
@@ -41,13 +42,22 @@ pub(crate) fn random(n: usize) -> Result<Vec<u8>, Status> {
     Ok(b)
 }
 
-/// Assurance is the collector's judgement from evidence, never the agent's claim. The
-/// foundation verifies no hardware evidence yet: a software key is `software`; a claimed
-/// hardware key whose residency is not proven is `hardware_unattested`.
-fn assurance(backend: pb::KeyBackend) -> &'static str {
-    match backend {
-        pb::KeyBackend::Software | pb::KeyBackend::Unspecified => "software",
+/// Assurance is the collector's judgement from evidence, never the agent's claim: a TPM
+/// key is `hardware_attested` only when its EK certificate chains to a configured root (and
+/// activation and certification pass at Complete); a hardware key whose residency is not
+/// proven is `hardware_unattested`; a software key is `software`.
+fn assurance(backend: pb::KeyBackend, tpm: Option<&TpmChallenge>) -> &'static str {
+    match (backend, tpm) {
+        (pb::KeyBackend::Software | pb::KeyBackend::Unspecified, _) => "software",
+        (pb::KeyBackend::Tpm, Some(t)) if t.ek_trusted => "hardware_attested",
         _ => "hardware_unattested",
+    }
+}
+
+fn attest_status(e: attest::AttestError) -> Status {
+    match e {
+        attest::AttestError::Malformed(m) => Status::invalid_argument(format!("TPM evidence: {m}")),
+        attest::AttestError::Rejected(m) => Status::permission_denied(format!("TPM attestation failed: {m}")),
     }
 }
 
@@ -90,10 +100,45 @@ impl Enrollment for EnrollmentService {
             return Err(Status::invalid_argument("hostname must be 1-255 bytes"));
         }
         let backend = pb::KeyBackend::try_from(key.backend).unwrap_or(pb::KeyBackend::Unspecified);
-        let level = assurance(backend);
+        // Hardware claims must come with evidence; what it proves decides the level.
+        let (tpm, credential) = match (backend, key.tpm) {
+            (pb::KeyBackend::Tpm, Some(ev)) => {
+                let evidence = attest::check_evidence(
+                    &ev.ek_certificate,
+                    &ev.ek_public,
+                    &ev.ak_public,
+                    &ev.device_key_public,
+                    &key.device_key_spki,
+                    &self.shared.config.ek_roots,
+                )
+                .map_err(attest_status)?;
+                let secret = random(32)?;
+                let modulus = evidence.ek.rsa_modulus().unwrap_or_default().to_vec();
+                let credential = attest::makecred::make_credential(&modulus, &evidence.ak.name(), &secret)
+                    .map_err(attest_status)?;
+                let tpm = TpmChallenge {
+                    secret,
+                    ek_public: ev.ek_public,
+                    ak_public: ev.ak_public,
+                    device_key_public: ev.device_key_public,
+                    ek_trusted: evidence.ek_trusted,
+                };
+                (Some(tpm), credential)
+            }
+            (pb::KeyBackend::Tpm, None) => {
+                return Err(Status::invalid_argument(
+                    "a TPM key must come with TPM evidence (EK, AK and key public area)",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(Status::invalid_argument("TPM evidence was sent for a key that is not in a TPM"));
+            }
+            (_, None) => (None, (Vec::new(), Vec::new())),
+        };
+        let level = assurance(backend, tpm.as_ref());
         if !self.shared.config.require_assurance.allows(level) {
             return Err(Status::permission_denied(format!(
-                "this collector requires assurance {} or better; a {} device key reaches at most {level}",
+                "this collector requires assurance {} or better; this {} device key reaches at most {level}",
                 self.shared.config.require_assurance.as_str(),
                 backend_name(backend)
             )));
@@ -109,11 +154,14 @@ impl Enrollment for EnrollmentService {
             agent_version: facts.agent_version,
             key_backend: backend_name(backend).to_owned(),
             device_key_spki: key.device_key_spki,
+            tpm,
         };
         let reply = pb::EnrollmentChallenge {
             challenge_id: challenge.id.clone(),
             nonce: challenge.nonce.clone(),
             expires_at_ms: challenge.expires_at_ms,
+            credential_blob: credential.0,
+            encrypted_secret: credential.1,
         };
         blocking(&self.shared.store, move |s| s.put_challenge(&challenge)).await?.map_err(internal)?;
         Ok(Response::new(reply))
@@ -145,7 +193,25 @@ impl Enrollment for EnrollmentService {
 
         let device_id = format!("dev_{}", hex::encode(random(10)?));
         let cert = self.shared.pki.issue_device_cert(&device_id, &req.tls_key_spki).map_err(internal)?;
-        let assurance_level = assurance(backend_from_name(&challenge.key_backend));
+        if let Some(tpm) = &challenge.tpm {
+            // Evidence was checked at Begin; re-parse the stored areas for the answer's check.
+            let evidence = attest::Evidence {
+                ek: attest::tpm2::TpmPublic::parse(&tpm.ek_public).map_err(attest_status)?,
+                ak: attest::tpm2::TpmPublic::parse(&tpm.ak_public).map_err(attest_status)?,
+                device_key: attest::tpm2::TpmPublic::parse(&tpm.device_key_public).map_err(attest_status)?,
+                ek_trusted: tpm.ek_trusted,
+            };
+            attest::check_activation(
+                &evidence,
+                &tpm.secret,
+                &req.activated_secret,
+                &challenge.nonce,
+                &req.certify_info,
+                &req.certify_signature,
+            )
+            .map_err(attest_status)?;
+        }
+        let assurance_level = assurance(backend_from_name(&challenge.key_backend), challenge.tpm.as_ref());
         let device = Device {
             id: device_id.clone(),
             hostname: challenge.hostname,

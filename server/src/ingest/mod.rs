@@ -30,6 +30,9 @@ pub struct IngestConfig {
     pub revocation_poll: std::time::Duration,
     /// How long a new stream may take to send its signed claims.
     pub claims_timeout: std::time::Duration,
+    /// DER certificates that EK certificates must chain to (`--ek-roots`); empty: no TPM
+    /// device can be more than `hardware_unattested`.
+    pub ek_roots: Vec<Vec<u8>>,
 }
 
 impl Default for IngestConfig {
@@ -38,6 +41,7 @@ impl Default for IngestConfig {
             require_assurance: Assurance::Software,
             revocation_poll: std::time::Duration::from_secs(5),
             claims_timeout: std::time::Duration::from_secs(30),
+            ek_roots: Vec::new(),
         }
     }
 }

@@ -45,6 +45,17 @@ pub struct Challenge {
     pub agent_version: String,
     pub key_backend: String,
     pub device_key_spki: Vec<u8>,
+    pub tpm: Option<TpmChallenge>,
+}
+
+/// The TPM half of a pending enrollment: what the answer is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TpmChallenge {
+    pub secret: Vec<u8>,
+    pub ek_public: Vec<u8>,
+    pub ak_public: Vec<u8>,
+    pub device_key_public: Vec<u8>,
+    pub ek_trusted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{
     Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Result, Store,
-    StoreError,
+    StoreError, TpmChallenge,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -110,6 +110,13 @@ CREATE TABLE device_claims (
     claims       TEXT NOT NULL
 );
 CREATE INDEX device_claims_device ON device_claims(device_id, at_ms);
+"#,
+    r#"
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_secret BLOB;
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_public BLOB;
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ak_public BLOB;
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_device_key_public BLOB;
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_trusted INTEGER;
 "#,
 ];
 
@@ -220,7 +227,8 @@ impl Store for SqliteStore {
         )?;
         conn.execute(
             "INSERT INTO enrollment_challenges (id, nonce, token_hash, expires_at_ms, hostname, os, os_version, agent_version, \
-             key_backend, device_key_spki) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             key_backend, device_key_spki, tpm_secret, tpm_ek_public, tpm_ak_public, tpm_device_key_public, tpm_ek_trusted) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 c.id,
                 c.nonce,
@@ -231,7 +239,12 @@ impl Store for SqliteStore {
                 c.os_version,
                 c.agent_version,
                 c.key_backend,
-                c.device_key_spki
+                c.device_key_spki,
+                c.tpm.as_ref().map(|t| &t.secret),
+                c.tpm.as_ref().map(|t| &t.ek_public),
+                c.tpm.as_ref().map(|t| &t.ak_public),
+                c.tpm.as_ref().map(|t| &t.device_key_public),
+                c.tpm.as_ref().map(|t| t.ek_trusted),
             ],
         )?;
         Ok(())
@@ -243,7 +256,8 @@ impl Store for SqliteStore {
         let c = tx
             .query_row(
                 "SELECT id, nonce, token_hash, expires_at_ms, hostname, os, os_version, agent_version, key_backend, \
-                 device_key_spki FROM enrollment_challenges WHERE id = ?1",
+                 device_key_spki, tpm_secret, tpm_ek_public, tpm_ak_public, tpm_device_key_public, tpm_ek_trusted \
+                 FROM enrollment_challenges WHERE id = ?1",
                 params![id],
                 |r| {
                     Ok(Challenge {
@@ -257,6 +271,16 @@ impl Store for SqliteStore {
                         agent_version: r.get(7)?,
                         key_backend: r.get(8)?,
                         device_key_spki: r.get(9)?,
+                        tpm: match r.get::<_, Option<Vec<u8>>>(10)? {
+                            Some(secret) => Some(TpmChallenge {
+                                secret,
+                                ek_public: r.get(11)?,
+                                ak_public: r.get(12)?,
+                                device_key_public: r.get(13)?,
+                                ek_trusted: r.get(14)?,
+                            }),
+                            None => None,
+                        },
                     })
                 },
             )

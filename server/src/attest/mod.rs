@@ -1,0 +1,158 @@
+//! TPM 2.0 attestation checks, done in software (the collector has no TPM).
+//!
+//! The ceremony (after google/go-attestation, Teleport, SPIRE; shared/tpm-notes.md):
+//! 1. the EK certificate chains to a configured root (`serve --ek-roots`) and certifies the
+//!    very EK public area the TPM showed;
+//! 2. the AK is a restricted signing key; [`makecred::make_credential`] encrypts a secret to
+//!    the EK bound to the AK's Name, which only the TPM holding both can recover;
+//! 3. the device key's public area says it was generated inside the TPM and can never leave
+//!    it (`fixedTPM`, `fixedParent`, `sensitiveDataOrigin`), its point is the enrolled key,
+//!    and TPM2_Certify by the AK over the collector's nonce names exactly that key.
+//!
+//! Only when all three hold is a device `hardware_attested`.
+
+pub mod der;
+pub mod makecred;
+pub mod tpm2;
+
+use sightline_proto::p256;
+
+use self::tpm2::{Attest, TpmPublic, attrs};
+
+/// Why attestation evidence was refused; each message is shown to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttestError {
+    #[error("malformed TPM structure: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Rejected(String),
+}
+
+fn rejected(msg: impl Into<String>) -> AttestError {
+    AttestError::Rejected(msg.into())
+}
+
+/// The parsed and checked public areas of an enrollment.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub ek: TpmPublic,
+    pub ak: TpmPublic,
+    pub device_key: TpmPublic,
+    /// Whether the EK certificate chains to a configured root.
+    pub ek_trusted: bool,
+}
+
+/// TCG EK certificate extended key usage, 2.23.133.8.1 (DER content octets).
+const TCG_KP_EK_CERTIFICATE: &[u8] = &[0x67, 0x81, 0x05, 0x08, 0x01];
+
+/// Checks the Begin evidence: public areas, attributes, and the EK certificate.
+pub fn check_evidence(
+    ek_certificate: &[u8],
+    ek_public: &[u8],
+    ak_public: &[u8],
+    device_key_public: &[u8],
+    device_key_spki: &[u8],
+    ek_roots: &[Vec<u8>],
+) -> Result<Evidence, AttestError> {
+    let ek = TpmPublic::parse(ek_public)?;
+    let ak = TpmPublic::parse(ak_public)?;
+    let device_key = TpmPublic::parse(device_key_public)?;
+
+    if ek.rsa_modulus().is_none() || !ek.is_aes128_cfb() {
+        return Err(rejected("EK must be an RSA-2048 key from the default template (AES-128-CFB)"));
+    }
+    let required_ak = attrs::FIXED_TPM
+        | attrs::FIXED_PARENT
+        | attrs::SENSITIVE_DATA_ORIGIN
+        | attrs::RESTRICTED
+        | attrs::SIGN;
+    if ak.attributes & required_ak != required_ak || ak.ecc_point().is_none() {
+        return Err(rejected("AK must be a restricted ECC signing key generated in the TPM"));
+    }
+    let required_key = attrs::FIXED_TPM | attrs::FIXED_PARENT | attrs::SENSITIVE_DATA_ORIGIN | attrs::SIGN;
+    if device_key.attributes & attrs::FIXED_TPM == 0 {
+        return Err(rejected("device key is not fixedTPM: it could leave the TPM"));
+    }
+    if device_key.attributes & required_key != required_key || device_key.attributes & attrs::RESTRICTED != 0
+    {
+        return Err(rejected(
+            "device key must be an unrestricted signing key generated in the TPM (fixedParent, sensitiveDataOrigin)",
+        ));
+    }
+    let point = device_key.ecc_point().ok_or_else(|| rejected("device key is not an ECC P-256 key"))?;
+    if p256::point_from_spki(device_key_spki).ok() != Some(point.as_slice()) {
+        return Err(rejected("the device key's TPM public area is not the enrolled device key"));
+    }
+
+    let ek_trusted = if ek_roots.is_empty() || ek_certificate.is_empty() {
+        false
+    } else {
+        verify_ek_chain(ek_certificate, ek_roots)?;
+        let cert_modulus = der::rsa_modulus_of_certificate(ek_certificate)?;
+        if ek.rsa_modulus() != Some(cert_modulus.as_slice()) {
+            return Err(rejected("the EK certificate is for another key than this TPM's EK"));
+        }
+        true
+    };
+    Ok(Evidence { ek, ak, device_key, ek_trusted })
+}
+
+fn verify_ek_chain(cert: &[u8], roots: &[Vec<u8>]) -> Result<(), AttestError> {
+    use rustls_pki_types::{CertificateDer, UnixTime};
+    let roots: Vec<CertificateDer<'_>> = roots.iter().map(|r| CertificateDer::from(r.as_slice())).collect();
+    let anchors = roots
+        .iter()
+        .map(|r| {
+            webpki::anchor_from_trusted_cert(r)
+                .map_err(|e| rejected(format!("EK root is not a usable certificate: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let der = CertificateDer::from(cert);
+    let ee = webpki::EndEntityCert::try_from(&der)
+        .map_err(|e| rejected(format!("EK certificate is malformed: {e}")))?;
+    // Intermediates rarely carry the EK usage, and webpki applies a required EKU to every
+    // certificate of the path: require it only where present (shared/tpm-notes.md §2).
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &[],
+        UnixTime::now(),
+        webpki::KeyUsage::required_if_present(TCG_KP_EK_CERTIFICATE),
+        None,
+        None,
+    )
+    .map_err(|e| rejected(format!("EK certificate does not chain to a trusted EK root ({e:?})")))?;
+    Ok(())
+}
+
+/// Checks the Complete answer: the activated secret and the certification of the device
+/// key by the AK over the nonce.
+pub fn check_activation(
+    evidence: &Evidence,
+    expected_secret: &[u8],
+    activated_secret: &[u8],
+    nonce: &[u8],
+    certify_info: &[u8],
+    certify_signature: &[u8],
+) -> Result<(), AttestError> {
+    if !constant_time_eq(expected_secret, activated_secret) {
+        return Err(rejected("credential activation failed: the AK is not in the TPM that holds this EK"));
+    }
+    let ak_point = evidence.ak.ecc_point().ok_or_else(|| rejected("AK is not an ECC key"))?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &ak_point)
+        .verify(certify_info, certify_signature)
+        .map_err(|_| rejected("certification is not signed by the AK"))?;
+    let attest = Attest::parse(certify_info)?;
+    if attest.extra_data != nonce {
+        return Err(rejected("certification is not over this enrollment's nonce (replayed?)"));
+    }
+    if attest.certified_name != evidence.device_key.name() {
+        return Err(rejected("certification names another key than the device key"));
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
