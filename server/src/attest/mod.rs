@@ -15,6 +15,9 @@ pub mod der;
 pub mod makecred;
 pub mod tpm2;
 
+#[cfg(test)]
+mod tests;
+
 use sightline_proto::p256;
 
 use self::tpm2::{Attest, TpmPublic, attrs};
