@@ -32,6 +32,9 @@ pub struct RawConfig {
     pub scan_interval: Option<String>,
     /// Whether to look at running processes.
     pub processes: Option<bool>,
+    /// The TPM to use (TCTI), e.g. "device:/dev/tpmrm0"; default: `SIGHTLINE_TPM_TCTI`, else
+    /// the kernel resource manager.
+    pub tpm_tcti: Option<String>,
 }
 
 /// The validated configuration.
@@ -41,6 +44,7 @@ pub struct Config {
     pub root: PathBuf,
     pub scan_interval: Duration,
     pub processes: bool,
+    pub tpm_tcti: String,
 }
 
 impl RawConfig {
@@ -72,6 +76,7 @@ impl RawConfig {
             root: self.root.unwrap_or_else(|| PathBuf::from("/")),
             scan_interval,
             processes: self.processes.unwrap_or(true),
+            tpm_tcti: self.tpm_tcti.unwrap_or_else(crate::keys::tpm_tcti),
         })
     }
 }

@@ -113,6 +113,14 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
         cert_not_after_ms: result.client_certificate_not_after_ms,
     };
     retire_previous(state)?;
+    if result.seq_head > 0 {
+        // The same hardware re-enrolled: its device's evidence chain continues, not restarts.
+        let head_hash: [u8; 32] = result.head_hash.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!("collector sent a chain head hash of {} bytes", result.head_hash.len())
+        })?;
+        let head = crate::outbox::ChainHead { next_seq: result.seq_head + 1, head_hash };
+        state.write("chain.json", &serde_json::to_vec(&head)?, false)?;
+    }
     state.write("ca.pem", result.ca_certificate_pem.as_bytes(), false)?;
     state.write("client.key", tls_key_pem.as_bytes(), true)?;
     state.write("client.pem", result.client_certificate_pem.as_bytes(), false)?;

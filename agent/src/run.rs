@@ -32,8 +32,8 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
     let span = tracing::info_span!("agent", device = %enrollment.device_id);
     async move {
         let state_path = state.path().to_owned();
-        let choice = opts.key_backend;
-        let key = tokio::task::spawn_blocking(move || keys::open(&state_path, choice)).await??;
+        let (choice, tcti) = (opts.key_backend, opts.config.tpm_tcti.clone());
+        let key = tokio::task::spawn_blocking(move || keys::open_with_tcti(&state_path, choice, &tcti)).await??;
         let key: std::sync::Arc<dyn keys::DeviceKey> = std::sync::Arc::from(key);
         let catalog = std::sync::Arc::new(Catalog::builtin()?);
         let outbox = std::sync::Arc::new(Outbox::open(&state)?);

@@ -104,6 +104,7 @@ impl Agent {
             root: root.to_owned(),
             scan_interval: Duration::from_secs(3600),
             processes: false,
+            tpm_tcti: keys::tpm_tcti(),
         };
         self.run_options_with(root, once, Duration::from_secs(30 * 24 * 3600), config)
     }

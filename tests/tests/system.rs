@@ -569,6 +569,7 @@ async fn client_certificates_are_renewed_over_the_authenticated_stream() {
         root: root.clone(),
         scan_interval: Duration::from_secs(3600),
         processes: false,
+        tpm_tcti: sightline_agent::keys::tpm_tcti(),
     };
     // Renew whenever expiry is within 1000 days, i.e. now.
     let opts = a.run_options_with(&root, true, Duration::from_secs(1000 * 24 * 3600), config);

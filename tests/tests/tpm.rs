@@ -112,6 +112,7 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
             root: fixtures().join("linux"),
             scan_interval: Duration::from_secs(3600),
             processes: false,
+            tpm_tcti: sightline_agent::keys::tpm_tcti(),
         },
         once: true,
         key_backend: KeyChoice::Auto,
@@ -127,6 +128,33 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
     assert!(d.seq_head > 0 && d.last_attested_ms.is_some());
     println!("swtpm: attested enrollment {enroll_time:?}, one scan signed and delivered {run_time:?}");
 
+    // 1b. The same TPM enrolling again (a reinstalled agent: new state dir, new device key)
+    //     is the same device record, and its evidence chain continues.
+    let head_before = d.seq_head;
+    let (dir2, e2) = enroll_tpm(&c).await.unwrap();
+    assert_eq!(e2.device_id, e.device_id);
+    let run = sightline_agent::run::RunOptions {
+        config: sightline_agent::config::Config {
+            state_dir: dir2.path().to_owned(),
+            root: fixtures().join("macos"),
+            scan_interval: Duration::from_secs(3600),
+            processes: false,
+            tpm_tcti: sightline_agent::keys::tpm_tcti(),
+        },
+        once: true,
+        key_backend: KeyChoice::Auto,
+        deliver: sightline_agent::deliver::DeliverOptions {
+            timeout: Duration::from_secs(30),
+            ..Default::default()
+        },
+    };
+    sightline_agent::run::run(run, std::future::pending()).await.unwrap();
+    let d = c.shared.store.device(&e.device_id).unwrap().unwrap();
+    assert!(d.seq_head > head_before);
+    assert_eq!(c.shared.store.count_observations(&e.device_id).unwrap(), d.seq_head);
+    assert_eq!(c.shared.store.devices().unwrap().len(), 1);
+    drop((dir, dir2));
+
     // 2. Raw ceremonies with the real TPM key, each corrupting one step: refused, nothing stored.
     let key_dir = tempfile::tempdir().unwrap();
     let key = TpmKey::open(key_dir.path(), &sightline_agent::keys::tpm_tcti()).unwrap();
@@ -137,9 +165,14 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
         assert_eq!(e.code(), code, "{}", e.message());
         assert!(e.message().contains(text), "{:?} should mention {text:?}", e.message());
     };
-    // The honest ceremony works (so each failure below is the corruption's doing).
-    assert_eq!(raw.enroll(|_| {}, |_| {}, None).await.unwrap().assurance, "hardware_attested");
-    let after_ok = before + 1;
+    // The honest ceremony works (so each failure below is the corruption's doing); it is the
+    // same TPM, so the same device record.
+    let honest = raw.enroll(|_| {}, |_| {}, None).await.unwrap();
+    assert_eq!(
+        (honest.assurance.as_str(), honest.device_id.as_str()),
+        ("hardware_attested", e.device_id.as_str())
+    );
+    let after_ok = before;
     expect(raw.enroll(|_| {}, |_| {}, Some(vec![7; 32])).await, Code::PermissionDenied, "nonce");
     expect(
         raw.enroll(|_| {}, |r| r.activated_secret = vec![0; 32], None).await,
@@ -228,6 +261,10 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
         "TPM evidence",
     );
     assert_eq!(c.shared.store.devices().unwrap().len(), after_ok, "a refused ceremony stored a device");
+
+    // A revoked device's TPM cannot come back under a new enrollment.
+    c.shared.store.revoke_device(&e.device_id, 1).unwrap();
+    expect(raw.enroll(|_| {}, |_| {}, None).await, Code::PermissionDenied, "revoked");
     drop(key);
     c.stop().await;
 

@@ -112,16 +112,25 @@ pub fn tpm_tcti() -> String {
 /// A state dir that already holds a key of one backend keeps using it: `auto` never swaps a
 /// device's identity because a TPM appeared or disappeared.
 pub fn open(state_dir: &Path, choice: KeyChoice) -> Result<Box<dyn DeviceKey>, KeyError> {
+    open_with_tcti(state_dir, choice, &tpm_tcti())
+}
+
+/// As [`open`], with the TPM named explicitly (the config's `tpm_tcti`).
+pub fn open_with_tcti(
+    state_dir: &Path,
+    choice: KeyChoice,
+    tcti: &str,
+) -> Result<Box<dyn DeviceKey>, KeyError> {
     let has_tpm_key = state_dir.join("tpm/device.pub").exists();
     let has_soft_key = state_dir.join("device-key.pk8").exists();
     match choice {
-        KeyChoice::Tpm => open_tpm(state_dir),
+        KeyChoice::Tpm => open_tpm(state_dir, tcti),
         KeyChoice::Software => software(state_dir),
-        KeyChoice::Auto if has_tpm_key => open_tpm(state_dir),
+        KeyChoice::Auto if has_tpm_key => open_tpm(state_dir, tcti),
         KeyChoice::Auto if has_soft_key => software(state_dir),
-        KeyChoice::Auto => match open_tpm(state_dir) {
+        KeyChoice::Auto => match open_tpm(state_dir, tcti) {
             Ok(k) => {
-                tracing::info!(backend = "tpm", tcti = %tpm_tcti(), "Using a TPM-resident device key.");
+                tracing::info!(backend = "tpm", tcti, "Using a TPM-resident device key.");
                 Ok(k)
             }
             Err(e) => {
@@ -137,12 +146,12 @@ fn software(state_dir: &Path) -> Result<Box<dyn DeviceKey>, KeyError> {
 }
 
 #[cfg(all(target_os = "linux", feature = "tpm"))]
-fn open_tpm(state_dir: &Path) -> Result<Box<dyn DeviceKey>, KeyError> {
-    Ok(Box::new(tpm::TpmKey::open(state_dir, &tpm_tcti())?))
+fn open_tpm(state_dir: &Path, tcti: &str) -> Result<Box<dyn DeviceKey>, KeyError> {
+    Ok(Box::new(tpm::TpmKey::open(state_dir, tcti)?))
 }
 
 #[cfg(not(all(target_os = "linux", feature = "tpm")))]
-fn open_tpm(_state_dir: &Path) -> Result<Box<dyn DeviceKey>, KeyError> {
+fn open_tpm(_state_dir: &Path, _tcti: &str) -> Result<Box<dyn DeviceKey>, KeyError> {
     Err(KeyError::Unavailable("the TPM backend is not built into this agent (Linux, `tpm` feature)".into()))
 }
 

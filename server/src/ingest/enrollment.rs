@@ -32,6 +32,7 @@ fn token_status(e: StoreError) -> Status {
         StoreError::TokenUnknown | StoreError::TokenExpired | StoreError::TokenUsed => {
             Status::unauthenticated(e.to_string())
         }
+        StoreError::Revoked(_) => Status::permission_denied(e.to_string()),
         other => internal(other),
     }
 }
@@ -191,7 +192,25 @@ impl Enrollment for EnrollmentService {
                 Status::unauthenticated("proof of possession does not verify with the device key")
             })?;
 
-        let device_id = format!("dev_{}", hex::encode(random(10)?));
+        // A TPM is identified by its EK: enrolling it again keeps its device record.
+        let hardware_id = challenge
+            .tpm
+            .as_ref()
+            .map(|t| hex::encode(ring::digest::digest(&ring::digest::SHA256, &t.ek_public)));
+        let hw = hardware_id.clone();
+        let known = match hw {
+            Some(hw) => blocking(&self.shared.store, move |s| s.device_by_hardware_id(&hw))
+                .await?
+                .map_err(internal)?,
+            None => None,
+        };
+        if let Some(d) = known.as_ref().filter(|d| d.revoked_at_ms.is_some()) {
+            return Err(Status::permission_denied(format!("this TPM belongs to revoked device {}", d.id)));
+        }
+        let device_id = match known {
+            Some(d) => d.id,
+            None => format!("dev_{}", hex::encode(random(10)?)),
+        };
         let cert = self.shared.pki.issue_device_cert(&device_id, &req.tls_key_spki).map_err(internal)?;
         if let Some(tpm) = &challenge.tpm {
             // Evidence was checked at Begin; re-parse the stored areas for the answer's check.
@@ -234,14 +253,18 @@ impl Enrollment for EnrollmentService {
         let assurance = device.assurance.clone();
         let token_hash = challenge.token_hash;
         let hostname = device.hostname.clone();
-        blocking(&self.shared.store, move |s| s.complete_enrollment(&token_hash, &device, now))
-            .await?
-            .map_err(token_status)?;
+        let stored = blocking(&self.shared.store, move |s| {
+            s.complete_enrollment(&token_hash, &device, hardware_id.as_deref(), now)
+        })
+        .await?
+        .map_err(token_status)?;
         tracing::info!(device = %device_id, %hostname, %assurance, "Device enrolled.");
         Ok(Response::new(pb::EnrollmentResult {
             device_id,
             client_certificate_pem: cert.pem,
             client_certificate_not_after_ms: cert.not_after_ms,
+            seq_head: stored.seq_head,
+            head_hash: if stored.seq_head == 0 { Vec::new() } else { stored.head_hash.to_vec() },
             ca_certificate_pem: self.shared.pki.ca_pem().to_owned(),
             org_fingerprint_key: self.shared.pki.org_fingerprint_key.clone(),
             collector_signing_key_spki: self.shared.pki.signing_key_spki(),

@@ -27,6 +27,8 @@ pub enum StoreError {
     TokenUsed,
     #[error("unknown device {0}")]
     UnknownDevice(String),
+    #[error("device {0} is revoked")]
+    Revoked(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -196,8 +198,17 @@ pub trait Store: Send + Sync {
     fn put_challenge(&self, c: &Challenge) -> Result<()>;
     /// Removes and returns a challenge: each can be answered once.
     fn take_challenge(&self, id: &str) -> Result<Option<Challenge>>;
-    /// Consumes the token and creates the device, atomically.
-    fn complete_enrollment(&self, token_hash: &[u8], device: &Device, now_ms: i64) -> Result<()>;
+    /// Consumes the token and creates the device, atomically. With a `hardware_id` already
+    /// known, the existing record is updated instead (its id and chain kept) and returned;
+    /// a revoked one is refused.
+    fn complete_enrollment(
+        &self,
+        token_hash: &[u8],
+        device: &Device,
+        hardware_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Device>;
+    fn device_by_hardware_id(&self, hardware_id: &str) -> Result<Option<Device>>;
     fn device(&self, id: &str) -> Result<Option<Device>>;
     /// The device holding this certificate, current or pending.
     fn device_by_cert(&self, cert_sha256: &str) -> Result<Option<Device>>;

@@ -118,6 +118,12 @@ ALTER TABLE enrollment_challenges ADD COLUMN tpm_ak_public BLOB;
 ALTER TABLE enrollment_challenges ADD COLUMN tpm_device_key_public BLOB;
 ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_trusted INTEGER;
 "#,
+    r#"
+-- The hardware a device's key lives in (SHA-256 of its TPM's EK public area): enrolling the
+-- same TPM again maps to the same device record.
+ALTER TABLE devices ADD COLUMN hardware_id TEXT;
+CREATE UNIQUE INDEX devices_hardware_id ON devices(hardware_id) WHERE hardware_id IS NOT NULL;
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -290,7 +296,13 @@ impl Store for SqliteStore {
         Ok(c)
     }
 
-    fn complete_enrollment(&self, token_hash: &[u8], d: &Device, now_ms: i64) -> Result<()> {
+    fn complete_enrollment(
+        &self,
+        token_hash: &[u8],
+        d: &Device,
+        hardware_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Device> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         token_usable(&tx, token_hash, now_ms)?;
@@ -298,30 +310,86 @@ impl Store for SqliteStore {
             "UPDATE enrollment_tokens SET used_at_ms = ?1 WHERE token_hash = ?2",
             params![now_ms, token_hash],
         )?;
-        tx.execute(
-            &format!("INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
-            params![
-                d.id,
-                d.hostname,
-                d.os,
-                d.os_version,
-                d.agent_version,
-                d.key_backend,
-                d.assurance,
-                d.key_spki,
-                d.cert_sha256,
-                d.enrolled_at_ms,
-                d.last_seen_ms,
-                d.seq_head as i64,
-                d.head_hash.to_vec(),
-                d.revoked_at_ms,
-                serde_json::to_string(&d.users).unwrap_or_else(|_| "[]".into()),
-                d.next_cert_sha256,
-                d.last_attested_ms,
-            ],
-        )?;
+        let existing = match hardware_id {
+            Some(hw) => tx
+                .query_row(
+                    &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE hardware_id = ?1"),
+                    params![hw],
+                    device_row,
+                )
+                .optional()?,
+            None => None,
+        };
+        let stored = match existing {
+            Some(old) if old.revoked_at_ms.is_some() => return Err(StoreError::Revoked(old.id)),
+            // The same hardware again: same record, new key and certificate, chain kept.
+            Some(old) => {
+                tx.execute(
+                    "UPDATE devices SET hostname = ?1, os = ?2, os_version = ?3, agent_version = ?4, key_backend = ?5, \
+                     assurance = ?6, key_spki = ?7, cert_sha256 = ?8, next_cert_sha256 = NULL, enrolled_at_ms = ?9 WHERE id = ?10",
+                    params![
+                        d.hostname,
+                        d.os,
+                        d.os_version,
+                        d.agent_version,
+                        d.key_backend,
+                        d.assurance,
+                        d.key_spki,
+                        d.cert_sha256,
+                        d.enrolled_at_ms,
+                        old.id
+                    ],
+                )?;
+                Device {
+                    id: old.id,
+                    seq_head: old.seq_head,
+                    head_hash: old.head_hash,
+                    users: old.users,
+                    ..d.clone()
+                }
+            }
+            None => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO devices ({DEVICE_COLUMNS}, hardware_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                    ),
+                    params![
+                        d.id,
+                        d.hostname,
+                        d.os,
+                        d.os_version,
+                        d.agent_version,
+                        d.key_backend,
+                        d.assurance,
+                        d.key_spki,
+                        d.cert_sha256,
+                        d.enrolled_at_ms,
+                        d.last_seen_ms,
+                        d.seq_head as i64,
+                        d.head_hash.to_vec(),
+                        d.revoked_at_ms,
+                        serde_json::to_string(&d.users).unwrap_or_else(|_| "[]".into()),
+                        d.next_cert_sha256,
+                        d.last_attested_ms,
+                        hardware_id,
+                    ],
+                )?;
+                d.clone()
+            }
+        };
         tx.commit()?;
-        Ok(())
+        Ok(stored)
+    }
+
+    fn device_by_hardware_id(&self, hardware_id: &str) -> Result<Option<Device>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE hardware_id = ?1"),
+                params![hardware_id],
+                device_row,
+            )
+            .optional()?)
     }
 
     fn device(&self, id: &str) -> Result<Option<Device>> {

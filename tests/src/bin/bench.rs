@@ -254,7 +254,7 @@ fn enroll_direct(shared: &sightline_server::ingest::Shared) -> anyhow::Result<St
         revoked_at_ms: None,
         users: Vec::new(),
     };
-    shared.store.complete_enrollment(&hash, &d, 1)?;
+    shared.store.complete_enrollment(&hash, &d, None, 1)?;
     Ok(d.id)
 }
 
