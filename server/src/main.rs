@@ -45,6 +45,10 @@ enum Command {
         /// Without it no TPM device is more than hardware_unattested.
         #[arg(long)]
         ek_roots: Vec<PathBuf>,
+        /// SHA-256 (hex) of a TPM EK public area to trust without a certificate (repeatable):
+        /// for TPMs that ship none. `devices --json` shows it as `hardware_id`.
+        #[arg(long)]
+        ek_allow: Vec<String>,
     },
     /// Enrollment tokens.
     Token {
@@ -131,10 +135,16 @@ fn print(text: &str) -> anyhow::Result<()> {
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { data_dir, listen, dev, require_assurance, ek_roots } => {
+        Command::Serve { data_dir, listen, dev, require_assurance, ek_roots, ek_allow } => {
             let mut shared = server::open(&data_dir, dev)?;
             shared.config.require_assurance = require_assurance;
             shared.config.ek_roots = server::read_pem_certificates(&ek_roots)?;
+            if let Some(bad) =
+                ek_allow.iter().find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                anyhow::bail!("--ek-allow {bad:?} is not a SHA-256 hex digest");
+            }
+            shared.config.ek_allowlist = ek_allow;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -24,6 +24,7 @@ pub fn device_json(d: &Device, observations: u64) -> Value {
         "assurance": d.assurance,
         "key_backend": d.key_backend,
         "key_id": sightline_proto::p256::key_id(&d.key_spki),
+        "hardware_id": d.hardware_id,
         "enrolled_at": time(d.enrolled_at_ms),
         "last_seen_at": opt_time(d.last_seen_ms),
         "last_attested_at": opt_time(d.last_attested_ms),

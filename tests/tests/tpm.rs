@@ -106,6 +106,7 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
     assert_eq!(e.assurance, "hardware_attested");
     let d = c.shared.store.device(&e.device_id).unwrap().unwrap();
     assert_eq!((d.key_backend.as_str(), d.assurance.as_str()), ("tpm", "hardware_attested"));
+    assert_eq!(d.hardware_id.as_ref().map(String::len), Some(64), "the TPM's EK hash identifies the device");
     let run = sightline_agent::run::RunOptions {
         config: sightline_agent::config::Config {
             state_dir: dir.path().to_owned(),

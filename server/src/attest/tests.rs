@@ -47,6 +47,7 @@ fn evidence(g: &Golden, roots: &[Vec<u8>]) -> Result<Evidence, AttestError> {
         &g.device_key_public,
         &g.device_key_spki,
         roots,
+        &[],
     )
 }
 
@@ -67,6 +68,30 @@ fn golden_evidence_is_trusted_only_with_its_roots() {
     p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let other_root = p.self_signed(&ca).unwrap().der().to_vec();
     rejected_with(evidence(&g, &[other_root]), "does not chain");
+    // Allow-listed by EK hash (a TPM without an EK certificate): trusted without roots.
+    let allow = [ek_hash(&g.ek_public)];
+    let ev = check_evidence(
+        &[],
+        &g.ek_public,
+        &g.ak_public,
+        &g.device_key_public,
+        &g.device_key_spki,
+        &[],
+        &allow,
+    )
+    .unwrap();
+    assert!(ev.ek_trusted);
+    let ev = check_evidence(
+        &[],
+        &g.ek_public,
+        &g.ak_public,
+        &g.device_key_public,
+        &g.device_key_spki,
+        &[],
+        &["00".repeat(32)],
+    )
+    .unwrap();
+    assert!(!ev.ek_trusted);
 }
 
 #[test]
@@ -125,7 +150,15 @@ fn tampered_public_areas_are_refused() {
     let mut key = g.device_key_public.clone();
     key[7] &= !0x02; // clear fixedTPM
     rejected_with(
-        check_evidence(&g.ek_certificate, &g.ek_public, &g.ak_public, &key, &g.device_key_spki, &g.roots),
+        check_evidence(
+            &g.ek_certificate,
+            &g.ek_public,
+            &g.ak_public,
+            &key,
+            &g.device_key_spki,
+            &g.roots,
+            &[],
+        ),
         "fixedTPM",
     );
     let mut ek = g.ek_public.clone();
@@ -139,6 +172,7 @@ fn tampered_public_areas_are_refused() {
             &g.device_key_public,
             &g.device_key_spki,
             &g.roots,
+            &[],
         ),
         "another key",
     );
@@ -152,12 +186,21 @@ fn tampered_public_areas_are_refused() {
             &g.device_key_public,
             &g.device_key_spki,
             &g.roots,
+            &[],
         ),
         "restricted",
     );
     let other = p256::spki_from_point(&[4; 65]).unwrap();
     rejected_with(
-        check_evidence(&g.ek_certificate, &g.ek_public, &g.ak_public, &g.device_key_public, &other, &g.roots),
+        check_evidence(
+            &g.ek_certificate,
+            &g.ek_public,
+            &g.ak_public,
+            &g.device_key_public,
+            &other,
+            &g.roots,
+            &[],
+        ),
         "not the enrolled",
     );
 }

@@ -111,6 +111,7 @@ impl Enrollment for EnrollmentService {
                     &ev.device_key_public,
                     &key.device_key_spki,
                     &self.shared.config.ek_roots,
+                    &self.shared.config.ek_allowlist,
                 )
                 .map_err(attest_status)?;
                 let secret = random(32)?;
@@ -193,10 +194,7 @@ impl Enrollment for EnrollmentService {
             })?;
 
         // A TPM is identified by its EK: enrolling it again keeps its device record.
-        let hardware_id = challenge
-            .tpm
-            .as_ref()
-            .map(|t| hex::encode(ring::digest::digest(&ring::digest::SHA256, &t.ek_public)));
+        let hardware_id = challenge.tpm.as_ref().map(|t| attest::ek_hash(&t.ek_public));
         let hw = hardware_id.clone();
         let known = match hw {
             Some(hw) => blocking(&self.shared.store, move |s| s.device_by_hardware_id(&hw))
@@ -245,6 +243,7 @@ impl Enrollment for EnrollmentService {
             enrolled_at_ms: now,
             last_seen_ms: None,
             last_attested_ms: None,
+            hardware_id: hardware_id.clone(),
             seq_head: 0,
             head_hash: GENESIS_HASH,
             revoked_at_ms: None,

@@ -33,6 +33,8 @@ pub struct IngestConfig {
     /// DER certificates that EK certificates must chain to (`--ek-roots`); empty: no TPM
     /// device can be more than `hardware_unattested`.
     pub ek_roots: Vec<Vec<u8>>,
+    /// SHA-256 hex of EK public areas trusted without a certificate (`--ek-allow`).
+    pub ek_allowlist: Vec<String>,
 }
 
 impl Default for IngestConfig {
@@ -42,6 +44,7 @@ impl Default for IngestConfig {
             revocation_poll: std::time::Duration::from_secs(5),
             claims_timeout: std::time::Duration::from_secs(30),
             ek_roots: Vec::new(),
+            ek_allowlist: Vec::new(),
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct Device {
     pub last_seen_ms: Option<i64>,
     /// When the device last gave signed claims at the start of a stream.
     pub last_attested_ms: Option<i64>,
+    /// The hardware its key lives in (TPM: SHA-256 of the EK public area).
+    pub hardware_id: Option<String>,
     pub seq_head: u64,
     pub head_hash: [u8; 32],
     pub revoked_at_ms: Option<i64>,

@@ -185,7 +185,7 @@ fn token_usable(conn: &Connection, token_hash: &[u8], now_ms: i64) -> Result<()>
 }
 
 const DEVICE_COLUMNS: &str = "id, hostname, os, os_version, agent_version, key_backend, assurance, key_spki, cert_sha256, \
-     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users, next_cert_sha256, last_attested_ms";
+     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users, next_cert_sha256, last_attested_ms, hardware_id";
 
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     let head: Vec<u8> = r.get(12)?;
@@ -208,6 +208,7 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         users: serde_json::from_str(&users).unwrap_or_default(),
         next_cert_sha256: r.get(15)?,
         last_attested_ms: r.get(16)?,
+        hardware_id: r.get(17)?,
     })
 }
 
@@ -351,7 +352,7 @@ impl Store for SqliteStore {
             None => {
                 tx.execute(
                     &format!(
-                        "INSERT INTO devices ({DEVICE_COLUMNS}, hardware_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                        "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
                     ),
                     params![
                         d.id,

@@ -249,6 +249,7 @@ fn enroll_direct(shared: &sightline_server::ingest::Shared) -> anyhow::Result<St
         enrolled_at_ms: 0,
         last_seen_ms: None,
         last_attested_ms: None,
+        hardware_id: None,
         seq_head: 0,
         head_hash: GENESIS_HASH,
         revoked_at_ms: None,
