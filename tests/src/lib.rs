@@ -99,27 +99,13 @@ impl Agent {
     }
 
     fn run_options(&self, root: &Path, once: bool) -> sightline_agent::run::RunOptions {
-        let config = sightline_agent::config::Config {
-            state_dir: self.state_dir.path().to_owned(),
-            root: root.to_owned(),
-            scan_interval: Duration::from_secs(3600),
-            processes: false,
-            tpm_tcti: keys::tpm_tcti(),
-        };
-        self.run_options_with(root, once, Duration::from_secs(30 * 24 * 3600), config)
-    }
-
-    /// Run options whose certificate renewal triggers when expiry is within `renew_within`.
-    pub fn run_options_with(
-        &self,
-        _root: &Path,
-        once: bool,
-        renew_within: Duration,
-        config: sightline_agent::config::Config,
-    ) -> sightline_agent::run::RunOptions {
-        let deliver =
-            sightline_agent::deliver::DeliverOptions { timeout: Duration::from_secs(30), renew_within };
-        sightline_agent::run::RunOptions { config, once, key_backend: KeyChoice::Software, deliver }
+        run_options(
+            self.state_dir.path(),
+            root,
+            once,
+            KeyChoice::Software,
+            Duration::from_secs(30 * 24 * 3600),
+        )
     }
 
     /// A telemetry client presenting this agent's client certificate.
@@ -258,6 +244,26 @@ pub async fn send_on(
         Err(e) => vec![Err(e)],
         Ok(other) => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// Options for one real `run` of the agent whose state is in `state_dir`, scanning `root`
+/// without processes; certificate renewal triggers when expiry is within `renew_within`.
+pub fn run_options(
+    state_dir: &Path,
+    root: &Path,
+    once: bool,
+    key_backend: KeyChoice,
+    renew_within: Duration,
+) -> sightline_agent::run::RunOptions {
+    let config = sightline_agent::config::Config {
+        state_dir: state_dir.to_owned(),
+        root: root.to_owned(),
+        scan_interval: Duration::from_secs(3600),
+        processes: false,
+        tpm_tcti: keys::tpm_tcti(),
+    };
+    let deliver = sightline_agent::deliver::DeliverOptions { timeout: Duration::from_secs(30), renew_within };
+    sightline_agent::run::RunOptions { config, once, key_backend, deliver }
 }
 
 pub fn fixtures() -> PathBuf {

@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use sightline_agent::keys::KeyChoice;
 use sightline_proto::envelope::GENESIS_HASH;
 use sightline_tests::*;
 use tonic::Code;
@@ -439,7 +440,7 @@ async fn re_enrollment_starts_a_new_chain() {
         server: c.url.clone(),
         token: c.token(),
         ca_pem: c.ca_pem(),
-        key_backend: sightline_agent::keys::KeyChoice::Software,
+        key_backend: KeyChoice::Software,
     };
     let second = sightline_agent::enroll::enroll(&a.state, &opts).await.unwrap();
     assert_ne!(second.device_id, a.device_id);
@@ -564,15 +565,14 @@ async fn client_certificates_are_renewed_over_the_authenticated_stream() {
         std::fs::read(a.state_dir.path().join("client.key")).unwrap(),
     );
     let before = a.state.enrollment().unwrap().unwrap().cert_not_after_ms;
-    let config = sightline_agent::config::Config {
-        state_dir: a.state_dir.path().to_owned(),
-        root: root.clone(),
-        scan_interval: Duration::from_secs(3600),
-        processes: false,
-        tpm_tcti: sightline_agent::keys::tpm_tcti(),
-    };
     // Renew whenever expiry is within 1000 days, i.e. now.
-    let opts = a.run_options_with(&root, true, Duration::from_secs(1000 * 24 * 3600), config);
+    let opts = run_options(
+        a.state_dir.path(),
+        &root,
+        true,
+        KeyChoice::Software,
+        Duration::from_secs(1000 * 24 * 3600),
+    );
     sightline_agent::run::run(opts, std::future::pending()).await.unwrap();
     let new = std::fs::read(a.state_dir.path().join("client.pem")).unwrap();
     assert_ne!(new, old.0);

@@ -107,21 +107,13 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
     let d = c.shared.store.device(&e.device_id).unwrap().unwrap();
     assert_eq!((d.key_backend.as_str(), d.assurance.as_str()), ("tpm", "hardware_attested"));
     assert_eq!(d.hardware_id.as_ref().map(String::len), Some(64), "the TPM's EK hash identifies the device");
-    let run = sightline_agent::run::RunOptions {
-        config: sightline_agent::config::Config {
-            state_dir: dir.path().to_owned(),
-            root: fixtures().join("linux"),
-            scan_interval: Duration::from_secs(3600),
-            processes: false,
-            tpm_tcti: sightline_agent::keys::tpm_tcti(),
-        },
-        once: true,
-        key_backend: KeyChoice::Auto,
-        deliver: sightline_agent::deliver::DeliverOptions {
-            timeout: Duration::from_secs(30),
-            ..Default::default()
-        },
-    };
+    let run = run_options(
+        dir.path(),
+        &fixtures().join("linux"),
+        true,
+        KeyChoice::Auto,
+        Duration::from_secs(30 * 24 * 3600),
+    );
     let started = Instant::now();
     sightline_agent::run::run(run, std::future::pending()).await.unwrap();
     let run_time = started.elapsed();
@@ -134,21 +126,13 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
     let head_before = d.seq_head;
     let (dir2, e2) = enroll_tpm(&c).await.unwrap();
     assert_eq!(e2.device_id, e.device_id);
-    let run = sightline_agent::run::RunOptions {
-        config: sightline_agent::config::Config {
-            state_dir: dir2.path().to_owned(),
-            root: fixtures().join("macos"),
-            scan_interval: Duration::from_secs(3600),
-            processes: false,
-            tpm_tcti: sightline_agent::keys::tpm_tcti(),
-        },
-        once: true,
-        key_backend: KeyChoice::Auto,
-        deliver: sightline_agent::deliver::DeliverOptions {
-            timeout: Duration::from_secs(30),
-            ..Default::default()
-        },
-    };
+    let run = run_options(
+        dir2.path(),
+        &fixtures().join("macos"),
+        true,
+        KeyChoice::Auto,
+        Duration::from_secs(30 * 24 * 3600),
+    );
     sightline_agent::run::run(run, std::future::pending()).await.unwrap();
     let d = c.shared.store.device(&e.device_id).unwrap().unwrap();
     assert!(d.seq_head > head_before);
