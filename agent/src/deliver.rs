@@ -11,6 +11,7 @@
 //! A refusal (bad signature, broken chain, revoked device) ends delivery with the
 //! collector's reason.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -57,7 +58,7 @@ pub async fn deliver(
     state: &StateDir,
     enrollment: &mut Enrollment,
     outbox: &Outbox,
-    key: &dyn DeviceKey,
+    key: Arc<dyn DeviceKey>,
     opts: DeliverOptions,
 ) -> anyhow::Result<Delivered> {
     let pending = outbox.pending()?;
@@ -92,21 +93,34 @@ pub async fn deliver(
             Some(Err(s)) => return Err(refused(s)),
             _ => anyhow::bail!("collector did not open the stream with a challenge"),
         };
-        send(pb::agent_message::Msg::Claims(claims(&enrollment.device_id, &nonce, key)?)).await?;
-
-        for p in &pending {
-            send(pb::agent_message::Msg::Batch(present(outbox.load(p)?, &nonce, key)?)).await?;
+        // Signing (milliseconds per signature on a TPM), reading the outbox and the device's
+        // own facts all block: prepare every message on a blocking thread, then stream them.
+        let (k, id, n) = (key.clone(), enrollment.device_id.clone(), nonce.clone());
+        let paths: Vec<std::path::PathBuf> = pending.iter().map(|p| p.path.clone()).collect();
+        let (claims, presented, renewal) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let claims = claims(&id, &n, k.as_ref())?;
+            let presented = paths
+                .iter()
+                .map(|p| present(crate::outbox::read_batch(p)?, &n, k.as_ref()))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let renewal = if renew {
+                let (key_pem, spki) = keys::new_tls_key_pem()?;
+                let mut msg = RENEW_CONTEXT.to_vec();
+                msg.extend(envelope::renew_message(&n, &spki));
+                Some((key_pem, pb::RenewRequest { signature: k.sign(&msg)?, tls_key_spki: spki }))
+            } else {
+                None
+            };
+            Ok((claims, presented, renewal))
+        })
+        .await??;
+        send(pb::agent_message::Msg::Claims(claims)).await?;
+        for b in presented {
+            send(pb::agent_message::Msg::Batch(b)).await?;
         }
         let mut next_identity = None;
-        if renew {
-            let (key_pem, spki) = keys::new_tls_key_pem()?;
-            let mut msg = RENEW_CONTEXT.to_vec();
-            msg.extend(envelope::renew_message(&nonce, &spki));
-            send(pb::agent_message::Msg::Renew(pb::RenewRequest {
-                tls_key_spki: spki,
-                signature: key.sign(&msg)?,
-            }))
-            .await?;
+        if let Some((key_pem, request)) = renewal {
+            send(pb::agent_message::Msg::Renew(request)).await?;
             next_identity = Some(key_pem);
         }
 

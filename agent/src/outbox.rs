@@ -132,9 +132,7 @@ impl Outbox {
     }
 
     pub fn load(&self, p: &Pending) -> anyhow::Result<pb::SignedBatch> {
-        let bytes = fs::read(&p.path).with_context(|| format!("reading {}", p.path.display()))?;
-        pb::SignedBatch::decode(bytes.as_slice())
-            .with_context(|| format!("outbox file {} is corrupt", p.path.display()))
+        read_batch(&p.path)
     }
 
     /// Forgets every batch the collector has durably stored.
@@ -155,6 +153,13 @@ impl Outbox {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Reads one outbox file.
+pub fn read_batch(path: &Path) -> anyhow::Result<pb::SignedBatch> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    pb::SignedBatch::decode(bytes.as_slice())
+        .with_context(|| format!("outbox file {} is corrupt", path.display()))
 }
 
 mod hex_array {

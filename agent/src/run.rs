@@ -44,7 +44,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
         loop {
             let cycle = async {
                 let sealed = scan_and_seal(&state, &opts.config, &catalog, &key, &outbox, &enrollment.device_id).await?;
-                let delivered = deliver(&state, &mut enrollment, &outbox, key.as_ref(), opts.deliver).await?;
+                let delivered = deliver(&state, &mut enrollment, &outbox, key.clone(), opts.deliver).await?;
                 anyhow::Ok((sealed, delivered))
             };
             let outcome = tokio::select! {

@@ -397,7 +397,7 @@ async fn lost_acks_cause_no_double_storage() {
     let saved = std::fs::read(&pending[0].path).unwrap();
     let opts =
         sightline_agent::deliver::DeliverOptions { timeout: Duration::from_secs(10), ..Default::default() };
-    let d = sightline_agent::deliver::deliver(&a.state, &mut enrollment, &outbox, a.key.as_ref(), opts)
+    let d = sightline_agent::deliver::deliver(&a.state, &mut enrollment, &outbox, a.key.clone(), opts)
         .await
         .unwrap();
     assert_eq!((d.batches, d.through_seq, d.renewed), (1, 3, false));
@@ -406,7 +406,7 @@ async fn lost_acks_cause_no_double_storage() {
     // As if the agent crashed before processing the ack: the batch is back in the outbox.
     std::fs::write(&pending[0].path, &saved).unwrap();
     outbox.seal(a.key.as_ref(), &a.device_id, obs(2), 2).unwrap();
-    let d = sightline_agent::deliver::deliver(&a.state, &mut enrollment, &outbox, a.key.as_ref(), opts)
+    let d = sightline_agent::deliver::deliver(&a.state, &mut enrollment, &outbox, a.key.clone(), opts)
         .await
         .unwrap();
     assert_eq!((d.batches, d.through_seq, d.renewed), (2, 5, false));
