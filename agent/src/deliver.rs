@@ -182,21 +182,17 @@ pub fn present(
 
 /// This device's claims for one stream, signed by the device key.
 pub fn claims(device_id: &str, nonce: &[u8], key: &dyn DeviceKey) -> anyhow::Result<pb::SignedClaims> {
-    let root = crate::fsview::Tree::open_root(std::path::Path::new("/"))?;
-    let os = crate::detect::detect_os(&root);
-    let facts = crate::scan::device_info(&root, true, os);
-    let read =
-        |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let facts = crate::scan::live_facts()?;
     let payload = pb::DeviceClaims {
         device_id: device_id.to_owned(),
         stream_nonce: nonce.to_vec(),
-        hostname: facts.hostname,
-        os: facts.os.as_str().to_owned(),
-        os_version: facts.os_version,
+        hostname: facts.device.hostname,
+        os: facts.device.os.as_str().to_owned(),
+        os_version: facts.device.os_version,
         agent_version: AGENT_VERSION.to_owned(),
-        serial: read("/sys/class/dmi/id/product_serial"),
-        machine_id: read("/etc/machine-id"),
-        boot_id: read("/proc/sys/kernel/random/boot_id"),
+        serial: facts.serial,
+        machine_id: facts.machine_id,
+        boot_id: facts.boot_id,
         logged_in_users: Vec::new(),
         claimed_at_ms: now_ms(),
     }

@@ -7,7 +7,6 @@ use sightline_proto::pb::{self, enrollment_client::EnrollmentClient};
 
 use crate::convert::AGENT_VERSION;
 use crate::keys::{self, Backend, KeyChoice};
-use crate::scan::device_info;
 use crate::state::{Enrollment, StateDir};
 use crate::transport;
 
@@ -29,12 +28,7 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
     let k = key.clone();
     let evidence = tokio::task::spawn_blocking(move || k.tpm_evidence()).await??;
     let (tls_key_pem, tls_spki) = keys::new_tls_key_pem()?;
-    let facts = tokio::task::spawn_blocking(|| {
-        let root = crate::fsview::Tree::open_root(std::path::Path::new("/"))?;
-        let os = crate::detect::detect_os(&root);
-        anyhow::Ok(device_info(&root, true, os))
-    })
-    .await??;
+    let facts = tokio::task::spawn_blocking(crate::scan::live_facts).await??;
 
     let channel = transport::connect(&opts.server, &opts.ca_pem, None).await?;
     let mut client = EnrollmentClient::new(channel);
@@ -43,12 +37,12 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
         .begin(pb::BeginEnrollmentRequest {
             token: opts.token.clone(),
             facts: Some(pb::DeviceFacts {
-                hostname: facts.hostname,
-                os: facts.os.as_str().to_owned(),
-                os_version: facts.os_version,
+                hostname: facts.device.hostname,
+                os: facts.device.os.as_str().to_owned(),
+                os_version: facts.device.os_version,
                 agent_version: AGENT_VERSION.to_owned(),
-                serial: None,
-                machine_id: std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().to_owned()),
+                serial: facts.serial,
+                machine_id: facts.machine_id,
             }),
             key: Some(pb::KeyAttestation {
                 backend: backend(key.backend()) as i32,

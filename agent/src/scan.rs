@@ -60,6 +60,29 @@ pub fn run(opts: &ScanOptions, catalog: &Catalog, fp: &Fingerprinter) -> anyhow:
     })
 }
 
+/// The running machine's identity as enrollment and every stream's claims report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFacts {
+    pub device: DeviceInfo,
+    pub serial: Option<String>,
+    pub machine_id: Option<String>,
+    pub boot_id: Option<String>,
+}
+
+/// Reads [`LiveFacts`] from this machine. Blocking (small file reads).
+pub fn live_facts() -> anyhow::Result<LiveFacts> {
+    let root = Tree::open_root(Path::new("/")).context("opening /")?;
+    let os = detect::detect_os(&root);
+    let read =
+        |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    Ok(LiveFacts {
+        device: device_info(&root, true, os),
+        serial: read("/sys/class/dmi/id/product_serial"),
+        machine_id: read("/etc/machine-id"),
+        boot_id: read("/proc/sys/kernel/random/boot_id"),
+    })
+}
+
 fn is_live_root(root: &Path) -> bool {
     root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false)
 }

@@ -35,6 +35,29 @@ async fn enroll_tpm(
     Ok((dir, e))
 }
 
+/// An honest Begin for `key`: its TPM evidence and a fresh token.
+fn begin_request(c: &Collector, key: &TpmKey) -> pb::BeginEnrollmentRequest {
+    let ev = key.tpm_evidence().unwrap().unwrap();
+    pb::BeginEnrollmentRequest {
+        token: c.token(),
+        facts: Some(pb::DeviceFacts {
+            hostname: "tpm-host".into(),
+            os: "linux".into(),
+            ..Default::default()
+        }),
+        key: Some(pb::KeyAttestation {
+            backend: pb::KeyBackend::Tpm as i32,
+            device_key_spki: key.public_key_spki(),
+            tpm: Some(pb::TpmEvidence {
+                ek_certificate: ev.ek_certificate,
+                ek_public: ev.ek_public,
+                ak_public: ev.ak_public,
+                device_key_public: ev.device_key_public,
+            }),
+        }),
+    }
+}
+
 /// Drives Begin/Complete by hand with a real TPM key, letting a test corrupt one step.
 struct Raw<'a> {
     c: &'a Collector,
@@ -50,26 +73,8 @@ impl Raw<'_> {
     ) -> Result<pb::EnrollmentResult, tonic::Status> {
         let ch = sightline_agent::transport::connect(&self.c.url, &self.c.ca_pem(), None).await.unwrap();
         let mut client = EnrollmentClient::new(ch);
-        let ev = self.key.tpm_evidence().unwrap().unwrap();
         let spki = self.key.public_key_spki();
-        let mut req = pb::BeginEnrollmentRequest {
-            token: self.c.token(),
-            facts: Some(pb::DeviceFacts {
-                hostname: "tpm-host".into(),
-                os: "linux".into(),
-                ..Default::default()
-            }),
-            key: Some(pb::KeyAttestation {
-                backend: pb::KeyBackend::Tpm as i32,
-                device_key_spki: spki.clone(),
-                tpm: Some(pb::TpmEvidence {
-                    ek_certificate: ev.ek_certificate,
-                    ek_public: ev.ek_public,
-                    ak_public: ev.ak_public,
-                    device_key_public: ev.device_key_public,
-                }),
-            }),
-        };
+        let mut req = begin_request(self.c, self.key);
         begin(&mut req);
         let challenge = client.begin(req).await?.into_inner();
         let nonce = nonce_for_certify.unwrap_or_else(|| challenge.nonce.clone());
@@ -212,29 +217,7 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
     let other = TpmKey::open(other_dir.path(), &other_tcti).unwrap();
     other.tpm_evidence().unwrap();
     let ch = sightline_agent::transport::connect(&c.url, &c.ca_pem(), None).await.unwrap();
-    let ev = key.tpm_evidence().unwrap().unwrap();
-    let challenge = EnrollmentClient::new(ch)
-        .begin(pb::BeginEnrollmentRequest {
-            token: c.token(),
-            facts: Some(pb::DeviceFacts {
-                hostname: "tpm-host".into(),
-                os: "linux".into(),
-                ..Default::default()
-            }),
-            key: Some(pb::KeyAttestation {
-                backend: pb::KeyBackend::Tpm as i32,
-                device_key_spki: key.public_key_spki(),
-                tpm: Some(pb::TpmEvidence {
-                    ek_certificate: ev.ek_certificate,
-                    ek_public: ev.ek_public,
-                    ak_public: ev.ak_public,
-                    device_key_public: ev.device_key_public,
-                }),
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let challenge = EnrollmentClient::new(ch).begin(begin_request(&c, &key)).await.unwrap().into_inner();
     let answer = other.activate(&challenge.credential_blob, &challenge.encrypted_secret, &challenge.nonce);
     assert!(answer.is_err(), "another TPM recovered the credential: {answer:?}");
     drop(other);
