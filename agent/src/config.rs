@@ -1,5 +1,9 @@
-//! `agent.toml`: what the agent collects and where its state lives. Flags describe how this
-//! process runs and override the file.
+//! `agent.toml`: what the agent collects, how hard it may work, where its state lives.
+//!
+//! Layers, weakest first: built-in defaults, the file at the platform's path, values the MDM
+//! manages (macOS managed preferences `com.sightline.agent`, Windows policy registry
+//! `HKLM\SOFTWARE\Policies\Sightline\Agent`), then command-line flags. Every bad field is
+//! reported at once, so an admin fixing a fleet-wide profile needs one round trip, not ten.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,21 +24,74 @@ pub fn default_path() -> PathBuf {
     }
 }
 
-/// The file as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    /// State directory (enrollment, keys, outbox).
-    pub state_dir: Option<PathBuf>,
+/// Declares the raw fields once: the struct, and the loader that type-checks each key on its
+/// own so every error is collected.
+macro_rules! raw_config {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty ),* $(,)?) => {
+        /// The file as written (every field optional).
+        #[derive(Debug, Default, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RawConfig {
+            $( $(#[doc = $doc])* pub $field: Option<$ty>, )*
+        }
+
+        impl RawConfig {
+            const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Sets each key of `table` that type-checks; returns one message per bad key.
+            fn merge_table(&mut self, table: toml::Table, origin: &str) -> Vec<String> {
+                let mut errors = Vec::new();
+                for (key, value) in table {
+                    let r: Result<(), String> = match key.as_str() {
+                        $( stringify!($field) => value
+                            .try_into::<$ty>()
+                            .map(|v| self.$field = Some(v))
+                            .map_err(|e| e.to_string().trim().to_owned()), )*
+                        _ => Err(format!("unknown field; expected one of: {}", Self::FIELDS.join(", "))),
+                    };
+                    if let Err(e) = r {
+                        errors.push(format!("{origin}: `{key}`: {e}"));
+                    }
+                }
+                errors
+            }
+        }
+    };
+}
+
+raw_config! {
+    /// State directory (enrollment, keys, spool, outbox).
+    state_dir: PathBuf,
     /// Root of the filesystem to scan (default `/`).
-    pub root: Option<PathBuf>,
-    /// How often to run a full scan, e.g. "1h".
-    pub scan_interval: Option<String>,
+    root: PathBuf,
+    /// Full resync period: every location rescanned, a SNAPSHOT sent (default "1h").
+    resync_interval: String,
+    /// Process and login-session sampling period (default "30s").
+    process_interval: String,
     /// Whether to look at running processes.
-    pub processes: Option<bool>,
-    /// The TPM to use (TCTI), e.g. "device:/dev/tpmrm0"; default: `SIGHTLINE_TPM_TCTI`, else
-    /// the kernel resource manager.
-    pub tpm_tcti: Option<String>,
+    processes: bool,
+    /// Whether to report OS login sessions.
+    sessions: bool,
+    /// Whether to watch catalog locations for changes between resyncs.
+    watch: bool,
+    /// How long to let a burst of file changes settle before rescanning (default "500ms").
+    debounce: String,
+    /// At most this many directories are watched.
+    max_watches: u32,
+    /// How often the agent reports its own health (default "15m").
+    health_interval: String,
+    /// Upper bound of the on-disk spool, in MiB (default 256).
+    spool_max_mb: u32,
+    /// CPU budget for scan work, percent of one core while scanning (default 5).
+    cpu_percent: u8,
+    /// Memory budget in MiB; above it the agent skips optional work (default 64).
+    memory_mb: u32,
+    /// Scheduling niceness applied to the whole agent on Unix, 0 to leave it (default 10).
+    nice: i32,
+    /// How long shutdown may take to flush and close the stream (default "5s").
+    shutdown_grace: String,
+    /// The TPM to use (TCTI), e.g. "device:/dev/tpmrm0".
+    tpm_tcti: String,
 }
 
 /// The validated configuration.
@@ -42,42 +99,216 @@ pub struct RawConfig {
 pub struct Config {
     pub state_dir: PathBuf,
     pub root: PathBuf,
-    pub scan_interval: Duration,
+    pub resync_interval: Duration,
+    pub process_interval: Duration,
     pub processes: bool,
+    pub sessions: bool,
+    pub watch: bool,
+    pub debounce: Duration,
+    pub max_watches: usize,
+    pub health_interval: Duration,
+    pub spool_max_bytes: u64,
+    pub cpu_percent: u8,
+    pub memory_bytes: u64,
+    pub nice: i32,
+    pub shutdown_grace: Duration,
     pub tpm_tcti: String,
 }
 
+impl Config {
+    /// The defaults, for `state_dir` and `root`.
+    pub fn defaults(state_dir: &Path, root: &Path) -> Config {
+        let mut c = RawConfig::default().resolve().unwrap_or_else(|_| unreachable!("defaults are valid"));
+        c.state_dir = state_dir.to_owned();
+        c.root = root.to_owned();
+        c
+    }
+}
+
 impl RawConfig {
-    /// Reads a config file. A missing file at the default path is an empty config; a missing
-    /// file that was named explicitly is an error.
+    /// Reads the config file (a missing file at the default path is an empty config; a
+    /// missing file named explicitly is an error), then the MDM-managed values over it.
     pub fn load(path: Option<&Path>) -> anyhow::Result<RawConfig> {
         let (path, explicit) = match path {
             Some(p) => (p.to_owned(), true),
             None => (default_path(), false),
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid config {}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(RawConfig::default()),
-            Err(e) => Err(e).with_context(|| format!("reading config {}", path.display())),
+        let mut raw = match std::fs::read_to_string(&path) {
+            Ok(text) => RawConfig::parse(&text, &path.display().to_string())?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => RawConfig::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading config {}", path.display())),
+        };
+        if let Some((origin, table)) = managed::values() {
+            let errors = raw.merge_table(table, &origin);
+            if !errors.is_empty() {
+                anyhow::bail!("invalid managed configuration:\n  {}", errors.join("\n  "));
+            }
         }
+        Ok(raw)
     }
 
+    /// Parses TOML text; every bad key is reported in one error.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<RawConfig> {
+        let table: toml::Table = text.parse().with_context(|| format!("{origin} is not valid TOML"))?;
+        let mut raw = RawConfig::default();
+        let errors = raw.merge_table(table, origin);
+        if !errors.is_empty() {
+            anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  "));
+        }
+        Ok(raw)
+    }
+
+    /// Checks values and fills defaults; every bad value is reported in one error.
     pub fn resolve(self) -> anyhow::Result<Config> {
-        let scan_interval = match &self.scan_interval {
-            Some(s) => humantime::parse_duration(s)
-                .with_context(|| format!("scan_interval {s:?} is not a duration like \"1h\""))?,
-            None => Duration::from_secs(3600),
+        let mut errors = Vec::new();
+        let mut duration = |name: &str, v: &Option<String>, default: Duration, min: Duration| match v {
+            None => default,
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d >= min => d,
+                Ok(d) => {
+                    errors.push(format!(
+                        "`{name}` must be at least {} (got {})",
+                        humantime::format_duration(min),
+                        humantime::format_duration(d)
+                    ));
+                    default
+                }
+                Err(_) => {
+                    errors.push(format!("`{name}`: {s:?} is not a duration like \"30s\" or \"1h\""));
+                    default
+                }
+            },
         };
-        if scan_interval < Duration::from_secs(10) {
-            anyhow::bail!("scan_interval must be at least 10s (got {scan_interval:?})");
+        let resync_interval = duration(
+            "resync_interval",
+            &self.resync_interval,
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+        );
+        let process_interval = duration(
+            "process_interval",
+            &self.process_interval,
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        );
+        let debounce =
+            duration("debounce", &self.debounce, Duration::from_millis(500), Duration::from_millis(50));
+        let health_interval = duration(
+            "health_interval",
+            &self.health_interval,
+            Duration::from_secs(900),
+            Duration::from_secs(10),
+        );
+        let shutdown_grace =
+            duration("shutdown_grace", &self.shutdown_grace, Duration::from_secs(5), Duration::ZERO);
+        let spool_max_mb = self.spool_max_mb.unwrap_or(256);
+        if spool_max_mb == 0 {
+            errors.push("`spool_max_mb` must be at least 1".into());
+        }
+        let cpu_percent = self.cpu_percent.unwrap_or(5);
+        if !(1..=100).contains(&cpu_percent) {
+            errors.push(format!("`cpu_percent` must be 1 to 100 (got {cpu_percent})"));
+        }
+        let memory_mb = self.memory_mb.unwrap_or(64);
+        if memory_mb < 16 {
+            errors.push(format!("`memory_mb` must be at least 16 (got {memory_mb})"));
+        }
+        let nice = self.nice.unwrap_or(10);
+        if !(0..=19).contains(&nice) {
+            errors.push(format!("`nice` must be 0 to 19 (got {nice})"));
+        }
+        if !errors.is_empty() {
+            anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  "));
         }
         Ok(Config {
             state_dir: self.state_dir.unwrap_or_else(crate::state::default_dir),
             root: self.root.unwrap_or_else(|| PathBuf::from("/")),
-            scan_interval,
+            resync_interval,
+            process_interval,
             processes: self.processes.unwrap_or(true),
+            sessions: self.sessions.unwrap_or(true),
+            watch: self.watch.unwrap_or(true),
+            debounce,
+            max_watches: self.max_watches.unwrap_or(2048) as usize,
+            health_interval,
+            spool_max_bytes: u64::from(spool_max_mb) << 20,
+            cpu_percent,
+            memory_bytes: u64::from(memory_mb) << 20,
+            nice,
+            shutdown_grace,
             tpm_tcti: self.tpm_tcti.unwrap_or_else(crate::keys::tpm_tcti),
         })
+    }
+}
+
+/// Values the MDM manages, as a TOML table with the file's keys.
+pub mod managed {
+    /// macOS: `/Library/Managed Preferences/com.sightline.agent.plist` (written by a
+    /// configuration profile). Windows: `HKLM\SOFTWARE\Policies\Sightline\Agent`.
+    pub fn values() -> Option<(String, toml::Table)> {
+        #[cfg(target_os = "macos")]
+        {
+            let path = std::path::Path::new("/Library/Managed Preferences/com.sightline.agent.plist");
+            let value = plist::Value::from_file(path).ok()?;
+            return Some((path.display().to_string(), from_plist(&value)));
+        }
+        #[cfg(windows)]
+        {
+            let key = r"HKLM\SOFTWARE\Policies\Sightline\Agent";
+            let out = std::process::Command::new("reg").args(["query", key]).output().ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            return Some((key.to_owned(), from_reg_query(&String::from_utf8_lossy(&out.stdout))));
+        }
+        #[allow(unreachable_code)]
+        None
+    }
+
+    /// A managed-preferences dictionary as a table (strings, integers, booleans).
+    pub fn from_plist(value: &plist::Value) -> toml::Table {
+        let mut t = toml::Table::new();
+        for (k, v) in value.as_dictionary().into_iter().flatten() {
+            let v = match v {
+                plist::Value::String(s) => toml::Value::String(s.clone()),
+                plist::Value::Boolean(b) => toml::Value::Boolean(*b),
+                plist::Value::Integer(i) => match i.as_signed() {
+                    Some(i) => toml::Value::Integer(i),
+                    None => continue,
+                },
+                // MDM payloads also carry PayloadUUID and friends; only our keys matter,
+                // and unknown ones are reported by the caller.
+                _ => continue,
+            };
+            if !k.starts_with("Payload") {
+                t.insert(k.clone(), v);
+            }
+        }
+        t
+    }
+
+    /// `reg query` output: `    name    REG_SZ    value` and `REG_DWORD    0x1` lines.
+    pub fn from_reg_query(text: &str) -> toml::Table {
+        let mut t = toml::Table::new();
+        for line in text.lines() {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let [name, kind, rest @ ..] = cols.as_slice() else { continue };
+            let raw = rest.join(" ");
+            let v = match *kind {
+                "REG_DWORD" | "REG_QWORD" => match i64::from_str_radix(raw.trim_start_matches("0x"), 16) {
+                    Ok(i) => toml::Value::Integer(i),
+                    Err(_) => continue,
+                },
+                "REG_SZ" | "REG_EXPAND_SZ" => match raw.as_str() {
+                    "true" => toml::Value::Boolean(true),
+                    "false" => toml::Value::Boolean(false),
+                    s => toml::Value::String(s.to_owned()),
+                },
+                _ => continue,
+            };
+            t.insert((*name).to_owned(), v);
+        }
+        t
     }
 }
 
@@ -86,12 +317,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_fields_and_bad_durations_are_refused() {
-        assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
-        let raw: RawConfig = toml::from_str("scan_interval = \"soon\"").unwrap();
-        assert!(raw.resolve().unwrap_err().to_string().contains("scan_interval"));
-        let raw: RawConfig = toml::from_str("scan_interval = \"15m\"\nprocesses = false").unwrap();
+    fn every_bad_field_is_reported_at_once() {
+        let text = "bogus = 1\nprocesses = \"yes\"\nresync_interval = \"soon\"\ncpu_percent = 500\n";
+        let err = format!("{:#}", RawConfig::parse(text, "agent.toml").unwrap_err());
+        assert!(err.contains("`bogus`: unknown field"), "{err}");
+        assert!(err.contains("`processes`"), "{err}");
+        // cpu_percent = 500 does not fit a u8: a type error, reported with the others.
+        assert!(err.contains("`cpu_percent`"), "{err}");
+
+        let raw = RawConfig::parse("resync_interval = \"soon\"\nnice = 40\nspool_max_mb = 0\n", "f").unwrap();
+        let err = format!("{:#}", raw.resolve().unwrap_err());
+        for field in ["resync_interval", "nice", "spool_max_mb"] {
+            assert!(err.contains(field), "{field} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn values_and_defaults() {
+        let raw = RawConfig::parse("resync_interval = \"15m\"\nprocesses = false\nspool_max_mb = 8\n", "f")
+            .unwrap();
         let c = raw.resolve().unwrap();
-        assert_eq!((c.scan_interval, c.processes), (Duration::from_secs(900), false));
+        assert_eq!(
+            (c.resync_interval, c.processes, c.spool_max_bytes),
+            (Duration::from_secs(900), false, 8 << 20)
+        );
+        assert_eq!(
+            (c.process_interval, c.debounce, c.cpu_percent),
+            (Duration::from_secs(30), Duration::from_millis(500), 5)
+        );
+        assert!(
+            RawConfig::parse("resync_interval = [", "f").unwrap_err().to_string().contains("not valid TOML")
+        );
+    }
+
+    #[test]
+    fn the_packaged_example_is_valid() {
+        let text = include_str!("../../packaging/config/agent.toml");
+        RawConfig::parse(text, "packaging/config/agent.toml").unwrap().resolve().unwrap();
+    }
+
+    #[test]
+    fn managed_values_from_plist_and_registry() {
+        let mut d = plist::Dictionary::new();
+        d.insert("resync_interval".into(), plist::Value::String("30m".into()));
+        d.insert("processes".into(), plist::Value::Boolean(false));
+        d.insert("spool_max_mb".into(), plist::Value::Integer(64.into()));
+        d.insert("PayloadUUID".into(), plist::Value::String("x".into()));
+        let mut raw = RawConfig::default();
+        assert!(raw.merge_table(managed::from_plist(&plist::Value::Dictionary(d)), "mdm").is_empty());
+        assert_eq!(raw.resync_interval.as_deref(), Some("30m"));
+        assert_eq!((raw.processes, raw.spool_max_mb), (Some(false), Some(64)));
+
+        let reg = "\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Sightline\\Agent\r\n    resync_interval    REG_SZ    2h\r\n    watch    REG_SZ    false\r\n    cpu_percent    REG_DWORD    0xa\r\n";
+        let mut raw = RawConfig::default();
+        assert!(raw.merge_table(managed::from_reg_query(reg), "registry").is_empty());
+        assert_eq!(
+            (raw.resync_interval.as_deref(), raw.watch, raw.cpu_percent),
+            (Some("2h"), Some(false), Some(10))
+        );
     }
 }

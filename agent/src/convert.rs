@@ -39,7 +39,8 @@ pub fn snapshot(report: &ScanReport, now_ms: i64) -> Vec<pb::Observation> {
     out
 }
 
-fn item(f: &Finding) -> pb::observation::Item {
+/// One finding as a wire item.
+pub fn item(f: &Finding) -> pb::observation::Item {
     use pb::observation::Item;
     match f {
         Finding::Process(p) => Item::Process(pb::ProcessItem {

@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cap_std::fs::{Dir, OpenOptions};
 
@@ -62,6 +63,48 @@ pub struct Tree {
     dir: Dir,
     /// How this tree's top is spelled on the scanned system (`/`, `/home/alice`).
     display_base: PathBuf,
+    /// Where detectors looked, when someone (the watcher) wants to know.
+    touched: Option<Arc<Touched>>,
+}
+
+/// How a detector looked at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Look {
+    /// Read or probed one path (which may not exist yet).
+    Path,
+    /// Listed a directory: any change of its entries matters.
+    Listing,
+}
+
+/// Every path the detectors looked at through a tree and its subtrees, as displayed paths.
+/// This is how the daemon learns what to watch without a second copy of the catalog
+/// logic: whatever a detector reads is, by definition, a location worth watching.
+#[derive(Debug, Default)]
+pub struct Touched {
+    paused: std::sync::atomic::AtomicBool,
+    looks: std::sync::Mutex<std::collections::BTreeSet<(PathBuf, Look)>>,
+}
+
+impl Touched {
+    /// Runs `f` without recording (the bounded walk and source sweep look at thousands of
+    /// project files that are rescanned on resync, not watched).
+    pub fn paused<T>(&self, f: impl FnOnce() -> T) -> T {
+        use std::sync::atomic::Ordering;
+        let was = self.paused.swap(true, Ordering::Relaxed);
+        let out = f();
+        self.paused.store(was, Ordering::Relaxed);
+        out
+    }
+
+    fn record(&self, path: PathBuf, look: Look) {
+        if !self.paused.load(std::sync::atomic::Ordering::Relaxed) {
+            self.looks.lock().unwrap_or_else(|p| p.into_inner()).insert((path, look));
+        }
+    }
+
+    pub fn take(&self) -> Vec<(PathBuf, Look)> {
+        std::mem::take(&mut *self.looks.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect()
+    }
 }
 
 impl fmt::Debug for Tree {
@@ -74,13 +117,31 @@ impl Tree {
     /// Opens the top of the scanned filesystem; it is displayed as `/`.
     pub fn open_root(path: &Path) -> io::Result<Tree> {
         let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
-        Ok(Tree { dir, display_base: PathBuf::from("/") })
+        Ok(Tree { dir, display_base: PathBuf::from("/"), touched: None })
+    }
+
+    /// As [`open_root`](Tree::open_root), recording every look into `touched`.
+    pub fn open_root_recording(path: &Path, touched: Arc<Touched>) -> io::Result<Tree> {
+        let mut t = Tree::open_root(path)?;
+        t.touched = Some(touched);
+        Ok(t)
+    }
+
+    pub fn touched(&self) -> Option<&Arc<Touched>> {
+        self.touched.as_ref()
+    }
+
+    fn look(&self, rel: &Path, look: Look) {
+        if let Some(t) = &self.touched {
+            t.record(self.display_base.join(rel), look);
+        }
     }
 
     /// Opens a directory beneath this one as a tree of its own.
     pub fn subtree(&self, rel: &Path) -> io::Result<Tree> {
+        self.look(rel, Look::Path);
         let dir = self.dir.open_dir(rel)?;
-        Ok(Tree { dir, display_base: self.display_base.join(rel) })
+        Ok(Tree { dir, display_base: self.display_base.join(rel), touched: self.touched.clone() })
     }
 
     /// The path as it is on the scanned system.
@@ -96,6 +157,7 @@ impl Tree {
 
     /// Reads a whole regular file of at most `limit` bytes.
     pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+        self.look(rel, Look::Path);
         let mut opts = OpenOptions::new();
         opts.read(true);
         #[cfg(unix)]
@@ -133,6 +195,7 @@ impl Tree {
 
     /// Lists a directory without following symlinks in its entries.
     pub fn list(&self, rel: &Path) -> io::Result<Vec<Entry>> {
+        self.look(rel, Look::Listing);
         let iter = if rel.as_os_str().is_empty() { self.dir.entries()? } else { self.dir.read_dir(rel)? };
         let mut out = Vec::new();
         for entry in iter {
@@ -155,11 +218,13 @@ impl Tree {
 
     /// Whether a path resolves (beneath this tree) to a directory.
     pub fn is_dir(&self, rel: &Path) -> bool {
+        self.look(rel, Look::Path);
         self.dir.metadata(rel).map(|m| m.is_dir()).unwrap_or(false)
     }
 
     /// Whether a path resolves (beneath this tree) to anything.
     pub fn exists(&self, rel: &Path) -> bool {
+        self.look(rel, Look::Path);
         self.dir.metadata(rel).is_ok()
     }
 }

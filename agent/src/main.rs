@@ -73,6 +73,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = KeyChoice::Auto)]
         key_backend: KeyChoice,
     },
+    /// Validate the configuration (file and MDM-managed values) and print what it resolves to.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -147,11 +152,31 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             raw.state_dir = state_dir.or(raw.state_dir);
             raw.root = root.or(raw.root);
             let config = raw.resolve()?;
-            let rt = runtime()?;
-            rt.block_on(run(
+            if config.nice > 0 {
+                sightline_agent::govern::lower_priority(config.nice);
+            }
+            let grace = config.shutdown_grace;
+            // One thread drives the stream and the timers; scans run on the blocking pool.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .max_blocking_threads(4)
+                .build()
+                .context("starting the async runtime")?;
+            let result = rt.block_on(run(
                 RunOptions { config, once, key_backend, deliver: DeliverOptions::default() },
                 shutdown::signal(),
-            ))?;
+            ));
+            // A look still running on a blocking thread must not hold the exit hostage.
+            rt.shutdown_timeout(grace);
+            result?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let c = RawConfig::load(config.as_deref())?.resolve()?;
+            #[allow(clippy::print_stdout, reason = "command output")]
+            {
+                println!("{c:#?}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -8,8 +8,12 @@
 //! - if `chain.json` is older than the newest outbox file (crash between the two writes),
 //!   the head is recovered from that file.
 //!
-//! File name: `{first_seq:020}-{last_seq:020}.batch`, contents: a serialized `SignedBatch`.
-//! This is the foundation's minimal durable queue; the bounded, evicting spool replaces it.
+//! File name: `{first_seq:020}-{last_seq:020}-{spool_through:020}-{reported:020}.batch`,
+//! contents: a serialized `SignedBatch`. The last two numbers say which spool records the
+//! batch consumed and how much spool loss it reported in a `GAP`: the batch file is the commit
+//! point of sealing, so a crash before the spool's own state moved is repaired from them
+//! ([`crate::recorder`]). The outbox is small — the sealer keeps at most a window of batches
+//! here — and the bounded spool in front of it absorbs long offline periods.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,7 +55,18 @@ pub struct Outbox {
 pub struct Pending {
     pub first_seq: u64,
     pub last_seq: u64,
+    /// The last spool record id this batch consumed (0: none).
+    pub spool_through: u64,
+    /// The spool loss counter reported as of this batch.
+    pub reported: u64,
     pub path: PathBuf,
+}
+
+/// Which spool records a sealed batch carries, written into its file name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolCursor {
+    pub through: u64,
+    pub reported: u64,
 }
 
 impl Outbox {
@@ -79,7 +94,8 @@ impl Outbox {
         Ok(head)
     }
 
-    /// Numbers, signs and durably queues observations; returns how many batches were sealed.
+    /// Numbers, signs and durably queues observations, as many batches as they need;
+    /// returns how many were sealed.
     pub fn seal(
         &self,
         key: &dyn DeviceKey,
@@ -87,32 +103,53 @@ impl Outbox {
         mut observations: Vec<pb::Observation>,
         now_ms: i64,
     ) -> anyhow::Result<usize> {
-        let mut head = self.head()?;
-        let spki = key.public_key_spki();
         let mut sealed = 0;
         while !observations.is_empty() {
             let rest = observations.split_off(observations.len().min(MAX_BATCH_OBSERVATIONS));
-            let mut chunk = std::mem::replace(&mut observations, rest);
-            for (i, o) in chunk.iter_mut().enumerate() {
-                o.seq = head.next_seq + i as u64;
-            }
-            let batch = pb::Batch {
-                device_id: device_id.to_owned(),
-                first_seq: head.next_seq,
-                prev_batch_hash: head.head_hash.to_vec(),
-                created_at_ms: now_ms,
-                observations: chunk,
-            };
-            let last_seq = head.next_seq + batch.observations.len() as u64 - 1;
-            let (signed, hash) = envelope::seal(&batch, &spki, |m| key.sign(m))?;
-            let path = self.dir.join(format!("{:020}-{:020}.batch", batch.first_seq, last_seq));
-            write_atomic(&path, &signed.encode_to_vec(), true)
-                .with_context(|| format!("writing {}", path.display()))?;
-            head = ChainHead { next_seq: last_seq + 1, head_hash: hash };
-            self.state.write("chain.json", &serde_json::to_vec(&head)?, false)?;
+            let chunk = std::mem::replace(&mut observations, rest);
+            self.seal_batch(key, device_id, chunk, now_ms, SpoolCursor::default())?;
             sealed += 1;
         }
         Ok(sealed)
+    }
+
+    /// Seals one batch (at most [`MAX_BATCH_OBSERVATIONS`]) continuing the chain, fsyncs it
+    /// into the outbox, then moves the chain head. Returns the batch's last sequence number.
+    pub fn seal_batch(
+        &self,
+        key: &dyn DeviceKey,
+        device_id: &str,
+        mut chunk: Vec<pb::Observation>,
+        now_ms: i64,
+        cursor: SpoolCursor,
+    ) -> anyhow::Result<u64> {
+        anyhow::ensure!(
+            !chunk.is_empty() && chunk.len() <= MAX_BATCH_OBSERVATIONS,
+            "a batch holds 1 to {MAX_BATCH_OBSERVATIONS} observations (got {})",
+            chunk.len()
+        );
+        let head = self.head()?;
+        for (i, o) in chunk.iter_mut().enumerate() {
+            o.seq = head.next_seq + i as u64;
+        }
+        let batch = pb::Batch {
+            device_id: device_id.to_owned(),
+            first_seq: head.next_seq,
+            prev_batch_hash: head.head_hash.to_vec(),
+            created_at_ms: now_ms,
+            observations: chunk,
+        };
+        let last_seq = head.next_seq + batch.observations.len() as u64 - 1;
+        let (signed, hash) = envelope::seal(&batch, &key.public_key_spki(), |m| key.sign(m))?;
+        let path = self.dir.join(format!(
+            "{:020}-{last_seq:020}-{:020}-{:020}.batch",
+            batch.first_seq, cursor.through, cursor.reported
+        ));
+        write_atomic(&path, &signed.encode_to_vec(), true)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let head = ChainHead { next_seq: last_seq + 1, head_hash: hash };
+        self.state.write("chain.json", &serde_json::to_vec(&head)?, false)?;
+        Ok(last_seq)
     }
 
     /// Batches not yet acknowledged, oldest first.
@@ -122,9 +159,13 @@ impl Outbox {
             let entry = entry?;
             let name = entry.file_name();
             let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".batch")) else { continue };
-            let Some((a, b)) = stem.split_once('-') else { continue };
-            if let (Ok(first_seq), Ok(last_seq)) = (a.parse(), b.parse()) {
-                out.push(Pending { first_seq, last_seq, path: entry.path() });
+            let nums: Vec<u64> = stem.split('-').map_while(|n| n.parse().ok()).collect();
+            if let [first_seq, last_seq, ref rest @ ..] = nums[..] {
+                let (spool_through, reported) = match rest {
+                    [t, r] => (*t, *r),
+                    _ => (0, 0),
+                };
+                out.push(Pending { first_seq, last_seq, spool_through, reported, path: entry.path() });
             }
         }
         out.sort_by_key(|p| p.first_seq);

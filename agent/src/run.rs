@@ -1,20 +1,36 @@
-//! `sightline-agent run`: scan, seal into the outbox, deliver; repeat on an interval.
+//! `sightline-agent run`: the daemon.
+//!
+//! ```text
+//!  resync timer ─┐
+//!  sample timer ─┼─▶ Observer (blocking thread) ─▶ Recorder: spool ─▶ Link (one stream)
+//!  watch events ─┤      diff against last view        seal on demand      acks free the outbox
+//!  health timer ─┘
+//! ```
+//!
+//! The first look is a full resync (a `SNAPSHOT`); after that the watchers, the process
+//! sampler and the hourly resync keep the view current. Looks run one at a time on a blocking
+//! thread; the async side only schedules them. SIGTERM stops new looks, then the link flushes
+//! and closes within the grace period. `--once` is one resync delivered and acknowledged.
 
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::deliver::{DeliverOptions, Delivered, deliver};
-use crate::detect::Limits;
-use crate::enroll::now_ms;
+use crate::deliver::{DeliverOptions, Delivered, Link, Mode};
 use crate::keys::{self, KeyChoice};
-use crate::outbox::Outbox;
-use crate::scan::{self, ScanOptions};
+use crate::observe::{LookStats, Observer};
+use crate::recorder::Recorder;
+use crate::spool::SpoolConfig;
 use crate::state::StateDir;
+use crate::watch::{Target, Watcher};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -24,60 +40,118 @@ pub struct RunOptions {
     pub deliver: DeliverOptions,
 }
 
-/// Runs until `shutdown` resolves (or, with `once`, after one delivered scan).
-pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// Runs until `shutdown` resolves (or, with `once`, after one delivered resync).
+pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<Delivered> {
     let state = StateDir::open(&opts.config.state_dir)?;
-    let mut enrollment =
+    let enrollment =
         state.enrollment()?.context("this agent is not enrolled; run `sightline-agent enroll` first")?;
     let span = tracing::info_span!("agent", device = %enrollment.device_id);
     async move {
-        let state_path = state.path().to_owned();
-        let (choice, tcti) = (opts.key_backend, opts.config.tpm_tcti.clone());
+        let config = opts.config.clone();
+        let (state_path, choice, tcti) = (state.path().to_owned(), opts.key_backend, config.tpm_tcti.clone());
         let key = tokio::task::spawn_blocking(move || keys::open_with_tcti(&state_path, choice, &tcti)).await??;
-        let key: std::sync::Arc<dyn keys::DeviceKey> = std::sync::Arc::from(key);
-        let catalog = std::sync::Arc::new(Catalog::builtin()?);
-        let outbox = std::sync::Arc::new(Outbox::open(&state)?);
-        tracing::info!(server = %enrollment.server_url, root = %opts.config.root.display(), "Agent started.");
+        let key: Arc<dyn keys::DeviceKey> = Arc::from(key);
+        let (st, id, k, spool) =
+            (state.clone(), enrollment.device_id.clone(), key.clone(), SpoolConfig::with_max_bytes(config.spool_max_bytes));
+        let recorder = Arc::new(tokio::task::spawn_blocking(move || Recorder::open(&st, spool, &id, k)).await??);
+        let catalog = Arc::new(Catalog::builtin()?);
+        let fp = state.fingerprinter()?;
 
-        tokio::pin!(shutdown);
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
-        loop {
-            let cycle = async {
-                let sealed = scan_and_seal(&state, &opts.config, &catalog, &key, &outbox, &enrollment.device_id).await?;
-                let delivered = deliver(&state, &mut enrollment, &outbox, key.clone(), opts.deliver).await?;
-                anyhow::Ok((sealed, delivered))
-            };
-            let outcome = tokio::select! {
-                r = cycle => r,
-                _ = &mut shutdown => {
-                    tracing::info!("Shutdown requested; unsent batches stay in the outbox for next start.");
-                    return Ok(());
-                }
-            };
-            match outcome {
-                Ok((sealed, Delivered { batches, through_seq, .. })) => {
-                    tracing::info!(sealed, delivered = batches, through_seq, "Scan delivered.");
-                    backoff.reset();
-                    if opts.once {
-                        return Ok(());
-                    }
-                }
-                Err(e) if opts.once => return Err(e),
+        let watch_enabled = config.watch && !opts.once;
+        let (watcher, mut events) = if watch_enabled {
+            match Watcher::start() {
+                Ok((w, rx)) => (Some(w), Some(rx)),
                 Err(e) => {
-                    let wait = backoff.next_delay();
-                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "Delivery failed; batches stay in the outbox.");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => continue,
-                        _ = &mut shutdown => return Ok(()),
-                    }
+                    tracing::warn!(error = %e, "Cannot watch the filesystem; relying on resyncs.");
+                    (None, None)
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(opts.config.scan_interval) => {}
-                _ = &mut shutdown => {
-                    tracing::info!("Shutdown requested.");
-                    return Ok(());
+        } else {
+            (None, None)
+        };
+        let overflowed = watcher.as_ref().map(|w| w.overflowed.clone());
+        let observer = Observer::new(config.clone(), catalog, fp, recorder.clone(), watcher);
+        let last_error = observer.last_error.clone();
+        let observer = Arc::new(Mutex::new(observer));
+
+        let mut deliver_opts = opts.deliver;
+        deliver_opts.grace = config.shutdown_grace;
+        let link = Link { state: state.clone(), enrollment: enrollment.clone(), recorder: recorder.clone(), key, opts: deliver_opts, last_error };
+        tracing::info!(server = %enrollment.server_url, root = %config.root.display(), "Agent started.");
+
+        if opts.once {
+            let stats = look(&observer, Look::Resync).await?;
+            tracing::info!(?stats, "Resync recorded.");
+            let (_stop_tx, stop_rx) = watch::channel(false);
+            tokio::pin!(shutdown);
+            return tokio::select! {
+                r = link.run(Mode::Drain, stop_rx) => r,
+                _ = &mut shutdown => Ok(Delivered::default()),
+            };
+        }
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link_task = tokio::spawn(link.run(Mode::Follow, stop_rx).in_current_span());
+
+        tokio::pin!(shutdown);
+        let mut resync = tokio::time::interval(config.resync_interval);
+        let mut sample = tokio::time::interval_at(Instant::now() + config.process_interval, config.process_interval);
+        let mut health = tokio::time::interval_at(Instant::now() + config.health_interval, config.health_interval);
+        for t in [&mut resync, &mut sample, &mut health] {
+            // A laptop waking from sleep runs one look, not every missed one.
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        let sampling = config.processes || config.sessions;
+        let mut pending: BTreeSet<Target> = BTreeSet::new();
+        let mut settle: Option<Instant> = None;
+        loop {
+            let next = tokio::select! {
+                _ = &mut shutdown => break,
+                _ = resync.tick() => Some(Look::Resync),
+                _ = sample.tick(), if sampling => Some(Look::Sample),
+                _ = health.tick() => Some(Look::Health),
+                Some(t) = recv(&mut events) => {
+                    pending.insert(t);
+                    settle.get_or_insert_with(|| Instant::now() + config.debounce);
+                    None
                 }
+                _ = tokio::time::sleep_until(settle.unwrap_or_else(Instant::now)), if settle.is_some() => {
+                    settle = None;
+                    if overflowed.as_ref().is_some_and(|o| o.swap(false, std::sync::atomic::Ordering::Relaxed)) {
+                        Some(Look::Resync)
+                    } else {
+                        Some(Look::Rescan(std::mem::take(&mut pending)))
+                    }
+                }
+            };
+            let Some(next) = next else { continue };
+            let is_resync = matches!(next, Look::Resync);
+            tokio::select! {
+                r = look(&observer, next) => match r {
+                    Ok(stats) if is_resync => tracing::info!(?stats, "Resync recorded."),
+                    Ok(stats) if stats.observations > 0 => tracing::info!(?stats, "Changes recorded."),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "Look failed; the next one retries."),
+                },
+                _ = &mut shutdown => break,
+            }
+            if is_resync {
+                pending.clear();
+            }
+        }
+        tracing::info!("Shutdown requested; flushing.");
+        stop_tx.send(true).ok();
+        let grace = config.shutdown_grace + Duration::from_secs(1);
+        match tokio::time::timeout(grace, link_task).await {
+            Ok(Ok(r)) => {
+                let d = r?;
+                tracing::info!(batches = d.batches, through_seq = d.through_seq, "Agent stopped.");
+                Ok(d)
+            }
+            Ok(Err(e)) => Err(e).context("delivery task failed"),
+            Err(_) => {
+                tracing::warn!("Delivery did not stop within the grace period; unsent batches stay on disk.");
+                Ok(Delivered::default())
             }
         }
     }
@@ -85,26 +159,33 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
     .await
 }
 
-async fn scan_and_seal(
-    state: &StateDir,
-    config: &Config,
-    catalog: &std::sync::Arc<Catalog>,
-    key: &std::sync::Arc<dyn keys::DeviceKey>,
-    outbox: &std::sync::Arc<Outbox>,
-    device_id: &str,
-) -> anyhow::Result<usize> {
-    let fp = state.fingerprinter()?;
-    let opts =
-        ScanOptions { root: config.root.clone(), processes: config.processes, limits: Limits::default() };
-    let (catalog, key, outbox, device_id) =
-        (catalog.clone(), key.clone(), outbox.clone(), device_id.to_owned());
-    // Walking homes, reading the process table and fsyncing batches all block.
+async fn recv(events: &mut Option<tokio::sync::mpsc::Receiver<Target>>) -> Option<Target> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Look {
+    Resync,
+    Rescan(BTreeSet<Target>),
+    Sample,
+    Health,
+}
+
+async fn look(observer: &Arc<Mutex<Observer>>, what: Look) -> anyhow::Result<LookStats> {
+    let observer = observer.clone();
     tokio::task::spawn_blocking(move || {
-        let report = scan::run(&opts, &catalog, &fp)?;
-        let now = now_ms();
-        outbox.seal(key.as_ref(), &device_id, crate::convert::snapshot(&report, now), now)
+        let mut o = observer.lock().unwrap_or_else(|p| p.into_inner());
+        match what {
+            Look::Resync => o.resync(),
+            Look::Rescan(targets) => o.rescan(&targets),
+            Look::Sample => o.sample(),
+            Look::Health => o.health().map(|()| LookStats::default()),
+        }
     })
-    .await?
+    .await
+    .context("look task")?
 }
 
 /// Exponential backoff with full jitter, bounded by `max`.

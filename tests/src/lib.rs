@@ -90,15 +90,15 @@ pub async fn enroll_with(c: &Collector, token: &str) -> anyhow::Result<Agent> {
 impl Agent {
     /// The real `run --once` over a filesystem root.
     pub async fn run_once(&self, root: &Path) -> anyhow::Result<()> {
-        sightline_agent::run::run(self.run_options(root, true), std::future::pending()).await
+        sightline_agent::run::run(self.run_options(root, true), std::future::pending()).await.map(|_| ())
     }
 
     /// The real continuous `run`, until `shutdown` resolves.
     pub async fn run_until(&self, root: &Path, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        sightline_agent::run::run(self.run_options(root, false), shutdown).await
+        sightline_agent::run::run(self.run_options(root, false), shutdown).await.map(|_| ())
     }
 
-    fn run_options(&self, root: &Path, once: bool) -> sightline_agent::run::RunOptions {
+    pub fn run_options(&self, root: &Path, once: bool) -> sightline_agent::run::RunOptions {
         run_options(
             self.state_dir.path(),
             root,
@@ -106,6 +106,28 @@ impl Agent {
             KeyChoice::Software,
             Duration::from_secs(30 * 24 * 3600),
         )
+    }
+
+    /// The real delivery link over this agent's spool and outbox, until everything recorded
+    /// is acknowledged.
+    pub async fn drain(&self) -> anyhow::Result<sightline_agent::deliver::Delivered> {
+        use sightline_agent::deliver::{DeliverOptions, Link, Mode};
+        let recorder = Arc::new(sightline_agent::recorder::Recorder::open(
+            &self.state,
+            Default::default(),
+            &self.device_id,
+            self.key.clone(),
+        )?);
+        let link = Link {
+            state: self.state.clone(),
+            enrollment: self.state.enrollment()?.expect("enrolled"),
+            recorder,
+            key: self.key.clone(),
+            opts: DeliverOptions { timeout: Duration::from_secs(10), ..Default::default() },
+            last_error: Default::default(),
+        };
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        link.run(Mode::Drain, stop_rx).await
     }
 
     /// A telemetry client presenting this agent's client certificate.
@@ -255,14 +277,18 @@ pub fn run_options(
     key_backend: KeyChoice,
     renew_within: Duration,
 ) -> sightline_agent::run::RunOptions {
-    let config = sightline_agent::config::Config {
-        state_dir: state_dir.to_owned(),
-        root: root.to_owned(),
-        scan_interval: Duration::from_secs(3600),
-        processes: false,
-        tpm_tcti: keys::tpm_tcti(),
+    let mut config = sightline_agent::config::Config::defaults(state_dir, root);
+    config.processes = false;
+    config.sessions = false;
+    config.cpu_percent = 100;
+    config.debounce = Duration::from_millis(100);
+    let deliver = sightline_agent::deliver::DeliverOptions {
+        timeout: Duration::from_secs(30),
+        renew_within,
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(2),
+        ..Default::default()
     };
-    let deliver = sightline_agent::deliver::DeliverOptions { timeout: Duration::from_secs(30), renew_within };
     sightline_agent::run::RunOptions { config, once, key_backend, deliver }
 }
 

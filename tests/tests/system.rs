@@ -384,7 +384,6 @@ async fn proof_of_possession_is_required() {
 async fn lost_acks_cause_no_double_storage() {
     let c = Collector::start().await;
     let a = enroll(&c).await;
-    let mut enrollment = a.state.enrollment().unwrap().unwrap();
     let outbox = sightline_agent::outbox::Outbox::open(&a.state).unwrap();
     let obs = |n: u64| {
         use prost::Message;
@@ -395,20 +394,14 @@ async fn lost_acks_cause_no_double_storage() {
     outbox.seal(a.key.as_ref(), &a.device_id, obs(3), 1).unwrap();
     let pending = outbox.pending().unwrap();
     let saved = std::fs::read(&pending[0].path).unwrap();
-    let opts =
-        sightline_agent::deliver::DeliverOptions { timeout: Duration::from_secs(10), ..Default::default() };
-    let d = sightline_agent::deliver::deliver(&a.state, &mut enrollment, &outbox, a.key.clone(), opts)
-        .await
-        .unwrap();
+    let d = a.drain().await.unwrap();
     assert_eq!((d.batches, d.through_seq, d.renewed), (1, 3, false));
     assert!(outbox.pending().unwrap().is_empty());
 
     // As if the agent crashed before processing the ack: the batch is back in the outbox.
     std::fs::write(&pending[0].path, &saved).unwrap();
     outbox.seal(a.key.as_ref(), &a.device_id, obs(2), 2).unwrap();
-    let d = sightline_agent::deliver::deliver(&a.state, &mut enrollment, &outbox, a.key.clone(), opts)
-        .await
-        .unwrap();
+    let d = a.drain().await.unwrap();
     assert_eq!((d.batches, d.through_seq, d.renewed), (2, 5, false));
     assert_eq!(stored(&c, &a.device_id), (5, 5));
 

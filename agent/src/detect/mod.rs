@@ -15,6 +15,7 @@ pub mod jsonc;
 pub mod mcp;
 pub mod processes;
 pub mod redact;
+pub mod sessions;
 pub mod tokens;
 pub mod walk;
 
@@ -305,44 +306,90 @@ impl Ctx<'_> {
 pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &Limits) -> FileScan {
     let started = std::time::Instant::now();
     let os = detect_os(root);
-    let mut ctx = Ctx {
-        catalog,
-        fp,
-        limits,
-        os,
-        findings: Vec::new(),
-        errors: Vec::new(),
-        claimed: Default::default(),
-    };
-    let homes = homes(root, os, &mut ctx.errors);
-
-    apps::detect_machine_wide(&mut ctx, root);
+    let mut errors = Vec::new();
+    let homes = homes(root, os, &mut errors);
+    let (mut findings, machine_errors) = scan_machine(root, catalog, fp, limits, os);
+    errors.extend(machine_errors);
     for home in &homes {
         if started.elapsed() > limits.total_time {
             let budget = limits.total_time;
-            ctx.error(
-                &home.tree,
-                Path::new(""),
+            errors.push(ScanError::new(
+                home.tree.display(Path::new("")),
                 format!("scan time budget ({budget:?}) exhausted; this home was not scanned"),
-            );
+            ));
             continue;
         }
-        apps::detect_home(&mut ctx, home);
-        extensions::detect(&mut ctx, home);
-        credentials::detect(&mut ctx, home);
-        mcp::detect_global(&mut ctx, home);
-        envfiles::detect_rc(&mut ctx, home);
-        let walked = walk::walk_home(&mut ctx, home);
-        envfiles::detect_dotenv(&mut ctx, home, &walked.dotenv);
-        mcp::detect_project(&mut ctx, home, &walked.mcp_configs);
-        envfiles::detect_sources(&mut ctx, home, &walked.sources);
+        let h = scan_home(catalog, fp, limits, os, home, None);
+        findings.extend(h.findings);
+        errors.extend(h.errors);
+    }
+    dedup(&mut findings);
+    FileScan { os: Some(os), users: homes.iter().map(|h| h.user.clone()).collect(), findings, errors }
+}
+
+/// Machine-wide installs (`/Applications`, `/opt`, `Program Files`).
+pub fn scan_machine(
+    root: &Tree,
+    catalog: &Catalog,
+    fp: &Fingerprinter,
+    limits: &Limits,
+    os: Os,
+) -> (Vec<Finding>, Vec<ScanError>) {
+    let mut ctx = Ctx::new(catalog, fp, limits, os);
+    apps::detect_machine_wide(&mut ctx, root);
+    (ctx.findings, ctx.errors)
+}
+
+/// What one home's detectors found.
+#[derive(Debug, Default)]
+pub struct HomeScan {
+    pub findings: Vec<Finding>,
+    pub errors: Vec<ScanError>,
+    /// The walk's results, to reuse in a quick rescan.
+    pub walked: walk::Walked,
+}
+
+/// Runs every detector over one home. With `reuse`, a quick rescan: the bounded walk and
+/// the source-file sweep are skipped and the files the last walk found are re-read instead
+/// (the daemon does this when a watched file changes; the hourly resync walks again).
+pub fn scan_home(
+    catalog: &Catalog,
+    fp: &Fingerprinter,
+    limits: &Limits,
+    os: Os,
+    home: &Home,
+    reuse: Option<&walk::Walked>,
+) -> HomeScan {
+    let mut ctx = Ctx::new(catalog, fp, limits, os);
+    apps::detect_home(&mut ctx, home);
+    extensions::detect(&mut ctx, home);
+    credentials::detect(&mut ctx, home);
+    mcp::detect_global(&mut ctx, home);
+    envfiles::detect_rc(&mut ctx, home);
+    let quiet = |f: &mut dyn FnMut()| match home.tree.touched() {
+        Some(t) => t.paused(f),
+        None => f(),
+    };
+    let walked = match reuse {
+        Some(w) => w.clone(),
+        None => {
+            let mut w = walk::Walked::default();
+            quiet(&mut || w = walk::walk_home(&mut ctx, home));
+            w
+        }
+    };
+    envfiles::detect_dotenv(&mut ctx, home, &walked.dotenv);
+    mcp::detect_project(&mut ctx, home, &walked.mcp_configs);
+    if reuse.is_none() {
+        quiet(&mut || envfiles::detect_sources(&mut ctx, home, &walked.sources));
     }
     dedup(&mut ctx.findings);
-    FileScan {
-        os: Some(os),
-        users: homes.iter().map(|h| h.user.clone()).collect(),
-        findings: ctx.findings,
-        errors: ctx.errors,
+    HomeScan { findings: ctx.findings, errors: ctx.errors, walked }
+}
+
+impl<'a> Ctx<'a> {
+    fn new(catalog: &'a Catalog, fp: &'a Fingerprinter, limits: &'a Limits, os: Os) -> Ctx<'a> {
+        Ctx { catalog, fp, limits, os, findings: Vec::new(), errors: Vec::new(), claimed: Default::default() }
     }
 }
 

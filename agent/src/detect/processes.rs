@@ -22,33 +22,69 @@ pub struct ProcessInfo {
 
 /// Reads the live process table. Blocking: call it off the async runtime.
 pub fn list() -> Vec<ProcessInfo> {
-    let mut sys = System::new();
-    sys.refresh_processes_specifics(
-        ProcessesToUpdate::All,
-        true,
-        ProcessRefreshKind::nothing()
-            .with_exe(UpdateKind::OnlyIfNotSet)
-            .with_cmd(UpdateKind::OnlyIfNotSet)
-            .with_user(UpdateKind::OnlyIfNotSet),
-    );
-    let users = Users::new_with_refreshed_list();
-    sys.processes()
-        .values()
-        .filter(|p| p.thread_kind().is_none())
-        .map(|p| ProcessInfo {
-            pid: p.pid().as_u32(),
-            name: p.name().to_string_lossy().into_owned(),
-            exe: p.exe().map(|e| e.to_string_lossy().into_owned()),
-            cmdline: p.cmd().iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
-            user: p.user_id().and_then(|u| users.get_user_by_id(u)).map(|u| u.name().to_owned()),
-        })
-        .collect()
+    Sampler::new().sample()
+}
+
+/// A process table kept between samples, so each refresh reads only what changed: the
+/// executable, command line and owner of a process are read once, when it first appears.
+pub struct Sampler {
+    sys: System,
+    users: Users,
+    samples: u32,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler").field("samples", &self.samples).finish_non_exhaustive()
+    }
+}
+
+impl Default for Sampler {
+    fn default() -> Sampler {
+        Sampler::new()
+    }
+}
+
+impl Sampler {
+    pub fn new() -> Sampler {
+        Sampler { sys: System::new(), users: Users::new(), samples: 0 }
+    }
+
+    /// The live process table. Blocking.
+    pub fn sample(&mut self) -> Vec<ProcessInfo> {
+        self.sys.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing()
+                .with_exe(UpdateKind::OnlyIfNotSet)
+                .with_cmd(UpdateKind::OnlyIfNotSet)
+                .with_user(UpdateKind::OnlyIfNotSet),
+        );
+        // Accounts change rarely; re-read them now and then.
+        if self.samples.is_multiple_of(20) {
+            self.users.refresh();
+        }
+        self.samples = self.samples.wrapping_add(1);
+        let users = &self.users;
+        self.sys
+            .processes()
+            .values()
+            .filter(|p| p.thread_kind().is_none())
+            .map(|p| ProcessInfo {
+                pid: p.pid().as_u32(),
+                name: p.name().to_string_lossy().into_owned(),
+                exe: p.exe().map(|e| e.to_string_lossy().into_owned()),
+                cmdline: p.cmd().iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
+                user: p.user_id().and_then(|u| users.get_user_by_id(u)).map(|u| u.name().to_owned()),
+            })
+            .collect()
+    }
 }
 
 /// Matches processes against the catalog: by name, by command line, and — for a process
 /// neither names — by a distinctive port it listens on (Ollama 11434, LM Studio 1234).
 pub fn detect(catalog: &Catalog, procs: &[ProcessInfo]) -> Vec<Finding> {
-    detect_with_ports(catalog, procs, &listening_ports())
+    detect_with_ports(catalog, procs, &listening_ports(|port| catalog.tool_for_port(port).is_some()))
 }
 
 /// As [`detect`], with the listening sockets given as (port, pid).
@@ -84,13 +120,16 @@ pub fn detect_with_ports(catalog: &Catalog, procs: &[ProcessInfo], listening: &[
 
 /// Listening TCP sockets and their owning processes, from `/proc` (Linux only; elsewhere
 /// none). Sockets of processes whose `fd` directory cannot be read are skipped.
-pub fn listening_ports() -> Vec<(u16, u32)> {
+/// Only ports `wanted` accepts are traced to their process: walking every process's file
+/// descriptors is the expensive part, and is skipped when no catalogued port is listening.
+pub fn listening_ports(wanted: impl Fn(u16) -> bool) -> Vec<(u16, u32)> {
     #[cfg(target_os = "linux")]
     {
-        linux::listening_ports()
+        linux::listening_ports(wanted)
     }
     #[cfg(not(target_os = "linux"))]
     {
+        let _ = wanted;
         Vec::new()
     }
 }
@@ -99,12 +138,12 @@ pub fn listening_ports() -> Vec<(u16, u32)> {
 mod linux {
     use std::collections::HashMap;
 
-    pub(super) fn listening_ports() -> Vec<(u16, u32)> {
+    pub(super) fn listening_ports(wanted: impl Fn(u16) -> bool) -> Vec<(u16, u32)> {
         // inode -> port for sockets in LISTEN state (st = 0A).
         let mut inodes: HashMap<u64, u16> = HashMap::new();
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             let Ok(text) = std::fs::read_to_string(table) else { continue };
-            inodes.extend(parse_tcp_table(&text));
+            inodes.extend(parse_tcp_table(&text).into_iter().filter(|(_, port)| wanted(*port)));
         }
         if inodes.is_empty() {
             return Vec::new();
@@ -202,7 +241,7 @@ mod tests {
     fn live_listener_is_found() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        assert!(listening_ports().contains(&(port, std::process::id())));
+        assert!(listening_ports(|p| p == port).contains(&(port, std::process::id())));
     }
 
     #[test]

@@ -12,13 +12,13 @@ use super::{Ctx, Home, rel_path};
 use crate::fsview::Kind;
 
 /// What the walk found, as home-relative paths.
-#[derive(Debug, Default)]
-pub(crate) struct Walked {
-    pub dotenv: Vec<PathBuf>,
+#[derive(Debug, Default, Clone)]
+pub struct Walked {
+    pub(crate) dotenv: Vec<PathBuf>,
     /// (client id, path)
-    pub mcp_configs: Vec<(String, PathBuf)>,
+    pub(crate) mcp_configs: Vec<(String, PathBuf)>,
     /// Project text files for the source-file sweep.
-    pub sources: Vec<PathBuf>,
+    pub(crate) sources: Vec<PathBuf>,
 }
 
 #[allow(clippy::disallowed_types, reason = "wall-clock bound of a synchronous scan; no tokio time here")]

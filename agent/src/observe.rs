@@ -1,0 +1,357 @@
+//! The daemon's eyes: full resyncs, quick rescans of one home when a watched location
+//! changes, process and login-session sampling, and health readings — each diffed against
+//! the last known view and recorded durably in the spool.
+//!
+//! Every method blocks (filesystem, process table, fsync) and is called from a blocking
+//! thread; the async side only decides *when* (see [`crate::run`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use sightline_proto::pb::{self, observation::Item};
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::convert::{self, AGENT_VERSION};
+use crate::detect::{self, Finding, Limits, ScanError, processes, sessions, walk::Walked};
+use crate::enroll::now_ms;
+use crate::fsview::{Look, Touched, Tree};
+use crate::govern::{Pacer, SelfStats};
+use crate::inventory::{Covered, Inventory, Scope};
+use crate::recorder::Recorder;
+use crate::secret::Fingerprinter;
+use crate::watch::{HomeBase, Target, Watcher, plan};
+
+/// What a look did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookStats {
+    pub observations: usize,
+    pub findings: usize,
+    pub errors: usize,
+    pub watched: usize,
+    pub duration_ms: u64,
+}
+
+pub struct Observer {
+    config: Config,
+    catalog: Arc<Catalog>,
+    fp: Fingerprinter,
+    recorder: Arc<Recorder>,
+    limits: Limits,
+    inventory: Inventory,
+    sampler: processes::Sampler,
+    walks: HashMap<String, Walked>,
+    homes: Vec<HomeBase>,
+    looks: BTreeMap<Target, BTreeSet<(PathBuf, Look)>>,
+    watcher: Option<Watcher>,
+    stats: SelfStats,
+    pacer: Pacer,
+    last_scan_errors: u32,
+    last_scan_ms: u64,
+    /// The link's last error, shared so health can report it.
+    pub last_error: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer").field("items", &self.inventory.len()).finish_non_exhaustive()
+    }
+}
+
+impl Observer {
+    pub fn new(
+        config: Config,
+        catalog: Arc<Catalog>,
+        fp: Fingerprinter,
+        recorder: Arc<Recorder>,
+        watcher: Option<Watcher>,
+    ) -> Observer {
+        let pacer = Pacer::new(config.cpu_percent);
+        Observer {
+            config,
+            catalog,
+            fp,
+            recorder,
+            limits: Limits::default(),
+            inventory: Inventory::default(),
+            sampler: processes::Sampler::new(),
+            walks: HashMap::new(),
+            homes: Vec::new(),
+            looks: BTreeMap::new(),
+            watcher,
+            stats: SelfStats::new(),
+            pacer,
+            last_scan_errors: 0,
+            last_scan_ms: 0,
+            last_error: Default::default(),
+        }
+    }
+
+    fn open_root(&self) -> anyhow::Result<(Tree, Option<Arc<Touched>>)> {
+        let root = &self.config.root;
+        let ctx = || format!("opening scan root {}", root.display());
+        if self.watcher.is_some() {
+            let touched = Arc::new(Touched::default());
+            Ok((Tree::open_root_recording(root, touched.clone()).with_context(ctx)?, Some(touched)))
+        } else {
+            Ok((Tree::open_root(root).with_context(ctx)?, None))
+        }
+    }
+
+    fn over_memory_budget(&mut self) -> bool {
+        let rss = self.stats.sample().rss_bytes;
+        let over = rss > self.config.memory_bytes;
+        if over {
+            tracing::warn!(
+                rss,
+                budget = self.config.memory_bytes,
+                "Over the memory budget; skipping the source-file sweep."
+            );
+        }
+        over
+    }
+
+    /// Everything, from scratch: a `SNAPSHOT` of every covered item plus `DISAPPEARED` for
+    /// whatever is gone, the device inventory, scan errors and a health reading.
+    #[allow(clippy::disallowed_types, reason = "measures a synchronous scan")]
+    pub fn resync(&mut self) -> anyhow::Result<LookStats> {
+        let started = std::time::Instant::now();
+        let (root, touched) = self.open_root()?;
+        let os = detect::detect_os(&root);
+        let mut errors = Vec::new();
+        let homes = detect::homes(&root, os, &mut errors);
+        let lean = self.over_memory_budget();
+        let (mut findings, machine_errors) =
+            self.pacer.run(|| detect::scan_machine(&root, &self.catalog, &self.fp, &self.limits, os));
+        errors.extend(machine_errors);
+        let mut walks = HashMap::new();
+        for home in &homes {
+            if started.elapsed() > self.limits.total_time {
+                errors.push(ScanError::new(
+                    home.tree.display(Path::new("")),
+                    "scan time budget exhausted; this home was not scanned",
+                ));
+                continue;
+            }
+            let reuse = if lean { self.walks.get(&home.user) } else { None };
+            let h =
+                self.pacer.run(|| detect::scan_home(&self.catalog, &self.fp, &self.limits, os, home, reuse));
+            findings.extend(h.findings);
+            errors.extend(h.errors);
+            walks.insert(home.user.clone(), h.walked);
+        }
+        self.walks = walks;
+        self.homes = homes
+            .iter()
+            .map(|h| HomeBase { display: h.tree.display_base().to_owned(), user: h.user.clone() })
+            .collect();
+        let mut items: Vec<Item> = findings.iter().map(convert::item).collect();
+        items.extend(self.live_items());
+
+        let now = now_ms();
+        let device = crate::scan::device_info(&root, is_live(&self.config.root), os);
+        let mut obs = vec![snapshot_obs(
+            now,
+            Item::DeviceInventory(pb::DeviceInventory {
+                hostname: device.hostname,
+                os: device.os.as_str().to_owned(),
+                os_version: device.os_version,
+                agent_version: AGENT_VERSION.to_owned(),
+                serial: None,
+                users: homes.iter().map(|h| h.user.clone()).collect(),
+            }),
+        )];
+        let n_findings = items.len();
+        obs.extend(self.inventory.update(&Covered::All, items, now, true));
+        obs.extend(errors.iter().map(|e| {
+            snapshot_obs(now, Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }))
+        }));
+        self.last_scan_errors = errors.len() as u32;
+        self.last_scan_ms = started.elapsed().as_millis() as u64;
+        obs.push(self.health_obs(now));
+        self.recorder.record(&obs)?;
+
+        let watched = match touched {
+            Some(t) => {
+                self.looks.clear();
+                self.file_looks(t.take());
+                self.rewatch()
+            }
+            None => 0,
+        };
+        Ok(LookStats {
+            observations: obs.len(),
+            findings: n_findings,
+            errors: errors.len(),
+            watched,
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Rescans what changed watched locations point at, reusing each home's last walk.
+    #[allow(clippy::disallowed_types, reason = "measures a synchronous scan")]
+    pub fn rescan(&mut self, targets: &BTreeSet<Target>) -> anyhow::Result<LookStats> {
+        let started = std::time::Instant::now();
+        let (root, touched) = self.open_root()?;
+        let os = detect::detect_os(&root);
+        let mut errors = Vec::new();
+        let homes = detect::homes(&root, os, &mut errors);
+        let users: Vec<&str> = homes.iter().map(|h| h.user.as_str()).collect();
+        let known: Vec<&str> = self.homes.iter().map(|h| h.user.as_str()).collect();
+        if targets.contains(&Target::Machine) && users != known {
+            tracing::info!("The set of homes changed; resyncing.");
+            return self.resync();
+        }
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut covered = Vec::new();
+        for t in targets {
+            match t {
+                Target::Machine => {
+                    let (f, e) = detect::scan_machine(&root, &self.catalog, &self.fp, &self.limits, os);
+                    findings.extend(f);
+                    errors.extend(e);
+                    covered.push(Scope::Machine);
+                }
+                Target::Home(user) => {
+                    covered.push(Scope::Home(user.clone()));
+                    let Some(home) = homes.iter().find(|h| &h.user == user) else {
+                        // The home is gone, and everything found in it with it.
+                        covered.push(Scope::Sources(user.clone()));
+                        continue;
+                    };
+                    let reuse = self.walks.get(user);
+                    if reuse.is_none() {
+                        covered.push(Scope::Sources(user.clone()));
+                    }
+                    let h = self
+                        .pacer
+                        .run(|| detect::scan_home(&self.catalog, &self.fp, &self.limits, os, home, reuse));
+                    findings.extend(h.findings);
+                    errors.extend(h.errors);
+                    self.walks.insert(user.clone(), h.walked);
+                }
+            }
+        }
+        let items: Vec<Item> = findings.iter().map(convert::item).collect();
+        let n = items.len();
+        let obs = self.inventory.update(&Covered::Only(covered), items, now_ms(), false);
+        self.recorder.record(&obs)?;
+        let watched = match touched {
+            Some(t) => {
+                for target in targets {
+                    self.looks.remove(target);
+                }
+                let looks: Vec<_> =
+                    t.take().into_iter().filter(|(p, _)| targets.contains(&self.target_of(p))).collect();
+                self.file_looks(looks);
+                self.rewatch()
+            }
+            None => 0,
+        };
+        Ok(LookStats {
+            observations: obs.len(),
+            findings: n,
+            errors: errors.len(),
+            watched,
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Processes and login sessions only: the cheap, frequent look.
+    pub fn sample(&mut self) -> anyhow::Result<LookStats> {
+        let items = self.live_items();
+        let mut covered = Vec::new();
+        if self.config.processes {
+            covered.push(Scope::Processes);
+        }
+        if self.config.sessions {
+            covered.push(Scope::Sessions);
+        }
+        let n = items.len();
+        let obs = self.inventory.update(&Covered::Only(covered), items, now_ms(), false);
+        self.recorder.record(&obs)?;
+        Ok(LookStats { observations: obs.len(), findings: n, ..Default::default() })
+    }
+
+    /// Records a health reading.
+    pub fn health(&mut self) -> anyhow::Result<()> {
+        let obs = self.health_obs(now_ms());
+        self.recorder.record(&[obs])
+    }
+
+    fn live_items(&mut self) -> Vec<Item> {
+        let mut items = Vec::new();
+        if self.config.processes {
+            let procs = self.sampler.sample();
+            items.extend(processes::detect(&self.catalog, &procs).iter().map(convert::item));
+        }
+        if self.config.sessions {
+            items.extend(sessions::list().into_iter().map(|s| {
+                Item::OsSession(pb::OsSessionItem {
+                    user: s.user,
+                    terminal: s.terminal,
+                    host: s.host,
+                    started_at_ms: s.started_at_ms,
+                })
+            }));
+        }
+        items
+    }
+
+    fn health_obs(&mut self, now: i64) -> pb::Observation {
+        let usage = self.stats.sample();
+        let depth = self.recorder.depth();
+        let last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        snapshot_obs(
+            now,
+            Item::AgentHealth(pb::AgentHealth {
+                agent_version: AGENT_VERSION.to_owned(),
+                cpu_percent: usage.cpu_percent,
+                rss_bytes: usage.rss_bytes,
+                spool_depth: depth.spooled,
+                dropped: depth.dropped_total,
+                last_error,
+                scan_errors: self.last_scan_errors,
+                scan_duration_ms: self.last_scan_ms,
+            }),
+        )
+    }
+
+    fn target_of(&self, path: &Path) -> Target {
+        self.homes
+            .iter()
+            .filter(|h| path.starts_with(&h.display))
+            .max_by_key(|h| h.display.components().count())
+            .map_or(Target::Machine, |h| Target::Home(h.user.clone()))
+    }
+
+    fn file_looks(&mut self, looks: Vec<(PathBuf, Look)>) {
+        for (p, look) in looks {
+            let t = self.target_of(&p);
+            self.looks.entry(t).or_default().insert((p, look));
+        }
+    }
+
+    fn rewatch(&mut self) -> usize {
+        let Some(w) = self.watcher.as_mut() else { return 0 };
+        let all: Vec<(PathBuf, Look)> = self.looks.values().flatten().cloned().collect();
+        let (plan, truncated) = plan(&self.config.root, &self.homes, &all, self.config.max_watches);
+        if truncated {
+            tracing::warn!(
+                max = self.config.max_watches,
+                "Watch limit reached; the rest is covered by resyncs."
+            );
+        }
+        w.apply(plan)
+    }
+}
+
+fn snapshot_obs(now: i64, item: Item) -> pb::Observation {
+    pb::Observation { seq: 0, observed_at_ms: now, change: pb::Change::Snapshot as i32, item: Some(item) }
+}
+
+fn is_live(root: &Path) -> bool {
+    root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false)
+}
