@@ -177,7 +177,7 @@ impl Observer {
             Some(t) => {
                 self.looks.clear();
                 self.file_looks(t.take());
-                self.rewatch()
+                self.rewatch().0
             }
             None => 0,
         };
@@ -191,8 +191,23 @@ impl Observer {
     }
 
     /// Rescans what changed watched locations point at, reusing each home's last walk.
-    #[allow(clippy::disallowed_types, reason = "measures a synchronous scan")]
+    ///
+    /// A rescan can reveal a new directory to watch (`~/.codex` just created); a file written
+    /// into it before the watch was placed would go unseen until the resync, so when new
+    /// watches appear the same targets are looked at once more.
     pub fn rescan(&mut self, targets: &BTreeSet<Target>) -> anyhow::Result<LookStats> {
+        let (mut stats, added) = self.rescan_once(targets)?;
+        if added > 0 {
+            let (again, _) = self.rescan_once(targets)?;
+            stats.observations += again.observations;
+            stats.findings = again.findings;
+            stats.watched = again.watched;
+        }
+        Ok(stats)
+    }
+
+    #[allow(clippy::disallowed_types, reason = "measures a synchronous scan")]
+    fn rescan_once(&mut self, targets: &BTreeSet<Target>) -> anyhow::Result<(LookStats, usize)> {
         let started = std::time::Instant::now();
         let (root, touched) = self.open_root()?;
         let os = detect::detect_os(&root);
@@ -202,7 +217,7 @@ impl Observer {
         let known: Vec<&str> = self.homes.iter().map(|h| h.user.as_str()).collect();
         if targets.contains(&Target::Machine) && users != known {
             tracing::info!("The set of homes changed; resyncing.");
-            return self.resync();
+            return Ok((self.resync()?, 0));
         }
         let mut findings: Vec<Finding> = Vec::new();
         let mut covered = Vec::new();
@@ -238,7 +253,7 @@ impl Observer {
         let n = items.len();
         let obs = self.inventory.update(&Covered::Only(covered), items, now_ms(), false);
         self.recorder.record(&obs)?;
-        let watched = match touched {
+        let (watched, added) = match touched {
             Some(t) => {
                 for target in targets {
                     self.looks.remove(target);
@@ -248,15 +263,16 @@ impl Observer {
                 self.file_looks(looks);
                 self.rewatch()
             }
-            None => 0,
+            None => (0, 0),
         };
-        Ok(LookStats {
+        let stats = LookStats {
             observations: obs.len(),
             findings: n,
             errors: errors.len(),
             watched,
             duration_ms: started.elapsed().as_millis() as u64,
-        })
+        };
+        Ok((stats, added))
     }
 
     /// Processes and login sessions only: the cheap, frequent look.
@@ -334,8 +350,9 @@ impl Observer {
         }
     }
 
-    fn rewatch(&mut self) -> usize {
-        let Some(w) = self.watcher.as_mut() else { return 0 };
+    /// Watches what the looks so far point at; returns (watched, newly added).
+    fn rewatch(&mut self) -> (usize, usize) {
+        let Some(w) = self.watcher.as_mut() else { return (0, 0) };
         let all: Vec<(PathBuf, Look)> = self.looks.values().flatten().cloned().collect();
         let (plan, truncated) = plan(&self.config.root, &self.homes, &all, self.config.max_watches);
         if truncated {

@@ -170,8 +170,10 @@ impl Watcher {
         Ok((Watcher { inner, plan, watched: BTreeSet::new(), overflowed }, rx))
     }
 
-    /// Replaces the watched set with `plan`; returns how many directories are watched.
-    pub fn apply(&mut self, plan: BTreeMap<PathBuf, Watch>) -> usize {
+    /// Replaces the watched set with `plan`; returns how many directories are watched and
+    /// how many of them are new.
+    pub fn apply(&mut self, plan: BTreeMap<PathBuf, Watch>) -> (usize, usize) {
+        let mut added = 0;
         let wanted: BTreeSet<PathBuf> = plan.keys().cloned().collect();
         for gone in self.watched.difference(&wanted).cloned().collect::<Vec<_>>() {
             self.inner.unwatch(&gone).ok();
@@ -181,6 +183,7 @@ impl Watcher {
             match self.inner.watch(new, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     self.watched.insert(new.clone());
+                    added += 1;
                 }
                 Err(e) => {
                     tracing::debug!(dir = %new.display(), error = %e, "Cannot watch; the resync covers it.")
@@ -188,7 +191,7 @@ impl Watcher {
             }
         }
         *self.plan.lock().unwrap_or_else(|e| e.into_inner()) = plan;
-        self.watched.len()
+        (self.watched.len(), added)
     }
 }
 

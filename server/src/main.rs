@@ -49,6 +49,13 @@ enum Command {
         /// for TPMs that ship none. `devices --json` shows it as `hardware_id`.
         #[arg(long)]
         ek_allow: Vec<String>,
+        /// At most this many agent streams open at once; more are told to slow down.
+        #[arg(long, default_value_t = 20_000)]
+        max_streams: usize,
+        /// New agent streams admitted per second (reconnect storms after an outage are
+        /// spread out by telling the rest to slow down).
+        #[arg(long, default_value_t = 500.0)]
+        stream_rate: f64,
     },
     /// Enrollment tokens.
     Token {
@@ -135,9 +142,20 @@ fn print(text: &str) -> anyhow::Result<()> {
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { data_dir, listen, dev, require_assurance, ek_roots, ek_allow } => {
+        Command::Serve {
+            data_dir,
+            listen,
+            dev,
+            require_assurance,
+            ek_roots,
+            ek_allow,
+            max_streams,
+            stream_rate,
+        } => {
             let mut shared = server::open(&data_dir, dev)?;
             shared.config.require_assurance = require_assurance;
+            shared.config.max_streams = max_streams;
+            shared.config.stream_rate = stream_rate;
             shared.config.ek_roots = server::read_pem_certificates(&ek_roots)?;
             if let Some(bad) =
                 ek_allow.iter().find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -73,7 +73,7 @@ pub async fn serve(
         .tls_config(tls)
         .context("configuring TLS")?
         .add_service(EnrollmentServer::new(EnrollmentService { shared: shared.clone() }))
-        .add_service(TelemetryServer::new(TelemetryService { shared }))
+        .add_service(TelemetryServer::new(TelemetryService::new(shared)))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
         .context("serving gRPC")?;

@@ -336,3 +336,270 @@ pub fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
+
+/// A collector run as the shipped binary (`serve --dev`), so it can be SIGKILLed and
+/// restarted on the same data dir and port.
+pub struct ServerProcess {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    child: Option<std::process::Child>,
+    log: PathBuf,
+    extra: Vec<String>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl ServerProcess {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        let mut s = ServerProcess {
+            data_dir: data_dir.to_owned(),
+            port: free_port(),
+            child: None,
+            log: data_dir.with_extension("log"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.restart();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the collector again (same data dir, same port) and waits until it listens.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = std::process::Command::new(bin("sightline-server"))
+            .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
+            .arg(&self.data_dir)
+            .args(&self.extra)
+            .env("SIGHTLINE_LOG", "info")
+            .stderr(log)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "collector did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+
+    pub fn token(&self) -> String {
+        let out = std::process::Command::new(bin("sightline-server"))
+            .args(["token", "create", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The collector's database, opened read-only beside the running server (WAL).
+    pub fn db(&self) -> Db {
+        Db::open(&self.data_dir)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Read-only queries on a collector's SQLite database, for checking what was stored.
+pub struct Db(rusqlite::Connection);
+
+/// One stored observation.
+#[derive(Debug, Clone)]
+pub struct StoredObservation {
+    pub seq: u64,
+    pub observed_at_ms: i64,
+    pub change: String,
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+impl Db {
+    pub fn open(data_dir: &Path) -> Db {
+        let c = rusqlite::Connection::open_with_flags(
+            data_dir.join("sightline.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        Db(c)
+    }
+
+    pub fn observations(&self, device: &str) -> Vec<StoredObservation> {
+        let mut q = self
+            .0
+            .prepare("SELECT seq, observed_at_ms, change, kind, data FROM observations WHERE device_id = ?1 ORDER BY seq")
+            .unwrap();
+        q.query_map([device], |r| {
+            Ok(StoredObservation {
+                seq: r.get::<_, i64>(0)? as u64,
+                observed_at_ms: r.get(1)?,
+                change: r.get(2)?,
+                kind: r.get(3)?,
+                data: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// The device's stored sequence head.
+    pub fn seq_head(&self, device: &str) -> u64 {
+        self.0
+            .query_row("SELECT seq_head FROM devices WHERE id = ?1", [device], |r| r.get::<_, i64>(0))
+            .unwrap_or(0) as u64
+    }
+}
+
+/// Exactly-once storage: sequence numbers 1..=head, each once, and the head agrees.
+pub fn assert_exactly_once(db: &Db, device: &str) -> Vec<StoredObservation> {
+    let obs = db.observations(device);
+    let seqs: Vec<u64> = obs.iter().map(|o| o.seq).collect();
+    assert_eq!(seqs, (1..=obs.len() as u64).collect::<Vec<_>>(), "stored sequence has gaps or duplicates");
+    assert_eq!(db.seq_head(device), obs.len() as u64);
+    obs
+}
+
+/// The agent binary as a daemon (`run --config`), with its own log file.
+pub struct AgentProcess {
+    pub state_dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<std::process::Child>,
+}
+
+impl AgentProcess {
+    /// Enrolls a fresh state dir with `server` and writes a daemon config for `root`: fast
+    /// debounce, no process or session sampling, no CPU pacing (tests wait on it).
+    pub fn enroll(server: &ServerProcess, work: &Path, root: &Path, extra_config: &str) -> AgentProcess {
+        let state_dir = work.join("agent-state");
+        let out = std::process::Command::new(bin("sightline-agent"))
+            .args([
+                "enroll",
+                "--server",
+                &server.url(),
+                "--token",
+                &server.token(),
+                "--key-backend",
+                "software",
+            ])
+            .arg("--ca")
+            .arg(server.data_dir.join("ca.pem"))
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
+        let config = work.join("agent.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = {:?}\nroot = {:?}\nprocesses = false\nsessions = false\ncpu_percent = 100\nnice = 0\ndebounce = \"100ms\"\n{extra_config}",
+                state_dir.display().to_string(),
+                root.display().to_string()
+            ),
+        )
+        .unwrap();
+        AgentProcess { state_dir, config, log: work.join("agent.log"), child: None }
+    }
+
+    pub fn device_id(&self) -> String {
+        let e: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.state_dir.join("enrollment.json")).unwrap()).unwrap();
+        e["device_id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        self.child = Some(
+            std::process::Command::new(bin("sightline-agent"))
+                .args(["run", "--config"])
+                .arg(&self.config)
+                .env("SIGHTLINE_LOG", "info")
+                .stderr(log)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+
+    /// Sends SIGTERM and waits at most `within` for the exit; returns the status and how
+    /// long it took.
+    pub fn terminate(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
+        let mut c = self.child.take().expect("running");
+        let started = std::time::Instant::now();
+        let status =
+            std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return (s, started.elapsed());
+            }
+            if started.elapsed() > within {
+                c.kill().ok();
+                panic!("agent did not exit within {within:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, for at most `within`.
+pub fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fabricated OpenAI project key, unique per call.
+pub fn fake_openai_key() -> String {
+    let r = sightline_agent::state::random_bytes(40).unwrap();
+    let alnum: String = r
+        .iter()
+        .map(|b| {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[(*b % 62) as usize] as char
+        })
+        .collect();
+    format!("sk-proj-{alnum}T3BlbkFJ{alnum}")
+}

@@ -4,6 +4,7 @@
 //! Every refusal maps to a gRPC status with a message that says what was wrong; detail
 //! beyond that goes to the log. Nothing from a refused request is stored.
 
+pub mod admission;
 pub mod convert;
 pub mod enrollment;
 pub mod telemetry;
@@ -35,6 +36,13 @@ pub struct IngestConfig {
     pub ek_roots: Vec<Vec<u8>>,
     /// SHA-256 hex of EK public areas trusted without a certificate (`--ek-allow`).
     pub ek_allowlist: Vec<String>,
+    /// At most this many telemetry streams open at once (`--max-streams`).
+    pub max_streams: usize,
+    /// New telemetry streams admitted per second (`--stream-rate`); the rest are told to
+    /// slow down.
+    pub stream_rate: f64,
+    /// How long a turned-away agent waits, before jitter (up to as much again).
+    pub slow_down: std::time::Duration,
 }
 
 impl Default for IngestConfig {
@@ -45,6 +53,9 @@ impl Default for IngestConfig {
             claims_timeout: std::time::Duration::from_secs(30),
             ek_roots: Vec::new(),
             ek_allowlist: Vec::new(),
+            max_streams: 20_000,
+            stream_rate: 500.0,
+            slow_down: std::time::Duration::from_secs(10),
         }
     }
 }

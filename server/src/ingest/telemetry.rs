@@ -25,6 +25,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use super::admission::{Admission, Admit};
 use super::convert::{inventory, record};
 use super::{Shared, blocking, internal, now_ms};
 use crate::pki::cert_sha256;
@@ -32,6 +33,15 @@ use crate::store::{ClaimsRecord, Device, IngestBatch, IngestOutcome, StoreError}
 
 pub struct TelemetryService {
     pub shared: Shared,
+    admission: std::sync::Arc<Admission>,
+}
+
+impl TelemetryService {
+    pub fn new(shared: Shared) -> TelemetryService {
+        let c = &shared.config;
+        let admission = std::sync::Arc::new(Admission::new(c.max_streams, c.stream_rate, c.slow_down));
+        TelemetryService { shared, admission }
+    }
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<pb::CollectorMessage, Status>> + Send>>;
@@ -58,6 +68,16 @@ impl Telemetry for TelemetryService {
         &self,
         req: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
+        let permit = match self.admission.admit() {
+            Admit::Yes(p) => p,
+            Admit::SlowDown(d) => {
+                tracing::debug!(retry_after = ?d, open = self.admission.open_streams(), "Stream turned away: slow down.");
+                let m = msg(pb::collector_message::Msg::SlowDown(pb::SlowDown {
+                    retry_after_ms: d.as_millis() as u64,
+                }));
+                return Ok(Response::new(Box::pin(tokio_stream::once(Ok(m)))));
+            }
+        };
         let cert =
             req.peer_certs().and_then(|c| c.first().map(|c| cert_sha256(c.as_ref()))).ok_or_else(|| {
                 Status::unauthenticated("a device client certificate is required; enroll this agent first")
@@ -94,8 +114,15 @@ impl Telemetry for TelemetryService {
             nonce: nonce.clone(),
         }))))
         .map_err(|_| Status::internal("stream setup failed"))?;
-        let stream =
-            StreamTask { shared: self.shared.clone(), device, cert_sha256: cert, nonce, attested: false, tx };
+        let stream = StreamTask {
+            shared: self.shared.clone(),
+            device,
+            cert_sha256: cert,
+            nonce,
+            attested: false,
+            tx,
+            _permit: permit,
+        };
         let span = tracing::info_span!("stream", device = %stream.device.id);
         tokio::spawn(stream.run(req.into_inner()).instrument(span));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
@@ -110,6 +137,8 @@ struct StreamTask {
     nonce: Vec<u8>,
     attested: bool,
     tx: mpsc::Sender<Reply>,
+    /// This stream's place under `--max-streams`, released when it ends.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl StreamTask {
