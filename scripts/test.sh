@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only the Rust toolchain: installs
-# what the tests need (a C compiler, libtss2 and a software TPM), starts a swtpm on
-# loopback for the TPM tests, checks formatting and lints, and runs every test.
+# what the tests need (a C compiler, libtss2, a software TPM, cargo-deb), starts swtpms on
+# loopback for the TPM tests, checks formatting and lints, runs every test, then builds and
+# checks the agent's Debian package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,9 @@ command -v swtpm >/dev/null || need+=(swtpm)
 command -v swtpm_setup >/dev/null || need+=(swtpm-tools)
 command -v tpm2_nvread >/dev/null || need+=(tpm2-tools)
 pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v deb-systemd-helper >/dev/null || need+=(init-system-helpers)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -40,11 +44,18 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy -D warnings (all features, TPM included)"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+echo "==> unsafe code only where allowed"
+if grep -rn --include=*.rs "allow(unsafe_code)" agent server proto tests | grep -v "^agent/src/winservice.rs:"; then
+  echo "unsafe_code is allowed only in agent/src/winservice.rs (the Windows SCM entry point)" >&2
+  exit 1
+fi
 echo "==> cargo build (binaries the system tests drive)"
 cargo build --workspace --bins --quiet
 echo "==> cargo test"
 log="$(mktemp)"
 # pipefail makes a failing cargo fail this line; tee keeps the full output visible.
 cargo test --workspace --all-targets --all-features 2>&1 | tee "$log"
+echo "==> packaging: the .deb built, inspected, installed, enrolled through its unit, purged"
+scripts/check-packaging.sh
 # One closing line for the whole suite (cargo prints one per test binary).
 awk '/^test result:/ {p += $4; f += $6} END {printf "%d passed, %d failed\n", p, f}' "$log"

@@ -356,6 +356,24 @@ mod tests {
         RawConfig::parse(text, "packaging/config/agent.toml").unwrap().resolve().unwrap();
     }
 
+    /// The settings payload of the shipped configuration profile is what a Mac's managed
+    /// preferences will hold: it must validate like agent.toml.
+    #[test]
+    fn the_macos_profile_settings_are_valid() {
+        let profile = include_bytes!("../../packaging/macos/sightline.mobileconfig");
+        let v = plist::Value::from_reader(std::io::Cursor::new(&profile[..])).unwrap();
+        let payloads = v.as_dictionary().unwrap()["PayloadContent"].as_array().unwrap();
+        let settings = payloads
+            .iter()
+            .find(|p| p.as_dictionary().unwrap()["PayloadType"].as_string() == Some("com.sightline.agent"))
+            .expect("a com.sightline.agent payload");
+        let mut raw = RawConfig::default();
+        let table = managed::from_plist(settings);
+        assert!(table.len() >= 5, "{table:?}");
+        assert_eq!(raw.merge_table(table, "mobileconfig"), Vec::<String>::new());
+        raw.resolve().unwrap();
+    }
+
     #[test]
     fn managed_values_from_plist_and_registry() {
         let mut d = plist::Dictionary::new();

@@ -13,6 +13,11 @@ use std::time::Duration;
 /// Lowers the scheduling priority of the whole agent. Best effort: failure is logged.
 pub fn lower_priority(nice: i32) {
     #[cfg(unix)]
+    if rustix::process::getpriority_process(None).is_ok_and(|current| current >= nice) {
+        // Already as nice (the service manager set Nice=): nothing to ask for.
+        return;
+    }
+    #[cfg(unix)]
     match rustix::process::setpriority_process(None, nice) {
         Ok(()) => tracing::debug!(nice, "Scheduling priority lowered."),
         Err(e) => tracing::warn!(nice, error = %e, "Could not lower the scheduling priority."),

@@ -28,3 +28,5 @@ pub mod spool;
 pub mod state;
 pub mod transport;
 pub mod watch;
+#[cfg(windows)]
+pub mod winservice;

@@ -49,8 +49,12 @@ enum Command {
     Enroll {
         #[arg(long)]
         server: String,
+        /// The one-time enrollment token.
+        #[arg(long, required_unless_present = "token_file", conflicts_with = "token_file")]
+        token: Option<String>,
+        /// Read the token from a file (keeps it out of the process list; MDMs drop it there).
         #[arg(long)]
-        token: String,
+        token_file: Option<PathBuf>,
         /// CA certificate (PEM) the collector's certificate chains to.
         #[arg(long)]
         ca: Option<PathBuf>,
@@ -73,6 +77,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = KeyChoice::Auto)]
         key_backend: KeyChoice,
     },
+    /// Run under the Windows Service Control Manager (the MSI registers this).
+    #[cfg(windows)]
+    Service,
     /// Validate the configuration (file and MDM-managed values) and print what it resolves to.
     CheckConfig {
         #[arg(long)]
@@ -131,7 +138,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Enroll { server, token, ca, state_dir, key_backend } => {
+        Command::Enroll { server, token, token_file, ca, state_dir, key_backend } => {
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(p)) => std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading enrollment token {}", p.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, None) => anyhow::bail!("--token or --token-file is required"),
+            };
             let ca = ca.context("--ca is required: the CA certificate the collector's certificate chains to (serve --dev writes it to DATA_DIR/ca.pem)")?;
             let ca_pem =
                 std::fs::read(&ca).with_context(|| format!("reading CA certificate {}", ca.display()))?;
@@ -169,6 +184,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             // A look still running on a blocking thread must not hold the exit hostage.
             rt.shutdown_timeout(grace);
             result?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(windows)]
+        Command::Service => {
+            sightline_agent::winservice::dispatch()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {
