@@ -309,9 +309,14 @@ pub fn fixture_secrets() -> Vec<String> {
 /// A workspace binary built next to this test (`cargo build --bins` or another package's
 /// integration tests put it there).
 pub fn bin(name: &str) -> PathBuf {
+    // Beside a bench binary (target/release/x), or one level up from a test (target/debug/deps/x).
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let p = dir.join(name);
+    let here = exe.parent().unwrap();
+    let p = [here, here.parent().unwrap()]
+        .iter()
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| here.join(name));
     assert!(p.exists(), "{} not built; run `cargo build --workspace --bins` first", p.display());
     p
 }
