@@ -45,13 +45,13 @@ impl Pacer {
         worked.mul_f64((100.0 - self.percent) / self.percent).min(Duration::from_secs(30))
     }
 
-    /// Runs `f`, then sleeps the thread for its share of rest. Blocking.
+    /// Runs `f` and returns, with its result, the rest it has earned. The caller rests when
+    /// it suits it — after recording what `f` found, so pacing never delays an observation.
     #[allow(clippy::disallowed_types, reason = "measures synchronous work on a blocking thread")]
-    pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub fn measure<T>(&self, f: impl FnOnce() -> T) -> (T, Duration) {
         let started = std::time::Instant::now();
         let out = f();
-        std::thread::sleep(self.rest_after(started.elapsed()));
-        out
+        (out, self.rest_after(started.elapsed()))
     }
 }
 

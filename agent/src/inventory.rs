@@ -42,7 +42,7 @@ impl Covered {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inventory {
     items: BTreeMap<String, (Scope, Item)>,
 }

@@ -48,6 +48,8 @@ pub struct Observer {
     watcher: Option<Watcher>,
     stats: SelfStats,
     pacer: Pacer,
+    /// Rest earned by scan work and not yet taken.
+    owed: std::time::Duration,
     last_scan_errors: u32,
     last_scan_ms: u64,
     /// The link's last error, shared so health can report it.
@@ -83,6 +85,7 @@ impl Observer {
             watcher,
             stats: SelfStats::new(),
             pacer,
+            owed: std::time::Duration::ZERO,
             last_scan_errors: 0,
             last_scan_ms: 0,
             last_error: Default::default(),
@@ -123,8 +126,9 @@ impl Observer {
         let mut errors = Vec::new();
         let homes = detect::homes(&root, os, &mut errors);
         let lean = self.over_memory_budget();
-        let (mut findings, machine_errors) =
-            self.pacer.run(|| detect::scan_machine(&root, &self.catalog, &self.fp, &self.limits, os));
+        let ((mut findings, machine_errors), rest) =
+            self.paced(|o| detect::scan_machine(&root, &o.catalog, &o.fp, &o.limits, os));
+        self.owed += rest;
         errors.extend(machine_errors);
         let mut walks = HashMap::new();
         for home in &homes {
@@ -135,9 +139,11 @@ impl Observer {
                 ));
                 continue;
             }
+            // A full resync is spread out: rest between homes.
+            self.rest();
             let reuse = if lean { self.walks.get(&home.user) } else { None };
-            let h =
-                self.pacer.run(|| detect::scan_home(&self.catalog, &self.fp, &self.limits, os, home, reuse));
+            let (h, rest) = self.paced(|o| detect::scan_home(&o.catalog, &o.fp, &o.limits, os, home, reuse));
+            self.owed += rest;
             findings.extend(h.findings);
             errors.extend(h.errors);
             walks.insert(home.user.clone(), h.walked);
@@ -164,6 +170,7 @@ impl Observer {
             }),
         )];
         let n_findings = items.len();
+        let before = self.inventory.clone();
         obs.extend(self.inventory.update(&Covered::All, items, now, true));
         obs.extend(errors.iter().map(|e| {
             snapshot_obs(now, Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }))
@@ -171,7 +178,7 @@ impl Observer {
         self.last_scan_errors = errors.len() as u32;
         self.last_scan_ms = started.elapsed().as_millis() as u64;
         obs.push(self.health_obs(now));
-        self.recorder.record(&obs)?;
+        self.record_or_forget(&obs, before)?;
 
         let watched = match touched {
             Some(t) => {
@@ -240,9 +247,9 @@ impl Observer {
                     if reuse.is_none() {
                         covered.push(Scope::Sources(user.clone()));
                     }
-                    let h = self
-                        .pacer
-                        .run(|| detect::scan_home(&self.catalog, &self.fp, &self.limits, os, home, reuse));
+                    let (h, rest) =
+                        self.paced(|o| detect::scan_home(&o.catalog, &o.fp, &o.limits, os, home, reuse));
+                    self.owed += rest;
                     findings.extend(h.findings);
                     errors.extend(h.errors);
                     self.walks.insert(user.clone(), h.walked);
@@ -251,8 +258,9 @@ impl Observer {
         }
         let items: Vec<Item> = findings.iter().map(convert::item).collect();
         let n = items.len();
+        let before = self.inventory.clone();
         let obs = self.inventory.update(&Covered::Only(covered), items, now_ms(), false);
-        self.recorder.record(&obs)?;
+        self.record_or_forget(&obs, before)?;
         let (watched, added) = match touched {
             Some(t) => {
                 for target in targets {
@@ -286,8 +294,9 @@ impl Observer {
             covered.push(Scope::Sessions);
         }
         let n = items.len();
+        let before = self.inventory.clone();
         let obs = self.inventory.update(&Covered::Only(covered), items, now_ms(), false);
-        self.recorder.record(&obs)?;
+        self.record_or_forget(&obs, before)?;
         Ok(LookStats { observations: obs.len(), findings: n, ..Default::default() })
     }
 
@@ -295,6 +304,27 @@ impl Observer {
     pub fn health(&mut self) -> anyhow::Result<()> {
         let obs = self.health_obs(now_ms());
         self.recorder.record(&[obs])
+    }
+
+    /// Runs scan work, returning its result and the rest it earned under the CPU budget.
+    fn paced<T>(&self, f: impl FnOnce(&Self) -> T) -> (T, std::time::Duration) {
+        self.pacer.measure(|| f(self))
+    }
+
+    /// Takes the rest earned so far (on this blocking thread, so the next look waits too).
+    pub fn rest(&mut self) {
+        std::thread::sleep(std::mem::take(&mut self.owed));
+    }
+
+    /// Records a look's observations; if they cannot be recorded (disk full, I/O error), the
+    /// view goes back to what it was, so the next look reports the same changes again rather
+    /// than losing them silently.
+    fn record_or_forget(&mut self, obs: &[pb::Observation], before: Inventory) -> anyhow::Result<()> {
+        if let Err(e) = self.recorder.record(obs) {
+            self.inventory = before;
+            return Err(e.context("recording observations in the spool"));
+        }
+        Ok(())
     }
 
     fn live_items(&mut self) -> Vec<Item> {

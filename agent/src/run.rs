@@ -80,7 +80,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
         tracing::info!(server = %enrollment.server_url, root = %config.root.display(), "Agent started.");
 
         if opts.once {
-            let stats = look(&observer, Look::Resync).await?;
+            let stats = look(&observer, Look::Resync, false).await?;
             tracing::info!(?stats, "Resync recorded.");
             let (_stop_tx, stop_rx) = watch::channel(false);
             tokio::pin!(shutdown);
@@ -127,7 +127,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
             let Some(next) = next else { continue };
             let is_resync = matches!(next, Look::Resync);
             tokio::select! {
-                r = look(&observer, next) => match r {
+                r = look(&observer, next, true) => match r {
                     Ok(stats) if is_resync => tracing::info!(?stats, "Resync recorded."),
                     Ok(stats) if stats.observations > 0 => tracing::info!(?stats, "Changes recorded."),
                     Ok(_) => {}
@@ -173,16 +173,22 @@ enum Look {
     Health,
 }
 
-async fn look(observer: &Arc<Mutex<Observer>>, what: Look) -> anyhow::Result<LookStats> {
+/// Runs one look on a blocking thread; with `rest`, then takes the rest its work earned
+/// under the CPU budget (after recording, so pacing never delays an observation).
+async fn look(observer: &Arc<Mutex<Observer>>, what: Look, rest: bool) -> anyhow::Result<LookStats> {
     let observer = observer.clone();
     tokio::task::spawn_blocking(move || {
         let mut o = observer.lock().unwrap_or_else(|p| p.into_inner());
-        match what {
+        let r = match what {
             Look::Resync => o.resync(),
             Look::Rescan(targets) => o.rescan(&targets),
             Look::Sample => o.sample(),
             Look::Health => o.health().map(|()| LookStats::default()),
+        };
+        if rest {
+            o.rest();
         }
+        r
     })
     .await
     .context("look task")?
