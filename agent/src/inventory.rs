@@ -7,7 +7,11 @@
 //! of what is present plus `DISAPPEARED` for what is gone, so the collector can rebuild the
 //! device's state from the latest snapshot alone.
 //!
-//! The view lives in memory only: after a restart the first look is a full resync.
+//! The view is saved in the state dir (`inventory.pb`) after every recorded change, so the
+//! first resync after a restart still reports what vanished while the agent was down as
+//! `DISAPPEARED`. A crash between recording and saving only means some changes are reported
+//! twice, which the collector treats idempotently (an item already present stays present, one
+//! already gone stays gone).
 
 use std::collections::BTreeMap;
 
@@ -126,6 +130,49 @@ impl Inventory {
         self.items.len()
     }
 
+    /// Reads a saved view; a missing file is an empty view, a damaged one is logged and
+    /// treated as empty (the next resync rebuilds it). Blocking.
+    pub fn load(path: &std::path::Path) -> Inventory {
+        use prost::Message;
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Inventory::default(),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot read the saved view; starting empty.");
+                return Inventory::default();
+            }
+        };
+        match pb::Batch::decode(bytes.as_slice()) {
+            Ok(b) => {
+                let items = b
+                    .observations
+                    .into_iter()
+                    .filter_map(|o| o.item)
+                    .filter_map(|item| identity(&item).map(|(k, scope)| (k, (scope, item))))
+                    .collect();
+                Inventory { items }
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Saved view is damaged; starting empty.");
+                Inventory::default()
+            }
+        }
+    }
+
+    /// Saves the view atomically. Blocking.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use prost::Message;
+        let b = pb::Batch {
+            observations: self
+                .items
+                .values()
+                .map(|(_, item)| pb::Observation { item: Some(item.clone()), ..Default::default() })
+                .collect(),
+            ..Default::default()
+        };
+        crate::state::write_atomic(path, &b.encode_to_vec(), false)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -159,6 +206,27 @@ mod tests {
                 (o.change, path)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_saved_view_reports_what_vanished_while_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.pb");
+        let mut inv = Inventory::default();
+        inv.update(&Covered::All, vec![token("/a", "f1", "alice"), token("/b", "f2", "bob")], 1, true);
+        inv.save(&path).unwrap();
+        let mut restarted = Inventory::load(&path);
+        assert_eq!(restarted.len(), 2);
+        let d = restarted.update(&Covered::All, vec![token("/a", "f1", "alice")], 2, true);
+        assert_eq!(
+            changes(&d),
+            vec![
+                (pb::Change::Disappeared as i32, "/b=f2".into()),
+                (pb::Change::Snapshot as i32, "/a=f1".into())
+            ]
+        );
+        std::fs::write(&path, b"\xff\xff garbage").unwrap();
+        assert!(Inventory::load(&path).is_empty());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::detect::{self, Finding, Limits, ScanError, processes, sessions, walk:
 use crate::enroll::now_ms;
 use crate::fsview::{Look, Touched, Tree};
 use crate::govern::{Pacer, SelfStats};
-use crate::inventory::{Covered, Inventory, Scope};
+use crate::inventory::{Covered, Inventory, Scope, identity};
 use crate::recorder::Recorder;
 use crate::secret::Fingerprinter;
 use crate::watch::{HomeBase, Target, Watcher, plan};
@@ -35,6 +35,8 @@ pub struct LookStats {
 }
 
 pub struct Observer {
+    /// Where `inventory` is saved.
+    view: PathBuf,
     config: Config,
     catalog: Arc<Catalog>,
     fp: Fingerprinter,
@@ -63,21 +65,25 @@ impl std::fmt::Debug for Observer {
 }
 
 impl Observer {
+    /// `view` is where the last known view is saved between runs. Blocking (reads it).
     pub fn new(
         config: Config,
         catalog: Arc<Catalog>,
         fp: Fingerprinter,
         recorder: Arc<Recorder>,
         watcher: Option<Watcher>,
+        view: PathBuf,
     ) -> Observer {
         let pacer = Pacer::new(config.cpu_percent);
+        let inventory = Inventory::load(&view);
         Observer {
+            view,
             config,
             catalog,
             fp,
             recorder,
             limits: Limits::default(),
-            inventory: Inventory::default(),
+            inventory,
             sampler: processes::Sampler::new(),
             walks: HashMap::new(),
             homes: Vec::new(),
@@ -323,6 +329,12 @@ impl Observer {
         if let Err(e) = self.recorder.record(obs) {
             self.inventory = before;
             return Err(e.context("recording observations in the spool"));
+        }
+        if obs.iter().any(|o| o.item.as_ref().is_some_and(|i| identity(i).is_some()))
+            && let Err(e) = self.inventory.save(&self.view)
+        {
+            // Recorded is what counts; an unsaved view only repeats changes after a restart.
+            tracing::warn!(error = %e, "Could not save the last known view.");
         }
         Ok(())
     }

@@ -70,7 +70,10 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
             (None, None)
         };
         let overflowed = watcher.as_ref().map(|w| w.overflowed.clone());
-        let observer = Observer::new(config.clone(), catalog, fp, recorder.clone(), watcher);
+        let view = state.file("inventory.pb");
+        let (c, r) = (config.clone(), recorder.clone());
+        let observer =
+            tokio::task::spawn_blocking(move || Observer::new(c, catalog, fp, r, watcher, view)).await?;
         let last_error = observer.last_error.clone();
         let observer = Arc::new(Mutex::new(observer));
 

@@ -12,7 +12,9 @@
 //! org-fingerprint.key      org fingerprint key from enrollment (0600)
 //! local-fingerprint.key    random key used before enrollment (0600)
 //! chain.json               next sequence number and hash of the last sealed batch
+//! spool/                   observations recorded but not yet sealed (see spool.rs)
 //! outbox/                  sealed batches not yet acknowledged by the collector
+//! inventory.pb             the daemon's last known view (see inventory.rs)
 //! ```
 
 use std::fs;

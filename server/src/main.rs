@@ -76,6 +76,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Incident triage: what was on a device at an instant, with its assurance and references
+    /// to the signed evidence.
+    Triage {
+        /// Device id.
+        #[arg(long)]
+        device: String,
+        /// RFC 3339 time, or `now`.
+        #[arg(long, value_parser = parse_time)]
+        at: i64,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one device, or revoke it.
     Device {
         #[command(subcommand)]
@@ -87,6 +101,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// An instant: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`.
+fn parse_time(s: &str) -> Result<i64, String> {
+    if s == "now" {
+        return Ok(sightline_server::ingest::now_ms());
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{s:?} is not a time like 2026-11-29T10:00:00Z or \"now\": {e}"))
+        .and_then(|t| {
+            t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|e| e.to_string())
+        })
 }
 
 #[derive(Subcommand)]
@@ -189,6 +215,9 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Device { command: None, id: Some(id), data_dir, json } => {
             print(&query::device(server::open_store(&data_dir)?.as_ref(), &id, json)?)
+        }
+        Command::Triage { device, at, data_dir, json } => {
+            print(&query::device_at(server::open_store(&data_dir)?.as_ref(), &device, at, json)?)
         }
         Command::Device { command: None, id: None, .. } => {
             anyhow::bail!("usage: sightline-server device ID [--json] | device revoke ID")

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::store::{Connector, Device, Store};
+use crate::store::{Connector, Device, Presence, Store};
 
 pub fn time(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
@@ -49,7 +49,9 @@ pub fn connector_json(c: &Connector) -> Value {
             "user": d.user,
             "first_seen": time(d.first_seen_ms),
             "last_seen": time(d.last_seen_ms),
+            "present": d.present,
         })).collect::<Vec<_>>(),
+        "status": if c.devices.iter().any(|d| d.present) { "present" } else { "removed" },
     });
     let extra: &[&str] = match c.kind.as_str() {
         "tool" => &["tool"],
@@ -111,6 +113,7 @@ fn render_connectors(list: &[Connector], as_json: bool) -> anyhow::Result<String
         "DEVICES".into(),
         "USERS".into(),
         "LAST SEEN".into(),
+        "STATUS".into(),
     ]];
     for c in list {
         let identity = c.key.split_once(':').map_or(c.key.as_str(), |(_, r)| r).to_owned();
@@ -123,6 +126,7 @@ fn render_connectors(list: &[Connector], as_json: bool) -> anyhow::Result<String
             c.devices.iter().map(|d| d.hostname.as_str()).collect::<Vec<_>>().join(","),
             users.join(","),
             time(c.last_seen_ms),
+            if c.devices.iter().any(|d| d.present) { "present" } else { "removed" }.into(),
         ]);
     }
     Ok(table(&rows, list.is_empty().then_some("No connectors reported yet.")))
@@ -153,6 +157,65 @@ pub fn device(store: &dyn Store, id: &str, as_json: bool) -> anyhow::Result<Stri
         obs
     );
     out.push_str(&render_connectors(&connectors, false)?);
+    Ok(out)
+}
+
+fn presence_json(p: &Presence) -> Value {
+    json!({
+        "connector": p.connector_key,
+        "kind": p.kind,
+        "label": p.label,
+        "where": p.locus,
+        "user": p.os_user,
+        "appeared_at": time(p.appeared_at_ms),
+        "disappeared_at": opt_time(p.disappeared_at_ms),
+        // References into the device's signed batches: the observations that opened and
+        // closed this interval.
+        "appeared_seq": p.appeared_seq,
+        "disappeared_seq": p.disappeared_seq,
+    })
+}
+
+/// `triage --device D --at T`: the device, its assurance, and what was on it at that instant.
+pub fn device_at(store: &dyn Store, id: &str, at_ms: i64, as_json: bool) -> anyhow::Result<String> {
+    let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
+    let present = store.present_at(id, at_ms)?;
+    if as_json {
+        let v = json!({
+            "at": time(at_ms),
+            "device": device_json(&d, store.count_observations(id)?),
+            "present": present.iter().map(presence_json).collect::<Vec<_>>(),
+        });
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let mut out = format!(
+        "Device {} ({}, {} {}) at {}: assurance {}\n\n",
+        d.id,
+        d.hostname,
+        d.os,
+        d.os_version,
+        time(at_ms),
+        d.assurance
+    );
+    let mut rows = vec![vec![
+        "KIND".into(),
+        "WHAT".into(),
+        "USER".into(),
+        "WHERE".into(),
+        "SINCE".into(),
+        "EVIDENCE".into(),
+    ]];
+    for p in &present {
+        rows.push(vec![
+            p.kind.clone(),
+            p.label.clone(),
+            p.os_user.clone().unwrap_or_default(),
+            p.locus.clone(),
+            time(p.appeared_at_ms),
+            format!("seq {}", p.appeared_seq),
+        ]);
+    }
+    out.push_str(&table(&rows, present.is_empty().then_some("Nothing was present.")));
     Ok(out)
 }
 

@@ -168,6 +168,26 @@ impl Agent {
         envelope::seal(&b, &spki, |m| self.key.sign(m)).unwrap()
     }
 
+    /// A batch of the given observations (numbered from `first_seq`), signed by this agent.
+    pub fn batch_of(
+        &self,
+        first_seq: u64,
+        prev: [u8; 32],
+        mut observations: Vec<pb::Observation>,
+    ) -> (pb::SignedBatch, [u8; 32]) {
+        for (i, o) in observations.iter_mut().enumerate() {
+            o.seq = first_seq + i as u64;
+        }
+        let b = pb::Batch {
+            device_id: self.device_id.clone(),
+            first_seq,
+            prev_batch_hash: prev.to_vec(),
+            created_at_ms: 1,
+            observations,
+        };
+        envelope::seal(&b, &self.key.public_key_spki(), |m| self.key.sign(m)).unwrap()
+    }
+
     /// A stream that has received its challenge and given this agent's signed claims.
     pub async fn attested_stream(&self) -> Result<RawStream, tonic::Status> {
         let mut client = self.client().await.map_err(|e| tonic::Status::unavailable(format!("{e:#}")))?;

@@ -302,3 +302,49 @@ async fn a_full_collector_tells_agents_to_slow_down() {
     assert_exactly_once(&Db::open(c.data_dir.path()), &b.device_id);
     c.stop().await;
 }
+
+/// A credential removed while the agent was stopped is reported as DISAPPEARED by the first
+/// resync after it starts again (the last known view survives restarts).
+#[test]
+fn what_vanished_while_the_agent_was_stopped_is_reported_after_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let root = empty_root(work.path());
+    let server = ServerProcess::start(&work.path().join("data"), &[]);
+    let key = fake_openai_key();
+    write_codex_key(&root, &key);
+    let mut agent = AgentProcess::enroll(&server, work.path(), &root, "");
+    let id = started(&server, &mut agent);
+    let fp = fingerprinter(&agent).fingerprint(&Secret::new(key));
+    let db = server.db();
+    assert!(stored_tokens(&db, &id).contains(&("snapshot".into(), fp.clone())));
+    let (status, _) = agent.terminate(Duration::from_secs(10));
+    assert!(status.success());
+    let while_present = triage(&server, &id, "now");
+
+    std::fs::remove_file(root.join("home/alice/.codex/auth.json")).unwrap();
+    agent.start();
+    wait_for(Duration::from_secs(30), "the removal seen by the first resync after restart", || {
+        stored_tokens(&db, &id).contains(&("disappeared".into(), fp.clone())).then_some(())
+    });
+    assert_exactly_once(&db, &id);
+
+    // Triage answers from presence intervals: the token was there then, is gone now.
+    let token = format!("token:{fp}");
+    let was = |v: &serde_json::Value| {
+        v["present"].as_array().unwrap().iter().any(|p| p["connector"] == token.as_str())
+    };
+    assert!(was(&while_present), "{while_present:#}");
+    let now = triage(&server, &id, "now");
+    assert!(!was(&now), "{now:#}");
+    assert_eq!(now["device"]["assurance"], "software");
+}
+
+fn triage(server: &ServerProcess, device: &str, at: &str) -> serde_json::Value {
+    let out = std::process::Command::new(bin("sightline-server"))
+        .args(["triage", "--device", device, "--at", at, "--json", "--data-dir"])
+        .arg(&server.data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -603,3 +603,107 @@ async fn require_assurance_refuses_weaker_devices() {
     assert!(strict.shared.store.devices().unwrap().is_empty());
     strict.stop().await;
 }
+
+/// Presence is an interval per (device, connector, place): opened by a sighting, closed by
+/// DISAPPEARED, reopened by a later sighting; "what was on the device at T" answers from it.
+#[tokio::test]
+async fn presence_intervals_answer_what_was_on_a_device_at_a_time() {
+    use sightline_proto::pb::{self, observation::Item};
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let obs = |change: pb::Change, at: i64, item: Item| pb::Observation {
+        seq: 0,
+        observed_at_ms: at,
+        change: change as i32,
+        item: Some(item),
+    };
+    let token = Item::Token(pb::TokenItem {
+        provider: "openai".into(),
+        kind: pb::TokenKind::ApiKey as i32,
+        user: Some("alice".into()),
+        path: "/home/alice/.codex/auth.json".into(),
+        source: pb::TokenSource::CredentialFile as i32,
+        fingerprint: "00112233445566778899aabbccddeeff".into(),
+        locator: Some("/OPENAI_API_KEY".into()),
+        mcp_server: None,
+    });
+    let ext = |profile: &str| {
+        Item::Extension(pb::ExtensionItem {
+            tool: Some("chatgpt".into()),
+            user: Some("alice".into()),
+            browser: "chrome".into(),
+            profile: profile.into(),
+            extension_id: "jgjaeacdkonaoafenlfkkkmbaopkbilf".into(),
+            name: "ChatGPT".into(),
+            path: format!(
+                "/home/alice/.config/google-chrome/{profile}/Extensions/jgjaeacdkonaoafenlfkkkmbaopkbilf"
+            ),
+            ..Default::default()
+        })
+    };
+    use pb::Change::*;
+    let (b1, h1) = a.batch_of(
+        1,
+        GENESIS_HASH,
+        vec![
+            obs(Snapshot, 1000, token.clone()),
+            obs(Snapshot, 1000, ext("Default")),
+            obs(Appeared, 1200, ext("Profile 1")),
+        ],
+    );
+    let (b2, h2) = a.batch_of(
+        4,
+        h1,
+        vec![
+            obs(Disappeared, 2000, token.clone()),
+            obs(Changed, 2500, ext("Default")),
+            obs(Disappeared, 3000, ext("Profile 1")),
+        ],
+    );
+    let (b3, _) = a.batch_of(
+        7,
+        h2,
+        vec![
+            obs(Appeared, 4000, token.clone()),
+            obs(Disappeared, 4100, token.clone()),
+            obs(Disappeared, 4200, token.clone()),
+        ],
+    );
+    for r in a.send(vec![b1.clone(), b2, b3, b1]).await {
+        r.unwrap();
+    }
+    let store = c.shared.store.clone();
+    let at = |t: i64| -> Vec<(String, String, u64)> {
+        store
+            .present_at(&a.device_id, t)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.kind, p.locus.rsplit('/').nth(2).unwrap_or(&p.locus).to_owned(), p.appeared_seq))
+            .collect()
+    };
+    assert!(at(999).is_empty());
+    assert_eq!(
+        at(1500),
+        vec![
+            ("extension".into(), "Default".into(), 2),
+            ("token".into(), ".codex".into(), 1),
+            ("extension".into(), "Profile 1".into(), 3),
+        ]
+    );
+    // The token went at 2000; the Default profile's copy stays (CHANGED keeps it open).
+    assert_eq!(
+        at(2700),
+        vec![("extension".into(), "Default".into(), 2), ("extension".into(), "Profile 1".into(), 3)]
+    );
+    assert_eq!(at(3500), vec![("extension".into(), "Default".into(), 2)]);
+    // Back at 4000, gone at 4100; the repeated DISAPPEARED at 4200 changes nothing.
+    assert_eq!(at(4050).len(), 2);
+    let history = store.presence_history(&a.device_id).unwrap();
+    assert_eq!(history.len(), 4, "{history:#?}");
+    let last = history.iter().find(|p| p.appeared_seq == 7).unwrap();
+    assert_eq!((last.disappeared_at_ms, last.disappeared_seq), (Some(4100), Some(8)));
+    let status: Vec<(String, bool)> =
+        store.connectors().unwrap().into_iter().map(|c| (c.kind, c.devices[0].present)).collect();
+    assert_eq!(status, vec![("extension".into(), true), ("token".into(), false)]);
+    c.stop().await;
+}

@@ -17,12 +17,12 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
     let (kind, connector, data) = match &o.item {
         Some(Item::Process(p)) => (
             "process",
-            Some(connector(format!("tool:{}", p.tool), "tool", &p.tool, &p.user)),
+            Some(connector(format!("tool:{}", p.tool), "tool", &p.tool, &p.user, format!("pid:{}", p.pid))),
             json!({"tool": p.tool, "user": p.user, "pid": p.pid, "name": p.name, "exe": p.exe}),
         ),
         Some(Item::App(a)) => (
             "app",
-            Some(connector(format!("tool:{}", a.tool), "tool", &a.tool, &a.user)),
+            Some(connector(format!("tool:{}", a.tool), "tool", &a.tool, &a.user, a.path.clone())),
             json!({"tool": a.tool, "user": a.user, "path": a.path, "version": a.version, "bundle_id": a.bundle_id}),
         ),
         Some(Item::Extension(e)) => (
@@ -32,6 +32,7 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
                 "extension",
                 e.tool.as_deref().unwrap_or(&e.name),
                 &e.user,
+                e.path.clone(),
             )),
             json!({
                 "tool": e.tool, "user": e.user, "browser": e.browser, "profile": e.profile,
@@ -41,7 +42,13 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
         ),
         Some(Item::Token(t)) => (
             "token",
-            Some(connector(format!("token:{}", t.fingerprint), "token", &t.provider, &t.user)),
+            Some(connector(
+                format!("token:{}", t.fingerprint),
+                "token",
+                &t.provider,
+                &t.user,
+                format!("{}#{}", t.path, t.locator.as_deref().unwrap_or("")),
+            )),
             json!({
                 "provider": t.provider, "token_kind": token_kind(t.kind), "user": t.user, "path": t.path,
                 "source": token_source(t.source), "fingerprint": t.fingerprint, "locator": t.locator,
@@ -54,7 +61,13 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
                 hex::encode(&ring::digest::digest(&ring::digest::SHA256, target.as_bytes()).as_ref()[..6]);
             (
                 "mcp_server",
-                Some(connector(format!("mcp:{}:{id}", m.name), "mcp_server", &m.name, &m.user)),
+                Some(connector(
+                    format!("mcp:{}:{id}", m.name),
+                    "mcp_server",
+                    &m.name,
+                    &m.user,
+                    format!("{}#{}", m.path, m.client),
+                )),
                 json!({
                     "client": m.client, "user": m.user, "name": m.name, "transport": m.transport,
                     "command": m.command, "url": m.url, "path": m.path,
@@ -101,8 +114,14 @@ pub fn inventory(batch: &pb::Batch) -> Option<Inventory> {
     })
 }
 
-fn connector(key: String, kind: &'static str, label: &str, user: &Option<String>) -> ConnectorRef {
-    ConnectorRef { key, kind, label: label.to_owned(), user: user.clone() }
+fn connector(
+    key: String,
+    kind: &'static str,
+    label: &str,
+    user: &Option<String>,
+    locus: String,
+) -> ConnectorRef {
+    ConnectorRef { key, kind, label: label.to_owned(), user: user.clone(), locus }
 }
 
 fn token_kind(k: i32) -> &'static str {

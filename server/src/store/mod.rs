@@ -95,6 +95,9 @@ pub struct ConnectorRef {
     pub label: String,
     /// Who the observation attributes it to on the device (OS account).
     pub user: Option<String>,
+    /// Where on the device (path, path#locator, pid): two copies of one connector on one
+    /// device, such as the same extension in two browser profiles, are present separately.
+    pub locus: String,
 }
 
 /// An observation in storage terms.
@@ -178,6 +181,26 @@ pub struct ConnectorDevice {
     pub user: Option<String>,
     pub first_seen_ms: i64,
     pub last_seen_ms: i64,
+    /// Whether it is on the device now (an open presence interval), as far as the device's
+    /// last report says.
+    pub present: bool,
+}
+
+/// One stretch of a connector's presence on a device (design.md §5: presence is an interval).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    pub device_id: String,
+    pub connector_key: String,
+    pub kind: String,
+    pub label: String,
+    pub locus: String,
+    pub os_user: Option<String>,
+    pub appeared_at_ms: i64,
+    /// None while present.
+    pub disappeared_at_ms: Option<i64>,
+    /// The observations that opened and closed it, as references into the signed batches.
+    pub appeared_seq: u64,
+    pub disappeared_seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -228,4 +251,8 @@ pub trait Store: Send + Sync {
     /// Connectors seen on one device, with that device's first/last sighting.
     fn device_connectors(&self, device_id: &str) -> Result<Vec<Connector>>;
     fn count_observations(&self, device_id: &str) -> Result<u64>;
+    /// What was on the device at `at_ms`: every presence interval containing that instant.
+    fn present_at(&self, device_id: &str, at_ms: i64) -> Result<Vec<Presence>>;
+    /// Every presence interval of the device, oldest first.
+    fn presence_history(&self, device_id: &str) -> Result<Vec<Presence>>;
 }

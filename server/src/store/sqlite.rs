@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{
-    Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Result, Store,
-    StoreError, TpmChallenge,
+    Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Presence,
+    Result, Store, StoreError, TpmChallenge,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -123,6 +123,25 @@ ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_trusted INTEGER;
 -- same TPM again maps to the same device record.
 ALTER TABLE devices ADD COLUMN hardware_id TEXT;
 CREATE UNIQUE INDEX devices_hardware_id ON devices(hardware_id) WHERE hardware_id IS NOT NULL;
+"#,
+    r#"
+-- A connector's presence on a device as intervals, so "what was on device D at time T" is a
+-- range query, not a replay. Opened by the first APPEARED/CHANGED/SNAPSHOT sighting of a
+-- (device, connector, locus), closed by DISAPPEARED; both ends name the observation (seq)
+-- in the signed batches. At most one open interval per (device, connector, locus).
+CREATE TABLE presence (
+    device_id         TEXT NOT NULL REFERENCES devices(id),
+    connector_key     TEXT NOT NULL,
+    locus             TEXT NOT NULL,
+    os_user           TEXT,
+    appeared_at_ms    INTEGER NOT NULL,
+    appeared_seq      INTEGER NOT NULL,
+    disappeared_at_ms INTEGER,
+    disappeared_seq   INTEGER
+);
+CREATE UNIQUE INDEX presence_open ON presence(device_id, connector_key, locus) WHERE disappeared_at_ms IS NULL;
+CREATE INDEX presence_device_time ON presence(device_id, appeared_at_ms);
+CREATE INDEX presence_connector ON presence(connector_key, device_id);
 "#,
 ];
 
@@ -533,6 +552,14 @@ impl Store for SqliteStore {
                  ON CONFLICT(key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
                  last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), latest = excluded.latest",
             )?;
+            let mut open = tx.prepare_cached(
+                "INSERT OR IGNORE INTO presence (device_id, connector_key, locus, os_user, appeared_at_ms, appeared_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut close = tx.prepare_cached(
+                "UPDATE presence SET disappeared_at_ms = max(appeared_at_ms, ?4), disappeared_seq = ?5 \
+                 WHERE device_id = ?1 AND connector_key = ?2 AND locus = ?3 AND disappeared_at_ms IS NULL",
+            )?;
             let mut dev_up = tx.prepare_cached(
                 "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
@@ -555,6 +582,26 @@ impl Store for SqliteStore {
                 if let Some(c) = &o.connector {
                     conn_up.execute(params![c.key, c.kind, c.label, o.observed_at_ms, data])?;
                     dev_up.execute(params![c.key, b.device_id, c.user, o.observed_at_ms])?;
+                    // Idempotent both ways: a repeated sighting keeps the interval open, a
+                    // repeated disappearance finds nothing open to close.
+                    if o.change == "disappeared" {
+                        close.execute(params![
+                            b.device_id,
+                            c.key,
+                            c.locus,
+                            o.observed_at_ms,
+                            o.seq as i64
+                        ])?;
+                    } else {
+                        open.execute(params![
+                            b.device_id,
+                            c.key,
+                            c.locus,
+                            c.user,
+                            o.observed_at_ms,
+                            o.seq as i64
+                        ])?;
+                    }
                 }
             }
         }
@@ -587,6 +634,18 @@ impl Store for SqliteStore {
         self.query_connectors(Some(device_id))
     }
 
+    fn present_at(&self, device_id: &str, at_ms: i64) -> Result<Vec<Presence>> {
+        self.query_presence(
+            "p.device_id = ?1 AND p.appeared_at_ms <= ?2 AND (p.disappeared_at_ms IS NULL OR p.disappeared_at_ms > ?2)",
+            device_id,
+            at_ms,
+        )
+    }
+
+    fn presence_history(&self, device_id: &str) -> Result<Vec<Presence>> {
+        self.query_presence("p.device_id = ?1 AND ?2 = ?2", device_id, 0)
+    }
+
     fn count_observations(&self, device_id: &str) -> Result<u64> {
         Ok(self.conn().query_row(
             "SELECT count(*) FROM observations WHERE device_id = ?1",
@@ -597,11 +656,38 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
+    fn query_presence(&self, filter: &str, device_id: &str, at_ms: i64) -> Result<Vec<Presence>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT p.device_id, p.connector_key, c.kind, c.label, p.locus, p.os_user, p.appeared_at_ms, \
+                    p.disappeared_at_ms, p.appeared_seq, p.disappeared_seq \
+             FROM presence p JOIN connectors c ON c.key = p.connector_key \
+             WHERE {filter} ORDER BY p.appeared_at_ms, c.kind, c.label, p.locus"
+        ))?;
+        let rows = stmt.query_map(params![device_id, at_ms], |r| {
+            Ok(Presence {
+                device_id: r.get(0)?,
+                connector_key: r.get(1)?,
+                kind: r.get(2)?,
+                label: r.get(3)?,
+                locus: r.get(4)?,
+                os_user: r.get(5)?,
+                appeared_at_ms: r.get(6)?,
+                disappeared_at_ms: r.get(7)?,
+                appeared_seq: r.get::<_, i64>(8)? as u64,
+                disappeared_seq: r.get::<_, Option<i64>>(9)?.map(|s| s as u64),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn query_connectors(&self, device: Option<&str>) -> Result<Vec<Connector>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT c.key, c.kind, c.label, c.first_seen_ms, c.last_seen_ms, c.latest, \
-                    cd.device_id, d.hostname, cd.os_user, cd.first_seen_ms, cd.last_seen_ms \
+                    cd.device_id, d.hostname, cd.os_user, cd.first_seen_ms, cd.last_seen_ms, \
+                    EXISTS (SELECT 1 FROM presence p WHERE p.device_id = cd.device_id \
+                            AND p.connector_key = c.key AND p.disappeared_at_ms IS NULL) \
              FROM connectors c JOIN connector_devices cd ON cd.connector_key = c.key JOIN devices d ON d.id = cd.device_id \
              WHERE ?1 IS NULL OR cd.device_id = ?1 \
              ORDER BY c.kind, c.label, c.key, d.hostname",
@@ -616,6 +702,7 @@ impl SqliteStore {
                 user: r.get(8)?,
                 first_seen_ms: r.get(9)?,
                 last_seen_ms: r.get(10)?,
+                present: r.get(11)?,
             };
             match out.last_mut() {
                 Some(c) if c.key == key => c.devices.push(dev),
