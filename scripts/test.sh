@@ -18,6 +18,7 @@ pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v deb-systemd-helper >/dev/null || need+=(init-system-helpers)
 command -v python3 >/dev/null || need+=(python3)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

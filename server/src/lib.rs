@@ -5,6 +5,7 @@
 //! chain, then stores) → [`query`] (CLI views). [`pki`] owns the CA, the server identity,
 //! the org fingerprint key and the directive signing key.
 
+pub mod api;
 pub mod attest;
 pub mod ingest;
 pub mod pki;
@@ -23,5 +24,18 @@ pub fn create_token(store: &dyn store::Store, ttl: std::time::Duration) -> anyho
     let token = format!("slt_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
     let now = ingest::now_ms();
     store.create_token(&ingest::enrollment::token_hash(&token), now, now + ttl.as_millis() as i64)?;
+    Ok(token)
+}
+
+/// Creates an HTTP API token with `role`; returns it (shown once, stored only as a hash).
+pub fn create_api_token(store: &dyn store::Store, role: api::Role, name: &str) -> anyhow::Result<String> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut raw = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| anyhow::anyhow!("random number generator failed"))?;
+    let token = format!("sla_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+    store.create_api_token(&api::token_hash(&token), role.as_str(), name, ingest::now_ms())?;
     Ok(token)
 }

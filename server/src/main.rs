@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sightline_server::api::Role;
 use sightline_server::ingest::Assurance;
 use sightline_server::{create_token, query, server};
 
@@ -35,6 +36,9 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// Also serve the HTTP API (JSON under /api/v1, TLS with the server certificate).
+        #[arg(long)]
+        http: Option<SocketAddr>,
         /// Create a local CA and server certificate on first start (writes DATA_DIR/ca.pem).
         #[arg(long)]
         dev: bool,
@@ -75,6 +79,20 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Only this kind: tool, extension, token, mcp_server.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only `present` (on some device now) or `removed`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only those seen under this OS account.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// HTTP API tokens.
+    ApiToken {
+        #[command(subcommand)]
+        command: ApiTokenCommand,
     },
     /// Incident triage: what was on a device at an instant, with its assurance and references
     /// to the signed evidence.
@@ -113,6 +131,25 @@ fn parse_time(s: &str) -> Result<i64, String> {
         .and_then(|t| {
             t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|e| e.to_string())
         })
+}
+
+#[derive(Subcommand)]
+enum ApiTokenCommand {
+    /// Create an API token; prints the token alone (it is stored only as a hash).
+    Create {
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        /// viewer (read), admin (read and act), scim (identity provisioning), ingest (sign-in log push).
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// What the token is for, kept beside it.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not one of viewer, admin, scim, ingest"))
 }
 
 #[derive(Subcommand)]
@@ -171,6 +208,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             data_dir,
             listen,
+            http,
             dev,
             require_assurance,
             ek_roots,
@@ -196,7 +234,21 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
                 tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.display(), "Starting collector.");
-                server::serve(listener, shared, shutdown()).await
+                let stop = tokio_util::sync::CancellationToken::new();
+                let on_signal = stop.clone();
+                tokio::spawn(async move {
+                    shutdown().await;
+                    on_signal.cancel();
+                });
+                let grpc = server::serve(listener, shared.clone(), stop.clone().cancelled_owned());
+                match http {
+                    Some(addr) => {
+                        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+                        let api = sightline_server::api::serve(l, shared, stop.cancelled_owned());
+                        tokio::try_join!(grpc, api).map(|_| ())
+                    }
+                    None => grpc.await,
+                }
             })
         }
         Command::Token { command: TokenCommand::Create { data_dir, ttl } } => {
@@ -206,8 +258,13 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Devices { data_dir, json } => {
             print(&query::devices(server::open_store(&data_dir)?.as_ref(), json)?)
         }
-        Command::Connectors { data_dir, json } => {
-            print(&query::connectors(server::open_store(&data_dir)?.as_ref(), json)?)
+        Command::Connectors { data_dir, json, kind, status, user } => {
+            let filter = query::ConnectorFilter { kind, status, user };
+            print(&query::connectors(server::open_store(&data_dir)?.as_ref(), &filter, json)?)
+        }
+        Command::ApiToken { command: ApiTokenCommand::Create { data_dir, role, name } } => {
+            let store = server::open_store(&data_dir)?;
+            print(&(sightline_server::create_api_token(store.as_ref(), role, &name)? + "\n"))
         }
         Command::Device { command: Some(DeviceCommand::Revoke { id, data_dir }), .. } => {
             server::open_store(&data_dir)?.revoke_device(&id, sightline_server::ingest::now_ms())?;

@@ -68,15 +68,65 @@ pub fn connector_json(c: &Connector) -> Value {
     v
 }
 
-pub fn devices(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
-    let devices = store.devices()?;
-    if as_json {
-        let list: Vec<Value> = devices
-            .iter()
-            .map(|d| Ok(device_json(d, store.count_observations(&d.id)?)))
-            .collect::<anyhow::Result<_>>()?;
-        return Ok(serde_json::to_string_pretty(&list)? + "\n");
+/// Every device as JSON (the CLI's `devices --json` and `GET /api/v1/devices`).
+pub fn devices_value(store: &dyn Store) -> anyhow::Result<Value> {
+    let list: Vec<Value> = store
+        .devices()?
+        .iter()
+        .map(|d| Ok(device_json(d, store.count_observations(&d.id)?)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Value::Array(list))
+}
+
+/// Which connectors to list; every field optional.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorFilter {
+    /// `tool`, `extension`, `token`, `mcp_server`.
+    pub kind: Option<String>,
+    /// `present` or `removed`.
+    pub status: Option<String>,
+    /// An OS account it was seen under.
+    pub user: Option<String>,
+}
+
+impl ConnectorFilter {
+    pub fn matches(&self, c: &Connector) -> bool {
+        let status = if c.devices.iter().any(|d| d.present) { "present" } else { "removed" };
+        self.kind.as_ref().is_none_or(|k| *k == c.kind)
+            && self.status.as_ref().is_none_or(|s| s == status)
+            && self.user.as_ref().is_none_or(|u| c.devices.iter().any(|d| d.user.as_ref() == Some(u)))
     }
+}
+
+/// Connectors as JSON, filtered.
+pub fn connectors_value(store: &dyn Store, filter: &ConnectorFilter) -> anyhow::Result<Value> {
+    Ok(Value::Array(store.connectors()?.iter().filter(|c| filter.matches(c)).map(connector_json).collect()))
+}
+
+/// One device with its connectors, or None.
+pub fn device_value(store: &dyn Store, id: &str) -> anyhow::Result<Option<Value>> {
+    let Some(d) = store.device(id)? else { return Ok(None) };
+    let mut v = device_json(&d, store.count_observations(id)?);
+    v["connectors"] = Value::Array(store.device_connectors(id)?.iter().map(connector_json).collect());
+    Ok(Some(v))
+}
+
+/// What was on a device at an instant, or None for an unknown device.
+pub fn device_at_value(store: &dyn Store, id: &str, at_ms: i64) -> anyhow::Result<Option<Value>> {
+    let Some(d) = store.device(id)? else { return Ok(None) };
+    Ok(Some(json!({
+        "at": time(at_ms),
+        "device": device_json(&d, store.count_observations(id)?),
+        "present": store.present_at(id, at_ms)?.iter().map(presence_json).collect::<Vec<_>>(),
+    })))
+}
+
+pub fn devices(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&devices_value(store)?)? + "\n");
+    }
+    let devices = store.devices()?;
     let mut rows = vec![vec![
         "DEVICE".into(),
         "HOSTNAME".into(),
@@ -98,8 +148,9 @@ pub fn devices(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
     Ok(table(&rows, devices.is_empty().then_some("No devices enrolled.")))
 }
 
-pub fn connectors(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
-    render_connectors(&store.connectors()?, as_json)
+pub fn connectors(store: &dyn Store, filter: &ConnectorFilter, as_json: bool) -> anyhow::Result<String> {
+    let list: Vec<Connector> = store.connectors()?.into_iter().filter(|c| filter.matches(c)).collect();
+    render_connectors(&list, as_json)
 }
 
 fn render_connectors(list: &[Connector], as_json: bool) -> anyhow::Result<String> {
@@ -133,14 +184,13 @@ fn render_connectors(list: &[Connector], as_json: bool) -> anyhow::Result<String
 }
 
 pub fn device(store: &dyn Store, id: &str, as_json: bool) -> anyhow::Result<String> {
+    if as_json {
+        let v = device_value(store, id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
     let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
     let connectors = store.device_connectors(id)?;
     let obs = store.count_observations(id)?;
-    if as_json {
-        let mut v = device_json(&d, obs);
-        v["connectors"] = Value::Array(connectors.iter().map(connector_json).collect());
-        return Ok(serde_json::to_string_pretty(&v)? + "\n");
-    }
     let mut out = format!(
         "Device {}\n  hostname:   {}\n  os:         {} {}\n  assurance:  {} (key backend {})\n  enrolled:   {}\n  last seen:  {}\n  attested:   {}\n  users:      {}\n  sequence:   {} ({} observations)\n\n",
         d.id,
@@ -178,16 +228,12 @@ fn presence_json(p: &Presence) -> Value {
 
 /// `triage --device D --at T`: the device, its assurance, and what was on it at that instant.
 pub fn device_at(store: &dyn Store, id: &str, at_ms: i64, as_json: bool) -> anyhow::Result<String> {
-    let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
-    let present = store.present_at(id, at_ms)?;
     if as_json {
-        let v = json!({
-            "at": time(at_ms),
-            "device": device_json(&d, store.count_observations(id)?),
-            "present": present.iter().map(presence_json).collect::<Vec<_>>(),
-        });
+        let v = device_at_value(store, id, at_ms)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
+    let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
+    let present = store.present_at(id, at_ms)?;
     let mut out = format!(
         "Device {} ({}, {} {}) at {}: assurance {}\n\n",
         d.id,

@@ -41,3 +41,43 @@ fn token_create_prints_only_the_token() {
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(s.starts_with("slt_") && s.ends_with('\n') && s.trim().len() == 36, "{s:?}");
 }
+
+#[test]
+fn api_tokens_and_triage_on_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let out = server()
+        .args(["api-token", "create", "--role", "viewer", "--data-dir"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.starts_with("sla_") && s.ends_with('\n') && !s.trim().contains(char::is_whitespace), "{s:?}");
+
+    let out = server()
+        .args(["api-token", "create", "--role", "root", "--data-dir"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("viewer, admin, scim, ingest"));
+
+    let out = server()
+        .args(["triage", "--device", "dev_x", "--at", "yesterday", "--data-dir"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a time"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server()
+        .args(["triage", "--device", "dev_x", "--at", "now", "--data-dir"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no device dev_x"));
+}

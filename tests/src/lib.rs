@@ -18,6 +18,8 @@ use tokio::sync::oneshot;
 /// A collector serving on loopback until dropped or stopped.
 pub struct Collector {
     pub url: String,
+    /// The HTTP API (`serve --http`), TLS with the same dev CA.
+    pub api_url: String,
     pub data_dir: tempfile::TempDir,
     pub shared: Shared,
     stop: Option<oneshot::Sender<()>>,
@@ -35,15 +37,57 @@ impl Collector {
         shared.config = config;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_url = format!("https://127.0.0.1:{}", api_listener.local_addr().unwrap().port());
         let (stop, rx) = oneshot::channel();
-        let task = tokio::spawn(sightline_server::server::serve(listener, shared.clone(), async {
+        let stopped = tokio_util::sync::CancellationToken::new();
+        let on_stop = stopped.clone();
+        tokio::spawn(async move {
             rx.await.ok();
-        }));
-        Collector { url, data_dir, shared, stop: Some(stop), task: Some(task) }
+            on_stop.cancel();
+        });
+        tokio::spawn(sightline_server::api::serve(
+            api_listener,
+            shared.clone(),
+            stopped.clone().cancelled_owned(),
+        ));
+        let task = tokio::spawn(sightline_server::server::serve(
+            listener,
+            shared.clone(),
+            stopped.cancelled_owned(),
+        ));
+        Collector { url, api_url, data_dir, shared, stop: Some(stop), task: Some(task) }
     }
 
     pub fn token(&self) -> String {
         sightline_server::create_token(self.shared.store.as_ref(), Duration::from_secs(3600)).unwrap()
+    }
+
+    /// A new API token with `role`.
+    pub fn api_token(&self, role: &str) -> String {
+        let role = sightline_server::api::Role::parse(role).unwrap();
+        sightline_server::create_api_token(self.shared.store.as_ref(), role, "test").unwrap()
+    }
+
+    /// One HTTP API call through curl (a real client, real TLS against the dev CA):
+    /// (status, response headers, JSON body).
+    pub fn api(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String, serde_json::Value) {
+        let headers = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}", "-D"])
+            .arg(headers.path())
+            .arg("--cacert")
+            .arg(self.data_dir.path().join("ca.pem"));
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        let out = cmd.arg(format!("{}{path}", self.api_url)).output().unwrap();
+        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        let body =
+            if body.is_empty() { serde_json::Value::Null } else { serde_json::from_str(body).unwrap() };
+        (code.parse().unwrap(), std::fs::read_to_string(headers.path()).unwrap(), body)
     }
 
     pub fn ca_pem(&self) -> Vec<u8> {

@@ -218,6 +218,10 @@ pub struct Connector {
 /// Everything the collector persists.
 pub trait Store: Send + Sync {
     fn create_token(&self, token_hash: &[u8], created_at_ms: i64, expires_at_ms: i64) -> Result<()>;
+    /// Stores an HTTP API token (by hash) with its role.
+    fn create_api_token(&self, token_hash: &[u8], role: &str, name: &str, now_ms: i64) -> Result<()>;
+    /// The role of a live API token; None if unknown or revoked.
+    fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>>;
     /// Checks a token without consuming it.
     fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()>;
     fn put_challenge(&self, c: &Challenge) -> Result<()>;

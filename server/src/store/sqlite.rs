@@ -143,6 +143,16 @@ CREATE UNIQUE INDEX presence_open ON presence(device_id, connector_key, locus) W
 CREATE INDEX presence_device_time ON presence(device_id, appeared_at_ms);
 CREATE INDEX presence_connector ON presence(connector_key, device_id);
 "#,
+    r#"
+-- HTTP API tokens, stored as SHA-256 hashes; the role decides what a token may do.
+CREATE TABLE api_tokens (
+    token_hash    BLOB PRIMARY KEY,
+    role          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER
+);
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -238,6 +248,25 @@ impl Store for SqliteStore {
             params![token_hash, created_at_ms, expires_at_ms],
         )?;
         Ok(())
+    }
+
+    fn create_api_token(&self, token_hash: &[u8], role: &str, name: &str, now_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, role, name, now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT role FROM api_tokens WHERE token_hash = ?1 AND revoked_at_ms IS NULL",
+                params![token_hash],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()> {

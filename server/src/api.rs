@@ -1,0 +1,274 @@
+//! The HTTP API (`serve --http ADDR`): JSON under `/api/v1`, over TLS with the collector's
+//! server certificate, authenticated by bearer API tokens with roles.
+//!
+//! - `viewer` reads; `admin` reads and acts (revoke); `scim` and `ingest` are for machines
+//!   (identity provisioning, sign-in log push) and read nothing else.
+//! - No or unknown token: 401 with `WWW-Authenticate: Bearer`; a token whose role does not
+//!   allow the call: 403. Errors are `{"error": "..."}`.
+//! - Tokens are stored as SHA-256 hashes (`api-token create`); lookups run on a blocking
+//!   thread like every store call.
+//!
+//! The JSON is the CLI's (`query`), so a script can switch between them.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::ingest::{Shared, now_ms};
+use crate::query;
+use crate::store::Store;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Viewer,
+    Admin,
+    Scim,
+    Ingest,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Admin => "admin",
+            Role::Scim => "scim",
+            Role::Ingest => "ingest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Viewer, Role::Admin, Role::Scim, Role::Ingest].into_iter().find(|r| r.as_str() == s)
+    }
+
+    fn can_read(self) -> bool {
+        matches!(self, Role::Viewer | Role::Admin)
+    }
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec()
+}
+
+/// An API error: status plus a message for the caller.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(json!({"error": self.1}))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"sightline\""));
+        }
+        r
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "API request failed.");
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, "collector storage failure".into())
+}
+
+/// Runs a store call on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(internal)?.map_err(internal)
+}
+
+/// The caller's role, from `Authorization: Bearer <token>`.
+async fn role(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
+    let unauthorized = |m: &str| ApiError(StatusCode::UNAUTHORIZED, m.to_owned());
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("an API token is required"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
+    let hash = token_hash(token);
+    let role = blocking(&shared.store, move |s| Ok(s.api_token_role(&hash)?)).await?;
+    role.as_deref().and_then(Role::parse).ok_or_else(|| unauthorized("unknown or revoked API token"))
+}
+
+async fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
+    let r = role(shared, headers).await?;
+    if r.can_read() {
+        Ok(r)
+    } else {
+        Err(ApiError(StatusCode::FORBIDDEN, format!("a {} token cannot read the inventory", r.as_str())))
+    }
+}
+
+async fn admin(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    match role(shared, headers).await? {
+        Role::Admin => Ok(()),
+        r => Err(ApiError(StatusCode::FORBIDDEN, format!("this needs an admin token, not {}", r.as_str()))),
+    }
+}
+
+pub fn router(shared: Shared) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/devices", get(devices))
+        .route("/api/v1/devices/{id}", get(device))
+        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/api/v1/connectors", get(connectors))
+        .route("/api/v1/triage/device/{id}", get(triage_device))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
+        .with_state(shared)
+}
+
+/// Liveness for load balancers: no token, no data.
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn devices(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    Ok(Json(blocking(&s.store, query::devices_value).await?))
+}
+
+async fn device(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let i = id.clone();
+    blocking(&s.store, move |st| query::device_value(st, &i))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no device {id}")))
+}
+
+async fn revoke_device(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let i = id.clone();
+    let found = blocking(&s.store, move |st| {
+        if st.device(&i)?.is_none() {
+            return Ok(false);
+        }
+        st.revoke_device(&i, now_ms())?;
+        Ok(true)
+    })
+    .await?;
+    if !found {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no device {id}")));
+    }
+    tracing::info!(device = %id, "Device revoked through the API.");
+    Ok(Json(json!({"device_id": id, "revoked": true})))
+}
+
+async fn connectors(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    filter: Result<Query<query::ConnectorFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let Query(filter) = filter.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    Ok(Json(blocking(&s.store, move |st| query::connectors_value(st, &filter)).await?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtQuery {
+    /// RFC 3339, or `now` (the default).
+    at: Option<String>,
+}
+
+async fn triage_device(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    q: Result<Query<AtQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let at = match q.at.as_deref() {
+        None | Some("now") => now_ms(),
+        Some(t) => humantime::parse_rfc3339_weak(t)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .ok_or_else(|| {
+                ApiError(StatusCode::BAD_REQUEST, format!("`at` {t:?} is not an RFC 3339 time"))
+            })?,
+    };
+    let i = id.clone();
+    blocking(&s.store, move |st| query::device_at_value(st, &i, at))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no device {id}")))
+}
+
+/// Serves the API over TLS on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(shared.pki.server_cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the server certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(shared.pki.server_key_pem.as_bytes())
+        .context("reading the server key")?;
+    let mut tls =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("configuring the API's TLS certificate")?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let service = hyper_util::service::TowerToHyperService::new(router(shared));
+    tracing::info!(addr = %listener.local_addr()?, "HTTP API listening (TLS).");
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "API accept failed.");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let (acceptor, service) = (acceptor.clone(), service.clone());
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "API TLS handshake failed.");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, error = %e, "API connection ended with an error.");
+            }
+        });
+    }
+    tracing::info!("HTTP API stopped.");
+    Ok(())
+}
