@@ -32,6 +32,7 @@ mkdir -p "$DIR"
 
 echo "==> Starting the collector on 127.0.0.1:$PORT (data dir $DIR/data)"
 nohup "$BIN/sightline-server" serve --dev --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" \
+  --http "127.0.0.1:$((PORT + 1))" \
   >"$DIR/server.log" 2>&1 &
 echo $! >"$DIR/server.pid"
 for _ in $(seq 100); do
@@ -58,13 +59,17 @@ echo
 "$BIN/sightline-server" connectors --data-dir "$DIR/data"
 
 DEVICE="$("$BIN/sightline-server" devices --json --data-dir "$DIR/data" | sed -n 's/.*"device_id": "\(dev_[0-9a-f]*\)".*/\1/p' | head -n1)"
+API_TOKEN="$("$BIN/sightline-server" api-token create --role viewer --name preview --data-dir "$DIR/data")"
 cat <<EOT
 
 The collector is still running (pid $(cat "$DIR/server.pid"), log $DIR/server.log). Try:
   $BIN/sightline-server devices    --data-dir $DIR/data [--json]
   $BIN/sightline-server connectors --data-dir $DIR/data [--json]
   $BIN/sightline-server device $DEVICE --data-dir $DIR/data [--json]
+  $BIN/sightline-server triage --device $DEVICE --at now --data-dir $DIR/data [--json]
+  curl --cacert $DIR/data/ca.pem -H "Authorization: Bearer $API_TOKEN" https://127.0.0.1:$((PORT + 1))/api/v1/devices
   $BIN/sightline-agent  run --once --state-dir $DIR/agent        # scan and deliver again
+  $BIN/sightline-agent  run --state-dir $DIR/agent --root /      # the daemon: watch, sample, resync (Ctrl-C stops)
   $BIN/sightline-agent  scan --root agent/tests/fixtures/macos --no-processes   # a fixture laptop
 Stop it with: kill \$(cat $DIR/server.pid)
 EOT
