@@ -86,7 +86,13 @@ async fn blocking<T: Send + 'static>(
 
 /// The caller's role, from `Authorization: Bearer <token>`.
 async fn role(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
-    let unauthorized = |m: &str| ApiError(StatusCode::UNAUTHORIZED, m.to_owned());
+    role_of(shared, headers).await.map_err(|(status, m)| ApiError(status, m))
+}
+
+/// As [`role`], with the refusal as (status, message) for surfaces with their own error
+/// shape (SCIM).
+pub(crate) async fn role_of(shared: &Shared, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
+    let unauthorized = |m: &str| (StatusCode::UNAUTHORIZED, m.to_owned());
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("an API token is required"))?;
     let token = value
         .to_str()
@@ -96,7 +102,9 @@ async fn role(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
     let hash = token_hash(token);
-    let role = blocking(&shared.store, move |s| Ok(s.api_token_role(&hash)?)).await?;
+    let role = blocking(&shared.store, move |s| Ok(s.api_token_role(&hash)?))
+        .await
+        .map_err(|ApiError(status, m)| (status, m))?;
     role.as_deref().and_then(Role::parse).ok_or_else(|| unauthorized("unknown or revoked API token"))
 }
 
@@ -124,6 +132,7 @@ pub fn router(shared: Shared) -> axum::Router {
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/connectors", get(connectors))
         .route("/api/v1/triage/device/{id}", get(triage_device))
+        .merge(crate::scim::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(shared)
 }

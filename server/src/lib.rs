@@ -10,6 +10,7 @@ pub mod attest;
 pub mod ingest;
 pub mod pki;
 pub mod query;
+pub mod scim;
 pub mod server;
 pub mod store;
 

@@ -72,6 +72,17 @@ impl Collector {
     /// One HTTP API call through curl (a real client, real TLS against the dev CA):
     /// (status, response headers, JSON body).
     pub fn api(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String, serde_json::Value) {
+        self.api_body(method, path, token, None)
+    }
+
+    /// As [`Collector::api`], sending `body` as `application/scim+json` when given.
+    pub fn api_body(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String, serde_json::Value) {
         let headers = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = std::process::Command::new("curl");
         cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}", "-D"])
@@ -80,6 +91,9 @@ impl Collector {
             .arg(self.data_dir.path().join("ca.pem"));
         if let Some(t) = token {
             cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/scim+json", "--data-binary", b]);
         }
         let out = cmd.arg(format!("{}{path}", self.api_url)).output().unwrap();
         assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -87,3 +87,125 @@ async fn api_tokens_and_roles_guard_the_inventory() {
     }
     c.stop().await;
 }
+
+/// SCIM as Okta and Microsoft Entra ID speak it: provision, look up, deactivate (both
+/// PatchOp dialects), replace, delete; conflicts and malformed input answered with the SCIM
+/// error schema; only scim and admin tokens may provision.
+#[tokio::test(flavor = "multi_thread")]
+async fn scim_provisioning_as_okta_and_entra_send_it() {
+    let c = Collector::start().await;
+    let (scim, viewer) = (c.api_token("scim"), c.api_token("viewer"));
+    let call = |m: &'static str, p: &str, body: Option<&str>, t: &str| {
+        let (c, p, t) = (&c, p.to_owned(), t.to_owned());
+        let body = body.map(str::to_owned);
+        tokio::task::block_in_place(move || c.api_body(m, &p, Some(&t), body.as_deref()))
+    };
+
+    // Okta's create (RFC 7643 core schema, as Okta's SCIM 2.0 integration sends it).
+    let okta_create = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com",
+      "name":{"givenName":"Alice","familyName":"Ng"},"emails":[{"primary":true,"value":"Alice@Example.com","type":"work"}],
+      "displayName":"Alice Ng","locale":"en-US","externalId":"00u1abcd2EFGH3ijk4l5","groups":[],
+      "password":"not-stored-1!","active":true}"#;
+    let (code, headers, alice) = call("POST", "/scim/v2/Users", Some(okta_create), &scim);
+    assert_eq!(code, 201, "{alice}");
+    assert!(headers.to_ascii_lowercase().contains("application/scim+json"));
+    assert_eq!(
+        (alice["userName"].as_str(), alice["active"].as_bool()),
+        (Some("alice@example.com"), Some(true))
+    );
+    assert_eq!(alice["emails"][0]["value"], "alice@example.com");
+    let id = alice["id"].as_str().unwrap().to_owned();
+
+    // Okta looks users up by userName before creating; case does not matter.
+    let (code, _, list) = call(
+        "GET",
+        "/scim/v2/Users?filter=userName%20eq%20%22ALICE%40example.com%22&startIndex=1&count=100",
+        None,
+        &scim,
+    );
+    assert_eq!((code, list["totalResults"].as_u64()), (200, Some(1)), "{list}");
+    assert_eq!(list["Resources"][0]["id"], id.as_str());
+    let (_, _, none) =
+        call("GET", "/scim/v2/Users?filter=userName%20eq%20%22nobody%40example.com%22", None, &scim);
+    assert_eq!(none["totalResults"], 0);
+
+    // The same userName again: 409 uniqueness.
+    let (code, _, err) = call("POST", "/scim/v2/Users", Some(okta_create), &scim);
+    assert_eq!((code, err["scimType"].as_str()), (409, Some("uniqueness")), "{err}");
+    assert_eq!(err["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+
+    // Okta deactivates with a PatchOp without `path`.
+    let okta_deactivate = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#;
+    let (code, _, a) = call("PATCH", &format!("/scim/v2/Users/{id}"), Some(okta_deactivate), &scim);
+    assert_eq!((code, a["active"].as_bool()), (200, Some(false)), "{a}");
+    let stored = c.shared.store.person(&id).unwrap().unwrap();
+    assert!(!stored.active && stored.deprovisioned_at_ms.is_some());
+    assert!(!format!("{stored:?}").contains("not-stored-1!"), "a password was kept");
+
+    // Entra ID: create with the enterprise extension, then deactivate with a `path` and the
+    // string "False" it has long sent.
+    let entra_create = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+      "externalId":"bob","userName":"bob@contoso.com","active":true,"displayName":"Bob Diaz",
+      "emails":[{"primary":true,"type":"work","value":"bob@contoso.com"}],
+      "meta":{"resourceType":"User"},"name":{"formatted":"Bob Diaz","familyName":"Diaz","givenName":"Bob"},
+      "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Finance"}}"#;
+    let (code, _, bob) = call("POST", "/scim/v2/Users", Some(entra_create), &scim);
+    assert_eq!(code, 201, "{bob}");
+    let bob_id = bob["id"].as_str().unwrap().to_owned();
+    let entra_disable = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"active","value":"False"}]}"#;
+    let (code, _, b) = call("PATCH", &format!("/scim/v2/Users/{bob_id}"), Some(entra_disable), &scim);
+    assert_eq!((code, b["active"].as_bool()), (200, Some(false)), "{b}");
+    let entra_rename = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"displayName","value":"Robert Diaz"},{"op":"Replace","path":"name.givenName","value":"Robert"}]}"#;
+    let (code, _, b) = call("PATCH", &format!("/scim/v2/Users/{bob_id}"), Some(entra_rename), &scim);
+    assert_eq!((code, b["displayName"].as_str()), (200, Some("Robert Diaz")), "{b}");
+
+    // Replace (PUT) reactivates alice.
+    let (code, _, a) = call("PUT", &format!("/scim/v2/Users/{id}"), Some(okta_create), &scim);
+    assert_eq!((code, a["active"].as_bool()), (200, Some(true)), "{a}");
+    assert!(c.shared.store.person(&id).unwrap().unwrap().deprovisioned_at_ms.is_none());
+
+    // Bad input: SCIM error bodies with a scimType.
+    for (method, path, body, scim_type) in [
+        ("POST", "/scim/v2/Users".to_owned(), "{not json", "invalidSyntax"),
+        (
+            "POST",
+            "/scim/v2/Users".to_owned(),
+            r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]}"#,
+            "invalidValue",
+        ),
+        (
+            "POST",
+            "/scim/v2/Users".to_owned(),
+            r#"{"userName":"x@example.com","active":"maybe"}"#,
+            "invalidValue",
+        ),
+        ("PATCH", format!("/scim/v2/Users/{id}"), r#"{"Operations":[]}"#, "invalidSyntax"),
+        (
+            "PATCH",
+            format!("/scim/v2/Users/{id}"),
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"emails"}]}"#,
+            "invalidValue",
+        ),
+        ("GET", "/scim/v2/Users?filter=emails%20co%20%22x%22".to_owned(), "", "invalidFilter"),
+    ] {
+        let (code, _, err) = call(method, &path, (!body.is_empty()).then_some(body), &scim);
+        assert_eq!((code, err["scimType"].as_str()), (400, Some(scim_type)), "{method} {path} {body}: {err}");
+        assert_eq!(err["status"], "400");
+    }
+
+    // Who may provision.
+    let (code, _, err) = call("GET", "/scim/v2/Users", None, &viewer);
+    assert_eq!(code, 403, "{err}");
+    let (code, _, _) = tokio::task::block_in_place(|| c.api("GET", "/scim/v2/Users", None));
+    assert_eq!(code, 401);
+
+    // Delete: gone for SCIM (404), kept on record as deprovisioned.
+    let (code, _, _) = call("DELETE", &format!("/scim/v2/Users/{bob_id}"), None, &scim);
+    assert_eq!(code, 204);
+    assert_eq!(call("GET", &format!("/scim/v2/Users/{bob_id}"), None, &scim).0, 404);
+    let kept = c.shared.store.person(&bob_id).unwrap().unwrap();
+    assert!(kept.deleted_at_ms.is_some() && kept.deprovisioned_at_ms.is_some());
+    let (_, _, list) = call("GET", "/scim/v2/Users", None, &scim);
+    assert_eq!(list["totalResults"], 1);
+    c.stop().await;
+}

@@ -29,6 +29,9 @@ pub enum StoreError {
     UnknownDevice(String),
     #[error("device {0} is revoked")]
     Revoked(String),
+    /// A uniqueness rule would be broken (a SCIM userName already taken).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -186,6 +189,25 @@ pub struct ConnectorDevice {
     pub present: bool,
 }
 
+/// A person as the identity provider provisioned them (SCIM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub id: String,
+    /// Usually the work email or UPN; unique among people not deleted (case-insensitive).
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    /// Lower-cased.
+    pub emails: Vec<String>,
+    pub active: bool,
+    pub created_at_ms: i64,
+    pub modified_at_ms: i64,
+    /// When the IdP deactivated or deleted them: the offboarding signal.
+    pub deprovisioned_at_ms: Option<i64>,
+    /// Deleted through SCIM: kept on record, no longer visible to the IdP.
+    pub deleted_at_ms: Option<i64>,
+}
+
 /// One stretch of a connector's presence on a device (design.md §5: presence is an interval).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presence {
@@ -220,6 +242,15 @@ pub trait Store: Send + Sync {
     fn create_token(&self, token_hash: &[u8], created_at_ms: i64, expires_at_ms: i64) -> Result<()>;
     /// Stores an HTTP API token (by hash) with its role.
     fn create_api_token(&self, token_hash: &[u8], role: &str, name: &str, now_ms: i64) -> Result<()>;
+    /// Provisions a person; `Conflict` if the userName is taken.
+    fn create_person(&self, p: &Person) -> Result<()>;
+    /// Replaces a person's record (by id); `Conflict` if a new userName is taken.
+    fn update_person(&self, p: &Person) -> Result<()>;
+    fn person(&self, id: &str) -> Result<Option<Person>>;
+    /// The person (not deleted) with this userName, compared case-insensitively.
+    fn person_by_user_name(&self, user_name: &str) -> Result<Option<Person>>;
+    /// Every person not deleted, oldest first.
+    fn people(&self) -> Result<Vec<Person>>;
     /// The role of a live API token; None if unknown or revoked.
     fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>>;
     /// Checks a token without consuming it.

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{
-    Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Presence,
-    Result, Store, StoreError, TpmChallenge,
+    Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Person,
+    Presence, Result, Store, StoreError, TpmChallenge,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -153,6 +153,22 @@ CREATE TABLE api_tokens (
     revoked_at_ms INTEGER
 );
 "#,
+    r#"
+-- People as the identity provider provisions them (SCIM). Deleted people stay on record.
+CREATE TABLE people (
+    id                  TEXT PRIMARY KEY,
+    user_name           TEXT NOT NULL,
+    external_id         TEXT,
+    display_name        TEXT,
+    emails              TEXT NOT NULL DEFAULT '[]',
+    active              INTEGER NOT NULL,
+    created_at_ms       INTEGER NOT NULL,
+    modified_at_ms      INTEGER NOT NULL,
+    deprovisioned_at_ms INTEGER,
+    deleted_at_ms       INTEGER
+);
+CREATE UNIQUE INDEX people_user_name ON people(user_name COLLATE NOCASE) WHERE deleted_at_ms IS NULL;
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -256,6 +272,40 @@ impl Store for SqliteStore {
             params![token_hash, role, name, now_ms],
         )?;
         Ok(())
+    }
+
+    fn create_person(&self, p: &Person) -> Result<()> {
+        self.write_person(p, true)
+    }
+
+    fn update_person(&self, p: &Person) -> Result<()> {
+        self.write_person(p, false)
+    }
+
+    fn person(&self, id: &str) -> Result<Option<Person>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("{PERSON_SELECT} WHERE id = ?1"), params![id], person_row)
+            .optional()?)
+    }
+
+    fn person_by_user_name(&self, user_name: &str) -> Result<Option<Person>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("{PERSON_SELECT} WHERE user_name = ?1 COLLATE NOCASE AND deleted_at_ms IS NULL"),
+                params![user_name],
+                person_row,
+            )
+            .optional()?)
+    }
+
+    fn people(&self) -> Result<Vec<Person>> {
+        let conn = self.conn();
+        let mut q =
+            conn.prepare(&format!("{PERSON_SELECT} WHERE deleted_at_ms IS NULL ORDER BY created_at_ms, id"))?;
+        let rows = q.query_map([], person_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>> {
@@ -684,7 +734,59 @@ impl Store for SqliteStore {
     }
 }
 
+const PERSON_SELECT: &str = "SELECT id, user_name, external_id, display_name, emails, active, created_at_ms, \
+     modified_at_ms, deprovisioned_at_ms, deleted_at_ms FROM people";
+
+fn person_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
+    Ok(Person {
+        id: r.get(0)?,
+        user_name: r.get(1)?,
+        external_id: r.get(2)?,
+        display_name: r.get(3)?,
+        emails: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+        active: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        modified_at_ms: r.get(7)?,
+        deprovisioned_at_ms: r.get(8)?,
+        deleted_at_ms: r.get(9)?,
+    })
+}
+
 impl SqliteStore {
+    fn write_person(&self, p: &Person, create: bool) -> Result<()> {
+        let sql = if create {
+            "INSERT INTO people (id, user_name, external_id, display_name, emails, active, created_at_ms, \
+             modified_at_ms, deprovisioned_at_ms, deleted_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        } else {
+            "UPDATE people SET user_name = ?2, external_id = ?3, display_name = ?4, emails = ?5, active = ?6, \
+             created_at_ms = ?7, modified_at_ms = ?8, deprovisioned_at_ms = ?9, deleted_at_ms = ?10 WHERE id = ?1"
+        };
+        let r = self.conn().execute(
+            sql,
+            params![
+                p.id,
+                p.user_name,
+                p.external_id,
+                p.display_name,
+                serde_json::to_string(&p.emails).unwrap_or_else(|_| "[]".into()),
+                p.active,
+                p.created_at_ms,
+                p.modified_at_ms,
+                p.deprovisioned_at_ms,
+                p.deleted_at_ms
+            ],
+        );
+        match r {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Conflict(format!("userName {:?} is already provisioned", p.user_name)))
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
     fn query_presence(&self, filter: &str, device_id: &str, at_ms: i64) -> Result<Vec<Presence>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
