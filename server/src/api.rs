@@ -132,6 +132,8 @@ pub fn router(shared: Shared) -> axum::Router {
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/connectors", get(connectors))
         .route("/api/v1/triage/device/{id}", get(triage_device))
+        .route("/api/v1/triage/user/{user}", get(triage_user))
+        .route("/api/v1/findings", get(findings))
         .merge(crate::scim::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(shared)
@@ -153,8 +155,8 @@ async fn device(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
-    let i = id.clone();
-    blocking(&s.store, move |st| query::device_value(st, &i))
+    let (i, policy) = (id.clone(), s.policy.clone());
+    blocking(&s.store, move |st| query::device_value(st, &i, &policy))
         .await?
         .map(Json)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no device {id}")))
@@ -189,7 +191,8 @@ async fn connectors(
 ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(filter) = filter.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    Ok(Json(blocking(&s.store, move |st| query::connectors_value(st, &filter)).await?))
+    let policy = s.policy.clone();
+    Ok(Json(blocking(&s.store, move |st| query::connectors_value(st, &filter, &policy)).await?))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -222,6 +225,39 @@ async fn triage_device(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no device {id}")))
+}
+
+async fn findings(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let policy = s.policy.clone();
+    Ok(Json(blocking(&s.store, move |st| query::findings_value(st, &policy, now_ms())).await?))
+}
+
+async fn triage_user(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(user): Path<String>,
+    q: Result<Query<AtQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let at = parse_at(q.at.as_deref())?;
+    let (u, policy) = (user.clone(), s.policy.clone());
+    blocking(&s.store, move |st| query::user_at_value(st, &policy, &u, at))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no person {user}")))
+}
+
+fn parse_at(at: Option<&str>) -> Result<i64, ApiError> {
+    match at {
+        None | Some("now") => Ok(now_ms()),
+        Some(t) => humantime::parse_rfc3339_weak(t)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("`at` {t:?} is not an RFC 3339 time"))),
+    }
 }
 
 /// Serves the API over TLS on `listener` until `shutdown` resolves.

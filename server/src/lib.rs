@@ -7,8 +7,10 @@
 
 pub mod api;
 pub mod attest;
+pub mod findings;
 pub mod ingest;
 pub mod pki;
+pub mod policy;
 pub mod query;
 pub mod scim;
 pub mod server;

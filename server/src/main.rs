@@ -82,24 +82,35 @@ enum Command {
         /// Only this kind: tool, extension, token, mcp_server.
         #[arg(long)]
         kind: Option<String>,
-        /// Only `present` (on some device now) or `removed`.
+        /// Only this status: discovered, approved, unsanctioned, removed.
         #[arg(long)]
         status: Option<String>,
         /// Only those seen under this OS account.
         #[arg(long)]
         user: Option<String>,
     },
+    /// What needs attention: orphaned and shadow-AI connectors, shared credentials,
+    /// unattested devices, stale agents, delivery gaps.
+    Findings {
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// HTTP API tokens.
     ApiToken {
         #[command(subcommand)]
         command: ApiTokenCommand,
     },
-    /// Incident triage: what was on a device at an instant, with its assurance and references
-    /// to the signed evidence.
+    /// Incident triage at an instant: a device (what was on it) or a person (their devices,
+    /// sessions and connectors), with assurance and references to the signed evidence.
     Triage {
         /// Device id.
+        #[arg(long, required_unless_present = "user", conflicts_with = "user")]
+        device: Option<String>,
+        /// A person: SCIM userName or email.
         #[arg(long)]
-        device: String,
+        user: Option<String>,
         /// RFC 3339 time, or `now`.
         #[arg(long, value_parser = parse_time)]
         at: i64,
@@ -260,7 +271,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Connectors { data_dir, json, kind, status, user } => {
             let filter = query::ConnectorFilter { kind, status, user };
-            print(&query::connectors(server::open_store(&data_dir)?.as_ref(), &filter, json)?)
+            let policy = sightline_server::policy::Policy::load(&data_dir)?;
+            print(&query::connectors(server::open_store(&data_dir)?.as_ref(), &filter, &policy, json)?)
         }
         Command::ApiToken { command: ApiTokenCommand::Create { data_dir, role, name } } => {
             let store = server::open_store(&data_dir)?;
@@ -271,10 +283,26 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             print(&format!("revoked device {id}\n"))
         }
         Command::Device { command: None, id: Some(id), data_dir, json } => {
-            print(&query::device(server::open_store(&data_dir)?.as_ref(), &id, json)?)
+            let policy = sightline_server::policy::Policy::load(&data_dir)?;
+            print(&query::device(server::open_store(&data_dir)?.as_ref(), &id, &policy, json)?)
         }
-        Command::Triage { device, at, data_dir, json } => {
-            print(&query::device_at(server::open_store(&data_dir)?.as_ref(), &device, at, json)?)
+        Command::Triage { device, user, at, data_dir, json } => {
+            let store = server::open_store(&data_dir)?;
+            match (device, user) {
+                (Some(d), _) => print(&query::device_at(store.as_ref(), &d, at, json)?),
+                (None, Some(u)) => {
+                    let policy = sightline_server::policy::Policy::load(&data_dir)?;
+                    let v = query::user_at_value(store.as_ref(), &policy, &u, at)?
+                        .ok_or_else(|| anyhow::anyhow!("no person {u} (provision them through SCIM)"))?;
+                    print(&(serde_json::to_string_pretty(&v)? + "\n"))
+                }
+                (None, None) => anyhow::bail!("triage needs --device or --user"),
+            }
+        }
+        Command::Findings { data_dir, json } => {
+            let policy = sightline_server::policy::Policy::load(&data_dir)?;
+            let store = server::open_store(&data_dir)?;
+            print(&query::findings(store.as_ref(), &policy, sightline_server::ingest::now_ms(), json)?)
         }
         Command::Device { command: None, id: None, .. } => {
             anyhow::bail!("usage: sightline-server device ID [--json] | device revoke ID")

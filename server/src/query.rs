@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::policy::Policy;
 use crate::store::{Connector, Device, Presence, Store};
 
 pub fn time(ms: i64) -> String {
@@ -35,7 +36,7 @@ pub fn device_json(d: &Device, observations: u64) -> Value {
     })
 }
 
-pub fn connector_json(c: &Connector) -> Value {
+pub fn connector_json(c: &Connector, policy: &Policy) -> Value {
     let pick = |k: &str| c.latest.get(k).cloned().unwrap_or(Value::Null);
     let mut v = json!({
         "key": c.key,
@@ -51,7 +52,7 @@ pub fn connector_json(c: &Connector) -> Value {
             "last_seen": time(d.last_seen_ms),
             "present": d.present,
         })).collect::<Vec<_>>(),
-        "status": if c.devices.iter().any(|d| d.present) { "present" } else { "removed" },
+        "status": policy.status(c),
     });
     let extra: &[&str] = match c.kind.as_str() {
         "tool" => &["tool"],
@@ -84,15 +85,15 @@ pub fn devices_value(store: &dyn Store) -> anyhow::Result<Value> {
 pub struct ConnectorFilter {
     /// `tool`, `extension`, `token`, `mcp_server`.
     pub kind: Option<String>,
-    /// `present` or `removed`.
+    /// `discovered`, `approved`, `unsanctioned` or `removed`.
     pub status: Option<String>,
     /// An OS account it was seen under.
     pub user: Option<String>,
 }
 
 impl ConnectorFilter {
-    pub fn matches(&self, c: &Connector) -> bool {
-        let status = if c.devices.iter().any(|d| d.present) { "present" } else { "removed" };
+    pub fn matches(&self, c: &Connector, policy: &Policy) -> bool {
+        let status = policy.status(c);
         self.kind.as_ref().is_none_or(|k| *k == c.kind)
             && self.status.as_ref().is_none_or(|s| s == status)
             && self.user.as_ref().is_none_or(|u| c.devices.iter().any(|d| d.user.as_ref() == Some(u)))
@@ -100,15 +101,27 @@ impl ConnectorFilter {
 }
 
 /// Connectors as JSON, filtered.
-pub fn connectors_value(store: &dyn Store, filter: &ConnectorFilter) -> anyhow::Result<Value> {
-    Ok(Value::Array(store.connectors()?.iter().filter(|c| filter.matches(c)).map(connector_json).collect()))
+pub fn connectors_value(
+    store: &dyn Store,
+    filter: &ConnectorFilter,
+    policy: &Policy,
+) -> anyhow::Result<Value> {
+    Ok(Value::Array(
+        store
+            .connectors()?
+            .iter()
+            .filter(|c| filter.matches(c, policy))
+            .map(|c| connector_json(c, policy))
+            .collect(),
+    ))
 }
 
 /// One device with its connectors, or None.
-pub fn device_value(store: &dyn Store, id: &str) -> anyhow::Result<Option<Value>> {
+pub fn device_value(store: &dyn Store, id: &str, policy: &Policy) -> anyhow::Result<Option<Value>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
     let mut v = device_json(&d, store.count_observations(id)?);
-    v["connectors"] = Value::Array(store.device_connectors(id)?.iter().map(connector_json).collect());
+    v["connectors"] =
+        Value::Array(store.device_connectors(id)?.iter().map(|c| connector_json(c, policy)).collect());
     Ok(Some(v))
 }
 
@@ -148,14 +161,21 @@ pub fn devices(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
     Ok(table(&rows, devices.is_empty().then_some("No devices enrolled.")))
 }
 
-pub fn connectors(store: &dyn Store, filter: &ConnectorFilter, as_json: bool) -> anyhow::Result<String> {
-    let list: Vec<Connector> = store.connectors()?.into_iter().filter(|c| filter.matches(c)).collect();
-    render_connectors(&list, as_json)
+pub fn connectors(
+    store: &dyn Store,
+    filter: &ConnectorFilter,
+    policy: &Policy,
+    as_json: bool,
+) -> anyhow::Result<String> {
+    let list: Vec<Connector> =
+        store.connectors()?.into_iter().filter(|c| filter.matches(c, policy)).collect();
+    render_connectors(&list, policy, as_json)
 }
 
-fn render_connectors(list: &[Connector], as_json: bool) -> anyhow::Result<String> {
+fn render_connectors(list: &[Connector], policy: &Policy, as_json: bool) -> anyhow::Result<String> {
     if as_json {
-        return Ok(serde_json::to_string_pretty(&list.iter().map(connector_json).collect::<Vec<_>>())? + "\n");
+        let v: Vec<Value> = list.iter().map(|c| connector_json(c, policy)).collect();
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut rows = vec![vec![
         "KIND".into(),
@@ -177,15 +197,15 @@ fn render_connectors(list: &[Connector], as_json: bool) -> anyhow::Result<String
             c.devices.iter().map(|d| d.hostname.as_str()).collect::<Vec<_>>().join(","),
             users.join(","),
             time(c.last_seen_ms),
-            if c.devices.iter().any(|d| d.present) { "present" } else { "removed" }.into(),
+            policy.status(c).into(),
         ]);
     }
     Ok(table(&rows, list.is_empty().then_some("No connectors reported yet.")))
 }
 
-pub fn device(store: &dyn Store, id: &str, as_json: bool) -> anyhow::Result<String> {
+pub fn device(store: &dyn Store, id: &str, policy: &Policy, as_json: bool) -> anyhow::Result<String> {
     if as_json {
-        let v = device_value(store, id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
+        let v = device_value(store, id, policy)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
@@ -206,8 +226,108 @@ pub fn device(store: &dyn Store, id: &str, as_json: bool) -> anyhow::Result<Stri
         d.seq_head,
         obs
     );
-    out.push_str(&render_connectors(&connectors, false)?);
+    out.push_str(&render_connectors(&connectors, policy, false)?);
     Ok(out)
+}
+
+/// `triage --user U --at T`: the person (by userName or email), how each OS account was
+/// attributed, and on every device where one of their accounts had a session or a connector
+/// at T: the device's assurance, the sessions, and everything present then.
+pub fn user_at_value(
+    store: &dyn Store,
+    policy: &Policy,
+    user: &str,
+    at_ms: i64,
+) -> anyhow::Result<Option<Value>> {
+    let people = store.people_all()?;
+    let Some(person) = people
+        .iter()
+        .find(|p| {
+            p.deleted_at_ms.is_none()
+                && (p.user_name.eq_ignore_ascii_case(user)
+                    || p.emails.iter().any(|e| e.eq_ignore_ascii_case(user)))
+        })
+        .or_else(|| people.iter().find(|p| p.user_name.eq_ignore_ascii_case(user)))
+    else {
+        return Ok(None);
+    };
+    let is_theirs = |os_user: &str| {
+        let a = policy.attribute(&people, os_user);
+        a.person.as_ref().is_some_and(|p| p.id == person.id).then_some(a)
+    };
+    let mut devices: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for s in store.sessions_at(None, at_ms)? {
+        if let Some(a) = is_theirs(&s.os_user) {
+            devices.entry(s.device_id.clone()).or_default().push(json!({
+                "os_user": s.os_user, "terminal": s.terminal, "host": s.host, "since": time(s.started_at_ms),
+                "attribution": a.confidence, "how": a.how, "evidence_seq": s.appeared_seq,
+            }));
+        }
+    }
+    for d in store.devices()? {
+        if !devices.contains_key(&d.id)
+            && store
+                .present_at(&d.id, at_ms)?
+                .iter()
+                .any(|p| p.os_user.as_deref().and_then(is_theirs).is_some())
+        {
+            devices.insert(d.id.clone(), Vec::new());
+        }
+    }
+    let mut out = Vec::new();
+    for (id, sessions) in devices {
+        let Some(d) = store.device(&id)? else { continue };
+        let present: Vec<Value> = store
+            .present_at(&id, at_ms)?
+            .iter()
+            .map(|p| {
+                let mut v = presence_json(p);
+                let owner = p.os_user.as_deref().map(|u| policy.attribute(&people, u));
+                v["owner"] =
+                    json!(owner.as_ref().and_then(|o| o.person.as_ref()).map(|p| p.user_name.clone()));
+                v["attribution"] = json!(owner.as_ref().map_or("unknown", |o| o.confidence));
+                v
+            })
+            .collect();
+        out.push(json!({
+            "device_id": d.id, "hostname": d.hostname, "assurance": d.assurance,
+            "sessions": sessions, "present": present,
+        }));
+    }
+    Ok(Some(json!({
+        "at": time(at_ms),
+        "person": {
+            "user_name": person.user_name, "display_name": person.display_name, "active": person.active,
+            "deprovisioned_at": opt_time(person.deprovisioned_at_ms), "accounts": policy.accounts_of(person),
+        },
+        "devices": out,
+    })))
+}
+
+/// Every finding, as JSON.
+pub fn findings_value(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Value> {
+    Ok(Value::Array(crate::findings::compute(store, policy, now_ms)?.iter().map(|f| f.to_json()).collect()))
+}
+
+/// `findings` as a table or JSON.
+pub fn findings(store: &dyn Store, policy: &Policy, now_ms: i64, as_json: bool) -> anyhow::Result<String> {
+    let list = crate::findings::compute(store, policy, now_ms)?;
+    if as_json {
+        let v: Vec<Value> = list.iter().map(|f| f.to_json()).collect();
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let mut rows =
+        vec![vec!["SINCE".into(), "KIND".into(), "SEVERITY".into(), "SUBJECT".into(), "DEVICE".into()]];
+    for f in &list {
+        rows.push(vec![
+            time(f.first_seen_ms),
+            f.kind.into(),
+            f.severity.into(),
+            f.subject.clone(),
+            f.device_id.clone().unwrap_or_default(),
+        ]);
+    }
+    Ok(table(&rows, list.is_empty().then_some("No findings.")))
 }
 
 fn presence_json(p: &Presence) -> Value {

@@ -51,7 +51,8 @@ pub fn read_pem_certificates(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec
 pub fn open(data_dir: &Path, dev: bool) -> anyhow::Result<Shared> {
     let store = open_store(data_dir)?;
     let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
-    Ok(Shared { store, pki, config: Default::default() })
+    let policy = Arc::new(crate::policy::Policy::load(data_dir)?);
+    Ok(Shared { store, pki, config: Default::default(), policy })
 }
 
 /// Serves enrollment and telemetry on an already-bound listener until `shutdown` resolves.

@@ -32,7 +32,19 @@ impl Collector {
     }
 
     pub async fn start_with(config: sightline_server::ingest::IngestConfig) -> Collector {
+        Collector::start_full(config, None).await
+    }
+
+    /// With a `policy.toml` in the data dir (approved connectors, identity rules).
+    pub async fn start_with_policy(policy: &str) -> Collector {
+        Collector::start_full(Default::default(), Some(policy)).await
+    }
+
+    async fn start_full(config: sightline_server::ingest::IngestConfig, policy: Option<&str>) -> Collector {
         let data_dir = tempfile::tempdir().unwrap();
+        if let Some(p) = policy {
+            std::fs::write(data_dir.path().join("policy.toml"), p).unwrap();
+        }
         let mut shared = sightline_server::server::open(data_dir.path(), true).unwrap();
         shared.config = config;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

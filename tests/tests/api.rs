@@ -42,11 +42,11 @@ async fn api_tokens_and_roles_guard_the_inventory() {
     // Filters, and bad ones.
     let (_, _, all) = api("GET", "/api/v1/connectors".into(), Some(viewer.clone()));
     let (code, _, tokens) =
-        api("GET", "/api/v1/connectors?kind=token&status=present".into(), Some(viewer.clone()));
+        api("GET", "/api/v1/connectors?kind=token&status=discovered".into(), Some(viewer.clone()));
     assert_eq!(code, 200);
     let tokens = tokens.as_array().unwrap();
     assert!(!tokens.is_empty() && tokens.len() < all.as_array().unwrap().len());
-    assert!(tokens.iter().all(|t| t["kind"] == "token" && t["status"] == "present"));
+    assert!(tokens.iter().all(|t| t["kind"] == "token" && t["status"] == "discovered"));
     let (code, _, body) = api("GET", "/api/v1/connectors?colour=red".into(), Some(viewer.clone()));
     assert_eq!(code, 400, "{body}");
 
@@ -207,5 +207,167 @@ async fn scim_provisioning_as_okta_and_entra_send_it() {
     assert!(kept.deleted_at_ms.is_some() && kept.deprovisioned_at_ms.is_some());
     let (_, _, list) = call("GET", "/scim/v2/Users", None, &scim);
     assert_eq!(list["totalResults"], 1);
+    c.stop().await;
+}
+
+/// The auditor's questions end to end: SCIM provisions alice; her laptop reports a session,
+/// an unsanctioned extension and a token; triage by her email at a time inside her session
+/// returns the device, its assurance and both connectors; deactivating her in SCIM turns her
+/// connectors into orphaned-connector findings; the same token on a second laptop is a
+/// shared credential. The CLI answers the same as the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn scim_sessions_and_presence_answer_who_had_what_where() {
+    use sightline_proto::envelope::GENESIS_HASH;
+    use sightline_proto::pb::{self, observation::Item};
+    let c = Collector::start_with_policy(
+        "[approved]\ntools = [\"github_copilot\"]\nproviders = [\"anthropic\"]\n[identity]\nrules = [\"email_local_part\"]\n",
+    )
+    .await;
+    let (scim, viewer) = (c.api_token("scim"), c.api_token("viewer"));
+    let call = |m: &'static str, p: String, body: Option<&'static str>, t: &String| {
+        let (c, t) = (&c, t.clone());
+        tokio::task::block_in_place(move || c.api_body(m, &p, Some(&t), body))
+    };
+    let (code, _, alice) = call(
+        "POST",
+        "/scim/v2/Users".into(),
+        Some(
+            r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com","emails":[{"value":"alice@example.com","primary":true}],"active":true}"#,
+        ),
+        &scim,
+    );
+    assert_eq!(code, 201, "{alice}");
+
+    let t0 = 1_800_000_000_000i64;
+    let obs = |change: pb::Change, at: i64, item: Item| pb::Observation {
+        seq: 0,
+        observed_at_ms: at,
+        change: change as i32,
+        item: Some(item),
+    };
+    let session = Item::OsSession(pb::OsSessionItem {
+        user: "alice".into(),
+        terminal: "seat0".into(),
+        host: None,
+        started_at_ms: t0,
+    });
+    let ext = Item::Extension(pb::ExtensionItem {
+        tool: None,
+        user: Some("alice".into()),
+        browser: "chrome".into(),
+        profile: "Default".into(),
+        extension_id: "bgnkhhnnamicmpeenaelnjfhikgbkllg".into(),
+        name: "AI Sidebar".into(),
+        path: "/home/alice/.config/google-chrome/Default/Extensions/bgnkhhnnamicmpeenaelnjfhikgbkllg".into(),
+        signals: vec!["host:api.openai.com".into()],
+        ..Default::default()
+    });
+    let token = |user: &str| {
+        Item::Token(pb::TokenItem {
+            provider: "openai".into(),
+            kind: pb::TokenKind::ApiKey as i32,
+            user: Some(user.into()),
+            path: format!("/home/{user}/.codex/auth.json"),
+            source: pb::TokenSource::CredentialFile as i32,
+            fingerprint: "4f5e6d7c8b9a0f1e2d3c4b5a69788796".into(),
+            locator: Some("/OPENAI_API_KEY".into()),
+            mcp_server: None,
+        })
+    };
+    let laptop = enroll(&c).await;
+    let (b, h) = laptop.batch_of(
+        1,
+        GENESIS_HASH,
+        vec![
+            obs(pb::Change::Snapshot, t0 + 1_000, session.clone()),
+            obs(pb::Change::Snapshot, t0 + 1_000, ext),
+            obs(pb::Change::Snapshot, t0 + 1_000, token("alice")),
+        ],
+    );
+    // She logs out an hour later.
+    let (b2, _) = laptop.batch_of(4, h, vec![obs(pb::Change::Disappeared, t0 + 3_600_000, session)]);
+    for r in laptop.send(vec![b, b2]).await {
+        r.unwrap();
+    }
+
+    let inside = "2027-01-15T08:30:00Z"; // t0 = 2027-01-15T08:00:00Z
+    let (code, _, t) =
+        call("GET", format!("/api/v1/triage/user/alice@example.com?at={inside}"), None, &viewer);
+    assert_eq!(code, 200, "{t}");
+    let devices = t["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "{t:#}");
+    assert_eq!(
+        (devices[0]["device_id"].as_str(), devices[0]["assurance"].as_str()),
+        (Some(laptop.device_id.as_str()), Some("software"))
+    );
+    assert_eq!(devices[0]["sessions"][0]["attribution"], "inferred");
+    let kinds: Vec<&str> =
+        devices[0]["present"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["extension", "token"]);
+    assert!(devices[0]["present"].as_array().unwrap().iter().all(|p| p["owner"] == "alice@example.com"));
+    // After she logged out, and before she logged in: no session puts her on the device, but
+    // her connectors are still there (owned by her account).
+    let (_, _, later) =
+        call("GET", "/api/v1/triage/user/alice@example.com?at=2027-01-15T12:00:00Z".into(), None, &viewer);
+    assert!(later["devices"][0]["sessions"].as_array().unwrap().is_empty(), "{later:#}");
+
+    // The CLI says the same.
+    let out = std::process::Command::new(bin("sightline-server"))
+        .args(["triage", "--user", "alice@example.com", "--at", inside, "--data-dir"])
+        .arg(c.data_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), t);
+
+    let findings = |c: &Collector| -> Vec<(String, String)> {
+        let (code, _, f) = tokio::task::block_in_place(|| c.api("GET", "/api/v1/findings", Some(&viewer)));
+        assert_eq!(code, 200);
+        f.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["kind"].as_str().unwrap().to_owned(), x["subject"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let f = findings(&c);
+    assert!(f.contains(&("shadow_ai".into(), "extension:bgnkhhnnamicmpeenaelnjfhikgbkllg".into())), "{f:?}");
+    assert!(f.contains(&("shadow_ai".into(), "token:4f5e6d7c8b9a0f1e2d3c4b5a69788796".into())), "{f:?}");
+    assert!(f.contains(&("software_key_device".into(), laptop.device_id.clone())));
+    assert!(!f.iter().any(|(k, _)| k == "orphaned_connector" || k == "shared_credential"), "{f:?}");
+
+    // Offboarding: the IdP deactivates alice; what she left behind is orphaned.
+    let id = alice["id"].as_str().unwrap().to_owned();
+    let (code, _, _) = call(
+        "PATCH",
+        format!("/scim/v2/Users/{id}"),
+        Some(
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#,
+        ),
+        &scim,
+    );
+    assert_eq!(code, 200);
+    let f = findings(&c);
+    let orphaned: Vec<&String> =
+        f.iter().filter(|(k, _)| k == "orphaned_connector").map(|(_, s)| s).collect();
+    assert_eq!(orphaned.len(), 2, "{f:?}");
+
+    // The same key on bob's laptop: a shared credential.
+    let other = enroll(&c).await;
+    let (b, _) = other.batch_of(1, GENESIS_HASH, vec![obs(pb::Change::Snapshot, t0 + 5_000, token("bob"))]);
+    other.send(vec![b]).await[0].as_ref().unwrap();
+    let f = findings(&c);
+    assert!(
+        f.contains(&("shared_credential".into(), "token:4f5e6d7c8b9a0f1e2d3c4b5a69788796".into())),
+        "{f:?}"
+    );
+
+    let out = std::process::Command::new(bin("sightline-server"))
+        .args(["findings", "--json", "--data-dir"])
+        .arg(c.data_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli.as_array().unwrap().len(), f.len());
     c.stop().await;
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use sightline_proto::pb::{self, observation::Item};
 
-use crate::store::{ConnectorRef, Inventory, ObservationRecord};
+use crate::store::{ConnectorRef, Inventory, ObservationRecord, SessionRef};
 
 pub fn record(o: &pb::Observation) -> ObservationRecord {
     let change = match pb::Change::try_from(o.change).unwrap_or(pb::Change::Unspecified) {
@@ -97,7 +97,16 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
         Some(Item::ScanError(e)) => ("scan_error", None, json!({"path": e.path, "error": e.error})),
         None => ("unknown", None, Value::Null),
     };
-    ObservationRecord { seq: o.seq, observed_at_ms: o.observed_at_ms, change, kind, connector, data }
+    let session = match &o.item {
+        Some(Item::OsSession(s)) => Some(SessionRef {
+            os_user: s.user.clone(),
+            terminal: s.terminal.clone(),
+            host: s.host.clone(),
+            started_at_ms: s.started_at_ms,
+        }),
+        _ => None,
+    };
+    ObservationRecord { seq: o.seq, observed_at_ms: o.observed_at_ms, change, kind, connector, session, data }
 }
 
 /// The last device inventory in a batch, if any.

@@ -20,6 +20,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub pki: Arc<Pki>,
     pub config: IngestConfig,
+    /// Approved connectors, identity rules (`DATA_DIR/policy.toml`).
+    pub policy: Arc<crate::policy::Policy>,
 }
 
 /// How strict ingest is; set from `serve` flags.

@@ -111,7 +111,31 @@ pub struct ObservationRecord {
     pub change: &'static str,
     pub kind: &'static str,
     pub connector: Option<ConnectorRef>,
+    /// For an OS login session: who, where, since when.
+    pub session: Option<SessionRef>,
     pub data: Value,
+}
+
+/// An OS login session an observation reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    pub os_user: String,
+    pub terminal: String,
+    pub host: Option<String>,
+    pub started_at_ms: i64,
+}
+
+/// A login session on a device, as an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub device_id: String,
+    pub os_user: String,
+    pub terminal: String,
+    pub host: Option<String>,
+    pub started_at_ms: i64,
+    /// When the agent saw it end; None while open.
+    pub ended_at_ms: Option<i64>,
+    pub appeared_seq: u64,
 }
 
 /// Device facts carried inside a batch (DeviceInventory).
@@ -251,6 +275,8 @@ pub trait Store: Send + Sync {
     fn person_by_user_name(&self, user_name: &str) -> Result<Option<Person>>;
     /// Every person not deleted, oldest first.
     fn people(&self) -> Result<Vec<Person>>;
+    /// Every person ever provisioned, deleted ones included (they still own what they left).
+    fn people_all(&self) -> Result<Vec<Person>>;
     /// The role of a live API token; None if unknown or revoked.
     fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>>;
     /// Checks a token without consuming it.
@@ -290,4 +316,10 @@ pub trait Store: Send + Sync {
     fn present_at(&self, device_id: &str, at_ms: i64) -> Result<Vec<Presence>>;
     /// Every presence interval of the device, oldest first.
     fn presence_history(&self, device_id: &str) -> Result<Vec<Presence>>;
+    /// Login sessions open at `at_ms`, on one device or (None) on any.
+    fn sessions_at(&self, device_id: Option<&str>, at_ms: i64) -> Result<Vec<Session>>;
+    /// Every presence interval open now, on every device.
+    fn present_now(&self) -> Result<Vec<Presence>>;
+    /// Gap observations: (device, seq, observed_at_ms, dropped).
+    fn gaps(&self) -> Result<Vec<(String, u64, i64, u64)>>;
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{
     Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Person,
-    Presence, Result, Store, StoreError, TpmChallenge,
+    Presence, Result, Session, Store, StoreError, TpmChallenge,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -169,6 +169,23 @@ CREATE TABLE people (
 );
 CREATE UNIQUE INDEX people_user_name ON people(user_name COLLATE NOCASE) WHERE deleted_at_ms IS NULL;
 "#,
+    r#"
+-- OS login sessions as intervals: from the login time the agent reports to the observation
+-- that saw it end. "Who was logged in at T" is a range query.
+CREATE TABLE sessions (
+    device_id       TEXT NOT NULL REFERENCES devices(id),
+    os_user         TEXT NOT NULL,
+    terminal        TEXT NOT NULL,
+    host            TEXT,
+    started_at_ms   INTEGER NOT NULL,
+    ended_at_ms     INTEGER,
+    appeared_seq    INTEGER NOT NULL,
+    disappeared_seq INTEGER
+);
+CREATE UNIQUE INDEX sessions_identity ON sessions(device_id, os_user, terminal, started_at_ms);
+CREATE INDEX sessions_time ON sessions(started_at_ms);
+CREATE INDEX sessions_user ON sessions(os_user, started_at_ms);
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -304,6 +321,13 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut q =
             conn.prepare(&format!("{PERSON_SELECT} WHERE deleted_at_ms IS NULL ORDER BY created_at_ms, id"))?;
+        let rows = q.query_map([], person_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn people_all(&self) -> Result<Vec<Person>> {
+        let conn = self.conn();
+        let mut q = conn.prepare(&format!("{PERSON_SELECT} ORDER BY created_at_ms, id"))?;
         let rows = q.query_map([], person_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -639,6 +663,14 @@ impl Store for SqliteStore {
                 "UPDATE presence SET disappeared_at_ms = max(appeared_at_ms, ?4), disappeared_seq = ?5 \
                  WHERE device_id = ?1 AND connector_key = ?2 AND locus = ?3 AND disappeared_at_ms IS NULL",
             )?;
+            let mut session_open = tx.prepare_cached(
+                "INSERT OR IGNORE INTO sessions (device_id, os_user, terminal, host, started_at_ms, appeared_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut session_close = tx.prepare_cached(
+                "UPDATE sessions SET ended_at_ms = max(started_at_ms, ?5), disappeared_seq = ?6 \
+                 WHERE device_id = ?1 AND os_user = ?2 AND terminal = ?3 AND started_at_ms = ?4 AND ended_at_ms IS NULL",
+            )?;
             let mut dev_up = tx.prepare_cached(
                 "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
@@ -658,6 +690,27 @@ impl Store for SqliteStore {
                     data,
                     assurance
                 ])?;
+                if let Some(x) = &o.session {
+                    if o.change == "disappeared" {
+                        session_close.execute(params![
+                            b.device_id,
+                            x.os_user,
+                            x.terminal,
+                            x.started_at_ms,
+                            o.observed_at_ms,
+                            o.seq as i64
+                        ])?;
+                    } else {
+                        session_open.execute(params![
+                            b.device_id,
+                            x.os_user,
+                            x.terminal,
+                            x.host,
+                            x.started_at_ms,
+                            o.seq as i64
+                        ])?;
+                    }
+                }
                 if let Some(c) = &o.connector {
                     conn_up.execute(params![c.key, c.kind, c.label, o.observed_at_ms, data])?;
                     dev_up.execute(params![c.key, b.device_id, c.user, o.observed_at_ms])?;
@@ -723,6 +776,45 @@ impl Store for SqliteStore {
 
     fn presence_history(&self, device_id: &str) -> Result<Vec<Presence>> {
         self.query_presence("p.device_id = ?1 AND ?2 = ?2", device_id, 0)
+    }
+
+    fn sessions_at(&self, device_id: Option<&str>, at_ms: i64) -> Result<Vec<Session>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(
+            "SELECT device_id, os_user, terminal, host, started_at_ms, ended_at_ms, appeared_seq FROM sessions \
+             WHERE (?1 IS NULL OR device_id = ?1) AND started_at_ms <= ?2 AND (ended_at_ms IS NULL OR ended_at_ms > ?2) \
+             ORDER BY device_id, os_user, started_at_ms",
+        )?;
+        let rows = q.query_map(params![device_id, at_ms], |r| {
+            Ok(Session {
+                device_id: r.get(0)?,
+                os_user: r.get(1)?,
+                terminal: r.get(2)?,
+                host: r.get(3)?,
+                started_at_ms: r.get(4)?,
+                ended_at_ms: r.get(5)?,
+                appeared_seq: r.get::<_, i64>(6)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn present_now(&self) -> Result<Vec<Presence>> {
+        self.query_presence("p.disappeared_at_ms IS NULL AND ?1 = ?1 AND ?2 = ?2", "", 0)
+    }
+
+    fn gaps(&self) -> Result<Vec<(String, u64, i64, u64)>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(
+            "SELECT device_id, seq, observed_at_ms, data FROM observations WHERE kind = 'gap' ORDER BY observed_at_ms",
+        )?;
+        let rows = q.query_map([], |r| {
+            let data: String = r.get(3)?;
+            let dropped =
+                serde_json::from_str::<Value>(&data).ok().and_then(|v| v["dropped"].as_u64()).unwrap_or(0);
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, dropped))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn count_observations(&self, device_id: &str) -> Result<u64> {

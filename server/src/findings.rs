@@ -1,0 +1,156 @@
+//! Findings: what a security team should look at, computed from the current state (presence
+//! intervals, people, devices, gaps) and the policy, each with its evidence and the time it
+//! first became true.
+//!
+//! - `orphaned_connector`: present now, attributed to a person the IdP deprovisioned — the
+//!   offboarding trigger;
+//! - `shadow_ai`: present now and not approved by the policy;
+//! - `shared_credential`: one token fingerprint present on several devices or accounts;
+//! - `software_key_device` / `unattested_device`: the device's key is not hardware-attested;
+//! - `stale_agent`: not heard from within `stale_after`;
+//! - `delivery_gap`: the agent had to drop observations (spool overflow), with the count.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::policy::Policy;
+use crate::query::time;
+use crate::store::Store;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub severity: &'static str,
+    /// What it is about: a connector key or a device id.
+    pub subject: String,
+    pub device_id: Option<String>,
+    pub first_seen_ms: i64,
+    pub evidence: Value,
+}
+
+impl Finding {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "severity": self.severity,
+            "subject": self.subject,
+            "device_id": self.device_id,
+            "first_seen": time(self.first_seen_ms),
+            "evidence": self.evidence,
+        })
+    }
+}
+
+pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Vec<Finding>> {
+    let people = store.people_all()?;
+    let connectors: BTreeMap<String, crate::store::Connector> =
+        store.connectors()?.into_iter().map(|c| (c.key.clone(), c)).collect();
+    let mut out = Vec::new();
+
+    let present = store.present_now()?;
+    for p in &present {
+        let Some(c) = connectors.get(&p.connector_key) else { continue };
+        let owner = p.os_user.as_deref().map(|u| policy.attribute(&people, u));
+        let evidence = json!({
+            "connector": p.connector_key, "kind": p.kind, "label": p.label, "where": p.locus,
+            "os_user": p.os_user, "appeared_at": time(p.appeared_at_ms), "appeared_seq": p.appeared_seq,
+            "owner": owner.as_ref().and_then(|o| o.person.as_ref()).map(|p| p.user_name.clone()),
+            "attribution": owner.as_ref().map(|o| o.confidence),
+        });
+        if let Some(person) = owner.as_ref().and_then(|o| o.person.as_ref())
+            && let Some(gone) = person.deprovisioned_at_ms
+        {
+            let mut e = evidence.clone();
+            e["owner_deprovisioned_at"] = json!(time(gone));
+            out.push(Finding {
+                kind: "orphaned_connector",
+                severity: "high",
+                subject: p.connector_key.clone(),
+                device_id: Some(p.device_id.clone()),
+                first_seen_ms: gone.max(p.appeared_at_ms),
+                evidence: e,
+            });
+        }
+        if policy.status(c) == "unsanctioned" {
+            out.push(Finding {
+                kind: "shadow_ai",
+                severity: "medium",
+                subject: p.connector_key.clone(),
+                device_id: Some(p.device_id.clone()),
+                first_seen_ms: p.appeared_at_ms,
+                evidence,
+            });
+        }
+    }
+
+    // One token in several places: by fingerprint, across devices and accounts.
+    let mut tokens: BTreeMap<&str, Vec<&crate::store::Presence>> = BTreeMap::new();
+    for p in present.iter().filter(|p| p.kind == "token") {
+        tokens.entry(&p.connector_key).or_default().push(p);
+    }
+    for (key, mut sightings) in tokens {
+        sightings.sort_by_key(|p| p.appeared_at_ms);
+        let mut holders: Vec<(String, String)> =
+            sightings.iter().map(|p| (p.device_id.clone(), p.os_user.clone().unwrap_or_default())).collect();
+        holders.dedup();
+        holders.sort();
+        holders.dedup();
+        if holders.len() < 2 {
+            continue;
+        }
+        out.push(Finding {
+            kind: "shared_credential",
+            severity: "high",
+            subject: key.to_owned(),
+            device_id: None,
+            first_seen_ms: sightings[1].appeared_at_ms,
+            evidence: json!({
+                "holders": holders.iter().map(|(d, u)| json!({"device_id": d, "os_user": u})).collect::<Vec<_>>(),
+                "places": sightings.iter().map(|p| p.locus.clone()).collect::<Vec<_>>(),
+            }),
+        });
+    }
+
+    let stale_after = policy.stale_after()?.as_millis() as i64;
+    for d in store.devices()?.iter().filter(|d| d.revoked_at_ms.is_none()) {
+        let kind = match d.assurance.as_str() {
+            "software" => Some(("software_key_device", "low")),
+            "hardware_unattested" => Some(("unattested_device", "low")),
+            _ => None,
+        };
+        if let Some((kind, severity)) = kind {
+            out.push(Finding {
+                kind,
+                severity,
+                subject: d.id.clone(),
+                device_id: Some(d.id.clone()),
+                first_seen_ms: d.enrolled_at_ms,
+                evidence: json!({"assurance": d.assurance, "key_backend": d.key_backend, "hostname": d.hostname}),
+            });
+        }
+        let last = d.last_seen_ms.unwrap_or(d.enrolled_at_ms);
+        if now_ms - last > stale_after {
+            out.push(Finding {
+                kind: "stale_agent",
+                severity: "medium",
+                subject: d.id.clone(),
+                device_id: Some(d.id.clone()),
+                first_seen_ms: last + stale_after,
+                evidence: json!({"last_seen": time(last), "hostname": d.hostname}),
+            });
+        }
+    }
+    for (device, seq, at, dropped) in store.gaps()? {
+        out.push(Finding {
+            kind: "delivery_gap",
+            severity: "medium",
+            subject: device.clone(),
+            device_id: Some(device),
+            first_seen_ms: at,
+            evidence: json!({"dropped": dropped, "seq": seq}),
+        });
+    }
+    out.sort_by(|a, b| (a.first_seen_ms, a.kind, &a.subject).cmp(&(b.first_seen_ms, b.kind, &b.subject)));
+    Ok(out)
+}
