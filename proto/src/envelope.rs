@@ -37,6 +37,8 @@ pub const CLAIMS_CONTEXT: &[u8] = b"sightline.v1.claims\0";
 pub const PRESENT_CONTEXT: &[u8] = b"sightline.v1.present\0";
 /// Domain-separation prefix of a certificate renewal request.
 pub const RENEW_CONTEXT: &[u8] = b"sightline.v1.renew\0";
+/// Domain-separation prefix of an evidence bundle's manifest, signed by the collector.
+pub const EVIDENCE_CONTEXT: &[u8] = b"sightline.v1.evidence\0";
 
 /// Hash of the (absent) predecessor of a device's first batch.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];

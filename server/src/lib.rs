@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod attest;
+pub mod evidence;
 pub mod findings;
 pub mod ingest;
 pub mod pki;

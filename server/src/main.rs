@@ -97,6 +97,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Evidence bundles an auditor verifies offline.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// HTTP API tokens.
     ApiToken {
         #[command(subcommand)]
@@ -106,14 +111,20 @@ enum Command {
     /// sessions and connectors), with assurance and references to the signed evidence.
     Triage {
         /// Device id.
-        #[arg(long, required_unless_present = "user", conflicts_with = "user")]
+        #[arg(long, group = "subject")]
         device: Option<String>,
         /// A person: SCIM userName or email.
-        #[arg(long)]
+        #[arg(long, group = "subject")]
         user: Option<String>,
-        /// RFC 3339 time, or `now`.
+        /// A token fingerprint: every place it is or was, on every device.
+        #[arg(long, group = "subject")]
+        token: Option<String>,
+        /// A connector key (`extension:ID`, `tool:ID`, `token:FP`, `mcp:NAME:HASH`).
+        #[arg(long, group = "subject")]
+        connector: Option<String>,
+        /// RFC 3339 time, or `now` (for --device and --user).
         #[arg(long, value_parser = parse_time)]
-        at: i64,
+        at: Option<i64>,
         #[arg(long, default_value = "/var/lib/sightline-server")]
         data_dir: PathBuf,
         #[arg(long)]
@@ -142,6 +153,28 @@ fn parse_time(s: &str) -> Result<i64, String> {
         .and_then(|t| {
             t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|e| e.to_string())
         })
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Write a device's signed batches and enrollment facts, signed by the collector.
+    Export {
+        #[arg(long)]
+        device: String,
+        /// Where to write the bundle (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+    },
+    /// Check a bundle offline: the collector's signature, every batch's device signature,
+    /// sequence and hash chain. Exit 0 only if everything verifies.
+    Verify {
+        bundle: PathBuf,
+        /// The collector signing key id (or hex SPKI) you trust; shown by `evidence export`.
+        #[arg(long)]
+        collector_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -274,6 +307,43 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             print(&query::connectors(server::open_store(&data_dir)?.as_ref(), &filter, &policy, json)?)
         }
+        Command::Evidence { command: EvidenceCommand::Export { device, out, data_dir } } => {
+            let shared = server::open(&data_dir, false)?;
+            let bundle = sightline_server::evidence::export(
+                shared.store.as_ref(),
+                &shared.pki,
+                &device,
+                sightline_server::ingest::now_ms(),
+            )?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&bundle)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            print(&format!(
+                "wrote {} ({} batches), signed by collector key {}\n",
+                out.display(),
+                bundle["batches"].as_array().map_or(0, Vec::len),
+                sightline_proto::p256::key_id(&shared.pki.signing_key_spki())
+            ))
+        }
+        Command::Evidence { command: EvidenceCommand::Verify { bundle, collector_key } } => {
+            let bytes = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
+            let v = sightline_server::evidence::verify(&bytes, collector_key.as_deref())
+                .map_err(|e| anyhow::anyhow!("FAILED: {e:#}"))?;
+            print(&format!(
+                "OK: device {} ({}), {} batches, {} observations, seq {}..{}, collector key {}{}\n",
+                v.device_id,
+                v.assurance,
+                v.batches,
+                v.observations,
+                v.first_seq,
+                v.last_seq,
+                v.collector_key_id,
+                if collector_key.is_none() {
+                    " (not pinned: pass --collector-key to require it)"
+                } else {
+                    ""
+                }
+            ))
+        }
         Command::ApiToken { command: ApiTokenCommand::Create { data_dir, role, name } } => {
             let store = server::open_store(&data_dir)?;
             print(&(sightline_server::create_api_token(store.as_ref(), role, &name)? + "\n"))
@@ -286,18 +356,20 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             print(&query::device(server::open_store(&data_dir)?.as_ref(), &id, &policy, json)?)
         }
-        Command::Triage { device, user, at, data_dir, json } => {
+        Command::Triage { device, user, token, connector, at, data_dir, json } => {
             let store = server::open_store(&data_dir)?;
-            match (device, user) {
-                (Some(d), _) => print(&query::device_at(store.as_ref(), &d, at, json)?),
-                (None, Some(u)) => {
-                    let policy = sightline_server::policy::Policy::load(&data_dir)?;
-                    let v = query::user_at_value(store.as_ref(), &policy, &u, at)?
-                        .ok_or_else(|| anyhow::anyhow!("no person {u} (provision them through SCIM)"))?;
-                    print(&(serde_json::to_string_pretty(&v)? + "\n"))
-                }
-                (None, None) => anyhow::bail!("triage needs --device or --user"),
-            }
+            let policy = sightline_server::policy::Policy::load(&data_dir)?;
+            let need_at =
+                || at.ok_or_else(|| anyhow::anyhow!("--at TIME is required with --device and --user"));
+            let v = match (device, user, token.map(|t| format!("token:{t}")).or(connector)) {
+                (Some(d), _, _) => return print(&query::device_at(store.as_ref(), &d, need_at()?, json)?),
+                (None, Some(u), _) => query::user_at_value(store.as_ref(), &policy, &u, need_at()?)?
+                    .ok_or_else(|| anyhow::anyhow!("no person {u} (provision them through SCIM)"))?,
+                (None, None, Some(key)) => query::connector_value(store.as_ref(), &policy, &key)?
+                    .ok_or_else(|| anyhow::anyhow!("no connector {key} has been reported"))?,
+                _ => anyhow::bail!("triage needs --device, --user, --token or --connector"),
+            };
+            print(&(serde_json::to_string_pretty(&v)? + "\n"))
         }
         Command::Findings { data_dir, json } => {
             let policy = sightline_server::policy::Policy::load(&data_dir)?;

@@ -304,6 +304,33 @@ pub fn user_at_value(
     })))
 }
 
+/// `triage --connector C` / `--token FP`: where an access path is and was, on which devices,
+/// under which accounts, owned by whom, with the evidence sequence numbers.
+pub fn connector_value(store: &dyn Store, policy: &Policy, key: &str) -> anyhow::Result<Option<Value>> {
+    let Some(c) = store.connectors()?.into_iter().find(|c| c.key == key) else { return Ok(None) };
+    let people = store.people_all()?;
+    let devices: std::collections::BTreeMap<String, Device> =
+        store.devices()?.into_iter().map(|d| (d.id.clone(), d)).collect();
+    let history: Vec<Value> = store
+        .connector_presence(key)?
+        .iter()
+        .map(|p| {
+            let mut v = presence_json(p);
+            let d = devices.get(&p.device_id);
+            v["device_id"] = json!(p.device_id);
+            v["hostname"] = json!(d.map(|d| d.hostname.clone()));
+            v["assurance"] = json!(d.map(|d| d.assurance.clone()));
+            let owner = p.os_user.as_deref().map(|u| policy.attribute(&people, u));
+            v["owner"] = json!(owner.as_ref().and_then(|o| o.person.as_ref()).map(|p| p.user_name.clone()));
+            v["attribution"] = json!(owner.as_ref().map_or("unknown", |o| o.confidence));
+            v
+        })
+        .collect();
+    let mut v = connector_json(&c, policy);
+    v["presence"] = Value::Array(history);
+    Ok(Some(v))
+}
+
 /// Every finding, as JSON.
 pub fn findings_value(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Value> {
     Ok(Value::Array(crate::findings::compute(store, policy, now_ms)?.iter().map(|f| f.to_json()).collect()))

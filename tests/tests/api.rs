@@ -369,5 +369,29 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli.as_array().unwrap().len(), f.len());
+
+    // Where is that key? Every place, on both laptops, with owners and evidence.
+    let out = std::process::Command::new(bin("sightline-server"))
+        .args(["triage", "--token", "4f5e6d7c8b9a0f1e2d3c4b5a69788796", "--data-dir"])
+        .arg(c.data_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let places: Vec<(String, serde_json::Value)> = t["presence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["device_id"].as_str().unwrap().to_owned(), p["owner"].clone()))
+        .collect();
+    assert_eq!(
+        places,
+        vec![
+            (laptop.device_id.clone(), serde_json::json!("alice@example.com")),
+            (other.device_id.clone(), serde_json::Value::Null)
+        ],
+        "{t:#}"
+    );
+    assert_eq!(t["presence"][0]["appeared_seq"], 3);
     c.stop().await;
 }

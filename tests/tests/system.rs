@@ -707,3 +707,94 @@ async fn presence_intervals_answer_what_was_on_a_device_at_a_time() {
     assert_eq!(status, vec![("extension".into(), true), ("token".into(), false)]);
     c.stop().await;
 }
+
+/// An evidence bundle verifies offline with nothing but the file (and, pinned, the
+/// collector's key id); any tampering — a payload byte, the manifest, a dropped or reordered
+/// batch — makes verification fail.
+#[tokio::test]
+async fn evidence_bundles_verify_offline_and_tampering_is_caught() {
+    use base64::Engine;
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let root = fixtures().join("linux");
+    a.run_once(&root).await.unwrap();
+    a.run_once(&root).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    let server = bin("sightline-server");
+    let out = run(Command::new(&server)
+        .args(["evidence", "export", "--device", &a.device_id, "--out"])
+        .arg(&bundle)
+        .arg("--data-dir")
+        .arg(c.data_dir.path()));
+    let key_id = out.trim().rsplit(' ').next().unwrap().to_owned();
+    let verify = |path: &std::path::Path, pin: Option<&str>| {
+        let mut cmd = Command::new(&server);
+        cmd.args(["evidence", "verify"]).arg(path);
+        if let Some(p) = pin {
+            cmd.args(["--collector-key", p]);
+        }
+        let o = cmd.output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, text) = verify(&bundle, Some(&key_id));
+    assert!(ok, "{text}");
+    assert!(text.starts_with("OK: device") && text.contains("software"), "{text}");
+    let head = c.shared.store.device(&a.device_id).unwrap().unwrap().seq_head;
+    assert!(text.contains(&format!("seq 1..{head}")), "{text}");
+    let (ok, text) = verify(&bundle, Some("0000"));
+    assert!(!ok && text.contains("not the pinned"), "{text}");
+
+    let original: Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let tampered = |name: &str, f: &dyn Fn(&mut Value)| {
+        let mut v = original.clone();
+        f(&mut v);
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        verify(&p, None)
+    };
+    type Tamper<'a> = Box<dyn Fn(&mut Value) + 'a>;
+    let cases: Vec<(&str, Tamper<'_>, &str)> = vec![
+        (
+            "payload",
+            Box::new(|v: &mut Value| {
+                let mut p = b64.decode(v["batches"][0]["payload"].as_str().unwrap()).unwrap();
+                let n = p.len() / 2;
+                p[n] ^= 1;
+                v["batches"][0]["payload"] = b64.encode(p).into();
+            }),
+            "batch 0",
+        ),
+        (
+            "manifest",
+            Box::new(|v: &mut Value| {
+                let m = v["manifest"].as_str().unwrap().replace("\"software\"", "\"hardware_attested\"");
+                v["manifest"] = m.into();
+            }),
+            "manifest signature",
+        ),
+        (
+            "dropped",
+            Box::new(|v: &mut Value| {
+                v["batches"].as_array_mut().unwrap().pop();
+            }),
+            "lists",
+        ),
+        (
+            "reordered",
+            Box::new(|v: &mut Value| v["batches"].as_array_mut().unwrap().swap(0, 1)),
+            "does not match",
+        ),
+    ];
+    assert!(original["batches"].as_array().unwrap().len() >= 2);
+    for (name, f, why) in &cases {
+        let (ok, text) = tampered(name, f.as_ref());
+        assert!(!ok, "{name}: tampered bundle verified: {text}");
+        assert!(text.contains("FAILED") && text.contains(why), "{name}: {text}");
+    }
+    c.stop().await;
+}

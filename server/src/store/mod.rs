@@ -163,6 +163,18 @@ pub struct IngestBatch {
     pub inventory: Option<Inventory>,
 }
 
+/// A stored batch, exactly as the device signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBatch {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub received_at_ms: i64,
+}
+
 /// Signed device claims from the start of one stream, verified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimsRecord {
@@ -318,8 +330,12 @@ pub trait Store: Send + Sync {
     fn presence_history(&self, device_id: &str) -> Result<Vec<Presence>>;
     /// Login sessions open at `at_ms`, on one device or (None) on any.
     fn sessions_at(&self, device_id: Option<&str>, at_ms: i64) -> Result<Vec<Session>>;
+    /// Every presence interval of one connector, on every device, oldest first.
+    fn connector_presence(&self, connector_key: &str) -> Result<Vec<Presence>>;
     /// Every presence interval open now, on every device.
     fn present_now(&self) -> Result<Vec<Presence>>;
+    /// A device's stored batches in sequence order.
+    fn batches(&self, device_id: &str) -> Result<Vec<StoredBatch>>;
     /// Gap observations: (device, seq, observed_at_ms, dropped).
     fn gaps(&self) -> Result<Vec<(String, u64, i64, u64)>>;
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{
     Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Person,
-    Presence, Result, Session, Store, StoreError, TpmChallenge,
+    Presence, Result, Session, Store, StoreError, StoredBatch, TpmChallenge,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -799,8 +799,37 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn connector_presence(&self, connector_key: &str) -> Result<Vec<Presence>> {
+        self.query_presence("p.connector_key = ?1 AND ?2 = ?2", connector_key, 0)
+    }
+
     fn present_now(&self) -> Result<Vec<Presence>> {
         self.query_presence("p.disappeared_at_ms IS NULL AND ?1 = ?1 AND ?2 = ?2", "", 0)
+    }
+
+    fn batches(&self, device_id: &str) -> Result<Vec<StoredBatch>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(
+            "SELECT first_seq, last_seq, prev_hash, hash, payload, signature, received_at_ms FROM batches \
+             WHERE device_id = ?1 ORDER BY first_seq",
+        )?;
+        let hash = |v: Vec<u8>| -> rusqlite::Result<[u8; 32]> {
+            v.try_into().map_err(|_| {
+                rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob)
+            })
+        };
+        let rows = q.query_map(params![device_id], |r| {
+            Ok(StoredBatch {
+                first_seq: r.get::<_, i64>(0)? as u64,
+                last_seq: r.get::<_, i64>(1)? as u64,
+                prev_hash: hash(r.get(2)?)?,
+                hash: hash(r.get(3)?)?,
+                payload: r.get(4)?,
+                signature: r.get(5)?,
+                received_at_ms: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn gaps(&self) -> Result<Vec<(String, u64, i64, u64)>> {
