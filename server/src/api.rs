@@ -134,6 +134,7 @@ pub fn router(shared: Shared) -> axum::Router {
         .route("/api/v1/triage/device/{id}", get(triage_device))
         .route("/api/v1/triage/user/{user}", get(triage_user))
         .route("/api/v1/findings", get(findings))
+        .route("/api/v1/signins/{source}", post(push_signins))
         .merge(crate::scim::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(shared)
@@ -225,6 +226,34 @@ async fn triage_device(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no device {id}")))
+}
+
+/// IdP sign-in push (`ingest` or `admin` tokens): the body is what `signins import` reads.
+async fn push_signins(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(source): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    match role(&s, &h).await? {
+        Role::Ingest | Role::Admin => {}
+        r => {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!("a {} token cannot push sign-ins", r.as_str()),
+            ));
+        }
+    }
+    let source = crate::signins::Source::parse(&source).ok_or_else(|| {
+        ApiError(StatusCode::NOT_FOUND, format!("no sign-in source {source:?}; use okta or entra"))
+    })?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "body is not UTF-8".into()))?;
+    let (signins, skipped) = crate::signins::parse(source, text)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    let n = signins.len();
+    let added = blocking(&s.store, move |st| Ok(st.add_signins(&signins)?)).await?;
+    Ok(Json(json!({"received": n, "stored": added, "duplicates": n - added, "skipped": skipped})))
 }
 
 async fn findings(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {

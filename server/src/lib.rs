@@ -15,6 +15,7 @@ pub mod policy;
 pub mod query;
 pub mod scim;
 pub mod server;
+pub mod signins;
 pub mod store;
 
 /// Creates a one-time enrollment token, stored hashed; returns the token.

@@ -97,6 +97,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Identity-provider sign-in logs.
+    Signins {
+        #[command(subcommand)]
+        command: SigninsCommand,
+    },
     /// Evidence bundles an auditor verifies offline.
     Evidence {
         #[command(subcommand)]
@@ -153,6 +158,20 @@ fn parse_time(s: &str) -> Result<i64, String> {
         .and_then(|t| {
             t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|e| e.to_string())
         })
+}
+
+#[derive(Subcommand)]
+enum SigninsCommand {
+    /// Import an Okta System Log export or Entra ID sign-in logs (JSON array, Graph page or
+    /// JSON lines). All or nothing: one malformed event rejects the file.
+    Import {
+        /// okta or entra.
+        #[arg(long)]
+        source: String,
+        file: PathBuf,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -306,6 +325,19 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let filter = query::ConnectorFilter { kind, status, user };
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             print(&query::connectors(server::open_store(&data_dir)?.as_ref(), &filter, &policy, json)?)
+        }
+        Command::Signins { command: SigninsCommand::Import { source, file, data_dir } } => {
+            let src = sightline_server::signins::Source::parse(&source)
+                .ok_or_else(|| anyhow::anyhow!("--source {source:?}: use okta or entra"))?;
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let (signins, skipped) = sightline_server::signins::parse(src, &text)
+                .with_context(|| format!("{} was not imported", file.display()))?;
+            let added = server::open_store(&data_dir)?.add_signins(&signins)?;
+            print(&format!(
+                "imported {added} sign-ins ({} already known, {skipped} other events skipped)\n",
+                signins.len() - added
+            ))
         }
         Command::Evidence { command: EvidenceCommand::Export { device, out, data_dir } } => {
             let shared = server::open(&data_dir, false)?;

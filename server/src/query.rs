@@ -294,8 +294,22 @@ pub fn user_at_value(
             "sessions": sessions, "present": present,
         }));
     }
+    let mut names = vec![person.user_name.clone()];
+    names.extend(person.emails.iter().cloned());
+    names.sort();
+    names.dedup();
+    let signins: Vec<Value> = store
+        .signins_for(&names, at_ms - 12 * 3600 * 1000, at_ms)?
+        .iter()
+        .map(|s| {
+            json!({"source": s.source, "at": time(s.at_ms), "outcome": s.outcome, "ip": s.ip, "app": s.app,
+                   "device": s.device, "event": s.id})
+        })
+        .collect();
     Ok(Some(json!({
         "at": time(at_ms),
+        // IdP sign-ins in the 12 hours before T, newest first.
+        "signins": signins,
         "person": {
             "user_name": person.user_name, "display_name": person.display_name, "active": person.active,
             "deprovisioned_at": opt_time(person.deprovisioned_at_ms), "accounts": policy.accounts_of(person),

@@ -290,6 +290,21 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
         r.unwrap();
     }
 
+    // Her Okta sign-in that morning, pushed by the IdP log forwarder (an `ingest` token).
+    let okta = r#"[{"uuid":"7f3c2b2e-1111-11ef-9a9a-3b1d2c4e5f60","published":"2027-01-15T07:58:12.345Z","eventType":"user.session.start",
+      "actor":{"id":"00u1abcd","type":"User","alternateId":"alice@example.com","displayName":"Alice Ng"},
+      "client":{"ipAddress":"198.51.100.7","device":"Computer"},"outcome":{"result":"SUCCESS"},
+      "target":[{"type":"AppInstance","displayName":"Okta Dashboard"}]}]"#;
+    let ingest = c.api_token("ingest");
+    assert_eq!(call("POST", "/api/v1/signins/okta".into(), Some(okta), &viewer).0, 403);
+    let (code, _, r) = call("POST", "/api/v1/signins/okta".into(), Some(okta), &ingest);
+    assert_eq!((code, r["stored"].as_u64()), (200, Some(1)), "{r}");
+    let (_, _, r) = call("POST", "/api/v1/signins/okta".into(), Some(okta), &ingest);
+    assert_eq!(r["duplicates"], 1, "pushing twice stores once: {r}");
+    let (code, _, r) = call("POST", "/api/v1/signins/okta".into(), Some(r#"[{"uuid":"x"}]"#), &ingest);
+    assert_eq!(code, 400, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("event 1"), "{r}");
+
     let inside = "2027-01-15T08:30:00Z"; // t0 = 2027-01-15T08:00:00Z
     let (code, _, t) =
         call("GET", format!("/api/v1/triage/user/alice@example.com?at={inside}"), None, &viewer);
@@ -305,6 +320,10 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
         devices[0]["present"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, vec!["extension", "token"]);
     assert!(devices[0]["present"].as_array().unwrap().iter().all(|p| p["owner"] == "alice@example.com"));
+    assert_eq!(
+        (t["signins"][0]["source"].as_str(), t["signins"][0]["ip"].as_str()),
+        (Some("okta"), Some("198.51.100.7"))
+    );
     // After she logged out, and before she logged in: no session puts her on the device, but
     // her connectors are still there (owned by her account).
     let (_, _, later) =
@@ -394,4 +413,43 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
     );
     assert_eq!(t["presence"][0]["appeared_seq"], 3);
     c.stop().await;
+}
+
+/// Entra ID sign-in logs imported from a file: once, idempotently; a malformed file is
+/// rejected whole with the position of the bad event.
+#[test]
+fn entra_sign_in_logs_import_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(bin("sightline-server"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let file = dir.path().join("signins.json");
+    std::fs::write(
+        &file,
+        r#"{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#auditLogs/signIns","value":[
+          {"id":"66ea54eb-6301-4ee5-be62-ff5a759b0100","createdDateTime":"2027-01-15T09:00:00Z","userDisplayName":"Bob Diaz",
+           "userPrincipalName":"bob@contoso.com","appDisplayName":"Microsoft Teams","ipAddress":"203.0.113.9",
+           "status":{"errorCode":0},"deviceDetail":{"deviceId":"","displayName":"LAPTOP-BOB","operatingSystem":"Windows10"}}]}"#,
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let (ok, out) = run(&["signins", "import", "--source", "entra", f]);
+    assert!(ok && out.contains("imported 1 sign-ins (0 already known"), "{out}");
+    let (ok, out) = run(&["signins", "import", "--source", "entra", f]);
+    assert!(ok && out.contains("imported 0 sign-ins (1 already known"), "{out}");
+    std::fs::write(&file, "{\"value\":[{\"id\":\"a\",\"createdDateTime\":\"2027-01-15T09:00:00Z\",\"userPrincipalName\":\"x@y\",\"status\":{\"errorCode\":0}},{\"id\":\"b\"}]}").unwrap();
+    let (ok, out) = run(&["signins", "import", "--source", "entra", f]);
+    assert!(!ok && out.contains("event 2") && out.contains("was not imported"), "{out}");
+    let (ok, out) = run(&["signins", "import", "--source", "ldap", f]);
+    assert!(!ok && out.contains("okta or entra"), "{out}");
 }

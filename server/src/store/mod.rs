@@ -334,6 +334,16 @@ pub trait Store: Send + Sync {
     fn connector_presence(&self, connector_key: &str) -> Result<Vec<Presence>>;
     /// Every presence interval open now, on every device.
     fn present_now(&self) -> Result<Vec<Presence>>;
+    /// Stores IdP sign-ins; ones already stored (same IdP id) are skipped. Returns how many
+    /// were new.
+    fn add_signins(&self, signins: &[crate::signins::SignIn]) -> Result<usize>;
+    /// Sign-ins of these userNames in `[from_ms, to_ms]`, newest first.
+    fn signins_for(
+        &self,
+        user_names: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::signins::SignIn>>;
     /// A device's stored batches in sequence order.
     fn batches(&self, device_id: &str) -> Result<Vec<StoredBatch>>;
     /// Gap observations: (device, seq, observed_at_ms, dropped).

@@ -186,6 +186,20 @@ CREATE UNIQUE INDEX sessions_identity ON sessions(device_id, os_user, terminal, 
 CREATE INDEX sessions_time ON sessions(started_at_ms);
 CREATE INDEX sessions_user ON sessions(os_user, started_at_ms);
 "#,
+    r#"
+-- Identity-provider sign-ins (Okta System Log, Entra ID), keyed by the IdP's event id.
+CREATE TABLE signins (
+    id        TEXT PRIMARY KEY,
+    source    TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    ip        TEXT,
+    app       TEXT,
+    device    TEXT,
+    outcome   TEXT NOT NULL
+);
+CREATE INDEX signins_user ON signins(user_name, at_ms);
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -805,6 +819,65 @@ impl Store for SqliteStore {
 
     fn present_now(&self) -> Result<Vec<Presence>> {
         self.query_presence("p.disappeared_at_ms IS NULL AND ?1 = ?1 AND ?2 = ?2", "", 0)
+    }
+
+    fn add_signins(&self, signins: &[crate::signins::SignIn]) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut q = tx.prepare_cached(
+                "INSERT OR IGNORE INTO signins (id, source, user_name, at_ms, ip, app, device, outcome) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for s in signins {
+                added += q.execute(params![
+                    s.id,
+                    s.source,
+                    s.user_name,
+                    s.at_ms,
+                    s.ip,
+                    s.app,
+                    s.device,
+                    s.outcome
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn signins_for(
+        &self,
+        user_names: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::signins::SignIn>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(
+            "SELECT id, source, user_name, at_ms, ip, app, device, outcome FROM signins \
+             WHERE user_name = ?1 COLLATE NOCASE AND at_ms BETWEEN ?2 AND ?3 ORDER BY at_ms DESC LIMIT 50",
+        )?;
+        let mut out = Vec::new();
+        for u in user_names {
+            let rows = q.query_map(params![u, from_ms, to_ms], |r| {
+                let source: String = r.get(1)?;
+                let outcome: String = r.get(7)?;
+                Ok(crate::signins::SignIn {
+                    id: r.get(0)?,
+                    source: if source == "okta" { "okta" } else { "entra" },
+                    user_name: r.get(2)?,
+                    at_ms: r.get(3)?,
+                    ip: r.get(4)?,
+                    app: r.get(5)?,
+                    device: r.get(6)?,
+                    outcome: if outcome == "success" { "success" } else { "failure" },
+                })
+            })?;
+            out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        out.sort_by_key(|s| std::cmp::Reverse(s.at_ms));
+        Ok(out)
     }
 
     fn batches(&self, device_id: &str) -> Result<Vec<StoredBatch>> {
