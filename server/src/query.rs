@@ -255,8 +255,11 @@ pub fn user_at_value(
         let a = policy.attribute(&people, os_user);
         a.person.as_ref().is_some_and(|p| p.id == person.id).then_some(a)
     };
+    // Only the accounts that can be theirs are looked up (indexed), then each is attributed
+    // properly: an account shared by name with someone else stays `unknown` and is dropped.
+    let accounts = policy.accounts_of(person);
     let mut devices: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
-    for s in store.sessions_at(None, at_ms)? {
+    for s in store.sessions_of_users_at(&accounts, at_ms)? {
         if let Some(a) = is_theirs(&s.os_user) {
             devices.entry(s.device_id.clone()).or_default().push(json!({
                 "os_user": s.os_user, "terminal": s.terminal, "host": s.host, "since": time(s.started_at_ms),
@@ -264,14 +267,9 @@ pub fn user_at_value(
             }));
         }
     }
-    for d in store.devices()? {
-        if !devices.contains_key(&d.id)
-            && store
-                .present_at(&d.id, at_ms)?
-                .iter()
-                .any(|p| p.os_user.as_deref().and_then(is_theirs).is_some())
-        {
-            devices.insert(d.id.clone(), Vec::new());
+    for p in store.presence_of_users_at(&accounts, at_ms)? {
+        if p.os_user.as_deref().and_then(is_theirs).is_some() {
+            devices.entry(p.device_id.clone()).or_default();
         }
     }
     let mut out = Vec::new();
@@ -321,16 +319,20 @@ pub fn user_at_value(
 /// `triage --connector C` / `--token FP`: where an access path is and was, on which devices,
 /// under which accounts, owned by whom, with the evidence sequence numbers.
 pub fn connector_value(store: &dyn Store, policy: &Policy, key: &str) -> anyhow::Result<Option<Value>> {
-    let Some(c) = store.connectors()?.into_iter().find(|c| c.key == key) else { return Ok(None) };
+    let Some(c) = store.connector(key)? else { return Ok(None) };
     let people = store.people_all()?;
-    let devices: std::collections::BTreeMap<String, Device> =
-        store.devices()?.into_iter().map(|d| (d.id.clone(), d)).collect();
-    let history: Vec<Value> = store
-        .connector_presence(key)?
+    let presence = store.connector_presence(key)?;
+    let mut devices: std::collections::BTreeMap<String, Option<Device>> = Default::default();
+    for p in &presence {
+        if !devices.contains_key(&p.device_id) {
+            devices.insert(p.device_id.clone(), store.device(&p.device_id)?);
+        }
+    }
+    let history: Vec<Value> = presence
         .iter()
         .map(|p| {
             let mut v = presence_json(p);
-            let d = devices.get(&p.device_id);
+            let d = devices.get(&p.device_id).and_then(Option::as_ref);
             v["device_id"] = json!(p.device_id);
             v["hostname"] = json!(d.map(|d| d.hostname.clone()));
             v["assurance"] = json!(d.map(|d| d.assurance.clone()));

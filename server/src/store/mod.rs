@@ -332,6 +332,12 @@ pub trait Store: Send + Sync {
     fn sessions_at(&self, device_id: Option<&str>, at_ms: i64) -> Result<Vec<Session>>;
     /// Every presence interval of one connector, on every device, oldest first.
     fn connector_presence(&self, connector_key: &str) -> Result<Vec<Presence>>;
+    /// One connector by key, with its devices.
+    fn connector(&self, key: &str) -> Result<Option<Connector>>;
+    /// Presence intervals of these OS accounts (any device) containing `at_ms`.
+    fn presence_of_users_at(&self, os_users: &[String], at_ms: i64) -> Result<Vec<Presence>>;
+    /// Login sessions of these OS accounts (any device) open at `at_ms`.
+    fn sessions_of_users_at(&self, os_users: &[String], at_ms: i64) -> Result<Vec<Session>>;
     /// Every presence interval open now, on every device.
     fn present_now(&self) -> Result<Vec<Presence>>;
     /// Stores IdP sign-ins; ones already stored (same IdP id) are skipped. Returns how many

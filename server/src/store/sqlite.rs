@@ -200,6 +200,11 @@ CREATE TABLE signins (
 );
 CREATE INDEX signins_user ON signins(user_name, at_ms);
 "#,
+    r#"
+-- Triage by person looks up their OS accounts' connectors directly; by device, its sessions.
+CREATE INDEX presence_user ON presence(os_user, appeared_at_ms);
+CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -773,11 +778,11 @@ impl Store for SqliteStore {
     }
 
     fn connectors(&self) -> Result<Vec<Connector>> {
-        self.query_connectors(None)
+        self.query_connectors(None, None)
     }
 
     fn device_connectors(&self, device_id: &str) -> Result<Vec<Connector>> {
-        self.query_connectors(Some(device_id))
+        self.query_connectors(Some(device_id), None)
     }
 
     fn present_at(&self, device_id: &str, at_ms: i64) -> Result<Vec<Presence>> {
@@ -815,6 +820,47 @@ impl Store for SqliteStore {
 
     fn connector_presence(&self, connector_key: &str) -> Result<Vec<Presence>> {
         self.query_presence("p.connector_key = ?1 AND ?2 = ?2", connector_key, 0)
+    }
+
+    fn connector(&self, key: &str) -> Result<Option<Connector>> {
+        Ok(self.query_connectors(None, Some(key))?.into_iter().next())
+    }
+
+    fn presence_of_users_at(&self, os_users: &[String], at_ms: i64) -> Result<Vec<Presence>> {
+        let mut out = Vec::new();
+        for u in os_users {
+            out.extend(self.query_presence(
+                "p.os_user = ?1 AND p.appeared_at_ms <= ?2 AND (p.disappeared_at_ms IS NULL OR p.disappeared_at_ms > ?2)",
+                u,
+                at_ms,
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn sessions_of_users_at(&self, os_users: &[String], at_ms: i64) -> Result<Vec<Session>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(
+            "SELECT device_id, os_user, terminal, host, started_at_ms, ended_at_ms, appeared_seq FROM sessions \
+             WHERE os_user = ?1 AND started_at_ms <= ?2 AND (ended_at_ms IS NULL OR ended_at_ms > ?2) \
+             ORDER BY device_id, started_at_ms",
+        )?;
+        let mut out = Vec::new();
+        for u in os_users {
+            let rows = q.query_map(params![u, at_ms], |r| {
+                Ok(Session {
+                    device_id: r.get(0)?,
+                    os_user: r.get(1)?,
+                    terminal: r.get(2)?,
+                    host: r.get(3)?,
+                    started_at_ms: r.get(4)?,
+                    ended_at_ms: r.get(5)?,
+                    appeared_seq: r.get::<_, i64>(6)? as u64,
+                })
+            })?;
+            out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        Ok(out)
     }
 
     fn present_now(&self) -> Result<Vec<Presence>> {
@@ -1006,7 +1052,7 @@ impl SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn query_connectors(&self, device: Option<&str>) -> Result<Vec<Connector>> {
+    fn query_connectors(&self, device: Option<&str>, key: Option<&str>) -> Result<Vec<Connector>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT c.key, c.kind, c.label, c.first_seen_ms, c.last_seen_ms, c.latest, \
@@ -1014,10 +1060,10 @@ impl SqliteStore {
                     EXISTS (SELECT 1 FROM presence p WHERE p.device_id = cd.device_id \
                             AND p.connector_key = c.key AND p.disappeared_at_ms IS NULL) \
              FROM connectors c JOIN connector_devices cd ON cd.connector_key = c.key JOIN devices d ON d.id = cd.device_id \
-             WHERE ?1 IS NULL OR cd.device_id = ?1 \
+             WHERE (?1 IS NULL OR cd.device_id = ?1) AND (?2 IS NULL OR c.key = ?2) \
              ORDER BY c.kind, c.label, c.key, d.hostname",
         )?;
-        let mut rows = stmt.query(params![device])?;
+        let mut rows = stmt.query(params![device, key])?;
         let mut out: Vec<Connector> = Vec::new();
         while let Some(r) = rows.next()? {
             let key: String = r.get(0)?;
