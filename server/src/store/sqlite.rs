@@ -799,11 +799,14 @@ impl Store for SqliteStore {
 
     fn sessions_at(&self, device_id: Option<&str>, at_ms: i64) -> Result<Vec<Session>> {
         let conn = self.conn();
-        let mut q = conn.prepare_cached(
+        // Two statements, not `?1 IS NULL OR device_id = ?1`: SQLite cannot use the
+        // (device_id, started_at_ms) index through that OR.
+        let filter = if device_id.is_some() { "device_id = ?1" } else { "?1 IS NULL" };
+        let mut q = conn.prepare_cached(&format!(
             "SELECT device_id, os_user, terminal, host, started_at_ms, ended_at_ms, appeared_seq FROM sessions \
-             WHERE (?1 IS NULL OR device_id = ?1) AND started_at_ms <= ?2 AND (ended_at_ms IS NULL OR ended_at_ms > ?2) \
-             ORDER BY device_id, os_user, started_at_ms",
-        )?;
+             WHERE {filter} AND started_at_ms <= ?2 AND (ended_at_ms IS NULL OR ended_at_ms > ?2) \
+             ORDER BY device_id, os_user, started_at_ms"
+        ))?;
         let rows = q.query_map(params![device_id, at_ms], |r| {
             Ok(Session {
                 device_id: r.get(0)?,
@@ -1054,15 +1057,18 @@ impl SqliteStore {
 
     fn query_connectors(&self, device: Option<&str>, key: Option<&str>) -> Result<Vec<Connector>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        // Filters spelled out rather than `?1 IS NULL OR …`, which keeps SQLite off the indexes.
+        let device_filter = if device.is_some() { "cd.device_id = ?1" } else { "?1 IS NULL" };
+        let key_filter = if key.is_some() { "c.key = ?2" } else { "?2 IS NULL" };
+        let mut stmt = conn.prepare(&format!(
             "SELECT c.key, c.kind, c.label, c.first_seen_ms, c.last_seen_ms, c.latest, \
                     cd.device_id, d.hostname, cd.os_user, cd.first_seen_ms, cd.last_seen_ms, \
                     EXISTS (SELECT 1 FROM presence p WHERE p.device_id = cd.device_id \
                             AND p.connector_key = c.key AND p.disappeared_at_ms IS NULL) \
              FROM connectors c JOIN connector_devices cd ON cd.connector_key = c.key JOIN devices d ON d.id = cd.device_id \
-             WHERE (?1 IS NULL OR cd.device_id = ?1) AND (?2 IS NULL OR c.key = ?2) \
-             ORDER BY c.kind, c.label, c.key, d.hostname",
-        )?;
+             WHERE {device_filter} AND {key_filter} \
+             ORDER BY c.kind, c.label, c.key, d.hostname"
+        ))?;
         let mut rows = stmt.query(params![device, key])?;
         let mut out: Vec<Connector> = Vec::new();
         while let Some(r) = rows.next()? {
