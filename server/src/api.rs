@@ -279,14 +279,8 @@ async fn triage_user(
 }
 
 fn parse_at(at: Option<&str>) -> Result<i64, ApiError> {
-    match at {
-        None | Some("now") => Ok(now_ms()),
-        Some(t) => humantime::parse_rfc3339_weak(t)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("`at` {t:?} is not an RFC 3339 time"))),
-    }
+    query::parse_instant(at.unwrap_or("now"), now_ms())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("`at` {e}")))
 }
 
 /// Serves the API over TLS on `listener` until `shutdown` resolves.

@@ -150,14 +150,7 @@ enum Command {
 
 /// An instant: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`.
 fn parse_time(s: &str) -> Result<i64, String> {
-    if s == "now" {
-        return Ok(sightline_server::ingest::now_ms());
-    }
-    humantime::parse_rfc3339_weak(s)
-        .map_err(|e| format!("{s:?} is not a time like 2026-11-29T10:00:00Z or \"now\": {e}"))
-        .and_then(|t| {
-            t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|e| e.to_string())
-        })
+    query::parse_instant(s, sightline_server::ingest::now_ms())
 }
 
 #[derive(Subcommand)]

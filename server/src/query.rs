@@ -11,6 +11,18 @@ pub fn time(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// An instant given by a person: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`, in Unix ms.
+pub fn parse_instant(s: &str, now_ms: i64) -> Result<i64, String> {
+    if s == "now" {
+        return Ok(now_ms);
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{s:?} is not a time like 2026-11-29T10:00:00Z or \"now\": {e}"))
+        .and_then(|t| {
+            t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|e| e.to_string())
+        })
+}
+
 fn opt_time(ms: Option<i64>) -> Value {
     ms.map_or(Value::Null, |m| Value::String(time(m)))
 }

@@ -807,17 +807,7 @@ impl Store for SqliteStore {
              WHERE {filter} AND started_at_ms <= ?2 AND (ended_at_ms IS NULL OR ended_at_ms > ?2) \
              ORDER BY device_id, os_user, started_at_ms"
         ))?;
-        let rows = q.query_map(params![device_id, at_ms], |r| {
-            Ok(Session {
-                device_id: r.get(0)?,
-                os_user: r.get(1)?,
-                terminal: r.get(2)?,
-                host: r.get(3)?,
-                started_at_ms: r.get(4)?,
-                ended_at_ms: r.get(5)?,
-                appeared_seq: r.get::<_, i64>(6)? as u64,
-            })
-        })?;
+        let rows = q.query_map(params![device_id, at_ms], session_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -850,17 +840,7 @@ impl Store for SqliteStore {
         )?;
         let mut out = Vec::new();
         for u in os_users {
-            let rows = q.query_map(params![u, at_ms], |r| {
-                Ok(Session {
-                    device_id: r.get(0)?,
-                    os_user: r.get(1)?,
-                    terminal: r.get(2)?,
-                    host: r.get(3)?,
-                    started_at_ms: r.get(4)?,
-                    ended_at_ms: r.get(5)?,
-                    appeared_seq: r.get::<_, i64>(6)? as u64,
-                })
-            })?;
+            let rows = q.query_map(params![u, at_ms], session_row)?;
             out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
         }
         Ok(out)
@@ -979,6 +959,18 @@ impl Store for SqliteStore {
 
 const PERSON_SELECT: &str = "SELECT id, user_name, external_id, display_name, emails, active, created_at_ms, \
      modified_at_ms, deprovisioned_at_ms, deleted_at_ms FROM people";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        device_id: r.get(0)?,
+        os_user: r.get(1)?,
+        terminal: r.get(2)?,
+        host: r.get(3)?,
+        started_at_ms: r.get(4)?,
+        ended_at_ms: r.get(5)?,
+        appeared_seq: r.get::<_, i64>(6)? as u64,
+    })
+}
 
 fn person_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
     Ok(Person {
