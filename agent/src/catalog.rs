@@ -125,6 +125,12 @@ pub struct Browser {
     pub windows: Vec<String>,
     #[serde(default)]
     pub profile_at_root: bool,
+    /// Where a Chromium-family browser reads mandatory policy JSON on Linux (absolute).
+    pub linux_policy_dir: Option<String>,
+    /// Its mandatory policy key under HKLM on Windows.
+    pub windows_policy_key: Option<String>,
+    /// The preference domain a macOS configuration profile sets its policy in.
+    pub macos_policy_domain: Option<String>,
     pub source: String,
 }
 

@@ -92,6 +92,10 @@ raw_config! {
     shutdown_grace: String,
     /// The TPM to use (TCTI), e.g. "device:/dev/tpmrm0".
     tpm_tcti: String,
+    /// What to do with revocation directives from the collector: "report" (default: say
+    /// what enforcement would do, change nothing) or "enforce" (stop the process, block the
+    /// extension, quarantine the credential file). Set by the MDM, never by the collector.
+    enforcement: String,
 }
 
 /// The validated configuration.
@@ -113,6 +117,23 @@ pub struct Config {
     pub nice: i32,
     pub shutdown_grace: Duration,
     pub tpm_tcti: String,
+    pub enforcement: Enforcement,
+}
+
+/// Whether the agent acts on directives or only reports what it would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    Report,
+    Enforce,
+}
+
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Report => "report",
+            Enforcement::Enforce => "enforce",
+        }
+    }
 }
 
 impl Config {
@@ -217,6 +238,14 @@ impl RawConfig {
         if !(0..=19).contains(&nice) {
             errors.push(format!("`nice` must be 0 to 19 (got {nice})"));
         }
+        let enforcement = match self.enforcement.as_deref() {
+            None | Some("report") => Enforcement::Report,
+            Some("enforce") => Enforcement::Enforce,
+            Some(other) => {
+                errors.push(format!("`enforcement` must be \"report\" or \"enforce\" (got {other:?})"));
+                Enforcement::Report
+            }
+        };
         if !errors.is_empty() {
             anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  "));
         }
@@ -237,6 +266,7 @@ impl RawConfig {
             nice,
             shutdown_grace,
             tpm_tcti: self.tpm_tcti.unwrap_or_else(crate::keys::tpm_tcti),
+            enforcement,
         })
     }
 }
@@ -325,9 +355,13 @@ mod tests {
         // cpu_percent = 500 does not fit a u8: a type error, reported with the others.
         assert!(err.contains("`cpu_percent`"), "{err}");
 
-        let raw = RawConfig::parse("resync_interval = \"soon\"\nnice = 40\nspool_max_mb = 0\n", "f").unwrap();
+        let raw = RawConfig::parse(
+            "resync_interval = \"soon\"\nnice = 40\nspool_max_mb = 0\nenforcement = \"yes\"\n",
+            "f",
+        )
+        .unwrap();
         let err = format!("{:#}", raw.resolve().unwrap_err());
-        for field in ["resync_interval", "nice", "spool_max_mb"] {
+        for field in ["resync_interval", "nice", "spool_max_mb", "enforcement"] {
             assert!(err.contains(field), "{field} missing from: {err}");
         }
     }

@@ -91,6 +91,8 @@ pub struct Link {
     pub opts: DeliverOptions,
     /// The last delivery error, for health reports.
     pub last_error: Arc<std::sync::Mutex<Option<String>>>,
+    /// Where directives from the collector go (the daemon's look loop); None: logged only.
+    pub directives: Option<mpsc::Sender<pb::Directive>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,9 +270,14 @@ impl Link {
                         Some(pb::collector_message::Msg::SlowDown(s)) => {
                             return Err(LinkError::SlowDown(Duration::from_millis(s.retry_after_ms)));
                         }
-                        Some(pb::collector_message::Msg::Directive(_)) => {
-                            tracing::info!("Directive received; this agent runs in report mode and takes no action.");
-                        }
+                        Some(pb::collector_message::Msg::Directive(d)) => match &self.directives {
+                            // Never blocks the stream: the look loop drains this queue, and a
+                            // directive that does not fit is sent again on the next connection.
+                            Some(tx) => if tx.try_send(d).is_err() {
+                                tracing::warn!("Directive queue full; the collector resends it on the next connection.");
+                            },
+                            None => tracing::info!("Directive received; a running agent (not --once) handles directives."),
+                        },
                         Some(pb::collector_message::Msg::Challenge(_)) | None => {}
                     }
                 }

@@ -155,6 +155,12 @@ impl Tree {
         &self.display_base
     }
 
+    /// The directory handle itself, for enforcement's few writes (see `enforce`): it
+    /// resolves beneath this tree exactly as reads do. Detectors never use it.
+    pub fn cap_dir(&self) -> &Dir {
+        &self.dir
+    }
+
     /// Reads a whole regular file of at most `limit` bytes.
     pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         self.look(rel, Look::Path);

@@ -71,7 +71,11 @@ pub fn identity(item: &Item) -> Option<(String, Scope)> {
         Item::OsSession(s) => {
             (format!("session\0{}\0{}\0{}", s.user, s.terminal, s.started_at_ms), Scope::Sessions)
         }
-        Item::DeviceInventory(_) | Item::AgentHealth(_) | Item::Gap(_) | Item::ScanError(_) => return None,
+        Item::DeviceInventory(_)
+        | Item::AgentHealth(_)
+        | Item::Gap(_)
+        | Item::ScanError(_)
+        | Item::DirectiveOutcome(_) => return None,
     })
 }
 
@@ -175,6 +179,11 @@ impl Inventory {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// Every item in the view.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values().map(|(_, item)| item)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod convert;
 pub mod deliver;
 pub mod detect;
+pub mod enforce;
 pub mod enroll;
 pub mod fsview;
 pub mod govern;

@@ -56,6 +56,8 @@ pub struct Observer {
     last_scan_ms: u64,
     /// The link's last error, shared so health can report it.
     pub last_error: Arc<std::sync::Mutex<Option<String>>>,
+    /// Acts on collector directives; None: directives are logged and ignored.
+    pub enforcer: Option<crate::enforce::Enforcer>,
 }
 
 impl std::fmt::Debug for Observer {
@@ -95,6 +97,7 @@ impl Observer {
             last_scan_errors: 0,
             last_scan_ms: 0,
             last_error: Default::default(),
+            enforcer: None,
         }
     }
 
@@ -304,6 +307,33 @@ impl Observer {
         let obs = self.inventory.update(&Covered::Only(covered), items, now_ms(), false);
         self.record_or_forget(&obs, before)?;
         Ok(LookStats { observations: obs.len(), findings: n, ..Default::default() })
+    }
+
+    /// Handles a collector directive: verify, act (enforce mode) or say what it would do
+    /// (report mode), record the outcome, then look again at what changed.
+    pub fn directive(&mut self, d: &pb::Directive) -> anyhow::Result<LookStats> {
+        let Some(enforcer) = self.enforcer.as_mut() else {
+            tracing::info!("Directive received; this agent does not handle directives.");
+            return Ok(LookStats::default());
+        };
+        let ctx = crate::enforce::Context {
+            root: &self.config.root,
+            catalog: &self.catalog,
+            items: self.inventory.items().collect(),
+            sampler: &mut self.sampler,
+        };
+        let Some(handled) = enforcer.handle(d, ctx, now_ms()) else { return Ok(LookStats::default()) };
+        let obs = snapshot_obs(now_ms(), Item::DirectiveOutcome(handled.outcome));
+        self.recorder.record(std::slice::from_ref(&obs)).context("recording a directive outcome")?;
+        let mut stats = LookStats { observations: 1, ..Default::default() };
+        if !handled.homes.is_empty() {
+            let targets: BTreeSet<Target> = handled.homes.into_iter().map(Target::Home).collect();
+            stats.observations += self.rescan(&targets)?.observations;
+        }
+        if handled.processes {
+            stats.observations += self.sample()?.observations;
+        }
+        Ok(stats)
     }
 
     /// Records a health reading.

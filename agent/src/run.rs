@@ -75,12 +75,29 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
         let observer =
             tokio::task::spawn_blocking(move || Observer::new(c, catalog, fp, r, watcher, view)).await?;
         let last_error = observer.last_error.clone();
+        let mut observer = observer;
+        observer.enforcer = Some(crate::enforce::Enforcer::new(
+            state.path(),
+            &enrollment.device_id,
+            &enrollment.collector_signing_key,
+            config.enforcement,
+        ));
         let observer = Arc::new(Mutex::new(observer));
+        let (directive_tx, mut directives) = tokio::sync::mpsc::channel(64);
 
         let mut deliver_opts = opts.deliver;
         deliver_opts.grace = config.shutdown_grace;
-        let link = Link { state: state.clone(), enrollment: enrollment.clone(), recorder: recorder.clone(), key, opts: deliver_opts, last_error };
-        tracing::info!(server = %enrollment.server_url, root = %config.root.display(), "Agent started.");
+        let link = Link {
+            state: state.clone(),
+            enrollment: enrollment.clone(),
+            recorder: recorder.clone(),
+            key,
+            opts: deliver_opts,
+            last_error,
+            directives: (!opts.once).then_some(directive_tx),
+        };
+        tracing::info!(server = %enrollment.server_url, root = %config.root.display(),
+                       enforcement = config.enforcement.as_str(), "Agent started.");
 
         if opts.once {
             let stats = look(&observer, Look::Resync, false).await?;
@@ -113,6 +130,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
                 _ = resync.tick() => Some(Look::Resync),
                 _ = sample.tick(), if sampling => Some(Look::Sample),
                 _ = health.tick() => Some(Look::Health),
+                Some(d) = directives.recv() => Some(Look::Directive(Box::new(d))),
                 Some(t) = recv(&mut events) => {
                     pending.insert(t);
                     settle.get_or_insert_with(|| Instant::now() + config.debounce);
@@ -129,9 +147,11 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
             };
             let Some(next) = next else { continue };
             let is_resync = matches!(next, Look::Resync);
+            let is_directive = matches!(next, Look::Directive(_));
             tokio::select! {
                 r = look(&observer, next, true) => match r {
                     Ok(stats) if is_resync => tracing::info!(?stats, "Resync recorded."),
+                    Ok(stats) if is_directive => tracing::info!(?stats, "Directive handled and recorded."),
                     Ok(stats) if stats.observations > 0 => tracing::info!(?stats, "Changes recorded."),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %format!("{e:#}"), "Look failed; the next one retries."),
@@ -170,6 +190,7 @@ async fn recv(events: &mut Option<tokio::sync::mpsc::Receiver<Target>>) -> Optio
 }
 
 enum Look {
+    Directive(Box<sightline_proto::pb::Directive>),
     Resync,
     Rescan(BTreeSet<Target>),
     Sample,
@@ -187,6 +208,7 @@ async fn look(observer: &Arc<Mutex<Observer>>, what: Look, rest: bool) -> anyhow
             Look::Rescan(targets) => o.rescan(&targets),
             Look::Sample => o.sample(),
             Look::Health => o.health().map(|()| LookStats::default()),
+            Look::Directive(d) => o.directive(&d),
         };
         if rest {
             o.rest();

@@ -184,14 +184,10 @@ pub fn renew_message(stream_nonce: &[u8], tls_key_spki: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use ring::rand::SystemRandom;
-    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    use ring::signature::EcdsaKeyPair;
 
     fn key() -> (EcdsaKeyPair, Vec<u8>) {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-        let spki = p256::spki_from_point(kp.public_key().as_ref()).unwrap();
-        (kp, spki)
+        p256::test_key()
     }
 
     fn batch(first_seq: u64, n: u64) -> pb::Batch {

@@ -3,11 +3,13 @@
 //! - [`pb`]: the protobuf and gRPC types generated from `proto/sightline/v1/*.proto`.
 //! - [`envelope`]: how a batch is signed, verified and chained. Agent and collector both
 //!   use this module, so there is exactly one definition of what a valid batch is.
+//! - [`directive`]: how a collector directive is signed and what makes one acceptable.
 //! - [`p256`]: the few ECDSA P-256 helpers the envelope and enrollment share.
 //!
 //! Nothing else lives here: detection, storage and transport logic belong to the crates
 //! that use the contract.
 
+pub mod directive;
 pub mod envelope;
 pub mod p256;
 

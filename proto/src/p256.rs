@@ -65,6 +65,17 @@ pub fn key_id(spki: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, spki))
 }
 
+/// A fresh key pair and its SPKI, for this crate's tests.
+#[cfg(test)]
+pub(crate) fn test_key() -> (ring::signature::EcdsaKeyPair, Vec<u8>) {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let spki = spki_from_point(kp.public_key().as_ref()).unwrap();
+    (kp, spki)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

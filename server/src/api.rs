@@ -131,6 +131,10 @@ pub fn router(shared: Shared) -> axum::Router {
         .route("/api/v1/devices/{id}", get(device))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/connectors", get(connectors))
+        .route("/api/v1/connectors/{key}", get(connector))
+        .route("/api/v1/connectors/{key}/revoke", post(revoke_connector))
+        .route("/api/v1/triage/connector/{key}", get(connector))
+        .route("/api/v1/triage/token/{fp}", get(triage_token))
         .route("/api/v1/triage/device/{id}", get(triage_device))
         .route("/api/v1/triage/user/{user}", get(triage_user))
         .route("/api/v1/findings", get(findings))
@@ -194,6 +198,68 @@ async fn connectors(
     let Query(filter) = filter.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let policy = s.policy.clone();
     Ok(Json(blocking(&s.store, move |st| query::connectors_value(st, &filter, &policy)).await?))
+}
+
+/// One connector: where it is and was, owners, and any revocation with each device's outcome.
+async fn connector(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let (k, policy) = (key.clone(), s.policy.clone());
+    blocking(&s.store, move |st| query::connector_value(st, &policy, &k))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no connector {key} has been reported")))
+}
+
+async fn triage_token(
+    s: State<Shared>,
+    h: HeaderMap,
+    Path(fp): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    connector(s, h, Path(format!("token:{fp}"))).await
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Revokes a connector (admin): directives go out to every device where it is present.
+async fn revoke_connector(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(key): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let body: RevokeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RevokeBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(StatusCode::BAD_REQUEST, format!("expected {{\"reason\": \"...\"}}: {e}"))
+        })?
+    };
+    let (sh, k) = (s.clone(), key.clone());
+    let issued = tokio::task::spawn_blocking(move || {
+        crate::revoke::revoke(sh.store.as_ref(), &sh.pki, &k, "api:admin", &body.reason, now_ms())
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| match e {
+        crate::revoke::RevokeError::UnknownConnector(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+        crate::revoke::RevokeError::Unsupported(_) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        other => internal(other),
+    })?;
+    for d in &issued.directives {
+        s.dispatch.ring(&d.device_id);
+    }
+    s.dispatch.issued.notify_one();
+    Ok(Json(query::revoked_value(&issued)))
 }
 
 #[derive(Debug, serde::Deserialize)]

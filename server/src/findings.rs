@@ -8,7 +8,9 @@
 //! - `shared_credential`: one token fingerprint present on several devices or accounts;
 //! - `software_key_device` / `unattested_device`: the device's key is not hardware-attested;
 //! - `stale_agent`: not heard from within `stale_after`;
-//! - `delivery_gap`: the agent had to drop observations (spool overflow), with the count.
+//! - `delivery_gap`: the agent had to drop observations (spool overflow), with the count;
+//! - `revocation_not_enforced`: an admin revoked a connector and a device answered without
+//!   enforcing it (report mode, unsupported there, failed, or refused the directive).
 
 use std::collections::BTreeMap;
 
@@ -110,6 +112,24 @@ pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Resul
                 "places": sightings.iter().map(|p| p.locus.clone()).collect::<Vec<_>>(),
             }),
         });
+    }
+
+    for c in connectors.values() {
+        let Some(r) = &c.revocation else { continue };
+        for d in r.latest.iter().filter(|d| d.outcome.is_some() && !d.effective()) {
+            let Some(o) = &d.outcome else { continue };
+            out.push(Finding {
+                kind: "revocation_not_enforced",
+                severity: "high",
+                subject: c.key.clone(),
+                device_id: Some(d.device_id.clone()),
+                first_seen_ms: d.outcome_at_ms.unwrap_or(d.issued_at_ms),
+                evidence: json!({
+                    "directive_id": d.id, "action": d.action, "outcome": o.outcome, "detail": o.detail,
+                    "mode": o.mode, "revoked_at": time(r.revocation.requested_at_ms), "outcome_seq": d.outcome_seq,
+                }),
+            });
+        }
     }
 
     let stale_after = policy.stale_after()?.as_millis() as i64;

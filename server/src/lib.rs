@@ -13,6 +13,8 @@ pub mod ingest;
 pub mod pki;
 pub mod policy;
 pub mod query;
+pub mod remote;
+pub mod revoke;
 pub mod scim;
 pub mod server;
 pub mod signins;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sightline_server::api::Role;
 use sightline_server::ingest::Assurance;
+use sightline_server::remote::encode;
 use sightline_server::{create_token, query, server};
 
 fn parse_assurance(s: &str) -> Result<Assurance, String> {
@@ -72,6 +73,8 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List AI connectors reported by devices.
     Connectors {
@@ -82,12 +85,14 @@ enum Command {
         /// Only this kind: tool, extension, token, mcp_server.
         #[arg(long)]
         kind: Option<String>,
-        /// Only this status: discovered, approved, unsanctioned, removed.
+        /// Only this status: discovered, approved, unsanctioned, revoked, removed.
         #[arg(long)]
         status: Option<String>,
         /// Only those seen under this OS account.
         #[arg(long)]
         user: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// What needs attention: orphaned and shadow-AI connectors, shared credentials,
     /// unattested devices, stale agents, delivery gaps.
@@ -96,6 +101,8 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Identity-provider sign-in logs.
     Signins {
@@ -134,6 +141,25 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Revoke a connector: every device where it is present gets a directive signed by the
+    /// collector (now over open streams, or when it next connects). Agents in enforce mode
+    /// stop the tool, block the extension or quarantine the credential file; agents in
+    /// report mode say what they would have done.
+    Revoke {
+        /// Connector key: `extension:ID`, `tool:ID` or `token:FP`.
+        connector: String,
+        /// Why, kept with the revocation and sent to the devices.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Show one device, or revoke it.
     Device {
@@ -145,7 +171,49 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+}
+
+/// Where a query command reads: the data dir (default) or a running collector's HTTP API.
+#[derive(clap::Args, Debug, Default)]
+struct RemoteArgs {
+    /// Ask a running collector's HTTP API (`https://host:port`) instead of reading the data
+    /// dir; the output is the JSON form. The API token comes from $SIGHTLINE_API_TOKEN or
+    /// --api-token-file.
+    #[arg(long)]
+    server: Option<String>,
+    /// PEM file of the CA that signed the collector's certificate (with --server).
+    #[arg(long, requires = "server")]
+    ca: Option<PathBuf>,
+    /// File holding the API token (with --server; else $SIGHTLINE_API_TOKEN).
+    #[arg(long, requires = "server")]
+    api_token_file: Option<PathBuf>,
+}
+
+impl RemoteArgs {
+    /// Runs `call` against the API when --server is given; None to read the data dir.
+    fn call<F, Fut>(&self, call: F) -> anyhow::Result<Option<String>>
+    where
+        F: FnOnce(sightline_server::remote::Remote) -> Fut,
+        Fut: Future<Output = anyhow::Result<serde_json::Value>>,
+    {
+        let Some(server) = &self.server else { return Ok(None) };
+        let ca = self.ca.as_ref().context("--server needs --ca (the collector's CA certificate, PEM)")?;
+        let token = match &self.api_token_file {
+            Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            None => std::env::var("SIGHTLINE_API_TOKEN")
+                .context("--server needs an API token: set SIGHTLINE_API_TOKEN or pass --api-token-file")?,
+        };
+        let remote = sightline_server::remote::Remote::new(server, ca, token.trim().to_owned())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let v = rt.block_on(call(remote))?;
+        Ok(Some(serde_json::to_string_pretty(&v)? + "\n"))
+    }
 }
 
 /// An instant: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`.
@@ -311,10 +379,21 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let store = server::open_store(&data_dir)?;
             print(&(create_token(store.as_ref(), ttl)? + "\n"))
         }
-        Command::Devices { data_dir, json } => {
+        Command::Devices { data_dir, json, remote } => {
+            if let Some(out) = remote.call(|r| async move { r.get("/api/v1/devices").await })? {
+                return print(&out);
+            }
             print(&query::devices(server::open_store(&data_dir)?.as_ref(), json)?)
         }
-        Command::Connectors { data_dir, json, kind, status, user } => {
+        Command::Connectors { data_dir, json, kind, status, user, remote } => {
+            let q: Vec<String> = [("kind", &kind), ("status", &status), ("user", &user)]
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+                .collect();
+            let path = format!("/api/v1/connectors?{}", q.join("&"));
+            if let Some(out) = remote.call(|r| async move { r.get(&path).await })? {
+                return print(&out);
+            }
             let filter = query::ConnectorFilter { kind, status, user };
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             print(&query::connectors(server::open_store(&data_dir)?.as_ref(), &filter, &policy, json)?)
@@ -377,11 +456,34 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             server::open_store(&data_dir)?.revoke_device(&id, sightline_server::ingest::now_ms())?;
             print(&format!("revoked device {id}\n"))
         }
-        Command::Device { command: None, id: Some(id), data_dir, json } => {
+        Command::Device { command: None, id: Some(id), data_dir, json, remote } => {
+            let path = format!("/api/v1/devices/{}", encode(&id));
+            if let Some(out) = remote.call(|r| async move { r.get(&path).await })? {
+                return print(&out);
+            }
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             print(&query::device(server::open_store(&data_dir)?.as_ref(), &id, &policy, json)?)
         }
-        Command::Triage { device, user, token, connector, at, data_dir, json } => {
+        Command::Triage { device, user, token, connector, at, data_dir, json, remote } => {
+            if remote.server.is_some() {
+                // Millisecond precision: `--at now` must not move to the start of its second.
+                let at_q = at
+                    .map(|t| {
+                        let t = std::time::UNIX_EPOCH + Duration::from_millis(t.max(0) as u64);
+                        format!("?at={}", encode(&humantime::format_rfc3339_millis(t).to_string()))
+                    })
+                    .unwrap_or_default();
+                let path = match (&device, &user, &token, &connector) {
+                    (Some(d), ..) => format!("/api/v1/triage/device/{}{at_q}", encode(d)),
+                    (None, Some(u), ..) => format!("/api/v1/triage/user/{}{at_q}", encode(u)),
+                    (None, None, Some(t), _) => format!("/api/v1/triage/token/{}", encode(t)),
+                    (None, None, None, Some(c)) => format!("/api/v1/triage/connector/{}", encode(c)),
+                    _ => anyhow::bail!("triage needs --device, --user, --token or --connector"),
+                };
+                if let Some(out) = remote.call(|r| async move { r.get(&path).await })? {
+                    return print(&out);
+                }
+            }
             let store = server::open_store(&data_dir)?;
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             let need_at =
@@ -396,7 +498,30 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             };
             print(&(serde_json::to_string_pretty(&v)? + "\n"))
         }
-        Command::Findings { data_dir, json } => {
+        Command::Revoke { connector, reason, data_dir, json, remote } => {
+            let path = format!("/api/v1/connectors/{}/revoke", encode(&connector));
+            let body = serde_json::json!({ "reason": reason });
+            if let Some(out) = remote.call(|r| async move { r.post(&path, &body).await })? {
+                return print(&out);
+            }
+            let shared = server::open(&data_dir, false)?;
+            let by = std::env::var("SUDO_USER")
+                .or_else(|_| std::env::var("USER"))
+                .map_or_else(|_| "cli".to_owned(), |u| format!("cli:{u}"));
+            let issued = sightline_server::revoke::revoke(
+                shared.store.as_ref(),
+                &shared.pki,
+                &connector,
+                &by,
+                &reason,
+                sightline_server::ingest::now_ms(),
+            )?;
+            print(&query::revoked(&issued, json)?)
+        }
+        Command::Findings { data_dir, json, remote } => {
+            if let Some(out) = remote.call(|r| async move { r.get("/api/v1/findings").await })? {
+                return print(&out);
+            }
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             let store = server::open_store(&data_dir)?;
             print(&query::findings(store.as_ref(), &policy, sightline_server::ingest::now_ms(), json)?)

@@ -114,9 +114,13 @@ impl Policy {
         }
     }
 
+    /// `revoked` (an admin revoked it and every device enforced that or no longer has it),
     /// `removed` (on no device now), `approved`, `unsanctioned`, or `discovered` when the
     /// policy approves nothing (nothing is judged).
     pub fn status(&self, c: &Connector) -> &'static str {
+        if c.revocation.as_ref().is_some_and(|r| r.state() == "enforced") {
+            return "revoked";
+        }
         if !c.devices.iter().any(|d| d.present) {
             return "removed";
         }

@@ -65,6 +65,13 @@ pub fn connector_json(c: &Connector, policy: &Policy) -> Value {
             "present": d.present,
         })).collect::<Vec<_>>(),
         "status": policy.status(c),
+        "revocation": c.revocation.as_ref().map(|r| json!({
+            "state": r.state(),
+            "requested_at": time(r.revocation.requested_at_ms),
+            "requested_by": r.revocation.requested_by,
+            "reason": r.revocation.reason,
+            "devices": r.latest.iter().map(directive_json).collect::<Vec<_>>(),
+        })),
     });
     let extra: &[&str] = match c.kind.as_str() {
         "tool" => &["tool"],
@@ -79,6 +86,26 @@ pub fn connector_json(c: &Connector, policy: &Policy) -> Value {
         }
     }
     v
+}
+
+/// A directive and what became of it.
+pub fn directive_json(d: &crate::store::DirectiveRecord) -> Value {
+    json!({
+        "directive_id": d.id,
+        "device_id": d.device_id,
+        "connector": d.connector_key,
+        "action": d.action,
+        "target": d.target,
+        "issued_at": time(d.issued_at_ms),
+        "expires_at": time(d.expires_at_ms),
+        "sent_at": opt_time(d.sent_at_ms),
+        "outcome": d.outcome.as_ref().map(|o| o.outcome.clone()),
+        "detail": d.outcome.as_ref().map(|o| o.detail.clone()),
+        "mode": d.outcome.as_ref().map(|o| o.mode.clone()),
+        "outcome_at": opt_time(d.outcome_at_ms),
+        // The observation that reported it, in the device's signed batches.
+        "outcome_seq": d.outcome_seq,
+    })
 }
 
 /// Every device as JSON (the CLI's `devices --json` and `GET /api/v1/devices`).
@@ -97,7 +124,7 @@ pub fn devices_value(store: &dyn Store) -> anyhow::Result<Value> {
 pub struct ConnectorFilter {
     /// `tool`, `extension`, `token`, `mcp_server`.
     pub kind: Option<String>,
-    /// `discovered`, `approved`, `unsanctioned` or `removed`.
+    /// `discovered`, `approved`, `unsanctioned`, `revoked` or `removed`.
     pub status: Option<String>,
     /// An OS account it was seen under.
     pub user: Option<String>,
@@ -356,7 +383,33 @@ pub fn connector_value(store: &dyn Store, policy: &Policy, key: &str) -> anyhow:
         .collect();
     let mut v = connector_json(&c, policy);
     v["presence"] = Value::Array(history);
+    v["directives"] = Value::Array(store.directives_for_connector(key)?.iter().map(directive_json).collect());
     Ok(Some(v))
+}
+
+pub fn revoked_value(issued: &crate::revoke::Issued) -> Value {
+    json!({
+        "connector": issued.connector,
+        "action": issued.action,
+        "directives": issued.directives.iter().map(directive_json).collect::<Vec<_>>(),
+    })
+}
+
+/// `revoke CONNECTOR`: what was issued, for people or scripts.
+pub fn revoked(issued: &crate::revoke::Issued, as_json: bool) -> anyhow::Result<String> {
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&revoked_value(issued))? + "\n");
+    }
+    let mut out = format!(
+        "revoked {}: {} directive(s) issued ({}); agents in enforce mode act, others report\n",
+        issued.connector,
+        issued.directives.len(),
+        issued.action
+    );
+    for d in &issued.directives {
+        out.push_str(&format!("  {}  device {}\n", d.id, d.device_id));
+    }
+    Ok(out)
 }
 
 /// Every finding, as JSON.

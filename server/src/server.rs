@@ -52,7 +52,7 @@ pub fn open(data_dir: &Path, dev: bool) -> anyhow::Result<Shared> {
     let store = open_store(data_dir)?;
     let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
     let policy = Arc::new(crate::policy::Policy::load(data_dir)?);
-    Ok(Shared { store, pki, config: Default::default(), policy })
+    Ok(Shared { store, pki, config: Default::default(), policy, dispatch: Default::default() })
 }
 
 /// Serves enrollment and telemetry on an already-bound listener until `shutdown` resolves.
@@ -70,6 +70,13 @@ pub async fn serve(
         .client_ca_root(Certificate::from_pem(shared.pki.ca_pem()))
         .client_auth_optional(true);
     tracing::info!(%addr, "Collector listening (gRPC over TLS).");
+    let follow = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(crate::ingest::directives::run(
+        shared.clone(),
+        shared.config.directive_poll,
+        follow.clone().cancelled_owned(),
+    ));
+    let _stop_poller = follow.drop_guard();
     Server::builder()
         .tls_config(tls)
         .context("configuring TLS")?

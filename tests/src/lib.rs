@@ -195,6 +195,7 @@ impl Agent {
             key: self.key.clone(),
             opts: DeliverOptions { timeout: Duration::from_secs(10), ..Default::default() },
             last_error: Default::default(),
+            directives: None,
         };
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
         link.run(Mode::Drain, stop_rx).await
@@ -604,15 +605,20 @@ impl AgentProcess {
             .unwrap();
         assert!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
         let config = work.join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "state_dir = {:?}\nroot = {:?}\nprocesses = false\nsessions = false\ncpu_percent = 100\nnice = 0\ndebounce = \"100ms\"\n{extra_config}",
-                state_dir.display().to_string(),
-                root.display().to_string()
-            ),
-        )
-        .unwrap();
+        // The test's own settings win over these defaults (TOML allows a key once).
+        let defaults = format!(
+            "state_dir = {:?}\nroot = {:?}\nprocesses = false\nsessions = false\ncpu_percent = 100\nnice = 0\ndebounce = \"100ms\"\n",
+            state_dir.display().to_string(),
+            root.display().to_string()
+        );
+        let overridden = |line: &str| {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            extra_config.lines().any(|l| l.split('=').next().unwrap_or_default().trim() == key)
+        };
+        let mut text: String =
+            defaults.lines().filter(|l| !overridden(l)).map(|l| format!("{l}\n")).collect();
+        text.push_str(extra_config);
+        std::fs::write(&config, text).unwrap();
         AgentProcess { state_dir, config, log: work.join("agent.log"), child: None }
     }
 

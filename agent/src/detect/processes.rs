@@ -69,7 +69,8 @@ impl Sampler {
         self.sys
             .processes()
             .values()
-            .filter(|p| p.thread_kind().is_none())
+            // Threads are not processes; a zombie has already exited.
+            .filter(|p| p.thread_kind().is_none() && p.status() != sysinfo::ProcessStatus::Zombie)
             .map(|p| ProcessInfo {
                 pid: p.pid().as_u32(),
                 name: p.name().to_string_lossy().into_owned(),
@@ -78,6 +79,66 @@ impl Sampler {
                 user: p.user_id().and_then(|u| users.get_user_by_id(u)).map(|u| u.name().to_owned()),
             })
             .collect()
+    }
+}
+
+impl Sampler {
+    /// Stops processes: SIGTERM (so they can save state), then SIGKILL for any still alive
+    /// after `grace`. Never this agent or PID 1. Returns each pid with what happened.
+    /// Blocking (waits up to `grace` plus a second).
+    #[allow(clippy::disallowed_types, reason = "a bounded wait on a blocking thread")]
+    pub fn stop(&mut self, pids: &[u32], grace: std::time::Duration) -> Vec<(u32, Result<(), String>)> {
+        use sysinfo::{Pid, ProcessStatus, Signal};
+        let own = std::process::id();
+        let mut out = Vec::new();
+        let mut targets = Vec::new();
+        for &pid in pids {
+            if pid <= 1 || pid == own {
+                out.push((pid, Err("refusing to stop PID 1 or the agent itself".to_owned())));
+                continue;
+            }
+            let p = Pid::from_u32(pid);
+            match self.sys.process(p) {
+                // A platform without SIGTERM (Windows) gets the hard stop at once.
+                Some(proc_) => match proc_.kill_with(Signal::Term).or_else(|| Some(proc_.kill())) {
+                    Some(true) => targets.push(p),
+                    _ => out.push((pid, Err("could not signal it (permission denied?)".to_owned()))),
+                },
+                None => out.push((pid, Ok(()))),
+            }
+        }
+        let alive = |sys: &mut System, targets: &[Pid]| -> Vec<Pid> {
+            sys.refresh_processes(ProcessesToUpdate::Some(targets), true);
+            // A zombie has exited; only its parent's wait is missing.
+            targets
+                .iter()
+                .copied()
+                .filter(|p| sys.process(*p).is_some_and(|p| p.status() != ProcessStatus::Zombie))
+                .collect()
+        };
+        let wait = |sys: &mut System, targets: &[Pid], within: std::time::Duration| -> Vec<Pid> {
+            let started = std::time::Instant::now();
+            loop {
+                let left = alive(sys, targets);
+                if left.is_empty() || started.elapsed() >= within {
+                    return left;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        };
+        let stubborn = wait(&mut self.sys, &targets, grace);
+        for p in &stubborn {
+            if let Some(proc_) = self.sys.process(*p) {
+                proc_.kill();
+            }
+        }
+        let survivors = wait(&mut self.sys, &stubborn, std::time::Duration::from_secs(1));
+        for p in targets {
+            let r =
+                if survivors.contains(&p) { Err("still running after SIGKILL".to_owned()) } else { Ok(()) };
+            out.push((p.as_u32(), r));
+        }
+        out
     }
 }
 

@@ -2,9 +2,10 @@
 //! `sightline.scan.v1` finding shape, so what the collector shows is what the agent reported.
 
 use serde_json::{Value, json};
+use sightline_proto::directive;
 use sightline_proto::pb::{self, observation::Item};
 
-use crate::store::{ConnectorRef, Inventory, ObservationRecord, SessionRef};
+use crate::store::{ConnectorRef, Inventory, ObservationRecord, OutcomeRef, SessionRef};
 
 pub fn record(o: &pb::Observation) -> ObservationRecord {
     let change = match pb::Change::try_from(o.change).unwrap_or(pb::Change::Unspecified) {
@@ -95,6 +96,14 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
         ),
         Some(Item::Gap(g)) => ("gap", None, json!({"dropped": g.dropped, "reason": g.reason})),
         Some(Item::ScanError(e)) => ("scan_error", None, json!({"path": e.path, "error": e.error})),
+        Some(Item::DirectiveOutcome(d)) => (
+            "directive_outcome",
+            None,
+            json!({
+                "directive_id": d.directive_id, "action": directive::action_name(d.action), "target": d.target,
+                "outcome": directive::outcome_name(d.outcome), "detail": d.detail, "mode": d.mode,
+            }),
+        ),
         None => ("unknown", None, Value::Null),
     };
     let session = match &o.item {
@@ -106,7 +115,25 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
         }),
         _ => None,
     };
-    ObservationRecord { seq: o.seq, observed_at_ms: o.observed_at_ms, change, kind, connector, session, data }
+    let directive = match &o.item {
+        Some(Item::DirectiveOutcome(d)) if !d.directive_id.is_empty() => Some(OutcomeRef {
+            directive_id: d.directive_id.clone(),
+            outcome: directive::outcome_name(d.outcome).to_owned(),
+            detail: d.detail.clone(),
+            mode: d.mode.clone(),
+        }),
+        _ => None,
+    };
+    ObservationRecord {
+        seq: o.seq,
+        observed_at_ms: o.observed_at_ms,
+        change,
+        kind,
+        connector,
+        session,
+        directive,
+        data,
+    }
 }
 
 /// The last device inventory in a batch, if any.

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod convert;
+pub mod directives;
 pub mod enrollment;
 pub mod telemetry;
 
@@ -22,6 +23,8 @@ pub struct Shared {
     pub config: IngestConfig,
     /// Approved connectors, identity rules (`DATA_DIR/policy.toml`).
     pub policy: Arc<crate::policy::Policy>,
+    /// Open streams by device, for directive delivery.
+    pub dispatch: Arc<directives::Dispatch>,
 }
 
 /// How strict ingest is; set from `serve` flags.
@@ -31,6 +34,9 @@ pub struct IngestConfig {
     pub require_assurance: Assurance,
     /// How often an open stream re-checks that its device is still enrolled and not revoked.
     pub revocation_poll: std::time::Duration,
+    /// How often the collector looks for directives issued elsewhere (the `revoke` command,
+    /// another replica) and for revoked connectors that showed up again.
+    pub directive_poll: std::time::Duration,
     /// How long a new stream may take to send its signed claims.
     pub claims_timeout: std::time::Duration,
     /// DER certificates that EK certificates must chain to (`--ek-roots`); empty: no TPM
@@ -52,6 +58,7 @@ impl Default for IngestConfig {
         IngestConfig {
             require_assurance: Assurance::Software,
             revocation_poll: std::time::Duration::from_secs(5),
+            directive_poll: std::time::Duration::from_secs(2),
             claims_timeout: std::time::Duration::from_secs(30),
             ek_roots: Vec::new(),
             ek_allowlist: Vec::new(),

@@ -11,6 +11,8 @@
 //!    so a recorded stream cannot be replayed on another connection.
 //! 4. While the stream is open it re-checks the device every `revocation_poll`: a revoked
 //!    device's stream is cut.
+//! 5. Once the device has attested, every directive it has not answered yet is sent, and
+//!    again whenever the dispatcher rings (see `directives`).
 //!
 //! The first refusal ends the stream with a status saying why.
 
@@ -120,6 +122,8 @@ impl Telemetry for TelemetryService {
             cert_sha256: cert,
             nonce,
             attested: false,
+            registration: None,
+            sent: Default::default(),
             tx,
             _permit: permit,
         };
@@ -136,6 +140,10 @@ struct StreamTask {
     cert_sha256: String,
     nonce: Vec<u8>,
     attested: bool,
+    /// Set once attested: where the dispatcher rings when there are directives.
+    registration: Option<super::directives::Registration>,
+    /// Directives sent on this stream (each is sent once per stream).
+    sent: std::collections::HashSet<String>,
     tx: mpsc::Sender<Reply>,
     /// This stream's place under `--max-streams`, released when it ends.
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -165,6 +173,10 @@ impl StreamTask {
                 _ = &mut claims_deadline, if !self.attested => {
                     Err(Status::deadline_exceeded("no signed device claims within the time allowed"))
                 }
+                _ = ring(&self.registration) => match self.send_directives().await {
+                    Ok(()) => continue,
+                    Err(s) => Err(s),
+                },
             };
             let stop = reply.is_err();
             if let Err(s) = &reply {
@@ -173,8 +185,45 @@ impl StreamTask {
             if self.tx.send(reply).await.is_err() || stop {
                 break;
             }
+            if self.attested && self.registration.is_none() {
+                // Right after the claims' ack: register, then send what is already waiting
+                // (in that order, so nothing issued in between is missed).
+                self.registration = Some(self.shared.dispatch.register(&self.device.id));
+                if let Err(s) = self.send_directives().await {
+                    tracing::warn!(reason = s.message(), "Could not send directives.");
+                    break;
+                }
+            }
         }
         tracing::debug!("Stream closed.");
+    }
+
+    /// Sends the device's unanswered directives this stream has not carried yet, exactly as
+    /// signed and stored.
+    async fn send_directives(&mut self) -> Result<(), Status> {
+        let id = self.device.id.clone();
+        let open = blocking(&self.shared.store, move |s| s.open_directives(&id, now_ms()))
+            .await?
+            .map_err(internal)?;
+        for d in open {
+            if self.sent.contains(&d.id) {
+                continue;
+            }
+            let m = msg(pb::collector_message::Msg::Directive(pb::Directive {
+                payload: d.payload,
+                signature: d.signature,
+            }));
+            if self.tx.send(Ok(m)).await.is_err() {
+                return Err(Status::cancelled("stream closed"));
+            }
+            tracing::info!(directive = %d.id, action = %d.action, connector = %d.connector_key, "Directive sent.");
+            let did = d.id.clone();
+            blocking(&self.shared.store, move |s| s.mark_directive_sent(&did, now_ms()))
+                .await?
+                .map_err(internal)?;
+            self.sent.insert(d.id);
+        }
+        Ok(())
     }
 
     /// The device may have been revoked (by the CLI, another process) since the stream opened.
@@ -349,6 +398,14 @@ async fn handle_batch(
             "sequence {first}..{last} is already stored with different contents"
         ))),
         IngestOutcome::Revoked => Err(Status::permission_denied(format!("device {} is revoked", device.id))),
+    }
+}
+
+/// Resolves when the dispatcher rings this stream; never before it is registered.
+async fn ring(r: &Option<super::directives::Registration>) {
+    match r {
+        Some(r) => r.bell.notified().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -113,7 +113,85 @@ pub struct ObservationRecord {
     pub connector: Option<ConnectorRef>,
     /// For an OS login session: who, where, since when.
     pub session: Option<SessionRef>,
+    /// For a directive outcome: which directive, and what the agent did.
+    pub directive: Option<OutcomeRef>,
     pub data: Value,
+}
+
+/// What an agent reported doing with a directive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeRef {
+    pub directive_id: String,
+    /// `enforced`, `report_only`, `not_present`, `unsupported`, `failed`, `refused`.
+    pub outcome: String,
+    pub detail: String,
+    pub mode: String,
+}
+
+/// A connector an admin revoked: a standing decision, not a one-off command. Devices where
+/// it is present get a directive; a device where it appears again later gets a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub connector_key: String,
+    pub requested_at_ms: i64,
+    pub requested_by: String,
+    pub reason: String,
+}
+
+/// A signed directive to one device, as issued, with what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectiveRecord {
+    /// Issue order; the delivery cursor.
+    pub seq: i64,
+    pub id: String,
+    pub device_id: String,
+    pub connector_key: String,
+    /// `terminate_process`, `block_extension`, `quarantine_credential`.
+    pub action: String,
+    pub target: String,
+    /// The signed `DirectiveBody` and the collector's signature, sent exactly as stored.
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub issued_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// The device's sequence head when it was issued: a presence that opened after it is
+    /// news the directive did not cover.
+    pub issued_at_seq: u64,
+    pub sent_at_ms: Option<i64>,
+    pub outcome: Option<OutcomeRef>,
+    pub outcome_at_ms: Option<i64>,
+    /// The observation that reported the outcome, in the device's signed batches.
+    pub outcome_seq: Option<u64>,
+}
+
+impl DirectiveRecord {
+    /// Done, and the connector is gone or blocked there.
+    pub fn effective(&self) -> bool {
+        self.outcome.as_ref().is_some_and(|o| o.outcome == "enforced" || o.outcome == "not_present")
+    }
+}
+
+/// Where a revocation stands: from the latest directive to each device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationState {
+    pub revocation: Revocation,
+    /// The latest directive to each device it was issued to.
+    pub latest: Vec<DirectiveRecord>,
+}
+
+impl RevocationState {
+    /// `pending` (an agent has not answered yet), `enforced` (every device enforced it or
+    /// no longer has the connector) or `incomplete` (some agent only reported, could not or
+    /// would not act).
+    pub fn state(&self) -> &'static str {
+        if self.latest.iter().any(|d| d.outcome.is_none()) {
+            "pending"
+        } else if self.latest.iter().all(DirectiveRecord::effective) {
+            "enforced"
+        } else {
+            "incomplete"
+        }
+    }
 }
 
 /// An OS login session an observation reports.
@@ -271,6 +349,8 @@ pub struct Connector {
     /// The most recent observation's attributes (extension id, fingerprint, …).
     pub latest: Value,
     pub devices: Vec<ConnectorDevice>,
+    /// Set once an admin revoked it.
+    pub revocation: Option<RevocationState>,
 }
 
 /// Everything the collector persists.
@@ -354,4 +434,27 @@ pub trait Store: Send + Sync {
     fn batches(&self, device_id: &str) -> Result<Vec<StoredBatch>>;
     /// Gap observations: (device, seq, observed_at_ms, dropped).
     fn gaps(&self) -> Result<Vec<(String, u64, i64, u64)>>;
+    /// Records (or renews) a connector's revocation.
+    fn set_revocation(&self, r: &Revocation) -> Result<()>;
+    /// Devices a revoked connector needs a directive on, with each device's sequence head:
+    /// the connector is present there now and no directive for it is outstanding. With
+    /// `only_new`, only where it appeared after the last directive was issued (a
+    /// reinstall, a relaunch, a restored file). `key` None: every revoked connector.
+    fn revocation_targets(
+        &self,
+        key: Option<&str>,
+        only_new: bool,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String, u64)>>;
+    /// Stores issued directives; one for a (connector, device) that already has an
+    /// outstanding directive is skipped. Returns the ones stored.
+    fn add_directives(&self, d: &[DirectiveRecord], now_ms: i64) -> Result<Vec<String>>;
+    /// Directives a device has not answered yet and that have not expired, in issue order.
+    fn open_directives(&self, device_id: &str, now_ms: i64) -> Result<Vec<DirectiveRecord>>;
+    /// Devices with directives issued after `cursor` (a `seq`), and the new cursor.
+    fn directives_since(&self, cursor: i64) -> Result<(Vec<String>, i64)>;
+    fn mark_directive_sent(&self, id: &str, now_ms: i64) -> Result<()>;
+    /// Every directive issued for a connector, in issue order.
+    fn directives_for_connector(&self, key: &str) -> Result<Vec<DirectiveRecord>>;
+    fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>>;
 }

@@ -11,8 +11,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{
-    Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, IngestBatch, IngestOutcome, Person,
-    Presence, Result, Session, Store, StoreError, StoredBatch, TpmChallenge,
+    Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, DirectiveRecord, IngestBatch, IngestOutcome,
+    OutcomeRef, Person, Presence, Result, Revocation, RevocationState, Session, Store, StoreError,
+    StoredBatch, TpmChallenge,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -204,6 +205,38 @@ CREATE INDEX signins_user ON signins(user_name, at_ms);
 -- Triage by person looks up their OS accounts' connectors directly; by device, its sessions.
 CREATE INDEX presence_user ON presence(os_user, appeared_at_ms);
 CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
+"#,
+    r#"
+-- Connectors an admin revoked: a standing decision (see revoke.rs).
+CREATE TABLE revocations (
+    connector_key   TEXT PRIMARY KEY,
+    requested_at_ms INTEGER NOT NULL,
+    requested_by    TEXT NOT NULL,
+    reason          TEXT NOT NULL
+);
+-- Directives as signed and sent; the outcome arrives in the device's signed batches and
+-- names the observation that reported it. `seq` is the delivery cursor.
+CREATE TABLE directives (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    device_id     TEXT NOT NULL REFERENCES devices(id),
+    connector_key TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    payload       BLOB NOT NULL,
+    signature     BLOB NOT NULL,
+    issued_at_ms  INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    issued_at_seq INTEGER NOT NULL,
+    sent_at_ms    INTEGER,
+    outcome       TEXT,
+    detail        TEXT,
+    mode          TEXT,
+    outcome_at_ms INTEGER,
+    outcome_seq   INTEGER
+);
+CREATE INDEX directives_device ON directives(device_id, outcome);
+CREATE INDEX directives_connector ON directives(connector_key, device_id);
 "#,
 ];
 
@@ -696,8 +729,24 @@ impl Store for SqliteStore {
                  first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
                  last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), os_user = COALESCE(excluded.os_user, os_user)",
             )?;
+            let mut outcome = tx.prepare_cached(
+                "UPDATE directives SET outcome = ?3, detail = ?4, mode = ?5, outcome_at_ms = ?6, outcome_seq = ?7 \
+                 WHERE id = ?1 AND device_id = ?2",
+            )?;
             for o in &b.observations {
                 let data = o.data.to_string();
+                // Only the device a directive was issued to can settle it.
+                if let Some(x) = &o.directive {
+                    outcome.execute(params![
+                        x.directive_id,
+                        b.device_id,
+                        x.outcome,
+                        x.detail,
+                        x.mode,
+                        o.observed_at_ms,
+                        o.seq as i64
+                    ])?;
+                }
                 obs.execute(params![
                     b.device_id,
                     o.seq as i64,
@@ -948,6 +997,125 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn set_revocation(&self, r: &Revocation) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO revocations (connector_key, requested_at_ms, requested_by, reason) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(connector_key) DO UPDATE SET requested_at_ms = excluded.requested_at_ms, \
+             requested_by = excluded.requested_by, reason = excluded.reason",
+            params![r.connector_key, r.requested_at_ms, r.requested_by, r.reason],
+        )?;
+        Ok(())
+    }
+
+    fn revocation_targets(
+        &self,
+        key: Option<&str>,
+        only_new: bool,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String, u64)>> {
+        let conn = self.conn();
+        let filter = if key.is_some() { "r.connector_key = ?1" } else { "?1 IS NULL" };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT p.connector_key, p.device_id, d.seq_head FROM revocations r \
+             JOIN presence p ON p.connector_key = r.connector_key AND p.disappeared_at_ms IS NULL \
+             JOIN devices d ON d.id = p.device_id AND d.revoked_at_ms IS NULL \
+             WHERE {filter} GROUP BY p.connector_key, p.device_id \
+             HAVING NOT EXISTS (SELECT 1 FROM directives x WHERE x.connector_key = p.connector_key \
+                    AND x.device_id = p.device_id AND x.outcome IS NULL AND x.expires_at_ms > ?2) \
+                AND (?3 = 0 OR max(p.appeared_seq) > COALESCE((SELECT max(x.issued_at_seq) FROM directives x \
+                    WHERE x.connector_key = p.connector_key AND x.device_id = p.device_id), -1)) \
+             ORDER BY p.connector_key, p.device_id"
+        ))?;
+        let rows = stmt.query_map(params![key, now_ms, only_new], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn add_directives(&self, list: &[DirectiveRecord], now_ms: i64) -> Result<Vec<String>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut stored = Vec::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO directives (id, device_id, connector_key, action, target, payload, signature, \
+                 issued_at_ms, expires_at_ms, issued_at_seq) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM directives x \
+                 WHERE x.connector_key = ?3 AND x.device_id = ?2 AND x.outcome IS NULL AND x.expires_at_ms > ?11)",
+            )?;
+            for d in list {
+                let n = insert.execute(params![
+                    d.id,
+                    d.device_id,
+                    d.connector_key,
+                    d.action,
+                    d.target,
+                    d.payload,
+                    d.signature,
+                    d.issued_at_ms,
+                    d.expires_at_ms,
+                    d.issued_at_seq as i64,
+                    now_ms
+                ])?;
+                if n == 1 {
+                    stored.push(d.id.clone());
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    fn open_directives(&self, device_id: &str, now_ms: i64) -> Result<Vec<DirectiveRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DIRECTIVE_COLUMNS} FROM directives WHERE device_id = ?1 AND outcome IS NULL \
+             AND expires_at_ms > ?2 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map(params![device_id, now_ms], directive_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn directives_since(&self, cursor: i64) -> Result<(Vec<String>, i64)> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, device_id FROM directives WHERE seq > ?1 ORDER BY seq")?;
+        let mut devices = Vec::new();
+        let mut next = cursor;
+        for r in stmt.query_map(params![cursor], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (seq, device) = r?;
+            next = next.max(seq);
+            if !devices.contains(&device) {
+                devices.push(device);
+            }
+        }
+        Ok((devices, next))
+    }
+
+    fn mark_directive_sent(&self, id: &str, now_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE directives SET sent_at_ms = COALESCE(sent_at_ms, ?2) WHERE id = ?1",
+            params![id, now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn directives_for_connector(&self, key: &str) -> Result<Vec<DirectiveRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DIRECTIVE_COLUMNS} FROM directives WHERE connector_key = ?1 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map(params![key], directive_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {DIRECTIVE_COLUMNS} FROM directives WHERE id = ?1"))?;
+        Ok(stmt.query_row(params![id], directive_row).optional()?)
+    }
+
     fn count_observations(&self, device_id: &str) -> Result<u64> {
         Ok(self.conn().query_row(
             "SELECT count(*) FROM observations WHERE device_id = ?1",
@@ -959,6 +1127,76 @@ impl Store for SqliteStore {
 
 const PERSON_SELECT: &str = "SELECT id, user_name, external_id, display_name, emails, active, created_at_ms, \
      modified_at_ms, deprovisioned_at_ms, deleted_at_ms FROM people";
+
+const DIRECTIVE_COLUMNS: &str = "seq, id, device_id, connector_key, action, target, payload, signature, \
+     issued_at_ms, expires_at_ms, issued_at_seq, sent_at_ms, outcome, detail, mode, outcome_at_ms, outcome_seq";
+
+fn directive_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DirectiveRecord> {
+    let outcome: Option<String> = r.get(12)?;
+    Ok(DirectiveRecord {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        device_id: r.get(2)?,
+        connector_key: r.get(3)?,
+        action: r.get(4)?,
+        target: r.get(5)?,
+        payload: r.get(6)?,
+        signature: r.get(7)?,
+        issued_at_ms: r.get(8)?,
+        expires_at_ms: r.get(9)?,
+        issued_at_seq: r.get::<_, i64>(10)? as u64,
+        sent_at_ms: r.get(11)?,
+        outcome: match outcome {
+            Some(outcome) => Some(OutcomeRef {
+                directive_id: r.get(1)?,
+                outcome,
+                detail: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                mode: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
+            }),
+            None => None,
+        },
+        outcome_at_ms: r.get(15)?,
+        outcome_seq: r.get::<_, Option<i64>>(16)?.map(|s| s as u64),
+    })
+}
+
+/// Revocations (all, or one connector's) with the latest directive to each device.
+fn revocation_states(
+    conn: &Connection,
+    key: Option<&str>,
+) -> Result<std::collections::HashMap<String, RevocationState>> {
+    let filter = if key.is_some() { "connector_key = ?1" } else { "?1 IS NULL" };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT connector_key, requested_at_ms, requested_by, reason FROM revocations WHERE {filter}"
+    ))?;
+    let mut out: std::collections::HashMap<String, RevocationState> = stmt
+        .query_map(params![key], |r| {
+            Ok(Revocation {
+                connector_key: r.get(0)?,
+                requested_at_ms: r.get(1)?,
+                requested_by: r.get(2)?,
+                reason: r.get(3)?,
+            })
+        })?
+        .map(|r| r.map(|r| (r.connector_key.clone(), RevocationState { revocation: r, latest: Vec::new() })))
+        .collect::<rusqlite::Result<_>>()?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let filter = if key.is_some() { "d.connector_key = ?1" } else { "?1 IS NULL" };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {DIRECTIVE_COLUMNS} FROM directives d WHERE {filter} AND d.seq = \
+         (SELECT max(x.seq) FROM directives x WHERE x.connector_key = d.connector_key AND x.device_id = d.device_id) \
+         ORDER BY d.seq"
+    ))?;
+    for d in stmt.query_map(params![key], directive_row)? {
+        let d = d?;
+        if let Some(state) = out.get_mut(&d.connector_key) {
+            state.latest.push(d);
+        }
+    }
+    Ok(out)
+}
 
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
@@ -1085,10 +1323,167 @@ impl SqliteStore {
                         last_seen_ms: r.get(4)?,
                         latest: serde_json::from_str(&latest).unwrap_or(Value::Null),
                         devices: vec![dev],
+                        revocation: None,
                     })
                 }
             }
         }
+        drop(rows);
+        drop(stmt);
+        let mut states = revocation_states(&conn, key)?;
+        for c in &mut out {
+            c.revocation = states.remove(&c.key);
+        }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ConnectorRef, ObservationRecord};
+
+    fn device(store: &SqliteStore, id: &str) {
+        let token = format!("t-{id}");
+        store.create_token(token.as_bytes(), 0, i64::MAX).unwrap();
+        let d = Device {
+            id: id.into(),
+            hostname: id.into(),
+            os: "linux".into(),
+            os_version: "1".into(),
+            agent_version: "0".into(),
+            key_backend: "software".into(),
+            assurance: "software".into(),
+            key_spki: vec![1],
+            cert_sha256: format!("cert-{id}"),
+            next_cert_sha256: None,
+            enrolled_at_ms: 0,
+            last_seen_ms: None,
+            last_attested_ms: None,
+            hardware_id: None,
+            seq_head: 0,
+            head_hash: [0; 32],
+            revoked_at_ms: None,
+            users: vec![],
+        };
+        store.complete_enrollment(token.as_bytes(), &d, None, 1).unwrap();
+    }
+
+    /// One observation as the next batch of `device`.
+    fn observe(
+        store: &SqliteStore,
+        device: &str,
+        change: &'static str,
+        locus: &str,
+        outcome: Option<(&str, &str)>,
+    ) {
+        let head = store.device(device).unwrap().unwrap();
+        let seq = head.seq_head + 1;
+        let o = ObservationRecord {
+            seq,
+            observed_at_ms: seq as i64,
+            change,
+            kind: if outcome.is_some() { "directive_outcome" } else { "process" },
+            connector: outcome.is_none().then(|| ConnectorRef {
+                key: "tool:ollama".into(),
+                kind: "tool",
+                label: "ollama".into(),
+                user: None,
+                locus: locus.into(),
+            }),
+            session: None,
+            directive: outcome.map(|(id, o)| OutcomeRef {
+                directive_id: id.into(),
+                outcome: o.into(),
+                detail: String::new(),
+                mode: "enforce".into(),
+            }),
+            data: Value::Null,
+        };
+        let mut hash = [0u8; 32];
+        hash[..8].copy_from_slice(&seq.to_le_bytes());
+        let b = IngestBatch {
+            device_id: device.into(),
+            first_seq: seq,
+            last_seq: seq,
+            prev_hash: head.head_hash,
+            hash,
+            payload: vec![],
+            signature: vec![],
+            received_at_ms: 0,
+            observations: vec![o],
+            inventory: None,
+        };
+        assert!(matches!(store.ingest(&b).unwrap(), IngestOutcome::Stored { .. }));
+    }
+
+    fn directive(id: &str, device: &str, seq_head: u64) -> DirectiveRecord {
+        DirectiveRecord {
+            seq: 0,
+            id: id.into(),
+            device_id: device.into(),
+            connector_key: "tool:ollama".into(),
+            action: "terminate_process".into(),
+            target: "ollama".into(),
+            payload: vec![1],
+            signature: vec![2],
+            issued_at_ms: 10,
+            expires_at_ms: 1_000,
+            issued_at_seq: seq_head,
+            sent_at_ms: None,
+            outcome: None,
+            outcome_at_ms: None,
+            outcome_seq: None,
+        }
+    }
+
+    #[test]
+    fn revocation_targets_outstanding_directives_and_outcomes() {
+        let t = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&t.path().join("db")).unwrap();
+        device(&s, "a");
+        device(&s, "b");
+        observe(&s, "a", "appeared", "pid:1", None);
+        observe(&s, "b", "appeared", "pid:2", None);
+        assert!(s.revocation_targets(None, false, 100).unwrap().is_empty(), "nothing revoked yet");
+        s.set_revocation(&Revocation {
+            connector_key: "tool:ollama".into(),
+            requested_at_ms: 5,
+            requested_by: "test".into(),
+            reason: String::new(),
+        })
+        .unwrap();
+        let targets = s.revocation_targets(Some("tool:ollama"), false, 100).unwrap();
+        assert_eq!(targets.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            s.add_directives(&[directive("d1", "a", 1), directive("d2", "b", 1)], 100).unwrap().len(),
+            2
+        );
+        // Outstanding: neither a second directive nor a target.
+        assert!(s.add_directives(&[directive("d1b", "a", 1)], 100).unwrap().is_empty());
+        assert!(s.revocation_targets(None, false, 100).unwrap().is_empty());
+        assert_eq!(s.open_directives("a", 100).unwrap().len(), 1);
+        assert!(s.open_directives("a", 1_000).unwrap().is_empty(), "expired directives are not sent");
+        let state =
+            |s: &SqliteStore| s.connector("tool:ollama").unwrap().unwrap().revocation.unwrap().state();
+        assert_eq!(state(&s), "pending");
+
+        // Device b cannot settle a's directive; a settles its own.
+        observe(&s, "b", "snapshot", "pid:2", Some(("d1", "enforced")));
+        assert!(s.directive("d1").unwrap().unwrap().outcome.is_none());
+        observe(&s, "a", "disappeared", "pid:1", None);
+        observe(&s, "a", "snapshot", "pid:1", Some(("d1", "enforced")));
+        assert_eq!(s.directive("d1").unwrap().unwrap().outcome_seq, Some(3));
+        observe(&s, "b", "snapshot", "pid:2", Some(("d2", "report_only")));
+        assert_eq!(state(&s), "incomplete");
+
+        // b still has it, but nothing new appeared there: only a fresh `revoke` targets it.
+        assert!(s.revocation_targets(None, true, 100).unwrap().is_empty());
+        assert_eq!(s.revocation_targets(None, false, 100).unwrap().len(), 1);
+        // On a, it comes back (a relaunch): new since the directive, so it is a target.
+        observe(&s, "a", "appeared", "pid:9", None);
+        let again = s.revocation_targets(None, true, 100).unwrap();
+        assert_eq!(again.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(s.directives_since(0).unwrap(), (vec!["a".to_owned(), "b".to_owned()], 2));
     }
 }

@@ -228,7 +228,16 @@ fn load_device(store: &dyn Store, id: &str, i: usize, n: u64, rng: &mut Rng) -> 
                c: Option<ConnectorRef>,
                s: Option<SessionRef>,
                data| {
-        ObservationRecord { seq: 0, observed_at_ms: at, change, kind, connector: c, session: s, data }
+        ObservationRecord {
+            seq: 0,
+            observed_at_ms: at,
+            change,
+            kind,
+            connector: c,
+            session: s,
+            directive: None,
+            data,
+        }
     };
     let mut t = T0;
     // The first snapshot: 12 connectors.

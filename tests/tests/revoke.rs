@@ -1,0 +1,343 @@
+//! Central revocation end to end: the shipped collector and agent binaries as processes, real
+//! files, real processes, directives signed by the collector and verified by the agent, and
+//! the outcome coming back through the signed batch chain.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sightline_tests::*;
+
+/// The catalogued Claude extension, as Chrome installs it.
+const CLAUDE_EXT: &str = "fcoeoabgfenejglbffodgkkbkcdhcgfn";
+
+/// A root with alice, Chrome holding the Claude extension, and her Codex key.
+fn laptop(work: &Path, key: &str) -> PathBuf {
+    let root = work.join("root");
+    let ext = root.join(format!("home/alice/.config/google-chrome/Default/Extensions/{CLAUDE_EXT}/1.0.3_0"));
+    std::fs::create_dir_all(&ext).unwrap();
+    std::fs::write(
+        ext.join("manifest.json"),
+        r#"{"manifest_version": 3, "name": "Claude", "version": "1.0.3", "host_permissions": ["https://claude.ai/*"]}"#,
+    )
+    .unwrap();
+    let codex = root.join("home/alice/.codex");
+    std::fs::create_dir_all(&codex).unwrap();
+    std::fs::write(codex.join("auth.json"), format!("{{\"OPENAI_API_KEY\": \"{key}\"}}")).unwrap();
+    root
+}
+
+/// A collector binary with its HTTP API on another loopback port.
+struct Stack {
+    server: ServerProcess,
+    http: u16,
+    _work: tempfile::TempDir,
+}
+
+impl Stack {
+    fn start() -> Stack {
+        let work = tempfile::tempdir().unwrap();
+        let http = free_port();
+        let server =
+            ServerProcess::start(&work.path().join("data"), &["--http", &format!("127.0.0.1:{http}")]);
+        wait_for(Duration::from_secs(20), "the HTTP API", || {
+            std::net::TcpStream::connect(("127.0.0.1", http)).ok().map(|_| ())
+        });
+        Stack { server, http, _work: work }
+    }
+
+    fn cli(&self, args: &[&str]) -> (bool, String) {
+        let mut cmd = std::process::Command::new(bin("sightline-server"));
+        cmd.args(args).arg("--data-dir").arg(&self.server.data_dir);
+        outcome(cmd)
+    }
+
+    /// A query command against the HTTP API (`--server`), with `token` in the environment.
+    fn remote_cli(&self, args: &[&str], token: &str) -> (bool, String) {
+        let mut cmd = std::process::Command::new(bin("sightline-server"));
+        cmd.args(args)
+            .args(["--server", &format!("https://127.0.0.1:{}", self.http), "--ca"])
+            .arg(self.server.data_dir.join("ca.pem"))
+            .env("SIGHTLINE_API_TOKEN", token);
+        outcome(cmd)
+    }
+
+    fn api_token(&self, role: &str) -> String {
+        let (ok, out) = self.cli(&["api-token", "create", "--role", role]);
+        assert!(ok, "{out}");
+        out.trim().to_owned()
+    }
+
+    /// (status, JSON body) of one API call through curl.
+    fn api(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}", "--cacert"])
+            .arg(self.server.data_dir.join("ca.pem"))
+            .args(["-H", &format!("Authorization: Bearer {token}")]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let out = cmd.arg(format!("https://127.0.0.1:{}{path}", self.http)).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The connector as the API shows it, once `done` holds for it.
+    fn connector_when(
+        &self,
+        key: &str,
+        token: &str,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        wait_for(Duration::from_secs(40), what, || {
+            let (code, v) = self.api("GET", &format!("/api/v1/connectors/{key}"), token, None);
+            (code == 200 && done(&v)).then_some(v)
+        })
+    }
+}
+
+/// Whether a command succeeded, and its stdout alone when it did (scripts parse it), with
+/// stderr when it did not.
+fn outcome(mut cmd: std::process::Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.success(), text)
+}
+
+fn started(stack: &Stack, agent: &mut AgentProcess, what: &str) -> String {
+    agent.start();
+    let id = agent.device_id();
+    let db = stack.server.db();
+    wait_for(Duration::from_secs(30), what, || {
+        db.observations(&id).iter().any(|o| o.kind == "extension").then_some(())
+    });
+    id
+}
+
+fn outcome_of(v: &serde_json::Value, device: &str) -> Option<String> {
+    v["revocation"]["devices"]
+        .as_array()?
+        .iter()
+        .find(|d| d["device_id"] == device)
+        .and_then(|d| d["outcome"].as_str().map(str::to_owned))
+}
+
+/// Enforce mode: revoking the extension (API, admin) writes Chrome's managed blocklist and
+/// the connector becomes `revoked`; a directive whose signature was tampered with in the
+/// collector's database is refused by the agent and nothing is touched; revoking the token
+/// again moves the credential file into the root-only quarantine with its origin recorded,
+/// the collector sees it disappear, and the key is in no log or database row.
+#[test]
+fn enforce_mode_blocks_quarantines_and_refuses_forged_directives() {
+    let stack = Stack::start();
+    let work = tempfile::tempdir().unwrap();
+    let key = fake_openai_key();
+    let root = laptop(work.path(), &key);
+    let mut agent = AgentProcess::enroll(&stack.server, work.path(), &root, "enforcement = \"enforce\"\n");
+    let device = started(&stack, &mut agent, "the first resync");
+    let (admin, viewer) = (stack.api_token("admin"), stack.api_token("viewer"));
+    let ext = format!("extension:{CLAUDE_EXT}");
+
+    // Roles: a viewer cannot revoke; unknown connectors and MCP entries are refused clearly.
+    assert_eq!(stack.api("POST", &format!("/api/v1/connectors/{ext}/revoke"), &viewer, None).0, 403);
+    assert_eq!(stack.api("POST", "/api/v1/connectors/extension:nope/revoke", &admin, None).0, 404);
+
+    let (code, r) = stack.api(
+        "POST",
+        &format!("/api/v1/connectors/{ext}/revoke"),
+        &admin,
+        Some(r#"{"reason": "unsanctioned AI extension"}"#),
+    );
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(
+        (r["action"].as_str(), r["directives"].as_array().map(Vec::len)),
+        (Some("block_extension"), Some(1))
+    );
+    let v = stack.connector_when(&ext, &viewer, "the extension to be revoked", |v| v["status"] == "revoked");
+    assert_eq!(outcome_of(&v, &device).as_deref(), Some("enforced"), "{v:#}");
+    assert_eq!(v["revocation"]["state"], "enforced");
+    assert_eq!(v["revocation"]["reason"], "unsanctioned AI extension");
+    assert!(
+        v["revocation"]["devices"][0]["outcome_seq"].as_u64().is_some(),
+        "the outcome is signed evidence: {v:#}"
+    );
+    let policy = root.join("etc/opt/chrome/policies/managed/sightline-blocklist.json");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&policy).unwrap()).unwrap();
+    assert_eq!(p["ExtensionInstallBlocklist"], serde_json::json!([CLAUDE_EXT]));
+
+    // A forged directive: issued while the agent is away, then its stored signature broken.
+    agent.terminate(Duration::from_secs(10));
+    let fp = {
+        let (ok, out) = stack.cli(&["connectors", "--kind", "token", "--json"]);
+        assert!(ok, "{out}");
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+        list[0]["fingerprint"].as_str().unwrap().to_owned()
+    };
+    let token = format!("token:{fp}");
+    let (ok, out) = stack.cli(&["revoke", &token, "--json"]);
+    assert!(ok, "{out}");
+    let issued: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let forged_id = issued["directives"][0]["directive_id"].as_str().unwrap().to_owned();
+    {
+        let db = rusqlite::Connection::open(stack.server.data_dir.join("sightline.db")).unwrap();
+        db.busy_timeout(Duration::from_secs(5)).unwrap();
+        let sig: Vec<u8> = db
+            .query_row("SELECT signature FROM directives WHERE id = ?1", [&forged_id], |r| r.get(0))
+            .unwrap();
+        let mut bad = sig.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x01;
+        db.execute("UPDATE directives SET signature = ?1 WHERE id = ?2", rusqlite::params![bad, forged_id])
+            .unwrap();
+    }
+    agent.start();
+    let v = stack.connector_when(&token, &viewer, "the forged directive to be refused", |v| {
+        outcome_of(v, &device).is_some()
+    });
+    assert_eq!(outcome_of(&v, &device).as_deref(), Some("refused"), "{v:#}");
+    assert!(v["revocation"]["devices"][0]["detail"].as_str().unwrap().contains("signature"), "{v:#}");
+    assert_ne!(v["status"], "revoked");
+    let auth = root.join("home/alice/.codex/auth.json");
+    assert!(auth.exists(), "a refused directive touches nothing");
+    assert!(agent.log_text().contains("Directive refused"));
+
+    // Revoked again, properly signed this time: the file goes to the quarantine.
+    let (ok, out) = stack.cli(&["revoke", &token, "--reason", "leaked key"]);
+    assert!(ok, "{out}");
+    let v = stack.connector_when(&token, &viewer, "the token to be revoked", |v| v["status"] == "revoked");
+    assert_eq!(outcome_of(&v, &device).as_deref(), Some("enforced"), "{v:#}");
+    assert!(!auth.exists(), "moved out of the home");
+    let qdir = agent.state_dir.join("quarantine");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&qdir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "one directive acted on: {dirs:?}");
+    let moved = dirs[0].join("0-auth.json");
+    assert!(std::fs::read_to_string(&moved).unwrap().contains(&key), "the file itself, intact");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("0-auth.json.origin.json")).unwrap()).unwrap();
+    assert_eq!(record["original_path"], "/home/alice/.codex/auth.json");
+    assert_eq!(record["fingerprint"].as_str(), Some(fp.as_str()));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&dirs[0]).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(&moved).unwrap().permissions().mode() & 0o077, 0);
+    }
+    // The collector sees it go: the presence interval closes.
+    stack.connector_when(&token, &viewer, "the token's presence to close", |v| {
+        v["presence"].as_array().unwrap().iter().all(|p| !p["disappeared_at"].is_null())
+    });
+    agent.terminate(Duration::from_secs(10));
+
+    // Nothing the system emitted carries the key.
+    for (path, bytes) in all_bytes(&stack.server.data_dir) {
+        assert!(!contains(&bytes, &key), "key leaked into {}", path.display());
+    }
+    assert!(!agent.log_text().contains(&key));
+    assert!(!std::fs::read_to_string(stack.server.data_dir.with_extension("log")).unwrap().contains(&key));
+}
+
+/// Report mode (the default): the agent verifies the directive, changes nothing and says
+/// what it would have done; the connector is not `revoked`.
+#[test]
+fn report_mode_only_reports() {
+    let stack = Stack::start();
+    let work = tempfile::tempdir().unwrap();
+    let root = laptop(work.path(), &fake_openai_key());
+    let mut agent = AgentProcess::enroll(&stack.server, work.path(), &root, "");
+    let device = started(&stack, &mut agent, "the first resync");
+    let viewer = stack.api_token("viewer");
+    let ext = format!("extension:{CLAUDE_EXT}");
+    // The query commands work against the API too (same JSON), within the token's role.
+    let (ok, out) = stack.remote_cli(&["connectors", "--kind", "extension"], &viewer);
+    assert!(ok, "{out}");
+    let (local_ok, local) = stack.cli(&["connectors", "--kind", "extension", "--json"]);
+    assert!(local_ok);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&local).unwrap()
+    );
+    let (ok, out) = stack.remote_cli(&["triage", "--device", &device, "--at", "now"], &viewer);
+    assert!(ok && out.contains(CLAUDE_EXT), "{out}");
+    let (ok, out) = stack.remote_cli(&["revoke", &ext], &viewer);
+    assert!(!ok && out.contains("403"), "a viewer cannot revoke: {out}");
+    let (ok, out) = stack.remote_cli(&["devices"], "sla_not-a-token");
+    assert!(!ok && out.contains("401"), "{out}");
+
+    let (ok, out) = stack.cli(&["revoke", &ext]);
+    assert!(ok, "{out}");
+    assert!(out.contains("1 directive(s) issued"), "{out}");
+    let v = stack.connector_when(&ext, &viewer, "the report", |v| outcome_of(v, &device).is_some());
+    assert_eq!(outcome_of(&v, &device).as_deref(), Some("report_only"), "{v:#}");
+    let detail = v["revocation"]["devices"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("would add") && detail.contains("/etc/opt/chrome/policies/managed"), "{detail}");
+    assert_eq!(v["revocation"]["state"], "incomplete");
+    assert_eq!(v["status"], "discovered");
+    assert!(!root.join("etc").exists(), "report mode writes nothing");
+    let (ok, out) = stack.cli(&["findings", "--json"]);
+    assert!(ok, "{out}");
+    let findings: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "revocation_not_enforced")
+        .unwrap_or_else(|| panic!("{findings:#}"));
+    assert_eq!((f["subject"].as_str(), f["evidence"]["mode"].as_str()), (Some(ext.as_str()), Some("report")));
+
+    // MCP entries are not revoked directly: the CLI says what to do instead.
+    let (ok, out) = stack.cli(&["revoke", "mcp:github:000000000000"]);
+    assert!(!ok && out.contains("no connector"), "{out}");
+}
+
+/// `terminate_process` on a real process, and revocation as a standing decision: the tool
+/// started again after its directive is stopped again without anyone asking.
+#[test]
+fn a_revoked_tool_is_stopped_and_stays_stopped() {
+    let stack = Stack::start();
+    let work = tempfile::tempdir().unwrap();
+    let root = laptop(work.path(), &fake_openai_key());
+    // A real process the catalog calls Ollama: `sleep`, under that name.
+    let fake = work.path().join("bin/ollama");
+    std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
+    std::fs::copy("/bin/sleep", &fake).unwrap();
+    let spawn = || std::process::Command::new(&fake).arg("300").spawn().unwrap();
+    let mut first = spawn();
+    let mut agent = AgentProcess::enroll(
+        &stack.server,
+        work.path(),
+        &root,
+        "enforcement = \"enforce\"\nprocesses = true\nprocess_interval = \"1s\"\n",
+    );
+    let device = started(&stack, &mut agent, "the first resync");
+    let db = stack.server.db();
+    wait_for(Duration::from_secs(30), "the process to be reported", || {
+        db.observations(&device)
+            .iter()
+            .any(|o| o.kind == "process" && o.data["pid"] == first.id())
+            .then_some(())
+    });
+    let (ok, out) = stack.cli(&["revoke", "tool:ollama", "--json"]);
+    assert!(ok, "{out}");
+    let status = wait_for(Duration::from_secs(30), "the process to be stopped", || first.try_wait().unwrap());
+    assert!(!status.success(), "stopped by a signal: {status:?}");
+    let viewer = stack.api_token("viewer");
+    let v = stack.connector_when("tool:ollama", &viewer, "the outcome", |v| outcome_of(v, &device).is_some());
+    assert_eq!(outcome_of(&v, &device).as_deref(), Some("enforced"), "{v:#}");
+
+    // Started again: the collector notices the new sighting and issues a new directive.
+    let mut second = spawn();
+    let status = wait_for(Duration::from_secs(40), "the relaunched process to be stopped", || {
+        second.try_wait().unwrap()
+    });
+    assert!(!status.success());
+    let v = stack.connector_when("tool:ollama", &viewer, "two directives", |v| {
+        v["directives"]
+            .as_array()
+            .is_some_and(|d| d.len() == 2 && d.iter().all(|d| d["outcome"] == "enforced"))
+    });
+    assert_eq!(v["status"], "revoked", "{v:#}");
+    agent.terminate(Duration::from_secs(10));
+}
