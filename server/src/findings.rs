@@ -45,7 +45,7 @@ impl Finding {
 }
 
 pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Vec<Finding>> {
-    let people = store.people_all()?;
+    let people = crate::policy::People::new(store.people_all()?);
     let connectors: BTreeMap<String, crate::store::Connector> =
         store.connectors()?.into_iter().map(|c| (c.key.clone(), c)).collect();
     let mut out = Vec::new();
@@ -53,7 +53,7 @@ pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Resul
     let present = store.present_now()?;
     for p in &present {
         let Some(c) = connectors.get(&p.connector_key) else { continue };
-        let owner = p.os_user.as_deref().map(|u| policy.attribute(&people, u));
+        let owner = p.os_user.as_deref().map(|u| policy.attribute_among(&people, u));
         let evidence = json!({
             "connector": p.connector_key, "kind": p.kind, "label": p.label, "where": p.locus,
             "os_user": p.os_user, "appeared_at": time(p.appeared_at_ms), "appeared_seq": p.appeared_seq,
@@ -74,7 +74,7 @@ pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Resul
                 evidence: e,
             });
         }
-        if policy.status(c) == "unsanctioned" {
+        if policy.status(c, &people) == "unsanctioned" {
             out.push(Finding {
                 kind: "shadow_ai",
                 severity: "medium",

@@ -14,7 +14,17 @@
 //! extensions = ["jgjaeacdkonaoafenlfkkkmbaopkbilf"]
 //! providers = ["openai"]
 //! mcp_servers = ["github"]
+//!
+//! [groups]                                     # people by userName or email
+//! engineering = ["alice@contoso.com", "bob@contoso.com"]
+//!
+//! [approved.groups.engineering]                # approved for these people only
+//! tools = ["cursor"]
+//! providers = ["anthropic"]
 //! ```
+//!
+//! A connector approved for a group is `approved` only where every account it is present
+//! under is attributed to a member of such a group; anywhere else it is `unsanctioned`.
 //!
 //! Attribution is explicit about how sure it is: `exact` (an explicit mapping), `inferred`
 //! (one person matches a rule), `unknown` (no match, or several: never guessed).
@@ -36,6 +46,9 @@ pub struct Policy {
     pub approved: Option<Approved>,
     /// An agent not heard from for this long is stale (default "24h").
     pub stale_after: Option<String>,
+    /// Named groups of people (userNames or emails), for approvals by group.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +92,68 @@ pub struct Approved {
     pub providers: Vec<String>,
     #[serde(default)]
     pub mcp_servers: Vec<String>,
+    /// Approvals that hold only for members of a group (`[approved.groups.NAME]`).
+    #[serde(default)]
+    pub groups: BTreeMap<String, Approved>,
+}
+
+impl Approved {
+    /// Whether these lists (not the per-group ones) approve `c`.
+    fn allows(&self, c: &Connector) -> bool {
+        let field = |k: &str| c.latest.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        match c.kind.as_str() {
+            "tool" => self.tools.contains(&field("tool")),
+            "extension" => {
+                self.extensions.contains(&field("extension_id")) || self.tools.contains(&field("tool"))
+            }
+            "token" => self.providers.contains(&field("provider")),
+            "mcp_server" => self.mcp_servers.contains(&field("name")),
+            _ => false,
+        }
+    }
+}
+
+/// People indexed by every name they can be found by (lower-cased userName and emails, and
+/// their local parts), so attributing an account reads only who could match it.
+#[derive(Debug, Default, Clone)]
+pub struct People {
+    list: Vec<Person>,
+    by_key: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl People {
+    pub fn new(list: Vec<Person>) -> People {
+        let mut by_key: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        for (i, p) in list.iter().enumerate() {
+            let mut keys = Vec::new();
+            for name in std::iter::once(&p.user_name).chain(&p.emails) {
+                let name = name.to_lowercase();
+                if let Some((local, _)) = name.split_once('@') {
+                    keys.push(local.to_owned());
+                }
+                keys.push(name);
+            }
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                by_key.entry(k).or_default().push(i);
+            }
+        }
+        People { list, by_key }
+    }
+
+    pub fn all(&self) -> &[Person] {
+        &self.list
+    }
+
+    /// Everyone found by one of `keys`, in the original order.
+    pub fn by_keys(&self, keys: &[String]) -> Vec<Person> {
+        let mut idx: Vec<usize> =
+            keys.iter().filter_map(|k| self.by_key.get(&k.to_lowercase())).flatten().copied().collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.into_iter().map(|i| self.list[i].clone()).collect()
+    }
 }
 
 /// Who an OS account is, and how sure that is.
@@ -102,7 +177,26 @@ impl Policy {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         p.stale_after()?;
+        p.check_groups().with_context(|| format!("invalid policy {}", path.display()))?;
         Ok(p)
+    }
+
+    fn check_groups(&self) -> anyhow::Result<()> {
+        let Some(a) = &self.approved else { return Ok(()) };
+        for (name, g) in &a.groups {
+            if !self.groups.contains_key(name) {
+                anyhow::bail!("[approved.groups.{name}] names a group that [groups] does not define");
+            }
+            if !g.groups.is_empty() {
+                anyhow::bail!("[approved.groups.{name}] cannot nest groups");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether judging a connector needs the people (approvals by group).
+    pub fn needs_people(&self) -> bool {
+        self.approved.as_ref().is_some_and(|a| !a.groups.is_empty())
     }
 
     pub fn stale_after(&self) -> anyhow::Result<Duration> {
@@ -115,9 +209,10 @@ impl Policy {
     }
 
     /// `revoked` (an admin revoked it and every device enforced that or no longer has it),
-    /// `removed` (on no device now), `approved`, `unsanctioned`, or `discovered` when the
-    /// policy approves nothing (nothing is judged).
-    pub fn status(&self, c: &Connector) -> &'static str {
+    /// `removed` (on no device now), `approved` (by the policy, or for a group every account
+    /// it is present under belongs to), `unsanctioned`, or `discovered` when the policy
+    /// approves nothing (nothing is judged). `people` matters only for group approvals.
+    pub fn status(&self, c: &Connector, people: &People) -> &'static str {
         if c.revocation.as_ref().is_some_and(|r| r.state() == "enforced") {
             return "revoked";
         }
@@ -125,15 +220,26 @@ impl Policy {
             return "removed";
         }
         let Some(a) = &self.approved else { return "discovered" };
-        let field = |k: &str| c.latest.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        let approved = match c.kind.as_str() {
-            "tool" => a.tools.contains(&field("tool")),
-            "extension" => a.extensions.contains(&field("extension_id")) || a.tools.contains(&field("tool")),
-            "token" => a.providers.contains(&field("provider")),
-            "mcp_server" => a.mcp_servers.contains(&field("name")),
-            _ => false,
+        if a.allows(c) {
+            return "approved";
+        }
+        let groups: Vec<&str> =
+            a.groups.iter().filter(|(_, g)| g.allows(c)).map(|(name, _)| name.as_str()).collect();
+        let member = |os_user: &str| {
+            self.attribute_among(people, os_user).person.is_some_and(|p| {
+                groups.iter().any(|g| {
+                    self.groups.get(*g).is_some_and(|members| members.iter().any(|m| names_person(&p, m)))
+                })
+            })
         };
-        if approved { "approved" } else { "unsanctioned" }
+        let mut owners = c.devices.iter().filter(|d| d.present).map(|d| d.user.as_deref());
+        if !groups.is_empty() && owners.all(|u| u.is_some_and(member)) { "approved" } else { "unsanctioned" }
+    }
+
+    /// The person behind an OS account, among indexed `people` (same answer as
+    /// [`Policy::attribute`] over all of them).
+    pub fn attribute_among(&self, people: &People, os_user: &str) -> Attribution {
+        self.attribute(&people.by_keys(&self.keys_for(os_user)), os_user)
     }
 
     /// The person behind an OS account, among `people`.
@@ -165,6 +271,15 @@ impl Policy {
             }
         }
         unknown("no rule or mapping matches".into())
+    }
+
+    /// The names (see `Store::people_by_keys`) of everyone who could be behind an OS account
+    /// under this policy: attributing it among just those people gives the same answer as
+    /// among everyone.
+    pub fn keys_for(&self, os_user: &str) -> Vec<String> {
+        let mut keys = vec![os_user.rsplit('\\').next().unwrap_or(os_user).to_lowercase()];
+        keys.extend(self.identity.accounts.get(os_user).map(|t| t.to_lowercase()));
+        keys
     }
 
     /// The OS account names that would attribute to `p` (for looking a person up on devices).
@@ -252,7 +367,63 @@ mod tests {
         assert!(a.how.contains("2 people"));
         assert_eq!(p.attribute(&people, "root").confidence, "unknown");
         assert_eq!(p.accounts_of(&people[3]), vec!["bdiaz".to_owned(), "robert.diaz".to_owned()]);
+        let indexed = People::new(people.clone());
+        for account in ["bdiaz", "alice", "CORP\\alice", "bob", "root", "robert.diaz"] {
+            assert_eq!(p.attribute_among(&indexed, account), p.attribute(&people, account), "{account}");
+        }
         assert!(toml::from_str::<Policy>("[identity]\nrules = [\"guess\"]\n").is_err());
         assert!(toml::from_str::<Policy>("colour = 1\n").is_err());
+    }
+
+    #[test]
+    fn group_approvals_hold_only_for_members() {
+        use crate::store::ConnectorDevice;
+        let people = vec![person("alice@example.com", &[]), person("carol@example.com", &[])];
+        let p: Policy = toml::from_str(
+            "[groups]\nengineering = [\"alice@example.com\"]\n[approved]\ntools = [\"github_copilot\"]\n\
+             [approved.groups.engineering]\ntools = [\"cursor\"]\n",
+        )
+        .unwrap();
+        p.check_groups().unwrap();
+        let on = |users: &[&str]| Connector {
+            key: "tool:cursor".into(),
+            kind: "tool".into(),
+            label: "cursor".into(),
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            latest: serde_json::json!({"tool": "cursor"}),
+            devices: users
+                .iter()
+                .map(|u| ConnectorDevice {
+                    device_id: format!("d-{u}"),
+                    hostname: String::new(),
+                    user: Some((*u).to_owned()),
+                    first_seen_ms: 0,
+                    last_seen_ms: 0,
+                    present: true,
+                })
+                .collect(),
+            revocation: None,
+        };
+        let people = People::new(people);
+        assert_eq!(p.status(&on(&["alice"]), &people), "approved");
+        assert_eq!(
+            p.status(&on(&["alice", "carol"]), &people),
+            "unsanctioned",
+            "carol is not in engineering"
+        );
+        assert_eq!(
+            p.status(&on(&["mallory"]), &people),
+            "unsanctioned",
+            "an unknown account is nobody's member"
+        );
+        let nobody = People::default();
+        assert_eq!(
+            p.status(&on(&["alice"]), &nobody),
+            "unsanctioned",
+            "without the people nothing is inferred"
+        );
+        let bad: Policy = toml::from_str("[approved.groups.finance]\ntools = [\"x\"]\n").unwrap();
+        assert!(bad.check_groups().is_err(), "an approval for an undefined group is refused");
     }
 }

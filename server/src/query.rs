@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::policy::Policy;
+use crate::policy::{People, Policy};
 use crate::store::{Connector, Device, Presence, Store};
 
 pub fn time(ms: i64) -> String {
@@ -48,7 +48,12 @@ pub fn device_json(d: &Device, observations: u64) -> Value {
     })
 }
 
-pub fn connector_json(c: &Connector, policy: &Policy) -> Value {
+/// The people a policy needs to judge connectors (only for approvals by group).
+pub fn judged_people(store: &dyn Store, policy: &Policy) -> anyhow::Result<People> {
+    Ok(if policy.needs_people() { People::new(store.people_all()?) } else { People::default() })
+}
+
+pub fn connector_json(c: &Connector, policy: &Policy, people: &People) -> Value {
     let pick = |k: &str| c.latest.get(k).cloned().unwrap_or(Value::Null);
     let mut v = json!({
         "key": c.key,
@@ -64,7 +69,7 @@ pub fn connector_json(c: &Connector, policy: &Policy) -> Value {
             "last_seen": time(d.last_seen_ms),
             "present": d.present,
         })).collect::<Vec<_>>(),
-        "status": policy.status(c),
+        "status": policy.status(c, people),
         "revocation": c.revocation.as_ref().map(|r| json!({
             "state": r.state(),
             "requested_at": time(r.revocation.requested_at_ms),
@@ -131,8 +136,8 @@ pub struct ConnectorFilter {
 }
 
 impl ConnectorFilter {
-    pub fn matches(&self, c: &Connector, policy: &Policy) -> bool {
-        let status = policy.status(c);
+    pub fn matches(&self, c: &Connector, policy: &Policy, people: &People) -> bool {
+        let status = policy.status(c, people);
         self.kind.as_ref().is_none_or(|k| *k == c.kind)
             && self.status.as_ref().is_none_or(|s| s == status)
             && self.user.as_ref().is_none_or(|u| c.devices.iter().any(|d| d.user.as_ref() == Some(u)))
@@ -145,12 +150,13 @@ pub fn connectors_value(
     filter: &ConnectorFilter,
     policy: &Policy,
 ) -> anyhow::Result<Value> {
+    let people = judged_people(store, policy)?;
     Ok(Value::Array(
         store
             .connectors()?
             .iter()
-            .filter(|c| filter.matches(c, policy))
-            .map(|c| connector_json(c, policy))
+            .filter(|c| filter.matches(c, policy, &people))
+            .map(|c| connector_json(c, policy, &people))
             .collect(),
     ))
 }
@@ -159,8 +165,10 @@ pub fn connectors_value(
 pub fn device_value(store: &dyn Store, id: &str, policy: &Policy) -> anyhow::Result<Option<Value>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
     let mut v = device_json(&d, store.count_observations(id)?);
-    v["connectors"] =
-        Value::Array(store.device_connectors(id)?.iter().map(|c| connector_json(c, policy)).collect());
+    let people = judged_people(store, policy)?;
+    v["connectors"] = Value::Array(
+        store.device_connectors(id)?.iter().map(|c| connector_json(c, policy, &people)).collect(),
+    );
     Ok(Some(v))
 }
 
@@ -206,14 +214,20 @@ pub fn connectors(
     policy: &Policy,
     as_json: bool,
 ) -> anyhow::Result<String> {
+    let people = judged_people(store, policy)?;
     let list: Vec<Connector> =
-        store.connectors()?.into_iter().filter(|c| filter.matches(c, policy)).collect();
-    render_connectors(&list, policy, as_json)
+        store.connectors()?.into_iter().filter(|c| filter.matches(c, policy, &people)).collect();
+    render_connectors(&list, policy, &people, as_json)
 }
 
-fn render_connectors(list: &[Connector], policy: &Policy, as_json: bool) -> anyhow::Result<String> {
+fn render_connectors(
+    list: &[Connector],
+    policy: &Policy,
+    people: &People,
+    as_json: bool,
+) -> anyhow::Result<String> {
     if as_json {
-        let v: Vec<Value> = list.iter().map(|c| connector_json(c, policy)).collect();
+        let v: Vec<Value> = list.iter().map(|c| connector_json(c, policy, people)).collect();
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut rows = vec![vec![
@@ -236,7 +250,7 @@ fn render_connectors(list: &[Connector], policy: &Policy, as_json: bool) -> anyh
             c.devices.iter().map(|d| d.hostname.as_str()).collect::<Vec<_>>().join(","),
             users.join(","),
             time(c.last_seen_ms),
-            policy.status(c).into(),
+            policy.status(c, people).into(),
         ]);
     }
     Ok(table(&rows, list.is_empty().then_some("No connectors reported yet.")))
@@ -265,7 +279,7 @@ pub fn device(store: &dyn Store, id: &str, policy: &Policy, as_json: bool) -> an
         d.seq_head,
         obs
     );
-    out.push_str(&render_connectors(&connectors, policy, false)?);
+    out.push_str(&render_connectors(&connectors, policy, &judged_people(store, policy)?, false)?);
     Ok(out)
 }
 
@@ -278,27 +292,44 @@ pub fn user_at_value(
     user: &str,
     at_ms: i64,
 ) -> anyhow::Result<Option<Value>> {
-    let people = store.people_all()?;
-    let Some(person) = people
+    // Whoever the name can mean, then everyone who could be behind their accounts' names:
+    // attribution among those is attribution among everyone, read through an index.
+    let named = store.people_by_keys(&[user.to_owned()])?;
+    let Some(person) = named
         .iter()
         .find(|p| {
             p.deleted_at_ms.is_none()
                 && (p.user_name.eq_ignore_ascii_case(user)
                     || p.emails.iter().any(|e| e.eq_ignore_ascii_case(user)))
         })
-        .or_else(|| people.iter().find(|p| p.user_name.eq_ignore_ascii_case(user)))
+        .or_else(|| named.iter().find(|p| p.user_name.eq_ignore_ascii_case(user)))
     else {
         return Ok(None);
     };
+    let accounts = policy.accounts_of(person);
+    let sessions = store.sessions_of_users_at(&accounts, at_ms)?;
+    let theirs = store.presence_of_users_at(&accounts, at_ms)?;
+    let mut keys: Vec<String> = accounts.iter().flat_map(|a| policy.keys_for(a)).collect();
+    let mut devices: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for id in sessions.iter().map(|s| &s.device_id).chain(theirs.iter().map(|p| &p.device_id)) {
+        devices.entry(id.clone()).or_default();
+    }
+    let mut present_by_device = std::collections::BTreeMap::new();
+    for id in devices.keys() {
+        let present = store.present_at(id, at_ms)?;
+        keys.extend(present.iter().filter_map(|p| p.os_user.as_deref()).flat_map(|u| policy.keys_for(u)));
+        present_by_device.insert(id.clone(), present);
+    }
+    keys.sort();
+    keys.dedup();
+    let people = People::new(store.people_by_keys(&keys)?);
     let is_theirs = |os_user: &str| {
-        let a = policy.attribute(&people, os_user);
+        let a = policy.attribute_among(&people, os_user);
         a.person.as_ref().is_some_and(|p| p.id == person.id).then_some(a)
     };
-    // Only the accounts that can be theirs are looked up (indexed), then each is attributed
+    // Only the accounts that can be theirs were looked up (indexed), then each is attributed
     // properly: an account shared by name with someone else stays `unknown` and is dropped.
-    let accounts = policy.accounts_of(person);
-    let mut devices: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
-    for s in store.sessions_of_users_at(&accounts, at_ms)? {
+    for s in &sessions {
         if let Some(a) = is_theirs(&s.os_user) {
             devices.entry(s.device_id.clone()).or_default().push(json!({
                 "os_user": s.os_user, "terminal": s.terminal, "host": s.host, "since": time(s.started_at_ms),
@@ -306,20 +337,31 @@ pub fn user_at_value(
             }));
         }
     }
-    for p in store.presence_of_users_at(&accounts, at_ms)? {
-        if p.os_user.as_deref().and_then(is_theirs).is_some() {
-            devices.entry(p.device_id.clone()).or_default();
-        }
-    }
+    let mine: std::collections::BTreeSet<&str> = sessions
+        .iter()
+        .filter(|s| is_theirs(&s.os_user).is_some())
+        .map(|s| s.device_id.as_str())
+        .chain(
+            theirs
+                .iter()
+                .filter(|p| p.os_user.as_deref().and_then(is_theirs).is_some())
+                .map(|p| p.device_id.as_str()),
+        )
+        .collect();
     let mut out = Vec::new();
     for (id, sessions) in devices {
+        if !mine.contains(id.as_str()) {
+            continue;
+        }
         let Some(d) = store.device(&id)? else { continue };
-        let present: Vec<Value> = store
-            .present_at(&id, at_ms)?
+        let present: Vec<Value> = present_by_device
+            .get(&id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
             .iter()
             .map(|p| {
                 let mut v = presence_json(p);
-                let owner = p.os_user.as_deref().map(|u| policy.attribute(&people, u));
+                let owner = p.os_user.as_deref().map(|u| policy.attribute_among(&people, u));
                 v["owner"] =
                     json!(owner.as_ref().and_then(|o| o.person.as_ref()).map(|p| p.user_name.clone()));
                 v["attribution"] = json!(owner.as_ref().map_or("unknown", |o| o.confidence));
@@ -359,8 +401,13 @@ pub fn user_at_value(
 /// under which accounts, owned by whom, with the evidence sequence numbers.
 pub fn connector_value(store: &dyn Store, policy: &Policy, key: &str) -> anyhow::Result<Option<Value>> {
     let Some(c) = store.connector(key)? else { return Ok(None) };
-    let people = store.people_all()?;
     let presence = store.connector_presence(key)?;
+    let mut keys: Vec<String> =
+        presence.iter().filter_map(|p| p.os_user.as_deref()).flat_map(|u| policy.keys_for(u)).collect();
+    keys.extend(c.devices.iter().filter_map(|d| d.user.as_deref()).flat_map(|u| policy.keys_for(u)));
+    keys.sort();
+    keys.dedup();
+    let people = People::new(store.people_by_keys(&keys)?);
     let mut devices: std::collections::BTreeMap<String, Option<Device>> = Default::default();
     for p in &presence {
         if !devices.contains_key(&p.device_id) {
@@ -375,13 +422,13 @@ pub fn connector_value(store: &dyn Store, policy: &Policy, key: &str) -> anyhow:
             v["device_id"] = json!(p.device_id);
             v["hostname"] = json!(d.map(|d| d.hostname.clone()));
             v["assurance"] = json!(d.map(|d| d.assurance.clone()));
-            let owner = p.os_user.as_deref().map(|u| policy.attribute(&people, u));
+            let owner = p.os_user.as_deref().map(|u| policy.attribute_among(&people, u));
             v["owner"] = json!(owner.as_ref().and_then(|o| o.person.as_ref()).map(|p| p.user_name.clone()));
             v["attribution"] = json!(owner.as_ref().map_or("unknown", |o| o.confidence));
             v
         })
         .collect();
-    let mut v = connector_json(&c, policy);
+    let mut v = connector_json(&c, policy, &people);
     v["presence"] = Value::Array(history);
     v["directives"] = Value::Array(store.directives_for_connector(key)?.iter().map(directive_json).collect());
     Ok(Some(v))

@@ -220,7 +220,8 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
     use sightline_proto::envelope::GENESIS_HASH;
     use sightline_proto::pb::{self, observation::Item};
     let c = Collector::start_with_policy(
-        "[approved]\ntools = [\"github_copilot\"]\nproviders = [\"anthropic\"]\n[identity]\nrules = [\"email_local_part\"]\n",
+        "[groups]\nresearch = [\"alice@example.com\"]\n[approved]\ntools = [\"github_copilot\"]\nproviders = [\"anthropic\"]\n\
+         [approved.groups.research]\nproviders = [\"openai\"]\n[identity]\nrules = [\"email_local_part\"]\n",
     )
     .await;
     let (scim, viewer) = (c.api_token("scim"), c.api_token("viewer"));
@@ -350,7 +351,8 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
     };
     let f = findings(&c);
     assert!(f.contains(&("shadow_ai".into(), "extension:bgnkhhnnamicmpeenaelnjfhikgbkllg".into())), "{f:?}");
-    assert!(f.contains(&("shadow_ai".into(), "token:4f5e6d7c8b9a0f1e2d3c4b5a69788796".into())), "{f:?}");
+    // OpenAI keys are approved for the research group, and alice is in it.
+    assert!(!f.iter().any(|(k, s)| k == "shadow_ai" && s.starts_with("token:")), "{f:?}");
     assert!(f.contains(&("software_key_device".into(), laptop.device_id.clone())));
     assert!(!f.iter().any(|(k, _)| k == "orphaned_connector" || k == "shared_credential"), "{f:?}");
 
@@ -379,6 +381,8 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
         f.contains(&("shared_credential".into(), "token:4f5e6d7c8b9a0f1e2d3c4b5a69788796".into())),
         "{f:?}"
     );
+    // …held by an account outside the research group: no longer approved.
+    assert!(f.contains(&("shadow_ai".into(), "token:4f5e6d7c8b9a0f1e2d3c4b5a69788796".into())), "{f:?}");
 
     let out = std::process::Command::new(bin("sightline-server"))
         .args(["findings", "--json", "--data-dir"])

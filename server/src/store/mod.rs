@@ -369,6 +369,9 @@ pub trait Store: Send + Sync {
     fn people(&self) -> Result<Vec<Person>>;
     /// Every person ever provisioned, deleted ones included (they still own what they left).
     fn people_all(&self) -> Result<Vec<Person>>;
+    /// Every person (deleted ones included) with a userName, email, or local part of either
+    /// equal to one of `keys` (case-insensitive): all who could be behind those names.
+    fn people_by_keys(&self, keys: &[String]) -> Result<Vec<Person>>;
     /// The role of a live API token; None if unknown or revoked.
     fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>>;
     /// Checks a token without consuming it.

@@ -238,6 +238,21 @@ CREATE TABLE directives (
 CREATE INDEX directives_device ON directives(device_id, outcome);
 CREATE INDEX directives_connector ON directives(connector_key, device_id);
 "#,
+    r#"
+-- Every name a person can be found by: userName and emails (lower-cased) and their local
+-- parts. Attribution of an OS account then reads only the people who could match it.
+CREATE TABLE person_keys (
+    key       TEXT NOT NULL,
+    person_id TEXT NOT NULL REFERENCES people(id)
+);
+CREATE INDEX person_keys_key ON person_keys(key);
+INSERT INTO person_keys SELECT lower(user_name), id FROM people;
+INSERT INTO person_keys SELECT lower(substr(user_name, 1, instr(user_name, '@') - 1)), id FROM people
+    WHERE instr(user_name, '@') > 1;
+INSERT INTO person_keys SELECT lower(j.value), p.id FROM people p, json_each(p.emails) j;
+INSERT INTO person_keys SELECT lower(substr(j.value, 1, instr(j.value, '@') - 1)), p.id
+    FROM people p, json_each(p.emails) j WHERE instr(j.value, '@') > 1;
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -381,6 +396,17 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut q = conn.prepare(&format!("{PERSON_SELECT} ORDER BY created_at_ms, id"))?;
         let rows = q.query_map([], person_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn people_by_keys(&self, keys: &[String]) -> Result<Vec<Person>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(&format!(
+            "{PERSON_SELECT} WHERE id IN (SELECT person_id FROM person_keys WHERE key IN (SELECT value FROM json_each(?1))) \
+             ORDER BY created_at_ms, id"
+        ))?;
+        let keys: Vec<String> = keys.iter().map(|k| k.to_lowercase()).collect();
+        let rows = q.query_map(params![serde_json::to_string(&keys).unwrap_or_default()], person_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -1234,7 +1260,9 @@ impl SqliteStore {
             "UPDATE people SET user_name = ?2, external_id = ?3, display_name = ?4, emails = ?5, active = ?6, \
              created_at_ms = ?7, modified_at_ms = ?8, deprovisioned_at_ms = ?9, deleted_at_ms = ?10 WHERE id = ?1"
         };
-        let r = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let r = tx.execute(
             sql,
             params![
                 p.id,
@@ -1249,6 +1277,29 @@ impl SqliteStore {
                 p.deleted_at_ms
             ],
         );
+        if r.is_ok() {
+            tx.execute("DELETE FROM person_keys WHERE person_id = ?1", params![p.id])?;
+            let mut keys: Vec<String> = Vec::new();
+            for name in std::iter::once(&p.user_name).chain(&p.emails) {
+                let name = name.to_lowercase();
+                if let Some((local, _)) = name.split_once('@')
+                    && !local.is_empty()
+                {
+                    keys.push(local.to_owned());
+                }
+                keys.push(name);
+            }
+            keys.sort();
+            keys.dedup();
+            let mut insert = tx.prepare_cached("INSERT INTO person_keys (key, person_id) VALUES (?1, ?2)")?;
+            for k in keys {
+                insert.execute(params![k, p.id])?;
+            }
+        }
+        let r = r.and_then(|n| {
+            tx.commit()?;
+            Ok(n)
+        });
         match r {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -1485,5 +1536,42 @@ mod tests {
         let again = s.revocation_targets(None, true, 100).unwrap();
         assert_eq!(again.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["a"]);
         assert_eq!(s.directives_since(0).unwrap(), (vec!["a".to_owned(), "b".to_owned()], 2));
+    }
+
+    #[test]
+    fn people_are_found_by_any_of_their_names_and_the_index_is_backfilled() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("db");
+        let s = SqliteStore::open(&path).unwrap();
+        let mut alice = Person {
+            id: "p1".into(),
+            user_name: "Alice.Ng@Example.com".into(),
+            external_id: None,
+            display_name: None,
+            emails: vec!["ang@example.org".into()],
+            active: true,
+            created_at_ms: 0,
+            modified_at_ms: 0,
+            deprovisioned_at_ms: None,
+            deleted_at_ms: None,
+        };
+        s.create_person(&alice).unwrap();
+        let ids = |s: &SqliteStore, k: &str| s.people_by_keys(&[k.to_owned()]).unwrap().len();
+        for k in ["alice.ng", "ALICE.NG@example.com", "ang", "ang@example.org"] {
+            assert_eq!(ids(&s, k), 1, "{k}");
+        }
+        assert_eq!(ids(&s, "alice"), 0);
+        alice.emails = vec!["alice@example.org".into()];
+        s.update_person(&alice).unwrap();
+        assert_eq!((ids(&s, "ang"), ids(&s, "alice")), (0, 1), "keys follow the record");
+        // A database from before the index: the migration builds it from the people table.
+        drop(s);
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE person_keys; PRAGMA user_version = 11;").unwrap();
+        drop(c);
+        let s = SqliteStore::open(&path).unwrap();
+        for k in ["alice.ng", "alice", "alice@example.org"] {
+            assert_eq!(ids(&s, k), 1, "{k} after backfill");
+        }
     }
 }

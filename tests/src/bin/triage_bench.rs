@@ -6,6 +6,9 @@
 //! TLS and signatures, which the ingest bench measures — then the latency of each triage,
 //! inventory and finding query, p50/p99 over random devices, people and times, beside the
 //! 10 ms triage goal. Bounded: fixed counts, one temp dir, no network.
+//!
+//! `SIGHTLINE_BENCH_DIR=DIR` keeps the loaded history in DIR and, when DIR already holds one
+//! of the same size, measures the queries on it without loading again.
 
 use std::time::{Duration, Instant};
 
@@ -37,14 +40,21 @@ fn main() -> anyhow::Result<()> {
     let devices: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10_000);
     let observations: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10_000_000);
     let per_device = (observations / devices as u64).max(20);
-    let dir = tempfile::tempdir()?;
-    let shared = sightline_server::server::open(dir.path(), true)?;
+    let temp = tempfile::tempdir()?;
+    let dir = std::env::var_os("SIGHTLINE_BENCH_DIR").map_or_else(|| temp.path().to_owned(), Into::into);
+    let shared = sightline_server::server::open(&dir, true)?;
     let store = shared.store.clone();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
 
     let started = Instant::now();
-    let mut ids = Vec::with_capacity(devices);
-    for i in 0..devices {
+    let mut ids: Vec<String> = store.devices()?.into_iter().map(|d| d.id).collect();
+    let reuse = ids.len() == devices;
+    if reuse {
+        println!("reusing the history in {} ({} devices)", dir.display(), ids.len());
+    } else if !ids.is_empty() {
+        anyhow::bail!("{} holds another history ({} devices); use an empty dir", dir.display(), ids.len());
+    }
+    for i in (0..devices).filter(|_| !reuse) {
         ids.push(enroll(store.as_ref(), i)?);
         store.create_person(&Person {
             id: format!("p{i}"),
@@ -60,11 +70,11 @@ fn main() -> anyhow::Result<()> {
         })?;
     }
     let mut stored = 0u64;
-    for (i, id) in ids.iter().enumerate() {
+    for (i, id) in ids.iter().enumerate().filter(|_| !reuse) {
         stored += load_device(store.as_ref(), id, i, per_device, &mut rng)?;
     }
     let load = started.elapsed();
-    let db_bytes = std::fs::metadata(dir.path().join("sightline.db"))?.len();
+    let db_bytes = std::fs::metadata(dir.join("sightline.db"))?.len();
     println!(
         "loaded {devices} devices, {stored} observations in {:.1}s ({:.0} obs/s); database {:.0} MiB",
         load.as_secs_f64(),
