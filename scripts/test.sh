@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh Debian machine with only the Rust toolchain: installs
-# what the tests need (a C compiler, libtss2, a software TPM, cargo-deb), starts swtpms on
-# loopback for the TPM tests, checks formatting and lints, runs every test, then builds and
-# checks the agent's Debian package.
+# The whole test suite, on a fresh Debian machine with only the Rust toolchain and Node.js:
+# installs what the tests need (a C compiler, libtss2, a software TPM, cargo-deb, Chromium and
+# playwright-core for the dashboard), starts swtpms on loopback for the TPM tests, checks
+# formatting and lints, runs every test, then builds and checks the agent's Debian package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,8 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v deb-systemd-helper >/dev/null || need+=(init-system-helpers)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
+command -v chromium >/dev/null || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -27,6 +29,8 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# playwright-core for the dashboard test, exactly as locked (it drives Debian's chromium).
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # Two software TPMs with EK certificates from private CAs, on loopback, for the TPM tests

@@ -57,7 +57,7 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 
 /// An API error: status plus a message for the caller.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -84,16 +84,35 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(internal)?.map_err(internal)
 }
 
-/// The caller's role, from `Authorization: Bearer <token>`.
+/// The caller's role, from `Authorization: Bearer <token>` or a dashboard session cookie.
 async fn role(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
-    role_of(shared, headers).await.map_err(|(status, m)| ApiError(status, m))
+    caller(shared, headers).await.map(|c| c.0).map_err(|(status, m)| ApiError(status, m))
 }
 
 /// As [`role`], with the refusal as (status, message) for surfaces with their own error
 /// shape (SCIM).
 pub(crate) async fn role_of(shared: &Shared, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
+    caller(shared, headers).await.map(|c| c.0)
+}
+
+/// The caller's role, and whether it came from a session cookie (then a state-changing call
+/// must also carry `X-Sightline-CSRF`, which a cross-site form or image cannot send).
+async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<(Role, bool), (StatusCode, String)> {
     let unauthorized = |m: &str| (StatusCode::UNAUTHORIZED, m.to_owned());
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("an API token is required"))?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        let Some(session) = crate::ui::session_cookie(headers) else {
+            return Err(unauthorized("an API token is required"));
+        };
+        let hash = token_hash(&session);
+        let role = blocking(&shared.store, move |s| Ok(s.session_role(&hash, now_ms())?))
+            .await
+            .map_err(|ApiError(status, m)| (status, m))?;
+        return role
+            .as_deref()
+            .and_then(Role::parse)
+            .map(|r| (r, true))
+            .ok_or_else(|| unauthorized("the session has ended; sign in again"));
+    };
     let token = value
         .to_str()
         .ok()
@@ -105,7 +124,10 @@ pub(crate) async fn role_of(shared: &Shared, headers: &HeaderMap) -> Result<Role
     let role = blocking(&shared.store, move |s| Ok(s.api_token_role(&hash)?))
         .await
         .map_err(|ApiError(status, m)| (status, m))?;
-    role.as_deref().and_then(Role::parse).ok_or_else(|| unauthorized("unknown or revoked API token"))
+    role.as_deref()
+        .and_then(Role::parse)
+        .map(|r| (r, false))
+        .ok_or_else(|| unauthorized("unknown or revoked API token"))
 }
 
 async fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
@@ -118,9 +140,15 @@ async fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> 
 }
 
 async fn admin(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    match role(shared, headers).await? {
-        Role::Admin => Ok(()),
-        r => Err(ApiError(StatusCode::FORBIDDEN, format!("this needs an admin token, not {}", r.as_str()))),
+    match caller(shared, headers).await.map_err(|(status, m)| ApiError(status, m))? {
+        (Role::Admin, true) if !headers.contains_key(crate::ui::CSRF_HEADER) => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("a session-authenticated change needs the {} header", crate::ui::CSRF_HEADER),
+        )),
+        (Role::Admin, _) => Ok(()),
+        (r, _) => {
+            Err(ApiError(StatusCode::FORBIDDEN, format!("this needs an admin token, not {}", r.as_str())))
+        }
     }
 }
 
@@ -139,7 +167,15 @@ pub fn router(shared: Shared) -> axum::Router {
         .route("/api/v1/triage/user/{user}", get(triage_user))
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/signins/{source}", post(push_signins))
+        .route("/api/v1/connectors/{key}/status", post(set_status))
+        .route("/api/v1/people/{user}", get(person))
+        .route("/api/v1/views/overview", get(view_overview))
+        .route("/api/v1/views/devices", get(view_devices))
+        .route("/api/v1/views/connectors", get(view_connectors))
+        .route("/api/v1/views/findings", get(view_findings))
+        .route("/api/v1/views/people", get(view_people))
         .merge(crate::scim::routes())
+        .merge(crate::ui::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(shared)
 }
@@ -259,7 +295,109 @@ async fn revoke_connector(
         s.dispatch.ring(&d.device_id);
     }
     s.dispatch.issued.notify_one();
+    s.views.clear();
     Ok(Json(query::revoked_value(&issued)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    /// `approved`, `unsanctioned`, or `policy` (drop the decision; the policy file decides).
+    status: String,
+}
+
+/// An admin's status decision for a connector, overriding the policy file.
+async fn set_status(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(key): Path<String>,
+    body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let decision = match body.status.as_str() {
+        "approved" | "unsanctioned" => Some(crate::store::Decision {
+            status: body.status.clone(),
+            by: "api:admin".into(),
+            at_ms: now_ms(),
+        }),
+        "policy" => None,
+        other => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("status {other:?}: use approved, unsanctioned or policy"),
+            ));
+        }
+    };
+    let (k, policy) = (key.clone(), s.policy.clone());
+    let v = blocking(&s.store, move |st| {
+        if st.connector(&k)?.is_none() {
+            return Ok(None);
+        }
+        st.set_decision(&k, decision.as_ref())?;
+        query::connector_value(st, &policy, &k)
+    })
+    .await?
+    .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no connector {key} has been reported")))?;
+    s.views.clear();
+    tracing::info!(connector = %key, status = %body.status, "Connector status decided through the API.");
+    Ok(Json(v))
+}
+
+/// A person now: their accounts, devices, sessions and what is on those devices.
+async fn person(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let (u, policy) = (user.clone(), s.policy.clone());
+    blocking(&s.store, move |st| query::user_at_value(st, &policy, &u, now_ms()))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no person {user}")))
+}
+
+type TableQ = Result<Query<crate::views::TableQuery>, axum::extract::rejection::QueryRejection>;
+
+/// The snapshot the views page through, on a blocking thread.
+async fn snapshot(s: &Shared) -> Result<Arc<crate::views::Snapshot>, ApiError> {
+    let (cache, policy) = (s.views.clone(), s.policy.clone());
+    blocking(&s.store, move |st| cache.get(st, &policy, now_ms())).await
+}
+
+async fn view_overview(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let snap = snapshot(&s).await?;
+    let policy = s.policy.clone();
+    Ok(Json(blocking(&s.store, move |st| crate::views::overview(st, &policy, &snap)).await?))
+}
+
+async fn view_devices(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    Ok(Json(blocking(&s.store, move |st| crate::views::devices(st, &q)).await?))
+}
+
+async fn view_connectors(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let snap = snapshot(&s).await?;
+    Ok(Json(crate::views::connectors(&snap, &s.policy, &q)))
+}
+
+async fn view_findings(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let snap = snapshot(&s).await?;
+    Ok(Json(crate::views::findings(&snap, &q)))
+}
+
+async fn view_people(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
+    reader(&s, &h).await?;
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let snap = snapshot(&s).await?;
+    Ok(Json(crate::views::people(&snap, &s.policy, &q)))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::policy::Policy;
+use crate::policy::{People, Policy};
 use crate::query::time;
-use crate::store::Store;
+use crate::store::{Connector, Store};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -45,15 +45,25 @@ impl Finding {
 }
 
 pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Vec<Finding>> {
-    let people = crate::policy::People::new(store.people_all()?);
-    let connectors: BTreeMap<String, crate::store::Connector> =
-        store.connectors()?.into_iter().map(|c| (c.key.clone(), c)).collect();
+    let people = People::new(store.people_all()?);
+    compute_from(store, policy, now_ms, &store.connector_summaries()?, &people)
+}
+
+/// As [`compute`], over connector summaries and people already read.
+pub fn compute_from(
+    store: &dyn Store,
+    policy: &Policy,
+    now_ms: i64,
+    summaries: &[Connector],
+    people: &People,
+) -> anyhow::Result<Vec<Finding>> {
+    let connectors: BTreeMap<&str, &Connector> = summaries.iter().map(|c| (c.key.as_str(), c)).collect();
     let mut out = Vec::new();
 
     let present = store.present_now()?;
     for p in &present {
-        let Some(c) = connectors.get(&p.connector_key) else { continue };
-        let owner = p.os_user.as_deref().map(|u| policy.attribute_among(&people, u));
+        let Some(c) = connectors.get(p.connector_key.as_str()) else { continue };
+        let owner = p.os_user.as_deref().map(|u| policy.attribute_among(people, u));
         let evidence = json!({
             "connector": p.connector_key, "kind": p.kind, "label": p.label, "where": p.locus,
             "os_user": p.os_user, "appeared_at": time(p.appeared_at_ms), "appeared_seq": p.appeared_seq,
@@ -74,7 +84,7 @@ pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Resul
                 evidence: e,
             });
         }
-        if policy.status(c, &people) == "unsanctioned" {
+        if policy.status(c, people) == "unsanctioned" {
             out.push(Finding {
                 kind: "shadow_ai",
                 severity: "medium",

@@ -19,6 +19,8 @@ pub mod scim;
 pub mod server;
 pub mod signins;
 pub mod store;
+pub mod ui;
+pub mod views;
 
 /// Creates a one-time enrollment token, stored hashed; returns the token.
 pub fn create_token(store: &dyn store::Store, ttl: std::time::Duration) -> anyhow::Result<String> {

@@ -219,6 +219,11 @@ impl Policy {
         if !c.devices.iter().any(|d| d.present) {
             return "removed";
         }
+        match c.decision.as_ref().map(|d| d.status.as_str()) {
+            Some("approved") => return "approved",
+            Some("unsanctioned") => return "unsanctioned",
+            _ => {}
+        }
         let Some(a) = &self.approved else { return "discovered" };
         if a.allows(c) {
             return "approved";
@@ -403,7 +408,9 @@ mod tests {
                     present: true,
                 })
                 .collect(),
+            seen_on: users.len(),
             revocation: None,
+            decision: None,
         };
         let people = People::new(people);
         assert_eq!(p.status(&on(&["alice"]), &people), "approved");

@@ -161,6 +161,9 @@ pub fn connectors_value(
     ))
 }
 
+/// How many presence intervals a device view lists.
+const HISTORY: usize = 200;
+
 /// One device with its connectors, or None.
 pub fn device_value(store: &dyn Store, id: &str, policy: &Policy) -> anyhow::Result<Option<Value>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
@@ -169,6 +172,9 @@ pub fn device_value(store: &dyn Store, id: &str, policy: &Policy) -> anyhow::Res
     v["connectors"] = Value::Array(
         store.device_connectors(id)?.iter().map(|c| connector_json(c, policy, &people)).collect(),
     );
+    // The most recent presence intervals, newest first: what came and went on it.
+    let history = store.presence_history(id)?;
+    v["history"] = Value::Array(history.iter().rev().take(HISTORY).map(presence_json).collect());
     Ok(Some(v))
 }
 
@@ -178,6 +184,10 @@ pub fn device_at_value(store: &dyn Store, id: &str, at_ms: i64) -> anyhow::Resul
     Ok(Some(json!({
         "at": time(at_ms),
         "device": device_json(&d, store.count_observations(id)?),
+        "sessions": store.sessions_at(Some(id), at_ms)?.iter().map(|s| json!({
+            "os_user": s.os_user, "terminal": s.terminal, "host": s.host, "since": time(s.started_at_ms),
+            "evidence_seq": s.appeared_seq,
+        })).collect::<Vec<_>>(),
         "present": store.present_at(id, at_ms)?.iter().map(presence_json).collect::<Vec<_>>(),
     })))
 }

@@ -52,7 +52,14 @@ pub fn open(data_dir: &Path, dev: bool) -> anyhow::Result<Shared> {
     let store = open_store(data_dir)?;
     let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
     let policy = Arc::new(crate::policy::Policy::load(data_dir)?);
-    Ok(Shared { store, pki, config: Default::default(), policy, dispatch: Default::default() })
+    Ok(Shared {
+        store,
+        pki,
+        config: Default::default(),
+        policy,
+        dispatch: Default::default(),
+        views: Default::default(),
+    })
 }
 
 /// Serves enrollment and telemetry on an already-bound listener until `shutdown` resolves.

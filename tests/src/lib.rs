@@ -586,19 +586,30 @@ impl AgentProcess {
     /// Enrolls a fresh state dir with `server` and writes a daemon config for `root`: fast
     /// debounce, no process or session sampling, no CPU pacing (tests wait on it).
     pub fn enroll(server: &ServerProcess, work: &Path, root: &Path, extra_config: &str) -> AgentProcess {
+        AgentProcess::enroll_at(
+            &server.url(),
+            &server.token(),
+            &server.data_dir.join("ca.pem"),
+            work,
+            root,
+            extra_config,
+        )
+    }
+
+    /// As [`AgentProcess::enroll`], with any collector: its URL, a token and its CA file.
+    pub fn enroll_at(
+        url: &str,
+        token: &str,
+        ca: &Path,
+        work: &Path,
+        root: &Path,
+        extra_config: &str,
+    ) -> AgentProcess {
         let state_dir = work.join("agent-state");
         let out = std::process::Command::new(bin("sightline-agent"))
-            .args([
-                "enroll",
-                "--server",
-                &server.url(),
-                "--token",
-                &server.token(),
-                "--key-backend",
-                "software",
-            ])
+            .args(["enroll", "--server", url, "--token", token, "--key-backend", "software"])
             .arg("--ca")
-            .arg(server.data_dir.join("ca.pem"))
+            .arg(ca)
             .arg("--state-dir")
             .arg(&state_dir)
             .output()

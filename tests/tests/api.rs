@@ -457,3 +457,98 @@ fn entra_sign_in_logs_import_from_a_file() {
     let (ok, out) = run(&["signins", "import", "--source", "ldap", f]);
     assert!(!ok && out.contains("okta or entra"), "{out}");
 }
+
+/// One curl call with a cookie jar: (status, body).
+fn with_jar(
+    c: &Collector,
+    jar: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    csrf: bool,
+) -> (u16, serde_json::Value) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}", "-b"])
+        .arg(jar)
+        .arg("-c")
+        .arg(jar)
+        .arg("--cacert")
+        .arg(c.data_dir.path().join("ca.pem"));
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    if csrf {
+        cmd.args(["-H", "X-Sightline-CSRF: 1"]);
+    }
+    let out = cmd.arg(format!("{}{path}", c.api_url)).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+/// Dashboard sessions: a cookie stands for the token it was opened with (viewer or admin
+/// only), a change through a cookie needs the CSRF header, signing out ends it; the views
+/// page on the server with bounded limits.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_sessions_and_paged_views() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    a.run_once(&fixtures().join("linux")).await.unwrap();
+    let (viewer, admin, scim) = (c.api_token("viewer"), c.api_token("admin"), c.api_token("scim"));
+    tokio::task::block_in_place(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let (vjar, ajar, sjar) = (dir.path().join("v"), dir.path().join("a"), dir.path().join("s"));
+        let login = |jar: &std::path::Path, t: &str| {
+            with_jar(&c, jar, "POST", "/api/v1/session", Some(&json!({"token": t}).to_string()), false)
+        };
+        assert_eq!(login(&sjar, &scim).0, 403, "machine tokens cannot sign in");
+        assert_eq!(login(&vjar, "sla_wrong").0, 401);
+        let (code, r) = login(&vjar, &viewer);
+        assert_eq!((code, r["role"].as_str()), (200, Some("viewer")));
+        let jar = std::fs::read_to_string(&vjar).unwrap();
+        assert!(jar.contains("#HttpOnly_") && jar.contains("sightline_session"), "an HttpOnly cookie: {jar}");
+        assert!(!jar.contains(&viewer), "the cookie is not the token");
+        let (code, devices) = with_jar(&c, &vjar, "GET", "/api/v1/devices", None, false);
+        assert_eq!((code, devices.as_array().map(Vec::len)), (200, Some(1)));
+
+        // Paged, sorted views; limits bounded; bad parameters refused.
+        let (code, page) =
+            with_jar(&c, &vjar, "GET", "/api/v1/views/connectors?limit=2&sort=kind", None, false);
+        assert_eq!(code, 200, "{page}");
+        let total = page["total"].as_u64().unwrap();
+        assert!(total > 2 && page["items"].as_array().unwrap().len() == 2, "{page}");
+        let (_, next) =
+            with_jar(&c, &vjar, "GET", "/api/v1/views/connectors?limit=2&offset=2&sort=kind", None, false);
+        assert_ne!(next["items"][0]["key"], page["items"][0]["key"]);
+        let (_, big) = with_jar(&c, &vjar, "GET", "/api/v1/views/connectors?limit=100000", None, false);
+        assert_eq!(big["limit"], 500);
+        assert_eq!(with_jar(&c, &vjar, "GET", "/api/v1/views/devices?colour=red", None, false).0, 400);
+        let (_, o) = with_jar(&c, &vjar, "GET", "/api/v1/views/overview", None, false);
+        assert_eq!(
+            (o["devices"]["total"].as_u64(), o["connectors"]["total"].as_u64()),
+            (Some(1), Some(total))
+        );
+        let key = page["items"][0]["key"].as_str().unwrap().to_owned();
+
+        // A viewer session cannot decide; an admin session can, only with the CSRF header.
+        let status = format!("/api/v1/connectors/{key}/status");
+        let approve = Some(r#"{"status": "approved"}"#);
+        assert_eq!(with_jar(&c, &vjar, "POST", &status, approve, true).0, 403);
+        assert_eq!(login(&ajar, &admin).0, 200);
+        let (code, r) = with_jar(&c, &ajar, "POST", &status, approve, false);
+        assert_eq!(code, 403, "no CSRF header: {r}");
+        let (code, r) = with_jar(&c, &ajar, "POST", &status, approve, true);
+        assert_eq!((code, r["status"].as_str()), (200, Some("approved")), "{r}");
+        assert_eq!(with_jar(&c, &ajar, "POST", &status, Some(r#"{"status": "maybe"}"#), true).0, 400);
+        // A bearer token needs no CSRF header (no browser involved).
+        let (code, _, r) = c.api_body("GET", &format!("/api/v1/connectors/{key}"), Some(&admin), None);
+        assert_eq!((code, r["status"].as_str()), (200, Some("approved")));
+
+        // Signing out ends the session on the server, not just in the browser's jar.
+        let kept = dir.path().join("kept");
+        std::fs::copy(&vjar, &kept).unwrap();
+        assert_eq!(with_jar(&c, &vjar, "DELETE", "/api/v1/session", None, true).0, 204);
+        assert_eq!(with_jar(&c, &kept, "GET", "/api/v1/devices", None, false).0, 401);
+    });
+    c.stop().await;
+}

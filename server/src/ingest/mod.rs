@@ -25,6 +25,8 @@ pub struct Shared {
     pub policy: Arc<crate::policy::Policy>,
     /// Open streams by device, for directive delivery.
     pub dispatch: Arc<directives::Dispatch>,
+    /// The dashboard's whole-fleet snapshot.
+    pub views: Arc<crate::views::Cache>,
 }
 
 /// How strict ingest is; set from `serve` flags.

@@ -349,8 +349,45 @@ pub struct Connector {
     /// The most recent observation's attributes (extension id, fingerprint, …).
     pub latest: Value,
     pub devices: Vec<ConnectorDevice>,
+    /// How many devices it was ever seen on (for summaries, whose `devices` holds only the
+    /// ones it is present on now).
+    pub seen_on: usize,
     /// Set once an admin revoked it.
     pub revocation: Option<RevocationState>,
+    /// An admin's decision that overrides the policy file (`approved` or `unsanctioned`).
+    pub decision: Option<Decision>,
+}
+
+/// An admin's status decision for one connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub status: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// Which devices a device page shows, and in what order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DevicePage {
+    /// Substring of the hostname or id.
+    pub q: Option<String>,
+    pub assurance: Option<String>,
+    /// `hostname`, `os`, `assurance`, `last_seen`, `enrolled`.
+    pub sort: String,
+    pub desc: bool,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// Fleet counts for the overview.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetCounts {
+    pub devices: u64,
+    pub revoked: u64,
+    pub by_assurance: Vec<(String, u64)>,
+    pub by_os: Vec<(String, u64)>,
+    /// Last seen: within an hour, a day, a week, longer ago, never.
+    pub last_seen: [u64; 5],
 }
 
 /// Everything the collector persists.
@@ -460,4 +497,32 @@ pub trait Store: Send + Sync {
     /// Every directive issued for a connector, in issue order.
     fn directives_for_connector(&self, key: &str) -> Result<Vec<DirectiveRecord>>;
     fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>>;
+    /// Every connector, each with the devices it is present on *now* (not its history) and
+    /// how many it was ever seen on: what lists, counts and judgements need, read cheaply.
+    fn connector_summaries(&self) -> Result<Vec<Connector>>;
+    /// One page of devices and how many match in all.
+    fn devices_page(&self, page: &DevicePage) -> Result<(Vec<Device>, u64)>;
+    /// Device counts by assurance, OS and recency, as of `now_ms`.
+    fn fleet_counts(&self, now_ms: i64) -> Result<FleetCounts>;
+    /// Records (Some) or clears (None) an admin's status decision for a connector.
+    fn set_decision(&self, key: &str, d: Option<&Decision>) -> Result<()>;
+    /// Presence intervals of these connectors overlapping `[from_ms, to_ms]`:
+    /// (connector, appeared, disappeared).
+    fn presence_spans(
+        &self,
+        keys: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, i64, Option<i64>)>>;
+    /// A dashboard session: stores its hash with the API token it was opened with.
+    fn create_session(
+        &self,
+        session_hash: &[u8],
+        token_hash: &[u8],
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()>;
+    /// The role behind a live session (its token still valid), if any.
+    fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
+    fn delete_session(&self, session_hash: &[u8]) -> Result<()>;
 }

@@ -253,6 +253,25 @@ INSERT INTO person_keys SELECT lower(j.value), p.id FROM people p, json_each(p.e
 INSERT INTO person_keys SELECT lower(substr(j.value, 1, instr(j.value, '@') - 1)), p.id
     FROM people p, json_each(p.emails) j WHERE instr(j.value, '@') > 1;
 "#,
+    r#"
+-- An admin's status decision for a connector (dashboard or API); it overrides policy.toml.
+CREATE TABLE connector_decisions (
+    connector_key TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    decided_by    TEXT NOT NULL,
+    decided_at_ms INTEGER NOT NULL
+);
+-- Dashboard sessions: a cookie stands for the API token it was opened with (hashes only),
+-- so revoking the token ends the session.
+CREATE TABLE ui_sessions (
+    session_hash  BLOB PRIMARY KEY,
+    token_hash    BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX devices_hostname ON devices(hostname);
+CREATE INDEX devices_last_seen ON devices(last_seen_ms);
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -1142,6 +1161,194 @@ impl Store for SqliteStore {
         Ok(stmt.query_row(params![id], directive_row).optional()?)
     }
 
+    fn connector_summaries(&self) -> Result<Vec<Connector>> {
+        let conn = self.conn();
+        let mut present: std::collections::HashMap<String, Vec<ConnectorDevice>> = Default::default();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT p.connector_key, p.device_id, d.hostname, p.os_user, min(p.appeared_at_ms), max(p.appeared_at_ms) \
+                 FROM presence p JOIN devices d ON d.id = p.device_id WHERE p.disappeared_at_ms IS NULL \
+                 GROUP BY p.connector_key, p.device_id, p.os_user",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                present.entry(r.get(0)?).or_default().push(ConnectorDevice {
+                    device_id: r.get(1)?,
+                    hostname: r.get(2)?,
+                    user: r.get(3)?,
+                    first_seen_ms: r.get(4)?,
+                    last_seen_ms: r.get(5)?,
+                    present: true,
+                });
+            }
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.key, c.kind, c.label, c.first_seen_ms, c.last_seen_ms, c.latest, \
+                    (SELECT count(*) FROM connector_devices cd WHERE cd.connector_key = c.key) \
+             FROM connectors c ORDER BY c.kind, c.label, c.key",
+        )?;
+        let mut out = Vec::new();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let latest: String = r.get(5)?;
+            out.push(Connector {
+                devices: present.remove(&key).unwrap_or_default(),
+                key,
+                kind: r.get(1)?,
+                label: r.get(2)?,
+                first_seen_ms: r.get(3)?,
+                last_seen_ms: r.get(4)?,
+                latest: serde_json::from_str(&latest).unwrap_or(Value::Null),
+                seen_on: r.get::<_, i64>(6)? as usize,
+                revocation: None,
+                decision: None,
+            });
+        }
+        drop(rows);
+        drop(stmt);
+        let mut states = revocation_states(&conn, None)?;
+        let mut decisions = decisions(&conn)?;
+        for c in &mut out {
+            c.revocation = states.remove(&c.key);
+            c.decision = decisions.remove(&c.key);
+        }
+        Ok(out)
+    }
+
+    fn devices_page(&self, page: &crate::store::DevicePage) -> Result<(Vec<Device>, u64)> {
+        let conn = self.conn();
+        // Sort keys are a fixed list, never the caller's text.
+        let order = match page.sort.as_str() {
+            "os" => "os, os_version",
+            "assurance" => "assurance",
+            "last_seen" => "last_seen_ms",
+            "enrolled" => "enrolled_at_ms",
+            _ => "hostname",
+        };
+        let dir = if page.desc { "DESC" } else { "ASC" };
+        let filter = "(?1 IS NULL OR instr(lower(hostname), lower(?1)) > 0 OR instr(id, ?1) > 0) \
+                      AND (?2 IS NULL OR assurance = ?2)";
+        let total: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM devices WHERE {filter}"),
+            params![page.q, page.assurance],
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE {filter} ORDER BY {order} {dir}, id LIMIT ?3 OFFSET ?4"
+        ))?;
+        let rows = stmt
+            .query_map(params![page.q, page.assurance, page.limit as i64, page.offset as i64], device_row)?;
+        Ok((rows.collect::<rusqlite::Result<_>>()?, total as u64))
+    }
+
+    fn fleet_counts(&self, now_ms: i64) -> Result<crate::store::FleetCounts> {
+        let conn = self.conn();
+        let grouped = |col: &str| -> Result<Vec<(String, u64)>> {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {col}, count(*) FROM devices WHERE revoked_at_ms IS NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        let (hour, day, week) = (now_ms - 3_600_000, now_ms - 86_400_000, now_ms - 7 * 86_400_000);
+        let (devices, revoked, b0, b1, b2, b3, b4): (i64, i64, i64, i64, i64, i64, i64) = conn.query_row(
+            "SELECT count(*), count(revoked_at_ms), \
+                    sum(revoked_at_ms IS NULL AND last_seen_ms >= ?1), \
+                    sum(revoked_at_ms IS NULL AND last_seen_ms < ?1 AND last_seen_ms >= ?2), \
+                    sum(revoked_at_ms IS NULL AND last_seen_ms < ?2 AND last_seen_ms >= ?3), \
+                    sum(revoked_at_ms IS NULL AND last_seen_ms < ?3), \
+                    sum(revoked_at_ms IS NULL AND last_seen_ms IS NULL) FROM devices",
+            params![hour, day, week],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                    r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                    r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                    r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                ))
+            },
+        )?;
+        let by_assurance = grouped("assurance")?;
+        let by_os = grouped("os")?;
+        Ok(crate::store::FleetCounts {
+            devices: devices as u64,
+            revoked: revoked as u64,
+            by_assurance,
+            by_os,
+            last_seen: [b0 as u64, b1 as u64, b2 as u64, b3 as u64, b4 as u64],
+        })
+    }
+
+    fn set_decision(&self, key: &str, d: Option<&crate::store::Decision>) -> Result<()> {
+        let conn = self.conn();
+        match d {
+            Some(d) => conn.execute(
+                "INSERT INTO connector_decisions (connector_key, status, decided_by, decided_at_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(connector_key) DO UPDATE SET status = excluded.status, decided_by = excluded.decided_by, \
+                 decided_at_ms = excluded.decided_at_ms",
+                params![key, d.status, d.by, d.at_ms],
+            )?,
+            None => conn.execute("DELETE FROM connector_decisions WHERE connector_key = ?1", params![key])?,
+        };
+        Ok(())
+    }
+
+    fn presence_spans(
+        &self,
+        keys: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, i64, Option<i64>)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT connector_key, appeared_at_ms, disappeared_at_ms FROM presence \
+             WHERE connector_key IN (SELECT value FROM json_each(?1)) AND appeared_at_ms <= ?3 \
+             AND (disappeared_at_ms IS NULL OR disappeared_at_ms >= ?2)",
+        )?;
+        let rows = stmt
+            .query_map(params![serde_json::to_string(keys).unwrap_or_default(), from_ms, to_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn create_session(
+        &self,
+        session_hash: &[u8],
+        token_hash: &[u8],
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM ui_sessions WHERE expires_at_ms <= ?1", params![now_ms])?;
+        conn.execute(
+            "INSERT INTO ui_sessions (session_hash, token_hash, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![session_hash, token_hash, now_ms, expires_at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT t.role FROM ui_sessions s JOIN api_tokens t ON t.token_hash = s.token_hash \
+                 WHERE s.session_hash = ?1 AND s.expires_at_ms > ?2 AND t.revoked_at_ms IS NULL",
+                params![session_hash, now_ms],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn delete_session(&self, session_hash: &[u8]) -> Result<()> {
+        self.conn().execute("DELETE FROM ui_sessions WHERE session_hash = ?1", params![session_hash])?;
+        Ok(())
+    }
+
     fn count_observations(&self, device_id: &str) -> Result<u64> {
         Ok(self.conn().query_row(
             "SELECT count(*) FROM observations WHERE device_id = ?1",
@@ -1184,6 +1391,19 @@ fn directive_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DirectiveRecord> {
         outcome_at_ms: r.get(15)?,
         outcome_seq: r.get::<_, Option<i64>>(16)?.map(|s| s as u64),
     })
+}
+
+/// Every admin status decision, by connector.
+fn decisions(conn: &Connection) -> Result<std::collections::HashMap<String, crate::store::Decision>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT connector_key, status, decided_by, decided_at_ms FROM connector_decisions")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            crate::store::Decision { status: r.get(1)?, by: r.get(2)?, at_ms: r.get(3)? },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Revocations (all, or one connector's) with the latest directive to each device.
@@ -1374,7 +1594,9 @@ impl SqliteStore {
                         last_seen_ms: r.get(4)?,
                         latest: serde_json::from_str(&latest).unwrap_or(Value::Null),
                         devices: vec![dev],
+                        seen_on: 0,
                         revocation: None,
+                        decision: None,
                     })
                 }
             }
@@ -1382,8 +1604,11 @@ impl SqliteStore {
         drop(rows);
         drop(stmt);
         let mut states = revocation_states(&conn, key)?;
+        let mut decisions = decisions(&conn)?;
         for c in &mut out {
+            c.seen_on = c.devices.len();
             c.revocation = states.remove(&c.key);
+            c.decision = decisions.remove(&c.key);
         }
         Ok(out)
     }

@@ -1,0 +1,139 @@
+//! The dashboard: a single-page app embedded in the binary (`server/ui/`, no CDN, works
+//! offline), served on the HTTP listener, and the session endpoints it signs in with.
+//!
+//! Sign-in exchanges an API token (viewer or admin) for a session cookie: `HttpOnly`,
+//! `Secure`, `SameSite=Strict`, 12 hours. The database keeps only hashes of the session id
+//! and of the token it stands for, so revoking the token ends its sessions. A change made
+//! through a session must also carry [`CSRF_HEADER`], which no cross-site form can send.
+//! Every page is served with a strict Content-Security-Policy: scripts and styles from the
+//! collector only, nothing inline.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::api::{ApiError, Role, token_hash};
+use crate::ingest::{Shared, now_ms};
+
+/// The header a session-authenticated change must carry.
+pub const CSRF_HEADER: &str = "x-sightline-csrf";
+const COOKIE: &str = "sightline_session";
+const SESSION_MS: i64 = 12 * 3600 * 1000;
+
+const INDEX_HTML: &str = include_str!("../ui/index.html");
+const APP_JS: &str = include_str!("../ui/app.js");
+const APP_CSS: &str = include_str!("../ui/app.css");
+
+pub fn routes() -> axum::Router<Shared> {
+    axum::Router::new()
+        .route("/", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ui/")]) }))
+        .route("/ui", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ui/")]) }))
+        .route("/ui/", get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }))
+        .route("/ui/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
+        .route("/ui/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/api/v1/session", get(whoami).post(sign_in).delete(sign_out))
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// The session id from the request's cookies, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    token: String,
+}
+
+async fn sign_in(
+    State(s): State<Shared>,
+    body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let hash = token_hash(body.token.trim());
+    let store = s.store.clone();
+    let h = hash.clone();
+    let role = tokio::task::spawn_blocking(move || store.api_token_role(&h))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?
+        .as_deref()
+        .and_then(Role::parse)
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked API token".into()))?;
+    if !matches!(role, Role::Viewer | Role::Admin) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("a {} token cannot sign in to the dashboard", role.as_str()),
+        ));
+    }
+    let id = crate::ingest::enrollment::random(32)
+        .map(hex::encode)
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "random number generator failed".into()))?;
+    let (store, sid) = (s.store.clone(), token_hash(&id));
+    let now = now_ms();
+    tokio::task::spawn_blocking(move || store.create_session(&sid, &hash, now, now + SESSION_MS))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    tracing::info!(role = role.as_str(), "Dashboard session opened.");
+    let cookie =
+        format!("{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}", SESSION_MS / 1000);
+    let mut r = Json(json!({"role": role.as_str()})).into_response();
+    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(internal)?);
+    Ok(r)
+}
+
+async fn whoami(State(s): State<Shared>, h: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    let role = crate::api::role_of(&s, &h).await.map_err(|(status, m)| ApiError(status, m))?;
+    Ok(Json(json!({"role": role.as_str(), "version": env!("CARGO_PKG_VERSION")})))
+}
+
+async fn sign_out(State(s): State<Shared>, h: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(id) = session_cookie(&h) {
+        let (store, sid) = (s.store.clone(), token_hash(&id));
+        tokio::task::spawn_blocking(move || store.delete_session(&sid))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("sightline_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(r)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "Dashboard request failed.");
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, "collector storage failure".into())
+}

@@ -1,0 +1,295 @@
+//! What the dashboard shows: the fleet overview and paged, sorted tables (devices,
+//! connectors, findings, people), computed on the server so a 10k-device fleet never
+//! travels to the browser whole.
+//!
+//! Whole-fleet judgements (every connector's status, the findings) come from one
+//! [`Snapshot`] that the [`Cache`] keeps for a few seconds and drops whenever an admin acts,
+//! so paging through a table does not recompute the fleet per click.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::findings::Finding;
+use crate::policy::{People, Policy};
+use crate::query::time;
+use crate::store::{Connector, DevicePage, Store};
+
+/// Largest page a caller may ask for.
+pub const MAX_LIMIT: usize = 500;
+
+/// Paging, sorting and filters of a table request; every field optional.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableQuery {
+    /// Free text (hostname, id, label, subject, name).
+    pub q: Option<String>,
+    pub sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    pub order: Option<String>,
+    pub offset: Option<usize>,
+    /// Default 50, at most 500.
+    pub limit: Option<usize>,
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    pub severity: Option<String>,
+    pub assurance: Option<String>,
+}
+
+impl TableQuery {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(50).clamp(1, MAX_LIMIT)
+    }
+    fn offset(&self) -> usize {
+        self.offset.unwrap_or(0)
+    }
+    fn desc(&self) -> bool {
+        self.order.as_deref() == Some("desc")
+    }
+    fn matches(&self, text: &[&str]) -> bool {
+        self.q.as_deref().filter(|q| !q.is_empty()).is_none_or(|q| {
+            let q = q.to_lowercase();
+            text.iter().any(|t| t.to_lowercase().contains(&q))
+        })
+    }
+}
+
+/// Whole-fleet state computed once and shared by the pages for a few seconds.
+pub struct Snapshot {
+    pub at: Instant,
+    pub now_ms: i64,
+    pub connectors: Vec<Connector>,
+    pub findings: Vec<Finding>,
+    pub people: People,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    inner: Mutex<Option<Arc<Snapshot>>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}
+
+/// How long a snapshot serves pages.
+const FRESH: Duration = Duration::from_secs(10);
+
+impl Cache {
+    /// The current snapshot, recomputed if stale. Blocking.
+    pub fn get(&self, store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Arc<Snapshot>> {
+        if let Some(s) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && s.at.elapsed() < FRESH
+        {
+            return Ok(s.clone());
+        }
+        let people = People::new(store.people_all()?);
+        let connectors = store.connector_summaries()?;
+        let findings = crate::findings::compute_from(store, policy, now_ms, &connectors, &people)?;
+        let snap = Arc::new(Snapshot { at: Instant::now(), now_ms, connectors, findings, people });
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
+        Ok(snap)
+    }
+
+    /// Forget the snapshot (after an admin changed something).
+    pub fn clear(&self) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+fn page(total: usize, q: &TableQuery, items: Vec<Value>) -> Value {
+    json!({"total": total, "offset": q.offset(), "limit": q.limit(), "items": items})
+}
+
+fn slice<T>(v: &[T], q: &TableQuery) -> std::ops::Range<usize> {
+    let start = q.offset().min(v.len());
+    start..(start + q.limit()).min(v.len())
+}
+
+/// A page of devices.
+pub fn devices(store: &dyn Store, q: &TableQuery) -> anyhow::Result<Value> {
+    let p = DevicePage {
+        q: q.q.clone().filter(|s| !s.is_empty()),
+        assurance: q.assurance.clone(),
+        sort: q.sort.clone().unwrap_or_default(),
+        desc: q.desc(),
+        limit: q.limit(),
+        offset: q.offset(),
+    };
+    let (list, total) = store.devices_page(&p)?;
+    // The sequence head is the observation count: sequences are contiguous from 1.
+    let items = list.iter().map(|d| crate::query::device_json(d, d.seq_head)).collect();
+    Ok(page(total as usize, q, items))
+}
+
+/// One connector as a table row.
+pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> Value {
+    let mut users: Vec<&str> = c.devices.iter().filter_map(|d| d.user.as_deref()).collect();
+    users.sort_unstable();
+    users.dedup();
+    json!({
+        "key": c.key, "kind": c.kind, "label": c.label,
+        "first_seen": time(c.first_seen_ms), "last_seen": time(c.last_seen_ms),
+        "devices": c.seen_on,
+        "present_on": c.devices.iter().map(|d| d.device_id.as_str()).collect::<std::collections::BTreeSet<_>>().len(),
+        "users": users,
+        "status": policy.status(c, people),
+        "revocation": c.revocation.as_ref().map(|r| r.state()),
+        "decision": c.decision.as_ref().map(|d| d.status.clone()),
+    })
+}
+
+/// A page of connectors, judged by the policy.
+pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> Value {
+    let mut rows: Vec<(&Connector, &'static str)> = snap
+        .connectors
+        .iter()
+        .map(|c| (c, policy.status(c, &snap.people)))
+        .filter(|(c, status)| {
+            q.kind.as_ref().is_none_or(|k| *k == c.kind)
+                && q.status.as_ref().is_none_or(|s| s == status)
+                && q.matches(&[&c.key, &c.label])
+        })
+        .collect();
+    match q.sort.as_deref() {
+        Some("kind") => rows.sort_by(|a, b| (&a.0.kind, &a.0.label).cmp(&(&b.0.kind, &b.0.label))),
+        Some("status") => rows.sort_by(|a, b| (a.1, &a.0.label).cmp(&(b.1, &b.0.label))),
+        Some("devices") => rows.sort_by_key(|r| (r.0.seen_on, r.0.key.clone())),
+        Some("last_seen") => rows.sort_by_key(|r| (r.0.last_seen_ms, r.0.key.clone())),
+        Some("first_seen") => rows.sort_by_key(|r| (r.0.first_seen_ms, r.0.key.clone())),
+        _ => rows.sort_by(|a, b| (&a.0.label, &a.0.key).cmp(&(&b.0.label, &b.0.key))),
+    }
+    if q.desc() {
+        rows.reverse();
+    }
+    let items = rows[slice(&rows, q)].iter().map(|(c, _)| connector_row(c, policy, &snap.people)).collect();
+    page(rows.len(), q, items)
+}
+
+/// A page of findings.
+pub fn findings(snap: &Snapshot, q: &TableQuery) -> Value {
+    let mut rows: Vec<&Finding> = snap
+        .findings
+        .iter()
+        .filter(|f| {
+            q.kind.as_deref().is_none_or(|k| k == f.kind)
+                && q.severity.as_deref().is_none_or(|s| s == f.severity)
+                && q.matches(&[&f.subject, f.device_id.as_deref().unwrap_or_default(), f.kind])
+        })
+        .collect();
+    let rank = |s: &str| match s {
+        "high" => 0,
+        "medium" => 1,
+        _ => 2,
+    };
+    match q.sort.as_deref() {
+        Some("kind") => rows.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject))),
+        Some("severity") => rows.sort_by_key(|f| (rank(f.severity), std::cmp::Reverse(f.first_seen_ms))),
+        Some("subject") => rows.sort_by(|a, b| a.subject.cmp(&b.subject)),
+        // Newest first by default: what changed is what needs a look.
+        _ => rows.sort_by_key(|f| std::cmp::Reverse(f.first_seen_ms)),
+    }
+    if q.desc() {
+        rows.reverse();
+    }
+    let items = rows[slice(&rows, q)].iter().map(|f| f.to_json()).collect();
+    page(rows.len(), q, items)
+}
+
+/// A page of people, deprovisioned ones flagged.
+pub fn people(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> Value {
+    let mut rows: Vec<&crate::store::Person> = snap
+        .people
+        .all()
+        .iter()
+        .filter(|p| p.deleted_at_ms.is_none() || q.status.as_deref() == Some("deprovisioned"))
+        .filter(|p| match q.status.as_deref() {
+            Some("active") => p.active,
+            Some("deprovisioned") => !p.active || p.deprovisioned_at_ms.is_some(),
+            _ => true,
+        })
+        .filter(|p| {
+            let mut text: Vec<&str> = vec![&p.user_name];
+            text.extend(p.display_name.as_deref());
+            text.extend(p.emails.iter().map(String::as_str));
+            q.matches(&text)
+        })
+        .collect();
+    match q.sort.as_deref() {
+        Some("deprovisioned") => rows.sort_by_key(|p| (p.deprovisioned_at_ms, p.user_name.to_lowercase())),
+        _ => rows.sort_by_key(|p| p.user_name.to_lowercase()),
+    }
+    if q.desc() {
+        rows.reverse();
+    }
+    let items = rows[slice(&rows, q)]
+        .iter()
+        .map(|p| {
+            json!({
+                "user_name": p.user_name, "display_name": p.display_name, "emails": p.emails,
+                "active": p.active, "deprovisioned_at": p.deprovisioned_at_ms.map(time),
+                "accounts": policy.accounts_of(p),
+            })
+        })
+        .collect();
+    page(rows.len(), q, items)
+}
+
+/// The overview: devices by assurance, OS and recency; connectors by status and kind; open
+/// findings by kind; shadow-AI connectors present per day over the last 30 days.
+pub fn overview(store: &dyn Store, policy: &Policy, snap: &Snapshot) -> anyhow::Result<Value> {
+    let now = snap.now_ms;
+    let fleet = store.fleet_counts(now)?;
+    let mut by_status: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut by_kind: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut shadow = Vec::new();
+    for c in &snap.connectors {
+        let s = policy.status(c, &snap.people);
+        *by_status.entry(s).or_default() += 1;
+        *by_kind.entry(c.kind.as_str()).or_default() += 1;
+        if s == "unsanctioned" {
+            shadow.push(c.key.clone());
+        }
+    }
+    let mut by_finding: std::collections::BTreeMap<&str, u64> = Default::default();
+    for f in &snap.findings {
+        *by_finding.entry(f.kind).or_default() += 1;
+    }
+    const DAY: i64 = 86_400_000;
+    let days = 30;
+    let today = now - now.rem_euclid(DAY);
+    let from = today - (days - 1) * DAY;
+    let spans = store.presence_spans(&shadow, from, now)?;
+    let trend: Vec<Value> = (0..days)
+        .map(|i| {
+            let (start, end) = (from + i * DAY, from + (i + 1) * DAY);
+            let mut keys: Vec<&str> = spans
+                .iter()
+                .filter(|(_, a, d)| *a < end && d.is_none_or(|d| d >= start))
+                .map(|(k, _, _)| k.as_str())
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            json!({"day": time(start)[..10].to_owned(), "shadow_ai": keys.len()})
+        })
+        .collect();
+    let pairs =
+        |v: &[(String, u64)]| v.iter().map(|(k, n)| json!({"key": k, "count": n})).collect::<Vec<_>>();
+    Ok(json!({
+        "at": time(now),
+        "devices": {
+            "total": fleet.devices, "revoked": fleet.revoked,
+            "by_assurance": pairs(&fleet.by_assurance), "by_os": pairs(&fleet.by_os),
+            "last_seen": {
+                "hour": fleet.last_seen[0], "day": fleet.last_seen[1], "week": fleet.last_seen[2],
+                "older": fleet.last_seen[3], "never": fleet.last_seen[4],
+            },
+        },
+        "connectors": {"total": snap.connectors.len(), "by_status": by_status, "by_kind": by_kind},
+        "findings": {"total": snap.findings.len(), "by_kind": by_finding},
+        "trend": trend,
+    }))
+}

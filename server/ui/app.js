@@ -1,0 +1,511 @@
+// Sightline dashboard: a small single-page app over the collector's JSON API. Everything it
+// shows comes from /api/v1 with the session cookie; tables are sorted and paged by the server.
+// Data is only ever inserted as text (never as HTML), so nothing a device reports can run here.
+"use strict";
+
+const main = document.getElementById("main");
+let role = null;
+
+// ---- DOM helpers ------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+const svgNs = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(svgNs, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function badge(text, cls) {
+  return text === null || text === undefined ? "" : el("span", { class: "badge " + (cls || text) }, text);
+}
+
+function link(href, text, attrs) {
+  return el("a", Object.assign({ href }, attrs || {}), text);
+}
+
+// Children may be nested arrays, null or text, as `el` takes them.
+function nodes(children) {
+  return children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
+}
+
+function show(...children) {
+  main.replaceChildren(...nodes(children));
+}
+
+function put(parent, ...children) {
+  parent.append(...nodes(children));
+}
+
+function fmtTime(t) {
+  return t ? t.replace("T", " ").replace("Z", " UTC") : "—";
+}
+
+// ---- API ------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(path, opts) {
+  const o = Object.assign({ credentials: "same-origin", headers: {} }, opts || {});
+  if (o.body !== undefined) {
+    o.headers["Content-Type"] = "application/json";
+    o.body = JSON.stringify(o.body);
+  }
+  if (o.method && o.method !== "GET") o.headers["X-Sightline-CSRF"] = "1";
+  const r = await fetch(path, o);
+  if (r.status === 401) {
+    role = null;
+    renderLogin();
+    throw new ApiError(401, "signed out");
+  }
+  const text = await r.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new ApiError(r.status, (body && (body.error || body.detail)) || r.statusText);
+  return body;
+}
+
+function enc(s) {
+  return encodeURIComponent(s);
+}
+
+// ---- routing --------------------------------------------------------------------------------
+
+function parseHash() {
+  const h = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = h.split("?");
+  const params = new URLSearchParams(query || "");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  return { parts, params };
+}
+
+function go(path, params) {
+  const q = params ? new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v !== null && v !== undefined)).toString() : "";
+  location.hash = "#" + path + (q ? "?" + q : "");
+}
+
+async function route() {
+  if (!role) return;
+  const { parts, params } = parseHash();
+  const page = parts[0] || "overview";
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.nav === page);
+  try {
+    switch (page) {
+      case "overview": return await renderOverview();
+      case "devices": return await renderTable("devices", params);
+      case "device": return await renderDevice(parts[1]);
+      case "connectors": return await renderTable("connectors", params);
+      case "connector": return await renderConnector(parts.slice(1).join("/"));
+      case "people": return await renderTable("people", params);
+      case "person": return await renderPerson(parts[1]);
+      case "findings": return await renderTable("findings", params);
+      case "triage": return await renderTriage(params);
+      default: show(el("p", { class: "error" }, "No such page."));
+    }
+  } catch (e) {
+    if (e.status !== 401) show(el("p", { class: "error", "data-testid": "error" }, e.message));
+  }
+}
+
+// ---- sign-in ----------------------------------------------------------------------------------
+
+function renderLogin(message) {
+  document.getElementById("top").hidden = true;
+  const input = el("input", { type: "password", id: "token", name: "token", autocomplete: "off", placeholder: "sla_…", required: true });
+  const form = el("form", { class: "login", "data-testid": "login" },
+    el("h1", {}, "Sightline"),
+    el("p", { class: "muted" }, "Sign in with an API token (viewer or admin), from ", el("code", {}, "sightline-server api-token create"), "."),
+    el("label", { for: "token" }, "API token"), input,
+    message ? el("p", { class: "error" }, message) : null,
+    el("button", { class: "primary", type: "submit" }, "Sign in"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await fetch("/api/v1/session", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value }),
+      });
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) return renderLogin(body.error || "Sign-in failed.");
+      await start();
+    } catch (e) {
+      renderLogin(e.message);
+    }
+  });
+  show(form);
+  input.focus();
+}
+
+async function start() {
+  try {
+    const me = await fetch("/api/v1/session", { credentials: "same-origin" });
+    if (!me.ok) return renderLogin();
+    role = (await me.json()).role;
+  } catch (e) {
+    return renderLogin(e.message);
+  }
+  document.getElementById("top").hidden = false;
+  document.getElementById("who").textContent = "signed in as " + role;
+  await route();
+}
+
+document.getElementById("signout").addEventListener("click", async () => {
+  await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin" });
+  role = null;
+  renderLogin();
+});
+
+window.addEventListener("hashchange", route);
+start();
+
+// ---- overview -------------------------------------------------------------------------------
+
+function card(title, big, rows, testid) {
+  return el("div", { class: "card", "data-testid": testid },
+    el("div", { class: "muted" }, title),
+    big !== null ? el("div", { class: "big", "data-testid": testid + "-total" }, big) : null,
+    rows ? el("dl", {}, rows.map(([k, v, href]) => [el("dt", {}, href ? link(href, k) : k), el("dd", {}, v)])) : null);
+}
+
+async function renderOverview() {
+  const o = await api("/api/v1/views/overview");
+  const d = o.devices;
+  const ls = d.last_seen;
+  show(
+    el("h1", {}, "Fleet overview"),
+    el("div", { class: "cards" },
+      card("Devices", d.total, d.by_assurance.map((x) => [x.key, x.count, "#/devices?assurance=" + enc(x.key)]), "devices"),
+      card("Operating systems", null, d.by_os.map((x) => [x.key, x.count]), "os"),
+      card("Last seen", null, [["within an hour", ls.hour], ["within a day", ls.day], ["within a week", ls.week], ["longer ago", ls.older], ["never", ls.never]], "last-seen"),
+      card("Connectors", o.connectors.total,
+        Object.entries(o.connectors.by_status).map(([k, v]) => [k, v, "#/connectors?status=" + enc(k)]), "connectors"),
+      card("By kind", null, Object.entries(o.connectors.by_kind).map(([k, v]) => [k, v, "#/connectors?kind=" + enc(k)]), "kinds"),
+      card("Open findings", o.findings.total,
+        Object.entries(o.findings.by_kind).map(([k, v]) => [k, v, "#/findings?kind=" + enc(k)]), "findings")),
+    el("h2", {}, "Shadow-AI connectors present, last 30 days"),
+    trendChart(o.trend));
+}
+
+function trendChart(points) {
+  const w = 900, h = 180, pad = 28;
+  const max = Math.max(1, ...points.map((p) => p.shadow_ai));
+  const bw = (w - pad * 2) / points.length;
+  const bars = points.map((p, i) => {
+    const bh = (h - pad * 2) * (p.shadow_ai / max);
+    return svg("rect", { class: "bar", x: pad + i * bw + 1, y: h - pad - bh, width: Math.max(1, bw - 2), height: bh },
+      svg("title", {}, `${p.day}: ${p.shadow_ai}`));
+  });
+  return el("div", { class: "card", "data-testid": "trend" },
+    svg("svg", { viewBox: `0 0 ${w} ${h}`, width: "100%", role: "img", "aria-label": "shadow-AI connectors per day" },
+      bars,
+      svg("text", { x: pad, y: h - 8 }, points.length ? points[0].day : ""),
+      svg("text", { x: w - pad - 60, y: h - 8 }, points.length ? points[points.length - 1].day : ""),
+      svg("text", { x: 2, y: pad }, String(max))));
+}
+
+// ---- tables ---------------------------------------------------------------------------------
+
+const TABLES = {
+  devices: {
+    title: "Devices", endpoint: "/api/v1/views/devices",
+    filters: [{ name: "assurance", options: ["", "hardware_attested", "hardware_unattested", "software"] }],
+    columns: [
+      { key: "hostname", label: "Hostname", sort: "hostname", render: (d) => link("#/device/" + enc(d.device_id), d.hostname) },
+      { key: "os", label: "OS", sort: "os", render: (d) => `${d.os} ${d.os_version}` },
+      { key: "assurance", label: "Assurance", sort: "assurance", render: (d) => [badge(d.assurance), d.revoked_at ? badge("revoked device", "failed") : ""] },
+      { key: "users", label: "Users", render: (d) => d.users.join(", ") },
+      { key: "last_seen", label: "Last seen", sort: "last_seen", render: (d) => fmtTime(d.last_seen_at) },
+      { key: "enrolled", label: "Enrolled", sort: "enrolled", render: (d) => fmtTime(d.enrolled_at) },
+    ],
+  },
+  connectors: {
+    title: "Connectors", endpoint: "/api/v1/views/connectors",
+    filters: [
+      { name: "kind", options: ["", "tool", "extension", "token", "mcp_server"] },
+      { name: "status", options: ["", "discovered", "approved", "unsanctioned", "revoked", "removed"] },
+    ],
+    columns: [
+      { key: "label", label: "What", sort: "label", render: (c) => link("#/connector/" + enc(c.key), c.label || c.key) },
+      { key: "kind", label: "Kind", sort: "kind", render: (c) => c.kind },
+      { key: "key", label: "Identity", render: (c) => el("span", { class: "mono" }, c.key) },
+      { key: "devices", label: "Devices", sort: "devices", num: true, render: (c) => `${c.present_on} / ${c.devices}` },
+      { key: "users", label: "Accounts", render: (c) => c.users.join(", ") },
+      { key: "last_seen", label: "Last seen", sort: "last_seen", render: (c) => fmtTime(c.last_seen) },
+      { key: "status", label: "Status", sort: "status", render: (c) => [badge(c.status), c.revocation ? [" ", badge("revocation " + c.revocation, c.revocation)] : ""] },
+    ],
+  },
+  people: {
+    title: "People", endpoint: "/api/v1/views/people",
+    filters: [{ name: "status", options: ["", "active", "deprovisioned"] }],
+    rowClass: (p) => (p.active ? "" : "deprovisioned-row"),
+    columns: [
+      { key: "user_name", label: "User", sort: "user_name", render: (p) => link("#/person/" + enc(p.user_name), p.user_name) },
+      { key: "display_name", label: "Name", render: (p) => p.display_name || "" },
+      { key: "accounts", label: "OS accounts", render: (p) => p.accounts.join(", ") },
+      { key: "active", label: "State", sort: "deprovisioned", render: (p) => (p.active ? badge("active") : [badge("deprovisioned"), " ", fmtTime(p.deprovisioned_at)]) },
+    ],
+  },
+  findings: {
+    title: "Findings", endpoint: "/api/v1/views/findings",
+    filters: [
+      { name: "kind", options: ["", "orphaned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "software_key_device", "unattested_device", "stale_agent", "delivery_gap"] },
+      { name: "severity", options: ["", "high", "medium", "low"] },
+    ],
+    columns: [
+      { key: "first_seen", label: "Since", sort: "first_seen", render: (f) => fmtTime(f.first_seen) },
+      { key: "severity", label: "Severity", sort: "severity", render: (f) => badge(f.severity) },
+      { key: "kind", label: "Kind", sort: "kind", render: (f) => f.kind },
+      { key: "subject", label: "Subject", sort: "subject", render: (f) => subjectLink(f.subject) },
+      { key: "device", label: "Device", render: (f) => (f.device_id ? link("#/device/" + enc(f.device_id), f.device_id.slice(0, 12) + "…") : "") },
+      { key: "evidence", label: "Evidence", render: (f) => el("span", { class: "mono" }, evidenceSummary(f.evidence)) },
+    ],
+  },
+};
+
+function subjectLink(s) {
+  if (/^(tool|extension|token|mcp):/.test(s)) return link("#/connector/" + enc(s), s, { class: "mono" });
+  return link("#/device/" + enc(s), s, { class: "mono" });
+}
+
+function evidenceSummary(e) {
+  if (!e) return "";
+  const keys = ["where", "owner", "os_user", "outcome", "detail", "dropped", "last_seen", "assurance"];
+  return keys.filter((k) => e[k] !== undefined && e[k] !== null).map((k) => `${k}=${e[k]}`).join(" ");
+}
+
+async function renderTable(name, params) {
+  const t = TABLES[name];
+  const q = new URLSearchParams();
+  for (const k of ["q", "sort", "order", "offset", "limit", "kind", "status", "severity", "assurance"]) {
+    if (params.get(k)) q.set(k, params.get(k));
+  }
+  const data = await api(t.endpoint + "?" + q.toString());
+  const current = Object.fromEntries(q.entries());
+  const nav = (changes) => go("/" + name, Object.assign({}, current, changes));
+  const search = el("input", { type: "search", name: "q", placeholder: "Search…", value: params.get("q") || "", "data-testid": "search" });
+  const filters = el("form", { class: "filters" },
+    search,
+    t.filters.map((f) => {
+      const s = el("select", { name: f.name, "data-testid": "filter-" + f.name },
+        f.options.map((o) => el("option", { value: o, selected: (params.get(f.name) || "") === o }, o || "any " + f.name)));
+      s.addEventListener("change", () => nav({ [f.name]: s.value, offset: "" }));
+      return s;
+    }),
+    el("button", { type: "submit" }, "Search"));
+  filters.addEventListener("submit", (ev) => { ev.preventDefault(); nav({ q: search.value, offset: "" }); });
+  const sort = params.get("sort"), order = params.get("order") || "asc";
+  const head = el("tr", {}, t.columns.map((c) => {
+    const cls = c.sort ? "sortable" + (sort === c.sort ? " sorted-" + order : "") : "";
+    const th = el("th", { class: cls, "data-sort": c.sort || null }, c.label);
+    if (c.sort) th.addEventListener("click", () => nav({ sort: c.sort, order: sort === c.sort && order === "asc" ? "desc" : "asc", offset: "" }));
+    return th;
+  }));
+  const rows = data.items.map((item) => el("tr", { class: t.rowClass ? t.rowClass(item) : "" },
+    t.columns.map((c) => el("td", { class: c.num ? "num" : "" }, c.render(item)))));
+  const from = data.total === 0 ? 0 : data.offset + 1, to = data.offset + data.items.length;
+  const pager = el("div", { class: "pager" },
+    el("button", { type: "button", disabled: data.offset === 0, onclick: () => nav({ offset: Math.max(0, data.offset - data.limit) }) }, "‹ Previous"),
+    el("span", { "data-testid": "range" }, `${from}–${to} of ${data.total}`),
+    el("button", { type: "button", disabled: to >= data.total, onclick: () => nav({ offset: data.offset + data.limit }) }, "Next ›"));
+  show(el("h1", {}, t.title), filters, pager,
+    el("table", { "data-testid": name + "-table" }, el("thead", {}, head), el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: t.columns.length, class: "muted" }, "Nothing matches.")))));
+}
+
+// ---- device ---------------------------------------------------------------------------------
+
+function kv(pairs, testid) {
+  return el("dl", { class: "kv", "data-testid": testid }, pairs.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : v)]));
+}
+
+function presenceTable(rows, withDevice) {
+  return el("table", { "data-testid": "presence" },
+    el("thead", {}, el("tr", {}, withDevice ? el("th", {}, "Device") : null, el("th", {}, "Kind"), el("th", {}, "What"),
+      el("th", {}, "Account"), el("th", {}, "Where"), el("th", {}, "Appeared"), el("th", {}, "Gone"), el("th", {}, "Evidence"))),
+    el("tbody", {}, rows.map((p) => el("tr", {},
+      withDevice ? el("td", {}, link("#/device/" + enc(p.device_id), p.hostname || p.device_id)) : null,
+      el("td", {}, p.kind), el("td", {}, link("#/connector/" + enc(p.connector), p.label)),
+      el("td", {}, p.user || "", p.owner ? [" → ", link("#/person/" + enc(p.owner), p.owner), " (", p.attribution, ")"] : ""),
+      el("td", { class: "mono" }, p.where), el("td", {}, fmtTime(p.appeared_at)), el("td", {}, p.disappeared_at ? fmtTime(p.disappeared_at) : "present"),
+      el("td", { class: "mono" }, "seq " + p.appeared_seq + (p.disappeared_seq ? "–" + p.disappeared_seq : ""))))));
+}
+
+async function renderDevice(id) {
+  const [d, now] = await Promise.all([api("/api/v1/devices/" + enc(id)), api("/api/v1/triage/device/" + enc(id) + "?at=now")]);
+  const sessions = now.sessions || [];
+  show(
+    el("h1", { "data-testid": "device-title" }, d.hostname, " ", badge(d.assurance)),
+    kv([["Device id", el("span", { class: "mono" }, d.device_id)], ["OS", `${d.os} ${d.os_version}`], ["Agent", d.agent_version],
+      ["Assurance", badge(d.assurance)], ["Key backend", d.key_backend], ["Key id", el("span", { class: "mono" }, d.key_id)],
+      ["Hardware id (EK)", d.hardware_id ? el("span", { class: "mono" }, d.hardware_id) : "—"], ["Enrolled", fmtTime(d.enrolled_at)],
+      ["Last attested", fmtTime(d.last_attested_at)], ["Last seen", fmtTime(d.last_seen_at)], ["Revoked", d.revoked_at ? fmtTime(d.revoked_at) : "no"],
+      ["Evidence", `${d.observations} observations, sequence head ${d.seq_head}`]], "device-facts"),
+    el("h2", {}, "Logged in now"),
+    sessions.length
+      ? el("table", { "data-testid": "sessions" }, el("thead", {}, el("tr", {}, el("th", {}, "Account"), el("th", {}, "Terminal"), el("th", {}, "From"), el("th", {}, "Since"))),
+        el("tbody", {}, sessions.map((s) => el("tr", {}, el("td", {}, s.os_user), el("td", {}, s.terminal), el("td", {}, s.host || ""), el("td", {}, fmtTime(s.since))))))
+      : el("p", { class: "muted" }, "Nobody, as of the last report."),
+    el("h2", {}, "Connectors present now"),
+    now.present.length ? presenceTable(now.present, false) : el("p", { class: "muted" }, "None."),
+    el("h2", {}, "Connector history"),
+    d.history && d.history.length ? presenceTable(d.history, false) : el("p", { class: "muted" }, "None."));
+}
+
+// ---- connector ------------------------------------------------------------------------------
+
+async function renderConnector(key) {
+  const c = await api("/api/v1/connectors/" + enc(key));
+  const actions = [];
+  const act = async (what, fn) => {
+    try { await fn(); await renderConnector(key); } catch (e) { if (e.status !== 401) alert(what + ": " + e.message); }
+  };
+  if (role === "admin") {
+    actions.push(
+      el("button", { type: "button", "data-testid": "approve", onclick: () => act("Approve", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "approved" } })) }, "Approve"),
+      el("button", { type: "button", "data-testid": "unsanction", onclick: () => act("Mark unsanctioned", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "unsanctioned" } })) }, "Mark unsanctioned"),
+      el("button", { type: "button", onclick: () => act("Use policy", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "policy" } })) }, "Follow policy file"));
+    if (c.kind !== "mcp_server") {
+      actions.push(el("button", { type: "button", class: "danger", "data-testid": "revoke", onclick: () => {
+        const reason = prompt(`Revoke ${c.label}? Every device that has it gets a signed directive; agents in enforce mode act on it. Reason:`, "");
+        if (reason === null) return;
+        act("Revoke", () => api(`/api/v1/connectors/${enc(key)}/revoke`, { method: "POST", body: { reason } }));
+      } }, "Revoke"));
+    }
+  }
+  const rev = c.revocation;
+  show(
+    el("h1", { "data-testid": "connector-title" }, c.label, " ", el("span", { "data-testid": "status" }, badge(c.status))),
+    kv([["Identity", el("span", { class: "mono" }, c.key)], ["Kind", c.kind], ["First seen", fmtTime(c.first_seen)], ["Last seen", fmtTime(c.last_seen)],
+      ["Details", el("span", { class: "mono" }, ["tool", "extension_id", "name", "browser", "provider", "token_kind", "fingerprint", "source", "client", "transport", "command", "url"]
+        .filter((k) => c[k] !== undefined && c[k] !== null).map((k) => `${k}=${c[k]}`).join("  "))]], "connector-facts"),
+    actions.length ? el("div", { class: "actions" }, actions) : null,
+    rev ? [el("h2", {}, "Revocation"),
+      kv([["State", el("span", { "data-testid": "revocation-state" }, badge(rev.state))], ["Requested", fmtTime(rev.requested_at) + " by " + rev.requested_by], ["Reason", rev.reason]]),
+      el("table", { "data-testid": "outcomes" }, el("thead", {}, el("tr", {}, el("th", {}, "Device"), el("th", {}, "Action"), el("th", {}, "Sent"), el("th", {}, "Outcome"), el("th", {}, "Detail"), el("th", {}, "Evidence"))),
+        el("tbody", {}, rev.devices.map((d) => el("tr", {}, el("td", {}, link("#/device/" + enc(d.device_id), d.device_id.slice(0, 12) + "…")), el("td", {}, d.action),
+          el("td", {}, fmtTime(d.sent_at)), el("td", {}, d.outcome ? badge(d.outcome) : badge("pending")), el("td", {}, d.detail || ""), el("td", { class: "mono" }, d.outcome_seq ? "seq " + d.outcome_seq : "")))))] : null,
+    el("h2", {}, "Devices"),
+    el("table", { "data-testid": "connector-devices" }, el("thead", {}, el("tr", {}, el("th", {}, "Device"), el("th", {}, "Account"), el("th", {}, "First seen"), el("th", {}, "Last seen"), el("th", {}, "Now"))),
+      el("tbody", {}, c.devices.map((d) => el("tr", {}, el("td", {}, link("#/device/" + enc(d.device_id), d.hostname)), el("td", {}, d.user || ""),
+        el("td", {}, fmtTime(d.first_seen)), el("td", {}, fmtTime(d.last_seen)), el("td", {}, d.present ? "present" : "gone"))))),
+    el("h2", {}, "Presence timeline"),
+    timeline(c.presence),
+    presenceTable(c.presence, true));
+}
+
+function timeline(rows) {
+  if (!rows.length) return el("p", { class: "muted" }, "No presence recorded.");
+  const t = (s) => Date.parse(s);
+  const now = Date.now();
+  const start = Math.min(...rows.map((p) => t(p.appeared_at)));
+  const end = Math.max(now, ...rows.map((p) => (p.disappeared_at ? t(p.disappeared_at) : now)));
+  const devices = [...new Set(rows.map((p) => p.hostname || p.device_id))];
+  const w = 900, lh = 22, pad = 140, h = devices.length * lh + 24;
+  const x = (v) => pad + ((w - pad - 10) * (v - start)) / Math.max(1, end - start);
+  return el("div", { class: "card", "data-testid": "timeline" }, svg("svg", { viewBox: `0 0 ${w} ${h}`, width: "100%" },
+    devices.map((d, i) => svg("text", { x: 4, y: i * lh + 15 }, d.length > 20 ? d.slice(0, 19) + "…" : d)),
+    rows.map((p) => {
+      const i = devices.indexOf(p.hostname || p.device_id);
+      const a = x(t(p.appeared_at)), b = x(p.disappeared_at ? t(p.disappeared_at) : now);
+      return svg("rect", { class: "span" + (p.disappeared_at ? "" : " open"), x: a, y: i * lh + 4, width: Math.max(2, b - a), height: lh - 8 },
+        svg("title", {}, `${p.where}: ${fmtTime(p.appeared_at)} → ${p.disappeared_at ? fmtTime(p.disappeared_at) : "present"}`));
+    }),
+    svg("text", { x: pad, y: h - 4 }, fmtTime(new Date(start).toISOString().slice(0, 19) + "Z")),
+    svg("text", { x: w - 170, y: h - 4 }, fmtTime(new Date(end).toISOString().slice(0, 19) + "Z"))));
+}
+
+// ---- person ---------------------------------------------------------------------------------
+
+async function renderPerson(user) {
+  const t = await api("/api/v1/people/" + enc(user));
+  const p = t.person;
+  const gone = !p.active || p.deprovisioned_at;
+  show(
+    el("h1", { "data-testid": "person-title" }, p.display_name || p.user_name, " ", gone ? badge("deprovisioned") : badge("active")),
+    gone ? el("p", { class: "error", "data-testid": "deprovisioned" }, "Deprovisioned ", fmtTime(p.deprovisioned_at), ": anything still present below is an orphaned access path.") : null,
+    kv([["userName", p.user_name], ["OS accounts", p.accounts.join(", ")]], "person-facts"),
+    el("h2", {}, "Devices, sessions and connectors now"),
+    t.devices.length ? t.devices.map((d) => el("div", { class: "card" },
+      el("h2", {}, link("#/device/" + enc(d.device_id), d.hostname), " ", badge(d.assurance)),
+      d.sessions.length ? el("p", {}, "Logged in: ", d.sessions.map((s) => `${s.os_user} on ${s.terminal} since ${fmtTime(s.since)} (${s.attribution})`).join("; ")) : el("p", { class: "muted" }, "Not logged in now."),
+      d.present.length ? presenceTable(d.present, false) : el("p", { class: "muted" }, "Nothing present."))) : el("p", { class: "muted" }, "No device reports this person now."),
+    t.signins.length ? [el("h2", {}, "Identity-provider sign-ins (last 12 hours)"),
+      el("table", {}, el("tbody", {}, t.signins.map((s) => el("tr", {}, el("td", {}, fmtTime(s.at)), el("td", {}, s.source), el("td", {}, s.outcome), el("td", {}, s.ip || ""), el("td", {}, s.app || "")))))] : null);
+}
+
+// ---- triage ---------------------------------------------------------------------------------
+
+function toIso(local) {
+  // The picker speaks UTC, like every time on these pages.
+  return local ? local + (local.length === 16 ? ":00Z" : "Z") : "now";
+}
+
+async function renderTriage(params) {
+  const q = params.get("q") || "";
+  const at = params.get("at") || "";
+  const input = el("input", { type: "search", name: "q", value: q, size: 48, placeholder: "email, device id or hostname, token fingerprint, extension id, connector", "data-testid": "triage-q" });
+  const when = el("input", { type: "datetime-local", name: "at", value: at, step: 1, "data-testid": "triage-at" });
+  const form = el("form", { class: "filters" }, input, el("label", {}, "at (UTC) ", when), el("button", { class: "primary", type: "submit" }, "Look up"));
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); go("/triage", { q: input.value.trim(), at: when.value }); });
+  const out = el("div", { "data-testid": "triage-result" });
+  show(el("h1", {}, "Triage"), form, out);
+  if (!q) return put(out, el("p", { class: "muted" }, "Who was on which device with which connector, at any instant — answered from the signed evidence."));
+  const iso = toIso(at);
+  if (q.includes("@")) {
+    const t = await api(`/api/v1/triage/user/${enc(q)}?at=${enc(iso)}`);
+    put(out, el("h2", {}, `${t.person.user_name} at ${fmtTime(t.at)}`),
+      t.person.deprovisioned_at ? el("p", { class: "error" }, "Deprovisioned " + fmtTime(t.person.deprovisioned_at)) : null,
+      t.devices.length ? t.devices.map((d) => el("div", { class: "card", "data-testid": "triage-device" },
+        el("h2", {}, link("#/device/" + enc(d.device_id), d.hostname), " ", badge(d.assurance)),
+        d.sessions.length ? el("p", {}, "Sessions: ", d.sessions.map((s) => `${s.os_user} on ${s.terminal} since ${fmtTime(s.since)} (${s.attribution}, seq ${s.evidence_seq})`).join("; ")) : el("p", { class: "muted" }, "No session open then."),
+        presenceTable(d.present, false))) : el("p", { class: "muted" }, "No device had this person's session or connectors then."));
+    return;
+  }
+  let key = null;
+  if (/^(tool|extension|token|mcp):/.test(q)) key = q;
+  else if (/^[0-9a-f]{32}$/.test(q)) key = "token:" + q;
+  else if (/^[a-p]{32}$/.test(q)) key = "extension:" + q;
+  if (key) {
+    const c = await api("/api/v1/triage/connector/" + enc(key));
+    put(out, el("h2", {}, link("#/connector/" + enc(c.key), c.label), " ", badge(c.status)), presenceTable(c.presence, true));
+    return;
+  }
+  let id = q;
+  const found = await api("/api/v1/views/devices?limit=20&q=" + enc(q));
+  const exact = found.items.find((d) => d.device_id === q || d.hostname === q);
+  if (exact) id = exact.device_id;
+  else if (found.items.length === 1) id = found.items[0].device_id;
+  else if (found.items.length > 1) {
+    put(out, el("p", {}, "Several devices match:"), el("ul", {}, found.items.map((d) => el("li", {}, link("#/triage?" + new URLSearchParams({ q: d.device_id, at }), `${d.hostname} (${d.device_id})`)))));
+    return;
+  } else {
+    put(out, el("p", { class: "muted" }, "Nothing matches: try an email, a device id or hostname, a token fingerprint or an extension id."));
+    return;
+  }
+  const t = await api(`/api/v1/triage/device/${enc(id)}?at=${enc(iso)}`);
+  put(out, el("h2", {}, link("#/device/" + enc(id), t.device.hostname), ` at ${fmtTime(t.at)} `, badge(t.device.assurance)),
+    el("p", {}, "Logged in: ", (t.sessions || []).map((s) => `${s.os_user} (${s.terminal})`).join(", ") || "nobody"),
+    presenceTable(t.present, false));
+}

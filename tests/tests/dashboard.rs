@@ -1,0 +1,218 @@
+//! The dashboard in a real browser: a collector seeded with a fleet (61 enrolled devices
+//! reporting over mTLS with signed batches, people provisioned through SCIM, one live agent
+//! daemon in enforce mode), driven headless in Debian's Chromium by playwright-core
+//! (`tests/browser/dashboard.mjs`). Screenshots land in `target/screenshots/`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sightline_proto::envelope::GENESIS_HASH;
+use sightline_proto::pb::{self, observation::Item};
+use sightline_tests::*;
+
+const AI_SIDEBAR: &str = "bgnkhhnnamicmpeenaelnjfhikgbkllg";
+const CLAUDE_EXT: &str = "fcoeoabgfenejglbffodgkkbkcdhcgfn";
+
+fn obs(at: i64, item: Item) -> pb::Observation {
+    pb::Observation { seq: 0, observed_at_ms: at, change: pb::Change::Snapshot as i32, item: Some(item) }
+}
+
+fn inventory(host: &str, os: &str, user: &str) -> Item {
+    Item::DeviceInventory(pb::DeviceInventory {
+        hostname: host.into(),
+        os: os.into(),
+        os_version: "1".into(),
+        agent_version: "0.1.0".into(),
+        serial: None,
+        users: vec![user.into()],
+    })
+}
+
+fn session(user: &str, since: i64) -> Item {
+    Item::OsSession(pb::OsSessionItem {
+        user: user.into(),
+        terminal: "seat0".into(),
+        host: None,
+        started_at_ms: since,
+    })
+}
+
+fn extension(user: &str, id: &str, name: &str) -> Item {
+    Item::Extension(pb::ExtensionItem {
+        tool: None,
+        user: Some(user.into()),
+        browser: "chrome".into(),
+        profile: "Default".into(),
+        extension_id: id.into(),
+        name: name.into(),
+        path: format!("/home/{user}/.config/google-chrome/Default/Extensions/{id}"),
+        signals: vec!["host:api.openai.com".into()],
+        ..Default::default()
+    })
+}
+
+fn token(user: &str, fp: &str, provider: &str) -> Item {
+    Item::Token(pb::TokenItem {
+        provider: provider.into(),
+        kind: pb::TokenKind::ApiKey as i32,
+        user: Some(user.into()),
+        path: format!("/home/{user}/.config/{provider}/key"),
+        source: pb::TokenSource::CredentialFile as i32,
+        fingerprint: fp.into(),
+        locator: None,
+        mcp_server: None,
+    })
+}
+
+fn tool(user: &str, id: &str) -> Item {
+    Item::App(pb::AppItem {
+        tool: id.into(),
+        user: Some(user.into()),
+        path: format!("/home/{user}/.local/bin/{id}"),
+        version: None,
+        bundle_id: None,
+    })
+}
+
+fn scim(c: &Collector, token: &str, user: &str, name: &str) -> String {
+    let body = format!(
+        r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"{user}","name":{{"formatted":"{name}"}},"displayName":"{name}","emails":[{{"value":"{user}","primary":true}}],"active":true}}"#
+    );
+    let (code, _, v) = c.api_body("POST", "/scim/v2/Users", Some(token), Some(&body));
+    assert_eq!(code, 201, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_in_a_real_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: the test command installs Debian's chromium"
+    );
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm ci --prefix tests/browser` (the test command does)"
+    );
+
+    let c = Collector::start_with_policy(
+        "[approved]\ntools = [\"github_copilot\"]\nproviders = [\"anthropic\"]\n",
+    )
+    .await;
+    let now = sightline_server::ingest::now_ms();
+    let t0 = now - 10 * 86_400_000;
+    let scim_token = c.api_token("scim");
+    let (viewer, admin) = (c.api_token("viewer"), c.api_token("admin"));
+    tokio::task::block_in_place(|| {
+        scim(&c, &scim_token, "alice@example.com", "Alice Ng");
+        let bob = scim(&c, &scim_token, "bob@example.com", "Bob Diaz");
+        let (code, _, _) = c.api_body(
+            "PATCH",
+            &format!("/scim/v2/Users/{bob}"),
+            Some(&scim_token),
+            Some(r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#),
+        );
+        assert_eq!(code, 200);
+    });
+
+    // 60 laptops: alice's (#7), bob's (#10) and a crowd with a mix of AI connectors.
+    let mut alice_device = String::new();
+    for i in 1..=60u32 {
+        let agent = enroll(&c).await;
+        let host = format!("laptop-{i:03}");
+        let (user, os) = match i {
+            7 => ("alice".to_owned(), "linux"),
+            10 => ("bob".to_owned(), "macos"),
+            _ => (format!("user{i}"), ["linux", "macos", "windows"][i as usize % 3]),
+        };
+        let at = t0 + i64::from(i) * 3_600_000;
+        let mut items = vec![inventory(&host, os, &user), session(&user, at - 60_000)];
+        if i % 3 == 0 || i == 7 {
+            items.push(extension(&user, AI_SIDEBAR, "AI Sidebar"));
+        }
+        if i % 4 == 0 {
+            items.push(tool(&user, "github_copilot"));
+        }
+        if i % 5 == 0 {
+            items.push(tool(&user, "cursor"));
+        }
+        if i == 7 || i == 10 {
+            items.push(token(&user, &format!("{i:032x}"), "openai"));
+        }
+        if i % 6 == 0 {
+            items.push(token(&user, &format!("{:032x}", 1000 + i), "anthropic"));
+        }
+        let (b, _) = agent.batch_of(1, GENESIS_HASH, items.into_iter().map(|it| obs(at, it)).collect());
+        agent.send(vec![b]).await[0].as_ref().unwrap();
+        if i == 7 {
+            alice_device = agent.device_id.clone();
+        }
+    }
+
+    // One real agent daemon in enforce mode, with Chrome's Claude extension.
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let ext = root.join(format!("home/carol/.config/google-chrome/Default/Extensions/{CLAUDE_EXT}/1.0.3_0"));
+    std::fs::create_dir_all(&ext).unwrap();
+    std::fs::write(
+        ext.join("manifest.json"),
+        r#"{"manifest_version": 3, "name": "Claude", "version": "1.0.3", "host_permissions": ["https://claude.ai/*"]}"#,
+    )
+    .unwrap();
+    let mut live = AgentProcess::enroll_at(
+        &c.url,
+        &c.token(),
+        &c.data_dir.path().join("ca.pem"),
+        work.path(),
+        &root,
+        "enforcement = \"enforce\"\n",
+    );
+    live.start();
+    let live_key = format!("extension:{CLAUDE_EXT}");
+    let store = c.shared.store.clone();
+    wait_for(Duration::from_secs(30), "the live agent's extension", || {
+        store.connector(&live_key).ok().flatten().map(|_| ())
+    });
+
+    let mut hosts: Vec<String> = c.shared.store.devices().unwrap().into_iter().map(|d| d.hostname).collect();
+    hosts.sort();
+    let inside = sightline_server::query::time(t0 + 7 * 3_600_000 + 30 * 60_000);
+    let expect = serde_json::json!({
+        "devices": 61,
+        "last_hostname": hosts.last().unwrap(),
+        "alice_device": alice_device,
+        "alice_host": "laptop-007",
+        "alice_email": "alice@example.com",
+        "bob_email": "bob@example.com",
+        "inside_local": &inside[..16],
+        "ext_label": "AI Sidebar",
+        "live_ext_key": live_key,
+        "approve_key": "tool:cursor",
+    });
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("node")
+            .arg(browser_dir.join("dashboard.mjs"))
+            .env("SIGHTLINE_URL", &c.api_url)
+            .env("SIGHTLINE_VIEWER", &viewer)
+            .env("SIGHTLINE_ADMIN", &admin)
+            .env("SIGHTLINE_EXPECT", expect.to_string())
+            .env("SIGHTLINE_SHOTS", &shots)
+            .env("CHROMIUM", &chromium)
+            // The dev CA is not in Node's trust store; the browser is told the same.
+            .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
+            .output()
+            .unwrap()
+    });
+    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    println!("{log}");
+    live.terminate(Duration::from_secs(10));
+    assert!(out.status.success(), "the browser run failed:\n{log}\nagent log:\n{}", live.log_text());
+    for page in
+        ["login", "overview", "devices", "device", "triage", "findings", "people", "connector-revoked"]
+    {
+        assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
+    }
+    c.stop().await;
+}
