@@ -60,6 +60,18 @@ echo "==> cargo test"
 log="$(mktemp)"
 # pipefail makes a failing cargo fail this line; tee keeps the full output visible.
 cargo test --workspace --all-targets --all-features 2>&1 | tee "$log"
+echo "==> OpenAPI: the document the collector serves is valid OpenAPI"
+validator=target/openapi-validator
+if [ ! -x "$validator/bin/openapi-spec-validator" ]; then
+  python3 -m venv "$validator" 2>/dev/null || { rm -rf "$validator"; python3 -m pip install -q --target "$validator/lib" openapi-spec-validator==0.9.0; }
+  [ -x "$validator/bin/pip" ] && "$validator/bin/pip" install -q openapi-spec-validator==0.9.0
+fi
+target/debug/sightline-server openapi > target/openapi.json
+if [ -x "$validator/bin/openapi-spec-validator" ]; then
+  "$validator/bin/openapi-spec-validator" target/openapi.json
+else
+  PYTHONPATH="$validator/lib" python3 -m openapi_spec_validator target/openapi.json
+fi
 echo "==> packaging: the .deb built, inspected, installed, enrolled through its unit, purged"
 scripts/check-packaging.sh
 # One closing line for the whole suite (cargo prints one per test binary).

@@ -16,7 +16,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::ingest::{Shared, now_ms};
@@ -152,44 +152,130 @@ async fn admin(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The `/api/v1` routes and the OpenAPI document generated from the same handlers, so the
+/// document cannot drift from what is served.
+pub fn api_routes() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(devices))
+        .routes(routes!(device))
+        .routes(routes!(revoke_device))
+        .routes(routes!(connectors))
+        .routes(routes!(connector))
+        .routes(routes!(revoke_connector))
+        .routes(routes!(set_status))
+        .routes(routes!(triage_connector))
+        .routes(routes!(triage_token))
+        .routes(routes!(triage_device))
+        .routes(routes!(triage_user))
+        .routes(routes!(findings))
+        .routes(routes!(push_signins))
+        .routes(routes!(person))
+        .routes(routes!(view_overview))
+        .routes(routes!(view_devices))
+        .routes(routes!(view_connectors))
+        .routes(routes!(view_findings))
+        .routes(routes!(view_people))
+        .routes(routes!(crate::ui::whoami, crate::ui::sign_in, crate::ui::sign_out))
+        .split_for_parts()
+}
+
+/// The document's frame; the paths come from the handlers' `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Sightline collector API",
+        description = "Inventory, triage, findings and revocation of AI connectors on a laptop fleet. \
+                       Authenticate with `Authorization: Bearer <API token>` (from `sightline-server api-token create`) \
+                       or a dashboard session cookie (changes through a cookie also need the `X-Sightline-CSRF` header). \
+                       Roles: viewer reads; admin reads and acts; ingest pushes sign-ins."
+    ),
+    modifiers(&Security),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "inventory", description = "Devices, connectors, findings"),
+        (name = "triage", description = "Who had what, where, when"),
+        (name = "actions", description = "Revocation and status decisions (admin)"),
+        (name = "identity", description = "People and IdP sign-ins"),
+        (name = "views", description = "Server-side paged tables for the dashboard"),
+        (name = "session", description = "Dashboard sign-in"),
+        (name = "health", description = "Liveness"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("An API token")).build(),
+            ),
+        );
+        c.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("sightline_session"))),
+        );
+    }
+}
+
+/// Every error: `{"error": "what was wrong"}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the error shape; built with json! by ApiError")]
+pub struct ErrorBody {
+    error: String,
+}
+
 pub fn router(shared: Shared) -> axum::Router {
-    axum::Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/devices", get(devices))
-        .route("/api/v1/devices/{id}", get(device))
-        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
-        .route("/api/v1/connectors", get(connectors))
-        .route("/api/v1/connectors/{key}", get(connector))
-        .route("/api/v1/connectors/{key}/revoke", post(revoke_connector))
-        .route("/api/v1/triage/connector/{key}", get(connector))
-        .route("/api/v1/triage/token/{fp}", get(triage_token))
-        .route("/api/v1/triage/device/{id}", get(triage_device))
-        .route("/api/v1/triage/user/{user}", get(triage_user))
-        .route("/api/v1/findings", get(findings))
-        .route("/api/v1/signins/{source}", post(push_signins))
-        .route("/api/v1/connectors/{key}/status", post(set_status))
-        .route("/api/v1/people/{user}", get(person))
-        .route("/api/v1/views/overview", get(view_overview))
-        .route("/api/v1/views/devices", get(view_devices))
-        .route("/api/v1/views/connectors", get(view_connectors))
-        .route("/api/v1/views/findings", get(view_findings))
-        .route("/api/v1/views/people", get(view_people))
+    let (api, doc) = api_routes();
+    let doc = Arc::new(doc);
+    api.route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .merge(crate::scim::routes())
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(shared)
 }
 
-/// Liveness for load balancers: no token, no data.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "health",
+    summary = "Liveness, no token",
+    responses((status = 200, description = "`{\"status\": \"ok\", \"version\": …}`", body = Object)),
+    security(()),
+)]
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "inventory",
+    summary = "Every enrolled device (the CLI's `devices --json`)",
+    responses((status = 200, description = "Array of devices", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn devices(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     Ok(Json(blocking(&s.store, query::devices_value).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}",
+    tag = "inventory",
+    summary = "One device with its connectors and recent presence history",
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 200, description = "The device", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn device(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -203,6 +289,15 @@ async fn device(
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no device {id}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/revoke",
+    tag = "actions",
+    summary = "Revoke a device: its streams are refused from now on (admin)",
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 200, description = "Revoked", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn revoke_device(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -225,6 +320,15 @@ async fn revoke_device(
     Ok(Json(json!({"device_id": id, "revoked": true})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors",
+    tag = "inventory",
+    summary = "Every connector, filtered (the CLI's `connectors --json`)",
+    params(query::ConnectorFilter),
+    responses((status = 200, description = "Array of connectors", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn connectors(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -237,6 +341,15 @@ async fn connectors(
 }
 
 /// One connector: where it is and was, owners, and any revocation with each device's outcome.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors/{key}",
+    tag = "inventory",
+    summary = "One connector: devices, owners, presence, revocation and directives",
+    params(("key" = String, Path, description = "Connector key: extension:ID, tool:ID, token:FP, mcp:NAME:HASH")),
+    responses((status = 200, description = "The connector", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn connector(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -250,6 +363,32 @@ async fn connector(
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no connector {key} has been reported")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/triage/connector/{key}",
+    tag = "triage",
+    summary = "Where an access path is and was, with owners and evidence references",
+    params(("key" = String, Path, description = "Connector key")),
+    responses((status = 200, description = "The connector with its presence history", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+async fn triage_connector(
+    s: State<Shared>,
+    h: HeaderMap,
+    key: Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    connector(s, h, key).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/triage/token/{fp}",
+    tag = "triage",
+    summary = "Every place a token fingerprint is or was",
+    params(("fp" = String, Path, description = "Keyed token fingerprint (hex)")),
+    responses((status = 200, description = "The token connector with its presence history", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn triage_token(
     s: State<Shared>,
     h: HeaderMap,
@@ -258,7 +397,7 @@ async fn triage_token(
     connector(s, h, Path(format!("token:{fp}"))).await
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeBody {
     #[serde(default)]
@@ -266,6 +405,16 @@ struct RevokeBody {
 }
 
 /// Revokes a connector (admin): directives go out to every device where it is present.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connectors/{key}/revoke",
+    tag = "actions",
+    summary = "Revoke a connector: a signed directive to every device that has it (admin)",
+    params(("key" = String, Path, description = "Connector key")),
+    request_body(content = RevokeBody, description = "Optional; the reason is kept and sent to devices"),
+    responses((status = 200, description = "The directives issued", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn revoke_connector(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -299,7 +448,7 @@ async fn revoke_connector(
     Ok(Json(query::revoked_value(&issued)))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
     /// `approved`, `unsanctioned`, or `policy` (drop the decision; the policy file decides).
@@ -307,6 +456,16 @@ struct StatusBody {
 }
 
 /// An admin's status decision for a connector, overriding the policy file.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connectors/{key}/status",
+    tag = "actions",
+    summary = "Approve or mark unsanctioned, overriding policy.toml; `policy` drops the decision (admin)",
+    params(("key" = String, Path, description = "Connector key")),
+    request_body = StatusBody,
+    responses((status = 200, description = "The connector as it now stands", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn set_status(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -345,6 +504,15 @@ async fn set_status(
 }
 
 /// A person now: their accounts, devices, sessions and what is on those devices.
+#[utoipa::path(
+    get,
+    path = "/api/v1/people/{user}",
+    tag = "identity",
+    summary = "A person now: accounts, devices, sessions, connectors, recent sign-ins",
+    params(("user" = String, Path, description = "SCIM userName or email")),
+    responses((status = 200, description = "The person", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn person(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -366,6 +534,14 @@ async fn snapshot(s: &Shared) -> Result<Arc<crate::views::Snapshot>, ApiError> {
     blocking(&s.store, move |st| cache.get(st, &policy, now_ms())).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/views/overview",
+    tag = "views",
+    summary = "Fleet overview: devices by assurance, OS and recency; connectors by status and kind; findings; 30-day shadow-AI trend",
+    responses((status = 200, description = "The overview", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn view_overview(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let snap = snapshot(&s).await?;
@@ -373,12 +549,30 @@ async fn view_overview(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Val
     Ok(Json(blocking(&s.store, move |st| crate::views::overview(st, &policy, &snap)).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/views/devices",
+    tag = "views",
+    summary = "A page of devices, sorted and filtered on the server",
+    params(crate::views::TableQuery),
+    responses((status = 200, description = "A page: total, offset, limit and items", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn view_devices(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     Ok(Json(blocking(&s.store, move |st| crate::views::devices(st, &q)).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/views/connectors",
+    tag = "views",
+    summary = "A page of connectors with their status",
+    params(crate::views::TableQuery),
+    responses((status = 200, description = "A page: total, offset, limit and items", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn view_connectors(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
@@ -386,6 +580,15 @@ async fn view_connectors(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Re
     Ok(Json(crate::views::connectors(&snap, &s.policy, &q)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/views/findings",
+    tag = "views",
+    summary = "A page of findings",
+    params(crate::views::TableQuery),
+    responses((status = 200, description = "A page: total, offset, limit and items", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn view_findings(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
@@ -393,6 +596,15 @@ async fn view_findings(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Resu
     Ok(Json(crate::views::findings(&snap, &q)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/views/people",
+    tag = "views",
+    summary = "A page of people, deprovisioned ones flagged",
+    params(crate::views::TableQuery),
+    responses((status = 200, description = "A page: total, offset, limit and items", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn view_people(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
@@ -400,13 +612,23 @@ async fn view_people(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result
     Ok(Json(crate::views::people(&snap, &s.policy, &q)))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AtQuery {
     /// RFC 3339, or `now` (the default).
     at: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/triage/device/{id}",
+    tag = "triage",
+    summary = "What was on a device at an instant, who was logged in, its assurance",
+    params(("id" = String, Path, description = "Device id"), AtQuery),
+    responses((status = 200, description = "The device at that instant", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn triage_device(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -415,16 +637,7 @@ async fn triage_device(
 ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let at = match q.at.as_deref() {
-        None | Some("now") => now_ms(),
-        Some(t) => humantime::parse_rfc3339_weak(t)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .ok_or_else(|| {
-                ApiError(StatusCode::BAD_REQUEST, format!("`at` {t:?} is not an RFC 3339 time"))
-            })?,
-    };
+    let at = parse_at(q.at.as_deref())?;
     let i = id.clone();
     blocking(&s.store, move |st| query::device_at_value(st, &i, at))
         .await?
@@ -433,6 +646,16 @@ async fn triage_device(
 }
 
 /// IdP sign-in push (`ingest` or `admin` tokens): the body is what `signins import` reads.
+#[utoipa::path(
+    post,
+    path = "/api/v1/signins/{source}",
+    tag = "identity",
+    summary = "Push IdP sign-in events: Okta System Log or Entra sign-ins JSON (ingest or admin token)",
+    params(("source" = String, Path, description = "okta or entra")),
+    request_body(content = Object, description = "A JSON array, a Graph page or JSON lines, as the IdP exports them"),
+    responses((status = 200, description = "Counts received, stored, duplicates, skipped", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn push_signins(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -460,12 +683,29 @@ async fn push_signins(
     Ok(Json(json!({"received": n, "stored": added, "duplicates": n - added, "skipped": skipped})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/findings",
+    tag = "inventory",
+    summary = "Every finding (the CLI's `findings --json`)",
+    responses((status = 200, description = "Array of findings", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn findings(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let policy = s.policy.clone();
     Ok(Json(blocking(&s.store, move |st| query::findings_value(st, &policy, now_ms())).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/triage/user/{user}",
+    tag = "triage",
+    summary = "A person at an instant: devices, sessions, connectors, attribution, sign-ins",
+    params(("user" = String, Path, description = "SCIM userName or email"), AtQuery),
+    responses((status = 200, description = "The person at that instant", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn triage_user(
     State(s): State<Shared>,
     h: HeaderMap,

@@ -161,6 +161,8 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Print the OpenAPI document of the HTTP API (the one served at /api/v1/openapi.json).
+    Openapi,
     /// Show one device, or revoke it.
     Device {
         #[command(subcommand)]
@@ -517,6 +519,10 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 sightline_server::ingest::now_ms(),
             )?;
             print(&query::revoked(&issued, json)?)
+        }
+        Command::Openapi => {
+            let (_, doc) = sightline_server::api::api_routes();
+            print(&(serde_json::to_string_pretty(&doc)? + "\n"))
         }
         Command::Findings { data_dir, json, remote } => {
             if let Some(out) = remote.call(|r| async move { r.get("/api/v1/findings").await })? {

@@ -124,8 +124,9 @@ pub fn devices_value(store: &dyn Store) -> anyhow::Result<Value> {
 }
 
 /// Which connectors to list; every field optional.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConnectorFilter {
     /// `tool`, `extension`, `token`, `mcp_server`.
     pub kind: Option<String>,

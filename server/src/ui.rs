@@ -35,7 +35,6 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/ui/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
         .route("/ui/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
-        .route("/api/v1/session", get(whoami).post(sign_in).delete(sign_out))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -68,13 +67,28 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignIn {
+pub(crate) struct SignIn {
+    /// A viewer or admin API token.
     token: String,
 }
 
-async fn sign_in(
+#[utoipa::path(
+    post,
+    path = "/api/v1/session",
+    tag = "session",
+    summary = "Sign in to the dashboard: exchange an API token for a session cookie",
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "Signed in; `Set-Cookie: sightline_session=…; HttpOnly; Secure; SameSite=Strict`", body = Object),
+        (status = 400, description = "Malformed body", body = crate::api::ErrorBody),
+        (status = 401, description = "Unknown or revoked token", body = crate::api::ErrorBody),
+        (status = 403, description = "A machine token (scim, ingest) cannot sign in", body = crate::api::ErrorBody),
+    ),
+    security(()),
+)]
+pub(crate) async fn sign_in(
     State(s): State<Shared>,
     body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -112,12 +126,32 @@ async fn sign_in(
     Ok(r)
 }
 
-async fn whoami(State(s): State<Shared>, h: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    tag = "session",
+    summary = "Who the caller is: the role behind the token or session",
+    responses((status = 200, description = "`{\"role\": …, \"version\": …}`", body = Object),
+              (status = 401, description = "Not signed in", body = crate::api::ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(crate) async fn whoami(
+    State(s): State<Shared>,
+    h: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let role = crate::api::role_of(&s, &h).await.map_err(|(status, m)| ApiError(status, m))?;
     Ok(Json(json!({"role": role.as_str(), "version": env!("CARGO_PKG_VERSION")})))
 }
 
-async fn sign_out(State(s): State<Shared>, h: HeaderMap) -> Result<Response, ApiError> {
+#[utoipa::path(
+    delete,
+    path = "/api/v1/session",
+    tag = "session",
+    summary = "Sign out: the session ends on the server and the cookie is cleared",
+    responses((status = 204, description = "Signed out")),
+    security(("session" = [])),
+)]
+pub(crate) async fn sign_out(State(s): State<Shared>, h: HeaderMap) -> Result<Response, ApiError> {
     if let Some(id) = session_cookie(&h) {
         let (store, sid) = (s.store.clone(), token_hash(&id));
         tokio::task::spawn_blocking(move || store.delete_session(&sid))

@@ -20,8 +20,9 @@ use crate::store::{Connector, DevicePage, Store};
 pub const MAX_LIMIT: usize = 500;
 
 /// Paging, sorting and filters of a table request; every field optional.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TableQuery {
     /// Free text (hostname, id, label, subject, name).
     pub q: Option<String>,

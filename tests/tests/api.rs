@@ -552,3 +552,47 @@ async fn dashboard_sessions_and_paged_views() {
     });
     c.stop().await;
 }
+
+/// The OpenAPI document: served as the CLI prints it, every documented operation is routed
+/// (no "no such API endpoint" for any of them), and every `/api/v1` route is documented.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_matches_what_is_served() {
+    let c = Collector::start().await;
+    let admin = c.api_token("admin");
+    tokio::task::block_in_place(|| {
+        let (code, _, served) = c.api("GET", "/api/v1/openapi.json", None);
+        assert_eq!(code, 200);
+        let out = std::process::Command::new(bin("sightline-server")).arg("openapi").output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(served, serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap());
+        assert!(served["openapi"].as_str().unwrap().starts_with("3."));
+        let paths = served["paths"].as_object().unwrap();
+        for (path, ops) in paths {
+            let concrete = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in ops.as_object().unwrap().keys() {
+                let body = (method == "post").then_some("{}");
+                let (code, _, body) = c.api_body(&method.to_uppercase(), &concrete, Some(&admin), body);
+                assert!(
+                    body["error"] != "no such API endpoint" && code != 405,
+                    "{method} {path} is documented but not served: {code} {body}"
+                );
+            }
+        }
+        // The other way: the API's own routes are all in the document.
+        for route in [
+            "/api/v1/devices",
+            "/api/v1/connectors/{key}/revoke",
+            "/api/v1/views/overview",
+            "/api/v1/session",
+        ] {
+            assert!(paths.contains_key(route), "{route} is served but not documented");
+        }
+        let (code, _, body) = c.api("GET", "/api/v1/undocumented", Some(&admin));
+        assert_eq!((code, body["error"].as_str()), (404, Some("no such API endpoint")));
+    });
+    c.stop().await;
+}
