@@ -236,12 +236,26 @@ pub fn router(shared: Shared) -> axum::Router {
     let (api, doc) = api_routes();
     let doc = Arc::new(doc);
     api.route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
+        .route("/metrics", get(metrics))
         .merge(crate::scim::routes())
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(shared)
 }
 
+/// Prometheus text exposition (viewer or admin token: scrapers send it as a bearer token).
+async fn metrics(State(s): State<Shared>, h: HeaderMap) -> Result<Response, ApiError> {
+    reader(&s, &h).await?;
+    s.metrics.connected.set(s.dispatch.open_streams() as i64);
+    let mut r = s.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+/// Liveness for load balancers: no token, no data.
 #[utoipa::path(
     get,
     path = "/api/v1/health",

@@ -10,6 +10,7 @@ pub mod attest;
 pub mod evidence;
 pub mod findings;
 pub mod ingest;
+pub mod metrics;
 pub mod pki;
 pub mod policy;
 pub mod query;

@@ -59,6 +59,7 @@ pub fn open(data_dir: &Path, dev: bool) -> anyhow::Result<Shared> {
         policy,
         dispatch: Default::default(),
         views: Default::default(),
+        metrics: Default::default(),
     })
 }
 

@@ -596,3 +596,47 @@ async fn the_openapi_document_matches_what_is_served() {
     });
     c.stop().await;
 }
+
+/// Prometheus metrics: ingest counters and latency histograms move with real traffic,
+/// refusals are counted by reason, no series names a device, and a token is required.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_ingest_and_refusals_without_per_device_labels() {
+    use sightline_proto::envelope::GENESIS_HASH;
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    a.run_once(&fixtures().join("linux")).await.unwrap();
+    // A forged batch: one flipped signature byte.
+    let (mut forged, _) = a.batch(100, GENESIS_HASH, 1);
+    let last = forged.signature.len() - 1;
+    forged.signature[last] ^= 1;
+    assert!(a.send(vec![forged]).await[0].is_err());
+    let viewer = c.api_token("viewer");
+    let (code, text) = tokio::task::block_in_place(|| {
+        assert_eq!(c.api("GET", "/metrics", None).0, 401);
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-w", "\n%{http_code}", "--cacert"])
+            .arg(c.data_dir.path().join("ca.pem"))
+            .args(["-H", &format!("Authorization: Bearer {viewer}")])
+            .arg(format!("{}/metrics", c.api_url))
+            .output()
+            .unwrap();
+        let t = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = t.rsplit_once('\n').unwrap();
+        (code.parse::<u16>().unwrap(), body.to_owned())
+    });
+    assert_eq!(code, 200);
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert!(value("sightline_batches_ingested_total{outcome=\"stored\"}") >= 1.0);
+    let stored = c.shared.store.device(&a.device_id).unwrap().unwrap().seq_head as f64;
+    assert_eq!(value("sightline_observations_ingested_total"), stored);
+    assert_eq!(value("sightline_verification_failures_total{reason=\"bad_signature\"}"), 1.0);
+    assert!(value("sightline_ingest_latency_seconds_count") >= 1.0);
+    assert!(value("sightline_store_latency_seconds_count") >= 1.0);
+    assert!(text.contains("sightline_connected_agents"));
+    assert!(!text.contains(&a.device_id), "no per-device labels");
+    c.stop().await;
+}

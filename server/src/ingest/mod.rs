@@ -27,6 +27,7 @@ pub struct Shared {
     pub dispatch: Arc<directives::Dispatch>,
     /// The dashboard's whole-fleet snapshot.
     pub views: Arc<crate::views::Cache>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How strict ingest is; set from `serve` flags.

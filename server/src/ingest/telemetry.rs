@@ -89,9 +89,11 @@ impl Telemetry for TelemetryService {
             .await?
             .map_err(internal)?
             .ok_or_else(|| {
+                self.shared.metrics.refuse("unknown_device");
                 Status::unauthenticated("client certificate does not belong to an enrolled device")
             })?;
         if device.revoked_at_ms.is_some() {
+            self.shared.metrics.refuse("revoked_device");
             return Err(Status::permission_denied(format!("device {} is revoked", device.id)));
         }
         if device.cert_sha256 != cert {
@@ -217,6 +219,7 @@ impl StreamTask {
                 return Err(Status::cancelled("stream closed"));
             }
             tracing::info!(directive = %d.id, action = %d.action, connector = %d.connector_key, "Directive sent.");
+            self.shared.metrics.directives_sent.inc();
             let did = d.id.clone();
             blocking(&self.shared.store, move |s| s.mark_directive_sent(&did, now_ms()))
                 .await?
@@ -265,6 +268,7 @@ impl StreamTask {
 
     async fn claims(&mut self, c: pb::SignedClaims) -> Reply {
         p256::verify(&self.device.key_spki, CLAIMS_CONTEXT, &c.payload, &c.signature).map_err(|_| {
+            self.shared.metrics.refuse("claims_signature");
             Status::unauthenticated("device claims signature does not verify with the device key")
         })?;
         let claims = pb::DeviceClaims::decode(c.payload.as_slice())
@@ -273,6 +277,7 @@ impl StreamTask {
             return Err(Status::permission_denied("device claims name another device"));
         }
         if claims.stream_nonce != self.nonce {
+            self.shared.metrics.refuse("claims_replayed");
             return Err(Status::unauthenticated("device claims are not for this stream's nonce (replayed?)"));
         }
         let record = ClaimsRecord {
@@ -311,11 +316,15 @@ impl StreamTask {
             &presented.stream_signature,
         )
         .map_err(|_| {
+            self.shared.metrics.refuse("not_presented");
             Status::unauthenticated(
                 "batch is not presented for this stream (replayed from another connection?)",
             )
         })?;
-        handle_batch(&self.shared, &self.device, signed).await
+        let started = std::time::Instant::now();
+        let r = handle_batch(&self.shared, &self.device, signed).await;
+        crate::metrics::Metrics::observe(&self.shared.metrics.ingest_seconds, started.elapsed());
+        r
     }
 
     async fn renew(&self, r: pb::RenewRequest) -> Reply {
@@ -349,7 +358,9 @@ async fn handle_batch(
     device: &Device,
     signed: pb::SignedBatch,
 ) -> Result<pb::CollectorMessage, Status> {
+    let m = &shared.metrics;
     if signed.device_id != device.id {
+        m.refuse("other_device");
         return Err(Status::permission_denied(format!(
             "batch names device {:?} but this stream is authenticated as {}",
             signed.device_id, device.id
@@ -360,7 +371,14 @@ async fn handle_batch(
     let verified = tokio::task::spawn_blocking(move || envelope::open(&signed, &spki).map(|v| (v, signed)))
         .await
         .map_err(internal)?
-        .map_err(envelope_status)?;
+        .map_err(|e| {
+            m.refuse(if matches!(e, EnvelopeError::Key(KeyError::BadSignature)) {
+                "bad_signature"
+            } else {
+                "malformed"
+            });
+            envelope_status(e)
+        })?;
     let (v, signed) = verified;
     let batch = IngestBatch {
         device_id: device.id.clone(),
@@ -375,29 +393,48 @@ async fn handle_batch(
         signature: signed.signature,
     };
     let (first, last) = (batch.first_seq, batch.last_seq);
-    let outcome = blocking(&shared.store, move |s| s.ingest(&batch)).await?.map_err(|e| match e {
+    let n = batch.observations.len() as u64;
+    let started = std::time::Instant::now();
+    let outcome = blocking(&shared.store, move |s| s.ingest(&batch)).await?;
+    crate::metrics::Metrics::observe(&m.store_seconds, started.elapsed());
+    let outcome = outcome.map_err(|e| match e {
         StoreError::UnknownDevice(d) => Status::unauthenticated(format!("unknown device {d}")),
         other => internal(other),
     })?;
     match outcome {
         IngestOutcome::Stored { head, head_hash } => {
             tracing::debug!(first, last, "Batch stored.");
+            m.batches.get_or_create(&crate::metrics::Outcome { outcome: "stored" }).inc();
+            m.observations.inc_by(n);
             Ok(ack(head, head_hash))
         }
         IngestOutcome::Duplicate { head, head_hash } => {
             tracing::info!(first, last, "Duplicate batch acknowledged, not stored again.");
+            m.batches.get_or_create(&crate::metrics::Outcome { outcome: "duplicate" }).inc();
             Ok(ack(head, head_hash))
         }
-        IngestOutcome::OutOfOrder { expected } => Err(Status::failed_precondition(format!(
-            "batch starts at sequence {first} but the device's next sequence is {expected}"
-        ))),
-        IngestOutcome::BrokenChain => Err(Status::failed_precondition(
-            "prev_batch_hash does not match the hash of the device's last stored batch",
-        )),
-        IngestOutcome::Conflict => Err(Status::failed_precondition(format!(
-            "sequence {first}..{last} is already stored with different contents"
-        ))),
-        IngestOutcome::Revoked => Err(Status::permission_denied(format!("device {} is revoked", device.id))),
+        IngestOutcome::OutOfOrder { expected } => Err({
+            m.refuse("out_of_order");
+            Status::failed_precondition(format!(
+                "batch starts at sequence {first} but the device's next sequence is {expected}"
+            ))
+        }),
+        IngestOutcome::BrokenChain => {
+            m.refuse("broken_chain");
+            Err(Status::failed_precondition(
+                "prev_batch_hash does not match the hash of the device's last stored batch",
+            ))
+        }
+        IngestOutcome::Conflict => {
+            m.refuse("conflict");
+            Err(Status::failed_precondition(format!(
+                "sequence {first}..{last} is already stored with different contents"
+            )))
+        }
+        IngestOutcome::Revoked => {
+            m.refuse("revoked_device");
+            Err(Status::permission_denied(format!("device {} is revoked", device.id)))
+        }
     }
 }
 

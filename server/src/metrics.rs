@@ -1,0 +1,106 @@
+//! Prometheus metrics (`GET /metrics` on the HTTP listener, viewer or admin token): what an
+//! operator watches to know the collector keeps up. No per-device labels: a fleet of 50,000
+//! must not become 50,000 series.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Sink {
+    pub sink: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Agents with an attested stream open on this collector.
+    pub connected: Gauge,
+    /// Batches by outcome: stored, duplicate.
+    pub batches: Family<Outcome, Counter>,
+    pub observations: Counter,
+    /// Refused batches and streams, by why.
+    pub refused: Family<Reason, Counter>,
+    /// From a batch arriving to its acknowledgement (verification and storage included).
+    pub ingest_seconds: Histogram,
+    /// The store's transaction alone.
+    pub store_seconds: Histogram,
+    pub directives_sent: Counter,
+    /// Events not yet delivered, per export sink.
+    pub export_backlog: Family<Sink, Gauge>,
+    pub exported: Family<Sink, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut r = Registry::with_prefix("sightline");
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            connected: Gauge::default(),
+            batches: Family::default(),
+            observations: Counter::default(),
+            refused: Family::default(),
+            // 100 µs … ~3.3 s.
+            ingest_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            store_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            directives_sent: Counter::default(),
+            export_backlog: Family::default(),
+            exported: Family::default(),
+        };
+        r.register("connected_agents", "Agents with an attested telemetry stream open", m.connected.clone());
+        r.register("batches_ingested", "Signed batches accepted, by outcome", m.batches.clone());
+        r.register("observations_ingested", "Observations stored", m.observations.clone());
+        r.register("verification_failures", "Batches and streams refused, by reason", m.refused.clone());
+        r.register("ingest_latency_seconds", "Batch received to acknowledged", m.ingest_seconds.clone());
+        r.register("store_latency_seconds", "The ingest transaction", m.store_seconds.clone());
+        r.register("directives_sent", "Directives written to agent streams", m.directives_sent.clone());
+        r.register(
+            "export_backlog_events",
+            "Events waiting to be exported, per sink",
+            m.export_backlog.clone(),
+        );
+        r.register("exported_events", "Events delivered, per sink", m.exported.clone());
+        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        m
+    }
+}
+
+impl Metrics {
+    pub fn refuse(&self, reason: &'static str) {
+        self.refused.get_or_create(&Reason { reason }).inc();
+    }
+
+    pub fn observe(h: &Histogram, d: Duration) {
+        h.observe(d.as_secs_f64());
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        out
+    }
+}
