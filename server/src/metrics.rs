@@ -99,8 +99,10 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &r) {
+            // Only a String is written to, which cannot fail; say so if it ever does.
+            tracing::error!(error = %e, "Encoding metrics failed.");
+        }
         out
     }
 }
