@@ -8,6 +8,7 @@
 pub mod api;
 pub mod attest;
 pub mod evidence;
+pub mod export;
 pub mod findings;
 pub mod ingest;
 pub mod metrics;

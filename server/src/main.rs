@@ -61,6 +61,22 @@ enum Command {
         /// spread out by telling the rest to slow down).
         #[arg(long, default_value_t = 500.0)]
         stream_rate: f64,
+        /// Write OCSF events to rotating JSON-lines files in this directory.
+        #[arg(long)]
+        export_dir: Option<PathBuf>,
+        /// Start a new export file past this size.
+        #[arg(long, default_value_t = 64)]
+        export_rotate_mb: u64,
+        /// Send OCSF events to a Splunk HTTP Event Collector, e.g.
+        /// https://splunk:8088/services/collector/event.
+        #[arg(long)]
+        hec_url: Option<String>,
+        /// File holding the HEC token (kept off the command line).
+        #[arg(long, requires = "hec_url")]
+        hec_token_file: Option<PathBuf>,
+        /// PEM CA of an https HEC endpoint.
+        #[arg(long, requires = "hec_url")]
+        hec_ca: Option<PathBuf>,
     },
     /// Enrollment tokens.
     Token {
@@ -341,7 +357,34 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             ek_allow,
             max_streams,
             stream_rate,
+            export_dir,
+            export_rotate_mb,
+            hec_url,
+            hec_token_file,
+            hec_ca,
         } => {
+            let hec = match hec_url {
+                Some(url) => {
+                    let f = hec_token_file.context("--hec-url needs --hec-token-file")?;
+                    let token =
+                        std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+                    Some(sightline_server::export::sink::HecConfig {
+                        url,
+                        token: token.trim().to_owned(),
+                        ca: hec_ca,
+                    })
+                }
+                None => None,
+            };
+            let export = sightline_server::export::ExportConfig {
+                dir: export_dir,
+                rotate_bytes: export_rotate_mb << 20,
+                hec,
+                findings_every: Duration::from_secs(60),
+                batch: 500,
+                retry_base: Duration::from_secs(1),
+                retry_max: Duration::from_secs(60),
+            };
             let mut shared = server::open(&data_dir, dev)?;
             shared.config.require_assurance = require_assurance;
             shared.config.max_streams = max_streams;
@@ -366,6 +409,9 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     shutdown().await;
                     on_signal.cancel();
                 });
+                if export.any() {
+                    tokio::spawn(sightline_server::export::run(shared.clone(), export, stop.clone().cancelled_owned()));
+                }
                 let grpc = server::serve(listener, shared.clone(), stop.clone().cancelled_owned());
                 match http {
                     Some(addr) => {

@@ -379,6 +379,24 @@ pub struct DevicePage {
     pub offset: usize,
 }
 
+/// A stored observation as an export reads it, with its device's facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportObservation {
+    /// The export cursor: insertion order.
+    pub rowid: i64,
+    pub device_id: String,
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub seq: u64,
+    pub observed_at_ms: i64,
+    pub received_at_ms: i64,
+    pub change: String,
+    pub kind: String,
+    pub assurance: String,
+    pub data: Value,
+}
+
 /// Fleet counts for the overview.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetCounts {
@@ -525,4 +543,16 @@ pub trait Store: Send + Sync {
     /// The role behind a live session (its token still valid), if any.
     fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
     fn delete_session(&self, session_hash: &[u8]) -> Result<()>;
+    /// Observations stored after `rowid`, in storage order, at most `limit`.
+    fn observations_after(&self, rowid: i64, limit: usize) -> Result<Vec<ExportObservation>>;
+    /// The newest observation's `rowid` (0 when none).
+    fn max_observation_rowid(&self) -> Result<i64>;
+    /// Devices enrolled (or enrolled again) after (`at_ms`, `id`), oldest first.
+    fn enrollments_after(&self, at_ms: i64, id: &str, limit: usize) -> Result<Vec<Device>>;
+    /// An export sink's position in one source.
+    fn export_cursor(&self, sink: &str, source: &str) -> Result<Option<String>>;
+    fn set_export_cursor(&self, sink: &str, source: &str, value: &str) -> Result<()>;
+    /// Finding keys a sink already delivered.
+    fn exported_findings(&self, sink: &str) -> Result<std::collections::HashSet<String>>;
+    fn mark_findings_exported(&self, sink: &str, keys: &[String]) -> Result<()>;
 }

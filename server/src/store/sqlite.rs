@@ -272,6 +272,22 @@ CREATE TABLE ui_sessions (
 CREATE INDEX devices_hostname ON devices(hostname);
 CREATE INDEX devices_last_seen ON devices(last_seen_ms);
 "#,
+    r#"
+-- Export sinks (OCSF files, Splunk HEC): the stored evidence is the outbox, a cursor per sink
+-- and source says how far each has delivered, advanced only after delivery succeeded.
+CREATE TABLE export_cursors (
+    sink   TEXT NOT NULL,
+    source TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (sink, source)
+);
+CREATE TABLE export_findings (
+    sink TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    PRIMARY KEY (sink, key)
+);
+CREATE INDEX devices_enrolled ON devices(enrolled_at_ms, id);
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -1346,6 +1362,90 @@ impl Store for SqliteStore {
 
     fn delete_session(&self, session_hash: &[u8]) -> Result<()> {
         self.conn().execute("DELETE FROM ui_sessions WHERE session_hash = ?1", params![session_hash])?;
+        Ok(())
+    }
+
+    fn observations_after(&self, rowid: i64, limit: usize) -> Result<Vec<crate::store::ExportObservation>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(
+            "SELECT o.rowid, o.device_id, d.hostname, d.os, d.os_version, o.seq, o.observed_at_ms, \
+                    COALESCE(b.received_at_ms, o.observed_at_ms), o.change, o.kind, o.assurance, o.data \
+             FROM observations o JOIN devices d ON d.id = o.device_id \
+             LEFT JOIN batches b ON b.device_id = o.device_id AND b.first_seq <= o.seq AND b.last_seq >= o.seq \
+                 AND b.first_seq = (SELECT max(first_seq) FROM batches x WHERE x.device_id = o.device_id AND x.first_seq <= o.seq) \
+             WHERE o.rowid > ?1 ORDER BY o.rowid LIMIT ?2",
+        )?;
+        let rows = q.query_map(params![rowid, limit as i64], |r| {
+            let data: String = r.get(11)?;
+            Ok(crate::store::ExportObservation {
+                rowid: r.get(0)?,
+                device_id: r.get(1)?,
+                hostname: r.get(2)?,
+                os: r.get(3)?,
+                os_version: r.get(4)?,
+                seq: r.get::<_, i64>(5)? as u64,
+                observed_at_ms: r.get(6)?,
+                received_at_ms: r.get(7)?,
+                change: r.get(8)?,
+                kind: r.get(9)?,
+                assurance: r.get(10)?,
+                data: serde_json::from_str(&data).unwrap_or(Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn max_observation_rowid(&self) -> Result<i64> {
+        Ok(self.conn().query_row("SELECT COALESCE(max(rowid), 0) FROM observations", [], |r| r.get(0))?)
+    }
+
+    fn enrollments_after(&self, at_ms: i64, id: &str, limit: usize) -> Result<Vec<Device>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE (enrolled_at_ms, id) > (?1, ?2) ORDER BY enrolled_at_ms, id LIMIT ?3"
+        ))?;
+        let rows = q.query_map(params![at_ms, id, limit as i64], device_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn export_cursor(&self, sink: &str, source: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT value FROM export_cursors WHERE sink = ?1 AND source = ?2",
+                params![sink, source],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn set_export_cursor(&self, sink: &str, source: &str, value: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO export_cursors (sink, source, value) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(sink, source) DO UPDATE SET value = excluded.value",
+            params![sink, source, value],
+        )?;
+        Ok(())
+    }
+
+    fn exported_findings(&self, sink: &str) -> Result<std::collections::HashSet<String>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached("SELECT key FROM export_findings WHERE sink = ?1")?;
+        let rows = q.query_map(params![sink], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn mark_findings_exported(&self, sink: &str, keys: &[String]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut q =
+                tx.prepare_cached("INSERT OR IGNORE INTO export_findings (sink, key) VALUES (?1, ?2)")?;
+            for k in keys {
+                q.execute(params![sink, k])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
