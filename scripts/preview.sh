@@ -32,7 +32,7 @@ mkdir -p "$DIR"
 
 echo "==> Starting the collector on 127.0.0.1:$PORT (data dir $DIR/data)"
 nohup "$BIN/sightline-server" serve --dev --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" \
-  --http "127.0.0.1:$((PORT + 1))" \
+  --http "127.0.0.1:$((PORT + 1))" --export-dir "$DIR/ocsf" \
   >"$DIR/server.log" 2>&1 &
 echo $! >"$DIR/server.pid"
 for _ in $(seq 100); do
@@ -60,9 +60,15 @@ echo
 
 DEVICE="$("$BIN/sightline-server" devices --json --data-dir "$DIR/data" | sed -n 's/.*"device_id": "\(dev_[0-9a-f]*\)".*/\1/p' | head -n1)"
 API_TOKEN="$("$BIN/sightline-server" api-token create --role viewer --name preview --data-dir "$DIR/data")"
+ADMIN_TOKEN="$("$BIN/sightline-server" api-token create --role admin --name preview --data-dir "$DIR/data")"
 cat <<EOT
 
-The collector is still running (pid $(cat "$DIR/server.pid"), log $DIR/server.log). Try:
+The collector is still running (pid $(cat "$DIR/server.pid"), log $DIR/server.log).
+Dashboard: https://127.0.0.1:$((PORT + 1))/ui/ (dev CA $DIR/data/ca.pem; sign in with
+  viewer $API_TOKEN
+  admin  $ADMIN_TOKEN)
+OCSF events: $DIR/ocsf/*.jsonl. Metrics: curl --cacert $DIR/data/ca.pem -H "Authorization: Bearer $API_TOKEN" https://127.0.0.1:$((PORT + 1))/metrics
+Try:
   $BIN/sightline-server devices    --data-dir $DIR/data [--json]
   $BIN/sightline-server connectors --data-dir $DIR/data [--json]
   $BIN/sightline-server device $DEVICE --data-dir $DIR/data [--json]
