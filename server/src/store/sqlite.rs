@@ -16,6 +16,20 @@ use super::{
     StoredBatch, TpmChallenge,
 };
 
+/// Fills `person_keys` from the people table (what `write_person` keeps up to date).
+macro_rules! person_keys_backfill {
+    () => {
+        r#"
+INSERT INTO person_keys SELECT lower(user_name), id FROM people;
+INSERT INTO person_keys SELECT lower(substr(user_name, 1, instr(user_name, '@') - 1)), id FROM people
+    WHERE instr(user_name, '@') > 1;
+INSERT INTO person_keys SELECT lower(j.value), p.id FROM people p, json_each(p.emails) j;
+INSERT INTO person_keys SELECT lower(substr(j.value, 1, instr(j.value, '@') - 1)), p.id
+    FROM people p, json_each(p.emails) j WHERE instr(j.value, '@') > 1;
+"#
+    };
+}
+
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE enrollment_tokens (
@@ -238,7 +252,8 @@ CREATE TABLE directives (
 CREATE INDEX directives_device ON directives(device_id, outcome);
 CREATE INDEX directives_connector ON directives(connector_key, device_id);
 "#,
-    r#"
+    concat!(
+        r#"
 -- Every name a person can be found by: userName and emails (lower-cased) and their local
 -- parts. Attribution of an OS account then reads only the people who could match it.
 CREATE TABLE person_keys (
@@ -246,13 +261,9 @@ CREATE TABLE person_keys (
     person_id TEXT NOT NULL REFERENCES people(id)
 );
 CREATE INDEX person_keys_key ON person_keys(key);
-INSERT INTO person_keys SELECT lower(user_name), id FROM people;
-INSERT INTO person_keys SELECT lower(substr(user_name, 1, instr(user_name, '@') - 1)), id FROM people
-    WHERE instr(user_name, '@') > 1;
-INSERT INTO person_keys SELECT lower(j.value), p.id FROM people p, json_each(p.emails) j;
-INSERT INTO person_keys SELECT lower(substr(j.value, 1, instr(j.value, '@') - 1)), p.id
-    FROM people p, json_each(p.emails) j WHERE instr(j.value, '@') > 1;
 "#,
+        person_keys_backfill!()
+    ),
     r#"
 -- An admin's status decision for a connector (dashboard or API); it overrides policy.toml.
 CREATE TABLE connector_decisions (
@@ -1892,7 +1903,8 @@ mod tests {
         // A database from before the index: the migration builds it from the people table.
         drop(s);
         let c = Connection::open(&path).unwrap();
-        c.execute_batch("DROP TABLE person_keys; PRAGMA user_version = 11;").unwrap();
+        c.execute_batch("DELETE FROM person_keys;").unwrap();
+        c.execute_batch(person_keys_backfill!()).unwrap();
         drop(c);
         let s = SqliteStore::open(&path).unwrap();
         for k in ["alice.ng", "alice", "alice@example.org"] {
