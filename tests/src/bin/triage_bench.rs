@@ -155,7 +155,10 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     })?;
     time_it("dashboard: findings page (warm)", samples, &mut |r| {
-        let q = sightline_server::views::TableQuery { offset: Some(r.below(100) as usize * 50), ..Default::default() };
+        let q = sightline_server::views::TableQuery {
+            offset: Some(r.below(100) as usize * 50),
+            ..Default::default()
+        };
         sightline_server::views::findings(&snap, &q);
         Ok(())
     })?;
