@@ -85,6 +85,29 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Credential files that revocation moved into the quarantine: list them, or put one
+    /// directive's files back where they were (withdraw the revocation first).
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// What is held, by directive, with where it came from.
+    List {
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Move one directive's files back to their original paths, owners and modes.
+    Restore {
+        directive: String,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -189,6 +212,41 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(windows)]
         Command::Service => {
             sightline_agent::winservice::dispatch()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine { command } => {
+            use sightline_agent::enforce::quarantine;
+            let (state_dir, restore) = match command {
+                QuarantineCommand::List { state_dir } => (state_dir, None),
+                QuarantineCommand::Restore { directive, state_dir, root } => {
+                    (state_dir, Some((directive, root)))
+                }
+            };
+            let q = state_dir.unwrap_or_else(state::default_dir).join("quarantine");
+            #[allow(clippy::print_stdout, reason = "command output")]
+            match restore {
+                None => {
+                    let held = quarantine::list(&q)?;
+                    if held.is_empty() {
+                        println!("The quarantine is empty.");
+                    }
+                    for h in held {
+                        println!(
+                            "{}  {}  from {}  ({} {})",
+                            h.directive_id,
+                            h.stored.display(),
+                            h.record["original_path"].as_str().unwrap_or("?"),
+                            h.record["provider"].as_str().unwrap_or(""),
+                            h.record["fingerprint"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                Some((directive, root)) => {
+                    for p in quarantine::restore(&q, &root, &directive)? {
+                        println!("restored {p}");
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {

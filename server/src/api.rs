@@ -164,7 +164,7 @@ pub fn api_routes() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(revoke_device))
         .routes(routes!(connectors))
         .routes(routes!(connector))
-        .routes(routes!(revoke_connector))
+        .routes(routes!(revoke_connector, withdraw_revocation))
         .routes(routes!(set_status))
         .routes(routes!(triage_connector))
         .routes(routes!(triage_token))
@@ -460,6 +460,42 @@ async fn revoke_connector(
     s.dispatch.issued.notify_one();
     s.views.clear();
     Ok(Json(query::revoked_value(&issued)))
+}
+
+/// Withdraws a revocation (admin): no more directives; unanswered ones are closed.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connectors/{key}/revoke",
+    tag = "actions",
+    summary = "Withdraw a revocation: no more directives, unanswered ones closed (admin)",
+    params(("key" = String, Path, description = "Connector key")),
+    responses((status = 200, description = "The connector as it now stands", body = Object),
+              (status = 401, description = "No valid API token or session", body = ErrorBody),
+              (status = 403, description = "The token's role does not allow this", body = ErrorBody),
+              (status = 404, description = "No such connector, or it is not revoked", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+async fn withdraw_revocation(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let (sh, k) = (s.clone(), key.clone());
+    let v = tokio::task::spawn_blocking(move || {
+        crate::revoke::withdraw(sh.store.as_ref(), &k, "api:admin", now_ms())?;
+        query::connector_value(sh.store.as_ref(), &sh.policy, &k)
+            .map_err(|e| crate::revoke::RevokeError::Unsupported(format!("{e:#}")))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| match e {
+        crate::revoke::RevokeError::NotRevoked(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+        other => internal(other),
+    })?
+    .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no connector {key} has been reported")))?;
+    s.views.clear();
+    Ok(Json(v))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]

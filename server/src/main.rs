@@ -170,6 +170,9 @@ enum Command {
         /// Why, kept with the revocation and sent to the devices.
         #[arg(long, default_value = "")]
         reason: String,
+        /// Withdraw the revocation instead: no more directives, unanswered ones closed.
+        #[arg(long)]
+        withdraw: bool,
         #[arg(long, default_value = "/var/lib/sightline-server")]
         data_dir: PathBuf,
         #[arg(long)]
@@ -546,16 +549,29 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             };
             print(&(serde_json::to_string_pretty(&v)? + "\n"))
         }
-        Command::Revoke { connector, reason, data_dir, json, remote } => {
+        Command::Revoke { connector, reason, withdraw, data_dir, json, remote } => {
             let path = format!("/api/v1/connectors/{}/revoke", encode(&connector));
             let body = serde_json::json!({ "reason": reason });
-            if let Some(out) = remote.call(|r| async move { r.post(&path, &body).await })? {
+            let out = if withdraw {
+                remote.call(|r| async move { r.delete(&path).await })?
+            } else {
+                remote.call(|r| async move { r.post(&path, &body).await })?
+            };
+            if let Some(out) = out {
                 return print(&out);
             }
+            if withdraw {
+                let store = server::open_store(&data_dir)?;
+                sightline_server::revoke::withdraw(
+                    store.as_ref(),
+                    &connector,
+                    &cli_user(),
+                    sightline_server::ingest::now_ms(),
+                )?;
+                return print(&format!("withdrew the revocation of {connector}\n"));
+            }
             let shared = server::open(&data_dir, false)?;
-            let by = std::env::var("SUDO_USER")
-                .or_else(|_| std::env::var("USER"))
-                .map_or_else(|_| "cli".to_owned(), |u| format!("cli:{u}"));
+            let by = cli_user();
             let issued = sightline_server::revoke::revoke(
                 shared.store.as_ref(),
                 &shared.pki,
@@ -582,6 +598,13 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("usage: sightline-server device ID [--json] | device revoke ID")
         }
     }
+}
+
+/// Who runs a CLI change, for the record.
+fn cli_user() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map_or_else(|_| "cli".to_owned(), |u| format!("cli:{u}"))
 }
 
 async fn shutdown() {

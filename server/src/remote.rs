@@ -54,6 +54,10 @@ impl Remote {
         self.call(hyper::Method::GET, path, None).await
     }
 
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(hyper::Method::DELETE, path, None).await
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.call(hyper::Method::POST, path, Some(body.to_string())).await
     }

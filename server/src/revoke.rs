@@ -33,6 +33,8 @@ pub enum RevokeError {
     UnknownConnector(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("{0} is not revoked")]
+    NotRevoked(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("signing the directive failed")]
@@ -95,6 +97,17 @@ pub fn revoke(
     let directives = issue(store, pki, &c, reason, &targets, now_ms)?;
     tracing::info!(connector = key, by, devices = directives.len(), "Connector revoked.");
     Ok(Issued { connector: key.to_owned(), action, directives })
+}
+
+/// Withdraws a connector's revocation (a mistake, or an exception granted): no more
+/// directives for it, unanswered ones closed. What agents already did stays done; the record
+/// of it stays too.
+pub fn withdraw(store: &dyn Store, key: &str, by: &str, now_ms: i64) -> Result<(), RevokeError> {
+    if !store.withdraw_revocation(key, now_ms)? {
+        return Err(RevokeError::NotRevoked(key.to_owned()));
+    }
+    tracing::info!(connector = key, by, "Revocation withdrawn.");
+    Ok(())
 }
 
 /// Issues directives where a revoked connector appeared after its last directive.

@@ -386,6 +386,12 @@ async function renderConnector(key) {
       el("button", { type: "button", "data-testid": "approve", onclick: () => act("Approve", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "approved" } })) }, "Approve"),
       el("button", { type: "button", "data-testid": "unsanction", onclick: () => act("Mark unsanctioned", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "unsanctioned" } })) }, "Mark unsanctioned"),
       el("button", { type: "button", onclick: () => act("Use policy", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "policy" } })) }, "Follow policy file"));
+    if (c.revocation) {
+      actions.push(el("button", { type: "button", "data-testid": "withdraw", onclick: () => {
+        if (!confirm(`Withdraw the revocation of ${c.label}? Unanswered directives are closed; what agents already did stays done.`)) return;
+        act("Withdraw", () => api(`/api/v1/connectors/${enc(key)}/revoke`, { method: "DELETE" }));
+      } }, "Withdraw revocation"));
+    }
     if (c.kind !== "mcp_server") {
       actions.push(el("button", { type: "button", class: "danger", "data-testid": "revoke", onclick: () => {
         const reason = prompt(`Revoke ${c.label}? Every device that has it gets a signed directive; agents in enforce mode act on it. Reason:`, "");

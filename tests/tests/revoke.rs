@@ -287,6 +287,17 @@ fn report_mode_only_reports() {
         .unwrap_or_else(|| panic!("{findings:#}"));
     assert_eq!((f["subject"].as_str(), f["evidence"]["mode"].as_str()), (Some(ext.as_str()), Some("report")));
 
+    // Withdrawn: the decision and the finding go, the record of what was sent stays.
+    let (ok, out) = stack.cli(&["revoke", &ext, "--withdraw"]);
+    assert!(ok, "{out}");
+    let (_, v) = stack.api("GET", &format!("/api/v1/connectors/{ext}"), &viewer, None);
+    assert!(v["revocation"].is_null(), "{v:#}");
+    assert_eq!(v["directives"][0]["outcome"], "report_only", "history is kept: {v:#}");
+    let (_, out) = stack.cli(&["findings", "--json"]);
+    assert!(!out.contains("revocation_not_enforced"), "{out}");
+    let (ok, out) = stack.cli(&["revoke", &ext, "--withdraw"]);
+    assert!(!ok && out.contains("not revoked"), "{out}");
+
     // MCP entries are not revoked directly: the CLI says what to do instead.
     let (ok, out) = stack.cli(&["revoke", "mcp:github:000000000000"]);
     assert!(!ok && out.contains("no connector"), "{out}");

@@ -100,26 +100,8 @@ impl Quarantine<'_> {
         fingerprint: &str,
         provider: &str,
     ) -> Result<(Option<String>, PathBuf), String> {
-        let root_tree = Tree::open_root(root).map_err(|e| format!("opening {}: {e}", root.display()))?;
-        let os = crate::detect::detect_os(&root_tree);
-        let homes = crate::detect::homes(&root_tree, os, &mut Vec::new());
-        let path = Path::new(display_path);
-        let home = homes
-            .iter()
-            .filter(|h| path.starts_with(h.tree.display_base()))
-            .max_by_key(|h| h.tree.display_base().components().count());
-        let (tree, user) = match home {
-            Some(h) => (&h.tree, Some(h.user.clone())),
-            None => (&root_tree, None),
-        };
-        let rel =
-            path.strip_prefix(tree.display_base()).map_err(|_| "not beneath the scanned tree".to_owned())?;
-        let name = rel.file_name().ok_or("no file name")?;
-        let parent = match rel.parent() {
-            Some(p) if !p.as_os_str().is_empty() => tree.cap_dir().open_dir(p),
-            _ => tree.cap_dir().try_clone(),
-        }
-        .map_err(|e| format!("opening its directory: {e}"))?;
+        let (parent, name, user) = resolve(root, display_path)?;
+        let name = name.as_os_str();
         let meta = parent.symlink_metadata(name).map_err(|e| e.to_string())?;
         if !meta.is_file() {
             return Err("not a regular file (a link?); left in place".to_owned());
@@ -173,6 +155,116 @@ impl Quarantine<'_> {
     }
 }
 
+/// The directory holding `display_path`, resolved beneath its owner's home (or the root)
+/// exactly as the scan read it, the file's name, and the home's user.
+fn resolve(root: &Path, display_path: &str) -> Result<(Dir, std::ffi::OsString, Option<String>), String> {
+    let root_tree = Tree::open_root(root).map_err(|e| format!("opening {}: {e}", root.display()))?;
+    let os = crate::detect::detect_os(&root_tree);
+    let homes = crate::detect::homes(&root_tree, os, &mut Vec::new());
+    let path = Path::new(display_path);
+    let home = homes
+        .iter()
+        .filter(|h| path.starts_with(h.tree.display_base()))
+        .max_by_key(|h| h.tree.display_base().components().count());
+    let (tree, user) = match home {
+        Some(h) => (&h.tree, Some(h.user.clone())),
+        None => (&root_tree, None),
+    };
+    let rel =
+        path.strip_prefix(tree.display_base()).map_err(|_| "not beneath the scanned tree".to_owned())?;
+    let name = rel.file_name().ok_or("no file name")?.to_owned();
+    let parent = match rel.parent() {
+        Some(p) if !p.as_os_str().is_empty() => tree.cap_dir().open_dir(p),
+        _ => tree.cap_dir().try_clone(),
+    }
+    .map_err(|e| format!("opening its directory: {e}"))?;
+    Ok((parent, name, user))
+}
+
+/// A file held in the quarantine, with the record of where it came from.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub directive_id: String,
+    pub stored: PathBuf,
+    pub record: serde_json::Value,
+}
+
+/// Everything in the quarantine (`STATE_DIR/quarantine`).
+pub fn list(quarantine: &Path) -> anyhow::Result<Vec<Held>> {
+    let mut out = Vec::new();
+    let dirs = match std::fs::read_dir(quarantine) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e.into()),
+    };
+    for d in dirs.flatten().filter(|d| d.path().is_dir()) {
+        for f in std::fs::read_dir(d.path())?.flatten() {
+            let p = f.path();
+            let Some(stored) = p.to_str().and_then(|s| s.strip_suffix(".origin.json")) else { continue };
+            let bytes = std::fs::read(&p)?;
+            out.push(Held {
+                directive_id: d.file_name().to_string_lossy().into_owned(),
+                stored: PathBuf::from(stored),
+                record: serde_json::from_slice(&bytes).unwrap_or_default(),
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.directive_id, &a.stored).cmp(&(&b.directive_id, &b.stored)));
+    Ok(out)
+}
+
+/// Puts back every file one directive quarantined: to its original path (resolved beneath
+/// its owner's home as before), with its owner and mode. Refuses to overwrite anything.
+/// Returns the paths restored. The collector will see the credential again: withdraw the
+/// revocation first (`sightline-server revoke KEY --withdraw`), or an agent in enforce mode
+/// quarantines it again.
+pub fn restore(quarantine: &Path, root: &Path, directive_id: &str) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let held: Vec<Held> = list(quarantine)?.into_iter().filter(|h| h.directive_id == directive_id).collect();
+    anyhow::ensure!(!held.is_empty(), "nothing in the quarantine for directive {directive_id}");
+    let qpath = quarantine.join(directive_id);
+    let qdir = Dir::open_ambient_dir(&qpath, cap_std::ambient_authority())?;
+    let mut restored = Vec::new();
+    for h in held {
+        let original = h.record["original_path"].as_str().context("record has no original_path")?.to_owned();
+        let (parent, name, _) = resolve(root, &original).map_err(|e| anyhow::anyhow!("{original}: {e}"))?;
+        match parent.symlink_metadata(&name) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            _ => anyhow::bail!("{original}: something is already there; left the quarantined copy in place"),
+        }
+        let stored_name = h.stored.file_name().context("stored file has no name")?;
+        match qdir.rename(stored_name, &parent, &name) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(18) => {
+                let mut buf = Vec::new();
+                qdir.open(stored_name)?.into_std().take(MAX_COPY + 1).read_to_end(&mut buf)?;
+                write_new(&parent, &name.to_string_lossy(), &buf)?;
+                qdir.remove_file(stored_name)?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("moving back to {original}")),
+        }
+        let f = parent.open(&name)?.into_std();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode =
+                h.record["mode"].as_str().and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0o600);
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            if let (Some(uid), Some(gid)) = (h.record["uid"].as_u64(), h.record["gid"].as_u64()) {
+                std::os::unix::fs::fchown(&f, Some(uid as u32), Some(gid as u32))
+                    .with_context(|| format!("giving {original} back to uid {uid}"))?;
+            }
+        }
+        f.sync_all()?;
+        qdir.remove_file(format!("{}.origin.json", stored_name.to_string_lossy()))?;
+        restored.push(original);
+    }
+    if std::fs::read_dir(&qpath)?.next().is_none() {
+        std::fs::remove_dir(&qpath)?;
+    }
+    Ok(restored)
+}
+
 fn write_new(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = dir.create(name)?;
     dir.set_permissions(name, cap_std::fs::Permissions::from_mode(0o600))?;
@@ -189,5 +281,60 @@ fn source_name(s: pb::TokenSource) -> &'static str {
         pb::TokenSource::CredentialFile => "credential file",
         pb::TokenSource::Dotenv => "dotenv file",
         pb::TokenSource::Unspecified => "file",
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn token(path: &str, fp: &str) -> Item {
+        Item::Token(pb::TokenItem {
+            provider: "openai".into(),
+            kind: pb::TokenKind::ApiKey as i32,
+            user: Some("alice".into()),
+            path: path.into(),
+            source: pb::TokenSource::CredentialFile as i32,
+            fingerprint: fp.into(),
+            locator: None,
+            mcp_server: None,
+        })
+    }
+
+    #[test]
+    fn quarantined_files_come_back_as_they_were_and_nothing_is_overwritten() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let codex = root.path().join("home/alice/.codex");
+        std::fs::create_dir_all(&codex).unwrap();
+        std::fs::write(codex.join("auth.json"), "{\"OPENAI_API_KEY\": \"sk-test\"}").unwrap();
+        std::fs::set_permissions(codex.join("auth.json"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let item = token("/home/alice/.codex/auth.json", "f00d");
+        let qdir = state.path().join("quarantine");
+        let q = Quarantine { dir: &qdir, directive_id: "dir_1", now_ms: 1 };
+
+        let (steps, homes) = q.run(root.path(), &[&item], "f00d", true);
+        assert!(matches!(steps.as_slice(), [Step::Done(_)]), "{steps:?}");
+        assert_eq!(homes, vec!["alice".to_owned()]);
+        assert!(!codex.join("auth.json").exists());
+        let held = list(&qdir).unwrap();
+        assert_eq!((held.len(), held[0].record["mode"].as_str()), (1, Some("640")));
+
+        // Something new at the original path: nothing is overwritten.
+        std::fs::write(codex.join("auth.json"), "new").unwrap();
+        assert!(restore(&qdir, root.path(), "dir_1").unwrap_err().to_string().contains("already there"));
+        assert_eq!(list(&qdir).unwrap().len(), 1);
+        std::fs::remove_file(codex.join("auth.json")).unwrap();
+
+        assert_eq!(
+            restore(&qdir, root.path(), "dir_1").unwrap(),
+            vec!["/home/alice/.codex/auth.json".to_owned()]
+        );
+        assert!(std::fs::read_to_string(codex.join("auth.json")).unwrap().contains("sk-test"));
+        let mode = std::fs::metadata(codex.join("auth.json")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "the original mode");
+        assert!(list(&qdir).unwrap().is_empty() && !qdir.join("dir_1").exists());
+        assert!(restore(&qdir, root.path(), "dir_1").is_err(), "nothing left to restore");
     }
 }

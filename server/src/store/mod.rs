@@ -494,6 +494,9 @@ pub trait Store: Send + Sync {
     fn gaps(&self) -> Result<Vec<(String, u64, i64, u64)>>;
     /// Records (or renews) a connector's revocation.
     fn set_revocation(&self, r: &Revocation) -> Result<()>;
+    /// Withdraws a revocation: the decision goes, directives not yet answered are closed as
+    /// `withdrawn` (and no longer sent). False if the connector was not revoked.
+    fn withdraw_revocation(&self, key: &str, now_ms: i64) -> Result<bool>;
     /// Devices a revoked connector needs a directive on, with each device's sequence head:
     /// the connector is present there now and no directive for it is outstanding. With
     /// `only_new`, only where it appeared after the last directive was issued (a

@@ -1079,6 +1079,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn withdraw_revocation(&self, key: &str, now_ms: i64) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute("DELETE FROM revocations WHERE connector_key = ?1", params![key])?;
+        tx.execute(
+            "UPDATE directives SET outcome = 'withdrawn', detail = 'the revocation was withdrawn before the agent answered', \
+             outcome_at_ms = ?2 WHERE connector_key = ?1 AND outcome IS NULL",
+            params![key, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
     fn revocation_targets(
         &self,
         key: Option<&str>,
@@ -1872,6 +1885,22 @@ mod tests {
         let again = s.revocation_targets(None, true, 100).unwrap();
         assert_eq!(again.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["a"]);
         assert_eq!(s.directives_since(0).unwrap(), (vec!["a".to_owned(), "b".to_owned()], 2));
+
+        // Withdrawn: nothing more is sent, the unanswered directive is closed, history stays.
+        assert_eq!(s.add_directives(&[directive("d3", "a", 4)], 100).unwrap().len(), 1);
+        assert!(s.withdraw_revocation("tool:ollama", 200).unwrap());
+        assert!(s.open_directives("a", 300).unwrap().is_empty());
+        assert_eq!(
+            s.directive("d3").unwrap().unwrap().outcome.map(|o| o.outcome).as_deref(),
+            Some("withdrawn")
+        );
+        assert_eq!(
+            s.directive("d1").unwrap().unwrap().outcome.map(|o| o.outcome).as_deref(),
+            Some("enforced")
+        );
+        assert!(s.connector("tool:ollama").unwrap().unwrap().revocation.is_none());
+        assert!(s.revocation_targets(None, false, 300).unwrap().is_empty());
+        assert!(!s.withdraw_revocation("tool:ollama", 300).unwrap(), "not revoked any more");
     }
 
     #[test]
