@@ -704,6 +704,20 @@ pub fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T
     }
 }
 
+/// The catalogued Claude extension's id, as Chrome installs it.
+pub const CLAUDE_EXT: &str = "fcoeoabgfenejglbffodgkkbkcdhcgfn";
+
+/// Installs Chrome's Claude extension in `user`'s default profile under `root`.
+pub fn plant_claude_extension(root: &Path, user: &str) {
+    let ext = root.join(format!("home/{user}/.config/google-chrome/Default/Extensions/{CLAUDE_EXT}/1.0.3_0"));
+    std::fs::create_dir_all(&ext).unwrap();
+    std::fs::write(
+        ext.join("manifest.json"),
+        r#"{"manifest_version": 3, "name": "Claude", "version": "1.0.3", "host_permissions": ["https://claude.ai/*"]}"#,
+    )
+    .unwrap();
+}
+
 /// A fabricated OpenAI project key, unique per call.
 pub fn fake_openai_key() -> String {
     let r = sightline_agent::state::random_bytes(40).unwrap();

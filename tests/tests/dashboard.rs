@@ -11,7 +11,6 @@ use sightline_proto::pb::{self, observation::Item};
 use sightline_tests::*;
 
 const AI_SIDEBAR: &str = "bgnkhhnnamicmpeenaelnjfhikgbkllg";
-const CLAUDE_EXT: &str = "fcoeoabgfenejglbffodgkkbkcdhcgfn";
 
 fn obs(at: i64, item: Item) -> pb::Observation {
     pb::Observation { seq: 0, observed_at_ms: at, change: pb::Change::Snapshot as i32, item: Some(item) }
@@ -153,13 +152,7 @@ async fn the_dashboard_in_a_real_browser() {
     // One real agent daemon in enforce mode, with Chrome's Claude extension.
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
-    let ext = root.join(format!("home/carol/.config/google-chrome/Default/Extensions/{CLAUDE_EXT}/1.0.3_0"));
-    std::fs::create_dir_all(&ext).unwrap();
-    std::fs::write(
-        ext.join("manifest.json"),
-        r#"{"manifest_version": 3, "name": "Claude", "version": "1.0.3", "host_permissions": ["https://claude.ai/*"]}"#,
-    )
-    .unwrap();
+    plant_claude_extension(&root, "carol");
     let mut live = AgentProcess::enroll_at(
         &c.url,
         &c.token(),

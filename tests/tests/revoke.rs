@@ -7,19 +7,10 @@ use std::time::Duration;
 
 use sightline_tests::*;
 
-/// The catalogued Claude extension, as Chrome installs it.
-const CLAUDE_EXT: &str = "fcoeoabgfenejglbffodgkkbkcdhcgfn";
-
 /// A root with alice, Chrome holding the Claude extension, and her Codex key.
 fn laptop(work: &Path, key: &str) -> PathBuf {
     let root = work.join("root");
-    let ext = root.join(format!("home/alice/.config/google-chrome/Default/Extensions/{CLAUDE_EXT}/1.0.3_0"));
-    std::fs::create_dir_all(&ext).unwrap();
-    std::fs::write(
-        ext.join("manifest.json"),
-        r#"{"manifest_version": 3, "name": "Claude", "version": "1.0.3", "host_permissions": ["https://claude.ai/*"]}"#,
-    )
-    .unwrap();
+    plant_claude_extension(&root, "alice");
     let codex = root.join("home/alice/.codex");
     std::fs::create_dir_all(&codex).unwrap();
     std::fs::write(codex.join("auth.json"), format!("{{\"OPENAI_API_KEY\": \"{key}\"}}")).unwrap();
