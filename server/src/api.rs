@@ -70,13 +70,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "API request failed.");
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, "collector storage failure".into())
 }
 
 /// Runs a store call on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Store>,
     f: impl FnOnce(&dyn Store) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -481,19 +481,16 @@ async fn withdraw_revocation(
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     admin(&s, &h).await?;
-    let (sh, k) = (s.clone(), key.clone());
-    let v = tokio::task::spawn_blocking(move || {
-        crate::revoke::withdraw(sh.store.as_ref(), &k, "api:admin", now_ms())?;
-        query::connector_value(sh.store.as_ref(), &sh.policy, &k)
-            .map_err(|e| crate::revoke::RevokeError::Unsupported(format!("{e:#}")))
+    let (k, policy) = (key.clone(), s.policy.clone());
+    let v = blocking(&s.store, move |st| {
+        if st.connector(&k)?.is_none_or(|c| c.revocation.is_none()) {
+            return Ok(None);
+        }
+        crate::revoke::withdraw(st, &k, "api:admin", now_ms())?;
+        query::connector_value(st, &policy, &k)
     })
-    .await
-    .map_err(internal)?
-    .map_err(|e| match e {
-        crate::revoke::RevokeError::NotRevoked(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
-        other => internal(other),
-    })?
-    .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no connector {key} has been reported")))?;
+    .await?
+    .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("{key} is not a revoked connector")))?;
     s.views.clear();
     Ok(Json(v))
 }

@@ -2,7 +2,6 @@
 //! operator watches to know the collector keeps up. No per-device labels: a fleet of 50,000
 //! must not become 50,000 series.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -28,7 +27,7 @@ pub struct Sink {
 }
 
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: Registry,
     /// Agents with an attested stream open on this collector.
     pub connected: Gauge,
     /// Batches by outcome: stored, duplicate.
@@ -54,9 +53,8 @@ impl std::fmt::Debug for Metrics {
 
 impl Default for Metrics {
     fn default() -> Metrics {
-        let mut r = Registry::with_prefix("sightline");
-        let m = Metrics {
-            registry: Mutex::new(Registry::default()),
+        let mut m = Metrics {
+            registry: Registry::with_prefix("sightline"),
             connected: Gauge::default(),
             batches: Family::default(),
             observations: Counter::default(),
@@ -68,20 +66,35 @@ impl Default for Metrics {
             export_backlog: Family::default(),
             exported: Family::default(),
         };
-        r.register("connected_agents", "Agents with an attested telemetry stream open", m.connected.clone());
-        r.register("batches_ingested", "Signed batches accepted, by outcome", m.batches.clone());
-        r.register("observations_ingested", "Observations stored", m.observations.clone());
-        r.register("verification_failures", "Batches and streams refused, by reason", m.refused.clone());
-        r.register("ingest_latency_seconds", "Batch received to acknowledged", m.ingest_seconds.clone());
-        r.register("store_latency_seconds", "The ingest transaction", m.store_seconds.clone());
-        r.register("directives_sent", "Directives written to agent streams", m.directives_sent.clone());
-        r.register(
+        m.registry.register(
+            "connected_agents",
+            "Agents with an attested telemetry stream open",
+            m.connected.clone(),
+        );
+        m.registry.register("batches_ingested", "Signed batches accepted, by outcome", m.batches.clone());
+        m.registry.register("observations_ingested", "Observations stored", m.observations.clone());
+        m.registry.register(
+            "verification_failures",
+            "Batches and streams refused, by reason",
+            m.refused.clone(),
+        );
+        m.registry.register(
+            "ingest_latency_seconds",
+            "Batch received to acknowledged",
+            m.ingest_seconds.clone(),
+        );
+        m.registry.register("store_latency_seconds", "The ingest transaction", m.store_seconds.clone());
+        m.registry.register(
+            "directives_sent",
+            "Directives written to agent streams",
+            m.directives_sent.clone(),
+        );
+        m.registry.register(
             "export_backlog_events",
             "Events waiting to be exported, per sink",
             m.export_backlog.clone(),
         );
-        r.register("exported_events", "Events delivered, per sink", m.exported.clone());
-        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        m.registry.register("exported_events", "Events delivered, per sink", m.exported.clone());
         m
     }
 }
@@ -98,8 +111,7 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &r) {
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             // Only a String is written to, which cannot fail; say so if it ever does.
             tracing::error!(error = %e, "Encoding metrics failed.");
         }

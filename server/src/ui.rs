@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::api::{ApiError, Role, token_hash};
+use crate::api::{ApiError, Role, blocking, internal, token_hash};
 use crate::ingest::{Shared, now_ms};
 
 /// The header a session-authenticated change must carry.
@@ -94,12 +94,9 @@ pub(crate) async fn sign_in(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let hash = token_hash(body.token.trim());
-    let store = s.store.clone();
     let h = hash.clone();
-    let role = tokio::task::spawn_blocking(move || store.api_token_role(&h))
-        .await
-        .map_err(internal)?
-        .map_err(internal)?
+    let role = blocking(&s.store, move |st| Ok(st.api_token_role(&h)?))
+        .await?
         .as_deref()
         .and_then(Role::parse)
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked API token".into()))?;
@@ -112,12 +109,8 @@ pub(crate) async fn sign_in(
     let id = crate::ingest::enrollment::random(32)
         .map(hex::encode)
         .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "random number generator failed".into()))?;
-    let (store, sid) = (s.store.clone(), token_hash(&id));
-    let now = now_ms();
-    tokio::task::spawn_blocking(move || store.create_session(&sid, &hash, now, now + SESSION_MS))
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+    let (sid, now) = (token_hash(&id), now_ms());
+    blocking(&s.store, move |st| Ok(st.create_session(&sid, &hash, now, now + SESSION_MS)?)).await?;
     tracing::info!(role = role.as_str(), "Dashboard session opened.");
     let cookie =
         format!("{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}", SESSION_MS / 1000);
@@ -153,11 +146,8 @@ pub(crate) async fn whoami(
 )]
 pub(crate) async fn sign_out(State(s): State<Shared>, h: HeaderMap) -> Result<Response, ApiError> {
     if let Some(id) = session_cookie(&h) {
-        let (store, sid) = (s.store.clone(), token_hash(&id));
-        tokio::task::spawn_blocking(move || store.delete_session(&sid))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let sid = token_hash(&id);
+        blocking(&s.store, move |st| Ok(st.delete_session(&sid)?)).await?;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(
@@ -165,9 +155,4 @@ pub(crate) async fn sign_out(State(s): State<Shared>, h: HeaderMap) -> Result<Re
         HeaderValue::from_static("sightline_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0"),
     );
     Ok(r)
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "Dashboard request failed.");
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, "collector storage failure".into())
 }

@@ -169,14 +169,16 @@ async fn round(
 
     // Findings, each once, when first found.
     if findings_due {
-        let (n, policy) = (name.clone(), shared.policy.clone());
+        // The dashboard's fleet snapshot: findings are computed once for every sink and page.
+        let (n, policy, cache) = (name.clone(), shared.policy.clone(), shared.views.clone());
         let fresh = blocking(shared, move |s| {
-            let now = now_ms();
+            let snap = cache.get(s, &policy, now_ms())?;
             let sent = s.exported_findings(&n)?;
-            Ok(crate::findings::compute(s, &policy, now)?
+            Ok(snap
+                .findings
                 .iter()
                 .filter(|f| !sent.contains(&ocsf::finding_key(f)))
-                .filter_map(|f| ocsf::from_finding(f, now).map(|e| (ocsf::finding_key(f), e)))
+                .filter_map(|f| ocsf::from_finding(f, snap.now_ms).map(|e| (ocsf::finding_key(f), e)))
                 .collect::<Vec<_>>())
         })
         .await?;

@@ -108,7 +108,7 @@ impl Files {
             tracing::info!(file = %path.display(), "Export file opened.");
             self.current = Some((f, len));
         }
-        let Some((f, n)) = self.current.as_mut() else { unreachable!("opened above") };
+        let (f, n) = self.current.as_mut().context("no export file open")?;
         let mut buf = Vec::new();
         for l in lines {
             buf.extend_from_slice(l.as_bytes());
