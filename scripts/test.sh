@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only the Rust toolchain and Node.js:
 # installs what the tests need (a C compiler, libtss2, a software TPM, cargo-deb, Chromium and
-# playwright-core for the dashboard), starts swtpms on loopback for the TPM tests, checks
+# playwright-core for the dashboard, PostgreSQL), starts swtpms and a private PostgreSQL on
+# loopback for the TPM, store conformance and replica tests, checks
 # formatting and lints, runs every test, then builds and checks the agent's Debian package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
 command -v chromium >/dev/null || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs npm)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -37,13 +39,19 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 # (the second plays "another machine's TPM"). Stopped by PID on exit.
 tpm_dir="$(mktemp -d)"
 tpm_port=$((23000 + $$ % 2000 * 4))
-trap 'scripts/swtpm.sh stop "$tpm_dir/a"; scripts/swtpm.sh stop "$tpm_dir/b"; rm -rf "$tpm_dir"' EXIT
+# A private PostgreSQL cluster (C locale, loopback, trust) for the store conformance suite on
+# PostgreSQL and the replica failover tests; each test makes and drops its own database.
+pg_dir="$(mktemp -d)"
+export SIGHTLINE_PG_DIR="$pg_dir" SIGHTLINE_PG_PORT=$((tpm_port + 5))
+trap 'scripts/swtpm.sh stop "$tpm_dir/a"; scripts/swtpm.sh stop "$tpm_dir/b"; rm -rf "$tpm_dir"; scripts/postgres.sh stop || true; rm -rf "$pg_dir"' EXIT
 scripts/swtpm.sh start "$tpm_dir/a" "$tpm_port"
 scripts/swtpm.sh start "$tpm_dir/b" "$((tpm_port + 2))"
 export SIGHTLINE_TEST_TPM_TCTI="$(cat "$tpm_dir/a/tcti")"
 export SIGHTLINE_TPM_TCTI="$SIGHTLINE_TEST_TPM_TCTI"
 export SIGHTLINE_TEST_TPM2_TCTI="$(cat "$tpm_dir/b/tcti")"
 export SIGHTLINE_TEST_EK_ROOTS="$tpm_dir/a/ek-roots.pem"
+SIGHTLINE_TEST_POSTGRES="$(scripts/postgres.sh)"
+export SIGHTLINE_TEST_POSTGRES
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

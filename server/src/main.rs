@@ -25,6 +25,11 @@ fn parse_assurance(s: &str) -> Result<Assurance, String> {
     about = "The Sightline collector: enrollment, verified ingest, queries."
 )]
 struct Cli {
+    /// PostgreSQL database shared by collector replicas (postgres://user@host/db). Without
+    /// it the embedded SQLite database in --data-dir is used. Prefer the environment
+    /// variable when the URL holds a password: the command line is visible to `ps`.
+    #[arg(long, global = true, env = "SIGHTLINE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -182,6 +187,17 @@ enum Command {
     },
     /// Print the OpenAPI document of the HTTP API (the one served at /api/v1/openapi.json).
     Openapi,
+    /// Retention: drop observations and signed batches received longer ago than --keep.
+    /// On PostgreSQL whole monthly partitions go (only months entirely older than that).
+    Prune {
+        /// How long to keep evidence, e.g. `400d`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        keep: Duration,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one device, or revoke it.
     Device {
         #[command(subcommand)]
@@ -349,6 +365,7 @@ fn print(text: &str) -> anyhow::Result<()> {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let database = cli.database;
     match cli.command {
         Command::Serve {
             data_dir,
@@ -388,7 +405,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 retry_base: Duration::from_secs(1),
                 retry_max: Duration::from_secs(60),
             };
-            let mut shared = server::open(&data_dir, dev)?;
+            let mut shared = server::open(&data_dir, database.as_deref(), dev)?;
             shared.config.require_assurance = require_assurance;
             shared.config.max_streams = max_streams;
             shared.config.stream_rate = stream_rate;
@@ -405,7 +422,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-                tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.display(), "Starting collector.");
+                tracing::info!(
+                    version = env!("CARGO_PKG_VERSION"),
+                    data_dir = %data_dir.display(),
+                    database = %database.as_deref().map(server::redact).unwrap_or_else(|| "sqlite (data dir)".into()),
+                    "Starting collector."
+                );
                 let stop = tokio_util::sync::CancellationToken::new();
                 let on_signal = stop.clone();
                 tokio::spawn(async move {
@@ -427,14 +449,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Token { command: TokenCommand::Create { data_dir, ttl } } => {
-            let store = server::open_store(&data_dir)?;
+            let store = server::open_store(&data_dir, database.as_deref())?;
             print(&(create_token(store.as_ref(), ttl)? + "\n"))
         }
         Command::Devices { data_dir, json, remote } => {
             if let Some(out) = remote.call(|r| async move { r.get("/api/v1/devices").await })? {
                 return print(&out);
             }
-            print(&query::devices(server::open_store(&data_dir)?.as_ref(), json)?)
+            print(&query::devices(server::open_store(&data_dir, database.as_deref())?.as_ref(), json)?)
         }
         Command::Connectors { data_dir, json, kind, status, user, remote } => {
             let q: Vec<String> = [("kind", &kind), ("status", &status), ("user", &user)]
@@ -447,7 +469,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             let filter = query::ConnectorFilter { kind, status, user };
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
-            print(&query::connectors(server::open_store(&data_dir)?.as_ref(), &filter, &policy, json)?)
+            print(&query::connectors(
+                server::open_store(&data_dir, database.as_deref())?.as_ref(),
+                &filter,
+                &policy,
+                json,
+            )?)
         }
         Command::Signins { command: SigninsCommand::Import { source, file, data_dir } } => {
             let src = sightline_server::signins::Source::parse(&source)
@@ -456,14 +483,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let (signins, skipped) = sightline_server::signins::parse(src, &text)
                 .with_context(|| format!("{} was not imported", file.display()))?;
-            let added = server::open_store(&data_dir)?.add_signins(&signins)?;
+            let added = server::open_store(&data_dir, database.as_deref())?.add_signins(&signins)?;
             print(&format!(
                 "imported {added} sign-ins ({} already known, {skipped} other events skipped)\n",
                 signins.len() - added
             ))
         }
         Command::Evidence { command: EvidenceCommand::Export { device, out, data_dir } } => {
-            let shared = server::open(&data_dir, false)?;
+            let shared = server::open(&data_dir, database.as_deref(), false)?;
             let bundle = sightline_server::evidence::export(
                 shared.store.as_ref(),
                 &shared.pki,
@@ -500,11 +527,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::ApiToken { command: ApiTokenCommand::Create { data_dir, role, name } } => {
-            let store = server::open_store(&data_dir)?;
+            let store = server::open_store(&data_dir, database.as_deref())?;
             print(&(sightline_server::create_api_token(store.as_ref(), role, &name)? + "\n"))
         }
         Command::Device { command: Some(DeviceCommand::Revoke { id, data_dir }), .. } => {
-            server::open_store(&data_dir)?.revoke_device(&id, sightline_server::ingest::now_ms())?;
+            server::open_store(&data_dir, database.as_deref())?
+                .revoke_device(&id, sightline_server::ingest::now_ms())?;
             print(&format!("revoked device {id}\n"))
         }
         Command::Device { command: None, id: Some(id), data_dir, json, remote } => {
@@ -513,7 +541,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 return print(&out);
             }
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
-            print(&query::device(server::open_store(&data_dir)?.as_ref(), &id, &policy, json)?)
+            print(&query::device(
+                server::open_store(&data_dir, database.as_deref())?.as_ref(),
+                &id,
+                &policy,
+                json,
+            )?)
         }
         Command::Triage { device, user, token, connector, at, data_dir, json, remote } => {
             if remote.server.is_some() {
@@ -535,7 +568,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     return print(&out);
                 }
             }
-            let store = server::open_store(&data_dir)?;
+            let store = server::open_store(&data_dir, database.as_deref())?;
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             let need_at =
                 || at.ok_or_else(|| anyhow::anyhow!("--at TIME is required with --device and --user"));
@@ -561,7 +594,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 return print(&out);
             }
             if withdraw {
-                let store = server::open_store(&data_dir)?;
+                let store = server::open_store(&data_dir, database.as_deref())?;
                 sightline_server::revoke::withdraw(
                     store.as_ref(),
                     &connector,
@@ -570,7 +603,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 )?;
                 return print(&format!("withdrew the revocation of {connector}\n"));
             }
-            let shared = server::open(&data_dir, false)?;
+            let shared = server::open(&data_dir, database.as_deref(), false)?;
             let by = cli_user();
             let issued = sightline_server::revoke::revoke(
                 shared.store.as_ref(),
@@ -582,6 +615,30 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             )?;
             print(&query::revoked(&issued, json)?)
         }
+        Command::Prune { keep, data_dir, json } => {
+            let cutoff = sightline_server::ingest::now_ms() - keep.as_millis() as i64;
+            let p = server::open_store(&data_dir, database.as_deref())?.prune(cutoff)?;
+            if json {
+                let v = serde_json::json!({
+                    "cutoff_ms": cutoff,
+                    "partitions_dropped": p.partitions,
+                    "observations_removed": p.observations,
+                    "batches_removed": p.batches,
+                });
+                print(&(v.to_string() + "\n"))
+            } else {
+                print(&format!(
+                    "removed {} observations and {} batches{}\n",
+                    p.observations,
+                    p.batches,
+                    if p.partitions.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (dropped {})", p.partitions.join(", "))
+                    }
+                ))
+            }
+        }
         Command::Openapi => {
             let (_, doc) = sightline_server::api::api_routes();
             print(&(serde_json::to_string_pretty(&doc)? + "\n"))
@@ -591,7 +648,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 return print(&out);
             }
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
-            let store = server::open_store(&data_dir)?;
+            let store = server::open_store(&data_dir, database.as_deref())?;
             print(&query::findings(store.as_ref(), &policy, sightline_server::ingest::now_ms(), json)?)
         }
         Command::Device { command: None, id: None, .. } => {

@@ -13,10 +13,32 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use crate::ingest::{Shared, enrollment::EnrollmentService, telemetry::TelemetryService};
 use crate::pki::Pki;
 use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 
-/// Opens (creating, 0700) a data dir's database.
-pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+/// A database URL fit for a log line: the password replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the store: the PostgreSQL database at `database` (`postgres://…`) if given, else
+/// the data dir's embedded SQLite database (creating the dir, 0700).
+pub fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = database {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            anyhow::bail!(
+                "--database must be a postgres:// or postgresql:// URL (SQLite needs no URL: it lives in --data-dir)"
+            );
+        }
+        let store = PostgresStore::open(url).with_context(|| format!("opening database {}", redact(url)))?;
+        return Ok(Arc::new(store));
+    }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
     #[cfg(unix)]
     {
@@ -48,8 +70,8 @@ pub fn read_pem_certificates(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec
 }
 
 /// Opens a data dir for serving: database plus key material.
-pub fn open(data_dir: &Path, dev: bool) -> anyhow::Result<Shared> {
-    let store = open_store(data_dir)?;
+pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Result<Shared> {
+    let store = open_store(data_dir, database)?;
     let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
     let policy = Arc::new(crate::policy::Policy::load(data_dir)?);
     Ok(Shared {

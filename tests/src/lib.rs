@@ -15,6 +15,11 @@ use sightline_proto::pb::{self, telemetry_client::TelemetryClient};
 use sightline_server::ingest::Shared;
 use tokio::sync::oneshot;
 
+pub mod fleet;
+pub mod pg;
+pub mod procfs;
+pub mod proxy;
+
 /// A collector serving on loopback until dropped or stopped.
 pub struct Collector {
     pub url: String,
@@ -45,7 +50,7 @@ impl Collector {
         if let Some(p) = policy {
             std::fs::write(data_dir.path().join("policy.toml"), p).unwrap();
         }
-        let mut shared = sightline_server::server::open(data_dir.path(), true).unwrap();
+        let mut shared = sightline_server::server::open(data_dir.path(), None, true).unwrap();
         shared.config = config;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -144,17 +149,22 @@ pub async fn enroll(c: &Collector) -> Agent {
 }
 
 pub async fn enroll_with(c: &Collector, token: &str) -> anyhow::Result<Agent> {
+    enroll_to(&c.url, c.ca_pem(), token.to_owned()).await
+}
+
+/// Enrolls an agent (software key, state in a temp dir) with the collector at `url`.
+pub async fn enroll_to(url: &str, ca_pem: Vec<u8>, token: String) -> anyhow::Result<Agent> {
     let state_dir = tempfile::tempdir()?;
     let state = StateDir::open(state_dir.path())?;
     let opts = sightline_agent::enroll::EnrollOptions {
-        server: c.url.clone(),
-        token: token.to_owned(),
-        ca_pem: c.ca_pem(),
+        server: url.to_owned(),
+        token,
+        ca_pem,
         key_backend: KeyChoice::Software,
     };
     let e = sightline_agent::enroll::enroll(&state, &opts).await?;
     let key: Arc<dyn DeviceKey> = Arc::from(keys::open(state_dir.path(), KeyChoice::Software)?);
-    Ok(Agent { state_dir, state, device_id: e.device_id, key, url: c.url.clone() })
+    Ok(Agent { state_dir, state, device_id: e.device_id, key, url: url.to_owned() })
 }
 
 impl Agent {
@@ -462,6 +472,10 @@ impl ServerProcess {
 
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
     }
 
     /// Starts the collector again (same data dir, same port) and waits until it listens.

@@ -9,7 +9,8 @@
 //! most once per directive id.
 //!
 //! The poller also runs [`crate::revoke::reissue`]: a revoked connector that shows up again
-//! gets a new directive without anyone asking.
+//! gets a new directive without anyone asking; and the store's periodic upkeep
+//! ([`crate::store::Store::maintain`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -129,6 +130,9 @@ pub async fn run(shared: Shared, poll: Duration, stop: impl Future<Output = ()>)
         }
         let (s, from) = (shared.clone(), cursor);
         let step = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<String>, i64)> {
+            if let Err(e) = s.store.maintain(now_ms()) {
+                tracing::warn!(error = %e, "Store upkeep failed; retrying.");
+            }
             crate::revoke::reissue(s.store.as_ref(), &s.pki, now_ms())?;
             Ok(s.store.directives_since(from)?)
         })

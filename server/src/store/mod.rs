@@ -1,5 +1,6 @@
-//! Storage behind a trait (design.md §5). SQLite is the embedded default; PostgreSQL comes
-//! later behind the same trait.
+//! Storage behind a trait (design.md §5). SQLite is the embedded default; PostgreSQL
+//! (`serve --database postgres://…`) lets any number of stateless collector replicas share
+//! one database. `tests/store_conformance.rs` holds both to the same behaviour.
 //!
 //! Methods are synchronous: callers on the async runtime go through `spawn_blocking`.
 //!
@@ -7,6 +8,7 @@
 //! chain links) and stores in one transaction, so two streams for one device can never
 //! both append at the same position.
 
+pub mod postgres;
 pub mod sqlite;
 
 use serde_json::Value;
@@ -16,7 +18,12 @@ use serde_json::Value;
 #[non_exhaustive]
 pub enum StoreError {
     #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// No database connection could be had (pool exhausted past its wait, or connect failed).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
     #[error("enrollment token is not valid")]
@@ -558,4 +565,48 @@ pub trait Store: Send + Sync {
     /// Finding keys a sink already delivered.
     fn exported_findings(&self, sink: &str) -> Result<std::collections::HashSet<String>>;
     fn mark_findings_exported(&self, sink: &str, keys: &[String]) -> Result<()>;
+    /// Retention: drops observations and signed batches received before `cutoff_ms`.
+    /// PostgreSQL drops whole monthly partitions (only months entirely before the cutoff);
+    /// SQLite deletes rows. Presence intervals, sessions and directives stay.
+    fn prune(&self, cutoff_ms: i64) -> Result<Pruned>;
+    /// Periodic upkeep, every few seconds, by the serving process. PostgreSQL writes this
+    /// replica's pending connector summaries and makes next month's partition ahead of time.
+    fn maintain(&self, _now_ms: i64) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Observation partitions dropped (PostgreSQL).
+    pub partitions: Vec<String>,
+    /// Observation rows deleted (SQLite; PostgreSQL counts what the dropped partitions held).
+    pub observations: u64,
+    pub batches: u64,
+}
+
+impl Person {
+    /// Every name the person can be found by (`person_keys`): userName and emails, lower-cased,
+    /// and their local parts.
+    pub fn index_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for name in std::iter::once(&self.user_name).chain(&self.emails) {
+            let name = name.to_lowercase();
+            if let Some((local, _)) = name.split_once('@')
+                && !local.is_empty()
+            {
+                keys.push(local.to_owned());
+            }
+            keys.push(name);
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+}
+
+/// A stored 32-byte hash, or what is wrong with it.
+pub(crate) fn hash32(v: Vec<u8>) -> Result<[u8; 32]> {
+    v.try_into().map_err(|_| StoreError::Corrupt("stored hash is not 32 bytes".into()))
 }

@@ -1473,6 +1473,23 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn prune(&self, cutoff_ms: i64) -> Result<crate::store::Pruned> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let observations = tx.execute(
+            "DELETE FROM observations WHERE rowid IN (SELECT o.rowid FROM batches b JOIN observations o \
+             ON o.device_id = b.device_id AND o.seq BETWEEN b.first_seq AND b.last_seq WHERE b.received_at_ms < ?1)",
+            params![cutoff_ms],
+        )?;
+        let batches = tx.execute("DELETE FROM batches WHERE received_at_ms < ?1", params![cutoff_ms])?;
+        tx.commit()?;
+        Ok(crate::store::Pruned {
+            partitions: Vec::new(),
+            observations: observations as u64,
+            batches: batches as u64,
+        })
+    }
+
     fn count_observations(&self, device_id: &str) -> Result<u64> {
         Ok(self.conn().query_row(
             "SELECT count(*) FROM observations WHERE device_id = ?1",
@@ -1623,18 +1640,7 @@ impl SqliteStore {
         );
         if r.is_ok() {
             tx.execute("DELETE FROM person_keys WHERE person_id = ?1", params![p.id])?;
-            let mut keys: Vec<String> = Vec::new();
-            for name in std::iter::once(&p.user_name).chain(&p.emails) {
-                let name = name.to_lowercase();
-                if let Some((local, _)) = name.split_once('@')
-                    && !local.is_empty()
-                {
-                    keys.push(local.to_owned());
-                }
-                keys.push(name);
-            }
-            keys.sort();
-            keys.dedup();
+            let keys = p.index_keys();
             let mut insert = tx.prepare_cached("INSERT INTO person_keys (key, person_id) VALUES (?1, ?2)")?;
             for k in keys {
                 insert.execute(params![k, p.id])?;
@@ -1740,168 +1746,8 @@ impl SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    //! SQLite-only behaviour; what every backend must do is in tests/store_conformance.rs.
     use super::*;
-    use crate::store::{ConnectorRef, ObservationRecord};
-
-    fn device(store: &SqliteStore, id: &str) {
-        let token = format!("t-{id}");
-        store.create_token(token.as_bytes(), 0, i64::MAX).unwrap();
-        let d = Device {
-            id: id.into(),
-            hostname: id.into(),
-            os: "linux".into(),
-            os_version: "1".into(),
-            agent_version: "0".into(),
-            key_backend: "software".into(),
-            assurance: "software".into(),
-            key_spki: vec![1],
-            cert_sha256: format!("cert-{id}"),
-            next_cert_sha256: None,
-            enrolled_at_ms: 0,
-            last_seen_ms: None,
-            last_attested_ms: None,
-            hardware_id: None,
-            seq_head: 0,
-            head_hash: [0; 32],
-            revoked_at_ms: None,
-            users: vec![],
-        };
-        store.complete_enrollment(token.as_bytes(), &d, None, 1).unwrap();
-    }
-
-    /// One observation as the next batch of `device`.
-    fn observe(
-        store: &SqliteStore,
-        device: &str,
-        change: &'static str,
-        locus: &str,
-        outcome: Option<(&str, &str)>,
-    ) {
-        let head = store.device(device).unwrap().unwrap();
-        let seq = head.seq_head + 1;
-        let o = ObservationRecord {
-            seq,
-            observed_at_ms: seq as i64,
-            change,
-            kind: if outcome.is_some() { "directive_outcome" } else { "process" },
-            connector: outcome.is_none().then(|| ConnectorRef {
-                key: "tool:ollama".into(),
-                kind: "tool",
-                label: "ollama".into(),
-                user: None,
-                locus: locus.into(),
-            }),
-            session: None,
-            directive: outcome.map(|(id, o)| OutcomeRef {
-                directive_id: id.into(),
-                outcome: o.into(),
-                detail: String::new(),
-                mode: "enforce".into(),
-            }),
-            data: Value::Null,
-        };
-        let mut hash = [0u8; 32];
-        hash[..8].copy_from_slice(&seq.to_le_bytes());
-        let b = IngestBatch {
-            device_id: device.into(),
-            first_seq: seq,
-            last_seq: seq,
-            prev_hash: head.head_hash,
-            hash,
-            payload: vec![],
-            signature: vec![],
-            received_at_ms: 0,
-            observations: vec![o],
-            inventory: None,
-        };
-        assert!(matches!(store.ingest(&b).unwrap(), IngestOutcome::Stored { .. }));
-    }
-
-    fn directive(id: &str, device: &str, seq_head: u64) -> DirectiveRecord {
-        DirectiveRecord {
-            seq: 0,
-            id: id.into(),
-            device_id: device.into(),
-            connector_key: "tool:ollama".into(),
-            action: "terminate_process".into(),
-            target: "ollama".into(),
-            payload: vec![1],
-            signature: vec![2],
-            issued_at_ms: 10,
-            expires_at_ms: 1_000,
-            issued_at_seq: seq_head,
-            sent_at_ms: None,
-            outcome: None,
-            outcome_at_ms: None,
-            outcome_seq: None,
-        }
-    }
-
-    #[test]
-    fn revocation_targets_outstanding_directives_and_outcomes() {
-        let t = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&t.path().join("db")).unwrap();
-        device(&s, "a");
-        device(&s, "b");
-        observe(&s, "a", "appeared", "pid:1", None);
-        observe(&s, "b", "appeared", "pid:2", None);
-        assert!(s.revocation_targets(None, false, 100).unwrap().is_empty(), "nothing revoked yet");
-        s.set_revocation(&Revocation {
-            connector_key: "tool:ollama".into(),
-            requested_at_ms: 5,
-            requested_by: "test".into(),
-            reason: String::new(),
-        })
-        .unwrap();
-        let targets = s.revocation_targets(Some("tool:ollama"), false, 100).unwrap();
-        assert_eq!(targets.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(
-            s.add_directives(&[directive("d1", "a", 1), directive("d2", "b", 1)], 100).unwrap().len(),
-            2
-        );
-        // Outstanding: neither a second directive nor a target.
-        assert!(s.add_directives(&[directive("d1b", "a", 1)], 100).unwrap().is_empty());
-        assert!(s.revocation_targets(None, false, 100).unwrap().is_empty());
-        assert_eq!(s.open_directives("a", 100).unwrap().len(), 1);
-        assert!(s.open_directives("a", 1_000).unwrap().is_empty(), "expired directives are not sent");
-        let state =
-            |s: &SqliteStore| s.connector("tool:ollama").unwrap().unwrap().revocation.unwrap().state();
-        assert_eq!(state(&s), "pending");
-
-        // Device b cannot settle a's directive; a settles its own.
-        observe(&s, "b", "snapshot", "pid:2", Some(("d1", "enforced")));
-        assert!(s.directive("d1").unwrap().unwrap().outcome.is_none());
-        observe(&s, "a", "disappeared", "pid:1", None);
-        observe(&s, "a", "snapshot", "pid:1", Some(("d1", "enforced")));
-        assert_eq!(s.directive("d1").unwrap().unwrap().outcome_seq, Some(3));
-        observe(&s, "b", "snapshot", "pid:2", Some(("d2", "report_only")));
-        assert_eq!(state(&s), "incomplete");
-
-        // b still has it, but nothing new appeared there: only a fresh `revoke` targets it.
-        assert!(s.revocation_targets(None, true, 100).unwrap().is_empty());
-        assert_eq!(s.revocation_targets(None, false, 100).unwrap().len(), 1);
-        // On a, it comes back (a relaunch): new since the directive, so it is a target.
-        observe(&s, "a", "appeared", "pid:9", None);
-        let again = s.revocation_targets(None, true, 100).unwrap();
-        assert_eq!(again.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["a"]);
-        assert_eq!(s.directives_since(0).unwrap(), (vec!["a".to_owned(), "b".to_owned()], 2));
-
-        // Withdrawn: nothing more is sent, the unanswered directive is closed, history stays.
-        assert_eq!(s.add_directives(&[directive("d3", "a", 4)], 100).unwrap().len(), 1);
-        assert!(s.withdraw_revocation("tool:ollama", 200).unwrap());
-        assert!(s.open_directives("a", 300).unwrap().is_empty());
-        assert_eq!(
-            s.directive("d3").unwrap().unwrap().outcome.map(|o| o.outcome).as_deref(),
-            Some("withdrawn")
-        );
-        assert_eq!(
-            s.directive("d1").unwrap().unwrap().outcome.map(|o| o.outcome).as_deref(),
-            Some("enforced")
-        );
-        assert!(s.connector("tool:ollama").unwrap().unwrap().revocation.is_none());
-        assert!(s.revocation_targets(None, false, 300).unwrap().is_empty());
-        assert!(!s.withdraw_revocation("tool:ollama", 300).unwrap(), "not revoked any more");
-    }
 
     #[test]
     fn people_are_found_by_any_of_their_names_and_the_index_is_backfilled() {

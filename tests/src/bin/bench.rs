@@ -167,7 +167,7 @@ async fn ingest_bench() -> anyhow::Result<()> {
 
     // Baseline 1: the store alone, same rows, no TLS and no signature checks.
     let d = tempfile::tempdir()?;
-    let shared = sightline_server::server::open(d.path(), true)?;
+    let shared = sightline_server::server::open(d.path(), None, true)?;
     let store = shared.store.clone();
     let a = enroll_direct(&shared)?;
     let mut prev = GENESIS_HASH;

@@ -14,6 +14,7 @@
 //!
 //! Bounded: 200 sleeping processes and two servers on loopback, all stopped at the end.
 
+use sightline_tests::procfs::{cpu_ticks, status_kb, ticks_per_sec};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -227,23 +228,6 @@ fn which(name: &str) -> anyhow::Result<std::path::PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("{name} not on PATH"))
 }
 
-/// utime + stime of every thread, in clock ticks.
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
-}
-
-fn ticks_per_sec() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// Voluntary + involuntary context switches of each of the agent's threads, by thread id.
 fn switches(pid: u32) -> anyhow::Result<std::collections::HashMap<String, u64>> {
     let mut out = std::collections::HashMap::new();
@@ -267,10 +251,4 @@ fn switches(pid: u32) -> anyhow::Result<std::collections::HashMap<String, u64>> 
 /// counted, so this is a lower bound when the blocking pool shrinks).
 fn switches_since(pid: u32, before: &std::collections::HashMap<String, u64>) -> anyhow::Result<u64> {
     Ok(switches(pid)?.iter().map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0))).sum())
-}
-
-fn status_kb(pid: u32, key: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with(key)).ok_or_else(|| anyhow::anyhow!("{key} missing"))?;
-    Ok(line.trim_start_matches(key).trim().trim_end_matches("kB").trim().parse()?)
 }

@@ -9,6 +9,8 @@
 //!
 //! `SIGHTLINE_BENCH_DIR=DIR` keeps the loaded history in DIR and, when DIR already holds one
 //! of the same size, measures the queries on it without loading again.
+//! `SIGHTLINE_BENCH_DATABASE=postgres://…` runs it on PostgreSQL instead of SQLite (the
+//! database keeps the history the same way).
 
 use std::time::{Duration, Instant};
 
@@ -42,7 +44,12 @@ fn main() -> anyhow::Result<()> {
     let per_device = (observations / devices as u64).max(20);
     let temp = tempfile::tempdir()?;
     let dir = std::env::var_os("SIGHTLINE_BENCH_DIR").map_or_else(|| temp.path().to_owned(), Into::into);
-    let shared = sightline_server::server::open(&dir, true)?;
+    let database = std::env::var("SIGHTLINE_BENCH_DATABASE").ok();
+    let shared = sightline_server::server::open(&dir, database.as_deref(), true)?;
+    println!(
+        "store: {}",
+        database.as_deref().map(sightline_server::server::redact).unwrap_or_else(|| "sqlite".into())
+    );
     let store = shared.store.clone();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
 

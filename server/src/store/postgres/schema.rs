@@ -1,0 +1,351 @@
+//! The PostgreSQL schema: numbered migrations, applied under an advisory lock so replicas
+//! starting together do not race, and the monthly partitions of `observations`.
+//!
+//! Observations are partitioned by the collector's receive time (never the device's clock,
+//! which a device controls), one partition per UTC month: retention drops whole partitions.
+
+use postgres::Client;
+
+use crate::store::{Result, StoreError};
+
+/// Serialises schema changes and partition creation across replicas.
+const SCHEMA_LOCK: i64 = 0x5167_6874_6c69_6e65; // "Sightline"
+
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE enrollment_tokens (
+    token_hash    BYTEA PRIMARY KEY,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    used_at_ms    BIGINT
+);
+-- Pending enrollments live here, not in a replica's memory: Begin and Complete may reach
+-- different replicas.
+CREATE TABLE enrollment_challenges (
+    id                    TEXT PRIMARY KEY,
+    nonce                 BYTEA NOT NULL,
+    token_hash            BYTEA NOT NULL,
+    expires_at_ms         BIGINT NOT NULL,
+    hostname              TEXT NOT NULL,
+    os                    TEXT NOT NULL,
+    os_version            TEXT NOT NULL,
+    agent_version         TEXT NOT NULL,
+    key_backend           TEXT NOT NULL,
+    device_key_spki       BYTEA NOT NULL,
+    tpm_secret            BYTEA,
+    tpm_ek_public         BYTEA,
+    tpm_ak_public         BYTEA,
+    tpm_device_key_public BYTEA,
+    tpm_ek_trusted        BOOLEAN
+);
+CREATE INDEX enrollment_challenges_expiry ON enrollment_challenges(expires_at_ms);
+CREATE TABLE devices (
+    id               TEXT PRIMARY KEY,
+    hostname         TEXT NOT NULL,
+    os               TEXT NOT NULL,
+    os_version       TEXT NOT NULL,
+    agent_version    TEXT NOT NULL,
+    key_backend      TEXT NOT NULL,
+    assurance        TEXT NOT NULL,
+    key_spki         BYTEA NOT NULL,
+    cert_sha256      TEXT NOT NULL UNIQUE,
+    enrolled_at_ms   BIGINT NOT NULL,
+    last_seen_ms     BIGINT,
+    seq_head         BIGINT NOT NULL DEFAULT 0,
+    head_hash        BYTEA NOT NULL,
+    revoked_at_ms    BIGINT,
+    users            TEXT NOT NULL DEFAULT '[]',
+    next_cert_sha256 TEXT,
+    last_attested_ms BIGINT,
+    hardware_id      TEXT
+);
+CREATE UNIQUE INDEX devices_hardware_id ON devices(hardware_id) WHERE hardware_id IS NOT NULL;
+CREATE INDEX devices_next_cert ON devices(next_cert_sha256) WHERE next_cert_sha256 IS NOT NULL;
+CREATE INDEX devices_hostname ON devices(hostname);
+CREATE INDEX devices_last_seen ON devices(last_seen_ms);
+CREATE INDEX devices_enrolled ON devices(enrolled_at_ms, id);
+-- Every accepted batch exactly as signed. The primary key is the database's own guarantee
+-- that a (device, sequence) is stored once, whichever replica received it.
+CREATE TABLE batches (
+    device_id      TEXT NOT NULL REFERENCES devices(id),
+    first_seq      BIGINT NOT NULL,
+    last_seq       BIGINT NOT NULL,
+    prev_hash      BYTEA NOT NULL,
+    hash           BYTEA NOT NULL,
+    payload        BYTEA NOT NULL,
+    signature      BYTEA NOT NULL,
+    received_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (device_id, first_seq)
+);
+CREATE INDEX batches_received ON batches(received_at_ms);
+-- Signed payloads are protobuf: compressing them costs CPU on every batch and saves little.
+ALTER TABLE batches ALTER COLUMN payload SET STORAGE EXTERNAL;
+-- The export cursor: insertion order across partitions.
+CREATE SEQUENCE observations_id_seq;
+CREATE TABLE observations (
+    id             BIGINT NOT NULL DEFAULT nextval('observations_id_seq'),
+    device_id      TEXT NOT NULL,
+    seq            BIGINT NOT NULL,
+    observed_at_ms BIGINT NOT NULL,
+    received_at_ms BIGINT NOT NULL,
+    change         TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    connector_key  TEXT,
+    os_user        TEXT,
+    data           TEXT NOT NULL,
+    assurance      TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq, received_at_ms)
+) PARTITION BY RANGE (received_at_ms);
+-- Ids only grow: BRIN serves the export cursor's range scans for a tiny upkeep.
+CREATE INDEX observations_id ON observations USING brin (id);
+CREATE INDEX observations_gap ON observations(observed_at_ms) WHERE kind = 'gap';
+CREATE TABLE connectors (
+    key           TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    first_seen_ms BIGINT NOT NULL,
+    last_seen_ms  BIGINT NOT NULL,
+    latest        TEXT NOT NULL
+);
+CREATE TABLE connector_devices (
+    connector_key TEXT NOT NULL REFERENCES connectors(key),
+    device_id     TEXT NOT NULL REFERENCES devices(id),
+    os_user       TEXT,
+    first_seen_ms BIGINT NOT NULL,
+    last_seen_ms  BIGINT NOT NULL,
+    PRIMARY KEY (connector_key, device_id)
+);
+CREATE INDEX connector_devices_device ON connector_devices(device_id);
+CREATE TABLE device_claims (
+    device_id    TEXT NOT NULL REFERENCES devices(id),
+    at_ms        BIGINT NOT NULL,
+    stream_nonce BYTEA NOT NULL,
+    payload      BYTEA NOT NULL,
+    signature    BYTEA NOT NULL,
+    claims       TEXT NOT NULL
+);
+CREATE INDEX device_claims_device ON device_claims(device_id, at_ms);
+-- A connector's presence on a device as intervals (see the SQLite schema for the model).
+CREATE TABLE presence (
+    device_id         TEXT NOT NULL REFERENCES devices(id),
+    connector_key     TEXT NOT NULL,
+    locus             TEXT NOT NULL,
+    os_user           TEXT,
+    appeared_at_ms    BIGINT NOT NULL,
+    appeared_seq      BIGINT NOT NULL,
+    disappeared_at_ms BIGINT,
+    disappeared_seq   BIGINT
+);
+CREATE UNIQUE INDEX presence_open ON presence(device_id, connector_key, locus) WHERE disappeared_at_ms IS NULL;
+CREATE INDEX presence_device_time ON presence(device_id, appeared_at_ms);
+CREATE INDEX presence_connector ON presence(connector_key, device_id);
+CREATE INDEX presence_user ON presence(os_user, appeared_at_ms);
+CREATE TABLE api_tokens (
+    token_hash    BYTEA PRIMARY KEY,
+    role          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    revoked_at_ms BIGINT
+);
+CREATE TABLE people (
+    id                  TEXT PRIMARY KEY,
+    user_name           TEXT NOT NULL,
+    external_id         TEXT,
+    display_name        TEXT,
+    emails              TEXT NOT NULL DEFAULT '[]',
+    active              BOOLEAN NOT NULL,
+    created_at_ms       BIGINT NOT NULL,
+    modified_at_ms      BIGINT NOT NULL,
+    deprovisioned_at_ms BIGINT,
+    deleted_at_ms       BIGINT
+);
+CREATE UNIQUE INDEX people_user_name ON people(lower(user_name)) WHERE deleted_at_ms IS NULL;
+CREATE TABLE person_keys (
+    key       TEXT NOT NULL,
+    person_id TEXT NOT NULL REFERENCES people(id)
+);
+CREATE INDEX person_keys_key ON person_keys(key);
+CREATE INDEX person_keys_person ON person_keys(person_id);
+CREATE TABLE sessions (
+    device_id       TEXT NOT NULL REFERENCES devices(id),
+    os_user         TEXT NOT NULL,
+    terminal        TEXT NOT NULL,
+    host            TEXT,
+    started_at_ms   BIGINT NOT NULL,
+    ended_at_ms     BIGINT,
+    appeared_seq    BIGINT NOT NULL,
+    disappeared_seq BIGINT
+);
+CREATE UNIQUE INDEX sessions_identity ON sessions(device_id, os_user, terminal, started_at_ms);
+CREATE INDEX sessions_time ON sessions(started_at_ms);
+CREATE INDEX sessions_user ON sessions(os_user, started_at_ms);
+CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
+CREATE TABLE signins (
+    id        TEXT PRIMARY KEY,
+    source    TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    at_ms     BIGINT NOT NULL,
+    ip        TEXT,
+    app       TEXT,
+    device    TEXT,
+    outcome   TEXT NOT NULL
+);
+CREATE INDEX signins_user ON signins(lower(user_name), at_ms);
+CREATE TABLE revocations (
+    connector_key   TEXT PRIMARY KEY,
+    requested_at_ms BIGINT NOT NULL,
+    requested_by    TEXT NOT NULL,
+    reason          TEXT NOT NULL
+);
+-- `seq` is the delivery cursor every replica's poller follows.
+CREATE TABLE directives (
+    seq           BIGSERIAL PRIMARY KEY,
+    id            TEXT NOT NULL UNIQUE,
+    device_id     TEXT NOT NULL REFERENCES devices(id),
+    connector_key TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    payload       BYTEA NOT NULL,
+    signature     BYTEA NOT NULL,
+    issued_at_ms  BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    issued_at_seq BIGINT NOT NULL,
+    sent_at_ms    BIGINT,
+    outcome       TEXT,
+    detail        TEXT,
+    mode          TEXT,
+    outcome_at_ms BIGINT,
+    outcome_seq   BIGINT
+);
+CREATE INDEX directives_device ON directives(device_id, outcome);
+CREATE INDEX directives_connector ON directives(connector_key, device_id);
+CREATE TABLE connector_decisions (
+    connector_key TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    decided_by    TEXT NOT NULL,
+    decided_at_ms BIGINT NOT NULL
+);
+CREATE TABLE ui_sessions (
+    session_hash  BYTEA PRIMARY KEY,
+    token_hash    BYTEA NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE TABLE export_cursors (
+    sink   TEXT NOT NULL,
+    source TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (sink, source)
+);
+CREATE TABLE export_findings (
+    sink TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    PRIMARY KEY (sink, key)
+);
+"#];
+
+/// Applies the migrations this database has not seen yet, in one transaction each.
+pub(super) fn migrate(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS sightline_schema (version INTEGER NOT NULL)")?;
+    let version: i32 =
+        tx.query_opt("SELECT version FROM sightline_schema", &[])?.map(|r| r.get(0)).unwrap_or(0);
+    let known = MIGRATIONS.len() as i32;
+    if version > known {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {version} is newer than this collector understands ({known})"
+        )));
+    }
+    for m in MIGRATIONS.iter().skip(version as usize) {
+        tx.batch_execute(m)?;
+    }
+    tx.execute("DELETE FROM sightline_schema", &[])?;
+    tx.execute("INSERT INTO sightline_schema (version) VALUES ($1)", &[&known])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A UTC month as `yyyymm`, with its bounds in ms since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Month(pub(super) i32);
+
+impl Month {
+    pub(super) fn of(ms: i64) -> Month {
+        let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        Month(t.year() * 100 + u8::from(t.month()) as i32)
+    }
+
+    pub(super) fn next(self) -> Month {
+        let (y, m) = (self.0 / 100, self.0 % 100);
+        if m == 12 { Month((y + 1) * 100 + 1) } else { Month(y * 100 + m + 1) }
+    }
+
+    pub(super) fn start_ms(self) -> i64 {
+        let month = time::Month::try_from((self.0 % 100) as u8).unwrap_or(time::Month::January);
+        time::Date::from_calendar_date(self.0 / 100, month, 1)
+            .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
+            .unwrap_or(0)
+    }
+
+    pub(super) fn table(self) -> String {
+        format!("observations_p{}", self.0)
+    }
+
+    /// The month a partition's name stands for, if it is one of ours.
+    pub(super) fn from_table(name: &str) -> Option<Month> {
+        let digits = name.strip_prefix("observations_p")?;
+        if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().map(Month)
+    }
+}
+
+/// Creates the month's partition if it is missing (idempotent, safe across replicas).
+pub(super) fn create_partition(client: &mut Client, month: Month) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    // Names and bounds are computed here from integers, never taken from input.
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {} PARTITION OF observations FOR VALUES FROM ({}) TO ({})",
+        month.table(),
+        month.start_ms(),
+        month.next().start_ms()
+    ))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Our partitions of `observations`, oldest first.
+pub(super) fn partitions(client: &mut Client) -> Result<Vec<Month>> {
+    let rows = client.query(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'observations' \
+         AND p.relnamespace = to_regnamespace(current_schema())",
+        &[],
+    )?;
+    let mut months: Vec<Month> = rows.iter().filter_map(|r| Month::from_table(r.get::<_, &str>(0))).collect();
+    months.sort_by_key(|m| m.0);
+    Ok(months)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Month;
+
+    #[test]
+    fn months_have_utc_bounds_and_roll_over_the_year() {
+        let nov = Month::of(1_795_000_000_000); // 2026-11-18
+        assert_eq!(nov, Month(202611));
+        assert_eq!(nov.start_ms(), 1_793_491_200_000); // 2026-11-01T00:00:00Z
+        assert_eq!(nov.next(), Month(202612));
+        assert_eq!(Month(202612).next(), Month(202701));
+        assert_eq!(Month(202701).start_ms(), 1_798_761_600_000);
+        assert_eq!(Month::of(nov.start_ms()), nov);
+        assert_eq!(Month::of(nov.start_ms() - 1), Month(202610));
+        assert_eq!(Month::from_table("observations_p202611"), Some(nov));
+        assert_eq!(Month::from_table("observations_p2026111"), None);
+        assert_eq!(Month::from_table("observations_default"), None);
+    }
+}

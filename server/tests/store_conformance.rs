@@ -1,0 +1,698 @@
+//! The store conformance suite: every check runs against SQLite and against PostgreSQL, so
+//! the two backends answer every question the same way.
+//!
+//! PostgreSQL comes from `SIGHTLINE_TEST_POSTGRES` (an admin URL; `scripts/postgres.sh`
+//! starts one); each test gets a database of its own. Without it the PostgreSQL half is
+//! skipped locally and fails under CI, so CI cannot pass without having run it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use serde_json::json;
+use sightline_server::signins::SignIn;
+use sightline_server::store::postgres::PostgresStore;
+use sightline_server::store::sqlite::SqliteStore;
+use sightline_server::store::{
+    Challenge, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
+    ObservationRecord, OutcomeRef, Person, Revocation, SessionRef, Store, StoreError,
+};
+
+/// A store under test, and what must be cleaned up after it.
+enum Backend {
+    /// The directory goes when the store does.
+    Sqlite {
+        store: SqliteStore,
+        _dir: tempfile::TempDir,
+    },
+    Postgres(Option<Box<PostgresStore>>, String, String),
+}
+
+impl Backend {
+    fn store(&self) -> &dyn Store {
+        match self {
+            Backend::Sqlite { store, .. } => store,
+            Backend::Postgres(s, _, _) => s.as_deref().expect("store is present until drop"),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Postgres(store, admin, db) = self {
+            drop(store.take());
+            let dropped = postgres::Client::connect(admin, postgres::NoTls)
+                .and_then(|mut c| c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")));
+            if let Err(e) = dropped {
+                eprintln!("could not drop test database {db}: {e}");
+            }
+        }
+    }
+}
+
+fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("sightline.db")).unwrap();
+    Backend::Sqlite { store: s, _dir: dir }
+}
+
+/// A fresh database on the test PostgreSQL server, or None (skip) outside CI.
+fn postgres() -> Option<Backend> {
+    let Ok(admin) = std::env::var("SIGHTLINE_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the conformance suite on PostgreSQL: set SIGHTLINE_TEST_POSTGRES (scripts/postgres.sh)"
+        );
+        eprintln!("SIGHTLINE_TEST_POSTGRES is not set: PostgreSQL half skipped");
+        return None;
+    };
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let db = format!("conformance_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let mut c =
+        postgres::Client::connect(&admin, postgres::NoTls).expect("connecting to SIGHTLINE_TEST_POSTGRES");
+    c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    let url = match admin.rfind('/') {
+        Some(i) if i > "postgres://".len() => format!("{}/{db}", &admin[..i]),
+        _ => panic!("SIGHTLINE_TEST_POSTGRES must end in /DATABASE"),
+    };
+    let store = PostgresStore::open(&url).unwrap();
+    Some(Backend::Postgres(Some(Box::new(store)), admin, db))
+}
+
+/// `conformance!(name)` runs `name(&dyn Store)` once per backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite { $( #[test] fn $name() { super::$name(super::sqlite().store()) } )* }
+        mod on_postgres { $( #[test] fn $name() { if let Some(b) = super::postgres() { super::$name(b.store()) } } )* }
+    };
+}
+
+conformance!(
+    enrollment_tokens_and_challenges,
+    reenrolling_the_same_hardware_keeps_the_record,
+    ingest_accepts_only_the_continuation_of_the_chain,
+    presence_intervals_follow_sightings,
+    connector_inventory_and_summaries,
+    login_sessions_are_intervals,
+    revocation_targets_outstanding_directives_and_outcomes,
+    people_names_and_conflicts,
+    signins_tokens_and_dashboard_sessions,
+    device_pages_and_fleet_counts,
+    exports_read_in_insertion_order,
+    prune_drops_old_evidence,
+    one_batch_from_two_replicas_is_stored_once,
+);
+
+fn device_record(id: &str, hardware: Option<&str>) -> Device {
+    Device {
+        id: id.into(),
+        hostname: format!("host-{id}"),
+        os: "linux".into(),
+        os_version: "6.1".into(),
+        agent_version: "0.1.0".into(),
+        key_backend: "software".into(),
+        assurance: "software".into(),
+        key_spki: vec![1, 2, 3],
+        cert_sha256: format!("cert-{id}"),
+        next_cert_sha256: None,
+        enrolled_at_ms: 1_000,
+        last_seen_ms: None,
+        last_attested_ms: None,
+        hardware_id: hardware.map(str::to_owned),
+        seq_head: 0,
+        head_hash: [0; 32],
+        revoked_at_ms: None,
+        users: vec![],
+    }
+}
+
+fn enroll(s: &dyn Store, id: &str) {
+    let token = format!("token-{id}");
+    s.create_token(token.as_bytes(), 0, i64::MAX).unwrap();
+    s.complete_enrollment(token.as_bytes(), &device_record(id, None), None, 1).unwrap();
+}
+
+fn tool(locus: &str, user: Option<&str>) -> ConnectorRef {
+    ConnectorRef {
+        key: "tool:ollama".into(),
+        kind: "tool",
+        label: "ollama".into(),
+        user: user.map(str::to_owned),
+        locus: locus.into(),
+    }
+}
+
+fn obs(seq: u64, at: i64, change: &'static str, connector: Option<ConnectorRef>) -> ObservationRecord {
+    ObservationRecord {
+        seq,
+        observed_at_ms: at,
+        change,
+        kind: if connector.is_some() { "process" } else { "gap" },
+        connector,
+        session: None,
+        directive: None,
+        data: json!({"seq": seq, "dropped": 2}),
+    }
+}
+
+/// A batch continuing `device`'s chain at its current head, received at `received_at_ms`.
+fn batch(
+    s: &dyn Store,
+    device: &str,
+    received_at_ms: i64,
+    observations: Vec<ObservationRecord>,
+) -> IngestBatch {
+    let head = s.device(device).unwrap().unwrap();
+    let first = head.seq_head + 1;
+    let last = head.seq_head + observations.len() as u64;
+    let mut hash = [0u8; 32];
+    hash[..8].copy_from_slice(&last.to_le_bytes());
+    hash[8..16].copy_from_slice(&(device.len() as u64).to_le_bytes());
+    IngestBatch {
+        device_id: device.into(),
+        first_seq: first,
+        last_seq: last,
+        prev_hash: head.head_hash,
+        hash,
+        payload: format!("payload {device} {first}").into_bytes(),
+        signature: vec![9; 64],
+        received_at_ms,
+        observations,
+        inventory: None,
+    }
+}
+
+fn stored(s: &dyn Store, b: &IngestBatch) {
+    match s.ingest(b).unwrap() {
+        IngestOutcome::Stored { head, .. } => assert_eq!(head, b.last_seq),
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+/// Ingests one observation as the next batch of `device`.
+fn observe(s: &dyn Store, device: &str, change: &'static str, locus: &str, outcome: Option<(&str, &str)>) {
+    let seq = s.device(device).unwrap().unwrap().seq_head + 1;
+    let mut o = obs(seq, seq as i64, change, outcome.is_none().then(|| tool(locus, None)));
+    if let Some((id, what)) = outcome {
+        o.kind = "directive_outcome";
+        o.directive = Some(OutcomeRef {
+            directive_id: id.into(),
+            outcome: what.into(),
+            detail: String::new(),
+            mode: "enforce".into(),
+        });
+    }
+    stored(s, &batch(s, device, 5_000, vec![o]));
+}
+
+fn enrollment_tokens_and_challenges(s: &dyn Store) {
+    assert!(matches!(s.check_token(b"nope", 10), Err(StoreError::TokenUnknown)));
+    s.create_token(b"t1", 0, 100).unwrap();
+    s.check_token(b"t1", 10).unwrap();
+    assert!(matches!(s.check_token(b"t1", 100), Err(StoreError::TokenExpired)));
+    let c = Challenge {
+        id: "ch1".into(),
+        nonce: vec![7; 32],
+        token_hash: b"t1".to_vec(),
+        expires_at_ms: 50,
+        hostname: "h".into(),
+        os: "linux".into(),
+        os_version: "1".into(),
+        agent_version: "0".into(),
+        key_backend: "tpm".into(),
+        device_key_spki: vec![4; 91],
+        tpm: Some(sightline_server::store::TpmChallenge {
+            secret: vec![1; 32],
+            ek_public: vec![2; 10],
+            ak_public: vec![3; 10],
+            device_key_public: vec![4; 10],
+            ek_trusted: true,
+        }),
+    };
+    s.put_challenge(&c).unwrap();
+    // Taken once: a second completion of the same challenge (another replica) finds nothing.
+    assert_eq!(s.take_challenge("ch1").unwrap(), Some(c));
+    assert_eq!(s.take_challenge("ch1").unwrap(), None);
+    let d = s.complete_enrollment(b"t1", &device_record("d1", None), None, 10).unwrap();
+    assert_eq!(d.id, "d1");
+    assert!(matches!(
+        s.complete_enrollment(b"t1", &device_record("d2", None), None, 11),
+        Err(StoreError::TokenUsed)
+    ));
+    assert!(s.device("d2").unwrap().is_none(), "a refused enrollment stores nothing");
+    assert_eq!(s.device_by_cert("cert-d1").unwrap().unwrap().id, "d1");
+    s.stage_certificate("d1", "cert-next").unwrap();
+    assert_eq!(s.device_by_cert("cert-next").unwrap().unwrap().id, "d1", "the staged certificate works");
+    s.promote_certificate("d1", "cert-next").unwrap();
+    assert!(s.device_by_cert("cert-d1").unwrap().is_none());
+    assert!(matches!(s.stage_certificate("zz", "x"), Err(StoreError::UnknownDevice(_))));
+    s.revoke_device("d1", 20).unwrap();
+    s.revoke_device("d1", 30).unwrap();
+    assert_eq!(s.device("d1").unwrap().unwrap().revoked_at_ms, Some(20), "the first revocation time stays");
+    assert!(matches!(s.revoke_device("zz", 1), Err(StoreError::UnknownDevice(_))));
+}
+
+fn reenrolling_the_same_hardware_keeps_the_record(s: &dyn Store) {
+    s.create_token(b"a", 0, i64::MAX).unwrap();
+    s.create_token(b"b", 0, i64::MAX).unwrap();
+    s.create_token(b"c", 0, i64::MAX).unwrap();
+    s.complete_enrollment(b"a", &device_record("first", Some("ek1")), Some("ek1"), 1).unwrap();
+    stored(s, &batch(s, "first", 5_000, vec![obs(1, 1, "appeared", Some(tool("pid:1", None)))]));
+    let again = s.complete_enrollment(b"b", &device_record("second", Some("ek1")), Some("ek1"), 2).unwrap();
+    assert_eq!((again.id.as_str(), again.seq_head, again.cert_sha256.as_str()), ("first", 1, "cert-second"));
+    assert_eq!(s.device_by_hardware_id("ek1").unwrap().unwrap().key_spki, vec![1, 2, 3]);
+    assert_eq!(s.devices().unwrap().len(), 1);
+    s.revoke_device("first", 3).unwrap();
+    assert!(matches!(
+        s.complete_enrollment(b"c", &device_record("third", Some("ek1")), Some("ek1"), 4),
+        Err(StoreError::Revoked(id)) if id == "first"
+    ));
+}
+
+fn ingest_accepts_only_the_continuation_of_the_chain(s: &dyn Store) {
+    enroll(s, "d");
+    let unknown =
+        IngestBatch { device_id: "ghost".into(), ..batch(s, "d", 5_000, vec![obs(1, 1, "snapshot", None)]) };
+    assert!(matches!(s.ingest(&unknown), Err(StoreError::UnknownDevice(_))));
+    let b1 = batch(s, "d", 5_000, (1..=3).map(|i| obs(i, i as i64, "snapshot", None)).collect());
+    stored(s, &b1);
+    assert_eq!(s.ingest(&b1).unwrap(), IngestOutcome::Duplicate { head: 3, head_hash: b1.hash });
+    let mut forged = b1.clone();
+    forged.hash[31] ^= 1;
+    assert_eq!(s.ingest(&forged).unwrap(), IngestOutcome::Conflict);
+    let mut gap = batch(s, "d", 5_000, vec![obs(5, 5, "snapshot", None)]);
+    gap.first_seq = 5;
+    gap.last_seq = 5;
+    assert_eq!(s.ingest(&gap).unwrap(), IngestOutcome::OutOfOrder { expected: 4 });
+    let mut broken = batch(s, "d", 5_000, vec![obs(4, 4, "snapshot", None)]);
+    broken.prev_hash = [7; 32];
+    assert_eq!(s.ingest(&broken).unwrap(), IngestOutcome::BrokenChain);
+    let mut next = batch(s, "d", 6_000, vec![obs(4, 4, "snapshot", None)]);
+    next.inventory = Some(sightline_server::store::Inventory {
+        hostname: "renamed".into(),
+        os: "linux".into(),
+        os_version: "6.2".into(),
+        agent_version: "0.2.0".into(),
+        users: vec!["alice".into()],
+    });
+    stored(s, &next);
+    let d = s.device("d").unwrap().unwrap();
+    assert_eq!((d.seq_head, d.head_hash, d.last_seen_ms), (4, next.hash, Some(6_000)));
+    assert_eq!((d.hostname.as_str(), d.users.as_slice()), ("renamed", ["alice".to_owned()].as_slice()));
+    assert_eq!(s.count_observations("d").unwrap(), 4, "rejected batches stored nothing");
+    let batches = s.batches("d").unwrap();
+    assert_eq!(batches.iter().map(|b| (b.first_seq, b.last_seq)).collect::<Vec<_>>(), [(1, 3), (4, 4)]);
+    assert_eq!((batches[0].payload.clone(), batches[0].hash), (b1.payload.clone(), b1.hash));
+    assert_eq!(s.gaps().unwrap().len(), 4, "every gap observation, with what it dropped");
+    assert_eq!(s.gaps().unwrap()[0].3, 2);
+    s.revoke_device("d", 1).unwrap();
+    assert_eq!(
+        s.ingest(&batch(s, "d", 7_000, vec![obs(5, 5, "snapshot", None)])).unwrap(),
+        IngestOutcome::Revoked
+    );
+}
+
+fn presence_intervals_follow_sightings(s: &dyn Store) {
+    enroll(s, "d");
+    // In one batch: appears, is seen again, goes, comes back; a second locus appears.
+    stored(
+        s,
+        &batch(
+            s,
+            "d",
+            5_000,
+            vec![
+                obs(1, 100, "appeared", Some(tool("pid:1", Some("alice")))),
+                obs(2, 150, "snapshot", Some(tool("pid:1", Some("alice")))),
+                obs(3, 200, "disappeared", Some(tool("pid:1", Some("alice")))),
+                obs(4, 300, "appeared", Some(tool("pid:1", Some("alice")))),
+                obs(5, 310, "appeared", Some(tool("pid:2", None))),
+            ],
+        ),
+    );
+    // In later batches: a repeated disappearance closes nothing twice; an interval opened in
+    // an earlier batch is closed, the close never earlier than the opening.
+    stored(s, &batch(s, "d", 5_000, vec![obs(6, 400, "disappeared", Some(tool("pid:1", None)))]));
+    stored(s, &batch(s, "d", 5_000, vec![obs(7, 500, "disappeared", Some(tool("pid:1", None)))]));
+    stored(s, &batch(s, "d", 5_000, vec![obs(8, 250, "disappeared", Some(tool("pid:2", None)))]));
+    let h = s.presence_history("d").unwrap();
+    let spans: Vec<_> = h
+        .iter()
+        .map(|p| (p.locus.as_str(), p.appeared_at_ms, p.disappeared_at_ms, p.appeared_seq, p.disappeared_seq))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            ("pid:1", 100, Some(200), 1, Some(3)),
+            ("pid:1", 300, Some(400), 4, Some(6)),
+            ("pid:2", 310, Some(310), 5, Some(8)),
+        ]
+    );
+    assert_eq!(h[0].os_user.as_deref(), Some("alice"));
+    assert_eq!((h[0].kind.as_str(), h[0].label.as_str()), ("tool", "ollama"));
+    assert_eq!(s.present_at("d", 120).unwrap().len(), 1);
+    assert_eq!(s.present_at("d", 250).unwrap().len(), 0);
+    assert_eq!(s.present_at("d", 200).unwrap().len(), 0, "closed at 200 means gone at 200");
+    assert_eq!(s.present_at("d", 305).unwrap().len(), 1);
+    assert!(s.present_now().unwrap().is_empty());
+    stored(s, &batch(s, "d", 5_000, vec![obs(9, 600, "snapshot", Some(tool("pid:3", Some("bob"))))]));
+    let now = s.present_now().unwrap();
+    assert_eq!(now.iter().map(|p| p.locus.as_str()).collect::<Vec<_>>(), ["pid:3"]);
+    assert_eq!(s.connector_presence("tool:ollama").unwrap().len(), 4);
+    assert_eq!(s.presence_of_users_at(&["alice".into(), "bob".into()], 120).unwrap().len(), 1);
+    assert_eq!(s.presence_of_users_at(&["bob".into()], 700).unwrap().len(), 1);
+    let spans = s.presence_spans(&["tool:ollama".into()], 305, 450).unwrap();
+    assert_eq!(spans.len(), 2, "the spans overlapping 305..450: {spans:?}");
+    assert!(s.presence_spans(&["tool:other".into()], 0, 1_000).unwrap().is_empty());
+}
+
+fn connector_inventory_and_summaries(s: &dyn Store) {
+    enroll(s, "a");
+    enroll(s, "b");
+    let mut ext = tool("Default", Some("alice"));
+    ext.key = "extension:abc".into();
+    ext.kind = "extension";
+    ext.label = "claude".into();
+    let mut later = obs(2, 50, "changed", Some(ext.clone()));
+    later.data = json!({"version": "2"});
+    stored(s, &batch(s, "a", 5_000, vec![obs(1, 100, "appeared", Some(ext.clone())), later]));
+    stored(s, &batch(s, "b", 5_000, vec![obs(1, 300, "appeared", Some(tool("pid:1", None)))]));
+    stored(s, &batch(s, "b", 5_000, vec![obs(2, 400, "appeared", Some(ext.clone()))]));
+    stored(s, &batch(s, "b", 5_000, vec![obs(3, 500, "disappeared", Some(ext))]));
+    let all = s.connectors().unwrap();
+    assert_eq!(all.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["extension:abc", "tool:ollama"]);
+    let e = s.connector("extension:abc").unwrap().unwrap();
+    assert_eq!((e.first_seen_ms, e.last_seen_ms, e.seen_on), (50, 500, 2));
+    assert_eq!(e.latest, json!({"seq": 3, "dropped": 2}), "the latest observation's data");
+    let on_a = e.devices.iter().find(|d| d.device_id == "a").unwrap();
+    assert_eq!(
+        (on_a.user.as_deref(), on_a.first_seen_ms, on_a.last_seen_ms, on_a.present),
+        (Some("alice"), 50, 100, true)
+    );
+    assert!(!e.devices.iter().find(|d| d.device_id == "b").unwrap().present);
+    assert_eq!(s.device_connectors("a").unwrap().len(), 1);
+    assert_eq!(s.device_connectors("b").unwrap().len(), 2);
+    assert!(s.connector("tool:none").unwrap().is_none());
+    let summaries = s.connector_summaries().unwrap();
+    let e = summaries.iter().find(|c| c.key == "extension:abc").unwrap();
+    assert_eq!((e.seen_on, e.devices.len(), e.devices[0].device_id.as_str()), (2, 1, "a"));
+    s.set_decision(
+        "tool:ollama",
+        Some(&sightline_server::store::Decision { status: "approved".into(), by: "admin".into(), at_ms: 9 }),
+    )
+    .unwrap();
+    assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision.unwrap().status, "approved");
+    s.set_decision("tool:ollama", None).unwrap();
+    assert!(s.connector_summaries().unwrap().iter().all(|c| c.decision.is_none()));
+}
+
+fn login_sessions_are_intervals(s: &dyn Store) {
+    enroll(s, "d");
+    let login = |seq, at, change| {
+        let mut o = obs(seq, at, change, None);
+        o.kind = "session";
+        o.session = Some(SessionRef {
+            os_user: "alice".into(),
+            terminal: "tty1".into(),
+            host: None,
+            started_at_ms: 1_000,
+        });
+        o
+    };
+    stored(s, &batch(s, "d", 5_000, vec![login(1, 1_100, "appeared"), login(2, 1_200, "snapshot")]));
+    assert_eq!(s.sessions_at(Some("d"), 1_500).unwrap().len(), 1);
+    assert_eq!(s.sessions_at(None, 1_500).unwrap().len(), 1);
+    assert_eq!(s.sessions_at(Some("other"), 1_500).unwrap().len(), 0);
+    stored(s, &batch(s, "d", 5_000, vec![login(3, 2_000, "disappeared")]));
+    let at = s.sessions_of_users_at(&["alice".into()], 1_999).unwrap();
+    assert_eq!(
+        (at.len(), at[0].started_at_ms, at[0].ended_at_ms, at[0].appeared_seq),
+        (1, 1_000, Some(2_000), 1)
+    );
+    assert!(s.sessions_at(Some("d"), 2_000).unwrap().is_empty());
+}
+
+fn directive(id: &str, device: &str, seq_head: u64) -> DirectiveRecord {
+    DirectiveRecord {
+        seq: 0,
+        id: id.into(),
+        device_id: device.into(),
+        connector_key: "tool:ollama".into(),
+        action: "terminate_process".into(),
+        target: "ollama".into(),
+        payload: vec![1],
+        signature: vec![2],
+        issued_at_ms: 10,
+        expires_at_ms: 1_000,
+        issued_at_seq: seq_head,
+        sent_at_ms: None,
+        outcome: None,
+        outcome_at_ms: None,
+        outcome_seq: None,
+    }
+}
+
+fn revocation_targets_outstanding_directives_and_outcomes(s: &dyn Store) {
+    enroll(s, "a");
+    enroll(s, "b");
+    observe(s, "a", "appeared", "pid:1", None);
+    observe(s, "b", "appeared", "pid:2", None);
+    assert!(s.revocation_targets(None, false, 100).unwrap().is_empty(), "nothing revoked yet");
+    s.set_revocation(&Revocation {
+        connector_key: "tool:ollama".into(),
+        requested_at_ms: 5,
+        requested_by: "test".into(),
+        reason: String::new(),
+    })
+    .unwrap();
+    let targets = s.revocation_targets(Some("tool:ollama"), false, 100).unwrap();
+    assert_eq!(
+        targets,
+        [("tool:ollama".to_owned(), "a".to_owned(), 1), ("tool:ollama".to_owned(), "b".to_owned(), 1)]
+    );
+    assert_eq!(s.add_directives(&[directive("d1", "a", 1), directive("d2", "b", 1)], 100).unwrap().len(), 2);
+    // Outstanding: neither a second directive nor a target.
+    assert!(s.add_directives(&[directive("d1b", "a", 1)], 100).unwrap().is_empty());
+    assert!(s.revocation_targets(None, false, 100).unwrap().is_empty());
+    assert_eq!(s.open_directives("a", 100).unwrap().len(), 1);
+    assert!(s.open_directives("a", 1_000).unwrap().is_empty(), "expired directives are not sent");
+    s.mark_directive_sent("d1", 150).unwrap();
+    s.mark_directive_sent("d1", 160).unwrap();
+    assert_eq!(s.directive("d1").unwrap().unwrap().sent_at_ms, Some(150));
+    let state = |s: &dyn Store| s.connector("tool:ollama").unwrap().unwrap().revocation.unwrap().state();
+    assert_eq!(state(s), "pending");
+
+    // Device b cannot settle a's directive; a settles its own.
+    observe(s, "b", "snapshot", "pid:2", Some(("d1", "enforced")));
+    assert!(s.directive("d1").unwrap().unwrap().outcome.is_none());
+    observe(s, "a", "disappeared", "pid:1", None);
+    observe(s, "a", "snapshot", "pid:1", Some(("d1", "enforced")));
+    assert_eq!(s.directive("d1").unwrap().unwrap().outcome_seq, Some(3));
+    observe(s, "b", "snapshot", "pid:2", Some(("d2", "report_only")));
+    assert_eq!(state(s), "incomplete");
+    let latest = s.connector("tool:ollama").unwrap().unwrap().revocation.unwrap().latest;
+    assert_eq!(latest.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
+
+    // b still has it, but nothing new appeared there: only a fresh `revoke` targets it.
+    assert!(s.revocation_targets(None, true, 100).unwrap().is_empty());
+    assert_eq!(s.revocation_targets(None, false, 100).unwrap().len(), 1);
+    // On a, it comes back (a relaunch): new since the directive, so it is a target.
+    observe(s, "a", "appeared", "pid:9", None);
+    let again = s.revocation_targets(None, true, 100).unwrap();
+    assert_eq!(again.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["a"]);
+    let (devices, cursor) = s.directives_since(0).unwrap();
+    assert_eq!(devices, ["a", "b"]);
+    assert_eq!(s.directives_since(cursor).unwrap(), (vec![], cursor), "the cursor moves past what it saw");
+
+    // Withdrawn: nothing more is sent, the unanswered directive is closed, history stays.
+    assert_eq!(s.add_directives(&[directive("d3", "a", 4)], 100).unwrap().len(), 1);
+    assert_eq!(s.directives_since(cursor).unwrap().0, ["a"]);
+    assert!(s.withdraw_revocation("tool:ollama", 200).unwrap());
+    assert!(s.open_directives("a", 300).unwrap().is_empty());
+    let outcome = |id: &str| s.directive(id).unwrap().unwrap().outcome.map(|o| o.outcome);
+    assert_eq!(outcome("d3").as_deref(), Some("withdrawn"));
+    assert_eq!(outcome("d1").as_deref(), Some("enforced"));
+    assert_eq!(s.directives_for_connector("tool:ollama").unwrap().len(), 3);
+    assert!(s.connector("tool:ollama").unwrap().unwrap().revocation.is_none());
+    assert!(s.revocation_targets(None, false, 300).unwrap().is_empty());
+    assert!(!s.withdraw_revocation("tool:ollama", 300).unwrap(), "not revoked any more");
+}
+
+fn person(id: &str, user_name: &str, emails: &[&str]) -> Person {
+    Person {
+        id: id.into(),
+        user_name: user_name.into(),
+        external_id: Some(format!("ext-{id}")),
+        display_name: Some(id.to_uppercase()),
+        emails: emails.iter().map(|e| e.to_string()).collect(),
+        active: true,
+        created_at_ms: id.len() as i64,
+        modified_at_ms: 0,
+        deprovisioned_at_ms: None,
+        deleted_at_ms: None,
+    }
+}
+
+fn people_names_and_conflicts(s: &dyn Store) {
+    let mut alice = person("p1", "Alice.Ng@Example.com", &["ang@example.org"]);
+    s.create_person(&alice).unwrap();
+    assert!(matches!(
+        s.create_person(&person("p2", "alice.ng@example.COM", &[])),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.person("p1").unwrap(), Some(alice.clone()));
+    assert_eq!(s.person_by_user_name("ALICE.NG@example.com").unwrap().unwrap().id, "p1");
+    let found = |k: &str| s.people_by_keys(&[k.to_owned()]).unwrap().len();
+    for k in ["alice.ng", "ALICE.NG@example.com", "ang", "ang@example.org"] {
+        assert_eq!(found(k), 1, "{k}");
+    }
+    assert_eq!(found("alice"), 0);
+    alice.emails = vec!["alice@example.org".into()];
+    alice.active = false;
+    alice.deprovisioned_at_ms = Some(77);
+    s.update_person(&alice).unwrap();
+    assert_eq!((found("ang"), found("alice")), (0, 1), "keys follow the record");
+    assert_eq!(s.person("p1").unwrap().unwrap().deprovisioned_at_ms, Some(77));
+    alice.deleted_at_ms = Some(80);
+    s.update_person(&alice).unwrap();
+    assert!(s.people().unwrap().is_empty(), "deleted people are not listed");
+    assert_eq!(s.people_all().unwrap().len(), 1, "but stay on record");
+    // Deleted, the userName is free again.
+    s.create_person(&person("p3", "alice.ng@example.com", &[])).unwrap();
+    assert_eq!(s.person_by_user_name("alice.ng@example.com").unwrap().unwrap().id, "p3");
+}
+
+fn signins_tokens_and_dashboard_sessions(s: &dyn Store) {
+    let signin = |id: &str, at| SignIn {
+        id: id.into(),
+        source: "okta",
+        user_name: "Alice@Example.com".into(),
+        at_ms: at,
+        ip: Some("10.0.0.1".into()),
+        app: None,
+        device: None,
+        outcome: "success",
+    };
+    assert_eq!(s.add_signins(&[signin("okta:1", 10), signin("okta:2", 20)]).unwrap(), 2);
+    assert_eq!(
+        s.add_signins(&[signin("okta:2", 20), signin("okta:3", 30)]).unwrap(),
+        1,
+        "idempotent by event id"
+    );
+    let got = s.signins_for(&["alice@example.com".into()], 15, 40).unwrap();
+    assert_eq!(got.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["okta:3", "okta:2"]);
+
+    s.create_api_token(b"api", "admin", "ops", 1).unwrap();
+    assert_eq!(s.api_token_role(b"api").unwrap().as_deref(), Some("admin"));
+    assert_eq!(s.api_token_role(b"other").unwrap(), None);
+    s.create_session(b"sess", b"api", 100, 200).unwrap();
+    assert_eq!(s.session_role(b"sess", 150).unwrap().as_deref(), Some("admin"));
+    assert_eq!(s.session_role(b"sess", 200).unwrap(), None, "expired");
+    s.delete_session(b"sess").unwrap();
+    assert_eq!(s.session_role(b"sess", 150).unwrap(), None);
+}
+
+fn device_pages_and_fleet_counts(s: &dyn Store) {
+    for id in ["b-2", "a-1", "c-3"] {
+        enroll(s, id);
+    }
+    stored(s, &batch(s, "a-1", 9_000, vec![obs(1, 1, "snapshot", None)]));
+    s.revoke_device("c-3", 5).unwrap();
+    let page = |q: Option<&str>, sort: &str, desc: bool| {
+        let p = DevicePage {
+            q: q.map(str::to_owned),
+            assurance: None,
+            sort: sort.into(),
+            desc,
+            limit: 2,
+            offset: 0,
+        };
+        let (items, total) = s.devices_page(&p).unwrap();
+        (items.into_iter().map(|d| d.id).collect::<Vec<_>>(), total)
+    };
+    assert_eq!(page(None, "hostname", false), (vec!["a-1".into(), "b-2".into()], 3));
+    assert_eq!(page(None, "hostname", true), (vec!["c-3".into(), "b-2".into()], 3));
+    assert_eq!(page(Some("HOST-B"), "hostname", false), (vec!["b-2".into()], 1));
+    assert_eq!(
+        page(None, "last_seen", true).0[0],
+        "a-1",
+        "never-seen devices sort after seen ones, descending"
+    );
+    assert_eq!(page(None, "last_seen", false).0.len(), 2);
+    let f = s.fleet_counts(10_000).unwrap();
+    assert_eq!((f.devices, f.revoked), (3, 1));
+    assert_eq!(f.last_seen, [1, 0, 0, 0, 1]);
+    assert_eq!(f.by_os, [("linux".to_owned(), 2)]);
+    let after = s.enrollments_after(0, "", 10).unwrap();
+    assert_eq!(after.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["a-1", "b-2", "c-3"]);
+    assert_eq!(s.enrollments_after(1_000, "a-1", 10).unwrap().len(), 2);
+}
+
+fn exports_read_in_insertion_order(s: &dyn Store) {
+    enroll(s, "d");
+    // Received long ago, so a backend that lets in-flight writes settle shows them too.
+    stored(s, &batch(s, "d", 1_000, (1..=3).map(|i| obs(i, i as i64 * 10, "snapshot", None)).collect()));
+    stored(s, &batch(s, "d", 2_000, vec![obs(4, 40, "snapshot", None)]));
+    let first = s.observations_after(0, 2).unwrap();
+    assert_eq!(first.iter().map(|o| o.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!((first[0].hostname.as_str(), first[0].received_at_ms), ("host-d", 1_000));
+    let rest = s.observations_after(first[1].rowid, 10).unwrap();
+    assert_eq!(rest.iter().map(|o| (o.seq, o.received_at_ms)).collect::<Vec<_>>(), [(3, 1_000), (4, 2_000)]);
+    assert_eq!(s.max_observation_rowid().unwrap(), rest[1].rowid);
+    assert_eq!(rest[1].data, json!({"seq": 4, "dropped": 2}));
+    assert_eq!(s.export_cursor("hec", "observations").unwrap(), None);
+    s.set_export_cursor("hec", "observations", "7").unwrap();
+    s.set_export_cursor("hec", "observations", "9").unwrap();
+    assert_eq!(s.export_cursor("hec", "observations").unwrap().as_deref(), Some("9"));
+    s.mark_findings_exported("hec", &["f1".into(), "f2".into()]).unwrap();
+    s.mark_findings_exported("hec", &["f2".into()]).unwrap();
+    assert_eq!(s.exported_findings("hec").unwrap().len(), 2);
+    assert!(s.exported_findings("file").unwrap().is_empty());
+}
+
+fn prune_drops_old_evidence(s: &dyn Store) {
+    enroll(s, "d");
+    let day = 86_400_000;
+    let now = sightline_server::ingest::now_ms();
+    let old = now - 90 * day;
+    stored(s, &batch(s, "d", old, vec![obs(1, old, "appeared", Some(tool("pid:1", None)))]));
+    stored(s, &batch(s, "d", now, vec![obs(2, now, "snapshot", Some(tool("pid:1", None)))]));
+    let p = s.prune(now - 45 * day).unwrap();
+    assert_eq!((p.observations, p.batches), (1, 1), "{p:?}");
+    assert_eq!(s.count_observations("d").unwrap(), 1);
+    assert_eq!(s.batches("d").unwrap().iter().map(|b| b.first_seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(s.presence_history("d").unwrap().len(), 1, "presence history stays");
+    // Ingest goes on after pruning, in the current month.
+    stored(s, &batch(s, "d", now, vec![obs(3, now, "snapshot", None)]));
+    assert_eq!(s.prune(now - 45 * day).unwrap().batches, 0, "nothing more to prune");
+}
+
+/// Two replicas receive the same batch at the same moment: it is stored once, the other
+/// answer is a duplicate acknowledgement.
+fn one_batch_from_two_replicas_is_stored_once(s: &dyn Store) {
+    enroll(s, "d");
+    let b = batch(
+        s,
+        "d",
+        5_000,
+        (1..=50).map(|i| obs(i, i as i64, "appeared", Some(tool(&format!("pid:{i}"), None)))).collect(),
+    );
+    let start = Arc::new(Barrier::new(2));
+    let outcomes: Vec<IngestOutcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (b, start) = (&b, start.clone());
+                scope.spawn(move || {
+                    start.wait();
+                    s.ingest(b).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let stored = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Stored { .. })).count();
+    let dup = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Duplicate { head: 50, .. })).count();
+    assert_eq!((stored, dup), (1, 1), "{outcomes:?}");
+    assert_eq!(s.count_observations("d").unwrap(), 50);
+    assert_eq!(s.present_now().unwrap().len(), 50);
+    assert_eq!(s.batches("d").unwrap().len(), 1);
+}
