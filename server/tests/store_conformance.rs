@@ -638,6 +638,8 @@ fn exports_read_in_insertion_order(s: &dyn Store) {
     let rest = s.observations_after(first[1].rowid, 10).unwrap();
     assert_eq!(rest.iter().map(|o| (o.seq, o.received_at_ms)).collect::<Vec<_>>(), [(3, 1_000), (4, 2_000)]);
     assert_eq!(s.max_observation_rowid().unwrap(), rest[1].rowid);
+    // A cursor far behind still finds the next rows (PostgreSQL reads in id windows).
+    assert_eq!(s.observations_after(-100_000, 1).unwrap()[0].seq, 1);
     assert_eq!(rest[1].data, json!({"seq": 4, "dropped": 2}));
     assert_eq!(s.export_cursor("hec", "observations").unwrap(), None);
     s.set_export_cursor("hec", "observations", "7").unwrap();

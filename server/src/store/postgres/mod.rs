@@ -87,6 +87,21 @@ impl PostgresStore {
         Ok(self.conn()?.client.query_opt(sql, params)?)
     }
 
+    /// The first row, mapped.
+    fn one<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        f: fn(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.query_opt(sql, params)?.as_ref().map(f).transpose()
+    }
+
+    /// Every row, mapped.
+    fn all<T>(&self, sql: &str, params: &[&(dyn ToSql + Sync)], f: fn(&Row) -> Result<T>) -> Result<Vec<T>> {
+        self.query(sql, params)?.iter().map(f).collect()
+    }
+
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         Ok(self.conn()?.client.execute(sql, params)?)
     }
@@ -293,6 +308,23 @@ impl Drop for PostgresStore {
     }
 }
 
+fn export_row(r: &Row) -> Result<ExportObservation> {
+    Ok(ExportObservation {
+        rowid: r.try_get(0)?,
+        device_id: r.try_get(1)?,
+        hostname: r.try_get(2)?,
+        os: r.try_get(3)?,
+        os_version: r.try_get(4)?,
+        seq: r.try_get::<_, i64>(5)? as u64,
+        observed_at_ms: r.try_get(6)?,
+        received_at_ms: r.try_get(7)?,
+        change: r.try_get(8)?,
+        kind: r.try_get(9)?,
+        assurance: r.try_get(10)?,
+        data: json(r.try_get(11)?),
+    })
+}
+
 fn json(text: String) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
@@ -427,48 +459,39 @@ impl Store for PostgresStore {
     }
 
     fn person(&self, id: &str) -> Result<Option<Person>> {
-        self.query_opt(&format!("{PERSON_SELECT} WHERE id = $1"), &[&id])?
-            .as_ref()
-            .map(person_row)
-            .transpose()
+        self.one(&format!("{PERSON_SELECT} WHERE id = $1"), &[&id], person_row)
     }
 
     fn person_by_user_name(&self, user_name: &str) -> Result<Option<Person>> {
-        self.query_opt(
+        self.one(
             &format!("{PERSON_SELECT} WHERE lower(user_name) = lower($1) AND deleted_at_ms IS NULL"),
             &[&user_name],
-        )?
-        .as_ref()
-        .map(person_row)
-        .transpose()
+            person_row,
+        )
     }
 
     fn people(&self) -> Result<Vec<Person>> {
-        self.query(&format!("{PERSON_SELECT} WHERE deleted_at_ms IS NULL ORDER BY created_at_ms, id"), &[])?
-            .iter()
-            .map(person_row)
-            .collect()
+        self.all(
+            &format!("{PERSON_SELECT} WHERE deleted_at_ms IS NULL ORDER BY created_at_ms, id"),
+            &[],
+            person_row,
+        )
     }
 
     fn people_all(&self) -> Result<Vec<Person>> {
-        self.query(&format!("{PERSON_SELECT} ORDER BY created_at_ms, id"), &[])?
-            .iter()
-            .map(person_row)
-            .collect()
+        self.all(&format!("{PERSON_SELECT} ORDER BY created_at_ms, id"), &[], person_row)
     }
 
     fn people_by_keys(&self, keys: &[String]) -> Result<Vec<Person>> {
         let keys: Vec<String> = keys.iter().map(|k| k.to_lowercase()).collect();
-        self.query(
+        self.all(
             &format!(
                 "{PERSON_SELECT} WHERE id IN (SELECT person_id FROM person_keys WHERE key = ANY($1)) \
                  ORDER BY created_at_ms, id"
             ),
             &[&keys],
-        )?
-        .iter()
-        .map(person_row)
-        .collect()
+            person_row,
+        )
     }
 
     fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>> {
@@ -653,30 +676,23 @@ impl Store for PostgresStore {
     }
 
     fn device_by_hardware_id(&self, hardware_id: &str) -> Result<Option<Device>> {
-        self.query_opt(
+        self.one(
             &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE hardware_id = $1"),
             &[&hardware_id],
-        )?
-        .as_ref()
-        .map(device_row)
-        .transpose()
+            device_row,
+        )
     }
 
     fn device(&self, id: &str) -> Result<Option<Device>> {
-        self.query_opt(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"), &[&id])?
-            .as_ref()
-            .map(device_row)
-            .transpose()
+        self.one(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"), &[&id], device_row)
     }
 
     fn device_by_cert(&self, cert_sha256: &str) -> Result<Option<Device>> {
-        self.query_opt(
+        self.one(
             &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE cert_sha256 = $1 OR next_cert_sha256 = $1"),
             &[&cert_sha256],
-        )?
-        .as_ref()
-        .map(device_row)
-        .transpose()
+            device_row,
+        )
     }
 
     fn revoke_device(&self, id: &str, now_ms: i64) -> Result<()> {
@@ -725,10 +741,7 @@ impl Store for PostgresStore {
     }
 
     fn devices(&self) -> Result<Vec<Device>> {
-        self.query(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY hostname, id"), &[])?
-            .iter()
-            .map(device_row)
-            .collect()
+        self.all(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY hostname, id"), &[], device_row)
     }
 
     fn ingest(&self, b: &IngestBatch) -> Result<IngestOutcome> {
@@ -778,17 +791,15 @@ impl Store for PostgresStore {
     }
 
     fn sessions_at(&self, device_id: Option<&str>, at_ms: i64) -> Result<Vec<Session>> {
-        self.query(
+        self.all(
             &format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions WHERE ($1::text IS NULL OR device_id = $1) \
                  AND started_at_ms <= $2 AND (ended_at_ms IS NULL OR ended_at_ms > $2) \
                  ORDER BY device_id, os_user, started_at_ms"
             ),
             &[&device_id, &at_ms],
-        )?
-        .iter()
-        .map(session_row)
-        .collect()
+            session_row,
+        )
     }
 
     fn connector_presence(&self, connector_key: &str) -> Result<Vec<Presence>> {
@@ -994,16 +1005,14 @@ impl Store for PostgresStore {
     }
 
     fn open_directives(&self, device_id: &str, now_ms: i64) -> Result<Vec<DirectiveRecord>> {
-        self.query(
+        self.all(
             &format!(
                 "SELECT {DIRECTIVE_COLUMNS} FROM directives WHERE device_id = $1 AND outcome IS NULL \
                  AND expires_at_ms > $2 ORDER BY seq"
             ),
             &[&device_id, &now_ms],
-        )?
-        .iter()
-        .map(directive_row)
-        .collect()
+            directive_row,
+        )
     }
 
     fn directives_since(&self, cursor: i64) -> Result<(Vec<String>, i64)> {
@@ -1030,20 +1039,15 @@ impl Store for PostgresStore {
     }
 
     fn directives_for_connector(&self, key: &str) -> Result<Vec<DirectiveRecord>> {
-        self.query(
+        self.all(
             &format!("SELECT {DIRECTIVE_COLUMNS} FROM directives WHERE connector_key = $1 ORDER BY seq"),
             &[&key],
-        )?
-        .iter()
-        .map(directive_row)
-        .collect()
+            directive_row,
+        )
     }
 
     fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>> {
-        self.query_opt(&format!("SELECT {DIRECTIVE_COLUMNS} FROM directives WHERE id = $1"), &[&id])?
-            .as_ref()
-            .map(directive_row)
-            .transpose()
+        self.one(&format!("SELECT {DIRECTIVE_COLUMNS} FROM directives WHERE id = $1"), &[&id], directive_row)
     }
 
     fn connector_summaries(&self) -> Result<Vec<Connector>> {
@@ -1221,32 +1225,25 @@ impl Store for PostgresStore {
     }
 
     fn observations_after(&self, rowid: i64, limit: usize) -> Result<Vec<ExportObservation>> {
+        // BRIN finds id ranges but cannot return rows in id order: read in windows of ids so
+        // each sort is small, however far behind the cursor is.
+        const WINDOW: i64 = 20_000;
         let settled = crate::ingest::now_ms() - EXPORT_SETTLE_MS;
-        self.query(
-            "SELECT o.id, o.device_id, d.hostname, d.os, d.os_version, o.seq, o.observed_at_ms, o.received_at_ms, \
-                    o.change, o.kind, o.assurance, o.data \
-             FROM observations o JOIN devices d ON d.id = o.device_id \
-             WHERE o.id > $1 AND o.received_at_ms < $3 ORDER BY o.id LIMIT $2",
-            &[&rowid, &(limit as i64), &settled],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(ExportObservation {
-                rowid: r.try_get(0)?,
-                device_id: r.try_get(1)?,
-                hostname: r.try_get(2)?,
-                os: r.try_get(3)?,
-                os_version: r.try_get(4)?,
-                seq: r.try_get::<_, i64>(5)? as u64,
-                observed_at_ms: r.try_get(6)?,
-                received_at_ms: r.try_get(7)?,
-                change: r.try_get(8)?,
-                kind: r.try_get(9)?,
-                assurance: r.try_get(10)?,
-                data: json(r.try_get(11)?),
-            })
-        })
-        .collect()
+        let newest = self.max_observation_rowid()?;
+        let mut from = rowid;
+        loop {
+            let rows = self.query(
+                "SELECT o.id, o.device_id, d.hostname, d.os, d.os_version, o.seq, o.observed_at_ms, o.received_at_ms, \
+                        o.change, o.kind, o.assurance, o.data \
+                 FROM observations o JOIN devices d ON d.id = o.device_id \
+                 WHERE o.id > $1 AND o.id <= $4 AND o.received_at_ms < $3 ORDER BY o.id LIMIT $2",
+                &[&from, &(limit as i64), &settled, &(from + WINDOW)],
+            )?;
+            if !rows.is_empty() || from + WINDOW >= newest {
+                return rows.iter().map(export_row).collect();
+            }
+            from += WINDOW;
+        }
     }
 
     fn max_observation_rowid(&self) -> Result<i64> {
@@ -1259,16 +1256,14 @@ impl Store for PostgresStore {
     }
 
     fn enrollments_after(&self, at_ms: i64, id: &str, limit: usize) -> Result<Vec<Device>> {
-        self.query(
+        self.all(
             &format!(
                 "SELECT {DEVICE_COLUMNS} FROM devices WHERE (enrolled_at_ms, id) > ($1, $2) \
                  ORDER BY enrolled_at_ms, id LIMIT $3"
             ),
             &[&at_ms, &id, &(limit as i64)],
-        )?
-        .iter()
-        .map(device_row)
-        .collect()
+            device_row,
+        )
     }
 
     fn export_cursor(&self, sink: &str, source: &str) -> Result<Option<String>> {
