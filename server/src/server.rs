@@ -118,3 +118,17 @@ pub async fn serve(
     tracing::info!("Collector stopped.");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_urls_lose_their_password_in_logs() {
+        assert_eq!(
+            super::redact("postgres://sl:s3cret@db:5432/sightline"),
+            "postgres://sl:***@db:5432/sightline"
+        );
+        assert_eq!(super::redact("postgres://sl@db/sightline"), "postgres://sl@db/sightline");
+        assert_eq!(super::redact("postgresql://db/sightline"), "postgresql://db/sightline");
+        assert!(!super::redact("postgres://a:p@ss@h/d").contains("p@ss"), "a password holding @");
+    }
+}

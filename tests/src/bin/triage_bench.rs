@@ -81,7 +81,12 @@ fn main() -> anyhow::Result<()> {
         stored += load_device(store.as_ref(), id, i, per_device, &mut rng)?;
     }
     let load = started.elapsed();
-    let db_bytes = std::fs::metadata(dir.join("sightline.db"))?.len();
+    let db_bytes = match &database {
+        Some(url) => postgres::Client::connect(url, postgres::NoTls)?
+            .query_one("SELECT pg_database_size(current_database())", &[])?
+            .get::<_, i64>(0) as u64,
+        None => std::fs::metadata(dir.join("sightline.db"))?.len(),
+    };
     println!(
         "loaded {devices} devices, {stored} observations in {:.1}s ({:.0} obs/s); database {:.0} MiB",
         load.as_secs_f64(),

@@ -80,11 +80,15 @@ impl PostgresStore {
     }
 
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        Ok(self.conn()?.client.query(sql, params)?)
+        let mut c = self.conn()?;
+        let st = c.statement(sql)?;
+        Ok(c.client.query(&st, params)?)
     }
 
     fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
-        Ok(self.conn()?.client.query_opt(sql, params)?)
+        let mut c = self.conn()?;
+        let st = c.statement(sql)?;
+        Ok(c.client.query_opt(&st, params)?)
     }
 
     /// The first row, mapped.
@@ -103,7 +107,9 @@ impl PostgresStore {
     }
 
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        Ok(self.conn()?.client.execute(sql, params)?)
+        let mut c = self.conn()?;
+        let st = c.statement(sql)?;
+        Ok(c.client.execute(&st, params)?)
     }
 
     /// The partition for rows received at `at_ms` exists.
@@ -775,7 +781,11 @@ impl Store for PostgresStore {
     }
 
     fn count_observations(&self, device_id: &str) -> Result<u64> {
-        let r = self.query_opt("SELECT count(*) FROM observations WHERE device_id = $1", &[&device_id])?;
+        // Each stored batch holds its sequence range, once; pruning drops both together.
+        let r = self.query_opt(
+            "SELECT COALESCE(sum(last_seq - first_seq + 1), 0)::bigint FROM batches WHERE device_id = $1",
+            &[&device_id],
+        )?;
         Ok(r.map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0) as u64)
     }
 

@@ -12,10 +12,17 @@ use crate::store::{Result, StoreError};
 
 pub(super) struct Conn {
     pub(super) client: Client,
-    stmts: HashMap<&'static str, Statement>,
+    stmts: HashMap<String, Statement>,
 }
 
 impl Conn {
+    /// The connection's prepared statement for `sql` (prepared on first use): one round
+    /// trip per query instead of two.
+    pub(super) fn statement(&mut self, sql: &str) -> Result<Statement> {
+        let (client, mut stmts) = self.parts();
+        stmts.cached(sql, |sql| client.prepare(sql))
+    }
+
     /// Splits the connection so a transaction and the statement cache can be used together.
     pub(super) fn parts(&mut self) -> (&mut Client, Prepared<'_>) {
         (&mut self.client, Prepared(&mut self.stmts))
@@ -23,7 +30,7 @@ impl Conn {
 }
 
 /// The per-connection statement cache.
-pub(super) struct Prepared<'a>(&'a mut HashMap<&'static str, Statement>);
+pub(super) struct Prepared<'a>(&'a mut HashMap<String, Statement>);
 
 impl Prepared<'_> {
     pub(super) fn get(&mut self, tx: &mut Transaction<'_>, sql: &'static str) -> Result<Statement> {
@@ -37,14 +44,14 @@ impl Prepared<'_> {
 
     fn cached(
         &mut self,
-        sql: &'static str,
+        sql: &str,
         prepare: impl FnOnce(&str) -> Result<Statement, postgres::Error>,
     ) -> Result<Statement> {
         if let Some(s) = self.0.get(sql) {
             return Ok(s.clone());
         }
         let s = prepare(sql)?;
-        self.0.insert(sql, s.clone());
+        self.0.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
 }

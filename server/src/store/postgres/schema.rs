@@ -81,6 +81,9 @@ CREATE INDEX batches_received ON batches(received_at_ms);
 ALTER TABLE batches ALTER COLUMN payload SET STORAGE EXTERNAL;
 -- The export cursor: insertion order across partitions.
 CREATE SEQUENCE observations_id_seq;
+-- No per-row unique index: a (device, sequence) is stored once because its batch is (the
+-- batches key, decided under the device's row lock), and the hottest table pays for no
+-- b-tree it does not need. Counts per device come from the batches.
 CREATE TABLE observations (
     id             BIGINT NOT NULL DEFAULT nextval('observations_id_seq'),
     device_id      TEXT NOT NULL,
@@ -92,8 +95,7 @@ CREATE TABLE observations (
     connector_key  TEXT,
     os_user        TEXT,
     data           TEXT NOT NULL,
-    assurance      TEXT NOT NULL,
-    PRIMARY KEY (device_id, seq, received_at_ms)
+    assurance      TEXT NOT NULL
 ) PARTITION BY RANGE (received_at_ms);
 -- Ids only grow: BRIN serves the export cursor's range scans for a tiny upkeep.
 CREATE INDEX observations_id ON observations USING brin (id);
