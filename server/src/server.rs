@@ -106,6 +106,11 @@ pub async fn serve(
         shared.config.directive_poll,
         follow.clone().cancelled_owned(),
     ));
+    tokio::spawn(crate::ingest::directives::watch_standing(
+        shared.clone(),
+        shared.config.revocation_poll,
+        follow.clone().cancelled_owned(),
+    ));
     let _stop_poller = follow.drop_guard();
     Server::builder()
         .tls_config(tls)

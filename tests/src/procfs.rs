@@ -1,12 +1,34 @@
 //! Reading a process's CPU time and memory from /proc, for the benchmarks' figures.
 
-/// utime + stime of every thread, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+/// Fields of /proc/PID/stat after the command name (index 0 is the state).
+fn stat(pid: u32) -> anyhow::Result<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    anyhow::ensure!(f.len() > 12, "/proc/{pid}/stat is short");
+    let f: Vec<String> = after.split_whitespace().map(str::to_owned).collect();
+    anyhow::ensure!(f.len() > 14, "/proc/{pid}/stat is short");
+    Ok(f)
+}
+
+/// utime + stime of every thread, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let f = stat(pid)?;
     Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
+}
+
+/// CPU seconds of every process named `comm`, with what their exited children used (so a
+/// server that forks a process per connection is counted whole).
+pub fn cpu_secs_of_all(comm: &str) -> f64 {
+    let pids = pids_named(comm);
+    let ticks: u64 = pids
+        .iter()
+        .filter_map(|p| {
+            let f = stat(*p).ok()?;
+            let own = f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?;
+            let reaped = f[13].parse::<u64>().ok()? + f[14].parse::<u64>().ok()?;
+            Some(own + reaped)
+        })
+        .sum();
+    ticks as f64 / ticks_per_sec()
 }
 
 /// CPU seconds of `pid` so far.

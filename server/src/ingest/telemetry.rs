@@ -9,8 +9,9 @@
 //!    sequence and link to its chain head (decided atomically by the store), and be
 //!    *presented* with a device-key signature over this stream's nonce and the batch hash,
 //!    so a recorded stream cannot be replayed on another connection.
-//! 4. While the stream is open it re-checks the device every `revocation_poll`: a revoked
-//!    device's stream is cut.
+//! 4. While the stream is open, one watcher per process re-reads the devices every
+//!    `revocation_poll` and cuts the streams of revoked devices and replaced certificates
+//!    (`directives::watch_standing`).
 //! 5. Once the device has attested, every directive it has not answered yet is sent, and
 //!    again whenever the dispatcher rings (see `directives`).
 //!
@@ -154,8 +155,6 @@ struct StreamTask {
 impl StreamTask {
     async fn run(mut self, mut inbound: Streaming<pb::AgentMessage>) {
         tracing::debug!("Stream opened.");
-        let mut poll = tokio::time::interval(self.shared.config.revocation_poll);
-        poll.tick().await;
         let claims_deadline = tokio::time::sleep(self.shared.config.claims_timeout);
         tokio::pin!(claims_deadline);
         loop {
@@ -168,10 +167,7 @@ impl StreamTask {
                     }
                     None => break,
                 },
-                _ = poll.tick() => match self.still_allowed().await {
-                    Ok(()) => continue,
-                    Err(s) => Err(s),
-                },
+                reason = cut(&self.registration) => Err(reason),
                 _ = &mut claims_deadline, if !self.attested => {
                     Err(Status::deadline_exceeded("no signed device claims within the time allowed"))
                 }
@@ -190,7 +186,7 @@ impl StreamTask {
             if self.attested && self.registration.is_none() {
                 // Right after the claims' ack: register, then send what is already waiting
                 // (in that order, so nothing issued in between is missed).
-                self.registration = Some(self.shared.dispatch.register(&self.device.id));
+                self.registration = Some(self.shared.dispatch.register(&self.device.id, &self.cert_sha256));
                 if let Err(s) = self.send_directives().await {
                     tracing::warn!(reason = s.message(), "Could not send directives.");
                     break;
@@ -230,26 +226,6 @@ impl StreamTask {
     }
 
     /// The device may have been revoked (by the CLI, another process) since the stream opened.
-    async fn still_allowed(&self) -> Result<(), Status> {
-        let id = self.device.id.clone();
-        let d = blocking(&self.shared.store, move |s| s.device(&id)).await?.map_err(internal)?;
-        match d {
-            Some(d) if d.revoked_at_ms.is_some() => {
-                Err(Status::permission_denied(format!("device {} was revoked", d.id)))
-            }
-            Some(d)
-                if d.cert_sha256 != self.cert_sha256
-                    && d.next_cert_sha256.as_deref() != Some(self.cert_sha256.as_str()) =>
-            {
-                Err(Status::unauthenticated(
-                    "this client certificate was replaced by a renewal; reconnect with the new one",
-                ))
-            }
-            Some(_) => Ok(()),
-            None => Err(Status::unauthenticated("device no longer exists")),
-        }
-    }
-
     async fn handle(&mut self, m: pb::AgentMessage) -> Reply {
         use pb::agent_message::Msg;
         match m.msg {
@@ -439,6 +415,13 @@ async fn handle_batch(
 }
 
 /// Resolves when the dispatcher rings this stream; never before it is registered.
+async fn cut(r: &Option<super::directives::Registration>) -> Status {
+    match r {
+        Some(r) => r.cut.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn ring(r: &Option<super::directives::Registration>) {
     match r {
         Some(r) => r.bell.notified().await,

@@ -8,7 +8,7 @@
 //!   each, no collector in between);
 //! - **fleet**: `--agents` simulated agents (real enrollment, real mTLS, signed claims and
 //!   batches; see `fleet.rs`) each hold a stream, send `--hold-batch` observations every
-//!   `--hold-interval` and reconnect now and then (churn): streams held, collector RSS per
+//!   `--hold-interval` and reconnect after about `--stream-life` (churn): streams held, collector RSS per
 //!   connected agent, ingest rate and p99 acknowledgement latency at that load;
 //! - **saturation**: `--burst-agents` of them send `--burst-batch`-observation batches back
 //!   to back for `--burst` seconds: observations and batches per second stored, p99, and
@@ -37,6 +37,8 @@ struct Options {
     hold: Duration,
     hold_interval: Duration,
     hold_batch: usize,
+    /// Each fleet stream reconnects after about this long (churn).
+    stream_life: Duration,
     burst_agents: usize,
     burst: Duration,
     burst_batch: usize,
@@ -50,6 +52,7 @@ fn options() -> anyhow::Result<Options> {
         hold: Duration::from_secs(20),
         hold_interval: Duration::from_secs(10),
         hold_batch: 25,
+        stream_life: Duration::from_secs(600),
         burst_agents: 200,
         burst: Duration::from_secs(20),
         burst_batch: 50,
@@ -65,6 +68,7 @@ fn options() -> anyhow::Result<Options> {
             "--hold" => o.hold = secs(&value)?,
             "--hold-interval" => o.hold_interval = secs(&value)?,
             "--hold-batch" => o.hold_batch = value.parse()?,
+            "--stream-life" => o.stream_life = secs(&value)?,
             "--burst-agents" => o.burst_agents = value.parse()?,
             "--burst" => o.burst = secs(&value)?,
             "--burst-batch" => o.burst_batch = value.parse()?,
@@ -86,10 +90,13 @@ fn options() -> anyhow::Result<Options> {
 #[derive(Default)]
 struct Figures {
     raw_insert: f64,
+    /// Database CPU over the raw insert phase, in cores busy.
+    raw_db_cores: f64,
     enroll_per_s: f64,
     streams_held: i64,
     rss_idle_mb: f64,
     rss_held_mb: f64,
+    hold_collector_cores: f64,
     hold_obs: f64,
     hold_batches: f64,
     hold_p50: Duration,
@@ -248,10 +255,16 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     let url = db.as_ref().map(|d| d.url.clone());
     let mut f = Figures::default();
     {
+        // The database's CPU: PostgreSQL's processes, or this process for embedded SQLite.
+        let db_cpu =
+            |pg: bool| if pg { procfs::cpu_secs_of_all("postgres") } else { cpu(&[std::process::id()]) };
+        let c0 = db_cpu(url.is_some());
+        let started = Instant::now();
         let (a, u, d) = (admin.map(str::to_owned), url.clone(), work.path().to_owned());
         f.raw_insert = blocking(move || raw_insert_rate(a.as_deref(), u.as_deref(), &d)).await??;
+        f.raw_db_cores = (db_cpu(url.is_some()) - c0) / started.elapsed().as_secs_f64();
     }
-    println!("raw   batched inserts/s: {:.0}", f.raw_insert);
+    println!("raw   batched inserts/s: {:.0} ({:.2} cores busy)", f.raw_insert, f.raw_db_cores);
 
     let replicas = if url.is_some() { o.replicas } else { 1 };
     let max_streams = (o.agents + 1_000).to_string();
@@ -313,7 +326,7 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
         obs_per_batch: o.hold_batch,
         interval: o.hold_interval,
         batches: None,
-        stream_life: Some(Duration::from_secs(120)),
+        stream_life: Some(o.stream_life),
     };
     let stats = Arc::new(Stats::default());
     let stop = CancellationToken::new();
@@ -332,6 +345,7 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     stats.reset_latencies();
     let (b0, n0, t0) =
         (stats.batches.load(Ordering::Relaxed), stats.observations.load(Ordering::Relaxed), Instant::now());
+    let hold_cpu0 = cpu(&pids);
     let mut held = i64::MAX;
     while t0.elapsed() < o.hold {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -339,6 +353,7 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     }
     let secs = t0.elapsed().as_secs_f64();
     f.streams_held = held;
+    f.hold_collector_cores = (cpu(&pids) - hold_cpu0) / secs;
     f.rss_held_mb = rss_mb(&pids);
     f.hold_obs = (stats.observations.load(Ordering::Relaxed) - n0) as f64 / secs;
     f.hold_batches = (stats.batches.load(Ordering::Relaxed) - b0) as f64 / secs;
@@ -362,9 +377,8 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     let tasks = spawn(sims, &target, &burst, &stats, &stop);
     tokio::time::sleep(Duration::from_secs(2)).await;
     stats.reset_latencies();
-    let db_pids = if url.is_some() { procfs::pids_named("postgres") } else { Vec::new() };
-    let cpu = |pids: &[u32]| pids.iter().filter_map(|p| procfs::cpu_secs(*p).ok()).sum::<f64>();
-    let (c0, d0) = (cpu(&pids), cpu(&db_pids));
+    let db_cpu = || if url.is_some() { procfs::cpu_secs_of_all("postgres") } else { 0.0 };
+    let (c0, d0) = (cpu(&pids), db_cpu());
     let (b0, n0, t0) =
         (stats.batches.load(Ordering::Relaxed), stats.observations.load(Ordering::Relaxed), Instant::now());
     tokio::time::sleep(o.burst).await;
@@ -373,7 +387,7 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     f.burst_obs = stored / secs;
     f.burst_batches = (stats.batches.load(Ordering::Relaxed) - b0) as f64 / secs;
     f.collector_cores = (cpu(&pids) - c0) / secs;
-    f.db_cores = (cpu(&db_pids) - d0) / secs;
+    f.db_cores = (db_cpu() - d0) / secs;
     f.obs_per_core = stored / (f.collector_cores * secs).max(1e-9);
     (f.burst_p50, f.burst_p99) = (stats.p(0.50), stats.p(0.99));
     println!(
@@ -419,15 +433,20 @@ fn spawn(
         .collect()
 }
 
+/// CPU seconds used so far by these processes.
+fn cpu(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| procfs::cpu_secs(*p).ok()).sum()
+}
+
 fn rss_mb(pids: &[u32]) -> f64 {
     pids.iter().filter_map(|p| procfs::status_kb(*p, "VmRSS:").ok()).sum::<u64>() as f64 / 1024.0
 }
 
 fn report(o: &Options, verifies: f64, results: &[(String, Figures)]) {
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
-    println!("\n{:<44} {}", "figure", results.iter().map(|(n, _)| format!("{n:>16}")).collect::<String>());
+    println!("\n{:<44} {}", "figure", results.iter().map(|(n, _)| format!("{n:>22}")).collect::<String>());
     let row = |label: &str, v: &dyn Fn(&Figures) -> String| {
-        println!("{label:<44} {}", results.iter().map(|(_, f)| format!("{:>16}", v(f))).collect::<String>());
+        println!("{label:<44} {}", results.iter().map(|(_, f)| format!("{:>22}", v(f))).collect::<String>());
     };
     row("raw batched inserts/s (database alone)", &|f| format!("{:.0}", f.raw_insert));
     row("raw P-256 verifications/s (one core)", &|_| format!("{verifies:.0}"));
@@ -440,6 +459,7 @@ fn report(o: &Options, verifies: f64, results: &[(String, Figures)]) {
     row("fleet: observations/s stored", &|f| format!("{:.0}", f.hold_obs));
     row("fleet: batches/s", &|f| format!("{:.0}", f.hold_batches));
     row("fleet: ack latency p50 / p99", &|f| format!("{} / {}", ms(f.hold_p50), ms(f.hold_p99)));
+    row("fleet: collector CPU (cores busy)", &|f| format!("{:.2}", f.hold_collector_cores));
     row("burst: observations/s stored", &|f| format!("{:.0}", f.burst_obs));
     row("burst: batches/s", &|f| format!("{:.0}", f.burst_batches));
     row("burst: ack latency p50 / p99", &|f| format!("{} / {}", ms(f.burst_p50), ms(f.burst_p99)));
