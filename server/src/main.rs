@@ -417,6 +417,11 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             shared.config.ek_allowlist = ek_allow;
             let rt = tokio::runtime::Builder::new_multi_thread()
+                // Store calls and signature checks run on blocking threads. Tokio's default of
+                // 512 lets a reconnect storm of 10,000 agents grow the pool to hundreds of idle
+                // threads that then contend on its one lock at every spawn (acks took seconds
+                // with the CPU idle); the database pool bounds useful concurrency far lower.
+                .max_blocking_threads(64)
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;

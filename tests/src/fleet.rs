@@ -41,6 +41,8 @@ pub struct Stats {
     pub streams_max: AtomicI64,
     pub connects: AtomicU64,
     pub errors: AtomicU64,
+    /// The first few errors, for the report.
+    pub error_sample: std::sync::Mutex<Vec<String>>,
     pub directives: AtomicU64,
     /// Send-to-acknowledgement latency of every batch, µs.
     pub latencies: std::sync::Mutex<Vec<u32>>,
@@ -191,8 +193,14 @@ impl SimAgent {
         while !stop.is_cancelled() && !self.done(load) {
             match self.session(url, load, stats, stop).await {
                 Ok(()) => backoff = Duration::from_millis(100),
-                Err(_) => {
+                Err(e) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
+                    {
+                        let mut sample = stats.error_sample.lock().unwrap_or_else(|p| p.into_inner());
+                        if sample.len() < 5 {
+                            sample.push(format!("{e:#}"));
+                        }
+                    }
                     let wait = jitter(backoff, self.index as u64 + self.next_seq);
                     tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(wait) => {} }
                     backoff = (backoff * 2).min(Duration::from_secs(2));

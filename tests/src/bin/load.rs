@@ -97,6 +97,9 @@ struct Figures {
     rss_idle_mb: f64,
     rss_held_mb: f64,
     hold_collector_cores: f64,
+    /// The collector's own received-to-acknowledged latency (its histogram), p50 / p99.
+    hold_server_p50: f64,
+    hold_server_p99: f64,
     hold_obs: f64,
     hold_batches: f64,
     hold_p50: Duration,
@@ -272,8 +275,14 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     if let Some(u) = &url {
         args.extend(["--database", u.as_str()]);
     }
+    let http = sightline_tests::free_port().to_string();
+    let http_addr = format!("127.0.0.1:{http}");
     let mut servers = Vec::new();
     for r in 0..replicas {
+        let mut args = args.clone();
+        if r == 0 {
+            args.extend(["--http", http_addr.as_str()]);
+        }
         let dir = work.path().join(format!("replica{r}"));
         if r > 0 {
             std::fs::create_dir_all(&dir)?;
@@ -303,6 +312,14 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
         blocking(move || sightline_server::server::open_store(&dir, u.as_deref())).await??
     };
 
+    let viewer = {
+        let s = store.clone();
+        blocking(move || {
+            sightline_server::create_api_token(s.as_ref(), sightline_server::api::Role::Viewer, "load")
+        })
+        .await??
+    };
+    let scrape = || server_latency(&http_addr, &work.path().join("replica0/ca.pem"), &viewer);
     let started = Instant::now();
     let tokens = {
         let (s, n) = (store.clone(), o.agents);
@@ -346,6 +363,19 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     let (b0, n0, t0) =
         (stats.batches.load(Ordering::Relaxed), stats.observations.load(Ordering::Relaxed), Instant::now());
     let hold_cpu0 = cpu(&pids);
+    let server0 = scrape()?;
+    let store_scrape = || {
+        server_histogram(
+            &http_addr,
+            &work.path().join("replica0/ca.pem"),
+            &viewer,
+            "sightline_store_latency_seconds_bucket",
+        )
+    };
+    let store0 = store_scrape()?;
+    let me = std::process::id();
+    let (gen0, err0, conn0) =
+        (cpu(&[me]), stats.errors.load(Ordering::Relaxed), stats.connects.load(Ordering::Relaxed));
     let mut held = i64::MAX;
     while t0.elapsed() < o.hold {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -354,6 +384,18 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     let secs = t0.elapsed().as_secs_f64();
     f.streams_held = held;
     f.hold_collector_cores = (cpu(&pids) - hold_cpu0) / secs;
+    (f.hold_server_p50, f.hold_server_p99) = server0.since(&scrape()?);
+    let (s50, s99) = store0.since(&store_scrape()?);
+    println!("fleet store transaction p50 ≤{:.1} ms, p99 ≤{:.1} ms", s50 * 1e3, s99 * 1e3);
+    println!(
+        "fleet load generator {:.2} cores busy; {} stream errors, {} reconnects while measuring",
+        (cpu(&[me]) - gen0) / secs,
+        stats.errors.load(Ordering::Relaxed) - err0,
+        stats.connects.load(Ordering::Relaxed) - conn0
+    );
+    for e in stats.error_sample.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        println!("fleet error: {e}");
+    }
     f.rss_held_mb = rss_mb(&pids);
     f.hold_obs = (stats.observations.load(Ordering::Relaxed) - n0) as f64 / secs;
     f.hold_batches = (stats.batches.load(Ordering::Relaxed) - b0) as f64 / secs;
@@ -433,6 +475,42 @@ fn spawn(
         .collect()
 }
 
+/// The collector's `ingest_latency_seconds` histogram (cumulative buckets), from /metrics.
+struct Histogram(Vec<(f64, f64)>);
+
+impl Histogram {
+    /// Upper bounds of the buckets holding p50 and p99 of what was observed since `self`.
+    fn since(&self, later: &Histogram) -> (f64, f64) {
+        let delta: Vec<(f64, f64)> =
+            later.0.iter().zip(&self.0).map(|((le, n), (_, m))| (*le, n - m)).collect();
+        let total = delta.last().map_or(0.0, |d| d.1);
+        let q = |q: f64| delta.iter().find(|(_, n)| *n >= q * total).map_or(f64::NAN, |d| d.0);
+        (q(0.5), q(0.99))
+    }
+}
+
+fn server_latency(addr: &str, ca: &std::path::Path, token: &str) -> anyhow::Result<Histogram> {
+    server_histogram(addr, ca, token, "sightline_ingest_latency_seconds_bucket")
+}
+
+fn server_histogram(addr: &str, ca: &std::path::Path, token: &str, name: &str) -> anyhow::Result<Histogram> {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(ca)
+        .args(["-H", &format!("Authorization: Bearer {token}"), &format!("https://{addr}/metrics")])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "scraping /metrics failed");
+    let text = String::from_utf8(out.stdout)?;
+    let mut buckets = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with(name)) {
+        let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("+Inf");
+        let le = if le == "+Inf" { f64::INFINITY } else { le.parse()? };
+        let n: f64 = line.rsplit(' ').next().unwrap_or("0").parse()?;
+        buckets.push((le, n));
+    }
+    Ok(Histogram(buckets))
+}
+
 /// CPU seconds used so far by these processes.
 fn cpu(pids: &[u32]) -> f64 {
     pids.iter().filter_map(|p| procfs::cpu_secs(*p).ok()).sum()
@@ -459,6 +537,9 @@ fn report(o: &Options, verifies: f64, results: &[(String, Figures)]) {
     row("fleet: observations/s stored", &|f| format!("{:.0}", f.hold_obs));
     row("fleet: batches/s", &|f| format!("{:.0}", f.hold_batches));
     row("fleet: ack latency p50 / p99", &|f| format!("{} / {}", ms(f.hold_p50), ms(f.hold_p99)));
+    row("fleet: collector's own ingest p50 / p99", &|f| {
+        format!("≤{:.1} ms / ≤{:.1} ms", f.hold_server_p50 * 1e3, f.hold_server_p99 * 1e3)
+    });
     row("fleet: collector CPU (cores busy)", &|f| format!("{:.2}", f.hold_collector_cores));
     row("burst: observations/s stored", &|f| format!("{:.0}", f.burst_obs));
     row("burst: batches/s", &|f| format!("{:.0}", f.burst_batches));
