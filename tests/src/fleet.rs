@@ -36,7 +36,6 @@ pub struct Load {
 pub struct Stats {
     pub batches: AtomicU64,
     pub observations: AtomicU64,
-    pub duplicates: AtomicU64,
     pub streams: AtomicI64,
     pub streams_max: AtomicI64,
     pub connects: AtomicU64,
@@ -77,7 +76,6 @@ pub struct SimAgent {
     /// Sealed but not acknowledged: sent again, unchanged, after a reconnect.
     pending: Option<(pb::SignedBatch, [u8; 32], u64)>,
     pub acked_batches: u64,
-    pub acked_observations: u64,
 }
 
 impl SimAgent {
@@ -93,7 +91,6 @@ impl SimAgent {
             prev: GENESIS_HASH,
             pending: None,
             acked_batches: 0,
-            acked_observations: 0,
         })
     }
 
@@ -269,7 +266,6 @@ impl SimAgent {
             self.next_seq = last + 1;
             self.prev = hash;
             self.acked_batches += 1;
-            self.acked_observations += n;
             if !load.interval.is_zero() {
                 let wait = jitter(load.interval, self.index as u64 + last);
                 // Directives can arrive while idle; count them.

@@ -319,7 +319,14 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
         })
         .await??
     };
-    let scrape = || server_latency(&http_addr, &work.path().join("replica0/ca.pem"), &viewer);
+    // Both histograms from one read of /metrics: (ingest, store).
+    let scrape = || -> anyhow::Result<(Histogram, Histogram)> {
+        let text = metrics(&http_addr, &work.path().join("replica0/ca.pem"), &viewer)?;
+        Ok((
+            Histogram::parse(&text, "sightline_ingest_latency_seconds_bucket")?,
+            Histogram::parse(&text, "sightline_store_latency_seconds_bucket")?,
+        ))
+    };
     let started = Instant::now();
     let tokens = {
         let (s, n) = (store.clone(), o.agents);
@@ -363,16 +370,7 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     let (b0, n0, t0) =
         (stats.batches.load(Ordering::Relaxed), stats.observations.load(Ordering::Relaxed), Instant::now());
     let hold_cpu0 = cpu(&pids);
-    let server0 = scrape()?;
-    let store_scrape = || {
-        server_histogram(
-            &http_addr,
-            &work.path().join("replica0/ca.pem"),
-            &viewer,
-            "sightline_store_latency_seconds_bucket",
-        )
-    };
-    let store0 = store_scrape()?;
+    let (server0, store0) = scrape()?;
     let me = std::process::id();
     let (gen0, err0, conn0) =
         (cpu(&[me]), stats.errors.load(Ordering::Relaxed), stats.connects.load(Ordering::Relaxed));
@@ -384,8 +382,9 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     let secs = t0.elapsed().as_secs_f64();
     f.streams_held = held;
     f.hold_collector_cores = (cpu(&pids) - hold_cpu0) / secs;
-    (f.hold_server_p50, f.hold_server_p99) = server0.since(&scrape()?);
-    let (s50, s99) = store0.since(&store_scrape()?);
+    let (server1, store1) = scrape()?;
+    (f.hold_server_p50, f.hold_server_p99) = server0.since(&server1);
+    let (s50, s99) = store0.since(&store1);
     println!("fleet store transaction p50 ≤{:.1} ms, p99 ≤{:.1} ms", s50 * 1e3, s99 * 1e3);
     println!(
         "fleet load generator {:.2} cores busy; {} stream errors, {} reconnects while measuring",
@@ -475,10 +474,22 @@ fn spawn(
         .collect()
 }
 
-/// The collector's `ingest_latency_seconds` histogram (cumulative buckets), from /metrics.
+/// One of the collector's latency histograms (cumulative buckets), from /metrics.
 struct Histogram(Vec<(f64, f64)>);
 
 impl Histogram {
+    /// The cumulative buckets of histogram `name` in Prometheus text.
+    fn parse(text: &str, name: &str) -> anyhow::Result<Histogram> {
+        let mut buckets = Vec::new();
+        for line in text.lines().filter(|l| l.starts_with(name)) {
+            let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("+Inf");
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse()? };
+            let n: f64 = line.rsplit(' ').next().unwrap_or("0").parse()?;
+            buckets.push((le, n));
+        }
+        Ok(Histogram(buckets))
+    }
+
     /// Upper bounds of the buckets holding p50 and p99 of what was observed since `self`.
     fn since(&self, later: &Histogram) -> (f64, f64) {
         let delta: Vec<(f64, f64)> =
@@ -489,26 +500,15 @@ impl Histogram {
     }
 }
 
-fn server_latency(addr: &str, ca: &std::path::Path, token: &str) -> anyhow::Result<Histogram> {
-    server_histogram(addr, ca, token, "sightline_ingest_latency_seconds_bucket")
-}
-
-fn server_histogram(addr: &str, ca: &std::path::Path, token: &str, name: &str) -> anyhow::Result<Histogram> {
+/// The collector's /metrics page, read with its viewer token.
+fn metrics(addr: &str, ca: &std::path::Path, token: &str) -> anyhow::Result<String> {
     let out = std::process::Command::new("curl")
         .args(["-sf", "--cacert"])
         .arg(ca)
         .args(["-H", &format!("Authorization: Bearer {token}"), &format!("https://{addr}/metrics")])
         .output()?;
     anyhow::ensure!(out.status.success(), "scraping /metrics failed");
-    let text = String::from_utf8(out.stdout)?;
-    let mut buckets = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with(name)) {
-        let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("+Inf");
-        let le = if le == "+Inf" { f64::INFINITY } else { le.parse()? };
-        let n: f64 = line.rsplit(' ').next().unwrap_or("0").parse()?;
-        buckets.push((le, n));
-    }
-    Ok(Histogram(buckets))
+    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// CPU seconds used so far by these processes.
