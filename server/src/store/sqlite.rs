@@ -735,24 +735,17 @@ impl Store for SqliteStore {
         let seq_head = seq_head as u64;
         let head_hash: [u8; 32] =
             head_hash.try_into().map_err(|_| StoreError::Corrupt("head hash length".into()))?;
-        if b.last_seq <= seq_head {
-            let stored: Option<Vec<u8>> = tx
+        let stored_hash = || {
+            Ok(tx
                 .query_row(
                     "SELECT hash FROM batches WHERE device_id = ?1 AND first_seq = ?2 AND last_seq = ?3",
                     params![b.device_id, b.first_seq as i64, b.last_seq as i64],
                     |r| r.get(0),
                 )
-                .optional()?;
-            return Ok(match stored {
-                Some(h) if h == b.hash => IngestOutcome::Duplicate { head: seq_head, head_hash },
-                _ => IngestOutcome::Conflict,
-            });
-        }
-        if b.first_seq != seq_head + 1 {
-            return Ok(IngestOutcome::OutOfOrder { expected: seq_head + 1 });
-        }
-        if b.prev_hash != head_hash {
-            return Ok(IngestOutcome::BrokenChain);
+                .optional()?)
+        };
+        if let Some(refused) = b.verdict(seq_head, head_hash, stored_hash)? {
+            return Ok(refused);
         }
 
         tx.execute(

@@ -76,19 +76,13 @@ pub(super) fn ingest(conn: &mut Conn, b: &IngestBatch, known: &Known) -> Result<
     }
     let seq_head = row.try_get::<_, i64>(0)? as u64;
     let head_hash = hash32(row.try_get(1)?)?;
-    if b.last_seq <= seq_head {
+    let stored_hash = || {
         let q = stmts.get(&mut tx, STORED_HASH)?;
         let stored = tx.query_opt(&q, &[&b.device_id, &(b.first_seq as i64), &(b.last_seq as i64)])?;
-        return Ok(match stored.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose()? {
-            Some(h) if h == b.hash => IngestOutcome::Duplicate { head: seq_head, head_hash },
-            _ => IngestOutcome::Conflict,
-        });
-    }
-    if b.first_seq != seq_head + 1 {
-        return Ok(IngestOutcome::OutOfOrder { expected: seq_head + 1 });
-    }
-    if b.prev_hash != head_hash {
-        return Ok(IngestOutcome::BrokenChain);
+        Ok(stored.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose()?)
+    };
+    if let Some(refused) = b.verdict(seq_head, head_hash, stored_hash)? {
+        return Ok(refused);
     }
     let assurance: String = row.try_get(3)?;
     let open_keys: Vec<String> = row.try_get(4)?;
