@@ -174,12 +174,13 @@ impl Known {
     }
 
     fn learn<'k>(&self, keys: impl Iterator<Item = &'k &'k str>) {
-        let mut set = self.0.write().unwrap_or_else(|p| p.into_inner());
-        for k in keys {
-            if !set.contains(*k) {
-                set.insert((*k).to_owned());
-            }
+        // Nearly every batch names only known keys: take the write lock only for new ones.
+        let new: Vec<&str> = keys.copied().filter(|k| !self.contains(k)).collect();
+        if new.is_empty() {
+            return;
         }
+        let mut set = self.0.write().unwrap_or_else(|p| p.into_inner());
+        set.extend(new.into_iter().map(str::to_owned));
     }
 }
 
