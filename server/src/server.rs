@@ -74,6 +74,9 @@ pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Resul
     let store = open_store(data_dir, database)?;
     let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
     let policy = Arc::new(crate::policy::Policy::load(data_dir)?);
+    let metrics: Arc<crate::metrics::Metrics> = Default::default();
+    let writer = crate::ingest::writer::Writer::start(store.clone(), metrics.clone())
+        .context("starting the ingest writer lanes")?;
     Ok(Shared {
         store,
         pki,
@@ -81,7 +84,8 @@ pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Resul
         policy,
         dispatch: Default::default(),
         views: Default::default(),
-        metrics: Default::default(),
+        metrics,
+        writer,
     })
 }
 

@@ -13,7 +13,7 @@ use sightline_server::signins::SignIn;
 use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
 use sightline_server::store::{
-    Challenge, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
+    Challenge, ClaimsRecord, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
     ObservationRecord, OutcomeRef, Person, Revocation, SessionRef, Store, StoreError,
 };
 
@@ -100,6 +100,8 @@ conformance!(
     exports_read_in_insertion_order,
     prune_drops_old_evidence,
     one_batch_from_two_replicas_is_stored_once,
+    a_group_commit_answers_each_batch_as_alone,
+    claims_of_many_streams_commit_together,
 );
 
 fn device_record(id: &str, hardware: Option<&str>) -> Device {
@@ -150,7 +152,7 @@ fn obs(seq: u64, at: i64, change: &'static str, connector: Option<ConnectorRef>)
         connector,
         session: None,
         directive: None,
-        data: json!({"seq": seq, "dropped": 2}),
+        data: json!({"seq": seq, "dropped": 2}).to_string(),
     }
 }
 
@@ -373,7 +375,7 @@ fn connector_inventory_and_summaries(s: &dyn Store) {
     ext.kind = "extension";
     ext.label = "claude".into();
     let mut later = obs(2, 50, "changed", Some(ext.clone()));
-    later.data = json!({"version": "2"});
+    later.data = json!({"version": "2"}).to_string();
     stored(s, &batch(s, "a", 5_000, vec![obs(1, 100, "appeared", Some(ext.clone())), later]));
     stored(s, &batch(s, "b", 5_000, vec![obs(1, 300, "appeared", Some(tool("pid:1", None)))]));
     stored(s, &batch(s, "b", 5_000, vec![obs(2, 400, "appeared", Some(ext.clone()))]));
@@ -697,4 +699,88 @@ fn one_batch_from_two_replicas_is_stored_once(s: &dyn Store) {
     assert_eq!(s.count_observations("d").unwrap(), 50);
     assert_eq!(s.present_now().unwrap().len(), 50);
     assert_eq!(s.batches("d").unwrap().len(), 1);
+}
+
+/// The batch after `prev` in its device's chain (which `batch` cannot build before `prev`
+/// is stored).
+fn after(prev: &IngestBatch, observations: Vec<ObservationRecord>) -> IngestBatch {
+    let (first, last) = (prev.last_seq + 1, prev.last_seq + observations.len() as u64);
+    let mut hash = prev.hash;
+    hash[..8].copy_from_slice(&last.to_le_bytes());
+    IngestBatch {
+        first_seq: first,
+        last_seq: last,
+        prev_hash: prev.hash,
+        hash,
+        payload: format!("payload {} {first}", prev.device_id).into_bytes(),
+        observations,
+        ..prev.clone()
+    }
+}
+
+fn a_group_commit_answers_each_batch_as_alone(s: &dyn Store) {
+    for d in ["d1", "d2", "d3"] {
+        enroll(s, d);
+    }
+    let seen = |seq: u64| obs(seq, seq as i64, "appeared", Some(tool(&format!("pid:{seq}"), None)));
+    let b1 = batch(s, "d1", 5_000, (1..=3).map(seen).collect());
+    let b2 = after(&b1, vec![seen(4)]);
+    let c1 = batch(s, "d2", 5_000, (1..=2).map(seen).collect());
+    let ghost = IngestBatch { device_id: "ghost".into(), ..c1.clone() };
+    let mut gap = batch(s, "d3", 5_000, vec![seen(5)]);
+    (gap.first_seq, gap.last_seq) = (5, 5);
+    // Out of device order on purpose: the backend may lock in id order, but the answers
+    // come back in the group's order and a device's batches keep theirs.
+    let group = [c1.clone(), b1.clone(), ghost, b2.clone(), b1.clone(), gap];
+    let out = s.ingest_many(&group);
+    assert_eq!(out.len(), group.len());
+    assert_eq!(out[0].as_ref().unwrap(), &IngestOutcome::Stored { head: 2, head_hash: c1.hash });
+    assert_eq!(out[1].as_ref().unwrap(), &IngestOutcome::Stored { head: 3, head_hash: b1.hash });
+    assert!(matches!(out[2], Err(StoreError::UnknownDevice(_))), "{:?}", out[2]);
+    assert_eq!(out[3].as_ref().unwrap(), &IngestOutcome::Stored { head: 4, head_hash: b2.hash });
+    assert_eq!(out[4].as_ref().unwrap(), &IngestOutcome::Duplicate { head: 4, head_hash: b2.hash });
+    assert_eq!(out[5].as_ref().unwrap(), &IngestOutcome::OutOfOrder { expected: 1 });
+    assert_eq!((s.count_observations("d1").unwrap(), s.count_observations("d2").unwrap()), (4, 2));
+    assert_eq!(s.count_observations("d3").unwrap(), 0);
+    assert_eq!(s.present_now().unwrap().len(), 6);
+
+    // A batch the database cannot take (PostgreSQL refuses NUL in text; SQLite stores it)
+    // must not sink the batches grouped with it.
+    let mut poison = after(&b2, vec![seen(5)]);
+    poison.observations[0].connector.as_mut().unwrap().label = "bad\0label".into();
+    let c2 = after(&c1, vec![seen(3)]);
+    let out = s.ingest_many(&[c2.clone(), poison]);
+    assert_eq!(out[0].as_ref().unwrap(), &IngestOutcome::Stored { head: 3, head_hash: c2.hash });
+    assert_eq!(s.count_observations("d2").unwrap(), 3);
+    let d1 = s.device("d1").unwrap().unwrap().seq_head;
+    match &out[1] {
+        Ok(IngestOutcome::Stored { head: 5, .. }) => assert_eq!(d1, 5),
+        Err(_) => assert_eq!(d1, 4, "a refused batch leaves its device's head where it was"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn claims_of_many_streams_commit_together(s: &dyn Store) {
+    enroll(s, "d1");
+    enroll(s, "d2");
+    let claims = |device: &str, at_ms: i64| ClaimsRecord {
+        device_id: device.into(),
+        at_ms,
+        stream_nonce: vec![1; 32],
+        payload: b"claims".to_vec(),
+        signature: vec![2; 64],
+        hostname: format!("{device}-host"),
+        os: "linux".into(),
+        os_version: "6.1".into(),
+        agent_version: "0.3.0".into(),
+        claims: json!({"hostname": format!("{device}-host")}),
+    };
+    // The unknown device's record is refused on its own; the others are kept.
+    let out = s.record_claims_many(&[claims("d2", 7_000), claims("ghost", 7_000), claims("d1", 8_000)]);
+    assert!(out[0].is_ok() && out[1].is_err() && out[2].is_ok(), "{out:?}");
+    for (d, at) in [("d1", 8_000), ("d2", 7_000)] {
+        let dev = s.device(d).unwrap().unwrap();
+        assert_eq!((dev.last_attested_ms, dev.hostname), (Some(at), format!("{d}-host")));
+    }
+    assert!(s.device("ghost").unwrap().is_none());
 }

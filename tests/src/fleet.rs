@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use sightline_agent::keys::DeviceKey;
 use sightline_proto::envelope::GENESIS_HASH;
 use sightline_proto::pb;
@@ -94,72 +95,8 @@ impl SimAgent {
         })
     }
 
-    /// Observations as a laptop reports them: a handful of tools, extensions everyone has,
-    /// credentials of its own, an MCP server; mostly re-sightings, some coming and going.
     fn observations(&self, n: usize) -> Vec<pb::Observation> {
-        let user = format!("user{}", self.index);
-        (0..n)
-            .map(|i| {
-                let round = self.next_seq + i as u64;
-                let slot = round % 12;
-                let change = match round % 10 {
-                    0 => pb::Change::Appeared,
-                    7 => pb::Change::Disappeared,
-                    _ => pb::Change::Snapshot,
-                };
-                let item = match slot {
-                    0..=2 => pb::observation::Item::Process(pb::ProcessItem {
-                        tool: ["ollama", "claude", "cursor"][slot as usize].into(),
-                        user: Some(user.clone()),
-                        pid: 1000 + slot as u32,
-                        name: "tool".into(),
-                        exe: None,
-                    }),
-                    3..=6 => pb::observation::Item::Extension(pb::ExtensionItem {
-                        tool: Some("claude".into()),
-                        user: Some(user.clone()),
-                        browser: "chrome".into(),
-                        profile: "Default".into(),
-                        extension_id: format!(
-                            "{:a<32}",
-                            ["fcoeoabgfen", "bgejafhieo", "jlkjdkfjdk", "mmmkkkjjjh"][slot as usize - 3]
-                        ),
-                        name: "AI helper".into(),
-                        version: Some("1.2.3".into()),
-                        enabled: Some(true),
-                        path: format!("/home/{user}/.config/google-chrome/Default/Extensions/x"),
-                        signals: vec![],
-                        permissions: vec!["storage".into()],
-                        host_permissions: vec!["https://api.openai.com/*".into()],
-                    }),
-                    7..=10 => pb::observation::Item::Token(pb::TokenItem {
-                        provider: ["openai", "anthropic", "groq", "github"][slot as usize - 7].into(),
-                        kind: pb::TokenKind::ApiKey as i32,
-                        user: Some(user.clone()),
-                        path: format!("/home/{user}/.env"),
-                        source: pb::TokenSource::Dotenv as i32,
-                        fingerprint: format!("fp{:08x}{:02}", self.index, slot),
-                        locator: Some(format!("line {slot}")),
-                        mcp_server: None,
-                    }),
-                    _ => pb::observation::Item::McpServer(pb::McpServerItem {
-                        client: "claude_desktop".into(),
-                        user: Some(user.clone()),
-                        name: "github".into(),
-                        transport: "stdio".into(),
-                        command: Some("npx -y @modelcontextprotocol/server-github".into()),
-                        url: None,
-                        path: format!("/home/{user}/.config/Claude/claude_desktop_config.json"),
-                    }),
-                };
-                pb::Observation {
-                    seq: 0,
-                    observed_at_ms: sightline_server::ingest::now_ms(),
-                    change: change as i32,
-                    item: Some(item),
-                }
-            })
-            .collect()
+        laptop_observations(self.index, self.next_seq, n)
     }
 
     fn next_batch(&mut self, n: usize) -> anyhow::Result<(pb::SignedBatch, [u8; 32], u64)> {
@@ -217,17 +154,19 @@ impl SimAgent {
         stats: &Stats,
         stop: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let channel = sightline_agent::transport::connect(url, &self.ca, Some(self.identity.clone())).await?;
+        let channel = sightline_agent::transport::connect(url, &self.ca, Some(self.identity.clone()))
+            .await
+            .context("connecting")?;
         let mut client = TelemetryClient::new(channel);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mut replies = client.stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
-        let nonce = match reply(&mut replies).await? {
+        let nonce = match reply(&mut replies).await.context("awaiting the stream challenge")? {
             Reply::Challenge(c) => c.nonce,
             other => anyhow::bail!("expected a challenge, got {other:?}"),
         };
         let claims = sightline_agent::deliver::claims(&self.device_id, &nonce, self.key.as_ref())?;
         tx.send(pb::AgentMessage { msg: Some(Msg::Claims(claims)) }).await?;
-        match reply(&mut replies).await? {
+        match reply(&mut replies).await.context("awaiting the claims acknowledgement")? {
             Reply::Ack(_) => {}
             other => anyhow::bail!("expected the claims acknowledged, got {other:?}"),
         }
@@ -246,7 +185,7 @@ impl SimAgent {
             let sent = Instant::now();
             tx.send(pb::AgentMessage { msg: Some(Msg::Batch(presented)) }).await?;
             let ack = loop {
-                match reply(&mut replies).await? {
+                match reply(&mut replies).await.context("awaiting a batch acknowledgement")? {
                     Reply::Ack(a) => break a,
                     Reply::Directive(_) => {
                         stats.directives.fetch_add(1, Ordering::Relaxed);
@@ -275,7 +214,8 @@ impl SimAgent {
                     tokio::select! {
                         _ = &mut idle => break,
                         _ = stop.cancelled() => return Ok(()),
-                        r = reply(&mut replies) => match r? {
+                        // No reply deadline here: silence while idle is normal.
+                        r = replies.message() => match message(r).context("idle between batches")? {
                             Reply::Directive(_) => { stats.directives.fetch_add(1, Ordering::Relaxed); }
                             other => anyhow::bail!("unexpected reply {other:?}"),
                         },
@@ -284,6 +224,75 @@ impl SimAgent {
             }
         }
     }
+}
+
+/// Observations as laptop `index` reports them from sequence `next_seq` on: a handful of
+/// tools, extensions everyone has, credentials of its own, an MCP server; mostly
+/// re-sightings, some coming and going.
+pub fn laptop_observations(index: usize, next_seq: u64, n: usize) -> Vec<pb::Observation> {
+    let user = format!("user{index}");
+    (0..n)
+        .map(|i| {
+            let round = next_seq + i as u64;
+            let slot = round % 12;
+            let change = match round % 10 {
+                0 => pb::Change::Appeared,
+                7 => pb::Change::Disappeared,
+                _ => pb::Change::Snapshot,
+            };
+            let item = match slot {
+                0..=2 => pb::observation::Item::Process(pb::ProcessItem {
+                    tool: ["ollama", "claude", "cursor"][slot as usize].into(),
+                    user: Some(user.clone()),
+                    pid: 1000 + slot as u32,
+                    name: "tool".into(),
+                    exe: None,
+                }),
+                3..=6 => pb::observation::Item::Extension(pb::ExtensionItem {
+                    tool: Some("claude".into()),
+                    user: Some(user.clone()),
+                    browser: "chrome".into(),
+                    profile: "Default".into(),
+                    extension_id: format!(
+                        "{:a<32}",
+                        ["fcoeoabgfen", "bgejafhieo", "jlkjdkfjdk", "mmmkkkjjjh"][slot as usize - 3]
+                    ),
+                    name: "AI helper".into(),
+                    version: Some("1.2.3".into()),
+                    enabled: Some(true),
+                    path: format!("/home/{user}/.config/google-chrome/Default/Extensions/x"),
+                    signals: vec![],
+                    permissions: vec!["storage".into()],
+                    host_permissions: vec!["https://api.openai.com/*".into()],
+                }),
+                7..=10 => pb::observation::Item::Token(pb::TokenItem {
+                    provider: ["openai", "anthropic", "groq", "github"][slot as usize - 7].into(),
+                    kind: pb::TokenKind::ApiKey as i32,
+                    user: Some(user.clone()),
+                    path: format!("/home/{user}/.env"),
+                    source: pb::TokenSource::Dotenv as i32,
+                    fingerprint: format!("fp{:08x}{:02}", index, slot),
+                    locator: Some(format!("line {slot}")),
+                    mcp_server: None,
+                }),
+                _ => pb::observation::Item::McpServer(pb::McpServerItem {
+                    client: "claude_desktop".into(),
+                    user: Some(user.clone()),
+                    name: "github".into(),
+                    transport: "stdio".into(),
+                    command: Some("npx -y @modelcontextprotocol/server-github".into()),
+                    url: None,
+                    path: format!("/home/{user}/.config/Claude/claude_desktop_config.json"),
+                }),
+            };
+            pb::Observation {
+                seq: 0,
+                observed_at_ms: sightline_server::ingest::now_ms(),
+                change: change as i32,
+                item: Some(item),
+            }
+        })
+        .collect()
 }
 
 /// Counts a stream as open while it lives.
@@ -295,13 +304,20 @@ impl Drop for Held<'_> {
     }
 }
 
+/// The next reply, which must come within 60 s.
 async fn reply(s: &mut tonic::Streaming<pb::CollectorMessage>) -> anyhow::Result<Reply> {
     match tokio::time::timeout(Duration::from_secs(60), s.message()).await {
         Err(_) => anyhow::bail!("no reply within 60 s"),
-        Ok(Err(status)) => anyhow::bail!("stream ended: {status}"),
-        Ok(Ok(None)) => anyhow::bail!("stream closed"),
-        Ok(Ok(Some(pb::CollectorMessage { msg: Some(m) }))) => Ok(m),
-        Ok(Ok(Some(_))) => anyhow::bail!("empty message"),
+        Ok(r) => message(r),
+    }
+}
+
+fn message(r: Result<Option<pb::CollectorMessage>, tonic::Status>) -> anyhow::Result<Reply> {
+    match r {
+        Err(status) => anyhow::bail!("stream ended: {status}"),
+        Ok(None) => anyhow::bail!("stream closed"),
+        Ok(Some(pb::CollectorMessage { msg: Some(m) })) => Ok(m),
+        Ok(Some(_)) => anyhow::bail!("empty message"),
     }
 }
 

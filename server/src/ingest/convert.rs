@@ -1,11 +1,31 @@
 //! Wire observations to storage records. The JSON kept per observation mirrors the agent's
 //! `sightline.scan.v1` finding shape, so what the collector shows is what the agent reported.
 
-use serde_json::{Value, json};
 use sightline_proto::directive;
 use sightline_proto::pb::{self, observation::Item};
 
 use crate::store::{ConnectorRef, Inventory, ObservationRecord, OutcomeRef, SessionRef};
+
+/// A JSON object written straight from borrowed fields: no intermediate `Value`, one
+/// allocation. Keys are listed sorted, as `serde_json::Value` would order them, so what is
+/// stored is byte-for-byte what earlier collectors stored.
+macro_rules! object {
+    ($($k:literal : $v:expr),* $(,)?) => {{
+        use serde::ser::{SerializeMap, Serializer};
+        let mut out = Vec::with_capacity(256);
+        let mut ser = serde_json::Serializer::new(&mut out);
+        let written = (|| -> Result<(), serde_json::Error> {
+            let mut m = ser.serialize_map(None)?;
+            $( m.serialize_entry($k, &$v)?; )*
+            m.end()
+        })();
+        // Writing to a Vec cannot fail and serde_json writes UTF-8; `null` covers the impossible.
+        match written {
+            Ok(()) => String::from_utf8(out).unwrap_or_else(|_| "null".to_owned()),
+            Err(_) => "null".to_owned(),
+        }
+    }};
+}
 
 pub fn record(o: &pb::Observation) -> ObservationRecord {
     let change = match pb::Change::try_from(o.change).unwrap_or(pb::Change::Unspecified) {
@@ -19,12 +39,12 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
         Some(Item::Process(p)) => (
             "process",
             Some(connector(format!("tool:{}", p.tool), "tool", &p.tool, &p.user, format!("pid:{}", p.pid))),
-            json!({"tool": p.tool, "user": p.user, "pid": p.pid, "name": p.name, "exe": p.exe}),
+            object! {"exe": p.exe, "name": p.name, "pid": p.pid, "tool": p.tool, "user": p.user},
         ),
         Some(Item::App(a)) => (
             "app",
             Some(connector(format!("tool:{}", a.tool), "tool", &a.tool, &a.user, a.path.clone())),
-            json!({"tool": a.tool, "user": a.user, "path": a.path, "version": a.version, "bundle_id": a.bundle_id}),
+            object! {"bundle_id": a.bundle_id, "path": a.path, "tool": a.tool, "user": a.user, "version": a.version},
         ),
         Some(Item::Extension(e)) => (
             "extension",
@@ -35,11 +55,12 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
                 &e.user,
                 e.path.clone(),
             )),
-            json!({
-                "tool": e.tool, "user": e.user, "browser": e.browser, "profile": e.profile,
-                "extension_id": e.extension_id, "name": e.name, "version": e.version, "enabled": e.enabled,
-                "path": e.path, "signals": e.signals, "permissions": e.permissions, "host_permissions": e.host_permissions,
-            }),
+            object! {
+                "browser": e.browser, "enabled": e.enabled, "extension_id": e.extension_id,
+                "host_permissions": e.host_permissions, "name": e.name, "path": e.path,
+                "permissions": e.permissions, "profile": e.profile, "signals": e.signals, "tool": e.tool,
+                "user": e.user, "version": e.version,
+            },
         ),
         Some(Item::Token(t)) => (
             "token",
@@ -50,11 +71,11 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
                 &t.user,
                 format!("{}#{}", t.path, t.locator.as_deref().unwrap_or("")),
             )),
-            json!({
-                "provider": t.provider, "token_kind": token_kind(t.kind), "user": t.user, "path": t.path,
-                "source": token_source(t.source), "fingerprint": t.fingerprint, "locator": t.locator,
-                "mcp_server": t.mcp_server,
-            }),
+            object! {
+                "fingerprint": t.fingerprint, "locator": t.locator, "mcp_server": t.mcp_server, "path": t.path,
+                "provider": t.provider, "source": token_source(t.source), "token_kind": token_kind(t.kind),
+                "user": t.user,
+            },
         ),
         Some(Item::McpServer(m)) => {
             let target = m.url.as_deref().or(m.command.as_deref()).unwrap_or_default();
@@ -69,42 +90,45 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
                     &m.user,
                     format!("{}#{}", m.path, m.client),
                 )),
-                json!({
-                    "client": m.client, "user": m.user, "name": m.name, "transport": m.transport,
-                    "command": m.command, "url": m.url, "path": m.path,
-                }),
+                object! {
+                    "client": m.client, "command": m.command, "name": m.name, "path": m.path,
+                    "transport": m.transport, "url": m.url, "user": m.user,
+                },
             )
         }
         Some(Item::OsSession(s)) => (
             "os_session",
             None,
-            json!({"user": s.user, "terminal": s.terminal, "host": s.host, "started_at_ms": s.started_at_ms}),
+            object! {"host": s.host, "started_at_ms": s.started_at_ms, "terminal": s.terminal, "user": s.user},
         ),
         Some(Item::DeviceInventory(d)) => (
             "device_inventory",
             None,
-            json!({"hostname": d.hostname, "os": d.os, "os_version": d.os_version, "agent_version": d.agent_version, "users": d.users}),
+            object! {
+                "agent_version": d.agent_version, "hostname": d.hostname, "os": d.os,
+                "os_version": d.os_version, "users": d.users,
+            },
         ),
         Some(Item::AgentHealth(h)) => (
             "agent_health",
             None,
-            json!({
-                "agent_version": h.agent_version, "cpu_percent": h.cpu_percent, "rss_bytes": h.rss_bytes,
-                "spool_depth": h.spool_depth, "dropped": h.dropped, "last_error": h.last_error,
-                "scan_errors": h.scan_errors, "scan_duration_ms": h.scan_duration_ms,
-            }),
+            object! {
+                "agent_version": h.agent_version, "cpu_percent": h.cpu_percent, "dropped": h.dropped,
+                "last_error": h.last_error, "rss_bytes": h.rss_bytes, "scan_duration_ms": h.scan_duration_ms,
+                "scan_errors": h.scan_errors, "spool_depth": h.spool_depth,
+            },
         ),
-        Some(Item::Gap(g)) => ("gap", None, json!({"dropped": g.dropped, "reason": g.reason})),
-        Some(Item::ScanError(e)) => ("scan_error", None, json!({"path": e.path, "error": e.error})),
+        Some(Item::Gap(g)) => ("gap", None, object! {"dropped": g.dropped, "reason": g.reason}),
+        Some(Item::ScanError(e)) => ("scan_error", None, object! {"error": e.error, "path": e.path}),
         Some(Item::DirectiveOutcome(d)) => (
             "directive_outcome",
             None,
-            json!({
-                "directive_id": d.directive_id, "action": directive::action_name(d.action), "target": d.target,
-                "outcome": directive::outcome_name(d.outcome), "detail": d.detail, "mode": d.mode,
-            }),
+            object! {
+                "action": directive::action_name(d.action), "detail": d.detail, "directive_id": d.directive_id,
+                "mode": d.mode, "outcome": directive::outcome_name(d.outcome), "target": d.target,
+            },
         ),
-        None => ("unknown", None, Value::Null),
+        None => ("unknown", None, "null".to_owned()),
     };
     let session = match &o.item {
         Some(Item::OsSession(s)) => Some(SessionRef {
@@ -179,5 +203,88 @@ fn token_source(s: i32) -> &'static str {
         pb::TokenSource::IdeConfig => "ide_config",
         pb::TokenSource::SourceFile => "source_file",
         pb::TokenSource::Unspecified => "unspecified",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(item: Item) -> pb::Observation {
+        pb::Observation { seq: 7, observed_at_ms: 1, change: pb::Change::Appeared as i32, item: Some(item) }
+    }
+
+    /// What is stored must be what `serde_json::Value` would write for the same object
+    /// (sorted keys, same escaping), so rows written before and after this encoder agree.
+    #[test]
+    fn data_is_canonical_json_with_every_field() {
+        let items = [
+            Item::Process(pb::ProcessItem {
+                tool: "claude".into(),
+                user: Some("ana".into()),
+                pid: 42,
+                name: "claude \"cli\"\n".into(),
+                exe: None,
+            }),
+            Item::Extension(pb::ExtensionItem {
+                extension_id: "fcoeoabgfenejglbffodgkkbkcdhcgfn".into(),
+                host_permissions: vec!["https://api.openai.com/*".into()],
+                ..Default::default()
+            }),
+            Item::Token(pb::TokenItem {
+                provider: "openai".into(),
+                fingerprint: "fp1".into(),
+                kind: pb::TokenKind::ApiKey as i32,
+                source: pb::TokenSource::Dotenv as i32,
+                ..Default::default()
+            }),
+            Item::AgentHealth(pb::AgentHealth { cpu_percent: 0.1, rss_bytes: 1 << 40, ..Default::default() }),
+            Item::Gap(pb::Gap { dropped: 3, reason: "spool full — ünïcode".into() }),
+        ];
+        let expected_keys: [&[&str]; 5] = [
+            &["exe", "name", "pid", "tool", "user"],
+            &[
+                "browser",
+                "enabled",
+                "extension_id",
+                "host_permissions",
+                "name",
+                "path",
+                "permissions",
+                "profile",
+                "signals",
+                "tool",
+                "user",
+                "version",
+            ],
+            &["fingerprint", "locator", "mcp_server", "path", "provider", "source", "token_kind", "user"],
+            &[
+                "agent_version",
+                "cpu_percent",
+                "dropped",
+                "last_error",
+                "rss_bytes",
+                "scan_duration_ms",
+                "scan_errors",
+                "spool_depth",
+            ],
+            &["dropped", "reason"],
+        ];
+        for (item, keys) in items.into_iter().zip(expected_keys) {
+            let r = record(&obs(item));
+            let v: serde_json::Value = serde_json::from_str(&r.data).expect("stored data is JSON");
+            assert_eq!(r.data, v.to_string(), "not in canonical form");
+            let got: Vec<&str> = v.as_object().expect("an object").keys().map(String::as_str).collect();
+            assert_eq!(got, keys);
+        }
+        let p = record(&obs(Item::Process(pb::ProcessItem { pid: 42, user: None, ..Default::default() })));
+        assert!(p.data.contains("\"pid\":42") && p.data.contains("\"user\":null"), "{}", p.data);
+        let t = record(&obs(Item::Token(pb::TokenItem {
+            kind: pb::TokenKind::ApiKey as i32,
+            source: pb::TokenSource::Dotenv as i32,
+            ..Default::default()
+        })));
+        assert!(t.data.contains("\"token_kind\":\"api_key\"") && t.data.contains("\"source\":\"dotenv\""));
+        assert_eq!(record(&pb::Observation::default()).data, "null");
     }
 }

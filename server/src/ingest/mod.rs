@@ -9,6 +9,7 @@ pub mod convert;
 pub mod directives;
 pub mod enrollment;
 pub mod telemetry;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub struct Shared {
     /// The dashboard's whole-fleet snapshot.
     pub views: Arc<crate::views::Cache>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Group commit of verified batches (`writer`).
+    pub writer: writer::Writer,
 }
 
 /// How strict ingest is; set from `serve` flags.

@@ -272,7 +272,7 @@ impl StreamTask {
             payload: c.payload,
             signature: c.signature,
         };
-        blocking(&self.shared.store, move |s| s.record_claims(&record)).await?.map_err(internal)?;
+        self.shared.writer.record_claims(record).await.map_err(internal)?;
         self.attested = true;
         tracing::debug!("Device claims verified.");
         // The head as loaded when this stream authenticated, moments ago: at worst slightly
@@ -342,37 +342,36 @@ async fn handle_batch(
             signed.device_id, device.id
         )));
     }
-    let spki = device.key_spki.clone();
-    // Signature checks are CPU work; keep them off the I/O threads.
-    let verified = tokio::task::spawn_blocking(move || envelope::open(&signed, &spki).map(|v| (v, signed)))
-        .await
-        .map_err(internal)?
-        .map_err(|e| {
-            m.refuse(if matches!(e, EnvelopeError::Key(KeyError::BadSignature)) {
-                "bad_signature"
-            } else {
-                "malformed"
-            });
-            envelope_status(e)
-        })?;
-    let (v, signed) = verified;
-    let batch = IngestBatch {
-        device_id: device.id.clone(),
-        first_seq: v.first_seq,
-        last_seq: v.last_seq,
-        prev_hash: v.prev_hash,
-        hash: v.hash,
-        received_at_ms: now_ms(),
-        observations: v.batch.observations.iter().map(record).collect(),
-        inventory: inventory(&v.batch),
-        payload: signed.payload,
-        signature: signed.signature,
-    };
+    let (spki, id) = (device.key_spki.clone(), device.id.clone());
+    // Signature checks and decoding are CPU work; keep them off the I/O threads.
+    let batch = tokio::task::spawn_blocking(move || {
+        let v = envelope::open(&signed, &spki)?;
+        Ok::<_, EnvelopeError>(IngestBatch {
+            device_id: id,
+            first_seq: v.first_seq,
+            last_seq: v.last_seq,
+            prev_hash: v.prev_hash,
+            hash: v.hash,
+            received_at_ms: now_ms(),
+            observations: v.batch.observations.iter().map(record).collect(),
+            inventory: inventory(&v.batch),
+            payload: signed.payload,
+            signature: signed.signature,
+        })
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| {
+        m.refuse(if matches!(e, EnvelopeError::Key(KeyError::BadSignature)) {
+            "bad_signature"
+        } else {
+            "malformed"
+        });
+        envelope_status(e)
+    })?;
     let (first, last) = (batch.first_seq, batch.last_seq);
     let n = batch.observations.len() as u64;
-    let started = std::time::Instant::now();
-    let outcome = blocking(&shared.store, move |s| s.ingest(&batch)).await?;
-    crate::metrics::Metrics::observe(&m.store_seconds, started.elapsed());
+    let outcome = shared.writer.ingest(batch).await;
     let outcome = outcome.map_err(|e| match e {
         StoreError::UnknownDevice(d) => Status::unauthenticated(format!("unknown device {d}")),
         other => internal(other),

@@ -122,7 +122,8 @@ pub struct ObservationRecord {
     pub session: Option<SessionRef>,
     /// For a directive outcome: which directive, and what the agent did.
     pub directive: Option<OutcomeRef>,
-    pub data: Value,
+    /// The observation as a JSON object, serialised once at the edge.
+    pub data: String,
 }
 
 /// What an agent reported doing with a directive.
@@ -492,6 +493,24 @@ pub trait Store: Send + Sync {
     fn promote_certificate(&self, device_id: &str, sha256: &str) -> Result<()>;
     fn devices(&self) -> Result<Vec<Device>>;
     fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome>;
+
+    /// Stores a group of batches, in order, committing them together where the backend can
+    /// (one durable commit for the group); one result per batch, as [`Store::ingest`] would
+    /// give it. A batch of the same device later in the group sees the earlier one stored.
+    fn ingest_many(&self, batches: &[IngestBatch]) -> Vec<Result<IngestOutcome>> {
+        batches.iter().map(|b| self.ingest(b)).collect()
+    }
+
+    /// Records the claims of many streams, committed together where the backend can; one
+    /// result per record, as [`Store::record_claims`] would give it.
+    fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
+        claims.iter().map(|c| self.record_claims(c)).collect()
+    }
+
+    /// How many groups may be stored at once (ingest writer lanes).
+    fn ingest_lanes(&self) -> usize {
+        1
+    }
     fn connectors(&self) -> Result<Vec<Connector>>;
     /// Connectors seen on one device, with that device's first/last sighting.
     fn device_connectors(&self, device_id: &str) -> Result<Vec<Connector>>;

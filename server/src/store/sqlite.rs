@@ -318,11 +318,212 @@ impl SqliteStore {
         Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
+    /// Claims records in one transaction; `Err` means none was written.
+    fn record_claims_group(&self, claims: &[ClaimsRecord]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for c in claims {
+            tx.prepare_cached(
+                "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![c.device_id, c.at_ms, c.stream_nonce, c.payload, c.signature, c.claims.to_string()])?;
+            tx.prepare_cached(
+                "UPDATE devices SET last_attested_ms = ?1, hostname = ?2, os = ?3, os_version = ?4, agent_version = ?5 WHERE id = ?6",
+            )?
+            .execute(params![c.at_ms, c.hostname, c.os, c.os_version, c.agent_version, c.device_id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The group in one transaction; `Err` means none of it was written.
+    fn ingest_group(&self, batches: &[IngestBatch]) -> Result<Vec<Result<IngestOutcome>>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(batches.len());
+        for b in batches {
+            out.push(match ingest_in(&tx, b) {
+                Err(StoreError::UnknownDevice(d)) => Err(StoreError::UnknownDevice(d)),
+                r => Ok(r?),
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions
         // roll back on drop), so a poisoned lock is safe to keep using.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// One batch inside an open write transaction: the chain verdict, then (if accepted) every
+/// row it adds. Refusals and an unknown device return before writing anything.
+fn ingest_in(tx: &rusqlite::Transaction<'_>, b: &IngestBatch) -> Result<IngestOutcome> {
+    let head: Option<(i64, Vec<u8>, Option<i64>, String)> = tx
+        .query_row(
+            "SELECT seq_head, head_hash, revoked_at_ms, assurance FROM devices WHERE id = ?1",
+            params![b.device_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((seq_head, head_hash, revoked, assurance)) = head else {
+        return Err(StoreError::UnknownDevice(b.device_id.clone()));
+    };
+    if revoked.is_some() {
+        return Ok(IngestOutcome::Revoked);
+    }
+    let seq_head = seq_head as u64;
+    let head_hash: [u8; 32] =
+        head_hash.try_into().map_err(|_| StoreError::Corrupt("head hash length".into()))?;
+    let stored_hash = || {
+        Ok(tx
+            .query_row(
+                "SELECT hash FROM batches WHERE device_id = ?1 AND first_seq = ?2 AND last_seq = ?3",
+                params![b.device_id, b.first_seq as i64, b.last_seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    };
+    if let Some(refused) = b.verdict(seq_head, head_hash, stored_hash)? {
+        return Ok(refused);
+    }
+
+    tx.execute(
+            "INSERT INTO batches (device_id, first_seq, last_seq, prev_hash, hash, payload, signature, received_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                b.device_id,
+                b.first_seq as i64,
+                b.last_seq as i64,
+                b.prev_hash.to_vec(),
+                b.hash.to_vec(),
+                b.payload,
+                b.signature,
+                b.received_at_ms
+            ],
+        )?;
+    {
+        let mut obs = tx.prepare_cached(
+                "INSERT INTO observations (device_id, seq, observed_at_ms, change, kind, connector_key, os_user, data, assurance) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+        let mut conn_up = tx.prepare_cached(
+                "INSERT INTO connectors (key, kind, label, first_seen_ms, last_seen_ms, latest) VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
+                 ON CONFLICT(key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), latest = excluded.latest",
+            )?;
+        let mut open = tx.prepare_cached(
+                "INSERT OR IGNORE INTO presence (device_id, connector_key, locus, os_user, appeared_at_ms, appeared_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+        let mut close = tx.prepare_cached(
+            "UPDATE presence SET disappeared_at_ms = max(appeared_at_ms, ?4), disappeared_seq = ?5 \
+                 WHERE device_id = ?1 AND connector_key = ?2 AND locus = ?3 AND disappeared_at_ms IS NULL",
+        )?;
+        let mut session_open = tx.prepare_cached(
+                "INSERT OR IGNORE INTO sessions (device_id, os_user, terminal, host, started_at_ms, appeared_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+        let mut session_close = tx.prepare_cached(
+                "UPDATE sessions SET ended_at_ms = max(started_at_ms, ?5), disappeared_seq = ?6 \
+                 WHERE device_id = ?1 AND os_user = ?2 AND terminal = ?3 AND started_at_ms = ?4 AND ended_at_ms IS NULL",
+            )?;
+        let mut dev_up = tx.prepare_cached(
+                "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
+                 first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), os_user = COALESCE(excluded.os_user, os_user)",
+            )?;
+        let mut outcome = tx.prepare_cached(
+                "UPDATE directives SET outcome = ?3, detail = ?4, mode = ?5, outcome_at_ms = ?6, outcome_seq = ?7 \
+                 WHERE id = ?1 AND device_id = ?2",
+            )?;
+        for o in &b.observations {
+            let data = &o.data;
+            // Only the device a directive was issued to can settle it.
+            if let Some(x) = &o.directive {
+                outcome.execute(params![
+                    x.directive_id,
+                    b.device_id,
+                    x.outcome,
+                    x.detail,
+                    x.mode,
+                    o.observed_at_ms,
+                    o.seq as i64
+                ])?;
+            }
+            obs.execute(params![
+                b.device_id,
+                o.seq as i64,
+                o.observed_at_ms,
+                o.change,
+                o.kind,
+                o.connector.as_ref().map(|c| &c.key),
+                o.connector.as_ref().and_then(|c| c.user.as_ref()),
+                data,
+                assurance
+            ])?;
+            if let Some(x) = &o.session {
+                if o.change == "disappeared" {
+                    session_close.execute(params![
+                        b.device_id,
+                        x.os_user,
+                        x.terminal,
+                        x.started_at_ms,
+                        o.observed_at_ms,
+                        o.seq as i64
+                    ])?;
+                } else {
+                    session_open.execute(params![
+                        b.device_id,
+                        x.os_user,
+                        x.terminal,
+                        x.host,
+                        x.started_at_ms,
+                        o.seq as i64
+                    ])?;
+                }
+            }
+            if let Some(c) = &o.connector {
+                conn_up.execute(params![c.key, c.kind, c.label, o.observed_at_ms, data])?;
+                dev_up.execute(params![c.key, b.device_id, c.user, o.observed_at_ms])?;
+                // Idempotent both ways: a repeated sighting keeps the interval open, a
+                // repeated disappearance finds nothing open to close.
+                if o.change == "disappeared" {
+                    close.execute(params![b.device_id, c.key, c.locus, o.observed_at_ms, o.seq as i64])?;
+                } else {
+                    open.execute(params![
+                        b.device_id,
+                        c.key,
+                        c.locus,
+                        c.user,
+                        o.observed_at_ms,
+                        o.seq as i64
+                    ])?;
+                }
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE devices SET seq_head = ?1, head_hash = ?2, last_seen_ms = ?3 WHERE id = ?4",
+        params![b.last_seq as i64, b.hash.to_vec(), b.received_at_ms, b.device_id],
+    )?;
+    if let Some(inv) = &b.inventory {
+        tx.execute(
+                "UPDATE devices SET hostname = ?1, os = ?2, os_version = ?3, agent_version = ?4, users = ?5 WHERE id = ?6",
+                params![
+                    inv.hostname,
+                    inv.os,
+                    inv.os_version,
+                    inv.agent_version,
+                    serde_json::to_string(&inv.users).unwrap_or_else(|_| "[]".into()),
+                    b.device_id
+                ],
+            )?;
+    }
+    Ok(IngestOutcome::Stored { head: b.last_seq, head_hash: b.hash })
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -664,18 +865,17 @@ impl Store for SqliteStore {
     }
 
     fn record_claims(&self, c: &ClaimsRecord) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![c.device_id, c.at_ms, c.stream_nonce, c.payload, c.signature, c.claims.to_string()],
-        )?;
-        tx.execute(
-            "UPDATE devices SET last_attested_ms = ?1, hostname = ?2, os = ?3, os_version = ?4, agent_version = ?5 WHERE id = ?6",
-            params![c.at_ms, c.hostname, c.os, c.os_version, c.agent_version, c.device_id],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.record_claims_group(std::slice::from_ref(c))
+    }
+
+    fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
+        match self.record_claims_group(claims) {
+            Ok(()) => claims.iter().map(|_| Ok(())).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, records = claims.len(), "Group commit of claims failed; one at a time.");
+                claims.iter().map(|c| self.record_claims(c)).collect()
+            }
+        }
     }
 
     fn stage_certificate(&self, device_id: &str, new_sha256: &str) -> Result<()> {
@@ -719,176 +919,21 @@ impl Store for SqliteStore {
     fn ingest(&self, b: &IngestBatch) -> Result<IngestOutcome> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let head: Option<(i64, Vec<u8>, Option<i64>, String)> = tx
-            .query_row(
-                "SELECT seq_head, head_hash, revoked_at_ms, assurance FROM devices WHERE id = ?1",
-                params![b.device_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        let Some((seq_head, head_hash, revoked, assurance)) = head else {
-            return Err(StoreError::UnknownDevice(b.device_id.clone()));
-        };
-        if revoked.is_some() {
-            return Ok(IngestOutcome::Revoked);
-        }
-        let seq_head = seq_head as u64;
-        let head_hash: [u8; 32] =
-            head_hash.try_into().map_err(|_| StoreError::Corrupt("head hash length".into()))?;
-        let stored_hash = || {
-            Ok(tx
-                .query_row(
-                    "SELECT hash FROM batches WHERE device_id = ?1 AND first_seq = ?2 AND last_seq = ?3",
-                    params![b.device_id, b.first_seq as i64, b.last_seq as i64],
-                    |r| r.get(0),
-                )
-                .optional()?)
-        };
-        if let Some(refused) = b.verdict(seq_head, head_hash, stored_hash)? {
-            return Ok(refused);
-        }
+        let outcome = ingest_in(&tx, b)?;
+        tx.commit()?;
+        Ok(outcome)
+    }
 
-        tx.execute(
-            "INSERT INTO batches (device_id, first_seq, last_seq, prev_hash, hash, payload, signature, received_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                b.device_id,
-                b.first_seq as i64,
-                b.last_seq as i64,
-                b.prev_hash.to_vec(),
-                b.hash.to_vec(),
-                b.payload,
-                b.signature,
-                b.received_at_ms
-            ],
-        )?;
-        {
-            let mut obs = tx.prepare_cached(
-                "INSERT INTO observations (device_id, seq, observed_at_ms, change, kind, connector_key, os_user, data, assurance) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            let mut conn_up = tx.prepare_cached(
-                "INSERT INTO connectors (key, kind, label, first_seen_ms, last_seen_ms, latest) VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
-                 ON CONFLICT(key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
-                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), latest = excluded.latest",
-            )?;
-            let mut open = tx.prepare_cached(
-                "INSERT OR IGNORE INTO presence (device_id, connector_key, locus, os_user, appeared_at_ms, appeared_seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut close = tx.prepare_cached(
-                "UPDATE presence SET disappeared_at_ms = max(appeared_at_ms, ?4), disappeared_seq = ?5 \
-                 WHERE device_id = ?1 AND connector_key = ?2 AND locus = ?3 AND disappeared_at_ms IS NULL",
-            )?;
-            let mut session_open = tx.prepare_cached(
-                "INSERT OR IGNORE INTO sessions (device_id, os_user, terminal, host, started_at_ms, appeared_seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut session_close = tx.prepare_cached(
-                "UPDATE sessions SET ended_at_ms = max(started_at_ms, ?5), disappeared_seq = ?6 \
-                 WHERE device_id = ?1 AND os_user = ?2 AND terminal = ?3 AND started_at_ms = ?4 AND ended_at_ms IS NULL",
-            )?;
-            let mut dev_up = tx.prepare_cached(
-                "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
-                 first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
-                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), os_user = COALESCE(excluded.os_user, os_user)",
-            )?;
-            let mut outcome = tx.prepare_cached(
-                "UPDATE directives SET outcome = ?3, detail = ?4, mode = ?5, outcome_at_ms = ?6, outcome_seq = ?7 \
-                 WHERE id = ?1 AND device_id = ?2",
-            )?;
-            for o in &b.observations {
-                let data = o.data.to_string();
-                // Only the device a directive was issued to can settle it.
-                if let Some(x) = &o.directive {
-                    outcome.execute(params![
-                        x.directive_id,
-                        b.device_id,
-                        x.outcome,
-                        x.detail,
-                        x.mode,
-                        o.observed_at_ms,
-                        o.seq as i64
-                    ])?;
-                }
-                obs.execute(params![
-                    b.device_id,
-                    o.seq as i64,
-                    o.observed_at_ms,
-                    o.change,
-                    o.kind,
-                    o.connector.as_ref().map(|c| &c.key),
-                    o.connector.as_ref().and_then(|c| c.user.as_ref()),
-                    data,
-                    assurance
-                ])?;
-                if let Some(x) = &o.session {
-                    if o.change == "disappeared" {
-                        session_close.execute(params![
-                            b.device_id,
-                            x.os_user,
-                            x.terminal,
-                            x.started_at_ms,
-                            o.observed_at_ms,
-                            o.seq as i64
-                        ])?;
-                    } else {
-                        session_open.execute(params![
-                            b.device_id,
-                            x.os_user,
-                            x.terminal,
-                            x.host,
-                            x.started_at_ms,
-                            o.seq as i64
-                        ])?;
-                    }
-                }
-                if let Some(c) = &o.connector {
-                    conn_up.execute(params![c.key, c.kind, c.label, o.observed_at_ms, data])?;
-                    dev_up.execute(params![c.key, b.device_id, c.user, o.observed_at_ms])?;
-                    // Idempotent both ways: a repeated sighting keeps the interval open, a
-                    // repeated disappearance finds nothing open to close.
-                    if o.change == "disappeared" {
-                        close.execute(params![
-                            b.device_id,
-                            c.key,
-                            c.locus,
-                            o.observed_at_ms,
-                            o.seq as i64
-                        ])?;
-                    } else {
-                        open.execute(params![
-                            b.device_id,
-                            c.key,
-                            c.locus,
-                            c.user,
-                            o.observed_at_ms,
-                            o.seq as i64
-                        ])?;
-                    }
-                }
+    fn ingest_many(&self, batches: &[IngestBatch]) -> Vec<Result<IngestOutcome>> {
+        match self.ingest_group(batches) {
+            Ok(results) => results,
+            Err(e) => {
+                // Nothing of the group was written: store each on its own, so one bad batch
+                // gets its own error and the others are kept.
+                tracing::warn!(error = %e, batches = batches.len(), "Group commit failed; storing one at a time.");
+                batches.iter().map(|b| self.ingest(b)).collect()
             }
         }
-        tx.execute(
-            "UPDATE devices SET seq_head = ?1, head_hash = ?2, last_seen_ms = ?3 WHERE id = ?4",
-            params![b.last_seq as i64, b.hash.to_vec(), b.received_at_ms, b.device_id],
-        )?;
-        if let Some(inv) = &b.inventory {
-            tx.execute(
-                "UPDATE devices SET hostname = ?1, os = ?2, os_version = ?3, agent_version = ?4, users = ?5 WHERE id = ?6",
-                params![
-                    inv.hostname,
-                    inv.os,
-                    inv.os_version,
-                    inv.agent_version,
-                    serde_json::to_string(&inv.users).unwrap_or_else(|_| "[]".into()),
-                    b.device_id
-                ],
-            )?;
-        }
-        tx.commit()?;
-        Ok(IngestOutcome::Stored { head: b.last_seq, head_hash: b.hash })
     }
 
     fn connectors(&self) -> Result<Vec<Connector>> {

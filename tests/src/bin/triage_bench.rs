@@ -303,7 +303,7 @@ fn load_device(store: &dyn Store, id: &str, i: usize, n: u64, rng: &mut Rng) -> 
             connector: c,
             session: s,
             directive: None,
-            data,
+            data: serde_json::Value::to_string(&data),
         }
     };
     let mut t = T0;

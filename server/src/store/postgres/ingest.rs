@@ -1,7 +1,9 @@
-//! Storing one verified batch: set-based, arrays through `unnest`, four round trips in the
-//! common case whatever the batch size (begin; lock the device and read its open presence;
-//! one statement writing the batch, its observations, new presence intervals, the device's
-//! connector rows and the new head; commit), under a row lock on the device.
+//! Storing verified batches: set-based, arrays through `unnest`. A group of batches (see
+//! `ingest::writer`) is one transaction and, in the common case, a handful of round trips
+//! whatever its size: begin; lock the group's devices (id order) and read their heads and
+//! open presence; close presence intervals; one statement writing every batch, observation,
+//! new interval, device connector row and head; commit. A device's second batch in a group
+//! goes in a second round of the same transaction.
 //!
 //! The lock is what makes ingest idempotent across replicas: the second of two replicas
 //! holding the same batch waits, then finds the head moved and answers `Duplicate`. The
@@ -18,15 +20,16 @@ use std::collections::{BTreeMap, HashMap};
 use postgres::Transaction;
 
 use super::pool::{Conn, Prepared};
-use crate::store::{IngestBatch, IngestOutcome, Result, StoreError, hash32};
+use crate::store::{ClaimsRecord, IngestBatch, IngestOutcome, Result, StoreError, hash32};
 
-/// The device's head, locked, with its open presence intervals (two arrays, same order).
-const HEAD: &str = "SELECT seq_head, head_hash, revoked_at_ms, assurance, \
-     ARRAY(SELECT connector_key FROM presence WHERE device_id = $1 AND disappeared_at_ms IS NULL \
+/// The round's devices, locked in id order, each with its head and its open presence
+/// intervals (two arrays, same order).
+const HEADS: &str = "SELECT d.id, d.seq_head, d.head_hash, d.revoked_at_ms, d.assurance, \
+     ARRAY(SELECT connector_key FROM presence p WHERE p.device_id = d.id AND p.disappeared_at_ms IS NULL \
            ORDER BY connector_key, locus), \
-     ARRAY(SELECT locus FROM presence WHERE device_id = $1 AND disappeared_at_ms IS NULL \
+     ARRAY(SELECT locus FROM presence p WHERE p.device_id = d.id AND p.disappeared_at_ms IS NULL \
            ORDER BY connector_key, locus) \
-     FROM devices WHERE id = $1 FOR UPDATE";
+     FROM devices d WHERE d.id = ANY($1::text[]) ORDER BY d.id FOR UPDATE OF d";
 const STORED_HASH: &str =
     "SELECT hash FROM batches WHERE device_id = $1 AND first_seq = $2 AND last_seq = $3";
 const NEW_CONNECTORS: &str = "INSERT INTO connectors (key, kind, label, first_seen_ms, last_seen_ms, latest) \
@@ -35,27 +38,32 @@ const NEW_CONNECTORS: &str = "INSERT INTO connectors (key, kind, label, first_se
 /// Before [`STORE`]: an interval reopened in the same batch must be closed first (one open
 /// interval per device, connector and locus).
 const CLOSE_PRESENCE: &str = "UPDATE presence p SET disappeared_at_ms = GREATEST(p.appeared_at_ms, t.at), \
-     disappeared_seq = t.seq FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS t(k, l, at, seq) \
-     WHERE p.device_id = $1 AND p.connector_key = t.k AND p.locus = t.l AND p.disappeared_at_ms IS NULL";
-/// Everything else in one statement (data-modifying CTEs all run, to completion).
+     disappeared_seq = t.seq FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
+     AS t(d, k, l, at, seq) \
+     WHERE p.device_id = t.d AND p.connector_key = t.k AND p.locus = t.l AND p.disappeared_at_ms IS NULL";
+/// Everything else for the whole round in one statement (data-modifying CTEs all run, to
+/// completion): batches, observations, new presence intervals, the devices' connector rows
+/// and the new heads. A round names each device once, so no row is touched twice.
 const STORE: &str = "WITH \
      b AS (INSERT INTO batches (device_id, first_seq, last_seq, prev_hash, hash, payload, signature, received_at_ms) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)), \
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bytea[], $6::bytea[], \
+           $7::bytea[], $8::bigint[])), \
      o AS (INSERT INTO observations (device_id, seq, observed_at_ms, received_at_ms, change, kind, connector_key, \
-           os_user, data, assurance) SELECT $1, s, o, $8, c, k, ck, u, d, $9 \
-           FROM unnest($10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) \
-           AS t(s, o, c, k, ck, u, d)), \
+           os_user, data, assurance) \
+           SELECT * FROM unnest($9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], \
+           $15::text[], $16::text[], $17::text[], $18::text[])), \
      p AS (INSERT INTO presence (device_id, connector_key, locus, os_user, appeared_at_ms, appeared_seq, \
-           disappeared_at_ms, disappeared_seq) SELECT $1, k, l, u, a, s, da, ds \
-           FROM unnest($17::text[], $18::text[], $19::text[], $20::bigint[], $21::bigint[], $22::bigint[], \
-           $23::bigint[]) AS t(k, l, u, a, s, da, ds)), \
+           disappeared_at_ms, disappeared_seq) \
+           SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::text[], $23::bigint[], $24::bigint[], \
+           $25::bigint[], $26::bigint[])), \
      cd AS (INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
-           SELECT k, $1, u, f, l FROM unnest($24::text[], $25::text[], $26::bigint[], $27::bigint[]) AS t(k, u, f, l) \
+           SELECT * FROM unnest($27::text[], $28::text[], $29::text[], $30::bigint[], $31::bigint[]) \
            ON CONFLICT (connector_key, device_id) DO UPDATE SET \
            first_seen_ms = LEAST(connector_devices.first_seen_ms, excluded.first_seen_ms), \
            last_seen_ms = GREATEST(connector_devices.last_seen_ms, excluded.last_seen_ms), \
            os_user = COALESCE(excluded.os_user, connector_devices.os_user)) \
-     UPDATE devices SET seq_head = $3, head_hash = $5, last_seen_ms = $8 WHERE id = $1";
+     UPDATE devices d SET seq_head = t.h, head_hash = t.hh, last_seen_ms = t.at \
+     FROM unnest($32::text[], $33::bigint[], $34::bytea[], $35::bigint[]) AS t(id, h, hh, at) WHERE d.id = t.id";
 const INVENTORY: &str = "UPDATE devices SET hostname = $1, os = $2, os_version = $3, agent_version = $4, users = $5 WHERE id = $6";
 const OUTCOME: &str = "UPDATE directives SET outcome = $3, detail = $4, mode = $5, outcome_at_ms = $6, outcome_seq = $7 \
      WHERE id = $1 AND device_id = $2";
@@ -64,101 +72,312 @@ const SESSION_OPEN: &str = "INSERT INTO sessions (device_id, os_user, terminal, 
 const SESSION_CLOSE: &str = "UPDATE sessions SET ended_at_ms = GREATEST(started_at_ms, $5), disappeared_seq = $6 \
      WHERE device_id = $1 AND os_user = $2 AND terminal = $3 AND started_at_ms = $4 AND ended_at_ms IS NULL";
 
-pub(super) fn ingest(conn: &mut Conn, b: &IngestBatch, known: &Known) -> Result<IngestOutcome> {
+/// A group of batches in one transaction (one durable commit), one result per batch in the
+/// given order; `Err` means none of it was written. Devices are locked in id order (batches of
+/// one device keep theirs), so two lanes or replicas never wait on each other in a cycle.
+pub(super) fn ingest_group(
+    conn: &mut Conn,
+    group: &[IngestBatch],
+    known: &Known,
+) -> Result<Vec<Result<IngestOutcome>>> {
     let (client, mut stmts) = conn.parts();
     let mut tx = client.transaction()?;
-    let head = stmts.get(&mut tx, HEAD)?;
-    let Some(row) = tx.query_opt(&head, &[&b.device_id])? else {
-        return Err(StoreError::UnknownDevice(b.device_id.clone()));
-    };
-    if row.try_get::<_, Option<i64>>(2)?.is_some() {
-        return Ok(IngestOutcome::Revoked);
+    let mut out: Vec<Option<Result<IngestOutcome>>> = group.iter().map(|_| None).collect();
+    // Rounds of distinct devices: a device's second batch in the group goes in the next
+    // round, which sees the first one stored.
+    let mut pending: Vec<usize> = (0..group.len()).collect();
+    while !pending.is_empty() {
+        let mut devices = std::collections::HashSet::new();
+        let (mut round, later): (Vec<usize>, Vec<usize>) =
+            pending.into_iter().partition(|&i| devices.insert(group[i].device_id.as_str()));
+        round.sort_by(|&a, &b| group[a].device_id.cmp(&group[b].device_id));
+        store_round(&mut tx, &mut stmts, group, &round, known, &mut out)?;
+        pending = later;
     }
-    let seq_head = row.try_get::<_, i64>(0)? as u64;
-    let head_hash = hash32(row.try_get(1)?)?;
-    let stored_hash = || {
-        let q = stmts.get(&mut tx, STORED_HASH)?;
-        let stored = tx.query_opt(&q, &[&b.device_id, &(b.first_seq as i64), &(b.last_seq as i64)])?;
-        Ok(stored.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose()?)
-    };
-    if let Some(refused) = b.verdict(seq_head, head_hash, stored_hash)? {
-        return Ok(refused);
-    }
-    let assurance: String = row.try_get(3)?;
-    let open_keys: Vec<String> = row.try_get(4)?;
-    let open_loci: Vec<String> = row.try_get(5)?;
-
-    let seen = Seen::fold(b);
-    let presence = Replay::run(b, open_keys.into_iter().zip(open_loci));
-    seen.insert_new(&mut tx, &mut stmts, known)?;
-    presence.close(&mut tx, &mut stmts, &b.device_id)?;
-    store(&mut tx, &mut stmts, b, &assurance, &seen, &presence)?;
-    if let Some(inv) = &b.inventory {
-        let q = stmts.get(&mut tx, INVENTORY)?;
-        let users = serde_json::to_string(&inv.users).unwrap_or_else(|_| "[]".into());
-        tx.execute(&q, &[&inv.hostname, &inv.os, &inv.os_version, &inv.agent_version, &users, &b.device_id])?;
-    }
-    write_events(&mut tx, &mut stmts, b)?;
     tx.commit()?;
-    known.learn(seen.0.keys());
-    Ok(IngestOutcome::Stored { head: b.last_seq, head_hash: b.hash })
+    let out: Vec<Result<IngestOutcome>> = out.into_iter().flatten().collect();
+    for (b, r) in group.iter().zip(&out) {
+        if matches!(r, Ok(IngestOutcome::Stored { .. })) {
+            known.learn(b.observations.iter().filter_map(|o| o.connector.as_ref().map(|c| c.key.as_str())));
+        }
+    }
+    Ok(out)
 }
 
-/// The batch, its observations, new presence intervals, this device's connector rows (which
-/// no other device's batch touches) and the new head, in one statement.
+const CLAIMS: &str = "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const ATTESTED: &str = "UPDATE devices SET last_attested_ms = $1, hostname = $2, os = $3, os_version = $4, \
+     agent_version = $5 WHERE id = $6";
+
+/// Streams' signed claims in one transaction, devices in id order (as [`ingest_group`] locks
+/// them); `Err` means none was written.
+pub(super) fn record_claims(conn: &mut Conn, claims: &[ClaimsRecord]) -> Result<()> {
+    let (client, mut stmts) = conn.parts();
+    let mut tx = client.transaction()?;
+    let mut order: Vec<&ClaimsRecord> = claims.iter().collect();
+    order.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    for c in order {
+        let q = stmts.get(&mut tx, CLAIMS)?;
+        tx.execute(
+            &q,
+            &[&c.device_id, &c.at_ms, &c.stream_nonce, &c.payload, &c.signature, &c.claims.to_string()],
+        )?;
+        let q = stmts.get(&mut tx, ATTESTED)?;
+        tx.execute(&q, &[&c.at_ms, &c.hostname, &c.os, &c.os_version, &c.agent_version, &c.device_id])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// One round (distinct devices, in id order): lock the devices and read their heads, decide
+/// each batch's verdict, then write every accepted batch with one statement per kind of row.
+/// Refusals and unknown devices are answered without writing anything.
+fn store_round(
+    tx: &mut Transaction<'_>,
+    stmts: &mut Prepared<'_>,
+    group: &[IngestBatch],
+    round: &[usize],
+    known: &Known,
+    out: &mut [Option<Result<IngestOutcome>>],
+) -> Result<()> {
+    let ids: Vec<&str> = round.iter().map(|&i| group[i].device_id.as_str()).collect();
+    let q = stmts.get(tx, HEADS)?;
+    let mut heads = HashMap::with_capacity(ids.len());
+    for row in tx.query(&q, &[&ids])? {
+        heads.insert(row.try_get::<_, String>(0)?, row);
+    }
+    let mut accepted: Vec<(&IngestBatch, String, Replay<'_>)> = Vec::with_capacity(round.len());
+    for &i in round {
+        let b = &group[i];
+        let Some(row) = heads.get(&b.device_id) else {
+            out[i] = Some(Err(StoreError::UnknownDevice(b.device_id.clone())));
+            continue;
+        };
+        if row.try_get::<_, Option<i64>>(3)?.is_some() {
+            out[i] = Some(Ok(IngestOutcome::Revoked));
+            continue;
+        }
+        let seq_head = row.try_get::<_, i64>(1)? as u64;
+        let head_hash = hash32(row.try_get(2)?)?;
+        let stored_hash = || {
+            let q = stmts.get(tx, STORED_HASH)?;
+            let stored = tx.query_opt(&q, &[&b.device_id, &(b.first_seq as i64), &(b.last_seq as i64)])?;
+            Ok(stored.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose()?)
+        };
+        if let Some(refused) = b.verdict(seq_head, head_hash, stored_hash)? {
+            out[i] = Some(Ok(refused));
+            continue;
+        }
+        let open_keys: Vec<String> = row.try_get(5)?;
+        let open_loci: Vec<String> = row.try_get(6)?;
+        accepted.push((b, row.try_get(4)?, Replay::run(b, open_keys.into_iter().zip(open_loci))));
+        out[i] = Some(Ok(IngestOutcome::Stored { head: b.last_seq, head_hash: b.hash }));
+    }
+    if accepted.is_empty() {
+        return Ok(());
+    }
+    let seen: Vec<Seen<'_>> = accepted.iter().map(|(b, ..)| Seen::fold(b)).collect();
+    insert_new_connectors(tx, stmts, &seen, known)?;
+    close_presence(tx, stmts, &accepted)?;
+    store(tx, stmts, &accepted, &seen)?;
+    for (b, ..) in &accepted {
+        if let Some(inv) = &b.inventory {
+            let q = stmts.get(tx, INVENTORY)?;
+            let users = serde_json::to_string(&inv.users).unwrap_or_else(|_| "[]".into());
+            tx.execute(
+                &q,
+                &[&inv.hostname, &inv.os, &inv.os_version, &inv.agent_version, &users, &b.device_id],
+            )?;
+        }
+        write_events(tx, stmts, b)?;
+    }
+    Ok(())
+}
+
+/// Connectors this replica has not seen stored yet, before [`STORE`] (whose connector rows
+/// refer to them), in key order.
+fn insert_new_connectors(
+    tx: &mut Transaction<'_>,
+    stmts: &mut Prepared<'_>,
+    seen: &[Seen<'_>],
+    known: &Known,
+) -> Result<()> {
+    let mut new: BTreeMap<&str, &Sighting<'_>> = BTreeMap::new();
+    for (k, s) in seen.iter().flat_map(|s| s.0.iter()) {
+        if !known.contains(k) {
+            new.entry(k).or_insert(s);
+        }
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let q = stmts.get(tx, NEW_CONNECTORS)?;
+    tx.execute(
+        &q,
+        &[
+            &new.keys().copied().collect::<Vec<_>>(),
+            &new.values().map(|s| s.kind).collect::<Vec<_>>(),
+            &new.values().map(|s| s.label).collect::<Vec<_>>(),
+            &new.values().map(|s| s.first).collect::<Vec<_>>(),
+            &new.values().map(|s| s.last).collect::<Vec<_>>(),
+            &new.values().map(|s| s.latest).collect::<Vec<_>>(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn close_presence(
+    tx: &mut Transaction<'_>,
+    stmts: &mut Prepared<'_>,
+    accepted: &[(&IngestBatch, String, Replay<'_>)],
+) -> Result<()> {
+    let closes: Vec<(&str, &Close<'_>)> =
+        accepted.iter().flat_map(|(b, _, r)| r.closes.iter().map(|c| (b.device_id.as_str(), c))).collect();
+    if closes.is_empty() {
+        return Ok(());
+    }
+    let q = stmts.get(tx, CLOSE_PRESENCE)?;
+    tx.execute(
+        &q,
+        &[
+            &closes.iter().map(|c| c.0).collect::<Vec<_>>(),
+            &closes.iter().map(|c| c.1.0).collect::<Vec<_>>(),
+            &closes.iter().map(|c| c.1.1).collect::<Vec<_>>(),
+            &closes.iter().map(|c| c.1.2).collect::<Vec<_>>(),
+            &closes.iter().map(|c| c.1.3).collect::<Vec<_>>(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Column arrays for [`STORE`], one row per batch, observation, new interval and connector.
+#[derive(Default)]
+struct Columns<'a> {
+    b_device: Vec<&'a str>,
+    b_first: Vec<i64>,
+    b_last: Vec<i64>,
+    b_prev: Vec<&'a [u8]>,
+    b_hash: Vec<&'a [u8]>,
+    b_payload: Vec<&'a [u8]>,
+    b_signature: Vec<&'a [u8]>,
+    b_received: Vec<i64>,
+    o_device: Vec<&'a str>,
+    o_seq: Vec<i64>,
+    o_at: Vec<i64>,
+    o_received: Vec<i64>,
+    o_change: Vec<&'a str>,
+    o_kind: Vec<&'a str>,
+    o_key: Vec<Option<&'a str>>,
+    o_user: Vec<Option<&'a str>>,
+    o_data: Vec<&'a str>,
+    o_assurance: Vec<&'a str>,
+    p_device: Vec<&'a str>,
+    p_key: Vec<&'a str>,
+    p_locus: Vec<&'a str>,
+    p_user: Vec<Option<&'a str>>,
+    p_at: Vec<i64>,
+    p_seq: Vec<i64>,
+    p_closed_at: Vec<Option<i64>>,
+    p_closed_seq: Vec<Option<i64>>,
+    c_key: Vec<&'a str>,
+    c_device: Vec<&'a str>,
+    c_user: Vec<Option<&'a str>>,
+    c_first: Vec<i64>,
+    c_last: Vec<i64>,
+}
+
+/// Every accepted batch of the round, its observations, new presence intervals, its device's
+/// connector rows (which no other device's batch touches) and the new heads: one statement.
 fn store(
     tx: &mut Transaction<'_>,
     stmts: &mut Prepared<'_>,
-    b: &IngestBatch,
-    assurance: &str,
-    seen: &Seen<'_>,
-    presence: &Replay<'_>,
+    accepted: &[(&IngestBatch, String, Replay<'_>)],
+    seen: &[Seen<'_>],
 ) -> Result<()> {
-    let n = b.observations.len();
-    let (mut seq, mut at, mut change, mut kind) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut key, mut user, mut data) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    for o in &b.observations {
-        seq.push(o.seq as i64);
-        at.push(o.observed_at_ms);
-        change.push(o.change);
-        kind.push(o.kind);
-        key.push(o.connector.as_ref().map(|c| c.key.as_str()));
-        user.push(o.connector.as_ref().and_then(|c| c.user.as_deref()));
-        data.push(o.data.to_string());
+    let n: usize = accepted.iter().map(|(b, ..)| b.observations.len()).sum();
+    let mut c = Columns::default();
+    for v in [&mut c.o_seq, &mut c.o_at, &mut c.o_received] {
+        v.reserve(n);
     }
-    let new = &presence.opened;
+    for ((b, assurance, presence), seen) in accepted.iter().zip(seen) {
+        let device = b.device_id.as_str();
+        c.b_device.push(device);
+        c.b_first.push(b.first_seq as i64);
+        c.b_last.push(b.last_seq as i64);
+        c.b_prev.push(&b.prev_hash);
+        c.b_hash.push(&b.hash);
+        c.b_payload.push(&b.payload);
+        c.b_signature.push(&b.signature);
+        c.b_received.push(b.received_at_ms);
+        for o in &b.observations {
+            c.o_device.push(device);
+            c.o_seq.push(o.seq as i64);
+            c.o_at.push(o.observed_at_ms);
+            c.o_received.push(b.received_at_ms);
+            c.o_change.push(o.change);
+            c.o_kind.push(o.kind);
+            c.o_key.push(o.connector.as_ref().map(|c| c.key.as_str()));
+            c.o_user.push(o.connector.as_ref().and_then(|c| c.user.as_deref()));
+            c.o_data.push(&o.data);
+            c.o_assurance.push(assurance);
+        }
+        for p in &presence.opened {
+            c.p_device.push(device);
+            c.p_key.push(p.key);
+            c.p_locus.push(p.locus);
+            c.p_user.push(p.user);
+            c.p_at.push(p.at);
+            c.p_seq.push(p.seq);
+            c.p_closed_at.push(p.closed.map(|c| c.0));
+            c.p_closed_seq.push(p.closed.map(|c| c.1));
+        }
+        for (k, s) in &seen.0 {
+            c.c_key.push(k);
+            c.c_device.push(device);
+            c.c_user.push(s.user);
+            c.c_first.push(s.first);
+            c.c_last.push(s.last);
+        }
+    }
     let q = stmts.get(tx, STORE)?;
     tx.execute(
         &q,
         &[
-            &b.device_id,
-            &(b.first_seq as i64),
-            &(b.last_seq as i64),
-            &b.prev_hash.as_slice(),
-            &b.hash.as_slice(),
-            &b.payload,
-            &b.signature,
-            &b.received_at_ms,
-            &assurance,
-            &seq,
-            &at,
-            &change,
-            &kind,
-            &key,
-            &user,
-            &data,
-            &new.iter().map(|p| p.key).collect::<Vec<_>>(),
-            &new.iter().map(|p| p.locus).collect::<Vec<_>>(),
-            &new.iter().map(|p| p.user).collect::<Vec<_>>(),
-            &new.iter().map(|p| p.at).collect::<Vec<_>>(),
-            &new.iter().map(|p| p.seq).collect::<Vec<_>>(),
-            &new.iter().map(|p| p.closed.map(|c| c.0)).collect::<Vec<_>>(),
-            &new.iter().map(|p| p.closed.map(|c| c.1)).collect::<Vec<_>>(),
-            &seen.keys(),
-            &seen.column(|s| s.user),
-            &seen.column(|s| s.first),
-            &seen.column(|s| s.last),
+            &c.b_device,
+            &c.b_first,
+            &c.b_last,
+            &c.b_prev,
+            &c.b_hash,
+            &c.b_payload,
+            &c.b_signature,
+            &c.b_received,
+            &c.o_device,
+            &c.o_seq,
+            &c.o_at,
+            &c.o_received,
+            &c.o_change,
+            &c.o_kind,
+            &c.o_key,
+            &c.o_user,
+            &c.o_data,
+            &c.o_assurance,
+            &c.p_device,
+            &c.p_key,
+            &c.p_locus,
+            &c.p_user,
+            &c.p_at,
+            &c.p_seq,
+            &c.p_closed_at,
+            &c.p_closed_seq,
+            &c.c_key,
+            &c.c_device,
+            &c.c_user,
+            &c.c_first,
+            &c.c_last,
+            &c.b_device,
+            &c.b_last,
+            &c.b_hash,
+            &c.b_received,
         ],
     )?;
     Ok(())
@@ -173,9 +392,9 @@ impl Known {
         self.0.read().unwrap_or_else(|p| p.into_inner()).contains(key)
     }
 
-    fn learn<'k>(&self, keys: impl Iterator<Item = &'k &'k str>) {
+    fn learn<'k>(&self, keys: impl Iterator<Item = &'k str>) {
         // Nearly every batch names only known keys: take the write lock only for new ones.
-        let new: Vec<&str> = keys.copied().filter(|k| !self.contains(k)).collect();
+        let new: Vec<&str> = keys.filter(|k| !self.contains(k)).collect();
         if new.is_empty() {
             return;
         }
@@ -224,10 +443,13 @@ impl Folds {
                 Some(f) => {
                     f.first = f.first.min(s.first);
                     f.last = f.last.max(s.last);
-                    f.latest = s.latest;
+                    s.latest.clone_into(&mut f.latest);
                 }
                 None => {
-                    p.0.insert(k.to_owned(), Fold { first: s.first, last: s.last, latest: s.latest });
+                    p.0.insert(
+                        k.to_owned(),
+                        Fold { first: s.first, last: s.last, latest: s.latest.to_owned() },
+                    );
                 }
             }
         }
@@ -310,12 +532,15 @@ enum Open {
     New(usize),
 }
 
+/// A stored interval this batch closes: connector, locus, when, at which sequence number.
+type Close<'a> = (&'a str, &'a str, i64, i64);
+
 /// The batch's sightings replayed against the device's open intervals (same rules as the
 /// SQLite store: a repeated sighting keeps an interval open, a repeated disappearance finds
 /// nothing to close): which stored intervals close, which new ones open (and maybe close).
 struct Replay<'a> {
     opened: Vec<Opened<'a>>,
-    closes: Vec<(&'a str, &'a str, i64, i64)>,
+    closes: Vec<Close<'a>>,
 }
 
 impl<'a> Replay<'a> {
@@ -349,25 +574,6 @@ impl<'a> Replay<'a> {
         }
         r
     }
-
-    fn close(&self, tx: &mut Transaction<'_>, stmts: &mut Prepared<'_>, device: &str) -> Result<()> {
-        if self.closes.is_empty() {
-            return Ok(());
-        }
-        let q = stmts.get(tx, CLOSE_PRESENCE)?;
-        let c = &self.closes;
-        tx.execute(
-            &q,
-            &[
-                &device,
-                &c.iter().map(|c| c.0).collect::<Vec<_>>(),
-                &c.iter().map(|c| c.1).collect::<Vec<_>>(),
-                &c.iter().map(|c| c.2).collect::<Vec<_>>(),
-                &c.iter().map(|c| c.3).collect::<Vec<_>>(),
-            ],
-        )?;
-        Ok(())
-    }
 }
 
 /// One connector as this batch saw it.
@@ -376,7 +582,7 @@ struct Sighting<'a> {
     label: &'a str,
     first: i64,
     last: i64,
-    latest: String,
+    latest: &'a str,
     /// The last account named, as the per-row upsert's COALESCE would leave it.
     user: Option<&'a str>,
 }
@@ -395,44 +601,14 @@ impl<'a> Seen<'a> {
                 label: &c.label,
                 first: at,
                 last: at,
-                latest: String::new(),
+                latest: "",
                 user: None,
             });
             s.first = s.first.min(at);
             s.last = s.last.max(at);
-            s.latest = o.data.to_string();
+            s.latest = &o.data;
             s.user = c.user.as_deref().or(s.user);
         }
         Seen(seen)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().copied().collect()
-    }
-
-    fn column<'s, T>(&'s self, f: impl Fn(&'s Sighting<'a>) -> T) -> Vec<T> {
-        self.0.values().map(f).collect()
-    }
-
-    /// Inside the batch's transaction, before [`STORE`] (whose connector rows refer to them):
-    /// connectors this replica has not seen stored yet.
-    fn insert_new(&self, tx: &mut Transaction<'_>, stmts: &mut Prepared<'_>, known: &Known) -> Result<()> {
-        let new: Vec<(&&str, &Sighting<'_>)> = self.0.iter().filter(|(k, _)| !known.contains(k)).collect();
-        if new.is_empty() {
-            return Ok(());
-        }
-        let q = stmts.get(tx, NEW_CONNECTORS)?;
-        tx.execute(
-            &q,
-            &[
-                &new.iter().map(|(k, _)| **k).collect::<Vec<_>>(),
-                &new.iter().map(|(_, s)| s.kind).collect::<Vec<_>>(),
-                &new.iter().map(|(_, s)| s.label).collect::<Vec<_>>(),
-                &new.iter().map(|(_, s)| s.first).collect::<Vec<_>>(),
-                &new.iter().map(|(_, s)| s.last).collect::<Vec<_>>(),
-                &new.iter().map(|(_, s)| s.latest.as_str()).collect::<Vec<_>>(),
-            ],
-        )?;
-        Ok(())
     }
 }

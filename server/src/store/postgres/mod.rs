@@ -43,6 +43,8 @@ pub struct PostgresStore {
     months: Mutex<HashSet<Month>>,
     known: ingest::Known,
     folds: ingest::Folds,
+    /// Ingest writer lanes: groups committed at once, each on its own connection.
+    lanes: usize,
 }
 
 impl PostgresStore {
@@ -61,6 +63,9 @@ impl PostgresStore {
             months: Default::default(),
             known: Default::default(),
             folds: Default::default(),
+            // Enough groups in flight to cover a commit's round trips and fsync, few enough
+            // that each group stays large under load.
+            lanes: (cores * 2).clamp(2, 8),
         };
         schema::migrate(&mut store.conn()?.client)?;
         let now = crate::ingest::now_ms();
@@ -71,6 +76,21 @@ impl PostgresStore {
 
     fn conn(&self) -> Result<Pooled<'_>> {
         self.pool.get()
+    }
+
+    /// Folds a committed group's sightings into the connector summaries, writing them when due.
+    fn fold(&self, conn: &mut Pooled<'_>, group: &[IngestBatch], out: &[Result<IngestOutcome>]) {
+        let mut due = false;
+        for (b, r) in group.iter().zip(out) {
+            if matches!(r, Ok(IngestOutcome::Stored { .. })) {
+                due |= self.folds.add(b);
+            }
+        }
+        // The batches are stored and acknowledged whatever happens here; a failed write is
+        // kept and tried again with the next.
+        if due && let Err(e) = self.folds.flush(conn) {
+            tracing::warn!(error = %e, "Could not update connector summaries; will retry.");
+        }
     }
 
     /// Writes this replica's pending connector summaries, so what it reads includes what it
@@ -713,18 +733,17 @@ impl Store for PostgresStore {
     }
 
     fn record_claims(&self, c: &ClaimsRecord) -> Result<()> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.client.transaction()?;
-        tx.execute(
-            "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&c.device_id, &c.at_ms, &c.stream_nonce, &c.payload, &c.signature, &c.claims.to_string()],
-        )?;
-        tx.execute(
-            "UPDATE devices SET last_attested_ms = $1, hostname = $2, os = $3, os_version = $4, agent_version = $5 WHERE id = $6",
-            &[&c.at_ms, &c.hostname, &c.os, &c.os_version, &c.agent_version, &c.device_id],
-        )?;
-        tx.commit()?;
-        Ok(())
+        ingest::record_claims(&mut *self.conn()?, std::slice::from_ref(c))
+    }
+
+    fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
+        match self.conn().and_then(|mut c| ingest::record_claims(&mut c, claims)) {
+            Ok(()) => claims.iter().map(|_| Ok(())).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, records = claims.len(), "Group commit of claims failed; one at a time.");
+                claims.iter().map(|c| self.record_claims(c)).collect()
+            }
+        }
     }
 
     fn stage_certificate(&self, device_id: &str, new_sha256: &str) -> Result<()> {
@@ -753,23 +772,40 @@ impl Store for PostgresStore {
     fn ingest(&self, b: &IngestBatch) -> Result<IngestOutcome> {
         self.ensure_partition(b.received_at_ms)?;
         let mut conn = self.conn()?;
-        let outcome = match ingest::ingest(&mut conn, b, &self.known) {
+        let group = std::slice::from_ref(b);
+        let mut out = match ingest::ingest_group(&mut conn, group, &self.known) {
             // Another replica pruned the month this one thought existed: make it again.
             Err(StoreError::Postgres(e)) if e.code() == Some(&SqlState::CHECK_VIOLATION) => {
                 self.months.lock().unwrap_or_else(|p| p.into_inner()).remove(&Month::of(b.received_at_ms));
                 self.ensure_partition(b.received_at_ms)?;
-                ingest::ingest(&mut conn, b, &self.known)?
+                ingest::ingest_group(&mut conn, group, &self.known)?
             }
             r => r?,
         };
-        if matches!(outcome, IngestOutcome::Stored { .. }) && self.folds.add(b) {
-            // The batch is stored and acknowledged whatever happens here; a failed write is
-            // kept and tried again with the next.
-            if let Err(e) = self.folds.flush(&mut conn) {
-                tracing::warn!(error = %e, "Could not update connector summaries; will retry.");
+        self.fold(&mut conn, group, &out);
+        out.pop().unwrap_or_else(|| Err(StoreError::Corrupt("no result for the batch".into())))
+    }
+
+    fn ingest_many(&self, batches: &[IngestBatch]) -> Vec<Result<IngestOutcome>> {
+        let grouped = (|| {
+            for b in batches {
+                self.ensure_partition(b.received_at_ms)?;
             }
-        }
-        Ok(outcome)
+            let mut conn = self.conn()?;
+            let out = ingest::ingest_group(&mut conn, batches, &self.known)?;
+            self.fold(&mut conn, batches, &out);
+            Ok::<_, StoreError>(out)
+        })();
+        grouped.unwrap_or_else(|e| {
+            // Nothing of the group was written: store each on its own, so one bad batch gets
+            // its own error (and a pruned month is made again) while the others are kept.
+            tracing::warn!(error = %e, batches = batches.len(), "Group commit failed; storing one at a time.");
+            batches.iter().map(|b| self.ingest(b)).collect()
+        })
+    }
+
+    fn ingest_lanes(&self) -> usize {
+        self.lanes
     }
 
     fn connectors(&self) -> Result<Vec<Connector>> {
