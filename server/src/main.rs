@@ -425,7 +425,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(async {
+            let lanes = shared.writer.lanes();
+            let served = rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
                 tracing::info!(
                     version = env!("CARGO_PKG_VERSION"),
@@ -451,7 +452,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     }
                     None => grpc.await,
                 }
-            })
+            });
+            // Dropping the runtime drops every task's handle on the writer; then the lanes
+            // commit what they hold and exit, and the store writes what it keeps in memory.
+            drop(rt);
+            lanes.join(Duration::from_secs(30));
+            served
         }
         Command::Token { command: TokenCommand::Create { data_dir, ttl } } => {
             let store = server::open_store(&data_dir, database.as_deref())?;

@@ -86,6 +86,7 @@ pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Resul
         views: Default::default(),
         metrics,
         writer,
+        stopping: Default::default(),
     })
 }
 
@@ -116,6 +117,13 @@ pub async fn serve(
         follow.clone().cancelled_owned(),
     ));
     let _stop_poller = follow.drop_guard();
+    // Telemetry streams never end on their own: tell them to, or the graceful shutdown below
+    // would wait for every agent to hang up.
+    let stopping = shared.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.cancel();
+    };
     Server::builder()
         .tls_config(tls)
         .context("configuring TLS")?

@@ -506,6 +506,25 @@ impl ServerProcess {
         }
     }
 
+    /// Sends SIGTERM and waits at most `within` for the exit; returns the status and how long
+    /// it took.
+    pub fn terminate(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
+        let mut c = self.child.take().expect("collector running");
+        let started = std::time::Instant::now();
+        std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            if started.elapsed() > within {
+                c.kill().ok();
+                c.wait().ok();
+                panic!("collector did not exit within {within:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn token(&self) -> String {
         let out = std::process::Command::new(bin("sightline-server"))
             .args(["token", "create", "--data-dir"])

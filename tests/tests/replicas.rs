@@ -62,9 +62,9 @@ async fn tokens(store: &Arc<PostgresStore>, n: usize) -> Vec<String> {
 async fn killing_a_replica_mid_load_loses_and_duplicates_nothing() {
     let Some(db) = TestDb::for_test("replicas_failover") else { return };
     let root = tempfile::tempdir().unwrap();
-    let (mut a, _b) = replicas(root.path(), &db.url);
+    let (mut a, mut b) = replicas(root.path(), &db.url);
     let proxy =
-        Proxy::start(vec![([127, 0, 0, 1], a.port).into(), ([127, 0, 0, 1], _b.port).into()]).await.unwrap();
+        Proxy::start(vec![([127, 0, 0, 1], a.port).into(), ([127, 0, 0, 1], b.port).into()]).await.unwrap();
     let (store, ca) = open(&db, root.path()).await;
 
     const AGENTS: usize = 240;
@@ -188,10 +188,31 @@ async fn killing_a_replica_mid_load_loses_and_duplicates_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // SIGTERM while the holders' streams are open and sending: the surviving replica ends
+    // them, finishes what its ingest lanes hold, writes the connector summaries it keeps in
+    // memory (the last second's are still pending), and exits cleanly.
+    let (status, took) = tokio::task::block_in_place(|| b.terminate(Duration::from_secs(20)));
+    assert!(status.success(), "collector exited with {status}");
+    eprintln!("shutdown: the surviving replica exited {took:?} after SIGTERM with {holders} streams open");
     stop.cancel();
     for t in tasks {
         t.await.unwrap();
     }
+    let url = db.url.clone();
+    let stale = blocking(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query(
+            "SELECT c.key FROM connectors c JOIN (SELECT connector_key, max(observed_at_ms) AS at FROM observations \
+             WHERE connector_key IS NOT NULL GROUP BY 1) o ON o.connector_key = c.key WHERE c.last_seen_ms <> o.at",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+    })
+    .await;
+    assert!(stale.is_empty(), "connector summaries behind their observations after shutdown: {stale:?}");
 
     // Retention through the CLI on the shared database: nothing is that old yet.
     let out = std::process::Command::new(bin("sightline-server"))

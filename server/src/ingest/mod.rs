@@ -31,6 +31,9 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Group commit of verified batches (`writer`).
     pub writer: writer::Writer,
+    /// Cancelled when the collector begins to shut down: open streams end (agents reconnect,
+    /// to another replica if there is one) so the server can finish.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// How strict ingest is; set from `serve` flags.

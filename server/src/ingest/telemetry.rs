@@ -175,9 +175,15 @@ impl StreamTask {
                     Ok(()) => continue,
                     Err(s) => Err(s),
                 },
+                _ = self.shared.stopping.cancelled() => {
+                    tracing::debug!("Stream ended: collector shutting down.");
+                    Err(Status::unavailable("the collector is shutting down; reconnect"))
+                }
             };
             let stop = reply.is_err();
-            if let Err(s) = &reply {
+            if let Err(s) = &reply
+                && s.code() != tonic::Code::Unavailable
+            {
                 tracing::warn!(code = ?s.code(), reason = s.message(), "Stream refused.");
             }
             if self.tx.send(reply).await.is_err() || stop {

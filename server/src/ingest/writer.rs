@@ -45,6 +45,33 @@ impl Job {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    lanes: Arc<Lanes>,
+}
+
+/// The lane threads, to wait for at shutdown (holding this keeps no lane alive).
+#[derive(Default)]
+pub struct Lanes(Mutex<Vec<std::thread::JoinHandle<()>>>);
+
+impl Lanes {
+    /// Waits up to `limit` for the lanes to finish the groups in hand and exit, which they do
+    /// once every [`Writer`] is dropped. The last lane out drops the store, which writes what
+    /// it still holds (PostgreSQL's pending connector summaries).
+    pub fn join(&self, limit: std::time::Duration) {
+        let handles = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let deadline = Instant::now() + limit;
+        while handles.iter().any(|h| !h.is_finished()) {
+            if Instant::now() >= deadline {
+                tracing::warn!("Ingest lanes still busy at shutdown; leaving them.");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for h in handles {
+            if h.join().is_err() {
+                tracing::error!("An ingest lane panicked.");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Writer {
@@ -79,13 +106,21 @@ impl Writer {
     fn with_sink(sink: Arc<dyn Sink>, lanes: usize, metrics: Arc<Metrics>) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
+        let mut handles = Vec::new();
         for lane in 0..lanes.max(1) {
             let (sink, metrics, rx) = (sink.clone(), metrics.clone(), rx.clone());
-            std::thread::Builder::new()
-                .name(format!("ingest-lane-{lane}"))
-                .spawn(move || run(sink.as_ref(), &metrics, &rx))?;
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("ingest-lane-{lane}"))
+                    .spawn(move || run(sink.as_ref(), &metrics, &rx))?,
+            );
         }
-        Ok(Writer { tx })
+        Ok(Writer { tx, lanes: Arc::new(Lanes(Mutex::new(handles))) })
+    }
+
+    /// The lane threads, for [`Lanes::join`] at shutdown.
+    pub fn lanes(&self) -> Arc<Lanes> {
+        self.lanes.clone()
     }
 
     /// Stores one batch with whatever else is queued; resolves after the commit.
@@ -300,5 +335,26 @@ mod tests {
             agent_version: String::new(),
             claims: serde_json::Value::Null,
         }
+    }
+}
+
+#[cfg(test)]
+mod shutdown {
+    use super::*;
+
+    /// Dropping the last writer ends the lanes, and the store they held is dropped with them.
+    #[test]
+    fn lanes_exit_when_the_last_writer_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let w = Writer::start(store.clone(), Arc::new(Metrics::default())).unwrap();
+        let lanes = w.lanes();
+        let copy = w.clone();
+        drop(w);
+        assert!(Arc::strong_count(&store) > 1, "a live writer keeps its lanes");
+        drop(copy);
+        lanes.join(std::time::Duration::from_secs(10));
+        assert_eq!(Arc::strong_count(&store), 1, "the lanes let go of the store");
     }
 }
