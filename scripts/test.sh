@@ -51,7 +51,8 @@ export SIGHTLINE_TPM_TCTI="$SIGHTLINE_TEST_TPM_TCTI"
 export SIGHTLINE_TEST_TPM2_TCTI="$(cat "$tpm_dir/b/tcti")"
 export SIGHTLINE_TEST_EK_ROOTS="$tpm_dir/a/ek-roots.pem"
 SIGHTLINE_TEST_POSTGRES="$(scripts/postgres.sh)"
-export SIGHTLINE_TEST_POSTGRES
+SIGHTLINE_TEST_POSTGRES_CA="$pg_dir/tls/ca.pem"
+export SIGHTLINE_TEST_POSTGRES SIGHTLINE_TEST_POSTGRES_CA
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

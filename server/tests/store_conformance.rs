@@ -78,6 +78,54 @@ fn postgres() -> Option<Backend> {
     Some(Backend::Postgres(Some(Box::new(store)), admin, db))
 }
 
+/// The store over TLS (`sslmode=verify-full&sslrootcert=CA`): every connection is encrypted
+/// and the server's certificate is verified against that CA; a CA that did not sign it is
+/// refused before any query, and TLS without a CA is refused outright.
+#[test]
+fn postgres_over_tls_verifies_the_server() {
+    let Ok(ca) = std::env::var("SIGHTLINE_TEST_POSTGRES_CA") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test TLS to PostgreSQL: set SIGHTLINE_TEST_POSTGRES_CA (scripts/postgres.sh makes one)"
+        );
+        return;
+    };
+    let Some(plain) = postgres() else { return };
+    let Backend::Postgres(_, admin, db) = &plain else { unreachable!("a PostgreSQL backend") };
+    let url = format!("{}/{db}", &admin[..admin.rfind('/').unwrap()]);
+
+    let tls = PostgresStore::open(&format!(
+        "{url}?application_name=sightline-tls-test&sslmode=verify-full&sslrootcert={ca}"
+    ))
+    .unwrap();
+    enroll(&tls, "over-tls");
+    assert!(plain.store().device("over-tls").unwrap().is_some(), "written over TLS, read over TCP");
+    let mut c = postgres::Client::connect(admin, postgres::NoTls).unwrap();
+    let row = c
+        .query_one(
+            "SELECT count(*), bool_and(s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.application_name = 'sightline-tls-test'",
+            &[],
+        )
+        .unwrap();
+    let (connections, all_tls): (i64, Option<bool>) = (row.get(0), row.get(1));
+    assert!(connections >= 1 && all_tls == Some(true), "{connections} connections, all TLS: {all_tls:?}");
+    drop(tls);
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-ca.pem");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&other, params.self_signed(&key).unwrap().pem()).unwrap();
+    let refused = PostgresStore::open(&format!("{url}?sslmode=verify-full&sslrootcert={}", other.display()));
+    let e = refused.err().expect("a server certificate from another CA is refused").to_string();
+    assert!(e.contains("certificate"), "{e}");
+    let e =
+        PostgresStore::open(&format!("{url}?sslmode=require")).err().expect("TLS without a CA").to_string();
+    assert!(e.contains("needs sslrootcert"), "{e}");
+}
+
 /// `conformance!(name)` runs `name(&dyn Store)` once per backend.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {

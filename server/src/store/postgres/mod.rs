@@ -10,6 +10,7 @@
 mod ingest;
 mod pool;
 mod schema;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -51,15 +52,37 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/db`, or key=value form),
     /// applies migrations and makes sure this month's and next month's partitions exist.
     pub fn open(url: &str) -> Result<PostgresStore> {
-        let mut config: postgres::Config = url
+        let requested = tls::parse(url)?;
+        let mut config: postgres::Config = requested
+            .conninfo
             .parse()
             .map_err(|e: postgres::Error| StoreError::Unavailable(format!("database URL: {e}")))?;
+        let tls = match &requested.root_cert {
+            Some(ca) => {
+                config.ssl_mode(postgres::config::SslMode::Require);
+                Some(tls::connector(ca)?)
+            }
+            None => {
+                let remote = config.get_hosts().iter().any(|h| match h {
+                    postgres::config::Host::Tcp(name) => {
+                        !matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1")
+                    }
+                    _ => false,
+                });
+                if remote {
+                    tracing::warn!(
+                        "The database connection is not encrypted; add sslmode=verify-full&sslrootcert=CA.pem to the URL."
+                    );
+                }
+                None
+            }
+        };
         if config.get_application_name().is_none() {
             config.application_name("sightline-server");
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let store = PostgresStore {
-            pool: Pool::new(config, (cores * 4).clamp(8, 32)),
+            pool: Pool::new(config, (cores * 4).clamp(8, 32), tls),
             months: Default::default(),
             known: Default::default(),
             folds: Default::default(),

@@ -63,6 +63,8 @@ struct State {
 
 pub(super) struct Pool {
     config: postgres::Config,
+    /// Set when the connection string named a CA (`sslrootcert`): every connection is TLS.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     max: usize,
     wait: Duration,
     state: Mutex<State>,
@@ -70,9 +72,14 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    pub(super) fn new(config: postgres::Config, max: usize) -> Pool {
+    pub(super) fn new(
+        config: postgres::Config,
+        max: usize,
+        tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    ) -> Pool {
         Pool {
             config,
+            tls,
             max: max.max(1),
             wait: Duration::from_secs(30),
             state: Mutex::new(State { idle: Vec::new(), open: 0 }),
@@ -120,7 +127,20 @@ impl Pool {
     }
 
     fn connect(&self) -> Result<Conn> {
-        let mut client = self.config.connect(NoTls)?;
+        let connected = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        };
+        // The driver's own message ("error performing TLS handshake") hides why; say it.
+        let mut client = connected.map_err(|e| {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            StoreError::Unavailable(format!("connecting to the database: {why}"))
+        })?;
         // A statement stuck behind a lock must not hold an agent's stream forever.
         client.batch_execute("SET statement_timeout = '60s'; SET lock_timeout = '30s'")?;
         Ok(Conn { client, stmts: HashMap::new() })
