@@ -771,7 +771,9 @@ fn a_group_commit_answers_each_batch_as_alone(s: &dyn Store) {
         enroll(s, d);
     }
     let seen = |seq: u64| obs(seq, seq as i64, "appeared", Some(tool(&format!("pid:{seq}"), None)));
-    let b1 = batch(s, "d1", 5_000, (1..=3).map(seen).collect());
+    let mut b1 = batch(s, "d1", 5_000, (1..=3).map(seen).collect());
+    // Large and repetitive, as a real batch's protobuf is: stored compressed, read back exact.
+    b1.payload = (0..4_000u32).flat_map(|i| format!("/home/ana/.config/x{}", i % 7).into_bytes()).collect();
     let b2 = after(&b1, vec![seen(4)]);
     let c1 = batch(s, "d2", 5_000, (1..=2).map(seen).collect());
     let ghost = IngestBatch { device_id: "ghost".into(), ..c1.clone() };
@@ -791,6 +793,7 @@ fn a_group_commit_answers_each_batch_as_alone(s: &dyn Store) {
     assert_eq!((s.count_observations("d1").unwrap(), s.count_observations("d2").unwrap()), (4, 2));
     assert_eq!(s.count_observations("d3").unwrap(), 0);
     assert_eq!(s.present_now().unwrap().len(), 6);
+    assert_eq!(s.batches("d1").unwrap()[0].payload, b1.payload, "the signed bytes, exactly");
 
     // A batch the database cannot take (PostgreSQL refuses NUL in text; SQLite stores it)
     // must not sink the batches grouped with it.

