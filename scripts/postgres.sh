@@ -18,11 +18,14 @@ url="postgres://sightline@127.0.0.1:${port}/postgres"
 
 bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
-if [ -z "$(bin)" ]; then
-    echo "installing postgresql" >&2
+missing=()
+[ -n "$(bin)" ] || missing+=(postgresql)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
-    apt-get install -y -qq postgresql >&2
+    apt-get install -y -qq "${missing[@]}" >&2
 fi
 pgbin="$(bin)"
 

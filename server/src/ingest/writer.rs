@@ -49,7 +49,6 @@ pub struct Writer {
 }
 
 /// The lane threads, to wait for at shutdown (holding this keeps no lane alive).
-#[derive(Default)]
 pub struct Lanes(Mutex<Vec<std::thread::JoinHandle<()>>>);
 
 impl Lanes {

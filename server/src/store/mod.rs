@@ -276,6 +276,21 @@ impl IngestBatch {
     }
 }
 
+/// A group's answers, or, when its one transaction failed (so nothing of it was written), each
+/// item stored on its own: one bad batch or record gets its own error and the rest are kept.
+/// How both backends implement [`Store::ingest_many`] and [`Store::record_claims_many`].
+pub(crate) fn or_each_alone<I, T>(
+    what: &'static str,
+    items: &[I],
+    grouped: Result<Vec<Result<T>>>,
+    alone: impl Fn(&I) -> Result<T>,
+) -> Vec<Result<T>> {
+    grouped.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, n = items.len(), what, "Group commit failed; storing one at a time.");
+        items.iter().map(alone).collect()
+    })
+}
+
 /// A stored batch, exactly as the device signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBatch {

@@ -406,40 +406,40 @@ fn ingest_in(tx: &rusqlite::Transaction<'_>, b: &IngestBatch) -> Result<IngestOu
         )?;
     {
         let mut obs = tx.prepare_cached(
-                "INSERT INTO observations (device_id, seq, observed_at_ms, change, kind, connector_key, os_user, data, assurance) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
+            "INSERT INTO observations (device_id, seq, observed_at_ms, change, kind, connector_key, os_user, data, assurance) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
         let mut conn_up = tx.prepare_cached(
-                "INSERT INTO connectors (key, kind, label, first_seen_ms, last_seen_ms, latest) VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
-                 ON CONFLICT(key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
-                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), latest = excluded.latest",
-            )?;
+            "INSERT INTO connectors (key, kind, label, first_seen_ms, last_seen_ms, latest) VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
+             ON CONFLICT(key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+             last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), latest = excluded.latest",
+        )?;
         let mut open = tx.prepare_cached(
-                "INSERT OR IGNORE INTO presence (device_id, connector_key, locus, os_user, appeared_at_ms, appeared_seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
+            "INSERT OR IGNORE INTO presence (device_id, connector_key, locus, os_user, appeared_at_ms, appeared_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
         let mut close = tx.prepare_cached(
             "UPDATE presence SET disappeared_at_ms = max(appeared_at_ms, ?4), disappeared_seq = ?5 \
-                 WHERE device_id = ?1 AND connector_key = ?2 AND locus = ?3 AND disappeared_at_ms IS NULL",
+             WHERE device_id = ?1 AND connector_key = ?2 AND locus = ?3 AND disappeared_at_ms IS NULL",
         )?;
         let mut session_open = tx.prepare_cached(
-                "INSERT OR IGNORE INTO sessions (device_id, os_user, terminal, host, started_at_ms, appeared_seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
+            "INSERT OR IGNORE INTO sessions (device_id, os_user, terminal, host, started_at_ms, appeared_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
         let mut session_close = tx.prepare_cached(
-                "UPDATE sessions SET ended_at_ms = max(started_at_ms, ?5), disappeared_seq = ?6 \
-                 WHERE device_id = ?1 AND os_user = ?2 AND terminal = ?3 AND started_at_ms = ?4 AND ended_at_ms IS NULL",
-            )?;
+            "UPDATE sessions SET ended_at_ms = max(started_at_ms, ?5), disappeared_seq = ?6 \
+             WHERE device_id = ?1 AND os_user = ?2 AND terminal = ?3 AND started_at_ms = ?4 AND ended_at_ms IS NULL",
+        )?;
         let mut dev_up = tx.prepare_cached(
-                "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
-                 first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
-                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), os_user = COALESCE(excluded.os_user, os_user)",
-            )?;
+            "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
+             first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+             last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), os_user = COALESCE(excluded.os_user, os_user)",
+        )?;
         let mut outcome = tx.prepare_cached(
-                "UPDATE directives SET outcome = ?3, detail = ?4, mode = ?5, outcome_at_ms = ?6, outcome_seq = ?7 \
-                 WHERE id = ?1 AND device_id = ?2",
-            )?;
+            "UPDATE directives SET outcome = ?3, detail = ?4, mode = ?5, outcome_at_ms = ?6, outcome_seq = ?7 \
+             WHERE id = ?1 AND device_id = ?2",
+        )?;
         for o in &b.observations {
             let data = &o.data;
             // Only the device a directive was issued to can settle it.
@@ -869,13 +869,8 @@ impl Store for SqliteStore {
     }
 
     fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
-        match self.record_claims_group(claims) {
-            Ok(()) => claims.iter().map(|_| Ok(())).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, records = claims.len(), "Group commit of claims failed; one at a time.");
-                claims.iter().map(|c| self.record_claims(c)).collect()
-            }
-        }
+        let grouped = self.record_claims_group(claims).map(|()| claims.iter().map(|_| Ok(())).collect());
+        super::or_each_alone("claims", claims, grouped, |c| self.record_claims(c))
     }
 
     fn stage_certificate(&self, device_id: &str, new_sha256: &str) -> Result<()> {
@@ -925,15 +920,7 @@ impl Store for SqliteStore {
     }
 
     fn ingest_many(&self, batches: &[IngestBatch]) -> Vec<Result<IngestOutcome>> {
-        match self.ingest_group(batches) {
-            Ok(results) => results,
-            Err(e) => {
-                // Nothing of the group was written: store each on its own, so one bad batch
-                // gets its own error and the others are kept.
-                tracing::warn!(error = %e, batches = batches.len(), "Group commit failed; storing one at a time.");
-                batches.iter().map(|b| self.ingest(b)).collect()
-            }
-        }
+        super::or_each_alone("batches", batches, self.ingest_group(batches), |b| self.ingest(b))
     }
 
     fn connectors(&self) -> Result<Vec<Connector>> {

@@ -551,9 +551,9 @@ async fn wal_bytes(url: Option<&str>) -> f64 {
     let Some(url) = url.map(str::to_owned) else { return 0.0 };
     blocking(move || -> anyhow::Result<f64> {
         let mut c = postgres::Client::connect(&url, postgres::NoTls)?;
-        let lsn: String = c.query_one("SELECT pg_current_wal_lsn()::text", &[])?.get(0);
-        let (hi, lo) = lsn.split_once('/').ok_or_else(|| anyhow::anyhow!("LSN {lsn}"))?;
-        Ok((u64::from_str_radix(hi, 16)? << 32 | u64::from_str_radix(lo, 16)?) as f64)
+        let bytes: f64 =
+            c.query_one("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8", &[])?.get(0);
+        Ok(bytes)
     })
     .await
     .ok()

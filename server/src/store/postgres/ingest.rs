@@ -95,7 +95,11 @@ pub(super) fn ingest_group(
         pending = later;
     }
     tx.commit()?;
-    let out: Vec<Result<IngestOutcome>> = out.into_iter().flatten().collect();
+    // Every round answers each of its batches; a gap would misalign answers and senders.
+    let out: Vec<Result<IngestOutcome>> = out
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(StoreError::Corrupt("a batch of the group got no answer".into()))))
+        .collect();
     for (b, r) in group.iter().zip(&out) {
         if matches!(r, Ok(IngestOutcome::Stored { .. })) {
             known.learn(b.observations.iter().filter_map(|o| o.connector.as_ref().map(|c| c.key.as_str())));
@@ -294,11 +298,7 @@ fn store(
     accepted: &[(&IngestBatch, String, Replay<'_>)],
     seen: &[Seen<'_>],
 ) -> Result<()> {
-    let n: usize = accepted.iter().map(|(b, ..)| b.observations.len()).sum();
     let mut c = Columns::default();
-    for v in [&mut c.o_seq, &mut c.o_at, &mut c.o_received] {
-        v.reserve(n);
-    }
     for ((b, assurance, presence), seen) in accepted.iter().zip(seen) {
         let device = b.device_id.as_str();
         c.b_device.push(device);

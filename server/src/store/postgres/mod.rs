@@ -760,13 +760,11 @@ impl Store for PostgresStore {
     }
 
     fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
-        match self.conn().and_then(|mut c| ingest::record_claims(&mut c, claims)) {
-            Ok(()) => claims.iter().map(|_| Ok(())).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, records = claims.len(), "Group commit of claims failed; one at a time.");
-                claims.iter().map(|c| self.record_claims(c)).collect()
-            }
-        }
+        let grouped = self
+            .conn()
+            .and_then(|mut c| ingest::record_claims(&mut c, claims))
+            .map(|()| claims.iter().map(|_| Ok(())).collect());
+        crate::store::or_each_alone("claims", claims, grouped, |c| self.record_claims(c))
     }
 
     fn stage_certificate(&self, device_id: &str, new_sha256: &str) -> Result<()> {
@@ -819,12 +817,8 @@ impl Store for PostgresStore {
             self.fold(&mut conn, batches, &out);
             Ok::<_, StoreError>(out)
         })();
-        grouped.unwrap_or_else(|e| {
-            // Nothing of the group was written: store each on its own, so one bad batch gets
-            // its own error (and a pruned month is made again) while the others are kept.
-            tracing::warn!(error = %e, batches = batches.len(), "Group commit failed; storing one at a time.");
-            batches.iter().map(|b| self.ingest(b)).collect()
-        })
+        // One at a time, a pruned month is also made again (see `ingest`).
+        crate::store::or_each_alone("batches", batches, grouped, |b| self.ingest(b))
     }
 
     fn ingest_lanes(&self) -> usize {

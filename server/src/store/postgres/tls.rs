@@ -48,7 +48,7 @@ pub(super) fn parse(url: &str) -> Result<Requested> {
             .split('&')
             .filter(|pair| {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                !take(k, &percent_decode(v))
+                !take(k, &percent_encoding::percent_decode_str(v).decode_utf8_lossy())
             })
             .collect();
         if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
@@ -90,15 +90,12 @@ pub(super) fn parse(url: &str) -> Result<Requested> {
 
 /// The rustls connector for `root_cert`'s CAs (PEM).
 pub(super) fn connector(root_cert: &std::path::Path) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let bad = |what: String| StoreError::Unavailable(format!("sslrootcert {}: {what}", root_cert.display()));
+    let bad = |what: String| StoreError::Unavailable(format!("sslrootcert: {what}"));
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(root_cert).map_err(|e| bad(e.to_string()))? {
-        roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("holds no PEM certificate".into()));
+    for der in
+        crate::server::read_pem_certificates(&[root_cert.to_owned()]).map_err(|e| bad(format!("{e:#}")))?
+    {
+        roots.add(der.into()).map_err(|e| bad(format!("{}: {e}", root_cert.display())))?;
     }
     let config =
         rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -107,30 +104,6 @@ pub(super) fn connector(root_cert: &std::path::Path) -> Result<tokio_postgres_ru
             .with_root_certificates(roots)
             .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-/// `%XX` escapes in a URL query value (a path may hold them); anything malformed is kept.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
