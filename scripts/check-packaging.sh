@@ -70,10 +70,13 @@ systemd-analyze verify /usr/lib/systemd/system/sightline-agent.service
 echo "==> MDM enrollment flow: token file, enroll.env, ca.pem, then the unit's ExecStartPre"
 cargo build --quiet -p sightline-server
 work="$(mktemp -d)"
-port=$((24000 + $$ % 2000))
-target/debug/sightline-server serve --dev --data-dir "$work/data" --listen "127.0.0.1:$port" 2>"$work/server.log" &
+# Port 0: the collector says which port it got ("listening grpc ADDR" on stdout).
+target/debug/sightline-server serve --dev --data-dir "$work/data" --listen 127.0.0.1:0 \
+  >"$work/server.out" 2>"$work/server.log" &
 srv=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 200); do grep -q '^listening grpc ' "$work/server.out" 2>/dev/null && break; sleep 0.1; done
+port="$(sed -n 's/^listening grpc .*:\([0-9]*\)$/\1/p' "$work/server.out")"
+[ -n "$port" ] || { cat "$work/server.log" >&2; fail "the collector did not say where it listens"; }
 install -m 0600 /dev/null /etc/sightline/enroll.token
 target/debug/sightline-server token create --data-dir "$work/data" > /etc/sightline/enroll.token
 echo "SIGHTLINE_SERVER=https://127.0.0.1:$port" > /etc/sightline/enroll.env

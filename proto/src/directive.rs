@@ -19,6 +19,49 @@ use crate::pb;
 /// Largest directive payload accepted: a body is a few hundred bytes.
 pub const MAX_DIRECTIVE_BYTES: usize = 16 * 1024;
 
+/// A directive id exactly as the collector issues it: `dir_` and 32 lowercase hex digits
+/// (128 random bits). Agents name files after it (the quarantine), so nothing else passes:
+/// no separators, no `..`, no absolute paths, whoever signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DirectiveId(String);
+
+impl DirectiveId {
+    const PREFIX: &'static str = "dir_";
+    const HEX_DIGITS: usize = 32;
+
+    /// Checks an id against the one format the collector issues.
+    pub fn parse(s: &str) -> Result<DirectiveId, DirectiveError> {
+        let ok = s.strip_prefix(Self::PREFIX).is_some_and(|h| {
+            h.len() == Self::HEX_DIGITS && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if ok { Ok(DirectiveId(s.to_owned())) } else { Err(DirectiveError::BadId(shown(s))) }
+    }
+
+    /// A new id from 16 random bytes (the collector's only way to make one).
+    pub fn from_random(raw: [u8; 16]) -> DirectiveId {
+        DirectiveId(format!("{}{}", Self::PREFIX, hex::encode(raw)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DirectiveId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An untrusted string for an error message: quoted, escaped, at most 64 characters.
+fn shown(s: &str) -> String {
+    let mut t: String = s.chars().take(64).collect();
+    if t.len() < s.len() {
+        t.push('…');
+    }
+    format!("{t:?}")
+}
+
 /// Why a directive was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -37,6 +80,8 @@ pub enum DirectiveError {
     Expired(i64),
     #[error("directive has no id, no target or an unknown action")]
     Incomplete,
+    #[error("directive id {0} is not one the collector issues (dir_ and 32 hex digits)")]
+    BadId(String),
 }
 
 /// Signs a directive body. `sign` receives the full message (context included) and returns
@@ -78,15 +123,18 @@ pub fn open(
     if body.id.is_empty() || body.target.is_empty() || action == pb::DirectiveAction::Unspecified {
         return Err(DirectiveError::Incomplete);
     }
+    DirectiveId::parse(&body.id)?;
     Ok(body)
 }
 
-/// The id a directive claims, read without trusting it: for reporting a refusal.
+/// The id a directive claims, read without trusting it: for reporting a refusal. At most
+/// 64 characters of it, so a hostile id cannot bloat the outcome that reports it.
 pub fn claimed_id(d: &pb::Directive) -> String {
     if d.payload.len() > MAX_DIRECTIVE_BYTES {
         return String::new();
     }
-    pb::DirectiveBody::decode(d.payload.as_slice()).map(|b| b.id).unwrap_or_default()
+    let id = pb::DirectiveBody::decode(d.payload.as_slice()).map(|b| b.id).unwrap_or_default();
+    id.chars().take(64).collect()
 }
 
 /// The name of an action as the CLI, the API and logs spell it.
@@ -118,13 +166,15 @@ mod tests {
     use ring::rand::SystemRandom;
     use ring::signature::EcdsaKeyPair;
 
+    const ID: &str = "dir_0123456789abcdef0123456789abcdef";
+
     fn key() -> (EcdsaKeyPair, Vec<u8>) {
         p256::test_key()
     }
 
     fn body() -> pb::DirectiveBody {
         pb::DirectiveBody {
-            id: "dir-1".into(),
+            id: ID.into(),
             device_id: "dev-a".into(),
             action: pb::DirectiveAction::BlockExtension as i32,
             target: "abcdefghijklmnopabcdefghijklmnop".into(),
@@ -159,7 +209,7 @@ mod tests {
         retargeted.target = "ponmlkjihgfedcbaponmlkjihgfedcba".into();
         let forged = pb::Directive { payload: retargeted.encode_to_vec(), signature: d.signature.clone() };
         assert_eq!(open(&forged, &spki, "dev-a", 5_000), Err(DirectiveError::BadSignature));
-        assert_eq!(claimed_id(&forged), "dir-1");
+        assert_eq!(claimed_id(&forged), ID);
         let mut sig = d.clone();
         let last = sig.signature.len() - 1;
         sig.signature[last] ^= 1;
@@ -182,5 +232,32 @@ mod tests {
         let mut b = body();
         b.target.clear();
         assert_eq!(open(&sealed(&kp, &b), &spki, "dev-a", 5_000), Err(DirectiveError::Incomplete));
+    }
+
+    #[test]
+    fn only_ids_of_the_issued_format_open_even_when_signed() {
+        let (kp, spki) = key();
+        for bad in [
+            "/tmp/owned",
+            "../../etc",
+            "dir_0123456789abcdef0123456789abcdef/..",
+            "dir_0123456789ABCDEF0123456789ABCDEF",
+            "dir_0123456789abcdef0123456789abcde",
+            "dir_0123456789abcdef0123456789abcdef0",
+            "C:\\Windows",
+            "dir-1",
+        ] {
+            let mut b = body();
+            b.id = bad.into();
+            assert!(
+                matches!(open(&sealed(&kp, &b), &spki, "dev-a", 5_000), Err(DirectiveError::BadId(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        let fresh = DirectiveId::from_random([0xab; 16]);
+        assert_eq!(DirectiveId::parse(fresh.as_str()), Ok(fresh));
+        let long = "x".repeat(10_000);
+        let e = DirectiveId::parse(&long).unwrap_err().to_string();
+        assert!(e.len() < 200, "an error quotes at most a bounded part of the id: {e}");
     }
 }

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use sightline_server::api::Role;
 use sightline_server::ingest::Assurance;
 use sightline_server::remote::encode;
-use sightline_server::{create_token, query, server};
+use sightline_server::{query, server};
 
 fn parse_assurance(s: &str) -> Result<Assurance, String> {
     Assurance::parse(s)
@@ -62,6 +62,13 @@ enum Command {
         /// At most this many agent streams open at once; more are told to slow down.
         #[arg(long, default_value_t = 20_000)]
         max_streams: usize,
+        /// At most this many connections open on the agent (gRPC) listener; past it new
+        /// ones wait. Default: --max-streams plus a tenth, plus 1,000 for enrollments.
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// At most this many connections open on the HTTP listener.
+        #[arg(long, default_value_t = 1_024)]
+        http_max_connections: usize,
         /// New agent streams admitted per second (reconnect storms after an outage are
         /// spread out by telling the rest to slow down).
         #[arg(long, default_value_t = 500.0)]
@@ -82,6 +89,9 @@ enum Command {
         /// PEM CA of an https HEC endpoint.
         #[arg(long, requires = "hec_url")]
         hec_ca: Option<PathBuf>,
+        /// Allow an http:// --hec-url (token and events unencrypted on the wire).
+        #[arg(long, requires = "hec_url")]
+        hec_allow_http: bool,
     },
     /// Enrollment tokens.
     Token {
@@ -289,8 +299,13 @@ enum EvidenceCommand {
     Verify {
         bundle: PathBuf,
         /// The collector signing key id (or hex SPKI) you trust; shown by `evidence export`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "trust_embedded_key")]
         collector_key: Option<String>,
+        /// Accept whatever collector key the bundle carries. Without --collector-key or this,
+        /// verify exits non-zero even when every signature holds: a forger can sign a bundle
+        /// with a key of their own.
+        #[arg(long)]
+        trust_embedded_key: bool,
     },
 }
 
@@ -306,6 +321,24 @@ enum ApiTokenCommand {
         /// What the token is for, kept beside it.
         #[arg(long, default_value = "")]
         name: String,
+        /// The token stops working this long after it is made (e.g. 90d); without it, it
+        /// works until revoked.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+    },
+    /// List API tokens: id, role, name, state, expiry, last use (never the token).
+    List {
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API token by the id `list` shows (a unique prefix of at least 6 digits);
+    /// its dashboard sessions end at once.
+    Revoke {
+        id: String,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
     },
 }
 
@@ -322,6 +355,22 @@ enum TokenCommand {
         /// How long the token stays valid, e.g. 1h, 30m, 7d.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+        /// What the token is for (a person, a rollout), kept beside it.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List enrollment tokens: id, name, state (active, used, expired, revoked), times.
+    List {
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an unused enrollment token by the id `list` shows.
+    Revoke {
+        id: String,
+        #[arg(long, default_value = "/var/lib/sightline-server")]
+        data_dir: PathBuf,
     },
 }
 
@@ -358,7 +407,7 @@ fn main() -> ExitCode {
 
 fn print(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()) {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r.context("writing output"),
     }
@@ -376,12 +425,15 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             ek_roots,
             ek_allow,
             max_streams,
+            max_connections,
+            http_max_connections,
             stream_rate,
             export_dir,
             export_rotate_mb,
             hec_url,
             hec_token_file,
             hec_ca,
+            hec_allow_http,
         } => {
             let hec = match hec_url {
                 Some(url) => {
@@ -392,6 +444,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                         url,
                         token: token.trim().to_owned(),
                         ca: hec_ca,
+                        allow_http: hec_allow_http,
                     })
                 }
                 None => None,
@@ -409,6 +462,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             shared.config.require_assurance = require_assurance;
             shared.config.max_streams = max_streams;
             shared.config.stream_rate = stream_rate;
+            // Both caps must fit the file-descriptor limit, or a flood would exhaust it first.
+            let grpc_cap = max_connections
+                .unwrap_or_else(|| max_streams.saturating_add(max_streams / 10).saturating_add(1_000));
+            let http_cap = if http.is_some() { http_max_connections } else { 0 };
+            let want = grpc_cap.saturating_add(http_cap);
+            let fit = sightline_server::listen::fit_descriptors(want);
+            // Short of descriptors, both listeners shrink in proportion.
+            shared.config.max_connections =
+                ((grpc_cap as u128 * fit as u128) / want.max(1) as u128).max(1) as usize;
+            shared.config.http_max_connections = (fit - shared.config.max_connections.min(fit)).max(1);
             shared.config.ek_roots = server::read_pem_certificates(&ek_roots)?;
             if let Some(bad) =
                 ek_allow.iter().find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -428,6 +491,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let lanes = shared.writer.lanes();
             let served = rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+                // The bound address, for whoever started us with port 0 (tests, supervisors).
+                print(&format!("listening grpc {}\n", listener.local_addr()?))?;
                 tracing::info!(
                     version = env!("CARGO_PKG_VERSION"),
                     data_dir = %data_dir.display(),
@@ -447,6 +512,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 match http {
                     Some(addr) => {
                         let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+                        print(&format!("listening http {}\n", l.local_addr()?))?;
                         let api = sightline_server::api::serve(l, shared, stop.cancelled_owned());
                         tokio::try_join!(grpc, api).map(|_| ())
                     }
@@ -459,10 +525,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             lanes.join(Duration::from_secs(30));
             served
         }
-        Command::Token { command: TokenCommand::Create { data_dir, ttl } } => {
-            let store = server::open_store(&data_dir, database.as_deref())?;
-            print(&(create_token(store.as_ref(), ttl)? + "\n"))
-        }
+        Command::Token { command } => token_command(command, database.as_deref()),
+        Command::ApiToken { command } => api_token_command(command, database.as_deref()),
         Command::Devices { data_dir, json, remote } => {
             if let Some(out) = remote.call(|r| async move { r.get("/api/v1/devices").await })? {
                 return print(&out);
@@ -517,10 +581,21 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 sightline_proto::p256::key_id(&shared.pki.signing_key_spki())
             ))
         }
-        Command::Evidence { command: EvidenceCommand::Verify { bundle, collector_key } } => {
+        Command::Evidence {
+            command: EvidenceCommand::Verify { bundle, collector_key, trust_embedded_key },
+        } => {
             let bytes = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
             let v = sightline_server::evidence::verify(&bytes, collector_key.as_deref())
                 .map_err(|e| anyhow::anyhow!("FAILED: {e:#}"))?;
+            if collector_key.is_none() && !trust_embedded_key {
+                anyhow::bail!(
+                    "NOT VERIFIED: the bundle is consistent under the collector key it carries ({}), but nothing \
+                     says that key is your collector's; pass --collector-key {} if it is (as `evidence export` \
+                     printed it), or --trust-embedded-key to accept it as is",
+                    v.collector_key_id,
+                    v.collector_key_id
+                );
+            }
             print(&format!(
                 "OK: device {} ({}), {} batches, {} observations, seq {}..{}, collector key {}{}\n",
                 v.device_id,
@@ -530,16 +605,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 v.first_seq,
                 v.last_seq,
                 v.collector_key_id,
-                if collector_key.is_none() {
-                    " (not pinned: pass --collector-key to require it)"
-                } else {
-                    ""
-                }
+                if collector_key.is_none() { " (not pinned: trusted as embedded)" } else { "" }
             ))
-        }
-        Command::ApiToken { command: ApiTokenCommand::Create { data_dir, role, name } } => {
-            let store = server::open_store(&data_dir, database.as_deref())?;
-            print(&(sightline_server::create_api_token(store.as_ref(), role, &name)? + "\n"))
         }
         Command::Device { command: Some(DeviceCommand::Revoke { id, data_dir }), .. } => {
             server::open_store(&data_dir, database.as_deref())?
@@ -563,10 +630,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if remote.server.is_some() {
                 // Millisecond precision: `--at now` must not move to the start of its second.
                 let at_q = at
-                    .map(|t| {
-                        let t = std::time::UNIX_EPOCH + Duration::from_millis(t.max(0) as u64);
-                        format!("?at={}", encode(&humantime::format_rfc3339_millis(t).to_string()))
-                    })
+                    .map(|t| format!("?at={}", encode(&sightline_server::clock::rfc3339_millis(t))))
                     .unwrap_or_default();
                 let path = match (&device, &user, &token, &connector) {
                     (Some(d), ..) => format!("/api/v1/triage/device/{}{at_q}", encode(d)),
@@ -635,13 +699,15 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     "partitions_dropped": p.partitions,
                     "observations_removed": p.observations,
                     "batches_removed": p.batches,
+                    "claims_removed": p.claims,
                 });
                 print(&(v.to_string() + "\n"))
             } else {
                 print(&format!(
-                    "removed {} observations and {} batches{}\n",
+                    "removed {} observations, {} batches and {} stream claims{}\n",
                     p.observations,
                     p.batches,
+                    p.claims,
                     if p.partitions.is_empty() {
                         String::new()
                     } else {
@@ -664,6 +730,65 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Device { command: None, id: None, .. } => {
             anyhow::bail!("usage: sightline-server device ID [--json] | device revoke ID")
+        }
+    }
+}
+
+fn token_command(command: TokenCommand, database: Option<&str>) -> anyhow::Result<()> {
+    use sightline_server::tokens;
+    let now = sightline_server::ingest::now_ms();
+    match command {
+        TokenCommand::Create { data_dir, ttl, name } => {
+            let store = server::open_store(&data_dir, database)?;
+            print(&(tokens::create_enrollment(store.as_ref(), ttl, &name, now)? + "\n"))
+        }
+        TokenCommand::List { data_dir, json } => {
+            let store = server::open_store(&data_dir, database)?;
+            let rows: Vec<_> =
+                store.enrollment_tokens()?.iter().map(|t| tokens::enrollment_token_json(t, now)).collect();
+            print(&if json {
+                serde_json::to_string_pretty(&rows)? + "\n"
+            } else {
+                tokens::table(&rows, &["id", "name", "state", "created_at", "expires_at", "used_at"])
+            })
+        }
+        TokenCommand::Revoke { id, data_dir } => {
+            let store = server::open_store(&data_dir, database)?;
+            let r = tokens::revoke_enrollment(store.as_ref(), &id, now)?;
+            print(&format!(
+                "{} enrollment token {}\n",
+                if r.now { "revoked" } else { "already revoked:" },
+                r.id
+            ))
+        }
+    }
+}
+
+fn api_token_command(command: ApiTokenCommand, database: Option<&str>) -> anyhow::Result<()> {
+    use sightline_server::tokens;
+    let now = sightline_server::ingest::now_ms();
+    match command {
+        ApiTokenCommand::Create { data_dir, role, name, ttl } => {
+            let store = server::open_store(&data_dir, database)?;
+            print(&(tokens::create_api(store.as_ref(), role, &name, ttl, now)? + "\n"))
+        }
+        ApiTokenCommand::List { data_dir, json } => {
+            let store = server::open_store(&data_dir, database)?;
+            let rows: Vec<_> = store.api_tokens()?.iter().map(|t| tokens::api_token_json(t, now)).collect();
+            print(&if json {
+                serde_json::to_string_pretty(&rows)? + "\n"
+            } else {
+                tokens::table(&rows, &["id", "role", "name", "state", "expires_at", "last_used_at"])
+            })
+        }
+        ApiTokenCommand::Revoke { id, data_dir } => {
+            let store = server::open_store(&data_dir, database)?;
+            let r = tokens::revoke_api(store.as_ref(), &id, now)?;
+            print(&format!(
+                "{} API token {} (its dashboard sessions have ended)\n",
+                if r.now { "revoked" } else { "already revoked:" },
+                r.id
+            ))
         }
     }
 }

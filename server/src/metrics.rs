@@ -22,6 +22,17 @@ pub struct Outcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Listener {
+    pub listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerReason {
+    pub listener: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Sink {
     pub sink: String,
 }
@@ -42,6 +53,16 @@ pub struct Metrics {
     /// Batches per group commit (one transaction).
     pub group_batches: Histogram,
     pub directives_sent: Counter,
+    /// Device-supplied times stored as the receive time instead (see `clock`).
+    pub device_times_clamped: Counter,
+    /// Older streams cut because their device opened a newer one.
+    pub streams_replaced: Counter,
+    /// Open connections, per listener (grpc, http).
+    pub connections: Family<Listener, Gauge>,
+    /// Connections the collector closed or never served, by listener and why.
+    pub connections_dropped: Family<ListenerReason, Counter>,
+    /// Failed accepts (out of file descriptors, …), per listener.
+    pub accept_errors: Family<Listener, Counter>,
     /// Events not yet delivered, per export sink.
     pub export_backlog: Family<Sink, Gauge>,
     pub exported: Family<Sink, Counter>,
@@ -67,6 +88,11 @@ impl Default for Metrics {
             // 1 … 128.
             group_batches: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             directives_sent: Counter::default(),
+            device_times_clamped: Counter::default(),
+            streams_replaced: Counter::default(),
+            connections: Family::default(),
+            connections_dropped: Family::default(),
+            accept_errors: Family::default(),
             export_backlog: Family::default(),
             exported: Family::default(),
         };
@@ -101,6 +127,27 @@ impl Default for Metrics {
             "directives_sent",
             "Directives written to agent streams",
             m.directives_sent.clone(),
+        );
+        m.registry.register(
+            "device_times_clamped",
+            "Device-supplied times outside the plausible window, stored as the receive time",
+            m.device_times_clamped.clone(),
+        );
+        m.registry.register(
+            "streams_replaced",
+            "Telemetry streams ended because their device opened a newer one",
+            m.streams_replaced.clone(),
+        );
+        m.registry.register("open_connections", "Open connections, per listener", m.connections.clone());
+        m.registry.register(
+            "connections_dropped",
+            "Connections closed by the collector (idle, unauthenticated too long, handshake timeout), per listener and reason",
+            m.connections_dropped.clone(),
+        );
+        m.registry.register(
+            "accept_errors",
+            "Failed accepts (file descriptors exhausted, …), per listener",
+            m.accept_errors.clone(),
         );
         m.registry.register(
             "export_backlog_events",

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use crate::policy::{People, Policy};
 use crate::store::{Connector, Device, Presence, Store};
 
+/// RFC 3339 to the second; never panics, whatever a device got stored (see [`crate::clock`]).
 pub fn time(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::clock::rfc3339(ms)
 }
 
 /// An instant given by a person: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`, in Unix ms.
@@ -41,6 +41,7 @@ pub fn device_json(d: &Device, observations: u64) -> Value {
         "enrolled_at": time(d.enrolled_at_ms),
         "last_seen_at": opt_time(d.last_seen_ms),
         "last_attested_at": opt_time(d.last_attested_ms),
+        "clock_skew_ms": d.clock_skew_ms,
         "revoked_at": opt_time(d.revoked_at_ms),
         "seq_head": d.seq_head,
         "observations": observations,
@@ -276,17 +277,18 @@ pub fn device(store: &dyn Store, id: &str, policy: &Policy, as_json: bool) -> an
     let connectors = store.device_connectors(id)?;
     let obs = store.count_observations(id)?;
     let mut out = format!(
-        "Device {}\n  hostname:   {}\n  os:         {} {}\n  assurance:  {} (key backend {})\n  enrolled:   {}\n  last seen:  {}\n  attested:   {}\n  users:      {}\n  sequence:   {} ({} observations)\n\n",
+        "Device {}\n  hostname:   {}\n  os:         {} {}\n  assurance:  {} (key backend {})\n  enrolled:   {}\n  last seen:  {}\n  attested:   {}\n  clock:      {}\n  users:      {}\n  sequence:   {} ({} observations)\n\n",
         d.id,
-        d.hostname,
-        d.os,
-        d.os_version,
+        printable(&d.hostname),
+        printable(&d.os),
+        printable(&d.os_version),
         d.assurance,
-        d.key_backend,
+        printable(&d.key_backend),
         time(d.enrolled_at_ms),
         d.last_seen_ms.map_or_else(|| "never".into(), time),
         d.last_attested_ms.map_or_else(|| "never".into(), time),
-        d.users.join(", "),
+        d.clock_skew_ms.map_or_else(|| "unknown".into(), skew),
+        printable(&d.users.join(", ")),
         d.seq_head,
         obs
     );
@@ -453,6 +455,20 @@ pub fn revoked_value(issued: &crate::revoke::Issued) -> Value {
     })
 }
 
+/// A device clock's offset from the collector's, for people.
+fn skew(ms: i64) -> String {
+    let secs = ms / 1000;
+    match secs.abs() {
+        0..=2 => "in step with the collector".into(),
+        s if s < 120 => format!("{s} s {}", if secs > 0 { "ahead" } else { "behind" }),
+        s => format!(
+            "{} {} (its times outside the plausible window are stored as received)",
+            humantime::format_duration(std::time::Duration::from_secs(s.unsigned_abs())),
+            if secs > 0 { "ahead" } else { "behind" }
+        ),
+    }
+}
+
 /// `revoke CONNECTOR`: what was issued, for people or scripts.
 pub fn revoked(issued: &crate::revoke::Issued, as_json: bool) -> anyhow::Result<String> {
     if as_json {
@@ -523,9 +539,9 @@ pub fn device_at(store: &dyn Store, id: &str, at_ms: i64, as_json: bool) -> anyh
     let mut out = format!(
         "Device {} ({}, {} {}) at {}: assurance {}\n\n",
         d.id,
-        d.hostname,
-        d.os,
-        d.os_version,
+        printable(&d.hostname),
+        printable(&d.os),
+        printable(&d.os_version),
         time(at_ms),
         d.assurance
     );
@@ -551,10 +567,36 @@ pub fn device_at(store: &dyn Store, id: &str, at_ms: i64, as_json: bool) -> anyh
     Ok(out)
 }
 
-fn table(rows: &[Vec<String>], empty: Option<&str>) -> String {
+/// Text a device (or anyone) supplied, made safe for a terminal: control characters
+/// (escape sequences that could rewrite the screen or the title), and bidirectional
+/// overrides that reorder what is shown, are written as visible `\u{…}` escapes.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Rows as aligned columns, every cell through [`printable`].
+pub(crate) fn table(rows: &[Vec<String>], empty: Option<&str>) -> String {
     if let Some(msg) = empty {
         return format!("{msg}\n");
     }
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| r.iter().map(|c| printable(c).into_owned()).collect()).collect();
+    let rows = rows.as_slice();
     let cols = rows[0].len();
     let widths: Vec<usize> =
         (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();

@@ -49,20 +49,38 @@ impl Remote {
         Ok(Remote { base, host, port, token, tls: Arc::new(tls) })
     }
 
-    /// GET `path` (with query); the JSON body, or an error carrying the API's message.
+    /// GET `path` (with query); the JSON body, or an error carrying the API's message. A
+    /// paged list (`Link: <…>; rel="next"`) is followed to its end and returned whole.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.call(hyper::Method::GET, path, None).await
+        let (mut v, mut next) = self.call(hyper::Method::GET, path, None).await?;
+        // Bounded: a collector that kept answering `next` would otherwise hold us forever.
+        for _ in 0..10_000 {
+            let Some(path) = next.take() else { return Ok(v) };
+            let (more, after) = self.call(hyper::Method::GET, &path, None).await?;
+            match (&mut v, more) {
+                (Value::Array(all), Value::Array(page)) => all.extend(page),
+                _ => anyhow::bail!("{path}: a `next` page that is not a list"),
+            }
+            next = after;
+        }
+        anyhow::bail!("{path}: more than 10,000 pages")
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.call(hyper::Method::DELETE, path, None).await
+        Ok(self.call(hyper::Method::DELETE, path, None).await?.0)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.call(hyper::Method::POST, path, Some(body.to_string())).await
+        Ok(self.call(hyper::Method::POST, path, Some(body.to_string())).await?.0)
     }
 
-    async fn call(&self, method: hyper::Method, path: &str, body: Option<String>) -> anyhow::Result<Value> {
+    /// One request: the JSON body and the path of the next page, if the answer names one.
+    async fn call(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<(Value, Option<String>)> {
         let where_ = format!("{}:{}", self.host, self.port);
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -91,6 +109,7 @@ impl Remote {
             .context("building the request")?;
         let resp = send.send_request(req).await.with_context(|| format!("calling {path}"))?;
         let status = resp.status();
+        let next = resp.headers().get(hyper::header::LINK).and_then(|l| l.to_str().ok()).and_then(next_link);
         let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE);
         let bytes =
             limited.collect().await.map_err(|e| anyhow::anyhow!("reading the response: {e}"))?.to_bytes();
@@ -99,8 +118,17 @@ impl Remote {
             let msg = v["error"].as_str().or(v["detail"].as_str()).unwrap_or("no detail");
             anyhow::bail!("{path}: HTTP {}: {msg}", status.as_u16());
         }
-        Ok(v)
+        Ok((v, next))
     }
+}
+
+/// The `rel="next"` target of a `Link` header, if it is a path on this server.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        (params.contains("rel=\"next\"") && target.starts_with('/')).then(|| target.to_owned())
+    })
 }
 
 /// Percent-encodes a path segment or query value.
@@ -114,4 +142,17 @@ pub fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_next_link_on_this_server_is_followed() {
+        assert_eq!(
+            super::next_link("</api/v1/devices?offset=10&limit=10>; rel=\"next\"").as_deref(),
+            Some("/api/v1/devices?offset=10&limit=10")
+        );
+        assert_eq!(super::next_link("<https://elsewhere/x>; rel=\"next\""), None);
+        assert_eq!(super::next_link("</a>; rel=\"prev\""), None);
+    }
 }

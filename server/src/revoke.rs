@@ -176,5 +176,5 @@ fn issue(
 fn new_id() -> Result<String, RevokeError> {
     let mut raw = [0u8; 16];
     ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| RevokeError::Sign)?;
-    Ok(format!("dir_{}", hex::encode(raw)))
+    Ok(sightline_proto::directive::DirectiveId::from_random(raw).to_string())
 }

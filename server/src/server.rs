@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use sightline_proto::pb::{enrollment_server::EnrollmentServer, telemetry_server::TelemetryServer};
@@ -11,20 +12,105 @@ use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::ingest::{Shared, enrollment::EnrollmentService, telemetry::TelemetryService};
+use crate::listen::{Limits, Listener};
 use crate::pki::Pki;
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 
-/// A database URL fit for a log line: the password replaced.
+/// Connection parameters that hold a secret.
+const SECRET_PARAMS: &[&str] = &["password", "sslpassword"];
+
+/// A database URL fit for a log line or an error: every password replaced — in the
+/// userinfo (`postgres://u:PW@h/db`), in the query (`?password=PW`) and in the key=value
+/// form (`host=h password='PW'`).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
-            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
-            None => url.to_owned(),
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return redact_keyvalue(url) };
+    let (head, rest) = url.split_at(scheme_end);
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        _ => url.to_owned(),
+        None => authority.to_owned(),
+    };
+    let mut out = format!("{head}{authority}{path}");
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => {
+                    format!("{k}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
+}
+
+/// libpq's `key=value` form, values optionally single-quoted (with `\'` escapes).
+fn redact_keyvalue(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            out.push(c);
+            chars.next();
+            continue;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        out.push_str(&key);
+        if chars.peek() != Some(&'=') {
+            continue;
+        }
+        chars.next();
+        out.push('=');
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            value.push('\'');
+            chars.next();
+            while let Some(c) = chars.next() {
+                value.push(c);
+                if c == '\\' {
+                    if let Some(e) = chars.next() {
+                        value.push(e);
+                    }
+                } else if c == '\'' {
+                    break;
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        if SECRET_PARAMS.contains(&key.to_ascii_lowercase().as_str()) {
+            out.push_str("***");
+        } else {
+            out.push_str(&value);
+        }
+    }
+    out
 }
 
 /// Opens the store: the PostgreSQL database at `database` (`postgres://…`) if given, else
@@ -90,6 +176,11 @@ pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Resul
     })
 }
 
+/// Concurrent HTTP/2 streams on one agent connection (telemetry plus an enrollment or two).
+const MAX_STREAMS_PER_CONNECTION: u32 = 8;
+/// Header block size an agent never comes near.
+const MAX_HEADER_BYTES: u32 = 16 * 1024;
+
 /// Serves enrollment and telemetry on an already-bound listener until `shutdown` resolves.
 ///
 /// Client certificates are optional at the TLS layer because enrolling agents have none
@@ -103,8 +194,12 @@ pub async fn serve(
     let tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(&shared.pki.server_cert_pem, &shared.pki.server_key_pem))
         .client_ca_root(Certificate::from_pem(shared.pki.ca_pem()))
-        .client_auth_optional(true);
-    tracing::info!(%addr, "Collector listening (gRPC over TLS).");
+        .client_auth_optional(true)
+        // A client that opens TCP and never finishes the handshake holds a slot no longer.
+        .timeout(Duration::from_secs(10));
+    let limits = Limits::grpc(shared.config.max_connections);
+    let incoming = Listener::new(listener, limits, "grpc", shared.metrics.clone()).incoming();
+    tracing::info!(%addr, max_connections = limits.max_connections, "Collector listening (gRPC over TLS).");
     let follow = tokio_util::sync::CancellationToken::new();
     tokio::spawn(crate::ingest::directives::run(
         shared.clone(),
@@ -127,9 +222,17 @@ pub async fn serve(
     Server::builder()
         .tls_config(tls)
         .context("configuring TLS")?
+        // Dead peers of long-lived streams are noticed; an agent needs one or two streams.
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .http2_max_header_list_size(MAX_HEADER_BYTES)
         .add_service(EnrollmentServer::new(EnrollmentService { shared: shared.clone() }))
-        .add_service(TelemetryServer::new(TelemetryService::new(shared)))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .add_service(
+            TelemetryServer::new(TelemetryService::new(shared))
+                .max_decoding_message_size(crate::ingest::telemetry::MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .context("serving gRPC")?;
     tracing::info!("Collector stopped.");
@@ -147,5 +250,18 @@ mod tests {
         assert_eq!(super::redact("postgres://sl@db/sightline"), "postgres://sl@db/sightline");
         assert_eq!(super::redact("postgresql://db/sightline"), "postgresql://db/sightline");
         assert!(!super::redact("postgres://a:p@ss@h/d").contains("p@ss"), "a password holding @");
+        assert_eq!(
+            super::redact("postgres://sl@db/s?sslmode=require&password=s3cret&application_name=x"),
+            "postgres://sl@db/s?sslmode=require&password=***&application_name=x"
+        );
+        assert_eq!(
+            super::redact("postgresql://sl:pw@db/s?PassWord=s3cret"),
+            "postgresql://sl:***@db/s?PassWord=***"
+        );
+        assert_eq!(
+            super::redact("host=db user=sl password='it s\\'3cret' dbname=s sslpassword=k3y"),
+            "host=db user=sl password=*** dbname=s sslpassword=***"
+        );
+        assert_eq!(super::redact("host=db password=s3cret"), "host=db password=***");
     }
 }

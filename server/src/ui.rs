@@ -95,11 +95,11 @@ pub(crate) async fn sign_in(
     let Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let hash = token_hash(body.token.trim());
     let h = hash.clone();
-    let role = blocking(&s.store, move |st| Ok(st.api_token_role(&h)?))
+    let role = blocking(&s.store, move |st| Ok(st.api_token_role(&h, now_ms())?))
         .await?
         .as_deref()
         .and_then(Role::parse)
-        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked API token".into()))?;
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown, expired or revoked API token".into()))?;
     if !matches!(role, Role::Viewer | Role::Admin) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,

@@ -68,6 +68,11 @@ pub struct Snapshot {
 #[derive(Default)]
 pub struct Cache {
     inner: Mutex<Option<Arc<Snapshot>>>,
+    /// Held while a snapshot is computed, so concurrent requests wait for that one instead
+    /// of each reading the whole fleet (single flight).
+    computing: Mutex<()>,
+    /// Snapshots computed, for tests and the curious.
+    computed: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Cache {
@@ -80,19 +85,38 @@ impl std::fmt::Debug for Cache {
 const FRESH: Duration = Duration::from_secs(10);
 
 impl Cache {
-    /// The current snapshot, recomputed if stale. Blocking.
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|s| s.at.elapsed() < FRESH)
+            .cloned()
+    }
+
+    /// The current snapshot, recomputed if stale, by one caller at a time: the others wait
+    /// and take its result. Blocking (callers are on blocking threads).
     pub fn get(&self, store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Arc<Snapshot>> {
-        if let Some(s) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-            && s.at.elapsed() < FRESH
-        {
-            return Ok(s.clone());
+        if let Some(s) = self.fresh() {
+            return Ok(s);
+        }
+        let _computing = self.computing.lock().unwrap_or_else(|p| p.into_inner());
+        // Whoever held the lock before us may have just computed it.
+        if let Some(s) = self.fresh() {
+            return Ok(s);
         }
         let people = People::new(store.people_all()?);
         let connectors = store.connector_summaries()?;
         let findings = crate::findings::compute_from(store, policy, now_ms, &connectors, &people)?;
         let snap = Arc::new(Snapshot { at: Instant::now(), now_ms, connectors, findings, people });
         *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
+        self.computed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(snap)
+    }
+
+    /// How many snapshots this cache has computed.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Forget the snapshot (after an admin changed something).
@@ -293,4 +317,29 @@ pub fn overview(store: &dyn Store, policy: &Policy, snap: &Snapshot) -> anyhow::
         "findings": {"total": snap.findings.len(), "by_kind": by_finding},
         "trend": trend,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_requests_share_one_snapshot_computation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap();
+        let (cache, policy) = (Cache::default(), Policy::default());
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    barrier.wait();
+                    cache.get(&store, &policy, 1).unwrap();
+                });
+            }
+        });
+        assert_eq!(cache.computed(), 1, "eight concurrent requests, one whole-fleet read");
+        cache.clear();
+        cache.get(&store, &policy, 2).unwrap();
+        assert_eq!(cache.computed(), 2);
+    }
 }

@@ -81,3 +81,65 @@ fn api_tokens_and_triage_on_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no device dev_x"));
 }
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn tokens_are_listed_and_revoked_without_being_shown_again() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| server().args(args).arg("--data-dir").arg(d.path()).output().unwrap();
+    let enroll = run(&["token", "create", "--name", "rollout-42"]);
+    let enroll = String::from_utf8(enroll.stdout).unwrap().trim().to_owned();
+    let api = run(&["api-token", "create", "--role", "viewer", "--name", "grafana", "--ttl", "90d"]);
+    let api = String::from_utf8(api.stdout).unwrap().trim().to_owned();
+
+    let list = run(&["token", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!((v[0]["name"].as_str(), v[0]["state"].as_str()), (Some("rollout-42"), Some("active")));
+    let enroll_id = v[0]["id"].as_str().unwrap().to_owned();
+    let list = run(&["api-token", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!((v[0]["role"].as_str(), v[0]["name"].as_str()), (Some("viewer"), Some("grafana")));
+    assert!(v[0]["expires_at"].is_string(), "{v}");
+    let api_id = v[0]["id"].as_str().unwrap().to_owned();
+    for listing in [run(&["token", "list"]), run(&["api-token", "list"])] {
+        let t = text(&listing);
+        assert!(listing.status.success() && !t.contains(&enroll) && !t.contains(&api), "{t}");
+        assert!(t.contains(&enroll_id[..6]) || t.contains(&api_id[..6]), "{t}");
+    }
+
+    let out = run(&["api-token", "revoke", &api_id[..8]]);
+    assert!(
+        out.status.success() && text(&out).contains(&format!("revoked API token {api_id}")),
+        "{}",
+        text(&out)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run(&["api-token", "list", "--json"]).stdout).unwrap();
+    assert_eq!(v[0]["state"], "revoked");
+    let out = run(&["token", "revoke", &enroll_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&run(&["token", "list", "--json"]).stdout).unwrap();
+    assert_eq!(v[0]["state"], "revoked");
+    let out = run(&["token", "revoke", "abc"]);
+    assert!(!out.status.success() && text(&out).contains("hex digits"), "{}", text(&out));
+    let out = run(&["token", "revoke", "000000"]);
+    assert!(!out.status.success() && text(&out).contains("no token"), "{}", text(&out));
+}
+
+#[test]
+fn database_passwords_never_reach_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://sl:userinfo-s3cret@127.0.0.1:1/db",
+        "postgres://sl@127.0.0.1:1/db?password=query-s3cret",
+        "postgres://sl@127.0.0.1:1/db?password=query-s3cret&sslmode=bogus",
+    ] {
+        let out = server().args(["devices", "--database", url, "--data-dir"]).arg(d.path()).output().unwrap();
+        let t = text(&out);
+        assert!(!out.status.success(), "{t}");
+        assert!(!t.contains("s3cret"), "{url}: {t}");
+        assert!(t.contains("***"), "the error says which database, redacted: {t}");
+    }
+}

@@ -150,6 +150,7 @@ conformance!(
     one_batch_from_two_replicas_is_stored_once,
     a_group_commit_answers_each_batch_as_alone,
     claims_of_many_streams_commit_together,
+    tokens_are_listed_expire_and_are_revoked,
 );
 
 fn device_record(id: &str, hardware: Option<&str>) -> Device {
@@ -168,6 +169,7 @@ fn device_record(id: &str, hardware: Option<&str>) -> Device {
         last_seen_ms: None,
         last_attested_ms: None,
         hardware_id: hardware.map(str::to_owned),
+        clock_skew_ms: None,
         seq_head: 0,
         head_hash: [0; 32],
         revoked_at_ms: None,
@@ -177,8 +179,8 @@ fn device_record(id: &str, hardware: Option<&str>) -> Device {
 
 fn enroll(s: &dyn Store, id: &str) {
     let token = format!("token-{id}");
-    s.create_token(token.as_bytes(), 0, i64::MAX).unwrap();
-    s.complete_enrollment(token.as_bytes(), &device_record(id, None), None, 1).unwrap();
+    s.create_token(token.as_bytes(), "", 0, i64::MAX).unwrap();
+    s.complete_enrollment(token.as_bytes(), &device_record(id, None), &[], 1).unwrap();
 }
 
 fn tool(locus: &str, user: Option<&str>) -> ConnectorRef {
@@ -256,7 +258,7 @@ fn observe(s: &dyn Store, device: &str, change: &'static str, locus: &str, outco
 
 fn enrollment_tokens_and_challenges(s: &dyn Store) {
     assert!(matches!(s.check_token(b"nope", 10), Err(StoreError::TokenUnknown)));
-    s.create_token(b"t1", 0, 100).unwrap();
+    s.create_token(b"t1", "", 0, 100).unwrap();
     s.check_token(b"t1", 10).unwrap();
     assert!(matches!(s.check_token(b"t1", 100), Err(StoreError::TokenExpired)));
     let c = Challenge {
@@ -282,10 +284,10 @@ fn enrollment_tokens_and_challenges(s: &dyn Store) {
     // Taken once: a second completion of the same challenge (another replica) finds nothing.
     assert_eq!(s.take_challenge("ch1").unwrap(), Some(c));
     assert_eq!(s.take_challenge("ch1").unwrap(), None);
-    let d = s.complete_enrollment(b"t1", &device_record("d1", None), None, 10).unwrap();
+    let d = s.complete_enrollment(b"t1", &device_record("d1", None), &[], 10).unwrap();
     assert_eq!(d.id, "d1");
     assert!(matches!(
-        s.complete_enrollment(b"t1", &device_record("d2", None), None, 11),
+        s.complete_enrollment(b"t1", &device_record("d2", None), &[], 11),
         Err(StoreError::TokenUsed)
     ));
     assert!(s.device("d2").unwrap().is_none(), "a refused enrollment stores nothing");
@@ -302,20 +304,32 @@ fn enrollment_tokens_and_challenges(s: &dyn Store) {
 }
 
 fn reenrolling_the_same_hardware_keeps_the_record(s: &dyn Store) {
-    s.create_token(b"a", 0, i64::MAX).unwrap();
-    s.create_token(b"b", 0, i64::MAX).unwrap();
-    s.create_token(b"c", 0, i64::MAX).unwrap();
-    s.complete_enrollment(b"a", &device_record("first", Some("ek1")), Some("ek1"), 1).unwrap();
+    s.create_token(b"a", "", 0, i64::MAX).unwrap();
+    s.create_token(b"b", "", 0, i64::MAX).unwrap();
+    s.create_token(b"c", "", 0, i64::MAX).unwrap();
+    s.create_token(b"d", "", 0, i64::MAX).unwrap();
+    // Recorded under an older spelling of the identity ("legacy"), as earlier collectors did.
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    s.complete_enrollment(b"a", &device_record("first", Some("legacy")), &ids(&["legacy"]), 1).unwrap();
     stored(s, &batch(s, "first", 5_000, vec![obs(1, 1, "appeared", Some(tool("pid:1", None)))]));
-    let again = s.complete_enrollment(b"b", &device_record("second", Some("ek1")), Some("ek1"), 2).unwrap();
+    // Enrolling again names the current identity first and the old one after: same record,
+    // now under the current identity.
+    let again = s
+        .complete_enrollment(b"b", &device_record("second", Some("ek1")), &ids(&["ek1", "legacy"]), 2)
+        .unwrap();
     assert_eq!((again.id.as_str(), again.seq_head, again.cert_sha256.as_str()), ("first", 1, "cert-second"));
+    assert_eq!(again.hardware_id.as_deref(), Some("ek1"));
     assert_eq!(s.device_by_hardware_id("ek1").unwrap().unwrap().key_spki, vec![1, 2, 3]);
+    assert!(s.device_by_hardware_id("legacy").unwrap().is_none());
     assert_eq!(s.devices().unwrap().len(), 1);
     s.revoke_device("first", 3).unwrap();
-    assert!(matches!(
-        s.complete_enrollment(b"c", &device_record("third", Some("ek1")), Some("ek1"), 4),
-        Err(StoreError::Revoked(id)) if id == "first"
-    ));
+    // A revoked TPM stays refused by either spelling.
+    for (token, hw) in [(b"c", ids(&["ek1"])), (b"d", ids(&["other", "ek1"]))] {
+        assert!(matches!(
+            s.complete_enrollment(token, &device_record("third", Some("ek1")), &hw, 4),
+            Err(StoreError::Revoked(id)) if id == "first"
+        ));
+    }
 }
 
 fn ingest_accepts_only_the_continuation_of_the_chain(s: &dyn Store) {
@@ -631,9 +645,9 @@ fn signins_tokens_and_dashboard_sessions(s: &dyn Store) {
     let got = s.signins_for(&["alice@example.com".into()], 15, 40).unwrap();
     assert_eq!(got.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["okta:3", "okta:2"]);
 
-    s.create_api_token(b"api", "admin", "ops", 1).unwrap();
-    assert_eq!(s.api_token_role(b"api").unwrap().as_deref(), Some("admin"));
-    assert_eq!(s.api_token_role(b"other").unwrap(), None);
+    s.create_api_token(b"api", "admin", "ops", 1, None).unwrap();
+    assert_eq!(s.api_token_role(b"api", 2).unwrap().as_deref(), Some("admin"));
+    assert_eq!(s.api_token_role(b"other", 2).unwrap(), None);
     s.create_session(b"sess", b"api", 100, 200).unwrap();
     assert_eq!(s.session_role(b"sess", 150).unwrap().as_deref(), Some("admin"));
     assert_eq!(s.session_role(b"sess", 200).unwrap(), None, "expired");
@@ -824,6 +838,7 @@ fn claims_of_many_streams_commit_together(s: &dyn Store) {
         os: "linux".into(),
         os_version: "6.1".into(),
         agent_version: "0.3.0".into(),
+        clock_skew_ms: Some(at_ms / 1000),
         claims: json!({"hostname": format!("{device}-host")}),
     };
     // The unknown device's record is refused on its own; the others are kept.
@@ -832,6 +847,54 @@ fn claims_of_many_streams_commit_together(s: &dyn Store) {
     for (d, at) in [("d1", 8_000), ("d2", 7_000)] {
         let dev = s.device(d).unwrap().unwrap();
         assert_eq!((dev.last_attested_ms, dev.hostname), (Some(at), format!("{d}-host")));
+        assert_eq!(dev.clock_skew_ms, Some(at / 1000), "the device's clock offset from its claims");
     }
     assert!(s.device("ghost").unwrap().is_none());
+
+    // Retention: old claims go, each device's latest stays however old.
+    assert!(s.record_claims_many(&[claims("d1", 9_000), claims("d1", 10_000)]).iter().all(Result::is_ok));
+    let p = s.prune(9_500).unwrap();
+    assert_eq!(p.claims, 2, "d1's claims at 8,000 and 9,000 go; its latest and d2's only one stay");
+    assert_eq!(s.prune(i64::MAX).unwrap().claims, 0, "the latest of each device is kept");
+}
+
+fn tokens_are_listed_expire_and_are_revoked(s: &dyn Store) {
+    // Enrollment tokens: listed with their state; a revoked one cannot enroll.
+    s.create_token(b"e1", "laptop rollout", 10, 1_000).unwrap();
+    s.create_token(b"e2", "", 20, 1_000).unwrap();
+    assert!(s.revoke_enrollment_token(b"e1", 30).unwrap());
+    assert!(!s.revoke_enrollment_token(b"e1", 40).unwrap(), "revoking twice changes nothing");
+    let list = s.enrollment_tokens().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].name.as_str(), list[0].revoked_at_ms), ("laptop rollout", Some(30)));
+    assert!(matches!(s.check_token(b"e1", 50), Err(StoreError::TokenRevoked)));
+    assert!(matches!(
+        s.complete_enrollment(b"e1", &device_record("d1", None), &[], 50),
+        Err(StoreError::TokenRevoked)
+    ));
+    s.complete_enrollment(b"e2", &device_record("d2", None), &[], 50).unwrap();
+    assert_eq!(s.enrollment_tokens().unwrap()[1].used_at_ms, Some(50));
+
+    // API tokens: expiry, last use (to the minute), revocation ending sessions.
+    s.create_api_token(b"a1", "viewer", "grafana", 0, Some(100_000)).unwrap();
+    s.create_api_token(b"a2", "admin", "ops", 0, None).unwrap();
+    assert_eq!(s.api_token_role(b"a1", 1_000).unwrap().as_deref(), Some("viewer"));
+    assert_eq!(s.api_token_role(b"a1", 30_000).unwrap().as_deref(), Some("viewer"));
+    let used =
+        |h: &[u8]| s.api_tokens().unwrap().into_iter().find(|t| t.token_hash == h).unwrap().last_used_at_ms;
+    assert_eq!(used(b"a1"), Some(1_000), "a use within the minute is not written again");
+    assert_eq!(s.api_token_role(b"a1", 61_000).unwrap().as_deref(), Some("viewer"));
+    assert_eq!(used(b"a1"), Some(61_000));
+    assert_eq!(s.api_token_role(b"a1", 100_000).unwrap(), None, "expired");
+    s.create_session(b"s1", b"a1", 1_000, 1_000_000).unwrap();
+    assert_eq!(s.session_role(b"s1", 99_999).unwrap().as_deref(), Some("viewer"));
+    assert_eq!(s.session_role(b"s1", 100_000).unwrap(), None, "a session ends with its token's expiry");
+    s.create_session(b"s2", b"a2", 1_000, 1_000_000).unwrap();
+    assert_eq!(s.session_role(b"s2", 2_000).unwrap().as_deref(), Some("admin"));
+    assert!(s.revoke_api_token(b"a2", 3_000).unwrap());
+    assert!(!s.revoke_api_token(b"a2", 4_000).unwrap());
+    assert_eq!(s.session_role(b"s2", 3_001).unwrap(), None, "revoking the token ended its session");
+    assert_eq!(s.api_token_role(b"a2", 3_001).unwrap(), None);
+    let a2 = s.api_tokens().unwrap().into_iter().find(|t| t.token_hash == b"a2").unwrap();
+    assert_eq!((a2.role.as_str(), a2.name.as_str(), a2.revoked_at_ms), ("admin", "ops", Some(3_000)));
 }

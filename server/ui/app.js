@@ -146,7 +146,7 @@ function renderLogin(message) {
     try {
       const r = await fetch("/api/v1/session", {
         method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value }),
+        headers: { "Content-Type": "application/json", "X-Sightline-CSRF": "1" }, body: JSON.stringify({ token: input.value }),
       });
       const body = await r.json().catch(() => ({}));
       if (!r.ok) return renderLogin(body.error || "Sign-in failed.");
@@ -173,7 +173,7 @@ async function start() {
 }
 
 document.getElementById("signout").addEventListener("click", async () => {
-  await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin" });
+  await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin", headers: { "X-Sightline-CSRF": "1" } });
   role = null;
   renderLogin();
 });

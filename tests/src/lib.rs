@@ -445,26 +445,40 @@ pub fn contains(hay: &[u8], needle: &str) -> bool {
 
 /// A collector run as the shipped binary (`serve --dev`), so it can be SIGKILLed and
 /// restarted on the same data dir and port.
+///
+/// It binds port 0 and says which port it got (`listening grpc ADDR` on stdout), so no port
+/// is ever guessed: a port found free and released can be taken by another test before the
+/// collector binds it.
 pub struct ServerProcess {
     pub data_dir: PathBuf,
     pub port: u16,
+    /// The HTTP API's port, when started with `--http` (see [`ServerProcess::start_http`]).
+    pub http_port: Option<u16>,
     child: Option<std::process::Child>,
     log: PathBuf,
     extra: Vec<String>,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    http: bool,
 }
 
 impl ServerProcess {
     pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_with(data_dir, extra, false)
+    }
+
+    /// With the HTTP API on a port of its own choosing too.
+    pub fn start_http(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_with(data_dir, extra, true)
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str], http: bool) -> ServerProcess {
         let mut s = ServerProcess {
             data_dir: data_dir.to_owned(),
-            port: free_port(),
+            port: 0,
+            http_port: None,
             child: None,
             log: data_dir.with_extension("log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            http,
         };
         s.restart();
         s
@@ -474,29 +488,54 @@ impl ServerProcess {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// The HTTP API's base URL.
+    pub fn api_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.http_port.expect("started with start_http"))
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(std::process::Child::id)
     }
 
-    /// Starts the collector again (same data dir, same port) and waits until it listens.
+    /// Starts the collector (again: same data dir, same ports) and waits until it says where
+    /// it listens.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = std::process::Command::new(bin("sightline-server"))
-            .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
+        let mut cmd = std::process::Command::new(bin("sightline-server"));
+        cmd.args(["serve", "--dev", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
             .arg(&self.data_dir)
-            .args(&self.extra)
+            .args(&self.extra);
+        if self.http {
+            cmd.args(["--http", &format!("127.0.0.1:{}", self.http_port.unwrap_or(0))]);
+        }
+        let mut child = cmd
             .env("SIGHTLINE_LOG", "info")
             .stderr(log)
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "collector did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        let listening = read_listening(&mut child, if self.http { 2 } else { 1 }, Duration::from_secs(20));
+        let listening = match listening {
+            Ok(l) => l,
+            Err(e) => {
+                child.kill().ok();
+                child.wait().ok();
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!(
+                    "collector did not start: {e}\n{}",
+                    log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+                );
+            }
+        };
+        for (what, addr) in listening {
+            match what.as_str() {
+                "grpc" => self.port = addr.port(),
+                "http" => self.http_port = Some(addr.port()),
+                _ => {}
+            }
         }
+        self.child = Some(child);
     }
 
     pub fn kill9(&mut self) {
@@ -545,6 +584,43 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Reads `listening KIND ADDR` lines from a starting collector's stdout until `n` arrived;
+/// the rest of its stdout is drained in the background.
+pub fn read_listening(
+    child: &mut std::process::Child,
+    n: usize,
+    within: Duration,
+) -> Result<Vec<(String, std::net::SocketAddr)>, String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().ok_or("stdout is not piped")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut parts = line.split_whitespace();
+            if let (Some("listening"), Some(kind), Some(addr)) = (parts.next(), parts.next(), parts.next())
+                && let Ok(addr) = addr.parse()
+            {
+                tx.send((kind.to_owned(), addr)).ok();
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + within;
+    let mut out = Vec::new();
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => out.push(l),
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("it exited ({status})"));
+                }
+                return Err(format!("no `listening` line within {within:?}"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Read-only queries on a collector's SQLite database, for checking what was stored.

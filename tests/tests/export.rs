@@ -189,7 +189,7 @@ async fn ocsf_exports_reach_files_and_a_flaky_hec_exactly_once() {
     let config = ExportConfig {
         dir: Some(out.path().to_owned()),
         rotate_bytes: 64 * 1024,
-        hec: Some(HecConfig { url: hec_url, token: "hec-test-token".into(), ca: None }),
+        hec: Some(HecConfig { url: hec_url, token: "hec-test-token".into(), ca: None, allow_http: true }),
         findings_every: Duration::from_millis(200),
         batch: 50,
         retry_base: Duration::from_millis(50),

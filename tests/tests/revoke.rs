@@ -27,12 +27,8 @@ struct Stack {
 impl Stack {
     fn start() -> Stack {
         let work = tempfile::tempdir().unwrap();
-        let http = free_port();
-        let server =
-            ServerProcess::start(&work.path().join("data"), &["--http", &format!("127.0.0.1:{http}")]);
-        wait_for(Duration::from_secs(20), "the HTTP API", || {
-            std::net::TcpStream::connect(("127.0.0.1", http)).ok().map(|_| ())
-        });
+        let server = ServerProcess::start_http(&work.path().join("data"), &[]);
+        let http = server.http_port.unwrap();
         Stack { server, http, _work: work }
     }
 

@@ -29,22 +29,22 @@ fn binaries_end_to_end_over_mtls() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let state = work.path().join("agent");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("https://127.0.0.1:{port}");
     let server_log = std::fs::File::create(work.path().join("server.log")).unwrap();
+    let ocsf = work.path().join("ocsf");
     let mut serve = Command::new(&server)
-        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--export-dir"])
+        .arg(&ocsf)
+        .arg("--data-dir")
         .arg(&data)
         .env("SIGHTLINE_LOG", "debug")
         .stderr(server_log)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "collector did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let listening = read_listening(&mut serve, 2, Duration::from_secs(20)).expect("collector started");
+    let addr = |kind: &str| listening.iter().find(|(k, _)| k == kind).map(|(_, a)| *a).unwrap();
+    let url = format!("https://{}", addr("grpc"));
+    let api_url = format!("https://{}", addr("http"));
 
     let token = run(Command::new(&server).args(["token", "create", "--data-dir"]).arg(&data));
     let token = token.trim();
@@ -141,14 +141,42 @@ fn binaries_end_to_end_over_mtls() {
         "{table}"
     );
 
+    // The HTTP API's views of the same inventory, through a real client.
+    let viewer =
+        run(Command::new(&server).args(["api-token", "create", "--role", "viewer", "--data-dir"]).arg(&data));
+    let mut api_out = String::new();
+    for path in
+        ["/api/v1/connectors", "/api/v1/devices", "/api/v1/findings", &format!("/api/v1/devices/{id}")]
+    {
+        api_out += &run(Command::new("curl")
+            .args(["-sSf", "--cacert"])
+            .arg(data.join("ca.pem"))
+            .args(["-H", &format!("Authorization: Bearer {}", viewer.trim())])
+            .arg(format!("{api_url}{path}")));
+    }
+    assert!(api_out.contains("mcp_server") && api_out.contains("claude_desktop"), "{api_out}");
+    // The OCSF export has caught up with what was stored (it writes within a second or two).
+    wait_for(Duration::from_secs(30), "the OCSF export", || {
+        if !ocsf.exists() {
+            return None;
+        }
+        let text: String =
+            all_bytes(&ocsf).into_iter().map(|(_, b)| String::from_utf8_lossy(&b).into_owned()).collect();
+        text.contains("\"class_uid\":2006").then_some(())
+    });
+
     run(Command::new("kill").args(["-TERM", &serve.id().to_string()]));
     let status = serve.wait().unwrap();
     assert!(status.success(), "collector did not stop cleanly on SIGTERM: {status}");
 
-    // No fabricated secret anywhere: server log, agent output/logs, database, state dirs.
+    // No fabricated secret anywhere: server log, agent output/logs, database, state dirs, the
+    // API's answers and the OCSF export (credentials handed to MCP servers on their command
+    // lines included: headers, flags, `token=`, URL passwords, random strings).
     let secrets = fixture_secrets();
     let mut haystacks = all_bytes(work.path());
     haystacks.push(("agent output".into(), agent_out.into_bytes()));
+    haystacks.push(("API answers".into(), api_out.into_bytes()));
+    assert!(haystacks.iter().any(|(p, _)| p.starts_with(&ocsf)), "the export dir was searched");
     for (path, bytes) in &haystacks {
         for s in &secrets {
             assert!(!contains(bytes, s), "a fixture secret leaked into {}", path.display());
@@ -747,6 +775,16 @@ async fn evidence_bundles_verify_offline_and_tampering_is_caught() {
     assert!(text.contains(&format!("seq 1..{head}")), "{text}");
     let (ok, text) = verify(&bundle, Some("0000"));
     assert!(!ok && text.contains("not the pinned"), "{text}");
+    // Unpinned, a consistent bundle is not called verified: anyone can sign with a key of
+    // their own. Trusting the embedded key has to be asked for.
+    let (ok, text) = verify(&bundle, None);
+    assert!(!ok && text.contains("NOT VERIFIED") && text.contains("--collector-key"), "{text}");
+    let o = Command::new(&server)
+        .args(["evidence", "verify", "--trust-embedded-key"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let original: Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::jsonc::{parse, select};
 use super::redact;
-use super::tokens::{Class, Site, classify, looks_secret, scan_text, secret_like_name};
+use super::tokens::{Class, Site, classify, high_entropy, looks_secret, secret_like_name};
 use super::{Ctx, Finding, Home, McpFinding, TokenSource, expand, rel_path};
 use crate::catalog::{McpClient, TokenKind};
 use crate::secret::Secret;
@@ -102,12 +102,13 @@ fn server(
     let url = ["url", "serverUrl", "httpUrl", "uri"].iter().find_map(|k| def.get(*k).and_then(Value::as_str));
     let transport = if url.is_some() && argv.is_empty() { "http" } else { "stdio" };
 
+    let command = (!argv.is_empty()).then(|| redact::command_line(catalog, &argv));
     ctx.findings.push(Finding::McpServer(McpFinding {
         client: client.id.clone(),
         user: Some(home.user.clone()),
         name: name.to_owned(),
         transport: transport.to_owned(),
-        command: (!argv.is_empty()).then(|| redact::command_line(catalog, &argv)),
+        command: command.as_ref().map(|c| c.shown.clone()),
         url: url.map(|u| redact::url(catalog, u)),
         path: home.tree.display(rel),
     }));
@@ -126,11 +127,11 @@ fn server(
     }
     for (loc, value) in creds {
         let var = loc.rsplit('/').next().unwrap_or_default().to_owned();
-        let value = value.strip_prefix("Bearer ").unwrap_or(&value).trim().to_owned();
+        let value = strip_scheme(&value).trim().to_owned();
         let class = classify(catalog, &value, Some(&var), None).or_else(|| {
-            // A secret-named variable with a secret-shaped value is a credential even when we
-            // cannot tell its issuer.
-            (secret_like_name(&var) && looks_secret(catalog, &value))
+            // A secret-named variable with a secret-shaped value, or a random string under
+            // any name, is a credential even when we cannot tell its issuer.
+            ((secret_like_name(&var) && looks_secret(catalog, &value)) || high_entropy(catalog, &value))
                 .then(|| Class { provider: "unknown".into(), kind: TokenKind::ApiKey })
         });
         if let Some(class) = class {
@@ -147,11 +148,19 @@ fn server(
             ctx.token(&site, Secret::new(value), class, Some(loc), Some(name));
         }
     }
-    for (i, arg) in argv.iter().enumerate() {
-        for (value, class) in scan_text(catalog, arg) {
-            ctx.token(&site, Secret::new(value), class, Some(format!("{pointer}/argv/{i}")), Some(name));
-        }
+    // Everything the command line's redaction took out: key formats, secret-named flags,
+    // headers, `Bearer …`, URL passwords, random strings.
+    for (i, value) in command.map(|c| c.secrets).unwrap_or_default() {
+        let value = strip_scheme(value.expose()).trim().to_owned();
+        let class = classify(catalog, &value, None, None)
+            .unwrap_or(Class { provider: "unknown".into(), kind: TokenKind::ApiKey });
+        ctx.token(&site, Secret::new(value), class, Some(format!("{pointer}/argv/{i}")), Some(name));
     }
+}
+
+/// The credential of an `Authorization`-style value (`Bearer x` → `x`).
+fn strip_scheme(v: &str) -> &str {
+    ["Bearer ", "Basic ", "Token ", "Bot "].iter().find_map(|p| v.strip_prefix(p)).unwrap_or(v)
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {

@@ -82,6 +82,45 @@ pub(crate) fn looks_secret(catalog: &Catalog, value: &str) -> bool {
         && value.chars().any(|c| c.is_ascii_alphabetic())
 }
 
+/// Whether a value with no known format or telling name still looks like a random secret:
+/// its longest run of letters and digits is at least 16 long, mixes letters and digits, is
+/// not word-like (at most 40 % vowels among its letters) and carries at least 3.2 bits of
+/// entropy per character; a hex run counts from 32 digits. Paths, package names, versions,
+/// UUIDs and words with a year in them are not; about 19 random 24-character keys in 20 are.
+pub(crate) fn high_entropy(catalog: &Catalog, value: &str) -> bool {
+    let value = value.trim();
+    if value.len() > 4096 || value.chars().any(char::is_whitespace) || is_placeholder(catalog, value) {
+        return false;
+    }
+    let run = value
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '+'))
+        .max_by_key(|r| r.len())
+        .unwrap_or_default();
+    if run.len() < 16 {
+        return false;
+    }
+    let digits = run.bytes().filter(u8::is_ascii_digit).count();
+    let letters: Vec<u8> = run.bytes().filter(u8::is_ascii_alphabetic).collect();
+    if digits == 0 || letters.len() < 2 {
+        return false;
+    }
+    if run.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return run.len() >= 32 && entropy(run) >= 3.0;
+    }
+    let vowels = letters.iter().filter(|b| b"aeiouAEIOU".contains(b)).count();
+    vowels * 10 <= letters.len() * 4 && entropy(run) >= 3.2
+}
+
+/// Shannon entropy of the bytes, in bits per byte.
+fn entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts.iter().filter(|&&c| c > 0).map(|&c| -(f64::from(c) / n) * (f64::from(c) / n).log2()).sum()
+}
+
 /// Variable or header names that conventionally hold credentials.
 pub(crate) fn secret_like_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
@@ -157,6 +196,34 @@ mod tests {
         }
         let fake_format = format!("hf_{}", "a".repeat(34));
         assert!(classify(&c, &fake_format, None, None).is_none());
+    }
+
+    #[test]
+    fn random_values_look_secret_and_names_do_not() {
+        let c = cat();
+        for secret in [
+            "Zq8vN2xL0pR4tY7uW1eK5sD9",
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            "lin_api_7Hk2Qw9Zp4Lx8Nv3Bc6Rt1Ys5Mf0Gd",
+            "k3Jx9QpL2mN7vR4tW8yZ1bC6",
+        ] {
+            assert!(high_entropy(&c, secret), "{secret}");
+        }
+        for name in [
+            "@modelcontextprotocol/server-filesystem",
+            "ghcr.io/github/github-mcp-server",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "/home/alice/projects/webapp",
+            "ProductionDatabase2024",
+            "x86_64-unknown-linux-gnu",
+            "Version20241203Release",
+            "1234567890123456",
+            "sk-xxxxxxxxxxxxxxxxxxxxxxxx1",
+            "https://mcp.linear.app/sse",
+            "a b c d e f g h i j k l m n o p 1 2 3",
+        ] {
+            assert!(!high_entropy(&c, name), "{name}");
+        }
     }
 
     #[test]

@@ -130,8 +130,10 @@ impl Enforcer {
 
     /// Handles one directive; None if it was handled before (a resend). Blocking.
     pub fn handle(&mut self, d: &pb::Directive, ctx: Context<'_>, now_ms: i64) -> Option<Handled> {
-        let body = match directive::open(d, &self.collector_spki, &self.device_id, now_ms) {
-            Ok(b) => b,
+        let (body, id) = match directive::open(d, &self.collector_spki, &self.device_id, now_ms)
+            .and_then(|b| directive::DirectiveId::parse(&b.id).map(|id| (b, id)))
+        {
+            Ok(opened) => opened,
             Err(e) => return self.refuse(d, &e),
         };
         let mut ledger = Ledger::load(&self.ledger, now_ms);
@@ -156,7 +158,7 @@ impl Enforcer {
                 combine(&steps, &format!("extension {} is not installed in any browser here", body.target))
             }
             pb::DirectiveAction::QuarantineCredential => {
-                let q = quarantine::Quarantine { dir: &self.quarantine, directive_id: &body.id, now_ms };
+                let q = quarantine::Quarantine { dir: &self.quarantine, directive_id: &id, now_ms };
                 let (steps, touched) = q.run(ctx.root, &ctx.items, &body.target, enforce);
                 homes = touched;
                 combine(&steps, "no file on this device holds that credential")

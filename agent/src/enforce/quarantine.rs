@@ -18,6 +18,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, MetadataExt, PermissionsExt};
+use sightline_proto::directive::DirectiveId;
 use sightline_proto::pb::{self, observation::Item};
 
 use super::Step;
@@ -28,7 +29,8 @@ const MAX_COPY: u64 = 16 << 20;
 
 pub struct Quarantine<'a> {
     pub dir: &'a Path,
-    pub directive_id: &'a str,
+    /// Validated: the quarantine's subdirectory is named after it.
+    pub directive_id: &'a DirectiveId,
     pub now_ms: i64,
 }
 
@@ -107,7 +109,7 @@ impl Quarantine<'_> {
             return Err("not a regular file (a link?); left in place".to_owned());
         }
 
-        let qpath = self.dir.join(self.directive_id);
+        let qpath = self.dir.join(self.directive_id.as_str());
         std::fs::create_dir_all(&qpath).map_err(|e| format!("creating the quarantine: {e}"))?;
         #[cfg(unix)]
         {
@@ -121,7 +123,7 @@ impl Quarantine<'_> {
             "original_path": display_path,
             "uid": meta.uid(), "gid": meta.gid(), "mode": format!("{:o}", meta.mode() & 0o7777), "size": meta.len(),
             "fingerprint": fingerprint, "provider": provider,
-            "directive_id": self.directive_id, "quarantined_at_ms": self.now_ms,
+            "directive_id": self.directive_id.as_str(), "quarantined_at_ms": self.now_ms,
         });
         // The record first: a file in the quarantine never lacks its origin.
         write_new(
@@ -198,12 +200,14 @@ pub fn list(quarantine: &Path) -> anyhow::Result<Vec<Held>> {
         Err(e) => return Err(e.into()),
     };
     for d in dirs.flatten().filter(|d| d.path().is_dir()) {
+        // Only what a directive put there: a directory named for a valid id.
+        let Some(id) = d.file_name().to_str().and_then(|n| DirectiveId::parse(n).ok()) else { continue };
         for f in std::fs::read_dir(d.path())?.flatten() {
             let p = f.path();
             let Some(stored) = p.to_str().and_then(|s| s.strip_suffix(".origin.json")) else { continue };
             let bytes = std::fs::read(&p)?;
             out.push(Held {
-                directive_id: d.file_name().to_string_lossy().into_owned(),
+                directive_id: id.to_string(),
                 stored: PathBuf::from(stored),
                 record: serde_json::from_slice(&bytes).unwrap_or_default(),
             });
@@ -220,9 +224,10 @@ pub fn list(quarantine: &Path) -> anyhow::Result<Vec<Held>> {
 /// quarantines it again.
 pub fn restore(quarantine: &Path, root: &Path, directive_id: &str) -> anyhow::Result<Vec<String>> {
     use anyhow::Context;
-    let held: Vec<Held> = list(quarantine)?.into_iter().filter(|h| h.directive_id == directive_id).collect();
-    anyhow::ensure!(!held.is_empty(), "nothing in the quarantine for directive {directive_id}");
-    let qpath = quarantine.join(directive_id);
+    let id = DirectiveId::parse(directive_id)?;
+    let held: Vec<Held> = list(quarantine)?.into_iter().filter(|h| h.directive_id == id.as_str()).collect();
+    anyhow::ensure!(!held.is_empty(), "nothing in the quarantine for directive {id}");
+    let qpath = quarantine.join(id.as_str());
     let qdir = Dir::open_ambient_dir(&qpath, cap_std::ambient_authority())?;
     let mut restored = Vec::new();
     for h in held {
@@ -312,7 +317,8 @@ mod tests {
         std::fs::set_permissions(codex.join("auth.json"), std::fs::Permissions::from_mode(0o640)).unwrap();
         let item = token("/home/alice/.codex/auth.json", "f00d");
         let qdir = state.path().join("quarantine");
-        let q = Quarantine { dir: &qdir, directive_id: "dir_1", now_ms: 1 };
+        let id = DirectiveId::from_random([1; 16]);
+        let q = Quarantine { dir: &qdir, directive_id: &id, now_ms: 1 };
 
         let (steps, homes) = q.run(root.path(), &[&item], "f00d", true);
         assert!(matches!(steps.as_slice(), [Step::Done(_)]), "{steps:?}");
@@ -323,18 +329,34 @@ mod tests {
 
         // Something new at the original path: nothing is overwritten.
         std::fs::write(codex.join("auth.json"), "new").unwrap();
-        assert!(restore(&qdir, root.path(), "dir_1").unwrap_err().to_string().contains("already there"));
+        assert!(restore(&qdir, root.path(), id.as_str()).unwrap_err().to_string().contains("already there"));
         assert_eq!(list(&qdir).unwrap().len(), 1);
         std::fs::remove_file(codex.join("auth.json")).unwrap();
 
         assert_eq!(
-            restore(&qdir, root.path(), "dir_1").unwrap(),
+            restore(&qdir, root.path(), id.as_str()).unwrap(),
             vec!["/home/alice/.codex/auth.json".to_owned()]
         );
         assert!(std::fs::read_to_string(codex.join("auth.json")).unwrap().contains("sk-test"));
         let mode = std::fs::metadata(codex.join("auth.json")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640, "the original mode");
-        assert!(list(&qdir).unwrap().is_empty() && !qdir.join("dir_1").exists());
-        assert!(restore(&qdir, root.path(), "dir_1").is_err(), "nothing left to restore");
+        assert!(list(&qdir).unwrap().is_empty() && !qdir.join(id.as_str()).exists());
+        assert!(restore(&qdir, root.path(), id.as_str()).is_err(), "nothing left to restore");
+    }
+
+    #[test]
+    fn restore_takes_only_an_issued_directive_id() {
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let qdir = state.path().join("quarantine");
+        let outside = tempfile::tempdir().unwrap();
+        for bad in [outside.path().to_str().unwrap(), "../..", "dir_1"] {
+            let e = restore(&qdir, root.path(), bad).unwrap_err().to_string();
+            assert!(e.contains("not one the collector issues"), "{bad}: {e}");
+        }
+        // A directory planted in the quarantine under another name is not listed.
+        std::fs::create_dir_all(qdir.join("planted")).unwrap();
+        std::fs::write(qdir.join("planted/x.origin.json"), "{}").unwrap();
+        assert!(list(&qdir).unwrap().is_empty());
     }
 }

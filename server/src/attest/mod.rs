@@ -89,8 +89,10 @@ pub fn check_evidence(
         return Err(rejected("the device key's TPM public area is not the enrolled device key"));
     }
 
-    // An EK an administrator allow-listed (for TPMs without an EK certificate) is trusted as is.
-    let allowed = ek_allowlist.iter().any(|h| h.eq_ignore_ascii_case(&ek_hash(ek_public)));
+    // An EK an administrator allow-listed (for TPMs without an EK certificate) is trusted as
+    // is; the list may name it by its identity or by the hash earlier versions showed.
+    let ids = ek_identities(ek_public)?;
+    let allowed = ek_allowlist.iter().any(|h| ids.iter().any(|id| h.eq_ignore_ascii_case(id)));
     let ek_trusted = if allowed {
         true
     } else if ek_roots.is_empty() || ek_certificate.is_empty() {
@@ -106,10 +108,34 @@ pub fn check_evidence(
     Ok(Evidence { ek, ak, device_key, ek_trusted })
 }
 
-/// How a TPM is identified: SHA-256 of its EK public area, hex. The device record's
-/// hardware id and the `--ek-allow` entries use it.
-pub fn ek_hash(ek_public: &[u8]) -> String {
+/// Domain separation of the TPM identity hash.
+const EK_IDENTITY_CONTEXT: &[u8] = b"sightline.v1.tpm-ek-rsa\0";
+
+/// How a TPM is identified (the device's `hardware_id`, `--ek-allow`): SHA-256, hex, over
+/// its EK's public key in one canonical form — the exponent with the TPM's "0 means 65537"
+/// resolved, then the modulus without leading zeros. The rest of the public area
+/// (attributes, policy, how the exponent is spelled) does not change which TPM it is, so a
+/// revoked TPM cannot come back under a re-encoded area.
+pub fn ek_identity(ek_public: &[u8]) -> Result<String, AttestError> {
+    let ek = TpmPublic::parse(ek_public)?;
+    let (modulus, exponent) = ek.rsa_key().ok_or_else(|| rejected("EK is not an RSA key"))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(EK_IDENTITY_CONTEXT);
+    ctx.update(&exponent.to_be_bytes());
+    ctx.update(modulus);
+    Ok(hex::encode(ctx.finish()))
+}
+
+/// The identity earlier collectors recorded: SHA-256 of the EK public area's bytes. Still
+/// matched, so devices enrolled before keep their record (and a revoked one stays refused);
+/// each is rewritten to [`ek_identity`] when it enrolls again.
+pub fn ek_hash_legacy(ek_public: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, ek_public))
+}
+
+/// Every spelling of a TPM's identity, the current one first.
+pub fn ek_identities(ek_public: &[u8]) -> Result<Vec<String>, AttestError> {
+    Ok(vec![ek_identity(ek_public)?, ek_hash_legacy(ek_public)])
 }
 
 fn verify_ek_chain(cert: &[u8], roots: &[Vec<u8>]) -> Result<(), AttestError> {

@@ -68,8 +68,8 @@ fn golden_evidence_is_trusted_only_with_its_roots() {
     p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let other_root = p.self_signed(&ca).unwrap().der().to_vec();
     rejected_with(evidence(&g, &[other_root]), "does not chain");
-    // Allow-listed by EK hash (a TPM without an EK certificate): trusted without roots.
-    let allow = [ek_hash(&g.ek_public)];
+    // Allow-listed by EK identity (a TPM without an EK certificate): trusted without roots.
+    let allow = [ek_identity(&g.ek_public).unwrap()];
     let ev = check_evidence(
         &[],
         &g.ek_public,
@@ -216,4 +216,35 @@ fn make_credential_has_the_tpm_layout() {
     assert_eq!(blob.len(), 2 + 32 + 2 + 32);
     assert_eq!(&blob[..2], &[0, 32]);
     assert_eq!(encrypted.len(), 256);
+}
+
+#[test]
+fn one_ek_key_is_one_identity_however_its_exponent_is_spelled() {
+    let g = golden();
+    let ek = TpmPublic::parse(&g.ek_public).unwrap();
+    let (_, exponent) = ek.rsa_key().unwrap();
+    assert_eq!(exponent, 65_537);
+    let zero = TpmPublic::respell_rsa_exponent(&g.ek_public, 0).unwrap();
+    let explicit = TpmPublic::respell_rsa_exponent(&g.ek_public, 65_537).unwrap();
+    assert_ne!(zero, explicit, "two encodings");
+    assert_ne!(ek_hash_legacy(&zero), ek_hash_legacy(&explicit), "the old identity told them apart");
+    assert_eq!(ek_identity(&zero).unwrap(), ek_identity(&explicit).unwrap());
+    assert_eq!(ek_identity(&g.ek_public).unwrap(), ek_identity(&explicit).unwrap());
+    // A different exponent is a different key.
+    let three = TpmPublic::respell_rsa_exponent(&g.ek_public, 3).unwrap();
+    assert_ne!(ek_identity(&three).unwrap(), ek_identity(&explicit).unwrap());
+    // An allow-list entry by either spelling's old hash, or by identity, trusts both.
+    for allow in [ek_identity(&zero).unwrap(), ek_hash_legacy(&g.ek_public)] {
+        let ev = check_evidence(
+            &[],
+            &g.ek_public,
+            &g.ak_public,
+            &g.device_key_public,
+            &g.device_key_spki,
+            &[],
+            &[allow],
+        );
+        assert!(ev.unwrap().ek_trusted);
+    }
+    assert!(TpmPublic::respell_rsa_exponent(&g.ak_public, 0).is_none(), "the AK is ECC");
 }

@@ -68,8 +68,16 @@ pub struct TpmPublic {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Unique {
-    Rsa { modulus: Vec<u8> },
-    Ecc { curve: u16, x: Vec<u8>, y: Vec<u8> },
+    /// `exponent` as the area says it: 0 stands for the default, 65537.
+    Rsa {
+        modulus: Vec<u8>,
+        exponent: u32,
+    },
+    Ecc {
+        curve: u16,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
 }
 
 impl TpmPublic {
@@ -91,8 +99,8 @@ impl TpmPublic {
         let unique = match alg {
             ALG_RSA => {
                 let _key_bits = r.u16()?;
-                let _exponent = r.u32()?;
-                Unique::Rsa { modulus: r.tpm2b()?.to_vec() }
+                let exponent = r.u32()?;
+                Unique::Rsa { modulus: r.tpm2b()?.to_vec(), exponent }
             }
             ALG_ECC => {
                 let curve = r.u16()?;
@@ -110,6 +118,27 @@ impl TpmPublic {
         Ok(TpmPublic { bytes: bytes.to_vec(), alg, name_alg, attributes, symmetric, unique })
     }
 
+    /// The same RSA public area with its exponent field written as `exponent` (0 and 65537
+    /// are the same key). For tests of identity across encodings; None for an ECC area.
+    pub fn respell_rsa_exponent(bytes: &[u8], exponent: u32) -> Option<Vec<u8>> {
+        let mut r = Reader(bytes);
+        (r.u16().ok()? == ALG_RSA).then_some(())?;
+        r.u16().ok()?;
+        r.u32().ok()?;
+        r.tpm2b().ok()?;
+        if r.u16().ok()? != ALG_NULL {
+            r.take(4).ok()?;
+        }
+        if r.u16().ok()? != ALG_NULL {
+            r.u16().ok()?;
+        }
+        r.u16().ok()?; // keyBits
+        let at = bytes.len() - r.0.len();
+        let mut out = bytes.to_vec();
+        out.get_mut(at..at + 4)?.copy_from_slice(&exponent.to_be_bytes());
+        Some(out)
+    }
+
     /// The object's Name: nameAlg || SHA-256(TPMT_PUBLIC).
     pub fn name(&self) -> Vec<u8> {
         let mut n = self.name_alg.to_be_bytes().to_vec();
@@ -119,8 +148,20 @@ impl TpmPublic {
 
     pub fn rsa_modulus(&self) -> Option<&[u8]> {
         match &self.unique {
-            Unique::Rsa { modulus } if modulus.len() == 256 => Some(modulus),
+            Unique::Rsa { modulus, .. } if modulus.len() == 256 => Some(modulus),
             _ => None,
+        }
+    }
+
+    /// An RSA key as a number pair, whatever the encoding: the modulus without leading
+    /// zero bytes and the exponent with 0 resolved to 65537 (TPM 2.0 Part 2, 12.2.3.5).
+    pub fn rsa_key(&self) -> Option<(&[u8], u32)> {
+        match &self.unique {
+            Unique::Rsa { modulus, exponent } => {
+                let first = modulus.iter().position(|&b| b != 0).unwrap_or(modulus.len());
+                Some((&modulus[first..], if *exponent == 0 { 65_537 } else { *exponent }))
+            }
+            Unique::Ecc { .. } => None,
         }
     }
 

@@ -11,12 +11,27 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 /// A Splunk HEC endpoint (`--hec-url https://splunk:8088/services/collector/event`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HecConfig {
     pub url: String,
+    /// Never printed: `Debug` shows only that there is one.
     pub token: String,
-    /// PEM CA for an https endpoint; none for http.
+    /// PEM CA for an https endpoint.
     pub ca: Option<PathBuf>,
+    /// Send to an `http://` URL: the token and every event in clear text. Only when asked
+    /// (`--hec-allow-http`), for a collector on the same host or a test.
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for HecConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HecConfig")
+            .field("url", &self.url)
+            .field("token", &"[redacted]")
+            .field("ca", &self.ca)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 pub enum Sink {
@@ -44,7 +59,15 @@ impl Sink {
     pub fn hec(cfg: HecConfig) -> anyhow::Result<Sink> {
         let uri: hyper::Uri = cfg.url.parse().with_context(|| format!("invalid --hec-url {:?}", cfg.url))?;
         let tls = match uri.scheme_str() {
-            Some("http") => None,
+            Some("http") if cfg.allow_http => {
+                tracing::warn!(url = %cfg.url, "Exporting to HEC over plain HTTP: the token and events travel unencrypted.");
+                None
+            }
+            Some("http") => anyhow::bail!(
+                "--hec-url {:?} is plain http: the HEC token and every event would cross the network in clear; \
+                 use https:// with --hec-ca, or pass --hec-allow-http if that is really meant",
+                cfg.url
+            ),
             Some("https") => {
                 let mut roots = rustls::RootCertStore::empty();
                 let ca = cfg
@@ -183,4 +206,23 @@ where
         .map_err(|e| anyhow::anyhow!("reading the HEC answer: {e}"))?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hec_token_is_never_printed_and_plain_http_needs_consent() {
+        let cfg = HecConfig {
+            url: "http://127.0.0.1:8088/services/collector/event".into(),
+            token: "hec-secret-4711".into(),
+            ca: None,
+            allow_http: false,
+        };
+        assert!(!format!("{cfg:?}").contains("hec-secret-4711"));
+        let e = Sink::hec(cfg.clone()).err().expect("plain http refused").to_string();
+        assert!(e.contains("--hec-allow-http") && !e.contains("hec-secret-4711"), "{e}");
+        assert!(Sink::hec(HecConfig { allow_http: true, ..cfg }).is_ok());
+    }
 }

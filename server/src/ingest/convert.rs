@@ -27,6 +27,41 @@ macro_rules! object {
     }};
 }
 
+/// [`record`], with the device's times checked against the collector's receive time
+/// ([`crate::clock`]): an implausible observation or session-start time is stored as the
+/// receive time and the device's value is kept in the data (`device_observed_at_ms`,
+/// `device_started_at_ms`). Returns the record and how many times were clamped.
+pub fn record_received(o: &pb::Observation, received_ms: i64) -> (ObservationRecord, u32) {
+    use crate::clock::DeviceTime;
+    let mut r = record(o);
+    let mut clamped = 0;
+    if let DeviceTime::Clamped { stored, claimed } = DeviceTime::check(r.observed_at_ms, received_ms) {
+        r.observed_at_ms = stored;
+        append_field(&mut r.data, "device_observed_at_ms", claimed);
+        clamped += 1;
+    }
+    if let Some(s) = r.session.as_mut()
+        && let DeviceTime::Clamped { claimed, .. } = DeviceTime::check(s.started_at_ms, received_ms)
+    {
+        // A login cannot have begun after the observation that saw it.
+        s.started_at_ms = r.observed_at_ms;
+        append_field(&mut r.data, "device_started_at_ms", claimed);
+        clamped += 1;
+    }
+    (r, clamped)
+}
+
+/// Adds `"key":value` to a JSON object written by `object!` (nothing for `null`).
+fn append_field(data: &mut String, key: &str, value: i64) {
+    if data.ends_with('}') {
+        data.pop();
+        if !data.ends_with('{') {
+            data.push(',');
+        }
+        data.push_str(&format!("\"{key}\":{value}}}"));
+    }
+}
+
 pub fn record(o: &pb::Observation) -> ObservationRecord {
     let change = match pb::Change::try_from(o.change).unwrap_or(pb::Change::Unspecified) {
         pb::Change::Snapshot => "snapshot",
@@ -286,5 +321,31 @@ mod tests {
         })));
         assert!(t.data.contains("\"token_kind\":\"api_key\"") && t.data.contains("\"source\":\"dotenv\""));
         assert_eq!(record(&pb::Observation::default()).data, "null");
+    }
+
+    #[test]
+    fn implausible_device_times_are_stored_as_received_with_the_claim_kept() {
+        let now = 1_764_410_400_000;
+        let far = 253_402_300_800_000 + 1; // after 9999-12-31
+        let mut o = obs(Item::OsSession(pb::OsSessionItem {
+            user: "ana".into(),
+            terminal: "tty1".into(),
+            host: None,
+            started_at_ms: i64::MIN,
+        }));
+        o.observed_at_ms = far;
+        let (r, clamped) = record_received(&o, now);
+        assert_eq!((r.observed_at_ms, r.session.as_ref().unwrap().started_at_ms, clamped), (now, now, 2));
+        let v: serde_json::Value = serde_json::from_str(&r.data).unwrap();
+        assert_eq!(v["device_observed_at_ms"], far);
+        assert_eq!(v["device_started_at_ms"], i64::MIN);
+        assert_eq!(v["user"], "ana");
+
+        o.observed_at_ms = now - 1000;
+        let (r, clamped) = record_received(&obs(Item::Gap(pb::Gap::default())), now);
+        assert_eq!((r.observed_at_ms, clamped), (now, 1), "1 ms after the epoch is before 2000");
+        let (r, clamped) = record_received(&o, now);
+        assert_eq!((r.observed_at_ms, clamped), (now - 1000, 1), "only the session start was clamped");
+        assert_eq!(record_received(&pb::Observation::default(), now).0.data, "null");
     }
 }

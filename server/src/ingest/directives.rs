@@ -99,8 +99,34 @@ pub struct Standing {
 pub struct Dispatch {
     streams: Mutex<HashMap<String, Vec<Bell>>>,
     next: AtomicU64,
+    /// Streams not yet attested, by client certificate (see [`Dispatch::pending`]).
+    pending: Arc<Mutex<HashMap<String, usize>>>,
     /// Rung when this process issued directives, so the poller need not wait for its tick.
     pub issued: Notify,
+}
+
+/// How many streams one client certificate may have open before it has attested: a
+/// reconnect overlaps the stream it replaces; more than that is a client holding
+/// admission slots it cannot use.
+pub const MAX_PENDING_PER_CERT: usize = 2;
+
+/// A stream's place among its certificate's unattested streams; dropping it frees it.
+#[derive(Debug)]
+pub struct Pending {
+    map: Arc<Mutex<HashMap<String, usize>>>,
+    cert: String,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.cert) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.cert);
+            }
+        }
+    }
 }
 
 /// A stream's place in the registry; leaving it (drop) unregisters.
@@ -125,16 +151,35 @@ impl Drop for Registration {
 }
 
 impl Dispatch {
-    pub fn register(self: &Arc<Self>, device: &str, cert_sha256: &str) -> Registration {
+    /// Claims a place for a new, not yet attested stream of `cert_sha256`; None when that
+    /// certificate already has [`MAX_PENDING_PER_CERT`]. Decided without the database.
+    pub fn pending(&self, cert_sha256: &str) -> Option<Pending> {
+        let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(cert_sha256.to_owned()).or_default();
+        if *n >= MAX_PENDING_PER_CERT {
+            return None;
+        }
+        *n += 1;
+        Some(Pending { map: self.pending.clone(), cert: cert_sha256.to_owned() })
+    }
+
+    /// Registers an attested stream as its device's one live stream: any older stream of the
+    /// device on this collector is cut (a reconnecting agent's dead connection, or a second
+    /// agent running with a copied identity). Returns the registration and how many were cut.
+    pub fn register(self: &Arc<Self>, device: &str, cert_sha256: &str) -> (Registration, usize) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (bell, cut) = (Arc::new(Notify::new()), Arc::new(Cut::default()));
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(device.to_owned())
-            .or_default()
-            .push(Bell { id, cert_sha256: cert_sha256.to_owned(), bell: bell.clone(), cut: cut.clone() });
-        Registration { dispatch: self.clone(), device: device.to_owned(), id, bell, cut }
+        let mut m = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let streams = m.entry(device.to_owned()).or_default();
+        for old in streams.iter() {
+            old.cut.set(tonic::Status::aborted(
+                "replaced by a newer stream of this device (one live stream per device)",
+            ));
+        }
+        let replaced = streams.len();
+        streams.push(Bell { id, cert_sha256: cert_sha256.to_owned(), bell: bell.clone(), cut: cut.clone() });
+        drop(m);
+        (Registration { dispatch: self.clone(), device: device.to_owned(), id, bell, cut }, replaced)
     }
 
     /// Ends the open streams the store no longer allows: the device was revoked or deleted,

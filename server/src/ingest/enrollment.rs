@@ -24,14 +24,15 @@ pub struct EnrollmentService {
 
 /// SHA-256 of a token: tokens are stored hashed, so a database leak enrolls nothing.
 pub fn token_hash(token: &str) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec()
+    crate::tokens::hash(token)
 }
 
 fn token_status(e: StoreError) -> Status {
     match e {
-        StoreError::TokenUnknown | StoreError::TokenExpired | StoreError::TokenUsed => {
-            Status::unauthenticated(e.to_string())
-        }
+        StoreError::TokenUnknown
+        | StoreError::TokenExpired
+        | StoreError::TokenUsed
+        | StoreError::TokenRevoked => Status::unauthenticated(e.to_string()),
         StoreError::Revoked(_) => Status::permission_denied(e.to_string()),
         other => internal(other),
     }
@@ -193,15 +194,23 @@ impl Enrollment for EnrollmentService {
                 Status::unauthenticated("proof of possession does not verify with the device key")
             })?;
 
-        // A TPM is identified by its EK: enrolling it again keeps its device record.
-        let hardware_id = challenge.tpm.as_ref().map(|t| attest::ek_hash(&t.ek_public));
-        let hw = hardware_id.clone();
-        let known = match hw {
-            Some(hw) => blocking(&self.shared.store, move |s| s.device_by_hardware_id(&hw))
-                .await?
-                .map_err(internal)?,
-            None => None,
+        // A TPM is identified by its EK's key: enrolling it again keeps its device record.
+        let hardware = match &challenge.tpm {
+            Some(t) => attest::ek_identities(&t.ek_public).map_err(attest_status)?,
+            None => Vec::new(),
         };
+        let hardware_id = hardware.first().cloned();
+        let hw = hardware.clone();
+        let known = blocking(&self.shared.store, move |s| {
+            for id in &hw {
+                if let Some(d) = s.device_by_hardware_id(id)? {
+                    return Ok(Some(d));
+                }
+            }
+            Ok(None)
+        })
+        .await?
+        .map_err(internal)?;
         if let Some(d) = known.as_ref().filter(|d| d.revoked_at_ms.is_some()) {
             return Err(Status::permission_denied(format!("this TPM belongs to revoked device {}", d.id)));
         }
@@ -243,7 +252,8 @@ impl Enrollment for EnrollmentService {
             enrolled_at_ms: now,
             last_seen_ms: None,
             last_attested_ms: None,
-            hardware_id: hardware_id.clone(),
+            hardware_id,
+            clock_skew_ms: None,
             seq_head: 0,
             head_hash: GENESIS_HASH,
             revoked_at_ms: None,
@@ -253,7 +263,7 @@ impl Enrollment for EnrollmentService {
         let token_hash = challenge.token_hash;
         let hostname = device.hostname.clone();
         let stored = blocking(&self.shared.store, move |s| {
-            s.complete_enrollment(&token_hash, &device, hardware_id.as_deref(), now)
+            s.complete_enrollment(&token_hash, &device, &hardware, now)
         })
         .await?
         .map_err(token_status)?;

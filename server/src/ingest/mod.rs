@@ -55,6 +55,11 @@ pub struct IngestConfig {
     pub ek_allowlist: Vec<String>,
     /// At most this many telemetry streams open at once (`--max-streams`).
     pub max_streams: usize,
+    /// Open connections on the gRPC listener (`--max-connections`): the streams plus
+    /// enrollments and reconnects overlapping them.
+    pub max_connections: usize,
+    /// Open connections on the HTTP listener (`--http-max-connections`).
+    pub http_max_connections: usize,
     /// New telemetry streams admitted per second (`--stream-rate`); the rest are told to
     /// slow down.
     pub stream_rate: f64,
@@ -72,6 +77,8 @@ impl Default for IngestConfig {
             ek_roots: Vec::new(),
             ek_allowlist: Vec::new(),
             max_streams: 20_000,
+            max_connections: 23_000,
+            http_max_connections: 1_024,
             stream_rate: 500.0,
             slow_down: std::time::Duration::from_secs(10),
         }

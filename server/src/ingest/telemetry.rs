@@ -29,7 +29,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use super::admission::{Admission, Admit};
-use super::convert::{inventory, record};
+use super::convert::{inventory, record_received};
 use super::{Shared, blocking, internal, now_ms};
 use crate::pki::cert_sha256;
 use crate::store::{ClaimsRecord, Device, IngestBatch, IngestOutcome, StoreError};
@@ -59,6 +59,18 @@ fn envelope_status(e: EnvelopeError) -> Status {
     }
 }
 
+type PeerCerts = std::sync::Arc<Vec<rustls_pki_types::CertificateDer<'static>>>;
+
+/// The TLS client's certificates and the guarded connection the request came on (None for
+/// a connection served some other way).
+fn peer<T>(req: &Request<T>) -> (Option<PeerCerts>, Option<std::sync::Arc<crate::listen::ConnState>>) {
+    use tonic::transport::server::TlsConnectInfo;
+    match req.extensions().get::<TlsConnectInfo<crate::listen::ConnInfo>>() {
+        Some(i) => (i.peer_certs(), Some(i.get_ref().0.clone())),
+        None => (req.peer_certs(), None),
+    }
+}
+
 fn msg(m: pb::collector_message::Msg) -> pb::CollectorMessage {
     pb::CollectorMessage { msg: Some(m) }
 }
@@ -71,6 +83,25 @@ impl Telemetry for TelemetryService {
         &self,
         req: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
+        // Who is asking comes first, and costs nothing: the TLS layer has already checked
+        // that a presented certificate chains to this collector's CA. A client without one
+        // is turned away before it can spend an admission token or a database read, so
+        // anonymous connections cannot make enrolled agents wait.
+        let (certs, conn) = peer(&req);
+        let Some(cert) = certs.and_then(|c| c.first().map(|c| cert_sha256(c.as_ref()))) else {
+            self.shared.metrics.refuse("no_certificate");
+            return Err(Status::unauthenticated(
+                "a device client certificate is required; enroll this agent first",
+            ));
+        };
+        // A certificate may hold only a couple of streams that have not attested yet, so one
+        // stolen certificate cannot occupy the admission slots either.
+        let Some(pending) = self.shared.dispatch.pending(&cert) else {
+            self.shared.metrics.refuse("too_many_pending_streams");
+            return Err(Status::resource_exhausted(
+                "this device already has streams waiting for their signed claims",
+            ));
+        };
         let permit = match self.admission.admit() {
             Admit::Yes(p) => p,
             Admit::SlowDown(d) => {
@@ -81,10 +112,6 @@ impl Telemetry for TelemetryService {
                 return Ok(Response::new(Box::pin(tokio_stream::once(Ok(m)))));
             }
         };
-        let cert =
-            req.peer_certs().and_then(|c| c.first().map(|c| cert_sha256(c.as_ref()))).ok_or_else(|| {
-                Status::unauthenticated("a device client certificate is required; enroll this agent first")
-            })?;
         let c = cert.clone();
         let device = blocking(&self.shared.store, move |s| s.device_by_cert(&c))
             .await?
@@ -96,11 +123,6 @@ impl Telemetry for TelemetryService {
         if device.revoked_at_ms.is_some() {
             self.shared.metrics.refuse("revoked_device");
             return Err(Status::permission_denied(format!("device {} is revoked", device.id)));
-        }
-        if device.cert_sha256 != cert {
-            // First use of a renewed certificate: it becomes the device's only accepted one.
-            let (id, c) = (device.id.clone(), cert.clone());
-            blocking(&self.shared.store, move |s| s.promote_certificate(&id, &c)).await?.map_err(internal)?;
         }
         let required = self.shared.config.require_assurance;
         if !required.allows(&device.assurance) {
@@ -128,6 +150,8 @@ impl Telemetry for TelemetryService {
             registration: None,
             sent: Default::default(),
             tx,
+            pending: Some(pending),
+            conn,
             _permit: permit,
         };
         let span = tracing::info_span!("stream", device = %stream.device.id);
@@ -148,6 +172,11 @@ struct StreamTask {
     /// Directives sent on this stream (each is sent once per stream).
     sent: std::collections::HashSet<String>,
     tx: mpsc::Sender<Reply>,
+    /// Held until the claims verify (see `Dispatch::pending`).
+    pending: Option<super::directives::Pending>,
+    /// The connection this stream came on: marked authenticated once the claims verify, so
+    /// its unauthenticated lifetime no longer applies (`listen`).
+    conn: Option<std::sync::Arc<crate::listen::ConnState>>,
     /// This stream's place under `--max-streams`, released when it ends.
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -161,6 +190,13 @@ impl StreamTask {
             let reply = tokio::select! {
                 m = inbound.next() => match m {
                     Some(Ok(m)) => self.handle(m).await,
+                    // A message the codec refused (too large, malformed, a bad compression
+                    // flag) ends the stream with that status, so the agent learns why; a
+                    // client that went away (a reset) just ends it.
+                    Some(Err(s)) if matches!(s.code(), tonic::Code::OutOfRange | tonic::Code::Internal | tonic::Code::InvalidArgument) => {
+                        self.shared.metrics.refuse("bad_message");
+                        Err(Status::new(s.code(), format!("agent message refused: {}", s.message())))
+                    }
                     Some(Err(s)) => {
                         tracing::debug!(status = %s, "Agent stream ended with an error.");
                         break;
@@ -192,7 +228,16 @@ impl StreamTask {
             if self.attested && self.registration.is_none() {
                 // Right after the claims' ack: register, then send what is already waiting
                 // (in that order, so nothing issued in between is missed).
-                self.registration = Some(self.shared.dispatch.register(&self.device.id, &self.cert_sha256));
+                let (registration, replaced) =
+                    self.shared.dispatch.register(&self.device.id, &self.cert_sha256);
+                self.registration = Some(registration);
+                if replaced > 0 {
+                    self.shared.metrics.streams_replaced.inc_by(replaced as u64);
+                    tracing::info!(
+                        replaced,
+                        "Older stream of this device ended: one live stream per device."
+                    );
+                }
                 if let Err(s) = self.send_directives().await {
                     tracing::warn!(reason = s.message(), "Could not send directives.");
                     break;
@@ -249,6 +294,13 @@ impl StreamTask {
     }
 
     async fn claims(&mut self, c: pb::SignedClaims) -> Reply {
+        if c.payload.len() > MAX_CLAIMS_BYTES {
+            self.shared.metrics.refuse("claims_too_large");
+            return Err(Status::invalid_argument(format!(
+                "device claims are {} bytes, more than the {MAX_CLAIMS_BYTES} allowed",
+                c.payload.len()
+            )));
+        }
         p256::verify(&self.device.key_spki, CLAIMS_CONTEXT, &c.payload, &c.signature).map_err(|_| {
             self.shared.metrics.refuse("claims_signature");
             Status::unauthenticated("device claims signature does not verify with the device key")
@@ -262,9 +314,22 @@ impl StreamTask {
             self.shared.metrics.refuse("claims_replayed");
             return Err(Status::unauthenticated("device claims are not for this stream's nonce (replayed?)"));
         }
+        check_claims_size(&claims)?;
+        if self.device.cert_sha256 != self.cert_sha256 {
+            // First use of a renewed certificate. It becomes the device's only accepted one
+            // only now that the device key has signed this stream's claims: a certificate
+            // alone (say, a copy of a pending one) cannot retire the one in use.
+            let (id, c) = (self.device.id.clone(), self.cert_sha256.clone());
+            blocking(&self.shared.store, move |s| s.promote_certificate(&id, &c)).await?.map_err(internal)?;
+            self.device.cert_sha256 = self.cert_sha256.clone();
+            tracing::info!("Renewed client certificate in use; the previous one is retired.");
+        }
+        let at_ms = now_ms();
         let record = ClaimsRecord {
             device_id: self.device.id.clone(),
-            at_ms: now_ms(),
+            at_ms,
+            // An agent that does not stamp its claims says nothing about its clock.
+            clock_skew_ms: (claims.claimed_at_ms != 0).then(|| claims.claimed_at_ms.saturating_sub(at_ms)),
             stream_nonce: self.nonce.clone(),
             hostname: claims.hostname.clone(),
             os: claims.os.clone(),
@@ -280,6 +345,10 @@ impl StreamTask {
         };
         self.shared.writer.record_claims(record).await.map_err(internal)?;
         self.attested = true;
+        self.pending = None;
+        if let Some(c) = &self.conn {
+            c.mark_authenticated();
+        }
         tracing::debug!("Device claims verified.");
         // The head as loaded when this stream authenticated, moments ago: at worst slightly
         // behind, which only means the agent resends batches the store acknowledges as duplicates.
@@ -352,18 +421,31 @@ async fn handle_batch(
     // Signature checks and decoding are CPU work; keep them off the I/O threads.
     let batch = tokio::task::spawn_blocking(move || {
         let v = envelope::open(&signed, &spki)?;
-        Ok::<_, EnvelopeError>(IngestBatch {
+        let received_at_ms = now_ms();
+        let mut clamped = 0u64;
+        let observations = v
+            .batch
+            .observations
+            .iter()
+            .map(|o| {
+                let (r, n) = record_received(o, received_at_ms);
+                clamped += u64::from(n);
+                r
+            })
+            .collect();
+        let batch = IngestBatch {
             device_id: id,
             first_seq: v.first_seq,
             last_seq: v.last_seq,
             prev_hash: v.prev_hash,
             hash: v.hash,
-            received_at_ms: now_ms(),
-            observations: v.batch.observations.iter().map(record).collect(),
+            received_at_ms,
+            observations,
             inventory: inventory(&v.batch),
             payload: signed.payload,
             signature: signed.signature,
-        })
+        };
+        Ok::<_, EnvelopeError>((batch, clamped))
     })
     .await
     .map_err(internal)?
@@ -375,6 +457,15 @@ async fn handle_batch(
         });
         envelope_status(e)
     })?;
+    let (batch, clamped) = batch;
+    if clamped > 0 {
+        m.device_times_clamped.inc_by(clamped);
+        tracing::warn!(
+            clamped,
+            first = batch.first_seq,
+            "Device times outside the plausible window (clock wrong?): stored as the receive time, the device's value kept beside it."
+        );
+    }
     let (first, last) = (batch.first_seq, batch.last_seq);
     let n = batch.observations.len() as u64;
     let outcome = shared.writer.ingest(batch).await;
@@ -417,6 +508,48 @@ async fn handle_batch(
             Err(Status::permission_denied(format!("device {} is revoked", device.id)))
         }
     }
+}
+
+/// Largest agent message decoded: a batch's payload is at most
+/// `envelope::MAX_PAYLOAD_BYTES` (3 MiB) and the rest of the message is small.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest signed claims accepted: real ones are a few hundred bytes, and every stream
+/// stores its claims as evidence.
+pub const MAX_CLAIMS_BYTES: usize = 8 * 1024;
+/// Longest claimed text field (a DNS name is at most 253 bytes).
+const MAX_CLAIM_FIELD: usize = 256;
+/// Most logged-in accounts a device may list.
+const MAX_CLAIM_USERS: usize = 64;
+
+/// Refuses claims whose fields are longer than any real device's.
+fn check_claims_size(c: &pb::DeviceClaims) -> Result<(), Status> {
+    let fields = [
+        ("hostname", Some(&c.hostname)),
+        ("os", Some(&c.os)),
+        ("os_version", Some(&c.os_version)),
+        ("agent_version", Some(&c.agent_version)),
+        ("serial", c.serial.as_ref()),
+        ("machine_id", c.machine_id.as_ref()),
+        ("boot_id", c.boot_id.as_ref()),
+    ];
+    let long = fields
+        .iter()
+        .filter_map(|(name, v)| v.filter(|v| v.len() > MAX_CLAIM_FIELD).map(|_| *name))
+        .chain(c.logged_in_users.iter().any(|u| u.len() > MAX_CLAIM_FIELD).then_some("logged_in_users"))
+        .next();
+    if let Some(field) = long {
+        return Err(Status::invalid_argument(format!(
+            "device claims field {field} is longer than {MAX_CLAIM_FIELD} bytes"
+        )));
+    }
+    if c.logged_in_users.len() > MAX_CLAIM_USERS {
+        return Err(Status::invalid_argument(format!(
+            "device claims list {} logged-in users, more than {MAX_CLAIM_USERS}",
+            c.logged_in_users.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Resolves when the dispatcher rings this stream; never before it is registered.

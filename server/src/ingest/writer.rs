@@ -323,6 +323,7 @@ mod tests {
 
     fn claims() -> ClaimsRecord {
         ClaimsRecord {
+            clock_skew_ms: None,
             device_id: "d".into(),
             at_ms: 0,
             stream_nonce: Vec::new(),

@@ -32,6 +32,8 @@ pub enum StoreError {
     TokenExpired,
     #[error("enrollment token was already used")]
     TokenUsed,
+    #[error("enrollment token was revoked")]
+    TokenRevoked,
     #[error("unknown device {0}")]
     UnknownDevice(String),
     #[error("device {0} is revoked")]
@@ -87,8 +89,10 @@ pub struct Device {
     pub last_seen_ms: Option<i64>,
     /// When the device last gave signed claims at the start of a stream.
     pub last_attested_ms: Option<i64>,
-    /// The hardware its key lives in (TPM: SHA-256 of the EK public area).
+    /// The hardware its key lives in (TPM: see `attest::ek_identity`).
     pub hardware_id: Option<String>,
+    /// Device clock minus collector clock at its last attestation (from the signed claims).
+    pub clock_skew_ms: Option<i64>,
     pub seq_head: u64,
     pub head_hash: [u8; 32],
     pub revoked_at_ms: Option<i64>,
@@ -315,7 +319,52 @@ pub struct ClaimsRecord {
     pub os: String,
     pub os_version: String,
     pub agent_version: String,
+    /// The claims' own time minus `at_ms`: how far the device's clock is off.
+    pub clock_skew_ms: Option<i64>,
     pub claims: Value,
+}
+
+/// An HTTP API token as listed: everything but the token (which is not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenInfo {
+    pub token_hash: Vec<u8>,
+    pub role: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    /// To the minute: a request updates it at most once a minute.
+    pub last_used_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// An enrollment token as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentTokenInfo {
+    pub token_hash: Vec<u8>,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub used_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// How often a token's `last_used_at_ms` is written: a dashboard makes many requests a
+/// minute, and each write would be a commit.
+pub(crate) const LAST_USE_RESOLUTION_MS: i64 = 60_000;
+
+pub(crate) fn stale_use(last_used_at_ms: Option<i64>, now_ms: i64) -> bool {
+    last_used_at_ms.is_none_or(|t| now_ms - t >= LAST_USE_RESOLUTION_MS || t > now_ms)
+}
+
+/// Whether an enrollment token row (expires, used, revoked) may be used now.
+pub(crate) fn token_verdict(row: Option<(i64, Option<i64>, Option<i64>)>, now_ms: i64) -> Result<()> {
+    match row {
+        None => Err(StoreError::TokenUnknown),
+        Some((_, _, Some(_))) => Err(StoreError::TokenRevoked),
+        Some((_, Some(_), None)) => Err(StoreError::TokenUsed),
+        Some((exp, None, None)) if exp <= now_ms => Err(StoreError::TokenExpired),
+        Some(_) => Ok(()),
+    }
 }
 
 /// What ingest decided.
@@ -460,9 +509,30 @@ pub struct FleetCounts {
 
 /// Everything the collector persists.
 pub trait Store: Send + Sync {
-    fn create_token(&self, token_hash: &[u8], created_at_ms: i64, expires_at_ms: i64) -> Result<()>;
-    /// Stores an HTTP API token (by hash) with its role.
-    fn create_api_token(&self, token_hash: &[u8], role: &str, name: &str, now_ms: i64) -> Result<()>;
+    fn create_token(
+        &self,
+        token_hash: &[u8],
+        name: &str,
+        created_at_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()>;
+    /// Every enrollment token ever created, oldest first.
+    fn enrollment_tokens(&self) -> Result<Vec<EnrollmentTokenInfo>>;
+    /// Revokes an enrollment token; false if it was already revoked (or is unknown).
+    fn revoke_enrollment_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool>;
+    /// Stores an HTTP API token (by hash) with its role, expiring at `expires_at_ms` if given.
+    fn create_api_token(
+        &self,
+        token_hash: &[u8],
+        role: &str,
+        name: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+    ) -> Result<()>;
+    /// Every API token ever created, oldest first.
+    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>>;
+    /// Revokes an API token and ends its dashboard sessions; false if it was already revoked.
+    fn revoke_api_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool>;
     /// Provisions a person; `Conflict` if the userName is taken.
     fn create_person(&self, p: &Person) -> Result<()>;
     /// Replaces a person's record (by id); `Conflict` if a new userName is taken.
@@ -477,21 +547,24 @@ pub trait Store: Send + Sync {
     /// Every person (deleted ones included) with a userName, email, or local part of either
     /// equal to one of `keys` (case-insensitive): all who could be behind those names.
     fn people_by_keys(&self, keys: &[String]) -> Result<Vec<Person>>;
-    /// The role of a live API token; None if unknown or revoked.
-    fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>>;
+    /// The role of a live API token (not revoked, not expired at `now_ms`); None otherwise.
+    /// Records the use (see [`LAST_USE_RESOLUTION_MS`]).
+    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
     /// Checks a token without consuming it.
     fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()>;
     fn put_challenge(&self, c: &Challenge) -> Result<()>;
     /// Removes and returns a challenge: each can be answered once.
     fn take_challenge(&self, id: &str) -> Result<Option<Challenge>>;
-    /// Consumes the token and creates the device, atomically. With a `hardware_id` already
-    /// known, the existing record is updated instead (its id and chain kept) and returned;
-    /// a revoked one is refused.
+    /// Consumes the token and creates the device, atomically. `hardware` is the identity of
+    /// the hardware the key lives in, first the one to record, then older spellings of the
+    /// same identity (empty: no hardware). If any of them is already known, that record is
+    /// updated instead (its id and chain kept, the identity rewritten to the first) and
+    /// returned; a revoked one is refused.
     fn complete_enrollment(
         &self,
         token_hash: &[u8],
         device: &Device,
-        hardware_id: Option<&str>,
+        hardware: &[String],
         now_ms: i64,
     ) -> Result<Device>;
     fn device_by_hardware_id(&self, hardware_id: &str) -> Result<Option<Device>>;
@@ -626,9 +699,10 @@ pub trait Store: Send + Sync {
     /// Finding keys a sink already delivered.
     fn exported_findings(&self, sink: &str) -> Result<std::collections::HashSet<String>>;
     fn mark_findings_exported(&self, sink: &str, keys: &[String]) -> Result<()>;
-    /// Retention: drops observations and signed batches received before `cutoff_ms`.
-    /// PostgreSQL drops whole monthly partitions (only months entirely before the cutoff);
-    /// SQLite deletes rows. Presence intervals, sessions and directives stay.
+    /// Retention: drops observations and signed batches received before `cutoff_ms`, and
+    /// stream claims older than that except each device's latest. PostgreSQL drops whole
+    /// monthly partitions of observations (only months entirely before the cutoff); SQLite
+    /// deletes rows. Presence intervals, sessions and directives stay.
     fn prune(&self, cutoff_ms: i64) -> Result<Pruned>;
     /// Periodic upkeep, every few seconds, by the serving process. PostgreSQL writes this
     /// replica's pending connector summaries and makes next month's partition ahead of time.
@@ -645,6 +719,8 @@ pub struct Pruned {
     /// Observation rows deleted (SQLite; PostgreSQL counts what the dropped partitions held).
     pub observations: u64,
     pub batches: u64,
+    /// Stream claims records (each device's latest is kept).
+    pub claims: u64,
 }
 
 impl Person {

@@ -11,9 +11,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{
-    Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, DirectiveRecord, IngestBatch, IngestOutcome,
-    OutcomeRef, Person, Presence, Result, Revocation, RevocationState, Session, Store, StoreError,
-    StoredBatch, TpmChallenge,
+    ApiTokenInfo, Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, DirectiveRecord,
+    EnrollmentTokenInfo, IngestBatch, IngestOutcome, OutcomeRef, Person, Presence, Result, Revocation,
+    RevocationState, Session, Store, StoreError, StoredBatch, TpmChallenge,
 };
 
 /// Fills `person_keys` from the people table (what `write_person` keeps up to date).
@@ -299,6 +299,18 @@ CREATE TABLE export_findings (
 );
 CREATE INDEX devices_enrolled ON devices(enrolled_at_ms, id);
 "#,
+    r#"
+-- How far the device's clock was from the collector's at its last attestation (claims).
+ALTER TABLE devices ADD COLUMN clock_skew_ms INTEGER;
+-- Token lifecycle: API tokens may expire and record when they were last used; enrollment
+-- tokens can be named and revoked before use.
+ALTER TABLE api_tokens ADD COLUMN expires_at_ms INTEGER;
+ALTER TABLE api_tokens ADD COLUMN last_used_at_ms INTEGER;
+ALTER TABLE enrollment_tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE enrollment_tokens ADD COLUMN revoked_at_ms INTEGER;
+-- Retention prunes claims by time.
+CREATE INDEX device_claims_at ON device_claims(at_ms);
+"#,
 ];
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
@@ -328,9 +340,18 @@ impl SqliteStore {
             )?
             .execute(params![c.device_id, c.at_ms, c.stream_nonce, c.payload, c.signature, c.claims.to_string()])?;
             tx.prepare_cached(
-                "UPDATE devices SET last_attested_ms = ?1, hostname = ?2, os = ?3, os_version = ?4, agent_version = ?5 WHERE id = ?6",
+                "UPDATE devices SET last_attested_ms = ?1, hostname = ?2, os = ?3, os_version = ?4, agent_version = ?5, \
+                 clock_skew_ms = ?6 WHERE id = ?7",
             )?
-            .execute(params![c.at_ms, c.hostname, c.os, c.os_version, c.agent_version, c.device_id])?;
+            .execute(params![
+                c.at_ms,
+                c.hostname,
+                c.os,
+                c.os_version,
+                c.agent_version,
+                c.clock_skew_ms,
+                c.device_id
+            ])?;
         }
         tx.commit()?;
         Ok(())
@@ -545,23 +566,19 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// Whether a token exists, is unused and unexpired.
 fn token_usable(conn: &Connection, token_hash: &[u8], now_ms: i64) -> Result<()> {
-    let row: Option<(i64, Option<i64>)> = conn
+    let row: Option<(i64, Option<i64>, Option<i64>)> = conn
         .query_row(
-            "SELECT expires_at_ms, used_at_ms FROM enrollment_tokens WHERE token_hash = ?1",
+            "SELECT expires_at_ms, used_at_ms, revoked_at_ms FROM enrollment_tokens WHERE token_hash = ?1",
             params![token_hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    match row {
-        None => Err(StoreError::TokenUnknown),
-        Some((_, Some(_))) => Err(StoreError::TokenUsed),
-        Some((exp, None)) if exp <= now_ms => Err(StoreError::TokenExpired),
-        Some(_) => Ok(()),
-    }
+    super::token_verdict(row, now_ms)
 }
 
 const DEVICE_COLUMNS: &str = "id, hostname, os, os_version, agent_version, key_backend, assurance, key_spki, cert_sha256, \
-     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users, next_cert_sha256, last_attested_ms, hardware_id";
+     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users, next_cert_sha256, last_attested_ms, hardware_id, \
+     clock_skew_ms";
 
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     let head: Vec<u8> = r.get(12)?;
@@ -585,24 +602,98 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         next_cert_sha256: r.get(15)?,
         last_attested_ms: r.get(16)?,
         hardware_id: r.get(17)?,
+        clock_skew_ms: r.get(18)?,
     })
 }
 
 impl Store for SqliteStore {
-    fn create_token(&self, token_hash: &[u8], created_at_ms: i64, expires_at_ms: i64) -> Result<()> {
+    fn create_token(
+        &self,
+        token_hash: &[u8],
+        name: &str,
+        created_at_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO enrollment_tokens (token_hash, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3)",
-            params![token_hash, created_at_ms, expires_at_ms],
+            "INSERT INTO enrollment_tokens (token_hash, name, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, name, created_at_ms, expires_at_ms],
         )?;
         Ok(())
     }
 
-    fn create_api_token(&self, token_hash: &[u8], role: &str, name: &str, now_ms: i64) -> Result<()> {
+    fn create_api_token(
+        &self,
+        token_hash: &[u8],
+        role: &str,
+        name: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+    ) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![token_hash, role, name, now_ms],
+            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![token_hash, role, name, now_ms, expires_at_ms],
         )?;
         Ok(())
+    }
+
+    fn enrollment_tokens(&self) -> Result<Vec<EnrollmentTokenInfo>> {
+        let conn = self.conn();
+        let mut q = conn.prepare(
+            "SELECT token_hash, name, created_at_ms, expires_at_ms, used_at_ms, revoked_at_ms \
+             FROM enrollment_tokens ORDER BY created_at_ms, token_hash",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok(EnrollmentTokenInfo {
+                token_hash: r.get(0)?,
+                name: r.get(1)?,
+                created_at_ms: r.get(2)?,
+                expires_at_ms: r.get(3)?,
+                used_at_ms: r.get(4)?,
+                revoked_at_ms: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_enrollment_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE enrollment_tokens SET revoked_at_ms = ?1 WHERE token_hash = ?2 AND revoked_at_ms IS NULL",
+            params![now_ms, token_hash],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        let conn = self.conn();
+        let mut q = conn.prepare(
+            "SELECT token_hash, role, name, created_at_ms, expires_at_ms, last_used_at_ms, revoked_at_ms \
+             FROM api_tokens ORDER BY created_at_ms, token_hash",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok(ApiTokenInfo {
+                token_hash: r.get(0)?,
+                role: r.get(1)?,
+                name: r.get(2)?,
+                created_at_ms: r.get(3)?,
+                expires_at_ms: r.get(4)?,
+                last_used_at_ms: r.get(5)?,
+                revoked_at_ms: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_api_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE api_tokens SET revoked_at_ms = ?1 WHERE token_hash = ?2 AND revoked_at_ms IS NULL",
+            params![now_ms, token_hash],
+        )?;
+        // Its dashboard sessions end with it (they would fail the join anyway; now they are gone).
+        tx.execute("DELETE FROM ui_sessions WHERE token_hash = ?1", params![token_hash])?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     fn create_person(&self, p: &Person) -> Result<()> {
@@ -657,15 +748,25 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>> {
-        Ok(self
-            .conn()
+    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+        let conn = self.conn();
+        let role: Option<(String, Option<i64>)> = conn
             .query_row(
-                "SELECT role FROM api_tokens WHERE token_hash = ?1 AND revoked_at_ms IS NULL",
-                params![token_hash],
-                |r| r.get(0),
+                "SELECT role, last_used_at_ms FROM api_tokens WHERE token_hash = ?1 AND revoked_at_ms IS NULL \
+                 AND (expires_at_ms IS NULL OR expires_at_ms > ?2)",
+                params![token_hash, now_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?)
+            .optional()?;
+        if let Some((_, last)) = &role
+            && super::stale_use(*last, now_ms)
+        {
+            conn.execute(
+                "UPDATE api_tokens SET last_used_at_ms = ?1 WHERE token_hash = ?2",
+                params![now_ms, token_hash],
+            )?;
+        }
+        Ok(role.map(|r| r.0))
     }
 
     fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()> {
@@ -748,7 +849,7 @@ impl Store for SqliteStore {
         &self,
         token_hash: &[u8],
         d: &Device,
-        hardware_id: Option<&str>,
+        hardware: &[String],
         now_ms: i64,
     ) -> Result<Device> {
         let mut conn = self.conn();
@@ -758,23 +859,28 @@ impl Store for SqliteStore {
             "UPDATE enrollment_tokens SET used_at_ms = ?1 WHERE token_hash = ?2",
             params![now_ms, token_hash],
         )?;
-        let existing = match hardware_id {
-            Some(hw) => tx
+        let hardware_id = hardware.first();
+        let mut existing = None;
+        for hw in hardware {
+            existing = tx
                 .query_row(
                     &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE hardware_id = ?1"),
                     params![hw],
                     device_row,
                 )
-                .optional()?,
-            None => None,
-        };
+                .optional()?;
+            if existing.is_some() {
+                break;
+            }
+        }
         let stored = match existing {
             Some(old) if old.revoked_at_ms.is_some() => return Err(StoreError::Revoked(old.id)),
             // The same hardware again: same record, new key and certificate, chain kept.
             Some(old) => {
                 tx.execute(
                     "UPDATE devices SET hostname = ?1, os = ?2, os_version = ?3, agent_version = ?4, key_backend = ?5, \
-                     assurance = ?6, key_spki = ?7, cert_sha256 = ?8, next_cert_sha256 = NULL, enrolled_at_ms = ?9 WHERE id = ?10",
+                     assurance = ?6, key_spki = ?7, cert_sha256 = ?8, next_cert_sha256 = NULL, enrolled_at_ms = ?9, \
+                     hardware_id = ?10 WHERE id = ?11",
                     params![
                         d.hostname,
                         d.os,
@@ -785,6 +891,7 @@ impl Store for SqliteStore {
                         d.key_spki,
                         d.cert_sha256,
                         d.enrolled_at_ms,
+                        hardware_id,
                         old.id
                     ],
                 )?;
@@ -793,13 +900,14 @@ impl Store for SqliteStore {
                     seq_head: old.seq_head,
                     head_hash: old.head_hash,
                     users: old.users,
+                    hardware_id: hardware_id.cloned(),
                     ..d.clone()
                 }
             }
             None => {
                 tx.execute(
                     &format!(
-                        "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                        "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
                     ),
                     params![
                         d.id,
@@ -820,9 +928,10 @@ impl Store for SqliteStore {
                         d.next_cert_sha256,
                         d.last_attested_ms,
                         hardware_id,
+                        d.clock_skew_ms,
                     ],
                 )?;
-                d.clone()
+                Device { hardware_id: hardware_id.cloned(), ..d.clone() }
             }
         };
         tx.commit()?;
@@ -1402,7 +1511,8 @@ impl Store for SqliteStore {
             .conn()
             .query_row(
                 "SELECT t.role FROM ui_sessions s JOIN api_tokens t ON t.token_hash = s.token_hash \
-                 WHERE s.session_hash = ?1 AND s.expires_at_ms > ?2 AND t.revoked_at_ms IS NULL",
+                 WHERE s.session_hash = ?1 AND s.expires_at_ms > ?2 AND t.revoked_at_ms IS NULL \
+                 AND (t.expires_at_ms IS NULL OR t.expires_at_ms > ?2)",
                 params![session_hash, now_ms],
                 |r| r.get(0),
             )
@@ -1507,11 +1617,19 @@ impl Store for SqliteStore {
             params![cutoff_ms],
         )?;
         let batches = tx.execute("DELETE FROM batches WHERE received_at_ms < ?1", params![cutoff_ms])?;
+        // Claims older than the cutoff go too, except each device's latest: the evidence of
+        // its last attestation stays however long it has been silent.
+        let claims = tx.execute(
+            "DELETE FROM device_claims WHERE at_ms < ?1 AND rowid NOT IN \
+             (SELECT max(rowid) FROM device_claims GROUP BY device_id)",
+            params![cutoff_ms],
+        )?;
         tx.commit()?;
         Ok(crate::store::Pruned {
             partitions: Vec::new(),
             observations: observations as u64,
             batches: batches as u64,
+            claims: claims as u64,
         })
     }
 

@@ -250,12 +250,13 @@ fn enroll_direct(shared: &sightline_server::ingest::Shared) -> anyhow::Result<St
         last_seen_ms: None,
         last_attested_ms: None,
         hardware_id: None,
+        clock_skew_ms: None,
         seq_head: 0,
         head_hash: GENESIS_HASH,
         revoked_at_ms: None,
         users: Vec::new(),
     };
-    shared.store.complete_enrollment(&hash, &d, None, 1)?;
+    shared.store.complete_enrollment(&hash, &d, &[], 1)?;
     Ok(d.id)
 }
 

@@ -294,14 +294,8 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     if let Some(u) = &url {
         args.extend(["--database", u.as_str()]);
     }
-    let http = sightline_tests::free_port().to_string();
-    let http_addr = format!("127.0.0.1:{http}");
     let mut servers = Vec::new();
     for r in 0..replicas {
-        let mut args = args.clone();
-        if r == 0 {
-            args.extend(["--http", http_addr.as_str()]);
-        }
         let dir = work.path().join(format!("replica{r}"));
         if r > 0 {
             std::fs::create_dir_all(&dir)?;
@@ -316,8 +310,14 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
                 std::fs::copy(work.path().join("replica0").join(f), dir.join(f))?;
             }
         }
-        servers.push(ServerProcess::start(&dir, &args));
+        // The first replica also serves the HTTP API (for /metrics).
+        servers.push(if r == 0 {
+            ServerProcess::start_http(&dir, &args)
+        } else {
+            ServerProcess::start(&dir, &args)
+        });
     }
+    let http_addr = format!("127.0.0.1:{}", servers[0].http_port.unwrap_or_default());
     let proxy = if replicas > 1 {
         Some(Proxy::start(servers.iter().map(|s| ([127, 0, 0, 1], s.port).into()).collect()).await?)
     } else {

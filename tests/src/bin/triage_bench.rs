@@ -224,12 +224,13 @@ fn enroll(store: &dyn Store, i: usize) -> anyhow::Result<String> {
         last_seen_ms: None,
         last_attested_ms: None,
         hardware_id: None,
+        clock_skew_ms: None,
         seq_head: 0,
         head_hash: GENESIS_HASH,
         revoked_at_ms: None,
         users: Vec::new(),
     };
-    store.complete_enrollment(&hash, &d, None, T0)?;
+    store.complete_enrollment(&hash, &d, &[], T0)?;
     Ok(d.id)
 }
 

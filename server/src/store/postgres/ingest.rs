@@ -111,7 +111,7 @@ pub(super) fn ingest_group(
 const CLAIMS: &str = "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 const ATTESTED: &str = "UPDATE devices SET last_attested_ms = $1, hostname = $2, os = $3, os_version = $4, \
-     agent_version = $5 WHERE id = $6";
+     agent_version = $5, clock_skew_ms = $6 WHERE id = $7";
 
 /// Streams' signed claims in one transaction, devices in id order (as [`ingest_group`] locks
 /// them); `Err` means none was written.
@@ -127,7 +127,10 @@ pub(super) fn record_claims(conn: &mut Conn, claims: &[ClaimsRecord]) -> Result<
             &[&c.device_id, &c.at_ms, &c.stream_nonce, &c.payload, &c.signature, &c.claims.to_string()],
         )?;
         let q = stmts.get(&mut tx, ATTESTED)?;
-        tx.execute(&q, &[&c.at_ms, &c.hostname, &c.os, &c.os_version, &c.agent_version, &c.device_id])?;
+        tx.execute(
+            &q,
+            &[&c.at_ms, &c.hostname, &c.os, &c.os_version, &c.agent_version, &c.clock_skew_ms, &c.device_id],
+        )?;
     }
     tx.commit()?;
     Ok(())

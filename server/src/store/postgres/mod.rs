@@ -23,9 +23,10 @@ use serde_json::Value;
 use self::pool::{Pool, Pooled};
 use self::schema::Month;
 use super::{
-    Challenge, ClaimsRecord, Connector, ConnectorDevice, Decision, Device, DevicePage, DirectiveRecord,
-    ExportObservation, FleetCounts, IngestBatch, IngestOutcome, OutcomeRef, Person, Presence, Pruned, Result,
-    Revocation, RevocationState, Session, Store, StoreError, StoredBatch, TpmChallenge, hash32,
+    ApiTokenInfo, Challenge, ClaimsRecord, Connector, ConnectorDevice, Decision, Device, DevicePage,
+    DirectiveRecord, EnrollmentTokenInfo, ExportObservation, FleetCounts, IngestBatch, IngestOutcome,
+    OutcomeRef, Person, Presence, Pruned, Result, Revocation, RevocationState, Session, Store, StoreError,
+    StoredBatch, TpmChallenge, hash32,
 };
 use crate::signins::SignIn;
 
@@ -379,7 +380,8 @@ fn json(text: String) -> Value {
 }
 
 const DEVICE_COLUMNS: &str = "id, hostname, os, os_version, agent_version, key_backend, assurance, key_spki, cert_sha256, \
-     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users, next_cert_sha256, last_attested_ms, hardware_id";
+     enrolled_at_ms, last_seen_ms, seq_head, head_hash, revoked_at_ms, users, next_cert_sha256, last_attested_ms, hardware_id, \
+     clock_skew_ms";
 
 fn device_row(r: &Row) -> Result<Device> {
     let users: String = r.try_get(14)?;
@@ -402,6 +404,7 @@ fn device_row(r: &Row) -> Result<Device> {
         next_cert_sha256: r.try_get(15)?,
         last_attested_ms: r.try_get(16)?,
         hardware_id: r.try_get(17)?,
+        clock_skew_ms: r.try_get(18)?,
     })
 }
 
@@ -470,33 +473,100 @@ fn session_row(r: &Row) -> Result<Session> {
     })
 }
 
-/// Whether a token exists, is unused and unexpired (locking it inside a transaction).
+/// Whether a token row (expires, used, revoked) may be used now.
 fn token_usable(row: Option<Row>, now_ms: i64) -> Result<()> {
-    let Some(row) = row else { return Err(StoreError::TokenUnknown) };
-    let expires: i64 = row.try_get(0)?;
-    let used: Option<i64> = row.try_get(1)?;
-    match (expires, used) {
-        (_, Some(_)) => Err(StoreError::TokenUsed),
-        (exp, None) if exp <= now_ms => Err(StoreError::TokenExpired),
-        _ => Ok(()),
-    }
+    let row = match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
+        None => None,
+    };
+    super::token_verdict(row, now_ms)
 }
 
 impl Store for PostgresStore {
-    fn create_token(&self, token_hash: &[u8], created_at_ms: i64, expires_at_ms: i64) -> Result<()> {
+    fn create_token(
+        &self,
+        token_hash: &[u8],
+        name: &str,
+        created_at_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
         self.execute(
-            "INSERT INTO enrollment_tokens (token_hash, created_at_ms, expires_at_ms) VALUES ($1, $2, $3)",
-            &[&token_hash, &created_at_ms, &expires_at_ms],
+            "INSERT INTO enrollment_tokens (token_hash, name, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)",
+            &[&token_hash, &name, &created_at_ms, &expires_at_ms],
         )?;
         Ok(())
     }
 
-    fn create_api_token(&self, token_hash: &[u8], role: &str, name: &str, now_ms: i64) -> Result<()> {
+    fn enrollment_tokens(&self) -> Result<Vec<EnrollmentTokenInfo>> {
+        self.all(
+            "SELECT token_hash, name, created_at_ms, expires_at_ms, used_at_ms, revoked_at_ms \
+             FROM enrollment_tokens ORDER BY created_at_ms, token_hash",
+            &[],
+            |r| {
+                Ok(EnrollmentTokenInfo {
+                    token_hash: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    created_at_ms: r.try_get(2)?,
+                    expires_at_ms: r.try_get(3)?,
+                    used_at_ms: r.try_get(4)?,
+                    revoked_at_ms: r.try_get(5)?,
+                })
+            },
+        )
+    }
+
+    fn revoke_enrollment_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool> {
+        let n = self.execute(
+            "UPDATE enrollment_tokens SET revoked_at_ms = $1 WHERE token_hash = $2 AND revoked_at_ms IS NULL",
+            &[&now_ms, &token_hash],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn create_api_token(
+        &self,
+        token_hash: &[u8],
+        role: &str,
+        name: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+    ) -> Result<()> {
         self.execute(
-            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms) VALUES ($1, $2, $3, $4)",
-            &[&token_hash, &role, &name, &now_ms],
+            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[&token_hash, &role, &name, &now_ms, &expires_at_ms],
         )?;
         Ok(())
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        self.all(
+            "SELECT token_hash, role, name, created_at_ms, expires_at_ms, last_used_at_ms, revoked_at_ms \
+             FROM api_tokens ORDER BY created_at_ms, token_hash",
+            &[],
+            |r| {
+                Ok(ApiTokenInfo {
+                    token_hash: r.try_get(0)?,
+                    role: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    created_at_ms: r.try_get(3)?,
+                    expires_at_ms: r.try_get(4)?,
+                    last_used_at_ms: r.try_get(5)?,
+                    revoked_at_ms: r.try_get(6)?,
+                })
+            },
+        )
+    }
+
+    fn revoke_api_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.client.transaction()?;
+        let n = tx.execute(
+            "UPDATE api_tokens SET revoked_at_ms = $1 WHERE token_hash = $2 AND revoked_at_ms IS NULL",
+            &[&now_ms, &token_hash],
+        )?;
+        tx.execute("DELETE FROM ui_sessions WHERE token_hash = $1", &[&token_hash])?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     fn create_person(&self, p: &Person) -> Result<()> {
@@ -543,19 +613,28 @@ impl Store for PostgresStore {
         )
     }
 
-    fn api_token_role(&self, token_hash: &[u8]) -> Result<Option<String>> {
-        self.query_opt(
-            "SELECT role FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL",
-            &[&token_hash],
+    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+        let Some(r) = self.query_opt(
+            "SELECT role, last_used_at_ms FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL \
+             AND (expires_at_ms IS NULL OR expires_at_ms > $2)",
+            &[&token_hash, &now_ms],
         )?
-        .map(|r| Ok(r.try_get(0)?))
-        .transpose()
+        else {
+            return Ok(None);
+        };
+        if super::stale_use(r.try_get(1)?, now_ms) {
+            self.execute(
+                "UPDATE api_tokens SET last_used_at_ms = $1 WHERE token_hash = $2",
+                &[&now_ms, &token_hash],
+            )?;
+        }
+        Ok(Some(r.try_get(0)?))
     }
 
     fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()> {
         token_usable(
             self.query_opt(
-                "SELECT expires_at_ms, used_at_ms FROM enrollment_tokens WHERE token_hash = $1",
+                "SELECT expires_at_ms, used_at_ms, revoked_at_ms FROM enrollment_tokens WHERE token_hash = $1",
                 &[&token_hash],
             )?,
             now_ms,
@@ -635,14 +714,14 @@ impl Store for PostgresStore {
         &self,
         token_hash: &[u8],
         d: &Device,
-        hardware_id: Option<&str>,
+        hardware: &[String],
         now_ms: i64,
     ) -> Result<Device> {
         let mut conn = self.conn()?;
         let mut tx = conn.client.transaction()?;
         token_usable(
             tx.query_opt(
-                "SELECT expires_at_ms, used_at_ms FROM enrollment_tokens WHERE token_hash = $1 FOR UPDATE",
+                "SELECT expires_at_ms, used_at_ms, revoked_at_ms FROM enrollment_tokens WHERE token_hash = $1 FOR UPDATE",
                 &[&token_hash],
             )?,
             now_ms,
@@ -651,24 +730,27 @@ impl Store for PostgresStore {
             "UPDATE enrollment_tokens SET used_at_ms = $1 WHERE token_hash = $2",
             &[&now_ms, &token_hash],
         )?;
-        let existing = match hardware_id {
-            Some(hw) => tx
-                .query_opt(
-                    &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE hardware_id = $1 FOR UPDATE"),
-                    &[&hw],
-                )?
-                .as_ref()
-                .map(device_row)
-                .transpose()?,
-            None => None,
-        };
+        let hardware_id = hardware.first();
+        // The identity in the order given: the current spelling wins over older ones.
+        let existing = tx
+            .query_opt(
+                &format!(
+                    "SELECT {DEVICE_COLUMNS} FROM devices WHERE hardware_id = ANY($1) \
+                     ORDER BY array_position($1, hardware_id) LIMIT 1 FOR UPDATE"
+                ),
+                &[&hardware],
+            )?
+            .as_ref()
+            .map(device_row)
+            .transpose()?;
         let stored = match existing {
             Some(old) if old.revoked_at_ms.is_some() => return Err(StoreError::Revoked(old.id)),
             // The same hardware again: same record, new key and certificate, chain kept.
             Some(old) => {
                 tx.execute(
                     "UPDATE devices SET hostname = $1, os = $2, os_version = $3, agent_version = $4, key_backend = $5, \
-                     assurance = $6, key_spki = $7, cert_sha256 = $8, next_cert_sha256 = NULL, enrolled_at_ms = $9 WHERE id = $10",
+                     assurance = $6, key_spki = $7, cert_sha256 = $8, next_cert_sha256 = NULL, enrolled_at_ms = $9, \
+                     hardware_id = $10 WHERE id = $11",
                     &[
                         &d.hostname,
                         &d.os,
@@ -679,6 +761,7 @@ impl Store for PostgresStore {
                         &d.key_spki,
                         &d.cert_sha256,
                         &d.enrolled_at_ms,
+                        &hardware_id,
                         &old.id,
                     ],
                 )?;
@@ -687,6 +770,7 @@ impl Store for PostgresStore {
                     seq_head: old.seq_head,
                     head_hash: old.head_hash,
                     users: old.users,
+                    hardware_id: hardware_id.cloned(),
                     ..d.clone()
                 }
             }
@@ -694,7 +778,7 @@ impl Store for PostgresStore {
                 tx.execute(
                     &format!(
                         "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                         $14, $15, $16, $17, $18)"
+                         $14, $15, $16, $17, $18, $19)"
                     ),
                     &[
                         &d.id,
@@ -715,9 +799,10 @@ impl Store for PostgresStore {
                         &d.next_cert_sha256,
                         &d.last_attested_ms,
                         &hardware_id,
+                        &d.clock_skew_ms,
                     ],
                 )?;
-                d.clone()
+                Device { hardware_id: hardware_id.cloned(), ..d.clone() }
             }
         };
         tx.commit()?;
@@ -1275,7 +1360,8 @@ impl Store for PostgresStore {
     fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
         self.query_opt(
             "SELECT t.role FROM ui_sessions s JOIN api_tokens t ON t.token_hash = s.token_hash \
-             WHERE s.session_hash = $1 AND s.expires_at_ms > $2 AND t.revoked_at_ms IS NULL",
+             WHERE s.session_hash = $1 AND s.expires_at_ms > $2 AND t.revoked_at_ms IS NULL \
+             AND (t.expires_at_ms IS NULL OR t.expires_at_ms > $2)",
             &[&session_hash, &now_ms],
         )?
         .map(|r| Ok(r.try_get(0)?))
@@ -1388,6 +1474,12 @@ impl Store for PostgresStore {
         if let Some(end) = horizon {
             out.batches = conn.client.execute("DELETE FROM batches WHERE received_at_ms < $1", &[&end])?;
         }
+        // Claims by time, each device's latest kept (the evidence of its last attestation).
+        out.claims = conn.client.execute(
+            "DELETE FROM device_claims c WHERE c.at_ms < $1 \
+             AND c.at_ms < (SELECT max(d.at_ms) FROM device_claims d WHERE d.device_id = c.device_id)",
+            &[&cutoff_ms],
+        )?;
         Ok(out)
     }
 }

@@ -257,6 +257,15 @@ EXCEPTION WHEN feature_not_supported THEN
     RAISE NOTICE 'lz4 is not built into this server; payloads use pglz';
 END $$;
 "#,
+    // 3: device clock skew; token lifecycle (expiry, last use, revocation); claims pruned by time.
+    r#"
+ALTER TABLE devices ADD COLUMN clock_skew_ms BIGINT;
+ALTER TABLE api_tokens ADD COLUMN expires_at_ms BIGINT;
+ALTER TABLE api_tokens ADD COLUMN last_used_at_ms BIGINT;
+ALTER TABLE enrollment_tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE enrollment_tokens ADD COLUMN revoked_at_ms BIGINT;
+CREATE INDEX device_claims_at ON device_claims(at_ms);
+"#,
 ];
 
 /// Applies the migrations this database has not seen yet, in one transaction each.

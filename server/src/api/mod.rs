@@ -10,6 +10,8 @@
 //!
 //! The JSON is the CLI's (`query`), so a script can switch between them.
 
+mod tokens;
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -52,7 +54,7 @@ impl Role {
 }
 
 pub fn token_hash(token: &str) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec()
+    crate::tokens::hash(token)
 }
 
 /// An API error: status plus a message for the caller.
@@ -86,18 +88,17 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// The caller's role, from `Authorization: Bearer <token>` or a dashboard session cookie.
 async fn role(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
-    caller(shared, headers).await.map(|c| c.0).map_err(|(status, m)| ApiError(status, m))
+    caller(shared, headers).await.map_err(|(status, m)| ApiError(status, m))
 }
 
 /// As [`role`], with the refusal as (status, message) for surfaces with their own error
 /// shape (SCIM).
 pub(crate) async fn role_of(shared: &Shared, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
-    caller(shared, headers).await.map(|c| c.0)
+    caller(shared, headers).await
 }
 
-/// The caller's role, and whether it came from a session cookie (then a state-changing call
-/// must also carry `X-Sightline-CSRF`, which a cross-site form or image cannot send).
-async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<(Role, bool), (StatusCode, String)> {
+/// The caller's role, from the bearer token or else the session cookie.
+async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
     let unauthorized = |m: &str| (StatusCode::UNAUTHORIZED, m.to_owned());
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         let Some(session) = crate::ui::session_cookie(headers) else {
@@ -110,7 +111,6 @@ async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<(Role, bool), (S
         return role
             .as_deref()
             .and_then(Role::parse)
-            .map(|r| (r, true))
             .ok_or_else(|| unauthorized("the session has ended; sign in again"));
     };
     let token = value
@@ -121,13 +121,10 @@ async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<(Role, bool), (S
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
     let hash = token_hash(token);
-    let role = blocking(&shared.store, move |s| Ok(s.api_token_role(&hash)?))
+    let role = blocking(&shared.store, move |s| Ok(s.api_token_role(&hash, now_ms())?))
         .await
         .map_err(|ApiError(status, m)| (status, m))?;
-    role.as_deref()
-        .and_then(Role::parse)
-        .map(|r| (r, false))
-        .ok_or_else(|| unauthorized("unknown or revoked API token"))
+    role.as_deref().and_then(Role::parse).ok_or_else(|| unauthorized("unknown, expired or revoked API token"))
 }
 
 async fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
@@ -139,16 +136,12 @@ async fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> 
     }
 }
 
+/// Admin only. (A change through a session cookie has already shown its CSRF header: see
+/// [`csrf`].)
 async fn admin(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    match caller(shared, headers).await.map_err(|(status, m)| ApiError(status, m))? {
-        (Role::Admin, true) if !headers.contains_key(crate::ui::CSRF_HEADER) => Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("a session-authenticated change needs the {} header", crate::ui::CSRF_HEADER),
-        )),
-        (Role::Admin, _) => Ok(()),
-        (r, _) => {
-            Err(ApiError(StatusCode::FORBIDDEN, format!("this needs an admin token, not {}", r.as_str())))
-        }
+    match role(shared, headers).await? {
+        Role::Admin => Ok(()),
+        r => Err(ApiError(StatusCode::FORBIDDEN, format!("this needs an admin token, not {}", r.as_str()))),
     }
 }
 
@@ -179,6 +172,10 @@ pub fn api_routes() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(view_findings))
         .routes(routes!(view_people))
         .routes(routes!(crate::ui::whoami, crate::ui::sign_in, crate::ui::sign_out))
+        .routes(routes!(tokens::list_api, tokens::create_api))
+        .routes(routes!(tokens::revoke_api))
+        .routes(routes!(tokens::list_enrollment, tokens::create_enrollment))
+        .routes(routes!(tokens::revoke_enrollment))
         .split_for_parts()
 }
 
@@ -201,6 +198,7 @@ pub fn api_routes() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {
         (name = "identity", description = "People and IdP sign-ins"),
         (name = "views", description = "Server-side paged tables for the dashboard"),
         (name = "session", description = "Dashboard sign-in"),
+        (name = "tokens", description = "Enrollment and API token lifecycle (admin)"),
         (name = "health", description = "Liveness"),
     )
 )]
@@ -240,7 +238,29 @@ pub fn router(shared: Shared) -> axum::Router {
         .merge(crate::scim::routes())
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
+        .layer(axum::middleware::from_fn(csrf))
         .with_state(shared)
+}
+
+/// Every change made with a session cookie — any route, SCIM and sign-in pushes included —
+/// must carry [`crate::ui::CSRF_HEADER`]: a cross-site form or image can make a browser send
+/// the cookie, never a custom header. Bearer-token calls are not cookie-borne and pass.
+async fn csrf(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::Method;
+    let h = req.headers();
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe
+        && !h.contains_key(header::AUTHORIZATION)
+        && crate::ui::session_cookie(h).is_some()
+        && !h.contains_key(crate::ui::CSRF_HEADER)
+    {
+        return ApiError(
+            StatusCode::FORBIDDEN,
+            format!("a change made with a session cookie needs the {} header", crate::ui::CSRF_HEADER),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Prometheus text exposition (viewer or admin token: scrapers send it as a bearer token).
@@ -272,13 +292,70 @@ async fn health() -> Json<Value> {
     get,
     path = "/api/v1/devices",
     tag = "inventory",
-    summary = "Every enrolled device (the CLI's `devices --json`)",
+    summary = "Every enrolled device (the CLI's `devices --json`), a page at a time",
+    params(Page),
     responses((status = 200, description = "Array of devices", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-async fn devices(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn devices(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     reader(&s, &h).await?;
-    Ok(Json(blocking(&s.store, query::devices_value).await?))
+    let Query(page) = page.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    paged(&uri, blocking(&s.store, query::devices_value).await?, page)
+}
+
+/// A page of a whole-fleet list: `?limit=` (default [`Page::DEFAULT`], at most
+/// [`Page::MAX`]) and `?offset=`. The body stays a JSON array; `X-Total-Count` says how
+/// many there are in all and `Link: <…>; rel="next"` where the next page is.
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Page {
+    /// How many items (default 1000, at most 10000).
+    limit: Option<usize>,
+    /// How many to skip.
+    offset: Option<usize>,
+}
+
+impl Page {
+    const DEFAULT: usize = 1_000;
+    const MAX: usize = 10_000;
+}
+
+fn paged(uri: &axum::http::Uri, all: Value, page: Page) -> Result<Response, ApiError> {
+    let Value::Array(items) = all else { return Ok(Json(all).into_response()) };
+    let limit = page.limit.unwrap_or(Page::DEFAULT);
+    if limit == 0 || limit > Page::MAX {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("`limit` must be 1 to {}", Page::MAX)));
+    }
+    let total = items.len();
+    let offset = page.offset.unwrap_or(0).min(total);
+    let end = offset.saturating_add(limit).min(total);
+    let slice: Vec<Value> = items.into_iter().skip(offset).take(end - offset).collect();
+    let mut r = Json(Value::Array(slice)).into_response();
+    r.headers_mut().insert("x-total-count", HeaderValue::from(total));
+    if end < total {
+        // The same query, this page moved on.
+        let kept: Vec<&str> = uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("offset=") && !p.starts_with("limit="))
+            .collect();
+        let mut q = kept.join("&");
+        if !q.is_empty() {
+            q.push('&');
+        }
+        let link = format!("<{}?{q}offset={end}&limit={limit}>; rel=\"next\"", uri.path());
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            r.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(r)
 }
 
 #[utoipa::path(
@@ -338,20 +415,34 @@ async fn revoke_device(
     get,
     path = "/api/v1/connectors",
     tag = "inventory",
-    summary = "Every connector, filtered (the CLI's `connectors --json`)",
-    params(query::ConnectorFilter),
+    summary = "Every connector, filtered (the CLI's `connectors --json`), a page at a time",
+    params(query::ConnectorFilter, Page),
     responses((status = 200, description = "Array of connectors", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 async fn connectors(
     State(s): State<Shared>,
     h: HeaderMap,
-    filter: Result<Query<query::ConnectorFilter>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+    uri: axum::http::Uri,
+    q: Result<Query<ConnectorsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     reader(&s, &h).await?;
-    let Query(filter) = filter.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let filter = query::ConnectorFilter { kind: q.kind, status: q.status, user: q.user };
     let policy = s.policy.clone();
-    Ok(Json(blocking(&s.store, move |st| query::connectors_value(st, &filter, &policy)).await?))
+    let all = blocking(&s.store, move |st| query::connectors_value(st, &filter, &policy)).await?;
+    paged(&uri, all, Page { limit: q.limit, offset: q.offset })
+}
+
+/// The connector filter and a page.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorsQuery {
+    kind: Option<String>,
+    status: Option<String>,
+    user: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
 }
 
 /// One connector: where it is and was, owners, and any revocation with each device's outcome.
@@ -734,14 +825,21 @@ async fn push_signins(
     get,
     path = "/api/v1/findings",
     tag = "inventory",
-    summary = "Every finding (the CLI's `findings --json`)",
+    summary = "Every finding (the CLI's `findings --json`), a page at a time",
+    params(Page),
     responses((status = 200, description = "Array of findings", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-async fn findings(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn findings(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     reader(&s, &h).await?;
+    let Query(page) = page.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let policy = s.policy.clone();
-    Ok(Json(blocking(&s.store, move |st| query::findings_value(st, &policy, now_ms())).await?))
+    paged(&uri, blocking(&s.store, move |st| query::findings_value(st, &policy, now_ms())).await?, page)
 }
 
 #[utoipa::path(
@@ -774,13 +872,16 @@ fn parse_at(at: Option<&str>) -> Result<i64, ApiError> {
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("`at` {e}")))
 }
 
-/// Serves the API over TLS on `listener` until `shutdown` resolves.
+/// Serves the API over TLS on `listener` until `shutdown` resolves. Connections are capped
+/// and bounded in time (`crate::listen`); a request header must arrive within
+/// [`HEADER_READ`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Shared,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_slice_iter(shared.pki.server_cert_pem.as_bytes())
@@ -797,37 +898,78 @@ pub async fn serve(
             .context("configuring the API's TLS certificate")?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let service = hyper_util::service::TowerToHyperService::new(router(shared));
-    tracing::info!(addr = %listener.local_addr()?, "HTTP API listening (TLS).");
+    let limits = crate::listen::Limits::http(shared.config.http_max_connections);
+    let listener = crate::listen::Listener::new(listener, limits, "http", shared.metrics.clone());
+    let router = router(shared);
+    tracing::info!(addr = %listener.local_addr()?, max_connections = limits.max_connections, "HTTP API listening (TLS).");
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "API accept failed.");
-                    continue;
-                }
-            },
+        let conn = tokio::select! {
+            c = listener.accept() => c,
             _ = &mut shutdown => break,
         };
-        let (acceptor, service) = (acceptor.clone(), service.clone());
+        let (acceptor, router) = (acceptor.clone(), router.clone());
         tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(t)) => t,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "API TLS handshake failed.");
-                        return;
+            let state = conn.state().clone();
+            let peer = state.remote;
+            let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(conn)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "API TLS handshake failed.");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "API TLS handshake timed out.");
+                    return;
+                }
+            };
+            // A request being answered holds off the connection's idle timeout.
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let busy = state.busy();
+                let call = tower::ServiceExt::oneshot(router.clone(), req);
+                async move {
+                    let r = call.await;
+                    drop(busy);
+                    r
+                }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(MAX_HTTP2_STREAMS)
+                .max_header_list_size(MAX_HEADER_BYTES)
+                .keep_alive_interval(Some(std::time::Duration::from_secs(30)));
+            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            // Recycle the connection gracefully before its lifetime ends it hard.
+            let recycle = tokio::time::sleep(limits.lifetime.saturating_sub(HANDSHAKE * 3));
+            tokio::pin!(recycle);
+            let mut recycling = false;
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "API connection ended with an error.");
+                        }
+                        break;
                     }
-                    Err(_) => return,
-                };
-            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await {
-                tracing::debug!(%peer, error = %e, "API connection ended with an error.");
+                    _ = &mut recycle, if !recycling => {
+                        recycling = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
             }
         });
     }
     tracing::info!("HTTP API stopped.");
     Ok(())
 }
+
+/// A TLS handshake must finish within this.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+/// A request's header must arrive within this (HTTP/1; slowloris).
+const HEADER_READ: std::time::Duration = std::time::Duration::from_secs(10);
+const MAX_HTTP2_STREAMS: u32 = 64;
+const MAX_HEADER_BYTES: u32 = 32 * 1024;

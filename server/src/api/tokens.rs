@@ -1,0 +1,188 @@
+//! Token lifecycle over the API (admin): list, create and revoke enrollment and API tokens,
+//! as `enrollment-token` / `api-token` do on the command line (`crate::tokens`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ApiError, ErrorBody, Role, admin, blocking};
+use crate::ingest::{Shared, now_ms};
+use crate::tokens;
+
+/// A new token; `ttl` like `90d` or `1h`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewApiToken {
+    /// viewer, admin, scim or ingest.
+    role: String,
+    #[serde(default)]
+    name: String,
+    /// Without it the token works until revoked.
+    ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewEnrollmentToken {
+    #[serde(default)]
+    name: String,
+    /// Default 1h.
+    ttl: Option<String>,
+}
+
+fn ttl(t: Option<&str>) -> Result<Option<std::time::Duration>, ApiError> {
+    t.map(|t| {
+        humantime::parse_duration(t)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("`ttl` {t:?} is not a duration: {e}")))
+    })
+    .transpose()
+}
+
+fn bad_body(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, e.body_text())
+}
+
+/// A revocation's id failures are the caller's (400/404), not the server's.
+fn revoke_error(e: anyhow::Error) -> ApiError {
+    let m = format!("{e:#}");
+    let status = if m.contains("no token has id") { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
+    ApiError(status, m)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/api",
+    tag = "tokens",
+    summary = "Every API token: id, role, name, state, expiry, last use — never the token (admin)",
+    responses((status = 200, description = "Array of tokens", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(crate) async fn list_api(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let now = now_ms();
+    let list = blocking(&s.store, |st| Ok(st.api_tokens()?)).await?;
+    Ok(Json(Value::Array(list.iter().map(|t| tokens::api_token_json(t, now)).collect())))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/api",
+    tag = "tokens",
+    summary = "Create an API token; the answer holds it once (admin)",
+    request_body = NewApiToken,
+    responses((status = 200, description = "`{\"id\", \"token\", \"role\", \"expires_at\"}`", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(crate) async fn create_api(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    body: Result<Json<NewApiToken>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let Json(b) = body.map_err(bad_body)?;
+    let role = Role::parse(&b.role).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("role {:?} is not one of viewer, admin, scim, ingest", b.role),
+        )
+    })?;
+    let ttl = ttl(b.ttl.as_deref())?;
+    let now = now_ms();
+    let name = b.name;
+    let token = blocking(&s.store, move |st| tokens::create_api(st, role, &name, ttl, now)).await?;
+    let id = tokens::id(&tokens::hash(&token));
+    tracing::info!(token = %id, role = role.as_str(), "API token created through the API.");
+    Ok(Json(serde_json::json!({
+        "id": id, "token": token, "role": role.as_str(),
+        "expires_at": ttl.map(|t| crate::clock::rfc3339(now.saturating_add(t.as_millis() as i64))),
+    })))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/api/{id}",
+    tag = "tokens",
+    summary = "Revoke an API token; its dashboard sessions end at once (admin)",
+    params(("id" = String, Path, description = "Token id as listed (a unique prefix of at least 6 hex digits)")),
+    responses((status = 200, description = "`{\"id\", \"revoked\": true, \"already\": bool}`", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(crate) async fn revoke_api(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let r = blocking(&s.store, move |st| Ok(tokens::revoke_api(st, &id, now_ms())))
+        .await?
+        .map_err(revoke_error)?;
+    tracing::info!(token = %r.id, "API token revoked through the API.");
+    Ok(Json(serde_json::json!({"id": r.id, "revoked": true, "already": !r.now})))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/enrollment",
+    tag = "tokens",
+    summary = "Every enrollment token: id, name, state (active, used, expired, revoked), times (admin)",
+    responses((status = 200, description = "Array of tokens", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(crate) async fn list_enrollment(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let now = now_ms();
+    let list = blocking(&s.store, |st| Ok(st.enrollment_tokens()?)).await?;
+    Ok(Json(Value::Array(list.iter().map(|t| tokens::enrollment_token_json(t, now)).collect())))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/enrollment",
+    tag = "tokens",
+    summary = "Create a one-time enrollment token; the answer holds it once (admin)",
+    request_body = NewEnrollmentToken,
+    responses((status = 200, description = "`{\"id\", \"token\", \"expires_at\"}`", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(crate) async fn create_enrollment(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    body: Result<Json<NewEnrollmentToken>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let Json(b) = body.map_err(bad_body)?;
+    let ttl = ttl(b.ttl.as_deref())?.unwrap_or(std::time::Duration::from_secs(3600));
+    let now = now_ms();
+    let name = b.name;
+    let token = blocking(&s.store, move |st| tokens::create_enrollment(st, ttl, &name, now)).await?;
+    let id = tokens::id(&tokens::hash(&token));
+    tracing::info!(token = %id, "Enrollment token created through the API.");
+    Ok(Json(serde_json::json!({
+        "id": id, "token": token,
+        "expires_at": crate::clock::rfc3339(now.saturating_add(ttl.as_millis() as i64)),
+    })))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/enrollment/{id}",
+    tag = "tokens",
+    summary = "Revoke an enrollment token before it is used (admin)",
+    params(("id" = String, Path, description = "Token id as listed (a unique prefix of at least 6 hex digits)")),
+    responses((status = 200, description = "`{\"id\", \"revoked\": true, \"already\": bool}`", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(crate) async fn revoke_enrollment(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &h).await?;
+    let r = blocking(&s.store, move |st| Ok(tokens::revoke_enrollment(st, &id, now_ms())))
+        .await?
+        .map_err(revoke_error)?;
+    tracing::info!(token = %r.id, "Enrollment token revoked through the API.");
+    Ok(Json(serde_json::json!({"id": r.id, "revoked": true, "already": !r.now})))
+}

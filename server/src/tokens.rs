@@ -1,0 +1,183 @@
+//! Token lifecycle: enrollment tokens (one device each) and HTTP API tokens (a role), made,
+//! listed and revoked from the CLI and the admin API.
+//!
+//! A token is shown once, when made, and stored only as its SHA-256. It is named afterwards
+//! by its *id*: the first 8 bytes of that hash in hex, which identifies it without being
+//! usable as it. Revoking an API token ends its dashboard sessions at once (the session
+//! stands for the token); an API token may carry an expiry (`--ttl`) and records when it
+//! was last used, to the minute.
+
+use std::time::Duration;
+
+use base64::Engine;
+use ring::rand::SecureRandom;
+use serde_json::{Value, json};
+
+use crate::api::Role;
+use crate::clock::rfc3339;
+use crate::store::{ApiTokenInfo, EnrollmentTokenInfo, Store};
+
+/// How many hex digits of the hash a token id has.
+const ID_HEX: usize = 16;
+/// The shortest id prefix a revocation accepts.
+const MIN_PREFIX: usize = 6;
+
+fn random_token(prefix: &str, bytes: usize) -> anyhow::Result<String> {
+    let mut raw = vec![0u8; bytes];
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| anyhow::anyhow!("random number generator failed"))?;
+    Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)))
+}
+
+/// SHA-256 of a token: what is stored.
+pub fn hash(token: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec()
+}
+
+/// The id a token is listed and revoked by.
+pub fn id(token_hash: &[u8]) -> String {
+    let mut h = hex::encode(token_hash);
+    h.truncate(ID_HEX);
+    h
+}
+
+/// Makes a one-time enrollment token valid for `ttl`; returns it (shown once).
+pub fn create_enrollment(
+    store: &dyn Store,
+    ttl: Duration,
+    name: &str,
+    now_ms: i64,
+) -> anyhow::Result<String> {
+    let token = random_token("slt_", 24)?;
+    let expires = now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+    store.create_token(&hash(&token), name, now_ms, expires)?;
+    Ok(token)
+}
+
+/// Makes an API token with `role`, expiring after `ttl` if given; returns it (shown once).
+pub fn create_api(
+    store: &dyn Store,
+    role: Role,
+    name: &str,
+    ttl: Option<Duration>,
+    now_ms: i64,
+) -> anyhow::Result<String> {
+    let token = random_token("sla_", 32)?;
+    let expires = ttl.map(|t| now_ms.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
+    store.create_api_token(&hash(&token), role.as_str(), name, now_ms, expires)?;
+    Ok(token)
+}
+
+/// What a token is now, for listings.
+fn state(revoked: Option<i64>, used: Option<i64>, expires: Option<i64>, now_ms: i64) -> &'static str {
+    match (revoked, used, expires) {
+        (Some(_), ..) => "revoked",
+        (None, Some(_), _) => "used",
+        (None, None, Some(e)) if e <= now_ms => "expired",
+        _ => "active",
+    }
+}
+
+fn opt_time(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |m| Value::String(rfc3339(m)))
+}
+
+pub fn api_token_json(t: &ApiTokenInfo, now_ms: i64) -> Value {
+    json!({
+        "id": id(&t.token_hash),
+        "role": t.role,
+        "name": t.name,
+        "state": state(t.revoked_at_ms, None, t.expires_at_ms, now_ms),
+        "created_at": rfc3339(t.created_at_ms),
+        "expires_at": opt_time(t.expires_at_ms),
+        "last_used_at": opt_time(t.last_used_at_ms),
+        "revoked_at": opt_time(t.revoked_at_ms),
+    })
+}
+
+pub fn enrollment_token_json(t: &EnrollmentTokenInfo, now_ms: i64) -> Value {
+    json!({
+        "id": id(&t.token_hash),
+        "name": t.name,
+        "state": state(t.revoked_at_ms, t.used_at_ms, Some(t.expires_at_ms), now_ms),
+        "created_at": rfc3339(t.created_at_ms),
+        "expires_at": rfc3339(t.expires_at_ms),
+        "used_at": opt_time(t.used_at_ms),
+        "revoked_at": opt_time(t.revoked_at_ms),
+    })
+}
+
+/// The one hash among `hashes` whose id starts with `prefix`.
+fn find<'h>(hashes: impl Iterator<Item = &'h [u8]>, prefix: &str) -> anyhow::Result<&'h [u8]> {
+    let prefix = prefix.trim().to_ascii_lowercase();
+    anyhow::ensure!(
+        prefix.len() >= MIN_PREFIX && prefix.len() <= ID_HEX && prefix.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a token id is {MIN_PREFIX} to {ID_HEX} hex digits (as `list` shows it), not {prefix:?}"
+    );
+    let mut matches = hashes.filter(|h| id(h).starts_with(&prefix));
+    let first = matches.next().ok_or_else(|| anyhow::anyhow!("no token has id {prefix}"))?;
+    anyhow::ensure!(
+        matches.next().is_none(),
+        "more than one token has an id starting {prefix}; give more of it"
+    );
+    Ok(first)
+}
+
+/// Outcome of a revocation: the token's id and whether this call revoked it (false: it
+/// already was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub id: String,
+    pub now: bool,
+}
+
+pub fn revoke_api(store: &dyn Store, id_prefix: &str, now_ms: i64) -> anyhow::Result<Revoked> {
+    let all = store.api_tokens()?;
+    let h = find(all.iter().map(|t| t.token_hash.as_slice()), id_prefix)?;
+    Ok(Revoked { id: id(h), now: store.revoke_api_token(h, now_ms)? })
+}
+
+pub fn revoke_enrollment(store: &dyn Store, id_prefix: &str, now_ms: i64) -> anyhow::Result<Revoked> {
+    let all = store.enrollment_tokens()?;
+    let h = find(all.iter().map(|t| t.token_hash.as_slice()), id_prefix)?;
+    Ok(Revoked { id: id(h), now: store.revoke_enrollment_token(h, now_ms)? })
+}
+
+/// A table for people: one token per line, `columns` of the JSON form.
+pub fn table(rows: &[Value], columns: &[&str]) -> String {
+    let cell = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut lines = vec![columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>()];
+    lines.extend(rows.iter().map(|r| columns.iter().map(|c| cell(&r[*c])).collect()));
+    crate::query::table(&lines, rows.is_empty().then_some("No tokens."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_found_by_unique_prefix_only() {
+        let a = hash("a");
+        let b = hash("b");
+        let all = [a.as_slice(), b.as_slice()];
+        assert_eq!(find(all.iter().copied(), &id(&a)).unwrap(), a.as_slice());
+        assert_eq!(find(all.iter().copied(), &id(&b)[..6].to_uppercase()).unwrap(), b.as_slice());
+        assert!(find(all.iter().copied(), "abc").unwrap_err().to_string().contains("6 to 16 hex"));
+        assert!(find(all.iter().copied(), "zzzzzz").is_err());
+        assert!(find(all.iter().copied(), "000000").unwrap_err().to_string().contains("no token"));
+        assert_eq!(id(&a).len(), 16);
+    }
+
+    #[test]
+    fn states_follow_revocation_use_and_expiry() {
+        assert_eq!(state(None, None, None, 10), "active");
+        assert_eq!(state(None, None, Some(10), 10), "expired");
+        assert_eq!(state(None, Some(5), Some(10), 20), "used");
+        assert_eq!(state(Some(1), Some(5), Some(10), 20), "revoked");
+    }
+}
