@@ -210,6 +210,15 @@ pub struct EnvVar {
     pub source: String,
 }
 
+/// What makes a live process a tool's own, for stopping it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Processes {
+    /// Interpreters whose script or module argument names the program they run.
+    pub script_hosts: Vec<String>,
+    pub source: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Placeholders {
@@ -268,6 +277,7 @@ struct RawCatalog {
     key_format: Vec<RawKeyFormat>,
     env_var: Vec<EnvVar>,
     placeholders: Placeholders,
+    processes: Processes,
     mcp_client: Vec<McpClient>,
     env_files: EnvFiles,
 }
@@ -286,6 +296,7 @@ pub struct Catalog {
     pub key_scan: Regex,
     pub env_vars: HashMap<String, (String, Option<TokenKind>)>,
     pub placeholders: Placeholders,
+    pub processes: Processes,
     pub mcp_clients: Vec<McpClient>,
     pub env_files: EnvFiles,
     process_names: HashMap<String, usize>,
@@ -430,6 +441,7 @@ impl Catalog {
             key_scan,
             env_vars,
             placeholders: raw.placeholders,
+            processes: raw.processes,
             mcp_clients: raw.mcp_client,
             env_files: raw.env_files,
             process_names,

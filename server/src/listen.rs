@@ -100,6 +100,8 @@ pub struct Listener {
     limits: Limits,
     name: &'static str,
     metrics: Arc<Metrics>,
+    /// When the cap was last reported: once a minute is enough for a flood.
+    cap_logged: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Listener {
@@ -110,6 +112,7 @@ impl Listener {
             limits,
             name,
             metrics,
+            cap_logged: std::sync::Mutex::new(None),
         }
     }
 
@@ -123,11 +126,7 @@ impl Listener {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                tracing::warn!(
-                    listener = self.name,
-                    max = self.limits.max_connections,
-                    "Connection cap reached; new connections wait until one closes."
-                );
+                self.note_cap();
                 self.drop_metric("cap_reached");
                 // The semaphore is never closed.
                 match self.permits.clone().acquire_owned().await {
@@ -169,6 +168,19 @@ impl Listener {
             let c = l.accept().await;
             Some((Ok(c), l))
         })
+    }
+
+    /// Says the cap was reached, at most once a minute (a flood would repeat it per slot).
+    fn note_cap(&self) {
+        let mut last = self.cap_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                listener = self.name,
+                max = self.limits.max_connections,
+                "Connection cap reached; new connections wait until one closes."
+            );
+        }
     }
 
     fn drop_metric(&self, reason: &'static str) {
@@ -345,17 +357,18 @@ impl tonic::transport::server::Connected for Guarded {
     }
 }
 
+/// Descriptors for everything but connections: database, WAL, logs, exports, threads.
+const RESERVE: u64 = 256;
+
 /// File descriptors for `want` connections in all: raises the soft limit toward the hard
 /// one, and returns how many connections the limit leaves room for (`want` if enough).
 /// A collector that runs out of descriptors cannot open its database or accept agents.
 pub fn fit_descriptors(want: usize) -> usize {
-    /// Descriptors for everything but connections: database, WAL, logs, exports, threads.
-    const RESERVE: u64 = 256;
     #[cfg(unix)]
     {
         use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
         let lim = getrlimit(Resource::Nofile);
-        let need = want as u64 + RESERVE;
+        let need = (want as u64).saturating_add(RESERVE);
         let mut have = lim.current.unwrap_or(u64::MAX);
         if have < need {
             let raised = lim.maximum.map_or(need, |max| max.min(need));
@@ -366,7 +379,8 @@ pub fn fit_descriptors(want: usize) -> usize {
             }
         }
         if have < need {
-            let fit = have.saturating_sub(RESERVE).max(16) as usize;
+            // Keep a quarter for the rest when the limit is small.
+            let fit = have.saturating_sub(RESERVE.min(have / 4)).max(16) as usize;
             tracing::warn!(
                 want,
                 fit,

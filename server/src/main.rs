@@ -468,10 +468,15 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let http_cap = if http.is_some() { http_max_connections } else { 0 };
             let want = grpc_cap.saturating_add(http_cap);
             let fit = sightline_server::listen::fit_descriptors(want);
-            // Short of descriptors, both listeners shrink in proportion.
-            shared.config.max_connections =
-                ((grpc_cap as u128 * fit as u128) / want.max(1) as u128).max(1) as usize;
-            shared.config.http_max_connections = (fit - shared.config.max_connections.min(fit)).max(1);
+            if fit < want {
+                // Short of descriptors: the API keeps a small share, the agents the rest.
+                let http_fit = http_cap.min((fit / 8).max(8)).min(fit / 2);
+                shared.config.http_max_connections = http_fit.max(1);
+                shared.config.max_connections = fit.saturating_sub(http_fit).max(1);
+            } else {
+                shared.config.max_connections = grpc_cap;
+                shared.config.http_max_connections = http_cap.max(1);
+            }
             shared.config.ek_roots = server::read_pem_certificates(&ek_roots)?;
             if let Some(bad) =
                 ek_allow.iter().find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -141,7 +141,7 @@ impl Default for Metrics {
         m.registry.register("open_connections", "Open connections, per listener", m.connections.clone());
         m.registry.register(
             "connections_dropped",
-            "Connections closed by the collector (idle, unauthenticated too long, handshake timeout), per listener and reason",
+            "Connections the collector closed (idle, unauthenticated too long) or held back (cap_reached), per listener and reason",
             m.connections_dropped.clone(),
         );
         m.registry.register(

@@ -239,7 +239,7 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
     );
     assert_eq!(code, 201, "{alice}");
 
-    let t0 = 1_800_000_000_000i64;
+    let t0 = 1_768_464_000_000i64; // 2026-01-15T08:00:00Z: device times must be in the past (clock.rs)
     let obs = |change: pb::Change, at: i64, item: Item| pb::Observation {
         seq: 0,
         observed_at_ms: at,
@@ -292,7 +292,7 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
     }
 
     // Her Okta sign-in that morning, pushed by the IdP log forwarder (an `ingest` token).
-    let okta = r#"[{"uuid":"7f3c2b2e-1111-11ef-9a9a-3b1d2c4e5f60","published":"2027-01-15T07:58:12.345Z","eventType":"user.session.start",
+    let okta = r#"[{"uuid":"7f3c2b2e-1111-11ef-9a9a-3b1d2c4e5f60","published":"2026-01-15T07:58:12.345Z","eventType":"user.session.start",
       "actor":{"id":"00u1abcd","type":"User","alternateId":"alice@example.com","displayName":"Alice Ng"},
       "client":{"ipAddress":"198.51.100.7","device":"Computer"},"outcome":{"result":"SUCCESS"},
       "target":[{"type":"AppInstance","displayName":"Okta Dashboard"}]}]"#;
@@ -306,7 +306,7 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
     assert_eq!(code, 400, "{r}");
     assert!(r["error"].as_str().unwrap().contains("event 1"), "{r}");
 
-    let inside = "2027-01-15T08:30:00Z"; // t0 = 2027-01-15T08:00:00Z
+    let inside = "2026-01-15T08:30:00Z"; // t0 = 2026-01-15T08:00:00Z
     let (code, _, t) =
         call("GET", format!("/api/v1/triage/user/alice@example.com?at={inside}"), None, &viewer);
     assert_eq!(code, 200, "{t}");
@@ -328,7 +328,7 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
     // After she logged out, and before she logged in: no session puts her on the device, but
     // her connectors are still there (owned by her account).
     let (_, _, later) =
-        call("GET", "/api/v1/triage/user/alice@example.com?at=2027-01-15T12:00:00Z".into(), None, &viewer);
+        call("GET", "/api/v1/triage/user/alice@example.com?at=2026-01-15T12:00:00Z".into(), None, &viewer);
     assert!(later["devices"][0]["sessions"].as_array().unwrap().is_empty(), "{later:#}");
 
     // The CLI says the same.
@@ -441,7 +441,7 @@ fn entra_sign_in_logs_import_from_a_file() {
     std::fs::write(
         &file,
         r#"{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#auditLogs/signIns","value":[
-          {"id":"66ea54eb-6301-4ee5-be62-ff5a759b0100","createdDateTime":"2027-01-15T09:00:00Z","userDisplayName":"Bob Diaz",
+          {"id":"66ea54eb-6301-4ee5-be62-ff5a759b0100","createdDateTime":"2026-01-15T09:00:00Z","userDisplayName":"Bob Diaz",
            "userPrincipalName":"bob@contoso.com","appDisplayName":"Microsoft Teams","ipAddress":"203.0.113.9",
            "status":{"errorCode":0},"deviceDetail":{"deviceId":"","displayName":"LAPTOP-BOB","operatingSystem":"Windows10"}}]}"#,
     )
@@ -451,7 +451,7 @@ fn entra_sign_in_logs_import_from_a_file() {
     assert!(ok && out.contains("imported 1 sign-ins (0 already known"), "{out}");
     let (ok, out) = run(&["signins", "import", "--source", "entra", f]);
     assert!(ok && out.contains("imported 0 sign-ins (1 already known"), "{out}");
-    std::fs::write(&file, "{\"value\":[{\"id\":\"a\",\"createdDateTime\":\"2027-01-15T09:00:00Z\",\"userPrincipalName\":\"x@y\",\"status\":{\"errorCode\":0}},{\"id\":\"b\"}]}").unwrap();
+    std::fs::write(&file, "{\"value\":[{\"id\":\"a\",\"createdDateTime\":\"2026-01-15T09:00:00Z\",\"userPrincipalName\":\"x@y\",\"status\":{\"errorCode\":0}},{\"id\":\"b\"}]}").unwrap();
     let (ok, out) = run(&["signins", "import", "--source", "entra", f]);
     assert!(!ok && out.contains("event 2") && out.contains("was not imported"), "{out}");
     let (ok, out) = run(&["signins", "import", "--source", "ldap", f]);

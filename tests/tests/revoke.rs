@@ -339,3 +339,65 @@ fn a_revoked_tool_is_stopped_and_stays_stopped() {
     assert_eq!(v["status"], "revoked", "{v:#}");
     agent.terminate(Duration::from_secs(10));
 }
+
+/// Stopping a tool never stops a process that only mentions it: a command line that names
+/// LM Studio's AppImage (`grep LM-Studio-` is the classic) or a server on LM Studio's port is
+/// reported, and left running; the outcome says why.
+#[test]
+fn a_process_that_only_mentions_a_tool_survives_its_revocation() {
+    let stack = Stack::start();
+    let work = tempfile::tempdir().unwrap();
+    let root = laptop(work.path(), &fake_openai_key());
+    // Matched by detection through the catalog's command-line marker, but the program is sh.
+    // (Two commands, so the shell stays instead of becoming `sleep`.)
+    let mut mention = std::process::Command::new("sh")
+        .args(["-c", "sleep 300; true", "LM-Studio-0.3.5.AppImage"])
+        .spawn()
+        .unwrap();
+    // Matched by detection through LM Studio's port, but the program is Python.
+    let mut on_port = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', 1234))\ns.listen()\ntime.sleep(300)",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the decoy to listen on 1234 (is the port free?)", || {
+        assert!(on_port.try_wait().unwrap().is_none(), "port 1234 is taken on this machine");
+        std::net::TcpStream::connect("127.0.0.1:1234").ok().map(|_| ())
+    });
+    let mut agent = AgentProcess::enroll(
+        &stack.server,
+        work.path(),
+        &root,
+        "enforcement = \"enforce\"\nprocesses = true\nprocess_interval = \"1s\"\n",
+    );
+    let device = started(&stack, &mut agent, "the first resync");
+    let db = stack.server.db();
+    wait_for(Duration::from_secs(30), "both decoys to be reported as LM Studio", || {
+        let pids: Vec<u64> = db
+            .observations(&device)
+            .iter()
+            .filter(|o| o.kind == "process" && o.data["tool"] == "lm_studio")
+            .filter_map(|o| o.data["pid"].as_u64())
+            .collect();
+        (pids.contains(&u64::from(mention.id())) && pids.contains(&u64::from(on_port.id()))).then_some(())
+    });
+    let (ok, out) = stack.cli(&["revoke", "tool:lm_studio", "--json"]);
+    assert!(ok, "{out}");
+    let viewer = stack.api_token("viewer");
+    let v =
+        stack.connector_when("tool:lm_studio", &viewer, "the outcome", |v| outcome_of(v, &device).is_some());
+    assert_eq!(outcome_of(&v, &device).as_deref(), Some("unsupported"), "{v:#}");
+    let detail = v["revocation"]["devices"][0]["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("not its program"), "{v:#}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(mention.try_wait().unwrap().is_none(), "a process that only mentions LM Studio was stopped");
+    assert!(on_port.try_wait().unwrap().is_none(), "a server on LM Studio's port was stopped");
+    mention.kill().ok();
+    on_port.kill().ok();
+    mention.wait().ok();
+    on_port.wait().ok();
+    agent.terminate(Duration::from_secs(10));
+}

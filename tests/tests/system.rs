@@ -639,9 +639,11 @@ async fn presence_intervals_answer_what_was_on_a_device_at_a_time() {
     use sightline_proto::pb::{self, observation::Item};
     let c = Collector::start().await;
     let a = enroll(&c).await;
+    // Device times are milliseconds after a base in the past (later ones would be clamped).
+    const T: i64 = 1_700_000_000_000;
     let obs = |change: pb::Change, at: i64, item: Item| pb::Observation {
         seq: 0,
-        observed_at_ms: at,
+        observed_at_ms: T + at,
         change: change as i32,
         item: Some(item),
     };
@@ -703,7 +705,7 @@ async fn presence_intervals_answer_what_was_on_a_device_at_a_time() {
     let store = c.shared.store.clone();
     let at = |t: i64| -> Vec<(String, String, u64)> {
         store
-            .present_at(&a.device_id, t)
+            .present_at(&a.device_id, T + t)
             .unwrap()
             .into_iter()
             .map(|p| (p.kind, p.locus.rsplit('/').nth(2).unwrap_or(&p.locus).to_owned(), p.appeared_seq))
@@ -729,7 +731,7 @@ async fn presence_intervals_answer_what_was_on_a_device_at_a_time() {
     let history = store.presence_history(&a.device_id).unwrap();
     assert_eq!(history.len(), 4, "{history:#?}");
     let last = history.iter().find(|p| p.appeared_seq == 7).unwrap();
-    assert_eq!((last.disappeared_at_ms, last.disappeared_seq), (Some(4100), Some(8)));
+    assert_eq!((last.disappeared_at_ms, last.disappeared_seq), (Some(T + 4100), Some(8)));
     let status: Vec<(String, bool)> =
         store.connectors().unwrap().into_iter().map(|c| (c.kind, c.devices[0].present)).collect();
     assert_eq!(status, vec![("extension".into(), true), ("token".into(), false)]);

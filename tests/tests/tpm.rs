@@ -10,6 +10,7 @@ use sightline_agent::keys::{DeviceKey, KeyChoice};
 use sightline_agent::state::StateDir;
 use sightline_proto::envelope;
 use sightline_proto::pb::{self, enrollment_client::EnrollmentClient};
+use sightline_server::attest::tpm2::TpmPublic;
 use sightline_server::ingest::{Assurance, IngestConfig};
 use sightline_tests::*;
 use tonic::Code;
@@ -233,6 +234,23 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
     // A revoked device's TPM cannot come back under a new enrollment.
     c.shared.store.revoke_device(&e.device_id, 1).unwrap();
     expect(raw.enroll(|_| {}, |_| {}, None).await, Code::PermissionDenied, "revoked");
+    // Nor under another spelling of the same EK: the exponent written as 0 (TPM shorthand
+    // for 65537) or in full is the same key, so the same TPM.
+    for exponent in [0, 65_537] {
+        expect(
+            raw.enroll(
+                |b| {
+                    let t = b.key.as_mut().unwrap().tpm.as_mut().unwrap();
+                    t.ek_public = TpmPublic::respell_rsa_exponent(&t.ek_public, exponent).unwrap();
+                },
+                |_| {},
+                None,
+            )
+            .await,
+            Code::PermissionDenied,
+            "revoked",
+        );
+    }
     drop(key);
     c.stop().await;
 

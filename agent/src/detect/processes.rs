@@ -16,8 +16,18 @@ pub struct ProcessInfo {
     pub pid: u32,
     pub name: String,
     pub exe: Option<String>,
-    pub cmdline: String,
+    /// argv, as the process was started.
+    pub args: Vec<String>,
     pub user: Option<String>,
+    /// When it started (seconds since the epoch): with the pid, which process this is.
+    pub start_time: u64,
+}
+
+impl ProcessInfo {
+    /// argv joined by spaces, for command-line markers.
+    pub fn cmdline(&self) -> String {
+        self.args.join(" ")
+    }
 }
 
 /// Reads the live process table. Blocking: call it off the async runtime.
@@ -75,30 +85,39 @@ impl Sampler {
                 pid: p.pid().as_u32(),
                 name: p.name().to_string_lossy().into_owned(),
                 exe: p.exe().map(|e| e.to_string_lossy().into_owned()),
-                cmdline: p.cmd().iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
+                args: p.cmd().iter().map(|a| a.to_string_lossy().into_owned()).collect(),
                 user: p.user_id().and_then(|u| users.get_user_by_id(u)).map(|u| u.name().to_owned()),
+                start_time: p.start_time(),
             })
             .collect()
     }
 }
 
 impl Sampler {
-    /// Stops processes: SIGTERM (so they can save state), then SIGKILL for any still alive
-    /// after `grace`. Never this agent or PID 1. Returns each pid with what happened.
-    /// Blocking (waits up to `grace` plus a second).
+    /// Stops processes, each named by (pid, start time) as it was sampled: SIGTERM (so they
+    /// can save state), then SIGKILL for any still alive after `grace` — only if that pid
+    /// still started at the same time, so a pid reused meanwhile by another process is never
+    /// killed. Never this agent or PID 1. Returns each pid with what happened. Blocking
+    /// (waits up to `grace` plus a second).
     #[allow(clippy::disallowed_types, reason = "a bounded wait on a blocking thread")]
-    pub fn stop(&mut self, pids: &[u32], grace: std::time::Duration) -> Vec<(u32, Result<(), String>)> {
+    pub fn stop(
+        &mut self,
+        targets_in: &[(u32, u64)],
+        grace: std::time::Duration,
+    ) -> Vec<(u32, Result<(), String>)> {
         use sysinfo::{Pid, ProcessStatus, Signal};
         let own = std::process::id();
         let mut out = Vec::new();
         let mut targets = Vec::new();
-        for &pid in pids {
+        let started: std::collections::HashMap<Pid, u64> =
+            targets_in.iter().map(|&(pid, t)| (Pid::from_u32(pid), t)).collect();
+        for &(pid, start_time) in targets_in {
             if pid <= 1 || pid == own {
                 out.push((pid, Err("refusing to stop PID 1 or the agent itself".to_owned())));
                 continue;
             }
             let p = Pid::from_u32(pid);
-            match self.sys.process(p) {
+            match self.sys.process(p).filter(|p| p.start_time() == start_time) {
                 // A platform without SIGTERM (Windows) gets the hard stop at once.
                 Some(proc_) => match proc_.kill_with(Signal::Term).or_else(|| Some(proc_.kill())) {
                     Some(true) => targets.push(p),
@@ -109,11 +128,16 @@ impl Sampler {
         }
         let alive = |sys: &mut System, targets: &[Pid]| -> Vec<Pid> {
             sys.refresh_processes(ProcessesToUpdate::Some(targets), true);
-            // A zombie has exited; only its parent's wait is missing.
+            // A zombie has exited (only its parent's wait is missing); a pid that started at
+            // another time is someone else now.
             targets
                 .iter()
                 .copied()
-                .filter(|p| sys.process(*p).is_some_and(|p| p.status() != ProcessStatus::Zombie))
+                .filter(|p| {
+                    sys.process(*p).is_some_and(|q| {
+                        q.status() != ProcessStatus::Zombie && Some(&q.start_time()) == started.get(p)
+                    })
+                })
                 .collect()
         };
         let wait = |sys: &mut System, targets: &[Pid], within: std::time::Duration| -> Vec<Pid> {
@@ -128,7 +152,8 @@ impl Sampler {
         };
         let stubborn = wait(&mut self.sys, &targets, grace);
         for p in &stubborn {
-            if let Some(proc_) = self.sys.process(*p) {
+            // The same process still, not a newcomer that was given its pid.
+            if let Some(proc_) = self.sys.process(*p).filter(|q| Some(&q.start_time()) == started.get(p)) {
                 proc_.kill();
             }
         }
@@ -148,23 +173,27 @@ pub fn detect(catalog: &Catalog, procs: &[ProcessInfo]) -> Vec<Finding> {
     detect_with_ports(catalog, procs, &listening_ports(|port| catalog.tool_for_port(port).is_some()))
 }
 
+/// The catalogued tool a process is, by name, command-line marker or — for a process
+/// neither names — a distinctive port it listens on (`listening`: (port, pid)).
+pub fn tool_of<'c>(catalog: &'c Catalog, p: &ProcessInfo, listening: &[(u16, u32)]) -> Option<&'c str> {
+    let by_port = || {
+        listening.iter().filter(|(_, pid)| *pid == p.pid).find_map(|(port, _)| catalog.tool_for_port(*port))
+    };
+    catalog
+        .tool_for_process(&p.name)
+        .or_else(|| catalog.tool_for_cmdline(&p.cmdline()))
+        .or_else(by_port)
+        .map(|t| t.id.as_str())
+}
+
 /// As [`detect`], with the listening sockets given as (port, pid).
 pub fn detect_with_ports(catalog: &Catalog, procs: &[ProcessInfo], listening: &[(u16, u32)]) -> Vec<Finding> {
     let mut out: Vec<Finding> = procs
         .iter()
         .filter_map(|p| {
-            let by_port = || {
-                listening
-                    .iter()
-                    .filter(|(_, pid)| *pid == p.pid)
-                    .find_map(|(port, _)| catalog.tool_for_port(*port))
-            };
-            let tool = catalog
-                .tool_for_process(&p.name)
-                .or_else(|| catalog.tool_for_cmdline(&p.cmdline))
-                .or_else(by_port)?;
+            let tool = tool_of(catalog, p, listening)?;
             Some(Finding::Process(ProcessFinding {
-                tool: tool.id.clone(),
+                tool: tool.to_owned(),
                 user: p.user.clone(),
                 pid: p.pid,
                 name: p.name.clone(),
@@ -252,7 +281,14 @@ mod tests {
     use super::*;
 
     fn p(pid: u32, name: &str, cmdline: &str) -> ProcessInfo {
-        ProcessInfo { pid, name: name.into(), exe: None, cmdline: cmdline.into(), user: Some("alice".into()) }
+        ProcessInfo {
+            pid,
+            name: name.into(),
+            exe: None,
+            args: cmdline.split(' ').map(str::to_owned).collect(),
+            user: Some("alice".into()),
+            start_time: 1,
+        }
     }
 
     #[test]

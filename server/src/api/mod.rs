@@ -254,6 +254,9 @@ async fn csrf(req: axum::extract::Request, next: axum::middleware::Next) -> Resp
         && crate::ui::session_cookie(h).is_some()
         && !h.contains_key(crate::ui::CSRF_HEADER)
     {
+        // Read (a bounded part of) the body first: an HTTP/2 client that is still sending
+        // when the answer comes sees a reset stream instead of the 403.
+        let _unread = axum::body::to_bytes(req.into_body(), 64 * 1024).await;
         return ApiError(
             StatusCode::FORBIDDEN,
             format!("a change made with a session cookie needs the {} header", crate::ui::CSRF_HEADER),
