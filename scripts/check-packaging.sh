@@ -63,7 +63,8 @@ cleanup() {
 }
 trap cleanup EXIT
 dpkg -i "$deb" >/dev/null
-systemd-analyze verify /usr/lib/systemd/system/sightline-agent.service
+systemd-analyze verify /usr/lib/systemd/system/sightline-agent.service /usr/lib/systemd/system/sightline-agent.path
+grep -q '^RestartPreventExitStatus=78' /usr/lib/systemd/system/sightline-agent.service || fail "a damaged identity would restart in a loop"
 [ -L /etc/systemd/system/multi-user.target.wants/sightline-agent.service ] || fail "unit not enabled"
 [ "$(stat -c %a /var/lib/sightline)" = 700 ] || fail "state dir is not 0700"
 

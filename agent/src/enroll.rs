@@ -132,14 +132,23 @@ pub async fn enroll(state: &StateDir, opts: &EnrollOptions) -> anyhow::Result<En
 /// starts again.
 fn retire_previous(state: &StateDir) -> anyhow::Result<()> {
     let outbox = state.file("outbox");
-    if let Some(old) = state.enrollment()?
-        && outbox.exists()
-    {
-        let kept = state.file(&format!("outbox.{}", old.device_id));
+    // A damaged enrollment record must not block the enrollment that replaces it.
+    let old = match state.enrollment() {
+        Ok(old) => old.map(|e| e.device_id),
+        Err(e) if e.is::<crate::state::Damaged>() => {
+            tracing::warn!(error = %e, "Re-enrolling over a damaged enrollment record; setting it aside.");
+            state.set_aside("enrollment.json")?;
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if outbox.exists() {
+        let kept = state.file(&format!("outbox.{}", old.as_deref().unwrap_or("previous")));
+        let kept = if kept.exists() { state.file(&format!("outbox.previous-{}", now_ms())) } else { kept };
         let pending = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
         std::fs::rename(&outbox, &kept).with_context(|| format!("moving {} aside", outbox.display()))?;
         if pending > 0 {
-            tracing::warn!(previous_device = %old.device_id, pending, kept = %kept.display(),
+            tracing::warn!(previous_device = old.as_deref().unwrap_or("unknown"), pending, kept = %kept.display(),
                 "Re-enrolling: batches not delivered for the previous device were set aside.");
         }
     }

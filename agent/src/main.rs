@@ -194,6 +194,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 sightline_agent::govern::lower_priority(config.nice);
             }
             let grace = config.shutdown_grace;
+            let state_dir = config.state_dir.clone();
             // One thread drives the stream and the timers; scans run on the blocking pool.
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -206,8 +207,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             ));
             // A look still running on a blocking thread must not hold the exit hostage.
             rt.shutdown_timeout(grace);
-            result?;
-            Ok(ExitCode::SUCCESS)
+            match result {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) if state::needs_enrollment(&e) => Ok(needs_enrollment(&state_dir, &e)),
+                Err(e) => Err(e),
+            }
         }
         #[cfg(windows)]
         Command::Service => {
@@ -258,6 +262,31 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The way out of a damaged identity: say what is wrong and how to enroll again, set the
+/// damaged files aside so enrollment can proceed, and exit with a status the service
+/// manager does not restart on (no loop of identical failures).
+fn needs_enrollment(state_dir: &std::path::Path, e: &anyhow::Error) -> ExitCode {
+    let moved = StateDir::open(state_dir).and_then(|s| s.retire_damaged(e));
+    #[allow(clippy::print_stderr, reason = "the binary's error edge")]
+    {
+        eprintln!("sightline-agent: {e:#}");
+        match moved {
+            Ok(m) if !m.is_empty() => {
+                let m: Vec<String> = m.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("sightline-agent: set aside for inspection: {}", m.join(", "));
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("sightline-agent: could not set the damaged files aside: {e:#}"),
+        }
+        eprintln!(
+            "sightline-agent: enroll this agent again (`sightline-agent enroll --server URL --token TOKEN --ca CA.pem`, \
+             or have the MDM provide a new enrollment token); exiting with status {} so it is not restarted until then",
+            state::EXIT_NEEDS_ENROLLMENT
+        );
+    }
+    ExitCode::from(state::EXIT_NEEDS_ENROLLMENT)
 }
 
 /// Without `--state-dir`, use the installed agent's key if it is enrolled and readable;

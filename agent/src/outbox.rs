@@ -79,7 +79,8 @@ impl Outbox {
     /// The chain head, recovered from the outbox if `chain.json` lags behind it.
     pub fn head(&self) -> anyhow::Result<ChainHead> {
         let mut head = match self.state.read("chain.json")? {
-            Some(b) => serde_json::from_slice(&b).context("chain.json is malformed")?,
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| crate::state::Damaged { file: "chain.json", reason: e.to_string() })?,
             None => ChainHead::default(),
         };
         if let Some(last) = self.pending()?.last()

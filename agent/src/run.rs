@@ -54,6 +54,10 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
         let (st, id, k, spool) =
             (state.clone(), enrollment.device_id.clone(), key.clone(), SpoolConfig::with_max_bytes(config.spool_max_bytes));
         let recorder = Arc::new(tokio::task::spawn_blocking(move || Recorder::open(&st, spool, &id, k)).await??);
+        // A damaged chain head is found now, at start (the caller exits for re-enrollment),
+        // not at the first sealing, where delivery would retry it forever.
+        let r = recorder.clone();
+        tokio::task::spawn_blocking(move || r.outbox().head()).await??;
         let catalog = Arc::new(Catalog::builtin()?);
         let fp = state.fingerprinter()?;
 

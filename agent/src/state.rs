@@ -55,6 +55,53 @@ pub struct Enrollment {
     pub cert_not_after_ms: i64,
 }
 
+/// A state file the agent cannot use as it is (malformed, truncated, from another build):
+/// the device's identity or chain cannot be trusted, so the agent must be enrolled again.
+#[derive(Debug, thiserror::Error)]
+#[error("{file} in the state dir is damaged ({reason}); this agent must be enrolled again")]
+pub struct Damaged {
+    pub file: &'static str,
+    pub reason: String,
+}
+
+/// The exit status of `run` when the agent must be enrolled again (`EX_CONFIG` from
+/// sysexits): service units list it in `RestartPreventExitStatus`, so a damaged identity is
+/// not restarted into the same failure every few seconds.
+pub const EXIT_NEEDS_ENROLLMENT: u8 = 78;
+
+/// Whether `e` means the identity or chain in the state dir is unusable: a [`Damaged`]
+/// file, or a device key that is corrupt or no longer works on this hardware.
+pub fn needs_enrollment(e: &anyhow::Error) -> bool {
+    use crate::keys::KeyError;
+    e.chain().any(|c| {
+        c.is::<Damaged>()
+            || matches!(c.downcast_ref::<KeyError>(), Some(KeyError::Corrupt(_) | KeyError::Stale(_)))
+    })
+}
+
+impl StateDir {
+    /// After [`needs_enrollment`]: sets aside what cannot be used (the enrollment record,
+    /// so `enroll` and MDM enrollment scripts see an unenrolled agent; a damaged chain head;
+    /// a corrupt software key) and returns what was moved.
+    pub fn retire_damaged(&self, e: &anyhow::Error) -> anyhow::Result<Vec<PathBuf>> {
+        let mut moved = Vec::new();
+        let damaged: Vec<&'static str> =
+            e.chain().filter_map(|c| c.downcast_ref::<Damaged>().map(|d| d.file)).collect();
+        let key_corrupt = e.chain().any(|c| {
+            matches!(c.downcast_ref::<crate::keys::KeyError>(), Some(crate::keys::KeyError::Corrupt(_)))
+        });
+        let mut names = vec!["enrollment.json"];
+        names.extend(damaged.into_iter().filter(|f| *f != "enrollment.json"));
+        if key_corrupt {
+            names.push("device-key.pk8");
+        }
+        for name in names {
+            moved.extend(self.set_aside(name)?);
+        }
+        Ok(moved)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StateDir {
     path: PathBuf,
@@ -125,9 +172,25 @@ impl StateDir {
         match self.read("enrollment.json")? {
             None => Ok(None),
             Some(b) => Ok(Some(
-                serde_json::from_slice(&b).context("enrollment.json is malformed; re-enroll this agent")?,
+                serde_json::from_slice(&b)
+                    .map_err(|e| Damaged { file: "enrollment.json", reason: e.to_string() })?,
             )),
         }
+    }
+
+    /// Moves a damaged file aside (`NAME.damaged-<ms>`), kept for inspection; returns where
+    /// it went, or None if there was nothing there.
+    pub fn set_aside(&self, name: &str) -> anyhow::Result<Option<PathBuf>> {
+        let from = self.file(name);
+        if !from.exists() {
+            return Ok(None);
+        }
+        let ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let to = self.file(&format!("{name}.damaged-{ms}"));
+        fs::rename(&from, &to).with_context(|| format!("moving {} aside", from.display()))?;
+        sync_dir(&self.path)?;
+        Ok(Some(to))
     }
 
     /// The fingerprinter for this agent: the org key once enrolled, a persistent local key

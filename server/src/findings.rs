@@ -9,6 +9,8 @@
 //! - `software_key_device` / `unattested_device`: the device's key is not hardware-attested;
 //! - `stale_agent`: not heard from within `stale_after`;
 //! - `delivery_gap`: the agent had to drop observations (spool overflow), with the count;
+//! - `clock_skew`: the device's clock was off by more than the plausible window at its last
+//!   attestation, so its times are stored as the collector received them (`clock`);
 //! - `revocation_not_enforced`: an admin revoked a connector and a device answered without
 //!   enforcing it (report mode, unsupported there, failed, or refused the directive).
 
@@ -157,6 +159,25 @@ pub fn compute_from(
                 device_id: Some(d.id.clone()),
                 first_seen_ms: d.enrolled_at_ms,
                 evidence: json!({"assurance": d.assurance, "key_backend": d.key_backend, "hostname": d.hostname}),
+            });
+        }
+        if let Some(skew) =
+            d.clock_skew_ms.filter(|s| s.unsigned_abs() > crate::clock::MAX_AHEAD.as_millis() as u64)
+        {
+            out.push(Finding {
+                kind: "clock_skew",
+                severity: "low",
+                subject: d.id.clone(),
+                device_id: Some(d.id.clone()),
+                first_seen_ms: d.last_attested_ms.unwrap_or(d.enrolled_at_ms),
+                evidence: json!({
+                    "clock_skew_ms": skew, "hostname": d.hostname,
+                    "effect": if skew > 0 {
+                        "the device's clock runs ahead: its times later than the collector's are stored as received"
+                    } else {
+                        "the device's clock runs behind: its times read earlier than the events were"
+                    },
+                }),
             });
         }
         let last = d.last_seen_ms.unwrap_or(d.enrolled_at_ms);

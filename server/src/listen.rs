@@ -6,12 +6,13 @@
 //!   new connections wait in the kernel's backlog until one closes;
 //! - **accept errors back off**: out of file descriptors (EMFILE, ENFILE) or memory, the loop
 //!   sleeps (10 ms doubling to 1 s) and logs once per episode instead of spinning;
-//! - **every connection is [`Guarded`]**: it is closed after `idle` without a byte either way
-//!   while nothing is in flight, and — unless something on it authenticated — `lifetime`
-//!   after it opened, however it trickles bytes. On the gRPC listener a connection counts as
-//!   authenticated once a telemetry stream on it has verified signed device claims; on the
-//!   HTTP listener nothing marks it, so every connection is recycled after its lifetime
-//!   (clients reconnect).
+//! - **every connection is [`Guarded`]** until something on it authenticates: it is closed
+//!   after `idle` without a byte either way while nothing is in flight, and `lifetime` after
+//!   it opened however it trickles bytes. On the gRPC listener a connection authenticates
+//!   when a telemetry stream on it has verified signed device claims (from then on HTTP/2
+//!   keepalive finds dead peers: a stream may rightly be silent between batches); on the HTTP
+//!   listener nothing marks it, so every connection is recycled within its lifetime (the
+//!   server closes it gracefully first; clients reconnect).
 //!
 //! So a connection that never authenticates costs at most one slot under the cap, its
 //! buffers, and `lifetime` of time.
@@ -244,21 +245,22 @@ impl Guarded {
         &self.state
     }
 
-    /// The next instant this connection must be looked at, and why it would close then.
-    fn deadline(&self) -> (Instant, &'static str) {
-        let idle = self.last_activity + self.limits.idle;
+    /// The next instant this connection must be looked at, and why it would close then;
+    /// None once it authenticated (an agent's stream may rightly sit silent between batches:
+    /// the protocol's keepalive finds dead peers from then on).
+    fn deadline(&self) -> Option<(Instant, &'static str)> {
         if self.state.authenticated() {
-            (idle, "idle")
-        } else {
-            let end = self.opened + self.limits.lifetime;
-            if end < idle { (end, "unauthenticated_lifetime") } else { (idle, "idle") }
+            return None;
         }
+        let idle = self.last_activity + self.limits.idle;
+        let end = self.opened + self.limits.lifetime;
+        Some(if end < idle { (end, "unauthenticated_lifetime") } else { (idle, "idle") })
     }
 
     /// Ready(Err) once a deadline has passed; otherwise arms the timer and stays Pending.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            let (at, why) = self.deadline();
+            let Some((at, why)) = self.deadline() else { return Poll::Pending };
             let now = Instant::now();
             if now >= at {
                 if why == "idle" && self.state.in_flight.load(Ordering::Relaxed) > 0 {
@@ -448,15 +450,22 @@ mod tests {
         assert!(took >= Duration::from_millis(650) && took < Duration::from_secs(2), "{took:?}");
         writer.abort();
 
-        // Authenticated and busy: neither bound applies while a request is in flight.
+        // Busy: not idle while a request is in flight (the lifetime still holds).
+        let _c = TcpStream::connect(addr).await.unwrap();
+        let mut g = l.accept().await;
+        let busy = g.state().busy();
+        let started = std::time::Instant::now();
+        let e = g.read(&mut buf).await.unwrap_err();
+        assert!(e.to_string().contains("authenticate"), "closed for its lifetime, not as idle: {e}");
+        assert!(started.elapsed() >= Duration::from_millis(650), "{:?}", started.elapsed());
+        drop(busy);
+
+        // Authenticated: a silent agent stream is left to the protocol's keepalive.
         let _c = TcpStream::connect(addr).await.unwrap();
         let mut g = l.accept().await;
         g.state().mark_authenticated();
-        let busy = g.state().busy();
-        let r = tokio::time::timeout(Duration::from_millis(900), g.read(&mut buf)).await;
-        assert!(r.is_err(), "still open while busy and authenticated");
-        drop(busy);
-        assert_eq!(g.read(&mut buf).await.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        let r = tokio::time::timeout(Duration::from_millis(1200), g.read(&mut buf)).await;
+        assert!(r.is_err(), "an authenticated connection was closed while silent");
     }
 
     #[tokio::test]

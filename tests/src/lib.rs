@@ -458,6 +458,9 @@ pub struct ServerProcess {
     log: PathBuf,
     extra: Vec<String>,
     http: bool,
+    /// A command the collector runs under (`faketime -f -1h`), and environment for it.
+    wrapper: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
@@ -479,9 +482,38 @@ impl ServerProcess {
             log: data_dir.with_extension("log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             http,
+            wrapper: Vec::new(),
+            env: Vec::new(),
         };
         s.restart();
         s
+    }
+
+    /// Run under `wrapper` (a command that execs the rest of its arguments) with `env`.
+    pub fn start_under(
+        data_dir: &Path,
+        extra: &[&str],
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let mut s = ServerProcess {
+            data_dir: data_dir.to_owned(),
+            port: 0,
+            http_port: None,
+            child: None,
+            log: data_dir.with_extension("log"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            http: false,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        s.restart();
+        s
+    }
+
+    /// The log the collector writes (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -502,10 +534,18 @@ impl ServerProcess {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let mut cmd = std::process::Command::new(bin("sightline-server"));
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = std::process::Command::new(program);
+                c.args(args).arg(bin("sightline-server"));
+                c
+            }
+            None => std::process::Command::new(bin("sightline-server")),
+        };
         cmd.args(["serve", "--dev", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
             .arg(&self.data_dir)
-            .args(&self.extra);
+            .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if self.http {
             cmd.args(["--http", &format!("127.0.0.1:{}", self.http_port.unwrap_or(0))]);
         }

@@ -56,3 +56,99 @@ fn admin_sql(admin: &str, sql: String) -> Result<(), postgres::Error> {
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
+
+/// A PostgreSQL cluster of one test's own, listening on a Unix socket in its directory only
+/// (no TCP port to collide with anything), so the test can stop and start it under load.
+pub struct PrivateCluster {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    /// URL of the `postgres` database, over the socket (`postgres:///postgres?host=DIR&…`).
+    pub conninfo: String,
+}
+
+impl PrivateCluster {
+    /// initdb and start; None without a PostgreSQL installation (a failure under CI).
+    pub fn start() -> Option<PrivateCluster> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max();
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have PostgreSQL installed (scripts/test.sh does)"
+            );
+            eprintln!("no PostgreSQL installation: test skipped");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            std::process::Command::new("chown").args(["postgres:"]).arg(dir.path()).status().unwrap();
+        }
+        let data = dir.path().join("data");
+        let out = as_owner(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "sightline", "-A", "trust", "--locale=C", "-E", "UTF8"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let conninfo = format!("postgres:///postgres?host={}&user=sightline", dir.path().display());
+        let c = PrivateCluster { dir, bin, conninfo };
+        c.start_again();
+        Some(c)
+    }
+
+    /// `pg_ctl start`, waiting until it accepts connections.
+    pub fn start_again(&self) {
+        let out = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "start", "-o"])
+            .arg(format!("-c listen_addresses='' -k {} -c max_connections=100", self.dir.path().display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `pg_ctl stop -m fast`: open connections are cut, as in a database failover.
+    pub fn stop(&self) {
+        let out = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output()
+            .ok();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// PostgreSQL refuses to run as root: as the postgres account then.
+fn as_owner(program: &std::path::Path) -> std::process::Command {
+    if is_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}

@@ -72,7 +72,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display + std::any::Any) -> ApiError {
+    let any = &e as &dyn std::any::Any;
+    let store = any.downcast_ref::<crate::store::StoreError>().or_else(|| {
+        any.downcast_ref::<anyhow::Error>().and_then(|a| a.downcast_ref::<crate::store::StoreError>())
+    });
+    if store.is_some_and(crate::store::StoreError::is_unavailable) {
+        tracing::warn!(error = %e, "API request failed: storage unavailable.");
+        return ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "collector storage is unavailable; retry later".into(),
+        );
+    }
     tracing::error!(error = %e, "API request failed.");
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, "collector storage failure".into())
 }

@@ -133,7 +133,17 @@ pub(crate) async fn blocking<T: Send + 'static>(
     })
 }
 
-pub(crate) fn internal(e: impl std::fmt::Display) -> tonic::Status {
+/// A failure behind the edge, as the agent sees it: `UNAVAILABLE` (retry later, with
+/// backoff) when the database cannot be reached, `INTERNAL` otherwise; the detail goes to
+/// the log only.
+pub(crate) fn internal(e: impl std::fmt::Display + std::any::Any) -> tonic::Status {
+    let unavailable = (&e as &dyn std::any::Any)
+        .downcast_ref::<crate::store::StoreError>()
+        .is_some_and(crate::store::StoreError::is_unavailable);
+    if unavailable {
+        tracing::warn!(error = %e, "Storage unavailable; agents are told to retry.");
+        return tonic::Status::unavailable("collector storage is unavailable; retry later");
+    }
     tracing::error!(error = %e, "Storage error.");
     tonic::Status::internal("collector storage failure")
 }

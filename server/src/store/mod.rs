@@ -367,6 +367,32 @@ pub(crate) fn token_verdict(row: Option<(i64, Option<i64>, Option<i64>)>, now_ms
     }
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, out of connections),
+    /// as opposed to refusing the operation: callers should retry later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || e.code().is_some_and(|c| {
+                        let c = c.code();
+                        // 08: connection exceptions; 57P0x: the server is shutting down or starting.
+                        c.starts_with("08") || c.starts_with("57P")
+                    })
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::DiskFull
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// What ingest decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
