@@ -247,7 +247,7 @@ struct ListQuery {
 }
 
 /// `userName eq "alice@example.com"` (the filter IdPs use to look a user up).
-fn user_name_filter(f: &str) -> Result<String, ScimError> {
+pub fn user_name_filter(f: &str) -> Result<String, ScimError> {
     let unsupported =
         || ScimError::bad("invalidFilter", format!("unsupported filter {f:?}; only `userName eq \"…\"`"));
     let mut parts = f.trim().splitn(3, ' ');
@@ -310,6 +310,24 @@ async fn patch(
 ) -> Result<Response, ScimError> {
     authorize(&s, &h).await?;
     let body = parse_body(&body)?;
+    let old = get_person(&s, id).await?;
+    let was_active = old.active;
+    let mut p = apply_patch(old, &body)?;
+    let now = now_ms();
+    p.modified_at_ms = now;
+    if was_active && !p.active {
+        p.deprovisioned_at_ms = Some(now);
+        tracing::info!(user = %p.user_name, "SCIM: person deactivated.");
+    } else if p.active {
+        p.deprovisioned_at_ms = None;
+    }
+    let p = blocking(&s, move |st| st.update_person(&p).map(|()| p)).await?;
+    Ok(scim_json(StatusCode::OK, resource(&p)))
+}
+
+/// A PatchOp applied to a person (RFC 7644 §3.5.2, as Okta and Entra send it); the person
+/// as patched, or why the request is refused. No I/O: the handler reads and stores.
+pub fn apply_patch(person: Person, body: &Value) -> Result<Person, ScimError> {
     if !body["schemas"].as_array().is_some_and(|a| a.iter().any(|s| s == PATCH_SCHEMA)) {
         return Err(ScimError::bad("invalidSyntax", format!("`schemas` must be [{PATCH_SCHEMA:?}]")));
     }
@@ -318,8 +336,7 @@ async fn patch(
         .and_then(Value::as_array)
         .filter(|o| !o.is_empty())
         .ok_or_else(|| ScimError::bad("invalidSyntax", "`Operations` must be a non-empty list"))?;
-    let mut p = get_person(&s, id).await?;
-    let was_active = p.active;
+    let mut p = person;
     for op in ops {
         let kind = op.get("op").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
         if kind != "replace" && kind != "add" {
@@ -376,16 +393,7 @@ async fn patch(
         }
         apply_attrs(&mut p, &attrs)?;
     }
-    let now = now_ms();
-    p.modified_at_ms = now;
-    if was_active && !p.active {
-        p.deprovisioned_at_ms = Some(now);
-        tracing::info!(user = %p.user_name, "SCIM: person deactivated.");
-    } else if p.active {
-        p.deprovisioned_at_ms = None;
-    }
-    let p = blocking(&s, move |st| st.update_person(&p).map(|()| p)).await?;
-    Ok(scim_json(StatusCode::OK, resource(&p)))
+    Ok(p)
 }
 
 async fn delete(

@@ -40,8 +40,11 @@ fn ttl(t: Option<&str>) -> Result<Option<std::time::Duration>, ApiError> {
     .transpose()
 }
 
-fn bad_body(e: axum::extract::rejection::JsonRejection) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, e.body_text())
+/// The JSON body, whatever the Content-Type says (the body is read either way: an HTTP/2
+/// client still sending when a refusal comes would see a reset stream instead).
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))
 }
 
 /// A revocation's id failures are the caller's (400/404), not the server's.
@@ -78,10 +81,10 @@ pub(crate) async fn list_api(State(s): State<Shared>, h: HeaderMap) -> Result<Js
 pub(crate) async fn create_api(
     State(s): State<Shared>,
     h: HeaderMap,
-    body: Result<Json<NewApiToken>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     admin(&s, &h).await?;
-    let Json(b) = body.map_err(bad_body)?;
+    let b: NewApiToken = json_body(&body)?;
     let role = Role::parse(&b.role).ok_or_else(|| {
         ApiError(
             StatusCode::BAD_REQUEST,
@@ -149,10 +152,10 @@ pub(crate) async fn list_enrollment(State(s): State<Shared>, h: HeaderMap) -> Re
 pub(crate) async fn create_enrollment(
     State(s): State<Shared>,
     h: HeaderMap,
-    body: Result<Json<NewEnrollmentToken>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     admin(&s, &h).await?;
-    let Json(b) = body.map_err(bad_body)?;
+    let b: NewEnrollmentToken = json_body(&body)?;
     let ttl = ttl(b.ttl.as_deref())?.unwrap_or(std::time::Duration::from_secs(3600));
     let now = now_ms();
     let name = b.name;
