@@ -6,6 +6,7 @@
 //! stream, deleted on ack). [`enroll`] obtains the identity the stream uses; [`state`] owns
 //! every file the agent writes.
 
+pub mod acl;
 pub mod catalog;
 pub mod config;
 pub mod convert;

@@ -111,12 +111,8 @@ impl StateDir {
     /// Opens (creating, 0700) the state directory.
     pub fn open(path: &Path) -> anyhow::Result<StateDir> {
         fs::create_dir_all(path).with_context(|| format!("creating state dir {}", path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("restricting state dir {}", path.display()))?;
-        }
+        crate::acl::restrict_dir(path)
+            .with_context(|| format!("restricting state dir {}", path.display()))?;
         Ok(StateDir { path: path.to_owned() })
     }
 

@@ -15,6 +15,7 @@ pub mod jsonc;
 pub mod mcp;
 pub mod processes;
 pub mod redact;
+mod scrub;
 pub mod sessions;
 pub mod tokens;
 pub mod walk;
@@ -324,6 +325,7 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
         errors.extend(h.errors);
     }
     dedup(&mut findings);
+    scrub::scrub(catalog, &mut [], &mut errors);
     FileScan { os: Some(os), users: homes.iter().map(|h| h.user.clone()).collect(), findings, errors }
 }
 
@@ -337,6 +339,7 @@ pub fn scan_machine(
 ) -> (Vec<Finding>, Vec<ScanError>) {
     let mut ctx = Ctx::new(catalog, fp, limits, os);
     apps::detect_machine_wide(&mut ctx, root);
+    scrub::scrub(catalog, &mut ctx.findings, &mut ctx.errors);
     (ctx.findings, ctx.errors)
 }
 
@@ -384,6 +387,7 @@ pub fn scan_home(
         quiet(&mut || envfiles::detect_sources(&mut ctx, home, &walked.sources));
     }
     dedup(&mut ctx.findings);
+    scrub::scrub(catalog, &mut ctx.findings, &mut ctx.errors);
     HomeScan { findings: ctx.findings, errors: ctx.errors, walked }
 }
 

@@ -111,12 +111,7 @@ impl Quarantine<'_> {
 
         let qpath = self.dir.join(self.directive_id.as_str());
         std::fs::create_dir_all(&qpath).map_err(|e| format!("creating the quarantine: {e}"))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&qpath, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| e.to_string())?;
-        }
+        crate::acl::restrict_dir(&qpath).map_err(|e| format!("restricting the quarantine: {e}"))?;
         let qdir = Dir::open_ambient_dir(&qpath, cap_std::ambient_authority()).map_err(|e| e.to_string())?;
         let stored = format!("{n}-{}", name.to_string_lossy());
         let record = serde_json::json!({
