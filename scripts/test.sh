@@ -86,5 +86,19 @@ else
 fi
 echo "==> packaging: the .deb built, inspected, installed, enrolled through its unit, purged"
 scripts/check-packaging.sh
+echo "==> fuzz targets: built on nightly and each run over its committed seeds (a smoke run)"
+rustup toolchain list | grep -q '^nightly' || { echo "the nightly toolchain is missing (cargo-fuzz needs it)" >&2; exit 1; }
+command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz
+# Unoptimised and without a sanitizer: this only proves every target builds and holds on
+# its seeds; the long runs (README) use the defaults.
+( cd fuzz && cargo fmt --check && cargo +nightly fuzz build --dev --sanitizer none >/dev/null
+  seeds="$(mktemp -d)"
+  for t in $(cargo +nightly fuzz list); do
+    cp -r "corpus/$t" "$seeds/$t"
+    cargo +nightly fuzz run --dev --sanitizer none "$t" "$seeds/$t" -- -max_total_time=10 >"$seeds/$t.log" 2>&1 \
+      || { tail -40 "$seeds/$t.log" >&2; echo "fuzz target $t failed" >&2; exit 1; }
+    echo "    $t: $(grep -o 'Done [0-9]* runs' "$seeds/$t.log")"
+  done
+  rm -rf "$seeds" )
 # One closing line for the whole suite (cargo prints one per test binary).
 awk '/^test result:/ {p += $4; f += $6} END {printf "%d passed, %d failed\n", p, f}' "$log"

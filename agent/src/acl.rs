@@ -65,6 +65,21 @@ pub fn restrict_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Sets a file's Unix mode beneath a capability directory. Elsewhere nothing: on Windows a
+/// file inherits the DACL of the directory the agent restricted.
+pub fn set_mode(dir: &cap_std::fs::Dir, name: impl AsRef<Path>, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::PermissionsExt;
+        dir.set_permissions(name, cap_std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, name, mode);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,11 +54,16 @@ fuzz_target!(|data: &[u8]| {
     let path = home.join(file);
     std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
     std::fs::create_dir_all(root.path().join("etc")).expect("etc");
-    std::fs::write(root.path().join("etc/passwd"), "alice:x:1000:1000::/home/alice:/bin/bash\n").expect("passwd");
+    std::fs::write(root.path().join("etc/passwd"), "alice:x:1000:1000::/home/alice:/bin/bash\n")
+        .expect("passwd");
     std::fs::write(&path, &content).expect("file");
     if file.ends_with("manifest.json") {
         let prefs = home.join(".config/google-chrome/Default/Preferences");
-        std::fs::write(prefs, r#"{"extensions":{"settings":{"abcdefghijklmnopabcdefghijklmnop":{"state":1}}}}"#).ok();
+        std::fs::write(
+            prefs,
+            r#"{"extensions":{"settings":{"abcdefghijklmnopabcdefghijklmnop":{"state":1}}}}"#,
+        )
+        .ok();
     }
     let opts = ScanOptions { root: root.path().to_owned(), processes: false, limits: Limits::default() };
     let fp = Fingerprinter::new(b"fuzz", false);

@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(body) = pb::DirectiveBody::decode(data) {
         let sealed = directive::seal(&body, |m| key.sign(m)).expect("signing");
-        let known = pb::DirectiveAction::try_from(body.action).is_ok_and(|a| a != pb::DirectiveAction::Unspecified);
+        let known =
+            pb::DirectiveAction::try_from(body.action).is_ok_and(|a| a != pb::DirectiveAction::Unspecified);
         let valid_id = DirectiveId::parse(&body.id);
         let expect = known && !body.target.is_empty() && body.expires_at_ms > 0 && valid_id.is_ok();
         let opened = directive::open(&sealed, &key.spki, &body.device_id, 0);

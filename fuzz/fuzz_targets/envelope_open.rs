@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(batch) = pb::Batch::decode(data) {
         let (signed, hash) = envelope::seal(&batch, &key.spki, |m| key.sign(m)).expect("signing");
         let contiguous = !batch.observations.is_empty()
-            && batch.observations.iter().enumerate().all(|(i, o)| Some(o.seq) == batch.first_seq.checked_add(i as u64));
+            && batch
+                .observations
+                .iter()
+                .enumerate()
+                .all(|(i, o)| Some(o.seq) == batch.first_seq.checked_add(i as u64));
         let consistent = contiguous && batch.prev_batch_hash.len() == 32;
         match envelope::open(&signed, &key.spki) {
             Ok(v) => {

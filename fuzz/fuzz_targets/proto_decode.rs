@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
                 r.observed_at_ms
             );
             if let Some(s) = &r.session {
-                assert!(s.started_at_ms >= sightline_server::clock::EARLIEST_MS && s.started_at_ms <= now + 300_000);
+                assert!(
+                    s.started_at_ms >= sightline_server::clock::EARLIEST_MS
+                        && s.started_at_ms <= now + 300_000
+                );
             }
             serde_json::from_str::<serde_json::Value>(&r.data).expect("stored data is JSON");
             let _ = sightline_server::query::time(o.observed_at_ms);

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use cap_std::fs::{Dir, PermissionsExt};
+use cap_std::fs::Dir;
 use sightline_proto::pb::observation::Item;
 
 use super::Step;
@@ -127,7 +127,7 @@ pub fn block_linux(root: &Path, dir: &str, id: &str) -> Result<bool, String> {
         f.write_all(&text)?;
         f.sync_all()?;
         // The browser reads it as the user; the agent's umask would make it root-only.
-        root.set_permissions(&tmp, cap_std::fs::Permissions::from_mode(0o644))?;
+        crate::acl::set_mode(&root, &tmp, 0o644)?;
         root.rename(&tmp, &root, &file)
     };
     write().map_err(|e| e.to_string())?;
@@ -168,7 +168,7 @@ fn make_dirs(root: &Dir, rel: &Path) -> std::io::Result<()> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 root.create_dir(&at)?;
-                root.set_permissions(&at, cap_std::fs::Permissions::from_mode(0o755))?;
+                crate::acl::set_mode(root, &at, 0o755)?;
             }
             Err(e) => return Err(e),
         }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use cap_std::fs::{Dir, MetadataExt, PermissionsExt};
+use cap_std::fs::Dir;
 use sightline_proto::directive::DirectiveId;
 use sightline_proto::pb::{self, observation::Item};
 
@@ -116,7 +116,7 @@ impl Quarantine<'_> {
         let stored = format!("{n}-{}", name.to_string_lossy());
         let record = serde_json::json!({
             "original_path": display_path,
-            "uid": meta.uid(), "gid": meta.gid(), "mode": format!("{:o}", meta.mode() & 0o7777), "size": meta.len(),
+            "uid": owner(&meta).0, "gid": owner(&meta).1, "mode": owner(&meta).2, "size": meta.len(),
             "fingerprint": fingerprint, "provider": provider,
             "directive_id": self.directive_id.as_str(), "quarantined_at_ms": self.now_ms,
         });
@@ -145,8 +145,7 @@ impl Quarantine<'_> {
             Err(e) => return Err(format!("moving it: {e}")),
         }
         // Root-only twice over: the directory, and the file (its mode is in the record).
-        qdir.set_permissions(&stored, cap_std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
+        crate::acl::set_mode(&qdir, &stored, 0o600).map_err(|e| e.to_string())?;
         crate::state::sync_dir(&qpath).map_err(|e| e.to_string())?;
         Ok((user, qpath.join(stored)))
     }
@@ -267,9 +266,24 @@ pub fn restore(quarantine: &Path, root: &Path, directive_id: &str) -> anyhow::Re
 
 fn write_new(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = dir.create(name)?;
-    dir.set_permissions(name, cap_std::fs::Permissions::from_mode(0o600))?;
+    crate::acl::set_mode(dir, name, 0o600)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// Owner and mode to restore the file with: (uid, gid, octal mode) on Unix; on Windows the
+/// file gets the ACL of where it is put back.
+fn owner(meta: &cap_std::fs::Metadata) -> (Option<u32>, Option<u32>, Option<String>) {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::MetadataExt;
+        (Some(meta.uid()), Some(meta.gid()), Some(format!("{:o}", meta.mode() & 0o7777)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        (None, None, None)
+    }
 }
 
 fn source_name(s: pb::TokenSource) -> &'static str {
