@@ -35,5 +35,5 @@ pub fn create_token(store: &dyn store::Store, ttl: std::time::Duration) -> anyho
 /// Creates an HTTP API token with `role` that does not expire; returns it (shown once,
 /// stored only as a hash).
 pub fn create_api_token(store: &dyn store::Store, role: api::Role, name: &str) -> anyhow::Result<String> {
-    tokens::create_api(store, role, name, None, ingest::now_ms())
+    tokens::create_api(store, role, name, None, ingest::now_ms(), "cli")
 }

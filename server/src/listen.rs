@@ -22,7 +22,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ pub struct Limits {
     pub max_connections: usize,
     /// Closed after this long with no byte either way and no request in flight.
     pub idle: Duration,
-    /// Closed this long after opening unless marked authenticated.
+    /// Closed this long after opening, unless something on it is authenticated then.
     pub lifetime: Duration,
 }
 
@@ -59,24 +59,39 @@ impl Limits {
 #[derive(Debug)]
 pub struct ConnState {
     pub remote: SocketAddr,
-    authenticated: AtomicBool,
+    /// Attested streams open on it now (see [`ConnState::attested`]).
+    attested: AtomicUsize,
     in_flight: AtomicUsize,
 }
 
 impl ConnState {
-    /// Lifts the lifetime bound: something on this connection proved who it is.
-    pub fn mark_authenticated(&self) {
-        self.authenticated.store(true, Ordering::Relaxed);
+    /// Lifts the idle and lifetime bounds while the guard lives: a stream on this connection
+    /// proved who it is. When the last such stream ends (replaced, revoked, closed), the
+    /// bounds apply again — from when the connection opened, so a connection that outlived
+    /// its lifetime goes at its next activity.
+    pub fn attested(self: &Arc<Self>) -> Attested {
+        self.attested.fetch_add(1, Ordering::Relaxed);
+        Attested(self.clone())
     }
 
     pub fn authenticated(&self) -> bool {
-        self.authenticated.load(Ordering::Relaxed)
+        self.attested.load(Ordering::Relaxed) > 0
     }
 
     /// Holds off the idle timeout until the guard is dropped (a request being answered).
     pub fn busy(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Busy(self.clone())
+    }
+}
+
+/// An attested stream on a connection; see [`ConnState::attested`].
+#[derive(Debug)]
+pub struct Attested(Arc<ConnState>);
+
+impl Drop for Attested {
+    fn drop(&mut self) {
+        self.0.attested.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -228,7 +243,7 @@ impl Guarded {
             tcp,
             state: Arc::new(ConnState {
                 remote,
-                authenticated: AtomicBool::new(false),
+                attested: AtomicUsize::new(0),
                 in_flight: AtomicUsize::new(0),
             }),
             limits,
@@ -320,14 +335,20 @@ impl AsyncRead for Guarded {
 impl AsyncWrite for Guarded {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.tcp).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.last_activity = Instant::now();
+        match r {
+            Poll::Ready(Ok(n)) if n > 0 => self.last_activity = Instant::now(),
+            // A peer that stops reading holds the writer: the same deadlines apply.
+            Poll::Pending => return self.poll_deadline(cx).map(|r| r.map(|()| 0)),
+            _ => {}
         }
         r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        match Pin::new(&mut self.tcp).poll_flush(cx) {
+            Poll::Pending => self.poll_deadline(cx),
+            r => r,
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -340,8 +361,10 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.last_activity = Instant::now();
+        match r {
+            Poll::Ready(Ok(n)) if n > 0 => self.last_activity = Instant::now(),
+            Poll::Pending => return self.poll_deadline(cx).map(|r| r.map(|()| 0)),
+            _ => {}
         }
         r
     }
@@ -460,12 +483,22 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(650), "{:?}", started.elapsed());
         drop(busy);
 
-        // Authenticated: a silent agent stream is left to the protocol's keepalive.
-        let _c = TcpStream::connect(addr).await.unwrap();
+        // Attested: a silent agent stream is left to the protocol's keepalive; once its
+        // stream is gone, the bounds are back (here: its lifetime has long passed).
+        let mut c = TcpStream::connect(addr).await.unwrap();
         let mut g = l.accept().await;
-        g.state().mark_authenticated();
+        let attested = g.state().attested();
         let r = tokio::time::timeout(Duration::from_millis(1200), g.read(&mut buf)).await;
-        assert!(r.is_err(), "an authenticated connection was closed while silent");
+        assert!(r.is_err(), "an attested connection was closed while silent");
+        drop(attested);
+        c.write_all(b"x").await.unwrap();
+        let e = loop {
+            match g.read(&mut buf).await {
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "closed once no stream vouches for it: {e}");
     }
 
     #[tokio::test]

@@ -775,7 +775,7 @@ fn api_token_command(command: ApiTokenCommand, database: Option<&str>) -> anyhow
     match command {
         ApiTokenCommand::Create { data_dir, role, name, ttl } => {
             let store = server::open_store(&data_dir, database)?;
-            print(&(tokens::create_api(store.as_ref(), role, &name, ttl, now)? + "\n"))
+            print(&(tokens::create_api(store.as_ref(), role, &name, ttl, now, &cli_user())? + "\n"))
         }
         ApiTokenCommand::List { data_dir, json } => {
             let store = server::open_store(&data_dir, database)?;
@@ -789,8 +789,13 @@ fn api_token_command(command: ApiTokenCommand, database: Option<&str>) -> anyhow
         ApiTokenCommand::Revoke { id, data_dir } => {
             let store = server::open_store(&data_dir, database)?;
             let r = tokens::revoke_api(store.as_ref(), &id, now)?;
+            let heirs = if r.heirs.is_empty() {
+                String::new()
+            } else {
+                format!("; also revoked the tokens it made: {}", r.heirs.join(", "))
+            };
             print(&format!(
-                "{} API token {} (its dashboard sessions have ended)\n",
+                "{} API token {} (its dashboard sessions have ended){heirs}\n",
                 if r.now { "revoked" } else { "already revoked:" },
                 r.id
             ))

@@ -61,6 +61,11 @@ impl IntoResponse for ScimError {
     }
 }
 
+/// A refusal made before the SCIM handlers run (authentication), in SCIM's error shape.
+pub(crate) fn refusal(status: StatusCode, detail: String) -> Response {
+    ScimError::new(status, detail).into_response()
+}
+
 fn internal(e: impl std::fmt::Display) -> ScimError {
     tracing::error!(error = %e, "SCIM request failed.");
     ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, "collector storage failure")

@@ -27,20 +27,23 @@ const SECRET_PARAMS: &[&str] = &["password", "sslpassword"];
 pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return redact_keyvalue(url) };
     let (head, rest) = url.split_at(scheme_end);
+    // The userinfo ends at the last `@`, whatever a careless password holds (`/`, `?`, `@`).
+    let (userinfo, rest) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at..]),
+        None => (None, rest),
+    };
     let (rest, query) = match rest.split_once('?') {
         Some((r, q)) => (r, Some(q)),
         None => (rest, None),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => authority.to_owned(),
-        },
-        None => authority.to_owned(),
-    };
-    let mut out = format!("{head}{authority}{path}");
+    let mut out = head.to_owned();
+    if let Some(u) = userinfo {
+        match u.split_once(':') {
+            Some((user, _)) => out.push_str(&format!("{user}:***")),
+            None => out.push_str(u),
+        }
+    }
+    out.push_str(rest);
     if let Some(q) = query {
         let pairs: Vec<String> = q
             .split('&')
@@ -263,5 +266,11 @@ mod tests {
             "host=db user=sl password=*** dbname=s sslpassword=***"
         );
         assert_eq!(super::redact("host=db password=s3cret"), "host=db password=***");
+        for raw in
+            ["postgres://u:p?ss@h/db", "postgres://u:p/ss@h/db", "postgres://u:p@s?s/x@h/db?sslmode=require"]
+        {
+            let r = super::redact(raw);
+            assert!(!r.contains("p?ss") && !r.contains("p/ss") && !r.contains("s?s/x"), "{raw} → {r}");
+        }
     }
 }

@@ -56,17 +56,25 @@ pub fn create_enrollment(
 }
 
 /// Makes an API token with `role`, expiring after `ttl` if given; returns it (shown once).
+/// `created_by` is `cli:USER`, or `token:ID` when another token made it (see
+/// [`revoke_api`]).
 pub fn create_api(
     store: &dyn Store,
     role: Role,
     name: &str,
     ttl: Option<Duration>,
     now_ms: i64,
+    created_by: &str,
 ) -> anyhow::Result<String> {
     let token = random_token("sla_", 32)?;
     let expires = ttl.map(|t| now_ms.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
-    store.create_api_token(&hash(&token), role.as_str(), name, now_ms, expires)?;
+    store.create_api_token(&hash(&token), role.as_str(), name, now_ms, expires, created_by)?;
     Ok(token)
+}
+
+/// What a token's `created_by` says when the token with this hash made it.
+pub fn made_by_token(token_hash: &[u8]) -> String {
+    format!("token:{}", id(token_hash))
 }
 
 /// What a token is now, for listings.
@@ -93,6 +101,7 @@ pub fn api_token_json(t: &ApiTokenInfo, now_ms: i64) -> Value {
         "expires_at": opt_time(t.expires_at_ms),
         "last_used_at": opt_time(t.last_used_at_ms),
         "revoked_at": opt_time(t.revoked_at_ms),
+        "created_by": t.created_by,
     })
 }
 
@@ -124,24 +133,38 @@ fn find<'h>(hashes: impl Iterator<Item = &'h [u8]>, prefix: &str) -> anyhow::Res
     Ok(first)
 }
 
-/// Outcome of a revocation: the token's id and whether this call revoked it (false: it
-/// already was).
+/// Outcome of a revocation: the token's id, whether this call revoked it (false: it
+/// already was), and the ids of the tokens revoked with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revoked {
     pub id: String,
     pub now: bool,
+    pub heirs: Vec<String>,
 }
 
+/// Revokes an API token and, transitively, every token it made through the API: whoever
+/// held a stolen admin token cannot keep access through tokens minted with it.
 pub fn revoke_api(store: &dyn Store, id_prefix: &str, now_ms: i64) -> anyhow::Result<Revoked> {
     let all = store.api_tokens()?;
-    let h = find(all.iter().map(|t| t.token_hash.as_slice()), id_prefix)?;
-    Ok(Revoked { id: id(h), now: store.revoke_api_token(h, now_ms)? })
+    let h = find(all.iter().map(|t| t.token_hash.as_slice()), id_prefix)?.to_vec();
+    let now = store.revoke_api_token(&h, now_ms)?;
+    let mut heirs = Vec::new();
+    let mut parents = vec![made_by_token(&h)];
+    while let Some(parent) = parents.pop() {
+        for t in all.iter().filter(|t| t.created_by == parent) {
+            if store.revoke_api_token(&t.token_hash, now_ms)? {
+                heirs.push(id(&t.token_hash));
+            }
+            parents.push(made_by_token(&t.token_hash));
+        }
+    }
+    Ok(Revoked { id: id(&h), now, heirs })
 }
 
 pub fn revoke_enrollment(store: &dyn Store, id_prefix: &str, now_ms: i64) -> anyhow::Result<Revoked> {
     let all = store.enrollment_tokens()?;
     let h = find(all.iter().map(|t| t.token_hash.as_slice()), id_prefix)?;
-    Ok(Revoked { id: id(h), now: store.revoke_enrollment_token(h, now_ms)? })
+    Ok(Revoked { id: id(h), now: store.revoke_enrollment_token(h, now_ms)?, heirs: Vec::new() })
 }
 
 /// A table for people: one token per line, `columns` of the JSON form.

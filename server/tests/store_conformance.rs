@@ -645,7 +645,7 @@ fn signins_tokens_and_dashboard_sessions(s: &dyn Store) {
     let got = s.signins_for(&["alice@example.com".into()], 15, 40).unwrap();
     assert_eq!(got.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["okta:3", "okta:2"]);
 
-    s.create_api_token(b"api", "admin", "ops", 1, None).unwrap();
+    s.create_api_token(b"api", "admin", "ops", 1, None, "cli").unwrap();
     assert_eq!(s.api_token_role(b"api", 2).unwrap().as_deref(), Some("admin"));
     assert_eq!(s.api_token_role(b"other", 2).unwrap(), None);
     s.create_session(b"sess", b"api", 100, 200).unwrap();
@@ -876,8 +876,8 @@ fn tokens_are_listed_expire_and_are_revoked(s: &dyn Store) {
     assert_eq!(s.enrollment_tokens().unwrap()[1].used_at_ms, Some(50));
 
     // API tokens: expiry, last use (to the minute), revocation ending sessions.
-    s.create_api_token(b"a1", "viewer", "grafana", 0, Some(100_000)).unwrap();
-    s.create_api_token(b"a2", "admin", "ops", 0, None).unwrap();
+    s.create_api_token(b"a1", "viewer", "grafana", 0, Some(100_000), "cli:root").unwrap();
+    s.create_api_token(b"a2", "admin", "ops", 0, None, "token:0123456789abcdef").unwrap();
     assert_eq!(s.api_token_role(b"a1", 1_000).unwrap().as_deref(), Some("viewer"));
     assert_eq!(s.api_token_role(b"a1", 30_000).unwrap().as_deref(), Some("viewer"));
     let used =
@@ -897,4 +897,8 @@ fn tokens_are_listed_expire_and_are_revoked(s: &dyn Store) {
     assert_eq!(s.api_token_role(b"a2", 3_001).unwrap(), None);
     let a2 = s.api_tokens().unwrap().into_iter().find(|t| t.token_hash == b"a2").unwrap();
     assert_eq!((a2.role.as_str(), a2.name.as_str(), a2.revoked_at_ms), ("admin", "ops", Some(3_000)));
+    assert_eq!(a2.created_by, "token:0123456789abcdef");
+    s.create_session(b"s3", b"a1", 1_000, 1_000_000).unwrap();
+    assert_eq!(s.session_token(b"s3").unwrap().as_deref(), Some(&b"a1"[..]));
+    assert_eq!(s.session_token(b"nope").unwrap(), None);
 }

@@ -262,21 +262,24 @@ fn a_full_disk_under_the_spool_loses_nothing_and_the_agent_carries_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_an_hour_behind_its_agents_still_answers_now() {
     let work = tempfile::tempdir().unwrap();
-    let behind: &[&str] = &["faketime", "-f", "-1h"];
-    let env = [("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
-    let server = ServerProcess::start_under(&work.path().join("data"), &[], behind, &env);
+    let lib = faketime_lib();
+    // libfaketime preloaded into the collector itself (the `faketime` wrapper would sit
+    // between the test and the process it must be able to kill).
+    let env = [("LD_PRELOAD", lib.as_str()), ("FAKETIME", "-1h"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
+    let server = ServerProcess::start_under(&work.path().join("data"), &[], &[], &env);
     let ca = std::fs::read(work.path().join("data/ca.pem")).unwrap();
     let a = enroll_to(&server.url(), ca, server.token()).await.unwrap();
     a.run_once(&fixtures().join("linux")).await.unwrap();
 
     let data = work.path().join("data");
+    let preload = lib.clone();
     let cli = move |args: &[&str]| {
-        let out = std::process::Command::new("faketime")
-            .args(["-f", "-1h"])
-            .arg(bin("sightline-server"))
+        let out = std::process::Command::new(bin("sightline-server"))
             .args(args)
             .arg("--data-dir")
             .arg(&data)
+            .env("LD_PRELOAD", &preload)
+            .env("FAKETIME", "-1h")
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             .output()
             .unwrap();
@@ -305,6 +308,17 @@ async fn a_collector_an_hour_behind_its_agents_still_answers_now() {
         "{findings:#}"
     );
     assert!(server.log().contains("Device times outside the plausible window"));
+}
+
+/// libfaketime, which the test command installs (Debian's `faketime`).
+fn faketime_lib() -> String {
+    let found = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists());
+    found.expect("libfaketime is not installed (scripts/test.sh installs the faketime package)").to_owned()
 }
 
 /// Damaged state files in the agent: the identity or chain (enrollment record, chain head,

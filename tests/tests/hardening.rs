@@ -129,7 +129,7 @@ async fn a_tls_handshake_that_never_happens_is_dropped() {
 fn a_descriptor_flood_neither_spins_nor_starves() {
     let work = tempfile::tempdir().unwrap();
     let log = work.path().join("server.log");
-    let mut child = std::process::Command::new("prlimit")
+    let child = std::process::Command::new("prlimit")
         .args(["--nofile=200:200", "--"])
         .arg(bin("sightline-server"))
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data-dir"])
@@ -139,7 +139,16 @@ fn a_descriptor_flood_neither_spins_nor_starves() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let listening = read_listening(&mut child, 2, Duration::from_secs(20)).unwrap();
+    // Killed whatever happens below, so a failed assertion leaves no collector behind.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            self.0.kill().ok();
+            self.0.wait().ok();
+        }
+    }
+    let mut reap = Reap(child);
+    let listening = read_listening(&mut reap.0, 2, Duration::from_secs(20)).unwrap();
     let http = listening.iter().find(|(k, _)| k == "http").unwrap().1;
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("file descriptor limit is too low"), "{text}");
@@ -170,8 +179,6 @@ fn a_descriptor_flood_neither_spins_nor_starves() {
         out.status.success().then_some(out)
     });
     assert!(String::from_utf8_lossy(&ok.stdout).contains("\"ok\""));
-    child.kill().ok();
-    child.wait().ok();
 }
 
 /// Clients without a device certificate are turned away before admission, so however many
@@ -393,6 +400,27 @@ async fn tokens_expire_are_revoked_and_take_their_sessions_with_them() {
     assert_eq!(c.api("GET", "/api/v1/devices", Some(&short)).0, 401);
     assert_eq!(cookie_call(&c, &jar_short, "GET", "/api/v1/views/overview", &[], None).0, 401);
 
+    // A token made by another through the API goes when its maker is revoked: a stolen
+    // admin token cannot leave heirs behind.
+    let stolen = c.api_token("admin");
+    let dir2 = tempfile::tempdir().unwrap();
+    let (code, body) = cookie_call(
+        &c,
+        &dir2.path().join("jar"),
+        "POST",
+        "/api/v1/tokens/api",
+        &[&format!("Authorization: Bearer {stolen}")],
+        Some(r#"{"role": "admin", "name": "backdoor"}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let heir = json(&body)["token"].as_str().unwrap().to_owned();
+    assert_eq!(c.api("GET", "/api/v1/devices", Some(&heir)).0, 200);
+    let stolen_id = sightline_server::tokens::id(&sightline_server::tokens::hash(&stolen));
+    let (code, _, body) = c.api("DELETE", &format!("/api/v1/tokens/api/{stolen_id}"), Some(&admin));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["also_revoked"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(c.api("GET", "/api/v1/devices", Some(&heir)).0, 401, "the heir was revoked with its maker");
+
     // Enrollment tokens: made, revoked, refused.
     let (code, body) = post("/api/v1/tokens/enrollment", r#"{"name": "rollout", "ttl": "10m"}"#);
     assert_eq!(code, 200, "{body}");
@@ -548,5 +576,49 @@ async fn device_text_cannot_drive_the_terminal() {
         sightline_server::query::device(c.shared.store.as_ref(), &a.device_id, &Default::default(), false)
             .unwrap();
     assert!(!detail.contains('\u{1b}'), "{detail:?}");
+    c.stop().await;
+}
+
+/// Signed claims are stored as evidence on every stream: claims larger than any real
+/// device's (a 300-byte hostname, a 10 KB list of users) are refused, not stored.
+#[tokio::test]
+async fn oversized_claims_are_refused() {
+    let c = Collector::start().await;
+    let a = enroll(&c).await;
+    let signed = |claims: pb::DeviceClaims| {
+        let payload = prost::Message::encode_to_vec(&claims);
+        let mut msg = sightline_proto::envelope::CLAIMS_CONTEXT.to_vec();
+        msg.extend_from_slice(&payload);
+        pb::SignedClaims { signature: a.key.sign(&msg).unwrap(), payload }
+    };
+    let claims = |nonce: &[u8]| pb::DeviceClaims {
+        device_id: a.device_id.clone(),
+        stream_nonce: nonce.to_vec(),
+        hostname: "laptop".into(),
+        os: "linux".into(),
+        claimed_at_ms: sightline_server::ingest::now_ms(),
+        ..Default::default()
+    };
+    for (what, grow) in [
+        (
+            "hostname",
+            Box::new(|c: &mut pb::DeviceClaims| c.hostname = "h".repeat(300))
+                as Box<dyn Fn(&mut pb::DeviceClaims)>,
+        ),
+        ("bytes", Box::new(|c: &mut pb::DeviceClaims| c.logged_in_users = vec!["u".repeat(100); 100])),
+    ] {
+        let mut client = a.client().await.unwrap();
+        let mut s = RawStream::open(&mut client).await.unwrap();
+        let mut big = claims(&s.nonce);
+        grow(&mut big);
+        s.send(Msg::Claims(signed(big))).await;
+        let e = s.reply().await.expect_err("oversized claims were accepted");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(what), "{}", e.message());
+    }
+    assert!(
+        c.shared.store.device(&a.device_id).unwrap().unwrap().last_attested_ms.is_none(),
+        "nothing was stored"
+    );
     c.stop().await;
 }

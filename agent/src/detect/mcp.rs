@@ -88,7 +88,9 @@ fn server(
     let mut argv: Vec<String> = Vec::new();
     let command = def.get("command").or_else(|| def.get("cmd")).unwrap_or(&Value::Null);
     match command {
-        Value::String(c) => argv.push(c.clone()),
+        // A whole command line in one string (`"command": "srv --api-key …"`): split it as a
+        // shell would, so its flags are seen one by one.
+        Value::String(c) => argv.extend(split_command(c)),
         Value::Array(a) => argv.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned))),
         Value::Object(o) => {
             if let Some(p) = o.get("path").and_then(Value::as_str) {
@@ -163,6 +165,46 @@ fn strip_scheme(v: &str) -> &str {
     ["Bearer ", "Basic ", "Token ", "Bot "].iter().find_map(|p| v.strip_prefix(p)).unwrap_or(v)
 }
 
+/// Shell-like words: whitespace separates, quotes group (single quotes literally), a
+/// backslash escapes the next character outside single quotes.
+fn split_command(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => word.push(c),
+            (_, '\\') => {
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+                in_word = true;
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (_, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(word);
+    }
+    out
+}
+
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
@@ -177,5 +219,19 @@ fn collect_named(v: Option<&Value>, pointer: &str, out: &mut Vec<(String, String
                 out.push((format!("{pointer}/{k}"), s.to_owned()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_command_in_one_string_splits_like_a_shell() {
+        assert_eq!(
+            super::split_command(r#"srv --api-key 'a b' --name "x y" c\ d"#),
+            ["srv", "--api-key", "a b", "--name", "x y", "c d"]
+        );
+        assert_eq!(super::split_command("npx"), ["npx"]);
+        assert_eq!(super::split_command("  "), Vec::<String>::new());
+        assert_eq!(super::split_command("a ''"), ["a", ""]);
     }
 }

@@ -17,6 +17,9 @@ pub(crate) const REDACTED: &str = "[REDACTED]";
 /// Flags whose value is an HTTP header (`Name: value`).
 const HEADER_FLAGS: &[&str] = &["header", "headers", "h", "http-header", "extra-header", "add-header"];
 
+/// Flags whose value is `user:password` (curl's `-u`, proxies).
+const USERINFO_FLAGS: &[&str] = &["u", "user", "basic-auth", "proxy-user", "credentials"];
+
 /// Authorization schemes whose parameter is the credential.
 const AUTH_SCHEMES: &[&str] = &["Bearer", "Basic", "Token", "Bot", "ApiKey", "Api-Key", "Key", "Digest"];
 
@@ -34,6 +37,7 @@ enum Next {
     Plain,
     Secret,
     Header,
+    Userinfo,
 }
 
 /// Redacts an argv list and joins it into one display string.
@@ -44,19 +48,28 @@ pub(crate) fn command_line(catalog: &Catalog, argv: &[String]) -> Redacted {
     for (i, arg) in argv.iter().enumerate() {
         let mut found = Vec::new();
         let s = match std::mem::replace(&mut next, Next::Plain) {
-            Next::Secret if !arg.starts_with('-') => {
+            // A secret may itself begin with `-`; only a long option ends the flag's value.
+            Next::Secret if !arg.starts_with("--") => {
                 if real(catalog, arg) {
                     found.push(arg.clone());
                 }
                 REDACTED.to_owned()
             }
             Next::Header => header(catalog, arg, &mut found),
+            Next::Userinfo if !arg.starts_with("--") => userinfo(catalog, arg, &mut found),
             _ => match arg.strip_prefix('-') {
                 Some(flag) => {
                     let flag_name = flag.trim_start_matches('-');
                     match flag_name.split_once('=') {
                         Some((name, v)) if is_header_flag(name) => {
                             format!("{}={}", &arg[..arg.len() - v.len() - 1], header(catalog, v, &mut found))
+                        }
+                        Some((name, v)) if is_userinfo_flag(name) => {
+                            format!(
+                                "{}={}",
+                                &arg[..arg.len() - v.len() - 1],
+                                userinfo(catalog, v, &mut found)
+                            )
                         }
                         Some((name, v)) if secret_like_name(name) && !v.is_empty() => {
                             if real(catalog, v) {
@@ -73,6 +86,10 @@ pub(crate) fn command_line(catalog: &Catalog, argv: &[String]) -> Redacted {
                         }
                         None if is_header_flag(flag_name) => {
                             next = Next::Header;
+                            arg.clone()
+                        }
+                        None if is_userinfo_flag(flag_name) => {
+                            next = Next::Userinfo;
                             arg.clone()
                         }
                         None if secret_like_name(flag_name) => {
@@ -96,6 +113,46 @@ fn is_header_flag(name: &str) -> bool {
     HEADER_FLAGS.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+fn is_userinfo_flag(name: &str) -> bool {
+    USERINFO_FLAGS.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// `user:password` → `user:[REDACTED]`; a value without `:` as any other value.
+fn userinfo(catalog: &Catalog, v: &str, found: &mut Vec<String>) -> String {
+    match v.split_once(':') {
+        Some((user, pass)) if !pass.is_empty() => {
+            if real(catalog, pass) {
+                found.push(pass.to_owned());
+            }
+            format!("{user}:{REDACTED}")
+        }
+        _ => value_into(catalog, v, found),
+    }
+}
+
+/// A JSON argument (`--config '{"password": "…"}'`): every string under a secret-sounding
+/// key, of a key format, or random, is taken out; the rest keeps its shape.
+fn json_value(catalog: &Catalog, v: &mut serde_json::Value, key: Option<&str>, found: &mut Vec<String>) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            let secret = key.is_some_and(secret_like_name)
+                || !scan_text(catalog, s).is_empty()
+                || high_entropy(catalog, s);
+            if secret && real(catalog, s) {
+                found.push(std::mem::replace(s, REDACTED.to_owned()));
+            } else if s.contains("://") {
+                let (shown, taken) = redact_url(catalog, s);
+                found.extend(taken.into_iter().map(|(_, t)| t));
+                *s = shown;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| json_value(catalog, x, key, found)),
+        Value::Object(o) => o.iter_mut().for_each(|(k, x)| json_value(catalog, x, Some(k), found)),
+        _ => {}
+    }
+}
+
 /// A value worth reporting: not empty, not a placeholder or a `$VAR` reference.
 fn real(catalog: &Catalog, v: &str) -> bool {
     !v.trim().is_empty() && !is_placeholder(catalog, v.trim())
@@ -104,6 +161,13 @@ fn real(catalog: &Catalog, v: &str) -> bool {
 /// Redacts one free-standing value — key formats, `NAME=secret`, headers, `Bearer x`, URLs,
 /// random strings — collecting what was taken out.
 fn value_into(catalog: &Catalog, v: &str, found: &mut Vec<String>) -> String {
+    let t = v.trim_start();
+    if (t.starts_with('{') || t.starts_with('['))
+        && let Ok(mut json) = serde_json::from_str::<serde_json::Value>(v)
+    {
+        json_value(catalog, &mut json, None, found);
+        return json.to_string();
+    }
     if v.contains("://") && !v.contains(char::is_whitespace) {
         found.extend(url_secrets(catalog, v).into_iter().map(|(_, s)| s));
         return url(catalog, v);
@@ -202,37 +266,94 @@ fn header(catalog: &Catalog, h: &str, found: &mut Vec<String>) -> String {
     format!("{name}: {}", inline(catalog, val, found))
 }
 
-/// The secrets a URL carries, as (which part, value): what [`url`] redacts.
-pub(crate) fn url_secrets(catalog: &Catalog, u: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let rest = u.split_once("://").map_or(u, |(_, r)| r);
+/// Query and fragment parameters that carry credentials under names `secret_like_name`
+/// does not know: Azure Functions' `code`, shared access signatures' `sig`.
+const URL_SECRET_PARAMS: &[&str] =
+    &["code", "sig", "signature", "sas", "apikey", "api-key", "access_token", "id_token"];
+
+fn secret_param(catalog: &Catalog, k: &str, v: &str) -> bool {
+    !v.is_empty()
+        && !is_placeholder(catalog, v)
+        && (secret_like_name(k)
+            || URL_SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str())
+            || !scan_text(catalog, v).is_empty()
+            || high_entropy(catalog, v))
+}
+
+/// A URL as it may be shown, and the secrets it carries as (which part, value): a userinfo
+/// password, key-shaped path segments, secret query and fragment parameters.
+fn redact_url(catalog: &Catalog, u: &str) -> (String, Vec<(String, String)>) {
+    let mut found = Vec::new();
+    let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
     let (authority, tail) = match rest.find(['/', '?', '#']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    if let Some((userinfo, _)) = authority.rsplit_once('@') {
-        match userinfo.split_once(':') {
-            Some((_, pass)) if !pass.is_empty() => out.push(("password".to_owned(), pass.to_owned())),
-            None if looks_secret(catalog, userinfo) => out.push(("userinfo".to_owned(), userinfo.to_owned())),
-            _ => {}
-        }
-    }
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, pass)) => {
+                if !pass.is_empty() {
+                    found.push(("password".to_owned(), pass.to_owned()));
+                }
+                format!("{user}:{REDACTED}@{host}")
+            }
+            None if looks_secret(catalog, userinfo) => {
+                found.push(("userinfo".to_owned(), userinfo.to_owned()));
+                format!("{REDACTED}@{host}")
+            }
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let (tail, fragment) = match tail.split_once('#') {
+        Some((t, f)) => (t, Some(f)),
+        None => (tail, None),
+    };
     let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
-    for (i, seg) in path.split('/').enumerate() {
-        if key_shaped_segment(catalog, seg) {
-            out.push((format!("path/{i}"), seg.to_owned()));
-        }
+    let path: Vec<String> = path
+        .split('/')
+        .enumerate()
+        .map(|(i, seg)| {
+            if key_shaped_segment(catalog, seg) {
+                found.push((format!("path/{i}"), seg.to_owned()));
+                REDACTED.to_owned()
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect();
+    let mut out = format!("{scheme}://{authority}{}", path.join("/"));
+    let params = |part: &str, text: &str, found: &mut Vec<(String, String)>| -> String {
+        let pairs: Vec<String> = text
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if secret_param(catalog, k, v) => {
+                    found.push((format!("{part}/{k}"), v.to_owned()));
+                    format!("{k}={REDACTED}")
+                }
+                None if high_entropy(catalog, pair) => {
+                    found.push((part.to_owned(), pair.to_owned()));
+                    REDACTED.to_owned()
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        pairs.join("&")
+    };
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(&params("query", query, &mut found));
     }
-    for pair in query.split('&') {
-        if let Some((k, v)) = pair.split_once('=')
-            && !v.is_empty()
-            && (secret_like_name(k) || !scan_text(catalog, v).is_empty())
-            && !is_placeholder(catalog, v)
-        {
-            out.push((format!("query/{k}"), v.to_owned()));
-        }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(&params("fragment", f, &mut found));
     }
-    out
+    (out, found)
+}
+
+/// The secrets a URL carries, as (which part, value): what [`url`] redacts.
+pub(crate) fn url_secrets(catalog: &Catalog, u: &str) -> Vec<(String, String)> {
+    redact_url(catalog, u).1
 }
 
 fn key_shaped_segment(catalog: &Catalog, seg: &str) -> bool {
@@ -243,41 +364,10 @@ fn key_shaped_segment(catalog: &Catalog, seg: &str) -> bool {
             && !seg.contains('.'))
 }
 
-/// Redacts userinfo passwords, secret-named query values and key-shaped path segments.
+/// Redacts userinfo passwords, key-shaped path segments, and secret query and fragment
+/// parameters.
 pub(crate) fn url(catalog: &Catalog, u: &str) -> String {
-    let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
-    let (authority, tail) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:{REDACTED}@{host}"),
-            None if looks_secret(catalog, userinfo) => format!("{REDACTED}@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
-    let path: Vec<String> = path
-        .split('/')
-        .map(|seg| if key_shaped_segment(catalog, seg) { REDACTED.to_owned() } else { seg.to_owned() })
-        .collect();
-    let mut out = format!("{scheme}://{authority}{}", path.join("/"));
-    if !query.is_empty() {
-        let q: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, v)) if secret_like_name(k) || !scan_text(catalog, v).is_empty() => {
-                    format!("{k}={REDACTED}")
-                }
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&q.join("&"));
-    }
-    out
+    redact_url(catalog, u).0
 }
 
 #[cfg(test)]
@@ -362,6 +452,31 @@ mod tests {
                 "case {n}: the credential is returned to be reported: {:?}",
                 r.secrets
             );
+        }
+        let more: Vec<(Vec<String>, &str)> = vec![
+            (argv(&["curl", "-u", &format!("admin:{}", t(11))]), "curl -u admin:[REDACTED]"),
+            (argv(&["srv", "--api-key", &format!("-{}", t(12))]), "srv --api-key [REDACTED]"),
+            (
+                argv(&[
+                    "srv",
+                    "--config",
+                    &format!("{{\"db\":{{\"password\":\"{}\",\"host\":\"h\"}}}}", t(13)),
+                ]),
+                "srv --config {\"db\":{\"host\":\"h\",\"password\":\"[REDACTED]\"}}",
+            ),
+            (
+                argv(&["srv", &format!("https://fn.azurewebsites.net/api/mcp?code={}", t(14))]),
+                "srv https://fn.azurewebsites.net/api/mcp?code=[REDACTED]",
+            ),
+            (
+                argv(&["srv", &format!("https://app.example/cb#access_token={}&state=x", t(15))]),
+                "srv https://app.example/cb#access_token=[REDACTED]&state=x",
+            ),
+        ];
+        for (a, want) in &more {
+            let r = command_line(&c, a);
+            assert_eq!(r.shown, *want);
+            assert_eq!(r.secrets.len(), 1, "{want}: the credential is returned");
         }
         // What is not a secret stays, and nothing is reported for it.
         let plain = argv(&[

@@ -92,10 +92,16 @@ pub(crate) fn high_entropy(catalog: &Catalog, value: &str) -> bool {
     if value.len() > 4096 || value.chars().any(char::is_whitespace) || is_placeholder(catalog, value) {
         return false;
     }
+    if is_uuid(value) {
+        return false;
+    }
+    // Runs of the base64 and base64url alphabets: `-` and `_` belong to a key, while `/`
+    // and `.` separate path and package segments.
     let run = value
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '+'))
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '_')))
         .max_by_key(|r| r.len())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .trim_matches(['-', '_']);
     if run.len() < 16 {
         return false;
     }
@@ -104,11 +110,33 @@ pub(crate) fn high_entropy(catalog: &Catalog, value: &str) -> bool {
     if digits == 0 || letters.len() < 2 {
         return false;
     }
+    // Words and numbers joined by dashes (`mcp-server-github-2024`, `x86_64-unknown-linux`)
+    // are names, not keys: all words, or many short pieces. (In a random base64url key a
+    // separator is one character in 32.)
+    let pieces: Vec<&str> = run.split(['-', '_']).filter(|w| !w.is_empty()).collect();
+    if pieces.len() > 1
+        && (pieces
+            .iter()
+            .all(|w| w.bytes().all(|b| b.is_ascii_alphabetic()) || w.bytes().all(|b| b.is_ascii_digit()))
+            || (pieces.len() >= 4 && run.len() / pieces.len() < 8))
+    {
+        return false;
+    }
     if run.bytes().all(|b| b.is_ascii_hexdigit()) {
         return run.len() >= 32 && entropy(run) >= 3.0;
     }
     let vowels = letters.iter().filter(|b| b"aeiouAEIOU".contains(b)).count();
     vowels * 10 <= letters.len() * 4 && entropy(run) >= 3.2
+}
+
+/// `8-4-4-4-12` hex digits: an identifier, not a secret.
+fn is_uuid(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Shannon entropy of the bytes, in bits per byte.
@@ -206,6 +234,7 @@ mod tests {
             "da39a3ee5e6b4b0d3255bfef95601890afd80709",
             "lin_api_7Hk2Qw9Zp4Lx8Nv3Bc6Rt1Ys5Mf0Gd",
             "k3Jx9QpL2mN7vR4tW8yZ1bC6",
+            "Xq7kL2m9Pz4Rt8-Wv3Ny6bH1s",
         ] {
             assert!(high_entropy(&c, secret), "{secret}");
         }

@@ -146,6 +146,7 @@ impl Quarantine<'_> {
         }
         // Root-only twice over: the directory, and the file (its mode is in the record).
         crate::acl::set_mode(&qdir, &stored, 0o600).map_err(|e| e.to_string())?;
+        crate::acl::inherit(&qpath.join(&stored)).map_err(|e| e.to_string())?;
         crate::state::sync_dir(&qpath).map_err(|e| e.to_string())?;
         Ok((user, qpath.join(stored)))
     }

@@ -86,13 +86,15 @@ fn is_script_host(catalog: &Catalog, name: &str) -> bool {
 }
 
 /// What an interpreter runs: `-m module` (as `-m module`, the marker's own spelling), or
-/// the first argument that is not an option. Inline code (`-e`, `-c`) is no program.
+/// the first argument that is not an option nor a launcher's verb (`uv run`, `pipx run`,
+/// `bun x`, `deno run`). Inline code (`-e`, `-c`) is no program.
 fn script(args: &[String]) -> Option<String> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "-m" => return it.next().map(|m| format!("-m {m}")),
             "-e" | "-c" | "--eval" | "-p" | "--print" => return None,
+            "run" | "exec" | "x" | "tool" => continue,
             s if s.starts_with('-') => continue,
             s => return Some(s.to_owned()),
         }

@@ -138,6 +138,21 @@ async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Role, (StatusCod
     role.as_deref().and_then(Role::parse).ok_or_else(|| unauthorized("unknown, expired or revoked API token"))
 }
 
+/// The hash of the API token behind the request: the bearer's, or the one a dashboard
+/// session was opened with.
+async fn caller_token(shared: &Shared, headers: &HeaderMap) -> Result<Option<Vec<u8>>, ApiError> {
+    if let Some(t) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Ok(Some(token_hash(t.trim())));
+    }
+    let Some(session) = crate::ui::session_cookie(headers) else { return Ok(None) };
+    let h = token_hash(&session);
+    blocking(&shared.store, move |s| Ok(s.session_token(&h)?)).await
+}
+
 async fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
     let r = role(shared, headers).await?;
     if r.can_read() {
@@ -250,7 +265,48 @@ pub fn router(shared: Shared) -> axum::Router {
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .layer(axum::middleware::from_fn(csrf))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), authenticate))
         .with_state(shared)
+}
+
+/// Paths anyone may call: liveness, the API's description, dashboard sign-in and assets.
+fn public(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/ui" | "/favicon.ico" | "/api/v1/health" | "/api/v1/openapi.json" | "/api/v1/session"
+    ) || path.starts_with("/ui/")
+}
+
+/// Reads at most a small part of a refused request's body before answering: an HTTP/2
+/// client still sending sees the answer instead of a reset stream, and a stranger cannot
+/// make the collector hold more than this.
+async fn drain(req: axum::extract::Request) {
+    let _unread = axum::body::to_bytes(req.into_body(), 64 * 1024).await;
+}
+
+/// Who is calling, decided before anything reads a request body: a request without a valid
+/// API token or session is answered 401 at once, so no stranger can make the collector
+/// buffer bodies or hold requests open. (Handlers still check the role they need.)
+async fn authenticate(
+    State(s): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if public(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match caller(&s, req.headers()).await {
+        Ok(_) => next.run(req).await,
+        Err((status, message)) => {
+            let scim = req.uri().path().starts_with("/scim/");
+            drain(req).await;
+            if scim {
+                crate::scim::refusal(status, message)
+            } else {
+                ApiError(status, message).into_response()
+            }
+        }
+    }
 }
 
 /// Every change made with a session cookie — any route, SCIM and sign-in pushes included —
@@ -265,9 +321,7 @@ async fn csrf(req: axum::extract::Request, next: axum::middleware::Next) -> Resp
         && crate::ui::session_cookie(h).is_some()
         && !h.contains_key(crate::ui::CSRF_HEADER)
     {
-        // Read (a bounded part of) the body first: an HTTP/2 client that is still sending
-        // when the answer comes sees a reset stream instead of the 403.
-        let _unread = axum::body::to_bytes(req.into_body(), 64 * 1024).await;
+        drain(req).await;
         return ApiError(
             StatusCode::FORBIDDEN,
             format!("a change made with a session cookie needs the {} header", crate::ui::CSRF_HEADER),
@@ -969,9 +1023,15 @@ pub async fn serve(
                         }
                         break;
                     }
-                    _ = &mut recycle, if !recycling => {
+                    _ = &mut recycle => {
+                        if recycling {
+                            // Still not done a grace period after being asked: dropped.
+                            tracing::debug!(%peer, "API connection closed at the end of its lifetime.");
+                            break;
+                        }
                         recycling = true;
                         conn.as_mut().graceful_shutdown();
+                        recycle.as_mut().reset(tokio::time::Instant::now() + HANDSHAKE * 3);
                     }
                 }
             }

@@ -94,7 +94,12 @@ pub(crate) async fn create_api(
     let ttl = ttl(b.ttl.as_deref())?;
     let now = now_ms();
     let name = b.name;
-    let token = blocking(&s.store, move |st| tokens::create_api(st, role, &name, ttl, now)).await?;
+    let by = super::caller_token(&s, &h).await?;
+    let token = blocking(&s.store, move |st| {
+        let by = by.map_or_else(|| "api".to_owned(), |h| tokens::made_by_token(&h));
+        tokens::create_api(st, role, &name, ttl, now, &by)
+    })
+    .await?;
     let id = tokens::id(&tokens::hash(&token));
     tracing::info!(token = %id, role = role.as_str(), "API token created through the API.");
     Ok(Json(serde_json::json!({
@@ -121,8 +126,8 @@ pub(crate) async fn revoke_api(
     let r = blocking(&s.store, move |st| Ok(tokens::revoke_api(st, &id, now_ms())))
         .await?
         .map_err(revoke_error)?;
-    tracing::info!(token = %r.id, "API token revoked through the API.");
-    Ok(Json(serde_json::json!({"id": r.id, "revoked": true, "already": !r.now})))
+    tracing::info!(token = %r.id, heirs = ?r.heirs, "API token revoked through the API.");
+    Ok(Json(serde_json::json!({"id": r.id, "revoked": true, "already": !r.now, "also_revoked": r.heirs})))
 }
 
 #[utoipa::path(

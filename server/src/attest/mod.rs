@@ -133,9 +133,20 @@ pub fn ek_hash_legacy(ek_public: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, ek_public))
 }
 
-/// Every spelling of a TPM's identity, the current one first.
+/// Every spelling of a TPM's identity, the current one first: then the older hash of the
+/// area as sent and of the area with its exponent written the other way (0 or 65537), so a
+/// TPM revoked under the older identity cannot come back by respelling its exponent.
 pub fn ek_identities(ek_public: &[u8]) -> Result<Vec<String>, AttestError> {
-    Ok(vec![ek_identity(ek_public)?, ek_hash_legacy(ek_public)])
+    let mut ids = vec![ek_identity(ek_public)?, ek_hash_legacy(ek_public)];
+    for exponent in [0, 65_537] {
+        if let Some(area) = TpmPublic::respell_rsa_exponent(ek_public, exponent) {
+            let h = ek_hash_legacy(&area);
+            if !ids.contains(&h) {
+                ids.push(h);
+            }
+        }
+    }
+    Ok(ids)
 }
 
 fn verify_ek_chain(cert: &[u8], roots: &[Vec<u8>]) -> Result<(), AttestError> {

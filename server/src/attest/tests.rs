@@ -247,4 +247,8 @@ fn one_ek_key_is_one_identity_however_its_exponent_is_spelled() {
         assert!(ev.unwrap().ek_trusted);
     }
     assert!(TpmPublic::respell_rsa_exponent(&g.ak_public, 0).is_none(), "the AK is ECC");
+    // A record made under the older identity, from either spelling, is found by both.
+    for (a, b) in [(&zero, &explicit), (&explicit, &zero)] {
+        assert!(ek_identities(a).unwrap().contains(&ek_hash_legacy(b)));
+    }
 }

@@ -81,6 +81,45 @@ impl Admission {
     }
 }
 
+/// New streams per client certificate: a burst, then a steady rate. An agent reconnects a
+/// few times an hour; a certificate opening and dropping streams in a loop (to drain the
+/// fleet's admission bucket, or because it was revoked and keeps trying) is told to slow
+/// down after its burst, before any database read.
+#[derive(Debug)]
+pub struct PerCert {
+    buckets: Mutex<std::collections::HashMap<String, Bucket>>,
+    rate: f64,
+    burst: f64,
+}
+
+impl PerCert {
+    /// Entries kept before idle ones are pruned.
+    const PRUNE_AT: usize = 50_000;
+
+    pub fn new(rate: f64, burst: f64) -> PerCert {
+        PerCert { buckets: Mutex::new(Default::default()), rate, burst }
+    }
+
+    /// Takes one token from `cert`'s bucket; false if it is empty.
+    pub fn allow(&self, cert: &str) -> bool {
+        let mut m = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if m.len() >= Self::PRUNE_AT {
+            // A bucket that has refilled completely says nothing: forget it.
+            let (rate, burst) = (self.rate, self.burst);
+            m.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+        }
+        let b = m.entry(cert.to_owned()).or_insert(Bucket { tokens: self.burst, at: now });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate).min(self.burst);
+        b.at = now;
+        if b.tokens < 1.0 {
+            return false;
+        }
+        b.tokens -= 1.0;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +140,13 @@ mod tests {
         let slow = Admission::new(100, 2.0, Duration::from_secs(1));
         let admitted = (0..10).filter(|_| matches!(slow.admit(), Admit::Yes(_))).count();
         assert_eq!(admitted, 2, "a burst is one second's worth");
+    }
+
+    #[test]
+    fn each_certificate_has_its_own_burst() {
+        let p = PerCert::new(0.5, 5.0);
+        assert_eq!((0..20).filter(|_| p.allow("a")).count(), 5);
+        assert!(p.allow("b"), "another certificate is not affected");
+        assert!(!p.allow("a"));
     }
 }

@@ -28,7 +28,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use super::admission::{Admission, Admit};
+use super::admission::{Admission, Admit, PerCert};
 use super::convert::{inventory, record_received};
 use super::{Shared, blocking, internal, now_ms};
 use crate::pki::cert_sha256;
@@ -37,13 +37,16 @@ use crate::store::{ClaimsRecord, Device, IngestBatch, IngestOutcome, StoreError}
 pub struct TelemetryService {
     pub shared: Shared,
     admission: std::sync::Arc<Admission>,
+    per_cert: std::sync::Arc<PerCert>,
 }
 
 impl TelemetryService {
     pub fn new(shared: Shared) -> TelemetryService {
         let c = &shared.config;
         let admission = std::sync::Arc::new(Admission::new(c.max_streams, c.stream_rate, c.slow_down));
-        TelemetryService { shared, admission }
+        // Twenty streams at once, then one every two seconds, per certificate.
+        let per_cert = std::sync::Arc::new(PerCert::new(0.5, 20.0));
+        TelemetryService { shared, admission, per_cert }
     }
 }
 
@@ -94,8 +97,15 @@ impl Telemetry for TelemetryService {
                 "a device client certificate is required; enroll this agent first",
             ));
         };
-        // A certificate may hold only a couple of streams that have not attested yet, so one
-        // stolen certificate cannot occupy the admission slots either.
+        // One certificate cannot open streams in a loop either (each costs an admission token
+        // and a database read), nor hold more than a couple that have not attested yet.
+        if !self.per_cert.allow(&cert) {
+            self.shared.metrics.refuse("certificate_rate");
+            let m = msg(pb::collector_message::Msg::SlowDown(pb::SlowDown {
+                retry_after_ms: self.shared.config.slow_down.as_millis() as u64,
+            }));
+            return Ok(Response::new(Box::pin(tokio_stream::once(Ok(m)))));
+        }
         let Some(pending) = self.shared.dispatch.pending(&cert) else {
             self.shared.metrics.refuse("too_many_pending_streams");
             return Err(Status::resource_exhausted(
@@ -151,7 +161,9 @@ impl Telemetry for TelemetryService {
             sent: Default::default(),
             tx,
             pending: Some(pending),
+            setting_up: conn.as_ref().map(|c| c.busy()),
             conn,
+            on_conn: None,
             _permit: permit,
         };
         let span = tracing::info_span!("stream", device = %stream.device.id);
@@ -174,9 +186,12 @@ struct StreamTask {
     tx: mpsc::Sender<Reply>,
     /// Held until the claims verify (see `Dispatch::pending`).
     pending: Option<super::directives::Pending>,
-    /// The connection this stream came on: marked authenticated once the claims verify, so
-    /// its unauthenticated lifetime no longer applies (`listen`).
+    /// The connection this stream came on (`listen`): busy while the stream sets up (so a
+    /// slow database does not read as an idle client), then held as attested while the
+    /// stream lives, which lifts the connection's idle and lifetime bounds.
     conn: Option<std::sync::Arc<crate::listen::ConnState>>,
+    setting_up: Option<crate::listen::Busy>,
+    on_conn: Option<crate::listen::Attested>,
     /// This stream's place under `--max-streams`, released when it ends.
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -346,8 +361,9 @@ impl StreamTask {
         self.shared.writer.record_claims(record).await.map_err(internal)?;
         self.attested = true;
         self.pending = None;
+        self.setting_up = None;
         if let Some(c) = &self.conn {
-            c.mark_authenticated();
+            self.on_conn = Some(c.attested());
         }
         tracing::debug!("Device claims verified.");
         // The head as loaded when this stream authenticated, moments ago: at worst slightly

@@ -335,6 +335,8 @@ pub struct ApiTokenInfo {
     /// To the minute: a request updates it at most once a minute.
     pub last_used_at_ms: Option<i64>,
     pub revoked_at_ms: Option<i64>,
+    /// `cli:USER`, or `token:ID` for one made through the API by another token.
+    pub created_by: String,
 }
 
 /// An enrollment token as listed.
@@ -554,7 +556,10 @@ pub trait Store: Send + Sync {
         name: &str,
         now_ms: i64,
         expires_at_ms: Option<i64>,
+        created_by: &str,
     ) -> Result<()>;
+    /// The API token a dashboard session was opened with.
+    fn session_token(&self, session_hash: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Every API token ever created, oldest first.
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>>;
     /// Revokes an API token and ends its dashboard sessions; false if it was already revoked.

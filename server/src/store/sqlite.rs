@@ -306,6 +306,9 @@ ALTER TABLE devices ADD COLUMN clock_skew_ms INTEGER;
 -- tokens can be named and revoked before use.
 ALTER TABLE api_tokens ADD COLUMN expires_at_ms INTEGER;
 ALTER TABLE api_tokens ADD COLUMN last_used_at_ms INTEGER;
+-- Who made it (`cli:USER`, or `token:ID` through the API): revoking a token revokes what
+-- it made, so a stolen admin token cannot leave heirs behind.
+ALTER TABLE api_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE enrollment_tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
 ALTER TABLE enrollment_tokens ADD COLUMN revoked_at_ms INTEGER;
 -- Retention prunes claims by time.
@@ -628,12 +631,25 @@ impl Store for SqliteStore {
         name: &str,
         now_ms: i64,
         expires_at_ms: Option<i64>,
+        created_by: &str,
     ) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![token_hash, role, name, now_ms, expires_at_ms],
+            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms, expires_at_ms, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![token_hash, role, name, now_ms, expires_at_ms, created_by],
         )?;
         Ok(())
+    }
+
+    fn session_token(&self, session_hash: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT token_hash FROM ui_sessions WHERE session_hash = ?1",
+                params![session_hash],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn enrollment_tokens(&self) -> Result<Vec<EnrollmentTokenInfo>> {
@@ -666,7 +682,7 @@ impl Store for SqliteStore {
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
         let conn = self.conn();
         let mut q = conn.prepare(
-            "SELECT token_hash, role, name, created_at_ms, expires_at_ms, last_used_at_ms, revoked_at_ms \
+            "SELECT token_hash, role, name, created_at_ms, expires_at_ms, last_used_at_ms, revoked_at_ms, created_by \
              FROM api_tokens ORDER BY created_at_ms, token_hash",
         )?;
         let rows = q.query_map([], |r| {
@@ -678,6 +694,7 @@ impl Store for SqliteStore {
                 expires_at_ms: r.get(4)?,
                 last_used_at_ms: r.get(5)?,
                 revoked_at_ms: r.get(6)?,
+                created_by: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

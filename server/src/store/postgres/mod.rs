@@ -530,17 +530,25 @@ impl Store for PostgresStore {
         name: &str,
         now_ms: i64,
         expires_at_ms: Option<i64>,
+        created_by: &str,
     ) -> Result<()> {
         self.execute(
-            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
-            &[&token_hash, &role, &name, &now_ms, &expires_at_ms],
+            "INSERT INTO api_tokens (token_hash, role, name, created_at_ms, expires_at_ms, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&token_hash, &role, &name, &now_ms, &expires_at_ms, &created_by],
         )?;
         Ok(())
     }
 
+    fn session_token(&self, session_hash: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.query_opt("SELECT token_hash FROM ui_sessions WHERE session_hash = $1", &[&session_hash])?
+            .map(|r| Ok(r.try_get(0)?))
+            .transpose()
+    }
+
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
         self.all(
-            "SELECT token_hash, role, name, created_at_ms, expires_at_ms, last_used_at_ms, revoked_at_ms \
+            "SELECT token_hash, role, name, created_at_ms, expires_at_ms, last_used_at_ms, revoked_at_ms, created_by \
              FROM api_tokens ORDER BY created_at_ms, token_hash",
             &[],
             |r| {
@@ -552,6 +560,7 @@ impl Store for PostgresStore {
                     expires_at_ms: r.try_get(4)?,
                     last_used_at_ms: r.try_get(5)?,
                     revoked_at_ms: r.try_get(6)?,
+                    created_by: r.try_get(7)?,
                 })
             },
         )

@@ -262,6 +262,7 @@ END $$;
 ALTER TABLE devices ADD COLUMN clock_skew_ms BIGINT;
 ALTER TABLE api_tokens ADD COLUMN expires_at_ms BIGINT;
 ALTER TABLE api_tokens ADD COLUMN last_used_at_ms BIGINT;
+ALTER TABLE api_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE enrollment_tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
 ALTER TABLE enrollment_tokens ADD COLUMN revoked_at_ms BIGINT;
 CREATE INDEX device_claims_at ON device_claims(at_ms);
