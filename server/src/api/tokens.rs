@@ -104,7 +104,7 @@ pub(crate) async fn create_api(
     tracing::info!(token = %id, role = role.as_str(), "API token created through the API.");
     Ok(Json(serde_json::json!({
         "id": id, "token": token, "role": role.as_str(),
-        "expires_at": ttl.map(|t| crate::clock::rfc3339(now.saturating_add(t.as_millis() as i64))),
+        "expires_at": ttl.map(|t| crate::clock::rfc3339(now.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)))),
     })))
 }
 
@@ -169,7 +169,7 @@ pub(crate) async fn create_enrollment(
     tracing::info!(token = %id, "Enrollment token created through the API.");
     Ok(Json(serde_json::json!({
         "id": id, "token": token,
-        "expires_at": crate::clock::rfc3339(now.saturating_add(ttl.as_millis() as i64)),
+        "expires_at": crate::clock::rfc3339(now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))),
     })))
 }
 
