@@ -78,6 +78,11 @@ try {
   // Devices: paged and sorted by the server.
   await page.click("a[data-nav=devices]");
   await page.getByTestId("devices-table").waitFor();
+  await page
+    .waitForFunction((want) => document.querySelector("[data-testid=range]")?.textContent === want, `1–50 of ${expect.devices}`, {
+      timeout: 15000,
+    })
+    .catch(() => {});
   check((await page.getByTestId("range").textContent()) === `1–50 of ${expect.devices}`, "devices page 1 of the fleet");
   check(await page.locator("[data-testid=devices-table] tbody tr").count() === 50, "50 rows per page");
   await page.click("text=Next ›");
@@ -88,6 +93,15 @@ try {
   await page.click("th[data-sort=hostname]");
   await page.waitForFunction(() => location.hash.includes("order=desc"));
   await page.getByTestId("devices-table").waitFor();
+  // The URL changes before the sorted page arrives: wait for the table itself (a busy
+  // machine can take a while), then check.
+  await page
+    .waitForFunction(
+      (want) => document.querySelector("[data-testid=devices-table] tbody tr td a")?.textContent === want,
+      expect.last_hostname,
+      { timeout: 15000 },
+    )
+    .catch(() => {});
   const firstHost = await page.locator("[data-testid=devices-table] tbody tr td a").first().textContent();
   check(firstHost === expect.last_hostname, `sorted by hostname, descending: ${firstHost}`);
   await page.screenshot({ path: `${shots}/devices.png`, fullPage: true });
