@@ -294,6 +294,9 @@ pub struct Catalog {
     pub key_formats: Vec<KeyFormat>,
     /// Scans free text for any key format (alternation of all formats, with token boundaries).
     pub key_scan: Regex,
+    /// The same formats with no boundaries: for redaction, where a key glued to other text
+    /// (`region=abcsk-proj-…`) must go too.
+    pub key_anywhere: Regex,
     pub env_vars: HashMap<String, (String, Option<TokenKind>)>,
     pub placeholders: Placeholders,
     pub processes: Processes,
@@ -392,6 +395,8 @@ impl Catalog {
             alternation.join("|")
         ))
         .map_err(|e| invalid("key_format", e.to_string()))?;
+        let key_anywhere = Regex::new(&format!("(?:{})", alternation.join("|")))
+            .map_err(|e| invalid("key_format", e.to_string()))?;
 
         let mut env_vars = HashMap::new();
         for v in raw.env_var {
@@ -439,6 +444,7 @@ impl Catalog {
             credential_files: raw.credential_file,
             key_formats,
             key_scan,
+            key_anywhere,
             env_vars,
             placeholders: raw.placeholders,
             processes: raw.processes,

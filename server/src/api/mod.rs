@@ -269,6 +269,9 @@ pub fn router(shared: Shared) -> axum::Router {
         .with_state(shared)
 }
 
+/// Largest request body (axum's own default for its extractors).
+const MAX_BODY: usize = 2 << 20;
+
 /// Paths anyone may call: liveness, the API's description, dashboard sign-in and assets.
 fn public(path: &str) -> bool {
     matches!(
@@ -296,7 +299,21 @@ async fn authenticate(
         return next.run(req).await;
     }
     match caller(&s, req.headers()).await {
-        Ok(_) => next.run(req).await,
+        Ok(_) => {
+            // The whole body, read before the handler runs: a handler that answers without
+            // reading it (a 404, a refused role) would otherwise reset an HTTP/2 stream the
+            // client is still sending on, and the client sees an error instead of the answer.
+            let (parts, body) = req.into_parts();
+            match axum::body::to_bytes(body, MAX_BODY).await {
+                Ok(bytes) => {
+                    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+                }
+                Err(_) => {
+                    ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY} bytes"))
+                        .into_response()
+                }
+            }
+        }
         Err((status, message)) => {
             let scim = req.uri().path().starts_with("/scim/");
             drain(req).await;
