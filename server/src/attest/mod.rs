@@ -1,6 +1,6 @@
 //! TPM 2.0 attestation checks, done in software (the collector has no TPM).
 //!
-//! The ceremony (after google/go-attestation, Teleport, SPIRE; shared/tpm-notes.md):
+//! The ceremony (after google/go-attestation, Teleport and SPIRE):
 //! 1. the EK certificate chains to a configured root (`serve --ek-roots`) and certifies the
 //!    very EK public area the TPM showed;
 //! 2. the AK is a restricted signing key; [`makecred::make_credential`] encrypts a secret to
@@ -163,7 +163,8 @@ fn verify_ek_chain(cert: &[u8], roots: &[Vec<u8>]) -> Result<(), AttestError> {
     let ee = webpki::EndEntityCert::try_from(&der)
         .map_err(|e| rejected(format!("EK certificate is malformed: {e}")))?;
     // Intermediates rarely carry the EK usage, and webpki applies a required EKU to every
-    // certificate of the path: require it only where present (shared/tpm-notes.md §2).
+    // certificate of the path, so demanding it would refuse real manufacturer chains: a
+    // certificate must carry it only if it names extended key usages at all.
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &anchors,
