@@ -36,7 +36,7 @@ macro_rules! raw_config {
         }
 
         impl RawConfig {
-            const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
 
             /// Sets each key of `table` that type-checks; returns one message per bad key.
             fn merge_table(&mut self, table: toml::Table, origin: &str) -> Vec<String> {
@@ -278,22 +278,19 @@ pub mod managed {
     pub fn values() -> Option<(String, toml::Table)> {
         #[cfg(target_os = "macos")]
         {
-            let path = std::path::Path::new("/Library/Managed Preferences/com.sightline.agent.plist");
-            let value = plist::Value::from_file(path).ok()?;
-            return Some((path.display().to_string(), from_plist(&value)));
+            return crate::macos::prefs::managed_values(super::RawConfig::FIELDS);
         }
         #[cfg(windows)]
         {
-            let key = r"HKLM\SOFTWARE\Policies\Sightline\Agent";
-            let out = std::process::Command::new("reg").args(["query", key]).output().ok()?;
-            if !out.status.success() {
-                return None;
-            }
-            return Some((key.to_owned(), from_reg_query(&String::from_utf8_lossy(&out.stdout))));
+            return crate::windows::registry::policy_values(POLICY_KEY);
         }
         #[allow(unreachable_code)]
         None
     }
+
+    /// Where Windows MDMs (Intune ADMX ingestion, Group Policy) write the agent's settings,
+    /// beneath `HKEY_LOCAL_MACHINE`.
+    pub const POLICY_KEY: &str = r"SOFTWARE\Policies\Sightline\Agent";
 
     /// A managed-preferences dictionary as a table (strings, integers, booleans).
     pub fn from_plist(value: &plist::Value) -> toml::Table {

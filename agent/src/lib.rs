@@ -18,6 +18,8 @@ pub mod fsview;
 pub mod govern;
 pub mod inventory;
 pub mod keys;
+#[cfg(target_os = "macos")]
+pub mod macos;
 pub mod observe;
 pub mod outbox;
 pub mod recorder;
@@ -30,5 +32,7 @@ pub mod spool;
 pub mod state;
 pub mod transport;
 pub mod watch;
+#[cfg(windows)]
+pub mod windows;
 #[cfg(windows)]
 pub mod winservice;

@@ -36,11 +36,14 @@ pub fn list() -> Vec<OsSession> {
     }
     #[cfg(target_os = "macos")]
     {
-        console_user().into_iter().collect()
+        merge(crate::macos::sessions::list())
     }
     #[cfg(windows)]
     {
-        desktop_shell_sessions("explorer.exe")
+        // WTS names every interactive session; the desktop shell's owners are the fallback
+        // where the session API answers nothing (a stripped-down or broken Terminal Services).
+        let wts = crate::windows::sessions::list();
+        merge(if wts.is_empty() { desktop_shell_sessions("explorer.exe") } else { wts })
     }
     #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
     {
@@ -116,22 +119,10 @@ pub fn logind(dir: &Path) -> Vec<OsSession> {
 }
 
 /// One session per (user, terminal): utmp and logind often describe the same login.
-fn merge(mut sessions: Vec<OsSession>) -> Vec<OsSession> {
+pub(crate) fn merge(mut sessions: Vec<OsSession>) -> Vec<OsSession> {
     sessions.sort();
     sessions.dedup_by(|b, a| a.user == b.user && a.terminal == b.terminal);
     sessions
-}
-
-#[cfg(target_os = "macos")]
-fn console_user() -> Option<OsSession> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata("/dev/console").ok()?;
-    if meta.uid() == 0 {
-        return None; // the login window
-    }
-    let users = sysinfo::Users::new_with_refreshed_list();
-    let user = users.iter().find(|u| **u.id() == meta.uid())?.name().to_owned();
-    Some(OsSession { user, terminal: "console".into(), host: None, started_at_ms: meta.mtime() * 1000 })
 }
 
 /// Interactive sessions as the owners of the desktop shell process; portable so it is

@@ -5,6 +5,12 @@
 //! and never learn which backend signs, so hardware backends drop in without touching them.
 //! Private key material never leaves this module.
 
+pub mod der;
+#[cfg(target_os = "macos")]
+mod enclave;
+#[cfg(windows)]
+mod pcp;
+pub mod pcp_blob;
 mod software;
 mod store;
 #[cfg(all(target_os = "linux", feature = "tpm"))]
@@ -96,9 +102,13 @@ pub trait DeviceKey: Send + Sync + fmt::Debug {
 /// The `--key-backend` choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyChoice {
-    /// A TPM if one is usable, otherwise software (logged).
+    /// This platform's hardware key store if one is usable, otherwise software (logged).
     Auto,
+    /// The TPM 2.0: through tpm2-tss on Linux, through the Microsoft Platform Crypto Provider
+    /// on Windows.
     Tpm,
+    /// The Secure Enclave (macOS).
+    SecureEnclave,
     Software,
 }
 
@@ -115,26 +125,28 @@ pub fn open(state_dir: &Path, choice: KeyChoice) -> Result<Box<dyn DeviceKey>, K
     open_with_tcti(state_dir, choice, &tpm_tcti())
 }
 
-/// As [`open`], with the TPM named explicitly (the config's `tpm_tcti`).
+/// As [`open`], with the TPM named explicitly (the config's `tpm_tcti`; Linux only).
 pub fn open_with_tcti(
     state_dir: &Path,
     choice: KeyChoice,
     tcti: &str,
 ) -> Result<Box<dyn DeviceKey>, KeyError> {
-    let has_tpm_key = state_dir.join("tpm/device.pub").exists();
-    let has_soft_key = state_dir.join("device-key.pk8").exists();
+    let has_soft_key = store::KeyStore::for_state_dir(state_dir, "device-key").exists();
     match choice {
-        KeyChoice::Tpm => open_tpm(state_dir, tcti),
         KeyChoice::Software => software(state_dir),
-        KeyChoice::Auto if has_tpm_key => open_tpm(state_dir, tcti),
+        KeyChoice::Tpm | KeyChoice::SecureEnclave if choice != hardware_choice() => {
+            Err(KeyError::Unavailable(format!("{choice:?} is not a key store of this platform ({})", HARDWARE_NAME)))
+        }
+        KeyChoice::Tpm | KeyChoice::SecureEnclave => open_hardware(state_dir, tcti),
+        KeyChoice::Auto if has_hardware_key(state_dir) => open_hardware(state_dir, tcti),
         KeyChoice::Auto if has_soft_key => software(state_dir),
-        KeyChoice::Auto => match open_tpm(state_dir, tcti) {
+        KeyChoice::Auto => match open_hardware(state_dir, tcti) {
             Ok(k) => {
-                tracing::info!(backend = "tpm", tcti, "Using a TPM-resident device key.");
+                tracing::info!(backend = k.backend().as_str(), "Using a hardware-resident device key.");
                 Ok(k)
             }
             Err(e) => {
-                tracing::warn!(backend = "software", reason = %e, "No usable TPM; using a software device key (assurance: software).");
+                tracing::warn!(backend = "software", reason = %e, "No usable hardware key store; using a software device key (assurance: software).");
                 software(state_dir)
             }
         },
@@ -145,13 +157,48 @@ fn software(state_dir: &Path) -> Result<Box<dyn DeviceKey>, KeyError> {
     Ok(Box::new(SoftwareKey::load_or_create(&store::KeyStore::for_state_dir(state_dir, "device-key"))?))
 }
 
+/// The hardware backend each platform has, and how `--key-backend` names it.
+#[cfg(not(target_os = "macos"))]
+const fn hardware_choice() -> KeyChoice {
+    KeyChoice::Tpm
+}
+#[cfg(target_os = "macos")]
+const fn hardware_choice() -> KeyChoice {
+    KeyChoice::SecureEnclave
+}
+
+#[cfg(target_os = "linux")]
+const HARDWARE_NAME: &str = "Linux: a TPM 2.0 through tpm2-tss";
+#[cfg(windows)]
+const HARDWARE_NAME: &str = "Windows: the TPM through the Microsoft Platform Crypto Provider";
+#[cfg(target_os = "macos")]
+const HARDWARE_NAME: &str = "macOS: the Secure Enclave";
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
+const HARDWARE_NAME: &str = "none";
+
+/// Whether the state dir records a hardware key (the blobs, the enclave key's tag, the
+/// provider's key name): `auto` then keeps it.
+fn has_hardware_key(state_dir: &Path) -> bool {
+    ["tpm/device.pub", "secure-enclave.key", "pcp-key.json"].iter().any(|f| state_dir.join(f).exists())
+}
+
 #[cfg(all(target_os = "linux", feature = "tpm"))]
-fn open_tpm(state_dir: &Path, tcti: &str) -> Result<Box<dyn DeviceKey>, KeyError> {
+fn open_hardware(state_dir: &Path, tcti: &str) -> Result<Box<dyn DeviceKey>, KeyError> {
     Ok(Box::new(tpm::TpmKey::open(state_dir, tcti)?))
 }
 
-#[cfg(not(all(target_os = "linux", feature = "tpm")))]
-fn open_tpm(_state_dir: &Path, _tcti: &str) -> Result<Box<dyn DeviceKey>, KeyError> {
+#[cfg(target_os = "macos")]
+fn open_hardware(state_dir: &Path, _tcti: &str) -> Result<Box<dyn DeviceKey>, KeyError> {
+    Ok(Box::new(enclave::EnclaveKey::open(state_dir)?))
+}
+
+#[cfg(windows)]
+fn open_hardware(state_dir: &Path, _tcti: &str) -> Result<Box<dyn DeviceKey>, KeyError> {
+    Ok(Box::new(pcp::PcpKey::open(state_dir)?))
+}
+
+#[cfg(not(any(all(target_os = "linux", feature = "tpm"), target_os = "macos", windows)))]
+fn open_hardware(_state_dir: &Path, _tcti: &str) -> Result<Box<dyn DeviceKey>, KeyError> {
     Err(KeyError::Unavailable("the TPM backend is not built into this agent (Linux, `tpm` feature)".into()))
 }
 

@@ -33,6 +33,11 @@ impl KeyStore {
         }
     }
 
+    /// Whether a key is stored (an unreadable store counts as one: never silently replaced).
+    pub(crate) fn exists(&self) -> bool {
+        !matches!(self.load(), Ok(None))
+    }
+
     #[cfg(not(any(target_os = "macos", target_os = "windows")))]
     pub(crate) fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError> {
         match std::fs::read(&self.file) {

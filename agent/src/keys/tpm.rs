@@ -37,6 +37,7 @@ use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::utils::{create_restricted_decryption_rsa_public, create_unrestricted_signing_ecc_public};
 use tss_esapi::{Context, TctiNameConf};
 
+use super::der::{der_signature, left_pad};
 use super::{Activation, Backend, DeviceKey, KeyError, TpmEvidence};
 
 type Reply<T> = mpsc::SyncSender<Result<T, KeyError>>;
@@ -377,54 +378,4 @@ fn spki_of(public: &Public) -> Result<Vec<u8>, KeyError> {
     point.extend(left_pad(unique.x().value())?);
     point.extend(left_pad(unique.y().value())?);
     p256::spki_from_point(&point).map_err(|e| KeyError::Corrupt(e.to_string()))
-}
-
-/// The TPM returns coordinates and r, s without leading zeros; P-256 wants 32 bytes.
-fn left_pad(v: &[u8]) -> Result<[u8; 32], KeyError> {
-    let v = strip_zeros(v);
-    if v.len() > 32 {
-        return Err(KeyError::Corrupt("ECC value longer than 32 bytes".into()));
-    }
-    let mut out = [0u8; 32];
-    out[32 - v.len()..].copy_from_slice(v);
-    Ok(out)
-}
-
-fn strip_zeros(v: &[u8]) -> &[u8] {
-    let first = v.iter().position(|&b| b != 0).unwrap_or(v.len());
-    &v[first..]
-}
-
-/// DER `SEQUENCE { INTEGER r, INTEGER s }` from unsigned big-endian r and s.
-pub(crate) fn der_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
-    fn integer(v: &[u8]) -> Vec<u8> {
-        let v = strip_zeros(v);
-        let mut out = vec![0x02];
-        let pad = v.first().is_none_or(|&b| b & 0x80 != 0);
-        out.push((v.len() + usize::from(pad)) as u8);
-        if pad {
-            out.push(0);
-        }
-        out.extend_from_slice(v);
-        out
-    }
-    let (r, s) = (integer(r), integer(s));
-    let mut out = vec![0x30, (r.len() + s.len()) as u8];
-    out.extend(r);
-    out.extend(s);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::der_signature;
-
-    #[test]
-    fn der_integers_are_minimal_and_positive() {
-        assert_eq!(
-            der_signature(&[0x00, 0x01], &[0x80]),
-            vec![0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x02, 0x00, 0x80]
-        );
-        assert_eq!(der_signature(&[], &[0x7f]), vec![0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x7f]);
-    }
 }

@@ -1,0 +1,1 @@
+//! The device key in the Secure Enclave (macOS).

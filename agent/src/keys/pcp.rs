@@ -1,0 +1,1 @@
+//! The device key in the TPM through the Microsoft Platform Crypto Provider (CNG/NCrypt).

@@ -1,0 +1,7 @@
+//! Terminal Services sessions.
+
+use crate::detect::sessions::OsSession;
+
+pub fn list() -> Vec<OsSession> {
+    Vec::new()
+}
