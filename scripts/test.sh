@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only the Rust toolchain and Node.js:
+# (the macOS and Windows agents, under zig and Wine, are in scripts/cross-platform.sh)
 # installs what the tests need (a C compiler, libtss2, a software TPM, cargo-deb, Chromium and
 # playwright-core for the dashboard, PostgreSQL), starts swtpms and a private PostgreSQL on
 # loopback for the TPM, store conformance and replica tests, checks
@@ -89,6 +90,8 @@ else
 fi
 echo "==> packaging: the .deb built, inspected, installed, enrolled through its unit, purged"
 scripts/check-packaging.sh
+echo "==> macOS and Windows agents, .rpm and MSI (scripts/cross-platform.sh)"
+scripts/cross-platform.sh
 echo "==> fuzz targets: built on nightly and each run over its committed seeds (a smoke run)"
 rustup toolchain list | grep -q '^nightly' || { echo "the nightly toolchain is missing (cargo-fuzz needs it)" >&2; exit 1; }
 command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz

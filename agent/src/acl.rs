@@ -4,65 +4,37 @@
 //! - Unix: mode 0700, owned by the root the agent runs as.
 //! - Windows: owned by Administrators, with an explicit, *protected* DACL — full control
 //!   for SYSTEM and the Administrators group only, inherited by every file and directory
-//!   beneath, nothing inherited from `ProgramData` (where Users may read). Ownership is taken
-//!   and every entry beneath is reset first, so a directory a user created (or granted
-//!   themselves) before the agent was installed is not trusted as it was found. A file moved
-//!   in (the quarantine) has its own entries reset to inherit. It is all done with
-//!   `icacls.exe` from `%SystemRoot%\System32` by absolute path (never one found on `PATH`):
-//!   the tool Windows ships for exactly this, and it keeps FFI — `unsafe` — out of
-//!   everything but the service entry point.
+//!   beneath, nothing inherited from `ProgramData` (where Users may read). Every entry
+//!   beneath is reset to inherit it, so a directory a user created (or granted themselves)
+//!   before the agent was installed is not trusted as it was found. A file moved in (the
+//!   quarantine) has its own entries dropped so it inherits. Applied through the Win32
+//!   security API (`crate::windows::dacl`); the descriptors are the SDDL below.
 
-use std::ffi::OsString;
 use std::io;
 use std::path::Path;
 
-/// SIDs, not names: names are localized ("Administratoren") and can be spoofed by a local
-/// account of that name.
-const SYSTEM: &str = "*S-1-5-18";
-const ADMINISTRATORS: &str = "*S-1-5-32-544";
-/// Principals a default ACL grants something that must not keep it: Users, Everyone,
-/// Authenticated Users, CREATOR OWNER.
-const REMOVED: &[&str] = &["*S-1-5-32-545", "*S-1-1-0", "*S-1-5-11", "*S-1-3-0"];
+/// Owner Administrators (`BA`); protected (`P`), auto-inherited (`AI`) DACL; full access
+/// (`FA`) for SYSTEM (`SY`) and Administrators, inherited by files (`OI`) and directories
+/// (`CI`). SIDs by alias, not names: names are localized ("Administratoren") and a local
+/// account could be called "Administrators".
+pub const PRIVATE_DIR_SDDL: &str = "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
 
-/// The `icacls` runs, in order, that leave `path` owned by Administrators and readable and
-/// writable by SYSTEM and Administrators alone, for it and everything beneath it.
-pub fn icacls_runs(path: &Path) -> Vec<Vec<OsString>> {
-    let p = || path.as_os_str().to_owned();
-    let own = vec![p(), "/setowner".into(), ADMINISTRATORS.into(), "/T".into(), "/C".into(), "/Q".into()];
-    // Explicit entries anyone added beneath are dropped: everything inherits again...
-    let reset = vec![p(), "/reset".into(), "/T".into(), "/C".into(), "/Q".into()];
-    // ...from this directory's own protected list.
-    let mut protect: Vec<OsString> = vec![p(), "/inheritance:r".into()];
-    for sid in [SYSTEM, ADMINISTRATORS] {
-        protect.push("/grant:r".into());
-        protect.push(format!("{sid}:(OI)(CI)F").into());
+/// An empty, unprotected DACL: the object keeps only what its directory passes down.
+pub const INHERIT_ONLY_SDDL: &str = "D:AI";
+
+/// The ACEs of an SDDL string's DACL, `(A;OICI;FA;;;SY)` each (portable; tests and audits).
+pub fn aces(sddl: &str) -> Vec<&str> {
+    let Some(d) = sddl.find("D:") else { return Vec::new() };
+    let dacl = &sddl[d..];
+    let dacl = dacl.find("S:").map_or(dacl, |s| &dacl[..s]);
+    let mut out = Vec::new();
+    let mut rest = dacl;
+    while let Some(open) = rest.find('(') {
+        let Some(close) = rest[open..].find(')') else { break };
+        out.push(&rest[open..open + close + 1]);
+        rest = &rest[open + close + 1..];
     }
-    protect.push("/remove:g".into());
-    protect.extend(REMOVED.iter().map(OsString::from));
-    protect.push("/Q".into());
-    vec![own, reset, protect]
-}
-
-/// The `icacls` run that makes a file moved into a restricted directory inherit its list.
-pub fn icacls_inherit(path: &Path) -> Vec<OsString> {
-    vec![path.as_os_str().to_owned(), "/reset".into(), "/Q".into()]
-}
-
-#[cfg(windows)]
-fn icacls(args: Vec<OsString>, path: &Path) -> io::Result<()> {
-    let root = std::env::var_os("SystemRoot").unwrap_or_else(|| OsString::from(r"C:\Windows"));
-    let exe = Path::new(&root).join("System32").join("icacls.exe");
-    let out = std::process::Command::new(&exe).args(args).output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "{} could not restrict {}: {}",
-            exe.display(),
-            path.display(),
-            String::from_utf8_lossy(&out.stdout).trim()
-        )))
-    }
+    out
 }
 
 /// After moving a file into a restricted directory: on Windows its own entries go and it
@@ -71,7 +43,7 @@ fn icacls(args: Vec<OsString>, path: &Path) -> io::Result<()> {
 pub fn inherit(path: &Path) -> io::Result<()> {
     #[cfg(windows)]
     {
-        icacls(icacls_inherit(path), path)
+        crate::windows::dacl::inherit(path)
     }
     #[cfg(not(windows))]
     {
@@ -89,7 +61,7 @@ pub fn restrict_dir(path: &Path) -> io::Result<()> {
     }
     #[cfg(windows)]
     {
-        icacls_runs(path).into_iter().try_for_each(|args| icacls(args, path))
+        crate::windows::dacl::restrict_dir(path)
     }
     #[cfg(not(any(unix, windows)))]
     {
@@ -118,28 +90,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_windows_dacl_names_system_and_administrators_only() {
-        let runs: Vec<Vec<String>> = icacls_runs(Path::new(r"C:\ProgramData\Sightline\state"))
-            .iter()
-            .map(|r| r.iter().map(|a| a.to_string_lossy().into_owned()).collect())
-            .collect();
-        assert!(runs.iter().all(|r| r[0] == r"C:\ProgramData\Sightline\state"));
-        assert_eq!(runs[0][1..3], ["/setowner", "*S-1-5-32-544"], "ownership taken first");
-        assert!(
-            runs[0].contains(&"/T".to_owned()) && runs[1][1..3] == ["/reset", "/T"],
-            "everything beneath reset"
+    fn the_windows_descriptor_names_system_and_administrators_only() {
+        assert!(PRIVATE_DIR_SDDL.starts_with("O:BA"), "owned by Administrators");
+        assert!(PRIVATE_DIR_SDDL.contains("D:P"), "protected: nothing inherited from ProgramData");
+        assert_eq!(aces(PRIVATE_DIR_SDDL), ["(A;OICI;FA;;;SY)", "(A;OICI;FA;;;BA)"]);
+        assert!(aces(INHERIT_ONLY_SDDL).is_empty() && !INHERIT_ONLY_SDDL.contains("D:P"));
+        assert_eq!(
+            aces("O:BAG:SYD:(A;;FA;;;WD)S:(AU;;FA;;;WD)"),
+            ["(A;;FA;;;WD)"],
+            "the SACL is not the DACL"
         );
-        let args = &runs[2];
-        assert_eq!(args[1], "/inheritance:r", "nothing inherited from ProgramData");
-        let grants: Vec<&str> =
-            args.windows(2).filter(|w| w[0] == "/grant:r").map(|w| w[1].as_str()).collect();
-        assert_eq!(grants, ["*S-1-5-18:(OI)(CI)F", "*S-1-5-32-544:(OI)(CI)F"]);
-        for sid in ["*S-1-5-32-545", "*S-1-1-0", "*S-1-5-11", "*S-1-3-0"] {
-            assert!(args.iter().any(|a| a == sid), "{sid} is removed");
-        }
-        let file: Vec<String> =
-            icacls_inherit(Path::new(r"C:\q\f")).iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        assert_eq!(file, [r"C:\q\f", "/reset", "/Q"]);
     }
 
     #[cfg(unix)]

@@ -251,7 +251,7 @@ impl RawConfig {
         }
         Ok(Config {
             state_dir: self.state_dir.unwrap_or_else(crate::state::default_dir),
-            root: self.root.unwrap_or_else(|| PathBuf::from("/")),
+            root: self.root.unwrap_or_else(crate::scan::default_root),
             resync_interval,
             process_interval,
             processes: self.processes.unwrap_or(true),
@@ -314,26 +314,37 @@ pub mod managed {
         t
     }
 
-    /// `reg query` output: `    name    REG_SZ    value` and `REG_DWORD    0x1` lines.
-    pub fn from_reg_query(text: &str) -> toml::Table {
+    /// A registry value as the agent reads it (the registry crate's types, made portable so
+    /// the mapping is tested everywhere).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum RegData {
+        /// `REG_DWORD` or `REG_QWORD`.
+        Integer(u64),
+        /// `REG_SZ` or `REG_EXPAND_SZ`.
+        String(String),
+        /// Binary, multi-string and anything else: not a setting.
+        Other,
+    }
+
+    /// Policy registry values as a table. Admin templates and Intune write booleans as the
+    /// strings `true`/`false` or as DWORDs, so strings that spell a boolean become one; a
+    /// DWORD stays a number (the field's type decides, and a wrong one is reported).
+    pub fn from_registry(values: impl IntoIterator<Item = (String, RegData)>) -> toml::Table {
         let mut t = toml::Table::new();
-        for line in text.lines() {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let [name, kind, rest @ ..] = cols.as_slice() else { continue };
-            let raw = rest.join(" ");
-            let v = match *kind {
-                "REG_DWORD" | "REG_QWORD" => match i64::from_str_radix(raw.trim_start_matches("0x"), 16) {
+        for (name, data) in values {
+            let v = match data {
+                RegData::Integer(i) => match i64::try_from(i) {
                     Ok(i) => toml::Value::Integer(i),
                     Err(_) => continue,
                 },
-                "REG_SZ" | "REG_EXPAND_SZ" => match raw.as_str() {
+                RegData::String(s) => match s.as_str() {
                     "true" => toml::Value::Boolean(true),
                     "false" => toml::Value::Boolean(false),
-                    s => toml::Value::String(s.to_owned()),
+                    _ => toml::Value::String(s),
                 },
-                _ => continue,
+                RegData::Other => continue,
             };
-            t.insert((*name).to_owned(), v);
+            t.insert(name, v);
         }
         t
     }
@@ -417,9 +428,16 @@ mod tests {
         assert_eq!(raw.resync_interval.as_deref(), Some("30m"));
         assert_eq!((raw.processes, raw.spool_max_mb), (Some(false), Some(64)));
 
-        let reg = "\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Sightline\\Agent\r\n    resync_interval    REG_SZ    2h\r\n    watch    REG_SZ    false\r\n    cpu_percent    REG_DWORD    0xa\r\n";
+        use managed::RegData;
+        let reg = [
+            ("resync_interval".to_owned(), RegData::String("2h".into())),
+            ("watch".to_owned(), RegData::String("false".into())),
+            ("cpu_percent".to_owned(), RegData::Integer(10)),
+            ("ignored".to_owned(), RegData::Other),
+            ("huge".to_owned(), RegData::Integer(u64::MAX)),
+        ];
         let mut raw = RawConfig::default();
-        assert!(raw.merge_table(managed::from_reg_query(reg), "registry").is_empty());
+        assert!(raw.merge_table(managed::from_registry(reg), "registry").is_empty());
         assert_eq!(
             (raw.resync_interval.as_deref(), raw.watch, raw.cpu_percent),
             (Some("2h"), Some(false), Some(10))

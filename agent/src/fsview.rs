@@ -144,11 +144,14 @@ impl Tree {
         Ok(Tree { dir, display_base: self.display_base.join(rel), touched: self.touched.clone() })
     }
 
-    /// The path as it is on the scanned system.
+    /// The path as it is on the scanned system, from the scanned root, with `/` between
+    /// components on every platform: the agent's reports are the same whichever OS scans
+    /// the tree. (On Windows a backslash is only ever a separator, so nothing is lost.)
     pub fn display(&self, rel: &Path) -> String {
         let p =
             if rel.as_os_str().is_empty() { self.display_base.clone() } else { self.display_base.join(rel) };
-        p.to_string_lossy().into_owned()
+        let s = p.to_string_lossy().into_owned();
+        if cfg!(windows) { s.replace('\\', "/") } else { s }
     }
 
     pub fn display_base(&self) -> &Path {
@@ -245,12 +248,17 @@ fn nonblock_flag() -> i32 {
     0x0004
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+
+    fn symlink(target: impl AsRef<Path>, link: PathBuf) -> io::Result<()> {
+        crate::testutil::symlink(target.as_ref(), &link);
+        Ok(())
+    }
 
     #[test]
+    #[cfg_attr(windows, ignore = "creating a symbolic link: Wine 8 cannot, Windows needs a privilege")]
     fn links_out_of_the_tree_are_refused_and_loops_end() {
         let t = tempfile::tempdir().unwrap();
         let outside = t.path().join("outside.txt");

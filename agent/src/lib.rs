@@ -36,3 +36,26 @@ pub mod watch;
 pub mod windows;
 #[cfg(windows)]
 pub mod winservice;
+
+/// Helpers the unit tests of several modules share.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::Path;
+
+    /// A symbolic link at `link` pointing at `target` (relative targets as written). On
+    /// Windows the tests that call this are ignored where links cannot be made (Wine 8;
+    /// Windows without the privilege), so a failure here is a real one.
+    pub(crate) fn symlink(target: &Path, link: &Path) {
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(target, link).unwrap();
+        #[cfg(windows)]
+        {
+            let dir = link.parent().map_or(target.to_owned(), |p| p.join(target)).is_dir();
+            if dir {
+                std::os::windows::fs::symlink_dir(target, link).unwrap();
+            } else {
+                std::os::windows::fs::symlink_file(target, link).unwrap();
+            }
+        }
+    }
+}

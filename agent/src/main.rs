@@ -34,7 +34,7 @@ enum Command {
     /// Scan once and print what was found. Reads only; writes nothing but its own state dir.
     Scan {
         /// Root of the filesystem to scan (a mounted image or a test tree).
-        #[arg(long, default_value = "/")]
+        #[arg(long, default_value_os_t = scan::default_root())]
         root: PathBuf,
         /// Skip live process detection.
         #[arg(long)]
@@ -105,7 +105,7 @@ enum QuarantineCommand {
         directive: String,
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        #[arg(long, default_value = "/")]
+        #[arg(long, default_value_os_t = scan::default_root())]
         root: PathBuf,
     },
 }

@@ -137,3 +137,16 @@ fn mac_hostname(prefs: &plist::Value) -> Option<String> {
     };
     computer.or_else(local).map(str::to_owned)
 }
+
+/// The live machine's filesystem root: `/`, or the system drive on Windows (`C:\`, not
+/// the root of whatever drive the working directory is on).
+pub fn default_root() -> PathBuf {
+    if cfg!(windows) {
+        let drive = std::env::var_os("SystemDrive").unwrap_or_else(|| "C:".into());
+        let mut root = PathBuf::from(drive);
+        root.push("\\");
+        root
+    } else {
+        PathBuf::from("/")
+    }
+}

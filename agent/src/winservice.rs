@@ -2,9 +2,10 @@
 //! `cfg(windows)`. The SCM starts the process, the dispatcher hands this thread to it, and a
 //! Stop or Shutdown control becomes the same graceful shutdown SIGTERM is on Unix.
 //!
-//! Not compiled by this repository's CI (Linux only): see ARCHITECTURE.md.
+//! Built for `x86_64-pc-windows-gnu` in CI; the MSI installs it and Wine's SCM starts it
+//! (scripts/cross-platform.sh).
 // The dispatcher's entry point is an FFI callback the windows-service macro generates with
-// an `unsafe` block; this module is the workspace's only exception to `unsafe_code`.
+// an `unsafe` block (FFI is confined to this module, `macos/`, `windows/` and `keys::{pcp,enclave}`).
 #![allow(unsafe_code)]
 
 use std::ffi::OsString;

@@ -8,6 +8,7 @@
 //! [`ScanError`]s in the report; a detector never stops the scan.
 
 pub mod apps;
+pub mod console;
 pub mod credentials;
 pub mod envfiles;
 pub mod extensions;
@@ -74,6 +75,19 @@ pub fn homes(root: &Tree, os: Os, errors: &mut Vec<ScanError>) -> Vec<Home> {
         Os::Linux => ("home", &[]),
         Os::Macos => ("Users", &["Shared", "Guest"]),
         Os::Windows => ("Users", &["Public", "Default", "Default User", "All Users", "desktop.ini"]),
+    };
+    // Windows names are case-insensitive: an image mounted on Linux (or a Wine prefix) may
+    // spell it `users`. The name as it is on disk is used, so every OS reports one path.
+    let found;
+    let parent = if os == Os::Windows {
+        found = root.list(Path::new("")).ok().and_then(|es| {
+            let mut es: Vec<_> = es.into_iter().filter(|e| e.name.eq_ignore_ascii_case(parent)).collect();
+            es.sort_by_key(|e| e.name != parent); // the exact spelling first, if both exist
+            es.into_iter().next()?.name.into_string().ok()
+        });
+        found.as_deref().unwrap_or(parent)
+    } else {
+        parent
     };
     let mut out = Vec::new();
     match root.list(Path::new(parent)) {

@@ -5,7 +5,9 @@
 //! run under an interpreter (`node …/@anthropic-ai/claude-code/cli.js`). Electron helper
 //! processes (`Cursor Helper (Renderer)`) are not separate findings: the main process is.
 
-use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind, Users};
+#[cfg(not(windows))]
+use sysinfo::Users;
+use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
 use super::{Finding, ProcessFinding};
 use crate::catalog::Catalog;
@@ -39,8 +41,40 @@ pub fn list() -> Vec<ProcessInfo> {
 /// executable, command line and owner of a process are read once, when it first appears.
 pub struct Sampler {
     sys: System,
-    users: Users,
+    accounts: Accounts,
     samples: u32,
+}
+
+/// Account names for process owners. Unix: the passwd database through `sysinfo::Users`.
+/// Windows: each SID looked up once (`LookupAccountSidW`), because listing local users misses
+/// directory (domain, Entra ID) accounts.
+#[derive(Default)]
+pub(crate) struct Accounts {
+    #[cfg(not(windows))]
+    users: Users,
+    #[cfg(windows)]
+    names: std::collections::HashMap<String, Option<String>>,
+}
+
+impl Accounts {
+    pub(crate) fn refresh(&mut self) {
+        #[cfg(not(windows))]
+        self.users.refresh();
+        #[cfg(windows)]
+        self.names.clear();
+    }
+
+    pub(crate) fn name(&mut self, uid: &sysinfo::Uid) -> Option<String> {
+        #[cfg(not(windows))]
+        {
+            self.users.get_user_by_id(uid).map(|u| u.name().to_owned())
+        }
+        #[cfg(windows)]
+        {
+            let sid = uid.to_string();
+            self.names.entry(sid).or_insert_with_key(|sid| crate::windows::accounts::name_of_sid(sid)).clone()
+        }
+    }
 }
 
 impl std::fmt::Debug for Sampler {
@@ -57,7 +91,7 @@ impl Default for Sampler {
 
 impl Sampler {
     pub fn new() -> Sampler {
-        Sampler { sys: System::new(), users: Users::new(), samples: 0 }
+        Sampler { sys: System::new(), accounts: Accounts::default(), samples: 0 }
     }
 
     /// The live process table. Blocking.
@@ -72,10 +106,10 @@ impl Sampler {
         );
         // Accounts change rarely; re-read them now and then.
         if self.samples.is_multiple_of(20) {
-            self.users.refresh();
+            self.accounts.refresh();
         }
         self.samples = self.samples.wrapping_add(1);
-        let users = &self.users;
+        let accounts = &mut self.accounts;
         self.sys
             .processes()
             .values()
@@ -86,7 +120,7 @@ impl Sampler {
                 name: p.name().to_string_lossy().into_owned(),
                 exe: p.exe().map(|e| e.to_string_lossy().into_owned()),
                 args: p.cmd().iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-                user: p.user_id().and_then(|u| users.get_user_by_id(u)).map(|u| u.name().to_owned()),
+                user: p.user_id().and_then(|u| accounts.name(u)),
                 start_time: p.start_time(),
             })
             .collect()

@@ -99,7 +99,8 @@ pub fn run(root: &Path, catalog: &Catalog, items: &[&Item], id: &str, enforce: b
                     continue;
                 }
                 steps.push(match block_windows(key, id) {
-                    Ok(()) => Step::Done(format!("{b}: added {id} to HKLM\\{key}\\{POLICY_KEY}")),
+                    Ok(true) => Step::Done(format!("{b}: added {id} to HKLM\\{key}\\{POLICY_KEY}")),
+                    Ok(false) => Step::Done(format!("{b}: {id} already in HKLM\\{key}\\{POLICY_KEY}")),
                     Err(e) => Step::Failed(format!("{b}: {e}")),
                 });
             }
@@ -176,32 +177,30 @@ fn make_dirs(root: &Dir, rel: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(windows)]
-fn block_windows(key: &str, id: &str) -> Result<(), String> {
-    let full = format!(r"HKLM\{key}\{POLICY_KEY}");
-    let mut next = 1u32;
-    if let Ok(out) = std::process::Command::new("reg").args(["query", &full]).output() {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if let [name, "REG_SZ", value] = cols.as_slice() {
-                if *value == id {
-                    return Ok(());
-                }
-                if let Ok(n) = name.parse::<u32>() {
-                    next = next.max(n + 1);
-                }
-            }
-        }
+/// Where `id` goes in a Chromium list policy held as numbered registry values (`1`, `2`,
+/// …): `None` if it is already listed, else the name after the highest number in use (an
+/// admin's own entries are kept; gaps are not reused, so ours never overwrite theirs).
+pub fn next_list_slot(values: &[(String, String)], id: &str) -> Option<String> {
+    if values.iter().any(|(_, v)| v == id) {
+        return None;
     }
-    let status = std::process::Command::new("reg")
-        .args(["add", &full, "/v", &next.to_string(), "/t", "REG_SZ", "/d", id, "/f"])
-        .status()
-        .map_err(|e| format!("running reg: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("reg add {full} failed ({status})")) }
+    let highest = values.iter().filter_map(|(name, _)| name.parse::<u32>().ok()).max().unwrap_or(0);
+    Some(highest.saturating_add(1).to_string())
+}
+
+/// Adds `id` to `HKLM\<key>\ExtensionInstallBlocklist`; false if it was already there.
+#[cfg(windows)]
+fn block_windows(key: &str, id: &str) -> Result<bool, String> {
+    use crate::windows::registry;
+    let list = format!(r"{key}\{POLICY_KEY}");
+    match next_list_slot(&registry::string_values(&list)?, id) {
+        None => Ok(false),
+        Some(name) => registry::set_string(&list, &name, id).map(|()| true),
+    }
 }
 
 #[cfg(not(windows))]
-fn block_windows(_key: &str, _id: &str) -> Result<(), String> {
+fn block_windows(_key: &str, _id: &str) -> Result<bool, String> {
     Err("the registry is only written by the Windows agent".to_owned())
 }
 
@@ -210,7 +209,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn list_slots_follow_the_highest_number_and_keep_admin_entries() {
+        let v = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+        };
+        assert_eq!(next_list_slot(&[], "x").as_deref(), Some("1"));
+        assert_eq!(next_list_slot(&v(&[("1", "a"), ("7", "b"), ("note", "c")]), "x").as_deref(), Some("8"));
+        assert_eq!(next_list_slot(&v(&[("3", "x")]), "x"), None, "already listed");
+        assert_eq!(next_list_slot(&v(&[("4294967295", "a")]), "x").as_deref(), Some("4294967295"));
+    }
+
+    /// The full path on Windows: the list in the real registry (Wine's, under test).
+    #[cfg(windows)]
+    #[test]
+    fn the_windows_blocklist_is_numbered_values_in_the_registry() {
+        use crate::windows::registry;
+        let key = format!(r"SOFTWARE\SightlineTest\Chrome-{}", std::process::id());
+        let list = format!(r"{key}\{POLICY_KEY}");
+        registry::set_string(&list, "1", "adminsownchoiceadminsownchoiceaa").unwrap();
+        assert!(block_windows(&key, "aaaabbbbccccddddeeeeffffgggghhhh").unwrap());
+        assert!(!block_windows(&key, "aaaabbbbccccddddeeeeffffgggghhhh").unwrap());
+        assert!(block_windows(&key, "bbbbccccddddeeeeffffgggghhhhiiii").unwrap());
+        let mut got = registry::string_values(&list).unwrap();
+        got.sort();
+        registry::remove_tree(&key).unwrap();
+        let want: Vec<(String, String)> = [
+            ("1", "adminsownchoiceadminsownchoiceaa"),
+            ("2", "aaaabbbbccccddddeeeeffffgggghhhh"),
+            ("3", "bbbbccccddddeeeeffffgggghhhhiiii"),
+        ]
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    #[cfg_attr(windows, ignore = "Unix file modes; on Windows the list is in the registry (test above)")]
     fn ids_are_merged_into_our_file_and_kept_readable() {
+        #[cfg(unix)]
         use std::os::unix::fs::PermissionsExt as _;
         let t = tempfile::tempdir().unwrap();
         let dir = "/etc/opt/chrome/policies/managed";
@@ -223,16 +260,23 @@ mod tests {
             v[POLICY_KEY],
             serde_json::json!(["aaaabbbbccccddddeeeeffffgggghhhh", "bbbbccccddddeeeeffffgggghhhhiiii"])
         );
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
-        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o755);
+        #[cfg(unix)]
+        {
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+            assert_eq!(
+                std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+                0o755
+            );
+        }
     }
 
     #[test]
+    #[cfg_attr(windows, ignore = "creating a symbolic link: Wine 8 cannot, Windows needs a privilege")]
     fn a_policy_dir_that_is_a_link_out_of_the_root_is_not_followed() {
         let t = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("etc/opt/chrome/policies")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), t.path().join("etc/opt/chrome/policies/managed")).unwrap();
+        crate::testutil::symlink(outside.path(), &t.path().join("etc/opt/chrome/policies/managed"));
         assert!(
             block_linux(t.path(), "/etc/opt/chrome/policies/managed", "aaaabbbbccccddddeeeeffffgggghhhh")
                 .is_err()

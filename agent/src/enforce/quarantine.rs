@@ -299,7 +299,7 @@ fn source_name(s: pb::TokenSource) -> &'static str {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -317,13 +317,19 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        windows,
+        ignore = "needs Windows' DACL inheritance: Wine 8 leaves a moved file with an empty DACL (run with --include-ignored on Windows)"
+    )]
     fn quarantined_files_come_back_as_they_were_and_nothing_is_overwritten() {
+        #[cfg(unix)]
         use std::os::unix::fs::PermissionsExt as _;
         let root = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
         let codex = root.path().join("home/alice/.codex");
         std::fs::create_dir_all(&codex).unwrap();
         std::fs::write(codex.join("auth.json"), "{\"OPENAI_API_KEY\": \"sk-test\"}").unwrap();
+        #[cfg(unix)]
         std::fs::set_permissions(codex.join("auth.json"), std::fs::Permissions::from_mode(0o640)).unwrap();
         let item = token("/home/alice/.codex/auth.json", "f00d");
         let qdir = state.path().join("quarantine");
@@ -335,7 +341,9 @@ mod tests {
         assert_eq!(homes, vec!["alice".to_owned()]);
         assert!(!codex.join("auth.json").exists());
         let held = list(&qdir).unwrap();
-        assert_eq!((held.len(), held[0].record["mode"].as_str()), (1, Some("640")));
+        assert_eq!(held.len(), 1);
+        #[cfg(unix)]
+        assert_eq!(held[0].record["mode"].as_str(), Some("640"));
 
         // Something new at the original path: nothing is overwritten.
         std::fs::write(codex.join("auth.json"), "new").unwrap();
@@ -348,8 +356,11 @@ mod tests {
             vec!["/home/alice/.codex/auth.json".to_owned()]
         );
         assert!(std::fs::read_to_string(codex.join("auth.json")).unwrap().contains("sk-test"));
-        let mode = std::fs::metadata(codex.join("auth.json")).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640, "the original mode");
+        #[cfg(unix)]
+        {
+            let mode = std::fs::metadata(codex.join("auth.json")).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o640, "the original mode");
+        }
         assert!(list(&qdir).unwrap().is_empty() && !qdir.join(id.as_str()).exists());
         assert!(restore(&qdir, root.path(), id.as_str()).is_err(), "nothing left to restore");
     }

@@ -135,7 +135,10 @@ pub fn open_with_tcti(
     match choice {
         KeyChoice::Software => software(state_dir),
         KeyChoice::Tpm | KeyChoice::SecureEnclave if choice != hardware_choice() => {
-            Err(KeyError::Unavailable(format!("{choice:?} is not a key store of this platform ({})", HARDWARE_NAME)))
+            Err(KeyError::Unavailable(format!(
+                "{choice:?} is not a key store of this platform ({})",
+                HARDWARE_NAME
+            )))
         }
         KeyChoice::Tpm | KeyChoice::SecureEnclave => open_hardware(state_dir, tcti),
         KeyChoice::Auto if has_hardware_key(state_dir) => open_hardware(state_dir, tcti),

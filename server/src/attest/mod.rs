@@ -3,13 +3,17 @@
 //! The ceremony (after google/go-attestation, Teleport and SPIRE):
 //! 1. the EK certificate chains to a configured root (`serve --ek-roots`) and certifies the
 //!    very EK public area the TPM showed;
-//! 2. the AK is a restricted signing key; [`makecred::make_credential`] encrypts a secret to
-//!    the EK bound to the AK's Name, which only the TPM holding both can recover;
+//! 2. the AK is a restricted signing key (ECC P-256, as tpm2-tss makes it on Linux, or
+//!    RSA-2048 with RSASSA, as the Windows Platform Crypto Provider makes AIKs);
+//!    [`makecred::make_credential`] encrypts a secret to the EK bound to the AK's Name, which
+//!    only the TPM holding both can recover;
 //! 3. the device key's public area says it was generated inside the TPM and can never leave
 //!    it (`fixedTPM`, `fixedParent`, `sensitiveDataOrigin`), its point is the enrolled key,
 //!    and TPM2_Certify by the AK over the collector's nonce names exactly that key.
 //!
-//! Only when all three hold is a device `hardware_attested`.
+//! Only when all three hold is a device `hardware_attested`. The same checks apply whichever
+//! way the agent reached its TPM (`tpm` through tpm2-tss, `windows_pcp` through the Platform
+//! Crypto Provider).
 
 pub mod der;
 pub mod makecred;
@@ -17,10 +21,12 @@ pub mod tpm2;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pcp;
 
 use sightline_proto::p256;
 
-use self::tpm2::{Attest, TpmPublic, attrs};
+use self::tpm2::{ALG_RSASSA, ALG_SHA1, ALG_SHA256, Attest, TpmPublic, attrs};
 
 /// Why attestation evidence was refused; each message is shown to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,8 +77,10 @@ pub fn check_evidence(
         | attrs::SENSITIVE_DATA_ORIGIN
         | attrs::RESTRICTED
         | attrs::SIGN;
-    if ak.attributes & required_ak != required_ak || ak.ecc_point().is_none() {
-        return Err(rejected("AK must be a restricted ECC signing key generated in the TPM"));
+    if ak.attributes & required_ak != required_ak || AkVerifier::of(&ak).is_none() {
+        return Err(rejected(
+            "AK must be a restricted signing key generated in the TPM: ECC P-256, or RSA-2048 with RSASSA (SHA-256 or SHA-1)",
+        ));
     }
     let required_key = attrs::FIXED_TPM | attrs::FIXED_PARENT | attrs::SENSITIVE_DATA_ORIGIN | attrs::SIGN;
     if device_key.attributes & attrs::FIXED_TPM == 0 {
@@ -191,8 +199,8 @@ pub fn check_activation(
     if !constant_time_eq(expected_secret, activated_secret) {
         return Err(rejected("credential activation failed: the AK is not in the TPM that holds this EK"));
     }
-    let ak_point = evidence.ak.ecc_point().ok_or_else(|| rejected("AK is not an ECC key"))?;
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &ak_point)
+    AkVerifier::of(&evidence.ak)
+        .ok_or_else(|| rejected("AK is neither an ECC P-256 nor an RSA-2048 RSASSA key"))?
         .verify(certify_info, certify_signature)
         .map_err(|_| rejected("certification is not signed by the AK"))?;
     let attest = Attest::parse(certify_info)?;
@@ -203,6 +211,56 @@ pub fn check_activation(
         return Err(rejected("certification names another key than the device key"));
     }
     Ok(())
+}
+
+/// How an AK's certifications verify. A restricted signing key signs only with the scheme
+/// in its public area, so the area alone says which verification applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AkVerifier {
+    /// ECDSA P-256/SHA-256; the signature is DER (how the agent sends an ECC AK's).
+    EcdsaP256(Vec<u8>),
+    /// RSASSA-PKCS1-v1_5 over an RSA-2048 key; the signature is the raw signature bytes.
+    RsaPkcs1 { modulus: Vec<u8>, exponent: Vec<u8>, sha1: bool },
+}
+
+impl AkVerifier {
+    pub(crate) fn of(ak: &TpmPublic) -> Option<AkVerifier> {
+        if let Some(point) = ak.ecc_point() {
+            return Some(AkVerifier::EcdsaP256(point));
+        }
+        ak.rsa_modulus()?;
+        let (modulus, exponent) = ak.rsa_key()?;
+        // SHA-1 because that is what the Platform Crypto Provider gives its AIKs (go-attestation
+        // certifies with it, Windows Hello's TPM attestations are "RS1"). A collision does not
+        // help a forger here: the signed TPMS_ATTEST is the TPM's, over the collector's fresh
+        // nonce and the Name (a SHA-256) of a key, with no field a forger can fill freely.
+        let sha1 = match ak.scheme() {
+            (ALG_RSASSA, ALG_SHA256) => false,
+            (ALG_RSASSA, ALG_SHA1) => true,
+            _ => return None,
+        };
+        let exponent = exponent.to_be_bytes();
+        let first = exponent.iter().position(|&b| b != 0).unwrap_or(exponent.len());
+        Some(AkVerifier::RsaPkcs1 { modulus: modulus.to_vec(), exponent: exponent[first..].to_vec(), sha1 })
+    }
+
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), ring::error::Unspecified> {
+        use ring::signature;
+        match self {
+            AkVerifier::EcdsaP256(point) => {
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, point)
+                    .verify(message, signature)
+            }
+            AkVerifier::RsaPkcs1 { modulus, exponent, sha1 } => {
+                let alg = if *sha1 {
+                    &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+                } else {
+                    &signature::RSA_PKCS1_2048_8192_SHA256
+                };
+                signature::RsaPublicKeyComponents { n: modulus, e: exponent }.verify(alg, message, signature)
+            }
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

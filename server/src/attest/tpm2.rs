@@ -5,10 +5,12 @@
 use super::AttestError;
 
 pub const ALG_RSA: u16 = 0x0001;
+pub const ALG_SHA1: u16 = 0x0004;
 pub const ALG_SHA256: u16 = 0x000b;
 pub const ALG_AES: u16 = 0x0006;
 pub const ALG_NULL: u16 = 0x0010;
 pub const ALG_CFB: u16 = 0x0043;
+pub const ALG_RSASSA: u16 = 0x0014;
 pub const ALG_ECC: u16 = 0x0023;
 pub const ECC_NIST_P256: u16 = 0x0003;
 const GENERATED_VALUE: u32 = 0xff54_4347;
@@ -63,6 +65,8 @@ pub struct TpmPublic {
     pub name_alg: u16,
     pub attributes: u32,
     symmetric: (u16, u16, u16),
+    /// The signing scheme and its hash (both NULL when there is none).
+    scheme: (u16, u16),
     unique: Unique,
 }
 
@@ -92,10 +96,8 @@ impl TpmPublic {
         r.tpm2b()?; // authPolicy
         let sym_alg = r.u16()?;
         let symmetric = if sym_alg == ALG_NULL { (ALG_NULL, 0, 0) } else { (sym_alg, r.u16()?, r.u16()?) };
-        let scheme = r.u16()?;
-        if scheme != ALG_NULL {
-            r.u16()?; // scheme hash
-        }
+        let scheme_alg = r.u16()?;
+        let scheme = if scheme_alg == ALG_NULL { (ALG_NULL, ALG_NULL) } else { (scheme_alg, r.u16()?) };
         let unique = match alg {
             ALG_RSA => {
                 let _key_bits = r.u16()?;
@@ -115,7 +117,7 @@ impl TpmPublic {
         if !r.0.is_empty() {
             return Err(bad("trailing bytes after the public area"));
         }
-        Ok(TpmPublic { bytes: bytes.to_vec(), alg, name_alg, attributes, symmetric, unique })
+        Ok(TpmPublic { bytes: bytes.to_vec(), alg, name_alg, attributes, symmetric, scheme, unique })
     }
 
     /// The same RSA public area with its exponent field written as `exponent` (0 and 65537
@@ -178,6 +180,11 @@ impl TpmPublic {
             }
             _ => None,
         }
+    }
+
+    /// The key's signing scheme and its hash: a restricted signing key signs only with it.
+    pub fn scheme(&self) -> (u16, u16) {
+        self.scheme
     }
 
     pub fn is_aes128_cfb(&self) -> bool {

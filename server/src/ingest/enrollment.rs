@@ -45,14 +45,67 @@ pub(crate) fn random(n: usize) -> Result<Vec<u8>, Status> {
 }
 
 /// Assurance is the collector's judgement from evidence, never the agent's claim: a TPM
-/// key is `hardware_attested` only when its EK certificate chains to a configured root (and
-/// activation and certification pass at Complete); a hardware key whose residency is not
-/// proven is `hardware_unattested`; a software key is `software`.
+/// key (through tpm2-tss or the Windows Platform Crypto Provider) is `hardware_attested`
+/// only when its EK certificate chains to a configured root (and activation and
+/// certification pass at Complete); a hardware key whose residency is not proven is
+/// `hardware_unattested`; a software key is `software`.
 fn assurance(backend: pb::KeyBackend, tpm: Option<&TpmChallenge>) -> &'static str {
     match (backend, tpm) {
         (pb::KeyBackend::Software | pb::KeyBackend::Unspecified, _) => "software",
-        (pb::KeyBackend::Tpm, Some(t)) if t.ek_trusted => "hardware_attested",
+        (pb::KeyBackend::Tpm | pb::KeyBackend::WindowsPcp, Some(t)) if t.ek_trusted => "hardware_attested",
         _ => "hardware_unattested",
+    }
+}
+
+/// Whether a key of this backend lives in a TPM, so that TPM evidence about it means something.
+fn in_tpm(backend: pb::KeyBackend) -> bool {
+    matches!(backend, pb::KeyBackend::Tpm | pb::KeyBackend::WindowsPcp)
+}
+
+/// MakeCredential's output for the agent: (credential blob, encrypted secret).
+type Credential = (Vec<u8>, Vec<u8>);
+
+/// Checks a Begin's key evidence and, for a key in a TPM, prepares the credential its AK
+/// must activate. Hardware claims must come with evidence; what it proves decides the level.
+/// A key in the TPM through the Windows Platform Crypto Provider is checked exactly as one
+/// through tpm2-tss; without evidence it is at most hardware_unattested.
+fn tpm_challenge(
+    backend: pb::KeyBackend,
+    evidence: Option<pb::TpmEvidence>,
+    device_key_spki: &[u8],
+    ek_roots: &[Vec<u8>],
+    ek_allowlist: &[String],
+) -> Result<(Option<TpmChallenge>, Credential), Status> {
+    match (backend, evidence) {
+        (b, Some(ev)) if in_tpm(b) => {
+            let evidence = attest::check_evidence(
+                &ev.ek_certificate,
+                &ev.ek_public,
+                &ev.ak_public,
+                &ev.device_key_public,
+                device_key_spki,
+                ek_roots,
+                ek_allowlist,
+            )
+            .map_err(attest_status)?;
+            let secret = random(32)?;
+            let modulus = evidence.ek.rsa_modulus().unwrap_or_default().to_vec();
+            let credential = attest::makecred::make_credential(&modulus, &evidence.ak.name(), &secret)
+                .map_err(attest_status)?;
+            let tpm = TpmChallenge {
+                secret,
+                ek_public: ev.ek_public,
+                ak_public: ev.ak_public,
+                device_key_public: ev.device_key_public,
+                ek_trusted: evidence.ek_trusted,
+            };
+            Ok((Some(tpm), credential))
+        }
+        (pb::KeyBackend::Tpm, None) => Err(Status::invalid_argument(
+            "a TPM key must come with TPM evidence (EK, AK and key public area)",
+        )),
+        (_, Some(_)) => Err(Status::invalid_argument("TPM evidence was sent for a key that is not in a TPM")),
+        (_, None) => Ok((None, (Vec::new(), Vec::new()))),
     }
 }
 
@@ -102,42 +155,13 @@ impl Enrollment for EnrollmentService {
             return Err(Status::invalid_argument("hostname must be 1-255 bytes"));
         }
         let backend = pb::KeyBackend::try_from(key.backend).unwrap_or(pb::KeyBackend::Unspecified);
-        // Hardware claims must come with evidence; what it proves decides the level.
-        let (tpm, credential) = match (backend, key.tpm) {
-            (pb::KeyBackend::Tpm, Some(ev)) => {
-                let evidence = attest::check_evidence(
-                    &ev.ek_certificate,
-                    &ev.ek_public,
-                    &ev.ak_public,
-                    &ev.device_key_public,
-                    &key.device_key_spki,
-                    &self.shared.config.ek_roots,
-                    &self.shared.config.ek_allowlist,
-                )
-                .map_err(attest_status)?;
-                let secret = random(32)?;
-                let modulus = evidence.ek.rsa_modulus().unwrap_or_default().to_vec();
-                let credential = attest::makecred::make_credential(&modulus, &evidence.ak.name(), &secret)
-                    .map_err(attest_status)?;
-                let tpm = TpmChallenge {
-                    secret,
-                    ek_public: ev.ek_public,
-                    ak_public: ev.ak_public,
-                    device_key_public: ev.device_key_public,
-                    ek_trusted: evidence.ek_trusted,
-                };
-                (Some(tpm), credential)
-            }
-            (pb::KeyBackend::Tpm, None) => {
-                return Err(Status::invalid_argument(
-                    "a TPM key must come with TPM evidence (EK, AK and key public area)",
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(Status::invalid_argument("TPM evidence was sent for a key that is not in a TPM"));
-            }
-            (_, None) => (None, (Vec::new(), Vec::new())),
-        };
+        let (tpm, credential) = tpm_challenge(
+            backend,
+            key.tpm,
+            &key.device_key_spki,
+            &self.shared.config.ek_roots,
+            &self.shared.config.ek_allowlist,
+        )?;
         let level = assurance(backend, tpm.as_ref());
         if !self.shared.config.require_assurance.allows(level) {
             return Err(Status::permission_denied(format!(
@@ -279,5 +303,101 @@ impl Enrollment for EnrollmentService {
             collector_signing_key_spki: self.shared.pki.signing_key_spki(),
             assurance,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(ek_trusted: bool) -> TpmChallenge {
+        TpmChallenge {
+            secret: vec![1; 32],
+            ek_public: Vec::new(),
+            ak_public: Vec::new(),
+            device_key_public: Vec::new(),
+            ek_trusted,
+        }
+    }
+
+    #[test]
+    fn a_windows_pcp_key_is_attested_exactly_when_a_tpm_key_would_be() {
+        let (trusted, untrusted) = (challenge(true), challenge(false));
+        for b in [pb::KeyBackend::Tpm, pb::KeyBackend::WindowsPcp] {
+            assert!(in_tpm(b));
+            assert_eq!(assurance(b, Some(&trusted)), "hardware_attested", "{b:?}");
+            assert_eq!(assurance(b, Some(&untrusted)), "hardware_unattested", "{b:?}");
+        }
+        // Evidence-free hardware keys are at most unattested; their claim is not proof.
+        assert_eq!(assurance(pb::KeyBackend::WindowsPcp, None), "hardware_unattested");
+        assert_eq!(assurance(pb::KeyBackend::SecureEnclave, None), "hardware_unattested");
+        assert_eq!(assurance(pb::KeyBackend::SecureEnclave, Some(&trusted)), "hardware_unattested");
+        for b in [pb::KeyBackend::Software, pb::KeyBackend::Unspecified] {
+            assert!(!in_tpm(b));
+            assert_eq!(assurance(b, Some(&trusted)), "software", "{b:?}");
+        }
+        assert!(!in_tpm(pb::KeyBackend::SecureEnclave));
+    }
+
+    /// The swtpm golden evidence, with its AK replaced by a real Platform Crypto Provider AIK
+    /// when `pcp_aik`.
+    fn golden(pcp_aik: bool) -> (pb::TpmEvidence, Vec<u8>, Vec<Vec<u8>>) {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/data/tpm-golden.json")).unwrap();
+        let aik: serde_json::Value =
+            serde_json::from_str(include_str!("../attest/testdata/windows-pcp-aik.json")).unwrap();
+        let h = |v: &serde_json::Value, k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
+        let pem = v["ek_roots_pem"].as_str().unwrap();
+        let roots = rustls_pki_types::pem::PemObject::pem_slice_iter(pem.as_bytes())
+            .map(|c: Result<rustls_pki_types::CertificateDer<'static>, _>| c.unwrap().to_vec())
+            .collect();
+        let evidence = pb::TpmEvidence {
+            ek_certificate: h(&v, "ek_certificate"),
+            ek_public: h(&v, "ek_public"),
+            ak_public: if pcp_aik { h(&aik, "ak_public") } else { h(&v, "ak_public") },
+            device_key_public: h(&v, "device_key_public"),
+        };
+        (evidence, h(&v, "device_key_spki"), roots)
+    }
+
+    #[test]
+    fn windows_pcp_evidence_goes_through_the_tpm_checks() {
+        for pcp_aik in [false, true] {
+            let (ev, spki, roots) = golden(pcp_aik);
+            let (tpm, (blob, secret)) =
+                tpm_challenge(pb::KeyBackend::WindowsPcp, Some(ev.clone()), &spki, &roots, &[]).unwrap();
+            let tpm = tpm.unwrap();
+            assert!(tpm.ek_trusted);
+            assert_eq!(assurance(pb::KeyBackend::WindowsPcp, Some(&tpm)), "hardware_attested");
+            assert!(!blob.is_empty() && secret.len() == 256);
+            let (tpm, _) =
+                tpm_challenge(pb::KeyBackend::WindowsPcp, Some(ev.clone()), &spki, &[], &[]).unwrap();
+            assert_eq!(assurance(pb::KeyBackend::WindowsPcp, tpm.as_ref()), "hardware_unattested");
+
+            // The same refusals as for the Linux path: evidence for another key.
+            let other = p256::spki_from_point(&[4; 65]).unwrap();
+            let e =
+                tpm_challenge(pb::KeyBackend::WindowsPcp, Some(ev.clone()), &other, &roots, &[]).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+            // Evidence sent with a key that claims not to be in a TPM is refused.
+            for b in [pb::KeyBackend::Software, pb::KeyBackend::SecureEnclave, pb::KeyBackend::Unspecified] {
+                let e = tpm_challenge(b, Some(ev.clone()), &spki, &roots, &[]).unwrap_err();
+                assert_eq!(e.code(), tonic::Code::InvalidArgument, "{b:?}");
+            }
+        }
+        let (_, spki, roots) = golden(false);
+        let (tpm, credential) = tpm_challenge(pb::KeyBackend::WindowsPcp, None, &spki, &roots, &[]).unwrap();
+        assert!(tpm.is_none() && credential.0.is_empty());
+        assert_eq!(assurance(pb::KeyBackend::WindowsPcp, None), "hardware_unattested");
+        let e = tpm_challenge(pb::KeyBackend::Tpm, None, &spki, &roots, &[]).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn backend_names_round_trip() {
+        for b in [pb::KeyBackend::Tpm, pb::KeyBackend::SecureEnclave, pb::KeyBackend::WindowsPcp] {
+            assert_eq!(backend_from_name(backend_name(b)), b);
+        }
+        assert_eq!(backend_from_name("anything else"), pb::KeyBackend::Software);
     }
 }
