@@ -28,7 +28,6 @@ command -v msiinfo >/dev/null || need+=(msitools)
 command -v rpmbuild >/dev/null || need+=(rpm)
 command -v cpio >/dev/null || need+=(cpio)
 command -v shellcheck >/dev/null || need+=(shellcheck)
-python3 -c 'import venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || fail "missing: ${need[*]} (install them, or run as root on Debian)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -38,11 +37,17 @@ for t in $targets; do
   rustup target list --installed | grep -qx "$t" || rustup target add "$t" >/dev/null
 done
 zig_venv=target/zigbuild
+zig_pkgs=(ziglang==0.17.1 cargo-zigbuild==0.24.1)
 if [ ! -x "$zig_venv/bin/cargo-zigbuild" ]; then
-  python3 -m venv "$zig_venv"
-  "$zig_venv/bin/pip" install -q ziglang==0.17.1 cargo-zigbuild==0.24.1
+  if python3 -m venv "$zig_venv" 2>/dev/null; then
+    "$zig_venv/bin/pip" install -q "${zig_pkgs[@]}"
+  else # no ensurepip (Debian without python3-venv): a plain target directory
+    rm -rf "$zig_venv"
+    python3 -m pip install -q --target "$zig_venv/lib" "${zig_pkgs[@]}"
+    mkdir -p "$zig_venv/bin" && ln -sf ../lib/bin/cargo-zigbuild "$zig_venv/bin/cargo-zigbuild"
+  fi
 fi
-export PATH="$root/$zig_venv/bin:$PATH"
+export PATH="$root/$zig_venv/bin:$PATH" PYTHONPATH="$root/$zig_venv/lib${PYTHONPATH:+:$PYTHONPATH}"
 
 step "macOS: clippy -D warnings (aarch64-apple-darwin, x86_64-apple-darwin; every macOS cfg path)"
 t=$SECONDS
