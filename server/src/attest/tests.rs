@@ -4,20 +4,20 @@
 use super::tpm2::{Attest, TpmPublic, attrs};
 use super::*;
 
-struct Golden {
-    roots: Vec<Vec<u8>>,
-    ek_certificate: Vec<u8>,
-    ek_public: Vec<u8>,
-    ak_public: Vec<u8>,
-    device_key_public: Vec<u8>,
-    device_key_spki: Vec<u8>,
-    secret: Vec<u8>,
-    nonce: Vec<u8>,
-    certify_info: Vec<u8>,
-    certify_signature: Vec<u8>,
+pub(super) struct Golden {
+    pub(super) roots: Vec<Vec<u8>>,
+    pub(super) ek_certificate: Vec<u8>,
+    pub(super) ek_public: Vec<u8>,
+    pub(super) ak_public: Vec<u8>,
+    pub(super) device_key_public: Vec<u8>,
+    pub(super) device_key_spki: Vec<u8>,
+    pub(super) secret: Vec<u8>,
+    pub(super) nonce: Vec<u8>,
+    pub(super) certify_info: Vec<u8>,
+    pub(super) certify_signature: Vec<u8>,
 }
 
-fn golden() -> Golden {
+pub(super) fn golden() -> Golden {
     let v: serde_json::Value =
         serde_json::from_str(include_str!("../../tests/data/tpm-golden.json")).unwrap();
     let h = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
@@ -51,7 +51,7 @@ fn evidence(g: &Golden, roots: &[Vec<u8>]) -> Result<Evidence, AttestError> {
     )
 }
 
-fn rejected_with(r: Result<impl std::fmt::Debug, AttestError>, text: &str) {
+pub(super) fn rejected_with(r: Result<impl std::fmt::Debug, AttestError>, text: &str) {
     match r {
         Err(AttestError::Rejected(m)) => assert!(m.contains(text), "{m:?} should mention {text:?}"),
         other => panic!("expected a rejection mentioning {text:?}, got {other:?}"),

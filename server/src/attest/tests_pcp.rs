@@ -9,6 +9,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::tpm2::{ALG_NULL, ALG_RSA, ALG_RSASSA, ALG_SHA1, ALG_SHA256, TpmPublic, attrs};
+use super::tests::{Golden, golden, rejected_with};
 use super::*;
 
 const AK_PEM: &[u8] = include_bytes!("testdata/fake-ak-rsa2048.pk8.pem");
@@ -16,33 +17,6 @@ const OTHER_PEM: &[u8] = include_bytes!("testdata/fake-other-rsa2048.pk8.pem");
 /// The restricted, fixed, TPM-generated signing key attributes a PCP AIK has (`0x00050472`:
 /// also userWithAuth and noDA).
 const PCP_AIK_ATTRIBUTES: u32 = 0x0005_0472;
-
-struct Golden {
-    roots: Vec<Vec<u8>>,
-    ek_certificate: Vec<u8>,
-    ek_public: Vec<u8>,
-    device_key_public: Vec<u8>,
-    device_key_spki: Vec<u8>,
-    ecc_ak_public: Vec<u8>,
-}
-
-fn golden() -> Golden {
-    let v: serde_json::Value =
-        serde_json::from_str(include_str!("../../tests/data/tpm-golden.json")).unwrap();
-    let h = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
-    let pem = v["ek_roots_pem"].as_str().unwrap();
-    let roots = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
-        .map(|c| c.unwrap().to_vec())
-        .collect();
-    Golden {
-        roots,
-        ek_certificate: h("ek_certificate"),
-        ek_public: h("ek_public"),
-        device_key_public: h("device_key_public"),
-        device_key_spki: h("device_key_spki"),
-        ecc_ak_public: h("ak_public"),
-    }
-}
 
 fn key_pair(pem: &[u8]) -> RsaKeyPair {
     RsaKeyPair::from_pkcs8(PrivatePkcs8KeyDer::from_pem_slice(pem).unwrap().secret_pkcs8_der()).unwrap()
@@ -120,13 +94,6 @@ fn check(g: &Golden, ak: &[u8]) -> Result<Evidence, AttestError> {
     )
 }
 
-fn rejected_with(r: Result<impl std::fmt::Debug, AttestError>, text: &str) {
-    match r {
-        Err(AttestError::Rejected(m)) => assert!(m.contains(text), "{m:?} should mention {text:?}"),
-        other => panic!("expected a rejection mentioning {text:?}, got {other:?}"),
-    }
-}
-
 #[test]
 fn an_rsa_ak_certification_over_the_nonce_naming_the_device_key_verifies() {
     let g = golden();
@@ -153,7 +120,7 @@ fn an_rsa_ak_certification_over_the_nonce_naming_the_device_key_verifies() {
         rejected_with(check_activation(&ev, &secret, &[0; 32], &nonce, &info, &sig), "activation");
         rejected_with(check_activation(&ev, &secret, &secret, &[0x5a; 32], &info, &sig), "nonce");
         // A certification of another key (the golden ECC AK), properly signed.
-        let other_name = TpmPublic::parse(&g.ecc_ak_public).unwrap().name();
+        let other_name = TpmPublic::parse(&g.ak_public).unwrap().name();
         let wrong = certify_info(&nonce, &other_name);
         rejected_with(check_activation(&ev, &secret, &secret, &nonce, &wrong, &sign(&wrong)), "another key");
         // Signed by a key that is not the AK.
@@ -219,7 +186,7 @@ fn rsa_aks_that_are_not_restricted_tpm_signing_keys_are_refused() {
 #[test]
 fn the_ecc_ak_path_is_unchanged() {
     let g = golden();
-    let ev = check(&g, &g.ecc_ak_public).unwrap();
+    let ev = check(&g, &g.ak_public).unwrap();
     assert!(matches!(AkVerifier::of(&ev.ak), Some(AkVerifier::EcdsaP256(_))));
     // An ECC AK's certification is DER ECDSA; raw RSA-sized bytes are not.
     let info = certify_info(&[0; 32], &ev.device_key.name());
