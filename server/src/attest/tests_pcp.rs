@@ -8,8 +8,8 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 
-use super::tpm2::{ALG_NULL, ALG_RSA, ALG_RSASSA, ALG_SHA1, ALG_SHA256, TpmPublic, attrs};
 use super::tests::{Golden, golden, rejected_with};
+use super::tpm2::{ALG_NULL, ALG_RSA, ALG_RSASSA, ALG_SHA1, ALG_SHA256, TpmPublic, attrs};
 use super::*;
 
 const AK_PEM: &[u8] = include_bytes!("testdata/fake-ak-rsa2048.pk8.pem");
