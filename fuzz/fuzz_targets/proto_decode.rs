@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             serde_json::from_str::<serde_json::Value>(&r.data).expect("stored data is JSON");
-            let _ = sightline_server::query::time(o.observed_at_ms);
+            let _ = sightline_server::clock::rfc3339(o.observed_at_ms);
         }
         let _ = sightline_server::ingest::convert::inventory(&batch);
     }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sightline_server::scim::{apply_patch, user_name_filter};
+use sightline_server::http::scim::{apply_patch, user_name_filter};
 use sightline_server::store::Person;
 
 fuzz_target!(|data: &[u8]| {

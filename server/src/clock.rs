@@ -61,6 +61,14 @@ pub fn rfc3339_millis(ms: i64) -> String {
     humantime::format_rfc3339_millis(system_time(ms)).to_string()
 }
 
+/// The collector's clock, in Unix milliseconds (0 if the system clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use sightline_proto::envelope::{self, EVIDENCE_CONTEXT};
 use sightline_proto::{p256, pb};
 
+use crate::clock::rfc3339 as time;
 use crate::pki::Pki;
-use crate::query::time;
 use crate::store::Store;
 
 const SCHEMA: &str = "sightline.evidence.v1";

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::clock::rfc3339 as time;
 use crate::policy::{People, Policy};
-use crate::query::time;
 use crate::store::{Connector, Store};
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,12 +5,15 @@
 //! chain, then stores) → [`query`] (CLI views). [`pki`] owns the CA, the server identity,
 //! the org fingerprint key and the directive signing key.
 
-pub mod api;
 pub mod attest;
 pub mod clock;
+pub mod config;
+pub mod directives;
+pub mod domain;
 pub mod evidence;
 pub mod export;
 pub mod findings;
+pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;
@@ -19,21 +22,21 @@ pub mod policy;
 pub mod query;
 pub mod remote;
 pub mod revoke;
-pub mod scim;
 pub mod server;
 pub mod signins;
+pub mod state;
 pub mod store;
 pub mod tokens;
-pub mod ui;
 pub mod views;
+pub mod writer;
 
 /// Creates a one-time enrollment token, stored hashed; returns the token.
 pub fn create_token(store: &dyn store::Store, ttl: std::time::Duration) -> anyhow::Result<String> {
-    tokens::create_enrollment(store, ttl, "", ingest::now_ms())
+    tokens::create_enrollment(store, ttl, "", clock::now_ms())
 }
 
 /// Creates an HTTP API token with `role` that does not expire; returns it (shown once,
 /// stored only as a hash).
-pub fn create_api_token(store: &dyn store::Store, role: api::Role, name: &str) -> anyhow::Result<String> {
-    tokens::create_api(store, role, name, None, ingest::now_ms(), "cli")
+pub fn create_api_token(store: &dyn store::Store, role: domain::Role, name: &str) -> anyhow::Result<String> {
+    tokens::create_api(store, role, name, None, clock::now_ms(), "cli")
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sightline_server::api::Role;
-use sightline_server::ingest::Assurance;
+use sightline_server::domain::Assurance;
+use sightline_server::domain::Role;
 use sightline_server::remote::encode;
 use sightline_server::{query, server};
 
@@ -265,7 +265,7 @@ impl RemoteArgs {
 
 /// An instant: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`.
 fn parse_time(s: &str) -> Result<i64, String> {
-    query::parse_instant(s, sightline_server::ingest::now_ms())
+    query::parse_instant(s, sightline_server::clock::now_ms())
 }
 
 #[derive(Subcommand)]
@@ -477,7 +477,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 shared.config.max_connections = grpc_cap;
                 shared.config.http_max_connections = http_cap.max(1);
             }
-            shared.config.ek_roots = server::read_pem_certificates(&ek_roots)?;
+            shared.config.ek_roots = sightline_server::pki::read_pem_certificates(&ek_roots)?;
             if let Some(bad) =
                 ek_allow.iter().find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
             {
@@ -518,7 +518,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     Some(addr) => {
                         let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
                         print(&format!("listening http {}\n", l.local_addr()?))?;
-                        let api = sightline_server::api::serve(l, shared, stop.cancelled_owned());
+                        let api = sightline_server::http::api::serve(l, shared, stop.cancelled_owned());
                         tokio::try_join!(grpc, api).map(|_| ())
                     }
                     None => grpc.await,
@@ -575,7 +575,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 shared.store.as_ref(),
                 &shared.pki,
                 &device,
-                sightline_server::ingest::now_ms(),
+                sightline_server::clock::now_ms(),
             )?;
             std::fs::write(&out, serde_json::to_vec_pretty(&bundle)?)
                 .with_context(|| format!("writing {}", out.display()))?;
@@ -615,7 +615,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Device { command: Some(DeviceCommand::Revoke { id, data_dir }), .. } => {
             server::open_store(&data_dir, database.as_deref())?
-                .revoke_device(&id, sightline_server::ingest::now_ms())?;
+                .revoke_device(&id, sightline_server::clock::now_ms())?;
             print(&format!("revoked device {id}\n"))
         }
         Command::Device { command: None, id: Some(id), data_dir, json, remote } => {
@@ -679,7 +679,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     store.as_ref(),
                     &connector,
                     &cli_user(),
-                    sightline_server::ingest::now_ms(),
+                    sightline_server::clock::now_ms(),
                 )?;
                 return print(&format!("withdrew the revocation of {connector}\n"));
             }
@@ -691,12 +691,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 &connector,
                 &by,
                 &reason,
-                sightline_server::ingest::now_ms(),
+                sightline_server::clock::now_ms(),
             )?;
             print(&query::revoked(&issued, json)?)
         }
         Command::Prune { keep, data_dir, json } => {
-            let cutoff = sightline_server::ingest::now_ms() - keep.as_millis() as i64;
+            let cutoff = sightline_server::clock::now_ms() - keep.as_millis() as i64;
             let p = server::open_store(&data_dir, database.as_deref())?.prune(cutoff)?;
             if json {
                 let v = serde_json::json!({
@@ -722,7 +722,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Openapi => {
-            let (_, doc) = sightline_server::api::api_routes();
+            let (_, doc) = sightline_server::http::api::api_routes();
             print(&(serde_json::to_string_pretty(&doc)? + "\n"))
         }
         Command::Findings { data_dir, json, remote } => {
@@ -731,7 +731,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             let policy = sightline_server::policy::Policy::load(&data_dir)?;
             let store = server::open_store(&data_dir, database.as_deref())?;
-            print(&query::findings(store.as_ref(), &policy, sightline_server::ingest::now_ms(), json)?)
+            print(&query::findings(store.as_ref(), &policy, sightline_server::clock::now_ms(), json)?)
         }
         Command::Device { command: None, id: None, .. } => {
             anyhow::bail!("usage: sightline-server device ID [--json] | device revoke ID")
@@ -741,7 +741,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
 
 fn token_command(command: TokenCommand, database: Option<&str>) -> anyhow::Result<()> {
     use sightline_server::tokens;
-    let now = sightline_server::ingest::now_ms();
+    let now = sightline_server::clock::now_ms();
     match command {
         TokenCommand::Create { data_dir, ttl, name } => {
             let store = server::open_store(&data_dir, database)?;
@@ -771,7 +771,7 @@ fn token_command(command: TokenCommand, database: Option<&str>) -> anyhow::Resul
 
 fn api_token_command(command: ApiTokenCommand, database: Option<&str>) -> anyhow::Result<()> {
     use sightline_server::tokens;
-    let now = sightline_server::ingest::now_ms();
+    let now = sightline_server::clock::now_ms();
     match command {
         ApiTokenCommand::Create { data_dir, role, name, ttl } => {
             let store = server::open_store(&data_dir, database)?;

@@ -244,3 +244,22 @@ pub fn write(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
+
+/// Reads every certificate from PEM files (the `--ek-roots` bundles), as DER.
+pub fn read_pem_certificates(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut out = Vec::new();
+    for p in paths {
+        let before = out.len();
+        for cert in CertificateDer::pem_file_iter(p).with_context(|| format!("reading {}", p.display()))? {
+            out.push(
+                cert.with_context(|| format!("{} holds a malformed certificate", p.display()))?.to_vec(),
+            );
+        }
+        if out.len() == before {
+            anyhow::bail!("{} holds no PEM certificate", p.display());
+        }
+    }
+    Ok(out)
+}

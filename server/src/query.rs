@@ -1,15 +1,11 @@
 //! Output of the query commands (`devices`, `connectors`, `device ID`), as JSON for scripts
 //! or a table for people. Reads the same data dir a running collector writes (SQLite WAL).
 
+use crate::clock::rfc3339 as time;
 use serde_json::{Value, json};
 
 use crate::policy::{People, Policy};
 use crate::store::{Connector, Device, Presence, Store};
-
-/// RFC 3339 to the second; never panics, whatever a device got stored (see [`crate::clock`]).
-pub fn time(ms: i64) -> String {
-    crate::clock::rfc3339(ms)
-}
 
 /// An instant given by a person: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`, in Unix ms.
 pub fn parse_instant(s: &str, now_ms: i64) -> Result<i64, String> {

@@ -36,7 +36,7 @@ impl Remote {
         let host = base.host().context("--server URL has no host")?.trim_matches(['[', ']']).to_owned();
         let port = base.port_u16().unwrap_or(443);
         let mut roots = rustls::RootCertStore::empty();
-        let certs = crate::server::read_pem_certificates(&[ca.to_owned()])?;
+        let certs = crate::pki::read_pem_certificates(&[ca.to_owned()])?;
         for c in certs {
             roots.add(c.into()).context("--ca holds a certificate rustls cannot use")?;
         }

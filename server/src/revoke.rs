@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use ring::rand::SecureRandom;
 
+use sightline_proto::{directive, pb};
+
 use crate::pki::Pki;
 use crate::store::{Connector, DirectiveRecord, Revocation, Store, StoreError};
 
@@ -50,7 +52,7 @@ pub struct Issued {
     pub directives: Vec<DirectiveRecord>,
 }
 
-/// The action that revokes a connector (as `ingest::directives::seal` names it), and its target.
+/// The action that revokes a connector (as [`seal`] names it), and its target.
 pub fn action_for(c: &Connector) -> Result<(&'static str, String), RevokeError> {
     let field = |k: &str| c.latest.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     let rest = c.key.split_once(':').map(|(_, r)| r.to_owned()).unwrap_or_default();
@@ -164,8 +166,7 @@ fn issue(
             outcome_at_ms: None,
             outcome_seq: None,
         };
-        (d.payload, d.signature) =
-            crate::ingest::directives::seal(pki, &d, reason).map_err(|_| RevokeError::Sign)?;
+        (d.payload, d.signature) = seal(pki, &d, reason).map_err(|_| RevokeError::Sign)?;
         list.push(d);
     }
     let stored = store.add_directives(&list, now_ms)?;
@@ -176,5 +177,28 @@ fn issue(
 fn new_id() -> Result<String, RevokeError> {
     let mut raw = [0u8; 16];
     ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| RevokeError::Sign)?;
-    Ok(sightline_proto::directive::DirectiveId::from_random(raw).to_string())
+    Ok(directive::DirectiveId::from_random(raw).to_string())
+}
+
+/// Signs a directive as the wire carries it: (payload, signature) to store and send as is.
+pub fn seal(pki: &Pki, d: &DirectiveRecord, reason: &str) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let action = match d.action.as_str() {
+        "terminate_process" => pb::DirectiveAction::TerminateProcess,
+        "block_extension" => pb::DirectiveAction::BlockExtension,
+        "quarantine_credential" => pb::DirectiveAction::QuarantineCredential,
+        other => anyhow::bail!("unknown directive action {other:?}"),
+    };
+    let body = pb::DirectiveBody {
+        id: d.id.clone(),
+        device_id: d.device_id.clone(),
+        action: action as i32,
+        target: d.target.clone(),
+        issued_at_ms: d.issued_at_ms,
+        expires_at_ms: d.expires_at_ms,
+        connector: d.connector_key.clone(),
+        reason: reason.to_owned(),
+    };
+    // `seal` hands over the full message, context included.
+    let sealed = directive::seal(&body, |m| pki.sign(b"", m))?;
+    Ok((sealed.payload, sealed.signature))
 }

@@ -11,9 +11,10 @@ use sightline_proto::pb::{enrollment_server::EnrollmentServer, telemetry_server:
 use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use crate::ingest::{Shared, enrollment::EnrollmentService, telemetry::TelemetryService};
+use crate::ingest::{enrollment::EnrollmentService, telemetry::TelemetryService};
 use crate::listen::{Limits, Listener};
 use crate::pki::Pki;
+use crate::state::AppState;
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -139,34 +140,15 @@ pub fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Arc
     Ok(Arc::new(SqliteStore::open(&db).with_context(|| format!("opening database {}", db.display()))?))
 }
 
-/// Reads every certificate from PEM files (the `--ek-roots` bundles), as DER.
-pub fn read_pem_certificates(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut out = Vec::new();
-    for p in paths {
-        let before = out.len();
-        for cert in CertificateDer::pem_file_iter(p).with_context(|| format!("reading {}", p.display()))? {
-            out.push(
-                cert.with_context(|| format!("{} holds a malformed certificate", p.display()))?.to_vec(),
-            );
-        }
-        if out.len() == before {
-            anyhow::bail!("{} holds no PEM certificate", p.display());
-        }
-    }
-    Ok(out)
-}
-
 /// Opens a data dir for serving: database plus key material.
-pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Result<Shared> {
+pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Result<AppState> {
     let store = open_store(data_dir, database)?;
     let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
     let policy = Arc::new(crate::policy::Policy::load(data_dir)?);
     let metrics: Arc<crate::metrics::Metrics> = Default::default();
-    let writer = crate::ingest::writer::Writer::start(store.clone(), metrics.clone())
+    let writer = crate::writer::Writer::start(store.clone(), metrics.clone())
         .context("starting the ingest writer lanes")?;
-    Ok(Shared {
+    Ok(AppState {
         store,
         pki,
         config: Default::default(),
@@ -190,7 +172,7 @@ const MAX_HEADER_BYTES: u32 = 16 * 1024;
 /// yet; the telemetry service refuses any stream without an enrolled device's certificate.
 pub async fn serve(
     listener: TcpListener,
-    shared: Shared,
+    shared: AppState,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
@@ -204,13 +186,16 @@ pub async fn serve(
     let incoming = Listener::new(listener, limits, "grpc", shared.metrics.clone()).incoming();
     tracing::info!(%addr, max_connections = limits.max_connections, "Collector listening (gRPC over TLS).");
     let follow = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(crate::ingest::directives::run(
-        shared.clone(),
+    tokio::spawn(crate::directives::run(
+        shared.store.clone(),
+        shared.pki.clone(),
+        shared.dispatch.clone(),
         shared.config.directive_poll,
         follow.clone().cancelled_owned(),
     ));
-    tokio::spawn(crate::ingest::directives::watch_standing(
-        shared.clone(),
+    tokio::spawn(crate::directives::watch_standing(
+        shared.store.clone(),
+        shared.dispatch.clone(),
         shared.config.revocation_poll,
         follow.clone().cancelled_owned(),
     ));

@@ -13,8 +13,8 @@ use base64::Engine;
 use ring::rand::SecureRandom;
 use serde_json::{Value, json};
 
-use crate::api::Role;
 use crate::clock::rfc3339;
+use crate::domain::Role;
 use crate::store::{ApiTokenInfo, EnrollmentTokenInfo, Store};
 
 /// How many hex digits of the hash a token id has.
@@ -22,11 +22,20 @@ const ID_HEX: usize = 16;
 /// The shortest id prefix a revocation accepts.
 const MIN_PREFIX: usize = 6;
 
+/// The system's random number generator failed: nothing secret can be made.
+#[derive(Debug, thiserror::Error)]
+#[error("random number generator failed")]
+pub struct RandomFailed;
+
+/// `n` bytes from the system's random number generator.
+pub fn random(n: usize) -> Result<Vec<u8>, RandomFailed> {
+    let mut raw = vec![0u8; n];
+    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| RandomFailed)?;
+    Ok(raw)
+}
+
 fn random_token(prefix: &str, bytes: usize) -> anyhow::Result<String> {
-    let mut raw = vec![0u8; bytes];
-    ring::rand::SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| anyhow::anyhow!("random number generator failed"))?;
+    let raw = random(bytes)?;
     Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)))
 }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::clock::rfc3339 as time;
 use crate::findings::Finding;
 use crate::policy::{People, Policy};
-use crate::query::time;
 use crate::store::{Connector, DevicePage, Store};
 
 /// Largest page a caller may ask for.

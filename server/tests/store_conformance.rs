@@ -718,7 +718,7 @@ fn exports_read_in_insertion_order(s: &dyn Store) {
 fn prune_drops_old_evidence(s: &dyn Store) {
     enroll(s, "d");
     let day = 86_400_000;
-    let now = sightline_server::ingest::now_ms();
+    let now = sightline_server::clock::now_ms();
     let old = now - 90 * day;
     stored(s, &batch(s, "d", old, vec![obs(1, old, "appeared", Some(tool("pid:1", None)))]));
     stored(s, &batch(s, "d", now, vec![obs(2, now, "snapshot", Some(tool("pid:1", None)))]));

@@ -111,7 +111,7 @@ impl SimAgent {
             device_id: self.device_id.clone(),
             first_seq: self.next_seq,
             prev_batch_hash: self.prev.to_vec(),
-            created_at_ms: sightline_server::ingest::now_ms(),
+            created_at_ms: sightline_server::clock::now_ms(),
             observations,
         };
         let (signed, hash) =
@@ -287,7 +287,7 @@ pub fn laptop_observations(index: usize, next_seq: u64, n: usize) -> Vec<pb::Obs
             };
             pb::Observation {
                 seq: 0,
-                observed_at_ms: sightline_server::ingest::now_ms(),
+                observed_at_ms: sightline_server::clock::now_ms(),
                 change: change as i32,
                 item: Some(item),
             }

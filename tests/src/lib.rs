@@ -12,7 +12,7 @@ use sightline_agent::keys::{self, DeviceKey, KeyChoice};
 use sightline_agent::state::StateDir;
 use sightline_proto::envelope;
 use sightline_proto::pb::{self, telemetry_client::TelemetryClient};
-use sightline_server::ingest::Shared;
+use sightline_server::state::AppState;
 use tokio::sync::oneshot;
 
 pub mod fleet;
@@ -26,7 +26,7 @@ pub struct Collector {
     /// The HTTP API (`serve --http`), TLS with the same dev CA.
     pub api_url: String,
     pub data_dir: tempfile::TempDir,
-    pub shared: Shared,
+    pub shared: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -36,7 +36,7 @@ impl Collector {
         Collector::start_with(Default::default()).await
     }
 
-    pub async fn start_with(config: sightline_server::ingest::IngestConfig) -> Collector {
+    pub async fn start_with(config: sightline_server::config::IngestConfig) -> Collector {
         Collector::start_full(config, None).await
     }
 
@@ -45,7 +45,7 @@ impl Collector {
         Collector::start_full(Default::default(), Some(policy)).await
     }
 
-    async fn start_full(config: sightline_server::ingest::IngestConfig, policy: Option<&str>) -> Collector {
+    async fn start_full(config: sightline_server::config::IngestConfig, policy: Option<&str>) -> Collector {
         let data_dir = tempfile::tempdir().unwrap();
         if let Some(p) = policy {
             std::fs::write(data_dir.path().join("policy.toml"), p).unwrap();
@@ -63,7 +63,7 @@ impl Collector {
             rx.await.ok();
             on_stop.cancel();
         });
-        tokio::spawn(sightline_server::api::serve(
+        tokio::spawn(sightline_server::http::api::serve(
             api_listener,
             shared.clone(),
             stopped.clone().cancelled_owned(),
@@ -82,7 +82,7 @@ impl Collector {
 
     /// A new API token with `role`.
     pub fn api_token(&self, role: &str) -> String {
-        let role = sightline_server::api::Role::parse(role).unwrap();
+        let role = sightline_server::domain::Role::parse(role).unwrap();
         sightline_server::create_api_token(self.shared.store.as_ref(), role, "test").unwrap()
     }
 

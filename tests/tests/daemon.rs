@@ -274,7 +274,7 @@ async fn spool_overflow_reaches_the_collector_as_a_gap_with_the_count() {
 /// and comes back later, losing nothing.
 #[tokio::test]
 async fn a_full_collector_tells_agents_to_slow_down() {
-    let c = Collector::start_with(sightline_server::ingest::IngestConfig {
+    let c = Collector::start_with(sightline_server::config::IngestConfig {
         max_streams: 1,
         slow_down: Duration::from_millis(200),
         ..Default::default()

@@ -99,7 +99,7 @@ async fn the_dashboard_in_a_real_browser() {
         "[approved]\ntools = [\"github_copilot\"]\nproviders = [\"anthropic\"]\n",
     )
     .await;
-    let now = sightline_server::ingest::now_ms();
+    let now = sightline_server::clock::now_ms();
     let t0 = now - 10 * 86_400_000;
     let scim_token = c.api_token("scim");
     let (viewer, admin) = (c.api_token("viewer"), c.api_token("admin"));
@@ -170,7 +170,7 @@ async fn the_dashboard_in_a_real_browser() {
 
     let mut hosts: Vec<String> = c.shared.store.devices().unwrap().into_iter().map(|d| d.hostname).collect();
     hosts.sort();
-    let inside = sightline_server::query::time(t0 + 7 * 3_600_000 + 30 * 60_000);
+    let inside = sightline_server::clock::rfc3339(t0 + 7 * 3_600_000 + 30 * 60_000);
     let expect = serde_json::json!({
         "devices": 61,
         "last_hostname": hosts.last().unwrap(),

@@ -156,7 +156,7 @@ async fn ocsf_exports_reach_files_and_a_flaky_hec_exactly_once() {
         use sightline_proto::pb::{self, observation::Item};
         let ollama = |change: pb::Change| pb::Observation {
             seq: 0,
-            observed_at_ms: sightline_server::ingest::now_ms(),
+            observed_at_ms: sightline_server::clock::now_ms(),
             change: change as i32,
             item: Some(Item::Process(pb::ProcessItem {
                 tool: "ollama".into(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sightline_proto::envelope::GENESIS_HASH;
 use sightline_proto::pb::{self, agent_message::Msg, observation::Item};
-use sightline_server::ingest::IngestConfig;
+use sightline_server::config::IngestConfig;
 use sightline_tests::*;
 use tonic::Code;
 
@@ -256,10 +256,10 @@ async fn implausible_device_times_are_clamped_and_cannot_break_the_api() {
         host: None,
         started_at_ms: i64::MAX,
     });
-    let before = sightline_server::ingest::now_ms();
+    let before = sightline_server::clock::now_ms();
     let (b, _) = a.batch_of(1, GENESIS_HASH, vec![obs(far, token), obs(-5, session)]);
     assert!(a.send(vec![b]).await[0].is_ok());
-    let after = sightline_server::ingest::now_ms();
+    let after = sightline_server::clock::now_ms();
 
     let stored = Db::open(c.data_dir.path()).observations(&a.device_id);
     assert_eq!(stored.len(), 2);
@@ -560,7 +560,7 @@ async fn device_text_cannot_drive_the_terminal() {
         os: "linux".into(),
         os_version: "6.1".into(),
         agent_version: "0.1.0".into(),
-        claimed_at_ms: sightline_server::ingest::now_ms(),
+        claimed_at_ms: sightline_server::clock::now_ms(),
         ..Default::default()
     };
     let payload = prost::Message::encode_to_vec(&claims);
@@ -596,7 +596,7 @@ async fn oversized_claims_are_refused() {
         stream_nonce: nonce.to_vec(),
         hostname: "laptop".into(),
         os: "linux".into(),
-        claimed_at_ms: sightline_server::ingest::now_ms(),
+        claimed_at_ms: sightline_server::clock::now_ms(),
         ..Default::default()
     };
     for (what, grow) in [

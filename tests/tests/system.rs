@@ -558,7 +558,7 @@ async fn claims_must_come_first_and_be_the_devices_own() {
 /// Revoking a device (as the CLI does, through the store) cuts its open stream.
 #[tokio::test]
 async fn revocation_cuts_an_open_stream() {
-    let config = sightline_server::ingest::IngestConfig {
+    let config = sightline_server::config::IngestConfig {
         revocation_poll: Duration::from_millis(100),
         ..Default::default()
     };
@@ -620,7 +620,8 @@ async fn client_certificates_are_renewed_over_the_authenticated_stream() {
 
 #[tokio::test]
 async fn require_assurance_refuses_weaker_devices() {
-    use sightline_server::ingest::{Assurance, IngestConfig};
+    use sightline_server::config::IngestConfig;
+    use sightline_server::domain::Assurance;
     let strict = Collector::start_with(IngestConfig {
         require_assurance: Assurance::HardwareAttested,
         ..Default::default()

@@ -11,14 +11,15 @@ use sightline_agent::state::StateDir;
 use sightline_proto::envelope;
 use sightline_proto::pb::{self, enrollment_client::EnrollmentClient};
 use sightline_server::attest::tpm2::TpmPublic;
-use sightline_server::ingest::{Assurance, IngestConfig};
+use sightline_server::config::IngestConfig;
+use sightline_server::domain::Assurance;
 use sightline_tests::*;
 use tonic::Code;
 
 fn ek_roots() -> Vec<Vec<u8>> {
     let path = std::env::var("SIGHTLINE_TEST_EK_ROOTS")
         .expect("SIGHTLINE_TEST_EK_ROOTS is not set (scripts/test.sh sets it)");
-    sightline_server::server::read_pem_certificates(&[path.into()]).unwrap()
+    sightline_server::pki::read_pem_certificates(&[path.into()]).unwrap()
 }
 
 async fn enroll_tpm(
@@ -256,7 +257,7 @@ async fn tpm_keys_enroll_attested_only_with_proof_and_stream() {
 
     // 3. An EK certificate that does not chain to the configured roots is refused.
     let wrong_roots = Collector::start().await.ca_pem();
-    let other = sightline_server::server::read_pem_certificates(&[{
+    let other = sightline_server::pki::read_pem_certificates(&[{
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), &wrong_roots).unwrap();
         f.into_temp_path().keep().unwrap()

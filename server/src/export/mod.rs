@@ -17,8 +17,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::ingest::{Shared, now_ms};
+use crate::clock::now_ms;
 use crate::metrics::Sink as SinkLabel;
+use crate::state::AppState;
 use sink::Sink;
 
 /// Where exports go (`serve --export-dir`, `--hec-url`).
@@ -43,7 +44,7 @@ impl ExportConfig {
 }
 
 /// Runs every configured sink until `stop` resolves.
-pub async fn run(shared: Shared, config: ExportConfig, stop: impl Future<Output = ()>) {
+pub async fn run(shared: AppState, config: ExportConfig, stop: impl Future<Output = ()>) {
     let token = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
     if let Some(dir) = &config.dir {
@@ -79,7 +80,7 @@ struct Round {
 
 /// One sink, forever: deliver what is new, back off on failure, never skip.
 async fn follow(
-    shared: Shared,
+    shared: AppState,
     mut sink: Sink,
     cfg: ExportConfig,
     stop: tokio_util::sync::CancellationToken,
@@ -115,7 +116,7 @@ async fn follow(
 }
 
 async fn blocking<T: Send + 'static>(
-    shared: &Shared,
+    shared: &AppState,
     f: impl FnOnce(&dyn crate::store::Store) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let store = shared.store.clone();
@@ -123,7 +124,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn round(
-    shared: &Shared,
+    shared: &AppState,
     sink: &mut Sink,
     cfg: &ExportConfig,
     findings_due: bool,

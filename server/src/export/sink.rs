@@ -74,7 +74,7 @@ impl Sink {
                     .ca
                     .as_ref()
                     .context("an https --hec-url needs --hec-ca (the CA of the HEC certificate)")?;
-                for c in crate::server::read_pem_certificates(std::slice::from_ref(ca))? {
+                for c in crate::pki::read_pem_certificates(std::slice::from_ref(ca))? {
                     roots.add(c.into()).context("--hec-ca holds a certificate rustls cannot use")?;
                 }
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -120,7 +120,7 @@ impl Files {
     fn write(&mut self, lines: &[String]) -> anyhow::Result<()> {
         if self.current.as_ref().is_none_or(|(_, n)| *n >= self.rotate_bytes) {
             std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
-            let stamp = crate::ingest::now_ms();
+            let stamp = crate::clock::now_ms();
             let path = self.dir.join(format!("ocsf-{stamp}.jsonl"));
             let f = std::fs::OpenOptions::new()
                 .create(true)

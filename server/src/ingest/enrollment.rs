@@ -5,21 +5,22 @@
 //! issues the client certificate, then consumes the token and creates the device in one
 //! transaction — a token can enroll exactly one device, even under concurrent attempts.
 
-use ring::rand::{SecureRandom, SystemRandom};
 use sightline_proto::envelope::{ENROLL_POP_CONTEXT, GENESIS_HASH, enroll_pop_message};
 use sightline_proto::p256;
 use sightline_proto::pb::{self, enrollment_server::Enrollment};
 use tonic::{Request, Response, Status};
 
-use super::{Shared, blocking, internal, now_ms};
+use super::{blocking, internal};
 use crate::attest;
+use crate::clock::now_ms;
+use crate::state::AppState;
 use crate::store::{Challenge, Device, StoreError, TpmChallenge};
 
 /// How long an agent has between Begin and Complete.
 const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
 
 pub struct EnrollmentService {
-    pub shared: Shared,
+    pub shared: AppState,
 }
 
 /// SHA-256 of a token: tokens are stored hashed, so a database leak enrolls nothing.
@@ -39,9 +40,7 @@ fn token_status(e: StoreError) -> Status {
 }
 
 pub(crate) fn random(n: usize) -> Result<Vec<u8>, Status> {
-    let mut b = vec![0; n];
-    SystemRandom::new().fill(&mut b).map_err(|_| Status::internal("random number generator failed"))?;
-    Ok(b)
+    crate::tokens::random(n).map_err(|e| Status::internal(e.to_string()))
 }
 
 /// Assurance is the collector's judgement from evidence, never the agent's claim: a TPM

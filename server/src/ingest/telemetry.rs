@@ -30,18 +30,20 @@ use tracing::Instrument;
 
 use super::admission::{Admission, Admit, PerCert};
 use super::convert::{inventory, record_received};
-use super::{Shared, blocking, internal, now_ms};
+use super::{blocking, internal};
+use crate::clock::now_ms;
 use crate::pki::cert_sha256;
+use crate::state::AppState;
 use crate::store::{ClaimsRecord, Device, IngestBatch, IngestOutcome, StoreError};
 
 pub struct TelemetryService {
-    pub shared: Shared,
+    pub shared: AppState,
     admission: std::sync::Arc<Admission>,
     per_cert: std::sync::Arc<PerCert>,
 }
 
 impl TelemetryService {
-    pub fn new(shared: Shared) -> TelemetryService {
+    pub fn new(shared: AppState) -> TelemetryService {
         let c = &shared.config;
         let admission = std::sync::Arc::new(Admission::new(c.max_streams, c.stream_rate, c.slow_down));
         // Twenty streams at once, then one every two seconds, per certificate.
@@ -174,18 +176,18 @@ impl Telemetry for TelemetryService {
 
 /// One device's open stream.
 struct StreamTask {
-    shared: Shared,
+    shared: AppState,
     device: Device,
     cert_sha256: String,
     nonce: Vec<u8>,
     attested: bool,
     /// Set once attested: where the dispatcher rings when there are directives.
-    registration: Option<super::directives::Registration>,
+    registration: Option<crate::directives::Registration>,
     /// Directives sent on this stream (each is sent once per stream).
     sent: std::collections::HashSet<String>,
     tx: mpsc::Sender<Reply>,
     /// Held until the claims verify (see `Dispatch::pending`).
-    pending: Option<super::directives::Pending>,
+    pending: Option<crate::directives::Pending>,
     /// The connection this stream came on (`listen`): busy while the stream sets up (so a
     /// slow database does not read as an idle client), then held as attested while the
     /// stream lives, which lifts the connection's idle and lifetime bounds.
@@ -421,7 +423,7 @@ impl StreamTask {
 }
 
 async fn handle_batch(
-    shared: &Shared,
+    shared: &AppState,
     device: &Device,
     signed: pb::SignedBatch,
 ) -> Result<pb::CollectorMessage, Status> {
@@ -569,14 +571,14 @@ fn check_claims_size(c: &pb::DeviceClaims) -> Result<(), Status> {
 }
 
 /// Resolves when the dispatcher rings this stream; never before it is registered.
-async fn cut(r: &Option<super::directives::Registration>) -> Status {
+async fn cut(r: &Option<crate::directives::Registration>) -> Status {
     match r {
         Some(r) => r.cut.wait().await,
         None => std::future::pending().await,
     }
 }
 
-async fn ring(r: &Option<super::directives::Registration>) {
+async fn ring(r: &Option<crate::directives::Registration>) {
     match r {
         Some(r) => r.bell.notified().await,
         None => std::future::pending().await,

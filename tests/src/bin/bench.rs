@@ -232,7 +232,7 @@ async fn ingest_bench() -> anyhow::Result<()> {
 }
 
 /// Creates a device row directly in a second store for the store-only baseline.
-fn enroll_direct(shared: &sightline_server::ingest::Shared) -> anyhow::Result<String> {
+fn enroll_direct(shared: &sightline_server::state::AppState) -> anyhow::Result<String> {
     let token = sightline_server::create_token(shared.store.as_ref(), Duration::from_secs(60))?;
     let hash = sightline_server::ingest::enrollment::token_hash(&token);
     let d = sightline_server::store::Device {

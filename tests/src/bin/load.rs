@@ -334,7 +334,7 @@ async fn run(o: &Options, admin: Option<&str>) -> anyhow::Result<Figures> {
     let viewer = {
         let s = store.clone();
         blocking(move || {
-            sightline_server::create_api_token(s.as_ref(), sightline_server::api::Role::Viewer, "load")
+            sightline_server::create_api_token(s.as_ref(), sightline_server::domain::Role::Viewer, "load")
         })
         .await??
     };

@@ -92,7 +92,7 @@ impl PostgresStore {
             lanes: (cores * 2).clamp(2, 8),
         };
         schema::migrate(&mut store.conn()?.client)?;
-        let now = crate::ingest::now_ms();
+        let now = crate::clock::now_ms();
         store.ensure_partition(now)?;
         store.ensure_partition(Month::of(now).next().start_ms())?;
         Ok(store)
@@ -1386,7 +1386,7 @@ impl Store for PostgresStore {
         // BRIN finds id ranges but cannot return rows in id order: read in windows of ids so
         // each sort is small, however far behind the cursor is.
         const WINDOW: i64 = 20_000;
-        let settled = crate::ingest::now_ms() - EXPORT_SETTLE_MS;
+        let settled = crate::clock::now_ms() - EXPORT_SETTLE_MS;
         let newest = self.max_observation_rowid()?;
         let mut from = rowid;
         loop {

@@ -93,7 +93,7 @@ pub(super) fn connector(root_cert: &std::path::Path) -> Result<tokio_postgres_ru
     let bad = |what: String| StoreError::Unavailable(format!("sslrootcert: {what}"));
     let mut roots = rustls::RootCertStore::empty();
     for der in
-        crate::server::read_pem_certificates(&[root_cert.to_owned()]).map_err(|e| bad(format!("{e:#}")))?
+        crate::pki::read_pem_certificates(&[root_cert.to_owned()]).map_err(|e| bad(format!("{e:#}")))?
     {
         roots.add(der.into()).map_err(|e| bad(format!("{}: {e}", root_cert.display())))?;
     }

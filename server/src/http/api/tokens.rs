@@ -7,8 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ApiError, ErrorBody, Role, admin, blocking};
-use crate::ingest::{Shared, now_ms};
+use super::{ApiError, ErrorBody, admin, blocking};
+use crate::clock::now_ms;
+use crate::domain::Role;
+use crate::state::AppState;
 use crate::tokens;
 
 /// A new token; `ttl` like `90d` or `1h`.
@@ -62,7 +64,7 @@ fn revoke_error(e: anyhow::Error) -> ApiError {
     responses((status = 200, description = "Array of tokens", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-pub(crate) async fn list_api(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_api(State(s): State<AppState>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
     admin(&s, &h).await?;
     let now = now_ms();
     let list = blocking(&s.store, |st| Ok(st.api_tokens()?)).await?;
@@ -79,7 +81,7 @@ pub(crate) async fn list_api(State(s): State<Shared>, h: HeaderMap) -> Result<Js
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn create_api(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -118,7 +120,7 @@ pub(crate) async fn create_api(
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn revoke_api(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -138,7 +140,10 @@ pub(crate) async fn revoke_api(
     responses((status = 200, description = "Array of tokens", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-pub(crate) async fn list_enrollment(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_enrollment(
+    State(s): State<AppState>,
+    h: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     admin(&s, &h).await?;
     let now = now_ms();
     let list = blocking(&s.store, |st| Ok(st.enrollment_tokens()?)).await?;
@@ -155,7 +160,7 @@ pub(crate) async fn list_enrollment(State(s): State<Shared>, h: HeaderMap) -> Re
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn create_enrollment(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -183,7 +188,7 @@ pub(crate) async fn create_enrollment(
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn revoke_enrollment(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {

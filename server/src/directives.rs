@@ -19,35 +19,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sightline_proto::{directive, pb};
 use tokio::sync::Notify;
 
-use super::{Shared, now_ms};
+use crate::clock::now_ms;
 use crate::pki::Pki;
-use crate::store::DirectiveRecord;
-
-/// Signs a directive as the wire carries it: (payload, signature) to store and send as is.
-pub fn seal(pki: &Pki, d: &DirectiveRecord, reason: &str) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
-    let action = match d.action.as_str() {
-        "terminate_process" => pb::DirectiveAction::TerminateProcess,
-        "block_extension" => pb::DirectiveAction::BlockExtension,
-        "quarantine_credential" => pb::DirectiveAction::QuarantineCredential,
-        other => anyhow::bail!("unknown directive action {other:?}"),
-    };
-    let body = pb::DirectiveBody {
-        id: d.id.clone(),
-        device_id: d.device_id.clone(),
-        action: action as i32,
-        target: d.target.clone(),
-        issued_at_ms: d.issued_at_ms,
-        expires_at_ms: d.expires_at_ms,
-        connector: d.connector_key.clone(),
-        reason: reason.to_owned(),
-    };
-    // `seal` hands over the full message, context included.
-    let sealed = directive::seal(&body, |m| pki.sign(b"", m))?;
-    Ok((sealed.payload, sealed.signature))
-}
+use crate::store::Store;
 
 /// One open stream: its registration id, the certificate it was opened with, the bell that
 /// tells it to look for directives and the signal that ends it (see `standing`).
@@ -234,17 +210,22 @@ impl Dispatch {
 /// Watches the devices with open streams until `stop` resolves: one store read per `poll`
 /// for the whole process, however many streams are open (a poll per stream made 10,000
 /// connected agents 2,000 queries a second).
-pub async fn watch_standing(shared: Shared, poll: Duration, stop: impl Future<Output = ()>) {
+pub async fn watch_standing(
+    store: Arc<dyn Store>,
+    dispatch: Arc<Dispatch>,
+    poll: Duration,
+    stop: impl Future<Output = ()>,
+) {
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(poll) => {}
         }
-        if shared.dispatch.open_streams() == 0 {
+        if dispatch.open_streams() == 0 {
             continue;
         }
-        let store = shared.store.clone();
+        let store = store.clone();
         match tokio::task::spawn_blocking(move || store.devices()).await {
             Ok(Ok(devices)) => {
                 let standing: HashMap<String, Standing> = devices
@@ -258,7 +239,7 @@ pub async fn watch_standing(shared: Shared, poll: Duration, stop: impl Future<Ou
                         (d.id, s)
                     })
                     .collect();
-                let cut = shared.dispatch.enforce(&standing);
+                let cut = dispatch.enforce(&standing);
                 if cut > 0 {
                     tracing::info!(streams = cut, "Ended streams the store no longer allows.");
                 }
@@ -270,11 +251,17 @@ pub async fn watch_standing(shared: Shared, poll: Duration, stop: impl Future<Ou
 }
 
 /// Follows the store's directives until `stop` resolves.
-pub async fn run(shared: Shared, poll: Duration, stop: impl Future<Output = ()>) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    pki: Arc<Pki>,
+    dispatch: Arc<Dispatch>,
+    poll: Duration,
+    stop: impl Future<Output = ()>,
+) {
     // Streams send what is open when their device attests; only what is issued from now on
     // needs ringing.
-    let store = shared.store.clone();
-    let mut cursor = match tokio::task::spawn_blocking(move || store.directives_since(0)).await {
+    let first = store.clone();
+    let mut cursor = match tokio::task::spawn_blocking(move || first.directives_since(0)).await {
         Ok(Ok((_, c))) => c,
         _ => 0,
     };
@@ -283,22 +270,22 @@ pub async fn run(shared: Shared, poll: Duration, stop: impl Future<Output = ()>)
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(poll) => {}
-            _ = shared.dispatch.issued.notified() => {}
+            _ = dispatch.issued.notified() => {}
         }
-        let (s, from) = (shared.clone(), cursor);
+        let (store, pki, from) = (store.clone(), pki.clone(), cursor);
         let step = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<String>, i64)> {
-            if let Err(e) = s.store.maintain(now_ms()) {
+            if let Err(e) = store.maintain(now_ms()) {
                 tracing::warn!(error = %e, "Store upkeep failed; retrying.");
             }
-            crate::revoke::reissue(s.store.as_ref(), &s.pki, now_ms())?;
-            Ok(s.store.directives_since(from)?)
+            crate::revoke::reissue(store.as_ref(), &pki, now_ms())?;
+            Ok(store.directives_since(from)?)
         })
         .await;
         match step {
             Ok(Ok((devices, next))) => {
                 cursor = next;
                 for d in devices {
-                    if !shared.dispatch.ring(&d) {
+                    if !dispatch.ring(&d) {
                         tracing::debug!(device = %d, "Directive queued for a device that is not connected.");
                     }
                 }

@@ -21,37 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::ingest::{Shared, now_ms};
+use crate::clock::now_ms;
+use crate::domain::Role;
 use crate::query;
+use crate::state::AppState;
 use crate::store::Store;
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Viewer,
-    Admin,
-    Scim,
-    Ingest,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Admin => "admin",
-            Role::Scim => "scim",
-            Role::Ingest => "ingest",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        [Role::Viewer, Role::Admin, Role::Scim, Role::Ingest].into_iter().find(|r| r.as_str() == s)
-    }
-
-    fn can_read(self) -> bool {
-        matches!(self, Role::Viewer | Role::Admin)
-    }
-}
 
 pub fn token_hash(token: &str) -> Vec<u8> {
     crate::tokens::hash(token)
@@ -98,21 +72,21 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// The caller's role, from `Authorization: Bearer <token>` or a dashboard session cookie.
-async fn role(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
+async fn role(shared: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
     caller(shared, headers).await.map_err(|(status, m)| ApiError(status, m))
 }
 
 /// As [`role`], with the refusal as (status, message) for surfaces with their own error
 /// shape (SCIM).
-pub(crate) async fn role_of(shared: &Shared, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
+pub(crate) async fn role_of(shared: &AppState, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
     caller(shared, headers).await
 }
 
 /// The caller's role, from the bearer token or else the session cookie.
-async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
+async fn caller(shared: &AppState, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
     let unauthorized = |m: &str| (StatusCode::UNAUTHORIZED, m.to_owned());
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        let Some(session) = crate::ui::session_cookie(headers) else {
+        let Some(session) = super::ui::session_cookie(headers) else {
             return Err(unauthorized("an API token is required"));
         };
         let hash = token_hash(&session);
@@ -140,7 +114,7 @@ async fn caller(shared: &Shared, headers: &HeaderMap) -> Result<Role, (StatusCod
 
 /// The hash of the API token behind the request: the bearer's, or the one a dashboard
 /// session was opened with.
-async fn caller_token(shared: &Shared, headers: &HeaderMap) -> Result<Option<Vec<u8>>, ApiError> {
+async fn caller_token(shared: &AppState, headers: &HeaderMap) -> Result<Option<Vec<u8>>, ApiError> {
     if let Some(t) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -148,12 +122,12 @@ async fn caller_token(shared: &Shared, headers: &HeaderMap) -> Result<Option<Vec
     {
         return Ok(Some(token_hash(t.trim())));
     }
-    let Some(session) = crate::ui::session_cookie(headers) else { return Ok(None) };
+    let Some(session) = super::ui::session_cookie(headers) else { return Ok(None) };
     let h = token_hash(&session);
     blocking(&shared.store, move |s| Ok(s.session_token(&h)?)).await
 }
 
-async fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> {
+async fn reader(shared: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
     let r = role(shared, headers).await?;
     if r.can_read() {
         Ok(r)
@@ -164,7 +138,7 @@ async fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Role, ApiError> 
 
 /// Admin only. (A change through a session cookie has already shown its CSRF header: see
 /// [`csrf`].)
-async fn admin(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn admin(shared: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match role(shared, headers).await? {
         Role::Admin => Ok(()),
         r => Err(ApiError(StatusCode::FORBIDDEN, format!("this needs an admin token, not {}", r.as_str()))),
@@ -173,7 +147,7 @@ async fn admin(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// The `/api/v1` routes and the OpenAPI document generated from the same handlers, so the
 /// document cannot drift from what is served.
-pub fn api_routes() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {
+pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
     use utoipa_axum::{router::OpenApiRouter, routes};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -197,7 +171,7 @@ pub fn api_routes() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(view_connectors))
         .routes(routes!(view_findings))
         .routes(routes!(view_people))
-        .routes(routes!(crate::ui::whoami, crate::ui::sign_in, crate::ui::sign_out))
+        .routes(routes!(super::ui::whoami, super::ui::sign_in, super::ui::sign_out))
         .routes(routes!(tokens::list_api, tokens::create_api))
         .routes(routes!(tokens::revoke_api))
         .routes(routes!(tokens::list_enrollment, tokens::create_enrollment))
@@ -256,13 +230,13 @@ pub struct ErrorBody {
     error: String,
 }
 
-pub fn router(shared: Shared) -> axum::Router {
+pub fn router(shared: AppState) -> axum::Router {
     let (api, doc) = api_routes();
     let doc = Arc::new(doc);
     api.route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .route("/metrics", get(metrics))
-        .merge(crate::scim::routes())
-        .merge(crate::ui::routes())
+        .merge(super::scim::routes())
+        .merge(super::ui::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .layer(axum::middleware::from_fn(csrf))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), authenticate))
@@ -291,7 +265,7 @@ async fn drain(req: axum::extract::Request) {
 /// API token or session is answered 401 at once, so no stranger can make the collector
 /// buffer bodies or hold requests open. (Handlers still check the role they need.)
 async fn authenticate(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -318,7 +292,7 @@ async fn authenticate(
             let scim = req.uri().path().starts_with("/scim/");
             drain(req).await;
             if scim {
-                crate::scim::refusal(status, message)
+                super::scim::refusal(status, message)
             } else {
                 ApiError(status, message).into_response()
             }
@@ -327,7 +301,7 @@ async fn authenticate(
 }
 
 /// Every change made with a session cookie — any route, SCIM and sign-in pushes included —
-/// must carry [`crate::ui::CSRF_HEADER`]: a cross-site form or image can make a browser send
+/// must carry [`super::ui::CSRF_HEADER`]: a cross-site form or image can make a browser send
 /// the cookie, never a custom header. Bearer-token calls are not cookie-borne and pass.
 async fn csrf(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use axum::http::Method;
@@ -335,13 +309,13 @@ async fn csrf(req: axum::extract::Request, next: axum::middleware::Next) -> Resp
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe
         && !h.contains_key(header::AUTHORIZATION)
-        && crate::ui::session_cookie(h).is_some()
-        && !h.contains_key(crate::ui::CSRF_HEADER)
+        && super::ui::session_cookie(h).is_some()
+        && !h.contains_key(super::ui::CSRF_HEADER)
     {
         drain(req).await;
         return ApiError(
             StatusCode::FORBIDDEN,
-            format!("a change made with a session cookie needs the {} header", crate::ui::CSRF_HEADER),
+            format!("a change made with a session cookie needs the {} header", super::ui::CSRF_HEADER),
         )
         .into_response();
     }
@@ -349,7 +323,7 @@ async fn csrf(req: axum::extract::Request, next: axum::middleware::Next) -> Resp
 }
 
 /// Prometheus text exposition (viewer or admin token: scrapers send it as a bearer token).
-async fn metrics(State(s): State<Shared>, h: HeaderMap) -> Result<Response, ApiError> {
+async fn metrics(State(s): State<AppState>, h: HeaderMap) -> Result<Response, ApiError> {
     reader(&s, &h).await?;
     s.metrics.connected.set(s.dispatch.open_streams() as i64);
     let mut r = s.metrics.render().into_response();
@@ -383,7 +357,7 @@ async fn health() -> Json<Value> {
     security(("bearer" = []), ("session" = [])),
 )]
 async fn devices(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     uri: axum::http::Uri,
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
@@ -453,7 +427,7 @@ fn paged(uri: &axum::http::Uri, all: Value, page: Page) -> Result<Response, ApiE
     security(("bearer" = []), ("session" = [])),
 )]
 async fn device(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -475,7 +449,7 @@ async fn device(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn revoke_device(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -506,7 +480,7 @@ async fn revoke_device(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn connectors(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     uri: axum::http::Uri,
     q: Result<Query<ConnectorsQuery>, axum::extract::rejection::QueryRejection>,
@@ -541,7 +515,7 @@ struct ConnectorsQuery {
     security(("bearer" = []), ("session" = [])),
 )]
 async fn connector(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -563,7 +537,7 @@ async fn connector(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn triage_connector(
-    s: State<Shared>,
+    s: State<AppState>,
     h: HeaderMap,
     key: Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -580,7 +554,7 @@ async fn triage_connector(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn triage_token(
-    s: State<Shared>,
+    s: State<AppState>,
     h: HeaderMap,
     Path(fp): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -606,7 +580,7 @@ struct RevokeBody {
     security(("bearer" = []), ("session" = [])),
 )]
 async fn revoke_connector(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(key): Path<String>,
     body: axum::body::Bytes,
@@ -652,7 +626,7 @@ async fn revoke_connector(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn withdraw_revocation(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -690,7 +664,7 @@ struct StatusBody {
     security(("bearer" = []), ("session" = [])),
 )]
 async fn set_status(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(key): Path<String>,
     body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
@@ -737,7 +711,7 @@ async fn set_status(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn person(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(user): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -752,7 +726,7 @@ async fn person(
 type TableQ = Result<Query<crate::views::TableQuery>, axum::extract::rejection::QueryRejection>;
 
 /// The snapshot the views page through, on a blocking thread.
-async fn snapshot(s: &Shared) -> Result<Arc<crate::views::Snapshot>, ApiError> {
+async fn snapshot(s: &AppState) -> Result<Arc<crate::views::Snapshot>, ApiError> {
     let (cache, policy) = (s.views.clone(), s.policy.clone());
     blocking(&s.store, move |st| cache.get(st, &policy, now_ms())).await
 }
@@ -765,7 +739,7 @@ async fn snapshot(s: &Shared) -> Result<Arc<crate::views::Snapshot>, ApiError> {
     responses((status = 200, description = "The overview", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-async fn view_overview(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn view_overview(State(s): State<AppState>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let snap = snapshot(&s).await?;
     let policy = s.policy.clone();
@@ -781,7 +755,7 @@ async fn view_overview(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Val
     responses((status = 200, description = "A page: total, offset, limit and items", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-async fn view_devices(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
+async fn view_devices(State(s): State<AppState>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     Ok(Json(blocking(&s.store, move |st| crate::views::devices(st, &q)).await?))
@@ -796,7 +770,11 @@ async fn view_devices(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Resul
     responses((status = 200, description = "A page: total, offset, limit and items", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-async fn view_connectors(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
+async fn view_connectors(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    q: TableQ,
+) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let snap = snapshot(&s).await?;
@@ -812,7 +790,7 @@ async fn view_connectors(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Re
     responses((status = 200, description = "A page: total, offset, limit and items", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-async fn view_findings(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
+async fn view_findings(State(s): State<AppState>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let snap = snapshot(&s).await?;
@@ -828,7 +806,7 @@ async fn view_findings(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Resu
     responses((status = 200, description = "A page: total, offset, limit and items", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-async fn view_people(State(s): State<Shared>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
+async fn view_people(State(s): State<AppState>, h: HeaderMap, q: TableQ) -> Result<Json<Value>, ApiError> {
     reader(&s, &h).await?;
     let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let snap = snapshot(&s).await?;
@@ -853,7 +831,7 @@ struct AtQuery {
     security(("bearer" = []), ("session" = [])),
 )]
 async fn triage_device(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
     q: Result<Query<AtQuery>, axum::extract::rejection::QueryRejection>,
@@ -880,7 +858,7 @@ async fn triage_device(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn push_signins(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(source): Path<String>,
     body: axum::body::Bytes,
@@ -916,7 +894,7 @@ async fn push_signins(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn findings(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     uri: axum::http::Uri,
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
@@ -937,7 +915,7 @@ async fn findings(
     security(("bearer" = []), ("session" = [])),
 )]
 async fn triage_user(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(user): Path<String>,
     q: Result<Query<AtQuery>, axum::extract::rejection::QueryRejection>,
@@ -962,7 +940,7 @@ fn parse_at(at: Option<&str>) -> Result<i64, ApiError> {
 /// [`HEADER_READ`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    shared: Shared,
+    shared: AppState,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;

@@ -16,9 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::api::{Role, role_of};
-use crate::ingest::{Shared, now_ms};
-use crate::query::time;
+use super::api::role_of;
+use crate::clock::now_ms;
+use crate::clock::rfc3339 as time;
+use crate::domain::Role;
+use crate::state::AppState;
 use crate::store::{Person, StoreError};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -72,7 +74,7 @@ fn internal(e: impl std::fmt::Display) -> ScimError {
 }
 
 async fn blocking<T: Send + 'static>(
-    s: &Shared,
+    s: &AppState,
     f: impl FnOnce(&dyn crate::store::Store) -> crate::store::Result<T> + Send + 'static,
 ) -> Result<T, ScimError> {
     let store = s.store.clone();
@@ -86,7 +88,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn authorize(s: &Shared, h: &HeaderMap) -> Result<(), ScimError> {
+async fn authorize(s: &AppState, h: &HeaderMap) -> Result<(), ScimError> {
     match role_of(s, h).await {
         Ok(Role::Scim | Role::Admin) => Ok(()),
         Ok(r) => Err(ScimError::new(
@@ -97,7 +99,7 @@ async fn authorize(s: &Shared, h: &HeaderMap) -> Result<(), ScimError> {
     }
 }
 
-pub fn routes() -> axum::Router<Shared> {
+pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/scim/v2/Users", get(list).post(create))
         .route("/scim/v2/Users/{id}", get(fetch).put(replace).patch(patch).delete(delete))
@@ -211,26 +213,30 @@ fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
 }
 
 async fn create(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ScimError> {
     authorize(&s, &h).await?;
     let body = parse_body(&body)?;
-    let id = crate::ingest::enrollment::random(16).map(hex::encode).map_err(|e| internal(e.message()))?;
+    let id = crate::tokens::random(16).map(hex::encode).map_err(|e| internal(e.to_string()))?;
     let p = person_from(&body, id, now_ms())?;
     let p = blocking(&s, move |st| st.create_person(&p).map(|()| p)).await?;
     tracing::info!(user = %p.user_name, "SCIM: person provisioned.");
     Ok(scim_json(StatusCode::CREATED, resource(&p)))
 }
 
-async fn fetch(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>) -> Result<Response, ScimError> {
+async fn fetch(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
     authorize(&s, &h).await?;
     let p = get_person(&s, id).await?;
     Ok(scim_json(StatusCode::OK, resource(&p)))
 }
 
-async fn get_person(s: &Shared, id: String) -> Result<Person, ScimError> {
+async fn get_person(s: &AppState, id: String) -> Result<Person, ScimError> {
     let i = id.clone();
     blocking(s, move |st| st.person(&i))
         .await?
@@ -265,7 +271,7 @@ pub fn user_name_filter(f: &str) -> Result<String, ScimError> {
 }
 
 async fn list(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
@@ -294,7 +300,7 @@ async fn list(
 }
 
 async fn replace(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -308,7 +314,7 @@ async fn replace(
 }
 
 async fn patch(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -402,7 +408,7 @@ pub fn apply_patch(person: Person, body: &Value) -> Result<Person, ScimError> {
 }
 
 async fn delete(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ScimError> {

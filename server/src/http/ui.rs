@@ -15,19 +15,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::api::{ApiError, Role, blocking, internal, token_hash};
-use crate::ingest::{Shared, now_ms};
+use super::api::{ApiError, blocking, internal, token_hash};
+use crate::clock::now_ms;
+use crate::domain::Role;
+use crate::state::AppState;
 
 /// The header a session-authenticated change must carry.
 pub const CSRF_HEADER: &str = "x-sightline-csrf";
 const COOKIE: &str = "sightline_session";
 const SESSION_MS: i64 = 12 * 3600 * 1000;
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const APP_JS: &str = include_str!("../ui/app.js");
-const APP_CSS: &str = include_str!("../ui/app.css");
+const INDEX_HTML: &str = include_str!("../../ui/index.html");
+const APP_JS: &str = include_str!("../../ui/app.js");
+const APP_CSS: &str = include_str!("../../ui/app.css");
 
-pub fn routes() -> axum::Router<Shared> {
+pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ui/")]) }))
         .route("/ui", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ui/")]) }))
@@ -82,14 +84,14 @@ pub(crate) struct SignIn {
     request_body = SignIn,
     responses(
         (status = 200, description = "Signed in; `Set-Cookie: sightline_session=…; HttpOnly; Secure; SameSite=Strict`", body = Object),
-        (status = 400, description = "Malformed body", body = crate::api::ErrorBody),
-        (status = 401, description = "Unknown or revoked token", body = crate::api::ErrorBody),
-        (status = 403, description = "A machine token (scim, ingest) cannot sign in", body = crate::api::ErrorBody),
+        (status = 400, description = "Malformed body", body = super::api::ErrorBody),
+        (status = 401, description = "Unknown or revoked token", body = super::api::ErrorBody),
+        (status = 403, description = "A machine token (scim, ingest) cannot sign in", body = super::api::ErrorBody),
     ),
     security(()),
 )]
 pub(crate) async fn sign_in(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
@@ -106,7 +108,7 @@ pub(crate) async fn sign_in(
             format!("a {} token cannot sign in to the dashboard", role.as_str()),
         ));
     }
-    let id = crate::ingest::enrollment::random(32)
+    let id = crate::tokens::random(32)
         .map(hex::encode)
         .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "random number generator failed".into()))?;
     let (sid, now) = (token_hash(&id), now_ms());
@@ -125,14 +127,14 @@ pub(crate) async fn sign_in(
     tag = "session",
     summary = "Who the caller is: the role behind the token or session",
     responses((status = 200, description = "`{\"role\": …, \"version\": …}`", body = Object),
-              (status = 401, description = "Not signed in", body = crate::api::ErrorBody)),
+              (status = 401, description = "Not signed in", body = super::api::ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn whoami(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     h: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let role = crate::api::role_of(&s, &h).await.map_err(|(status, m)| ApiError(status, m))?;
+    let role = super::api::role_of(&s, &h).await.map_err(|(status, m)| ApiError(status, m))?;
     Ok(Json(json!({"role": role.as_str(), "version": env!("CARGO_PKG_VERSION")})))
 }
 
@@ -144,7 +146,7 @@ pub(crate) async fn whoami(
     responses((status = 204, description = "Signed out")),
     security(("session" = [])),
 )]
-pub(crate) async fn sign_out(State(s): State<Shared>, h: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn sign_out(State(s): State<AppState>, h: HeaderMap) -> Result<Response, ApiError> {
     if let Some(id) = session_cookie(&h) {
         let sid = token_hash(&id);
         blocking(&s.store, move |st| Ok(st.delete_session(&sid)?)).await?;
