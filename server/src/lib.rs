@@ -6,6 +6,7 @@
 //! the org fingerprint key and the directive signing key.
 
 pub mod attest;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod directives;
@@ -23,6 +24,7 @@ pub mod query;
 pub mod remote;
 pub mod revoke;
 pub mod server;
+pub mod shutdown;
 pub mod signins;
 pub mod state;
 pub mod store;

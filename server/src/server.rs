@@ -1,4 +1,5 @@
-//! Opening a data dir and serving the gRPC services over TLS.
+//! Wiring: opening a data dir into the application state, and [`run`], which serves the
+//! gRPC services, the HTTP edge and the exports on bound listeners until shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -159,6 +160,75 @@ pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Resul
         writer,
         stopping: Default::default(),
     })
+}
+
+/// Everything `serve` needs, validated (see `cli::serve::ServeArgs::resolve`).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: std::path::PathBuf,
+    /// PostgreSQL URL; None for the data dir's SQLite database.
+    pub database: Option<String>,
+    /// Create a local CA and server certificate on first start.
+    pub dev: bool,
+    /// The agents' (gRPC) address.
+    pub listen: SocketAddr,
+    /// The HTTP API's address, if it is served.
+    pub http: Option<SocketAddr>,
+    pub ingest: crate::config::IngestConfig,
+    pub export: crate::export::ExportConfig,
+}
+
+impl ServeConfig {
+    /// Opens the data dir with this configuration in force.
+    pub fn open(&self) -> anyhow::Result<AppState> {
+        let mut app = open(&self.data_dir, self.database.as_deref(), self.dev)?;
+        app.config = self.ingest.clone();
+        Ok(app)
+    }
+}
+
+/// The bound sockets [`run`] serves on.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(grpc: SocketAddr, http: Option<SocketAddr>) -> anyhow::Result<Listeners> {
+        let grpc_l = TcpListener::bind(grpc).await.with_context(|| format!("binding {grpc}"))?;
+        let http = match http {
+            Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("binding {a}"))?),
+            None => None,
+        };
+        Ok(Listeners { grpc: grpc_l, http })
+    }
+}
+
+/// Serves the collector on `listeners` until `shutdown` resolves: gRPC for agents, the
+/// HTTP edge if it has a listener, and the configured exports.
+pub async fn run(
+    app: AppState,
+    export: crate::export::ExportConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        on_signal.cancel();
+    });
+    if export.any() {
+        tokio::spawn(crate::export::run(app.clone(), export, stop.clone().cancelled_owned()));
+    }
+    let grpc = serve(listeners.grpc, app.clone(), stop.clone().cancelled_owned());
+    match listeners.http {
+        Some(l) => {
+            let http = crate::http::api::serve(l, app, stop.cancelled_owned());
+            tokio::try_join!(grpc, http).map(|_| ())
+        }
+        None => grpc.await,
+    }
 }
 
 /// Concurrent HTTP/2 streams on one agent connection (telemetry plus an enrollment or two).

@@ -1,0 +1,197 @@
+//! Commands that change something or move evidence: tokens, revocations, sign-in imports,
+//! evidence bundles, retention.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::output::{cli_user, print};
+use super::{ApiTokenCommand, DataArgs, RemoteArgs, TokenCommand};
+use crate::clock::now_ms;
+use crate::remote::encode;
+use crate::tokens;
+
+pub(super) fn token(command: TokenCommand, db: Option<&str>) -> anyhow::Result<()> {
+    let now = now_ms();
+    match command {
+        TokenCommand::Create { data, ttl, name } => {
+            print(&(tokens::create_enrollment(data.store(db)?.as_ref(), ttl, &name, now)? + "\n"))
+        }
+        TokenCommand::List { data, json } => {
+            let rows: Vec<_> = data
+                .store(db)?
+                .enrollment_tokens()?
+                .iter()
+                .map(|t| tokens::enrollment_token_json(t, now))
+                .collect();
+            print(&if json {
+                serde_json::to_string_pretty(&rows)? + "\n"
+            } else {
+                tokens::table(&rows, &["id", "name", "state", "created_at", "expires_at", "used_at"])
+            })
+        }
+        TokenCommand::Revoke { id, data } => {
+            let r = tokens::revoke_enrollment(data.store(db)?.as_ref(), &id, now)?;
+            print(&format!(
+                "{} enrollment token {}\n",
+                if r.now { "revoked" } else { "already revoked:" },
+                r.id
+            ))
+        }
+    }
+}
+
+pub(super) fn api_token(command: ApiTokenCommand, db: Option<&str>) -> anyhow::Result<()> {
+    let now = now_ms();
+    match command {
+        ApiTokenCommand::Create { data, role, name, ttl } => {
+            print(&(tokens::create_api(data.store(db)?.as_ref(), role, &name, ttl, now, &cli_user())? + "\n"))
+        }
+        ApiTokenCommand::List { data, json } => {
+            let rows: Vec<_> =
+                data.store(db)?.api_tokens()?.iter().map(|t| tokens::api_token_json(t, now)).collect();
+            print(&if json {
+                serde_json::to_string_pretty(&rows)? + "\n"
+            } else {
+                tokens::table(&rows, &["id", "role", "name", "state", "expires_at", "last_used_at"])
+            })
+        }
+        ApiTokenCommand::Revoke { id, data } => {
+            let r = tokens::revoke_api(data.store(db)?.as_ref(), &id, now)?;
+            let heirs = if r.heirs.is_empty() {
+                String::new()
+            } else {
+                format!("; also revoked the tokens it made: {}", r.heirs.join(", "))
+            };
+            print(&format!(
+                "{} API token {} (its dashboard sessions have ended){heirs}\n",
+                if r.now { "revoked" } else { "already revoked:" },
+                r.id
+            ))
+        }
+    }
+}
+
+pub(super) fn import_signins(
+    source: &str,
+    file: &Path,
+    data: &DataArgs,
+    db: Option<&str>,
+) -> anyhow::Result<()> {
+    let src = crate::signins::Source::parse(source)
+        .ok_or_else(|| anyhow::anyhow!("--source {source:?}: use okta or entra"))?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (signins, skipped) =
+        crate::signins::parse(src, &text).with_context(|| format!("{} was not imported", file.display()))?;
+    let added = data.store(db)?.add_signins(&signins)?;
+    print(&format!(
+        "imported {added} sign-ins ({} already known, {skipped} other events skipped)\n",
+        signins.len() - added
+    ))
+}
+
+pub(super) fn export_evidence(
+    device: &str,
+    out: &Path,
+    data: &DataArgs,
+    db: Option<&str>,
+) -> anyhow::Result<()> {
+    let app = data.open(db)?;
+    let bundle = crate::evidence::export(app.store.as_ref(), &app.pki, device, now_ms())?;
+    std::fs::write(out, serde_json::to_vec_pretty(&bundle)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    print(&format!(
+        "wrote {} ({} batches), signed by collector key {}\n",
+        out.display(),
+        bundle["batches"].as_array().map_or(0, Vec::len),
+        sightline_proto::p256::key_id(&app.pki.signing_key_spki())
+    ))
+}
+
+pub(super) fn verify_evidence(
+    bundle: &Path,
+    collector_key: Option<&str>,
+    trust_embedded_key: bool,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    let v = crate::evidence::verify(&bytes, collector_key).map_err(|e| anyhow::anyhow!("FAILED: {e:#}"))?;
+    if collector_key.is_none() && !trust_embedded_key {
+        anyhow::bail!(
+            "NOT VERIFIED: the bundle is consistent under the collector key it carries ({}), but nothing \
+             says that key is your collector's; pass --collector-key {} if it is (as `evidence export` \
+             printed it), or --trust-embedded-key to accept it as is",
+            v.collector_key_id,
+            v.collector_key_id
+        );
+    }
+    print(&format!(
+        "OK: device {} ({}), {} batches, {} observations, seq {}..{}, collector key {}{}\n",
+        v.device_id,
+        v.assurance,
+        v.batches,
+        v.observations,
+        v.first_seq,
+        v.last_seq,
+        v.collector_key_id,
+        if collector_key.is_none() { " (not pinned: trusted as embedded)" } else { "" }
+    ))
+}
+
+pub(super) fn revoke_device(id: &str, data: &DataArgs, db: Option<&str>) -> anyhow::Result<()> {
+    data.store(db)?.revoke_device(id, now_ms())?;
+    print(&format!("revoked device {id}\n"))
+}
+
+pub(super) fn revoke(
+    connector: &str,
+    reason: &str,
+    withdraw: bool,
+    data: &DataArgs,
+    db: Option<&str>,
+    json: bool,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/connectors/{}/revoke", encode(connector));
+    let body = serde_json::json!({ "reason": reason });
+    let out = if withdraw {
+        remote.call(|r| async move { r.delete(&path).await })?
+    } else {
+        remote.call(|r| async move { r.post(&path, &body).await })?
+    };
+    if let Some(out) = out {
+        return print(&out);
+    }
+    if withdraw {
+        crate::revoke::withdraw(data.store(db)?.as_ref(), connector, &cli_user(), now_ms())?;
+        return print(&format!("withdrew the revocation of {connector}\n"));
+    }
+    let app = data.open(db)?;
+    let issued =
+        crate::revoke::revoke(app.store.as_ref(), &app.pki, connector, &cli_user(), reason, now_ms())?;
+    print(&crate::query::revoked(&issued, json)?)
+}
+
+pub(super) fn prune(keep: Duration, data: &DataArgs, db: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let cutoff = now_ms() - keep.as_millis() as i64;
+    let p = data.store(db)?.prune(cutoff)?;
+    if json {
+        let v = serde_json::json!({
+            "cutoff_ms": cutoff,
+            "partitions_dropped": p.partitions,
+            "observations_removed": p.observations,
+            "batches_removed": p.batches,
+            "claims_removed": p.claims,
+        });
+        return print(&(v.to_string() + "\n"));
+    }
+    let dropped = if p.partitions.is_empty() {
+        String::new()
+    } else {
+        format!(" (dropped {})", p.partitions.join(", "))
+    };
+    print(&format!(
+        "removed {} observations, {} batches and {} stream claims{dropped}\n",
+        p.observations, p.batches, p.claims
+    ))
+}
