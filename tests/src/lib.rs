@@ -56,22 +56,16 @@ impl Collector {
         let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api_url = format!("https://127.0.0.1:{}", api_listener.local_addr().unwrap().port());
-        let (stop, rx) = oneshot::channel();
-        let stopped = tokio_util::sync::CancellationToken::new();
-        let on_stop = stopped.clone();
-        tokio::spawn(async move {
-            rx.await.ok();
-            on_stop.cancel();
-        });
-        tokio::spawn(sightline_server::http::api::serve(
-            api_listener,
+        let (stop, rx) = oneshot::channel::<()>();
+        // The library's own entry point, as `serve` runs it: gRPC and the HTTP edge together.
+        let listeners = sightline_server::server::Listeners { grpc: listener, http: Some(api_listener) };
+        let task = tokio::spawn(sightline_server::server::run(
             shared.clone(),
-            stopped.clone().cancelled_owned(),
-        ));
-        let task = tokio::spawn(sightline_server::server::serve(
-            listener,
-            shared.clone(),
-            stopped.cancelled_owned(),
+            sightline_server::export::ExportConfig::default(),
+            listeners,
+            async move {
+                rx.await.ok();
+            },
         ));
         Collector { url, api_url, data_dir, shared, stop: Some(stop), task: Some(task) }
     }

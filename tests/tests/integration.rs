@@ -1,0 +1,14 @@
+//! The whole-system tests, one module per area, in one binary.
+
+mod api;
+mod daemon;
+mod dashboard;
+mod export;
+mod faults;
+mod hardening;
+mod replicas;
+mod revoke;
+mod system;
+mod tidy;
+#[cfg(feature = "tpm")]
+mod tpm;
