@@ -9,6 +9,10 @@
 //! Nothing else lives here: detection, storage and transport logic belong to the crates
 //! that use the contract.
 
+// Library code never writes to the terminal: output belongs to the binaries and logs to
+// `tracing`, so an embedding program (a test, a benchmark) decides where text goes.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod directive;
 pub mod envelope;
 pub mod p256;

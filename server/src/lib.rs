@@ -5,6 +5,10 @@
 //! chain, then stores) → [`query`] (CLI views). [`pki`] owns the CA, the server identity,
 //! the org fingerprint key and the directive signing key.
 
+// Library code never writes to the terminal: output belongs to the binaries and logs to
+// `tracing`, so an embedding program (a test, a benchmark) decides where text goes.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod attest;
 pub mod cli;
 pub mod clock;

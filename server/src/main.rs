@@ -17,10 +17,7 @@ fn main() -> ExitCode {
     match sightline_server::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            #[allow(clippy::print_stderr, reason = "the binary's error edge")]
-            {
-                eprintln!("sightline-server: {e:#}");
-            }
+            eprintln!("sightline-server: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 const SERVER_LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &[
-            "attest", "clock", "config", "domain", "listen", "metrics", "pki", "remote", "shutdown", "signins",
-        ],
+        &["attest", "clock", "config", "domain", "listen", "metrics", "pki", "remote", "shutdown", "signins"],
     ),
     ("storage", &["store"]),
     (
@@ -30,10 +28,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
 
 /// The agent, lowest layer first.
 const AGENT_LAYERS: &[(&str, &[&str])] = &[
-    (
-        "platform and primitives",
-        &["acl", "fsview", "macos", "secret", "shutdown", "windows", "winservice"],
-    ),
+    ("platform and primitives", &["acl", "fsview", "macos", "secret", "shutdown", "windows", "winservice"]),
     ("facts", &["catalog", "config", "keys", "state"]),
     ("detection", &["detect", "enforce", "inventory", "scan", "watch"]),
     ("evidence", &["convert", "govern", "outbox", "recorder", "report", "spool"]),
