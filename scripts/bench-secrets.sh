@@ -12,7 +12,8 @@ fi
 if [ ! -x "$T/node_modules/.bin/secretlint" ]; then
   (cd "$T" && { [ -f package.json ] || npm init -y >/dev/null; } && npm install --silent secretlint@13 @secretlint/secretlint-rule-preset-recommend@13)
 fi
-cargo build --release -q -p sightline-agent -p sightline-tests --bin sightline-agent --bin sightline-secrets-bench
+cargo build --release -q -p sightline-agent -p sightline-tests --features sightline-tests/bench \
+  --bin sightline-agent --bin sightline-secrets-bench
 SIGHTLINE_AGENT="$PWD/target/release/sightline-agent" \
 DETECT_SECRETS="$T/venv/bin/detect-secrets" \
 SECRETLINT="$T/node_modules/.bin/secretlint" \

@@ -2,14 +2,27 @@
 //! verifier is tested without one.
 //!
 //! `scripts/swtpm.sh start DIR 2341; SIGHTLINE_TPM_TCTI=$(cat DIR/tcti) cargo run -p
-//! sightline-tests --features tpm --bin capture-tpm-vectors -- DIR/ek-roots.pem > server/tests/data/tpm-golden.json`
+//! sightline-tests --features bench,tpm --bin capture-tpm-vectors -- DIR/ek-roots.pem > server/tests/data/tpm-golden.json`
 
+use std::path::PathBuf;
+
+use clap::Parser;
 use sightline_agent::keys::DeviceKey;
 use sightline_agent::keys::tpm::TpmKey;
 
+/// Captures golden TPM attestation vectors from a (software) TPM, as JSON on stdout.
+///
+/// The output is the content of server/tests/data/tpm-golden.json. The TPM is the one
+/// SIGHTLINE_TPM_TCTI names (e.g. `$(cat DIR/tcti)` after `scripts/swtpm.sh start DIR 2341`).
+#[derive(Parser)]
+#[command(name = "capture-tpm-vectors")]
+struct Args {
+    /// PEM file of the EK root certificates the vectors carry (the swtpm's DIR/ek-roots.pem).
+    ek_roots_pem: PathBuf,
+}
+
 fn main() -> anyhow::Result<()> {
-    let roots_path =
-        std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: capture-tpm-vectors EK_ROOTS_PEM"))?;
+    let roots_path = Args::parse().ek_roots_pem;
     let dir = tempfile::tempdir()?;
     let key = TpmKey::open(dir.path(), &sightline_agent::keys::tpm_tcti())?;
     let ev = key.tpm_evidence()?.ok_or_else(|| anyhow::anyhow!("no TPM evidence"))?;

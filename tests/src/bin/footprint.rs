@@ -1,4 +1,4 @@
-//! `cargo build --release --workspace --bins && cargo run --release -p sightline-tests --bin sightline-footprint-bench [-- IDLE_SECS]`
+//! `cargo build --release --workspace --bins --features sightline-tests/bench && target/release/sightline-footprint-bench [IDLE_SECS]`
 //!
 //! The daemon's footprint on a laptop-shaped machine, measured from outside the process:
 //! the shipped `sightline-agent run` against a generated tree (thousands of files under
@@ -14,6 +14,7 @@
 //!
 //! Bounded: 200 sleeping processes and two servers on loopback, all stopped at the end.
 
+use clap::Parser;
 use sightline_tests::procfs::{cpu_ticks, status_kb, ticks_per_sec};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -29,8 +30,22 @@ const PROJECTS: usize = 150;
 const SLEEPERS: usize = 200;
 const LATENCY_SAMPLES: usize = 30;
 
+/// The shipped agent daemon's footprint, beside osquery's watchdog budget.
+///
+/// Idle CPU, peak and steady RSS, wake-ups and file-to-collector latency of `sightline-agent
+/// run` on a generated laptop-shaped tree, delivering to the shipped collector. Runs the
+/// sightline-agent and sightline-server built next to this binary (`cargo build --release
+/// --workspace --bins` first).
+#[derive(Parser)]
+#[command(name = "sightline-footprint-bench")]
+struct Args {
+    /// Seconds the daemon is left idle for the idle CPU, steady RSS and wake-up figures.
+    #[arg(value_name = "IDLE_SECS", default_value_t = 150)]
+    idle_secs: u64,
+}
+
 fn main() -> anyhow::Result<()> {
-    let idle_secs: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(150);
+    let idle_secs = Args::parse().idle_secs;
     let work = tempfile::tempdir()?;
     let root = work.path().join("root");
     let files = build_tree(&root)?;

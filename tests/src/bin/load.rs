@@ -1,4 +1,4 @@
-//! `cargo run --release -p sightline-tests --bin sightline-load -- [OPTIONS]`
+//! `cargo run --release -p sightline-tests --features bench --bin sightline-load -- [OPTIONS]` (`--help` lists them)
 //!
 //! A fleet load against the shipped collector binary on loopback, SQLite and PostgreSQL side
 //! by side, with the machine's raw ceilings measured in the same run:
@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use sightline_server::store::Store;
 use sightline_tests::ServerProcess;
 use sightline_tests::fleet::{Load, SimAgent, Stats, enroll_fleet};
@@ -31,59 +32,73 @@ use sightline_tests::procfs;
 use sightline_tests::proxy::Proxy;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone)]
+/// A fleet load against the shipped collector, SQLite and PostgreSQL side by side.
+///
+/// Simulated agents against the sightline-server built next to this binary, on loopback,
+/// beside the machine's raw P-256 verification and batched-insert ceilings. PostgreSQL comes
+/// from SIGHTLINE_TEST_POSTGRES (scripts/postgres.sh); without it that backend is skipped.
+/// Durations are in seconds (fractions allowed).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sightline-load")]
 struct Options {
+    /// Simulated agents (real enrollment, mTLS, signed batches); at most 15,000 (file descriptors).
+    #[arg(long, value_name = "N", default_value_t = 2_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=15_000))]
     agents: usize,
+    /// Seconds the fleet holds its streams (the steady-load phase); at most 600.
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = phase_secs)]
     hold: Duration,
+    /// Seconds between one agent's batches while holding.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = secs)]
     hold_interval: Duration,
+    /// Observations per batch while holding.
+    #[arg(long, value_name = "N", default_value_t = 25)]
     hold_batch: usize,
-    /// Each fleet stream reconnects after about this long (churn).
+    /// Each fleet stream reconnects after about this many seconds (churn).
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = secs)]
     stream_life: Duration,
+    /// Agents sending back to back in the saturation phase (at most --agents).
+    #[arg(long, value_name = "N", default_value_t = 200)]
     burst_agents: usize,
+    /// Seconds of the saturation phase; at most 600.
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = phase_secs)]
     burst: Duration,
+    /// Observations per batch in the saturation phase.
+    #[arg(long, value_name = "N", default_value_t = 50)]
     burst_batch: usize,
+    /// Collector processes behind a TCP balancer for the PostgreSQL run (0 counts as 1).
+    #[arg(long, value_name = "N", default_value_t = 1)]
     replicas: usize,
+    /// Backends to run, in order, comma-separated [default: sqlite,postgres].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values = ["sqlite", "postgres"],
+          hide_default_value = true, value_parser = ["sqlite", "postgres"])]
     backends: Vec<String>,
 }
 
-fn options() -> anyhow::Result<Options> {
-    let mut o = Options {
-        agents: 2_000,
-        hold: Duration::from_secs(20),
-        hold_interval: Duration::from_secs(10),
-        hold_batch: 25,
-        stream_life: Duration::from_secs(600),
-        burst_agents: 200,
-        burst: Duration::from_secs(20),
-        burst_batch: 50,
-        replicas: 1,
-        backends: vec!["sqlite".into(), "postgres".into()],
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
-        let secs = |v: &str| -> anyhow::Result<Duration> { Ok(Duration::from_secs_f64(v.parse()?)) };
-        match flag.as_str() {
-            "--agents" => o.agents = value.parse()?,
-            "--hold" => o.hold = secs(&value)?,
-            "--hold-interval" => o.hold_interval = secs(&value)?,
-            "--hold-batch" => o.hold_batch = value.parse()?,
-            "--stream-life" => o.stream_life = secs(&value)?,
-            "--burst-agents" => o.burst_agents = value.parse()?,
-            "--burst" => o.burst = secs(&value)?,
-            "--burst-batch" => o.burst_batch = value.parse()?,
-            "--replicas" => o.replicas = value.parse::<usize>()?.max(1),
-            "--backends" => o.backends = value.split(',').map(str::to_owned).collect(),
-            _ => anyhow::bail!("unknown option {flag}"),
-        }
+/// A duration in seconds, fractions allowed; at most 10^9 (the fleet's jitter scales it by 1.5).
+fn secs(v: &str) -> Result<Duration, String> {
+    let s: f64 = v.parse().map_err(|e| format!("{e}"))?;
+    let d = Duration::try_from_secs_f64(s).map_err(|e| format!("{e}"))?;
+    if d > Duration::from_secs(1_000_000_000) {
+        return Err("at most 1000000000 s".into());
     }
-    anyhow::ensure!(o.agents <= 15_000, "at most 15,000 agents (file descriptors on one machine)");
-    anyhow::ensure!(
-        o.hold <= Duration::from_secs(600) && o.burst <= Duration::from_secs(600),
-        "at most 600 s a phase"
-    );
+    Ok(d)
+}
+
+/// A phase's duration in seconds: at most 600.
+fn phase_secs(v: &str) -> Result<Duration, String> {
+    let d = secs(v)?;
+    if d > Duration::from_secs(600) {
+        return Err("at most 600 s a phase".into());
+    }
+    Ok(d)
+}
+
+fn options() -> Options {
+    let mut o = Options::parse();
+    o.replicas = o.replicas.max(1);
     o.burst_agents = o.burst_agents.min(o.agents);
-    Ok(o)
+    o
 }
 
 /// What one backend's run measured.
@@ -124,7 +139,7 @@ struct Figures {
 }
 
 fn main() -> anyhow::Result<()> {
-    let o = options()?;
+    let o = options();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!("sightline-load: {o:?}");
     println!("machine: {} cores; everything (generator, collector, database) shares them", cores());

@@ -11,13 +11,14 @@
 //! bench holds the fingerprint key of the scan's state dir); the peers report file and line.
 //!
 //! Environment: SIGHTLINE_AGENT, DETECT_SECRETS, SECRETLINT (binaries), BENCH_PROJECTS
-//! (default 120). Everything is local files; no network.
+//! (default 120), or the same as flags (`--help`). Everything is local files; no network.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
+use clap::Parser;
 use serde_json::Value;
 
 /// A deterministic generator (splitmix64), so every run scans the same home.
@@ -287,11 +288,34 @@ fn score_by_place(home: &Home, reported: &HashSet<(String, usize)>) -> (usize, u
     (found, fp)
 }
 
+/// Credential detection of `sightline-agent scan` vs detect-secrets and secretlint.
+///
+/// All three scan one generated developer home under GNU time: wall time, peak RSS, planted AI
+/// credentials found and false positives. scripts/bench-secrets.sh installs the peers and runs
+/// this. Each option can be given by its environment variable instead.
+#[derive(Parser)]
+#[command(
+    name = "sightline-secrets-bench",
+    after_help = "Environment: BENCH_KEEP (any value) leaves the generated home in place for inspection; \
+                  BENCH_VERBOSE (any value) prints missed and reported places."
+)]
+struct Args {
+    /// The sightline-agent binary.
+    #[arg(long, value_name = "PATH", env = "SIGHTLINE_AGENT")]
+    agent: PathBuf,
+    /// The detect-secrets binary.
+    #[arg(long, value_name = "PATH", env = "DETECT_SECRETS")]
+    detect_secrets: PathBuf,
+    /// The secretlint binary.
+    #[arg(long, value_name = "PATH", env = "SECRETLINT")]
+    secretlint: PathBuf,
+    /// Projects generated in the home.
+    #[arg(long, value_name = "N", env = "BENCH_PROJECTS", default_value_t = 120)]
+    projects: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let agent = std::env::var("SIGHTLINE_AGENT").context("SIGHTLINE_AGENT=path to sightline-agent")?;
-    let detect_secrets = std::env::var("DETECT_SECRETS").context("DETECT_SECRETS=path to detect-secrets")?;
-    let secretlint = std::env::var("SECRETLINT").context("SECRETLINT=path to secretlint")?;
-    let projects: usize = std::env::var("BENCH_PROJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    let Args { agent, detect_secrets, secretlint, projects } = Args::parse();
 
     let work = tempfile::tempdir()?;
     // BENCH_KEEP=1 leaves the generated home in place for inspection.

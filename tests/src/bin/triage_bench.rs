@@ -1,4 +1,4 @@
-//! `cargo run --release -p sightline-tests --bin sightline-triage-bench [-- DEVICES OBSERVATIONS]`
+//! `cargo run --release -p sightline-tests --features bench --bin sightline-triage-bench [-- DEVICES OBSERVATIONS]`
 //! (defaults: 10,000 devices, 10,000,000 observations)
 //!
 //! A synthetic fleet history loaded into the embedded SQLite store through `Store::ingest` —
@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use serde_json::json;
 use sightline_proto::envelope::GENESIS_HASH;
 use sightline_server::store::{ConnectorRef, IngestBatch, ObservationRecord, Person, SessionRef, Store};
@@ -37,10 +38,32 @@ impl Rng {
     }
 }
 
+/// Triage, inventory and finding query latency over a synthetic fleet history.
+///
+/// Loads the history into the collector's store (SQLite, or PostgreSQL with
+/// SIGHTLINE_BENCH_DATABASE=URL), then measures each query, p50/p99, beside the 10 ms triage
+/// goal. SIGHTLINE_BENCH_DIR=DIR keeps the history in DIR and reuses it when it already holds
+/// one of the same size.
+#[derive(Parser)]
+#[command(name = "sightline-triage-bench")]
+struct Args {
+    /// Devices in the fleet history.
+    #[arg(value_name = "DEVICES", default_value_t = 10_000, value_parser = at_least_one)]
+    devices: usize,
+    /// Observations in the fleet history, spread over the devices (at least 20 each).
+    #[arg(value_name = "OBSERVATIONS", default_value_t = 10_000_000)]
+    observations: u64,
+}
+
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>().map_err(|e| e.to_string())? {
+        0 => Err("at least 1".into()),
+        n => Ok(n),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let devices: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10_000);
-    let observations: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10_000_000);
+    let Args { devices, observations } = Args::parse();
     let per_device = (observations / devices as u64).max(20);
     let temp = tempfile::tempdir()?;
     let dir = std::env::var_os("SIGHTLINE_BENCH_DIR").map_or_else(|| temp.path().to_owned(), Into::into);
