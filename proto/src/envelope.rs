@@ -1,4 +1,4 @@
-//! The signed, hash-chained batch envelope (design.md §4).
+//! The signed, hash-chained batch envelope.
 //!
 //! ```text
 //! payload    = serialize(Batch { device_id, first_seq, prev_batch_hash, created_at, observations })

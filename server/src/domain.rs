@@ -1,7 +1,7 @@
 //! Domain values every layer shares: the storage and wire edges convert to and from them,
 //! so the rest of the collector never compares strings.
 
-/// Assurance levels, weakest first (design.md §3).
+/// Assurance levels, weakest first: what the collector could prove about where a device key lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Assurance {
     Software,
