@@ -7,9 +7,11 @@
 //! every file the agent writes.
 
 pub mod acl;
+pub mod backoff;
 pub mod catalog;
 pub mod config;
 pub mod convert;
+pub mod damage;
 pub mod deliver;
 pub mod detect;
 pub mod enforce;
@@ -22,6 +24,7 @@ pub mod keys;
 pub mod macos;
 pub mod observe;
 pub mod outbox;
+pub mod platform;
 pub mod recorder;
 pub mod report;
 pub mod run;

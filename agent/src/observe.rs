@@ -3,7 +3,7 @@
 //! the last known view and recorded durably in the spool.
 //!
 //! Every method blocks (filesystem, process table, fsync) and is called from a blocking
-//! thread; the async side only decides *when* (see [`crate::run`]).
+//! thread; the async side (the daemon's scheduler) only decides *when*.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -167,22 +167,23 @@ impl Observer {
 
         let now = now_ms();
         let device = crate::scan::device_info(&root, is_live(&self.config.root), os);
-        let mut obs = vec![snapshot_obs(
-            now,
-            Item::DeviceInventory(pb::DeviceInventory {
-                hostname: device.hostname,
-                os: device.os.as_str().to_owned(),
-                os_version: device.os_version,
-                agent_version: AGENT_VERSION.to_owned(),
-                serial: None,
-                users: homes.iter().map(|h| h.user.clone()).collect(),
-            }),
-        )];
+        let inventory = Item::DeviceInventory(pb::DeviceInventory {
+            hostname: device.hostname,
+            os: device.os.as_str().to_owned(),
+            os_version: device.os_version,
+            agent_version: AGENT_VERSION.to_owned(),
+            serial: None,
+            users: homes.iter().map(|h| h.user.clone()).collect(),
+        });
+        let mut obs = vec![convert::snapshot_of(inventory, now)];
         let n_findings = items.len();
         let before = self.inventory.clone();
         obs.extend(self.inventory.update(&Covered::All, items, now, true));
         obs.extend(errors.iter().map(|e| {
-            snapshot_obs(now, Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }))
+            convert::snapshot_of(
+                Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }),
+                now,
+            )
         }));
         self.last_scan_errors = errors.len() as u32;
         self.last_scan_ms = started.elapsed().as_millis() as u64;
@@ -323,7 +324,7 @@ impl Observer {
             sampler: &mut self.sampler,
         };
         let Some(handled) = enforcer.handle(d, ctx, now_ms()) else { return Ok(LookStats::default()) };
-        let obs = snapshot_obs(now_ms(), Item::DirectiveOutcome(handled.outcome));
+        let obs = convert::snapshot_of(Item::DirectiveOutcome(handled.outcome), now_ms());
         self.recorder.record(std::slice::from_ref(&obs)).context("recording a directive outcome")?;
         let mut stats = LookStats { observations: 1, ..Default::default() };
         if !handled.homes.is_empty() {
@@ -392,19 +393,17 @@ impl Observer {
         let usage = self.stats.sample();
         let depth = self.recorder.depth();
         let last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        snapshot_obs(
-            now,
-            Item::AgentHealth(pb::AgentHealth {
-                agent_version: AGENT_VERSION.to_owned(),
-                cpu_percent: usage.cpu_percent,
-                rss_bytes: usage.rss_bytes,
-                spool_depth: depth.spooled,
-                dropped: depth.dropped_total,
-                last_error,
-                scan_errors: self.last_scan_errors,
-                scan_duration_ms: self.last_scan_ms,
-            }),
-        )
+        let health = Item::AgentHealth(pb::AgentHealth {
+            agent_version: AGENT_VERSION.to_owned(),
+            cpu_percent: usage.cpu_percent,
+            rss_bytes: usage.rss_bytes,
+            spool_depth: depth.spooled,
+            dropped: depth.dropped_total,
+            last_error,
+            scan_errors: self.last_scan_errors,
+            scan_duration_ms: self.last_scan_ms,
+        });
+        convert::snapshot_of(health, now)
     }
 
     fn target_of(&self, path: &Path) -> Target {
@@ -435,10 +434,6 @@ impl Observer {
         }
         w.apply(plan)
     }
-}
-
-fn snapshot_obs(now: i64, item: Item) -> pb::Observation {
-    pb::Observation { seq: 0, observed_at_ms: now, change: pb::Change::Snapshot as i32, item: Some(item) }
 }
 
 fn is_live(root: &Path) -> bool {
