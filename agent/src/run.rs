@@ -26,7 +26,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::deliver::{DeliverOptions, Delivered, DeviceFacts, Link, Mode};
 use crate::keys::{self, KeyChoice};
-use crate::observe::{LookStats, Observer};
+use crate::observe::{LookStats, Observer, Parts};
 use crate::recorder::Recorder;
 use crate::spool::SpoolConfig;
 use crate::state::StateDir;
@@ -75,17 +75,23 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
         };
         let overflowed = watcher.as_ref().map(|w| w.overflowed.clone());
         let view = state.file("inventory.pb");
-        let (c, r) = (config.clone(), recorder.clone());
-        let observer =
-            tokio::task::spawn_blocking(move || Observer::new(c, catalog, fp, r, watcher, view)).await?;
-        let last_error = observer.last_error.clone();
-        let mut observer = observer;
-        observer.enforcer = Some(crate::enforce::Enforcer::new(
-            state.path(),
-            &enrollment.device_id,
-            &enrollment.collector_signing_key,
-            config.enforcement,
-        ));
+        let last_error: Arc<Mutex<Option<String>>> = Default::default();
+        let parts = Parts {
+            config: config.clone(),
+            catalog,
+            fp,
+            recorder: recorder.clone(),
+            watcher,
+            view,
+            link_error: last_error.clone(),
+            enforcer: Some(crate::enforce::Enforcer::new(
+                state.path(),
+                &enrollment.device_id,
+                &enrollment.collector_signing_key,
+                config.enforcement,
+            )),
+        };
+        let observer = tokio::task::spawn_blocking(move || Observer::new(parts)).await?;
         let observer = Arc::new(Mutex::new(observer));
         let (directive_tx, mut directives) = tokio::sync::mpsc::channel(64);
 
