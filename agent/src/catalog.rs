@@ -10,9 +10,26 @@ use std::collections::{HashMap, HashSet};
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::detect::Os;
-
 const BUILTIN: &str = include_str!("../catalog/catalog.toml");
+
+/// The OS a scanned tree is laid out for. It lives here, not in `detect`, because catalog
+/// paths are keyed by it and the catalog sits below the detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Linux,
+    Macos,
+    Windows,
+}
+
+impl Os {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Os::Linux => "linux",
+            Os::Macos => "macos",
+            Os::Windows => "windows",
+        }
+    }
+}
 
 /// Why a catalog was refused.
 #[derive(Debug, thiserror::Error)]

@@ -314,40 +314,9 @@ pub mod managed {
         t
     }
 
-    /// A registry value as the agent reads it (the registry crate's types, made portable so
-    /// the mapping is tested everywhere).
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum RegData {
-        /// `REG_DWORD` or `REG_QWORD`.
-        Integer(u64),
-        /// `REG_SZ` or `REG_EXPAND_SZ`.
-        String(String),
-        /// Binary, multi-string and anything else: not a setting.
-        Other,
-    }
-
-    /// Policy registry values as a table. Admin templates and Intune write booleans as the
-    /// strings `true`/`false` or as DWORDs, so strings that spell a boolean become one; a
-    /// DWORD stays a number (the field's type decides, and a wrong one is reported).
-    pub fn from_registry(values: impl IntoIterator<Item = (String, RegData)>) -> toml::Table {
-        let mut t = toml::Table::new();
-        for (name, data) in values {
-            let v = match data {
-                RegData::Integer(i) => match i64::try_from(i) {
-                    Ok(i) => toml::Value::Integer(i),
-                    Err(_) => continue,
-                },
-                RegData::String(s) => match s.as_str() {
-                    "true" => toml::Value::Boolean(true),
-                    "false" => toml::Value::Boolean(false),
-                    _ => toml::Value::String(s),
-                },
-                RegData::Other => continue,
-            };
-            t.insert(name, v);
-        }
-        t
-    }
+    // Defined with the Windows FFI's portable half, which fills them in; named here too
+    // because the MDM layer is where callers (and the fuzz target) look for them.
+    pub use crate::platform::registry::{RegData, from_registry};
 }
 
 #[cfg(test)]
@@ -442,5 +411,64 @@ mod tests {
             (raw.resync_interval.as_deref(), raw.watch, raw.cpu_percent),
             (Some("2h"), Some(false), Some(10))
         );
+    }
+
+    // The macOS managed layer against the real field list: the conversion is portable
+    // (`platform::console`), the list of fields is this module's.
+    use crate::platform::console::{ManagedTable, PREFS_DOMAIN, managed_table};
+
+    fn dict(pairs: &[(&str, plist::Value)]) -> plist::Dictionary {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+
+    #[test]
+    fn the_managed_layer_keeps_forced_values_and_names_unknown_keys() {
+        use plist::Value as P;
+        let known = RawConfig::FIELDS;
+        let forced = vec![
+            ("resync_interval".to_owned(), P::String("30m".into())),
+            ("processes".to_owned(), P::Boolean(false)),
+            ("spool_max_mb".to_owned(), P::Data(vec![0])),
+        ];
+        let profile = dict(&[
+            ("resync_interval", P::String("30m".into())),
+            ("PayloadUUID", P::String("6F1C2A0E".into())),
+            ("resync_intervall", P::String("2h".into())),
+            ("mystery", P::Data(vec![1, 2])),
+        ]);
+        let m = managed_table(forced, Some(&profile), known);
+        assert_eq!(m.table.get("resync_interval"), Some(&toml::Value::String("30m".into())));
+        assert_eq!(m.table.get("processes"), Some(&toml::Value::Boolean(false)));
+        assert!(m.table.contains_key("resync_intervall") && m.table.contains_key("mystery"));
+        assert!(!m.table.contains_key("PayloadUUID") && !m.table.contains_key("spool_max_mb"));
+        assert_eq!(
+            m.dropped,
+            vec!["`spool_max_mb`: a data value has no equivalent in agent.toml".to_owned()]
+        );
+        assert_eq!(managed_table(Vec::new(), None, known), ManagedTable::default());
+    }
+
+    #[test]
+    fn the_shipped_profile_settings_make_a_valid_managed_layer() {
+        let profile = include_bytes!("../../packaging/macos/sightline.mobileconfig");
+        let v = plist::Value::from_reader(std::io::Cursor::new(&profile[..])).unwrap();
+        let payloads = v.as_dictionary().unwrap()["PayloadContent"].as_array().unwrap();
+        let settings = payloads
+            .iter()
+            .filter_map(plist::Value::as_dictionary)
+            .find(|p| p.get("PayloadType").and_then(plist::Value::as_string) == Some(PREFS_DOMAIN))
+            .expect("a com.sightline.agent payload");
+        let known = RawConfig::FIELDS;
+        // What the Mac would force: every known key of the payload.
+        let forced = settings
+            .iter()
+            .filter(|(k, _)| known.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let m = managed_table(forced, Some(settings), known);
+        assert!(m.dropped.is_empty(), "{:?}", m.dropped);
+        assert!(m.table.len() >= 5, "{:?}", m.table);
+        let unknown: Vec<&String> = m.table.keys().filter(|k| !known.contains(&k.as_str())).collect();
+        assert!(unknown.is_empty(), "the shipped profile sets keys the agent does not know: {unknown:?}");
     }
 }

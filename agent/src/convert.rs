@@ -1,4 +1,6 @@
-//! Detector types to wire observations: the one place the agent turns findings into `pb`.
+//! Detector types to wire observations: the one place the agent turns findings into `pb`,
+//! and the only builder of `pb::Observation` — what an observation carries, and that its
+//! `seq` is left for sealing to assign, is decided here once.
 
 use sightline_proto::pb;
 
@@ -8,15 +10,36 @@ use crate::scan::ScanReport;
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// One observation of `item`; `seq` is assigned when the observation is sealed.
+pub fn observation(change: pb::Change, item: pb::observation::Item, observed_at_ms: i64) -> pb::Observation {
+    pb::Observation { seq: 0, observed_at_ms, change: change as i32, item: Some(item) }
+}
+
+/// What a look found as it is now, rather than a change to it.
+pub fn snapshot_of(item: pb::observation::Item, observed_at_ms: i64) -> pb::Observation {
+    observation(pb::Change::Snapshot, item, observed_at_ms)
+}
+
+/// Says that `dropped` recorded observations were lost before they could be sealed, so
+/// the loss is in the signed chain rather than silent.
+pub fn gap(dropped: u64, observed_at_ms: i64) -> pb::Observation {
+    let gap = pb::Gap {
+        dropped,
+        reason: "spool full or damaged: the oldest unsent observations were dropped".into(),
+    };
+    observation(pb::Change::Unspecified, pb::observation::Item::Gap(gap), observed_at_ms)
+}
+
+/// An item of the last known view as `inventory.pb` stores it: the item alone, neither a
+/// time nor a change, because the view is state, not an event.
+pub fn stored(item: pb::observation::Item) -> pb::Observation {
+    observation(pb::Change::Unspecified, item, 0)
+}
+
 /// A full scan as `SNAPSHOT` observations: device inventory first, then every finding,
 /// scan errors and the agent's health. Sequence numbers are assigned when sealing.
 pub fn snapshot(report: &ScanReport, now_ms: i64) -> Vec<pb::Observation> {
-    let obs = |item| pb::Observation {
-        seq: 0,
-        observed_at_ms: now_ms,
-        change: pb::Change::Snapshot as i32,
-        item: Some(item),
-    };
+    let obs = |item| snapshot_of(item, now_ms);
     let mut out = Vec::with_capacity(report.findings.len() + report.errors.len() + 2);
     out.push(obs(pb::observation::Item::DeviceInventory(pb::DeviceInventory {
         hostname: report.device.hostname.clone(),

@@ -27,11 +27,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
+use crate::backoff::Backoff;
 use crate::convert::AGENT_VERSION;
 use crate::enroll::now_ms;
 use crate::keys::{self, DeviceKey};
 use crate::recorder::Recorder;
-use crate::run::Backoff;
 use crate::state::{Enrollment, StateDir};
 use crate::transport;
 
@@ -93,6 +93,8 @@ pub struct Link {
     pub last_error: Arc<std::sync::Mutex<Option<String>>>,
     /// Where directives from the collector go (the daemon's look loop); None: logged only.
     pub directives: Option<mpsc::Sender<pb::Directive>>,
+    /// What the device claims about itself on each stream.
+    pub claims: Arc<dyn ClaimsSource>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,8 +191,9 @@ impl Link {
             _ => return Err(anyhow::anyhow!("collector did not open the stream with a challenge").into()),
         };
         delivered.connections += 1;
-        let (k, id, n) = (self.key.clone(), self.enrollment.device_id.clone(), nonce.clone());
-        let claims = tokio::task::spawn_blocking(move || claims(&id, &n, k.as_ref()))
+        let (k, id, n, source) =
+            (self.key.clone(), self.enrollment.device_id.clone(), nonce.clone(), self.claims.clone());
+        let claims = tokio::task::spawn_blocking(move || claims(&id, &n, source.facts()?, k.as_ref()))
             .await
             .context("claims task")??;
         send(pb::agent_message::Msg::Claims(claims)).await?;
@@ -315,23 +318,54 @@ pub fn present(
     Ok(pb::PresentedBatch { stream_signature: key.sign(&msg)?, batch: Some(batch) })
 }
 
-/// This device's claims for one stream, signed by the device key. Blocking.
-pub fn claims(device_id: &str, nonce: &[u8], key: &dyn DeviceKey) -> anyhow::Result<pb::SignedClaims> {
-    let facts = crate::scan::live_facts()?;
-    let mut users: Vec<String> = crate::detect::sessions::list().into_iter().map(|s| s.user).collect();
-    users.sort();
-    users.dedup();
+/// What the device says about itself at the start of every stream. Gathered by the caller
+/// (a [`ClaimsSource`]): reading the machine is detection's job, not the link's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFacts {
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub serial: Option<String>,
+    pub machine_id: Option<String>,
+    pub boot_id: Option<String>,
+    /// Sorted, without duplicates.
+    pub logged_in_users: Vec<String>,
+}
+
+/// Where a link gets the [`DeviceFacts`] it claims; asked anew on every connection, because
+/// the boot id and who is logged in change while the agent runs. Called on a blocking
+/// thread.
+pub trait ClaimsSource: Send + Sync {
+    fn facts(&self) -> anyhow::Result<DeviceFacts>;
+}
+
+impl<F> ClaimsSource for F
+where
+    F: Fn() -> anyhow::Result<DeviceFacts> + Send + Sync,
+{
+    fn facts(&self) -> anyhow::Result<DeviceFacts> {
+        self()
+    }
+}
+
+/// This device's claims for one stream, signed by the device key.
+pub fn claims(
+    device_id: &str,
+    nonce: &[u8],
+    facts: DeviceFacts,
+    key: &dyn DeviceKey,
+) -> anyhow::Result<pb::SignedClaims> {
     let payload = pb::DeviceClaims {
         device_id: device_id.to_owned(),
         stream_nonce: nonce.to_vec(),
-        hostname: facts.device.hostname,
-        os: facts.device.os.as_str().to_owned(),
-        os_version: facts.device.os_version,
+        hostname: facts.hostname,
+        os: facts.os,
+        os_version: facts.os_version,
         agent_version: AGENT_VERSION.to_owned(),
         serial: facts.serial,
         machine_id: facts.machine_id,
         boot_id: facts.boot_id,
-        logged_in_users: users,
+        logged_in_users: facts.logged_in_users,
         claimed_at_ms: now_ms(),
     }
     .encode_to_vec();

@@ -89,12 +89,7 @@ impl Inventory {
         now_ms: i64,
         snapshot: bool,
     ) -> Vec<pb::Observation> {
-        let obs = |change: pb::Change, item: Item| pb::Observation {
-            seq: 0,
-            observed_at_ms: now_ms,
-            change: change as i32,
-            item: Some(item),
-        };
+        let obs = |change: pb::Change, item: Item| crate::convert::observation(change, item, now_ms);
         let mut seen = BTreeMap::new();
         for item in found {
             if let Some((key, scope)) = identity(&item)
@@ -167,11 +162,7 @@ impl Inventory {
     pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
         use prost::Message;
         let b = pb::Batch {
-            observations: self
-                .items
-                .values()
-                .map(|(_, item)| pb::Observation { item: Some(item.clone()), ..Default::default() })
-                .collect(),
+            observations: self.items.values().map(|(_, item)| crate::convert::stored(item.clone())).collect(),
             ..Default::default()
         };
         crate::state::write_atomic(path, &b.encode_to_vec(), false)

@@ -1,15 +1,30 @@
 //! The Sightline endpoint agent.
 //!
-//! Data flow: [`detect`] (pure detectors over a [`fsview::Tree`] and the [`catalog`]) →
-//! [`scan`] (one full scan) → [`convert`] (findings → wire observations) → [`outbox`]
-//! (numbered, signed by [`keys`], hash-chained, fsync'd) → [`deliver`] (mutual-TLS gRPC
-//! stream, deleted on ack). [`enroll`] obtains the identity the stream uses; [`state`] owns
-//! every file the agent writes.
+//! Data flow of the daemon ([`run`]): timers, [`watch`] events and collector directives
+//! schedule looks by [`observe`]. A look runs [`detect`] (detectors over [`fsview::Tree`]s,
+//! driven by the [`catalog`]; the live process table and login sessions), turns what it
+//! found into wire items with [`convert`] (the only builder of `pb::Observation`) and diffs
+//! them against the last known view in [`inventory`] (a resync reports everything, other
+//! looks only what changed) → [`recorder`]: recorded in the [`spool`] (fsync'd), sealed on
+//! demand into [`outbox`] batches (numbered, signed by [`keys`], hash-chained) → [`deliver`]
+//! (one mutual-TLS gRPC stream: device claims from facts the caller supplies, presented
+//! batches, deleted on ack). Directives arrive on that stream and [`enforce`] handles them
+//! in a look; their outcome is recorded like any other observation.
+//!
+//! The `scan` command is the one-shot path: [`scan`] (one full scan) → [`report`] (JSON or
+//! a table). [`enroll`] obtains the identity the stream uses; [`state`] owns every file the
+//! agent writes. The OS FFI (`macos`, `windows`) hands plain values to [`platform`], where
+//! what they mean is decided and tested on every platform.
+//!
+//! Top-level modules depend on each other without cycles: the OS layers at the bottom,
+//! then state and keys, the catalog and detection, recording, and the daemon on top.
 
 pub mod acl;
+pub mod backoff;
 pub mod catalog;
 pub mod config;
 pub mod convert;
+pub mod damage;
 pub mod deliver;
 pub mod detect;
 pub mod enforce;
@@ -22,6 +37,7 @@ pub mod keys;
 pub mod macos;
 pub mod observe;
 pub mod outbox;
+pub mod platform;
 pub mod recorder;
 pub mod report;
 pub mod run;

@@ -16,7 +16,7 @@ use sightline_agent::run::{RunOptions, run};
 use sightline_agent::scan::{self, ScanOptions};
 use sightline_agent::secret::Fingerprinter;
 use sightline_agent::state::{self, StateDir};
-use sightline_agent::{report, shutdown};
+use sightline_agent::{damage, report, shutdown};
 
 #[derive(Parser)]
 #[command(
@@ -209,7 +209,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(grace);
             match result {
                 Ok(_) => Ok(ExitCode::SUCCESS),
-                Err(e) if state::needs_enrollment(&e) => Ok(needs_enrollment(&state_dir, &e)),
+                Err(e) if damage::needs_enrollment(&e) => Ok(needs_enrollment(&state_dir, &e)),
                 Err(e) => Err(e),
             }
         }
@@ -268,7 +268,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 /// damaged files aside so enrollment can proceed, and exit with a status the service
 /// manager does not restart on (no loop of identical failures).
 fn needs_enrollment(state_dir: &std::path::Path, e: &anyhow::Error) -> ExitCode {
-    let moved = StateDir::open(state_dir).and_then(|s| s.retire_damaged(e));
+    let moved = StateDir::open(state_dir).and_then(|s| damage::retire(&s, e));
     #[allow(clippy::print_stderr, reason = "the binary's error edge")]
     {
         eprintln!("sightline-agent: {e:#}");

@@ -3,11 +3,11 @@
 //! the last known view and recorded durably in the spool.
 //!
 //! Every method blocks (filesystem, process table, fsync) and is called from a blocking
-//! thread; the async side only decides *when* (see [`crate::run`]).
+//! thread; the async side (the daemon's scheduler) only decides *when*.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use sightline_proto::pb::{self, observation::Item};
@@ -16,6 +16,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::convert::{self, AGENT_VERSION};
 use crate::detect::{self, Finding, Limits, ScanError, processes, sessions, walk::Walked};
+use crate::enforce::Enforcer;
 use crate::enroll::now_ms;
 use crate::fsview::{Look, Touched, Tree};
 use crate::govern::{Pacer, SelfStats};
@@ -34,77 +35,105 @@ pub struct LookStats {
     pub duration_ms: u64,
 }
 
+/// Everything an [`Observer`] is given from outside, handed over at once so an observer is
+/// complete from its first look.
+pub struct Parts {
+    pub config: Config,
+    pub catalog: Arc<Catalog>,
+    pub fp: Fingerprinter,
+    pub recorder: Arc<Recorder>,
+    /// None: no filesystem watching (disabled, or the watcher could not start).
+    pub watcher: Option<Watcher>,
+    /// Where the last known view is saved between runs.
+    pub view: PathBuf,
+    /// The link's last error, shared with the link so health readings can report it.
+    pub link_error: Arc<Mutex<Option<String>>>,
+    /// Acts on collector directives; None: directives are logged and ignored.
+    pub enforcer: Option<Enforcer>,
+}
+
 pub struct Observer {
-    /// Where `inventory` is saved.
-    view: PathBuf,
     config: Config,
+    scan: ScanInputs,
+    recorder: Arc<Recorder>,
+    known: KnownView,
+    sampler: processes::Sampler,
+    /// Each home's last walk, reused by quick rescans.
+    walks: HashMap<String, Walked>,
+    watching: Watching,
+    budget: Budget,
+    vitals: Vitals,
+    enforcer: Option<Enforcer>,
+}
+
+/// What the detectors are run with.
+struct ScanInputs {
     catalog: Arc<Catalog>,
     fp: Fingerprinter,
-    recorder: Arc<Recorder>,
     limits: Limits,
+}
+
+/// The last known view and where it is saved.
+struct KnownView {
     inventory: Inventory,
-    sampler: processes::Sampler,
-    walks: HashMap<String, Walked>,
+    path: PathBuf,
+}
+
+/// Where the detectors looked, and the watches that follow from it.
+struct Watching {
+    watcher: Option<Watcher>,
     homes: Vec<HomeBase>,
     looks: BTreeMap<Target, BTreeSet<(PathBuf, Look)>>,
-    watcher: Option<Watcher>,
+}
+
+/// The agent's own footprint: CPU pacing and the resources it uses.
+struct Budget {
     stats: SelfStats,
     pacer: Pacer,
     /// Rest earned by scan work and not yet taken.
     owed: std::time::Duration,
+}
+
+/// What the next health reading reports besides the agent's own usage.
+struct Vitals {
     last_scan_errors: u32,
     last_scan_ms: u64,
-    /// The link's last error, shared so health can report it.
-    pub last_error: Arc<std::sync::Mutex<Option<String>>>,
-    /// Acts on collector directives; None: directives are logged and ignored.
-    pub enforcer: Option<crate::enforce::Enforcer>,
+    link_error: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Observer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Observer").field("items", &self.inventory.len()).finish_non_exhaustive()
+        f.debug_struct("Observer").field("items", &self.known.inventory.len()).finish_non_exhaustive()
     }
 }
 
 impl Observer {
-    /// `view` is where the last known view is saved between runs. Blocking (reads it).
-    pub fn new(
-        config: Config,
-        catalog: Arc<Catalog>,
-        fp: Fingerprinter,
-        recorder: Arc<Recorder>,
-        watcher: Option<Watcher>,
-        view: PathBuf,
-    ) -> Observer {
-        let pacer = Pacer::new(config.cpu_percent);
-        let inventory = Inventory::load(&view);
+    /// Blocking (reads the last known view from `parts.view`).
+    pub fn new(parts: Parts) -> Observer {
+        let Parts { config, catalog, fp, recorder, watcher, view, link_error, enforcer } = parts;
+        let budget = Budget {
+            stats: SelfStats::new(),
+            pacer: Pacer::new(config.cpu_percent),
+            owed: Default::default(),
+        };
         Observer {
-            view,
-            config,
-            catalog,
-            fp,
+            scan: ScanInputs { catalog, fp, limits: Limits::default() },
             recorder,
-            limits: Limits::default(),
-            inventory,
+            known: KnownView { inventory: Inventory::load(&view), path: view },
             sampler: processes::Sampler::new(),
             walks: HashMap::new(),
-            homes: Vec::new(),
-            looks: BTreeMap::new(),
-            watcher,
-            stats: SelfStats::new(),
-            pacer,
-            owed: std::time::Duration::ZERO,
-            last_scan_errors: 0,
-            last_scan_ms: 0,
-            last_error: Default::default(),
-            enforcer: None,
+            watching: Watching { watcher, homes: Vec::new(), looks: BTreeMap::new() },
+            budget,
+            vitals: Vitals { last_scan_errors: 0, last_scan_ms: 0, link_error },
+            enforcer,
+            config,
         }
     }
 
     fn open_root(&self) -> anyhow::Result<(Tree, Option<Arc<Touched>>)> {
         let root = &self.config.root;
         let ctx = || format!("opening scan root {}", root.display());
-        if self.watcher.is_some() {
+        if self.watching.watcher.is_some() {
             let touched = Arc::new(Touched::default());
             Ok((Tree::open_root_recording(root, touched.clone()).with_context(ctx)?, Some(touched)))
         } else {
@@ -113,7 +142,7 @@ impl Observer {
     }
 
     fn over_memory_budget(&mut self) -> bool {
-        let rss = self.stats.sample().rss_bytes;
+        let rss = self.budget.stats.sample().rss_bytes;
         let over = rss > self.config.memory_bytes;
         if over {
             tracing::warn!(
@@ -136,12 +165,12 @@ impl Observer {
         let homes = detect::homes(&root, os, &mut errors);
         let lean = self.over_memory_budget();
         let ((mut findings, machine_errors), rest) =
-            self.paced(|o| detect::scan_machine(&root, &o.catalog, &o.fp, &o.limits, os));
-        self.owed += rest;
+            self.paced(|o| detect::scan_machine(&root, &o.scan.catalog, &o.scan.fp, &o.scan.limits, os));
+        self.budget.owed += rest;
         errors.extend(machine_errors);
         let mut walks = HashMap::new();
         for home in &homes {
-            if started.elapsed() > self.limits.total_time {
+            if started.elapsed() > self.scan.limits.total_time {
                 errors.push(ScanError::new(
                     home.tree.display(Path::new("")),
                     "scan time budget exhausted; this home was not scanned",
@@ -151,14 +180,15 @@ impl Observer {
             // A full resync is spread out: rest between homes.
             self.rest();
             let reuse = if lean { self.walks.get(&home.user) } else { None };
-            let (h, rest) = self.paced(|o| detect::scan_home(&o.catalog, &o.fp, &o.limits, os, home, reuse));
-            self.owed += rest;
+            let (h, rest) = self
+                .paced(|o| detect::scan_home(&o.scan.catalog, &o.scan.fp, &o.scan.limits, os, home, reuse));
+            self.budget.owed += rest;
             findings.extend(h.findings);
             errors.extend(h.errors);
             walks.insert(home.user.clone(), h.walked);
         }
         self.walks = walks;
-        self.homes = homes
+        self.watching.homes = homes
             .iter()
             .map(|h| HomeBase { display: h.tree.display_base().to_owned(), user: h.user.clone() })
             .collect();
@@ -167,31 +197,32 @@ impl Observer {
 
         let now = now_ms();
         let device = crate::scan::device_info(&root, is_live(&self.config.root), os);
-        let mut obs = vec![snapshot_obs(
-            now,
-            Item::DeviceInventory(pb::DeviceInventory {
-                hostname: device.hostname,
-                os: device.os.as_str().to_owned(),
-                os_version: device.os_version,
-                agent_version: AGENT_VERSION.to_owned(),
-                serial: None,
-                users: homes.iter().map(|h| h.user.clone()).collect(),
-            }),
-        )];
+        let inventory = Item::DeviceInventory(pb::DeviceInventory {
+            hostname: device.hostname,
+            os: device.os.as_str().to_owned(),
+            os_version: device.os_version,
+            agent_version: AGENT_VERSION.to_owned(),
+            serial: None,
+            users: homes.iter().map(|h| h.user.clone()).collect(),
+        });
+        let mut obs = vec![convert::snapshot_of(inventory, now)];
         let n_findings = items.len();
-        let before = self.inventory.clone();
-        obs.extend(self.inventory.update(&Covered::All, items, now, true));
+        let before = self.known.inventory.clone();
+        obs.extend(self.known.inventory.update(&Covered::All, items, now, true));
         obs.extend(errors.iter().map(|e| {
-            snapshot_obs(now, Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }))
+            convert::snapshot_of(
+                Item::ScanError(pb::ScanError { path: e.path.clone(), error: e.error.clone() }),
+                now,
+            )
         }));
-        self.last_scan_errors = errors.len() as u32;
-        self.last_scan_ms = started.elapsed().as_millis() as u64;
+        self.vitals.last_scan_errors = errors.len() as u32;
+        self.vitals.last_scan_ms = started.elapsed().as_millis() as u64;
         obs.push(self.health_obs(now));
         self.record_or_forget(&obs, before)?;
 
         let watched = match touched {
             Some(t) => {
-                self.looks.clear();
+                self.watching.looks.clear();
                 self.file_looks(t.take());
                 self.rewatch().0
             }
@@ -230,7 +261,7 @@ impl Observer {
         let mut errors = Vec::new();
         let homes = detect::homes(&root, os, &mut errors);
         let users: Vec<&str> = homes.iter().map(|h| h.user.as_str()).collect();
-        let known: Vec<&str> = self.homes.iter().map(|h| h.user.as_str()).collect();
+        let known: Vec<&str> = self.watching.homes.iter().map(|h| h.user.as_str()).collect();
         if targets.contains(&Target::Machine) && users != known {
             tracing::info!("The set of homes changed; resyncing.");
             return Ok((self.resync()?, 0));
@@ -240,7 +271,8 @@ impl Observer {
         for t in targets {
             match t {
                 Target::Machine => {
-                    let (f, e) = detect::scan_machine(&root, &self.catalog, &self.fp, &self.limits, os);
+                    let (f, e) =
+                        detect::scan_machine(&root, &self.scan.catalog, &self.scan.fp, &self.scan.limits, os);
                     findings.extend(f);
                     errors.extend(e);
                     covered.push(Scope::Machine);
@@ -256,9 +288,10 @@ impl Observer {
                     if reuse.is_none() {
                         covered.push(Scope::Sources(user.clone()));
                     }
-                    let (h, rest) =
-                        self.paced(|o| detect::scan_home(&o.catalog, &o.fp, &o.limits, os, home, reuse));
-                    self.owed += rest;
+                    let (h, rest) = self.paced(|o| {
+                        detect::scan_home(&o.scan.catalog, &o.scan.fp, &o.scan.limits, os, home, reuse)
+                    });
+                    self.budget.owed += rest;
                     findings.extend(h.findings);
                     errors.extend(h.errors);
                     self.walks.insert(user.clone(), h.walked);
@@ -267,13 +300,13 @@ impl Observer {
         }
         let items: Vec<Item> = findings.iter().map(convert::item).collect();
         let n = items.len();
-        let before = self.inventory.clone();
-        let obs = self.inventory.update(&Covered::Only(covered), items, now_ms(), false);
+        let before = self.known.inventory.clone();
+        let obs = self.known.inventory.update(&Covered::Only(covered), items, now_ms(), false);
         self.record_or_forget(&obs, before)?;
         let (watched, added) = match touched {
             Some(t) => {
                 for target in targets {
-                    self.looks.remove(target);
+                    self.watching.looks.remove(target);
                 }
                 let looks: Vec<_> =
                     t.take().into_iter().filter(|(p, _)| targets.contains(&self.target_of(p))).collect();
@@ -303,8 +336,8 @@ impl Observer {
             covered.push(Scope::Sessions);
         }
         let n = items.len();
-        let before = self.inventory.clone();
-        let obs = self.inventory.update(&Covered::Only(covered), items, now_ms(), false);
+        let before = self.known.inventory.clone();
+        let obs = self.known.inventory.update(&Covered::Only(covered), items, now_ms(), false);
         self.record_or_forget(&obs, before)?;
         Ok(LookStats { observations: obs.len(), findings: n, ..Default::default() })
     }
@@ -318,12 +351,12 @@ impl Observer {
         };
         let ctx = crate::enforce::Context {
             root: &self.config.root,
-            catalog: &self.catalog,
-            items: self.inventory.items().collect(),
+            catalog: &self.scan.catalog,
+            items: self.known.inventory.items().collect(),
             sampler: &mut self.sampler,
         };
         let Some(handled) = enforcer.handle(d, ctx, now_ms()) else { return Ok(LookStats::default()) };
-        let obs = snapshot_obs(now_ms(), Item::DirectiveOutcome(handled.outcome));
+        let obs = convert::snapshot_of(Item::DirectiveOutcome(handled.outcome), now_ms());
         self.recorder.record(std::slice::from_ref(&obs)).context("recording a directive outcome")?;
         let mut stats = LookStats { observations: 1, ..Default::default() };
         if !handled.homes.is_empty() {
@@ -344,12 +377,12 @@ impl Observer {
 
     /// Runs scan work, returning its result and the rest it earned under the CPU budget.
     fn paced<T>(&self, f: impl FnOnce(&Self) -> T) -> (T, std::time::Duration) {
-        self.pacer.measure(|| f(self))
+        self.budget.pacer.measure(|| f(self))
     }
 
     /// Takes the rest earned so far (on this blocking thread, so the next look waits too).
     pub fn rest(&mut self) {
-        std::thread::sleep(std::mem::take(&mut self.owed));
+        std::thread::sleep(std::mem::take(&mut self.budget.owed));
     }
 
     /// Records a look's observations; if they cannot be recorded (disk full, I/O error), the
@@ -357,11 +390,11 @@ impl Observer {
     /// than losing them silently.
     fn record_or_forget(&mut self, obs: &[pb::Observation], before: Inventory) -> anyhow::Result<()> {
         if let Err(e) = self.recorder.record(obs) {
-            self.inventory = before;
+            self.known.inventory = before;
             return Err(e.context("recording observations in the spool"));
         }
         if obs.iter().any(|o| o.item.as_ref().is_some_and(|i| identity(i).is_some()))
-            && let Err(e) = self.inventory.save(&self.view)
+            && let Err(e) = self.known.inventory.save(&self.known.path)
         {
             // Recorded is what counts; an unsaved view only repeats changes after a restart.
             tracing::warn!(error = %e, "Could not save the last known view.");
@@ -373,7 +406,7 @@ impl Observer {
         let mut items = Vec::new();
         if self.config.processes {
             let procs = self.sampler.sample();
-            items.extend(processes::detect(&self.catalog, &procs).iter().map(convert::item));
+            items.extend(processes::detect(&self.scan.catalog, &procs).iter().map(convert::item));
         }
         if self.config.sessions {
             items.extend(sessions::list().into_iter().map(|s| {
@@ -389,26 +422,25 @@ impl Observer {
     }
 
     fn health_obs(&mut self, now: i64) -> pb::Observation {
-        let usage = self.stats.sample();
+        let usage = self.budget.stats.sample();
         let depth = self.recorder.depth();
-        let last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        snapshot_obs(
-            now,
-            Item::AgentHealth(pb::AgentHealth {
-                agent_version: AGENT_VERSION.to_owned(),
-                cpu_percent: usage.cpu_percent,
-                rss_bytes: usage.rss_bytes,
-                spool_depth: depth.spooled,
-                dropped: depth.dropped_total,
-                last_error,
-                scan_errors: self.last_scan_errors,
-                scan_duration_ms: self.last_scan_ms,
-            }),
-        )
+        let last_error = self.vitals.link_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let health = Item::AgentHealth(pb::AgentHealth {
+            agent_version: AGENT_VERSION.to_owned(),
+            cpu_percent: usage.cpu_percent,
+            rss_bytes: usage.rss_bytes,
+            spool_depth: depth.spooled,
+            dropped: depth.dropped_total,
+            last_error,
+            scan_errors: self.vitals.last_scan_errors,
+            scan_duration_ms: self.vitals.last_scan_ms,
+        });
+        convert::snapshot_of(health, now)
     }
 
     fn target_of(&self, path: &Path) -> Target {
-        self.homes
+        self.watching
+            .homes
             .iter()
             .filter(|h| path.starts_with(&h.display))
             .max_by_key(|h| h.display.components().count())
@@ -418,15 +450,15 @@ impl Observer {
     fn file_looks(&mut self, looks: Vec<(PathBuf, Look)>) {
         for (p, look) in looks {
             let t = self.target_of(&p);
-            self.looks.entry(t).or_default().insert((p, look));
+            self.watching.looks.entry(t).or_default().insert((p, look));
         }
     }
 
     /// Watches what the looks so far point at; returns (watched, newly added).
     fn rewatch(&mut self) -> (usize, usize) {
-        let Some(w) = self.watcher.as_mut() else { return (0, 0) };
-        let all: Vec<(PathBuf, Look)> = self.looks.values().flatten().cloned().collect();
-        let (plan, truncated) = plan(&self.config.root, &self.homes, &all, self.config.max_watches);
+        let Some(w) = self.watching.watcher.as_mut() else { return (0, 0) };
+        let all: Vec<(PathBuf, Look)> = self.watching.looks.values().flatten().cloned().collect();
+        let (plan, truncated) = plan(&self.config.root, &self.watching.homes, &all, self.config.max_watches);
         if truncated {
             tracing::warn!(
                 max = self.config.max_watches,
@@ -435,10 +467,6 @@ impl Observer {
         }
         w.apply(plan)
     }
-}
-
-fn snapshot_obs(now: i64, item: Item) -> pb::Observation {
-    pb::Observation { seq: 0, observed_at_ms: now, change: pb::Change::Snapshot as i32, item: Some(item) }
 }
 
 fn is_live(root: &Path) -> bool {

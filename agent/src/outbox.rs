@@ -12,7 +12,7 @@
 //! contents: a serialized `SignedBatch`. The last two numbers say which spool records the
 //! batch consumed and how much spool loss it reported in a `GAP`: the batch file is the commit
 //! point of sealing, so a crash before the spool's own state moved is repaired from them
-//! ([`crate::recorder`]). The outbox is small — the sealer keeps at most a window of batches
+//! (by the recorder, which owns both). The outbox is small — the sealer keeps at most a window of batches
 //! here — and the bounded spool in front of it absorbs long offline periods.
 
 use std::fs;
@@ -224,7 +224,8 @@ mod tests {
     use crate::keys::SoftwareKey;
 
     fn obs(n: usize) -> Vec<pb::Observation> {
-        (0..n).map(|_| pb::Observation { seq: 0, observed_at_ms: 1, change: 1, item: None }).collect()
+        // Sealing numbers and signs observations whatever they hold.
+        vec![pb::Observation::default(); n]
     }
 
     #[test]

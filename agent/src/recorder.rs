@@ -116,7 +116,7 @@ impl Recorder {
             }
             let mut obs = Vec::with_capacity(records.len() + 1);
             if lost > 0 {
-                obs.push(gap(lost, now_ms));
+                obs.push(crate::convert::gap(lost, now_ms));
             }
             for (id, bytes) in &records {
                 // Checksummed on disk, so this fails only for a record from an incompatible
@@ -125,7 +125,7 @@ impl Recorder {
                     Ok(o) => obs.push(o),
                     Err(e) => {
                         tracing::error!(record = id, error = %e, "Undecodable spool record skipped.");
-                        obs.push(gap(1, now_ms));
+                        obs.push(crate::convert::gap(1, now_ms));
                     }
                 }
             }
@@ -167,18 +167,6 @@ impl Recorder {
     }
 }
 
-fn gap(dropped: u64, now_ms: i64) -> pb::Observation {
-    pb::Observation {
-        seq: 0,
-        observed_at_ms: now_ms,
-        change: pb::Change::Unspecified as i32,
-        item: Some(pb::observation::Item::Gap(pb::Gap {
-            dropped,
-            reason: "spool full or damaged: the oldest unsent observations were dropped".into(),
-        })),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,14 +175,12 @@ mod tests {
 
     fn obs(n: usize) -> Vec<pb::Observation> {
         (0..n)
-            .map(|i| pb::Observation {
-                seq: 0,
-                observed_at_ms: i as i64,
-                change: pb::Change::Appeared as i32,
-                item: Some(pb::observation::Item::ScanError(pb::ScanError {
+            .map(|i| {
+                let item = pb::observation::Item::ScanError(pb::ScanError {
                     path: format!("/home/alice/{i}"),
                     error: "x".repeat(200),
-                })),
+                });
+                crate::convert::observation(pb::Change::Appeared, item, i as i64)
             })
             .collect()
     }

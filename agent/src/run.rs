@@ -24,9 +24,9 @@ use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::deliver::{DeliverOptions, Delivered, Link, Mode};
+use crate::deliver::{DeliverOptions, Delivered, DeviceFacts, Link, Mode};
 use crate::keys::{self, KeyChoice};
-use crate::observe::{LookStats, Observer};
+use crate::observe::{LookStats, Observer, Parts};
 use crate::recorder::Recorder;
 use crate::spool::SpoolConfig;
 use crate::state::StateDir;
@@ -75,17 +75,23 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
         };
         let overflowed = watcher.as_ref().map(|w| w.overflowed.clone());
         let view = state.file("inventory.pb");
-        let (c, r) = (config.clone(), recorder.clone());
-        let observer =
-            tokio::task::spawn_blocking(move || Observer::new(c, catalog, fp, r, watcher, view)).await?;
-        let last_error = observer.last_error.clone();
-        let mut observer = observer;
-        observer.enforcer = Some(crate::enforce::Enforcer::new(
-            state.path(),
-            &enrollment.device_id,
-            &enrollment.collector_signing_key,
-            config.enforcement,
-        ));
+        let last_error: Arc<Mutex<Option<String>>> = Default::default();
+        let parts = Parts {
+            config: config.clone(),
+            catalog,
+            fp,
+            recorder: recorder.clone(),
+            watcher,
+            view,
+            link_error: last_error.clone(),
+            enforcer: Some(crate::enforce::Enforcer::new(
+                state.path(),
+                &enrollment.device_id,
+                &enrollment.collector_signing_key,
+                config.enforcement,
+            )),
+        };
+        let observer = tokio::task::spawn_blocking(move || Observer::new(parts)).await?;
         let observer = Arc::new(Mutex::new(observer));
         let (directive_tx, mut directives) = tokio::sync::mpsc::channel(64);
 
@@ -99,6 +105,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
             opts: deliver_opts,
             last_error,
             directives: (!opts.once).then_some(directive_tx),
+            claims: Arc::new(device_facts),
         };
         tracing::info!(server = %enrollment.server_url, root = %config.root.display(),
                        enforcement = config.enforcement.as_str(), "Agent started.");
@@ -223,50 +230,20 @@ async fn look(observer: &Arc<Mutex<Observer>>, what: Look, rest: bool) -> anyhow
     .context("look task")?
 }
 
-/// Exponential backoff with full jitter, bounded by `max`.
-#[derive(Debug)]
-pub struct Backoff {
-    base: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Backoff {
-        Backoff { base, max, attempt: 0 }
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let r = crate::state::random_bytes(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .unwrap_or(u32::MAX);
-        // Half fixed, half random: spreads reconnect storms without ever retrying instantly.
-        ceiling / 2 + ceiling.mul_f64(f64::from(r) / f64::from(u32::MAX) / 2.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_stays_within_bounds_and_grows() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let mut prev_ceiling = Duration::ZERO;
-        for i in 0..30 {
-            let d = b.next_delay();
-            let ceiling = Duration::from_secs(1).saturating_mul(1 << i.min(20)).min(Duration::from_secs(60));
-            assert!(d >= ceiling / 2 && d <= ceiling, "{d:?} vs {ceiling:?}");
-            assert!(ceiling >= prev_ceiling);
-            prev_ceiling = ceiling;
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_secs(1));
-    }
+/// This machine's facts as every stream claims them: the daemon's
+/// [`crate::deliver::ClaimsSource`]. Blocking (small file reads).
+pub fn device_facts() -> anyhow::Result<DeviceFacts> {
+    let facts = crate::scan::live_facts()?;
+    let mut users: Vec<String> = crate::detect::sessions::list().into_iter().map(|s| s.user).collect();
+    users.sort();
+    users.dedup();
+    Ok(DeviceFacts {
+        hostname: facts.device.hostname,
+        os: facts.device.os.as_str().to_owned(),
+        os_version: facts.device.os_version,
+        serial: facts.serial,
+        machine_id: facts.machine_id,
+        boot_id: facts.boot_id,
+        logged_in_users: users,
+    })
 }

@@ -69,39 +69,6 @@ pub struct Damaged {
 /// not restarted into the same failure every few seconds.
 pub const EXIT_NEEDS_ENROLLMENT: u8 = 78;
 
-/// Whether `e` means the identity or chain in the state dir is unusable: a [`Damaged`]
-/// file, or a device key that is corrupt or no longer works on this hardware.
-pub fn needs_enrollment(e: &anyhow::Error) -> bool {
-    use crate::keys::KeyError;
-    e.chain().any(|c| {
-        c.is::<Damaged>()
-            || matches!(c.downcast_ref::<KeyError>(), Some(KeyError::Corrupt(_) | KeyError::Stale(_)))
-    })
-}
-
-impl StateDir {
-    /// After [`needs_enrollment`]: sets aside what cannot be used (the enrollment record,
-    /// so `enroll` and MDM enrollment scripts see an unenrolled agent; a damaged chain head;
-    /// a corrupt software key) and returns what was moved.
-    pub fn retire_damaged(&self, e: &anyhow::Error) -> anyhow::Result<Vec<PathBuf>> {
-        let mut moved = Vec::new();
-        let damaged: Vec<&'static str> =
-            e.chain().filter_map(|c| c.downcast_ref::<Damaged>().map(|d| d.file)).collect();
-        let key_corrupt = e.chain().any(|c| {
-            matches!(c.downcast_ref::<crate::keys::KeyError>(), Some(crate::keys::KeyError::Corrupt(_)))
-        });
-        let mut names = vec!["enrollment.json"];
-        names.extend(damaged.into_iter().filter(|f| *f != "enrollment.json"));
-        if key_corrupt {
-            names.push("device-key.pk8");
-        }
-        for name in names {
-            moved.extend(self.set_aside(name)?);
-        }
-        Ok(moved)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct StateDir {
     path: PathBuf,

@@ -164,7 +164,12 @@ impl SimAgent {
             Reply::Challenge(c) => c.nonce,
             other => anyhow::bail!("expected a challenge, got {other:?}"),
         };
-        let claims = sightline_agent::deliver::claims(&self.device_id, &nonce, self.key.as_ref())?;
+        let claims = sightline_agent::deliver::claims(
+            &self.device_id,
+            &nonce,
+            sightline_agent::run::device_facts()?,
+            self.key.as_ref(),
+        )?;
         tx.send(pb::AgentMessage { msg: Some(Msg::Claims(claims)) }).await?;
         match reply(&mut replies).await.context("awaiting the claims acknowledgement")? {
             Reply::Ack(_) => {}

@@ -200,6 +200,7 @@ impl Agent {
             opts: DeliverOptions { timeout: Duration::from_secs(10), ..Default::default() },
             last_error: Default::default(),
             directives: None,
+            claims: Arc::new(sightline_agent::run::device_facts),
         };
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
         link.run(Mode::Drain, stop_rx).await
@@ -275,7 +276,13 @@ impl Agent {
     }
 
     pub fn claims(&self, nonce: &[u8]) -> pb::SignedClaims {
-        sightline_agent::deliver::claims(&self.device_id, nonce, self.key.as_ref()).unwrap()
+        sightline_agent::deliver::claims(
+            &self.device_id,
+            nonce,
+            sightline_agent::run::device_facts().unwrap(),
+            self.key.as_ref(),
+        )
+        .unwrap()
     }
 
     pub fn present(&self, batch: pb::SignedBatch, nonce: &[u8]) -> pb::PresentedBatch {

@@ -485,7 +485,13 @@ async fn a_pending_certificate_is_promoted_only_by_verified_claims() {
     // The stream opens with the pending certificate, but claims signed by another key fail.
     let mut s = RawStream::open(&mut client).await.unwrap();
     let intruder = sightline_agent::keys::SoftwareKey::generate().unwrap();
-    let forged = sightline_agent::deliver::claims(&a.device_id, &s.nonce, &intruder).unwrap();
+    let forged = sightline_agent::deliver::claims(
+        &a.device_id,
+        &s.nonce,
+        sightline_agent::run::device_facts().unwrap(),
+        &intruder,
+    )
+    .unwrap();
     s.send(Msg::Claims(forged)).await;
     assert_eq!(s.reply().await.unwrap_err().code(), Code::Unauthenticated);
     let d = c.shared.store.device(&a.device_id).unwrap().unwrap();

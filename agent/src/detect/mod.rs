@@ -8,7 +8,6 @@
 //! [`ScanError`]s in the report; a detector never stops the scan.
 
 pub mod apps;
-pub mod console;
 pub mod credentials;
 pub mod envfiles;
 pub mod extensions;
@@ -24,27 +23,11 @@ pub mod walk;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+// Re-exported: detectors and their callers name the layout they found as `detect::Os`.
+pub use crate::catalog::Os;
 use crate::catalog::{Catalog, TokenKind};
 use crate::fsview::{Kind, ReadError, Tree};
 use crate::secret::Fingerprinter;
-
-/// The OS a scanned tree is laid out for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Os {
-    Linux,
-    Macos,
-    Windows,
-}
-
-impl Os {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Os::Linux => "linux",
-            Os::Macos => "macos",
-            Os::Windows => "windows",
-        }
-    }
-}
 
 /// Recognises the layout from the tree itself, so every layout is testable on Linux.
 pub fn detect_os(root: &Tree) -> Os {

@@ -46,8 +46,8 @@ use security_framework::key::{Algorithm, SecKey};
 use sightline_proto::p256;
 
 use super::der::normalise_der;
+use super::enclave_record::{self, ENCLAVE_RECORD, EnclaveRecord};
 use super::{Backend, DeviceKey, KeyError};
-use crate::detect::console::{self, ENCLAVE_RECORD, EnclaveRecord};
 
 type SecKeyRef = <SecKey as TCFType>::Ref;
 
@@ -98,7 +98,7 @@ impl fmt::Debug for EnclaveKey {
 impl EnclaveKey {
     /// The state dir's key: the recorded one, or a new one if none is recorded.
     pub(super) fn open(state_dir: &Path) -> Result<EnclaveKey, KeyError> {
-        match console::read_enclave_record(state_dir)? {
+        match enclave_record::read_enclave_record(state_dir)? {
             Some(record) => EnclaveKey::reopen(&record),
             None => EnclaveKey::create(state_dir),
         }
@@ -122,7 +122,7 @@ impl EnclaveKey {
     }
 
     fn create(state_dir: &Path) -> Result<EnclaveKey, KeyError> {
-        let tag = console::enclave_tag(state_dir);
+        let tag = enclave_record::enclave_tag(state_dir);
         // A key under this tag without a record is left over from a state dir that was
         // wiped: its identity went with the enrollment, and two keys under one tag would
         // make every later lookup ambiguous.
@@ -208,7 +208,7 @@ fn find(tag: &str) -> Result<Option<SecKey>, KeyError> {
     match status {
         0 if !found.is_null() => {}
         0 | ERR_SEC_ITEM_NOT_FOUND => return Ok(None),
-        other => return Err(console::enclave_status(op, other.into(), None)),
+        other => return Err(enclave_record::enclave_status(op, other.into(), None)),
     }
     // SAFETY: non-NULL and owned (Copy rule).
     let item = unsafe { CFType::wrap_under_create_rule(found) };
@@ -223,7 +223,7 @@ fn delete(tag: &str) -> Result<(), KeyError> {
     // SAFETY: a valid query dictionary.
     match unsafe { SecItemDelete(query.as_concrete_TypeRef()) } {
         0 | ERR_SEC_ITEM_NOT_FOUND => Ok(()),
-        other => Err(console::enclave_status("removing a Secure Enclave key", other.into(), None)),
+        other => Err(enclave_record::enclave_status("removing a Secure Enclave key", other.into(), None)),
     }
 }
 
@@ -234,7 +234,7 @@ fn generate(tag: &str) -> Result<SecKey, KeyError> {
         Some(ProtectionMode::AccessibleAfterFirstUnlockThisDeviceOnly),
         PRIVATE_KEY_USAGE,
     )
-    .map_err(|e| console::enclave_status(op, e.code().into(), e.message().as_deref()))?;
+    .map_err(|e| enclave_record::enclave_status(op, e.code().into(), e.message().as_deref()))?;
     // SAFETY (each `unsafe` read below): extern statics the Security framework defines.
     let params = unsafe {
         let private = CFDictionary::from_CFType_pairs(&[
@@ -274,5 +274,10 @@ fn public_spki(key: &SecKey) -> Result<Vec<u8>, KeyError> {
 }
 
 fn cf_error(op: &str, e: &CFError) -> KeyError {
-    console::enclave_cf_error(op, &e.domain().to_string(), e.code() as i64, &e.description().to_string())
+    enclave_record::enclave_cf_error(
+        op,
+        &e.domain().to_string(),
+        e.code() as i64,
+        &e.description().to_string(),
+    )
 }

@@ -8,6 +8,7 @@
 pub mod der;
 #[cfg(target_os = "macos")]
 mod enclave;
+pub mod enclave_record;
 #[cfg(windows)]
 mod pcp;
 pub mod pcp_blob;

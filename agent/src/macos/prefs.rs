@@ -8,7 +8,7 @@
 //! (a typo in a fleet-wide profile is otherwise silently ignored).
 //!
 //! Values cross from CoreFoundation into `plist::Value` here; everything after that is in
-//! [`crate::detect::console`] and tested on every platform.
+//! [`crate::platform::console`] and tested on every platform.
 #![allow(unsafe_code)]
 
 use std::path::Path;
@@ -24,7 +24,7 @@ use core_foundation::string::CFString;
 use core_foundation_sys::number::CFNumberIsFloatType;
 use core_foundation_sys::preferences::{CFPreferencesAppValueIsForced, CFPreferencesCopyAppValue};
 
-use crate::detect::console::{self, PLIST_DEPTH_MAX};
+use crate::platform::console::{self, PLIST_DEPTH_MAX};
 
 /// A dictionary or array with more entries than this is refused (no setting is a list of
 /// thousands; a corrupt profile must not cost the agent its memory budget).

@@ -2,7 +2,7 @@
 //! store, and login records from `utmpx` (console, Terminal and SSH logins).
 //!
 //! Only the calls into the system are here; what the records mean is decided in
-//! [`crate::detect::console`], which is tested on every platform.
+//! [`crate::platform::console`], which is tested on every platform.
 #![allow(unsafe_code)]
 
 use std::sync::{Mutex, PoisonError};
@@ -11,8 +11,8 @@ use core_foundation::base::TCFType;
 use core_foundation::string::CFString;
 use system_configuration_sys::dynamic_store_copy_specific::SCDynamicStoreCopyConsoleUser;
 
-use crate::detect::console::{self, UtmpxEntry};
-use crate::detect::sessions::OsSession;
+use crate::platform::OsSession;
+use crate::platform::console::{self, UtmpxEntry};
 
 /// `getutxent` walks one process-wide cursor over a static buffer: two threads listing
 /// sessions at once would interleave (or tear) each other's records.

@@ -38,7 +38,7 @@ pub fn name_of_sid(sid: &str) -> Option<String> {
     if ok == 0 {
         return None;
     }
-    Some(crate::detect::sessions::from_wide(&name[..(name_len as usize).min(name.len())]))
+    Some(crate::platform::wts::from_wide(&name[..(name_len as usize).min(name.len())]))
         .filter(|n| !n.is_empty())
 }
 

@@ -1,7 +1,7 @@
 //! The agent's private directories on Windows (state, keys, quarantine): owned by
 //! Administrators with an explicit, protected DACL granting SYSTEM and Administrators
 //! alone, set through the security API (never `icacls.exe`). The descriptors are SDDL
-//! constants in `crate::acl`, portable and tested on Linux; here they are only applied.
+//! constants in `crate::platform::sddl`, portable and tested on Linux; here they are only applied.
 #![allow(unsafe_code)]
 
 use std::ffi::OsStr;
@@ -84,7 +84,7 @@ fn check(code: WIN32_ERROR, what: &str, path: &Path) -> io::Result<()> {
 /// Owner Administrators and the protected DACL on `path`, then every entry beneath reset to
 /// inherit it alone (entries a user added before the agent was installed are dropped).
 pub fn restrict_dir(path: &Path) -> io::Result<()> {
-    let sd = Descriptor::from_sddl(crate::acl::PRIVATE_DIR_SDDL)?;
+    let sd = Descriptor::from_sddl(crate::platform::sddl::PRIVATE_DIR_SDDL)?;
     let (owner, dacl) = (sd.owner()?, sd.dacl()?);
     let name = wide(path.as_os_str());
     let info = OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION;
@@ -140,7 +140,7 @@ fn reset_beneath(dir: &Path, owner: PSID, depth: usize, seen: &mut usize) -> io:
 
 /// An empty, unprotected DACL on `path` (and `owner`, if given).
 fn set_inheriting(path: &Path, owner: Option<PSID>) -> io::Result<()> {
-    let sd = Descriptor::from_sddl(crate::acl::INHERIT_ONLY_SDDL)?;
+    let sd = Descriptor::from_sddl(crate::platform::sddl::INHERIT_ONLY_SDDL)?;
     let dacl = sd.dacl()?;
     let name = wide(path.as_os_str());
     let mut info = DACL_SECURITY_INFORMATION | UNPROTECTED_DACL_SECURITY_INFORMATION;
@@ -200,7 +200,7 @@ pub fn sddl_of(path: &Path) -> io::Result<String> {
     let units = unsafe { std::slice::from_raw_parts(text, len as usize) }.to_vec();
     // SAFETY: allocated by the API with LocalAlloc; freed once.
     unsafe { LocalFree(text.cast()) };
-    Ok(crate::detect::sessions::from_wide(&units))
+    Ok(crate::platform::wts::from_wide(&units))
 }
 
 #[cfg(test)]
@@ -218,12 +218,12 @@ mod tests {
         let top = sddl_of(d.path()).unwrap();
         assert!(top.starts_with("O:BA"), "{top}");
         assert!(top.contains("D:P"), "protected: {top}");
-        let aces = crate::acl::aces(&top);
+        let aces = crate::platform::sddl::aces(&top);
         assert_eq!(aces.len(), 2, "{top}");
         assert!(aces.iter().all(|a| a.ends_with(";;;SY)") || a.ends_with(";;;BA)")), "{top}");
         let file = sddl_of(&sub.join("device.json")).unwrap();
         assert!(
-            crate::acl::aces(&file).iter().all(|a| a.ends_with(";;;SY)") || a.ends_with(";;;BA)")),
+            crate::platform::sddl::aces(&file).iter().all(|a| a.ends_with(";;;SY)") || a.ends_with(";;;BA)")),
             "{file}"
         );
     }

@@ -5,7 +5,7 @@
 
 use windows_registry::{LOCAL_MACHINE, Type, Value};
 
-use crate::config::managed::RegData;
+use crate::platform::registry::{RegData, from_registry};
 
 /// At most this many values are read from one key: a policy key has a dozen; a hostile or
 /// corrupt one must not make the agent allocate without bound.
@@ -15,7 +15,7 @@ const MAX_VALUES: usize = 1024;
 pub fn policy_values(key: &str) -> Option<(String, toml::Table)> {
     let k = LOCAL_MACHINE.options().read().open(key).ok()?;
     let values = k.values().ok()?.take(MAX_VALUES).map(|(name, v)| (name, data(v)));
-    Some((format!(r"HKLM\{key}"), crate::config::managed::from_registry(values)))
+    Some((format!(r"HKLM\{key}"), from_registry(values)))
 }
 
 fn data(v: Value) -> RegData {

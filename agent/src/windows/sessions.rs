@@ -1,7 +1,7 @@
 //! Who is logged in, from Terminal Services (`WTSEnumerateSessionsW`): every interactive
 //! session, local console or remote desktop, active or disconnected, with its user, client
 //! host and logon time. What each record means is decided by
-//! [`crate::detect::sessions::wts_session`], which is portable and tested on Linux.
+//! [`crate::platform::wts::wts_session`], which is portable and tested on Linux.
 #![allow(unsafe_code)]
 
 use windows_sys::Win32::System::RemoteDesktop::{
@@ -9,7 +9,8 @@ use windows_sys::Win32::System::RemoteDesktop::{
     WTSFreeMemory, WTSINFOW, WTSQuerySessionInformationW, WTSSessionInfo, WTSUserName,
 };
 
-use crate::detect::sessions::{OsSession, WtsRecord, wts_session};
+use crate::platform::OsSession;
+use crate::platform::wts::{WtsRecord, wts_session};
 
 /// At most this many sessions are looked at (a terminal server has hundreds at most).
 const MAX_SESSIONS: usize = 4096;
@@ -66,7 +67,7 @@ fn query(session: u32, class: WTS_INFO_CLASS) -> Option<Vec<u8>> {
 fn query_string(session: u32, class: WTS_INFO_CLASS) -> Option<String> {
     let bytes = query(session, class)?;
     let wide: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-    Some(crate::detect::sessions::from_wide(&wide))
+    Some(crate::platform::wts::from_wide(&wide))
 }
 
 fn query_info(session: u32) -> Option<WTSINFOW> {
@@ -93,5 +94,5 @@ fn wide_ptr(p: windows_sys::core::PWSTR) -> String {
         }
         out.push(c);
     }
-    crate::detect::sessions::from_wide(&out)
+    crate::platform::wts::from_wide(&out)
 }
