@@ -19,6 +19,10 @@
 //! Top-level modules depend on each other without cycles: the OS layers at the bottom,
 //! then state and keys, the catalog and detection, recording, and the daemon on top.
 
+// Library code never writes to the terminal: output belongs to the binary and logs to
+// `tracing`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod acl;
 pub mod backoff;
 pub mod catalog;

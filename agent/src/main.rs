@@ -128,10 +128,7 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            #[allow(clippy::print_stderr, reason = "the binary's error edge")]
-            {
-                eprintln!("sightline-agent: {e:#}");
-            }
+            eprintln!("sightline-agent: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -176,13 +173,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = StateDir::open(&state_dir.unwrap_or_else(state::default_dir))?;
             let rt = runtime()?;
             let e = rt.block_on(enroll(&state, &EnrollOptions { server, token, ca_pem, key_backend }))?;
-            #[allow(clippy::print_stdout, reason = "command output")]
-            {
-                println!(
-                    "enrolled device {} with {} (assurance: {})",
-                    e.device_id, e.server_url, e.assurance
-                );
-            }
+            println!("enrolled device {} with {} (assurance: {})", e.device_id, e.server_url, e.assurance);
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config, state_dir, root, once, key_backend } => {
@@ -227,7 +218,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let q = state_dir.unwrap_or_else(state::default_dir).join("quarantine");
-            #[allow(clippy::print_stdout, reason = "command output")]
             match restore {
                 None => {
                     let held = quarantine::list(&q)?;
@@ -255,10 +245,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { config } => {
             let c = RawConfig::load(config.as_deref())?.resolve()?;
-            #[allow(clippy::print_stdout, reason = "command output")]
-            {
-                println!("{c:#?}");
-            }
+            println!("{c:#?}");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -269,23 +256,20 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 /// manager does not restart on (no loop of identical failures).
 fn needs_enrollment(state_dir: &std::path::Path, e: &anyhow::Error) -> ExitCode {
     let moved = StateDir::open(state_dir).and_then(|s| damage::retire(&s, e));
-    #[allow(clippy::print_stderr, reason = "the binary's error edge")]
-    {
-        eprintln!("sightline-agent: {e:#}");
-        match moved {
-            Ok(m) if !m.is_empty() => {
-                let m: Vec<String> = m.iter().map(|p| p.display().to_string()).collect();
-                eprintln!("sightline-agent: set aside for inspection: {}", m.join(", "));
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("sightline-agent: could not set the damaged files aside: {e:#}"),
+    eprintln!("sightline-agent: {e:#}");
+    match moved {
+        Ok(m) if !m.is_empty() => {
+            let m: Vec<String> = m.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("sightline-agent: set aside for inspection: {}", m.join(", "));
         }
-        eprintln!(
-            "sightline-agent: enroll this agent again (`sightline-agent enroll --server URL --token TOKEN --ca CA.pem`, \
-             or have the MDM provide a new enrollment token); exiting with status {} so it is not restarted until then",
-            state::EXIT_NEEDS_ENROLLMENT
-        );
+        Ok(_) => {}
+        Err(e) => eprintln!("sightline-agent: could not set the damaged files aside: {e:#}"),
     }
+    eprintln!(
+        "sightline-agent: enroll this agent again (`sightline-agent enroll --server URL --token TOKEN --ca CA.pem`, \
+         or have the MDM provide a new enrollment token); exiting with status {} so it is not restarted until then",
+        state::EXIT_NEEDS_ENROLLMENT
+    );
     ExitCode::from(state::EXIT_NEEDS_ENROLLMENT)
 }
 

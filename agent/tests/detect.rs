@@ -137,7 +137,7 @@ fn precision_and_recall_per_kind() {
 }
 
 /// Every fabricated secret in the fixtures, from the list the generator wrote.
-pub fn fixture_secrets() -> Vec<String> {
+fn fixture_secrets() -> Vec<String> {
     std::fs::read_to_string(fixtures().join("secrets.txt"))
         .unwrap()
         .lines()

@@ -1,8 +1,10 @@
 //! The TPM backend on a real software TPM (swtpm). `scripts/test.sh` starts one and sets
 //! SIGHTLINE_TEST_TPM_TCTI; run by hand with `scripts/swtpm.sh start DIR 2321` and
-//! `SIGHTLINE_TEST_TPM_TCTI=swtpm:host=127.0.0.1,port=2321 cargo test -p sightline-agent --features tpm --test tpm`.
+//! `SIGHTLINE_TEST_TPM_TCTI=swtpm:host=127.0.0.1,port=2321 cargo test -p sightline-agent --features tpm --test integration tpm`.
 //!
 //! One test function: a raw swtpm serves one connection at a time.
+
+#![allow(clippy::disallowed_types, reason = "times synchronous TPM operations")]
 
 use std::time::Instant;
 

@@ -28,12 +28,15 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
 
 /// The agent, lowest layer first.
 const AGENT_LAYERS: &[(&str, &[&str])] = &[
-    ("platform and primitives", &["acl", "fsview", "macos", "secret", "shutdown", "windows", "winservice"]),
-    ("facts", &["catalog", "config", "keys", "state"]),
-    ("detection", &["detect", "enforce", "inventory", "scan", "watch"]),
-    ("evidence", &["convert", "govern", "outbox", "recorder", "report", "spool"]),
-    ("delivery", &["deliver", "enroll", "transport"]),
-    ("daemon", &["observe", "run"]),
+    (
+        "platform and primitives",
+        &["fsview", "govern", "macos", "platform", "secret", "shutdown", "transport", "windows"],
+    ),
+    ("local state", &["acl", "backoff", "catalog", "damage", "keys", "spool", "state"]),
+    ("detection", &["config", "detect", "report", "scan", "watch"]),
+    ("evidence", &["convert", "enforce", "inventory", "outbox", "recorder"]),
+    ("delivery", &["deliver", "enroll"]),
+    ("daemon", &["observe", "run", "winservice"]),
 ];
 
 fn src(crate_dir: &str) -> PathBuf {

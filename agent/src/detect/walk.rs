@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use super::{Ctx, Home, rel_path};
 use crate::fsview::Kind;
@@ -23,7 +22,7 @@ pub struct Walked {
 
 #[allow(clippy::disallowed_types, reason = "wall-clock bound of a synchronous scan; no tokio time here")]
 pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let catalog = ctx.catalog;
     let skip_names: Vec<&str> =
         catalog.env_files.skip_dirs.iter().filter(|s| !s.contains('/')).map(String::as_str).collect();

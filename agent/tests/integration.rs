@@ -1,0 +1,5 @@
+//! The agent's integration tests, one module per area, in one binary.
+
+mod detect;
+#[cfg(feature = "tpm")]
+mod tpm;
