@@ -1,5 +1,6 @@
 //! Enrollment: one-time token + proof of possession of the device key → device id, client
-//! certificate, org fingerprint key (design.md §4).
+//! certificate, org fingerprint key. The token is spent once; the key proves itself by signing
+//! the collector's nonce (and, with a TPM, by answering a credential challenge).
 
 use anyhow::Context;
 use sightline_proto::envelope;

@@ -1,4 +1,5 @@
-//! The `scan` command's output: the `sightline.scan.v1` JSON document (design.md §6) and a
+//! The `scan` command's output: the `sightline.scan.v1` JSON document (its schema is
+//! `agent/schema/sightline.scan.v1.json`) and a
 //! table for a person at a terminal. This is the serialization edge for findings; detector
 //! types stay free of serde.
 

@@ -1,9 +1,12 @@
 //! The Sightline collector.
 //!
 //! Data flow: [`ingest`] (gRPC over mutual TLS: enrollment, then signed batches verified
-//! with `sightline_proto::envelope`) → [`store`] (one transaction decides sequence and
-//! chain, then stores) → [`query`] (CLI views). [`pki`] owns the CA, the server identity,
-//! the org fingerprint key and the directive signing key.
+//! with `sightline_proto::envelope`) → [`writer`] (group commit) → [`store`] (one
+//! transaction decides sequence and chain, then stores) → [`query`], [`findings`] and
+//! [`views`] → the edges that answer people: [`http`] (API, SCIM, dashboard), [`cli`] and
+//! [`export`]. [`server::run`] serves it all on bound listeners until shutdown; [`state`]
+//! is what every edge is handed. ARCHITECTURE.md documents the layers, which the tidy test
+//! enforces.
 
 // Library code never writes to the terminal: output belongs to the binaries and logs to
 // `tracing`, so an embedding program (a test, a benchmark) decides where text goes.

@@ -1,4 +1,5 @@
-//! The device signing key (design.md §3).
+//! The device signing key: hardware-backed where the platform has it (TPM 2.0, Secure
+//! Enclave, Platform Crypto Provider), a software key that says so otherwise.
 //!
 //! Every backend offers ECDSA P-256/SHA-256 with DER signatures, the one algorithm TPM 2.0,
 //! the Secure Enclave and Windows platform crypto share. Callers hold a `Box<dyn DeviceKey>`
@@ -208,7 +209,7 @@ fn open_hardware(_state_dir: &Path, _tcti: &str) -> Result<Box<dyn DeviceKey>, K
 
 /// Generates a fresh software key for the TLS client certificate, returning its PKCS#8 PEM.
 /// It is separate from the device key so a hardware device key never has to serve TLS
-/// (design.md §4: tonic cannot present a TPM-held key).
+/// (tonic's TLS takes a key in memory; a TPM-held key cannot be handed to it).
 pub fn new_tls_key_pem() -> Result<(String, Vec<u8>), KeyError> {
     software::generate_pem()
 }
