@@ -8,6 +8,7 @@
 //! chain links) and stores in one transaction, so two streams for one device can never
 //! both append at the same position.
 
+pub(crate) mod plan;
 pub mod postgres;
 pub mod sqlite;
 
@@ -251,33 +252,6 @@ pub struct IngestBatch {
     pub received_at_ms: i64,
     pub observations: Vec<ObservationRecord>,
     pub inventory: Option<Inventory>,
-}
-
-impl IngestBatch {
-    /// The acceptance rule every backend applies, against the device's chain head read under
-    /// the ingest transaction's lock: None when the batch continues the chain, else the
-    /// verdict. `stored_hash` reads the hash of a stored batch with the same range; it is
-    /// asked only for a batch at or behind the head (a duplicate, or a conflict).
-    pub(crate) fn verdict(
-        &self,
-        seq_head: u64,
-        head_hash: [u8; 32],
-        stored_hash: impl FnOnce() -> Result<Option<Vec<u8>>>,
-    ) -> Result<Option<IngestOutcome>> {
-        if self.last_seq <= seq_head {
-            return Ok(Some(match stored_hash()? {
-                Some(h) if h == self.hash => IngestOutcome::Duplicate { head: seq_head, head_hash },
-                _ => IngestOutcome::Conflict,
-            }));
-        }
-        if self.first_seq != seq_head + 1 {
-            return Ok(Some(IngestOutcome::OutOfOrder { expected: seq_head + 1 }));
-        }
-        if self.prev_hash != head_hash {
-            return Ok(Some(IngestOutcome::BrokenChain));
-        }
-        Ok(None)
-    }
 }
 
 /// A group's answers, or, when its one transaction failed (so nothing of it was written), each

@@ -10,10 +10,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
+use super::plan::{self, Head, IngestPlan, Planned, SessionChange};
 use super::{
     ApiTokenInfo, Challenge, ClaimsRecord, Connector, ConnectorDevice, Device, DirectiveRecord,
     EnrollmentTokenInfo, IngestBatch, IngestOutcome, OutcomeRef, Person, Presence, Result, Revocation,
-    RevocationState, Session, Store, StoreError, StoredBatch, TpmChallenge,
+    RevocationState, Session, Store, StoreError, StoredBatch, TpmChallenge, hash32,
 };
 
 /// Fills `person_keys` from the people table (what `write_person` keeps up to date).
@@ -382,25 +383,34 @@ impl SqliteStore {
     }
 }
 
-/// One batch inside an open write transaction: the chain verdict, then (if accepted) every
-/// row it adds. Refusals and an unknown device return before writing anything.
+/// One batch inside an open write transaction: read the head and open intervals, plan,
+/// write the plan. Refusals and an unknown device return before writing anything.
 fn ingest_in(tx: &rusqlite::Transaction<'_>, b: &IngestBatch) -> Result<IngestOutcome> {
-    let head: Option<(i64, Vec<u8>, Option<i64>, String)> = tx
+    let head = tx
         .query_row(
             "SELECT seq_head, head_hash, revoked_at_ms, assurance FROM devices WHERE id = ?1",
             params![b.device_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<i64>>(2)?, r.get(3)?)),
         )
-        .optional()?;
-    let Some((seq_head, head_hash, revoked, assurance)) = head else {
-        return Err(StoreError::UnknownDevice(b.device_id.clone()));
-    };
-    if revoked.is_some() {
-        return Ok(IngestOutcome::Revoked);
+        .optional()?
+        .map(|(seq, hash, revoked, assurance)| {
+            Ok::<_, StoreError>(Head {
+                seq: seq as u64,
+                hash: hash32(hash)?,
+                revoked: revoked.is_some(),
+                assurance,
+            })
+        })
+        .transpose()?;
+    let mut open = Vec::new();
+    if head.is_some() && b.observations.iter().any(|o| o.connector.is_some()) {
+        let mut q = tx.prepare_cached(
+            "SELECT connector_key, locus FROM presence WHERE device_id = ?1 AND disappeared_at_ms IS NULL",
+        )?;
+        open = q
+            .query_map(params![b.device_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
     }
-    let seq_head = seq_head as u64;
-    let head_hash: [u8; 32] =
-        head_hash.try_into().map_err(|_| StoreError::Corrupt("head hash length".into()))?;
     let stored_hash = || {
         Ok(tx
             .query_row(
@@ -410,144 +420,128 @@ fn ingest_in(tx: &rusqlite::Transaction<'_>, b: &IngestBatch) -> Result<IngestOu
             )
             .optional()?)
     };
-    if let Some(refused) = b.verdict(seq_head, head_hash, stored_hash)? {
-        return Ok(refused);
-    }
-
-    tx.execute(
-            "INSERT INTO batches (device_id, first_seq, last_seq, prev_hash, hash, payload, signature, received_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                b.device_id,
-                b.first_seq as i64,
-                b.last_seq as i64,
-                b.prev_hash.to_vec(),
-                b.hash.to_vec(),
-                b.payload,
-                b.signature,
-                b.received_at_ms
-            ],
-        )?;
-    {
-        let mut obs = tx.prepare_cached(
-            "INSERT INTO observations (device_id, seq, observed_at_ms, change, kind, connector_key, os_user, data, assurance) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        let mut conn_up = tx.prepare_cached(
-            "INSERT INTO connectors (key, kind, label, first_seen_ms, last_seen_ms, latest) VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
-             ON CONFLICT(key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
-             last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), latest = excluded.latest",
-        )?;
-        let mut open = tx.prepare_cached(
-            "INSERT OR IGNORE INTO presence (device_id, connector_key, locus, os_user, appeared_at_ms, appeared_seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        let mut close = tx.prepare_cached(
-            "UPDATE presence SET disappeared_at_ms = max(appeared_at_ms, ?4), disappeared_seq = ?5 \
-             WHERE device_id = ?1 AND connector_key = ?2 AND locus = ?3 AND disappeared_at_ms IS NULL",
-        )?;
-        let mut session_open = tx.prepare_cached(
-            "INSERT OR IGNORE INTO sessions (device_id, os_user, terminal, host, started_at_ms, appeared_seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        let mut session_close = tx.prepare_cached(
-            "UPDATE sessions SET ended_at_ms = max(started_at_ms, ?5), disappeared_seq = ?6 \
-             WHERE device_id = ?1 AND os_user = ?2 AND terminal = ?3 AND started_at_ms = ?4 AND ended_at_ms IS NULL",
-        )?;
-        let mut dev_up = tx.prepare_cached(
-            "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
-             first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
-             last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), os_user = COALESCE(excluded.os_user, os_user)",
-        )?;
-        let mut outcome = tx.prepare_cached(
-            "UPDATE directives SET outcome = ?3, detail = ?4, mode = ?5, outcome_at_ms = ?6, outcome_seq = ?7 \
-             WHERE id = ?1 AND device_id = ?2",
-        )?;
-        for o in &b.observations {
-            let data = &o.data;
-            // Only the device a directive was issued to can settle it.
-            if let Some(x) = &o.directive {
-                outcome.execute(params![
-                    x.directive_id,
-                    b.device_id,
-                    x.outcome,
-                    x.detail,
-                    x.mode,
-                    o.observed_at_ms,
-                    o.seq as i64
-                ])?;
-            }
-            obs.execute(params![
-                b.device_id,
-                o.seq as i64,
-                o.observed_at_ms,
-                o.change,
-                o.kind,
-                o.connector.as_ref().map(|c| &c.key),
-                o.connector.as_ref().and_then(|c| c.user.as_ref()),
-                data,
-                assurance
-            ])?;
-            if let Some(x) = &o.session {
-                if o.change == "disappeared" {
-                    session_close.execute(params![
-                        b.device_id,
-                        x.os_user,
-                        x.terminal,
-                        x.started_at_ms,
-                        o.observed_at_ms,
-                        o.seq as i64
-                    ])?;
-                } else {
-                    session_open.execute(params![
-                        b.device_id,
-                        x.os_user,
-                        x.terminal,
-                        x.host,
-                        x.started_at_ms,
-                        o.seq as i64
-                    ])?;
-                }
-            }
-            if let Some(c) = &o.connector {
-                conn_up.execute(params![c.key, c.kind, c.label, o.observed_at_ms, data])?;
-                dev_up.execute(params![c.key, b.device_id, c.user, o.observed_at_ms])?;
-                // Idempotent both ways: a repeated sighting keeps the interval open, a
-                // repeated disappearance finds nothing open to close.
-                if o.change == "disappeared" {
-                    close.execute(params![b.device_id, c.key, c.locus, o.observed_at_ms, o.seq as i64])?;
-                } else {
-                    open.execute(params![
-                        b.device_id,
-                        c.key,
-                        c.locus,
-                        c.user,
-                        o.observed_at_ms,
-                        o.seq as i64
-                    ])?;
-                }
-            }
+    match plan::plan(b, head, open, stored_hash)? {
+        Planned::Refused(outcome) => Ok(outcome),
+        Planned::Accepted(p) => {
+            write_plan(tx, &p)?;
+            Ok(p.outcome())
         }
     }
-    tx.execute(
-        "UPDATE devices SET seq_head = ?1, head_hash = ?2, last_seen_ms = ?3 WHERE id = ?4",
-        params![b.last_seq as i64, b.hash.to_vec(), b.received_at_ms, b.device_id],
+}
+
+/// Writes an accepted batch's plan: row by row, every statement cached.
+fn write_plan(tx: &rusqlite::Transaction<'_>, p: &IngestPlan<'_>) -> Result<()> {
+    let b = p.batch;
+    let device = &b.device_id;
+    tx.prepare_cached(
+        "INSERT INTO batches (device_id, first_seq, last_seq, prev_hash, hash, payload, signature, received_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        device,
+        b.first_seq as i64,
+        b.last_seq as i64,
+        b.prev_hash.as_slice(),
+        b.hash.as_slice(),
+        b.payload,
+        b.signature,
+        b.received_at_ms
+    ])?;
+    let mut q = tx.prepare_cached(
+        "INSERT INTO observations (device_id, seq, observed_at_ms, change, kind, connector_key, os_user, data, assurance) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    if let Some(inv) = &b.inventory {
-        tx.execute(
-                "UPDATE devices SET hostname = ?1, os = ?2, os_version = ?3, agent_version = ?4, users = ?5 WHERE id = ?6",
-                params![
-                    inv.hostname,
-                    inv.os,
-                    inv.os_version,
-                    inv.agent_version,
-                    serde_json::to_string(&inv.users).unwrap_or_else(|_| "[]".into()),
-                    b.device_id
-                ],
-            )?;
+    for o in &b.observations {
+        q.execute(params![
+            device,
+            o.seq as i64,
+            o.observed_at_ms,
+            o.change,
+            o.kind,
+            o.connector.as_ref().map(|c| &c.key),
+            o.connector.as_ref().and_then(|c| c.user.as_ref()),
+            o.data,
+            p.assurance
+        ])?;
     }
-    Ok(IngestOutcome::Stored { head: b.last_seq, head_hash: b.hash })
+    let mut q = tx.prepare_cached(
+        "UPDATE directives SET outcome = ?3, detail = ?4, mode = ?5, outcome_at_ms = ?6, outcome_seq = ?7 \
+         WHERE id = ?1 AND device_id = ?2",
+    )?;
+    for s in &p.settled {
+        let x = s.outcome;
+        q.execute(params![x.directive_id, device, x.outcome, x.detail, x.mode, s.at_ms, s.seq as i64])?;
+    }
+    for s in &p.sessions {
+        match s {
+            SessionChange::Open { session: x, seq } => tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO sessions (device_id, os_user, terminal, host, started_at_ms, appeared_seq) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![device, x.os_user, x.terminal, x.host, x.started_at_ms, *seq as i64])?,
+            SessionChange::Close { session: x, at_ms, seq } => tx
+                .prepare_cached(
+                    "UPDATE sessions SET ended_at_ms = max(started_at_ms, ?5), disappeared_seq = ?6 \
+                     WHERE device_id = ?1 AND os_user = ?2 AND terminal = ?3 AND started_at_ms = ?4 AND ended_at_ms IS NULL",
+                )?
+                .execute(params![device, x.os_user, x.terminal, x.started_at_ms, at_ms, *seq as i64])?,
+        };
+    }
+    let mut connector = tx.prepare_cached(
+        "INSERT INTO connectors (key, kind, label, first_seen_ms, last_seen_ms, latest) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT(key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+         last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), latest = excluded.latest",
+    )?;
+    let mut on_device = tx.prepare_cached(
+        "INSERT INTO connector_devices (connector_key, device_id, os_user, first_seen_ms, last_seen_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(connector_key, device_id) DO UPDATE SET \
+         first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+         last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), os_user = COALESCE(excluded.os_user, os_user)",
+    )?;
+    for (key, s) in &p.connectors {
+        connector.execute(params![key, s.kind, s.label, s.first_ms, s.last_ms, s.latest])?;
+        on_device.execute(params![key, device, s.user, s.first_ms, s.last_ms])?;
+    }
+    let mut q = tx.prepare_cached(
+        "UPDATE presence SET disappeared_at_ms = max(appeared_at_ms, ?4), disappeared_seq = ?5 \
+         WHERE device_id = ?1 AND connector_key = ?2 AND locus = ?3 AND disappeared_at_ms IS NULL",
+    )?;
+    for c in &p.closed {
+        q.execute(params![device, c.key, c.locus, c.at_ms, c.seq as i64])?;
+    }
+    let mut q = tx.prepare_cached(
+        "INSERT INTO presence (device_id, connector_key, locus, os_user, appeared_at_ms, appeared_seq, \
+         disappeared_at_ms, disappeared_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for o in &p.opened {
+        q.execute(params![
+            device,
+            o.key,
+            o.locus,
+            o.user,
+            o.at_ms,
+            o.seq as i64,
+            o.closed.map(|c| c.0),
+            o.closed.map(|c| c.1 as i64)
+        ])?;
+    }
+    tx.prepare_cached("UPDATE devices SET seq_head = ?1, head_hash = ?2, last_seen_ms = ?3 WHERE id = ?4")?
+        .execute(params![b.last_seq as i64, b.hash.as_slice(), b.received_at_ms, device])?;
+    if let Some(inv) = p.inventory() {
+        tx.prepare_cached(
+            "UPDATE devices SET hostname = ?1, os = ?2, os_version = ?3, agent_version = ?4, users = ?5 WHERE id = ?6",
+        )?
+        .execute(params![
+            inv.hostname,
+            inv.os,
+            inv.os_version,
+            inv.agent_version,
+            serde_json::to_string(&inv.users).unwrap_or_else(|_| "[]".into()),
+            device
+        ])?;
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
