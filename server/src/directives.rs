@@ -10,7 +10,7 @@
 //!
 //! The poller also runs [`crate::revoke::reissue`]: a revoked connector that shows up again
 //! gets a new directive without anyone asking; and the store's periodic upkeep
-//! ([`crate::store::Store::maintain`]).
+//! ([`crate::store::RetentionStore::maintain`]).
 
 use std::collections::HashMap;
 use std::future::Future;
