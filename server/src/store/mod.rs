@@ -28,6 +28,7 @@ pub(crate) mod plan;
 pub mod postgres;
 mod read;
 mod rows;
+mod schema;
 mod sql;
 pub mod sqlite;
 

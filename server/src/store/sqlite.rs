@@ -12,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::plan::{self, Head, IngestPlan, Planned, SessionChange};
 use super::read::Outbox;
 use super::rows;
-use super::sql::{Database, Lite, Sql, args};
+use super::schema;
+use super::sql::{Database, Dialect, Lite, Sql, args};
 use super::{
     ClaimsRecord, ExportObservation, IngestBatch, IngestOutcome, IngestStore, Pruned, Result, RetentionStore,
     StoreError, hash32,
@@ -32,8 +33,13 @@ INSERT INTO person_keys SELECT lower(substr(j.value, 1, instr(j.value, '@') - 1)
     };
 }
 
-const MIGRATIONS: &[&str] = &[
-    r#"
+/// The schema as numbered migrations, applied at open (`PRAGMA user_version`): step `i`
+/// takes a database from version `i` to `i + 1`.
+fn migrations() -> Vec<String> {
+    let m = |pieces: &[&str]| schema::migration(Dialect::Sqlite, pieces);
+    vec![
+        m(&[
+            r#"
 CREATE TABLE enrollment_tokens (
     token_hash    BLOB PRIMARY KEY,
     created_at_ms INTEGER NOT NULL,
@@ -69,18 +75,9 @@ CREATE TABLE devices (
     revoked_at_ms  INTEGER,
     users          TEXT NOT NULL DEFAULT '[]'
 );
--- Every accepted batch exactly as signed: evidence that can be re-verified offline.
-CREATE TABLE batches (
-    device_id      TEXT NOT NULL REFERENCES devices(id),
-    first_seq      INTEGER NOT NULL,
-    last_seq       INTEGER NOT NULL,
-    prev_hash      BLOB NOT NULL,
-    hash           BLOB NOT NULL,
-    payload        BLOB NOT NULL,
-    signature      BLOB NOT NULL,
-    received_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (device_id, first_seq)
-);
+"#,
+            schema::BATCHES,
+            r#"
 CREATE TABLE observations (
     device_id      TEXT NOT NULL,
     seq            INTEGER NOT NULL,
@@ -94,229 +91,54 @@ CREATE TABLE observations (
     PRIMARY KEY (device_id, seq)
 );
 CREATE INDEX observations_connector ON observations(connector_key, observed_at_ms);
-CREATE TABLE connectors (
-    key           TEXT PRIMARY KEY,
-    kind          TEXT NOT NULL,
-    label         TEXT NOT NULL,
-    first_seen_ms INTEGER NOT NULL,
-    last_seen_ms  INTEGER NOT NULL,
-    latest        TEXT NOT NULL
-);
-CREATE TABLE connector_devices (
-    connector_key TEXT NOT NULL REFERENCES connectors(key),
-    device_id     TEXT NOT NULL REFERENCES devices(id),
-    os_user       TEXT,
-    first_seen_ms INTEGER NOT NULL,
-    last_seen_ms  INTEGER NOT NULL,
-    PRIMARY KEY (connector_key, device_id)
-);
-CREATE INDEX connector_devices_device ON connector_devices(device_id);
 "#,
-    r#"
+            schema::CONNECTORS,
+        ]),
+        m(&[
+            r#"
 ALTER TABLE devices ADD COLUMN last_attested_ms INTEGER;
 -- A renewed certificate is pending until the agent first connects with it; until then the
 -- current one keeps working, so a crash mid-renewal cannot lock a device out.
 ALTER TABLE devices ADD COLUMN next_cert_sha256 TEXT;
--- Every stream's signed device claims, kept as evidence (payload and signature as received).
-CREATE TABLE device_claims (
-    device_id    TEXT NOT NULL REFERENCES devices(id),
-    at_ms        INTEGER NOT NULL,
-    stream_nonce BLOB NOT NULL,
-    payload      BLOB NOT NULL,
-    signature    BLOB NOT NULL,
-    claims       TEXT NOT NULL
-);
-CREATE INDEX device_claims_device ON device_claims(device_id, at_ms);
 "#,
-    r#"
+            schema::DEVICE_CLAIMS,
+        ]),
+        m(&[r#"
 ALTER TABLE enrollment_challenges ADD COLUMN tpm_secret BLOB;
 ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_public BLOB;
 ALTER TABLE enrollment_challenges ADD COLUMN tpm_ak_public BLOB;
 ALTER TABLE enrollment_challenges ADD COLUMN tpm_device_key_public BLOB;
 ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_trusted INTEGER;
-"#,
-    r#"
+"#]),
+        m(&[r#"
 -- The hardware a device's key lives in (SHA-256 of its TPM's EK public area): enrolling the
 -- same TPM again maps to the same device record.
 ALTER TABLE devices ADD COLUMN hardware_id TEXT;
 CREATE UNIQUE INDEX devices_hardware_id ON devices(hardware_id) WHERE hardware_id IS NOT NULL;
-"#,
-    r#"
--- A connector's presence on a device as intervals, so "what was on device D at time T" is a
--- range query, not a replay. Opened by the first APPEARED/CHANGED/SNAPSHOT sighting of a
--- (device, connector, locus), closed by DISAPPEARED; both ends name the observation (seq)
--- in the signed batches. At most one open interval per (device, connector, locus).
-CREATE TABLE presence (
-    device_id         TEXT NOT NULL REFERENCES devices(id),
-    connector_key     TEXT NOT NULL,
-    locus             TEXT NOT NULL,
-    os_user           TEXT,
-    appeared_at_ms    INTEGER NOT NULL,
-    appeared_seq      INTEGER NOT NULL,
-    disappeared_at_ms INTEGER,
-    disappeared_seq   INTEGER
-);
-CREATE UNIQUE INDEX presence_open ON presence(device_id, connector_key, locus) WHERE disappeared_at_ms IS NULL;
-CREATE INDEX presence_device_time ON presence(device_id, appeared_at_ms);
-CREATE INDEX presence_connector ON presence(connector_key, device_id);
-"#,
-    r#"
--- HTTP API tokens, stored as SHA-256 hashes; the role decides what a token may do.
-CREATE TABLE api_tokens (
-    token_hash    BLOB PRIMARY KEY,
-    role          TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    revoked_at_ms INTEGER
-);
-"#,
-    r#"
--- People as the identity provider provisions them (SCIM). Deleted people stay on record.
-CREATE TABLE people (
-    id                  TEXT PRIMARY KEY,
-    user_name           TEXT NOT NULL,
-    external_id         TEXT,
-    display_name        TEXT,
-    emails              TEXT NOT NULL DEFAULT '[]',
-    active              INTEGER NOT NULL,
-    created_at_ms       INTEGER NOT NULL,
-    modified_at_ms      INTEGER NOT NULL,
-    deprovisioned_at_ms INTEGER,
-    deleted_at_ms       INTEGER
-);
-CREATE UNIQUE INDEX people_user_name ON people(user_name COLLATE NOCASE) WHERE deleted_at_ms IS NULL;
-"#,
-    r#"
--- OS login sessions as intervals: from the login time the agent reports to the observation
--- that saw it end. "Who was logged in at T" is a range query.
-CREATE TABLE sessions (
-    device_id       TEXT NOT NULL REFERENCES devices(id),
-    os_user         TEXT NOT NULL,
-    terminal        TEXT NOT NULL,
-    host            TEXT,
-    started_at_ms   INTEGER NOT NULL,
-    ended_at_ms     INTEGER,
-    appeared_seq    INTEGER NOT NULL,
-    disappeared_seq INTEGER
-);
-CREATE UNIQUE INDEX sessions_identity ON sessions(device_id, os_user, terminal, started_at_ms);
-CREATE INDEX sessions_time ON sessions(started_at_ms);
-CREATE INDEX sessions_user ON sessions(os_user, started_at_ms);
-"#,
-    r#"
--- Identity-provider sign-ins (Okta System Log, Entra ID), keyed by the IdP's event id.
-CREATE TABLE signins (
-    id        TEXT PRIMARY KEY,
-    source    TEXT NOT NULL,
-    user_name TEXT NOT NULL,
-    at_ms     INTEGER NOT NULL,
-    ip        TEXT,
-    app       TEXT,
-    device    TEXT,
-    outcome   TEXT NOT NULL
-);
-CREATE INDEX signins_user ON signins(user_name, at_ms);
-"#,
-    r#"
+"#]),
+        m(&[schema::PRESENCE]),
+        m(&[schema::API_TOKENS]),
+        m(&[
+            schema::PEOPLE,
+            "CREATE UNIQUE INDEX people_user_name ON people(user_name COLLATE NOCASE) WHERE deleted_at_ms IS NULL;\n",
+        ]),
+        m(&[schema::SESSIONS]),
+        m(&[schema::SIGNINS, "CREATE INDEX signins_user ON signins(user_name, at_ms);\n"]),
+        m(&[r#"
 -- Triage by person looks up their OS accounts' connectors directly; by device, its sessions.
 CREATE INDEX presence_user ON presence(os_user, appeared_at_ms);
 CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
-"#,
-    r#"
--- Connectors an admin revoked: a standing decision (see revoke.rs).
-CREATE TABLE revocations (
-    connector_key   TEXT PRIMARY KEY,
-    requested_at_ms INTEGER NOT NULL,
-    requested_by    TEXT NOT NULL,
-    reason          TEXT NOT NULL
-);
--- Directives as signed and sent; the outcome arrives in the device's signed batches and
--- names the observation that reported it. `seq` is the delivery cursor.
-CREATE TABLE directives (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    id            TEXT NOT NULL UNIQUE,
-    device_id     TEXT NOT NULL REFERENCES devices(id),
-    connector_key TEXT NOT NULL,
-    action        TEXT NOT NULL,
-    target        TEXT NOT NULL,
-    payload       BLOB NOT NULL,
-    signature     BLOB NOT NULL,
-    issued_at_ms  INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL,
-    issued_at_seq INTEGER NOT NULL,
-    sent_at_ms    INTEGER,
-    outcome       TEXT,
-    detail        TEXT,
-    mode          TEXT,
-    outcome_at_ms INTEGER,
-    outcome_seq   INTEGER
-);
-CREATE INDEX directives_device ON directives(device_id, outcome);
-CREATE INDEX directives_connector ON directives(connector_key, device_id);
-"#,
-    concat!(
-        r#"
--- Every name a person can be found by: userName and emails (lower-cased) and their local
--- parts. Attribution of an OS account then reads only the people who could match it.
-CREATE TABLE person_keys (
-    key       TEXT NOT NULL,
-    person_id TEXT NOT NULL REFERENCES people(id)
-);
-CREATE INDEX person_keys_key ON person_keys(key);
-"#,
-        person_keys_backfill!()
-    ),
-    r#"
--- An admin's status decision for a connector (dashboard or API); it overrides policy.toml.
-CREATE TABLE connector_decisions (
-    connector_key TEXT PRIMARY KEY,
-    status        TEXT NOT NULL,
-    decided_by    TEXT NOT NULL,
-    decided_at_ms INTEGER NOT NULL
-);
--- Dashboard sessions: a cookie stands for the API token it was opened with (hashes only),
--- so revoking the token ends the session.
-CREATE TABLE ui_sessions (
-    session_hash  BLOB PRIMARY KEY,
-    token_hash    BLOB NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL
-);
-CREATE INDEX devices_hostname ON devices(hostname);
-CREATE INDEX devices_last_seen ON devices(last_seen_ms);
-"#,
-    r#"
--- Export sinks (OCSF files, Splunk HEC): the stored evidence is the outbox, a cursor per sink
--- and source says how far each has delivered, advanced only after delivery succeeded.
-CREATE TABLE export_cursors (
-    sink   TEXT NOT NULL,
-    source TEXT NOT NULL,
-    value  TEXT NOT NULL,
-    PRIMARY KEY (sink, source)
-);
-CREATE TABLE export_findings (
-    sink TEXT NOT NULL,
-    key  TEXT NOT NULL,
-    PRIMARY KEY (sink, key)
-);
-CREATE INDEX devices_enrolled ON devices(enrolled_at_ms, id);
-"#,
-    r#"
--- How far the device's clock was from the collector's at its last attestation (claims).
-ALTER TABLE devices ADD COLUMN clock_skew_ms INTEGER;
--- Token lifecycle: API tokens may expire and record when they were last used; enrollment
--- tokens can be named and revoked before use.
-ALTER TABLE api_tokens ADD COLUMN expires_at_ms INTEGER;
-ALTER TABLE api_tokens ADD COLUMN last_used_at_ms INTEGER;
--- Who made it (`cli:USER`, or `token:ID` through the API): revoking a token revokes what
--- it made, so a stolen admin token cannot leave heirs behind.
-ALTER TABLE api_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
-ALTER TABLE enrollment_tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
-ALTER TABLE enrollment_tokens ADD COLUMN revoked_at_ms INTEGER;
--- Retention prunes claims by time.
-CREATE INDEX device_claims_at ON device_claims(at_ms);
-"#,
-];
+"#]),
+        m(&[schema::DIRECTIVES]),
+        m(&[schema::PERSON_KEYS, person_keys_backfill!()]),
+        m(&[
+            schema::DECISIONS_AND_UI_SESSIONS,
+            "CREATE INDEX devices_hostname ON devices(hostname);\nCREATE INDEX devices_last_seen ON devices(last_seen_ms);\n",
+        ]),
+        m(&[schema::EXPORTS, "CREATE INDEX devices_enrolled ON devices(enrolled_at_ms, id);\n"]),
+        m(&[schema::LIFECYCLE]),
+    ]
+}
 
 /// SQLite behind one connection. A std mutex is right here: every call is short, none
 /// awaits, and all callers are already on blocking threads.
@@ -547,13 +369,14 @@ fn write_plan(tx: &rusqlite::Transaction<'_>, p: &IngestPlan<'_>) -> Result<()> 
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > MIGRATIONS.len() {
+    let migrations = migrations();
+    if version > migrations.len() {
         return Err(StoreError::Corrupt(format!(
             "database schema version {version} is newer than this collector understands ({})",
-            MIGRATIONS.len()
+            migrations.len()
         )));
     }
-    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (i, m) in migrations.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(m)?;
         tx.pragma_update(None, "user_version", i + 1)?;
