@@ -15,6 +15,57 @@ pub(crate) fn spell(d: Dialect, ddl: &str) -> String {
     ddl.replace("{int}", int).replace("{bytes}", bytes).replace("{bool}", boolean).replace("{serial}", serial)
 }
 
+/// Enrollment tokens (hashes), pending enrollments between `Begin` and `Complete` (in the
+/// database, not a process's memory, so a restart or another replica can complete them),
+/// and devices as first created; later columns come in [`TPM_CHALLENGES`] and each
+/// backend's own steps.
+pub(crate) const ENROLLMENT: &str = "
+CREATE TABLE enrollment_tokens (
+    token_hash    {bytes} PRIMARY KEY,
+    created_at_ms {int} NOT NULL,
+    expires_at_ms {int} NOT NULL,
+    used_at_ms    {int}
+);
+CREATE TABLE enrollment_challenges (
+    id              TEXT PRIMARY KEY,
+    nonce           {bytes} NOT NULL,
+    token_hash      {bytes} NOT NULL,
+    expires_at_ms   {int} NOT NULL,
+    hostname        TEXT NOT NULL,
+    os              TEXT NOT NULL,
+    os_version      TEXT NOT NULL,
+    agent_version   TEXT NOT NULL,
+    key_backend     TEXT NOT NULL,
+    device_key_spki {bytes} NOT NULL
+);
+CREATE TABLE devices (
+    id             TEXT PRIMARY KEY,
+    hostname       TEXT NOT NULL,
+    os             TEXT NOT NULL,
+    os_version     TEXT NOT NULL,
+    agent_version  TEXT NOT NULL,
+    key_backend    TEXT NOT NULL,
+    assurance      TEXT NOT NULL,
+    key_spki       {bytes} NOT NULL,
+    cert_sha256    TEXT NOT NULL UNIQUE,
+    enrolled_at_ms {int} NOT NULL,
+    last_seen_ms   {int},
+    seq_head       {int} NOT NULL DEFAULT 0,
+    head_hash      {bytes} NOT NULL,
+    revoked_at_ms  {int},
+    users          TEXT NOT NULL DEFAULT '[]'
+);
+";
+
+/// The TPM half of a pending enrollment: what the answer is checked against.
+pub(crate) const TPM_CHALLENGES: &str = "
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_secret {bytes};
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_public {bytes};
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ak_public {bytes};
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_device_key_public {bytes};
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_trusted {bool};
+";
+
 /// Every accepted batch exactly as signed: evidence that can be re-verified offline. The
 /// primary key is the database's own guarantee that a (device, sequence) is stored once.
 pub(crate) const BATCHES: &str = "
@@ -246,6 +297,8 @@ mod tests {
     #[test]
     fn types_are_spelled_per_dialect_and_nothing_is_left_unspelled() {
         let all = [
+            ENROLLMENT,
+            TPM_CHALLENGES,
             BATCHES,
             CONNECTORS,
             DEVICE_CLAIMS,

@@ -39,43 +39,7 @@ fn migrations() -> Vec<String> {
     let m = |pieces: &[&str]| schema::migration(Dialect::Sqlite, pieces);
     vec![
         m(&[
-            r#"
-CREATE TABLE enrollment_tokens (
-    token_hash    BLOB PRIMARY KEY,
-    created_at_ms INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL,
-    used_at_ms    INTEGER
-);
-CREATE TABLE enrollment_challenges (
-    id              TEXT PRIMARY KEY,
-    nonce           BLOB NOT NULL,
-    token_hash      BLOB NOT NULL,
-    expires_at_ms   INTEGER NOT NULL,
-    hostname        TEXT NOT NULL,
-    os              TEXT NOT NULL,
-    os_version      TEXT NOT NULL,
-    agent_version   TEXT NOT NULL,
-    key_backend     TEXT NOT NULL,
-    device_key_spki BLOB NOT NULL
-);
-CREATE TABLE devices (
-    id             TEXT PRIMARY KEY,
-    hostname       TEXT NOT NULL,
-    os             TEXT NOT NULL,
-    os_version     TEXT NOT NULL,
-    agent_version  TEXT NOT NULL,
-    key_backend    TEXT NOT NULL,
-    assurance      TEXT NOT NULL,
-    key_spki       BLOB NOT NULL,
-    cert_sha256    TEXT NOT NULL UNIQUE,
-    enrolled_at_ms INTEGER NOT NULL,
-    last_seen_ms   INTEGER,
-    seq_head       INTEGER NOT NULL DEFAULT 0,
-    head_hash      BLOB NOT NULL,
-    revoked_at_ms  INTEGER,
-    users          TEXT NOT NULL DEFAULT '[]'
-);
-"#,
+            schema::ENROLLMENT,
             schema::BATCHES,
             r#"
 CREATE TABLE observations (
@@ -103,13 +67,7 @@ ALTER TABLE devices ADD COLUMN next_cert_sha256 TEXT;
 "#,
             schema::DEVICE_CLAIMS,
         ]),
-        m(&[r#"
-ALTER TABLE enrollment_challenges ADD COLUMN tpm_secret BLOB;
-ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_public BLOB;
-ALTER TABLE enrollment_challenges ADD COLUMN tpm_ak_public BLOB;
-ALTER TABLE enrollment_challenges ADD COLUMN tpm_device_key_public BLOB;
-ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_trusted INTEGER;
-"#]),
+        m(&[schema::TPM_CHALLENGES]),
         m(&[r#"
 -- The hardware a device's key lives in (SHA-256 of its TPM's EK public area): enrolling the
 -- same TPM again maps to the same device record.

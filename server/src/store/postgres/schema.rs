@@ -18,53 +18,13 @@ fn migrations() -> Vec<String> {
     let m = |pieces: &[&str]| store_schema::migration(Dialect::Postgres, pieces);
     vec![
         m(&[
+            store_schema::ENROLLMENT,
+            store_schema::TPM_CHALLENGES,
             r#"
-CREATE TABLE enrollment_tokens (
-    token_hash    BYTEA PRIMARY KEY,
-    created_at_ms BIGINT NOT NULL,
-    expires_at_ms BIGINT NOT NULL,
-    used_at_ms    BIGINT
-);
--- Pending enrollments live here, not in a replica's memory: Begin and Complete may reach
--- different replicas.
-CREATE TABLE enrollment_challenges (
-    id                    TEXT PRIMARY KEY,
-    nonce                 BYTEA NOT NULL,
-    token_hash            BYTEA NOT NULL,
-    expires_at_ms         BIGINT NOT NULL,
-    hostname              TEXT NOT NULL,
-    os                    TEXT NOT NULL,
-    os_version            TEXT NOT NULL,
-    agent_version         TEXT NOT NULL,
-    key_backend           TEXT NOT NULL,
-    device_key_spki       BYTEA NOT NULL,
-    tpm_secret            BYTEA,
-    tpm_ek_public         BYTEA,
-    tpm_ak_public         BYTEA,
-    tpm_device_key_public BYTEA,
-    tpm_ek_trusted        BOOLEAN
-);
 CREATE INDEX enrollment_challenges_expiry ON enrollment_challenges(expires_at_ms);
-CREATE TABLE devices (
-    id               TEXT PRIMARY KEY,
-    hostname         TEXT NOT NULL,
-    os               TEXT NOT NULL,
-    os_version       TEXT NOT NULL,
-    agent_version    TEXT NOT NULL,
-    key_backend      TEXT NOT NULL,
-    assurance        TEXT NOT NULL,
-    key_spki         BYTEA NOT NULL,
-    cert_sha256      TEXT NOT NULL UNIQUE,
-    enrolled_at_ms   BIGINT NOT NULL,
-    last_seen_ms     BIGINT,
-    seq_head         BIGINT NOT NULL DEFAULT 0,
-    head_hash        BYTEA NOT NULL,
-    revoked_at_ms    BIGINT,
-    users            TEXT NOT NULL DEFAULT '[]',
-    next_cert_sha256 TEXT,
-    last_attested_ms BIGINT,
-    hardware_id      TEXT
-);
+ALTER TABLE devices ADD COLUMN next_cert_sha256 TEXT;
+ALTER TABLE devices ADD COLUMN last_attested_ms BIGINT;
+ALTER TABLE devices ADD COLUMN hardware_id TEXT;
 CREATE UNIQUE INDEX devices_hardware_id ON devices(hardware_id) WHERE hardware_id IS NOT NULL;
 CREATE INDEX devices_next_cert ON devices(next_cert_sha256) WHERE next_cert_sha256 IS NOT NULL;
 CREATE INDEX devices_hostname ON devices(hostname);
