@@ -2,7 +2,7 @@
 
 use super::rows::{self, DEVICE_COLUMNS};
 use super::sql::{Database, args};
-use super::{Device, DeviceStore, Result, StoreError};
+use super::{ClaimsRecord, Device, DeviceStore, Result, StoreError, or_each_alone};
 
 impl<D: Database> DeviceStore for D {
     fn device_by_hardware_id(&self, hardware_id: &str) -> Result<Option<Device>> {
@@ -62,4 +62,42 @@ impl<D: Database> DeviceStore for D {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY hostname, id");
         self.read(|db| db.all(&sql, &[], rows::device))
     }
+}
+
+/// Streams' signed claims in one transaction, with the device facts they carry; devices in id
+/// order (the order ingest locks them in, so the two never wait on each other in a cycle).
+/// `Err` means none was written.
+pub(crate) fn record_claims(store: &impl Database, claims: &[ClaimsRecord]) -> Result<()> {
+    let mut order: Vec<&ClaimsRecord> = claims.iter().collect();
+    order.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    store.write(|db| {
+        for c in order {
+            let claims = c.claims.to_string();
+            db.execute(
+                "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![&c.device_id, c.at_ms, &c.stream_nonce, &c.payload, &c.signature, claims.as_str()],
+            )?;
+            db.execute(
+                "UPDATE devices SET last_attested_ms = $1, hostname = $2, os = $3, os_version = $4, \
+                 agent_version = $5, clock_skew_ms = $6 WHERE id = $7",
+                args![
+                    c.at_ms,
+                    &c.hostname,
+                    &c.os,
+                    &c.os_version,
+                    &c.agent_version,
+                    c.clock_skew_ms,
+                    &c.device_id
+                ],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Many streams' claims committed together, or each alone when the group fails.
+pub(crate) fn record_claims_many(store: &impl Database, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
+    let grouped = record_claims(store, claims).map(|()| claims.iter().map(|_| Ok(())).collect());
+    or_each_alone("claims", claims, grouped, |c| record_claims(store, std::slice::from_ref(c)))
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::devices;
 use super::plan::{self, Head, IngestPlan, Planned, SessionChange};
 use super::read::Outbox;
 use super::rows;
@@ -113,33 +114,6 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
         Ok(SqliteStore { conn: Mutex::new(conn) })
-    }
-
-    /// Claims records in one transaction; `Err` means none was written.
-    fn record_claims_group(&self, claims: &[ClaimsRecord]) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for c in claims {
-            tx.prepare_cached(
-                "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![c.device_id, c.at_ms, c.stream_nonce, c.payload, c.signature, c.claims.to_string()])?;
-            tx.prepare_cached(
-                "UPDATE devices SET last_attested_ms = ?1, hostname = ?2, os = ?3, os_version = ?4, agent_version = ?5, \
-                 clock_skew_ms = ?6 WHERE id = ?7",
-            )?
-            .execute(params![
-                c.at_ms,
-                c.hostname,
-                c.os,
-                c.os_version,
-                c.agent_version,
-                c.clock_skew_ms,
-                c.device_id
-            ])?;
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// The group in one transaction; `Err` means none of it was written.
@@ -371,12 +345,11 @@ impl IngestStore for SqliteStore {
     }
 
     fn record_claims(&self, c: &ClaimsRecord) -> Result<()> {
-        self.record_claims_group(std::slice::from_ref(c))
+        devices::record_claims(self, std::slice::from_ref(c))
     }
 
     fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
-        let grouped = self.record_claims_group(claims).map(|()| claims.iter().map(|_| Ok(())).collect());
-        super::or_each_alone("claims", claims, grouped, |c| self.record_claims(c))
+        devices::record_claims_many(self, claims)
     }
 }
 

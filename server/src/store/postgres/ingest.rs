@@ -21,7 +21,7 @@ use postgres::Transaction;
 
 use super::pool::{Conn, Prepared};
 use crate::store::plan::{self, Closed, Head, IngestPlan, Planned, SessionChange, Sighting};
-use crate::store::{ClaimsRecord, IngestBatch, IngestOutcome, Result, StoreError, hash32};
+use crate::store::{IngestBatch, IngestOutcome, Result, StoreError, hash32};
 
 /// The round's devices, locked in id order, each with its head and its open presence
 /// intervals (two arrays, same order).
@@ -107,34 +107,6 @@ pub(super) fn ingest_group(
         }
     }
     Ok(out)
-}
-
-const CLAIMS: &str = "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
-const ATTESTED: &str = "UPDATE devices SET last_attested_ms = $1, hostname = $2, os = $3, os_version = $4, \
-     agent_version = $5, clock_skew_ms = $6 WHERE id = $7";
-
-/// Streams' signed claims in one transaction, devices in id order (as [`ingest_group`] locks
-/// them); `Err` means none was written.
-pub(super) fn record_claims(conn: &mut Conn, claims: &[ClaimsRecord]) -> Result<()> {
-    let (client, mut stmts) = conn.parts();
-    let mut tx = client.transaction()?;
-    let mut order: Vec<&ClaimsRecord> = claims.iter().collect();
-    order.sort_by(|a, b| a.device_id.cmp(&b.device_id));
-    for c in order {
-        let q = stmts.get(&mut tx, CLAIMS)?;
-        tx.execute(
-            &q,
-            &[&c.device_id, &c.at_ms, &c.stream_nonce, &c.payload, &c.signature, &c.claims.to_string()],
-        )?;
-        let q = stmts.get(&mut tx, ATTESTED)?;
-        tx.execute(
-            &q,
-            &[&c.at_ms, &c.hostname, &c.os, &c.os_version, &c.agent_version, &c.clock_skew_ms, &c.device_id],
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 /// One round (distinct devices, in id order): lock the devices and read their heads, decide

@@ -20,6 +20,7 @@ use postgres::error::SqlState;
 
 use self::pool::{Pool, Pooled, Prepared};
 use self::schema::Month;
+use super::devices;
 use super::read::Outbox;
 use super::rows::{self, Row};
 use super::sql::{Database, Dialect, Param, Sql, args, pg_params};
@@ -236,15 +237,11 @@ impl IngestStore for PostgresStore {
     }
 
     fn record_claims(&self, c: &ClaimsRecord) -> Result<()> {
-        ingest::record_claims(&mut *self.conn()?, std::slice::from_ref(c))
+        devices::record_claims(self, std::slice::from_ref(c))
     }
 
     fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
-        let grouped = self
-            .conn()
-            .and_then(|mut c| ingest::record_claims(&mut c, claims))
-            .map(|()| claims.iter().map(|_| Ok(())).collect());
-        crate::store::or_each_alone("claims", claims, grouped, |c| self.record_claims(c))
+        devices::record_claims_many(self, claims)
     }
 
     fn ingest_lanes(&self) -> usize {
