@@ -543,6 +543,7 @@ pub trait IngestStore: Send + Sync {
     /// Stores a stream's verified claims and updates the device facts they carry.
     fn record_claims(&self, claims: &ClaimsRecord) -> Result<()>;
 
+    /// Decides and stores one batch in one transaction (the invariant in the module doc).
     fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome>;
 
     /// Stores a group of batches, in order, committing them together where the backend can
