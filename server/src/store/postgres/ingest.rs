@@ -1,9 +1,9 @@
 //! Writing ingest plans (`store::plan`): set-based, arrays through `unnest`. A group of
-//! batches (see `crate::writer`) is one transaction and, in the common case, a handful of
+//! batches (from the ingest writer) is one transaction and, in the common case, a handful of
 //! round trips whatever its size: begin; lock the group's devices (id order) and read their
 //! heads and open presence; plan each batch; close presence intervals; one statement writing
-//! every batch, observation, new interval, device connector row and head; commit. A device's second batch in a group
-//! goes in a second round of the same transaction.
+//! every batch, observation, new interval, device connector row and head; commit. A device's
+//! second batch in a group goes in a second round of the same transaction.
 //!
 //! The lock is what makes ingest idempotent across replicas: the second of two replicas
 //! holding the same batch waits, then finds the head moved and answers `Duplicate`. The
