@@ -120,6 +120,8 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
+// `BytesMut` by the path the postgres crate's own `to_sql_checked!` uses: the one type it
+// writes into, re-exported nowhere else, which spares a direct dependency on `bytes`.
 impl postgres::types::ToSql for Param<'_> {
     fn to_sql(
         &self,
