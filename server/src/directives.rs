@@ -10,7 +10,7 @@
 //!
 //! The poller also runs [`crate::revoke::reissue`]: a revoked connector that shows up again
 //! gets a new directive without anyone asking; and the store's periodic upkeep
-//! ([`crate::store::Store::maintain`]).
+//! ([`crate::store::RetentionStore::maintain`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 
 use crate::clock::now_ms;
 use crate::pki::Pki;
-use crate::store::Store;
+use crate::store::{DeviceStore, Store};
 
 /// One open stream: its registration id, the certificate it was opened with, the bell that
 /// tells it to look for directives and the signal that ends it (see `standing`).
@@ -211,7 +211,7 @@ impl Dispatch {
 /// for the whole process, however many streams are open (a poll per stream made 10,000
 /// connected agents 2,000 queries a second).
 pub async fn watch_standing(
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeviceStore>,
     dispatch: Arc<Dispatch>,
     poll: Duration,
     stop: impl Future<Output = ()>,

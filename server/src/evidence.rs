@@ -25,7 +25,7 @@ use sightline_proto::{p256, pb};
 
 use crate::clock::rfc3339 as time;
 use crate::pki::Pki;
-use crate::store::Store;
+use crate::store::{DeviceStore, ReadModel};
 
 const SCHEMA: &str = "sightline.evidence.v1";
 
@@ -34,7 +34,12 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 /// Builds the bundle for one device's stored batches.
-pub fn export(store: &dyn Store, pki: &Pki, device_id: &str, now_ms: i64) -> anyhow::Result<Value> {
+pub fn export(
+    store: &(impl DeviceStore + ReadModel + ?Sized),
+    pki: &Pki,
+    device_id: &str,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
     let d = store.device(device_id)?.ok_or_else(|| anyhow::anyhow!("no device {device_id}"))?;
     let batches = store.batches(device_id)?;
     let manifest = json!({

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::clock::rfc3339 as time;
 use crate::policy::{People, Policy};
-use crate::store::{Connector, Store};
+use crate::store::{Connector, DeviceStore, PeopleStore, ReadModel};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -46,14 +46,18 @@ impl Finding {
     }
 }
 
-pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Vec<Finding>> {
+pub fn compute(
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    policy: &Policy,
+    now_ms: i64,
+) -> anyhow::Result<Vec<Finding>> {
     let people = People::new(store.people_all()?);
     compute_from(store, policy, now_ms, &store.connector_summaries()?, &people)
 }
 
 /// As [`compute`], over connector summaries and people already read.
 pub fn compute_from(
-    store: &dyn Store,
+    store: &(impl DeviceStore + ReadModel + ?Sized),
     policy: &Policy,
     now_ms: i64,
     summaries: &[Connector],

@@ -40,12 +40,16 @@ pub mod views;
 pub mod writer;
 
 /// Creates a one-time enrollment token, stored hashed; returns the token.
-pub fn create_token(store: &dyn store::Store, ttl: std::time::Duration) -> anyhow::Result<String> {
+pub fn create_token(store: &dyn store::EnrollmentStore, ttl: std::time::Duration) -> anyhow::Result<String> {
     tokens::create_enrollment(store, ttl, "", clock::now_ms())
 }
 
 /// Creates an HTTP API token with `role` that does not expire; returns it (shown once,
 /// stored only as a hash).
-pub fn create_api_token(store: &dyn store::Store, role: domain::Role, name: &str) -> anyhow::Result<String> {
+pub fn create_api_token(
+    store: &dyn store::AuthStore,
+    role: domain::Role,
+    name: &str,
+) -> anyhow::Result<String> {
     tokens::create_api(store, role, name, None, clock::now_ms(), "cli")
 }

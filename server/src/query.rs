@@ -5,7 +5,7 @@ use crate::clock::rfc3339 as time;
 use serde_json::{Value, json};
 
 use crate::policy::{People, Policy};
-use crate::store::{Connector, Device, Presence, Store};
+use crate::store::{Connector, Device, DeviceStore, DirectiveStore, PeopleStore, Presence, ReadModel, Store};
 
 /// An instant given by a person: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`, in Unix ms.
 pub fn parse_instant(s: &str, now_ms: i64) -> Result<i64, String> {
@@ -46,7 +46,7 @@ pub fn device_json(d: &Device, observations: u64) -> Value {
 }
 
 /// The people a policy needs to judge connectors (only for approvals by group).
-pub fn judged_people(store: &dyn Store, policy: &Policy) -> anyhow::Result<People> {
+pub fn judged_people(store: &(impl PeopleStore + ?Sized), policy: &Policy) -> anyhow::Result<People> {
     Ok(if policy.needs_people() { People::new(store.people_all()?) } else { People::default() })
 }
 
@@ -144,7 +144,7 @@ impl ConnectorFilter {
 
 /// Connectors as JSON, filtered.
 pub fn connectors_value(
-    store: &dyn Store,
+    store: &(impl PeopleStore + ReadModel + ?Sized),
     filter: &ConnectorFilter,
     policy: &Policy,
 ) -> anyhow::Result<Value> {
@@ -163,7 +163,11 @@ pub fn connectors_value(
 const HISTORY: usize = 200;
 
 /// One device with its connectors, or None.
-pub fn device_value(store: &dyn Store, id: &str, policy: &Policy) -> anyhow::Result<Option<Value>> {
+pub fn device_value(
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    id: &str,
+    policy: &Policy,
+) -> anyhow::Result<Option<Value>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
     let mut v = device_json(&d, store.count_observations(id)?);
     let people = judged_people(store, policy)?;
@@ -177,7 +181,11 @@ pub fn device_value(store: &dyn Store, id: &str, policy: &Policy) -> anyhow::Res
 }
 
 /// What was on a device at an instant, or None for an unknown device.
-pub fn device_at_value(store: &dyn Store, id: &str, at_ms: i64) -> anyhow::Result<Option<Value>> {
+pub fn device_at_value(
+    store: &(impl DeviceStore + ReadModel + ?Sized),
+    id: &str,
+    at_ms: i64,
+) -> anyhow::Result<Option<Value>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
     Ok(Some(json!({
         "at": time(at_ms),
@@ -217,7 +225,7 @@ pub fn devices(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
 }
 
 pub fn connectors(
-    store: &dyn Store,
+    store: &(impl PeopleStore + ReadModel + ?Sized),
     filter: &ConnectorFilter,
     policy: &Policy,
     as_json: bool,
@@ -264,7 +272,12 @@ fn render_connectors(
     Ok(table(&rows, list.is_empty().then_some("No connectors reported yet.")))
 }
 
-pub fn device(store: &dyn Store, id: &str, policy: &Policy, as_json: bool) -> anyhow::Result<String> {
+pub fn device(
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    id: &str,
+    policy: &Policy,
+    as_json: bool,
+) -> anyhow::Result<String> {
     if as_json {
         let v = device_value(store, id, policy)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
@@ -296,7 +309,7 @@ pub fn device(store: &dyn Store, id: &str, policy: &Policy, as_json: bool) -> an
 /// attributed, and on every device where one of their accounts had a session or a connector
 /// at T: the device's assurance, the sessions, and everything present then.
 pub fn user_at_value(
-    store: &dyn Store,
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
     policy: &Policy,
     user: &str,
     at_ms: i64,
@@ -408,7 +421,11 @@ pub fn user_at_value(
 
 /// `triage --connector C` / `--token FP`: where an access path is and was, on which devices,
 /// under which accounts, owned by whom, with the evidence sequence numbers.
-pub fn connector_value(store: &dyn Store, policy: &Policy, key: &str) -> anyhow::Result<Option<Value>> {
+pub fn connector_value(
+    store: &(impl DeviceStore + PeopleStore + ReadModel + DirectiveStore + ?Sized),
+    policy: &Policy,
+    key: &str,
+) -> anyhow::Result<Option<Value>> {
     let Some(c) = store.connector(key)? else { return Ok(None) };
     let presence = store.connector_presence(key)?;
     let mut keys: Vec<String> =
@@ -483,12 +500,21 @@ pub fn revoked(issued: &crate::revoke::Issued, as_json: bool) -> anyhow::Result<
 }
 
 /// Every finding, as JSON.
-pub fn findings_value(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Value> {
+pub fn findings_value(
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    policy: &Policy,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
     Ok(Value::Array(crate::findings::compute(store, policy, now_ms)?.iter().map(|f| f.to_json()).collect()))
 }
 
 /// `findings` as a table or JSON.
-pub fn findings(store: &dyn Store, policy: &Policy, now_ms: i64, as_json: bool) -> anyhow::Result<String> {
+pub fn findings(
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    policy: &Policy,
+    now_ms: i64,
+    as_json: bool,
+) -> anyhow::Result<String> {
     let list = crate::findings::compute(store, policy, now_ms)?;
     if as_json {
         let v: Vec<Value> = list.iter().map(|f| f.to_json()).collect();
@@ -525,7 +551,12 @@ fn presence_json(p: &Presence) -> Value {
 }
 
 /// `triage --device D --at T`: the device, its assurance, and what was on it at that instant.
-pub fn device_at(store: &dyn Store, id: &str, at_ms: i64, as_json: bool) -> anyhow::Result<String> {
+pub fn device_at(
+    store: &(impl DeviceStore + ReadModel + ?Sized),
+    id: &str,
+    at_ms: i64,
+    as_json: bool,
+) -> anyhow::Result<String> {
     if as_json {
         let v = device_at_value(store, id, at_ms)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
         return Ok(serde_json::to_string_pretty(&v)? + "\n");

@@ -23,7 +23,7 @@ use ring::rand::SecureRandom;
 use sightline_proto::{directive, pb};
 
 use crate::pki::Pki;
-use crate::store::{Connector, DirectiveRecord, Revocation, Store, StoreError};
+use crate::store::{Connector, DirectiveRecord, DirectiveStore, ReadModel, Revocation, StoreError};
 
 /// How long an agent will act on a directive: long enough for a laptop back from holiday.
 pub const DIRECTIVE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -79,7 +79,7 @@ pub fn action_for(c: &Connector) -> Result<(&'static str, String), RevokeError> 
 /// Revokes a connector: records the decision and issues directives to every device where it
 /// is present and none is outstanding.
 pub fn revoke(
-    store: &dyn Store,
+    store: &(impl ReadModel + DirectiveStore + ?Sized),
     pki: &Pki,
     key: &str,
     by: &str,
@@ -104,7 +104,12 @@ pub fn revoke(
 /// Withdraws a connector's revocation (a mistake, or an exception granted): no more
 /// directives for it, unanswered ones closed. What agents already did stays done; the record
 /// of it stays too.
-pub fn withdraw(store: &dyn Store, key: &str, by: &str, now_ms: i64) -> Result<(), RevokeError> {
+pub fn withdraw(
+    store: &(impl DirectiveStore + ?Sized),
+    key: &str,
+    by: &str,
+    now_ms: i64,
+) -> Result<(), RevokeError> {
     if !store.withdraw_revocation(key, now_ms)? {
         return Err(RevokeError::NotRevoked(key.to_owned()));
     }
@@ -113,7 +118,11 @@ pub fn withdraw(store: &dyn Store, key: &str, by: &str, now_ms: i64) -> Result<(
 }
 
 /// Issues directives where a revoked connector appeared after its last directive.
-pub fn reissue(store: &dyn Store, pki: &Pki, now_ms: i64) -> Result<Vec<DirectiveRecord>, RevokeError> {
+pub fn reissue(
+    store: &(impl ReadModel + DirectiveStore + ?Sized),
+    pki: &Pki,
+    now_ms: i64,
+) -> Result<Vec<DirectiveRecord>, RevokeError> {
     let mut out = Vec::new();
     let targets = store.revocation_targets(None, true, now_ms)?;
     let mut i = 0;
@@ -139,7 +148,7 @@ pub fn reissue(store: &dyn Store, pki: &Pki, now_ms: i64) -> Result<Vec<Directiv
 }
 
 fn issue(
-    store: &dyn Store,
+    store: &(impl DirectiveStore + ?Sized),
     pki: &Pki,
     c: &Connector,
     reason: &str,

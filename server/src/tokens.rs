@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
 use crate::domain::Role;
-use crate::store::{ApiTokenInfo, EnrollmentTokenInfo, Store};
+use crate::store::{ApiTokenInfo, AuthStore, EnrollmentStore, EnrollmentTokenInfo};
 
 /// How many hex digits of the hash a token id has.
 const ID_HEX: usize = 16;
@@ -53,7 +53,7 @@ pub fn id(token_hash: &[u8]) -> String {
 
 /// Makes a one-time enrollment token valid for `ttl`; returns it (shown once).
 pub fn create_enrollment(
-    store: &dyn Store,
+    store: &dyn EnrollmentStore,
     ttl: Duration,
     name: &str,
     now_ms: i64,
@@ -68,7 +68,7 @@ pub fn create_enrollment(
 /// `created_by` is `cli:USER`, or `token:ID` when another token made it (see
 /// [`revoke_api`]).
 pub fn create_api(
-    store: &dyn Store,
+    store: &dyn AuthStore,
     role: Role,
     name: &str,
     ttl: Option<Duration>,
@@ -153,7 +153,7 @@ pub struct Revoked {
 
 /// Revokes an API token and, transitively, every token it made through the API: whoever
 /// held a stolen admin token cannot keep access through tokens minted with it.
-pub fn revoke_api(store: &dyn Store, id_prefix: &str, now_ms: i64) -> anyhow::Result<Revoked> {
+pub fn revoke_api(store: &dyn AuthStore, id_prefix: &str, now_ms: i64) -> anyhow::Result<Revoked> {
     let all = store.api_tokens()?;
     let h = find(all.iter().map(|t| t.token_hash.as_slice()), id_prefix)?.to_vec();
     let now = store.revoke_api_token(&h, now_ms)?;
@@ -170,7 +170,11 @@ pub fn revoke_api(store: &dyn Store, id_prefix: &str, now_ms: i64) -> anyhow::Re
     Ok(Revoked { id: id(&h), now, heirs })
 }
 
-pub fn revoke_enrollment(store: &dyn Store, id_prefix: &str, now_ms: i64) -> anyhow::Result<Revoked> {
+pub fn revoke_enrollment(
+    store: &dyn EnrollmentStore,
+    id_prefix: &str,
+    now_ms: i64,
+) -> anyhow::Result<Revoked> {
     let all = store.enrollment_tokens()?;
     let h = find(all.iter().map(|t| t.token_hash.as_slice()), id_prefix)?;
     Ok(Revoked { id: id(h), now: store.revoke_enrollment_token(h, now_ms)?, heirs: Vec::new() })

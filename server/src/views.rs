@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::clock::rfc3339 as time;
 use crate::findings::Finding;
 use crate::policy::{People, Policy};
-use crate::store::{Connector, DevicePage, Store};
+use crate::store::{Connector, DevicePage, ReadModel, Store};
 
 /// Largest page a caller may ask for.
 pub const MAX_LIMIT: usize = 500;
@@ -135,7 +135,7 @@ fn slice<T>(v: &[T], q: &TableQuery) -> std::ops::Range<usize> {
 }
 
 /// A page of devices.
-pub fn devices(store: &dyn Store, q: &TableQuery) -> anyhow::Result<Value> {
+pub fn devices(store: &(impl ReadModel + ?Sized), q: &TableQuery) -> anyhow::Result<Value> {
     let p = DevicePage {
         q: q.q.clone().filter(|s| !s.is_empty()),
         assurance: q.assurance.clone(),
@@ -265,7 +265,11 @@ pub fn people(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> Value {
 
 /// The overview: devices by assurance, OS and recency; connectors by status and kind; open
 /// findings by kind; shadow-AI connectors present per day over the last 30 days.
-pub fn overview(store: &dyn Store, policy: &Policy, snap: &Snapshot) -> anyhow::Result<Value> {
+pub fn overview(
+    store: &(impl ReadModel + ?Sized),
+    policy: &Policy,
+    snap: &Snapshot,
+) -> anyhow::Result<Value> {
     let now = snap.now_ms;
     let fleet = store.fleet_counts(now)?;
     let mut by_status: std::collections::BTreeMap<&str, u64> = Default::default();

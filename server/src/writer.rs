@@ -16,7 +16,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
-use crate::store::{ClaimsRecord, IngestBatch, IngestOutcome, Store, StoreError};
+use crate::store::{ClaimsRecord, IngestBatch, IngestOutcome, IngestStore, StoreError};
 
 /// Most batches (or claims records) one group takes: bounds its latency and its lock set.
 const MAX_GROUP_BATCHES: usize = 64;
@@ -85,7 +85,7 @@ trait Sink: Send + Sync {
     fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<crate::store::Result<()>>;
 }
 
-impl Sink for Arc<dyn Store> {
+impl Sink for Arc<dyn IngestStore> {
     fn ingest_many(&self, batches: &[IngestBatch]) -> Vec<crate::store::Result<IngestOutcome>> {
         self.as_ref().ingest_many(batches)
     }
@@ -97,7 +97,7 @@ impl Sink for Arc<dyn Store> {
 
 impl Writer {
     /// Starts `store.ingest_lanes()` lanes.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::io::Result<Writer> {
+    pub fn start(store: Arc<dyn IngestStore>, metrics: Arc<Metrics>) -> std::io::Result<Writer> {
         let lanes = store.ingest_lanes();
         Writer::with_sink(Arc::new(store), lanes, metrics)
     }
@@ -346,7 +346,7 @@ mod shutdown {
     #[test]
     fn lanes_exit_when_the_last_writer_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
+        let store: Arc<dyn IngestStore> =
             Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
         let w = Writer::start(store.clone(), Arc::new(Metrics::default())).unwrap();
         let lanes = w.lanes();

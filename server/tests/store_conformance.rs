@@ -427,6 +427,38 @@ fn presence_intervals_follow_sightings(s: &dyn Store) {
     let spans = s.presence_spans(&["tool:ollama".into()], 305, 450).unwrap();
     assert_eq!(spans.len(), 2, "the spans overlapping 305..450: {spans:?}");
     assert!(s.presence_spans(&["tool:other".into()], 0, 1_000).unwrap().is_empty());
+    // A stored interval closed and opened again in one batch: the close is written first, so
+    // the one-open-interval rule holds and both stretches are kept.
+    stored(
+        s,
+        &batch(
+            s,
+            "d",
+            5_000,
+            vec![
+                obs(10, 700, "disappeared", Some(tool("pid:3", None))),
+                obs(11, 710, "appeared", Some(tool("pid:3", Some("bob")))),
+                obs(12, 720, "snapshot", Some(tool("pid:3", Some("bob")))),
+            ],
+        ),
+    );
+    let pid3: Vec<_> = s
+        .presence_history("d")
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.locus == "pid:3")
+        .map(|p| (p.appeared_at_ms, p.disappeared_at_ms, p.appeared_seq, p.disappeared_seq))
+        .collect();
+    assert_eq!(pid3, [(600, Some(700), 9, Some(10)), (710, None, 11, None)]);
+    // The connector's summary rows fold every sighting: earliest and latest, the last account
+    // named (a sighting naming none keeps the one before).
+    let c = s.connector("tool:ollama").unwrap().unwrap();
+    assert_eq!((c.first_seen_ms, c.last_seen_ms), (100, 720));
+    let d = &c.devices[0];
+    assert_eq!(
+        (d.first_seen_ms, d.last_seen_ms, d.user.as_deref(), d.present),
+        (100, 720, Some("bob"), true)
+    );
 }
 
 fn connector_inventory_and_summaries(s: &dyn Store) {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sightline_server::store::Store;
 use sightline_server::store::postgres::PostgresStore;
+use sightline_server::store::{DeviceStore, ReadModel};
 use sightline_tests::fleet::{Load, SimAgent, Stats, enroll_fleet};
 use sightline_tests::pg::PrivateCluster;
 use sightline_tests::*;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use sightline_proto::pb;
 use sightline_proto::pb::enrollment_client::EnrollmentClient;
-use sightline_server::store::Store;
 use sightline_server::store::postgres::PostgresStore;
+use sightline_server::store::{DeviceStore, ReadModel};
 use sightline_tests::fleet::{Load, SimAgent, Stats, enroll_fleet};
 use sightline_tests::pg::TestDb;
 use sightline_tests::proxy::Proxy;

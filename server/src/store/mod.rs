@@ -1,14 +1,35 @@
-//! Storage behind a trait (design.md §5). SQLite is the embedded default; PostgreSQL
-//! (`serve --database postgres://…`) lets any number of stateless collector replicas share
-//! one database. `tests/store_conformance.rs` holds both to the same behaviour.
+//! Storage. SQLite is the embedded default; PostgreSQL (`serve --database postgres://…`) lets
+//! any number of stateless collector replicas share one database.
+//!
+//! A component asks for the role it uses ([`IngestStore`], [`EnrollmentStore`],
+//! [`DeviceStore`], [`AuthStore`], [`PeopleStore`], [`ReadModel`], [`DirectiveStore`],
+//! [`ExportStore`], [`RetentionStore`]); [`Store`] is all of them, for wiring only.
+//!
+//! What the backends share is written once: [`plan`] decides what a batch stores (the chain
+//! verdict and the presence rules), `rows` maps result rows to records, `sql` is the small
+//! executor both backends implement, and the role implementations over it (`enrollment`,
+//! `auth`, `devices`, `people`, `directives`, `read`) hold every statement the two dialects
+//! agree on, asking the dialect where they differ. Each backend keeps only what is its own:
+//! connections and transactions, its schema, writing an ingest plan, its export order and
+//! retention. `tests/store_conformance.rs` holds both to the same behaviour.
 //!
 //! Methods are synchronous: callers on the async runtime go through `spawn_blocking`.
 //!
-//! **Invariant:** [`Store::ingest`] decides acceptance (sequence continues the head, hash
-//! chain links) and stores in one transaction, so two streams for one device can never
+//! **Invariant:** [`IngestStore::ingest`] decides acceptance (sequence continues the head,
+//! hash chain links) and stores in one transaction, so two streams for one device can never
 //! both append at the same position.
 
+mod auth;
+mod devices;
+mod directives;
+mod enrollment;
+mod people;
+pub(crate) mod plan;
 pub mod postgres;
+mod read;
+mod rows;
+mod schema;
+mod sql;
 pub mod sqlite;
 
 use serde_json::Value;
@@ -83,7 +104,7 @@ pub struct Device {
     pub assurance: String,
     pub key_spki: Vec<u8>,
     pub cert_sha256: String,
-    /// A renewed certificate not yet used (see [`Store::stage_certificate`]).
+    /// A renewed certificate not yet used (see [`DeviceStore::stage_certificate`]).
     pub next_cert_sha256: Option<String>,
     pub enrolled_at_ms: i64,
     pub last_seen_ms: Option<i64>,
@@ -253,36 +274,9 @@ pub struct IngestBatch {
     pub inventory: Option<Inventory>,
 }
 
-impl IngestBatch {
-    /// The acceptance rule every backend applies, against the device's chain head read under
-    /// the ingest transaction's lock: None when the batch continues the chain, else the
-    /// verdict. `stored_hash` reads the hash of a stored batch with the same range; it is
-    /// asked only for a batch at or behind the head (a duplicate, or a conflict).
-    pub(crate) fn verdict(
-        &self,
-        seq_head: u64,
-        head_hash: [u8; 32],
-        stored_hash: impl FnOnce() -> Result<Option<Vec<u8>>>,
-    ) -> Result<Option<IngestOutcome>> {
-        if self.last_seq <= seq_head {
-            return Ok(Some(match stored_hash()? {
-                Some(h) if h == self.hash => IngestOutcome::Duplicate { head: seq_head, head_hash },
-                _ => IngestOutcome::Conflict,
-            }));
-        }
-        if self.first_seq != seq_head + 1 {
-            return Ok(Some(IngestOutcome::OutOfOrder { expected: seq_head + 1 }));
-        }
-        if self.prev_hash != head_hash {
-            return Ok(Some(IngestOutcome::BrokenChain));
-        }
-        Ok(None)
-    }
-}
-
 /// A group's answers, or, when its one transaction failed (so nothing of it was written), each
 /// item stored on its own: one bad batch or record gets its own error and the rest are kept.
-/// How both backends implement [`Store::ingest_many`] and [`Store::record_claims_many`].
+/// How both backends implement [`IngestStore::ingest_many`] and [`IngestStore::record_claims_many`].
 pub(crate) fn or_each_alone<I, T>(
     what: &'static str,
     items: &[I],
@@ -348,25 +342,6 @@ pub struct EnrollmentTokenInfo {
     pub expires_at_ms: i64,
     pub used_at_ms: Option<i64>,
     pub revoked_at_ms: Option<i64>,
-}
-
-/// How often a token's `last_used_at_ms` is written: a dashboard makes many requests a
-/// minute, and each write would be a commit.
-pub(crate) const LAST_USE_RESOLUTION_MS: i64 = 60_000;
-
-pub(crate) fn stale_use(last_used_at_ms: Option<i64>, now_ms: i64) -> bool {
-    last_used_at_ms.is_none_or(|t| now_ms - t >= LAST_USE_RESOLUTION_MS || t > now_ms)
-}
-
-/// Whether an enrollment token row (expires, used, revoked) may be used now.
-pub(crate) fn token_verdict(row: Option<(i64, Option<i64>, Option<i64>)>, now_ms: i64) -> Result<()> {
-    match row {
-        None => Err(StoreError::TokenUnknown),
-        Some((_, _, Some(_))) => Err(StoreError::TokenRevoked),
-        Some((_, Some(_), None)) => Err(StoreError::TokenUsed),
-        Some((exp, None, None)) if exp <= now_ms => Err(StoreError::TokenExpired),
-        Some(_) => Ok(()),
-    }
 }
 
 impl StoreError {
@@ -449,7 +424,7 @@ pub struct Person {
     pub deleted_at_ms: Option<i64>,
 }
 
-/// One stretch of a connector's presence on a device (design.md §5: presence is an interval).
+/// One stretch of a connector's presence on a device: presence is an interval, not a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presence {
     pub device_id: String,
@@ -535,8 +510,63 @@ pub struct FleetCounts {
     pub last_seen: [u64; 5],
 }
 
-/// Everything the collector persists.
-pub trait Store: Send + Sync {
+/// Everything the collector persists, for wiring only: a component asks for the role it
+/// uses ([`IngestStore`], [`ReadModel`], …), which `&dyn Store` coerces to.
+pub trait Store:
+    IngestStore
+    + EnrollmentStore
+    + DeviceStore
+    + AuthStore
+    + PeopleStore
+    + ReadModel
+    + DirectiveStore
+    + ExportStore
+    + RetentionStore
+{
+}
+
+impl<T> Store for T where
+    T: IngestStore
+        + EnrollmentStore
+        + DeviceStore
+        + AuthStore
+        + PeopleStore
+        + ReadModel
+        + DirectiveStore
+        + ExportStore
+        + RetentionStore
+{
+}
+
+/// Storing verified batches and stream claims (the gRPC edge and its writer).
+pub trait IngestStore: Send + Sync {
+    /// Stores a stream's verified claims and updates the device facts they carry.
+    fn record_claims(&self, claims: &ClaimsRecord) -> Result<()>;
+
+    /// Decides and stores one batch in one transaction (the invariant in the module doc).
+    fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome>;
+
+    /// Stores a group of batches, in order, committing them together where the backend can
+    /// (one durable commit for the group); one result per batch, as [`IngestStore::ingest`] would
+    /// give it. A batch of the same device later in the group sees the earlier one stored.
+    fn ingest_many(&self, batches: &[IngestBatch]) -> Vec<Result<IngestOutcome>> {
+        batches.iter().map(|b| self.ingest(b)).collect()
+    }
+
+    /// Records the claims of many streams, committed together where the backend can; one
+    /// result per record, as [`IngestStore::record_claims`] would give it.
+    fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
+        claims.iter().map(|c| self.record_claims(c)).collect()
+    }
+
+    /// How many groups may be stored at once (ingest writer lanes).
+    fn ingest_lanes(&self) -> usize {
+        1
+    }
+}
+
+/// Enrolling devices: enrollment tokens, pending challenges, and the atomic token-for-device exchange.
+pub trait EnrollmentStore: Send + Sync {
     fn create_token(
         &self,
         token_hash: &[u8],
@@ -544,48 +574,21 @@ pub trait Store: Send + Sync {
         created_at_ms: i64,
         expires_at_ms: i64,
     ) -> Result<()>;
+
     /// Every enrollment token ever created, oldest first.
     fn enrollment_tokens(&self) -> Result<Vec<EnrollmentTokenInfo>>;
+
     /// Revokes an enrollment token; false if it was already revoked (or is unknown).
     fn revoke_enrollment_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool>;
-    /// Stores an HTTP API token (by hash) with its role, expiring at `expires_at_ms` if given.
-    fn create_api_token(
-        &self,
-        token_hash: &[u8],
-        role: &str,
-        name: &str,
-        now_ms: i64,
-        expires_at_ms: Option<i64>,
-        created_by: &str,
-    ) -> Result<()>;
-    /// The API token a dashboard session was opened with.
-    fn session_token(&self, session_hash: &[u8]) -> Result<Option<Vec<u8>>>;
-    /// Every API token ever created, oldest first.
-    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>>;
-    /// Revokes an API token and ends its dashboard sessions; false if it was already revoked.
-    fn revoke_api_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool>;
-    /// Provisions a person; `Conflict` if the userName is taken.
-    fn create_person(&self, p: &Person) -> Result<()>;
-    /// Replaces a person's record (by id); `Conflict` if a new userName is taken.
-    fn update_person(&self, p: &Person) -> Result<()>;
-    fn person(&self, id: &str) -> Result<Option<Person>>;
-    /// The person (not deleted) with this userName, compared case-insensitively.
-    fn person_by_user_name(&self, user_name: &str) -> Result<Option<Person>>;
-    /// Every person not deleted, oldest first.
-    fn people(&self) -> Result<Vec<Person>>;
-    /// Every person ever provisioned, deleted ones included (they still own what they left).
-    fn people_all(&self) -> Result<Vec<Person>>;
-    /// Every person (deleted ones included) with a userName, email, or local part of either
-    /// equal to one of `keys` (case-insensitive): all who could be behind those names.
-    fn people_by_keys(&self, keys: &[String]) -> Result<Vec<Person>>;
-    /// The role of a live API token (not revoked, not expired at `now_ms`); None otherwise.
-    /// Records the use (see [`LAST_USE_RESOLUTION_MS`]).
-    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
+
     /// Checks a token without consuming it.
     fn check_token(&self, token_hash: &[u8], now_ms: i64) -> Result<()>;
+
     fn put_challenge(&self, c: &Challenge) -> Result<()>;
+
     /// Removes and returns a challenge: each can be answered once.
     fn take_challenge(&self, id: &str) -> Result<Option<Challenge>>;
+
     /// Consumes the token and creates the device, atomically. `hardware` is the identity of
     /// the hardware the key lives in, first the one to record, then older spellings of the
     /// same identity (empty: no hardware). If any of them is already known, that record is
@@ -598,61 +601,97 @@ pub trait Store: Send + Sync {
         hardware: &[String],
         now_ms: i64,
     ) -> Result<Device>;
+}
+
+/// Enrolled devices: lookup, certificates, revocation.
+pub trait DeviceStore: Send + Sync {
     fn device_by_hardware_id(&self, hardware_id: &str) -> Result<Option<Device>>;
+
     fn device(&self, id: &str) -> Result<Option<Device>>;
+
     /// The device holding this certificate, current or pending.
     fn device_by_cert(&self, cert_sha256: &str) -> Result<Option<Device>>;
+
     fn revoke_device(&self, id: &str, now_ms: i64) -> Result<()>;
-    /// Stores a stream's verified claims and updates the device facts they carry.
-    fn record_claims(&self, claims: &ClaimsRecord) -> Result<()>;
+
     /// Records a renewed client certificate as pending: accepted alongside the current one
-    /// until it is first used (see [`Store::promote_certificate`]).
+    /// until it is first used (see [`DeviceStore::promote_certificate`]).
     fn stage_certificate(&self, device_id: &str, new_sha256: &str) -> Result<()>;
+
     /// Makes a pending certificate current; the previous one is no longer accepted.
     fn promote_certificate(&self, device_id: &str, sha256: &str) -> Result<()>;
+
     fn devices(&self) -> Result<Vec<Device>>;
-    fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome>;
+}
 
-    /// Stores a group of batches, in order, committing them together where the backend can
-    /// (one durable commit for the group); one result per batch, as [`Store::ingest`] would
-    /// give it. A batch of the same device later in the group sees the earlier one stored.
-    fn ingest_many(&self, batches: &[IngestBatch]) -> Vec<Result<IngestOutcome>> {
-        batches.iter().map(|b| self.ingest(b)).collect()
-    }
+/// HTTP API tokens and dashboard sessions (hashes only).
+pub trait AuthStore: Send + Sync {
+    /// Stores an HTTP API token (by hash) with its role, expiring at `expires_at_ms` if given.
+    fn create_api_token(
+        &self,
+        token_hash: &[u8],
+        role: &str,
+        name: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+        created_by: &str,
+    ) -> Result<()>;
 
-    /// Records the claims of many streams, committed together where the backend can; one
-    /// result per record, as [`Store::record_claims`] would give it.
-    fn record_claims_many(&self, claims: &[ClaimsRecord]) -> Vec<Result<()>> {
-        claims.iter().map(|c| self.record_claims(c)).collect()
-    }
+    /// The API token a dashboard session was opened with.
+    fn session_token(&self, session_hash: &[u8]) -> Result<Option<Vec<u8>>>;
 
-    /// How many groups may be stored at once (ingest writer lanes).
-    fn ingest_lanes(&self) -> usize {
-        1
-    }
-    fn connectors(&self) -> Result<Vec<Connector>>;
-    /// Connectors seen on one device, with that device's first/last sighting.
-    fn device_connectors(&self, device_id: &str) -> Result<Vec<Connector>>;
-    fn count_observations(&self, device_id: &str) -> Result<u64>;
-    /// What was on the device at `at_ms`: every presence interval containing that instant.
-    fn present_at(&self, device_id: &str, at_ms: i64) -> Result<Vec<Presence>>;
-    /// Every presence interval of the device, oldest first.
-    fn presence_history(&self, device_id: &str) -> Result<Vec<Presence>>;
-    /// Login sessions open at `at_ms`, on one device or (None) on any.
-    fn sessions_at(&self, device_id: Option<&str>, at_ms: i64) -> Result<Vec<Session>>;
-    /// Every presence interval of one connector, on every device, oldest first.
-    fn connector_presence(&self, connector_key: &str) -> Result<Vec<Presence>>;
-    /// One connector by key, with its devices.
-    fn connector(&self, key: &str) -> Result<Option<Connector>>;
-    /// Presence intervals of these OS accounts (any device) containing `at_ms`.
-    fn presence_of_users_at(&self, os_users: &[String], at_ms: i64) -> Result<Vec<Presence>>;
-    /// Login sessions of these OS accounts (any device) open at `at_ms`.
-    fn sessions_of_users_at(&self, os_users: &[String], at_ms: i64) -> Result<Vec<Session>>;
-    /// Every presence interval open now, on every device.
-    fn present_now(&self) -> Result<Vec<Presence>>;
+    /// Every API token ever created, oldest first.
+    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>>;
+
+    /// Revokes an API token and ends its dashboard sessions; false if it was already revoked.
+    fn revoke_api_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool>;
+
+    /// The role of a live API token (not revoked, not expired at `now_ms`); None otherwise.
+    /// Records the use, at most once a minute (a dashboard makes many requests a minute).
+    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
+
+    /// A dashboard session: stores its hash with the API token it was opened with.
+    fn create_session(
+        &self,
+        session_hash: &[u8],
+        token_hash: &[u8],
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()>;
+
+    /// The role behind a live session (its token still valid), if any.
+    fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
+
+    fn delete_session(&self, session_hash: &[u8]) -> Result<()>;
+}
+
+/// People as the identity provider provisions them (SCIM), and their sign-ins.
+pub trait PeopleStore: Send + Sync {
+    /// Provisions a person; `Conflict` if the userName is taken.
+    fn create_person(&self, p: &Person) -> Result<()>;
+
+    /// Replaces a person's record (by id); `Conflict` if a new userName is taken.
+    fn update_person(&self, p: &Person) -> Result<()>;
+
+    fn person(&self, id: &str) -> Result<Option<Person>>;
+
+    /// The person (not deleted) with this userName, compared case-insensitively.
+    fn person_by_user_name(&self, user_name: &str) -> Result<Option<Person>>;
+
+    /// Every person not deleted, oldest first.
+    fn people(&self) -> Result<Vec<Person>>;
+
+    /// Every person ever provisioned, deleted ones included (they still own what they left).
+    fn people_all(&self) -> Result<Vec<Person>>;
+
+    /// Every person (deleted ones included) with a userName, email, or local part of either
+    /// equal to one of `keys` (case-insensitive): all who could be behind those names.
+    fn people_by_keys(&self, keys: &[String]) -> Result<Vec<Person>>;
+
     /// Stores IdP sign-ins; ones already stored (same IdP id) are skipped. Returns how many
     /// were new.
     fn add_signins(&self, signins: &[crate::signins::SignIn]) -> Result<usize>;
+
     /// Sign-ins of these userNames in `[from_ms, to_ms]`, newest first.
     fn signins_for(
         &self,
@@ -660,15 +699,76 @@ pub trait Store: Send + Sync {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<crate::signins::SignIn>>;
+}
+
+/// What the collector knows, as queries, findings, views and the dashboard read it.
+pub trait ReadModel: Send + Sync {
+    fn connectors(&self) -> Result<Vec<Connector>>;
+
+    /// Connectors seen on one device, with that device's first/last sighting.
+    fn device_connectors(&self, device_id: &str) -> Result<Vec<Connector>>;
+
+    fn count_observations(&self, device_id: &str) -> Result<u64>;
+
+    /// What was on the device at `at_ms`: every presence interval containing that instant.
+    fn present_at(&self, device_id: &str, at_ms: i64) -> Result<Vec<Presence>>;
+
+    /// Every presence interval of the device, oldest first.
+    fn presence_history(&self, device_id: &str) -> Result<Vec<Presence>>;
+
+    /// Login sessions open at `at_ms`, on one device or (None) on any.
+    fn sessions_at(&self, device_id: Option<&str>, at_ms: i64) -> Result<Vec<Session>>;
+
+    /// Every presence interval of one connector, on every device, oldest first.
+    fn connector_presence(&self, connector_key: &str) -> Result<Vec<Presence>>;
+
+    /// One connector by key, with its devices.
+    fn connector(&self, key: &str) -> Result<Option<Connector>>;
+
+    /// Presence intervals of these OS accounts (any device) containing `at_ms`.
+    fn presence_of_users_at(&self, os_users: &[String], at_ms: i64) -> Result<Vec<Presence>>;
+
+    /// Login sessions of these OS accounts (any device) open at `at_ms`.
+    fn sessions_of_users_at(&self, os_users: &[String], at_ms: i64) -> Result<Vec<Session>>;
+
+    /// Every presence interval open now, on every device.
+    fn present_now(&self) -> Result<Vec<Presence>>;
+
     /// A device's stored batches in sequence order.
     fn batches(&self, device_id: &str) -> Result<Vec<StoredBatch>>;
+
     /// Gap observations: (device, seq, observed_at_ms, dropped).
     fn gaps(&self) -> Result<Vec<(String, u64, i64, u64)>>;
+
+    /// Every connector, each with the devices it is present on *now* (not its history) and
+    /// how many it was ever seen on: what lists, counts and judgements need, read cheaply.
+    fn connector_summaries(&self) -> Result<Vec<Connector>>;
+
+    /// One page of devices and how many match in all.
+    fn devices_page(&self, page: &DevicePage) -> Result<(Vec<Device>, u64)>;
+
+    /// Device counts by assurance, OS and recency, as of `now_ms`.
+    fn fleet_counts(&self, now_ms: i64) -> Result<FleetCounts>;
+
+    /// Presence intervals of these connectors overlapping `[from_ms, to_ms]`:
+    /// (connector, appeared, disappeared).
+    fn presence_spans(
+        &self,
+        keys: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, i64, Option<i64>)>>;
+}
+
+/// Revocations, the directives they issue and their outcomes, and admin status decisions.
+pub trait DirectiveStore: Send + Sync {
     /// Records (or renews) a connector's revocation.
     fn set_revocation(&self, r: &Revocation) -> Result<()>;
+
     /// Withdraws a revocation: the decision goes, directives not yet answered are closed as
     /// `withdrawn` (and no longer sent). False if the connector was not revoked.
     fn withdraw_revocation(&self, key: &str, now_ms: i64) -> Result<bool>;
+
     /// Devices a revoked connector needs a directive on, with each device's sequence head:
     /// the connector is present there now and no directive for it is outstanding. With
     /// `only_new`, only where it appeared after the last directive was issued (a
@@ -679,62 +779,58 @@ pub trait Store: Send + Sync {
         only_new: bool,
         now_ms: i64,
     ) -> Result<Vec<(String, String, u64)>>;
+
     /// Stores issued directives; one for a (connector, device) that already has an
     /// outstanding directive is skipped. Returns the ones stored.
     fn add_directives(&self, d: &[DirectiveRecord], now_ms: i64) -> Result<Vec<String>>;
+
     /// Directives a device has not answered yet and that have not expired, in issue order.
     fn open_directives(&self, device_id: &str, now_ms: i64) -> Result<Vec<DirectiveRecord>>;
+
     /// Devices with directives issued after `cursor` (a `seq`), and the new cursor.
     fn directives_since(&self, cursor: i64) -> Result<(Vec<String>, i64)>;
+
     fn mark_directive_sent(&self, id: &str, now_ms: i64) -> Result<()>;
+
     /// Every directive issued for a connector, in issue order.
     fn directives_for_connector(&self, key: &str) -> Result<Vec<DirectiveRecord>>;
+
     fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>>;
-    /// Every connector, each with the devices it is present on *now* (not its history) and
-    /// how many it was ever seen on: what lists, counts and judgements need, read cheaply.
-    fn connector_summaries(&self) -> Result<Vec<Connector>>;
-    /// One page of devices and how many match in all.
-    fn devices_page(&self, page: &DevicePage) -> Result<(Vec<Device>, u64)>;
-    /// Device counts by assurance, OS and recency, as of `now_ms`.
-    fn fleet_counts(&self, now_ms: i64) -> Result<FleetCounts>;
+
     /// Records (Some) or clears (None) an admin's status decision for a connector.
     fn set_decision(&self, key: &str, d: Option<&Decision>) -> Result<()>;
-    /// Presence intervals of these connectors overlapping `[from_ms, to_ms]`:
-    /// (connector, appeared, disappeared).
-    fn presence_spans(
-        &self,
-        keys: &[String],
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<(String, i64, Option<i64>)>>;
-    /// A dashboard session: stores its hash with the API token it was opened with.
-    fn create_session(
-        &self,
-        session_hash: &[u8],
-        token_hash: &[u8],
-        now_ms: i64,
-        expires_at_ms: i64,
-    ) -> Result<()>;
-    /// The role behind a live session (its token still valid), if any.
-    fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
-    fn delete_session(&self, session_hash: &[u8]) -> Result<()>;
+}
+
+/// Export sinks: the stored evidence as an outbox, and each sink's cursors.
+pub trait ExportStore: Send + Sync {
     /// Observations stored after `rowid`, in storage order, at most `limit`.
     fn observations_after(&self, rowid: i64, limit: usize) -> Result<Vec<ExportObservation>>;
+
     /// The newest observation's `rowid` (0 when none).
     fn max_observation_rowid(&self) -> Result<i64>;
+
     /// Devices enrolled (or enrolled again) after (`at_ms`, `id`), oldest first.
     fn enrollments_after(&self, at_ms: i64, id: &str, limit: usize) -> Result<Vec<Device>>;
+
     /// An export sink's position in one source.
     fn export_cursor(&self, sink: &str, source: &str) -> Result<Option<String>>;
+
     fn set_export_cursor(&self, sink: &str, source: &str, value: &str) -> Result<()>;
+
     /// Finding keys a sink already delivered.
     fn exported_findings(&self, sink: &str) -> Result<std::collections::HashSet<String>>;
+
     fn mark_findings_exported(&self, sink: &str, keys: &[String]) -> Result<()>;
+}
+
+/// Retention and periodic upkeep.
+pub trait RetentionStore: Send + Sync {
     /// Retention: drops observations and signed batches received before `cutoff_ms`, and
     /// stream claims older than that except each device's latest. PostgreSQL drops whole
     /// monthly partitions of observations (only months entirely before the cutoff); SQLite
     /// deletes rows. Presence intervals, sessions and directives stay.
     fn prune(&self, cutoff_ms: i64) -> Result<Pruned>;
+
     /// Periodic upkeep, every few seconds, by the serving process. PostgreSQL writes this
     /// replica's pending connector summaries and makes next month's partition ahead of time.
     fn maintain(&self, _now_ms: i64) -> Result<()> {
@@ -742,7 +838,7 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// What [`Store::prune`] removed.
+/// What [`RetentionStore::prune`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruned {
     /// Observation partitions dropped (PostgreSQL).

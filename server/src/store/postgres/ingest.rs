@@ -1,9 +1,9 @@
-//! Storing verified batches: set-based, arrays through `unnest`. A group of batches (see
-//! `ingest::writer`) is one transaction and, in the common case, a handful of round trips
-//! whatever its size: begin; lock the group's devices (id order) and read their heads and
-//! open presence; close presence intervals; one statement writing every batch, observation,
-//! new interval, device connector row and head; commit. A device's second batch in a group
-//! goes in a second round of the same transaction.
+//! Writing ingest plans (`store::plan`): set-based, arrays through `unnest`. A group of
+//! batches (from the ingest writer) is one transaction and, in the common case, a handful of
+//! round trips whatever its size: begin; lock the group's devices (id order) and read their
+//! heads and open presence; plan each batch; close presence intervals; one statement writing
+//! every batch, observation, new interval, device connector row and head; commit. A device's
+//! second batch in a group goes in a second round of the same transaction.
 //!
 //! The lock is what makes ingest idempotent across replicas: the second of two replicas
 //! holding the same batch waits, then finds the head moved and answers `Duplicate`. The
@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 use postgres::Transaction;
 
 use super::pool::{Conn, Prepared};
-use crate::store::{ClaimsRecord, IngestBatch, IngestOutcome, Result, StoreError, hash32};
+use crate::store::plan::{self, Closed, Head, IngestPlan, Planned, SessionChange, Sighting};
+use crate::store::{IngestBatch, IngestOutcome, Result, StoreError, hash32};
 
 /// The round's devices, locked in id order, each with its head and its open presence
 /// intervals (two arrays, same order).
@@ -108,34 +109,6 @@ pub(super) fn ingest_group(
     Ok(out)
 }
 
-const CLAIMS: &str = "INSERT INTO device_claims (device_id, at_ms, stream_nonce, payload, signature, claims) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
-const ATTESTED: &str = "UPDATE devices SET last_attested_ms = $1, hostname = $2, os = $3, os_version = $4, \
-     agent_version = $5, clock_skew_ms = $6 WHERE id = $7";
-
-/// Streams' signed claims in one transaction, devices in id order (as [`ingest_group`] locks
-/// them); `Err` means none was written.
-pub(super) fn record_claims(conn: &mut Conn, claims: &[ClaimsRecord]) -> Result<()> {
-    let (client, mut stmts) = conn.parts();
-    let mut tx = client.transaction()?;
-    let mut order: Vec<&ClaimsRecord> = claims.iter().collect();
-    order.sort_by(|a, b| a.device_id.cmp(&b.device_id));
-    for c in order {
-        let q = stmts.get(&mut tx, CLAIMS)?;
-        tx.execute(
-            &q,
-            &[&c.device_id, &c.at_ms, &c.stream_nonce, &c.payload, &c.signature, &c.claims.to_string()],
-        )?;
-        let q = stmts.get(&mut tx, ATTESTED)?;
-        tx.execute(
-            &q,
-            &[&c.at_ms, &c.hostname, &c.os, &c.os_version, &c.agent_version, &c.clock_skew_ms, &c.device_id],
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
 /// One round (distinct devices, in id order): lock the devices and read their heads, decide
 /// each batch's verdict, then write every accepted batch with one statement per kind of row.
 /// Refusals and unknown devices are answered without writing anything.
@@ -153,50 +126,55 @@ fn store_round(
     for row in tx.query(&q, &[&ids])? {
         heads.insert(row.try_get::<_, String>(0)?, row);
     }
-    let mut accepted: Vec<(&IngestBatch, String, Replay<'_>)> = Vec::with_capacity(round.len());
+    let mut accepted: Vec<IngestPlan<'_>> = Vec::with_capacity(round.len());
     for &i in round {
         let b = &group[i];
-        let Some(row) = heads.get(&b.device_id) else {
-            out[i] = Some(Err(StoreError::UnknownDevice(b.device_id.clone())));
-            continue;
+        let row = heads.get(&b.device_id);
+        let head = row
+            .map(|r| {
+                Ok::<_, StoreError>(Head {
+                    seq: r.try_get::<_, i64>(1)? as u64,
+                    hash: hash32(r.try_get(2)?)?,
+                    revoked: r.try_get::<_, Option<i64>>(3)?.is_some(),
+                    assurance: r.try_get(4)?,
+                })
+            })
+            .transpose()?;
+        let open = match row {
+            Some(r) => {
+                r.try_get::<_, Vec<String>>(5)?.into_iter().zip(r.try_get::<_, Vec<String>>(6)?).collect()
+            }
+            None => Vec::new(),
         };
-        if row.try_get::<_, Option<i64>>(3)?.is_some() {
-            out[i] = Some(Ok(IngestOutcome::Revoked));
-            continue;
-        }
-        let seq_head = row.try_get::<_, i64>(1)? as u64;
-        let head_hash = hash32(row.try_get(2)?)?;
         let stored_hash = || {
             let q = stmts.get(tx, STORED_HASH)?;
             let stored = tx.query_opt(&q, &[&b.device_id, &(b.first_seq as i64), &(b.last_seq as i64)])?;
             Ok(stored.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose()?)
         };
-        if let Some(refused) = b.verdict(seq_head, head_hash, stored_hash)? {
-            out[i] = Some(Ok(refused));
-            continue;
-        }
-        let open_keys: Vec<String> = row.try_get(5)?;
-        let open_loci: Vec<String> = row.try_get(6)?;
-        accepted.push((b, row.try_get(4)?, Replay::run(b, open_keys.into_iter().zip(open_loci))));
-        out[i] = Some(Ok(IngestOutcome::Stored { head: b.last_seq, head_hash: b.hash }));
+        out[i] = Some(match plan::plan(b, head, open, stored_hash) {
+            Err(e) => Err(e),
+            Ok(Planned::Refused(refused)) => Ok(refused),
+            Ok(Planned::Accepted(p)) => {
+                let stored = p.outcome();
+                accepted.push(*p);
+                Ok(stored)
+            }
+        });
     }
     if accepted.is_empty() {
         return Ok(());
     }
-    let seen: Vec<Seen<'_>> = accepted.iter().map(|(b, ..)| Seen::fold(b)).collect();
-    insert_new_connectors(tx, stmts, &seen, known)?;
+    insert_new_connectors(tx, stmts, &accepted, known)?;
     close_presence(tx, stmts, &accepted)?;
-    store(tx, stmts, &accepted, &seen)?;
-    for (b, ..) in &accepted {
-        if let Some(inv) = &b.inventory {
+    store(tx, stmts, &accepted)?;
+    for p in &accepted {
+        let device = &p.batch.device_id;
+        if let Some(inv) = p.inventory() {
             let q = stmts.get(tx, INVENTORY)?;
             let users = serde_json::to_string(&inv.users).unwrap_or_else(|_| "[]".into());
-            tx.execute(
-                &q,
-                &[&inv.hostname, &inv.os, &inv.os_version, &inv.agent_version, &users, &b.device_id],
-            )?;
+            tx.execute(&q, &[&inv.hostname, &inv.os, &inv.os_version, &inv.agent_version, &users, device])?;
         }
-        write_events(tx, stmts, b)?;
+        write_events(tx, stmts, p)?;
     }
     Ok(())
 }
@@ -206,11 +184,11 @@ fn store_round(
 fn insert_new_connectors(
     tx: &mut Transaction<'_>,
     stmts: &mut Prepared<'_>,
-    seen: &[Seen<'_>],
+    accepted: &[IngestPlan<'_>],
     known: &Known,
 ) -> Result<()> {
     let mut new: BTreeMap<&str, &Sighting<'_>> = BTreeMap::new();
-    for (k, s) in seen.iter().flat_map(|s| s.0.iter()) {
+    for (k, s) in accepted.iter().flat_map(|p| p.connectors.iter()) {
         if !known.contains(k) {
             new.entry(k).or_insert(s);
         }
@@ -225,8 +203,8 @@ fn insert_new_connectors(
             &new.keys().copied().collect::<Vec<_>>(),
             &new.values().map(|s| s.kind).collect::<Vec<_>>(),
             &new.values().map(|s| s.label).collect::<Vec<_>>(),
-            &new.values().map(|s| s.first).collect::<Vec<_>>(),
-            &new.values().map(|s| s.last).collect::<Vec<_>>(),
+            &new.values().map(|s| s.first_ms).collect::<Vec<_>>(),
+            &new.values().map(|s| s.last_ms).collect::<Vec<_>>(),
             &new.values().map(|s| s.latest).collect::<Vec<_>>(),
         ],
     )?;
@@ -236,10 +214,10 @@ fn insert_new_connectors(
 fn close_presence(
     tx: &mut Transaction<'_>,
     stmts: &mut Prepared<'_>,
-    accepted: &[(&IngestBatch, String, Replay<'_>)],
+    accepted: &[IngestPlan<'_>],
 ) -> Result<()> {
-    let closes: Vec<(&str, &Close<'_>)> =
-        accepted.iter().flat_map(|(b, _, r)| r.closes.iter().map(|c| (b.device_id.as_str(), c))).collect();
+    let closes: Vec<(&str, &Closed<'_>)> =
+        accepted.iter().flat_map(|p| p.closed.iter().map(|c| (p.batch.device_id.as_str(), c))).collect();
     if closes.is_empty() {
         return Ok(());
     }
@@ -248,10 +226,10 @@ fn close_presence(
         &q,
         &[
             &closes.iter().map(|c| c.0).collect::<Vec<_>>(),
-            &closes.iter().map(|c| c.1.0).collect::<Vec<_>>(),
-            &closes.iter().map(|c| c.1.1).collect::<Vec<_>>(),
-            &closes.iter().map(|c| c.1.2).collect::<Vec<_>>(),
-            &closes.iter().map(|c| c.1.3).collect::<Vec<_>>(),
+            &closes.iter().map(|c| c.1.key).collect::<Vec<_>>(),
+            &closes.iter().map(|c| c.1.locus).collect::<Vec<_>>(),
+            &closes.iter().map(|c| c.1.at_ms).collect::<Vec<_>>(),
+            &closes.iter().map(|c| c.1.seq as i64).collect::<Vec<_>>(),
         ],
     )?;
     Ok(())
@@ -295,14 +273,14 @@ struct Columns<'a> {
 
 /// Every accepted batch of the round, its observations, new presence intervals, its device's
 /// connector rows (which no other device's batch touches) and the new heads: one statement.
-fn store(
+fn store<'a>(
     tx: &mut Transaction<'_>,
     stmts: &mut Prepared<'_>,
-    accepted: &[(&IngestBatch, String, Replay<'_>)],
-    seen: &[Seen<'_>],
+    accepted: &'a [IngestPlan<'a>],
 ) -> Result<()> {
     let mut c = Columns::default();
-    for ((b, assurance, presence), seen) in accepted.iter().zip(seen) {
+    for p in accepted {
+        let b = p.batch;
         let device = b.device_id.as_str();
         c.b_device.push(device);
         c.b_first.push(b.first_seq as i64);
@@ -322,24 +300,24 @@ fn store(
             c.o_key.push(o.connector.as_ref().map(|c| c.key.as_str()));
             c.o_user.push(o.connector.as_ref().and_then(|c| c.user.as_deref()));
             c.o_data.push(&o.data);
-            c.o_assurance.push(assurance);
+            c.o_assurance.push(&p.assurance);
         }
-        for p in &presence.opened {
+        for o in &p.opened {
             c.p_device.push(device);
-            c.p_key.push(p.key);
-            c.p_locus.push(p.locus);
-            c.p_user.push(p.user);
-            c.p_at.push(p.at);
-            c.p_seq.push(p.seq);
-            c.p_closed_at.push(p.closed.map(|c| c.0));
-            c.p_closed_seq.push(p.closed.map(|c| c.1));
+            c.p_key.push(o.key);
+            c.p_locus.push(o.locus);
+            c.p_user.push(o.user);
+            c.p_at.push(o.at_ms);
+            c.p_seq.push(o.seq as i64);
+            c.p_closed_at.push(o.closed.map(|c| c.0));
+            c.p_closed_seq.push(o.closed.map(|c| c.1 as i64));
         }
-        for (k, s) in &seen.0 {
+        for (k, s) in &p.connectors {
             c.c_key.push(k);
             c.c_device.push(device);
             c.c_user.push(s.user);
-            c.c_first.push(s.first);
-            c.c_last.push(s.last);
+            c.c_first.push(s.first_ms);
+            c.c_last.push(s.last_ms);
         }
     }
     let q = stmts.get(tx, STORE)?;
@@ -439,19 +417,19 @@ impl Folds {
 
     /// Adds a stored batch's sightings; true when the pending folds are due to be written.
     pub(super) fn add(&self, b: &IngestBatch) -> bool {
-        let seen = Seen::fold(b);
+        let seen = plan::sightings(b);
         let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, s) in seen.0 {
+        for (k, s) in seen {
             match p.0.get_mut(k) {
                 Some(f) => {
-                    f.first = f.first.min(s.first);
-                    f.last = f.last.max(s.last);
+                    f.first = f.first.min(s.first_ms);
+                    f.last = f.last.max(s.last_ms);
                     s.latest.clone_into(&mut f.latest);
                 }
                 None => {
                     p.0.insert(
                         k.to_owned(),
-                        Fold { first: s.first, last: s.last, latest: s.latest.to_owned() },
+                        Fold { first: s.first_ms, last: s.last_ms, latest: s.latest.to_owned() },
                     );
                 }
             }
@@ -491,127 +469,27 @@ impl Folds {
 }
 
 /// Directive outcomes and login sessions: a few per batch at most, so one statement each.
-fn write_events(tx: &mut Transaction<'_>, stmts: &mut Prepared<'_>, b: &IngestBatch) -> Result<()> {
-    for o in &b.observations {
-        let seq = o.seq as i64;
-        // Only the device a directive was issued to can settle it.
-        if let Some(x) = &o.directive {
-            let q = stmts.get(tx, OUTCOME)?;
-            tx.execute(
-                &q,
-                &[&x.directive_id, &b.device_id, &x.outcome, &x.detail, &x.mode, &o.observed_at_ms, &seq],
-            )?;
-        }
-        if let Some(s) = &o.session {
-            if o.change == "disappeared" {
+fn write_events(tx: &mut Transaction<'_>, stmts: &mut Prepared<'_>, p: &IngestPlan<'_>) -> Result<()> {
+    let device = &p.batch.device_id;
+    for s in &p.settled {
+        let (x, seq) = (s.outcome, s.seq as i64);
+        let q = stmts.get(tx, OUTCOME)?;
+        tx.execute(&q, &[&x.directive_id, device, &x.outcome, &x.detail, &x.mode, &s.at_ms, &seq])?;
+    }
+    for s in &p.sessions {
+        match s {
+            SessionChange::Close { session: x, at_ms, seq } => {
                 let q = stmts.get(tx, SESSION_CLOSE)?;
+                tx.execute(&q, &[device, &x.os_user, &x.terminal, &x.started_at_ms, at_ms, &(*seq as i64)])?;
+            }
+            SessionChange::Open { session: x, seq } => {
+                let q = stmts.get(tx, SESSION_OPEN)?;
                 tx.execute(
                     &q,
-                    &[&b.device_id, &s.os_user, &s.terminal, &s.started_at_ms, &o.observed_at_ms, &seq],
+                    &[device, &x.os_user, &x.terminal, &x.host, &x.started_at_ms, &(*seq as i64)],
                 )?;
-            } else {
-                let q = stmts.get(tx, SESSION_OPEN)?;
-                tx.execute(&q, &[&b.device_id, &s.os_user, &s.terminal, &s.host, &s.started_at_ms, &seq])?;
             }
         }
     }
     Ok(())
-}
-
-/// A presence interval this batch opens (and perhaps closes again).
-struct Opened<'a> {
-    key: &'a str,
-    locus: &'a str,
-    user: Option<&'a str>,
-    at: i64,
-    seq: i64,
-    closed: Option<(i64, i64)>,
-}
-
-enum Open {
-    /// Open in the database before this batch.
-    Stored,
-    /// Opened by this batch: index into the new intervals.
-    New(usize),
-}
-
-/// A stored interval this batch closes: connector, locus, when, at which sequence number.
-type Close<'a> = (&'a str, &'a str, i64, i64);
-
-/// The batch's sightings replayed against the device's open intervals (same rules as the
-/// SQLite store: a repeated sighting keeps an interval open, a repeated disappearance finds
-/// nothing to close): which stored intervals close, which new ones open (and maybe close).
-struct Replay<'a> {
-    opened: Vec<Opened<'a>>,
-    closes: Vec<Close<'a>>,
-}
-
-impl<'a> Replay<'a> {
-    fn run(b: &'a IngestBatch, open: impl Iterator<Item = (String, String)>) -> Replay<'a> {
-        let mut state: HashMap<(String, String), Open> = open.map(|id| (id, Open::Stored)).collect();
-        let mut r = Replay { opened: Vec::new(), closes: Vec::new() };
-        for o in &b.observations {
-            let Some(c) = &o.connector else { continue };
-            let id = (c.key.clone(), c.locus.clone());
-            let seq = o.seq as i64;
-            if o.change == "disappeared" {
-                match state.remove(&id) {
-                    Some(Open::Stored) => r.closes.push((&c.key, &c.locus, o.observed_at_ms, seq)),
-                    Some(Open::New(i)) => {
-                        let p = &mut r.opened[i];
-                        p.closed = Some((p.at.max(o.observed_at_ms), seq));
-                    }
-                    None => {}
-                }
-            } else if let std::collections::hash_map::Entry::Vacant(v) = state.entry(id) {
-                v.insert(Open::New(r.opened.len()));
-                r.opened.push(Opened {
-                    key: &c.key,
-                    locus: &c.locus,
-                    user: c.user.as_deref(),
-                    at: o.observed_at_ms,
-                    seq,
-                    closed: None,
-                });
-            }
-        }
-        r
-    }
-}
-
-/// One connector as this batch saw it.
-struct Sighting<'a> {
-    kind: &'a str,
-    label: &'a str,
-    first: i64,
-    last: i64,
-    latest: &'a str,
-    /// The last account named, as the per-row upsert's COALESCE would leave it.
-    user: Option<&'a str>,
-}
-
-/// The batch's connectors folded to one row each, in key order (lock order).
-struct Seen<'a>(BTreeMap<&'a str, Sighting<'a>>);
-
-impl<'a> Seen<'a> {
-    fn fold(b: &'a IngestBatch) -> Seen<'a> {
-        let mut seen: BTreeMap<&str, Sighting<'_>> = BTreeMap::new();
-        for o in &b.observations {
-            let Some(c) = &o.connector else { continue };
-            let at = o.observed_at_ms;
-            let s = seen.entry(&c.key).or_insert_with(|| Sighting {
-                kind: c.kind,
-                label: &c.label,
-                first: at,
-                last: at,
-                latest: "",
-                user: None,
-            });
-            s.first = s.first.min(at);
-            s.last = s.last.max(at);
-            s.latest = &o.data;
-            s.user = c.user.as_deref().or(s.user);
-        }
-        Seen(seen)
-    }
 }

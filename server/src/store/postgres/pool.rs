@@ -16,13 +16,6 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// The connection's prepared statement for `sql` (prepared on first use): one round
-    /// trip per query instead of two.
-    pub(super) fn statement(&mut self, sql: &str) -> Result<Statement> {
-        let (client, mut stmts) = self.parts();
-        stmts.cached(sql, |sql| client.prepare(sql))
-    }
-
     /// Splits the connection so a transaction and the statement cache can be used together.
     pub(super) fn parts(&mut self) -> (&mut Client, Prepared<'_>) {
         (&mut self.client, Prepared(&mut self.stmts))
@@ -40,6 +33,15 @@ impl Prepared<'_> {
     /// Outside a transaction.
     pub(super) fn prepare(&mut self, client: &mut Client, sql: &'static str) -> Result<Statement> {
         self.cached(sql, |sql| client.prepare(sql))
+    }
+
+    /// On a client or a transaction, for any statement text.
+    pub(super) fn generic<C: postgres::GenericClient + ?Sized>(
+        &mut self,
+        c: &mut C,
+        sql: &str,
+    ) -> Result<Statement> {
+        self.cached(sql, |sql| c.prepare(sql))
     }
 
     fn cached(

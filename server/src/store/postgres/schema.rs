@@ -6,77 +6,33 @@
 
 use postgres::Client;
 
+use crate::store::schema as store_schema;
+use crate::store::sql::Dialect;
 use crate::store::{Result, StoreError};
 
 /// Serialises schema changes and partition creation across replicas.
 const SCHEMA_LOCK: i64 = 0x5167_6874_6c69_6e65; // "Sightline"
 
-pub(super) const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE enrollment_tokens (
-    token_hash    BYTEA PRIMARY KEY,
-    created_at_ms BIGINT NOT NULL,
-    expires_at_ms BIGINT NOT NULL,
-    used_at_ms    BIGINT
-);
--- Pending enrollments live here, not in a replica's memory: Begin and Complete may reach
--- different replicas.
-CREATE TABLE enrollment_challenges (
-    id                    TEXT PRIMARY KEY,
-    nonce                 BYTEA NOT NULL,
-    token_hash            BYTEA NOT NULL,
-    expires_at_ms         BIGINT NOT NULL,
-    hostname              TEXT NOT NULL,
-    os                    TEXT NOT NULL,
-    os_version            TEXT NOT NULL,
-    agent_version         TEXT NOT NULL,
-    key_backend           TEXT NOT NULL,
-    device_key_spki       BYTEA NOT NULL,
-    tpm_secret            BYTEA,
-    tpm_ek_public         BYTEA,
-    tpm_ak_public         BYTEA,
-    tpm_device_key_public BYTEA,
-    tpm_ek_trusted        BOOLEAN
-);
+/// The schema as numbered migrations; step `i` takes a database from version `i` to `i + 1`.
+fn migrations() -> Vec<String> {
+    let m = |pieces: &[&str]| store_schema::migration(Dialect::Postgres, pieces);
+    vec![
+        m(&[
+            store_schema::ENROLLMENT,
+            store_schema::TPM_CHALLENGES,
+            r#"
 CREATE INDEX enrollment_challenges_expiry ON enrollment_challenges(expires_at_ms);
-CREATE TABLE devices (
-    id               TEXT PRIMARY KEY,
-    hostname         TEXT NOT NULL,
-    os               TEXT NOT NULL,
-    os_version       TEXT NOT NULL,
-    agent_version    TEXT NOT NULL,
-    key_backend      TEXT NOT NULL,
-    assurance        TEXT NOT NULL,
-    key_spki         BYTEA NOT NULL,
-    cert_sha256      TEXT NOT NULL UNIQUE,
-    enrolled_at_ms   BIGINT NOT NULL,
-    last_seen_ms     BIGINT,
-    seq_head         BIGINT NOT NULL DEFAULT 0,
-    head_hash        BYTEA NOT NULL,
-    revoked_at_ms    BIGINT,
-    users            TEXT NOT NULL DEFAULT '[]',
-    next_cert_sha256 TEXT,
-    last_attested_ms BIGINT,
-    hardware_id      TEXT
-);
+ALTER TABLE devices ADD COLUMN next_cert_sha256 TEXT;
+ALTER TABLE devices ADD COLUMN last_attested_ms BIGINT;
+ALTER TABLE devices ADD COLUMN hardware_id TEXT;
 CREATE UNIQUE INDEX devices_hardware_id ON devices(hardware_id) WHERE hardware_id IS NOT NULL;
 CREATE INDEX devices_next_cert ON devices(next_cert_sha256) WHERE next_cert_sha256 IS NOT NULL;
 CREATE INDEX devices_hostname ON devices(hostname);
 CREATE INDEX devices_last_seen ON devices(last_seen_ms);
 CREATE INDEX devices_enrolled ON devices(enrolled_at_ms, id);
--- Every accepted batch exactly as signed. The primary key is the database's own guarantee
--- that a (device, sequence) is stored once, whichever replica received it.
-CREATE TABLE batches (
-    device_id      TEXT NOT NULL REFERENCES devices(id),
-    first_seq      BIGINT NOT NULL,
-    last_seq       BIGINT NOT NULL,
-    prev_hash      BYTEA NOT NULL,
-    hash           BYTEA NOT NULL,
-    payload        BYTEA NOT NULL,
-    signature      BYTEA NOT NULL,
-    received_at_ms BIGINT NOT NULL,
-    PRIMARY KEY (device_id, first_seq)
-);
+"#,
+            store_schema::BATCHES,
+            r#"
 CREATE INDEX batches_received ON batches(received_at_ms);
 -- Migration 2 sets how signed payloads are stored (compressed).
 ALTER TABLE batches ALTER COLUMN payload SET STORAGE EXTERNAL;
@@ -101,155 +57,30 @@ CREATE TABLE observations (
 -- Ids only grow: BRIN serves the export cursor's range scans for a tiny upkeep.
 CREATE INDEX observations_id ON observations USING brin (id);
 CREATE INDEX observations_gap ON observations(observed_at_ms) WHERE kind = 'gap';
-CREATE TABLE connectors (
-    key           TEXT PRIMARY KEY,
-    kind          TEXT NOT NULL,
-    label         TEXT NOT NULL,
-    first_seen_ms BIGINT NOT NULL,
-    last_seen_ms  BIGINT NOT NULL,
-    latest        TEXT NOT NULL
-);
-CREATE TABLE connector_devices (
-    connector_key TEXT NOT NULL REFERENCES connectors(key),
-    device_id     TEXT NOT NULL REFERENCES devices(id),
-    os_user       TEXT,
-    first_seen_ms BIGINT NOT NULL,
-    last_seen_ms  BIGINT NOT NULL,
-    PRIMARY KEY (connector_key, device_id)
-);
-CREATE INDEX connector_devices_device ON connector_devices(device_id);
-CREATE TABLE device_claims (
-    device_id    TEXT NOT NULL REFERENCES devices(id),
-    at_ms        BIGINT NOT NULL,
-    stream_nonce BYTEA NOT NULL,
-    payload      BYTEA NOT NULL,
-    signature    BYTEA NOT NULL,
-    claims       TEXT NOT NULL
-);
-CREATE INDEX device_claims_device ON device_claims(device_id, at_ms);
--- A connector's presence on a device as intervals (see the SQLite schema for the model).
-CREATE TABLE presence (
-    device_id         TEXT NOT NULL REFERENCES devices(id),
-    connector_key     TEXT NOT NULL,
-    locus             TEXT NOT NULL,
-    os_user           TEXT,
-    appeared_at_ms    BIGINT NOT NULL,
-    appeared_seq      BIGINT NOT NULL,
-    disappeared_at_ms BIGINT,
-    disappeared_seq   BIGINT
-);
-CREATE UNIQUE INDEX presence_open ON presence(device_id, connector_key, locus) WHERE disappeared_at_ms IS NULL;
-CREATE INDEX presence_device_time ON presence(device_id, appeared_at_ms);
-CREATE INDEX presence_connector ON presence(connector_key, device_id);
-CREATE INDEX presence_user ON presence(os_user, appeared_at_ms);
-CREATE TABLE api_tokens (
-    token_hash    BYTEA PRIMARY KEY,
-    role          TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    created_at_ms BIGINT NOT NULL,
-    revoked_at_ms BIGINT
-);
-CREATE TABLE people (
-    id                  TEXT PRIMARY KEY,
-    user_name           TEXT NOT NULL,
-    external_id         TEXT,
-    display_name        TEXT,
-    emails              TEXT NOT NULL DEFAULT '[]',
-    active              BOOLEAN NOT NULL,
-    created_at_ms       BIGINT NOT NULL,
-    modified_at_ms      BIGINT NOT NULL,
-    deprovisioned_at_ms BIGINT,
-    deleted_at_ms       BIGINT
-);
-CREATE UNIQUE INDEX people_user_name ON people(lower(user_name)) WHERE deleted_at_ms IS NULL;
-CREATE TABLE person_keys (
-    key       TEXT NOT NULL,
-    person_id TEXT NOT NULL REFERENCES people(id)
-);
-CREATE INDEX person_keys_key ON person_keys(key);
-CREATE INDEX person_keys_person ON person_keys(person_id);
-CREATE TABLE sessions (
-    device_id       TEXT NOT NULL REFERENCES devices(id),
-    os_user         TEXT NOT NULL,
-    terminal        TEXT NOT NULL,
-    host            TEXT,
-    started_at_ms   BIGINT NOT NULL,
-    ended_at_ms     BIGINT,
-    appeared_seq    BIGINT NOT NULL,
-    disappeared_seq BIGINT
-);
-CREATE UNIQUE INDEX sessions_identity ON sessions(device_id, os_user, terminal, started_at_ms);
-CREATE INDEX sessions_time ON sessions(started_at_ms);
-CREATE INDEX sessions_user ON sessions(os_user, started_at_ms);
-CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
-CREATE TABLE signins (
-    id        TEXT PRIMARY KEY,
-    source    TEXT NOT NULL,
-    user_name TEXT NOT NULL,
-    at_ms     BIGINT NOT NULL,
-    ip        TEXT,
-    app       TEXT,
-    device    TEXT,
-    outcome   TEXT NOT NULL
-);
-CREATE INDEX signins_user ON signins(lower(user_name), at_ms);
-CREATE TABLE revocations (
-    connector_key   TEXT PRIMARY KEY,
-    requested_at_ms BIGINT NOT NULL,
-    requested_by    TEXT NOT NULL,
-    reason          TEXT NOT NULL
-);
--- `seq` is the delivery cursor every replica's poller follows.
-CREATE TABLE directives (
-    seq           BIGSERIAL PRIMARY KEY,
-    id            TEXT NOT NULL UNIQUE,
-    device_id     TEXT NOT NULL REFERENCES devices(id),
-    connector_key TEXT NOT NULL,
-    action        TEXT NOT NULL,
-    target        TEXT NOT NULL,
-    payload       BYTEA NOT NULL,
-    signature     BYTEA NOT NULL,
-    issued_at_ms  BIGINT NOT NULL,
-    expires_at_ms BIGINT NOT NULL,
-    issued_at_seq BIGINT NOT NULL,
-    sent_at_ms    BIGINT,
-    outcome       TEXT,
-    detail        TEXT,
-    mode          TEXT,
-    outcome_at_ms BIGINT,
-    outcome_seq   BIGINT
-);
-CREATE INDEX directives_device ON directives(device_id, outcome);
-CREATE INDEX directives_connector ON directives(connector_key, device_id);
-CREATE TABLE connector_decisions (
-    connector_key TEXT PRIMARY KEY,
-    status        TEXT NOT NULL,
-    decided_by    TEXT NOT NULL,
-    decided_at_ms BIGINT NOT NULL
-);
-CREATE TABLE ui_sessions (
-    session_hash  BYTEA PRIMARY KEY,
-    token_hash    BYTEA NOT NULL,
-    created_at_ms BIGINT NOT NULL,
-    expires_at_ms BIGINT NOT NULL
-);
-CREATE TABLE export_cursors (
-    sink   TEXT NOT NULL,
-    source TEXT NOT NULL,
-    value  TEXT NOT NULL,
-    PRIMARY KEY (sink, source)
-);
-CREATE TABLE export_findings (
-    sink TEXT NOT NULL,
-    key  TEXT NOT NULL,
-    PRIMARY KEY (sink, key)
-);
 "#,
-    // 2: signed payloads compressed after all. A batch's protobuf repeats its user, paths and
-    // tools: lz4 stores a 50-observation payload in about a sixth of its size (5.5 KB to under
-    // 1 KB measured with the load generator) for a few microseconds, and every byte saved is a
-    // byte less of WAL per batch. pglz (always built) where lz4 is not.
-    r#"
+            store_schema::CONNECTORS,
+            store_schema::DEVICE_CLAIMS,
+            store_schema::PRESENCE,
+            "CREATE INDEX presence_user ON presence(os_user, appeared_at_ms);\n",
+            store_schema::API_TOKENS,
+            store_schema::PEOPLE,
+            "CREATE UNIQUE INDEX people_user_name ON people(lower(user_name)) WHERE deleted_at_ms IS NULL;\n",
+            store_schema::PERSON_KEYS,
+            "CREATE INDEX person_keys_person ON person_keys(person_id);\n",
+            store_schema::SESSIONS,
+            "CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);\n",
+            store_schema::SIGNINS,
+            "CREATE INDEX signins_user ON signins(lower(user_name), at_ms);\n",
+            store_schema::DIRECTIVES,
+            store_schema::DECISIONS_AND_UI_SESSIONS,
+            store_schema::EXPORTS,
+        ]),
+        m(&[
+            // 2: signed payloads compressed after all. A batch's protobuf repeats its user, paths and
+            // tools: lz4 stores a 50-observation payload in about a sixth of its size (5.5 KB to under
+            // 1 KB measured with the load generator) for a few microseconds, and every byte saved is a
+            // byte less of WAL per batch. pglz (always built) where lz4 is not.
+            r#"
 ALTER TABLE batches ALTER COLUMN payload SET STORAGE EXTENDED;
 DO $$ BEGIN
     ALTER TABLE batches ALTER COLUMN payload SET COMPRESSION lz4;
@@ -257,17 +88,10 @@ EXCEPTION WHEN feature_not_supported THEN
     RAISE NOTICE 'lz4 is not built into this server; payloads use pglz';
 END $$;
 "#,
-    // 3: device clock skew; token lifecycle (expiry, last use, revocation); claims pruned by time.
-    r#"
-ALTER TABLE devices ADD COLUMN clock_skew_ms BIGINT;
-ALTER TABLE api_tokens ADD COLUMN expires_at_ms BIGINT;
-ALTER TABLE api_tokens ADD COLUMN last_used_at_ms BIGINT;
-ALTER TABLE api_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
-ALTER TABLE enrollment_tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
-ALTER TABLE enrollment_tokens ADD COLUMN revoked_at_ms BIGINT;
-CREATE INDEX device_claims_at ON device_claims(at_ms);
-"#,
-];
+        ]),
+        m(&[store_schema::LIFECYCLE]),
+    ]
+}
 
 /// Applies the migrations this database has not seen yet, in one transaction each.
 pub(super) fn migrate(client: &mut Client) -> Result<()> {
@@ -276,13 +100,14 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
     tx.batch_execute("CREATE TABLE IF NOT EXISTS sightline_schema (version INTEGER NOT NULL)")?;
     let version: i32 =
         tx.query_opt("SELECT version FROM sightline_schema", &[])?.map(|r| r.get(0)).unwrap_or(0);
-    let known = MIGRATIONS.len() as i32;
+    let migrations = migrations();
+    let known = migrations.len() as i32;
     if version > known {
         return Err(StoreError::Corrupt(format!(
             "database schema version {version} is newer than this collector understands ({known})"
         )));
     }
-    for m in MIGRATIONS.iter().skip(version as usize) {
+    for m in migrations.iter().skip(version as usize) {
         tx.batch_execute(m)?;
     }
     tx.execute("DELETE FROM sightline_schema", &[])?;

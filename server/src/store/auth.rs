@@ -1,0 +1,113 @@
+//! HTTP API tokens and dashboard sessions, once for both backends. Only hashes are stored.
+
+use super::rows::{self, API_TOKENS};
+use super::sql::{Database, args};
+use super::{ApiTokenInfo, AuthStore, Result};
+
+/// How often a token's `last_used_at_ms` is written: a dashboard makes many requests a
+/// minute, and each write would be a commit.
+pub(crate) const LAST_USE_RESOLUTION_MS: i64 = 60_000;
+
+fn stale_use(last_used_at_ms: Option<i64>, now_ms: i64) -> bool {
+    last_used_at_ms.is_none_or(|t| now_ms - t >= LAST_USE_RESOLUTION_MS || t > now_ms)
+}
+
+impl<D: Database> AuthStore for D {
+    fn create_api_token(
+        &self,
+        token_hash: &[u8],
+        role: &str,
+        name: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+        created_by: &str,
+    ) -> Result<()> {
+        self.read(|db| {
+            db.execute(
+                "INSERT INTO api_tokens (token_hash, role, name, created_at_ms, expires_at_ms, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![token_hash, role, name, now_ms, expires_at_ms, created_by],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        self.read(|db| db.all(API_TOKENS, &[], rows::api_token))
+    }
+
+    fn revoke_api_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool> {
+        self.write(|db| {
+            let n = db.execute(
+                "UPDATE api_tokens SET revoked_at_ms = $1 WHERE token_hash = $2 AND revoked_at_ms IS NULL",
+                args![now_ms, token_hash],
+            )?;
+            // Its dashboard sessions end with it (they would fail the join anyway; now they are gone).
+            db.execute("DELETE FROM ui_sessions WHERE token_hash = $1", args![token_hash])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+        self.read(|db| {
+            let Some((role, last)) = db.one(
+                "SELECT role, last_used_at_ms FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL \
+                 AND (expires_at_ms IS NULL OR expires_at_ms > $2)",
+                args![token_hash, now_ms],
+                |r| Ok((r.text(0)?, r.opt_int(1)?)),
+            )?
+            else {
+                return Ok(None);
+            };
+            if stale_use(last, now_ms) {
+                db.execute(
+                    "UPDATE api_tokens SET last_used_at_ms = $1 WHERE token_hash = $2",
+                    args![now_ms, token_hash],
+                )?;
+            }
+            Ok(Some(role))
+        })
+    }
+
+    fn session_token(&self, session_hash: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.read(|db| {
+            db.one("SELECT token_hash FROM ui_sessions WHERE session_hash = $1", args![session_hash], |r| {
+                r.bytes(0)
+            })
+        })
+    }
+
+    fn create_session(
+        &self,
+        session_hash: &[u8],
+        token_hash: &[u8],
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        self.write(|db| {
+            db.execute("DELETE FROM ui_sessions WHERE expires_at_ms <= $1", args![now_ms])?;
+            db.execute(
+                "INSERT INTO ui_sessions (session_hash, token_hash, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)",
+                args![session_hash, token_hash, now_ms, expires_at_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+        self.read(|db| {
+            db.one(
+                "SELECT t.role FROM ui_sessions s JOIN api_tokens t ON t.token_hash = s.token_hash \
+                 WHERE s.session_hash = $1 AND s.expires_at_ms > $2 AND t.revoked_at_ms IS NULL \
+                 AND (t.expires_at_ms IS NULL OR t.expires_at_ms > $2)",
+                args![session_hash, now_ms],
+                |r| r.text(0),
+            )
+        })
+    }
+
+    fn delete_session(&self, session_hash: &[u8]) -> Result<()> {
+        self.read(|db| db.execute("DELETE FROM ui_sessions WHERE session_hash = $1", args![session_hash]))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,323 @@
+//! The tables both backends create alike, written once with their column types as
+//! placeholders that [`spell`] turns into each dialect's names. Each backend's migration
+//! list (SQLite's grew one step at a time, PostgreSQL's started from the whole) puts these
+//! pieces where its history has them, next to what is its own (partitioned observations in
+//! PostgreSQL, SQLite's added columns).
+
+use super::sql::Dialect;
+
+/// The DDL in `ddl` with `{int}`, `{bytes}`, `{bool}` and `{serial}` spelled for `d`.
+pub(crate) fn spell(d: Dialect, ddl: &str) -> String {
+    let (int, bytes, boolean, serial) = match d {
+        Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+        Dialect::Postgres => ("BIGINT", "BYTEA", "BOOLEAN", "BIGSERIAL PRIMARY KEY"),
+    };
+    ddl.replace("{int}", int).replace("{bytes}", bytes).replace("{bool}", boolean).replace("{serial}", serial)
+}
+
+/// Enrollment tokens (hashes), pending enrollments between `Begin` and `Complete` (in the
+/// database, not a process's memory, so a restart or another replica can complete them),
+/// and devices as first created; later columns come in [`TPM_CHALLENGES`] and each
+/// backend's own steps.
+pub(crate) const ENROLLMENT: &str = "
+CREATE TABLE enrollment_tokens (
+    token_hash    {bytes} PRIMARY KEY,
+    created_at_ms {int} NOT NULL,
+    expires_at_ms {int} NOT NULL,
+    used_at_ms    {int}
+);
+CREATE TABLE enrollment_challenges (
+    id              TEXT PRIMARY KEY,
+    nonce           {bytes} NOT NULL,
+    token_hash      {bytes} NOT NULL,
+    expires_at_ms   {int} NOT NULL,
+    hostname        TEXT NOT NULL,
+    os              TEXT NOT NULL,
+    os_version      TEXT NOT NULL,
+    agent_version   TEXT NOT NULL,
+    key_backend     TEXT NOT NULL,
+    device_key_spki {bytes} NOT NULL
+);
+CREATE TABLE devices (
+    id             TEXT PRIMARY KEY,
+    hostname       TEXT NOT NULL,
+    os             TEXT NOT NULL,
+    os_version     TEXT NOT NULL,
+    agent_version  TEXT NOT NULL,
+    key_backend    TEXT NOT NULL,
+    assurance      TEXT NOT NULL,
+    key_spki       {bytes} NOT NULL,
+    cert_sha256    TEXT NOT NULL UNIQUE,
+    enrolled_at_ms {int} NOT NULL,
+    last_seen_ms   {int},
+    seq_head       {int} NOT NULL DEFAULT 0,
+    head_hash      {bytes} NOT NULL,
+    revoked_at_ms  {int},
+    users          TEXT NOT NULL DEFAULT '[]'
+);
+";
+
+/// The TPM half of a pending enrollment: what the answer is checked against.
+pub(crate) const TPM_CHALLENGES: &str = "
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_secret {bytes};
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_public {bytes};
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ak_public {bytes};
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_device_key_public {bytes};
+ALTER TABLE enrollment_challenges ADD COLUMN tpm_ek_trusted {bool};
+";
+
+/// Every accepted batch exactly as signed: evidence that can be re-verified offline. The
+/// primary key is the database's own guarantee that a (device, sequence) is stored once.
+pub(crate) const BATCHES: &str = "
+CREATE TABLE batches (
+    device_id      TEXT NOT NULL REFERENCES devices(id),
+    first_seq      {int} NOT NULL,
+    last_seq       {int} NOT NULL,
+    prev_hash      {bytes} NOT NULL,
+    hash           {bytes} NOT NULL,
+    payload        {bytes} NOT NULL,
+    signature      {bytes} NOT NULL,
+    received_at_ms {int} NOT NULL,
+    PRIMARY KEY (device_id, first_seq)
+);
+";
+
+pub(crate) const CONNECTORS: &str = "
+CREATE TABLE connectors (
+    key           TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    first_seen_ms {int} NOT NULL,
+    last_seen_ms  {int} NOT NULL,
+    latest        TEXT NOT NULL
+);
+CREATE TABLE connector_devices (
+    connector_key TEXT NOT NULL REFERENCES connectors(key),
+    device_id     TEXT NOT NULL REFERENCES devices(id),
+    os_user       TEXT,
+    first_seen_ms {int} NOT NULL,
+    last_seen_ms  {int} NOT NULL,
+    PRIMARY KEY (connector_key, device_id)
+);
+CREATE INDEX connector_devices_device ON connector_devices(device_id);
+";
+
+/// Every stream's signed device claims, kept as evidence (payload and signature as received).
+pub(crate) const DEVICE_CLAIMS: &str = "
+CREATE TABLE device_claims (
+    device_id    TEXT NOT NULL REFERENCES devices(id),
+    at_ms        {int} NOT NULL,
+    stream_nonce {bytes} NOT NULL,
+    payload      {bytes} NOT NULL,
+    signature    {bytes} NOT NULL,
+    claims       TEXT NOT NULL
+);
+CREATE INDEX device_claims_device ON device_claims(device_id, at_ms);
+";
+
+/// A connector's presence on a device as intervals, so \"what was on device D at time T\" is a
+/// range query, not a replay. Opened by the first sighting of a (device, connector, locus),
+/// closed by its disappearance; both ends name the observation (seq) in the signed batches.
+/// At most one open interval per (device, connector, locus); the rules are in `plan`.
+pub(crate) const PRESENCE: &str = "
+CREATE TABLE presence (
+    device_id         TEXT NOT NULL REFERENCES devices(id),
+    connector_key     TEXT NOT NULL,
+    locus             TEXT NOT NULL,
+    os_user           TEXT,
+    appeared_at_ms    {int} NOT NULL,
+    appeared_seq      {int} NOT NULL,
+    disappeared_at_ms {int},
+    disappeared_seq   {int}
+);
+CREATE UNIQUE INDEX presence_open ON presence(device_id, connector_key, locus) WHERE disappeared_at_ms IS NULL;
+CREATE INDEX presence_device_time ON presence(device_id, appeared_at_ms);
+CREATE INDEX presence_connector ON presence(connector_key, device_id);
+";
+
+/// HTTP API tokens, stored as SHA-256 hashes; the role decides what a token may do.
+pub(crate) const API_TOKENS: &str = "
+CREATE TABLE api_tokens (
+    token_hash    {bytes} PRIMARY KEY,
+    role          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    created_at_ms {int} NOT NULL,
+    revoked_at_ms {int}
+);
+";
+
+/// People as the identity provider provisions them (SCIM). Deleted people stay on record.
+pub(crate) const PEOPLE: &str = "
+CREATE TABLE people (
+    id                  TEXT PRIMARY KEY,
+    user_name           TEXT NOT NULL,
+    external_id         TEXT,
+    display_name        TEXT,
+    emails              TEXT NOT NULL DEFAULT '[]',
+    active              {bool} NOT NULL,
+    created_at_ms       {int} NOT NULL,
+    modified_at_ms      {int} NOT NULL,
+    deprovisioned_at_ms {int},
+    deleted_at_ms       {int}
+);
+";
+
+/// Every name a person can be found by: userName and emails (lower-cased) and their local
+/// parts. Attribution of an OS account then reads only the people who could match it.
+pub(crate) const PERSON_KEYS: &str = "
+CREATE TABLE person_keys (
+    key       TEXT NOT NULL,
+    person_id TEXT NOT NULL REFERENCES people(id)
+);
+CREATE INDEX person_keys_key ON person_keys(key);
+";
+
+/// OS login sessions as intervals: from the login time the agent reports to the observation
+/// that saw it end. \"Who was logged in at T\" is a range query.
+pub(crate) const SESSIONS: &str = "
+CREATE TABLE sessions (
+    device_id       TEXT NOT NULL REFERENCES devices(id),
+    os_user         TEXT NOT NULL,
+    terminal        TEXT NOT NULL,
+    host            TEXT,
+    started_at_ms   {int} NOT NULL,
+    ended_at_ms     {int},
+    appeared_seq    {int} NOT NULL,
+    disappeared_seq {int}
+);
+CREATE UNIQUE INDEX sessions_identity ON sessions(device_id, os_user, terminal, started_at_ms);
+CREATE INDEX sessions_time ON sessions(started_at_ms);
+CREATE INDEX sessions_user ON sessions(os_user, started_at_ms);
+";
+
+/// Identity-provider sign-ins (Okta System Log, Entra ID), keyed by the IdP's event id.
+pub(crate) const SIGNINS: &str = "
+CREATE TABLE signins (
+    id        TEXT PRIMARY KEY,
+    source    TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    at_ms     {int} NOT NULL,
+    ip        TEXT,
+    app       TEXT,
+    device    TEXT,
+    outcome   TEXT NOT NULL
+);
+";
+
+/// Connectors an admin revoked (a standing decision), and the directives that carry it out
+/// as signed and sent; the outcome arrives in the device's signed batches and names the
+/// observation that reported it. `seq` is the delivery cursor.
+pub(crate) const DIRECTIVES: &str = "
+CREATE TABLE revocations (
+    connector_key   TEXT PRIMARY KEY,
+    requested_at_ms {int} NOT NULL,
+    requested_by    TEXT NOT NULL,
+    reason          TEXT NOT NULL
+);
+CREATE TABLE directives (
+    seq           {serial},
+    id            TEXT NOT NULL UNIQUE,
+    device_id     TEXT NOT NULL REFERENCES devices(id),
+    connector_key TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    payload       {bytes} NOT NULL,
+    signature     {bytes} NOT NULL,
+    issued_at_ms  {int} NOT NULL,
+    expires_at_ms {int} NOT NULL,
+    issued_at_seq {int} NOT NULL,
+    sent_at_ms    {int},
+    outcome       TEXT,
+    detail        TEXT,
+    mode          TEXT,
+    outcome_at_ms {int},
+    outcome_seq   {int}
+);
+CREATE INDEX directives_device ON directives(device_id, outcome);
+CREATE INDEX directives_connector ON directives(connector_key, device_id);
+";
+
+/// An admin's status decision for a connector (dashboard or API), which overrides the
+/// policy file; and dashboard sessions, a cookie standing for the API token it was opened
+/// with (hashes only), so revoking the token ends the session.
+pub(crate) const DECISIONS_AND_UI_SESSIONS: &str = "
+CREATE TABLE connector_decisions (
+    connector_key TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    decided_by    TEXT NOT NULL,
+    decided_at_ms {int} NOT NULL
+);
+CREATE TABLE ui_sessions (
+    session_hash  {bytes} PRIMARY KEY,
+    token_hash    {bytes} NOT NULL,
+    created_at_ms {int} NOT NULL,
+    expires_at_ms {int} NOT NULL
+);
+";
+
+/// Export sinks (OCSF files, Splunk HEC): the stored evidence is the outbox, a cursor per
+/// sink and source says how far each has delivered, advanced only after delivery succeeded.
+pub(crate) const EXPORTS: &str = "
+CREATE TABLE export_cursors (
+    sink   TEXT NOT NULL,
+    source TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (sink, source)
+);
+CREATE TABLE export_findings (
+    sink TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    PRIMARY KEY (sink, key)
+);
+";
+
+/// Device clock skew; token lifecycle: API tokens may expire, record when they were last
+/// used and who made them (`cli:USER`, or `token:ID` through the API: revoking a token
+/// revokes what it made, so a stolen admin token cannot leave heirs behind); enrollment
+/// tokens can be named and revoked before use; retention prunes claims by time.
+pub(crate) const LIFECYCLE: &str = "
+ALTER TABLE devices ADD COLUMN clock_skew_ms {int};
+ALTER TABLE api_tokens ADD COLUMN expires_at_ms {int};
+ALTER TABLE api_tokens ADD COLUMN last_used_at_ms {int};
+ALTER TABLE api_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE enrollment_tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE enrollment_tokens ADD COLUMN revoked_at_ms {int};
+CREATE INDEX device_claims_at ON device_claims(at_ms);
+";
+
+/// Pieces joined into one migration, spelled for `d`.
+pub(crate) fn migration(d: Dialect, pieces: &[&str]) -> String {
+    pieces.iter().map(|p| spell(d, p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_are_spelled_per_dialect_and_nothing_is_left_unspelled() {
+        let all = [
+            ENROLLMENT,
+            TPM_CHALLENGES,
+            BATCHES,
+            CONNECTORS,
+            DEVICE_CLAIMS,
+            PRESENCE,
+            API_TOKENS,
+            PEOPLE,
+            PERSON_KEYS,
+            SESSIONS,
+            SIGNINS,
+            DIRECTIVES,
+            DECISIONS_AND_UI_SESSIONS,
+            EXPORTS,
+            LIFECYCLE,
+        ];
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            let sql = migration(d, &all);
+            assert!(!sql.contains('{') && !sql.contains('}'), "{d:?}");
+        }
+        assert!(spell(Dialect::Postgres, DIRECTIVES).contains("seq           BIGSERIAL PRIMARY KEY,"));
+        assert!(spell(Dialect::Sqlite, PEOPLE).contains("active              INTEGER NOT NULL,"));
+    }
+}
