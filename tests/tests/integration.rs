@@ -5,6 +5,7 @@ mod daemon;
 mod dashboard;
 mod export;
 mod faults;
+mod golden;
 mod hardening;
 mod replicas;
 mod revoke;
