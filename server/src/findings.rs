@@ -33,19 +33,6 @@ pub struct Finding {
     pub evidence: Value,
 }
 
-impl Finding {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "kind": self.kind,
-            "severity": self.severity,
-            "subject": self.subject,
-            "device_id": self.device_id,
-            "first_seen": time(self.first_seen_ms),
-            "evidence": self.evidence,
-        })
-    }
-}
-
 pub fn compute(store: &dyn Store, policy: &Policy, now_ms: i64) -> anyhow::Result<Vec<Finding>> {
     let people = People::new(store.people_all()?);
     compute_from(store, policy, now_ms, &store.connector_summaries()?, &people)

@@ -40,7 +40,8 @@ fn check(doc: &Value, schema: &Value, body: &Value) -> Result<(), String> {
         m.insert("components".into(), doc["components"].clone());
     }
     let validator = jsonschema::validator_for(&root).map_err(|e| format!("schema does not compile: {e}"))?;
-    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> =
+        validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
 }
 
@@ -72,10 +73,28 @@ async fn every_operation_answers_as_its_document_says() {
         ("get", "/api/v1/devices/{id}", format!("/api/v1/devices/{a}"), &f.viewer, None),
         ("get", "/api/v1/connectors", "/api/v1/connectors".into(), &f.viewer, None),
         ("get", "/api/v1/connectors/{key}", format!("/api/v1/connectors/{ext}"), &f.viewer, None),
-        ("get", "/api/v1/triage/connector/{key}", format!("/api/v1/triage/connector/{}", f.tool), &f.viewer, None),
+        (
+            "get",
+            "/api/v1/triage/connector/{key}",
+            format!("/api/v1/triage/connector/{}", f.tool),
+            &f.viewer,
+            None,
+        ),
         ("get", "/api/v1/triage/token/{fp}", format!("/api/v1/triage/token/{fp}"), &f.viewer, None),
-        ("get", "/api/v1/triage/device/{id}", format!("/api/v1/triage/device/{a}?at=2026-01-15T08:30:00Z"), &f.viewer, None),
-        ("get", "/api/v1/triage/user/{user}", "/api/v1/triage/user/alice@example.com?at=2026-01-15T08:30:00Z".into(), &f.viewer, None),
+        (
+            "get",
+            "/api/v1/triage/device/{id}",
+            format!("/api/v1/triage/device/{a}?at=2026-01-15T08:30:00Z"),
+            &f.viewer,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/triage/user/{user}",
+            "/api/v1/triage/user/alice@example.com?at=2026-01-15T08:30:00Z".into(),
+            &f.viewer,
+            None,
+        ),
         ("get", "/api/v1/findings", "/api/v1/findings".into(), &f.viewer, None),
         ("get", "/api/v1/people/{user}", "/api/v1/people/alice@example.com".into(), &f.viewer, None),
         ("get", "/api/v1/views/overview", "/api/v1/views/overview".into(), &f.viewer, None),
@@ -86,13 +105,49 @@ async fn every_operation_answers_as_its_document_says() {
         ("get", "/api/v1/tokens/api", "/api/v1/tokens/api".into(), &f.admin, None),
         ("get", "/api/v1/tokens/enrollment", "/api/v1/tokens/enrollment".into(), &f.admin, None),
         ("post", "/api/v1/signins/{source}", "/api/v1/signins/okta".into(), &f.ingest, Some(okta)),
-        ("post", "/api/v1/connectors/{key}/revoke", format!("/api/v1/connectors/{ext}/revoke"), &f.admin, Some(r#"{"reason":"contract"}"#)),
-        ("delete", "/api/v1/connectors/{key}/revoke", format!("/api/v1/connectors/{ext}/revoke"), &f.admin, None),
-        ("post", "/api/v1/connectors/{key}/status", format!("/api/v1/connectors/{}/status", f.tool), &f.admin, Some(r#"{"status":"unsanctioned"}"#)),
-        ("post", "/api/v1/tokens/api", "/api/v1/tokens/api".into(), &f.admin, Some(r#"{"role":"admin","ttl":"1h"}"#)),
-        ("post", "/api/v1/tokens/enrollment", "/api/v1/tokens/enrollment".into(), &f.admin, Some(r#"{"name":"x"}"#)),
+        (
+            "post",
+            "/api/v1/connectors/{key}/revoke",
+            format!("/api/v1/connectors/{ext}/revoke"),
+            &f.admin,
+            Some(r#"{"reason":"contract"}"#),
+        ),
+        (
+            "delete",
+            "/api/v1/connectors/{key}/revoke",
+            format!("/api/v1/connectors/{ext}/revoke"),
+            &f.admin,
+            None,
+        ),
+        (
+            "post",
+            "/api/v1/connectors/{key}/status",
+            format!("/api/v1/connectors/{}/status", f.tool),
+            &f.admin,
+            Some(r#"{"status":"unsanctioned"}"#),
+        ),
+        (
+            "post",
+            "/api/v1/tokens/api",
+            "/api/v1/tokens/api".into(),
+            &f.admin,
+            Some(r#"{"role":"admin","ttl":"1h"}"#),
+        ),
+        (
+            "post",
+            "/api/v1/tokens/enrollment",
+            "/api/v1/tokens/enrollment".into(),
+            &f.admin,
+            Some(r#"{"name":"x"}"#),
+        ),
         ("delete", "/api/v1/tokens/api/{id}", format!("/api/v1/tokens/api/{made_id}"), &f.admin, None),
-        ("delete", "/api/v1/tokens/enrollment/{id}", format!("/api/v1/tokens/enrollment/{enrollment_id}"), &f.admin, None),
+        (
+            "delete",
+            "/api/v1/tokens/enrollment/{id}",
+            format!("/api/v1/tokens/enrollment/{enrollment_id}"),
+            &f.admin,
+            None,
+        ),
         ("post", "/api/v1/devices/{id}/revoke", format!("/api/v1/devices/{b}/revoke"), &f.admin, None),
         ("delete", "/api/v1/session", "/api/v1/session".into(), &f.viewer, None),
     ];
@@ -105,7 +160,8 @@ async fn every_operation_answers_as_its_document_says() {
         assert!(op.is_object(), "{method} {path} is not in the document");
         // Signing in takes the token in the body, not the header.
         let sign_in = format!(r#"{{"token":"{}"}}"#, f.viewer);
-        let body = if *method == "post" && *path == "/api/v1/session" { Some(sign_in.as_str()) } else { *body };
+        let body =
+            if *method == "post" && *path == "/api/v1/session" { Some(sign_in.as_str()) } else { *body };
         let (code, text) = f.call(&method.to_uppercase(), concrete, token, body);
         if !(200..300).contains(&code) {
             problems.push(format!("{method} {concrete}: {code} {text}"));
