@@ -3,8 +3,8 @@
 //!
 //! - `viewer` reads; `admin` reads and acts (revoke); `scim` and `ingest` are for machines
 //!   (identity provisioning, sign-in log push) and read nothing else. Handlers say which
-//!   they take with a role extractor ([`auth::Reader`], [`auth::Admin`], [`auth::Pusher`],
-//!   [`auth::Anyone`]).
+//!   they take with a role extractor (`Reader`, `Admin`, `Pusher`, `Anyone` in `auth`;
+//!   SCIM's `Provisioner`).
 //! - No or unknown token: 401 with `WWW-Authenticate: Bearer`; a token whose role does not
 //!   allow the call: 403. Errors are `{"error": "..."}` ([`ErrorBody`]).
 //! - Tokens are stored as SHA-256 hashes (`api-token create`); lookups run on a blocking

@@ -6,7 +6,7 @@ use crate::state::AppState;
 
 /// Serves the API over TLS on `listener` until `shutdown` resolves. Connections are capped
 /// and bounded in time (`crate::listen`); a request header must arrive within
-/// [`HEADER_READ`].
+/// `HEADER_READ`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: AppState,
