@@ -381,6 +381,26 @@ async fn api_and_cli_json_are_the_golden_documents() {
         f.call("POST", &format!("/api/v1/devices/{b}/revoke"), &f.admin, None),
     );
 
+    // The CLI prints what the API serves (pretty, where the API is compact).
+    let doc = |name: &str| -> serde_json::Value {
+        let (_, text) = docs.iter().find(|(n, _)| n == &format!("{name}.json")).unwrap();
+        serde_json::from_str(text).unwrap()
+    };
+    for (api, cli) in [
+        ("api-devices", "cli-devices"),
+        ("api-device-a", "cli-device-a"),
+        ("api-device-scanned", "cli-device-scanned"),
+        ("api-connectors", "cli-connectors"),
+        ("api-connectors-token", "cli-connectors-token"),
+        ("api-findings", "cli-findings"),
+        ("api-triage-device-a", "cli-triage-device"),
+        ("api-triage-user", "cli-triage-user"),
+        ("api-triage-connector", "cli-triage-connector"),
+        ("api-triage-token", "cli-triage-token"),
+    ] {
+        assert_eq!(doc(api), doc(cli), "{api} and {cli} differ");
+    }
+
     let ids = random_ids(&docs, &[("device_id", &a), ("device_id", &b), ("device_id", &s)]);
     let dir = golden_dir();
     let update = std::env::var_os("SIGHTLINE_UPDATE_GOLDEN").is_some_and(|v| v == "1");
