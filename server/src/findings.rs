@@ -33,19 +33,6 @@ pub struct Finding {
     pub evidence: Value,
 }
 
-impl Finding {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "kind": self.kind,
-            "severity": self.severity,
-            "subject": self.subject,
-            "device_id": self.device_id,
-            "first_seen": time(self.first_seen_ms),
-            "evidence": self.evidence,
-        })
-    }
-}
-
 pub fn compute(
     store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
     policy: &Policy,

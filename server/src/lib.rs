@@ -29,6 +29,7 @@ pub mod pki;
 pub mod policy;
 pub mod query;
 pub mod remote;
+pub mod responses;
 pub mod revoke;
 pub mod server;
 pub mod shutdown;

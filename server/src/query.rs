@@ -2,10 +2,10 @@
 //! or a table for people. Reads the same data dir a running collector writes (SQLite WAL).
 
 use crate::clock::rfc3339 as time;
-use serde_json::{Value, json};
 
 use crate::policy::{People, Policy};
-use crate::store::{Connector, Device, DeviceStore, DirectiveStore, PeopleStore, Presence, ReadModel, Store};
+use crate::responses::{self, Owner};
+use crate::store::{Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, Store};
 
 /// An instant given by a person: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`, in Unix ms.
 pub fn parse_instant(s: &str, now_ms: i64) -> Result<i64, String> {
@@ -19,30 +19,9 @@ pub fn parse_instant(s: &str, now_ms: i64) -> Result<i64, String> {
         })
 }
 
-fn opt_time(ms: Option<i64>) -> Value {
-    ms.map_or(Value::Null, |m| Value::String(time(m)))
-}
-
-pub fn device_json(d: &Device, observations: u64) -> Value {
-    json!({
-        "device_id": d.id,
-        "hostname": d.hostname,
-        "os": d.os,
-        "os_version": d.os_version,
-        "agent_version": d.agent_version,
-        "assurance": d.assurance,
-        "key_backend": d.key_backend,
-        "key_id": sightline_proto::p256::key_id(&d.key_spki),
-        "hardware_id": d.hardware_id,
-        "enrolled_at": time(d.enrolled_at_ms),
-        "last_seen_at": opt_time(d.last_seen_ms),
-        "last_attested_at": opt_time(d.last_attested_ms),
-        "clock_skew_ms": d.clock_skew_ms,
-        "revoked_at": opt_time(d.revoked_at_ms),
-        "seq_head": d.seq_head,
-        "observations": observations,
-        "users": d.users,
-    })
+/// A device as listed (the CLI's `devices --json`, `GET /api/v1/devices`).
+pub fn device_json(d: &Device, observations: u64) -> responses::Device {
+    responses::Device::new(d, observations)
 }
 
 /// The people a policy needs to judge connectors (only for approvals by group).
@@ -50,74 +29,22 @@ pub fn judged_people(store: &(impl PeopleStore + ?Sized), policy: &Policy) -> an
     Ok(if policy.needs_people() { People::new(store.people_all()?) } else { People::default() })
 }
 
-pub fn connector_json(c: &Connector, policy: &Policy, people: &People) -> Value {
-    let pick = |k: &str| c.latest.get(k).cloned().unwrap_or(Value::Null);
-    let mut v = json!({
-        "key": c.key,
-        "kind": c.kind,
-        "label": c.label,
-        "first_seen": time(c.first_seen_ms),
-        "last_seen": time(c.last_seen_ms),
-        "devices": c.devices.iter().map(|d| json!({
-            "device_id": d.device_id,
-            "hostname": d.hostname,
-            "user": d.user,
-            "first_seen": time(d.first_seen_ms),
-            "last_seen": time(d.last_seen_ms),
-            "present": d.present,
-        })).collect::<Vec<_>>(),
-        "status": policy.status(c, people),
-        "revocation": c.revocation.as_ref().map(|r| json!({
-            "state": r.state(),
-            "requested_at": time(r.revocation.requested_at_ms),
-            "requested_by": r.revocation.requested_by,
-            "reason": r.revocation.reason,
-            "devices": r.latest.iter().map(directive_json).collect::<Vec<_>>(),
-        })),
-    });
-    let extra: &[&str] = match c.kind.as_str() {
-        "tool" => &["tool"],
-        "extension" => &["tool", "extension_id", "name", "browser"],
-        "token" => &["provider", "token_kind", "fingerprint", "source"],
-        "mcp_server" => &["client", "name", "transport", "command", "url"],
-        _ => &[],
-    };
-    if let Value::Object(m) = &mut v {
-        for k in extra {
-            m.insert((*k).to_owned(), pick(k));
-        }
+pub fn connector_json(c: &Connector, policy: &Policy, people: &People) -> responses::Connector {
+    responses::Connector::new(c, policy.status(c, people))
+}
+
+/// Who an OS account belongs to under the policy, among `people`.
+fn owner(policy: &Policy, people: &People, os_user: Option<&str>) -> Owner {
+    let a = os_user.map(|u| policy.attribute_among(people, u));
+    Owner {
+        user_name: a.as_ref().and_then(|o| o.person.as_ref()).map(|p| p.user_name.clone()),
+        attribution: a.as_ref().map_or("unknown", |o| o.confidence),
     }
-    v
 }
 
-/// A directive and what became of it.
-pub fn directive_json(d: &crate::store::DirectiveRecord) -> Value {
-    json!({
-        "directive_id": d.id,
-        "device_id": d.device_id,
-        "connector": d.connector_key,
-        "action": d.action,
-        "target": d.target,
-        "issued_at": time(d.issued_at_ms),
-        "expires_at": time(d.expires_at_ms),
-        "sent_at": opt_time(d.sent_at_ms),
-        "outcome": d.outcome.as_ref().map(|o| o.outcome.clone()),
-        "detail": d.outcome.as_ref().map(|o| o.detail.clone()),
-        "mode": d.outcome.as_ref().map(|o| o.mode.clone()),
-        "outcome_at": opt_time(d.outcome_at_ms),
-        // The observation that reported it, in the device's signed batches.
-        "outcome_seq": d.outcome_seq,
-    })
-}
-
-/// Every device as JSON (the CLI's `devices --json` and `GET /api/v1/devices`).
-pub fn devices_value(store: &dyn Store) -> anyhow::Result<Value> {
-    let list: Vec<Value> = store
-        .devices()?
-        .iter()
-        .map(|d| Ok(device_json(d, store.count_observations(&d.id)?)))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Value::Array(list))
+/// Every device (the CLI's `devices --json` and `GET /api/v1/devices`).
+pub fn devices_value(store: &dyn Store) -> anyhow::Result<Vec<responses::Device>> {
+    store.devices()?.iter().map(|d| Ok(device_json(d, store.count_observations(&d.id)?))).collect()
 }
 
 /// Which connectors to list; every field optional.
@@ -142,21 +69,19 @@ impl ConnectorFilter {
     }
 }
 
-/// Connectors as JSON, filtered.
+/// Connectors, filtered.
 pub fn connectors_value(
     store: &(impl PeopleStore + ReadModel + ?Sized),
     filter: &ConnectorFilter,
     policy: &Policy,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Vec<responses::Connector>> {
     let people = judged_people(store, policy)?;
-    Ok(Value::Array(
-        store
-            .connectors()?
-            .iter()
-            .filter(|c| filter.matches(c, policy, &people))
-            .map(|c| connector_json(c, policy, &people))
-            .collect(),
-    ))
+    Ok(store
+        .connectors()?
+        .iter()
+        .filter(|c| filter.matches(c, policy, &people))
+        .map(|c| connector_json(c, policy, &people))
+        .collect())
 }
 
 /// How many presence intervals a device view lists.
@@ -167,17 +92,16 @@ pub fn device_value(
     store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
     id: &str,
     policy: &Policy,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<responses::DeviceDetail>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
-    let mut v = device_json(&d, store.count_observations(id)?);
+    let device = device_json(&d, store.count_observations(id)?);
     let people = judged_people(store, policy)?;
-    v["connectors"] = Value::Array(
-        store.device_connectors(id)?.iter().map(|c| connector_json(c, policy, &people)).collect(),
-    );
+    let connectors =
+        store.device_connectors(id)?.iter().map(|c| connector_json(c, policy, &people)).collect();
     // The most recent presence intervals, newest first: what came and went on it.
-    let history = store.presence_history(id)?;
-    v["history"] = Value::Array(history.iter().rev().take(HISTORY).map(presence_json).collect());
-    Ok(Some(v))
+    let history =
+        store.presence_history(id)?.iter().rev().take(HISTORY).map(responses::Presence::from).collect();
+    Ok(Some(responses::DeviceDetail::new(device, connectors, history)))
 }
 
 /// What was on a device at an instant, or None for an unknown device.
@@ -185,17 +109,14 @@ pub fn device_at_value(
     store: &(impl DeviceStore + ReadModel + ?Sized),
     id: &str,
     at_ms: i64,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<responses::DeviceAt>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
-    Ok(Some(json!({
-        "at": time(at_ms),
-        "device": device_json(&d, store.count_observations(id)?),
-        "sessions": store.sessions_at(Some(id), at_ms)?.iter().map(|s| json!({
-            "os_user": s.os_user, "terminal": s.terminal, "host": s.host, "since": time(s.started_at_ms),
-            "evidence_seq": s.appeared_seq,
-        })).collect::<Vec<_>>(),
-        "present": store.present_at(id, at_ms)?.iter().map(presence_json).collect::<Vec<_>>(),
-    })))
+    Ok(Some(responses::DeviceAt {
+        at: time(at_ms),
+        device: device_json(&d, store.count_observations(id)?),
+        present: store.present_at(id, at_ms)?.iter().map(responses::Presence::from).collect(),
+        sessions: store.sessions_at(Some(id), at_ms)?.iter().map(responses::SessionAt::from).collect(),
+    }))
 }
 
 pub fn devices(store: &dyn Store, as_json: bool) -> anyhow::Result<String> {
@@ -243,7 +164,7 @@ fn render_connectors(
     as_json: bool,
 ) -> anyhow::Result<String> {
     if as_json {
-        let v: Vec<Value> = list.iter().map(|c| connector_json(c, policy, people)).collect();
+        let v: Vec<responses::Connector> = list.iter().map(|c| connector_json(c, policy, people)).collect();
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut rows = vec![vec![
@@ -313,7 +234,7 @@ pub fn user_at_value(
     policy: &Policy,
     user: &str,
     at_ms: i64,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<responses::PersonAt>> {
     // Whoever the name can mean, then everyone who could be behind their accounts' names:
     // attribution among those is attribution among everyone, read through an index.
     let named = store.people_by_keys(&[user.to_owned()])?;
@@ -332,7 +253,7 @@ pub fn user_at_value(
     let sessions = store.sessions_of_users_at(&accounts, at_ms)?;
     let theirs = store.presence_of_users_at(&accounts, at_ms)?;
     let mut keys: Vec<String> = accounts.iter().flat_map(|a| policy.keys_for(a)).collect();
-    let mut devices: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    let mut devices: std::collections::BTreeMap<String, Vec<responses::PersonSession>> = Default::default();
     for id in sessions.iter().map(|s| &s.device_id).chain(theirs.iter().map(|p| &p.device_id)) {
         devices.entry(id.clone()).or_default();
     }
@@ -353,10 +274,11 @@ pub fn user_at_value(
     // properly: an account shared by name with someone else stays `unknown` and is dropped.
     for s in &sessions {
         if let Some(a) = is_theirs(&s.os_user) {
-            devices.entry(s.device_id.clone()).or_default().push(json!({
-                "os_user": s.os_user, "terminal": s.terminal, "host": s.host, "since": time(s.started_at_ms),
-                "attribution": a.confidence, "how": a.how, "evidence_seq": s.appeared_seq,
-            }));
+            devices.entry(s.device_id.clone()).or_default().push(responses::PersonSession::new(
+                s,
+                a.confidence,
+                a.how,
+            ));
         }
     }
     let mine: std::collections::BTreeSet<&str> = sessions
@@ -376,47 +298,37 @@ pub fn user_at_value(
             continue;
         }
         let Some(d) = store.device(&id)? else { continue };
-        let present: Vec<Value> = present_by_device
+        let present = present_by_device
             .get(&id)
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
-            .map(|p| {
-                let mut v = presence_json(p);
-                let owner = p.os_user.as_deref().map(|u| policy.attribute_among(&people, u));
-                v["owner"] =
-                    json!(owner.as_ref().and_then(|o| o.person.as_ref()).map(|p| p.user_name.clone()));
-                v["attribution"] = json!(owner.as_ref().map_or("unknown", |o| o.confidence));
-                v
-            })
+            .map(|p| responses::OwnedPresence::new(p, owner(policy, &people, p.os_user.as_deref())))
             .collect();
-        out.push(json!({
-            "device_id": d.id, "hostname": d.hostname, "assurance": d.assurance,
-            "sessions": sessions, "present": present,
-        }));
+        out.push(responses::PersonDevice {
+            assurance: d.assurance,
+            device_id: d.id,
+            hostname: d.hostname,
+            present,
+            sessions,
+        });
     }
     let mut names = vec![person.user_name.clone()];
     names.extend(person.emails.iter().cloned());
     names.sort();
     names.dedup();
-    let signins: Vec<Value> = store
+    // IdP sign-ins in the 12 hours before T, newest first.
+    let signins = store
         .signins_for(&names, at_ms - 12 * 3600 * 1000, at_ms)?
         .iter()
-        .map(|s| {
-            json!({"source": s.source, "at": time(s.at_ms), "outcome": s.outcome, "ip": s.ip, "app": s.app,
-                   "device": s.device, "event": s.id})
-        })
+        .map(responses::SignInEvent::from)
         .collect();
-    Ok(Some(json!({
-        "at": time(at_ms),
-        // IdP sign-ins in the 12 hours before T, newest first.
-        "signins": signins,
-        "person": {
-            "user_name": person.user_name, "display_name": person.display_name, "active": person.active,
-            "deprovisioned_at": opt_time(person.deprovisioned_at_ms), "accounts": policy.accounts_of(person),
-        },
-        "devices": out,
-    })))
+    Ok(Some(responses::PersonAt {
+        at: time(at_ms),
+        devices: out,
+        person: responses::PersonSummary::new(person, policy.accounts_of(person)),
+        signins,
+    }))
 }
 
 /// `triage --connector C` / `--token FP`: where an access path is and was, on which devices,
@@ -425,7 +337,7 @@ pub fn connector_value(
     store: &(impl DeviceStore + PeopleStore + ReadModel + DirectiveStore + ?Sized),
     policy: &Policy,
     key: &str,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<responses::Connector>> {
     let Some(c) = store.connector(key)? else { return Ok(None) };
     let presence = store.connector_presence(key)?;
     let mut keys: Vec<String> =
@@ -440,32 +352,22 @@ pub fn connector_value(
             devices.insert(p.device_id.clone(), store.device(&p.device_id)?);
         }
     }
-    let history: Vec<Value> = presence
+    let history = presence
         .iter()
         .map(|p| {
-            let mut v = presence_json(p);
             let d = devices.get(&p.device_id).and_then(Option::as_ref);
-            v["device_id"] = json!(p.device_id);
-            v["hostname"] = json!(d.map(|d| d.hostname.clone()));
-            v["assurance"] = json!(d.map(|d| d.assurance.clone()));
-            let owner = p.os_user.as_deref().map(|u| policy.attribute_among(&people, u));
-            v["owner"] = json!(owner.as_ref().and_then(|o| o.person.as_ref()).map(|p| p.user_name.clone()));
-            v["attribution"] = json!(owner.as_ref().map_or("unknown", |o| o.confidence));
-            v
+            responses::ConnectorPresence::new(p, d, owner(policy, &people, p.os_user.as_deref()))
         })
         .collect();
     let mut v = connector_json(&c, policy, &people);
-    v["presence"] = Value::Array(history);
-    v["directives"] = Value::Array(store.directives_for_connector(key)?.iter().map(directive_json).collect());
+    v.presence = Some(history);
+    v.directives =
+        Some(store.directives_for_connector(key)?.iter().map(responses::Directive::from).collect());
     Ok(Some(v))
 }
 
-pub fn revoked_value(issued: &crate::revoke::Issued) -> Value {
-    json!({
-        "connector": issued.connector,
-        "action": issued.action,
-        "directives": issued.directives.iter().map(directive_json).collect::<Vec<_>>(),
-    })
+pub fn revoked_value(issued: &crate::revoke::Issued) -> responses::Revoked {
+    responses::Revoked::from(issued)
 }
 
 /// A device clock's offset from the collector's, for people.
@@ -499,13 +401,13 @@ pub fn revoked(issued: &crate::revoke::Issued, as_json: bool) -> anyhow::Result<
     Ok(out)
 }
 
-/// Every finding, as JSON.
+/// Every finding.
 pub fn findings_value(
     store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
     policy: &Policy,
     now_ms: i64,
-) -> anyhow::Result<Value> {
-    Ok(Value::Array(crate::findings::compute(store, policy, now_ms)?.iter().map(|f| f.to_json()).collect()))
+) -> anyhow::Result<Vec<responses::Finding>> {
+    Ok(crate::findings::compute(store, policy, now_ms)?.iter().map(responses::Finding::from).collect())
 }
 
 /// `findings` as a table or JSON.
@@ -517,7 +419,7 @@ pub fn findings(
 ) -> anyhow::Result<String> {
     let list = crate::findings::compute(store, policy, now_ms)?;
     if as_json {
-        let v: Vec<Value> = list.iter().map(|f| f.to_json()).collect();
+        let v: Vec<responses::Finding> = list.iter().map(responses::Finding::from).collect();
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut rows =
@@ -532,22 +434,6 @@ pub fn findings(
         ]);
     }
     Ok(table(&rows, list.is_empty().then_some("No findings.")))
-}
-
-fn presence_json(p: &Presence) -> Value {
-    json!({
-        "connector": p.connector_key,
-        "kind": p.kind,
-        "label": p.label,
-        "where": p.locus,
-        "user": p.os_user,
-        "appeared_at": time(p.appeared_at_ms),
-        "disappeared_at": opt_time(p.disappeared_at_ms),
-        // References into the device's signed batches: the observations that opened and
-        // closed this interval.
-        "appeared_seq": p.appeared_seq,
-        "disappeared_seq": p.disappeared_seq,
-    })
 }
 
 /// `triage --device D --at T`: the device, its assurance, and what was on it at that instant.

@@ -25,3 +25,57 @@ pub struct AppState {
     /// to another replica if there is one) so the server can finish.
     pub stopping: tokio_util::sync::CancellationToken,
 }
+
+/// A store call's blocking task panicked or was cancelled: nothing is known of its outcome.
+#[derive(Debug, thiserror::Error)]
+#[error("store task failed: {0}")]
+pub struct TaskFailed(#[from] tokio::task::JoinError);
+
+/// Runs a store call on a blocking thread, as every edge must: the store is synchronous and
+/// an async worker thread blocked on the database would stall every connection it serves.
+pub async fn blocking<T, E>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
+) -> Result<Result<T, E>, TaskFailed>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let store = store.clone();
+    Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await?)
+}
+
+/// What an edge tells its caller about a failure behind it; the detail goes to the log only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database cannot be reached: retry later, with backoff.
+    Unavailable,
+    /// Anything else.
+    Internal,
+}
+
+impl Failure {
+    /// Classifies `e` (a store error, possibly inside an `anyhow::Error`, or anything else)
+    /// and logs it once, with `edge` naming who failed.
+    pub fn of(e: &(impl std::fmt::Display + std::any::Any), edge: &'static str) -> Failure {
+        let any = e as &dyn std::any::Any;
+        let store = any.downcast_ref::<crate::store::StoreError>().or_else(|| {
+            any.downcast_ref::<anyhow::Error>().and_then(|a| a.downcast_ref::<crate::store::StoreError>())
+        });
+        if store.is_some_and(crate::store::StoreError::is_unavailable) {
+            tracing::warn!(error = %e, edge, "Storage unavailable; the caller is told to retry.");
+            Failure::Unavailable
+        } else {
+            tracing::error!(error = %e, edge, "Request failed.");
+            Failure::Internal
+        }
+    }
+
+    /// The caller's message, the same on every edge.
+    pub fn message(self) -> &'static str {
+        match self {
+            Failure::Unavailable => "collector storage is unavailable; retry later",
+            Failure::Internal => "collector storage failure",
+        }
+    }
+}

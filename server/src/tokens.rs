@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use ring::rand::SecureRandom;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::clock::rfc3339;
 use crate::domain::Role;
+use crate::responses;
 use crate::store::{ApiTokenInfo, AuthStore, EnrollmentStore, EnrollmentTokenInfo};
 
 /// How many hex digits of the hash a token id has.
@@ -96,34 +97,36 @@ fn state(revoked: Option<i64>, used: Option<i64>, expires: Option<i64>, now_ms: 
     }
 }
 
-fn opt_time(ms: Option<i64>) -> Value {
-    ms.map_or(Value::Null, |m| Value::String(rfc3339(m)))
+fn opt_time(ms: Option<i64>) -> Option<String> {
+    ms.map(rfc3339)
 }
 
-pub fn api_token_json(t: &ApiTokenInfo, now_ms: i64) -> Value {
-    json!({
-        "id": id(&t.token_hash),
-        "role": t.role,
-        "name": t.name,
-        "state": state(t.revoked_at_ms, None, t.expires_at_ms, now_ms),
-        "created_at": rfc3339(t.created_at_ms),
-        "expires_at": opt_time(t.expires_at_ms),
-        "last_used_at": opt_time(t.last_used_at_ms),
-        "revoked_at": opt_time(t.revoked_at_ms),
-        "created_by": t.created_by,
-    })
+/// An API token as listed (`api-token list --json`, `GET /api/v1/tokens/api`).
+pub fn api_token_json(t: &ApiTokenInfo, now_ms: i64) -> responses::ApiToken {
+    responses::ApiToken {
+        created_at: rfc3339(t.created_at_ms),
+        created_by: t.created_by.clone(),
+        expires_at: opt_time(t.expires_at_ms),
+        id: id(&t.token_hash),
+        last_used_at: opt_time(t.last_used_at_ms),
+        name: t.name.clone(),
+        revoked_at: opt_time(t.revoked_at_ms),
+        role: t.role.clone(),
+        state: state(t.revoked_at_ms, None, t.expires_at_ms, now_ms),
+    }
 }
 
-pub fn enrollment_token_json(t: &EnrollmentTokenInfo, now_ms: i64) -> Value {
-    json!({
-        "id": id(&t.token_hash),
-        "name": t.name,
-        "state": state(t.revoked_at_ms, t.used_at_ms, Some(t.expires_at_ms), now_ms),
-        "created_at": rfc3339(t.created_at_ms),
-        "expires_at": rfc3339(t.expires_at_ms),
-        "used_at": opt_time(t.used_at_ms),
-        "revoked_at": opt_time(t.revoked_at_ms),
-    })
+/// An enrollment token as listed (`token list --json`, `GET /api/v1/tokens/enrollment`).
+pub fn enrollment_token_json(t: &EnrollmentTokenInfo, now_ms: i64) -> responses::EnrollmentToken {
+    responses::EnrollmentToken {
+        created_at: rfc3339(t.created_at_ms),
+        expires_at: rfc3339(t.expires_at_ms),
+        id: id(&t.token_hash),
+        name: t.name.clone(),
+        revoked_at: opt_time(t.revoked_at_ms),
+        state: state(t.revoked_at_ms, t.used_at_ms, Some(t.expires_at_ms), now_ms),
+        used_at: opt_time(t.used_at_ms),
+    }
 }
 
 /// The one hash among `hashes` whose id starts with `prefix`.
@@ -181,7 +184,8 @@ pub fn revoke_enrollment(
 }
 
 /// A table for people: one token per line, `columns` of the JSON form.
-pub fn table(rows: &[Value], columns: &[&str]) -> String {
+pub fn table<T: serde::Serialize>(rows: &[T], columns: &[&str]) -> anyhow::Result<String> {
+    let rows = rows.iter().map(serde_json::to_value).collect::<Result<Vec<Value>, _>>()?;
     let cell = |v: &Value| match v {
         Value::Null => "-".to_owned(),
         Value::String(s) => s.clone(),
@@ -189,7 +193,7 @@ pub fn table(rows: &[Value], columns: &[&str]) -> String {
     };
     let mut lines = vec![columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>()];
     lines.extend(rows.iter().map(|r| columns.iter().map(|c| cell(&r[*c])).collect()));
-    crate::query::table(&lines, rows.is_empty().then_some("No tokens."))
+    Ok(crate::query::table(&lines, rows.is_empty().then_some("No tokens.")))
 }
 
 #[cfg(test)]

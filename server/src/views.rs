@@ -9,11 +9,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
 use crate::clock::rfc3339 as time;
 use crate::findings::Finding;
 use crate::policy::{People, Policy};
+use crate::responses;
 use crate::store::{Connector, DevicePage, ReadModel, Store};
 
 /// Largest page a caller may ask for.
@@ -125,17 +124,13 @@ impl Cache {
     }
 }
 
-fn page(total: usize, q: &TableQuery, items: Vec<Value>) -> Value {
-    json!({"total": total, "offset": q.offset(), "limit": q.limit(), "items": items})
-}
-
 fn slice<T>(v: &[T], q: &TableQuery) -> std::ops::Range<usize> {
     let start = q.offset().min(v.len());
     start..(start + q.limit()).min(v.len())
 }
 
 /// A page of devices.
-pub fn devices(store: &(impl ReadModel + ?Sized), q: &TableQuery) -> anyhow::Result<Value> {
+pub fn devices(store: &(impl ReadModel + ?Sized), q: &TableQuery) -> anyhow::Result<responses::DevicePage> {
     let p = DevicePage {
         q: q.q.clone().filter(|s| !s.is_empty()),
         assurance: q.assurance.clone(),
@@ -147,28 +142,36 @@ pub fn devices(store: &(impl ReadModel + ?Sized), q: &TableQuery) -> anyhow::Res
     let (list, total) = store.devices_page(&p)?;
     // The sequence head is the observation count: sequences are contiguous from 1.
     let items = list.iter().map(|d| crate::query::device_json(d, d.seq_head)).collect();
-    Ok(page(total as usize, q, items))
+    Ok(responses::DevicePage { items, limit: q.limit(), offset: q.offset(), total: total as usize })
 }
 
 /// One connector as a table row.
-pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> Value {
-    let mut users: Vec<&str> = c.devices.iter().filter_map(|d| d.user.as_deref()).collect();
+pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> responses::ConnectorRow {
+    let mut users: Vec<String> = c.devices.iter().filter_map(|d| d.user.clone()).collect();
     users.sort_unstable();
     users.dedup();
-    json!({
-        "key": c.key, "kind": c.kind, "label": c.label,
-        "first_seen": time(c.first_seen_ms), "last_seen": time(c.last_seen_ms),
-        "devices": c.seen_on,
-        "present_on": c.devices.iter().map(|d| d.device_id.as_str()).collect::<std::collections::BTreeSet<_>>().len(),
-        "users": users,
-        "status": policy.status(c, people),
-        "revocation": c.revocation.as_ref().map(|r| r.state()),
-        "decision": c.decision.as_ref().map(|d| d.status.clone()),
-    })
+    responses::ConnectorRow {
+        decision: c.decision.as_ref().map(|d| d.status.clone()),
+        devices: c.seen_on,
+        first_seen: time(c.first_seen_ms),
+        key: c.key.clone(),
+        kind: c.kind.clone(),
+        label: c.label.clone(),
+        last_seen: time(c.last_seen_ms),
+        present_on: c
+            .devices
+            .iter()
+            .map(|d| d.device_id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        revocation: c.revocation.as_ref().map(|r| r.state().to_owned()),
+        status: policy.status(c, people).to_owned(),
+        users,
+    }
 }
 
 /// A page of connectors, judged by the policy.
-pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> Value {
+pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses::ConnectorPage {
     let mut rows: Vec<(&Connector, &'static str)> = snap
         .connectors
         .iter()
@@ -191,11 +194,11 @@ pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> Value {
         rows.reverse();
     }
     let items = rows[slice(&rows, q)].iter().map(|(c, _)| connector_row(c, policy, &snap.people)).collect();
-    page(rows.len(), q, items)
+    responses::ConnectorPage { items, limit: q.limit(), offset: q.offset(), total: rows.len() }
 }
 
 /// A page of findings.
-pub fn findings(snap: &Snapshot, q: &TableQuery) -> Value {
+pub fn findings(snap: &Snapshot, q: &TableQuery) -> responses::FindingPage {
     let mut rows: Vec<&Finding> = snap
         .findings
         .iter()
@@ -220,12 +223,12 @@ pub fn findings(snap: &Snapshot, q: &TableQuery) -> Value {
     if q.desc() {
         rows.reverse();
     }
-    let items = rows[slice(&rows, q)].iter().map(|f| f.to_json()).collect();
-    page(rows.len(), q, items)
+    let items = rows[slice(&rows, q)].iter().map(|f| responses::Finding::from(*f)).collect();
+    responses::FindingPage { items, limit: q.limit(), offset: q.offset(), total: rows.len() }
 }
 
 /// A page of people, deprovisioned ones flagged.
-pub fn people(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> Value {
+pub fn people(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses::PersonPage {
     let mut rows: Vec<&crate::store::Person> = snap
         .people
         .all()
@@ -252,15 +255,16 @@ pub fn people(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> Value {
     }
     let items = rows[slice(&rows, q)]
         .iter()
-        .map(|p| {
-            json!({
-                "user_name": p.user_name, "display_name": p.display_name, "emails": p.emails,
-                "active": p.active, "deprovisioned_at": p.deprovisioned_at_ms.map(time),
-                "accounts": policy.accounts_of(p),
-            })
+        .map(|p| responses::PersonRow {
+            accounts: policy.accounts_of(p),
+            active: p.active,
+            deprovisioned_at: p.deprovisioned_at_ms.map(time),
+            display_name: p.display_name.clone(),
+            emails: p.emails.clone(),
+            user_name: p.user_name.clone(),
         })
         .collect();
-    page(rows.len(), q, items)
+    responses::PersonPage { items, limit: q.limit(), offset: q.offset(), total: rows.len() }
 }
 
 /// The overview: devices by assurance, OS and recency; connectors by status and kind; open
@@ -269,30 +273,30 @@ pub fn overview(
     store: &(impl ReadModel + ?Sized),
     policy: &Policy,
     snap: &Snapshot,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<responses::Overview> {
     let now = snap.now_ms;
     let fleet = store.fleet_counts(now)?;
-    let mut by_status: std::collections::BTreeMap<&str, u64> = Default::default();
-    let mut by_kind: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut by_status: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut by_kind: std::collections::BTreeMap<String, u64> = Default::default();
     let mut shadow = Vec::new();
     for c in &snap.connectors {
         let s = policy.status(c, &snap.people);
-        *by_status.entry(s).or_default() += 1;
-        *by_kind.entry(c.kind.as_str()).or_default() += 1;
+        *by_status.entry(s.to_owned()).or_default() += 1;
+        *by_kind.entry(c.kind.clone()).or_default() += 1;
         if s == "unsanctioned" {
             shadow.push(c.key.clone());
         }
     }
-    let mut by_finding: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut by_finding: std::collections::BTreeMap<String, u64> = Default::default();
     for f in &snap.findings {
-        *by_finding.entry(f.kind).or_default() += 1;
+        *by_finding.entry(f.kind.to_owned()).or_default() += 1;
     }
     const DAY: i64 = 86_400_000;
     let days = 30;
     let today = now - now.rem_euclid(DAY);
     let from = today - (days - 1) * DAY;
     let spans = store.presence_spans(&shadow, from, now)?;
-    let trend: Vec<Value> = (0..days)
+    let trend: Vec<responses::TrendDay> = (0..days)
         .map(|i| {
             let (start, end) = (from + i * DAY, from + (i + 1) * DAY);
             let mut keys: Vec<&str> = spans
@@ -302,25 +306,31 @@ pub fn overview(
                 .collect();
             keys.sort_unstable();
             keys.dedup();
-            json!({"day": time(start)[..10].to_owned(), "shadow_ai": keys.len()})
+            responses::TrendDay { day: time(start)[..10].to_owned(), shadow_ai: keys.len() }
         })
         .collect();
-    let pairs =
-        |v: &[(String, u64)]| v.iter().map(|(k, n)| json!({"key": k, "count": n})).collect::<Vec<_>>();
-    Ok(json!({
-        "at": time(now),
-        "devices": {
-            "total": fleet.devices, "revoked": fleet.revoked,
-            "by_assurance": pairs(&fleet.by_assurance), "by_os": pairs(&fleet.by_os),
-            "last_seen": {
-                "hour": fleet.last_seen[0], "day": fleet.last_seen[1], "week": fleet.last_seen[2],
-                "older": fleet.last_seen[3], "never": fleet.last_seen[4],
+    let pairs = |v: &[(String, u64)]| {
+        v.iter().map(|(k, n)| responses::Count { count: *n, key: k.clone() }).collect::<Vec<_>>()
+    };
+    Ok(responses::Overview {
+        at: time(now),
+        connectors: responses::ConnectorCounts { by_kind, by_status, total: snap.connectors.len() },
+        devices: responses::DeviceCounts {
+            by_assurance: pairs(&fleet.by_assurance),
+            by_os: pairs(&fleet.by_os),
+            last_seen: responses::Recency {
+                day: fleet.last_seen[1],
+                hour: fleet.last_seen[0],
+                never: fleet.last_seen[4],
+                older: fleet.last_seen[3],
+                week: fleet.last_seen[2],
             },
+            revoked: fleet.revoked,
+            total: fleet.devices,
         },
-        "connectors": {"total": snap.connectors.len(), "by_status": by_status, "by_kind": by_kind},
-        "findings": {"total": snap.findings.len(), "by_kind": by_finding},
-        "trend": trend,
-    }))
+        findings: responses::FindingCounts { by_kind: by_finding, total: snap.findings.len() },
+        trend,
+    })
 }
 
 #[cfg(test)]

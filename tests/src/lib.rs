@@ -45,10 +45,28 @@ impl Collector {
         Collector::start_full(Default::default(), Some(policy)).await
     }
 
+    /// With a policy and a fixed org fingerprint key, so the keyed fingerprints of the
+    /// tokens agents report are the same from run to run (golden documents).
+    pub async fn start_with_fingerprint_key(policy: &str, key: [u8; 32]) -> Collector {
+        Collector::start_prepared(Default::default(), Some(policy), Some(key)).await
+    }
+
     async fn start_full(config: sightline_server::config::IngestConfig, policy: Option<&str>) -> Collector {
+        Collector::start_prepared(config, policy, None).await
+    }
+
+    async fn start_prepared(
+        config: sightline_server::config::IngestConfig,
+        policy: Option<&str>,
+        fingerprint_key: Option<[u8; 32]>,
+    ) -> Collector {
         let data_dir = tempfile::tempdir().unwrap();
         if let Some(p) = policy {
             std::fs::write(data_dir.path().join("policy.toml"), p).unwrap();
+        }
+        if let Some(key) = fingerprint_key {
+            sightline_server::pki::Pki::load_or_init(data_dir.path(), true).unwrap();
+            std::fs::write(data_dir.path().join("org-fingerprint.key"), key).unwrap();
         }
         let mut shared = sightline_server::server::open(data_dir.path(), None, true).unwrap();
         shared.config = config;

@@ -31,7 +31,8 @@ async fn api_tokens_and_roles_guard_the_inventory() {
     // A viewer reads exactly what the CLI prints.
     let (code, _, devices) = api("GET", "/api/v1/devices".into(), Some(viewer.clone()));
     assert_eq!(code, 200);
-    let cli = sightline_server::query::devices_value(c.shared.store.as_ref()).unwrap();
+    let cli = serde_json::to_value(sightline_server::query::devices_value(c.shared.store.as_ref()).unwrap())
+        .unwrap();
     assert_eq!(devices, cli);
     assert_eq!(devices[0]["device_id"], a.device_id.as_str());
     let (code, _, d) = api("GET", format!("/api/v1/devices/{}", a.device_id), Some(viewer.clone()));

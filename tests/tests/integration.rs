@@ -1,10 +1,12 @@
 //! The whole-system tests, one module per area, in one binary.
 
 mod api;
+mod contract;
 mod daemon;
 mod dashboard;
 mod export;
 mod faults;
+mod golden;
 mod hardening;
 mod replicas;
 mod revoke;

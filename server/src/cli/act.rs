@@ -28,7 +28,7 @@ pub(super) fn token(command: TokenCommand, db: Option<&str>) -> anyhow::Result<(
             print(&if json {
                 serde_json::to_string_pretty(&rows)? + "\n"
             } else {
-                tokens::table(&rows, &["id", "name", "state", "created_at", "expires_at", "used_at"])
+                tokens::table(&rows, &["id", "name", "state", "created_at", "expires_at", "used_at"])?
             })
         }
         TokenCommand::Revoke { id, data } => {
@@ -54,7 +54,7 @@ pub(super) fn api_token(command: ApiTokenCommand, db: Option<&str>) -> anyhow::R
             print(&if json {
                 serde_json::to_string_pretty(&rows)? + "\n"
             } else {
-                tokens::table(&rows, &["id", "role", "name", "state", "expires_at", "last_used_at"])
+                tokens::table(&rows, &["id", "role", "name", "state", "expires_at", "last_used_at"])?
             })
         }
         ApiTokenCommand::Revoke { id, data } => {

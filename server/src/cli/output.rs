@@ -13,6 +13,11 @@ pub(super) fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Writes `v` as the API serves it, pretty-printed, one document per command.
+pub(super) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    print(&(serde_json::to_string_pretty(v)? + "\n"))
+}
+
 /// Who runs a CLI change, for the record.
 pub(super) fn cli_user() -> String {
     std::env::var("SUDO_USER")

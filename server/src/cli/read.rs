@@ -1,7 +1,7 @@
 //! Commands that read: devices, connectors, findings, one device, triage. Each reads the
 //! data dir, or with `--server` asks a running collector's API for the same JSON.
 
-use super::output::print;
+use super::output::{print, print_json};
 use super::{DataArgs, RemoteArgs};
 use crate::query;
 use crate::remote::encode;
@@ -114,19 +114,20 @@ pub(super) fn triage(
     let store = data.store(db)?;
     let policy = data.policy()?;
     let need_at = || at.ok_or_else(|| anyhow::anyhow!("--at TIME is required with --device and --user"));
-    let v = match subject {
-        Subject::Device(d) => return print(&query::device_at(store.as_ref(), &d, need_at()?, json)?),
-        Subject::User(u) => query::user_at_value(store.as_ref(), &policy, &u, need_at()?)?
-            .ok_or_else(|| anyhow::anyhow!("no person {u} (provision them through SCIM)"))?,
-        Subject::Token(t) => connector_or_bail(
+    match subject {
+        Subject::Device(d) => print(&query::device_at(store.as_ref(), &d, need_at()?, json)?),
+        Subject::User(u) => print_json(
+            &query::user_at_value(store.as_ref(), &policy, &u, need_at()?)?
+                .ok_or_else(|| anyhow::anyhow!("no person {u} (provision them through SCIM)"))?,
+        ),
+        Subject::Token(t) => print_json(&connector_or_bail(
             query::connector_value(store.as_ref(), &policy, &format!("token:{t}"))?,
             &format!("token:{t}"),
-        )?,
+        )?),
         Subject::Connector(key) => {
-            connector_or_bail(query::connector_value(store.as_ref(), &policy, &key)?, &key)?
+            print_json(&connector_or_bail(query::connector_value(store.as_ref(), &policy, &key)?, &key)?)
         }
-    };
-    print(&(serde_json::to_string_pretty(&v)? + "\n"))
+    }
 }
 
 fn connector_or_bail<T>(v: Option<T>, key: &str) -> anyhow::Result<T> {

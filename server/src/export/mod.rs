@@ -119,8 +119,7 @@ async fn blocking<T: Send + 'static>(
     shared: &AppState,
     f: impl FnOnce(&dyn crate::store::Store) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    let store = shared.store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref())).await?
+    crate::state::blocking(&shared.store, f).await?
 }
 
 async fn round(

@@ -10,13 +10,14 @@
 //! schema with `scimType` where one applies.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::api::role_of;
+use super::api::caller;
 use crate::clock::now_ms;
 use crate::clock::rfc3339 as time;
 use crate::domain::Role;
@@ -77,8 +78,7 @@ async fn blocking<T: Send + 'static>(
     s: &AppState,
     f: impl FnOnce(&dyn crate::store::Store) -> crate::store::Result<T> + Send + 'static,
 ) -> Result<T, ScimError> {
-    let store = s.store.clone();
-    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+    match crate::state::blocking(&s.store, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(StoreError::Conflict(m))) => {
             Err(ScimError { status: StatusCode::CONFLICT, scim_type: Some("uniqueness"), detail: m })
@@ -88,14 +88,22 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn authorize(s: &AppState, h: &HeaderMap) -> Result<(), ScimError> {
-    match role_of(s, h).await {
-        Ok(Role::Scim | Role::Admin) => Ok(()),
-        Ok(r) => Err(ScimError::new(
-            StatusCode::FORBIDDEN,
-            format!("a {} token cannot provision users", r.as_str()),
-        )),
-        Err((status, detail)) => Err(ScimError::new(status, detail)),
+/// A caller who may provision people: a `scim` token, or an admin. Refusals are in SCIM's
+/// error shape, as an identity provider expects.
+pub(crate) struct Provisioner;
+
+impl FromRequestParts<AppState> for Provisioner {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Provisioner, ScimError> {
+        match caller(s, &parts.headers).await {
+            Ok(Role::Scim | Role::Admin) => Ok(Provisioner),
+            Ok(r) => Err(ScimError::new(
+                StatusCode::FORBIDDEN,
+                format!("a {} token cannot provision users", r.as_str()),
+            )),
+            Err((status, detail)) => Err(ScimError::new(status, detail)),
+        }
     }
 }
 
@@ -213,11 +221,10 @@ fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
 }
 
 async fn create(
+    _: Provisioner,
     State(s): State<AppState>,
-    h: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ScimError> {
-    authorize(&s, &h).await?;
     let body = parse_body(&body)?;
     let id = crate::tokens::random(16).map(hex::encode).map_err(|e| internal(e.to_string()))?;
     let p = person_from(&body, id, now_ms())?;
@@ -227,11 +234,10 @@ async fn create(
 }
 
 async fn fetch(
+    _: Provisioner,
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ScimError> {
-    authorize(&s, &h).await?;
     let p = get_person(&s, id).await?;
     Ok(scim_json(StatusCode::OK, resource(&p)))
 }
@@ -271,11 +277,10 @@ pub fn user_name_filter(f: &str) -> Result<String, ScimError> {
 }
 
 async fn list(
+    _: Provisioner,
     State(s): State<AppState>,
-    h: HeaderMap,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
-    authorize(&s, &h).await?;
     let Query(q) = q.map_err(|e| ScimError::bad("invalidValue", e.body_text()))?;
     let filter = q.filter.as_deref().map(user_name_filter).transpose()?;
     let people = blocking(&s, move |st| match filter {
@@ -300,12 +305,11 @@ async fn list(
 }
 
 async fn replace(
+    _: Provisioner,
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ScimError> {
-    authorize(&s, &h).await?;
     let old = get_person(&s, id.clone()).await?;
     let mut p = person_from(&parse_body(&body)?, id, old.created_at_ms)?;
     p.deprovisioned_at_ms = if p.active { None } else { old.deprovisioned_at_ms.or(p.deprovisioned_at_ms) };
@@ -314,12 +318,11 @@ async fn replace(
 }
 
 async fn patch(
+    _: Provisioner,
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ScimError> {
-    authorize(&s, &h).await?;
     let body = parse_body(&body)?;
     let old = get_person(&s, id).await?;
     let was_active = old.active;
@@ -408,11 +411,10 @@ pub fn apply_patch(person: Person, body: &Value) -> Result<Person, ScimError> {
 }
 
 async fn delete(
+    _: Provisioner,
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ScimError> {
-    authorize(&s, &h).await?;
     let mut p = get_person(&s, id).await?;
     let now = now_ms();
     p.active = false;

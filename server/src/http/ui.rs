@@ -8,17 +8,16 @@
 //! Every page is served with a strict Content-Security-Policy: scripts and styles from the
 //! collector only, nothing inline.
 
+use super::api::{Anyone, ApiError, blocking, internal, token_hash};
+use crate::clock::now_ms;
+use crate::domain::Role;
+use crate::responses::{SignedIn, WhoAmI};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
-
-use super::api::{ApiError, blocking, internal, token_hash};
-use crate::clock::now_ms;
-use crate::domain::Role;
-use crate::state::AppState;
 
 /// The header a session-authenticated change must carry.
 pub const CSRF_HEADER: &str = "x-sightline-csrf";
@@ -83,7 +82,7 @@ pub(crate) struct SignIn {
     summary = "Sign in to the dashboard: exchange an API token for a session cookie",
     request_body = SignIn,
     responses(
-        (status = 200, description = "Signed in; `Set-Cookie: sightline_session=…; HttpOnly; Secure; SameSite=Strict`", body = Object),
+        (status = 200, description = "Signed in; `Set-Cookie: sightline_session=…; HttpOnly; Secure; SameSite=Strict`", body = SignedIn),
         (status = 400, description = "Malformed body", body = super::api::ErrorBody),
         (status = 401, description = "Unknown or revoked token", body = super::api::ErrorBody),
         (status = 403, description = "A machine token (scim, ingest) cannot sign in", body = super::api::ErrorBody),
@@ -116,7 +115,7 @@ pub(crate) async fn sign_in(
     tracing::info!(role = role.as_str(), "Dashboard session opened.");
     let cookie =
         format!("{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}", SESSION_MS / 1000);
-    let mut r = Json(json!({"role": role.as_str()})).into_response();
+    let mut r = Json(SignedIn { role: role.as_str() }).into_response();
     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(internal)?);
     Ok(r)
 }
@@ -126,16 +125,12 @@ pub(crate) async fn sign_in(
     path = "/api/v1/session",
     tag = "session",
     summary = "Who the caller is: the role behind the token or session",
-    responses((status = 200, description = "`{\"role\": …, \"version\": …}`", body = Object),
+    responses((status = 200, description = "The caller's role and the collector's version", body = WhoAmI),
               (status = 401, description = "Not signed in", body = super::api::ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-pub(crate) async fn whoami(
-    State(s): State<AppState>,
-    h: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let role = super::api::role_of(&s, &h).await.map_err(|(status, m)| ApiError(status, m))?;
-    Ok(Json(json!({"role": role.as_str(), "version": env!("CARGO_PKG_VERSION")})))
+pub(crate) async fn whoami(Anyone(role): Anyone) -> Json<WhoAmI> {
+    Json(WhoAmI { role: role.as_str(), version: env!("CARGO_PKG_VERSION") })
 }
 
 #[utoipa::path(

@@ -13,29 +13,22 @@ use std::sync::Arc;
 
 use crate::store::Store;
 
-/// Runs a store call on a blocking thread.
+/// Runs a store call on a blocking thread (`state::blocking`); a task that failed is the
+/// collector's failure, not the agent's.
 pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Store>,
     f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
 ) -> Result<crate::store::Result<T>, tonic::Status> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(|e| {
-        tracing::error!(error = %e, "Store task failed.");
-        tonic::Status::internal("collector storage failure")
-    })
+    crate::state::blocking(store, f).await.map_err(internal)
 }
 
 /// A failure behind the edge, as the agent sees it: `UNAVAILABLE` (retry later, with
 /// backoff) when the database cannot be reached, `INTERNAL` otherwise; the detail goes to
-/// the log only.
+/// the log only. The same classification and words as the HTTP edge (`state::Failure`).
 pub(crate) fn internal(e: impl std::fmt::Display + std::any::Any) -> tonic::Status {
-    let unavailable = (&e as &dyn std::any::Any)
-        .downcast_ref::<crate::store::StoreError>()
-        .is_some_and(crate::store::StoreError::is_unavailable);
-    if unavailable {
-        tracing::warn!(error = %e, "Storage unavailable; agents are told to retry.");
-        return tonic::Status::unavailable("collector storage is unavailable; retry later");
+    let f = crate::state::Failure::of(&e, "grpc");
+    match f {
+        crate::state::Failure::Unavailable => tonic::Status::unavailable(f.message()),
+        crate::state::Failure::Internal => tonic::Status::internal(f.message()),
     }
-    tracing::error!(error = %e, "Storage error.");
-    tonic::Status::internal("collector storage failure")
 }

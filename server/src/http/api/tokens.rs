@@ -5,11 +5,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::{ApiError, ErrorBody, admin, blocking};
+use super::auth::{Admin, caller_token};
+use super::error::{ApiError, ErrorBody, blocking};
 use crate::clock::now_ms;
 use crate::domain::Role;
+use crate::responses::{
+    ApiToken, ApiTokenCreated, ApiTokenRevoked, EnrollmentToken, EnrollmentTokenCreated,
+    EnrollmentTokenRevoked,
+};
 use crate::state::AppState;
 use crate::tokens;
 
@@ -49,6 +53,11 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))
 }
 
+/// When a token made at `now` with `ttl` expires.
+fn expiry(now: i64, ttl: std::time::Duration) -> String {
+    crate::clock::rfc3339(now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)))
+}
+
 /// A revocation's id failures are the caller's (400/404), not the server's.
 fn revoke_error(e: anyhow::Error) -> ApiError {
     let m = format!("{e:#}");
@@ -61,14 +70,13 @@ fn revoke_error(e: anyhow::Error) -> ApiError {
     path = "/api/v1/tokens/api",
     tag = "tokens",
     summary = "Every API token: id, role, name, state, expiry, last use — never the token (admin)",
-    responses((status = 200, description = "Array of tokens", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    responses((status = 200, description = "Array of tokens", body = Vec<ApiToken>), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-pub(crate) async fn list_api(State(s): State<AppState>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
-    admin(&s, &h).await?;
+pub(crate) async fn list_api(_: Admin, State(s): State<AppState>) -> Result<Json<Vec<ApiToken>>, ApiError> {
     let now = now_ms();
     let list = blocking(&s.store, |st| Ok(st.api_tokens()?)).await?;
-    Ok(Json(Value::Array(list.iter().map(|t| tokens::api_token_json(t, now)).collect())))
+    Ok(Json(list.iter().map(|t| tokens::api_token_json(t, now)).collect()))
 }
 
 #[utoipa::path(
@@ -77,15 +85,15 @@ pub(crate) async fn list_api(State(s): State<AppState>, h: HeaderMap) -> Result<
     tag = "tokens",
     summary = "Create an API token; the answer holds it once (admin)",
     request_body = NewApiToken,
-    responses((status = 200, description = "`{\"id\", \"token\", \"role\", \"expires_at\"}`", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    responses((status = 200, description = "The token, shown this once", body = ApiTokenCreated), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn create_api(
+    _: Admin,
     State(s): State<AppState>,
     h: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    admin(&s, &h).await?;
+) -> Result<Json<ApiTokenCreated>, ApiError> {
     let b: NewApiToken = json_body(&body)?;
     let role = Role::parse(&b.role).ok_or_else(|| {
         ApiError(
@@ -96,7 +104,7 @@ pub(crate) async fn create_api(
     let ttl = ttl(b.ttl.as_deref())?;
     let now = now_ms();
     let name = b.name;
-    let by = super::caller_token(&s, &h).await?;
+    let by = caller_token(&s, &h).await?;
     let token = blocking(&s.store, move |st| {
         let by = by.map_or_else(|| "api".to_owned(), |h| tokens::made_by_token(&h));
         tokens::create_api(st, role, &name, ttl, now, &by)
@@ -104,10 +112,7 @@ pub(crate) async fn create_api(
     .await?;
     let id = tokens::id(&tokens::hash(&token));
     tracing::info!(token = %id, role = role.as_str(), "API token created through the API.");
-    Ok(Json(serde_json::json!({
-        "id": id, "token": token, "role": role.as_str(),
-        "expires_at": ttl.map(|t| crate::clock::rfc3339(now.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)))),
-    })))
+    Ok(Json(ApiTokenCreated { expires_at: ttl.map(|t| expiry(now, t)), id, role: role.as_str(), token }))
 }
 
 #[utoipa::path(
@@ -116,20 +121,19 @@ pub(crate) async fn create_api(
     tag = "tokens",
     summary = "Revoke an API token; its dashboard sessions end at once (admin)",
     params(("id" = String, Path, description = "Token id as listed (a unique prefix of at least 6 hex digits)")),
-    responses((status = 200, description = "`{\"id\", \"revoked\": true, \"already\": bool}`", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "Revoked, with the tokens it had made", body = ApiTokenRevoked), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn revoke_api(
+    _: Admin,
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    admin(&s, &h).await?;
+) -> Result<Json<ApiTokenRevoked>, ApiError> {
     let r = blocking(&s.store, move |st| Ok(tokens::revoke_api(st, &id, now_ms())))
         .await?
         .map_err(revoke_error)?;
     tracing::info!(token = %r.id, heirs = ?r.heirs, "API token revoked through the API.");
-    Ok(Json(serde_json::json!({"id": r.id, "revoked": true, "already": !r.now, "also_revoked": r.heirs})))
+    Ok(Json(ApiTokenRevoked { already: !r.now, also_revoked: r.heirs, id: r.id, revoked: true }))
 }
 
 #[utoipa::path(
@@ -137,17 +141,16 @@ pub(crate) async fn revoke_api(
     path = "/api/v1/tokens/enrollment",
     tag = "tokens",
     summary = "Every enrollment token: id, name, state (active, used, expired, revoked), times (admin)",
-    responses((status = 200, description = "Array of tokens", body = Object), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    responses((status = 200, description = "Array of tokens", body = Vec<EnrollmentToken>), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn list_enrollment(
+    _: Admin,
     State(s): State<AppState>,
-    h: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    admin(&s, &h).await?;
+) -> Result<Json<Vec<EnrollmentToken>>, ApiError> {
     let now = now_ms();
     let list = blocking(&s.store, |st| Ok(st.enrollment_tokens()?)).await?;
-    Ok(Json(Value::Array(list.iter().map(|t| tokens::enrollment_token_json(t, now)).collect())))
+    Ok(Json(list.iter().map(|t| tokens::enrollment_token_json(t, now)).collect()))
 }
 
 #[utoipa::path(
@@ -156,15 +159,14 @@ pub(crate) async fn list_enrollment(
     tag = "tokens",
     summary = "Create a one-time enrollment token; the answer holds it once (admin)",
     request_body = NewEnrollmentToken,
-    responses((status = 200, description = "`{\"id\", \"token\", \"expires_at\"}`", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    responses((status = 200, description = "The token, shown this once", body = EnrollmentTokenCreated), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn create_enrollment(
+    _: Admin,
     State(s): State<AppState>,
-    h: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    admin(&s, &h).await?;
+) -> Result<Json<EnrollmentTokenCreated>, ApiError> {
     let b: NewEnrollmentToken = json_body(&body)?;
     let ttl = ttl(b.ttl.as_deref())?.unwrap_or(std::time::Duration::from_secs(3600));
     let now = now_ms();
@@ -172,10 +174,7 @@ pub(crate) async fn create_enrollment(
     let token = blocking(&s.store, move |st| tokens::create_enrollment(st, ttl, &name, now)).await?;
     let id = tokens::id(&tokens::hash(&token));
     tracing::info!(token = %id, "Enrollment token created through the API.");
-    Ok(Json(serde_json::json!({
-        "id": id, "token": token,
-        "expires_at": crate::clock::rfc3339(now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))),
-    })))
+    Ok(Json(EnrollmentTokenCreated { expires_at: expiry(now, ttl), id, token }))
 }
 
 #[utoipa::path(
@@ -184,18 +183,17 @@ pub(crate) async fn create_enrollment(
     tag = "tokens",
     summary = "Revoke an enrollment token before it is used (admin)",
     params(("id" = String, Path, description = "Token id as listed (a unique prefix of at least 6 hex digits)")),
-    responses((status = 200, description = "`{\"id\", \"revoked\": true, \"already\": bool}`", body = Object), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "Revoked", body = EnrollmentTokenRevoked), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(crate) async fn revoke_enrollment(
+    _: Admin,
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    admin(&s, &h).await?;
+) -> Result<Json<EnrollmentTokenRevoked>, ApiError> {
     let r = blocking(&s.store, move |st| Ok(tokens::revoke_enrollment(st, &id, now_ms())))
         .await?
         .map_err(revoke_error)?;
     tracing::info!(token = %r.id, "Enrollment token revoked through the API.");
-    Ok(Json(serde_json::json!({"id": r.id, "revoked": true, "already": !r.now})))
+    Ok(Json(EnrollmentTokenRevoked { already: !r.now, id: r.id, revoked: true }))
 }

@@ -1,0 +1,121 @@
+//! Who is calling: the role behind the bearer token or dashboard session cookie, and the
+//! role extractors handlers ask for instead of checking by hand. A handler that takes
+//! [`Reader`] cannot run for a `scim` token; one that takes [`Admin`] runs for admins only.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+
+use super::error::{ApiError, blocking};
+use crate::clock::now_ms;
+use crate::domain::Role;
+use crate::state::AppState;
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    crate::tokens::hash(token)
+}
+
+/// The caller's role, from the bearer token or else the session cookie; a refusal is
+/// (status, message) so surfaces with their own error shape (SCIM) can answer in it.
+pub(crate) async fn caller(shared: &AppState, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
+    let unauthorized = |m: &str| (StatusCode::UNAUTHORIZED, m.to_owned());
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        let Some(session) = crate::http::ui::session_cookie(headers) else {
+            return Err(unauthorized("an API token is required"));
+        };
+        let hash = token_hash(&session);
+        let role = blocking(&shared.store, move |s| Ok(s.session_role(&hash, now_ms())?))
+            .await
+            .map_err(|ApiError(status, m)| (status, m))?;
+        return role
+            .as_deref()
+            .and_then(Role::parse)
+            .ok_or_else(|| unauthorized("the session has ended; sign in again"));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
+    let hash = token_hash(token);
+    let role = blocking(&shared.store, move |s| Ok(s.api_token_role(&hash, now_ms())?))
+        .await
+        .map_err(|ApiError(status, m)| (status, m))?;
+    role.as_deref().and_then(Role::parse).ok_or_else(|| unauthorized("unknown, expired or revoked API token"))
+}
+
+/// The hash of the API token behind the request: the bearer's, or the one a dashboard
+/// session was opened with.
+pub(crate) async fn caller_token(
+    shared: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    if let Some(t) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Ok(Some(token_hash(t.trim())));
+    }
+    let Some(session) = crate::http::ui::session_cookie(headers) else { return Ok(None) };
+    let h = token_hash(&session);
+    blocking(&shared.store, move |s| Ok(s.session_token(&h)?)).await
+}
+
+/// Any authenticated caller, with their role.
+pub(crate) struct Anyone(pub Role);
+
+impl FromRequestParts<AppState> for Anyone {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Anyone, ApiError> {
+        caller(s, &parts.headers).await.map(Anyone).map_err(|(status, m)| ApiError(status, m))
+    }
+}
+
+/// A caller who may read the inventory: viewer or admin.
+pub(crate) struct Reader;
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Reader, ApiError> {
+        let Anyone(r) = Anyone::from_request_parts(parts, s).await?;
+        if r.can_read() {
+            Ok(Reader)
+        } else {
+            Err(ApiError::forbidden(format!("a {} token cannot read the inventory", r.as_str())))
+        }
+    }
+}
+
+/// An admin. (A change through a session cookie has already shown its CSRF header: see
+/// `middleware::csrf`.)
+pub(crate) struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Admin, ApiError> {
+        match Anyone::from_request_parts(parts, s).await? {
+            Anyone(Role::Admin) => Ok(Admin),
+            Anyone(r) => Err(ApiError::forbidden(format!("this needs an admin token, not {}", r.as_str()))),
+        }
+    }
+}
+
+/// A caller who may push IdP sign-ins: an `ingest` token, or an admin.
+pub(crate) struct Pusher;
+
+impl FromRequestParts<AppState> for Pusher {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Pusher, ApiError> {
+        match Anyone::from_request_parts(parts, s).await? {
+            Anyone(Role::Ingest | Role::Admin) => Ok(Pusher),
+            Anyone(r) => Err(ApiError::forbidden(format!("a {} token cannot push sign-ins", r.as_str()))),
+        }
+    }
+}

@@ -1,0 +1,847 @@
+//! The JSON the collector answers with: one type per document, shared by the HTTP API
+//! (`/api/v1`, where each is a named schema in the OpenAPI document) and the CLI's `--json`,
+//! so a script can switch between them. Each is built from store and domain values here, at
+//! the edge; nothing below serialises for a caller.
+//!
+//! Fields are declared in alphabetical order and a missing value is `null`, never left out:
+//! the documents were `serde_json` maps before they were types, and scripts (and the golden
+//! files in `tests/data/golden`) rely on that exact shape. Fields that only some documents
+//! carry are noted where they are.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::clock::rfc3339 as time;
+use crate::store;
+
+fn opt_time(ms: Option<i64>) -> Option<String> {
+    ms.map(time)
+}
+
+/// Liveness.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+impl Health {
+    pub fn now() -> Health {
+        Health { status: "ok", version: env!("CARGO_PKG_VERSION") }
+    }
+}
+
+/// An enrolled device.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Device {
+    pub agent_version: String,
+    /// `tpm`, `secure_enclave`, `software`, …: how far its key can be trusted.
+    pub assurance: String,
+    /// The device clock's offset from the collector's, when known.
+    pub clock_skew_ms: Option<i64>,
+    pub device_id: String,
+    pub enrolled_at: String,
+    pub hardware_id: Option<String>,
+    pub hostname: String,
+    pub key_backend: String,
+    pub key_id: String,
+    pub last_attested_at: Option<String>,
+    pub last_seen_at: Option<String>,
+    /// Observations stored for it.
+    pub observations: u64,
+    pub os: String,
+    pub os_version: String,
+    pub revoked_at: Option<String>,
+    pub seq_head: u64,
+    /// OS accounts seen on it.
+    pub users: Vec<String>,
+}
+
+impl Device {
+    pub fn new(d: &store::Device, observations: u64) -> Device {
+        Device {
+            agent_version: d.agent_version.clone(),
+            assurance: d.assurance.clone(),
+            clock_skew_ms: d.clock_skew_ms,
+            device_id: d.id.clone(),
+            enrolled_at: time(d.enrolled_at_ms),
+            hardware_id: d.hardware_id.clone(),
+            hostname: d.hostname.clone(),
+            key_backend: d.key_backend.clone(),
+            key_id: sightline_proto::p256::key_id(&d.key_spki),
+            last_attested_at: opt_time(d.last_attested_ms),
+            last_seen_at: opt_time(d.last_seen_ms),
+            observations,
+            os: d.os.clone(),
+            os_version: d.os_version.clone(),
+            revoked_at: opt_time(d.revoked_at_ms),
+            seq_head: d.seq_head,
+            users: d.users.clone(),
+        }
+    }
+}
+
+/// One device with its connectors and its most recent presence intervals, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeviceDetail {
+    pub agent_version: String,
+    pub assurance: String,
+    pub clock_skew_ms: Option<i64>,
+    pub connectors: Vec<Connector>,
+    pub device_id: String,
+    pub enrolled_at: String,
+    pub hardware_id: Option<String>,
+    pub history: Vec<Presence>,
+    pub hostname: String,
+    pub key_backend: String,
+    pub key_id: String,
+    pub last_attested_at: Option<String>,
+    pub last_seen_at: Option<String>,
+    pub observations: u64,
+    pub os: String,
+    pub os_version: String,
+    pub revoked_at: Option<String>,
+    pub seq_head: u64,
+    pub users: Vec<String>,
+}
+
+impl DeviceDetail {
+    pub fn new(d: Device, connectors: Vec<Connector>, history: Vec<Presence>) -> DeviceDetail {
+        DeviceDetail {
+            agent_version: d.agent_version,
+            assurance: d.assurance,
+            clock_skew_ms: d.clock_skew_ms,
+            connectors,
+            device_id: d.device_id,
+            enrolled_at: d.enrolled_at,
+            hardware_id: d.hardware_id,
+            history,
+            hostname: d.hostname,
+            key_backend: d.key_backend,
+            key_id: d.key_id,
+            last_attested_at: d.last_attested_at,
+            last_seen_at: d.last_seen_at,
+            observations: d.observations,
+            os: d.os,
+            os_version: d.os_version,
+            revoked_at: d.revoked_at,
+            seq_head: d.seq_head,
+            users: d.users,
+        }
+    }
+}
+
+/// A connector (a tool, browser extension, token or MCP server) across the fleet.
+///
+/// The kind-specific fields are present only for their kind (`tool`: tool; `extension`:
+/// tool, extension_id, name, browser; `token`: provider, token_kind, fingerprint, source;
+/// `mcp_server`: client, name, transport, command, url), as last reported. `presence` and
+/// `directives` are present only in the one-connector view.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Connector {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Value>,
+    /// Where it is or was, one entry per device and account.
+    pub devices: Vec<ConnectorDevice>,
+    /// Every directive issued for it (one-connector view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directives: Option<Vec<Directive>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension_id: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Value>,
+    pub first_seen: String,
+    /// `extension:ID`, `tool:ID`, `token:FP` or `mcp:NAME:HASH`.
+    pub key: String,
+    /// `tool`, `extension`, `token` or `mcp_server`.
+    pub kind: String,
+    pub label: String,
+    pub last_seen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Value>,
+    /// Its presence intervals with owners and evidence references (one-connector view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence: Option<Vec<ConnectorPresence>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Value>,
+    pub revocation: Option<RevocationStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Value>,
+    /// `discovered`, `approved`, `unsanctioned`, `revoked` or `removed`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_kind: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<Value>,
+}
+
+impl Connector {
+    /// `status` is the policy's judgement of it.
+    pub fn new(c: &store::Connector, status: &str) -> Connector {
+        // The kind's own fields, `null` when the last report lacked one.
+        let pick = |k: &str| Some(c.latest.get(k).cloned().unwrap_or(Value::Null));
+        let has = |kinds: &[&str]| kinds.contains(&c.kind.as_str());
+        let field = |k: &str, kinds: &[&str]| if has(kinds) { pick(k) } else { None };
+        Connector {
+            browser: field("browser", &["extension"]),
+            client: field("client", &["mcp_server"]),
+            command: field("command", &["mcp_server"]),
+            devices: c.devices.iter().map(ConnectorDevice::from).collect(),
+            directives: None,
+            extension_id: field("extension_id", &["extension"]),
+            fingerprint: field("fingerprint", &["token"]),
+            first_seen: time(c.first_seen_ms),
+            key: c.key.clone(),
+            kind: c.kind.clone(),
+            label: c.label.clone(),
+            last_seen: time(c.last_seen_ms),
+            name: field("name", &["extension", "mcp_server"]),
+            presence: None,
+            provider: field("provider", &["token"]),
+            revocation: c.revocation.as_ref().map(RevocationStatus::from),
+            source: field("source", &["token"]),
+            status: status.to_owned(),
+            token_kind: field("token_kind", &["token"]),
+            tool: field("tool", &["tool", "extension"]),
+            transport: field("transport", &["mcp_server"]),
+            url: field("url", &["mcp_server"]),
+        }
+    }
+}
+
+/// A connector on one device under one account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConnectorDevice {
+    pub device_id: String,
+    pub first_seen: String,
+    pub hostname: String,
+    pub last_seen: String,
+    /// Still there at the last report.
+    pub present: bool,
+    pub user: Option<String>,
+}
+
+impl From<&store::ConnectorDevice> for ConnectorDevice {
+    fn from(d: &store::ConnectorDevice) -> ConnectorDevice {
+        ConnectorDevice {
+            device_id: d.device_id.clone(),
+            first_seen: time(d.first_seen_ms),
+            hostname: d.hostname.clone(),
+            last_seen: time(d.last_seen_ms),
+            present: d.present,
+            user: d.user.clone(),
+        }
+    }
+}
+
+/// A connector's revocation and what each device made of it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevocationStatus {
+    /// The latest directive to each device.
+    pub devices: Vec<Directive>,
+    pub reason: String,
+    pub requested_at: String,
+    pub requested_by: String,
+    /// `pending`, `enforced`, `partial`, …
+    pub state: String,
+}
+
+impl From<&store::RevocationState> for RevocationStatus {
+    fn from(r: &store::RevocationState) -> RevocationStatus {
+        RevocationStatus {
+            devices: r.latest.iter().map(Directive::from).collect(),
+            reason: r.revocation.reason.clone(),
+            requested_at: time(r.revocation.requested_at_ms),
+            requested_by: r.revocation.requested_by.clone(),
+            state: r.state().to_owned(),
+        }
+    }
+}
+
+/// A directive and what became of it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Directive {
+    pub action: String,
+    pub connector: String,
+    pub detail: Option<String>,
+    pub device_id: String,
+    pub directive_id: String,
+    pub expires_at: String,
+    pub issued_at: String,
+    pub mode: Option<String>,
+    pub outcome: Option<String>,
+    pub outcome_at: Option<String>,
+    /// The observation that reported the outcome, in the device's signed batches.
+    pub outcome_seq: Option<u64>,
+    pub sent_at: Option<String>,
+    pub target: String,
+}
+
+impl From<&store::DirectiveRecord> for Directive {
+    fn from(d: &store::DirectiveRecord) -> Directive {
+        Directive {
+            action: d.action.clone(),
+            connector: d.connector_key.clone(),
+            detail: d.outcome.as_ref().map(|o| o.detail.clone()),
+            device_id: d.device_id.clone(),
+            directive_id: d.id.clone(),
+            expires_at: time(d.expires_at_ms),
+            issued_at: time(d.issued_at_ms),
+            mode: d.outcome.as_ref().map(|o| o.mode.clone()),
+            outcome: d.outcome.as_ref().map(|o| o.outcome.clone()),
+            outcome_at: opt_time(d.outcome_at_ms),
+            outcome_seq: d.outcome_seq,
+            sent_at: opt_time(d.sent_at_ms),
+            target: d.target.clone(),
+        }
+    }
+}
+
+/// A presence interval: a connector on a device from one observation to another.
+/// `appeared_seq` and `disappeared_seq` reference the observations in the device's signed
+/// batches that opened and closed it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Presence {
+    pub appeared_at: String,
+    pub appeared_seq: u64,
+    pub connector: String,
+    pub disappeared_at: Option<String>,
+    pub disappeared_seq: Option<u64>,
+    pub kind: String,
+    pub label: String,
+    pub user: Option<String>,
+    #[serde(rename = "where")]
+    pub locus: String,
+}
+
+impl From<&store::Presence> for Presence {
+    fn from(p: &store::Presence) -> Presence {
+        Presence {
+            appeared_at: time(p.appeared_at_ms),
+            appeared_seq: p.appeared_seq,
+            connector: p.connector_key.clone(),
+            disappeared_at: opt_time(p.disappeared_at_ms),
+            disappeared_seq: p.disappeared_seq,
+            kind: p.kind.clone(),
+            label: p.label.clone(),
+            user: p.os_user.clone(),
+            locus: p.locus.clone(),
+        }
+    }
+}
+
+/// Who an OS account belongs to: the person's userName, and how sure that is.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub user_name: Option<String>,
+    /// `exact`, `inferred` or `unknown`.
+    pub attribution: &'static str,
+}
+
+/// A presence interval with its owner (a person's triage).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OwnedPresence {
+    pub appeared_at: String,
+    pub appeared_seq: u64,
+    pub attribution: &'static str,
+    pub connector: String,
+    pub disappeared_at: Option<String>,
+    pub disappeared_seq: Option<u64>,
+    pub kind: String,
+    pub label: String,
+    pub owner: Option<String>,
+    pub user: Option<String>,
+    #[serde(rename = "where")]
+    pub locus: String,
+}
+
+impl OwnedPresence {
+    pub fn new(p: &store::Presence, owner: Owner) -> OwnedPresence {
+        let Presence {
+            appeared_at,
+            appeared_seq,
+            connector,
+            disappeared_at,
+            disappeared_seq,
+            kind,
+            label,
+            user,
+            locus,
+        } = Presence::from(p);
+        OwnedPresence {
+            appeared_at,
+            appeared_seq,
+            attribution: owner.attribution,
+            connector,
+            disappeared_at,
+            disappeared_seq,
+            kind,
+            label,
+            owner: owner.user_name,
+            user,
+            locus,
+        }
+    }
+}
+
+/// A presence interval with its device and owner (a connector's triage).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConnectorPresence {
+    pub appeared_at: String,
+    pub appeared_seq: u64,
+    pub assurance: Option<String>,
+    pub attribution: &'static str,
+    pub connector: String,
+    pub device_id: String,
+    pub disappeared_at: Option<String>,
+    pub disappeared_seq: Option<u64>,
+    pub hostname: Option<String>,
+    pub kind: String,
+    pub label: String,
+    pub owner: Option<String>,
+    pub user: Option<String>,
+    #[serde(rename = "where")]
+    pub locus: String,
+}
+
+impl ConnectorPresence {
+    pub fn new(p: &store::Presence, device: Option<&store::Device>, owner: Owner) -> ConnectorPresence {
+        let Presence {
+            appeared_at,
+            appeared_seq,
+            connector,
+            disappeared_at,
+            disappeared_seq,
+            kind,
+            label,
+            user,
+            locus,
+        } = Presence::from(p);
+        ConnectorPresence {
+            appeared_at,
+            appeared_seq,
+            assurance: device.map(|d| d.assurance.clone()),
+            attribution: owner.attribution,
+            connector,
+            device_id: p.device_id.clone(),
+            disappeared_at,
+            disappeared_seq,
+            hostname: device.map(|d| d.hostname.clone()),
+            kind,
+            label,
+            owner: owner.user_name,
+            user,
+            locus,
+        }
+    }
+}
+
+/// An OS session open at the instant asked about.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionAt {
+    /// The observation that opened it.
+    pub evidence_seq: u64,
+    pub host: Option<String>,
+    pub os_user: String,
+    pub since: String,
+    pub terminal: String,
+}
+
+impl From<&store::Session> for SessionAt {
+    fn from(s: &store::Session) -> SessionAt {
+        SessionAt {
+            evidence_seq: s.appeared_seq,
+            host: s.host.clone(),
+            os_user: s.os_user.clone(),
+            since: time(s.started_at_ms),
+            terminal: s.terminal.clone(),
+        }
+    }
+}
+
+/// A device at an instant: who was logged in and what was present.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeviceAt {
+    pub at: String,
+    pub device: Device,
+    pub present: Vec<Presence>,
+    pub sessions: Vec<SessionAt>,
+}
+
+/// A session of the person asked about, with how their account was attributed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonSession {
+    /// `exact` or `inferred`.
+    pub attribution: &'static str,
+    pub evidence_seq: u64,
+    pub host: Option<String>,
+    /// Which rule attributed the account.
+    pub how: String,
+    pub os_user: String,
+    pub since: String,
+    pub terminal: String,
+}
+
+impl PersonSession {
+    pub fn new(s: &store::Session, attribution: &'static str, how: String) -> PersonSession {
+        PersonSession {
+            attribution,
+            evidence_seq: s.appeared_seq,
+            host: s.host.clone(),
+            how,
+            os_user: s.os_user.clone(),
+            since: time(s.started_at_ms),
+            terminal: s.terminal.clone(),
+        }
+    }
+}
+
+/// A device of the person asked about, at the instant.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonDevice {
+    pub assurance: String,
+    pub device_id: String,
+    pub hostname: String,
+    pub present: Vec<OwnedPresence>,
+    pub sessions: Vec<PersonSession>,
+}
+
+/// The person asked about.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonSummary {
+    /// OS account names that are theirs under the identity rules.
+    pub accounts: Vec<String>,
+    pub active: bool,
+    pub deprovisioned_at: Option<String>,
+    pub display_name: Option<String>,
+    pub user_name: String,
+}
+
+impl PersonSummary {
+    pub fn new(p: &store::Person, accounts: Vec<String>) -> PersonSummary {
+        PersonSummary {
+            accounts,
+            active: p.active,
+            deprovisioned_at: opt_time(p.deprovisioned_at_ms),
+            display_name: p.display_name.clone(),
+            user_name: p.user_name.clone(),
+        }
+    }
+}
+
+/// An IdP sign-in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SignInEvent {
+    pub app: Option<String>,
+    pub at: String,
+    pub device: Option<String>,
+    /// `okta:<uuid>` or `entra:<id>`.
+    pub event: String,
+    pub ip: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: &'static str,
+    /// `okta` or `entra`.
+    pub source: &'static str,
+}
+
+impl From<&crate::signins::SignIn> for SignInEvent {
+    fn from(s: &crate::signins::SignIn) -> SignInEvent {
+        SignInEvent {
+            app: s.app.clone(),
+            at: time(s.at_ms),
+            device: s.device.clone(),
+            event: s.id.clone(),
+            ip: s.ip.clone(),
+            outcome: s.outcome,
+            source: s.source,
+        }
+    }
+}
+
+/// A person at an instant: their devices, sessions, connectors, and IdP sign-ins in the 12
+/// hours before, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonAt {
+    pub at: String,
+    pub devices: Vec<PersonDevice>,
+    pub person: PersonSummary,
+    pub signins: Vec<SignInEvent>,
+}
+
+/// Directives issued by a revocation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Revoked {
+    /// What the agents are asked to do.
+    pub action: &'static str,
+    pub connector: String,
+    pub directives: Vec<Directive>,
+}
+
+impl From<&crate::revoke::Issued> for Revoked {
+    fn from(i: &crate::revoke::Issued) -> Revoked {
+        Revoked {
+            action: i.action,
+            connector: i.connector.clone(),
+            directives: i.directives.iter().map(Directive::from).collect(),
+        }
+    }
+}
+
+/// A device revoked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeviceRevoked {
+    pub device_id: String,
+    /// Always true.
+    pub revoked: bool,
+}
+
+/// Something that needs a look.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Finding {
+    pub device_id: Option<String>,
+    /// Its shape depends on the kind: the presence behind it, or the holders of a shared
+    /// credential, or a directive's outcome.
+    #[schema(value_type = Object)]
+    pub evidence: Value,
+    pub first_seen: String,
+    /// `shadow_ai`, `orphaned_connector`, `shared_credential`, …
+    pub kind: &'static str,
+    /// `high`, `medium` or `low`.
+    pub severity: &'static str,
+    pub subject: String,
+}
+
+impl From<&crate::findings::Finding> for Finding {
+    fn from(f: &crate::findings::Finding) -> Finding {
+        Finding {
+            device_id: f.device_id.clone(),
+            evidence: f.evidence.clone(),
+            first_seen: time(f.first_seen_ms),
+            kind: f.kind,
+            severity: f.severity,
+            subject: f.subject.clone(),
+        }
+    }
+}
+
+/// Counts of a sign-in push.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SignInsPushed {
+    pub duplicates: usize,
+    pub received: usize,
+    /// Events that were not sign-ins.
+    pub skipped: usize,
+    pub stored: usize,
+}
+
+/// An API token as listed: never the token itself.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiToken {
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub id: String,
+    pub last_used_at: Option<String>,
+    pub name: String,
+    pub revoked_at: Option<String>,
+    /// viewer, admin, scim or ingest.
+    pub role: String,
+    /// `active`, `expired` or `revoked`.
+    pub state: &'static str,
+}
+
+/// An enrollment token as listed: never the token itself.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EnrollmentToken {
+    pub created_at: String,
+    pub expires_at: String,
+    pub id: String,
+    pub name: String,
+    pub revoked_at: Option<String>,
+    /// `active`, `used`, `expired` or `revoked`.
+    pub state: &'static str,
+    pub used_at: Option<String>,
+}
+
+/// A new API token: the only time it is shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiTokenCreated {
+    pub expires_at: Option<String>,
+    pub id: String,
+    pub role: &'static str,
+    pub token: String,
+}
+
+/// A new enrollment token: the only time it is shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EnrollmentTokenCreated {
+    pub expires_at: String,
+    pub id: String,
+    pub token: String,
+}
+
+/// An API token revoked, and the tokens it had made.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiTokenRevoked {
+    /// It was revoked before.
+    pub already: bool,
+    pub also_revoked: Vec<String>,
+    pub id: String,
+    pub revoked: bool,
+}
+
+/// An enrollment token revoked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EnrollmentTokenRevoked {
+    pub already: bool,
+    pub id: String,
+    pub revoked: bool,
+}
+
+/// Who the caller is.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub role: &'static str,
+    pub version: &'static str,
+}
+
+/// A dashboard session opened.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SignedIn {
+    pub role: &'static str,
+}
+
+/// Server-side pages of the dashboard's tables: `total` match in all, `items` from `offset`,
+/// at most `limit` of them. One named type per table, so each is its own schema.
+macro_rules! page {
+    ($(#[$doc:meta])* $name:ident, $item:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            pub limit: usize,
+            pub offset: usize,
+            /// How many match in all.
+            pub total: usize,
+        }
+    };
+}
+
+page!(
+    /// A page of devices.
+    DevicePage,
+    Device
+);
+page!(
+    /// A page of connectors.
+    ConnectorPage,
+    ConnectorRow
+);
+page!(
+    /// A page of findings.
+    FindingPage,
+    Finding
+);
+page!(
+    /// A page of people.
+    PersonPage,
+    PersonRow
+);
+
+/// A connector as a dashboard row.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConnectorRow {
+    /// The admin's decision, if any: `approved` or `unsanctioned`.
+    pub decision: Option<String>,
+    /// Devices it has been seen on.
+    pub devices: usize,
+    pub first_seen: String,
+    pub key: String,
+    pub kind: String,
+    pub label: String,
+    pub last_seen: String,
+    /// Devices it is present on now.
+    pub present_on: usize,
+    pub revocation: Option<String>,
+    pub status: String,
+    pub users: Vec<String>,
+}
+
+/// A person as a dashboard row.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonRow {
+    pub accounts: Vec<String>,
+    pub active: bool,
+    pub deprovisioned_at: Option<String>,
+    pub display_name: Option<String>,
+    pub emails: Vec<String>,
+    pub user_name: String,
+}
+
+/// A name and how many.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Count {
+    pub count: u64,
+    pub key: String,
+}
+
+/// Devices by when they were last seen.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Recency {
+    pub day: u64,
+    pub hour: u64,
+    pub never: u64,
+    pub older: u64,
+    pub week: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeviceCounts {
+    pub by_assurance: Vec<Count>,
+    pub by_os: Vec<Count>,
+    pub last_seen: Recency,
+    pub revoked: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConnectorCounts {
+    pub by_kind: std::collections::BTreeMap<String, u64>,
+    pub by_status: std::collections::BTreeMap<String, u64>,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FindingCounts {
+    pub by_kind: std::collections::BTreeMap<String, u64>,
+    pub total: usize,
+}
+
+/// Shadow-AI connectors present on one day.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TrendDay {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub shadow_ai: usize,
+}
+
+/// The fleet at a glance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Overview {
+    pub at: String,
+    pub connectors: ConnectorCounts,
+    pub devices: DeviceCounts,
+    pub findings: FindingCounts,
+    /// The last 30 days, oldest first.
+    pub trend: Vec<TrendDay>,
+}
