@@ -144,6 +144,9 @@ spelled! {
         Failed = "failed",
         /// The agent refused the directive (signature, device, expiry).
         Refused = "refused",
+        /// Set by the collector, not an agent: the revocation was withdrawn before the
+        /// agent answered.
+        Withdrawn = "withdrawn",
         Unspecified = "unspecified",
     }
 }

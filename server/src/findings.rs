@@ -128,7 +128,7 @@ pub fn compute_from(
                 device_id: Some(d.device_id.clone()),
                 first_seen_ms: d.outcome_at_ms.unwrap_or(d.issued_at_ms),
                 evidence: json!({
-                    "directive_id": d.id, "action": d.action, "outcome": o.outcome, "detail": o.detail,
+                    "directive_id": d.id, "action": d.action, "outcome": o.outcome.as_str(), "detail": o.detail,
                     "mode": o.mode, "revoked_at": time(r.revocation.requested_at_ms), "outcome_seq": d.outcome_seq,
                 }),
             });

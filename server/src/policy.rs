@@ -213,7 +213,7 @@ impl Policy {
     /// it is present under belongs to), `unsanctioned`, or `discovered` when the policy
     /// approves nothing (nothing is judged). `people` matters only for group approvals.
     pub fn status(&self, c: &Connector, people: &People) -> &'static str {
-        if c.revocation.as_ref().is_some_and(|r| r.state() == "enforced") {
+        if c.revocation.as_ref().is_some_and(|r| r.state() == crate::domain::RevocationProgress::Enforced) {
             return "revoked";
         }
         if !c.devices.iter().any(|d| d.present) {

@@ -263,7 +263,7 @@ impl From<&store::RevocationState> for RevocationStatus {
             reason: r.revocation.reason.clone(),
             requested_at: time(r.revocation.requested_at_ms),
             requested_by: r.revocation.requested_by.clone(),
-            state: r.state().to_owned(),
+            state: r.state().as_str().to_owned(),
         }
     }
 }
@@ -298,7 +298,7 @@ impl From<&store::DirectiveRecord> for Directive {
             expires_at: time(d.expires_at_ms),
             issued_at: time(d.issued_at_ms),
             mode: d.outcome.as_ref().map(|o| o.mode.clone()),
-            outcome: d.outcome.as_ref().map(|o| o.outcome.clone()),
+            outcome: d.outcome.as_ref().map(|o| o.outcome.as_str().to_owned()),
             outcome_at: opt_time(d.outcome_at_ms),
             outcome_seq: d.outcome_seq,
             sent_at: opt_time(d.sent_at_ms),

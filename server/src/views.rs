@@ -164,7 +164,7 @@ pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> respons
             .map(|d| d.device_id.as_str())
             .collect::<std::collections::BTreeSet<_>>()
             .len(),
-        revocation: c.revocation.as_ref().map(|r| r.state().to_owned()),
+        revocation: c.revocation.as_ref().map(|r| r.state().as_str().to_owned()),
         status: policy.status(c, people).to_owned(),
         users,
     }

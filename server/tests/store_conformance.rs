@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use serde_json::json;
+use sightline_server::domain::{Change, ObservationKind, Outcome, RevocationProgress};
 use sightline_server::signins::SignIn;
 use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
@@ -197,8 +198,8 @@ fn obs(seq: u64, at: i64, change: &'static str, connector: Option<ConnectorRef>)
     ObservationRecord {
         seq,
         observed_at_ms: at,
-        change,
-        kind: if connector.is_some() { "process" } else { "gap" },
+        change: Change::parse(change).expect("a change spelled as stored"),
+        kind: if connector.is_some() { ObservationKind::Process } else { ObservationKind::Gap },
         connector,
         session: None,
         directive: None,
@@ -245,10 +246,10 @@ fn observe(s: &dyn Store, device: &str, change: &'static str, locus: &str, outco
     let seq = s.device(device).unwrap().unwrap().seq_head + 1;
     let mut o = obs(seq, seq as i64, change, outcome.is_none().then(|| tool(locus, None)));
     if let Some((id, what)) = outcome {
-        o.kind = "directive_outcome";
+        o.kind = ObservationKind::DirectiveOutcome;
         o.directive = Some(OutcomeRef {
             directive_id: id.into(),
-            outcome: what.into(),
+            outcome: Outcome::parse(what).expect("an outcome spelled as stored"),
             detail: String::new(),
             mode: "enforce".into(),
         });
@@ -505,7 +506,7 @@ fn login_sessions_are_intervals(s: &dyn Store) {
     enroll(s, "d");
     let login = |seq, at, change| {
         let mut o = obs(seq, at, change, None);
-        o.kind = "session";
+        o.kind = ObservationKind::OsSession;
         o.session = Some(SessionRef {
             os_user: "alice".into(),
             terminal: "tty1".into(),
@@ -575,7 +576,7 @@ fn revocation_targets_outstanding_directives_and_outcomes(s: &dyn Store) {
     s.mark_directive_sent("d1", 160).unwrap();
     assert_eq!(s.directive("d1").unwrap().unwrap().sent_at_ms, Some(150));
     let state = |s: &dyn Store| s.connector("tool:ollama").unwrap().unwrap().revocation.unwrap().state();
-    assert_eq!(state(s), "pending");
+    assert_eq!(state(s), RevocationProgress::Pending);
 
     // Device b cannot settle a's directive; a settles its own.
     observe(s, "b", "snapshot", "pid:2", Some(("d1", "enforced")));
@@ -584,7 +585,7 @@ fn revocation_targets_outstanding_directives_and_outcomes(s: &dyn Store) {
     observe(s, "a", "snapshot", "pid:1", Some(("d1", "enforced")));
     assert_eq!(s.directive("d1").unwrap().unwrap().outcome_seq, Some(3));
     observe(s, "b", "snapshot", "pid:2", Some(("d2", "report_only")));
-    assert_eq!(state(s), "incomplete");
+    assert_eq!(state(s), RevocationProgress::Incomplete);
     let latest = s.connector("tool:ollama").unwrap().unwrap().revocation.unwrap().latest;
     assert_eq!(latest.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
 
@@ -605,8 +606,8 @@ fn revocation_targets_outstanding_directives_and_outcomes(s: &dyn Store) {
     assert!(s.withdraw_revocation("tool:ollama", 200).unwrap());
     assert!(s.open_directives("a", 300).unwrap().is_empty());
     let outcome = |id: &str| s.directive(id).unwrap().unwrap().outcome.map(|o| o.outcome);
-    assert_eq!(outcome("d3").as_deref(), Some("withdrawn"));
-    assert_eq!(outcome("d1").as_deref(), Some("enforced"));
+    assert_eq!(outcome("d3"), Some(Outcome::Withdrawn));
+    assert_eq!(outcome("d1"), Some(Outcome::Enforced));
     assert_eq!(s.directives_for_connector("tool:ollama").unwrap().len(), 3);
     assert!(s.connector("tool:ollama").unwrap().unwrap().revocation.is_none());
     assert!(s.revocation_targets(None, false, 300).unwrap().is_empty());

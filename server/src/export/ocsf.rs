@@ -13,6 +13,7 @@
 //! enrollment), so a receiver can drop a redelivery, and `unmapped.sightline` points back
 //! at the signed evidence. A credential appears only as its keyed fingerprint.
 
+use crate::domain::ObservationKind;
 use serde_json::{Value, json};
 
 use crate::findings::Finding;
@@ -88,11 +89,11 @@ pub fn from_observation(o: &ExportObservation) -> Option<Value> {
     let uid = format!("{}:{}", o.device_id, o.seq);
     let meta = metadata(uid, o.received_at_ms);
     let dev = device(&o.device_id, &o.hostname, &o.os, &o.os_version);
-    let back = json!({"device_id": o.device_id, "seq": o.seq, "change": o.change, "assurance": o.assurance});
-    let gone = o.change == "disappeared";
+    let back = json!({"device_id": o.device_id, "seq": o.seq, "change": o.change.as_str(), "assurance": o.assurance});
+    let gone = o.change.ends_presence();
     let user = |d: &Value| d.get("user").and_then(Value::as_str).map(|u| json!({"name": u}));
-    let mut e = match o.kind.as_str() {
-        "device_inventory" => {
+    let mut e = match o.kind {
+        ObservationKind::DeviceInventory => {
             let mut e =
                 event(5001, "Device Inventory Info", 5, "Discovery", 1, "Log", 1, o.observed_at_ms, meta);
             let mut d = dev;
@@ -101,17 +102,18 @@ pub fn from_observation(o: &ExportObservation) -> Option<Value> {
             e["device"] = d;
             e
         }
-        "app" | "extension" => {
+        ObservationKind::App | ObservationKind::Extension => {
             let mut e =
                 event(5020, "Software Inventory Info", 5, "Discovery", 1, "Log", 1, o.observed_at_ms, meta);
             let d = &o.data;
-            let name = if o.kind == "extension" { str_of(d, "name") } else { str_of(d, "tool") };
+            let name =
+                if o.kind == ObservationKind::Extension { str_of(d, "name") } else { str_of(d, "tool") };
             e["device"] = dev;
             e["package"] = json!({
                 "name": name,
                 "version": d.get("version").and_then(Value::as_str).unwrap_or("unknown"),
-                "type": if o.kind == "extension" { format!("browser extension ({})", str_of(d, "browser")) } else { "application".into() },
-                "uid": if o.kind == "extension" { str_of(d, "extension_id") } else { str_of(d, "tool") },
+                "type": if o.kind == ObservationKind::Extension { format!("browser extension ({})", str_of(d, "browser")) } else { "application".into() },
+                "uid": if o.kind == ObservationKind::Extension { str_of(d, "extension_id") } else { str_of(d, "tool") },
                 "path": str_of(d, "path"),
             });
             if let Some(u) = user(d) {
@@ -119,7 +121,7 @@ pub fn from_observation(o: &ExportObservation) -> Option<Value> {
             }
             e
         }
-        "process" => {
+        ObservationKind::Process => {
             let (id, name) = if gone { (2, "Terminate") } else { (1, "Launch") };
             let mut e =
                 event(1007, "Process Activity", 1, "System Activity", id, name, 1, o.observed_at_ms, meta);
@@ -129,7 +131,7 @@ pub fn from_observation(o: &ExportObservation) -> Option<Value> {
             e["actor"] = json!({"user": user(d).unwrap_or_else(|| json!({"name": "unknown"}))});
             e
         }
-        "token" => {
+        ObservationKind::Token => {
             let (id, name) = if gone { (3, "Close") } else { (1, "Create") };
             let mut e =
                 event(2006, "Data Security Finding", 2, "Findings", id, name, 3, o.observed_at_ms, meta);

@@ -1,6 +1,7 @@
 //! Wire observations to storage records. The JSON kept per observation mirrors the agent's
 //! `sightline.scan.v1` finding shape, so what the collector shows is what the agent reported.
 
+use crate::domain::{Change, ObservationKind, Outcome};
 use sightline_proto::directive;
 use sightline_proto::pb::{self, observation::Item};
 
@@ -62,27 +63,41 @@ fn append_field(data: &mut String, key: &str, value: i64) {
     }
 }
 
+/// An agent's outcome in domain terms (an outcome this collector does not know is
+/// `Unspecified`, as the wire says).
+fn outcome(o: i32) -> Outcome {
+    match pb::Outcome::try_from(o).unwrap_or(pb::Outcome::Unspecified) {
+        pb::Outcome::Enforced => Outcome::Enforced,
+        pb::Outcome::ReportOnly => Outcome::ReportOnly,
+        pb::Outcome::NotPresent => Outcome::NotPresent,
+        pb::Outcome::Unsupported => Outcome::Unsupported,
+        pb::Outcome::Failed => Outcome::Failed,
+        pb::Outcome::Refused => Outcome::Refused,
+        pb::Outcome::Unspecified => Outcome::Unspecified,
+    }
+}
+
 pub fn record(o: &pb::Observation) -> ObservationRecord {
     let change = match pb::Change::try_from(o.change).unwrap_or(pb::Change::Unspecified) {
-        pb::Change::Snapshot => "snapshot",
-        pb::Change::Appeared => "appeared",
-        pb::Change::Changed => "changed",
-        pb::Change::Disappeared => "disappeared",
-        pb::Change::Unspecified => "unspecified",
+        pb::Change::Snapshot => Change::Snapshot,
+        pb::Change::Appeared => Change::Appeared,
+        pb::Change::Changed => Change::Changed,
+        pb::Change::Disappeared => Change::Disappeared,
+        pb::Change::Unspecified => Change::Unspecified,
     };
     let (kind, connector, data) = match &o.item {
         Some(Item::Process(p)) => (
-            "process",
+            ObservationKind::Process,
             Some(connector(format!("tool:{}", p.tool), "tool", &p.tool, &p.user, format!("pid:{}", p.pid))),
             object! {"exe": p.exe, "name": p.name, "pid": p.pid, "tool": p.tool, "user": p.user},
         ),
         Some(Item::App(a)) => (
-            "app",
+            ObservationKind::App,
             Some(connector(format!("tool:{}", a.tool), "tool", &a.tool, &a.user, a.path.clone())),
             object! {"bundle_id": a.bundle_id, "path": a.path, "tool": a.tool, "user": a.user, "version": a.version},
         ),
         Some(Item::Extension(e)) => (
-            "extension",
+            ObservationKind::Extension,
             Some(connector(
                 format!("extension:{}", e.extension_id),
                 "extension",
@@ -98,7 +113,7 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
             },
         ),
         Some(Item::Token(t)) => (
-            "token",
+            ObservationKind::Token,
             Some(connector(
                 format!("token:{}", t.fingerprint),
                 "token",
@@ -117,7 +132,7 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
             let id =
                 hex::encode(&ring::digest::digest(&ring::digest::SHA256, target.as_bytes()).as_ref()[..6]);
             (
-                "mcp_server",
+                ObservationKind::McpServer,
                 Some(connector(
                     format!("mcp:{}:{id}", m.name),
                     "mcp_server",
@@ -132,12 +147,12 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
             )
         }
         Some(Item::OsSession(s)) => (
-            "os_session",
+            ObservationKind::OsSession,
             None,
             object! {"host": s.host, "started_at_ms": s.started_at_ms, "terminal": s.terminal, "user": s.user},
         ),
         Some(Item::DeviceInventory(d)) => (
-            "device_inventory",
+            ObservationKind::DeviceInventory,
             None,
             object! {
                 "agent_version": d.agent_version, "hostname": d.hostname, "os": d.os,
@@ -145,7 +160,7 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
             },
         ),
         Some(Item::AgentHealth(h)) => (
-            "agent_health",
+            ObservationKind::AgentHealth,
             None,
             object! {
                 "agent_version": h.agent_version, "cpu_percent": h.cpu_percent, "dropped": h.dropped,
@@ -153,17 +168,21 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
                 "scan_errors": h.scan_errors, "spool_depth": h.spool_depth,
             },
         ),
-        Some(Item::Gap(g)) => ("gap", None, object! {"dropped": g.dropped, "reason": g.reason}),
-        Some(Item::ScanError(e)) => ("scan_error", None, object! {"error": e.error, "path": e.path}),
+        Some(Item::Gap(g)) => {
+            (ObservationKind::Gap, None, object! {"dropped": g.dropped, "reason": g.reason})
+        }
+        Some(Item::ScanError(e)) => {
+            (ObservationKind::ScanError, None, object! {"error": e.error, "path": e.path})
+        }
         Some(Item::DirectiveOutcome(d)) => (
-            "directive_outcome",
+            ObservationKind::DirectiveOutcome,
             None,
             object! {
                 "action": directive::action_name(d.action), "detail": d.detail, "directive_id": d.directive_id,
                 "mode": d.mode, "outcome": directive::outcome_name(d.outcome), "target": d.target,
             },
         ),
-        None => ("unknown", None, "null".to_owned()),
+        None => (ObservationKind::Unknown, None, "null".to_owned()),
     };
     let session = match &o.item {
         Some(Item::OsSession(s)) => Some(SessionRef {
@@ -177,7 +196,7 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
     let directive = match &o.item {
         Some(Item::DirectiveOutcome(d)) if !d.directive_id.is_empty() => Some(OutcomeRef {
             directive_id: d.directive_id.clone(),
-            outcome: directive::outcome_name(d.outcome).to_owned(),
+            outcome: outcome(d.outcome),
             detail: d.detail.clone(),
             mode: d.mode.clone(),
         }),

@@ -34,6 +34,8 @@ pub mod sqlite;
 
 use serde_json::Value;
 
+use crate::domain::{Change, ObservationKind, Outcome, RevocationProgress};
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -140,8 +142,8 @@ pub struct ConnectorRef {
 pub struct ObservationRecord {
     pub seq: u64,
     pub observed_at_ms: i64,
-    pub change: &'static str,
-    pub kind: &'static str,
+    pub change: Change,
+    pub kind: ObservationKind,
     pub connector: Option<ConnectorRef>,
     /// For an OS login session: who, where, since when.
     pub session: Option<SessionRef>,
@@ -155,8 +157,7 @@ pub struct ObservationRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeRef {
     pub directive_id: String,
-    /// `enforced`, `report_only`, `not_present`, `unsupported`, `failed`, `refused`.
-    pub outcome: String,
+    pub outcome: Outcome,
     pub detail: String,
     pub mode: String,
 }
@@ -200,7 +201,7 @@ pub struct DirectiveRecord {
 impl DirectiveRecord {
     /// Done, and the connector is gone or blocked there.
     pub fn effective(&self) -> bool {
-        self.outcome.as_ref().is_some_and(|o| o.outcome == "enforced" || o.outcome == "not_present")
+        self.outcome.as_ref().is_some_and(|o| o.outcome.settles_revocation())
     }
 }
 
@@ -213,16 +214,13 @@ pub struct RevocationState {
 }
 
 impl RevocationState {
-    /// `pending` (an agent has not answered yet), `enforced` (every device enforced it or
-    /// no longer has the connector) or `incomplete` (some agent only reported, could not or
-    /// would not act).
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> RevocationProgress {
         if self.latest.iter().any(|d| d.outcome.is_none()) {
-            "pending"
+            RevocationProgress::Pending
         } else if self.latest.iter().all(DirectiveRecord::effective) {
-            "enforced"
+            RevocationProgress::Enforced
         } else {
-            "incomplete"
+            RevocationProgress::Incomplete
         }
     }
 }
@@ -493,8 +491,8 @@ pub struct ExportObservation {
     pub seq: u64,
     pub observed_at_ms: i64,
     pub received_at_ms: i64,
-    pub change: String,
-    pub kind: String,
+    pub change: Change,
+    pub kind: ObservationKind,
     pub assurance: String,
     pub data: Value,
 }

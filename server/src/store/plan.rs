@@ -134,7 +134,7 @@ pub(crate) fn plan<'a>(
             settled.push(Settled { outcome, at_ms: o.observed_at_ms, seq: o.seq });
         }
         if let Some(session) = &o.session {
-            sessions.push(if o.change == "disappeared" {
+            sessions.push(if o.change.ends_presence() {
                 SessionChange::Close { session, at_ms: o.observed_at_ms, seq: o.seq }
             } else {
                 SessionChange::Open { session, seq: o.seq }
@@ -191,7 +191,7 @@ fn presence<'a>(
     for o in &b.observations {
         let Some(c) = &o.connector else { continue };
         let id = (c.key.clone(), c.locus.clone());
-        if o.change == "disappeared" {
+        if o.change.ends_presence() {
             match state.remove(&id) {
                 Some(Open::Stored) => {
                     closed.push(Closed { key: &c.key, locus: &c.locus, at_ms: o.observed_at_ms, seq: o.seq })
@@ -242,6 +242,7 @@ pub(crate) fn sightings(b: &IngestBatch) -> BTreeMap<&str, Sighting<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Change, ObservationKind, Outcome};
     use crate::store::{ConnectorRef, ObservationRecord};
 
     /// (change, connector key, locus, observed_at_ms); seq is the position + 1.
@@ -264,11 +265,11 @@ mod tests {
                     seq: i as u64 + 1,
                     observed_at_ms: at,
                     change: match change {
-                        "appeared" => "appeared",
-                        "seen" => "snapshot",
-                        _ => "disappeared",
+                        "appeared" => Change::Appeared,
+                        "seen" => Change::Snapshot,
+                        _ => Change::Disappeared,
                     },
-                    kind: "tool",
+                    kind: ObservationKind::App,
                     connector: Some(ConnectorRef {
                         key: key.into(),
                         kind: "tool",
@@ -442,7 +443,7 @@ mod tests {
             o.session = Some(session.clone());
             o.directive = Some(OutcomeRef {
                 directive_id: "x".into(),
-                outcome: "enforced".into(),
+                outcome: Outcome::Enforced,
                 detail: String::new(),
                 mode: String::new(),
             });

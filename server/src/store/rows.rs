@@ -11,7 +11,9 @@ use super::{
     EnrollmentTokenInfo, ExportObservation, OutcomeRef, Person, Presence, Result, Revocation,
     RevocationState, Session, StoredBatch, TpmChallenge, hash32,
 };
+use crate::domain::{Change, ObservationKind, Outcome};
 use crate::signins::SignIn;
+use crate::store::StoreError;
 
 /// One result row, read by column index.
 pub(crate) trait Row {
@@ -115,6 +117,12 @@ pub(crate) fn person(r: &dyn Row) -> Result<Person> {
     })
 }
 
+/// A stored spelling of a domain value; one this version does not know means the row was
+/// not written by the collector.
+fn spelled<T>(text: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<T> {
+    parse(&text).ok_or_else(|| StoreError::Corrupt(format!("unknown {what} {text:?}")))
+}
+
 pub(crate) const DIRECTIVE_COLUMNS: &str = "seq, id, device_id, connector_key, action, target, payload, signature, \
      issued_at_ms, expires_at_ms, issued_at_seq, sent_at_ms, outcome, detail, mode, outcome_at_ms, outcome_seq";
 
@@ -123,7 +131,7 @@ pub(crate) fn directive(r: &dyn Row) -> Result<DirectiveRecord> {
     let outcome = match r.opt_text(12)? {
         Some(outcome) => Some(OutcomeRef {
             directive_id: id.clone(),
-            outcome,
+            outcome: spelled(outcome, Outcome::parse, "directive outcome")?,
             detail: r.opt_text(13)?.unwrap_or_default(),
             mode: r.opt_text(14)?.unwrap_or_default(),
         }),
@@ -295,8 +303,8 @@ pub(crate) fn export_observation(r: &dyn Row) -> Result<ExportObservation> {
         seq: r.int(5)? as u64,
         observed_at_ms: r.int(6)?,
         received_at_ms: r.int(7)?,
-        change: r.text(8)?,
-        kind: r.text(9)?,
+        change: spelled(r.text(8)?, Change::parse, "observation change")?,
+        kind: spelled(r.text(9)?, ObservationKind::parse, "observation kind")?,
         assurance: r.text(10)?,
         data: json(&r.text(11)?),
     })

@@ -211,8 +211,8 @@ fn write_plan(tx: &rusqlite::Transaction<'_>, p: &IngestPlan<'_>) -> Result<()> 
             device,
             o.seq as i64,
             o.observed_at_ms,
-            o.change,
-            o.kind,
+            o.change.as_str(),
+            o.kind.as_str(),
             o.connector.as_ref().map(|c| &c.key),
             o.connector.as_ref().and_then(|c| c.user.as_ref()),
             o.data,
@@ -225,7 +225,15 @@ fn write_plan(tx: &rusqlite::Transaction<'_>, p: &IngestPlan<'_>) -> Result<()> 
     )?;
     for s in &p.settled {
         let x = s.outcome;
-        q.execute(params![x.directive_id, device, x.outcome, x.detail, x.mode, s.at_ms, s.seq as i64])?;
+        q.execute(params![
+            x.directive_id,
+            device,
+            x.outcome.as_str(),
+            x.detail,
+            x.mode,
+            s.at_ms,
+            s.seq as i64
+        ])?;
     }
     for s in &p.sessions {
         match s {

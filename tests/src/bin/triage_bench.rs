@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::json;
 use sightline_proto::envelope::GENESIS_HASH;
+use sightline_server::domain::{Change, ObservationKind};
 use sightline_server::store::{ConnectorRef, IngestBatch, ObservationRecord, Person, SessionRef, Store};
 
 const DAY: i64 = 86_400_000;
@@ -322,8 +323,12 @@ fn load_device(store: &dyn Store, id: &str, i: usize, n: u64, rng: &mut Rng) -> 
         ObservationRecord {
             seq: 0,
             observed_at_ms: at,
-            change,
-            kind,
+            change: Change::parse(change).expect("a change the bench spells right"),
+            // Connector kinds name the observation that carries them (a `tool` is an app).
+            kind: match kind {
+                "tool" => ObservationKind::App,
+                other => ObservationKind::parse(other).expect("a kind the bench spells right"),
+            },
             connector: c,
             session: s,
             directive: None,

@@ -295,8 +295,8 @@ fn store<'a>(
             c.o_seq.push(o.seq as i64);
             c.o_at.push(o.observed_at_ms);
             c.o_received.push(b.received_at_ms);
-            c.o_change.push(o.change);
-            c.o_kind.push(o.kind);
+            c.o_change.push(o.change.as_str());
+            c.o_kind.push(o.kind.as_str());
             c.o_key.push(o.connector.as_ref().map(|c| c.key.as_str()));
             c.o_user.push(o.connector.as_ref().and_then(|c| c.user.as_deref()));
             c.o_data.push(&o.data);
@@ -473,8 +473,9 @@ fn write_events(tx: &mut Transaction<'_>, stmts: &mut Prepared<'_>, p: &IngestPl
     let device = &p.batch.device_id;
     for s in &p.settled {
         let (x, seq) = (s.outcome, s.seq as i64);
+        let outcome = x.outcome.as_str();
         let q = stmts.get(tx, OUTCOME)?;
-        tx.execute(&q, &[&x.directive_id, device, &x.outcome, &x.detail, &x.mode, &s.at_ms, &seq])?;
+        tx.execute(&q, &[&x.directive_id, device, &outcome, &x.detail, &x.mode, &s.at_ms, &seq])?;
     }
     for s in &p.sessions {
         match s {
