@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase's heading carries the seconds since the start, so a slow phase shows in CI's log.
+phase() { echo "==> [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+
 need=()
 command -v cc >/dev/null || need+=(gcc)
 command -v setpriv >/dev/null || need+=(util-linux)
@@ -37,6 +40,19 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # playwright-core for the dashboard test, exactly as locked (it drives Debian's chromium).
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+# The third-party protocol clients the tests drive (tests/clients/*.py): gRPC's own Python
+# client for grpc.health.v1 and reflection, the Prometheus project's metrics parsers. Pinned,
+# in a venv under target/ (reused while it has them).
+pyclients=target/pyclients
+if ! "$pyclients/bin/python" -c 'import grpc_health, grpc_reflection, prometheus_client' 2>/dev/null; then
+  rm -rf "$pyclients"
+  python3 -m venv "$pyclients" 2>/dev/null || {
+    [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$pyclients" && python3 -m venv "$pyclients"
+  }
+  "$pyclients/bin/pip" install -q --disable-pip-version-check grpcio==1.85.1 grpcio-health-checking==1.85.1 \
+    grpcio-reflection==1.85.1 prometheus-client==0.26.0 protobuf==7.36.2 typing_extensions==4.16.0
+fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # Two software TPMs with EK certificates from private CAs, on loopback, for the TPM tests
@@ -58,11 +74,11 @@ SIGHTLINE_TEST_POSTGRES="$(scripts/postgres.sh)"
 SIGHTLINE_TEST_POSTGRES_CA="$pg_dir/tls/ca.pem"
 export SIGHTLINE_TEST_POSTGRES SIGHTLINE_TEST_POSTGRES_CA
 
-echo "==> cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy -D warnings (all features, TPM included)"
+phase "cargo clippy -D warnings (all features, TPM included)"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
-echo "==> unsafe code only where allowed"
+phase "unsafe code only where allowed"
 # FFI to the OS is confined to the platform modules: macOS and Windows system APIs, the
 # hardware key backends and the Windows service entry point.
 if grep -rln --include=*.rs "allow(unsafe_code)" agent server proto tests \
@@ -70,13 +86,13 @@ if grep -rln --include=*.rs "allow(unsafe_code)" agent server proto tests \
   echo "unsafe_code is allowed only in agent/src/{macos,windows}/, keys/{pcp,enclave}.rs and winservice.rs" >&2
   exit 1
 fi
-echo "==> cargo build (binaries the system tests drive)"
+phase "cargo build (binaries the system tests drive)"
 cargo build --workspace --bins --quiet
-echo "==> cargo test"
+phase "cargo test"
 log="$(mktemp)"
 # pipefail makes a failing cargo fail this line; tee keeps the full output visible.
 cargo test --workspace --all-targets --all-features 2>&1 | tee "$log"
-echo "==> OpenAPI: the document the collector serves is valid OpenAPI"
+phase "OpenAPI: the document the collector serves is valid OpenAPI"
 validator=target/openapi-validator
 if [ ! -x "$validator/bin/openapi-spec-validator" ]; then
   python3 -m venv "$validator" 2>/dev/null || { rm -rf "$validator"; python3 -m pip install -q --target "$validator/lib" openapi-spec-validator==0.9.0; }
@@ -88,11 +104,11 @@ if [ -x "$validator/bin/openapi-spec-validator" ]; then
 else
   PYTHONPATH="$validator/lib" python3 -m openapi_spec_validator target/openapi.json
 fi
-echo "==> packaging: the .deb built, inspected, installed, enrolled through its unit, purged"
+phase "packaging: the .deb built, inspected, installed, enrolled through its unit, purged"
 scripts/check-packaging.sh
-echo "==> macOS and Windows agents, .rpm and MSI (scripts/cross-platform.sh)"
+phase "macOS and Windows agents, .rpm and MSI (scripts/cross-platform.sh)"
 scripts/cross-platform.sh
-echo "==> fuzz targets: built on nightly and each run over its committed seeds (a smoke run)"
+phase "fuzz targets: built on nightly and each run over its committed seeds (a smoke run)"
 rustup toolchain list | grep -q '^nightly' || { echo "the nightly toolchain is missing (cargo-fuzz needs it)" >&2; exit 1; }
 command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz
 # Unoptimised and without a sanitizer: this only proves every target builds and holds on
@@ -108,3 +124,4 @@ command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz
   rm -rf "$seeds" )
 # One closing line for the whole suite (cargo prints one per test binary).
 awk '/^test result:/ {p += $4; f += $6} END {printf "%d passed, %d failed\n", p, f}' "$log"
+phase "done"

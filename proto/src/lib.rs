@@ -21,4 +21,8 @@ pub mod p256;
 #[allow(unreachable_pub, unused_qualifications, clippy::all, reason = "generated code")]
 pub mod pb {
     tonic::include_proto!("sightline.v1");
+
+    /// The encoded `FileDescriptorSet` of the contract, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/sightline_descriptor.bin"));
 }

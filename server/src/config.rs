@@ -31,6 +31,11 @@ pub struct IngestConfig {
     pub stream_rate: f64,
     /// How long a turned-away agent waits, before jitter (up to as much again).
     pub slow_down: std::time::Duration,
+    /// How often the gRPC health service probes the store.
+    pub health_poll: std::time::Duration,
+    /// Serve gRPC server reflection (`--grpc-reflection`): off unless asked, as it hands
+    /// anyone who connects the whole contract.
+    pub grpc_reflection: bool,
 }
 
 impl Default for IngestConfig {
@@ -47,6 +52,8 @@ impl Default for IngestConfig {
             http_max_connections: 1_024,
             stream_rate: 500.0,
             slow_down: std::time::Duration::from_secs(10),
+            health_poll: std::time::Duration::from_secs(5),
+            grpc_reflection: false,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod domain;
 pub mod evidence;
 pub mod export;
 pub mod findings;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod listen;

@@ -518,7 +518,7 @@ mod tests {
         drop(g1);
         let g3 = tokio::time::timeout(Duration::from_secs(2), third).await.unwrap().unwrap();
         assert_eq!(g3.state().remote.ip(), addr.ip());
-        let text = l.metrics.render();
+        let text = l.metrics.render(crate::metrics::Format::OpenMetrics);
         assert!(text.contains("sightline_open_connections{listener=\"test\"} 2"), "{text}");
     }
 }

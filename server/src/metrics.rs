@@ -168,13 +168,176 @@ impl Metrics {
         h.observe(d.as_secs_f64());
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The exposition in `format`.
+    pub fn render(&self, format: Format) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             // Only a String is written to, which cannot fail; say so if it ever does.
             tracing::error!(error = %e, "Encoding metrics failed.");
         }
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Classic => classic(&out),
+        }
+    }
+}
+
+/// The two text expositions a scraper may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `application/openmetrics-text; version=1.0.0`: what Prometheus prefers, and our default.
+    OpenMetrics,
+    /// `text/plain; version=0.0.4`: the classic format older scrapers and agents parse.
+    Classic,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// The format an `Accept` header prefers: the classic one only when `text/plain` is
+    /// acceptable and ranked above OpenMetrics (which an absent header, `*/*`, or a tie
+    /// leaves as the default).
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else { return Format::OpenMetrics };
+        let (mut open, mut plain) = (None::<f32>, None::<f32>);
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)));
+            let Some(q) = q else { continue };
+            let slot = match media.as_str() {
+                "application/openmetrics-text" => &mut open,
+                "text/plain" => &mut plain,
+                _ => continue,
+            };
+            *slot = Some(slot.map_or(q, |old: f32| old.max(q)));
+        }
+        match (open, plain) {
+            (o, Some(p)) if p > 0.0 && p > o.unwrap_or(0.0) => Format::Classic,
+            _ => Format::OpenMetrics,
+        }
+    }
+}
+
+/// OpenMetrics text rewritten in the classic 0.0.4 format: a counter's family is named by
+/// its `_total` sample, `# UNIT` and `# EOF` go, and exemplars are cut from samples.
+fn classic(open: &str) -> String {
+    use std::collections::HashMap;
+    let mut renamed: HashMap<&str, String> = HashMap::new();
+    // First pass: which families need a new name (TYPE lines may follow HELP lines).
+    for line in open.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some((name, kind)) = rest.split_once(' ')
+        {
+            match kind {
+                "counter" => {
+                    renamed.insert(name, format!("{name}_total"));
+                }
+                "info" => {
+                    renamed.insert(name, format!("{name}_info"));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = String::with_capacity(open.len());
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let kind = match kind {
+                "counter" | "gauge" | "histogram" | "summary" => kind,
+                "info" => "gauge",
+                _ => "untyped",
+            };
+            let name = renamed.get(name).map_or(name, String::as_str);
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let name = renamed.get(name).map_or(name, String::as_str);
+            // OpenMetrics escapes quotes in help text; the classic format does not.
+            out.push_str(&format!("# HELP {name} {}\n", help.replace("\\\"", "\"")));
+        } else {
+            out.push_str(without_exemplar(line));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A sample line without its exemplar (` # {…} value` after the value), which the classic
+/// format does not know. Quoted label values may hold anything, so they are skipped whole.
+fn without_exemplar(line: &str) -> &str {
+    let (mut quoted, mut escaped, mut depth) = (false, false, 0u32);
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '{' if !quoted => depth += 1,
+            '}' if !quoted => depth = depth.saturating_sub(1),
+            ' ' if !quoted && depth == 0 && line[i..].starts_with(" # ") => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_format_is_chosen_only_when_ranked_above_openmetrics() {
+        use Format::*;
+        for (accept, want) in [
+            (None, OpenMetrics),
+            (Some("*/*"), OpenMetrics),
+            (Some("text/plain; version=0.0.4"), Classic),
+            (Some("text/plain;version=0.0.4;q=0.3,*/*;q=0.2"), Classic),
+            // What Prometheus 2.x sends: OpenMetrics first.
+            (
+                Some(
+                    "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+                ),
+                OpenMetrics,
+            ),
+            (Some("application/openmetrics-text; q=0.2, text/plain; q=0.9"), Classic),
+            (Some("TEXT/PLAIN"), Classic),
+            (Some("text/plain;q=0"), OpenMetrics),
+            (Some("text/plain;q=nonsense"), OpenMetrics),
+            (Some("application/json"), OpenMetrics),
+        ] {
+            assert_eq!(Format::negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_is_rewritten_to_the_classic_format() {
+        let open = "# HELP sightline_batches_ingested Signed \\\"batches\\\".\n\
+                    # TYPE sightline_batches_ingested counter\n\
+                    sightline_batches_ingested_total{outcome=\"a # b}\"} 3 # {trace=\"x\"} 1.0\n\
+                    # HELP sightline_up Up.\n\
+                    # TYPE sightline_up gauge\n\
+                    # UNIT sightline_up seconds\n\
+                    sightline_up 1\n\
+                    # EOF\n";
+        let want = "# HELP sightline_batches_ingested_total Signed \"batches\".\n\
+                    # TYPE sightline_batches_ingested_total counter\n\
+                    sightline_batches_ingested_total{outcome=\"a # b}\"} 3\n\
+                    # HELP sightline_up Up.\n\
+                    # TYPE sightline_up gauge\n\
+                    sightline_up 1\n";
+        assert_eq!(classic(open), want);
     }
 }

@@ -277,6 +277,29 @@ pub async fn serve(
         shutdown.await;
         stopping.cancel();
     };
+    let (reporter, health) = tonic_health::server::health_reporter();
+    // Not serving until the first probe of the store says otherwise.
+    for name in crate::health::services() {
+        reporter.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
+    }
+    let health_stop = shared.stopping.clone();
+    tokio::spawn(crate::health::watch(shared.clone(), reporter, shared.config.health_poll, health_stop));
+    // Both reflection versions: grpcurl asks v1 first, many clients (grpcio's among them)
+    // know only v1alpha.
+    let (reflection, reflection_alpha) = if shared.config.grpc_reflection {
+        tracing::info!("gRPC server reflection is on (--grpc-reflection).");
+        let builder = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(sightline_proto::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        (
+            Some(builder().build_v1().context("building the gRPC reflection service")?),
+            Some(builder().build_v1alpha().context("building the gRPC reflection service")?),
+        )
+    } else {
+        (None, None)
+    };
     Server::builder()
         .tls_config(tls)
         .context("configuring TLS")?
@@ -290,6 +313,9 @@ pub async fn serve(
             TelemetryServer::new(TelemetryService::new(shared))
                 .max_decoding_message_size(crate::ingest::telemetry::MAX_MESSAGE_BYTES),
         )
+        .add_service(health)
+        .add_optional_service(reflection)
+        .add_optional_service(reflection_alpha)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .context("serving gRPC")?;

@@ -19,6 +19,28 @@ fn queries_on_an_empty_data_dir() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no device dev_missing"));
 }
 
+/// A mistyped `--data-dir` is named, and nothing is created there: only `serve` makes one.
+#[test]
+fn commands_refuse_a_data_dir_that_does_not_exist() {
+    let d = tempfile::tempdir().unwrap();
+    let typo = d.path().join("sightline-typo");
+    for args in [
+        &["devices", "--json"][..],
+        &["connectors"],
+        &["findings"],
+        &["token", "create"],
+        &["api-token", "list"],
+        &["revoke", "tool:cursor"],
+        &["prune", "--keep", "400d"],
+    ] {
+        let out = server().args(args).arg("--data-dir").arg(&typo).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded on a missing data dir");
+        assert!(err.contains(&format!("data dir {} does not exist", typo.display())), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+}
+
 #[test]
 fn serve_without_dev_and_without_a_ca_explains_itself() {
     let d = tempfile::tempdir().unwrap();

@@ -441,6 +441,42 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// The Python with the third-party protocol clients the tests drive (grpcio's health and
+/// reflection clients, the Prometheus parsers): `target/pyclients`, which the test command
+/// installs (`SIGHTLINE_TEST_PYCLIENTS` names another venv).
+pub fn python_clients() -> PathBuf {
+    let venv = std::env::var_os("SIGHTLINE_TEST_PYCLIENTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyclients"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/test.sh installs the protocol clients",
+        python.display()
+    );
+    python
+}
+
+/// Runs one of `tests/clients/*.py` with [`python_clients`]: its stdout as JSON.
+pub fn python_client(script: &str, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new(python_clients())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients").join(script))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{script} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// Every file under a directory, as bytes (for leak checks on databases and state dirs).
 pub fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();

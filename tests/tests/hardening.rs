@@ -76,7 +76,7 @@ async fn half_sent_requests_are_closed_and_the_api_keeps_serving() {
         held.into_iter().map(closed_after).collect::<Vec<_>>()
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let text = c.shared.metrics.render();
+    let text = c.shared.metrics.render(sightline_server::metrics::Format::OpenMetrics);
     assert!(text.contains("sightline_open_connections{listener=\"http\"} 4"), "{text}");
     // A real client, queued behind the four: served once the header timeout frees a slot.
     let started = Instant::now();
@@ -216,7 +216,12 @@ async fn a_device_has_one_live_stream() {
     let e = first.reply().await.unwrap_err();
     assert_eq!(e.code(), Code::Aborted, "{e:?}");
     assert!(e.message().contains("newer stream"), "{}", e.message());
-    assert!(c.shared.metrics.render().contains("sightline_streams_replaced_total 1"));
+    assert!(
+        c.shared
+            .metrics
+            .render(sightline_server::metrics::Format::OpenMetrics)
+            .contains("sightline_streams_replaced_total 1")
+    );
 
     // Two unattested streams are allowed (a reconnect overlapping its predecessor)…
     let mut c1 = a.client().await.unwrap();
@@ -269,7 +274,12 @@ async fn implausible_device_times_are_clamped_and_cannot_break_the_api() {
     assert_eq!(stored[0].data["device_observed_at_ms"], far);
     assert_eq!(stored[1].data["device_observed_at_ms"], -5);
     assert_eq!(stored[1].data["device_started_at_ms"], i64::MAX);
-    assert!(c.shared.metrics.render().contains("sightline_device_times_clamped_total 3"));
+    assert!(
+        c.shared
+            .metrics
+            .render(sightline_server::metrics::Format::OpenMetrics)
+            .contains("sightline_device_times_clamped_total 3")
+    );
 
     let viewer = c.api_token("viewer");
     for path in [

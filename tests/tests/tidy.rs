@@ -33,7 +33,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("application state", &["state"]),
-    ("edges", &["export", "http", "ingest"]),
+    ("edges", &["export", "health", "http", "ingest"]),
     ("wiring", &["cli", "server"]),
 ];
 

@@ -30,7 +30,22 @@ pub struct DataArgs {
 
 impl DataArgs {
     pub fn store(&self, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+        self.existing(database)?;
         crate::server::open_store(&self.data_dir, database)
+    }
+
+    /// Only `serve` makes a data dir: every other command works on an existing collector's,
+    /// so a mistyped `--data-dir` is named instead of becoming a new, empty database.
+    fn existing(&self, database: Option<&str>) -> anyhow::Result<()> {
+        // With PostgreSQL the data dir holds only key material, which the commands that
+        // need it report missing themselves.
+        if database.is_none() && !self.data_dir.is_dir() {
+            anyhow::bail!(
+                "data dir {} does not exist: give the collector's --data-dir (`sightline-server serve` creates one)",
+                self.data_dir.display()
+            );
+        }
+        Ok(())
     }
 
     pub fn policy(&self) -> anyhow::Result<Policy> {
@@ -39,6 +54,7 @@ impl DataArgs {
 
     /// The whole application (store, key material, policy), as a command that signs needs it.
     pub fn open(&self, database: Option<&str>) -> anyhow::Result<AppState> {
+        self.existing(database)?;
         crate::server::open(&self.data_dir, database, false)
     }
 }

@@ -78,6 +78,12 @@ pub struct ServeArgs {
     /// Allow an http:// --hec-url (token and events unencrypted on the wire).
     #[arg(long, requires = "hec_url")]
     pub hec_allow_http: bool,
+    /// Serve gRPC server reflection on the agent listener (for grpcurl and the like).
+    #[arg(long)]
+    pub grpc_reflection: bool,
+    /// How often grpc.health.v1 probes the store (NOT_SERVING when it does not answer).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
 }
 
 impl ServeArgs {
@@ -118,6 +124,8 @@ impl ServeArgs {
             stream_rate: self.stream_rate,
             ek_roots: crate::pki::read_pem_certificates(&self.ek_roots)?,
             ek_allowlist: self.ek_allow,
+            grpc_reflection: self.grpc_reflection,
+            health_poll: self.health_interval.max(Duration::from_millis(100)),
             ..IngestConfig::default()
         };
         // Both caps must fit the file-descriptor limit, or a flood would exhaust it first.

@@ -701,6 +701,9 @@ pub trait PeopleStore: Send + Sync {
 
 /// What the collector knows, as queries, findings, views and the dashboard read it.
 pub trait ReadModel: Send + Sync {
+    /// One round trip to the database: the readiness the gRPC health service reports.
+    fn ping(&self) -> Result<()>;
+
     fn connectors(&self) -> Result<Vec<Connector>>;
 
     /// Connectors seen on one device, with that device's first/last sighting.

@@ -86,6 +86,10 @@ fn sessions(db: &mut dyn Sql, filter: &str, order: &str, params: &[Param<'_>]) -
 }
 
 impl<D: Database> ReadModel for D {
+    fn ping(&self) -> Result<()> {
+        self.read(|db| db.one("SELECT 1", &[], |_| Ok(())).map(|_| ()))
+    }
+
     fn connectors(&self) -> Result<Vec<Connector>> {
         connectors(self, None, None)
     }

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Reader;
@@ -14,14 +14,15 @@ use crate::query;
 use crate::responses::{Connector, Device, DeviceDetail, Finding, Health};
 use crate::state::AppState;
 
-/// Prometheus text exposition (viewer or admin token: scrapers send it as a bearer token).
-pub(super) async fn metrics(_: Reader, State(s): State<AppState>) -> Response {
+/// Prometheus text exposition (viewer or admin token: scrapers send it as a bearer token):
+/// OpenMetrics, or the classic format when the scraper's `Accept` ranks it first.
+pub(super) async fn metrics(_: Reader, State(s): State<AppState>, headers: HeaderMap) -> Response {
     s.metrics.connected.set(s.dispatch.open_streams() as i64);
-    let mut r = s.metrics.render().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Format::negotiate(accept);
+    let mut r = s.metrics.render(format).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    r.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));
     r
 }
 
