@@ -775,7 +775,8 @@ fn exports_read_which_presence_end_an_observation_is(s: &dyn Store) {
         ),
     );
     let rows = s.observations_after(0, 10).unwrap();
-    let edges: Vec<_> = rows.iter().map(|o| o.edge.as_ref().map(|e| (e.locus.as_str(), e.appeared_seq, e.closes))).collect();
+    let edges: Vec<_> =
+        rows.iter().map(|o| o.edge.as_ref().map(|e| (e.locus.as_str(), e.appeared_seq, e.closes))).collect();
     assert_eq!(edges, [Some(("pid:1", 1, false)), None, None, Some(("pid:1", 1, true)), None, None]);
     assert_eq!(rows[0].connector_key.as_deref(), Some("tool:ollama"));
     let previous: Vec<_> = rows.iter().map(|o| o.previous.clone()).collect();

@@ -320,7 +320,9 @@ impl Agent {
             // Directives pushed to the device may come first: they answer nothing, the ack does.
             let reply = loop {
                 match s.reply().await {
-                    Ok(Some(pb::CollectorMessage { msg: Some(pb::collector_message::Msg::Directive(_)) })) => {}
+                    Ok(Some(pb::CollectorMessage {
+                        msg: Some(pb::collector_message::Msg::Directive(_)),
+                    })) => {}
                     r => break r,
                 }
             };

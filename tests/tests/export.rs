@@ -65,9 +65,9 @@ fn exported_lines(dir: &Path) -> Vec<String> {
 /// The Python that runs the OCSF validator: the venv scripts/test.sh makes (ocsf-lib,
 /// ocsf-json-schema and jsonschema, pinned), or `SIGHTLINE_OCSF_PYTHON`.
 fn ocsf_python() -> PathBuf {
-    let python = std::env::var_os("SIGHTLINE_OCSF_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ocsf-validator/bin/python")
-    });
+    let python = std::env::var_os("SIGHTLINE_OCSF_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ocsf-validator/bin/python"));
     assert!(
         python.exists(),
         "{} is missing: scripts/test.sh creates the OCSF validator's venv (target/ocsf-validator)",
@@ -134,7 +134,9 @@ fn extension(user: &str) -> Item {
         extension_id: "bgnkhhnnamicmpeenaelnjfhikgbkllg".into(),
         name: "AI Sidebar".into(),
         version: Some("1.2.0".into()),
-        path: format!("/home/{user}/.config/google-chrome/Default/Extensions/bgnkhhnnamicmpeenaelnjfhikgbkllg"),
+        path: format!(
+            "/home/{user}/.config/google-chrome/Default/Extensions/bgnkhhnnamicmpeenaelnjfhikgbkllg"
+        ),
         signals: vec!["host:api.openai.com".into()],
         ..Default::default()
     })
@@ -384,12 +386,11 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
     assert_eq!(ids(2006, "activity_id"), BTreeSet::from([1, 3]), "credential found and removed");
     let packages: BTreeSet<u64> = of(5020).map(|e| e["package"]["type_id"].as_u64().unwrap()).collect();
     assert_eq!(packages, BTreeSet::from([1, 99]), "applications and browser extensions");
-    assert!(
-        of(5020).any(|e| e["package"]["version"] == "0.41.0"),
-        "the update is exported: {events:#?}"
-    );
-    let detections: BTreeSet<&str> =
-        of(2004).flat_map(|e| e["finding_info"]["types"].as_array().unwrap()).filter_map(Value::as_str).collect();
+    assert!(of(5020).any(|e| e["package"]["version"] == "0.41.0"), "the update is exported: {events:#?}");
+    let detections: BTreeSet<&str> = of(2004)
+        .flat_map(|e| e["finding_info"]["types"].as_array().unwrap())
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(detections, BTreeSet::from(finding_kinds), "a detection of every kind");
     // Evidence pointers back to the signed batches.
     assert!(of(1007).chain(of(5020)).chain(of(2006)).all(|e| e["unmapped"]["sightline"]["seq"].is_u64()));

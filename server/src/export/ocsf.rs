@@ -109,7 +109,10 @@ enum Reported {
 /// not exported again (the store keeps them as evidence all the same).
 fn reported(o: &ExportObservation) -> Option<Reported> {
     match o.kind {
-        ObservationKind::App | ObservationKind::Extension | ObservationKind::Token | ObservationKind::Process => {
+        ObservationKind::App
+        | ObservationKind::Extension
+        | ObservationKind::Token
+        | ObservationKind::Process => {
             match &o.edge {
                 Some(e) if e.closes => Some(Reported::Disappeared),
                 Some(_) => Some(Reported::Appeared),
@@ -173,9 +176,9 @@ pub fn stable_uid(parts: &[&str]) -> String {
 
 /// A file as OCSF has it: `name` and `type_id` are required; a path's last part is its name.
 fn file(path: &str, name: Option<&str>) -> Value {
-    let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| {
-        path.rsplit(['/', '\\']).find(|s| !s.is_empty()).unwrap_or(path)
-    });
+    let name = name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| path.rsplit(['/', '\\']).find(|s| !s.is_empty()).unwrap_or(path));
     json!({"name": name, "path": path, "type_id": 1, "type": "Regular File"})
 }
 

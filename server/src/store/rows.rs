@@ -319,7 +319,9 @@ pub(crate) fn export_observation(r: &dyn Row) -> Result<ExportObservation> {
         connector_key: r.opt_text(12)?,
         edge: match (r.opt_text(13)?, r.opt_text(14)?) {
             (Some(locus), _) => Some(PresenceEdge { locus, appeared_seq: r.int(5)? as u64, closes: false }),
-            (None, Some(locus)) => Some(PresenceEdge { locus, appeared_seq: r.int(15)? as u64, closes: true }),
+            (None, Some(locus)) => {
+                Some(PresenceEdge { locus, appeared_seq: r.int(15)? as u64, closes: true })
+            }
             (None, None) => None,
         },
         previous: r.opt_text(16)?.map(|d| json(&d)),
