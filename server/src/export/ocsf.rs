@@ -361,3 +361,70 @@ pub fn from_finding(f: &Finding, now_ms: i64) -> Option<Value> {
     e["evidences"] = json!([{"data": f.evidence}]);
     Some(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PresenceEdge;
+
+    fn obs(kind: ObservationKind, change: Change, edge: Option<(u64, bool)>, seq: u64) -> ExportObservation {
+        ExportObservation {
+            rowid: seq as i64,
+            device_id: "dev_1".into(),
+            hostname: "h".into(),
+            os: "linux".into(),
+            os_version: "6.8".into(),
+            seq,
+            observed_at_ms: 1_000,
+            received_at_ms: 2_000,
+            change,
+            kind,
+            assurance: "tpm".into(),
+            data: json!({"tool": "ollama", "name": "ollama", "pid": 7, "exe": "/usr/bin/ollama", "hostname": "h"}),
+            connector_key: Some("tool:ollama".into()),
+            edge: edge.map(|(appeared_seq, closes)| PresenceEdge {
+                locus: "pid:7".into(),
+                appeared_seq,
+                closes,
+            }),
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn only_changes_are_events_and_their_uids_name_the_change() {
+        let launch =
+            from_observation(&obs(ObservationKind::Process, Change::Snapshot, Some((3, false)), 3)).unwrap();
+        let stop = from_observation(&obs(ObservationKind::Process, Change::Disappeared, Some((3, true)), 9))
+            .unwrap();
+        assert_eq!((launch["activity_id"].as_u64(), stop["activity_id"].as_u64()), (Some(1), Some(2)));
+        assert_ne!(launch["metadata"]["uid"], stop["metadata"]["uid"]);
+        // The same change read again (a redelivery) has the same uid.
+        let again =
+            from_observation(&obs(ObservationKind::Process, Change::Snapshot, Some((3, false)), 3)).unwrap();
+        assert_eq!(again["metadata"]["uid"], launch["metadata"]["uid"]);
+        // A re-sighting, or a disappearance that closed nothing, is no event.
+        assert!(from_observation(&obs(ObservationKind::Process, Change::Snapshot, None, 4)).is_none());
+        assert!(from_observation(&obs(ObservationKind::App, Change::Disappeared, None, 5)).is_none());
+        // A change the agent saw on something present is one.
+        let changed = from_observation(&obs(ObservationKind::App, Change::Changed, None, 6)).unwrap();
+        assert_eq!(changed["message"], "ollama changed");
+        // A device inventory exports when it differs from the one before.
+        let mut inv = obs(ObservationKind::DeviceInventory, Change::Snapshot, None, 7);
+        assert!(from_observation(&inv).is_some(), "the first");
+        inv.previous = Some(inv.data.clone());
+        assert!(from_observation(&inv).is_none(), "the same facts again");
+        inv.previous = Some(json!({"hostname": "old"}));
+        assert!(from_observation(&inv).is_some(), "changed facts");
+    }
+
+    #[test]
+    fn stable_uids_are_version_8_uuids_of_their_parts() {
+        let u = stable_uid(&["a", "b"]);
+        assert_eq!(u, stable_uid(&["a", "b"]));
+        assert_ne!(u, stable_uid(&["ab", ""]), "parts are separated");
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "8");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
+}
