@@ -8,8 +8,8 @@ JSON Schema per class by ocsf-json-schema (required attributes, no undefined att
 enums, types, `at_least_one`/`just_one` constraints) and checked with jsonschema. Two rules
 JSON Schema cannot say are checked from the same compiled schema, for every attribute alike:
 a caption next to an enum id (`activity_name`, `type`, `severity`, `status`, …: the
-attribute's `sibling`) must be the id's caption, and `type_uid` must be
-`class_uid * 100 + activity_id`.
+attribute's `sibling`) must be the id's caption — for 99 (Other) one that no other id has —
+and `type_uid` must be `class_uid * 100 + activity_id`.
 
 Prints the number of valid events per class as JSON on stdout; every invalid event and
 why on stderr; exits 1 if any event is invalid.
@@ -69,6 +69,9 @@ def caption_errors(schema, attrs, value, path):
             want = enum.get(key, {}).get("caption")
             if key not in FREE_CAPTION_IDS and want is not None and value[sibling] != want:
                 errors.append(f"{path}{sibling}: {value[sibling]!r} is not the caption of {name} {key} ({want!r})")
+            named = [k for k, v in enum.items() if v.get("caption") == value[sibling] and k != key]
+            if key in FREE_CAPTION_IDS and named:
+                errors.append(f"{path}{name}: {key} (Other) for {value[sibling]!r}, which is {name} {named[0]}")
         if attr.get("type") == "object_t":
             inner = schema["objects"].get(attr["object_type"], {}).get("attributes", {})
             items = value[name] if isinstance(value[name], list) else [value[name]]

@@ -94,6 +94,36 @@ fn validate_ocsf(files: &[PathBuf]) -> BTreeMap<String, u64> {
     serde_json::from_slice(&out.stdout).expect("the validator prints counts per class")
 }
 
+/// The validator fails what it should: the defects once measured in Sightline's exports
+/// (`tests/ocsf/invalid-events.jsonl`: a process file without `type_id`, an Authentication
+/// user "System" as Other, package attributes 1.3.0 does not define) and the rules JSON
+/// Schema alone does not say (captions against ids, `type_uid`).
+#[test]
+fn the_ocsf_validator_rejects_what_the_schema_forbids() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(ocsf_python())
+        .arg(here.join("ocsf/validate.py"))
+        .arg(here.join("data/ocsf-schema-1.3.0"))
+        .arg(here.join("ocsf/invalid-events.jsonl"))
+        .output()
+        .expect("the OCSF validator runs");
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    for expected in [
+        "invalid-events.jsonl:1: Process Activity (1007) is invalid",
+        "process/file: 'type_id' is a required property",
+        "user.type_id: 99 (Other) for 'System', which is type_id 3",
+        "severity: 'Low' is not the caption of severity_id 1",
+        "package: Additional properties are not allowed ('path', 'uid' were unexpected)",
+        "'sightline_seq' was unexpected",
+        "activity_name: 'Collect' is not the caption of activity_id 1 ('Log')",
+        "type_uid 500102 is not class_uid * 100 + activity_id",
+    ] {
+        assert!(report.contains(expected), "missing {expected:?} in:\n{report}");
+    }
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}", "no event counted valid");
+}
+
 fn observation(change: pb::Change, item: Item) -> pb::Observation {
     pb::Observation {
         seq: 0,

@@ -307,6 +307,8 @@ pub fn from_enrollment(d: &Device) -> Value {
     e["auth_protocol"] = json!(format!("Sightline enrollment ({} key, {})", d.key_backend, d.assurance));
     e["is_mfa"] = json!(false);
     e["is_remote"] = json!(true);
+    e["logon_type_id"] = json!(3);
+    e["logon_type"] = json!("Network");
     e["status_id"] = json!(1);
     e["status"] = json!("Success");
     e["unmapped"] = json!({"sightline": {"assurance": d.assurance, "key_backend": d.key_backend, "hardware_id": d.hardware_id}});
