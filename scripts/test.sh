@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh Debian machine with only the Rust toolchain and Node.js:
 # (the macOS and Windows agents, under zig and Wine, are in scripts/cross-platform.sh)
 # installs what the tests need (a C compiler, libtss2, a software TPM, cargo-deb, Chromium and
-# playwright-core for the dashboard, PostgreSQL), starts swtpms and a private PostgreSQL on
+# playwright-core for the dashboard, PostgreSQL, the OCSF schema validator in a Python venv), starts swtpms and a private PostgreSQL on
 # loopback for the TPM, store conformance and replica tests, checks
 # formatting and lints, runs every test, then builds and checks the agent's Debian package.
 set -euo pipefail
@@ -23,6 +23,7 @@ pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v deb-systemd-helper >/dev/null || need+=(init-system-helpers)
 command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)
@@ -52,6 +53,16 @@ if ! "$pyclients/bin/python" -c 'import grpc_health, grpc_reflection, prometheus
   }
   "$pyclients/bin/pip" install -q --disable-pip-version-check grpcio==1.85.1 grpcio-health-checking==1.85.1 \
     grpcio-reflection==1.85.1 prometheus-client==0.26.0 protobuf==7.36.2 typing_extensions==4.16.0
+fi
+# The OCSF validator the export tests run (tests/ocsf/validate.py): ocsf-lib compiles the
+# committed schema repository, ocsf-json-schema turns it into JSON Schema, jsonschema checks.
+ocsf=target/ocsf-validator
+if [ ! -x "$ocsf/bin/python" ] || ! "$ocsf/bin/python" -c 'import ocsf.compile, ocsf_json_schema, jsonschema' 2>/dev/null; then
+  rm -rf "$ocsf"
+  python3 -m venv "$ocsf"
+  "$ocsf/bin/pip" install -q ocsf-lib==0.10.4 ocsf-json-schema==1.2.0 jsonschema==4.26.0 dacite==1.9.2 \
+    semver==3.1.2 termcolor==2.5.0 attrs==26.1.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 \
+    rpds-py==2026.9.1 typing_extensions==4.16.0
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 

@@ -147,6 +147,7 @@ conformance!(
     signins_tokens_and_dashboard_sessions,
     device_pages_and_fleet_counts,
     exports_read_in_insertion_order,
+    exports_read_which_presence_end_an_observation_is,
     prune_drops_old_evidence,
     one_batch_from_two_replicas_is_stored_once,
     a_group_commit_answers_each_batch_as_alone,
@@ -746,6 +747,40 @@ fn exports_read_in_insertion_order(s: &dyn Store) {
     s.mark_findings_exported("hec", &["f2".into()]).unwrap();
     assert_eq!(s.exported_findings("hec").unwrap().len(), 2);
     assert!(s.exported_findings("file").unwrap().is_empty());
+}
+
+/// The export tells a change from a re-sighting by what the store read with each row: the
+/// presence interval it opened or closed, and a device inventory's predecessor.
+fn exports_read_which_presence_end_an_observation_is(s: &dyn Store) {
+    enroll(s, "d");
+    let inventory = |seq: u64, host: &str| ObservationRecord {
+        kind: ObservationKind::DeviceInventory,
+        data: json!({"hostname": host}).to_string(),
+        ..obs(seq, seq as i64, "snapshot", None)
+    };
+    stored(
+        s,
+        &batch(
+            s,
+            "d",
+            1_000,
+            vec![
+                obs(1, 10, "appeared", Some(tool("pid:1", None))),
+                obs(2, 20, "snapshot", Some(tool("pid:1", None))),
+                inventory(3, "a"),
+                obs(4, 40, "disappeared", Some(tool("pid:1", None))),
+                obs(5, 50, "disappeared", Some(tool("pid:1", None))),
+                inventory(6, "b"),
+            ],
+        ),
+    );
+    let rows = s.observations_after(0, 10).unwrap();
+    let edges: Vec<_> =
+        rows.iter().map(|o| o.edge.as_ref().map(|e| (e.locus.as_str(), e.appeared_seq, e.closes))).collect();
+    assert_eq!(edges, [Some(("pid:1", 1, false)), None, None, Some(("pid:1", 1, true)), None, None]);
+    assert_eq!(rows[0].connector_key.as_deref(), Some("tool:ollama"));
+    let previous: Vec<_> = rows.iter().map(|o| o.previous.clone()).collect();
+    assert_eq!(previous, [None, None, None, None, None, Some(json!({"hostname": "a"}))]);
 }
 
 fn prune_drops_old_evidence(s: &dyn Store) {

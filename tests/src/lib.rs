@@ -317,7 +317,16 @@ impl Agent {
         for b in batches {
             let presented = self.present(b, &s.nonce);
             s.send(Msg::Batch(presented)).await;
-            match s.reply().await {
+            // Directives pushed to the device may come first: they answer nothing, the ack does.
+            let reply = loop {
+                match s.reply().await {
+                    Ok(Some(pb::CollectorMessage {
+                        msg: Some(pb::collector_message::Msg::Directive(_)),
+                    })) => {}
+                    r => break r,
+                }
+            };
+            match reply {
                 Ok(Some(pb::CollectorMessage { msg: Some(pb::collector_message::Msg::Ack(a)) })) => {
                     out.push(Ok(a))
                 }

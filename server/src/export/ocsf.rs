@@ -1,19 +1,26 @@
-//! Sightline's evidence as OCSF 1.3.0 events (schema.ocsf.io):
+//! Sightline's evidence as OCSF 1.3.0 events (schema.ocsf.io), each valid against the
+//! official schema (the export tests validate every line with the schema's own files):
 //!
-//! | what                               | class                         | activity             |
-//! |------------------------------------|-------------------------------|----------------------|
-//! | device facts (`device_inventory`)  | 5001 Device Inventory Info    | 1 Log                |
-//! | app or extension                   | 5020 Software Inventory Info  | 1 Log                |
-//! | AI tool process                    | 1007 Process Activity         | 1 Launch, 2 Terminate|
-//! | stored credential (fingerprint)    | 2006 Data Security Finding    | 1 Create, 3 Close    |
-//! | shadow AI, orphaned, shared, …     | 2004 Detection Finding        | 1 Create             |
-//! | enrollment                         | 3002 Authentication           | 1 Logon              |
+//! | what                                   | class                        | activity                     |
+//! |----------------------------------------|------------------------------|------------------------------|
+//! | device facts, first or changed         | 5001 Device Inventory Info   | 1 Log                        |
+//! | app or extension added/changed/removed | 5020 Software Inventory Info | 1 Log (`message` says which) |
+//! | AI tool process                        | 1007 Process Activity        | 1 Launch, 2 Terminate        |
+//! | stored credential (fingerprint)        | 2006 Data Security Finding   | 1 Create, 2 Update, 3 Close  |
+//! | shadow AI, orphaned, shared, unenforced| 2004 Detection Finding       | 1 Create                     |
+//! | enrollment                             | 3002 Authentication          | 1 Logon                      |
 //!
-//! Every event has a stable `metadata.uid` (device and sequence number, finding key,
-//! enrollment), so a receiver can drop a redelivery, and `unmapped.sightline` points back
-//! at the signed evidence. A credential appears only as its keyed fingerprint.
+//! Only changes are events: an observation that opened or closed a presence interval, one
+//! the agent reported as changed, a device inventory unlike the one before. A resync's
+//! re-sightings are stored evidence, not news. Every event's `metadata.uid` is a UUID derived
+//! from what changed — for presence, the device, connector, locus and the sequence number of
+//! the observation that opened the interval, and which end — so a redelivery carries the
+//! same uid and a receiver can drop it. `unmapped.sightline` points back at the signed
+//! evidence (device, sequence number, and what OCSF 1.3.0 has no attribute for: install
+//! paths, extension ids). A credential appears only as its keyed fingerprint. Classes whose
+//! `device` and `actor` come from the `host` profile name it in `metadata.profiles`.
 
-use crate::domain::ObservationKind;
+use crate::domain::{Change, ObservationKind};
 use serde_json::{Value, json};
 
 use crate::findings::Finding;
@@ -84,37 +91,144 @@ fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// The event an observation becomes, if it is one that is exported.
+/// What an exported observation reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reported {
+    /// It opened a presence interval.
+    Appeared,
+    /// It closed one.
+    Disappeared,
+    /// The agent saw something already present change.
+    Modified,
+    /// The device's facts, first or changed.
+    Inventory,
+}
+
+/// Whether an observation is a change worth an event. A resync re-sights everything the
+/// device has: those sightings open nothing, close nothing and change nothing, so they are
+/// not exported again (the store keeps them as evidence all the same).
+fn reported(o: &ExportObservation) -> Option<Reported> {
+    match o.kind {
+        ObservationKind::App
+        | ObservationKind::Extension
+        | ObservationKind::Token
+        | ObservationKind::Process => {
+            match &o.edge {
+                Some(e) if e.closes => Some(Reported::Disappeared),
+                Some(_) => Some(Reported::Appeared),
+                // A process does not change while it runs, as far as OCSF's activities go.
+                None if o.change == Change::Changed && o.kind != ObservationKind::Process => {
+                    Some(Reported::Modified)
+                }
+                None => None,
+            }
+        }
+        ObservationKind::DeviceInventory => {
+            // The agent's clamp note differs between two looks at the same facts.
+            let facts = |v: &Value| {
+                let mut v = v.clone();
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("device_observed_at_ms");
+                }
+                v
+            };
+            match &o.previous {
+                Some(p) if facts(p) == facts(&o.data) => None,
+                _ => Some(Reported::Inventory),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The event's `metadata.uid`: what identifies the change, not the delivery. A presence
+/// change is named by its interval (device, connector, locus and the sequence number of the
+/// observation that opened it) and which end it is; anything else by its own observation.
+fn observation_uid(o: &ExportObservation, r: Reported) -> String {
+    let key = o.connector_key.as_deref().unwrap_or(o.kind.as_str());
+    match (&o.edge, r) {
+        (Some(e), Reported::Appeared | Reported::Disappeared) => stable_uid(&[
+            &o.device_id,
+            key,
+            &e.locus,
+            &e.appeared_seq.to_string(),
+            if e.closes { "disappeared" } else { "appeared" },
+        ]),
+        _ => stable_uid(&[&o.device_id, key, o.change.as_str(), &o.seq.to_string()]),
+    }
+}
+
+/// A deterministic UUID (RFC 9562 version 8: SHA-256 of the parts, NUL-separated).
+pub fn stable_uid(parts: &[&str]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in parts {
+        ctx.update(p.as_bytes());
+        ctx.update(&[0]);
+    }
+    let d = ctx.finish();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d.as_ref()[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// A file as OCSF has it: `name` and `type_id` are required; a path's last part is its name.
+fn file(path: &str, name: Option<&str>) -> Value {
+    let name = name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| path.rsplit(['/', '\\']).find(|s| !s.is_empty()).unwrap_or(path));
+    json!({"name": name, "path": path, "type_id": 1, "type": "Regular File"})
+}
+
+/// The event an observation becomes, if it reports a change (see [`reported`]).
 pub fn from_observation(o: &ExportObservation) -> Option<Value> {
-    let uid = format!("{}:{}", o.device_id, o.seq);
-    let meta = metadata(uid, o.received_at_ms);
+    let r = reported(o)?;
+    let meta = metadata(observation_uid(o, r), o.received_at_ms);
     let dev = device(&o.device_id, &o.hostname, &o.os, &o.os_version);
-    let back = json!({"device_id": o.device_id, "seq": o.seq, "change": o.change.as_str(), "assurance": o.assurance});
-    let gone = o.change.ends_presence();
+    let mut back = json!({"device_id": o.device_id, "seq": o.seq, "change": o.change.as_str(), "assurance": o.assurance});
+    if let Some(e) = &o.edge {
+        back["presence"] = json!({"locus": e.locus, "appeared_seq": e.appeared_seq, "closes": e.closes});
+    }
+    let gone = r == Reported::Disappeared;
+    let d = &o.data;
     let user = |d: &Value| d.get("user").and_then(Value::as_str).map(|u| json!({"name": u}));
     let mut e = match o.kind {
         ObservationKind::DeviceInventory => {
             let mut e =
                 event(5001, "Device Inventory Info", 5, "Discovery", 1, "Log", 1, o.observed_at_ms, meta);
-            let mut d = dev;
-            d["hostname"] = json!(str_of(&o.data, "hostname"));
-            d["os"] = os(str_of(&o.data, "os"), str_of(&o.data, "os_version"));
-            e["device"] = d;
+            let mut dv = dev;
+            dv["hostname"] = json!(str_of(d, "hostname"));
+            dv["name"] = json!(str_of(d, "hostname"));
+            dv["os"] = os(str_of(d, "os"), str_of(d, "os_version"));
+            e["device"] = dv;
             e
         }
         ObservationKind::App | ObservationKind::Extension => {
             let mut e =
                 event(5020, "Software Inventory Info", 5, "Discovery", 1, "Log", 1, o.observed_at_ms, meta);
-            let d = &o.data;
-            let name =
-                if o.kind == ObservationKind::Extension { str_of(d, "name") } else { str_of(d, "tool") };
+            let ext = o.kind == ObservationKind::Extension;
+            let name = if ext { str_of(d, "name") } else { str_of(d, "tool") };
             e["device"] = dev;
+            // OCSF 1.3.0 packages have no place for an install path or an extension id:
+            // those stay in `unmapped.sightline`.
             e["package"] = json!({
                 "name": name,
-                "version": d.get("version").and_then(Value::as_str).unwrap_or("unknown"),
-                "type": if o.kind == ObservationKind::Extension { format!("browser extension ({})", str_of(d, "browser")) } else { "application".into() },
-                "uid": if o.kind == ObservationKind::Extension { str_of(d, "extension_id") } else { str_of(d, "tool") },
-                "path": str_of(d, "path"),
+                "version": d.get("version").and_then(Value::as_str).filter(|v| !v.is_empty()).unwrap_or("unknown"),
+                "type_id": if ext { 99 } else { 1 },
+                "type": if ext { format!("Browser Extension ({})", str_of(d, "browser")) } else { "Application".into() },
+            });
+            back["path"] = json!(str_of(d, "path"));
+            if ext {
+                back["extension_id"] = json!(str_of(d, "extension_id"));
+            } else if let Some(b) = d.get("bundle_id").and_then(Value::as_str) {
+                back["bundle_id"] = json!(b);
+            }
+            e["message"] = json!(match r {
+                Reported::Disappeared => format!("{name} is no longer installed"),
+                Reported::Modified => format!("{name} changed"),
+                _ => format!("{name} is installed"),
             });
             if let Some(u) = user(d) {
                 e["actor"] = json!({"user": u});
@@ -125,24 +239,39 @@ pub fn from_observation(o: &ExportObservation) -> Option<Value> {
             let (id, name) = if gone { (2, "Terminate") } else { (1, "Launch") };
             let mut e =
                 event(1007, "Process Activity", 1, "System Activity", id, name, 1, o.observed_at_ms, meta);
-            let d = &o.data;
             e["device"] = dev;
-            e["process"] = json!({"pid": d.get("pid"), "name": str_of(d, "name"), "file": {"path": str_of(d, "exe"), "name": str_of(d, "name")}});
+            let mut p = json!({"pid": d.get("pid"), "name": str_of(d, "name")});
+            if let Some(exe) = d.get("exe").and_then(Value::as_str).filter(|x| !x.is_empty()) {
+                p["file"] = file(exe, d.get("name").and_then(Value::as_str));
+            }
+            if let Some(u) = user(d) {
+                p["user"] = u;
+            }
+            e["process"] = p;
+            // Who started it is not observed; the account it runs as is the best actor known.
             e["actor"] = json!({"user": user(d).unwrap_or_else(|| json!({"name": "unknown"}))});
             e
         }
         ObservationKind::Token => {
-            let (id, name) = if gone { (3, "Close") } else { (1, "Create") };
+            let (id, name, status) = match r {
+                Reported::Disappeared => (3, "Close", (4, "Resolved")),
+                Reported::Modified => (2, "Update", (1, "New")),
+                _ => (1, "Create", (1, "New")),
+            };
             let mut e =
                 event(2006, "Data Security Finding", 2, "Findings", id, name, 3, o.observed_at_ms, meta);
-            let d = &o.data;
+            e["metadata"]["profiles"] = json!(["host"]);
             e["device"] = dev;
+            e["status_id"] = json!(status.0);
+            e["status"] = json!(status.1);
+            let interval = o.edge.as_ref().map(|e| e.appeared_seq).unwrap_or(o.seq);
             e["finding_info"] = json!({
-                "uid": format!("credential:{}:{}", o.device_id, str_of(d, "fingerprint")),
+                "uid": stable_uid(&[&o.device_id, o.connector_key.as_deref().unwrap_or(""), &interval.to_string()]),
                 "title": format!("{} credential stored on device", str_of(d, "provider")),
                 "types": ["AI credential"],
                 "desc": format!("A {} {} in {} ({}); fingerprint {}", str_of(d, "provider"), str_of(d, "token_kind"), str_of(d, "path"), str_of(d, "source"), str_of(d, "fingerprint")),
             });
+            e["file"] = file(str_of(d, "path"), None);
             e["resources"] = json!([{"name": str_of(d, "path"), "type": str_of(d, "source"), "uid": str_of(d, "fingerprint")}]);
             if let Some(u) = user(d) {
                 e["actor"] = json!({"user": u});
@@ -157,7 +286,7 @@ pub fn from_observation(o: &ExportObservation) -> Option<Value> {
 
 /// A device's enrollment (or re-enrollment) as an authentication.
 pub fn from_enrollment(d: &Device) -> Value {
-    let uid = format!("enroll:{}:{}", d.id, d.enrolled_at_ms);
+    let uid = stable_uid(&[&d.id, "enrollment", &d.enrolled_at_ms.to_string()]);
     let mut e = event(
         3002,
         "Authentication",
@@ -169,10 +298,17 @@ pub fn from_enrollment(d: &Device) -> Value {
         d.enrolled_at_ms,
         metadata(uid, d.enrolled_at_ms),
     );
-    e["user"] = json!({"uid": d.id, "name": d.hostname, "type": "System", "type_id": 99});
+    e["metadata"]["profiles"] = json!(["host"]);
+    // The device authenticates as itself: a system account named by its id.
+    e["user"] = json!({"uid": d.id, "name": d.hostname, "type_id": 3, "type": "System"});
     e["device"] = device(&d.id, &d.hostname, &d.os, &d.os_version);
-    e["auth_protocol"] = json!(format!("sightline enrollment ({} key, {})", d.key_backend, d.assurance));
+    e["service"] = json!({"name": "Sightline collector", "version": env!("CARGO_PKG_VERSION")});
+    e["auth_protocol_id"] = json!(99);
+    e["auth_protocol"] = json!(format!("Sightline enrollment ({} key, {})", d.key_backend, d.assurance));
     e["is_mfa"] = json!(false);
+    e["is_remote"] = json!(true);
+    e["logon_type_id"] = json!(3);
+    e["logon_type"] = json!("Network");
     e["status_id"] = json!(1);
     e["status"] = json!("Success");
     e["unmapped"] = json!({"sightline": {"assurance": d.assurance, "key_backend": d.key_backend, "hardware_id": d.hardware_id}});
@@ -211,8 +347,11 @@ pub fn from_finding(f: &Finding, now_ms: i64) -> Option<Value> {
         "Create",
         severity,
         now_ms,
-        metadata(key.clone(), now_ms),
+        metadata(stable_uid(&["finding", &key, "create"]), now_ms),
     );
+    e["metadata"]["profiles"] = json!(["host"]);
+    e["status_id"] = json!(1);
+    e["status"] = json!("New");
     e["finding_info"] = json!({
         "uid": key, "title": title, "types": [f.kind],
         "first_seen_time": f.first_seen_ms, "desc": format!("{title}: {}", f.subject),
@@ -223,4 +362,71 @@ pub fn from_finding(f: &Finding, now_ms: i64) -> Option<Value> {
     }
     e["evidences"] = json!([{"data": f.evidence}]);
     Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PresenceEdge;
+
+    fn obs(kind: ObservationKind, change: Change, edge: Option<(u64, bool)>, seq: u64) -> ExportObservation {
+        ExportObservation {
+            rowid: seq as i64,
+            device_id: "dev_1".into(),
+            hostname: "h".into(),
+            os: "linux".into(),
+            os_version: "6.8".into(),
+            seq,
+            observed_at_ms: 1_000,
+            received_at_ms: 2_000,
+            change,
+            kind,
+            assurance: "tpm".into(),
+            data: json!({"tool": "ollama", "name": "ollama", "pid": 7, "exe": "/usr/bin/ollama", "hostname": "h"}),
+            connector_key: Some("tool:ollama".into()),
+            edge: edge.map(|(appeared_seq, closes)| PresenceEdge {
+                locus: "pid:7".into(),
+                appeared_seq,
+                closes,
+            }),
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn only_changes_are_events_and_their_uids_name_the_change() {
+        let launch =
+            from_observation(&obs(ObservationKind::Process, Change::Snapshot, Some((3, false)), 3)).unwrap();
+        let stop = from_observation(&obs(ObservationKind::Process, Change::Disappeared, Some((3, true)), 9))
+            .unwrap();
+        assert_eq!((launch["activity_id"].as_u64(), stop["activity_id"].as_u64()), (Some(1), Some(2)));
+        assert_ne!(launch["metadata"]["uid"], stop["metadata"]["uid"]);
+        // The same change read again (a redelivery) has the same uid.
+        let again =
+            from_observation(&obs(ObservationKind::Process, Change::Snapshot, Some((3, false)), 3)).unwrap();
+        assert_eq!(again["metadata"]["uid"], launch["metadata"]["uid"]);
+        // A re-sighting, or a disappearance that closed nothing, is no event.
+        assert!(from_observation(&obs(ObservationKind::Process, Change::Snapshot, None, 4)).is_none());
+        assert!(from_observation(&obs(ObservationKind::App, Change::Disappeared, None, 5)).is_none());
+        // A change the agent saw on something present is one.
+        let changed = from_observation(&obs(ObservationKind::App, Change::Changed, None, 6)).unwrap();
+        assert_eq!(changed["message"], "ollama changed");
+        // A device inventory exports when it differs from the one before.
+        let mut inv = obs(ObservationKind::DeviceInventory, Change::Snapshot, None, 7);
+        assert!(from_observation(&inv).is_some(), "the first");
+        inv.previous = Some(inv.data.clone());
+        assert!(from_observation(&inv).is_none(), "the same facts again");
+        inv.previous = Some(json!({"hostname": "old"}));
+        assert!(from_observation(&inv).is_some(), "changed facts");
+    }
+
+    #[test]
+    fn stable_uids_are_version_8_uuids_of_their_parts() {
+        let u = stable_uid(&["a", "b"]);
+        assert_eq!(u, stable_uid(&["a", "b"]));
+        assert_ne!(u, stable_uid(&["ab", ""]), "parts are separated");
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "8");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
 }

@@ -495,6 +495,24 @@ pub struct ExportObservation {
     pub kind: ObservationKind,
     pub assurance: String,
     pub data: Value,
+    /// The connector the observation is about, if any.
+    pub connector_key: Option<String>,
+    /// The presence interval this observation opened or closed, if it did: a sighting of
+    /// something already present has none.
+    pub edge: Option<PresenceEdge>,
+    /// For a device inventory: the device's previous one, if any.
+    pub previous: Option<Value>,
+}
+
+/// One end of a presence interval, as the observation at that end sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceEdge {
+    pub locus: String,
+    /// The sequence number of the observation that opened the interval: with the device
+    /// and connector, the interval's identity.
+    pub appeared_seq: u64,
+    /// Whether this observation closed the interval (else it opened it).
+    pub closes: bool,
 }
 
 /// Fleet counts for the overview.

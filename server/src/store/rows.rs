@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{
     ApiTokenInfo, Challenge, Connector, ConnectorDevice, Decision, Device, DirectiveRecord,
-    EnrollmentTokenInfo, ExportObservation, OutcomeRef, Person, Presence, Result, Revocation,
+    EnrollmentTokenInfo, ExportObservation, OutcomeRef, Person, Presence, PresenceEdge, Result, Revocation,
     RevocationState, Session, StoredBatch, TpmChallenge, hash32,
 };
 use crate::domain::{Change, ObservationKind, Outcome};
@@ -285,13 +285,22 @@ pub(crate) fn gap(r: &dyn Row) -> Result<(String, u64, i64, u64)> {
     Ok((r.text(0)?, r.int(1)? as u64, r.int(2)?, dropped))
 }
 
-/// `o` observations joined to `d` devices, and `{received}` for when the batch arrived.
+/// `o` observations joined to `d` devices, `pa`/`pd` the presence intervals they opened and
+/// closed ([`EXPORT_JOINS`]), and `{received}` for when the batch arrived.
 pub(crate) fn export_columns(id: &str, received: &str) -> String {
     format!(
         "SELECT {id}, o.device_id, d.hostname, d.os, d.os_version, o.seq, o.observed_at_ms, {received}, \
-         o.change, o.kind, o.assurance, o.data"
+         o.change, o.kind, o.assurance, o.data, o.connector_key, pa.locus, pd.locus, pd.appeared_seq, \
+         CASE WHEN o.kind = 'device_inventory' THEN (SELECT p.data FROM observations p \
+             WHERE p.device_id = o.device_id AND p.kind = 'device_inventory' AND p.seq < o.seq \
+             ORDER BY p.seq DESC LIMIT 1) END"
     )
 }
+
+/// The presence intervals an observation opened (`pa`) or closed (`pd`): one seq is one
+/// observation, so at most one of each (indexed by `EXPORT_CHANGES`).
+pub(crate) const EXPORT_JOINS: &str = "LEFT JOIN presence pa ON pa.device_id = o.device_id AND pa.appeared_seq = o.seq \
+     LEFT JOIN presence pd ON pd.device_id = o.device_id AND pd.disappeared_seq = o.seq";
 
 pub(crate) fn export_observation(r: &dyn Row) -> Result<ExportObservation> {
     Ok(ExportObservation {
@@ -307,6 +316,15 @@ pub(crate) fn export_observation(r: &dyn Row) -> Result<ExportObservation> {
         kind: spelled(r.text(9)?, ObservationKind::parse, "observation kind")?,
         assurance: r.text(10)?,
         data: json(&r.text(11)?),
+        connector_key: r.opt_text(12)?,
+        edge: match (r.opt_text(13)?, r.opt_text(14)?) {
+            (Some(locus), _) => Some(PresenceEdge { locus, appeared_seq: r.int(5)? as u64, closes: false }),
+            (None, Some(locus)) => {
+                Some(PresenceEdge { locus, appeared_seq: r.int(15)? as u64, closes: true })
+            }
+            (None, None) => None,
+        },
+        previous: r.opt_text(16)?.map(|d| json(&d)),
     })
 }
 

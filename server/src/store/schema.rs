@@ -285,6 +285,15 @@ ALTER TABLE enrollment_tokens ADD COLUMN revoked_at_ms {int};
 CREATE INDEX device_claims_at ON device_claims(at_ms);
 ";
 
+/// What an export needs to tell a change from a repeat without replaying a device's history:
+/// the presence interval an observation opened or closed (by its sequence number), and the
+/// device inventory before this one (few rows: one per resync).
+pub(crate) const EXPORT_CHANGES: &str = "
+CREATE INDEX presence_appeared_seq ON presence(device_id, appeared_seq);
+CREATE INDEX presence_disappeared_seq ON presence(device_id, disappeared_seq) WHERE disappeared_seq IS NOT NULL;
+CREATE INDEX observations_inventory ON observations(device_id, seq) WHERE kind = 'device_inventory';
+";
+
 /// Pieces joined into one migration, spelled for `d`.
 pub(crate) fn migration(d: Dialect, pieces: &[&str]) -> String {
     pieces.iter().map(|p| spell(d, p)).collect()
@@ -312,6 +321,7 @@ mod tests {
             DECISIONS_AND_UI_SESSIONS,
             EXPORTS,
             LIFECYCLE,
+            EXPORT_CHANGES,
         ];
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let sql = migration(d, &all);

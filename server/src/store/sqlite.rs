@@ -96,6 +96,7 @@ CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
         ]),
         m(&[schema::EXPORTS, "CREATE INDEX devices_enrolled ON devices(enrolled_at_ms, id);\n"]),
         m(&[schema::LIFECYCLE]),
+        m(&[schema::EXPORT_CHANGES]),
     ]
 }
 
@@ -368,9 +369,10 @@ impl Outbox for SqliteStore {
             "{} FROM observations o JOIN devices d ON d.id = o.device_id \
              LEFT JOIN batches b ON b.device_id = o.device_id AND b.first_seq <= o.seq AND b.last_seq >= o.seq \
                  AND b.first_seq = (SELECT max(first_seq) FROM batches x WHERE x.device_id = o.device_id \
-                 AND x.first_seq <= o.seq) \
+                 AND x.first_seq <= o.seq) {} \
              WHERE o.rowid > $1 ORDER BY o.rowid LIMIT $2",
-            rows::export_columns("o.rowid", "COALESCE(b.received_at_ms, o.observed_at_ms)")
+            rows::export_columns("o.rowid", "COALESCE(b.received_at_ms, o.observed_at_ms)"),
+            rows::EXPORT_JOINS,
         );
         self.read(|db| db.all(&sql, args![rowid, limit as i64], rows::export_observation))
     }

@@ -259,9 +259,10 @@ impl Outbox for PostgresStore {
         let mut from = rowid;
         loop {
             let sql = format!(
-                "{} FROM observations o JOIN devices d ON d.id = o.device_id \
+                "{} FROM observations o JOIN devices d ON d.id = o.device_id {} \
                  WHERE o.id > $1 AND o.id <= $4 AND o.received_at_ms < $3 ORDER BY o.id LIMIT $2",
-                rows::export_columns("o.id", "o.received_at_ms")
+                rows::export_columns("o.id", "o.received_at_ms"),
+                rows::EXPORT_JOINS,
             );
             let page = self.read(|db| {
                 db.all(&sql, args![from, limit as i64, settled, from + WINDOW], rows::export_observation)
