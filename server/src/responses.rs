@@ -886,6 +886,10 @@ pub struct Overview {
     pub connectors: ConnectorCounts,
     pub devices: DeviceCounts,
     pub findings: FindingCounts,
+    /// The policy (`DATA_DIR/policy.toml`) has an `[approved]` section: only then are
+    /// connectors judged, so only then can anything be shadow AI (short of an admin marking
+    /// a connector unsanctioned).
+    pub policy_judges: bool,
     /// The last 30 days, oldest first.
     pub trend: Vec<TrendDay>,
 }

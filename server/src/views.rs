@@ -342,6 +342,7 @@ pub fn overview(
             total: fleet.devices,
         },
         findings: responses::FindingCounts { by_kind: by_finding, total: snap.findings.len() },
+        policy_judges: policy.approved.is_some(),
         trend,
     })
 }
