@@ -276,7 +276,7 @@ const TABLES = {
     title: "Devices", endpoint: "/api/v1/views/devices", empty: enrollHelp,
     filters: [{ name: "assurance", options: ["", "hardware_attested", "hardware_unattested", "software"] }],
     columns: [
-      { key: "hostname", label: "Hostname", sort: "hostname", render: (d) => link("#/device/" + enc(d.device_id), d.hostname) },
+      { key: "hostname", label: "Hostname", sort: "hostname", render: (d) => deviceLink(d.device_id, d.hostname) },
       { key: "os", label: "OS", sort: "os", render: (d) => `${d.os} ${d.os_version}` },
       { key: "assurance", label: "Assurance", sort: "assurance", render: (d) => [badge(d.assurance), d.revoked_at ? badge("revoked device", "failed") : ""] },
       { key: "users", label: "Users", render: (d) => d.users.join(", ") },

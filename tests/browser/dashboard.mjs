@@ -73,7 +73,7 @@ async function headerFits(page, what) {
     return { bad, pageWidth: document.documentElement.scrollWidth, viewport: window.innerWidth };
   });
   check(r.bad.length === 0, `${what}: every header link is inside the header (${r.bad.join(", ")})`);
-  check(r.pageWidth <= r.viewport, `${what}: the page is no wider than the viewport (${r.pageWidth} > ${r.viewport})`);
+  check(r.pageWidth <= r.viewport, `${what}: the page is no wider than the viewport (page ${r.pageWidth} px, viewport ${r.viewport} px)`);
 }
 
 // Devices and connectors are shown by name, their ids on hover.
@@ -168,6 +168,7 @@ try {
     .catch(() => {});
   const firstHost = await page.locator("[data-testid=devices-table] tbody tr td a").first().textContent();
   check(firstHost === expect.last_hostname, `sorted by hostname, descending: ${firstHost}`);
+  await namesNotIds(page, "devices");
   await page.screenshot({ path: `${shots}/devices.png`, fullPage: true });
 
   // A device page: identity, assurance, who is logged in, what is present.
@@ -316,13 +317,14 @@ try {
   ];
   for (const [name, says] of emptyPages) {
     await e.goto(`${emptyUrl}/ui/#/${name}`);
-    await e.getByTestId("empty").waitFor();
+    // Only the hash changes: wait for this page's text, not the previous page's empty state.
+    await e.waitForFunction((says) => document.querySelector("main")?.textContent.includes(says), says, { timeout: 10000 }).catch(() => {});
     const text = await e.locator("main").textContent();
     check(text.includes(says) && !text.includes("0–0"), `empty ${name}: "${says}", no "0–0 of 0"`);
     await e.screenshot({ path: `${shots}/empty-${name}.png`, fullPage: true });
   }
   await e.goto(`${emptyUrl}/ui/#/findings?kind=shadow_ai`);
-  await e.getByTestId("empty").waitFor();
+  await e.waitForFunction(() => document.querySelector("main")?.textContent.includes("Nothing matches"), null, { timeout: 10000 }).catch(() => {});
   check((await e.locator("main").textContent()).includes("Nothing matches these filters"), "an empty filtered table says so");
   await fresh.close();
 
