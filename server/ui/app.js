@@ -202,7 +202,8 @@ function card(title, big, rows, testid) {
   return el("div", { class: "card", "data-testid": testid },
     el("div", { class: "muted" }, title),
     big !== null ? el("div", { class: "big", "data-testid": testid + "-total" }, big) : null,
-    rows ? el("dl", {}, rows.map(([k, v, href]) => [el("dt", {}, href ? link(href, k) : k), el("dd", {}, v)])) : null);
+    rows && rows.length === 0 ? el("p", { class: "muted" }, "none yet") : null,
+    rows && rows.length ? el("dl", {}, rows.map(([k, v, href]) => [el("dt", {}, href ? link(href, k) : k), el("dd", {}, v)])) : null);
 }
 
 // What to do when there is nothing to show yet: enroll a device.
@@ -250,22 +251,22 @@ function policyHelp() {
 }
 
 function trendChart(points) {
-  const w = 900, h = 180, pad = 28;
+  // Bars only in the SVG, stretched to the card; the labels are HTML text so they stay
+  // readable at any width.
+  const w = 300, h = 100;
   const peak = Math.max(0, ...points.map((p) => p.shadow_ai));
   const max = Math.max(1, peak);
-  const bw = (w - pad * 2) / points.length;
+  const bw = w / Math.max(1, points.length);
   const bars = points.map((p, i) => {
-    const bh = (h - pad * 2) * (p.shadow_ai / max);
-    return svg("rect", { class: "bar", x: pad + i * bw + 1, y: h - pad - bh, width: Math.max(1, bw - 2), height: bh },
+    const bh = h * (p.shadow_ai / max);
+    return svg("rect", { class: "bar", x: i * bw + bw * 0.1, y: h - bh, width: bw * 0.8, height: bh },
       svg("title", {}, `${p.day}: ${p.shadow_ai}`));
   });
-  return el("div", { class: "card", "data-testid": "trend" },
-    svg("svg", { viewBox: `0 0 ${w} ${h}`, width: "100%", role: "img", "aria-label": "shadow-AI connectors per day" },
-      bars,
-      svg("text", { x: pad, y: h - 8 }, points.length ? points[0].day : ""),
-      svg("text", { x: w - pad - 60, y: h - 8 }, points.length ? points[points.length - 1].day : ""),
-      svg("text", { x: 2, y: pad - 6 }, `${max} per day`),
-      svg("text", { x: 2, y: h - pad }, "0")),
+  const first = points.length ? points[0].day : "", last = points.length ? points[points.length - 1].day : "";
+  return el("div", { class: "card trend", "data-testid": "trend" },
+    el("div", { class: "muted axis" }, `${peak} at most on one day`),
+    svg("svg", { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none", role: "img", "aria-label": "shadow-AI connectors present per day" }, bars),
+    el("div", { class: "muted axis dates" }, el("span", {}, first), el("span", {}, last)),
     peak === 0 ? el("p", { class: "muted", "data-testid": "trend-none" }, "No unsanctioned AI connector was present in the last 30 days.") : null);
 }
 
@@ -279,9 +280,9 @@ const TABLES = {
       { key: "hostname", label: "Hostname", sort: "hostname", render: (d) => deviceLink(d.device_id, d.hostname) },
       { key: "os", label: "OS", sort: "os", render: (d) => `${d.os} ${d.os_version}` },
       { key: "assurance", label: "Assurance", sort: "assurance", render: (d) => [badge(d.assurance), d.revoked_at ? badge("revoked device", "failed") : ""] },
-      { key: "users", label: "Users", render: (d) => d.users.join(", ") },
+      { key: "users", label: "Users", opt: true, render: (d) => d.users.join(", ") },
       { key: "last_seen", label: "Last seen", sort: "last_seen", render: (d) => fmtTime(d.last_seen_at) },
-      { key: "enrolled", label: "Enrolled", sort: "enrolled", render: (d) => fmtTime(d.enrolled_at) },
+      { key: "enrolled", label: "Enrolled", sort: "enrolled", opt: true, render: (d) => fmtTime(d.enrolled_at) },
     ],
   },
   connectors: {
@@ -295,9 +296,9 @@ const TABLES = {
     columns: [
       { key: "label", label: "What", sort: "label", render: (c) => connectorLink(c.key, c.display_name) },
       { key: "kind", label: "Kind", sort: "kind", render: (c) => c.kind },
-      { key: "key", label: "Identity", render: (c) => el("span", { class: "mono" }, c.key) },
+      { key: "key", label: "Identity", opt: true, render: (c) => el("span", { class: "mono" }, c.key) },
       { key: "devices", label: "Devices", sort: "devices", num: true, render: (c) => `${c.present_on} / ${c.devices}` },
-      { key: "users", label: "Accounts", render: (c) => c.users.join(", ") },
+      { key: "users", label: "Accounts", opt: true, render: (c) => c.users.join(", ") },
       { key: "last_seen", label: "Last seen", sort: "last_seen", render: (c) => fmtTime(c.last_seen) },
       { key: "status", label: "Status", sort: "status", render: (c) => [badge(c.status), c.revocation ? [" ", badge("revocation " + c.revocation, c.revocation)] : ""] },
     ],
@@ -328,7 +329,7 @@ const TABLES = {
       { key: "kind", label: "Kind", sort: "kind", render: (f) => f.kind },
       { key: "subject", label: "Subject", sort: "subject", render: (f) => subjectLink(f.subject, f.subject_name) },
       { key: "device", label: "Device", render: (f) => (f.device_id ? deviceLink(f.device_id, f.hostname) : "") },
-      { key: "evidence", label: "Evidence", render: (f) => el("span", { class: "mono" }, evidenceSummary(f.evidence)) },
+      { key: "evidence", label: "Evidence", opt: true, render: (f) => el("span", { class: "mono" }, evidenceSummary(f.evidence)) },
     ],
   },
 };
@@ -366,13 +367,14 @@ async function renderTable(name, params) {
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); nav({ q: search.value, offset: "" }); });
   const sort = params.get("sort"), order = params.get("order") || "asc";
   const head = el("tr", {}, t.columns.map((c) => {
-    const cls = c.sort ? "sortable" + (sort === c.sort ? " sorted-" + order : "") : "";
+    // `opt` columns (details also on the row's page or on hover) give way on a phone.
+    const cls = (c.sort ? "sortable" + (sort === c.sort ? " sorted-" + order : "") : "") + (c.opt ? " opt" : "");
     const th = el("th", { class: cls, "data-sort": c.sort || null }, c.label);
     if (c.sort) th.addEventListener("click", () => nav({ sort: c.sort, order: sort === c.sort && order === "asc" ? "desc" : "asc", offset: "" }));
     return th;
   }));
   const rows = data.items.map((item) => el("tr", { class: t.rowClass ? t.rowClass(item) : "" },
-    t.columns.map((c) => el("td", { class: c.num ? "num" : "" }, c.render(item)))));
+    t.columns.map((c) => el("td", { class: [c.num ? "num" : "", c.opt ? "opt" : ""].join(" ").trim() }, c.render(item)))));
   const filtered = ["q", "kind", "status", "severity", "assurance"].some((k) => params.get(k));
   if (data.total === 0) {
     // An empty table says why and what to do, not "0–0 of 0".
@@ -409,9 +411,9 @@ function presenceTable(rows, withDevice) {
 // A device's findings, from the findings view filtered by device.
 function findingsTable(items) {
   return scroll(el("table", { "data-testid": "device-findings" },
-    el("thead", {}, el("tr", {}, el("th", {}, "Since"), el("th", {}, "Severity"), el("th", {}, "Kind"), el("th", {}, "Subject"), el("th", {}, "Evidence"))),
+    el("thead", {}, el("tr", {}, el("th", {}, "Since"), el("th", {}, "Severity"), el("th", {}, "Kind"), el("th", {}, "Subject"), el("th", { class: "opt" }, "Evidence"))),
     el("tbody", {}, items.map((f) => el("tr", {}, el("td", {}, fmtTime(f.first_seen)), el("td", {}, badge(f.severity)), el("td", {}, f.kind),
-      el("td", {}, subjectLink(f.subject, f.subject_name)), el("td", { class: "mono" }, evidenceSummary(f.evidence)))))));
+      el("td", {}, subjectLink(f.subject, f.subject_name)), el("td", { class: "mono opt" }, evidenceSummary(f.evidence)))))));
 }
 
 async function renderDevice(id) {
