@@ -324,7 +324,7 @@ const TABLES = {
       { name: "severity", options: ["", "high", "medium", "low"] },
     ],
     columns: [
-      { key: "first_seen", label: "Since", sort: "first_seen", render: (f) => fmtTime(f.first_seen) },
+      { key: "first_seen", label: "Since", sort: "first_seen", opt: true, render: (f) => fmtTime(f.first_seen) },
       { key: "severity", label: "Severity", sort: "severity", render: (f) => badge(f.severity) },
       { key: "kind", label: "Kind", sort: "kind", render: (f) => f.kind },
       { key: "subject", label: "Subject", sort: "subject", render: (f) => subjectLink(f.subject, f.subject_name) },
@@ -411,8 +411,8 @@ function presenceTable(rows, withDevice) {
 // A device's findings, from the findings view filtered by device.
 function findingsTable(items) {
   return scroll(el("table", { "data-testid": "device-findings" },
-    el("thead", {}, el("tr", {}, el("th", {}, "Since"), el("th", {}, "Severity"), el("th", {}, "Kind"), el("th", {}, "Subject"), el("th", { class: "opt" }, "Evidence"))),
-    el("tbody", {}, items.map((f) => el("tr", {}, el("td", {}, fmtTime(f.first_seen)), el("td", {}, badge(f.severity)), el("td", {}, f.kind),
+    el("thead", {}, el("tr", {}, el("th", { class: "opt" }, "Since"), el("th", {}, "Severity"), el("th", {}, "Kind"), el("th", {}, "Subject"), el("th", { class: "opt" }, "Evidence"))),
+    el("tbody", {}, items.map((f) => el("tr", {}, el("td", { class: "opt" }, fmtTime(f.first_seen)), el("td", {}, badge(f.severity)), el("td", {}, f.kind),
       el("td", {}, subjectLink(f.subject, f.subject_name)), el("td", { class: "mono opt" }, evidenceSummary(f.evidence)))))));
 }
 

@@ -213,8 +213,17 @@ async fn the_dashboard_in_a_real_browser() {
     println!("{log}");
     live.terminate(Duration::from_secs(10));
     assert!(out.status.success(), "the browser run failed:\n{log}\nagent log:\n{}", live.log_text());
-    for page in ["login", "overview", "devices", "device", "connectors", "triage", "findings", "people", "connector-revoked"]
-    {
+    for page in [
+        "login",
+        "overview",
+        "devices",
+        "device",
+        "connectors",
+        "triage",
+        "findings",
+        "people",
+        "connector-revoked",
+    ] {
         assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
     for page in ["login", "overview", "devices", "device", "connectors", "findings", "connector"] {
