@@ -154,6 +154,9 @@ try {
   check(true, "next page");
   await page.click("th[data-sort=hostname]");
   await page.waitForFunction(() => location.hash.includes("sort=hostname"));
+  // The second click must land on the re-rendered, ascending table, or it asks for
+  // ascending again.
+  await page.locator("th[data-sort=hostname].sorted-asc").waitFor({ timeout: 15000 });
   await page.click("th[data-sort=hostname]");
   await page.waitForFunction(() => location.hash.includes("order=desc"));
   await page.getByTestId("devices-table").waitFor();
