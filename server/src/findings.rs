@@ -29,6 +29,10 @@ pub struct Finding {
     /// What it is about: a connector key or a device id.
     pub subject: String,
     pub device_id: Option<String>,
+    /// The hostname of `device_id`, for people.
+    pub hostname: Option<String>,
+    /// What people call the subject: the connector's display name or the device's hostname.
+    pub subject_name: String,
     pub first_seen_ms: i64,
     pub evidence: Value,
 }
@@ -52,6 +56,15 @@ pub fn compute_from(
 ) -> anyhow::Result<Vec<Finding>> {
     let connectors: BTreeMap<&str, &Connector> = summaries.iter().map(|c| (c.key.as_str(), c)).collect();
     let mut out = Vec::new();
+    let devices = store.devices()?;
+    let hostnames: BTreeMap<&str, &str> =
+        devices.iter().map(|d| (d.id.as_str(), d.hostname.as_str())).collect();
+    let hostname = |id: &str| hostnames.get(id).map(|h| (*h).to_owned());
+    let connector_name = |key: &str| {
+        connectors
+            .get(key)
+            .map_or_else(|| key.to_owned(), |c| crate::catalog::display_name(&c.kind, &c.label))
+    };
 
     let present = store.present_now()?;
     for p in &present {
@@ -73,6 +86,8 @@ pub fn compute_from(
                 severity: "high",
                 subject: p.connector_key.clone(),
                 device_id: Some(p.device_id.clone()),
+                hostname: hostname(&p.device_id),
+                subject_name: connector_name(&p.connector_key),
                 first_seen_ms: gone.max(p.appeared_at_ms),
                 evidence: e,
             });
@@ -83,6 +98,8 @@ pub fn compute_from(
                 severity: "medium",
                 subject: p.connector_key.clone(),
                 device_id: Some(p.device_id.clone()),
+                hostname: hostname(&p.device_id),
+                subject_name: connector_name(&p.connector_key),
                 first_seen_ms: p.appeared_at_ms,
                 evidence,
             });
@@ -109,9 +126,14 @@ pub fn compute_from(
             severity: "high",
             subject: key.to_owned(),
             device_id: None,
+            hostname: None,
+            subject_name: connector_name(key),
             first_seen_ms: sightings[1].appeared_at_ms,
             evidence: json!({
-                "holders": holders.iter().map(|(d, u)| json!({"device_id": d, "os_user": u})).collect::<Vec<_>>(),
+                "holders": holders
+                    .iter()
+                    .map(|(d, u)| json!({"device_id": d, "hostname": hostname(d), "os_user": u}))
+                    .collect::<Vec<_>>(),
                 "places": sightings.iter().map(|p| p.locus.clone()).collect::<Vec<_>>(),
             }),
         });
@@ -126,6 +148,8 @@ pub fn compute_from(
                 severity: "high",
                 subject: c.key.clone(),
                 device_id: Some(d.device_id.clone()),
+                hostname: hostname(&d.device_id),
+                subject_name: connector_name(&c.key),
                 first_seen_ms: d.outcome_at_ms.unwrap_or(d.issued_at_ms),
                 evidence: json!({
                     "directive_id": d.id, "action": d.action, "outcome": o.outcome.as_str(), "detail": o.detail,
@@ -136,7 +160,7 @@ pub fn compute_from(
     }
 
     let stale_after = policy.stale_after()?.as_millis() as i64;
-    for d in store.devices()?.iter().filter(|d| d.revoked_at_ms.is_none()) {
+    for d in devices.iter().filter(|d| d.revoked_at_ms.is_none()) {
         let kind = match d.assurance.as_str() {
             "software" => Some(("software_key_device", "low")),
             "hardware_unattested" => Some(("unattested_device", "low")),
@@ -148,6 +172,8 @@ pub fn compute_from(
                 severity,
                 subject: d.id.clone(),
                 device_id: Some(d.id.clone()),
+                hostname: Some(d.hostname.clone()),
+                subject_name: d.hostname.clone(),
                 first_seen_ms: d.enrolled_at_ms,
                 evidence: json!({"assurance": d.assurance, "key_backend": d.key_backend, "hostname": d.hostname}),
             });
@@ -160,6 +186,8 @@ pub fn compute_from(
                 severity: "low",
                 subject: d.id.clone(),
                 device_id: Some(d.id.clone()),
+                hostname: Some(d.hostname.clone()),
+                subject_name: d.hostname.clone(),
                 first_seen_ms: d.last_attested_ms.unwrap_or(d.enrolled_at_ms),
                 evidence: json!({
                     "clock_skew_ms": skew, "hostname": d.hostname,
@@ -178,6 +206,8 @@ pub fn compute_from(
                 severity: "medium",
                 subject: d.id.clone(),
                 device_id: Some(d.id.clone()),
+                hostname: Some(d.hostname.clone()),
+                subject_name: d.hostname.clone(),
                 first_seen_ms: last + stale_after,
                 evidence: json!({"last_seen": time(last), "hostname": d.hostname}),
             });
@@ -187,6 +217,8 @@ pub fn compute_from(
         out.push(Finding {
             kind: "delivery_gap",
             severity: "medium",
+            hostname: hostname(&device),
+            subject_name: hostname(&device).unwrap_or_else(|| device.clone()),
             subject: device.clone(),
             device_id: Some(device),
             first_seen_ms: at,

@@ -13,6 +13,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod attest;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;

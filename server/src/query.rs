@@ -361,8 +361,15 @@ pub fn connector_value(
         .collect();
     let mut v = connector_json(&c, policy, &people);
     v.presence = Some(history);
-    v.directives =
-        Some(store.directives_for_connector(key)?.iter().map(responses::Directive::from).collect());
+    let hostnames: std::collections::HashMap<&str, &str> =
+        c.devices.iter().map(|d| (d.device_id.as_str(), d.hostname.as_str())).collect();
+    v.directives = Some(
+        store
+            .directives_for_connector(key)?
+            .iter()
+            .map(|d| responses::Directive::from(d).named(&hostnames))
+            .collect(),
+    );
     Ok(Some(v))
 }
 

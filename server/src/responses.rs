@@ -8,6 +8,8 @@
 //! files in `tests/data/golden`) rely on that exact shape. Fields that only some documents
 //! carry are noted where they are.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -152,6 +154,9 @@ pub struct Connector {
     /// Every directive issued for it (one-connector view).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directives: Option<Vec<Directive>>,
+    /// What people call it: the catalog's name for a tool or catalogued extension, else
+    /// `label`.
+    pub display_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extension_id: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,6 +203,7 @@ impl Connector {
             command: field("command", &["mcp_server"]),
             devices: c.devices.iter().map(ConnectorDevice::from).collect(),
             directives: None,
+            display_name: crate::catalog::display_name(&c.kind, &c.label),
             extension_id: field("extension_id", &["extension"]),
             fingerprint: field("fingerprint", &["token"]),
             first_seen: time(c.first_seen_ms),
@@ -208,7 +214,7 @@ impl Connector {
             name: field("name", &["extension", "mcp_server"]),
             presence: None,
             provider: field("provider", &["token"]),
-            revocation: c.revocation.as_ref().map(RevocationStatus::from),
+            revocation: c.revocation.as_ref().map(|r| RevocationStatus::new(r, &hostnames(c))),
             source: field("source", &["token"]),
             status: status.to_owned(),
             token_kind: field("token_kind", &["token"]),
@@ -217,6 +223,12 @@ impl Connector {
             url: field("url", &["mcp_server"]),
         }
     }
+}
+
+/// Device id → hostname over the devices a connector has been seen on: its directives go
+/// only to those.
+fn hostnames(c: &store::Connector) -> HashMap<&str, &str> {
+    c.devices.iter().map(|d| (d.device_id.as_str(), d.hostname.as_str())).collect()
 }
 
 /// A connector on one device under one account.
@@ -256,10 +268,11 @@ pub struct RevocationStatus {
     pub state: String,
 }
 
-impl From<&store::RevocationState> for RevocationStatus {
-    fn from(r: &store::RevocationState) -> RevocationStatus {
+impl RevocationStatus {
+    /// `hostnames` names the devices the directives went to.
+    pub fn new(r: &store::RevocationState, hostnames: &HashMap<&str, &str>) -> RevocationStatus {
         RevocationStatus {
-            devices: r.latest.iter().map(Directive::from).collect(),
+            devices: r.latest.iter().map(|d| Directive::from(d).named(hostnames)).collect(),
             reason: r.revocation.reason.clone(),
             requested_at: time(r.revocation.requested_at_ms),
             requested_by: r.revocation.requested_by.clone(),
@@ -276,6 +289,8 @@ pub struct Directive {
     pub detail: Option<String>,
     pub device_id: String,
     pub directive_id: String,
+    /// The device's hostname, where the document names devices (a connector's view).
+    pub hostname: Option<String>,
     pub expires_at: String,
     pub issued_at: String,
     pub mode: Option<String>,
@@ -295,6 +310,7 @@ impl From<&store::DirectiveRecord> for Directive {
             detail: d.outcome.as_ref().map(|o| o.detail.clone()),
             device_id: d.device_id.clone(),
             directive_id: d.id.clone(),
+            hostname: None,
             expires_at: time(d.expires_at_ms),
             issued_at: time(d.issued_at_ms),
             mode: d.outcome.as_ref().map(|o| o.mode.clone()),
@@ -304,6 +320,14 @@ impl From<&store::DirectiveRecord> for Directive {
             sent_at: opt_time(d.sent_at_ms),
             target: d.target.clone(),
         }
+    }
+}
+
+impl Directive {
+    /// With its device's hostname from `hostnames`, when known there.
+    pub fn named(mut self, hostnames: &HashMap<&str, &str>) -> Directive {
+        self.hostname = hostnames.get(self.device_id.as_str()).map(|h| (*h).to_owned());
+        self
     }
 }
 
@@ -317,6 +341,8 @@ pub struct Presence {
     pub connector: String,
     pub disappeared_at: Option<String>,
     pub disappeared_seq: Option<u64>,
+    /// What people call the connector (see [`Connector::display_name`]).
+    pub display_name: String,
     pub kind: String,
     pub label: String,
     pub user: Option<String>,
@@ -332,6 +358,7 @@ impl From<&store::Presence> for Presence {
             connector: p.connector_key.clone(),
             disappeared_at: opt_time(p.disappeared_at_ms),
             disappeared_seq: p.disappeared_seq,
+            display_name: crate::catalog::display_name(&p.kind, &p.label),
             kind: p.kind.clone(),
             label: p.label.clone(),
             user: p.os_user.clone(),
@@ -357,6 +384,8 @@ pub struct OwnedPresence {
     pub connector: String,
     pub disappeared_at: Option<String>,
     pub disappeared_seq: Option<u64>,
+    /// What people call the connector (see [`Connector::display_name`]).
+    pub display_name: String,
     pub kind: String,
     pub label: String,
     pub owner: Option<String>,
@@ -373,6 +402,7 @@ impl OwnedPresence {
             connector,
             disappeared_at,
             disappeared_seq,
+            display_name,
             kind,
             label,
             user,
@@ -385,6 +415,7 @@ impl OwnedPresence {
             connector,
             disappeared_at,
             disappeared_seq,
+            display_name,
             kind,
             label,
             owner: owner.user_name,
@@ -405,6 +436,8 @@ pub struct ConnectorPresence {
     pub device_id: String,
     pub disappeared_at: Option<String>,
     pub disappeared_seq: Option<u64>,
+    /// What people call the connector (see [`Connector::display_name`]).
+    pub display_name: String,
     pub hostname: Option<String>,
     pub kind: String,
     pub label: String,
@@ -422,6 +455,7 @@ impl ConnectorPresence {
             connector,
             disappeared_at,
             disappeared_seq,
+            display_name,
             kind,
             label,
             user,
@@ -436,6 +470,7 @@ impl ConnectorPresence {
             device_id: p.device_id.clone(),
             disappeared_at,
             disappeared_seq,
+            display_name,
             hostname: device.map(|d| d.hostname.clone()),
             kind,
             label,
@@ -614,11 +649,16 @@ pub struct Finding {
     #[schema(value_type = Object)]
     pub evidence: Value,
     pub first_seen: String,
+    /// The hostname of `device_id`.
+    pub hostname: Option<String>,
     /// `shadow_ai`, `orphaned_connector`, `shared_credential`, …
     pub kind: &'static str,
     /// `high`, `medium` or `low`.
     pub severity: &'static str,
+    /// A connector key or a device id.
     pub subject: String,
+    /// What people call the subject: the connector's display name or the device's hostname.
+    pub subject_name: String,
 }
 
 impl From<&crate::findings::Finding> for Finding {
@@ -627,9 +667,11 @@ impl From<&crate::findings::Finding> for Finding {
             device_id: f.device_id.clone(),
             evidence: f.evidence.clone(),
             first_seen: time(f.first_seen_ms),
+            hostname: f.hostname.clone(),
             kind: f.kind,
             severity: f.severity,
             subject: f.subject.clone(),
+            subject_name: f.subject_name.clone(),
         }
     }
 }
@@ -765,6 +807,8 @@ pub struct ConnectorRow {
     pub decision: Option<String>,
     /// Devices it has been seen on.
     pub devices: usize,
+    /// What people call it (see [`Connector::display_name`]).
+    pub display_name: String,
     pub first_seen: String,
     pub key: String,
     pub kind: String,
@@ -842,6 +886,10 @@ pub struct Overview {
     pub connectors: ConnectorCounts,
     pub devices: DeviceCounts,
     pub findings: FindingCounts,
+    /// The policy (`DATA_DIR/policy.toml`) has an `[approved]` section: only then are
+    /// connectors judged, so only then can anything be shadow AI (short of an admin marking
+    /// a connector unsanctioned).
+    pub policy_judges: bool,
     /// The last 30 days, oldest first.
     pub trend: Vec<TrendDay>,
 }

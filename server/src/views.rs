@@ -35,6 +35,8 @@ pub struct TableQuery {
     pub status: Option<String>,
     pub severity: Option<String>,
     pub assurance: Option<String>,
+    /// Findings only: those about this device id.
+    pub device: Option<String>,
 }
 
 impl TableQuery {
@@ -153,6 +155,7 @@ pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> respons
     responses::ConnectorRow {
         decision: c.decision.as_ref().map(|d| d.status.clone()),
         devices: c.seen_on,
+        display_name: crate::catalog::display_name(&c.kind, &c.label),
         first_seen: time(c.first_seen_ms),
         key: c.key.clone(),
         kind: c.kind.clone(),
@@ -179,7 +182,7 @@ pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses
         .filter(|(c, status)| {
             q.kind.as_ref().is_none_or(|k| *k == c.kind)
                 && q.status.as_ref().is_none_or(|s| s == status)
-                && q.matches(&[&c.key, &c.label])
+                && q.matches(&[&c.key, &c.label, &crate::catalog::display_name(&c.kind, &c.label)])
         })
         .collect();
     match q.sort.as_deref() {
@@ -188,7 +191,10 @@ pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses
         Some("devices") => rows.sort_by_key(|r| (r.0.seen_on, r.0.key.clone())),
         Some("last_seen") => rows.sort_by_key(|r| (r.0.last_seen_ms, r.0.key.clone())),
         Some("first_seen") => rows.sort_by_key(|r| (r.0.first_seen_ms, r.0.key.clone())),
-        _ => rows.sort_by(|a, b| (&a.0.label, &a.0.key).cmp(&(&b.0.label, &b.0.key))),
+        // By what the table shows: the display name.
+        _ => rows.sort_by_cached_key(|r| {
+            (crate::catalog::display_name(&r.0.kind, &r.0.label).to_lowercase(), r.0.key.clone())
+        }),
     }
     if q.desc() {
         rows.reverse();
@@ -205,7 +211,14 @@ pub fn findings(snap: &Snapshot, q: &TableQuery) -> responses::FindingPage {
         .filter(|f| {
             q.kind.as_deref().is_none_or(|k| k == f.kind)
                 && q.severity.as_deref().is_none_or(|s| s == f.severity)
-                && q.matches(&[&f.subject, f.device_id.as_deref().unwrap_or_default(), f.kind])
+                && q.device.as_deref().is_none_or(|d| f.device_id.as_deref() == Some(d))
+                && q.matches(&[
+                    &f.subject,
+                    &f.subject_name,
+                    f.device_id.as_deref().unwrap_or_default(),
+                    f.hostname.as_deref().unwrap_or_default(),
+                    f.kind,
+                ])
         })
         .collect();
     let rank = |s: &str| match s {
@@ -329,6 +342,7 @@ pub fn overview(
             total: fleet.devices,
         },
         findings: responses::FindingCounts { by_kind: by_finding, total: snap.findings.len() },
+        policy_judges: policy.approved.is_some(),
         trend,
     })
 }

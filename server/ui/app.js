@@ -56,6 +56,21 @@ function put(parent, ...children) {
   parent.append(...nodes(children));
 }
 
+// What people call a thing, with its identity on hover: a connector by the catalog's name
+// (the server's `display_name`), a device by its hostname.
+function connectorLink(key, name) {
+  return link("#/connector/" + enc(key), name || key, { title: key, "data-id": key });
+}
+
+function deviceLink(id, hostname) {
+  return link("#/device/" + enc(id), hostname || id, { title: id, "data-id": id });
+}
+
+// Tables can be wider than a phone: they scroll inside their box, not the page.
+function scroll(table) {
+  return el("div", { class: "scroll" }, table);
+}
+
 function fmtTime(t) {
   return t ? t.replace("T", " ").replace("Z", " UTC") : "—";
 }
@@ -187,7 +202,19 @@ function card(title, big, rows, testid) {
   return el("div", { class: "card", "data-testid": testid },
     el("div", { class: "muted" }, title),
     big !== null ? el("div", { class: "big", "data-testid": testid + "-total" }, big) : null,
-    rows ? el("dl", {}, rows.map(([k, v, href]) => [el("dt", {}, href ? link(href, k) : k), el("dd", {}, v)])) : null);
+    rows && rows.length === 0 ? el("p", { class: "muted" }, "none yet") : null,
+    rows && rows.length ? el("dl", {}, rows.map(([k, v, href]) => [el("dt", {}, href ? link(href, k) : k), el("dd", {}, v)])) : null);
+}
+
+// What to do when there is nothing to show yet: enroll a device.
+function enrollHelp() {
+  return el("div", { class: "card empty", "data-testid": "empty-devices" },
+    el("p", {}, el("strong", {}, "No devices enrolled yet."), " Enroll one to start the inventory:"),
+    el("ol", {},
+      el("li", {}, "On the collector, create a one-time enrollment token: ", el("code", {}, "sightline-server token create --data-dir DIR")),
+      el("li", {}, "On the laptop: ", el("code", {}, "sightline-agent enroll --server https://COLLECTOR:8443 --token TOKEN --ca ca.pem"),
+        " then run ", el("code", {}, "sightline-agent run"), " (the packages install it as a service)."),
+      el("li", {}, "Its first report appears here within a minute.")));
 }
 
 async function renderOverview() {
@@ -196,6 +223,7 @@ async function renderOverview() {
   const ls = d.last_seen;
   show(
     el("h1", {}, "Fleet overview"),
+    d.total === 0 ? enrollHelp() : null,
     el("div", { class: "cards" },
       card("Devices", d.total, d.by_assurance.map((x) => [x.key, x.count, "#/devices?assurance=" + enc(x.key)]), "devices"),
       card("Operating systems", null, d.by_os.map((x) => [x.key, x.count]), "os"),
@@ -206,59 +234,79 @@ async function renderOverview() {
       card("Open findings", o.findings.total,
         Object.entries(o.findings.by_kind).map(([k, v]) => [k, v, "#/findings?kind=" + enc(k)]), "findings")),
     el("h2", {}, "Shadow-AI connectors present, last 30 days"),
-    trendChart(o.trend));
+    o.policy_judges ? trendChart(o.trend) : policyHelp());
+}
+
+// Without an [approved] section nothing is judged, so there is no shadow AI to chart: say
+// why and how to change that, rather than show an empty chart.
+function policyHelp() {
+  return el("div", { class: "card empty", "data-testid": "no-policy" },
+    el("p", {}, el("strong", {}, "No policy approves anything yet,"), " so no connector is judged: every one stays ",
+      badge("discovered"), " and none counts as shadow AI."),
+    el("p", {}, "A policy lists the AI tools, browser extensions, token providers and MCP servers your organisation approves, " +
+      "for everyone or per group of people; anything else present on a device is unsanctioned shadow AI. " +
+      "Put it in ", el("code", {}, "policy.toml"), " in the collector's data directory and restart the collector, e.g.:"),
+    el("pre", {}, "[approved]\ntools = [\"github_copilot\"]\nproviders = [\"anthropic\"]"),
+    el("p", { class: "muted" }, "An admin can also approve or mark a single connector unsanctioned from its page."));
 }
 
 function trendChart(points) {
-  const w = 900, h = 180, pad = 28;
-  const max = Math.max(1, ...points.map((p) => p.shadow_ai));
-  const bw = (w - pad * 2) / points.length;
+  // Bars only in the SVG, stretched to the card; the labels are HTML text so they stay
+  // readable at any width.
+  const w = 300, h = 100;
+  const peak = Math.max(0, ...points.map((p) => p.shadow_ai));
+  const max = Math.max(1, peak);
+  const bw = w / Math.max(1, points.length);
   const bars = points.map((p, i) => {
-    const bh = (h - pad * 2) * (p.shadow_ai / max);
-    return svg("rect", { class: "bar", x: pad + i * bw + 1, y: h - pad - bh, width: Math.max(1, bw - 2), height: bh },
+    const bh = h * (p.shadow_ai / max);
+    return svg("rect", { class: "bar", x: i * bw + bw * 0.1, y: h - bh, width: bw * 0.8, height: bh },
       svg("title", {}, `${p.day}: ${p.shadow_ai}`));
   });
-  return el("div", { class: "card", "data-testid": "trend" },
-    svg("svg", { viewBox: `0 0 ${w} ${h}`, width: "100%", role: "img", "aria-label": "shadow-AI connectors per day" },
-      bars,
-      svg("text", { x: pad, y: h - 8 }, points.length ? points[0].day : ""),
-      svg("text", { x: w - pad - 60, y: h - 8 }, points.length ? points[points.length - 1].day : ""),
-      svg("text", { x: 2, y: pad }, String(max))));
+  const first = points.length ? points[0].day : "", last = points.length ? points[points.length - 1].day : "";
+  return el("div", { class: "card trend", "data-testid": "trend" },
+    el("div", { class: "muted axis" }, `${peak} at most on one day`),
+    svg("svg", { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none", role: "img", "aria-label": "shadow-AI connectors present per day" }, bars),
+    el("div", { class: "muted axis dates" }, el("span", {}, first), el("span", {}, last)),
+    peak === 0 ? el("p", { class: "muted", "data-testid": "trend-none" }, "No unsanctioned AI connector was present in the last 30 days.") : null);
 }
 
 // ---- tables ---------------------------------------------------------------------------------
 
 const TABLES = {
   devices: {
-    title: "Devices", endpoint: "/api/v1/views/devices",
+    title: "Devices", endpoint: "/api/v1/views/devices", empty: enrollHelp,
     filters: [{ name: "assurance", options: ["", "hardware_attested", "hardware_unattested", "software"] }],
     columns: [
-      { key: "hostname", label: "Hostname", sort: "hostname", render: (d) => link("#/device/" + enc(d.device_id), d.hostname) },
+      { key: "hostname", label: "Hostname", sort: "hostname", render: (d) => deviceLink(d.device_id, d.hostname) },
       { key: "os", label: "OS", sort: "os", render: (d) => `${d.os} ${d.os_version}` },
       { key: "assurance", label: "Assurance", sort: "assurance", render: (d) => [badge(d.assurance), d.revoked_at ? badge("revoked device", "failed") : ""] },
-      { key: "users", label: "Users", render: (d) => d.users.join(", ") },
+      { key: "users", label: "Users", opt: true, render: (d) => d.users.join(", ") },
       { key: "last_seen", label: "Last seen", sort: "last_seen", render: (d) => fmtTime(d.last_seen_at) },
-      { key: "enrolled", label: "Enrolled", sort: "enrolled", render: (d) => fmtTime(d.enrolled_at) },
+      { key: "enrolled", label: "Enrolled", sort: "enrolled", opt: true, render: (d) => fmtTime(d.enrolled_at) },
     ],
   },
   connectors: {
     title: "Connectors", endpoint: "/api/v1/views/connectors",
+    empty: () => el("p", { class: "muted" }, "No AI connector has been reported yet. Enrolled agents report the AI tools, browser extensions, " +
+      "tokens and MCP servers they find; if no device is enrolled, see ", link("#/devices", "Devices"), "."),
     filters: [
       { name: "kind", options: ["", "tool", "extension", "token", "mcp_server"] },
       { name: "status", options: ["", "discovered", "approved", "unsanctioned", "revoked", "removed"] },
     ],
     columns: [
-      { key: "label", label: "What", sort: "label", render: (c) => link("#/connector/" + enc(c.key), c.label || c.key) },
+      { key: "label", label: "What", sort: "label", render: (c) => connectorLink(c.key, c.display_name) },
       { key: "kind", label: "Kind", sort: "kind", render: (c) => c.kind },
-      { key: "key", label: "Identity", render: (c) => el("span", { class: "mono" }, c.key) },
+      { key: "key", label: "Identity", opt: true, render: (c) => el("span", { class: "mono" }, c.key) },
       { key: "devices", label: "Devices", sort: "devices", num: true, render: (c) => `${c.present_on} / ${c.devices}` },
-      { key: "users", label: "Accounts", render: (c) => c.users.join(", ") },
+      { key: "users", label: "Accounts", opt: true, render: (c) => c.users.join(", ") },
       { key: "last_seen", label: "Last seen", sort: "last_seen", render: (c) => fmtTime(c.last_seen) },
       { key: "status", label: "Status", sort: "status", render: (c) => [badge(c.status), c.revocation ? [" ", badge("revocation " + c.revocation, c.revocation)] : ""] },
     ],
   },
   people: {
     title: "People", endpoint: "/api/v1/views/people",
+    empty: () => el("p", { class: "muted" }, "No people provisioned. Point your identity provider's SCIM provisioning (Okta, Entra ID) at ",
+      el("code", {}, "/scim/v2"), " with a ", el("code", {}, "scim"), " API token to see who owns each device and connector."),
     filters: [{ name: "status", options: ["", "active", "deprovisioned"] }],
     rowClass: (p) => (p.active ? "" : "deprovisioned-row"),
     columns: [
@@ -270,24 +318,25 @@ const TABLES = {
   },
   findings: {
     title: "Findings", endpoint: "/api/v1/views/findings",
+    empty: () => el("p", { class: "muted" }, "No findings: nothing needs a look right now."),
     filters: [
-      { name: "kind", options: ["", "orphaned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "software_key_device", "unattested_device", "stale_agent", "delivery_gap"] },
+      { name: "kind", options: ["", "orphaned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "software_key_device", "unattested_device", "stale_agent", "delivery_gap", "clock_skew"] },
       { name: "severity", options: ["", "high", "medium", "low"] },
     ],
     columns: [
-      { key: "first_seen", label: "Since", sort: "first_seen", render: (f) => fmtTime(f.first_seen) },
+      { key: "first_seen", label: "Since", sort: "first_seen", opt: true, render: (f) => fmtTime(f.first_seen) },
       { key: "severity", label: "Severity", sort: "severity", render: (f) => badge(f.severity) },
       { key: "kind", label: "Kind", sort: "kind", render: (f) => f.kind },
-      { key: "subject", label: "Subject", sort: "subject", render: (f) => subjectLink(f.subject) },
-      { key: "device", label: "Device", render: (f) => (f.device_id ? link("#/device/" + enc(f.device_id), f.device_id.slice(0, 12) + "…") : "") },
-      { key: "evidence", label: "Evidence", render: (f) => el("span", { class: "mono" }, evidenceSummary(f.evidence)) },
+      { key: "subject", label: "Subject", sort: "subject", render: (f) => subjectLink(f.subject, f.subject_name) },
+      { key: "device", label: "Device", render: (f) => (f.device_id ? deviceLink(f.device_id, f.hostname) : "") },
+      { key: "evidence", label: "Evidence", opt: true, render: (f) => el("span", { class: "mono" }, evidenceSummary(f.evidence)) },
     ],
   },
 };
 
-function subjectLink(s) {
-  if (/^(tool|extension|token|mcp):/.test(s)) return link("#/connector/" + enc(s), s, { class: "mono" });
-  return link("#/device/" + enc(s), s, { class: "mono" });
+function subjectLink(s, name) {
+  if (/^(tool|extension|token|mcp):/.test(s)) return connectorLink(s, name);
+  return deviceLink(s, name);
 }
 
 function evidenceSummary(e) {
@@ -318,42 +367,58 @@ async function renderTable(name, params) {
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); nav({ q: search.value, offset: "" }); });
   const sort = params.get("sort"), order = params.get("order") || "asc";
   const head = el("tr", {}, t.columns.map((c) => {
-    const cls = c.sort ? "sortable" + (sort === c.sort ? " sorted-" + order : "") : "";
+    // `opt` columns (details also on the row's page or on hover) give way on a phone.
+    const cls = (c.sort ? "sortable" + (sort === c.sort ? " sorted-" + order : "") : "") + (c.opt ? " opt" : "");
     const th = el("th", { class: cls, "data-sort": c.sort || null }, c.label);
     if (c.sort) th.addEventListener("click", () => nav({ sort: c.sort, order: sort === c.sort && order === "asc" ? "desc" : "asc", offset: "" }));
     return th;
   }));
   const rows = data.items.map((item) => el("tr", { class: t.rowClass ? t.rowClass(item) : "" },
-    t.columns.map((c) => el("td", { class: c.num ? "num" : "" }, c.render(item)))));
-  const from = data.total === 0 ? 0 : data.offset + 1, to = data.offset + data.items.length;
+    t.columns.map((c) => el("td", { class: [c.num ? "num" : "", c.opt ? "opt" : ""].join(" ").trim() }, c.render(item)))));
+  const filtered = ["q", "kind", "status", "severity", "assurance"].some((k) => params.get(k));
+  if (data.total === 0) {
+    // An empty table says why and what to do, not "0–0 of 0".
+    return show(el("h1", {}, t.title), filters, el("div", { "data-testid": "empty" },
+      filtered ? el("p", { class: "muted" }, "Nothing matches these filters. ", link("#/" + name, "Show all")) : t.empty()));
+  }
+  const from = data.offset + 1, to = data.offset + data.items.length;
   const pager = el("div", { class: "pager" },
     el("button", { type: "button", disabled: data.offset === 0, onclick: () => nav({ offset: Math.max(0, data.offset - data.limit) }) }, "‹ Previous"),
     el("span", { "data-testid": "range" }, `${from}–${to} of ${data.total}`),
     el("button", { type: "button", disabled: to >= data.total, onclick: () => nav({ offset: data.offset + data.limit }) }, "Next ›"));
   show(el("h1", {}, t.title), filters, pager,
-    el("table", { "data-testid": name + "-table" }, el("thead", {}, head), el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: t.columns.length, class: "muted" }, "Nothing matches.")))));
+    scroll(el("table", { "data-testid": name + "-table" }, el("thead", {}, head), el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: t.columns.length, class: "muted" }, "Past the last page: ", link("#/" + name, "back to the first")))))));
 }
 
 // ---- device ---------------------------------------------------------------------------------
 
 function kv(pairs, testid) {
-  return el("dl", { class: "kv", "data-testid": testid }, pairs.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : v)]));
+  return el("dl", { class: "kv", "data-testid": testid }, pairs.filter(Boolean).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : v)]));
 }
 
 function presenceTable(rows, withDevice) {
-  return el("table", { "data-testid": "presence" },
+  return scroll(el("table", { "data-testid": "presence" },
     el("thead", {}, el("tr", {}, withDevice ? el("th", {}, "Device") : null, el("th", {}, "Kind"), el("th", {}, "What"),
       el("th", {}, "Account"), el("th", {}, "Where"), el("th", {}, "Appeared"), el("th", {}, "Gone"), el("th", {}, "Evidence"))),
     el("tbody", {}, rows.map((p) => el("tr", {},
-      withDevice ? el("td", {}, link("#/device/" + enc(p.device_id), p.hostname || p.device_id)) : null,
-      el("td", {}, p.kind), el("td", {}, link("#/connector/" + enc(p.connector), p.label)),
+      withDevice ? el("td", {}, deviceLink(p.device_id, p.hostname)) : null,
+      el("td", {}, p.kind), el("td", {}, connectorLink(p.connector, p.display_name)),
       el("td", {}, p.user || "", p.owner ? [" → ", link("#/person/" + enc(p.owner), p.owner), " (", p.attribution, ")"] : ""),
       el("td", { class: "mono" }, p.where), el("td", {}, fmtTime(p.appeared_at)), el("td", {}, p.disappeared_at ? fmtTime(p.disappeared_at) : "present"),
-      el("td", { class: "mono" }, "seq " + p.appeared_seq + (p.disappeared_seq ? "–" + p.disappeared_seq : ""))))));
+      el("td", { class: "mono" }, "seq " + p.appeared_seq + (p.disappeared_seq ? "–" + p.disappeared_seq : "")))))));
+}
+
+// A device's findings, from the findings view filtered by device.
+function findingsTable(items) {
+  return scroll(el("table", { "data-testid": "device-findings" },
+    el("thead", {}, el("tr", {}, el("th", { class: "opt" }, "Since"), el("th", {}, "Severity"), el("th", {}, "Kind"), el("th", {}, "Subject"), el("th", { class: "opt" }, "Evidence"))),
+    el("tbody", {}, items.map((f) => el("tr", {}, el("td", { class: "opt" }, fmtTime(f.first_seen)), el("td", {}, badge(f.severity)), el("td", {}, f.kind),
+      el("td", {}, subjectLink(f.subject, f.subject_name)), el("td", { class: "mono opt" }, evidenceSummary(f.evidence)))))));
 }
 
 async function renderDevice(id) {
-  const [d, now] = await Promise.all([api("/api/v1/devices/" + enc(id)), api("/api/v1/triage/device/" + enc(id) + "?at=now")]);
+  const [d, now, found] = await Promise.all([api("/api/v1/devices/" + enc(id)), api("/api/v1/triage/device/" + enc(id) + "?at=now"),
+    api("/api/v1/views/findings?limit=500&device=" + enc(id))]);
   const sessions = now.sessions || [];
   show(
     el("h1", { "data-testid": "device-title" }, d.hostname, " ", badge(d.assurance)),
@@ -362,15 +427,17 @@ async function renderDevice(id) {
       ["Hardware id (EK)", d.hardware_id ? el("span", { class: "mono" }, d.hardware_id) : "—"], ["Enrolled", fmtTime(d.enrolled_at)],
       ["Last attested", fmtTime(d.last_attested_at)], ["Last seen", fmtTime(d.last_seen_at)], ["Revoked", d.revoked_at ? fmtTime(d.revoked_at) : "no"],
       ["Evidence", `${d.observations} observations, sequence head ${d.seq_head}`]], "device-facts"),
+    el("h2", {}, "Findings"),
+    found.total ? findingsTable(found.items) : el("p", { class: "muted", "data-testid": "device-findings-none" }, "No findings."),
     el("h2", {}, "Logged in now"),
     sessions.length
-      ? el("table", { "data-testid": "sessions" }, el("thead", {}, el("tr", {}, el("th", {}, "Account"), el("th", {}, "Terminal"), el("th", {}, "From"), el("th", {}, "Since"))),
-        el("tbody", {}, sessions.map((s) => el("tr", {}, el("td", {}, s.os_user), el("td", {}, s.terminal), el("td", {}, s.host || ""), el("td", {}, fmtTime(s.since))))))
+      ? scroll(el("table", { "data-testid": "sessions" }, el("thead", {}, el("tr", {}, el("th", {}, "Account"), el("th", {}, "Terminal"), el("th", {}, "From"), el("th", {}, "Since"))),
+        el("tbody", {}, sessions.map((s) => el("tr", {}, el("td", {}, s.os_user), el("td", {}, s.terminal), el("td", {}, s.host || ""), el("td", {}, fmtTime(s.since)))))))
       : el("p", { class: "muted" }, "Nobody, as of the last report."),
     el("h2", {}, "Connectors present now"),
-    now.present.length ? presenceTable(now.present, false) : el("p", { class: "muted" }, "None."),
+    now.present.length ? presenceTable(now.present, false) : el("p", { class: "muted" }, "No AI connector is present, as of the last report."),
     el("h2", {}, "Connector history"),
-    d.history && d.history.length ? presenceTable(d.history, false) : el("p", { class: "muted" }, "None."));
+    d.history && d.history.length ? presenceTable(d.history, false) : el("p", { class: "muted" }, "No AI connector has been reported on this device."));
 }
 
 // ---- connector ------------------------------------------------------------------------------
@@ -388,13 +455,13 @@ async function renderConnector(key) {
       el("button", { type: "button", onclick: () => act("Use policy", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "policy" } })) }, "Follow policy file"));
     if (c.revocation) {
       actions.push(el("button", { type: "button", "data-testid": "withdraw", onclick: () => {
-        if (!confirm(`Withdraw the revocation of ${c.label}? Unanswered directives are closed; what agents already did stays done.`)) return;
+        if (!confirm(`Withdraw the revocation of ${c.display_name}? Unanswered directives are closed; what agents already did stays done.`)) return;
         act("Withdraw", () => api(`/api/v1/connectors/${enc(key)}/revoke`, { method: "DELETE" }));
       } }, "Withdraw revocation"));
     }
     if (c.kind !== "mcp_server") {
       actions.push(el("button", { type: "button", class: "danger", "data-testid": "revoke", onclick: () => {
-        const reason = prompt(`Revoke ${c.label}? Every device that has it gets a signed directive; agents in enforce mode act on it. Reason:`, "");
+        const reason = prompt(`Revoke ${c.display_name}? Every device that has it gets a signed directive; agents in enforce mode act on it. Reason:`, "");
         if (reason === null) return;
         act("Revoke", () => api(`/api/v1/connectors/${enc(key)}/revoke`, { method: "POST", body: { reason } }));
       } }, "Revoke"));
@@ -402,20 +469,20 @@ async function renderConnector(key) {
   }
   const rev = c.revocation;
   show(
-    el("h1", { "data-testid": "connector-title" }, c.label, " ", el("span", { "data-testid": "status" }, badge(c.status))),
-    kv([["Identity", el("span", { class: "mono" }, c.key)], ["Kind", c.kind], ["First seen", fmtTime(c.first_seen)], ["Last seen", fmtTime(c.last_seen)],
+    el("h1", { "data-testid": "connector-title", title: c.key }, c.display_name, " ", el("span", { "data-testid": "status" }, badge(c.status))),
+    kv([["Identity", el("span", { class: "mono" }, c.key)], ["Kind", c.kind], c.display_name !== c.label ? ["Reported as", c.label] : null, ["First seen", fmtTime(c.first_seen)], ["Last seen", fmtTime(c.last_seen)],
       ["Details", el("span", { class: "mono" }, ["tool", "extension_id", "name", "browser", "provider", "token_kind", "fingerprint", "source", "client", "transport", "command", "url"]
         .filter((k) => c[k] !== undefined && c[k] !== null).map((k) => `${k}=${c[k]}`).join("  "))]], "connector-facts"),
     actions.length ? el("div", { class: "actions" }, actions) : null,
     rev ? [el("h2", {}, "Revocation"),
       kv([["State", el("span", { "data-testid": "revocation-state" }, badge(rev.state))], ["Requested", fmtTime(rev.requested_at) + " by " + rev.requested_by], ["Reason", rev.reason]]),
-      el("table", { "data-testid": "outcomes" }, el("thead", {}, el("tr", {}, el("th", {}, "Device"), el("th", {}, "Action"), el("th", {}, "Sent"), el("th", {}, "Outcome"), el("th", {}, "Detail"), el("th", {}, "Evidence"))),
-        el("tbody", {}, rev.devices.map((d) => el("tr", {}, el("td", {}, link("#/device/" + enc(d.device_id), d.device_id.slice(0, 12) + "…")), el("td", {}, d.action),
-          el("td", {}, fmtTime(d.sent_at)), el("td", {}, d.outcome ? badge(d.outcome) : badge("pending")), el("td", {}, d.detail || ""), el("td", { class: "mono" }, d.outcome_seq ? "seq " + d.outcome_seq : "")))))] : null,
+      scroll(el("table", { "data-testid": "outcomes" }, el("thead", {}, el("tr", {}, el("th", {}, "Device"), el("th", {}, "Action"), el("th", {}, "Sent"), el("th", {}, "Outcome"), el("th", {}, "Detail"), el("th", {}, "Evidence"))),
+        el("tbody", {}, rev.devices.map((d) => el("tr", {}, el("td", {}, deviceLink(d.device_id, d.hostname)), el("td", {}, d.action),
+          el("td", {}, fmtTime(d.sent_at)), el("td", {}, d.outcome ? badge(d.outcome) : badge("pending")), el("td", {}, d.detail || ""), el("td", { class: "mono" }, d.outcome_seq ? "seq " + d.outcome_seq : ""))))))] : null,
     el("h2", {}, "Devices"),
-    el("table", { "data-testid": "connector-devices" }, el("thead", {}, el("tr", {}, el("th", {}, "Device"), el("th", {}, "Account"), el("th", {}, "First seen"), el("th", {}, "Last seen"), el("th", {}, "Now"))),
-      el("tbody", {}, c.devices.map((d) => el("tr", {}, el("td", {}, link("#/device/" + enc(d.device_id), d.hostname)), el("td", {}, d.user || ""),
-        el("td", {}, fmtTime(d.first_seen)), el("td", {}, fmtTime(d.last_seen)), el("td", {}, d.present ? "present" : "gone"))))),
+    scroll(el("table", { "data-testid": "connector-devices" }, el("thead", {}, el("tr", {}, el("th", {}, "Device"), el("th", {}, "Account"), el("th", {}, "First seen"), el("th", {}, "Last seen"), el("th", {}, "Now"))),
+      el("tbody", {}, c.devices.map((d) => el("tr", {}, el("td", {}, deviceLink(d.device_id, d.hostname)), el("td", {}, d.user || ""),
+        el("td", {}, fmtTime(d.first_seen)), el("td", {}, fmtTime(d.last_seen)), el("td", {}, d.present ? "present" : "gone")))))),
     el("h2", {}, "Presence timeline"),
     timeline(c.presence),
     presenceTable(c.presence, true));
@@ -454,11 +521,11 @@ async function renderPerson(user) {
     kv([["userName", p.user_name], ["OS accounts", p.accounts.join(", ")]], "person-facts"),
     el("h2", {}, "Devices, sessions and connectors now"),
     t.devices.length ? t.devices.map((d) => el("div", { class: "card" },
-      el("h2", {}, link("#/device/" + enc(d.device_id), d.hostname), " ", badge(d.assurance)),
+      el("h2", {}, deviceLink(d.device_id, d.hostname), " ", badge(d.assurance)),
       d.sessions.length ? el("p", {}, "Logged in: ", d.sessions.map((s) => `${s.os_user} on ${s.terminal} since ${fmtTime(s.since)} (${s.attribution})`).join("; ")) : el("p", { class: "muted" }, "Not logged in now."),
       d.present.length ? presenceTable(d.present, false) : el("p", { class: "muted" }, "Nothing present."))) : el("p", { class: "muted" }, "No device reports this person now."),
     t.signins.length ? [el("h2", {}, "Identity-provider sign-ins (last 12 hours)"),
-      el("table", {}, el("tbody", {}, t.signins.map((s) => el("tr", {}, el("td", {}, fmtTime(s.at)), el("td", {}, s.source), el("td", {}, s.outcome), el("td", {}, s.ip || ""), el("td", {}, s.app || "")))))] : null);
+      scroll(el("table", {}, el("tbody", {}, t.signins.map((s) => el("tr", {}, el("td", {}, fmtTime(s.at)), el("td", {}, s.source), el("td", {}, s.outcome), el("td", {}, s.ip || ""), el("td", {}, s.app || ""))))))] : null);
 }
 
 // ---- triage ---------------------------------------------------------------------------------
@@ -484,7 +551,7 @@ async function renderTriage(params) {
     put(out, el("h2", {}, `${t.person.user_name} at ${fmtTime(t.at)}`),
       t.person.deprovisioned_at ? el("p", { class: "error" }, "Deprovisioned " + fmtTime(t.person.deprovisioned_at)) : null,
       t.devices.length ? t.devices.map((d) => el("div", { class: "card", "data-testid": "triage-device" },
-        el("h2", {}, link("#/device/" + enc(d.device_id), d.hostname), " ", badge(d.assurance)),
+        el("h2", {}, deviceLink(d.device_id, d.hostname), " ", badge(d.assurance)),
         d.sessions.length ? el("p", {}, "Sessions: ", d.sessions.map((s) => `${s.os_user} on ${s.terminal} since ${fmtTime(s.since)} (${s.attribution}, seq ${s.evidence_seq})`).join("; ")) : el("p", { class: "muted" }, "No session open then."),
         presenceTable(d.present, false))) : el("p", { class: "muted" }, "No device had this person's session or connectors then."));
     return;
@@ -495,7 +562,7 @@ async function renderTriage(params) {
   else if (/^[a-p]{32}$/.test(q)) key = "extension:" + q;
   if (key) {
     const c = await api("/api/v1/triage/connector/" + enc(key));
-    put(out, el("h2", {}, link("#/connector/" + enc(c.key), c.label), " ", badge(c.status)), presenceTable(c.presence, true));
+    put(out, el("h2", {}, connectorLink(c.key, c.display_name), " ", badge(c.status)), presenceTable(c.presence, true));
     return;
   }
   let id = q;
@@ -511,7 +578,7 @@ async function renderTriage(params) {
     return;
   }
   const t = await api(`/api/v1/triage/device/${enc(id)}?at=${enc(iso)}`);
-  put(out, el("h2", {}, link("#/device/" + enc(id), t.device.hostname), ` at ${fmtTime(t.at)} `, badge(t.device.assurance)),
+  put(out, el("h2", {}, deviceLink(id, t.device.hostname), ` at ${fmtTime(t.at)} `, badge(t.device.assurance)),
     el("p", {}, "Logged in: ", (t.sessions || []).map((s) => `${s.os_user} (${s.terminal})`).join(", ") || "nobody"),
     presenceTable(t.present, false));
 }

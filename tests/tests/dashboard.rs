@@ -1,7 +1,9 @@
 //! The dashboard in a real browser: a collector seeded with a fleet (61 enrolled devices
 //! reporting over mTLS with signed batches, people provisioned through SCIM, one live agent
 //! daemon in enforce mode), driven headless in Debian's Chromium by playwright-core
-//! (`tests/browser/dashboard.mjs`). Screenshots land in `target/screenshots/`.
+//! (`tests/browser/dashboard.mjs`), at desktop and phone (390 px) widths; a second, empty
+//! collector without a policy shows the empty states. Screenshots land in
+//! `target/screenshots/`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -170,6 +172,9 @@ async fn the_dashboard_in_a_real_browser() {
 
     let mut hosts: Vec<String> = c.shared.store.devices().unwrap().into_iter().map(|d| d.hostname).collect();
     hosts.sort();
+    // A fresh collector with no policy and nothing enrolled: the empty states.
+    let empty = Collector::start().await;
+    let empty_viewer = empty.api_token("viewer");
     let inside = sightline_server::clock::rfc3339(t0 + 7 * 3_600_000 + 30 * 60_000);
     let expect = serde_json::json!({
         "devices": 61,
@@ -182,6 +187,10 @@ async fn the_dashboard_in_a_real_browser() {
         "ext_label": "AI Sidebar",
         "live_ext_key": live_key,
         "approve_key": "tool:cursor",
+        // The catalog's name for the tool `cursor` (agent/catalog/catalog.toml).
+        "cursor_name": "Cursor",
+        // Not in the catalog: shown by its id, as reported.
+        "uncatalogued_tool": "github_copilot",
     });
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     let out = tokio::task::block_in_place(|| {
@@ -191,6 +200,8 @@ async fn the_dashboard_in_a_real_browser() {
             .env("SIGHTLINE_VIEWER", &viewer)
             .env("SIGHTLINE_ADMIN", &admin)
             .env("SIGHTLINE_EXPECT", expect.to_string())
+            .env("SIGHTLINE_EMPTY_URL", &empty.api_url)
+            .env("SIGHTLINE_EMPTY_VIEWER", &empty_viewer)
             .env("SIGHTLINE_SHOTS", &shots)
             .env("CHROMIUM", &chromium)
             // The dev CA is not in Node's trust store; the browser is told the same.
@@ -202,10 +213,25 @@ async fn the_dashboard_in_a_real_browser() {
     println!("{log}");
     live.terminate(Duration::from_secs(10));
     assert!(out.status.success(), "the browser run failed:\n{log}\nagent log:\n{}", live.log_text());
-    for page in
-        ["login", "overview", "devices", "device", "triage", "findings", "people", "connector-revoked"]
-    {
+    for page in [
+        "login",
+        "overview",
+        "devices",
+        "device",
+        "connectors",
+        "triage",
+        "findings",
+        "people",
+        "connector-revoked",
+    ] {
         assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
+    for page in ["login", "overview", "devices", "device", "connectors", "findings", "connector"] {
+        assert!(shots.join(format!("phone-{page}.png")).exists(), "no phone screenshot of {page}");
+    }
+    for page in ["overview", "devices", "connectors", "findings"] {
+        assert!(shots.join(format!("empty-{page}.png")).exists(), "no screenshot of the empty {page}");
+    }
     c.stop().await;
+    empty.stop().await;
 }
