@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 const SERVER_LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &["attest", "clock", "config", "domain", "listen", "metrics", "pki", "remote", "shutdown", "signins"],
+        &[
+            "attest", "clock", "config", "domain", "listen", "metrics", "oidc", "pki", "remote", "shutdown", "signins",
+        ],
     ),
     ("storage", &["store"]),
     (

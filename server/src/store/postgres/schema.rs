@@ -90,6 +90,7 @@ END $$;
 "#,
         ]),
         m(&[store_schema::LIFECYCLE]),
+        m(&[store_schema::OIDC]),
     ]
 }
 
