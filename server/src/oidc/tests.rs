@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use rsa::traits::PublicKeyParts;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::jwt::{Expected, IdTokenError, verify};
 use super::*;
@@ -78,7 +78,7 @@ fn rs(claims: &Value) -> String {
     token(json!({"alg": "RS256", "kid": "r1", "typ": "JWT"}), claims)
 }
 
-fn check(t: &str) -> Result<serde_json::Map<String, Value>, IdTokenError> {
+fn check(t: &str) -> Result<Map<String, Value>, IdTokenError> {
     verify(t, &jwks(), &Expected { issuer: ISS, client_id: CLIENT, nonce: NONCE, now: NOW })
 }
 
@@ -128,7 +128,7 @@ fn alg_none_and_symmetric_algorithms_are_refused() {
 fn issuer_audience_times_and_nonce_are_enforced() {
     assert_eq!(check(&rs(&with("iss", json!("https://evil.example.com")))), Err(IdTokenError::Issuer("https://evil.example.com".into())));
     assert_eq!(check(&rs(&with("aud", json!("someone-else")))), Err(IdTokenError::Audience));
-    assert!(check(&rs(&with("aud", json!([CLIENT]))).is_ok(), "aud as a one-element list");
+    assert!(check(&rs(&with("aud", json!([CLIENT])))).is_ok(), "aud as a one-element list");
     assert_eq!(check(&rs(&with("aud", json!([CLIENT, "other"])))), Err(IdTokenError::Audience), "several audiences, no azp");
     let mut azp = with("aud", json!([CLIENT, "other"]));
     azp["azp"] = json!(CLIENT);
@@ -198,5 +198,5 @@ fn configuration_is_checked_before_start() {
 #[test]
 fn the_pkce_challenge_is_rfc_7636s() {
     // RFC 7636 Appendix B.
-    assert_eq!(challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCp62-q4wW0MR8qqjwQ0yNrU");
+    assert_eq!(challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
 }
