@@ -15,7 +15,8 @@ use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
 use sightline_server::store::{
     Challenge, ClaimsRecord, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
-    ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, SessionRef, SsoIdentity, Store, StoreError,
+    ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, SessionRef, SsoIdentity, Store,
+    StoreError,
 };
 
 /// A store under test, and what must be cleaned up after it.

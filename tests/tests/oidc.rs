@@ -37,7 +37,10 @@ impl Provider {
         stdout.read_line(&mut line).unwrap();
         let Some(issuer) = line.trim().strip_prefix("issuer ").map(str::to_owned) else {
             let _ = child.kill();
-            panic!("the provider did not start: {line:?} {}", std::fs::read_to_string(log.path()).unwrap_or_default());
+            panic!(
+                "the provider did not start: {line:?} {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
         };
         Provider { child, issuer, log, _stdout: stdout }
     }
@@ -53,7 +56,10 @@ impl Drop for Provider {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_sso_through_a_real_openid_provider() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing: the test command installs Debian's chromium");
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: the test command installs Debian's chromium"
+    );
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     for module in ["playwright-core", "oidc-provider"] {
         assert!(

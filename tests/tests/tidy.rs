@@ -15,7 +15,8 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
         &[
-            "attest", "clock", "config", "domain", "listen", "metrics", "oidc", "pki", "remote", "shutdown", "signins",
+            "attest", "clock", "config", "domain", "listen", "metrics", "oidc", "pki", "remote", "shutdown",
+            "signins",
         ],
     ),
     ("storage", &["store"]),

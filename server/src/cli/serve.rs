@@ -126,7 +126,10 @@ impl OidcArgs {
         let Some(issuer) = self.oidc_issuer else { return Ok(None) };
         let client_secret = match &self.oidc_client_secret_file {
             Some(f) => Some(
-                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_owned(),
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?
+                    .trim()
+                    .to_owned(),
             ),
             None => None,
         };

@@ -68,7 +68,11 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
 }
 
 fn not_configured() -> Response {
-    page(StatusCode::NOT_FOUND, "SSO is not set up", "This collector has no OpenID provider configured: sign in with an API token.")
+    page(
+        StatusCode::NOT_FOUND,
+        "SSO is not set up",
+        "This collector has no OpenID provider configured: sign in with an API token.",
+    )
 }
 
 fn failed(e: &ApiError) -> Response {
@@ -81,7 +85,11 @@ async fn login(State(s): State<AppState>) -> Response {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "OpenID Connect sign-in could not start.");
-            return page(StatusCode::BAD_GATEWAY, "Sign-in failed", "The identity provider could not be reached; try again later.");
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed",
+                "The identity provider could not be reached; try again later.",
+            );
         }
     };
     let binding = match new_session_id() {
@@ -107,7 +115,11 @@ async fn login(State(s): State<AppState>) -> Response {
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        _ => page(StatusCode::BAD_GATEWAY, "Sign-in failed", "The identity provider's sign-in address is unusable."),
+        _ => page(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in failed",
+            "The identity provider's sign-in address is unusable.",
+        ),
     }
 }
 
@@ -124,7 +136,11 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn callback(State(s): State<AppState>, headers: HeaderMap, q: Result<Query<Callback>, QueryRejection>) -> Response {
+async fn callback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<Callback>, QueryRejection>,
+) -> Response {
     let Some(oidc) = s.oidc.clone() else { return not_configured() };
     let mut r = match finish(&s, &oidc, &headers, q.ok().map(|Query(q)| q)).await {
         Ok(r) | Err(r) => r,
@@ -132,7 +148,9 @@ async fn callback(State(s): State<AppState>, headers: HeaderMap, q: Result<Query
     // The login is used (or was never there): its cookie goes either way.
     r.headers_mut().append(
         header::SET_COOKIE,
-        HeaderValue::from_static("sightline_oidc=; Path=/ui/oidc/; HttpOnly; Secure; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static(
+            "sightline_oidc=; Path=/ui/oidc/; HttpOnly; Secure; SameSite=Lax; Max-Age=0",
+        ),
     );
     r
 }
@@ -150,7 +168,9 @@ async fn finish(
             "This sign-in was not started in this browser, was already used, or took over 10 minutes. Start again.",
         )
     };
-    let q = q.ok_or_else(|| page(StatusCode::BAD_REQUEST, "Sign-in failed", "The provider's answer is malformed."))?;
+    let q = q.ok_or_else(|| {
+        page(StatusCode::BAD_REQUEST, "Sign-in failed", "The provider's answer is malformed.")
+    })?;
     let binding = cookie(headers, LOGIN_COOKIE).ok_or_else(start_again)?;
     let hash = token_hash(&binding);
     let now = now_ms();
@@ -166,9 +186,15 @@ async fn finish(
     if let Some(e) = q.error {
         let why = q.error_description.unwrap_or_default();
         tracing::info!(error = %e, description = %why, "The OpenID provider did not sign the person in.");
-        return Err(page(StatusCode::UNAUTHORIZED, "Sign-in failed", &format!("The identity provider answered {e}: {why}")));
+        return Err(page(
+            StatusCode::UNAUTHORIZED,
+            "Sign-in failed",
+            &format!("The identity provider answered {e}: {why}"),
+        ));
     }
-    let code = q.code.ok_or_else(|| page(StatusCode::BAD_REQUEST, "Sign-in failed", "The provider sent no code."))?;
+    let code = q
+        .code
+        .ok_or_else(|| page(StatusCode::BAD_REQUEST, "Sign-in failed", "The provider sent no code."))?;
     let login = Login { state: pending.state, nonce: pending.nonce, verifier: pending.verifier };
     let who = oidc.finish(&code, &login, now / 1000).await.map_err(|e| {
         tracing::warn!(error = %e, "OpenID Connect sign-in refused.");
@@ -178,9 +204,11 @@ async fn finish(
                 "Sign-in failed",
                 "The identity provider could not be reached; try again later.",
             ),
-            OidcError::Token(_) | OidcError::IdToken(_) => {
-                page(StatusCode::UNAUTHORIZED, "Sign-in failed", &format!("The sign-in could not be verified: {e}."))
-            }
+            OidcError::Token(_) | OidcError::IdToken(_) => page(
+                StatusCode::UNAUTHORIZED,
+                "Sign-in failed",
+                &format!("The sign-in could not be verified: {e}."),
+            ),
         }
     })?;
     let Some(role) = oidc.config.role_for(&who.groups) else {
@@ -197,13 +225,15 @@ async fn finish(
     };
     let id = new_session_id().map_err(|e| failed(&e))?;
     let sid = token_hash(&id);
-    let identity = SsoIdentity { subject: who.subject.clone(), email: who.email.clone(), role: role.as_str().into() };
+    let identity =
+        SsoIdentity { subject: who.subject.clone(), email: who.email.clone(), role: role.as_str().into() };
     blocking(&s.store, move |st| Ok(st.create_sso_session(&sid, &identity, now, now + SESSION_MS)?))
         .await
         .map_err(|e| failed(&e))?;
     tracing::info!(subject = %who.subject, email = %who.email, role = role.as_str(), "Dashboard session opened through OpenID Connect.");
     let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/")]).into_response();
-    let set = HeaderValue::from_str(&session_set_cookie(&id)).map_err(|e| failed(&super::api::internal(e)))?;
+    let set =
+        HeaderValue::from_str(&session_set_cookie(&id)).map_err(|e| failed(&super::api::internal(e)))?;
     r.headers_mut().insert(header::SET_COOKIE, set);
     Ok(r)
 }

@@ -52,7 +52,13 @@ fn is_loopback(host: &str) -> bool {
 pub fn form(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, NON_ALPHANUMERIC), utf8_percent_encode(v, NON_ALPHANUMERIC)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -99,7 +105,11 @@ impl Client {
             .header(hyper::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some((id, secret)) = basic {
             // RFC 6749 §2.3.1: both form-encoded before they are joined.
-            let pair = format!("{}:{}", utf8_percent_encode(id, NON_ALPHANUMERIC), utf8_percent_encode(secret, NON_ALPHANUMERIC));
+            let pair = format!(
+                "{}:{}",
+                utf8_percent_encode(id, NON_ALPHANUMERIC),
+                utf8_percent_encode(secret, NON_ALPHANUMERIC)
+            );
             let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
             req = req.header(hyper::header::AUTHORIZATION, format!("Basic {b64}"));
         }
@@ -124,8 +134,10 @@ impl Client {
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(err)?;
             if tls {
                 let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(err)?;
-                let stream =
-                    tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp).await.map_err(err)?;
+                let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(err)?;
                 send(TokioIo::new(stream), req).await
             } else {
                 send(TokioIo::new(tcp), req).await

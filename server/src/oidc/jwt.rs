@@ -64,7 +64,8 @@ pub fn verify(token: &str, jwks: &Value, expect: &Expected<'_>) -> Result<Map<St
     };
     let kid = header.get("kid").and_then(Value::as_str);
     let key = find_key(jwks, kty, alg, kid)?;
-    let sig = URL_SAFE_NO_PAD.decode(s64).map_err(|_| IdTokenError::Malformed("signature is not base64url"))?;
+    let sig =
+        URL_SAFE_NO_PAD.decode(s64).map_err(|_| IdTokenError::Malformed("signature is not base64url"))?;
     let signed = &token.as_bytes()[..h64.len() + 1 + p64.len()];
     check_signature(alg, key, signed, &sig)?;
 
@@ -151,7 +152,8 @@ fn check_claims(c: &Map<String, Value>, expect: &Expected<'_>) -> Result<(), IdT
     if azp.is_some_and(|a| a != expect.client_id) || (audiences.len() > 1 && azp.is_none()) {
         return Err(IdTokenError::Audience);
     }
-    let time = |name: &'static str| c.get(name).map(|v| v.as_i64().ok_or(IdTokenError::Malformed(name))).transpose();
+    let time =
+        |name: &'static str| c.get(name).map(|v| v.as_i64().ok_or(IdTokenError::Malformed(name))).transpose();
     let exp = time("exp")?.ok_or(IdTokenError::Malformed("no exp"))?;
     let iat = time("iat")?.ok_or(IdTokenError::Malformed("no iat"))?;
     if exp + SKEW_SECS <= expect.now {

@@ -1,13 +1,16 @@
 //! Dashboard sign-in with OpenID Connect: the authorization code flow with PKCE (S256),
-//! `state` and `nonce`. Each sign-in reads the provider's discovery document
-//! (`{issuer}/.well-known/openid-configuration`) and, at the callback, its JWKS, so key
-//! rotation needs nothing here and sign-ins (rare) pay two small requests. The ID token is
+//! `state` and `nonce`. The provider's discovery document
+//! (`{issuer}/.well-known/openid-configuration`) is kept for five minutes (so a stranger
+//! opening the sign-in URL in a loop does not make the collector hammer the provider), and
+//! its JWKS is read at each callback, so key rotation needs nothing here. The ID token is
 //! verified by [`jwt`]; the person's role comes from a groups claim mapped in configuration.
 //! What a login in progress must match is kept by the caller (the HTTP edge stores it in the
 //! database, bound to a cookie, so any replica can finish it).
 
 pub mod fetch;
 pub mod jwt;
+
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -128,7 +131,11 @@ pub enum OidcError {
     Random,
 }
 
+/// How long a discovery document is reused.
+const DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The endpoints a discovery document names.
+#[derive(Debug)]
 struct Discovery {
     authorization: String,
     token: String,
@@ -141,6 +148,7 @@ struct Discovery {
 pub struct Oidc {
     pub config: OidcConfig,
     client: fetch::Client,
+    discovered: std::sync::Mutex<Option<(std::time::Instant, Arc<Discovery>)>>,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -151,7 +159,8 @@ impl std::fmt::Debug for Oidc {
 
 fn random_b64(n: usize) -> Result<String, OidcError> {
     let mut b = vec![0u8; n];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).map_err(|_| OidcError::Random)?;
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| OidcError::Random)?;
     Ok(URL_SAFE_NO_PAD.encode(b))
 }
 
@@ -169,10 +178,21 @@ impl Oidc {
             let _ = roots.add(rustls::pki_types::CertificateDer::from(c.clone()));
         }
         let client = fetch::Client::new(roots, config.allow_http)?;
-        Ok(Oidc { config, client })
+        Ok(Oidc { config, client, discovered: Default::default() })
     }
 
-    async fn discover(&self) -> Result<Discovery, OidcError> {
+    async fn discover(&self) -> Result<Arc<Discovery>, OidcError> {
+        let cached = self.discovered.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((_, d)) = cached.filter(|(at, _)| at.elapsed() < DISCOVERY_TTL) {
+            return Ok(d);
+        }
+        let d = Arc::new(self.read_discovery().await?);
+        *self.discovered.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), d.clone()));
+        Ok(d)
+    }
+
+    async fn read_discovery(&self) -> Result<Discovery, OidcError> {
         let url = format!("{}/.well-known/openid-configuration", self.config.issuer.trim_end_matches('/'));
         let d = self.client.get_json(&url).await.map_err(|e| OidcError::Provider(e.0))?;
         // Core: the document's issuer is exactly the one configured (no mix-up of providers).
@@ -180,7 +200,10 @@ impl Oidc {
             return Err(OidcError::Provider(format!("{url} names another issuer: {:?}", d.get("issuer"))));
         }
         let endpoint = |name: &str| {
-            let u = d.get(name).and_then(Value::as_str).ok_or_else(|| OidcError::Provider(format!("{url} has no {name}")))?;
+            let u = d
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| OidcError::Provider(format!("{url} has no {name}")))?;
             fetch::check_url(u, self.config.allow_http).map_err(OidcError::Provider)?;
             Ok::<_, OidcError>(u.to_owned())
         };
@@ -237,8 +260,11 @@ impl Oidc {
                 None
             }
         };
-        let (status, answer) =
-            self.client.post_form(&d.token, fetch::form(&pairs), basic).await.map_err(|e| OidcError::Provider(e.0))?;
+        let (status, answer) = self
+            .client
+            .post_form(&d.token, fetch::form(&pairs), basic)
+            .await
+            .map_err(|e| OidcError::Provider(e.0))?;
         if !(200..300).contains(&status) {
             let e = answer.get("error").and_then(Value::as_str).unwrap_or("no error code");
             let why = answer.get("error_description").and_then(Value::as_str).unwrap_or("");

@@ -28,7 +28,8 @@ fn keys() -> &'static Keys {
     KEYS.get_or_init(|| {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("P-256 key");
-        let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("P-256 key");
+        let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .expect("P-256 key");
         let rsa = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("RSA key");
         Keys { rsa, ec, rng }
     })
@@ -62,8 +63,10 @@ fn token(header: Value, claims: &Value) -> String {
     let sig = match header["alg"].as_str() {
         Some("RS256") => {
             // DigestInfo for SHA-256 (RFC 8017 §9.2), then the digest.
-            const PREFIX: [u8; 19] =
-                [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+            const PREFIX: [u8; 19] = [
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+                0x05, 0x00, 0x04, 0x20,
+            ];
             let scheme = rsa::Pkcs1v15Sign { hash_len: Some(32), prefix: Box::new(PREFIX) };
             let digest = ring::digest::digest(&ring::digest::SHA256, signing.as_bytes());
             k.rsa.sign(scheme, digest.as_ref()).expect("RSA signature")
@@ -126,10 +129,17 @@ fn alg_none_and_symmetric_algorithms_are_refused() {
 
 #[test]
 fn issuer_audience_times_and_nonce_are_enforced() {
-    assert_eq!(check(&rs(&with("iss", json!("https://evil.example.com")))), Err(IdTokenError::Issuer("https://evil.example.com".into())));
+    assert_eq!(
+        check(&rs(&with("iss", json!("https://evil.example.com")))),
+        Err(IdTokenError::Issuer("https://evil.example.com".into()))
+    );
     assert_eq!(check(&rs(&with("aud", json!("someone-else")))), Err(IdTokenError::Audience));
     assert!(check(&rs(&with("aud", json!([CLIENT])))).is_ok(), "aud as a one-element list");
-    assert_eq!(check(&rs(&with("aud", json!([CLIENT, "other"])))), Err(IdTokenError::Audience), "several audiences, no azp");
+    assert_eq!(
+        check(&rs(&with("aud", json!([CLIENT, "other"])))),
+        Err(IdTokenError::Audience),
+        "several audiences, no azp"
+    );
     let mut azp = with("aud", json!([CLIENT, "other"]));
     azp["azp"] = json!(CLIENT);
     assert!(check(&rs(&azp)).is_ok());
@@ -185,18 +195,28 @@ fn configuration_is_checked_before_start() {
     loopback.issuer = "http://127.0.0.1:9000".into();
     loopback.allow_http = true;
     assert_eq!(loopback.check(), Ok(()));
-    assert!(bad(|c| c.redirect_url = "http://collector.example.com/ui/oidc/callback".into()).contains("https://"));
-    assert!(bad(|c| c.redirect_url = "https://collector.example.com/elsewhere".into()).contains("/ui/oidc/callback"));
+    assert!(
+        bad(|c| c.redirect_url = "http://collector.example.com/ui/oidc/callback".into()).contains("https://")
+    );
+    assert!(
+        bad(|c| c.redirect_url = "https://collector.example.com/elsewhere".into())
+            .contains("/ui/oidc/callback")
+    );
     assert!(bad(|c| c.scopes = "email".into()).contains("openid"));
-    assert!(bad(|c| {
-        c.admin_groups.clear();
-        c.viewer_groups.clear();
-    })
-    .contains("at least one group"));
+    assert!(
+        bad(|c| {
+            c.admin_groups.clear();
+            c.viewer_groups.clear();
+        })
+        .contains("at least one group")
+    );
 }
 
 #[test]
 fn the_pkce_challenge_is_rfc_7636s() {
     // RFC 7636 Appendix B.
-    assert_eq!(challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    assert_eq!(
+        challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
 }

@@ -140,7 +140,12 @@ impl<D: Database> AuthStore for D {
             let found = db.one(
                 "SELECT state, nonce, verifier, expires_at_ms FROM oidc_logins WHERE binding_hash = $1",
                 args![binding_hash],
-                |r| Ok((PendingLogin { state: r.text(0)?, nonce: r.text(1)?, verifier: r.text(2)? }, r.int(3)?)),
+                |r| {
+                    Ok((
+                        PendingLogin { state: r.text(0)?, nonce: r.text(1)?, verifier: r.text(2)? },
+                        r.int(3)?,
+                    ))
+                },
             )?;
             // Deleted in the same transaction it is read in: a replayed callback, on this
             // replica or another, finds nothing.

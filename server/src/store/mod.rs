@@ -665,8 +665,13 @@ pub trait AuthStore: Send + Sync {
 
     /// An OpenID Connect login in progress, keyed by the hash of the browser cookie it is
     /// bound to. Expired ones are swept here.
-    fn create_oidc_login(&self, binding_hash: &[u8], login: &PendingLogin, now_ms: i64, expires_at_ms: i64)
-    -> Result<()>;
+    fn create_oidc_login(
+        &self,
+        binding_hash: &[u8],
+        login: &PendingLogin,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()>;
 
     /// Takes (reads and deletes, so it is used once) the login bound to this cookie hash,
     /// if it has not expired at `now_ms`.
@@ -674,8 +679,13 @@ pub trait AuthStore: Send + Sync {
 
     /// A dashboard session opened through OpenID Connect: the provider's subject, the
     /// address shown for it, and the role its groups mapped to.
-    fn create_sso_session(&self, session_hash: &[u8], who: &SsoIdentity, now_ms: i64, expires_at_ms: i64)
-    -> Result<()>;
+    fn create_sso_session(
+        &self,
+        session_hash: &[u8],
+        who: &SsoIdentity,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()>;
 
     /// Ends every OpenID Connect session of `subject`; how many there were.
     fn end_sso_sessions(&self, subject: &str) -> Result<u64>;
