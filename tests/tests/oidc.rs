@@ -36,7 +36,7 @@ impl Provider {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         stdout.read_line(&mut line).unwrap();
         let Some(issuer) = line.trim().strip_prefix("issuer ").map(str::to_owned) else {
-            let _ = child.kill();
+            child.kill().ok();
             panic!(
                 "the provider did not start: {line:?} {}",
                 std::fs::read_to_string(log.path()).unwrap_or_default()
@@ -48,8 +48,8 @@ impl Provider {
 
 impl Drop for Provider {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 }
 

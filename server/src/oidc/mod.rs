@@ -174,8 +174,10 @@ impl Oidc {
         config.check().map_err(anyhow::Error::msg)?;
         let mut roots = rustls::RootCertStore::empty();
         for c in &config.roots {
-            // A bundle may hold certificates rustls cannot use; the rest still count.
-            let _ = roots.add(rustls::pki_types::CertificateDer::from(c.clone()));
+            // A system bundle may hold certificates rustls cannot use; the rest still count.
+            if let Err(e) = roots.add(rustls::pki_types::CertificateDer::from(c.clone())) {
+                tracing::debug!(error = %e, "A certificate of --oidc-ca is skipped.");
+            }
         }
         let client = fetch::Client::new(roots, config.allow_http)?;
         Ok(Oidc { config, client, discovered: Default::default() })
