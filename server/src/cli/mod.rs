@@ -62,7 +62,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the collector.
-    Serve(serve::ServeArgs),
+    // Boxed: its flags outweigh every other command's many times over.
+    Serve(Box<serve::ServeArgs>),
     /// Enrollment tokens.
     Token {
         #[command(subcommand)]
