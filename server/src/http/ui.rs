@@ -3,7 +3,8 @@
 //!
 //! Sign-in exchanges an API token (viewer or admin) for a session cookie: `HttpOnly`,
 //! `Secure`, `SameSite=Strict`, 12 hours. The database keeps only hashes of the session id
-//! and of the token it stands for, so revoking the token ends its sessions. A change made
+//! and of the token it stands for, so revoking the token ends its sessions. With an OpenID
+//! provider configured, `super::sso` opens the same cookie for a person instead. A change made
 //! through a session must also carry [`CSRF_HEADER`], which no cross-site form can send.
 //! Every page is served with a strict Content-Security-Policy: scripts and styles from the
 //! collector only, nothing inline.
