@@ -118,3 +118,83 @@ async fn sign_in_with_sso_through_a_real_openid_provider() {
     }
     c.stop().await;
 }
+
+/// The shipped binary with the `--oidc-*` flags: "Sign in with SSO" is offered, and
+/// `/ui/oidc/login` sends the browser to the provider's authorization endpoint (found by
+/// discovery) with the code flow's parameters and a login cookie that survives the
+/// provider's cross-site redirect back.
+#[test]
+fn the_serve_flags_configure_the_provider() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        browser_dir.join("node_modules/oidc-provider").exists(),
+        "oidc-provider is missing: run `npm ci --prefix tests/browser` (the test command does)"
+    );
+    let redirect = "https://127.0.0.1:8444/ui/oidc/callback";
+    let provider = Provider::start(&browser_dir, redirect, "s3cret");
+    let work = tempfile::tempdir().unwrap();
+    let secret = work.path().join("client-secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let data = work.path().join("data");
+    let secret = secret.to_str().unwrap();
+    let server = ServerProcess::start_http(
+        &data,
+        &[
+            "--oidc-issuer",
+            &provider.issuer,
+            "--oidc-allow-http",
+            "--oidc-client-id",
+            "sightline",
+            "--oidc-client-secret-file",
+            secret,
+            "--oidc-redirect-url",
+            redirect,
+            "--oidc-admin-group",
+            "sightline-admins",
+        ],
+    );
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-D", "-", "--cacert"])
+            .arg(data.join("ca.pem"))
+            .arg(format!("{}{path}", server.api_url()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(curl("/ui/oidc").ends_with(r#"{"enabled":true}"#));
+    let answer = curl("/ui/oidc/login");
+    let header = |name: &str| {
+        answer
+            .lines()
+            .find_map(|l| {
+                l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {answer}"))
+            .to_owned()
+    };
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let location = header("location");
+    assert!(location.starts_with(&format!("{}/auth?", provider.issuer)), "{location}");
+    for part in [
+        "response_type=code",
+        "client_id=sightline",
+        "code_challenge_method=S256",
+        "redirect_uri=https%3A%2F%2F127%2E0%2E0%2E1%3A8444%2Fui%2Foidc%2Fcallback",
+        "scope=openid%20email%20profile",
+    ] {
+        assert!(location.contains(part), "{part} missing from {location}");
+    }
+    for part in ["state=", "nonce=", "code_challenge="] {
+        assert!(location.contains(part), "{part} missing from {location}");
+    }
+    let cookie = header("set-cookie");
+    assert!(
+        cookie.starts_with("sightline_oidc=") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    // A callback without that cookie is refused, not signed in.
+    let refused = curl("/ui/oidc/callback?code=x&state=y");
+    assert!(refused.starts_with("HTTP/1.1 400") && refused.contains("Sign-in expired"), "{refused}");
+}
