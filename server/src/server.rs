@@ -158,6 +158,7 @@ pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Resul
         views: Default::default(),
         metrics,
         writer,
+        oidc: None,
         stopping: Default::default(),
     })
 }
@@ -176,6 +177,8 @@ pub struct ServeConfig {
     pub http: Option<SocketAddr>,
     pub ingest: crate::config::IngestConfig,
     pub export: crate::export::ExportConfig,
+    /// Dashboard sign-in through an OpenID provider (`--oidc-*`).
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 impl ServeConfig {
@@ -183,6 +186,10 @@ impl ServeConfig {
     pub fn open(&self) -> anyhow::Result<AppState> {
         let mut app = open(&self.data_dir, self.database.as_deref(), self.dev)?;
         app.config = self.ingest.clone();
+        app.oidc = match &self.oidc {
+            Some(c) => Some(Arc::new(crate::oidc::Oidc::new(c.clone())?)),
+            None => None,
+        };
         Ok(app)
     }
 }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Group commit of verified batches (`writer`).
     pub writer: crate::writer::Writer,
+    /// Dashboard sign-in through an OpenID provider (`serve --oidc-*`), when configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// Cancelled when the collector begins to shut down: open streams end (agents reconnect,
     /// to another replica if there is one) so the server can finish.
     pub stopping: tokio_util::sync::CancellationToken,

@@ -165,3 +165,65 @@ fn database_passwords_never_reach_an_error() {
         assert!(t.contains("***"), "the error says which database, redacted: {t}");
     }
 }
+
+#[test]
+fn sso_settings_are_checked_before_the_collector_starts() {
+    let d = tempfile::tempdir().unwrap();
+    let serve = |extra: &[&str]| {
+        let out = server()
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(d.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let oidc = |issuer: &'static str| {
+        [
+            "--http",
+            "127.0.0.1:0",
+            "--oidc-issuer",
+            issuer,
+            "--oidc-client-id",
+            "sightline",
+            "--oidc-redirect-url",
+            "https://127.0.0.1:8444/ui/oidc/callback",
+            "--oidc-admin-group",
+            "admins",
+        ]
+    };
+    let e = serve(&oidc("http://127.0.0.1:9"));
+    assert!(e.contains("plain http") && e.contains("--oidc-allow-http"), "{e}");
+    let e = serve(&[&oidc("http://idp.example.com")[..], &["--oidc-allow-http"]].concat());
+    assert!(e.contains("not loopback"), "{e}");
+    let e = serve(&oidc("https://idp.example.com")[2..]);
+    assert!(e.contains("--http"), "{e}");
+    assert!(!d.path().join("sightline.db").exists(), "refused before the data dir was opened");
+}
+
+#[test]
+fn sso_end_ends_every_session_of_a_subject() {
+    use sightline_server::store::{AuthStore, SsoIdentity, sqlite::SqliteStore};
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("sightline.db");
+    let who = |sub: &str| SsoIdentity {
+        subject: sub.into(),
+        email: format!("{sub}@example.com"),
+        role: "admin".into(),
+    };
+    let now = sightline_server::clock::now_ms();
+    {
+        let s = SqliteStore::open(&db).unwrap();
+        s.create_sso_session(b"a1", &who("ada"), now, now + 60_000).unwrap();
+        s.create_sso_session(b"a2", &who("ada"), now, now + 60_000).unwrap();
+        s.create_sso_session(b"b1", &who("bob"), now, now + 60_000).unwrap();
+    }
+    let out = server().args(["sso", "end", "ada", "--data-dir"]).arg(d.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ended 2 dashboard session(s) of ada\n");
+    let s = SqliteStore::open(&db).unwrap();
+    assert_eq!(s.session_role(b"a1", now).unwrap(), None);
+    assert_eq!(s.session_role(b"a2", now).unwrap(), None);
+    assert_eq!(s.session_role(b"b1", now).unwrap().as_deref(), Some("admin"), "bob keeps his");
+}

@@ -15,7 +15,8 @@ use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
 use sightline_server::store::{
     Challenge, ClaimsRecord, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
-    ObservationRecord, OutcomeRef, Person, Revocation, SessionRef, Store, StoreError,
+    ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, SessionRef, SsoIdentity, Store,
+    StoreError,
 };
 
 /// A store under test, and what must be cleaned up after it.
@@ -687,6 +688,25 @@ fn signins_tokens_and_dashboard_sessions(s: &dyn Store) {
     assert_eq!(s.session_role(b"sess", 200).unwrap(), None, "expired");
     s.delete_session(b"sess").unwrap();
     assert_eq!(s.session_role(b"sess", 150).unwrap(), None);
+
+    // OpenID Connect: a login is taken once, and not after it expired.
+    let login = PendingLogin { state: "st".into(), nonce: "no".into(), verifier: "ve".into() };
+    s.create_oidc_login(b"browser", &login, 100, 700).unwrap();
+    s.create_oidc_login(b"late", &login, 100, 700).unwrap();
+    assert_eq!(s.take_oidc_login(b"browser", 500).unwrap(), Some(login.clone()));
+    assert_eq!(s.take_oidc_login(b"browser", 500).unwrap(), None, "used once");
+    assert_eq!(s.take_oidc_login(b"late", 700).unwrap(), None, "expired");
+    // Its sessions carry their own role, and end by sign-out or by subject.
+    let ada = SsoIdentity { subject: "00u1".into(), email: "ada@example.com".into(), role: "viewer".into() };
+    s.create_sso_session(b"sso1", &ada, 100, 200).unwrap();
+    s.create_sso_session(b"sso2", &ada, 100, 300).unwrap();
+    assert_eq!(s.session_role(b"sso1", 150).unwrap().as_deref(), Some("viewer"));
+    assert_eq!(s.session_role(b"sso1", 200).unwrap(), None, "expired");
+    assert_eq!(s.session_token(b"sso1").unwrap(), None, "no API token behind it");
+    s.delete_session(b"sso1").unwrap();
+    assert_eq!(s.session_role(b"sso1", 150).unwrap(), None);
+    assert_eq!(s.end_sso_sessions("00u1").unwrap(), 1);
+    assert_eq!(s.session_role(b"sso2", 150).unwrap(), None);
 }
 
 fn device_pages_and_fleet_counts(s: &dyn Store) {

@@ -147,11 +147,26 @@ async function route() {
 
 // ---- sign-in ----------------------------------------------------------------------------------
 
+// Whether the collector has an OpenID provider (`serve --oidc-*`): asked once.
+let ssoOffered = null;
+async function ssoEnabled() {
+  if (ssoOffered === null) {
+    ssoOffered = await fetch("/ui/oidc", { credentials: "same-origin" })
+      .then((r) => r.json()).then((b) => b.enabled === true).catch(() => false);
+  }
+  return ssoOffered;
+}
+
 function renderLogin(message) {
   document.getElementById("top").hidden = true;
+  // SSO first when configured; the API-token form stays as the break-glass way in.
+  const sso = el("p", { class: "sso" }, el("a", { class: "button primary", href: "/ui/oidc/login", "data-testid": "sso" }, "Sign in with SSO"));
+  sso.hidden = true;
+  ssoEnabled().then((on) => { sso.hidden = !on; });
   const input = el("input", { type: "password", id: "token", name: "token", autocomplete: "off", placeholder: "sla_…", required: true });
   const form = el("form", { class: "login", "data-testid": "login" },
     el("h1", {}, "Sightline"),
+    sso,
     el("p", { class: "muted" }, "Sign in with an API token (viewer or admin), from ", el("code", {}, "sightline-server api-token create"), "."),
     el("label", { for: "token" }, "API token"), input,
     message ? el("p", { class: "error" }, message) : null,

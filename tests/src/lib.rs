@@ -55,10 +55,26 @@ impl Collector {
         Collector::start_prepared(config, policy, None).await
     }
 
+    /// With `prepare` given the HTTP API's base URL once its port is bound and before it
+    /// serves, to finish the state with what depends on that address (an OpenID provider
+    /// registered with the collector's callback URL).
+    pub async fn start_prepared_by(prepare: impl FnOnce(&str, &mut AppState)) -> Collector {
+        Collector::start_hooked(Default::default(), None, None, prepare).await
+    }
+
     async fn start_prepared(
         config: sightline_server::config::IngestConfig,
         policy: Option<&str>,
         fingerprint_key: Option<[u8; 32]>,
+    ) -> Collector {
+        Collector::start_hooked(config, policy, fingerprint_key, |_, _| ()).await
+    }
+
+    async fn start_hooked(
+        config: sightline_server::config::IngestConfig,
+        policy: Option<&str>,
+        fingerprint_key: Option<[u8; 32]>,
+        prepare: impl FnOnce(&str, &mut AppState),
     ) -> Collector {
         let data_dir = tempfile::tempdir().unwrap();
         if let Some(p) = policy {
@@ -74,6 +90,7 @@ impl Collector {
         let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api_url = format!("https://127.0.0.1:{}", api_listener.local_addr().unwrap().port());
+        prepare(&api_url, &mut shared);
         let (stop, rx) = oneshot::channel::<()>();
         // The library's own entry point, as `serve` runs it: gRPC and the HTTP edge together.
         let listeners = sightline_server::server::Listeners { grpc: listener, http: Some(api_listener) };

@@ -9,6 +9,7 @@ mod export;
 mod faults;
 mod golden;
 mod hardening;
+mod oidc;
 mod replicas;
 mod revoke;
 mod system;

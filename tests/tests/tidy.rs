@@ -15,7 +15,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
         &[
-            "attest", "catalog", "clock", "config", "domain", "listen", "metrics", "pki", "remote",
+            "attest", "catalog", "clock", "config", "domain", "listen", "metrics", "oidc", "pki", "remote",
             "shutdown", "signins",
         ],
     ),

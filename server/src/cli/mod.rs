@@ -78,7 +78,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the collector.
-    Serve(serve::ServeArgs),
+    // Boxed: its flags outweigh every other command's many times over.
+    Serve(Box<serve::ServeArgs>),
     /// Enrollment tokens.
     Token {
         #[command(subcommand)]
@@ -135,6 +136,11 @@ pub enum Command {
     ApiToken {
         #[command(subcommand)]
         command: ApiTokenCommand,
+    },
+    /// Dashboard sessions opened with SSO (OpenID Connect).
+    Sso {
+        #[command(subcommand)]
+        command: SsoCommand,
     },
     /// Incident triage at an instant: a device (what was on it) or a person (their devices,
     /// sessions and connectors), with assurance and references to the signed evidence.
@@ -328,6 +334,17 @@ pub enum ApiTokenCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum SsoCommand {
+    /// End every dashboard session of a person signed in with SSO, by the ID token's
+    /// subject (logged at sign-in): at the next sign-in their groups decide again.
+    End {
+        subject: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| format!("{s:?} is not one of viewer, admin, scim, ingest"))
 }
@@ -377,6 +394,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(args.resolve(cli.database.clone())?),
         Command::Token { command } => act::token(command, db),
         Command::ApiToken { command } => act::api_token(command, db),
+        Command::Sso { command: SsoCommand::End { subject, data } } => {
+            let n = data.store(db)?.end_sso_sessions(&subject)?;
+            tracing::info!(subject = %subject, sessions = n, "SSO sessions ended from the command line.");
+            output::print(&format!("ended {n} dashboard session(s) of {subject}\n"))
+        }
         Command::Signins { command: SigninsCommand::Import { source, file, data } } => {
             act::import_signins(&source, &file, &data, db)
         }

@@ -14,6 +14,7 @@ use crate::config::IngestConfig;
 use crate::domain::Assurance;
 use crate::export::ExportConfig;
 use crate::export::sink::HecConfig;
+use crate::oidc::OidcConfig;
 use crate::server::{Listeners, ServeConfig};
 
 fn parse_assurance(s: &str) -> Result<Assurance, String> {
@@ -84,6 +85,85 @@ pub struct ServeArgs {
     /// How often grpc.health.v1 probes the store (NOT_SERVING when it does not answer).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// Dashboard sign-in through an OpenID Connect provider (Okta, Entra ID, …).
+#[derive(clap::Args, Debug)]
+pub struct OidcArgs {
+    /// The provider's issuer, exactly as its discovery document spells it, e.g.
+    /// https://example.okta.com/oauth2/default or https://login.microsoftonline.com/TENANT/v2.0.
+    #[arg(long, requires_all = ["oidc_client_id", "oidc_redirect_url"])]
+    pub oidc_issuer: Option<String>,
+    /// The client (application) id registered at the provider.
+    #[arg(long, requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// File holding the client secret (kept off the command line); without it the client is
+    /// public and PKCE alone protects the code.
+    #[arg(long, requires = "oidc_issuer")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// Where the provider sends the browser back: https://HOST:PORT/ui/oidc/callback on the
+    /// --http listener, registered at the provider.
+    #[arg(long, requires = "oidc_issuer")]
+    pub oidc_redirect_url: Option<String>,
+    /// Scopes asked for, space-separated (Okta's org server needs `groups` too).
+    #[arg(long, default_value = "openid email profile")]
+    pub oidc_scopes: String,
+    /// The ID token claim that lists the person's groups.
+    #[arg(long, default_value = "groups")]
+    pub oidc_groups_claim: String,
+    /// Members of this group sign in as admin (repeatable).
+    #[arg(long)]
+    pub oidc_admin_group: Vec<String>,
+    /// Members of this group sign in as viewer (repeatable); people in no mapped group are refused.
+    #[arg(long)]
+    pub oidc_viewer_group: Vec<String>,
+    /// PEM bundle the provider's TLS certificate must chain to.
+    #[arg(long, default_value = "/etc/ssl/certs/ca-certificates.crt", requires = "oidc_issuer")]
+    pub oidc_ca: PathBuf,
+    /// Allow an http:// issuer on a loopback address (tests; never for a real provider).
+    #[arg(long, requires = "oidc_issuer")]
+    pub oidc_allow_http: bool,
+}
+
+impl OidcArgs {
+    fn resolve(self) -> anyhow::Result<Option<OidcConfig>> {
+        let Some(issuer) = self.oidc_issuer else { return Ok(None) };
+        let client_secret = match &self.oidc_client_secret_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        // Only an https issuer needs trust anchors; a loopback http one (tests) has none to read.
+        let roots = if issuer.starts_with("https://") {
+            crate::pki::read_pem_certificates(std::slice::from_ref(&self.oidc_ca))
+                .with_context(|| format!("reading --oidc-ca {}", self.oidc_ca.display()))?
+        } else {
+            Vec::new()
+        };
+        let config = OidcConfig {
+            issuer,
+            client_id: self.oidc_client_id.context("--oidc-issuer needs --oidc-client-id")?,
+            client_secret,
+            redirect_url: self.oidc_redirect_url.context("--oidc-issuer needs --oidc-redirect-url")?,
+            scopes: self.oidc_scopes,
+            groups_claim: self.oidc_groups_claim,
+            admin_groups: self.oidc_admin_group,
+            viewer_groups: self.oidc_viewer_group,
+            allow_http: self.oidc_allow_http,
+            roots,
+        };
+        config.check().map_err(anyhow::Error::msg)?;
+        if config.allow_http && config.issuer.starts_with("http://") {
+            tracing::warn!(issuer = %config.issuer, "OpenID provider over plain HTTP (loopback only): for tests.");
+        }
+        Ok(Some(config))
+    }
 }
 
 impl ServeArgs {
@@ -144,6 +224,9 @@ impl ServeArgs {
             ingest.max_connections = grpc_cap;
             ingest.http_max_connections = http_cap.max(1);
         }
+        if self.oidc.oidc_issuer.is_some() && self.http.is_none() {
+            anyhow::bail!("--oidc-issuer signs people in to the dashboard, which needs --http");
+        }
         Ok(ServeConfig {
             data_dir: self.data.data_dir,
             database,
@@ -152,6 +235,7 @@ impl ServeArgs {
             http: self.http,
             ingest,
             export,
+            oidc: self.oidc.resolve()?,
         })
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod api;
 pub mod scim;
+pub mod sso;
 pub mod ui;

@@ -3,7 +3,8 @@
 //!
 //! Sign-in exchanges an API token (viewer or admin) for a session cookie: `HttpOnly`,
 //! `Secure`, `SameSite=Strict`, 12 hours. The database keeps only hashes of the session id
-//! and of the token it stands for, so revoking the token ends its sessions. A change made
+//! and of the token it stands for, so revoking the token ends its sessions. With an OpenID
+//! provider configured, `super::sso` opens the same cookie for a person instead. A change made
 //! through a session must also carry [`CSRF_HEADER`], which no cross-site form can send.
 //! Every page is served with a strict Content-Security-Policy: scripts and styles from the
 //! collector only, nothing inline.
@@ -22,7 +23,7 @@ use axum::routing::get;
 /// The header a session-authenticated change must carry.
 pub const CSRF_HEADER: &str = "x-sightline-csrf";
 const COOKIE: &str = "sightline_session";
-const SESSION_MS: i64 = 12 * 3600 * 1000;
+pub(super) const SESSION_MS: i64 = 12 * 3600 * 1000;
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
@@ -36,9 +37,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/ui/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
         .route("/ui/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .merge(super::sso::routes())
 }
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
+pub(super) fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -57,15 +59,32 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 /// The session id from the request's cookies, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+/// The value of cookie `name`, if the request has it.
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// A fresh session id: random, and stored only as its hash.
+pub(super) fn new_session_id() -> Result<String, ApiError> {
+    crate::tokens::random(32)
+        .map(hex::encode)
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "random number generator failed".into()))
+}
+
+/// The `Set-Cookie` value of a session (the same for either way of signing in).
+pub(super) fn session_set_cookie(id: &str) -> String {
+    format!("{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}", SESSION_MS / 1000)
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
@@ -107,14 +126,11 @@ pub(crate) async fn sign_in(
             format!("a {} token cannot sign in to the dashboard", role.as_str()),
         ));
     }
-    let id = crate::tokens::random(32)
-        .map(hex::encode)
-        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "random number generator failed".into()))?;
+    let id = new_session_id()?;
     let (sid, now) = (token_hash(&id), now_ms());
     blocking(&s.store, move |st| Ok(st.create_session(&sid, &hash, now, now + SESSION_MS)?)).await?;
     tracing::info!(role = role.as_str(), "Dashboard session opened.");
-    let cookie =
-        format!("{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}", SESSION_MS / 1000);
+    let cookie = session_set_cookie(&id);
     let mut r = Json(SignedIn { role: role.as_str() }).into_response();
     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(internal)?);
     Ok(r)

@@ -2,7 +2,7 @@
 
 use super::rows::{self, API_TOKENS};
 use super::sql::{Database, args};
-use super::{ApiTokenInfo, AuthStore, Result};
+use super::{ApiTokenInfo, AuthStore, PendingLogin, Result, SsoIdentity};
 
 /// How often a token's `last_used_at_ms` is written: a dashboard makes many requests a
 /// minute, and each write would be a commit.
@@ -96,10 +96,12 @@ impl<D: Database> AuthStore for D {
 
     fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
         self.read(|db| {
+            // A session id is random and lives in one of the two tables only.
             db.one(
                 "SELECT t.role FROM ui_sessions s JOIN api_tokens t ON t.token_hash = s.token_hash \
                  WHERE s.session_hash = $1 AND s.expires_at_ms > $2 AND t.revoked_at_ms IS NULL \
-                 AND (t.expires_at_ms IS NULL OR t.expires_at_ms > $2)",
+                 AND (t.expires_at_ms IS NULL OR t.expires_at_ms > $2) \
+                 UNION ALL SELECT role FROM ui_sso_sessions WHERE session_hash = $1 AND expires_at_ms > $2",
                 args![session_hash, now_ms],
                 |r| r.text(0),
             )
@@ -107,7 +109,70 @@ impl<D: Database> AuthStore for D {
     }
 
     fn delete_session(&self, session_hash: &[u8]) -> Result<()> {
-        self.read(|db| db.execute("DELETE FROM ui_sessions WHERE session_hash = $1", args![session_hash]))?;
+        self.write(|db| {
+            db.execute("DELETE FROM ui_sessions WHERE session_hash = $1", args![session_hash])?;
+            db.execute("DELETE FROM ui_sso_sessions WHERE session_hash = $1", args![session_hash])
+        })?;
         Ok(())
+    }
+
+    fn create_oidc_login(
+        &self,
+        binding_hash: &[u8],
+        login: &PendingLogin,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        self.write(|db| {
+            // Logins abandoned at the provider are never taken: they go here.
+            db.execute("DELETE FROM oidc_logins WHERE expires_at_ms <= $1", args![now_ms])?;
+            db.execute(
+                "INSERT INTO oidc_logins (binding_hash, state, nonce, verifier, created_at_ms, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![binding_hash, &login.state, &login.nonce, &login.verifier, now_ms, expires_at_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn take_oidc_login(&self, binding_hash: &[u8], now_ms: i64) -> Result<Option<PendingLogin>> {
+        self.write(|db| {
+            let found = db.one(
+                "SELECT state, nonce, verifier, expires_at_ms FROM oidc_logins WHERE binding_hash = $1",
+                args![binding_hash],
+                |r| {
+                    Ok((
+                        PendingLogin { state: r.text(0)?, nonce: r.text(1)?, verifier: r.text(2)? },
+                        r.int(3)?,
+                    ))
+                },
+            )?;
+            // Deleted in the same transaction it is read in: a replayed callback, on this
+            // replica or another, finds nothing.
+            let n = db.execute("DELETE FROM oidc_logins WHERE binding_hash = $1", args![binding_hash])?;
+            Ok(found.filter(|(_, expires)| n == 1 && *expires > now_ms).map(|(login, _)| login))
+        })
+    }
+
+    fn create_sso_session(
+        &self,
+        session_hash: &[u8],
+        who: &SsoIdentity,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        self.write(|db| {
+            db.execute("DELETE FROM ui_sso_sessions WHERE expires_at_ms <= $1", args![now_ms])?;
+            db.execute(
+                "INSERT INTO ui_sso_sessions (session_hash, subject, email, role, created_at_ms, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![session_hash, &who.subject, &who.email, &who.role, now_ms, expires_at_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn end_sso_sessions(&self, subject: &str) -> Result<u64> {
+        self.write(|db| db.execute("DELETE FROM ui_sso_sessions WHERE subject = $1", args![subject]))
     }
 }

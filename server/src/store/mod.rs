@@ -678,7 +678,55 @@ pub trait AuthStore: Send + Sync {
     /// The role behind a live session (its token still valid), if any.
     fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
 
+    /// Ends a dashboard session, whether an API token or an OpenID Connect sign-in opened it.
     fn delete_session(&self, session_hash: &[u8]) -> Result<()>;
+
+    /// An OpenID Connect login in progress, keyed by the hash of the browser cookie it is
+    /// bound to. Expired ones are swept here.
+    fn create_oidc_login(
+        &self,
+        binding_hash: &[u8],
+        login: &PendingLogin,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()>;
+
+    /// Takes (reads and deletes, so it is used once) the login bound to this cookie hash,
+    /// if it has not expired at `now_ms`.
+    fn take_oidc_login(&self, binding_hash: &[u8], now_ms: i64) -> Result<Option<PendingLogin>>;
+
+    /// A dashboard session opened through OpenID Connect: the provider's subject, the
+    /// address shown for it, and the role its groups mapped to.
+    fn create_sso_session(
+        &self,
+        session_hash: &[u8],
+        who: &SsoIdentity,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()>;
+
+    /// Ends every OpenID Connect session of `subject`; how many there were.
+    fn end_sso_sessions(&self, subject: &str) -> Result<u64>;
+}
+
+/// What the callback of an OpenID Connect login must match: the `state` sent out, the
+/// `nonce` the ID token must carry, and the PKCE verifier the code is redeemed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+}
+
+/// Who signed in through OpenID Connect, and as what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoIdentity {
+    /// `sub` of the ID token: the provider's stable id for the person.
+    pub subject: String,
+    /// `email` (or `preferred_username`, or the subject): what logs and people see.
+    pub email: String,
+    /// `viewer` or `admin`.
+    pub role: String,
 }
 
 /// People as the identity provider provisions them (SCIM), and their sign-ins.

@@ -294,6 +294,30 @@ CREATE INDEX presence_disappeared_seq ON presence(device_id, disappeared_seq) WH
 CREATE INDEX observations_inventory ON observations(device_id, seq) WHERE kind = 'device_inventory';
 ";
 
+/// OpenID Connect sign-in: a login in progress (state, nonce and PKCE verifier, keyed by the
+/// hash of the browser cookie it is bound to, good for minutes and used once, so any replica
+/// can finish what another began), and dashboard sessions opened through it, which stand for
+/// the provider's subject and the role its groups mapped to rather than for an API token.
+pub(crate) const OIDC: &str = "
+CREATE TABLE oidc_logins (
+    binding_hash  {bytes} PRIMARY KEY,
+    state         TEXT NOT NULL,
+    nonce         TEXT NOT NULL,
+    verifier      TEXT NOT NULL,
+    created_at_ms {int} NOT NULL,
+    expires_at_ms {int} NOT NULL
+);
+CREATE TABLE ui_sso_sessions (
+    session_hash  {bytes} PRIMARY KEY,
+    subject       TEXT NOT NULL,
+    email         TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    created_at_ms {int} NOT NULL,
+    expires_at_ms {int} NOT NULL
+);
+CREATE INDEX ui_sso_sessions_subject ON ui_sso_sessions(subject);
+";
+
 /// Pieces joined into one migration, spelled for `d`.
 pub(crate) fn migration(d: Dialect, pieces: &[&str]) -> String {
     pieces.iter().map(|p| spell(d, p)).collect()
@@ -322,6 +346,7 @@ mod tests {
             EXPORTS,
             LIFECYCLE,
             EXPORT_CHANGES,
+            OIDC,
         ];
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let sql = migration(d, &all);

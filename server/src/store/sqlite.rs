@@ -97,6 +97,7 @@ CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
         m(&[schema::EXPORTS, "CREATE INDEX devices_enrolled ON devices(enrolled_at_ms, id);\n"]),
         m(&[schema::LIFECYCLE]),
         m(&[schema::EXPORT_CHANGES]),
+        m(&[schema::OIDC]),
     ]
 }
 

@@ -91,6 +91,7 @@ END $$;
         ]),
         m(&[store_schema::LIFECYCLE]),
         m(&[store_schema::EXPORT_CHANGES]),
+        m(&[store_schema::OIDC]),
     ]
 }
 
