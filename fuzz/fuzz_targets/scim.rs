@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
             modified_at_ms: 1,
             deprovisioned_at_ms: None,
             deleted_at_ms: None,
+            ..Default::default()
         };
         if let Ok(p) = apply_patch(person, &body) {
             assert!(!p.user_name.trim().is_empty() && p.user_name.trim() == p.user_name, "{:?}", p.user_name);

@@ -349,6 +349,7 @@ mod tests {
             modified_at_ms: 0,
             deprovisioned_at_ms: None,
             deleted_at_ms: None,
+            ..Default::default()
         }
     }
 

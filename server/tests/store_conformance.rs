@@ -626,6 +626,7 @@ fn person(id: &str, user_name: &str, emails: &[&str]) -> Person {
         modified_at_ms: 0,
         deprovisioned_at_ms: None,
         deleted_at_ms: None,
+        ..Default::default()
     }
 }
 
