@@ -20,6 +20,7 @@ pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v deb-systemd-helper >/dev/null || need+=(init-system-helpers)
 command -v python3 >/dev/null || need+=(python3)
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)
@@ -35,6 +36,9 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# scim2-tester for the SCIM conformance test (tests/tests/scim.rs), pinned, in a venv.
+[ -x target/scim2-tester/bin/pip ] || python3 -m venv target/scim2-tester
+target/scim2-tester/bin/pip install -q --disable-pip-version-check -r tests/scim/requirements.txt
 # playwright-core for the dashboard test, exactly as locked (it drives Debian's chromium).
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true

@@ -10,6 +10,7 @@ mod golden;
 mod hardening;
 mod replicas;
 mod revoke;
+mod scim;
 mod system;
 mod tidy;
 #[cfg(feature = "tpm")]
