@@ -435,16 +435,19 @@ mod tests {
             "unsanctioned",
             "without the people nothing is inferred"
         );
-        let nested: Policy =
-            toml::from_str("[approved.groups.finance]\ntools = [\"x\"]\n[approved.groups.finance.groups.x]\n")
-                .unwrap();
+        let nested: Policy = toml::from_str(
+            "[approved.groups.finance]\ntools = [\"x\"]\n[approved.groups.finance.groups.x]\n",
+        )
+        .unwrap();
         assert!(nested.check_groups().is_err(), "group approvals do not nest");
     }
 
     #[test]
     fn a_group_the_policy_does_not_list_is_the_scim_group_of_that_name() {
         use crate::store::{ConnectorDevice, GroupRef};
-        let p: Policy = toml::from_str("[approved]\ntools = []\n[approved.groups.Finance]\ntools = [\"cursor\"]\n").unwrap();
+        let p: Policy =
+            toml::from_str("[approved]\ntools = []\n[approved.groups.Finance]\ntools = [\"cursor\"]\n")
+                .unwrap();
         p.check_groups().unwrap();
         let mut dana = person("dana@example.com", &[]);
         let erin = person("erin@example.com", &[]);

@@ -73,16 +73,33 @@ async fn okta_documented_requests_provision_users_and_push_groups() {
     assert_eq!(u["meta"]["location"], format!("{base}/Users/{id}"));
     assert_eq!(u["name"], json!({"givenName": "Test", "familyName": "User"}));
     assert_eq!(u["emails"], json!([{"value": "test.user@okta.local", "type": "work", "primary": true}]));
-    assert_eq!((u["externalId"].as_str(), u["displayName"].as_str()), (Some("00ujl29u0le5T6Aj10h7"), Some("Test User")));
+    assert_eq!(
+        (u["externalId"].as_str(), u["displayName"].as_str()),
+        (Some("00ujl29u0le5T6Aj10h7"), Some("Test User"))
+    );
     assert!(u.get("password").is_none() && !u.to_string().contains("1mz050nq"), "{u}");
     let ids = [("USER_ID", id.as_str())];
 
-    let (_, u) = s.ok("PUT", &format!("/scim/v2/Users/{id}"), Some(&fixture("okta/02-replace-user.json", &ids)), 200);
-    assert_eq!((u["name"]["middleName"].as_str(), u["displayName"].as_str()), (Some("Q"), Some("Another User")));
-    let (_, u) = s.ok("PATCH", &format!("/scim/v2/Users/{id}"), Some(&fixture("okta/03-deactivate-user.json", &[])), 200);
+    let (_, u) =
+        s.ok("PUT", &format!("/scim/v2/Users/{id}"), Some(&fixture("okta/02-replace-user.json", &ids)), 200);
+    assert_eq!(
+        (u["name"]["middleName"].as_str(), u["displayName"].as_str()),
+        (Some("Q"), Some("Another User"))
+    );
+    let (_, u) = s.ok(
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        Some(&fixture("okta/03-deactivate-user.json", &[])),
+        200,
+    );
     assert_eq!(u["active"], false);
     assert!(c.shared.store.person(&id).unwrap().unwrap().deprovisioned_at_ms.is_some());
-    let (_, u) = s.ok("PATCH", &format!("/scim/v2/Users/{id}"), Some(&fixture("okta/04-reactivate-user.json", &[])), 200);
+    let (_, u) = s.ok(
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        Some(&fixture("okta/04-reactivate-user.json", &[])),
+        200,
+    );
     assert_eq!(u["active"], true);
 
     // Group push.
@@ -146,15 +163,24 @@ async fn entra_documented_requests_round_trip_the_enterprise_user_and_groups() {
     );
 
     // The lookups Entra makes.
-    assert_eq!(s.filter("Users", r#"externalId eq "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef""#)["totalResults"], 1);
-    assert_eq!(s.filter("Users", r#"externalId eq "0A21F0F2-8D2A-4F8E-BF98-7363C4AED4EF""#)["totalResults"], 0);
+    assert_eq!(
+        s.filter("Users", r#"externalId eq "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef""#)["totalResults"],
+        1
+    );
+    assert_eq!(
+        s.filter("Users", r#"externalId eq "0A21F0F2-8D2A-4F8E-BF98-7363C4AED4EF""#)["totalResults"],
+        0
+    );
     let by_mail = r#"emails[type eq "work" and value eq "TEST_USER_fd0ea19b-0777-472c-9f96-4f70d2226f2e@testuser.com"]"#;
     assert_eq!(s.filter("Users", by_mail)["Resources"][0]["id"], id.as_str());
 
     let user = format!("/scim/v2/Users/{id}");
     let ids = [("USER_ID", id.as_str()), ("MANAGER_ID", mid.as_str())];
     let (_, u) = s.ok("PATCH", &user, Some(&fixture("entra/03-update-multi-valued.json", &ids)), 200);
-    assert_eq!(u["emails"], json!([{"value": "updatedEmail@microsoft.com", "type": "work", "primary": true}]));
+    assert_eq!(
+        u["emails"],
+        json!([{"value": "updatedEmail@microsoft.com", "type": "work", "primary": true}])
+    );
     assert_eq!(u["name"]["familyName"], "updatedFamilyName");
     assert_eq!(c.shared.store.person(&id).unwrap().unwrap().emails, vec!["updatedemail@microsoft.com"]);
     let (_, u) = s.ok("PATCH", &user, Some(&fixture("entra/04-update-single-valued.json", &ids)), 200);
@@ -162,7 +188,10 @@ async fn entra_documented_requests_round_trip_the_enterprise_user_and_groups() {
     // `title` is not kept (and not advertised): accepted, not stored.
     let (_, u) = s.ok("PATCH", &user, Some(&fixture("entra/05-add-instead-of-replace.json", &ids)), 200);
     assert_eq!(u["emails"][1], json!({"type": "home", "value": "home@example.org"}));
-    assert_eq!((u[ext]["department"].as_str(), u[ext]["manager"]["value"].as_str()), (Some("Finance"), Some(mid.as_str())));
+    assert_eq!(
+        (u[ext]["department"].as_str(), u[ext]["manager"]["value"].as_str()),
+        (Some("Finance"), Some(mid.as_str()))
+    );
     assert!(u.get("title").is_none());
     let (_, u) = s.ok("PATCH", &user, Some(&fixture("entra/06-disable-user.json", &ids)), 200);
     assert_eq!(u["active"], false);
@@ -172,7 +201,10 @@ async fn entra_documented_requests_round_trip_the_enterprise_user_and_groups() {
     assert_eq!(c.shared.store.person(&id).unwrap().unwrap().manager_id, None);
 
     // Groups: Entra looks the group up by displayName without its members, then creates.
-    let lookup = format!("/scim/v2/Groups?excludedAttributes=members&filter={}", enc(r#"displayName eq "displayName""#));
+    let lookup = format!(
+        "/scim/v2/Groups?excludedAttributes=members&filter={}",
+        enc(r#"displayName eq "displayName""#)
+    );
     assert_eq!(s.ok("GET", &lookup, None, 200).1["totalResults"], 0);
     let (_, g) = s.ok("POST", "/scim/v2/Groups", Some(&fixture("entra/08-create-group.json", &[])), 201);
     let gid = g["id"].as_str().unwrap().to_owned();
@@ -185,7 +217,8 @@ async fn entra_documented_requests_round_trip_the_enterprise_user_and_groups() {
     let (_, g) = s.ok("PATCH", &group, Some(&fixture("entra/10-rename-group.json", &ids)), 200);
     assert_eq!(g["displayName"], "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName");
     let (_, g) = s.ok("PATCH", &group, Some(&fixture("entra/11-remove-member.json", &ids)), 200);
-    let members: Vec<&str> = g["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+    let members: Vec<&str> =
+        g["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
     assert_eq!(members, vec![id.as_str()]);
     assert_eq!(g["externalId"], "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159");
     c.stop().await;
@@ -199,7 +232,11 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
 
     let (_, spc) = s.ok("GET", "/scim/v2/ServiceProviderConfig", None, 200);
     assert_eq!(
-        (spc["patch"]["supported"].as_bool(), spc["filter"]["supported"].as_bool(), spc["filter"]["maxResults"].as_u64()),
+        (
+            spc["patch"]["supported"].as_bool(),
+            spc["filter"]["supported"].as_bool(),
+            spc["filter"]["maxResults"].as_u64()
+        ),
         (Some(true), Some(true), Some(200))
     );
     for f in ["bulk", "sort", "etag", "changePassword"] {
@@ -207,7 +244,8 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
     }
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
     let (_, schemas) = s.ok("GET", "/scim/v2/Schemas", None, 200);
-    let ids: Vec<&str> = schemas["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        schemas["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
         vec![
@@ -217,11 +255,17 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
         ]
     );
     let (_, one) = s.ok("GET", "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group", None, 200);
-    assert_eq!(one["meta"]["location"], format!("{base}/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group"));
+    assert_eq!(
+        one["meta"]["location"],
+        format!("{base}/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group")
+    );
     let (_, types) = s.ok("GET", "/scim/v2/ResourceTypes", None, 200);
     assert_eq!(types["totalResults"], 2);
     let (_, user_type) = s.ok("GET", "/scim/v2/ResourceTypes/User", None, 200);
-    assert_eq!(user_type["schemaExtensions"][0]["schema"], "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User");
+    assert_eq!(
+        user_type["schemaExtensions"][0]["schema"],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    );
     assert_eq!(user_type["endpoint"], "/Users");
     s.ok("GET", "/scim/v2/ResourceTypes/Device", None, 404);
     s.ok("GET", "/scim/v2/Schemas/urn:nope", None, 404);
@@ -241,14 +285,22 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
     // Without a token: 401 with a Bearer challenge; the wrong role: 403, also challenged.
     let (code, h, err) = tokio::task::block_in_place(|| c.api("GET", "/scim/v2/Users", None));
     assert_eq!((code, err["status"].as_str()), (401, Some("401")), "{err}");
-    assert!(h.contains("www-authenticate: Bearer realm=\"sightline\"") || h.contains("WWW-Authenticate: Bearer realm=\"sightline\""), "{h}");
+    assert!(
+        h.contains("www-authenticate: Bearer realm=\"sightline\"")
+            || h.contains("WWW-Authenticate: Bearer realm=\"sightline\""),
+        "{h}"
+    );
     let viewer = c.api_token("viewer");
     let (code, h, err) = tokio::task::block_in_place(|| c.api("GET", "/scim/v2/Groups", Some(&viewer)));
-    assert_eq!((code, err["schemas"][0].as_str()), (403, Some("urn:ietf:params:scim:api:messages:2.0:Error")));
+    assert_eq!(
+        (code, err["schemas"][0].as_str()),
+        (403, Some("urn:ietf:params:scim:api:messages:2.0:Error"))
+    );
     assert!(h.to_ascii_lowercase().contains("www-authenticate: bearer realm=\"sightline\""), "{h}");
 
     // Uniqueness, then each 400 with its scimType.
-    let alice = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com"}"#;
+    let alice =
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com"}"#;
     let (_, a) = s.ok("POST", "/scim/v2/Users", Some(alice), 201);
     let aid = a["id"].as_str().unwrap().to_owned();
     let (_, err) = s.ok("POST", "/scim/v2/Users", Some(&alice.replace("alice@", "ALICE@")), 409);
@@ -258,7 +310,9 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
     let gid = g["id"].as_str().unwrap().to_owned();
     let (_, err) = s.ok("POST", "/scim/v2/Groups", Some(&group.replace("Engineering", "engineering")), 409);
     assert_eq!(err["scimType"], "uniqueness");
-    let patch = |ops: &str| format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":{ops}}}"#);
+    let patch = |ops: &str| {
+        format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":{ops}}}"#)
+    };
     let user = format!("/scim/v2/Users/{aid}");
     let group = format!("/scim/v2/Groups/{gid}");
     for (method, path, body, scim_type) in [
@@ -267,20 +321,66 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
         ("GET", format!("/scim/v2/Users?filter={}", enc("(userName pr")), String::new(), "invalidFilter"),
         ("POST", "/scim/v2/Users".into(), "[1]".into(), "invalidSyntax"),
         ("POST", "/scim/v2/Groups".into(), r#"{"displayName":""}"#.into(), "invalidValue"),
-        ("POST", "/scim/v2/Groups".into(), r#"{"displayName":"x","members":[{"value":"nobody"}]}"#.into(), "invalidValue"),
-        ("POST", "/scim/v2/Users".into(), r#"{"userName":"b@example.com","emails":[{"type":"work"}]}"#.into(), "invalidValue"),
+        (
+            "POST",
+            "/scim/v2/Groups".into(),
+            r#"{"displayName":"x","members":[{"value":"nobody"}]}"#.into(),
+            "invalidValue",
+        ),
+        (
+            "POST",
+            "/scim/v2/Users".into(),
+            r#"{"userName":"b@example.com","emails":[{"type":"work"}]}"#.into(),
+            "invalidValue",
+        ),
         ("PATCH", user.clone(), patch(r#"[{"op":"move","path":"userName"}]"#), "invalidSyntax"),
-        ("PATCH", user.clone(), patch(r#"[{"op":"replace","path":"emails[type eq \"work\"","value":"x"}]"#), "invalidPath"),
-        ("PATCH", user.clone(), patch(r#"[{"op":"replace","path":"emails[type eq \"other\"].value","value":"x"}]"#), "noTarget"),
+        (
+            "PATCH",
+            user.clone(),
+            patch(r#"[{"op":"replace","path":"emails[type eq \"work\"","value":"x"}]"#),
+            "invalidPath",
+        ),
+        (
+            "PATCH",
+            user.clone(),
+            patch(r#"[{"op":"replace","path":"emails[type eq \"other\"].value","value":"x"}]"#),
+            "noTarget",
+        ),
         ("PATCH", user.clone(), patch(r#"[{"op":"replace","path":"id","value":"x"}]"#), "mutability"),
-        ("PATCH", user.clone(), patch(r#"[{"op":"add","path":"groups","value":[{"value":"x"}]}]"#), "mutability"),
-        ("PATCH", user.clone(), patch(r#"[{"op":"replace","path":"active","value":"maybe"}]"#), "invalidValue"),
-        ("PATCH", user.clone(), patch(&format!(r#"[{{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"{aid}"}}]"#)), "invalidValue"),
-        ("PATCH", group.clone(), patch(r#"[{"op":"add","path":"members","value":[{"value":"nobody"}]}]"#), "invalidValue"),
+        (
+            "PATCH",
+            user.clone(),
+            patch(r#"[{"op":"add","path":"groups","value":[{"value":"x"}]}]"#),
+            "mutability",
+        ),
+        (
+            "PATCH",
+            user.clone(),
+            patch(r#"[{"op":"replace","path":"active","value":"maybe"}]"#),
+            "invalidValue",
+        ),
+        (
+            "PATCH",
+            user.clone(),
+            patch(&format!(
+                r#"[{{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"{aid}"}}]"#
+            )),
+            "invalidValue",
+        ),
+        (
+            "PATCH",
+            group.clone(),
+            patch(r#"[{"op":"add","path":"members","value":[{"value":"nobody"}]}]"#),
+            "invalidValue",
+        ),
         ("PUT", group.clone(), r#"{"id":"other","displayName":"Engineering"}"#.into(), "mutability"),
     ] {
         let (_, err) = s.ok(method, &path, (!body.is_empty()).then_some(body.as_str()), 400);
-        assert_eq!((err["scimType"].as_str(), err["status"].as_str()), (Some(scim_type), Some("400")), "{method} {path} {body}: {err}");
+        assert_eq!(
+            (err["scimType"].as_str(), err["status"].as_str()),
+            (Some(scim_type), Some("400")),
+            "{method} {path} {body}: {err}"
+        );
     }
 
     // Value filters in PATCH paths, and ops in any case.
@@ -290,7 +390,12 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
     assert_eq!(a["emails"], json!([{"value": "a@work.example", "type": "work", "primary": true}]));
     assert_eq!(a["name"], json!({"givenName": "Alice", "honorificPrefix": "Dr."}));
     assert_eq!(a["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"], "7");
-    let (_, a) = s.ok("PATCH", &user, Some(&patch(r#"[{"op":"remove","path":"name.honorificPrefix"},{"op":"REMOVE","path":"emails"}]"#)), 200);
+    let (_, a) = s.ok(
+        "PATCH",
+        &user,
+        Some(&patch(r#"[{"op":"remove","path":"name.honorificPrefix"},{"op":"REMOVE","path":"emails"}]"#)),
+        200,
+    );
     assert_eq!(a["name"], json!({"givenName": "Alice"}));
     assert!(a.get("emails").is_none());
     // Projection: only what was asked for (and id, schemas, meta).
@@ -300,15 +405,29 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
     assert_eq!(keys, vec!["id", "meta", "name", "schemas", "userName"]);
     // Paging: startIndex is 1-based, count caps the page, totalResults counts all matches.
     for n in 0..3 {
-        let body = format!(r#"{{"userName":"p{n}@example.com","displayName":"Person {n}","active":{}}}"#, n != 1);
+        let body =
+            format!(r#"{{"userName":"p{n}@example.com","displayName":"Person {n}","active":{}}}"#, n != 1);
         s.ok("POST", "/scim/v2/Users", Some(&body), 201);
     }
-    let (_, page) = s.ok("GET", &format!("/scim/v2/Users?startIndex=2&count=1&filter={}", enc(r#"userName sw "p""#)), None, 200);
+    let (_, page) = s.ok(
+        "GET",
+        &format!("/scim/v2/Users?startIndex=2&count=1&filter={}", enc(r#"userName sw "p""#)),
+        None,
+        200,
+    );
     assert_eq!((page["totalResults"].as_u64(), page["itemsPerPage"].as_u64()), (Some(3), Some(1)));
     assert_eq!(page["Resources"][0]["userName"], "p1@example.com");
     let f = r#"(displayName co "person" and active eq true) or userName eq "ALICE@example.com""#;
     assert_eq!(s.filter("Users", f)["totalResults"], 3);
     assert_eq!(s.filter("Users", r#"displayName pr and not (active eq true)"#)["totalResults"], 1);
+    // The same query as a POST /.search body (RFC 7644 §3.4.3), per type and at the root.
+    let search = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"userName sw \"p\"","attributes":["userName"],"count":2}"#;
+    let (_, found) = s.ok("POST", "/scim/v2/Users/.search", Some(search), 200);
+    assert_eq!((found["totalResults"].as_u64(), found["itemsPerPage"].as_u64()), (Some(3), Some(2)));
+    assert!(found["Resources"][0].get("displayName").is_none(), "{found}");
+    let everything = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}"#;
+    let (_, found) = s.ok("POST", "/scim/v2/.search", Some(everything), 200);
+    assert_eq!(found["totalResults"], 5, "4 users and 1 group: {found}");
     c.stop().await;
 }
 
@@ -325,7 +444,12 @@ async fn a_scim_group_decides_the_policy_group_approval() {
     .await;
     let s = Scim { c: &c, token: c.api_token("scim") };
     let viewer = c.api_token("viewer");
-    let (_, dana) = s.ok("POST", "/scim/v2/Users", Some(r#"{"userName":"dana@example.com","emails":[{"value":"dana@example.com","type":"work"}]}"#), 201);
+    let (_, dana) = s.ok(
+        "POST",
+        "/scim/v2/Users",
+        Some(r#"{"userName":"dana@example.com","emails":[{"value":"dana@example.com","type":"work"}]}"#),
+        201,
+    );
     let dana = dana["id"].as_str().unwrap().to_owned();
     let laptop = enroll(&c).await;
     let token = Item::Token(pb::TokenItem {
@@ -342,16 +466,29 @@ async fn a_scim_group_decides_the_policy_group_approval() {
     let (b, _) = laptop.batch_of(
         1,
         GENESIS_HASH,
-        vec![pb::Observation { seq: 0, observed_at_ms: at, change: pb::Change::Snapshot as i32, item: Some(token) }],
+        vec![pb::Observation {
+            seq: 0,
+            observed_at_ms: at,
+            change: pb::Change::Snapshot as i32,
+            item: Some(token),
+        }],
     );
     for r in laptop.send(vec![b]).await {
         r.unwrap();
     }
     let status = || {
-        let (code, _, list) = tokio::task::block_in_place(|| c.api("GET", "/api/v1/connectors", Some(&viewer)));
+        let (code, _, list) =
+            tokio::task::block_in_place(|| c.api("GET", "/api/v1/connectors", Some(&viewer)));
         assert_eq!(code, 200, "{list}");
-        let list = list.as_array().cloned().unwrap_or_else(|| list["connectors"].as_array().cloned().unwrap_or_default());
-        let token = list.iter().find(|c| c["kind"] == "token").cloned().unwrap_or_else(|| panic!("no token connector: {list:?}"));
+        let list = list
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| list["connectors"].as_array().cloned().unwrap_or_default());
+        let token = list
+            .iter()
+            .find(|c| c["kind"] == "token")
+            .cloned()
+            .unwrap_or_else(|| panic!("no token connector: {list:?}"));
         token["status"].as_str().unwrap().to_owned()
     };
     assert_eq!(status(), "unsanctioned", "no group Engineering yet");
@@ -402,7 +539,11 @@ async fn scim2_tester_finds_no_failing_check() {
     if let Ok(path) = std::env::var("SCIM2_TESTER_TABLE") {
         std::fs::write(path, &table).unwrap();
     }
-    assert!(out.status.success(), "scim2-tester reported failing checks:\n{table}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "scim2-tester reported failing checks:\n{table}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // It really ran: discovery and the resources' lifecycles were checked.
     for check in ["ServiceProviderConfig", "User", "Group"] {
         assert!(table.contains(check), "no {check} check in:\n{table}");

@@ -3,8 +3,8 @@
 use super::rows::{self, PERSON_SELECT, SIGNIN_COLUMNS};
 use super::sql::{Database, Sql, args, in_list, nocase_eq};
 use super::{GroupMember, GroupRef, PeopleStore, Person, Result, ScimGroup, StoreError};
-use std::collections::HashMap;
 use crate::signins::SignIn;
+use std::collections::HashMap;
 
 /// Whether the error is a uniqueness rule refusing the write.
 fn unique_violation(e: &StoreError) -> bool {
@@ -114,20 +114,23 @@ fn write_group(db: &mut dyn Sql, g: &ScimGroup, create: bool) -> Result<()> {
     for m in g.members.iter().filter(|m| seen.insert(m.id.as_str())) {
         // Checked here rather than left to the foreign key: the refusal names the member,
         // and a deleted person (kept on record) is no member either.
-        let live = db.one(
-            "SELECT id FROM people WHERE id = $1 AND deleted_at_ms IS NULL",
-            args![&m.id],
-            |r| r.text(0),
-        )?;
+        let live =
+            db.one("SELECT id FROM people WHERE id = $1 AND deleted_at_ms IS NULL", args![&m.id], |r| {
+                r.text(0)
+            })?;
         if live.is_none() {
             return Err(StoreError::Invalid(format!("no user {:?} to make a member", m.id)));
         }
-        db.execute("INSERT INTO scim_group_members (group_id, person_id) VALUES ($1, $2)", args![&g.id, &m.id])?;
+        db.execute(
+            "INSERT INTO scim_group_members (group_id, person_id) VALUES ($1, $2)",
+            args![&g.id, &m.id],
+        )?;
     }
     Ok(())
 }
 
-const GROUP_SELECT: &str = "SELECT id, display_name, external_id, created_at_ms, modified_at_ms FROM scim_groups";
+const GROUP_SELECT: &str =
+    "SELECT id, display_name, external_id, created_at_ms, modified_at_ms FROM scim_groups";
 
 fn group_row(r: &dyn rows::Row) -> Result<ScimGroup> {
     Ok(ScimGroup {

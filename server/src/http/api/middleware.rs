@@ -51,8 +51,13 @@ pub(super) async fn authenticate(
                     next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
                 }
                 Err(_) => {
-                    let (status, message) = (StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY} bytes"));
-                    if is_scim { scim::refusal(status, message) } else { ApiError(status, message).into_response() }
+                    let (status, message) =
+                        (StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY} bytes"));
+                    if is_scim {
+                        scim::refusal(status, message)
+                    } else {
+                        ApiError(status, message).into_response()
+                    }
                 }
             }
         }

@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Base, ENTERPRISE_SCHEMA, GROUP_SCHEMA, MAX_PAGE, Provisioner, ScimError, USER_SCHEMA, scim_json};
+use super::{
+    Base, ENTERPRISE_SCHEMA, GROUP_SCHEMA, MAX_PAGE, Provisioner, ScimError, USER_SCHEMA, scim_json,
+};
 
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
@@ -253,7 +255,11 @@ pub(super) async fn schemas(_: Provisioner, base: Base) -> Response {
     list(all_schemas(&base))
 }
 
-pub(super) async fn schema(_: Provisioner, base: Base, Path(id): Path<String>) -> Result<Response, ScimError> {
+pub(super) async fn schema(
+    _: Provisioner,
+    base: Base,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
     all_schemas(&base)
         .into_iter()
         .find(|s| s["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(&id)))

@@ -350,7 +350,9 @@ fn compare(v: &Value, op: Op, lit: &Value, exact: bool) -> bool {
     let fold = |s: &str| if exact { s.to_owned() } else { s.to_lowercase() };
     let ordering: Option<Ordering> = match (v, lit) {
         (Value::String(a), Value::String(b)) => Some(fold(a).cmp(&fold(b))),
-        (Value::Number(a), Value::Number(b)) => a.as_f64().zip(b.as_f64()).and_then(|(a, b)| a.partial_cmp(&b)),
+        (Value::Number(a), Value::Number(b)) => {
+            a.as_f64().zip(b.as_f64()).and_then(|(a, b)| a.partial_cmp(&b))
+        }
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         // Entra writes booleans as strings; compare them as the booleans they mean.
         (Value::Bool(a), Value::String(b)) => super::bool_value(&Value::String(b.clone())).map(|b| a.cmp(&b)),

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::filter::key;
-use super::{Base, GROUP_SCHEMA, ListQuery, Projection, Provisioner, ScimError, blocking, internal, parse_body};
+use super::{
+    Base, GROUP_SCHEMA, ListQuery, Projection, Provisioner, ScimError, blocking, internal, parse_body,
+};
 use crate::clock::now_ms;
 use crate::clock::rfc3339 as time;
 use crate::state::AppState;
@@ -25,7 +27,8 @@ fn invalid(what: impl Into<String>) -> ScimError {
 
 /// A SCIM Group body (POST, PUT, or a patched resource) → the group Sightline keeps.
 fn group_from(body: &Value, id: String, created_at_ms: i64) -> Result<ScimGroup, ScimError> {
-    let obj = body.as_object().ok_or_else(|| ScimError::bad("invalidSyntax", "the body must be a JSON object"))?;
+    let obj =
+        body.as_object().ok_or_else(|| ScimError::bad("invalidSyntax", "the body must be a JSON object"))?;
     let get = |name: &str| key(obj, name).and_then(|k| obj.get(k)).filter(|v| !v.is_null());
     if let Some(schemas) = get("schemas")
         && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s == GROUP_SCHEMA))
@@ -98,7 +101,11 @@ async fn get_group(s: &AppState, id: String) -> Result<ScimGroup, ScimError> {
 async fn write(s: &AppState, base: &Base, g: ScimGroup, create: bool) -> Result<Response, ScimError> {
     let id = g.id.clone();
     let stored = blocking(s, move |st| {
-        if create { st.create_group(&g)? } else { st.update_group(&g)? }
+        if create {
+            st.create_group(&g)?
+        } else {
+            st.update_group(&g)?
+        }
         st.group(&g.id)
     })
     .await?
@@ -139,12 +146,29 @@ pub(super) async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
-    let q = super::list_query(q)?;
+    query(&s, &base, super::list_query(q)?).await
+}
+
+/// POST `/Groups/.search`: the same query as a JSON body.
+pub(super) async fn search(
+    _: Provisioner,
+    base: Base,
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ScimError> {
+    query(&s, &base, super::search_query(&body)?).await
+}
+
+async fn query(s: &AppState, base: &Base, q: ListQuery) -> Result<Response, ScimError> {
     if let Some(f) = &q.filter {
         super::filter::parse(f)?;
     }
-    let groups = blocking(&s, |st| st.groups()).await?;
-    super::list_response(groups.iter().map(|g| resource(g, &base)).collect(), &q)
+    super::list_response(all(s, base).await?, &q)
+}
+
+/// Every group, as SCIM JSON.
+pub(super) async fn all(s: &AppState, base: &Base) -> Result<Vec<Value>, ScimError> {
+    Ok(blocking(s, |st| st.groups()).await?.iter().map(|g| resource(g, base)).collect())
 }
 
 pub(super) async fn replace(

@@ -9,7 +9,8 @@
 //!   person on record as deprovisioned: that is the offboarding signal findings need.
 //! - `groups`: `/Groups` with members; `[approved.groups.NAME]` in the policy names a group
 //!   by its displayName.
-//! - `filter`: the `filter` expressions of list requests and of PATCH value paths.
+//! - `filter`: the `filter` expressions of list requests (GET, or POST `/.search` per type
+//!   and at the root) and of PATCH value paths.
 //! - `patch`: PatchOp applied to a resource's SCIM JSON, which is then read back exactly as
 //!   a PUT body is, so every attribute is validated the same way whichever verb set it.
 //!
@@ -43,6 +44,7 @@ pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User
 pub(crate) const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub(crate) const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Largest page a list returns (advertised as `filter.maxResults`).
@@ -266,6 +268,52 @@ pub(crate) fn projection(
     q.map(|axum::extract::Query(q)| q).map_err(|e| ScimError::bad("invalidValue", e.body_text()))
 }
 
+/// A `SearchRequest` body (POST `/.search`, RFC 7644 §3.4.3): the list query in JSON.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchRequest {
+    filter: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    attributes: Option<Vec<String>>,
+    excluded_attributes: Option<Vec<String>>,
+}
+
+pub(crate) fn search_query(body: &[u8]) -> Result<ListQuery, ScimError> {
+    let v = parse_body(body)?;
+    if let Some(schemas) = v.get("schemas")
+        && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s == SEARCH_SCHEMA))
+    {
+        return Err(ScimError::bad("invalidSyntax", format!("`schemas` must be [{SEARCH_SCHEMA:?}]")));
+    }
+    let r: SearchRequest = serde_json::from_value(v)
+        .map_err(|e| ScimError::bad("invalidValue", format!("search request: {e}")))?;
+    Ok(ListQuery {
+        filter: r.filter,
+        start_index: r.start_index,
+        count: r.count,
+        attributes: r.attributes.map(|a| a.join(",")),
+        excluded_attributes: r.excluded_attributes.map(|a| a.join(",")),
+        ..ListQuery::default()
+    })
+}
+
+/// POST `/.search` at the root: users and groups together.
+async fn search_all(
+    _: Provisioner,
+    base: Base,
+    axum::extract::State(s): axum::extract::State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ScimError> {
+    let q = search_query(&body)?;
+    if let Some(f) = &q.filter {
+        filter::parse(f)?;
+    }
+    let mut all = users::all(&s, &base).await?;
+    all.extend(groups::all(&s, &base).await?);
+    list_response(all, &q)
+}
+
 /// A list response over `all` (every resource, as SCIM JSON): filtered, paged and projected.
 pub(crate) fn list_response(all: Vec<Value>, q: &ListQuery) -> Result<Response, ScimError> {
     let filter = q.filter.as_deref().map(filter::parse).transpose()?;
@@ -398,7 +446,10 @@ pub fn routes() -> axum::Router<AppState> {
             "/scim/v2/Users/{id}",
             get(users::fetch).put(users::replace).patch(users::patch).delete(users::delete).fallback(m),
         )
+        .route("/scim/v2/Users/.search", axum::routing::post(users::search).fallback(m))
         .route("/scim/v2/Groups", get(groups::list).post(groups::create).fallback(m))
+        .route("/scim/v2/Groups/.search", axum::routing::post(groups::search).fallback(m))
+        .route("/scim/v2/.search", axum::routing::post(search_all).fallback(m))
         .route(
             "/scim/v2/Groups/{id}",
             get(groups::fetch).put(groups::replace).patch(groups::patch).delete(groups::delete).fallback(m),

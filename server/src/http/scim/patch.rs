@@ -43,6 +43,10 @@ fn name_ok(s: &str) -> bool {
 
 fn target(p: &str) -> Result<Target, ScimError> {
     let p = p.trim();
+    // The extension's URN alone names its whole object, which sits at the top level.
+    if p.eq_ignore_ascii_case(super::ENTERPRISE_SCHEMA) {
+        return Ok(Target { urn: None, attr: super::ENTERPRISE_SCHEMA.into(), filter: None, sub: None });
+    }
     let (head, filter, tail) = match p.find('[') {
         Some(open) => {
             let close = p.rfind(']').filter(|c| *c > open).ok_or_else(|| bad_path(p, "unclosed `[`"))?;
@@ -100,7 +104,10 @@ pub(crate) fn apply_ops(resource: &mut Value, body: &Value, read_only: &[&str]) 
                     return Err(ScimError::bad("noTarget", "a remove needs a `path`"));
                 }
                 let Value::Object(attrs) = value else {
-                    return Err(ScimError::bad("invalidValue", "an operation without `path` needs an object `value`"));
+                    return Err(ScimError::bad(
+                        "invalidValue",
+                        "an operation without `path` needs an object `value`",
+                    ));
                 };
                 for (k, v) in attrs {
                     if k.eq_ignore_ascii_case("schemas") || k.eq_ignore_ascii_case("meta") {
@@ -152,7 +159,9 @@ fn apply(res: &mut Value, t: &Target, kind: Kind, value: Value, read_only: &[&st
     if t.urn.is_none() && read_only.iter().any(|r| r.eq_ignore_ascii_case(&t.attr)) {
         return Err(ScimError::bad("mutability", format!("`{}` is read-only", t.attr)));
     }
-    let Some(root) = res.as_object_mut() else { return Err(ScimError::bad("invalidSyntax", "not an object")) };
+    let Some(root) = res.as_object_mut() else {
+        return Err(ScimError::bad("invalidSyntax", "not an object"));
+    };
     let container: &mut Map<String, Value> = match &t.urn {
         None => root,
         Some(u) => {
@@ -172,7 +181,9 @@ fn apply(res: &mut Value, t: &Target, kind: Kind, value: Value, read_only: &[&st
         (None, None) => match kind {
             Kind::Remove => match (container.get_mut(&key), value) {
                 // Entra removes members by listing them as the value.
-                (Some(Value::Array(items)), Value::Array(gone)) => items.retain(|i| !gone.iter().any(|g| same(i, g))),
+                (Some(Value::Array(items)), Value::Array(gone)) => {
+                    items.retain(|i| !gone.iter().any(|g| same(i, g)))
+                }
                 _ => {
                     container.remove(&key);
                 }
@@ -236,12 +247,18 @@ fn apply(res: &mut Value, t: &Target, kind: Kind, value: Value, read_only: &[&st
                     // Nothing to remove: the state asked for already holds.
                     Kind::Remove => {}
                     Kind::Replace => {
-                        return Err(ScimError::bad("noTarget", format!("no value of `{}` matches {f}", t.attr)));
+                        return Err(ScimError::bad(
+                            "noTarget",
+                            format!("no value of `{}` matches {f}", t.attr),
+                        ));
                     }
                     Kind::Add => {
                         // `emails[type eq "work"].value`: a new value with type work.
                         let Filter::Compare(p, Op::Eq, lit) = f else {
-                            return Err(ScimError::bad("noTarget", format!("no value of `{}` matches {f}", t.attr)));
+                            return Err(ScimError::bad(
+                                "noTarget",
+                                format!("no value of `{}` matches {f}", t.attr),
+                            ));
                         };
                         let mut o = Map::new();
                         o.insert(p.attr.clone(), lit.clone());
@@ -250,7 +267,9 @@ fn apply(res: &mut Value, t: &Target, kind: Kind, value: Value, read_only: &[&st
                                 o.insert(s.clone(), v);
                             }
                             (None, Value::Object(v)) => merge(&mut o, v),
-                            (None, _) => return Err(ScimError::bad("invalidValue", "the value must be an object")),
+                            (None, _) => {
+                                return Err(ScimError::bad("invalidValue", "the value must be an object"));
+                            }
                         }
                         items.push(Value::Object(o));
                     }

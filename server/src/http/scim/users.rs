@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::filter::key;
 use super::{
-    Base, ENTERPRISE_SCHEMA, ListQuery, Projection, Provisioner, ScimError, USER_SCHEMA, blocking, bool_value,
-    internal, parse_body,
+    Base, ENTERPRISE_SCHEMA, ListQuery, Projection, Provisioner, ScimError, USER_SCHEMA, blocking,
+    bool_value, internal, parse_body,
 };
 use crate::clock::now_ms;
 use crate::clock::rfc3339 as time;
@@ -42,7 +42,8 @@ fn text(o: &Map<String, Value>, name: &str) -> Result<Option<String>, ScimError>
 
 /// A SCIM User body (POST, PUT, or a patched resource) → the person Sightline keeps.
 pub(crate) fn person_from(body: &Value, id: String, created_at_ms: i64) -> Result<Person, ScimError> {
-    let obj = body.as_object().ok_or_else(|| ScimError::bad("invalidSyntax", "the body must be a JSON object"))?;
+    let obj =
+        body.as_object().ok_or_else(|| ScimError::bad("invalidSyntax", "the body must be a JSON object"))?;
     if let Some(schemas) = get(obj, "schemas")
         && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s == USER_SCHEMA))
     {
@@ -80,7 +81,9 @@ pub(crate) fn person_from(body: &Value, id: String, created_at_ms: i64) -> Resul
                     .ok_or_else(|| invalid("each of `emails` needs a `value`"))?;
                 let primary = match get(e, "primary") {
                     None => None,
-                    Some(v) => Some(bool_value(v).ok_or_else(|| invalid("`emails.primary` must be a boolean"))?),
+                    Some(v) => {
+                        Some(bool_value(v).ok_or_else(|| invalid("`emails.primary` must be a boolean"))?)
+                    }
                 };
                 Ok(Email { value, kind: text(e, "type")?, primary, display: text(e, "display")? })
             })
@@ -256,18 +259,35 @@ pub(super) async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
-    let q = super::list_query(q)?;
+    query(&s, &base, super::list_query(q)?).await
+}
+
+/// POST `/Users/.search`: the same query as a JSON body.
+pub(super) async fn search(
+    _: Provisioner,
+    base: Base,
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ScimError> {
+    query(&s, &base, super::search_query(&body)?).await
+}
+
+async fn query(s: &AppState, base: &Base, q: ListQuery) -> Result<Response, ScimError> {
     // Parsed before any I/O, so a bad filter costs nothing.
     if let Some(f) = &q.filter {
         super::filter::parse(f)?;
     }
-    let people = blocking(&s, |st| st.people()).await?;
+    super::list_response(all(s, base).await?, &q)
+}
+
+/// Every user, as SCIM JSON.
+pub(super) async fn all(s: &AppState, base: &Base) -> Result<Vec<Value>, ScimError> {
+    let people = blocking(s, |st| st.people()).await?;
     let names: HashMap<&str, String> = people.iter().map(|p| (p.id.as_str(), shown_name(p))).collect();
-    let all: Vec<Value> = people
+    Ok(people
         .iter()
-        .map(|p| resource(p, &base, p.manager_id.as_deref().and_then(|m| names.get(m)).map(String::as_str)))
-        .collect();
-    super::list_response(all, &q)
+        .map(|p| resource(p, base, p.manager_id.as_deref().and_then(|m| names.get(m)).map(String::as_str)))
+        .collect())
 }
 
 /// Stores `p` (replacing `old`): deactivation sets the offboarding time once, reactivation
