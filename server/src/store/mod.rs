@@ -939,6 +939,20 @@ pub struct Pruned {
 }
 
 impl Person {
+    /// The name to show: displayName, else the SCIM name (formatted, or given and family).
+    pub fn shown_name(&self) -> Option<String> {
+        let n = &self.profile.name;
+        let joined = [n.given_name.as_deref(), n.family_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.display_name
+            .clone()
+            .or_else(|| n.formatted.clone())
+            .or_else(|| Some(joined).filter(|s| !s.is_empty()))
+    }
+
     /// Every name the person can be found by (`person_keys`): userName and emails, lower-cased,
     /// and their local parts.
     pub fn index_keys(&self) -> Vec<String> {
