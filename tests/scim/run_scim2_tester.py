@@ -100,8 +100,10 @@ def main() -> int:
         timeout=30,
     )
     results = check_server(SyncSCIMClient(http))
+    na = {id(r): not_applicable(r) for r in results if r.status in FAILING}
+    # A failing check that does not apply is shown as N/A, its reason listed below the table.
     rows = [
-        (r.status.name, r.resource_type or "-", r.title or "-", r.reason or "")
+        ("N/A" if na.get(id(r)) else r.status.name, r.resource_type or "-", r.title or "-", r.reason or "")
         for r in results
     ]
     print(f"{'STATUS':<11} {'RESOURCE':<9} {'CHECK':<58} REASON")
@@ -115,7 +117,7 @@ def main() -> int:
     for r in results:
         if r.status not in FAILING:
             continue
-        why = not_applicable(r)
+        why = na.get(id(r))
         if why is None:
             failed.append(r)
         else:
