@@ -23,7 +23,7 @@ pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v deb-systemd-helper >/dev/null || need+=(init-system-helpers)
 command -v python3 >/dev/null || need+=(python3)
-python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)
@@ -39,6 +39,9 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# scim2-tester for the SCIM conformance test (tests/tests/scim.rs), pinned, in a venv.
+[ -x target/scim2-tester/bin/pip ] || python3 -m venv target/scim2-tester
+target/scim2-tester/bin/pip install -q --disable-pip-version-check -r tests/scim/requirements.txt
 # playwright-core for the dashboard test, exactly as locked (it drives Debian's chromium).
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 # The third-party protocol clients the tests drive (tests/clients/*.py): gRPC's own Python
@@ -47,10 +50,7 @@ npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 pyclients=target/pyclients
 if ! "$pyclients/bin/python" -c 'import grpc_health, grpc_reflection, prometheus_client' 2>/dev/null; then
   rm -rf "$pyclients"
-  python3 -m venv "$pyclients" 2>/dev/null || {
-    [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    rm -rf "$pyclients" && python3 -m venv "$pyclients"
-  }
+  python3 -m venv "$pyclients"
   "$pyclients/bin/pip" install -q --disable-pip-version-check grpcio==1.85.1 grpcio-health-checking==1.85.1 \
     grpcio-reflection==1.85.1 prometheus-client==0.26.0 protobuf==7.36.2 typing_extensions==4.16.0
 fi

@@ -23,8 +23,13 @@
 //! providers = ["anthropic"]
 //! ```
 //!
-//! A connector approved for a group is `approved` only where every account it is present
-//! under is attributed to a member of such a group; anywhere else it is `unsanctioned`.
+//! `[approved.groups.NAME]` is satisfied by a member of the static `[groups]` list NAME, if
+//! the policy has one, or of the SCIM group whose displayName is NAME (compared
+//! case-insensitively; membership as the identity provider provisions it through
+//! `/scim/v2/Groups`). A name in neither simply approves nobody yet, so a group can be named
+//! before the IdP pushes it. A connector approved for a group is `approved` only where every
+//! account it is present under is attributed to a member of such a group; anywhere else it
+//! is `unsanctioned`.
 //!
 //! Attribution is explicit about how sure it is: `exact` (an explicit mapping), `inferred`
 //! (one person matches a rule), `unknown` (no match, or several: never guessed).
@@ -183,10 +188,8 @@ impl Policy {
 
     fn check_groups(&self) -> anyhow::Result<()> {
         let Some(a) = &self.approved else { return Ok(()) };
+        // A name [groups] does not define refers to the SCIM group of that displayName.
         for (name, g) in &a.groups {
-            if !self.groups.contains_key(name) {
-                anyhow::bail!("[approved.groups.{name}] names a group that [groups] does not define");
-            }
             if !g.groups.is_empty() {
                 anyhow::bail!("[approved.groups.{name}] cannot nest groups");
             }
@@ -234,6 +237,7 @@ impl Policy {
             self.attribute_among(people, os_user).person.is_some_and(|p| {
                 groups.iter().any(|g| {
                     self.groups.get(*g).is_some_and(|members| members.iter().any(|m| names_person(&p, m)))
+                        || p.groups.iter().any(|s| s.display_name.eq_ignore_ascii_case(g))
                 })
             })
         };
@@ -349,6 +353,7 @@ mod tests {
             modified_at_ms: 0,
             deprovisioned_at_ms: None,
             deleted_at_ms: None,
+            ..Default::default()
         }
     }
 
@@ -430,7 +435,44 @@ mod tests {
             "unsanctioned",
             "without the people nothing is inferred"
         );
-        let bad: Policy = toml::from_str("[approved.groups.finance]\ntools = [\"x\"]\n").unwrap();
-        assert!(bad.check_groups().is_err(), "an approval for an undefined group is refused");
+        let nested: Policy = toml::from_str(
+            "[approved.groups.finance]\ntools = [\"x\"]\n[approved.groups.finance.groups.x]\n",
+        )
+        .unwrap();
+        assert!(nested.check_groups().is_err(), "group approvals do not nest");
+    }
+
+    #[test]
+    fn a_group_the_policy_does_not_list_is_the_scim_group_of_that_name() {
+        use crate::store::{ConnectorDevice, GroupRef};
+        let p: Policy =
+            toml::from_str("[approved]\ntools = []\n[approved.groups.Finance]\ntools = [\"cursor\"]\n")
+                .unwrap();
+        p.check_groups().unwrap();
+        let mut dana = person("dana@example.com", &[]);
+        let erin = person("erin@example.com", &[]);
+        dana.groups = vec![GroupRef { id: "g1".into(), display_name: "finance".into() }];
+        let people = People::new(vec![dana, erin]);
+        let on = |user: &str| Connector {
+            key: "tool:cursor".into(),
+            kind: "tool".into(),
+            label: "cursor".into(),
+            latest: serde_json::json!({"tool": "cursor"}),
+            devices: vec![ConnectorDevice {
+                device_id: "d".into(),
+                hostname: String::new(),
+                user: Some(user.into()),
+                first_seen_ms: 0,
+                last_seen_ms: 0,
+                present: true,
+            }],
+            seen_on: 1,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            revocation: None,
+            decision: None,
+        };
+        assert_eq!(p.status(&on("dana"), &people), "approved", "a member of the SCIM group Finance");
+        assert_eq!(p.status(&on("erin"), &people), "unsanctioned", "not a member");
     }
 }

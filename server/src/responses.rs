@@ -568,7 +568,7 @@ impl PersonSummary {
             accounts,
             active: p.active,
             deprovisioned_at: opt_time(p.deprovisioned_at_ms),
-            display_name: p.display_name.clone(),
+            display_name: p.shown_name(),
             user_name: p.user_name.clone(),
         }
     }

@@ -253,8 +253,9 @@ pub fn people(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses::Pe
             _ => true,
         })
         .filter(|p| {
+            let shown = p.shown_name();
             let mut text: Vec<&str> = vec![&p.user_name];
-            text.extend(p.display_name.as_deref());
+            text.extend(shown.as_deref());
             text.extend(p.emails.iter().map(String::as_str));
             q.matches(&text)
         })
@@ -272,7 +273,7 @@ pub fn people(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses::Pe
             accounts: policy.accounts_of(p),
             active: p.active,
             deprovisioned_at: p.deprovisioned_at_ms.map(time),
-            display_name: p.display_name.clone(),
+            display_name: p.shown_name(),
             emails: p.emails.clone(),
             user_name: p.user_name.clone(),
         })

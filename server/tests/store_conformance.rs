@@ -15,8 +15,8 @@ use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
 use sightline_server::store::{
     Challenge, ClaimsRecord, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
-    ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, SessionRef, SsoIdentity, Store,
-    StoreError,
+    ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, ScimGroup, SessionRef, SsoIdentity,
+    Store, StoreError,
 };
 
 /// A store under test, and what must be cleaned up after it.
@@ -145,6 +145,7 @@ conformance!(
     login_sessions_are_intervals,
     revocation_targets_outstanding_directives_and_outcomes,
     people_names_and_conflicts,
+    scim_profiles_and_groups,
     signins_tokens_and_dashboard_sessions,
     device_pages_and_fleet_counts,
     exports_read_in_insertion_order,
@@ -628,6 +629,7 @@ fn person(id: &str, user_name: &str, emails: &[&str]) -> Person {
         modified_at_ms: 0,
         deprovisioned_at_ms: None,
         deleted_at_ms: None,
+        ..Default::default()
     }
 }
 
@@ -658,6 +660,66 @@ fn people_names_and_conflicts(s: &dyn Store) {
     // Deleted, the userName is free again.
     s.create_person(&person("p3", "alice.ng@example.com", &[])).unwrap();
     assert_eq!(s.person_by_user_name("alice.ng@example.com").unwrap().unwrap().id, "p3");
+}
+
+/// The SCIM profile, the enterprise fields and groups round-trip; group names are unique
+/// case-insensitively; members must be live people; a deleted person leaves every group.
+fn scim_profiles_and_groups(s: &dyn Store) {
+    use sightline_server::store::{Email, GroupMember, GroupRef, PersonName};
+    let boss = person("m1", "boss@example.com", &[]);
+    s.create_person(&boss).unwrap();
+    let mut dana = person("p1", "dana@example.com", &["dana@example.com"]);
+    dana.profile.name = PersonName {
+        given_name: Some("Dana".into()),
+        honorific_prefix: Some("Dr.".into()),
+        ..Default::default()
+    };
+    dana.profile.emails = vec![Email {
+        value: "Dana@Example.com".into(),
+        kind: Some("work".into()),
+        primary: Some(true),
+        display: None,
+    }];
+    (dana.manager_id, dana.department, dana.employee_number) =
+        (Some("m1".into()), Some("Finance".into()), Some("7".into()));
+    s.create_person(&dana).unwrap();
+    assert_eq!(s.person("p1").unwrap(), Some(dana.clone()));
+    let member = |id: &str| GroupMember { id: id.into(), display: None };
+    let mut g = ScimGroup {
+        id: "g1".into(),
+        display_name: "Engineering".into(),
+        external_id: Some("x".into()),
+        members: vec![member("p1"), member("m1")],
+        created_at_ms: 1,
+        modified_at_ms: 2,
+    };
+    s.create_group(&g).unwrap();
+    let clash = ScimGroup { id: "g2".into(), display_name: "ENGINEERING".into(), ..g.clone() };
+    assert!(matches!(s.create_group(&clash), Err(StoreError::Conflict(_))));
+    let ghost = ScimGroup {
+        id: "g3".into(),
+        display_name: "Ghosts".into(),
+        members: vec![member("nobody")],
+        ..g.clone()
+    };
+    assert!(matches!(s.create_group(&ghost), Err(StoreError::Invalid(_))));
+    assert!(s.group("g3").unwrap().is_none(), "a refused group is not half-written");
+    let stored = s.group("g1").unwrap().unwrap();
+    let shown: Vec<(&str, Option<&str>)> =
+        stored.members.iter().map(|m| (m.id.as_str(), m.display.as_deref())).collect();
+    assert_eq!(shown, vec![("m1", Some("M1")), ("p1", Some("P1"))], "members come with their display names");
+    let in_groups = |id: &str| s.person(id).unwrap().unwrap().groups;
+    assert_eq!(in_groups("p1"), vec![GroupRef { id: "g1".into(), display_name: "Engineering".into() }]);
+    g.display_name = "Platform".into();
+    g.members = vec![member("p1")];
+    s.update_group(&g).unwrap();
+    assert!(in_groups("m1").is_empty());
+    assert_eq!(s.groups().unwrap().len(), 1);
+    dana.deleted_at_ms = Some(9);
+    s.update_person(&dana).unwrap();
+    assert!(s.group("g1").unwrap().unwrap().members.is_empty(), "a deleted person leaves the group");
+    assert!(s.delete_group("g1").unwrap());
+    assert!(!s.delete_group("g1").unwrap());
 }
 
 fn signins_tokens_and_dashboard_sessions(s: &dyn Store) {

@@ -12,6 +12,7 @@ mod hardening;
 mod oidc;
 mod replicas;
 mod revoke;
+mod scim;
 mod system;
 mod tidy;
 #[cfg(feature = "tpm")]

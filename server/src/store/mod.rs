@@ -64,6 +64,9 @@ pub enum StoreError {
     /// A uniqueness rule would be broken (a SCIM userName already taken).
     #[error("{0}")]
     Conflict(String),
+    /// A write names something that is not there (a SCIM group member who is not a user).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -404,15 +407,23 @@ pub struct ConnectorDevice {
 }
 
 /// A person as the identity provider provisioned them (SCIM).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Person {
     pub id: String,
     /// Usually the work email or UPN; unique among people not deleted (case-insensitive).
     pub user_name: String,
     pub external_id: Option<String>,
     pub display_name: Option<String>,
-    /// Lower-cased.
+    /// Lower-cased: what attribution matches OS accounts against.
     pub emails: Vec<String>,
+    /// The SCIM name and emails as the IdP sent them (round-tripped, not matched on).
+    pub profile: Profile,
+    /// The enterprise extension's manager: the id of another person.
+    pub manager_id: Option<String>,
+    pub department: Option<String>,
+    pub employee_number: Option<String>,
+    /// The SCIM groups the person is a member of (read-only: set through the groups).
+    pub groups: Vec<GroupRef>,
     pub active: bool,
     pub created_at_ms: i64,
     pub modified_at_ms: i64,
@@ -420,6 +431,71 @@ pub struct Person {
     pub deprovisioned_at_ms: Option<i64>,
     /// Deleted through SCIM: kept on record, no longer visible to the IdP.
     pub deleted_at_ms: Option<i64>,
+}
+
+/// A person's SCIM `name` and `emails`, kept as sent (stored as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Profile {
+    pub name: PersonName,
+    pub emails: Vec<Email>,
+}
+
+/// SCIM's `name` complex attribute (RFC 7643 §4.1.1).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PersonName {
+    pub formatted: Option<String>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub honorific_prefix: Option<String>,
+    pub honorific_suffix: Option<String>,
+}
+
+impl PersonName {
+    pub fn is_empty(&self) -> bool {
+        *self == PersonName::default()
+    }
+}
+
+/// One SCIM email: the address as sent, its type (`work`, `home`, …), primary flag and label.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Email {
+    pub value: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// As sent: absent and `false` are kept apart so the IdP reads back what it wrote.
+    pub primary: Option<bool>,
+    pub display: Option<String>,
+}
+
+/// A SCIM group as seen from one of its members.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupRef {
+    pub id: String,
+    pub display_name: String,
+}
+
+/// A SCIM group: people provisioned together, which `[approved.groups.NAME]` in the policy
+/// names by `display_name` (compared case-insensitively; unique the same way).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScimGroup {
+    pub id: String,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    /// Member person ids; on read each comes with the person's display name (or userName).
+    pub members: Vec<GroupMember>,
+    pub created_at_ms: i64,
+    pub modified_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupMember {
+    pub id: String,
+    /// Filled on read; ignored on write.
+    pub display: Option<String>,
 }
 
 /// One stretch of a connector's presence on a device: presence is an interval, not a replay.
@@ -748,6 +824,20 @@ pub trait PeopleStore: Send + Sync {
     /// Every person ever provisioned, deleted ones included (they still own what they left).
     fn people_all(&self) -> Result<Vec<Person>>;
 
+    /// Creates a SCIM group; `Conflict` if its displayName is taken or a member is unknown.
+    fn create_group(&self, g: &ScimGroup) -> Result<()>;
+
+    /// Replaces a group's name, externalId and members (by id); `Conflict` as for create.
+    fn update_group(&self, g: &ScimGroup) -> Result<()>;
+
+    fn group(&self, id: &str) -> Result<Option<ScimGroup>>;
+
+    /// Every group, oldest first, with its members.
+    fn groups(&self) -> Result<Vec<ScimGroup>>;
+
+    /// Deletes a group and its memberships; whether it existed.
+    fn delete_group(&self, id: &str) -> Result<bool>;
+
     /// Every person (deleted ones included) with a userName, email, or local part of either
     /// equal to one of `keys` (case-insensitive): all who could be behind those names.
     fn people_by_keys(&self, keys: &[String]) -> Result<Vec<Person>>;
@@ -918,6 +1008,20 @@ pub struct Pruned {
 }
 
 impl Person {
+    /// The name to show: displayName, else the SCIM name (formatted, or given and family).
+    pub fn shown_name(&self) -> Option<String> {
+        let n = &self.profile.name;
+        let joined = [n.given_name.as_deref(), n.family_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.display_name
+            .clone()
+            .or_else(|| n.formatted.clone())
+            .or_else(|| Some(joined).filter(|s| !s.is_empty()))
+    }
+
     /// Every name the person can be found by (`person_keys`): userName and emails, lower-cased,
     /// and their local parts.
     pub fn index_keys(&self) -> Vec<String> {

@@ -100,7 +100,8 @@ pub(crate) fn device(r: &dyn Row) -> Result<Device> {
 }
 
 pub(crate) const PERSON_SELECT: &str = "SELECT id, user_name, external_id, display_name, emails, active, \
-     created_at_ms, modified_at_ms, deprovisioned_at_ms, deleted_at_ms FROM people";
+     created_at_ms, modified_at_ms, deprovisioned_at_ms, deleted_at_ms, profile, manager_id, department, \
+     employee_number FROM people";
 
 pub(crate) fn person(r: &dyn Row) -> Result<Person> {
     Ok(Person {
@@ -114,6 +115,13 @@ pub(crate) fn person(r: &dyn Row) -> Result<Person> {
         modified_at_ms: r.int(7)?,
         deprovisioned_at_ms: r.opt_int(8)?,
         deleted_at_ms: r.opt_int(9)?,
+        profile: serde_json::from_str(&r.text(10)?)
+            .map_err(|e| StoreError::Corrupt(format!("stored SCIM profile: {e}")))?,
+        manager_id: r.opt_text(11)?,
+        department: r.opt_text(12)?,
+        employee_number: r.opt_text(13)?,
+        // Filled by the store from the memberships.
+        groups: Vec::new(),
     })
 }
 

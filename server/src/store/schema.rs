@@ -162,6 +162,32 @@ CREATE TABLE people (
 );
 ";
 
+/// What SCIM carries beyond the first people columns: the structured name and emails as
+/// JSON (`profile`; the lower-cased `emails` list stays for attribution), the enterprise
+/// extension's manager, department and employee number (ownership and reviews read the
+/// first two), and SCIM groups with their members. A group is deleted outright; its
+/// members go with it.
+pub(crate) const SCIM_PROFILE_AND_GROUPS: &str = "
+ALTER TABLE people ADD COLUMN profile TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE people ADD COLUMN manager_id TEXT;
+ALTER TABLE people ADD COLUMN department TEXT;
+ALTER TABLE people ADD COLUMN employee_number TEXT;
+CREATE INDEX people_manager ON people(manager_id);
+CREATE TABLE scim_groups (
+    id             TEXT PRIMARY KEY,
+    display_name   TEXT NOT NULL,
+    external_id    TEXT,
+    created_at_ms  {int} NOT NULL,
+    modified_at_ms {int} NOT NULL
+);
+CREATE TABLE scim_group_members (
+    group_id  TEXT NOT NULL REFERENCES scim_groups(id) ON DELETE CASCADE,
+    person_id TEXT NOT NULL REFERENCES people(id),
+    PRIMARY KEY (group_id, person_id)
+);
+CREATE INDEX scim_group_members_person ON scim_group_members(person_id);
+";
+
 /// Every name a person can be found by: userName and emails (lower-cased) and their local
 /// parts. Attribution of an OS account then reads only the people who could match it.
 pub(crate) const PERSON_KEYS: &str = "

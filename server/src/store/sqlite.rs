@@ -98,6 +98,10 @@ CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
         m(&[schema::LIFECYCLE]),
         m(&[schema::EXPORT_CHANGES]),
         m(&[schema::OIDC]),
+        m(&[
+            schema::SCIM_PROFILE_AND_GROUPS,
+            "CREATE UNIQUE INDEX scim_groups_name ON scim_groups(display_name COLLATE NOCASE);\n",
+        ]),
     ]
 }
 
@@ -432,6 +436,7 @@ mod tests {
             modified_at_ms: 0,
             deprovisioned_at_ms: None,
             deleted_at_ms: None,
+            ..Default::default()
         };
         s.create_person(&alice).unwrap();
         let ids = |s: &SqliteStore, k: &str| s.people_by_keys(&[k.to_owned()]).unwrap().len();

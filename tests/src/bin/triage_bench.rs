@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
             modified_at_ms: T0,
             deprovisioned_at_ms: i.is_multiple_of(50).then_some(T0 + 30 * DAY),
             deleted_at_ms: None,
+            ..Default::default()
         })?;
     }
     let mut stored = 0u64;

@@ -45,13 +45,19 @@ pub(super) async fn authenticate(
             // reading it (a 404, a refused role) would otherwise reset an HTTP/2 stream the
             // client is still sending on, and the client sees an error instead of the answer.
             let (parts, body) = req.into_parts();
+            let is_scim = parts.uri.path().starts_with("/scim/");
             match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(bytes) => {
                     next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
                 }
                 Err(_) => {
-                    ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY} bytes"))
-                        .into_response()
+                    let (status, message) =
+                        (StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY} bytes"));
+                    if is_scim {
+                        scim::refusal(status, message)
+                    } else {
+                        ApiError(status, message).into_response()
+                    }
                 }
             }
         }

@@ -92,6 +92,10 @@ END $$;
         m(&[store_schema::LIFECYCLE]),
         m(&[store_schema::EXPORT_CHANGES]),
         m(&[store_schema::OIDC]),
+        m(&[
+            store_schema::SCIM_PROFILE_AND_GROUPS,
+            "CREATE UNIQUE INDEX scim_groups_name ON scim_groups(lower(display_name));\n",
+        ]),
     ]
 }
 
