@@ -753,8 +753,8 @@ fn signins_tokens_and_dashboard_sessions(s: &dyn Store) {
 
     // OpenID Connect: a login is taken once, and not after it expired.
     let login = PendingLogin { state: "st".into(), nonce: "no".into(), verifier: "ve".into() };
-    s.create_oidc_login(b"browser", &login, 100, 700).unwrap();
-    s.create_oidc_login(b"late", &login, 100, 700).unwrap();
+    assert!(s.create_oidc_login(b"browser", &login, 100, 700).unwrap());
+    assert!(s.create_oidc_login(b"late", &login, 100, 700).unwrap());
     assert_eq!(s.take_oidc_login(b"browser", 500).unwrap(), Some(login.clone()));
     assert_eq!(s.take_oidc_login(b"browser", 500).unwrap(), None, "used once");
     assert_eq!(s.take_oidc_login(b"late", 700).unwrap(), None, "expired");

@@ -131,12 +131,13 @@ impl OidcArgs {
     fn resolve(self) -> anyhow::Result<Option<OidcConfig>> {
         let Some(issuer) = self.oidc_issuer else { return Ok(None) };
         let client_secret = match &self.oidc_client_secret_file {
-            Some(f) => Some(
-                std::fs::read_to_string(f)
-                    .with_context(|| format!("reading {}", f.display()))?
-                    .trim()
-                    .to_owned(),
-            ),
+            Some(f) => {
+                let secret =
+                    std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+                let secret = secret.trim();
+                anyhow::ensure!(!secret.is_empty(), "--oidc-client-secret-file {} is empty", f.display());
+                Some(secret.to_owned())
+            }
             None => None,
         };
         // Only an https issuer needs trust anchors; a loopback http one (tests) has none to read.

@@ -98,10 +98,18 @@ async fn login(State(s): State<AppState>) -> Response {
     };
     let (hash, now) = (token_hash(&binding), now_ms());
     let pending = PendingLogin { state: login.state, nonce: login.nonce, verifier: login.verifier };
-    if let Err(e) =
-        blocking(&s.store, move |st| Ok(st.create_oidc_login(&hash, &pending, now, now + LOGIN_MS)?)).await
+    match blocking(&s.store, move |st| Ok(st.create_oidc_login(&hash, &pending, now, now + LOGIN_MS)?)).await
     {
-        return failed(&e);
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!("OpenID Connect sign-in refused: too many sign-ins in progress.");
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in failed",
+                "Too many sign-ins are in progress; try again in a few minutes.",
+            );
+        }
+        Err(e) => return failed(&e),
     }
     let set = format!(
         "{LOGIN_COOKIE}={binding}; Path=/ui/oidc/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",

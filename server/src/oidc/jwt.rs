@@ -112,6 +112,10 @@ fn check_signature(alg: &str, key: &Value, signed: &[u8], sig: &[u8]) -> Result<
     match alg {
         "RS256" => {
             let (n, e) = (b64_field(key, "n")?, b64_field(key, "e")?);
+            // Some providers publish the modulus with a leading zero byte (a DER habit);
+            // ring wants the minimal big-endian form.
+            let minimal = |v: &[u8]| -> Vec<u8> { v.iter().copied().skip_while(|b| *b == 0).collect() };
+            let (n, e) = (minimal(&n), minimal(&e));
             signature::RsaPublicKeyComponents { n: &n, e: &e }
                 .verify(&signature::RSA_PKCS1_2048_8192_SHA256, signed, sig)
                 .map_err(|_| IdTokenError::Signature)
@@ -156,10 +160,11 @@ fn check_claims(c: &Map<String, Value>, expect: &Expected<'_>) -> Result<(), IdT
         |name: &'static str| c.get(name).map(|v| v.as_i64().ok_or(IdTokenError::Malformed(name))).transpose();
     let exp = time("exp")?.ok_or(IdTokenError::Malformed("no exp"))?;
     let iat = time("iat")?.ok_or(IdTokenError::Malformed("no iat"))?;
-    if exp + SKEW_SECS <= expect.now {
+    if exp.saturating_add(SKEW_SECS) <= expect.now {
         return Err(IdTokenError::Expired);
     }
-    if iat > expect.now + SKEW_SECS || time("nbf")?.is_some_and(|nbf| nbf > expect.now + SKEW_SECS) {
+    let latest = expect.now.saturating_add(SKEW_SECS);
+    if iat > latest || time("nbf")?.is_some_and(|nbf| nbf > latest) {
         return Err(IdTokenError::NotYetValid);
     }
     let nonce = c.get("nonce").and_then(Value::as_str).unwrap_or_default();

@@ -220,3 +220,17 @@ fn the_pkce_challenge_is_rfc_7636s() {
         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     );
 }
+
+/// A JWKS that writes the RSA modulus with a leading zero byte (as some providers do) still
+/// verifies the same signature.
+#[test]
+fn a_modulus_with_a_leading_zero_byte_verifies() {
+    let k = keys();
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    let padded: Vec<u8> = std::iter::once(0u8).chain(k.rsa.n().to_bytes_be()).collect();
+    let jwks = json!({"keys": [{"kty": "RSA", "kid": "r1", "use": "sig", "alg": "RS256",
+        "n": b64(&padded), "e": b64(&k.rsa.e().to_bytes_be())}]});
+    let c =
+        verify(&rs(&claims()), &jwks, &Expected { issuer: ISS, client_id: CLIENT, nonce: NONCE, now: NOW });
+    assert_eq!(c.expect("RS256 with a padded modulus")["sub"], "00u1");
+}

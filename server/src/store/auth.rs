@@ -122,17 +122,21 @@ impl<D: Database> AuthStore for D {
         login: &PendingLogin,
         now_ms: i64,
         expires_at_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.write(|db| {
             // Logins abandoned at the provider are never taken: they go here.
             db.execute("DELETE FROM oidc_logins WHERE expires_at_ms <= $1", args![now_ms])?;
+            let pending = db.one("SELECT count(*) FROM oidc_logins", &[], |r| r.int(0))?.unwrap_or(0);
+            if pending >= super::MAX_PENDING_LOGINS {
+                return Ok(false);
+            }
             db.execute(
                 "INSERT INTO oidc_logins (binding_hash, state, nonce, verifier, created_at_ms, expires_at_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
                 args![binding_hash, &login.state, &login.nonce, &login.verifier, now_ms, expires_at_ms],
-            )
-        })?;
-        Ok(())
+            )?;
+            Ok(true)
+        })
     }
 
     fn take_oidc_login(&self, binding_hash: &[u8], now_ms: i64) -> Result<Option<PendingLogin>> {

@@ -717,6 +717,9 @@ pub trait DeviceStore: Send + Sync {
 }
 
 /// HTTP API tokens and dashboard sessions (hashes only).
+/// OpenID Connect logins in progress at once, across every replica.
+pub const MAX_PENDING_LOGINS: i64 = 10_000;
+
 pub trait AuthStore: Send + Sync {
     /// Stores an HTTP API token (by hash) with its role, expiring at `expires_at_ms` if given.
     fn create_api_token(
@@ -758,14 +761,16 @@ pub trait AuthStore: Send + Sync {
     fn delete_session(&self, session_hash: &[u8]) -> Result<()>;
 
     /// An OpenID Connect login in progress, keyed by the hash of the browser cookie it is
-    /// bound to. Expired ones are swept here.
+    /// bound to. Expired ones are swept here. False (nothing stored) when
+    /// [`MAX_PENDING_LOGINS`] are already in progress: anyone can start a login, and the
+    /// table must not grow with a flood of them.
     fn create_oidc_login(
         &self,
         binding_hash: &[u8],
         login: &PendingLogin,
         now_ms: i64,
         expires_at_ms: i64,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     /// Takes (reads and deletes, so it is used once) the login bound to this cookie hash,
     /// if it has not expired at `now_ms`.

@@ -342,6 +342,7 @@ CREATE TABLE ui_sso_sessions (
     expires_at_ms {int} NOT NULL
 );
 CREATE INDEX ui_sso_sessions_subject ON ui_sso_sessions(subject);
+CREATE INDEX oidc_logins_expiry ON oidc_logins(expires_at_ms);
 ";
 
 /// Pieces joined into one migration, spelled for `d`.

@@ -104,9 +104,17 @@ pub(crate) async fn create_api(
     let ttl = ttl(b.ttl.as_deref())?;
     let now = now_ms();
     let name = b.name;
-    let by = caller_token(&s, &h).await?;
+    // A dashboard session opened through SSO stands for no token: a token minted from it
+    // would outlive the person's access at the provider, so lasting credentials come from a
+    // token (or the command line), whose revocation ends what it made.
+    let by = caller_token(&s, &h).await?.ok_or_else(|| {
+        ApiError(
+            StatusCode::FORBIDDEN,
+            "API tokens cannot be created from an SSO session: use an admin API token or `sightline-server api-token create`".into(),
+        )
+    })?;
     let token = blocking(&s.store, move |st| {
-        let by = by.map_or_else(|| "api".to_owned(), |h| tokens::made_by_token(&h));
+        let by = tokens::made_by_token(&by);
         tokens::create_api(st, role, &name, ttl, now, &by)
     })
     .await?;
