@@ -261,7 +261,7 @@ function policyHelp() {
     el("p", {}, "A policy lists the AI tools, browser extensions, token providers and MCP servers your organisation approves, " +
       "for everyone or per group of people; anything else present on a device is unsanctioned shadow AI. " +
       "Put it in ", el("code", {}, "policy.toml"), " in the collector's data directory and restart the collector, e.g.:"),
-    el("pre", {}, "[approved]\ntools = [\"github_copilot\"]\nproviders = [\"anthropic\"]"),
+    el("pre", {}, "[approved]\ntools = [\"copilot_vscode\", \"cursor\"]\nproviders = [\"anthropic\"]"),
     el("p", { class: "muted" }, "An admin can also approve or mark a single connector unsanctioned from its page."));
 }
 

@@ -427,6 +427,8 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
 fn entra_sign_in_logs_import_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Only `serve` makes a data dir; an empty one is a collector with nothing yet.
+    std::fs::create_dir(&data).unwrap();
     let run = |args: &[&str]| {
         let o = std::process::Command::new(bin("sightline-server"))
             .args(args)
