@@ -769,6 +769,14 @@ fn signins_tokens_and_dashboard_sessions(s: &dyn Store) {
     assert_eq!(s.session_role(b"sso1", 150).unwrap(), None);
     assert_eq!(s.end_sso_sessions("00u1").unwrap(), 1);
     assert_eq!(s.session_role(b"sso2", 150).unwrap(), None);
+    // Offboarding ends sessions by address, in any case, and only that person's.
+    let bob = SsoIdentity { subject: "00u2".into(), email: "Bob@Example.com".into(), role: "admin".into() };
+    s.create_sso_session(b"sso3", &ada, 100, 300).unwrap();
+    s.create_sso_session(b"sso4", &bob, 100, 300).unwrap();
+    assert_eq!(s.end_sso_sessions_of(&[]).unwrap(), 0);
+    assert_eq!(s.end_sso_sessions_of(&["bob@example.com".into(), "nobody@example.com".into()]).unwrap(), 1);
+    assert_eq!(s.session_role(b"sso4", 150).unwrap(), None);
+    assert_eq!(s.session_role(b"sso3", 150).unwrap().as_deref(), Some("viewer"));
 }
 
 fn device_pages_and_fleet_counts(s: &dyn Store) {

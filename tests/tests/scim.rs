@@ -550,3 +550,40 @@ async fn scim2_tester_finds_no_failing_check() {
     }
     c.stop().await;
 }
+
+/// Offboarding through SCIM ends the person's dashboard sessions opened through SSO at once
+/// (matched by the addresses the IdP provisioned), both on deactivation and on deletion;
+/// another person's session stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn offboarding_ends_the_persons_sso_sessions() {
+    use sightline_server::store::SsoIdentity;
+    let c = Collector::start().await;
+    let scim = Scim { c: &c, token: c.api_token("scim") };
+    let user = |name: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{name}@example.com"),
+               "emails": [{"value": format!("{name}.alias@Example.com"), "type": "work"}], "active": true})
+        .to_string()
+    };
+    let ada = scim.ok("POST", "/scim/v2/Users", Some(&user("ada")), 201).1["id"].as_str().unwrap().to_owned();
+    let bob = scim.ok("POST", "/scim/v2/Users", Some(&user("bob")), 201).1["id"].as_str().unwrap().to_owned();
+    // Sessions as the SSO callback opens them: the ID token's address, in its own case.
+    let store = c.shared.store.clone();
+    let now = sightline_server::clock::now_ms();
+    let session = |hash: &'static [u8], email: &str| {
+        let who = SsoIdentity { subject: format!("sub-{email}"), email: email.into(), role: "admin".into() };
+        store.create_sso_session(hash, &who, now, now + 3_600_000).unwrap();
+    };
+    session(b"ada-session", "Ada.Alias@example.com");
+    session(b"bob-session", "bob@example.com");
+    let role = |hash: &[u8]| c.shared.store.session_role(hash, sightline_server::clock::now_ms()).unwrap();
+    assert_eq!(role(b"ada-session").as_deref(), Some("admin"));
+
+    let deactivate = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#;
+    scim.ok("PATCH", &format!("/scim/v2/Users/{ada}"), Some(deactivate), 200);
+    assert_eq!(role(b"ada-session"), None, "deactivation ends her SSO session");
+    assert_eq!(role(b"bob-session").as_deref(), Some("admin"), "another person's session stays");
+
+    scim.ok("DELETE", &format!("/scim/v2/Users/{bob}"), None, 204);
+    assert_eq!(role(b"bob-session"), None, "deletion ends his SSO session");
+    c.stop().await;
+}

@@ -1,7 +1,7 @@
 //! HTTP API tokens and dashboard sessions, once for both backends. Only hashes are stored.
 
 use super::rows::{self, API_TOKENS};
-use super::sql::{Database, args};
+use super::sql::{Database, args, in_list};
 use super::{ApiTokenInfo, AuthStore, PendingLogin, Result, SsoIdentity};
 
 /// How often a token's `last_used_at_ms` is written: a dashboard makes many requests a
@@ -178,5 +178,17 @@ impl<D: Database> AuthStore for D {
 
     fn end_sso_sessions(&self, subject: &str) -> Result<u64> {
         self.write(|db| db.execute("DELETE FROM ui_sso_sessions WHERE subject = $1", args![subject]))
+    }
+
+    fn end_sso_sessions_of(&self, addresses: &[String]) -> Result<u64> {
+        let addresses: Vec<String> = addresses.iter().map(|a| a.to_lowercase()).collect();
+        if addresses.is_empty() {
+            return Ok(0);
+        }
+        self.write(|db| {
+            let sql =
+                format!("DELETE FROM ui_sso_sessions WHERE {}", in_list(db.dialect(), "lower(email)", 1));
+            db.execute(&sql, args![&addresses])
+        })
     }
 }

@@ -788,6 +788,10 @@ pub trait AuthStore: Send + Sync {
 
     /// Ends every OpenID Connect session of `subject`; how many there were.
     fn end_sso_sessions(&self, subject: &str) -> Result<u64>;
+
+    /// Ends every OpenID Connect session signed in under one of these addresses (any case):
+    /// an offboarded person's open dashboard sessions; how many there were.
+    fn end_sso_sessions_of(&self, addresses: &[String]) -> Result<u64>;
 }
 
 /// What the callback of an OpenID Connect login must match: the `state` sent out, the

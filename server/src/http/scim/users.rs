@@ -305,7 +305,11 @@ async fn store_update(s: &AppState, base: &Base, old: Person, mut p: Person) -> 
         p.deprovisioned_at_ms = old.deprovisioned_at_ms.or(Some(now));
     }
     let manager = check_manager(s, &p).await?;
+    let offboarded = old.active && !p.active;
     let p = blocking(s, move |st| st.update_person(&p).map(|()| p)).await?;
+    if offboarded {
+        end_sessions(s, &p).await?;
+    }
     Ok(super::resource_response(&base.users(&p.id), resource(&p, base, manager.as_deref())))
 }
 
@@ -353,6 +357,19 @@ pub(super) async fn delete(
     // Kept on record (the offboarding signal), no longer visible through SCIM.
     p.deleted_at_ms = Some(now);
     tracing::info!(user = %p.user_name, "SCIM: person deleted (kept as deprovisioned).");
-    blocking(&s, move |st| st.update_person(&p)).await?;
+    let p = blocking(&s, move |st| st.update_person(&p).map(|()| p)).await?;
+    end_sessions(&s, &p).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An offboarded person's dashboard sessions opened through SSO end with the offboarding,
+/// not up to twelve hours later: matched by the addresses the IdP provisioned for them.
+async fn end_sessions(s: &AppState, p: &Person) -> Result<(), ScimError> {
+    let addresses: Vec<String> =
+        std::iter::once(p.user_name.clone()).chain(p.emails.iter().cloned()).collect();
+    let ended = blocking(s, move |st| st.end_sso_sessions_of(&addresses)).await?;
+    if ended > 0 {
+        tracing::info!(user = %p.user_name, sessions = ended, "SCIM: the offboarded person's SSO sessions ended.");
+    }
+    Ok(())
 }
