@@ -467,26 +467,19 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// The Python with the third-party protocol clients the tests drive (grpcio's health and
-/// reflection clients, the Prometheus parsers): `target/pyclients`, which the test command
-/// installs (`SIGHTLINE_TEST_PYCLIENTS` names another venv).
-pub fn python_clients() -> PathBuf {
-    let venv = std::env::var_os("SIGHTLINE_TEST_PYCLIENTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyclients"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: scripts/test.sh installs the protocol clients",
-        python.display()
-    );
+/// The Python of the venv `target/NAME`, which the test command makes with the pinned
+/// third-party tools a test drives (`pyclients`: grpcio's health and reflection clients and
+/// the Prometheus parsers; `ocsf-validator`; `scim2-tester`). A missing venv fails the test.
+pub fn venv_python(name: &str) -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(name).join("bin/python");
+    assert!(python.exists(), "{} is missing: scripts/test.sh makes that venv", python.display());
     python
 }
 
-/// Runs one of `tests/clients/*.py` with [`python_clients`]: its stdout as JSON.
+/// Runs one of `tests/clients/*.py` in the `pyclients` venv: its stdout as JSON.
 pub fn python_client(script: &str, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
     use std::io::Write;
-    let mut child = std::process::Command::new(python_clients())
+    let mut child = std::process::Command::new(venv_python("pyclients"))
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients").join(script))
         .args(args)
         .stdin(std::process::Stdio::piped())
@@ -501,6 +494,65 @@ pub fn python_client(script: &str, args: &[&str], stdin: Option<&str>) -> serde_
     assert!(out.status.success(), "{script} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{script}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `tests/browser/`, after checking that the npm modules the scripts there need are
+/// installed (the test command installs them).
+pub fn browser_dir(modules: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    for module in modules {
+        assert!(
+            dir.join("node_modules").join(module).exists(),
+            "{module} is missing: run `npm ci --prefix tests/browser` (the test command does)"
+        );
+    }
+    dir
+}
+
+/// Where the browser scripts leave their screenshots.
+pub fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// Runs `tests/browser/SCRIPT` under node with `env`, the browser and the screenshot dir
+/// (`target/screenshots/`) named; whether it succeeded, and its output (also printed).
+pub fn run_browser(script: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let chromium = chromium();
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: the test command installs Debian's chromium"
+    );
+    let out = std::process::Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("browser").join(script))
+        .envs(env.iter().copied())
+        .env("SIGHTLINE_SHOTS", screenshots())
+        .env("CHROMIUM", &chromium)
+        // The dev CA is not in Node's trust store; the browser is told the same.
+        .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    println!("{log}");
+    (out.status.success(), log)
+}
+
+/// An OpenAI API key in `user`'s Codex credentials, as the agent reports it: its keyed
+/// fingerprint, never the key.
+pub fn openai_token(user: &str, fingerprint: &str) -> pb::observation::Item {
+    pb::observation::Item::Token(pb::TokenItem {
+        provider: "openai".into(),
+        kind: pb::TokenKind::ApiKey as i32,
+        user: Some(user.into()),
+        path: format!("/home/{user}/.codex/auth.json"),
+        source: pb::TokenSource::CredentialFile as i32,
+        fingerprint: fingerprint.into(),
+        locator: Some("/OPENAI_API_KEY".into()),
+        mcp_server: None,
+    })
 }
 
 /// Every file under a directory, as bytes (for leak checks on databases and state dirs).

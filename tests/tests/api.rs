@@ -265,18 +265,7 @@ async fn scim_sessions_and_presence_answer_who_had_what_where() {
         signals: vec!["host:api.openai.com".into()],
         ..Default::default()
     });
-    let token = |user: &str| {
-        Item::Token(pb::TokenItem {
-            provider: "openai".into(),
-            kind: pb::TokenKind::ApiKey as i32,
-            user: Some(user.into()),
-            path: format!("/home/{user}/.codex/auth.json"),
-            source: pb::TokenSource::CredentialFile as i32,
-            fingerprint: "4f5e6d7c8b9a0f1e2d3c4b5a69788796".into(),
-            locator: Some("/OPENAI_API_KEY".into()),
-            mcp_server: None,
-        })
-    };
+    let token = |user: &str| openai_token(user, "4f5e6d7c8b9a0f1e2d3c4b5a69788796");
     let laptop = enroll(&c).await;
     let (b, h) = laptop.batch_of(
         1,

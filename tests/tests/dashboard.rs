@@ -5,7 +5,6 @@
 //! collector without a policy shows the empty states. Screenshots land in
 //! `target/screenshots/`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use sightline_proto::envelope::GENESIS_HASH;
@@ -86,16 +85,7 @@ fn scim(c: &Collector, token: &str, user: &str, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_in_a_real_browser() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: the test command installs Debian's chromium"
-    );
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `npm ci --prefix tests/browser` (the test command does)"
-    );
+    browser_dir(&["playwright-core"]);
 
     let c = Collector::start_with_policy(
         "[approved]\ntools = [\"github_copilot\"]\nproviders = [\"anthropic\"]\n",
@@ -192,27 +182,22 @@ async fn the_dashboard_in_a_real_browser() {
         // Not in the catalog: shown by its id, as reported.
         "uncatalogued_tool": "github_copilot",
     });
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
-    let out = tokio::task::block_in_place(|| {
-        std::process::Command::new("node")
-            .arg(browser_dir.join("dashboard.mjs"))
-            .env("SIGHTLINE_URL", &c.api_url)
-            .env("SIGHTLINE_VIEWER", &viewer)
-            .env("SIGHTLINE_ADMIN", &admin)
-            .env("SIGHTLINE_EXPECT", expect.to_string())
-            .env("SIGHTLINE_EMPTY_URL", &empty.api_url)
-            .env("SIGHTLINE_EMPTY_VIEWER", &empty_viewer)
-            .env("SIGHTLINE_SHOTS", &shots)
-            .env("CHROMIUM", &chromium)
-            // The dev CA is not in Node's trust store; the browser is told the same.
-            .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
-            .output()
-            .unwrap()
+    let expect = expect.to_string();
+    let (ok, log) = tokio::task::block_in_place(|| {
+        run_browser(
+            "dashboard.mjs",
+            &[
+                ("SIGHTLINE_URL", &c.api_url),
+                ("SIGHTLINE_VIEWER", &viewer),
+                ("SIGHTLINE_ADMIN", &admin),
+                ("SIGHTLINE_EXPECT", &expect),
+                ("SIGHTLINE_EMPTY_URL", &empty.api_url),
+                ("SIGHTLINE_EMPTY_VIEWER", &empty_viewer),
+            ],
+        )
     });
-    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    println!("{log}");
     live.terminate(Duration::from_secs(10));
-    assert!(out.status.success(), "the browser run failed:\n{log}\nagent log:\n{}", live.log_text());
+    assert!(ok, "the browser run failed:\n{log}\nagent log:\n{}", live.log_text());
     for page in [
         "login",
         "overview",
@@ -224,13 +209,16 @@ async fn the_dashboard_in_a_real_browser() {
         "people",
         "connector-revoked",
     ] {
-        assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
+        assert!(screenshots().join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
     for page in ["login", "overview", "devices", "device", "connectors", "findings", "connector"] {
-        assert!(shots.join(format!("phone-{page}.png")).exists(), "no phone screenshot of {page}");
+        assert!(screenshots().join(format!("phone-{page}.png")).exists(), "no phone screenshot of {page}");
     }
     for page in ["overview", "devices", "connectors", "findings"] {
-        assert!(shots.join(format!("empty-{page}.png")).exists(), "no screenshot of the empty {page}");
+        assert!(
+            screenshots().join(format!("empty-{page}.png")).exists(),
+            "no screenshot of the empty {page}"
+        );
     }
     c.stop().await;
     empty.stop().await;

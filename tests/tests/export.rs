@@ -62,25 +62,11 @@ fn exported_lines(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The Python that runs the OCSF validator: the venv scripts/test.sh makes (ocsf-lib,
-/// ocsf-json-schema and jsonschema, pinned), or `SIGHTLINE_OCSF_PYTHON`.
-fn ocsf_python() -> PathBuf {
-    let python = std::env::var_os("SIGHTLINE_OCSF_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ocsf-validator/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: scripts/test.sh creates the OCSF validator's venv (target/ocsf-validator)",
-        python.display()
-    );
-    python
-}
-
 /// Validates every line of `files` against the committed OCSF 1.3.0 schema; panics with the
 /// validator's report on any invalid event. Returns the count of events per class.
 fn validate_ocsf(files: &[PathBuf]) -> BTreeMap<String, u64> {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(ocsf_python())
+    let out = std::process::Command::new(venv_python("ocsf-validator"))
         .arg(here.join("ocsf/validate.py"))
         .arg(here.join("data/ocsf-schema-1.3.0"))
         .args(files)
@@ -101,7 +87,7 @@ fn validate_ocsf(files: &[PathBuf]) -> BTreeMap<String, u64> {
 #[test]
 fn the_ocsf_validator_rejects_what_the_schema_forbids() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(ocsf_python())
+    let out = std::process::Command::new(venv_python("ocsf-validator"))
         .arg(here.join("ocsf/validate.py"))
         .arg(here.join("data/ocsf-schema-1.3.0"))
         .arg(here.join("ocsf/invalid-events.jsonl"))
@@ -140,19 +126,6 @@ async fn send(c: &Collector, agent: &Agent, items: Vec<(pb::Change, Item)>) {
     let obs = items.into_iter().map(|(change, item)| observation(change, item)).collect();
     let (b, _) = agent.batch_of(head.seq_head + 1, head.head_hash, obs);
     agent.send(vec![b]).await[0].as_ref().unwrap();
-}
-
-fn token(user: &str, fingerprint: &str) -> Item {
-    Item::Token(pb::TokenItem {
-        provider: "openai".into(),
-        kind: pb::TokenKind::ApiKey as i32,
-        user: Some(user.into()),
-        path: format!("/home/{user}/.codex/auth.json"),
-        source: pb::TokenSource::CredentialFile as i32,
-        fingerprint: fingerprint.into(),
-        locator: Some("/OPENAI_API_KEY".into()),
-        mcp_server: None,
-    })
 }
 
 fn extension(user: &str) -> Item {
@@ -271,13 +244,13 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
             (pb::Change::Appeared, app("0.40.1")),
             (pb::Change::Changed, app("0.41.0")),
             (pb::Change::Appeared, extension("alice")),
-            (pb::Change::Appeared, token("alice", "0123456789abcdef0123456789abcdef")),
-            (pb::Change::Disappeared, token("alice", "0123456789abcdef0123456789abcdef")),
-            (pb::Change::Appeared, token("alice", shared_key)),
+            (pb::Change::Appeared, openai_token("alice", "0123456789abcdef0123456789abcdef")),
+            (pb::Change::Disappeared, openai_token("alice", "0123456789abcdef0123456789abcdef")),
+            (pb::Change::Appeared, openai_token("alice", shared_key)),
         ],
     )
     .await;
-    send(&c, &other, vec![(pb::Change::Appeared, token("bob", shared_key))]).await;
+    send(&c, &other, vec![(pb::Change::Appeared, openai_token("bob", shared_key))]).await;
     // A revocation the laptop only reports on (report mode): not enforced.
     let ext = "extension:bgnkhhnnamicmpeenaelnjfhikgbkllg";
     let issued = sightline_server::revoke::revoke(
@@ -472,7 +445,7 @@ async fn a_resync_exports_only_changes_and_a_redelivery_repeats_uids() {
             (pb::Change::Snapshot, inventory("laptop-1")),
             (pb::Change::Snapshot, app("0.41.0")),
             (pb::Change::Snapshot, extension("carol")),
-            (pb::Change::Snapshot, token("carol", key)),
+            (pb::Change::Snapshot, openai_token("carol", key)),
         ]
     };
     send(&c, &laptop, snapshot()).await;
@@ -490,8 +463,8 @@ async fn a_resync_exports_only_changes_and_a_redelivery_repeats_uids() {
     assert_eq!(again.len(), before, "a resync re-exported: {:#?}", &again[before..]);
 
     // The credential is removed (and reported removed twice): exactly one Close.
-    send(&c, &laptop, vec![(pb::Change::Disappeared, token("carol", key))]).await;
-    send(&c, &laptop, vec![(pb::Change::Disappeared, token("carol", key))]).await;
+    send(&c, &laptop, vec![(pb::Change::Disappeared, openai_token("carol", key))]).await;
+    send(&c, &laptop, vec![(pb::Change::Disappeared, openai_token("carol", key))]).await;
     export_until_caught_up(&c, &config, &[]).await;
     let new = observed().split_off(before);
     assert_eq!(new.len(), 1, "{new:#?}");

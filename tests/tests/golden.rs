@@ -107,18 +107,7 @@ impl Fleet {
                 users: vec![user.into()],
             })
         };
-        let token = |user: &str| {
-            Item::Token(pb::TokenItem {
-                provider: "openai".into(),
-                kind: pb::TokenKind::ApiKey as i32,
-                user: Some(user.into()),
-                path: format!("/home/{user}/.codex/auth.json"),
-                source: pb::TokenSource::CredentialFile as i32,
-                fingerprint: FINGERPRINT.into(),
-                locator: Some("/OPENAI_API_KEY".into()),
-                mcp_server: None,
-            })
-        };
+        let token = |user: &str| openai_token(user, FINGERPRINT);
         let (batch, head) = a.batch_of(
             1,
             GENESIS_HASH,

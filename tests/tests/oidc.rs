@@ -55,18 +55,7 @@ impl Drop for Provider {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_sso_through_a_real_openid_provider() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: the test command installs Debian's chromium"
-    );
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    for module in ["playwright-core", "oidc-provider"] {
-        assert!(
-            browser_dir.join("node_modules").join(module).exists(),
-            "{module} is missing: run `npm ci --prefix tests/browser` (the test command does)"
-        );
-    }
+    let browser_dir = browser_dir(&["playwright-core", "oidc-provider"]);
     let secret = hex::encode(sightline_server::tokens::random(24).unwrap());
     let mut provider = None;
     let c = Collector::start_prepared_by(|api_url, app| {
@@ -92,29 +81,23 @@ async fn sign_in_with_sso_through_a_real_openid_provider() {
     let provider = provider.expect("the provider started");
     let admin = c.api_token("admin");
 
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
-    let out = tokio::task::block_in_place(|| {
-        Command::new("node")
-            .arg(browser_dir.join("oidc.mjs"))
-            .env("SIGHTLINE_URL", &c.api_url)
-            .env("SIGHTLINE_ISSUER", &provider.issuer)
-            .env("SIGHTLINE_ADMIN", &admin)
-            .env("SIGHTLINE_SHOTS", &shots)
-            .env("CHROMIUM", &chromium)
-            // The dev CA is not in Node's trust store; the browser is told the same.
-            .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
-            .output()
-            .unwrap()
+    let (ok, log) = tokio::task::block_in_place(|| {
+        run_browser(
+            "oidc.mjs",
+            &[
+                ("SIGHTLINE_URL", &c.api_url),
+                ("SIGHTLINE_ISSUER", &provider.issuer),
+                ("SIGHTLINE_ADMIN", &admin),
+            ],
+        )
     });
-    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    println!("{log}");
     assert!(
-        out.status.success(),
+        ok,
         "the browser run failed:\n{log}\nprovider log:\n{}",
         std::fs::read_to_string(provider.log.path()).unwrap_or_default()
     );
     for page in ["sso-provider-login", "sso-signed-in", "sso-refused", "sso-login"] {
-        assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
+        assert!(screenshots().join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
     c.stop().await;
 }
@@ -125,11 +108,7 @@ async fn sign_in_with_sso_through_a_real_openid_provider() {
 /// provider's cross-site redirect back.
 #[test]
 fn the_serve_flags_configure_the_provider() {
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    assert!(
-        browser_dir.join("node_modules/oidc-provider").exists(),
-        "oidc-provider is missing: run `npm ci --prefix tests/browser` (the test command does)"
-    );
+    let browser_dir = browser_dir(&["oidc-provider"]);
     let redirect = "https://127.0.0.1:8444/ui/oidc/callback";
     let provider = Provider::start(&browser_dir, redirect, "s3cret");
     let work = tempfile::tempdir().unwrap();

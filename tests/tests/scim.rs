@@ -515,14 +515,7 @@ async fn a_scim_group_decides_the_policy_group_approval() {
 #[tokio::test(flavor = "multi_thread")]
 async fn scim2_tester_finds_no_failing_check() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = std::env::var("SCIM2_TESTER_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root.join("target/scim2-tester/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: scripts/test.sh creates that venv with `pip install -r tests/scim/requirements.txt`",
-        python.display()
-    );
+    let python = venv_python("scim2-tester");
     let c = Collector::start().await;
     let token = c.api_token("scim");
     let out = tokio::task::block_in_place(|| {

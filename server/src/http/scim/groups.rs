@@ -146,7 +146,7 @@ pub(super) async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
-    query(&s, &base, super::list_query(q)?).await
+    super::list_response(all(&s, &base), &super::list_query(q)?).await
 }
 
 /// POST `/Groups/.search`: the same query as a JSON body.
@@ -156,14 +156,7 @@ pub(super) async fn search(
     State(s): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ScimError> {
-    query(&s, &base, super::search_query(&body)?).await
-}
-
-async fn query(s: &AppState, base: &Base, q: ListQuery) -> Result<Response, ScimError> {
-    if let Some(f) = &q.filter {
-        super::filter::parse(f)?;
-    }
-    super::list_response(all(s, base).await?, &q)
+    super::list_response(all(&s, &base), &super::search_query(&body)?).await
 }
 
 /// Every group, as SCIM JSON.
@@ -180,11 +173,7 @@ pub(super) async fn replace(
 ) -> Result<Response, ScimError> {
     let body = parse_body(&body)?;
     let old = get_group(&s, id.clone()).await?;
-    if let Some(other) = body.get("id").and_then(Value::as_str)
-        && other != id
-    {
-        return Err(ScimError::bad("mutability", "`id` is read-only"));
-    }
+    super::same_id(&body, &id)?;
     let g = group_from(&body, id, old.created_at_ms)?;
     write(&s, &base, g, false).await
 }

@@ -207,6 +207,14 @@ pub(crate) fn resource_response(location: &str, v: Value) -> Response {
     r
 }
 
+/// Refuses a replacement whose body names another resource: `id` is read-only.
+pub(crate) fn same_id(body: &Value, id: &str) -> Result<(), ScimError> {
+    match body.get("id").and_then(Value::as_str) {
+        Some(other) if other != id => Err(ScimError::bad("mutability", "`id` is read-only")),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ScimError::bad("invalidSyntax", format!("malformed JSON: {e}")))?;
@@ -306,17 +314,22 @@ async fn search_all(
     body: axum::body::Bytes,
 ) -> Result<Response, ScimError> {
     let q = search_query(&body)?;
-    if let Some(f) = &q.filter {
-        filter::parse(f)?;
-    }
-    let mut all = users::all(&s, &base).await?;
-    all.extend(groups::all(&s, &base).await?);
-    list_response(all, &q)
+    let both = async {
+        let mut all = users::all(&s, &base).await?;
+        all.extend(groups::all(&s, &base).await?);
+        Ok(all)
+    };
+    list_response(both, &q).await
 }
 
 /// A list response over `all` (every resource, as SCIM JSON): filtered, paged and projected.
-pub(crate) fn list_response(all: Vec<Value>, q: &ListQuery) -> Result<Response, ScimError> {
+/// The filter is parsed before `all` is awaited, so a bad filter costs no store read.
+pub(crate) async fn list_response(
+    all: impl Future<Output = Result<Vec<Value>, ScimError>>,
+    q: &ListQuery,
+) -> Result<Response, ScimError> {
     let filter = q.filter.as_deref().map(filter::parse).transpose()?;
+    let all = all.await?;
     let matching: Vec<Value> = match &filter {
         Some(f) => all.into_iter().filter(|r| f.matches(r)).collect(),
         None => all,

@@ -259,7 +259,7 @@ pub(super) async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
-    query(&s, &base, super::list_query(q)?).await
+    super::list_response(all(&s, &base), &super::list_query(q)?).await
 }
 
 /// POST `/Users/.search`: the same query as a JSON body.
@@ -269,15 +269,7 @@ pub(super) async fn search(
     State(s): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ScimError> {
-    query(&s, &base, super::search_query(&body)?).await
-}
-
-async fn query(s: &AppState, base: &Base, q: ListQuery) -> Result<Response, ScimError> {
-    // Parsed before any I/O, so a bad filter costs nothing.
-    if let Some(f) = &q.filter {
-        super::filter::parse(f)?;
-    }
-    super::list_response(all(s, base).await?, &q)
+    super::list_response(all(&s, &base), &super::search_query(&body)?).await
 }
 
 /// Every user, as SCIM JSON.
@@ -296,7 +288,8 @@ async fn store_update(s: &AppState, base: &Base, old: Person, mut p: Person) -> 
     let now = now_ms();
     p.modified_at_ms = now;
     p.groups = old.groups;
-    if old.active && !p.active {
+    let offboarded = old.active && !p.active;
+    if offboarded {
         p.deprovisioned_at_ms = Some(now);
         tracing::info!(user = %p.user_name, "SCIM: person deactivated.");
     } else if p.active {
@@ -305,7 +298,6 @@ async fn store_update(s: &AppState, base: &Base, old: Person, mut p: Person) -> 
         p.deprovisioned_at_ms = old.deprovisioned_at_ms.or(Some(now));
     }
     let manager = check_manager(s, &p).await?;
-    let offboarded = old.active && !p.active;
     let p = blocking(s, move |st| st.update_person(&p).map(|()| p)).await?;
     if offboarded {
         end_sessions(s, &p).await?;
@@ -322,11 +314,7 @@ pub(super) async fn replace(
 ) -> Result<Response, ScimError> {
     let body = parse_body(&body)?;
     let old = live_person(&s, id.clone()).await?;
-    if let Some(other) = body.get("id").and_then(Value::as_str)
-        && other != id
-    {
-        return Err(ScimError::bad("mutability", "`id` is read-only"));
-    }
+    super::same_id(&body, &id)?;
     let p = person_from(&body, id, old.created_at_ms)?;
     store_update(&s, &base, old, p).await
 }
