@@ -182,6 +182,22 @@ fn tokens(f: &str) -> Result<Vec<Token>, ScimError> {
     Ok(out)
 }
 
+/// A JSON number literal. Integers stay exact; anything else goes through the standard
+/// library's correctly rounded float parser, because serde_json's default fast path can be
+/// one unit off, and then a filter written back (as the shortest round-trip form) would not
+/// parse to the same value (the fuzzer found `userName eq 577777777715233630452`).
+fn number(w: &str) -> Option<serde_json::Number> {
+    // Only JSON's number grammar: Rust's parser also takes "inf", "NaN" and "+1".
+    serde_json::from_str::<serde_json::Number>(w).ok()?;
+    if let Ok(i) = w.parse::<i64>() {
+        return Some(i.into());
+    }
+    if let Ok(u) = w.parse::<u64>() {
+        return Some(u.into());
+    }
+    w.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+}
+
 /// A literal after a comparison operator: a string, true/false/null or a number.
 fn literal(t: Option<Token>, f: &str) -> Result<Value, ScimError> {
     match t {
@@ -190,9 +206,9 @@ fn literal(t: Option<Token>, f: &str) -> Result<Value, ScimError> {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
             "null" => Ok(Value::Null),
-            _ => serde_json::from_str::<serde_json::Number>(&w)
+            _ => number(&w)
                 .map(Value::Number)
-                .map_err(|_| invalid(f, format!("{w:?} is not a value (strings are quoted)"))),
+                .ok_or_else(|| invalid(f, format!("{w:?} is not a value (strings are quoted)"))),
         },
         _ => Err(invalid(f, "a comparison needs a value")),
     }
@@ -417,6 +433,20 @@ impl Filter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn big_numbers_written_back_parse_to_the_same_filter() {
+        for text in [
+            "userName eq 577777777715233630452",
+            "x gt 1.5e300",
+            "x lt -9223372036854775809",
+            "x eq 18446744073709551615",
+        ] {
+            let f = parse(text).unwrap();
+            assert_eq!(parse(&f.to_string()).unwrap(), f, "{text} → {f}");
+        }
+        assert!(parse("x eq NaN").is_err() && parse("x eq inf").is_err() && parse("x eq +1").is_err());
+    }
 
     fn user() -> Value {
         json!({
