@@ -418,3 +418,22 @@ fn an_exhausted_time_budget_is_reported_per_home() {
     assert_eq!(budget, vec!["/home/alice", "/home/bob", "/root"]);
     assert!(scan.findings.iter().all(|f| !matches!(f, Finding::Token(_))));
 }
+
+/// One finding per thing: no two findings of a scan share the identity the inventory keys
+/// its view on (`inventory::identity`), on any layout. Two findings with one identity would
+/// overwrite each other in the inventory and flap between scans.
+#[test]
+fn one_finding_per_identity_on_every_layout() {
+    for layout in ["linux", "macos", "windows"] {
+        let scan = scan_layout(layout);
+        let mut seen = std::collections::HashMap::new();
+        for f in &scan.findings {
+            let item = sightline_agent::convert::item(f);
+            let (key, _) = sightline_agent::inventory::identity(&item).expect("findings have identities");
+            if let Some(first) = seen.insert(key.replace('\0', " | "), summary(f)) {
+                panic!("{layout}: two findings share one identity:\n{first}\n{}", summary(f));
+            }
+        }
+        assert!(seen.len() >= 10, "{layout}: too few findings to mean anything");
+    }
+}
