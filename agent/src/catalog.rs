@@ -120,6 +120,43 @@ pub struct ExtensionHeuristics {
 pub struct Ide {
     pub extension_dirs: Vec<String>,
     pub source: String,
+    /// Editors' user-data dir names, substituted for `{app}` in the settings paths.
+    pub settings_apps: Vec<String>,
+    pub settings_linux: Vec<String>,
+    pub settings_macos: Vec<String>,
+    pub settings_windows: Vec<String>,
+    pub settings_source: String,
+}
+
+impl Ide {
+    /// Home-relative settings.json patterns for one layout, `{app}` expanded, each once.
+    pub fn settings_paths(&self, os: Os) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for pattern in per_os(os, &self.settings_linux, &self.settings_macos, &self.settings_windows) {
+            let expanded: Vec<String> = if pattern.contains("{app}") {
+                self.settings_apps.iter().map(|a| pattern.replace("{app}", a)).collect()
+            } else {
+                vec![pattern.clone()]
+            };
+            for p in expanded {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Settings.json keys an AI extension reads a provider key from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdeSetting {
+    pub keys: Vec<String>,
+    pub provider: String,
+    #[serde(default)]
+    pub kind: Option<TokenKind>,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -289,6 +326,7 @@ struct RawCatalog {
     extension: Vec<Extension>,
     extension_heuristics: ExtensionHeuristics,
     ide: Ide,
+    ide_setting: Vec<IdeSetting>,
     browser: Vec<Browser>,
     credential_file: Vec<CredentialFile>,
     key_format: Vec<RawKeyFormat>,
@@ -306,6 +344,8 @@ pub struct Catalog {
     pub extensions: HashMap<String, Extension>,
     pub heuristics: ExtensionHeuristics,
     pub ide: Ide,
+    /// `[[ide_setting]]` by lower-cased key: (provider, kind).
+    pub ide_settings: HashMap<String, (String, TokenKind)>,
     pub browsers: Vec<Browser>,
     pub credential_files: Vec<CredentialFile>,
     pub key_formats: Vec<KeyFormat>,
@@ -436,6 +476,15 @@ impl Catalog {
                 }
             }
         }
+        let mut ide_settings = HashMap::new();
+        for e in raw.ide_setting {
+            for k in &e.keys {
+                let kind = e.kind.unwrap_or(TokenKind::ApiKey);
+                if ide_settings.insert(k.to_ascii_lowercase(), (e.provider.clone(), kind)).is_some() {
+                    return Err(invalid(k, "IDE setting listed twice".into()));
+                }
+            }
+        }
         let mut mcp_ids = HashSet::new();
         for m in &raw.mcp_client {
             if !mcp_ids.insert(m.id.as_str()) {
@@ -457,6 +506,7 @@ impl Catalog {
             extensions,
             heuristics: raw.extension_heuristics,
             ide: raw.ide,
+            ide_settings,
             browsers: raw.browser,
             credential_files: raw.credential_file,
             key_formats,
@@ -571,6 +621,8 @@ mod tests {
         assert!(c.extensions.len() >= 15);
         assert!(c.key_formats.len() >= 20);
         assert!(c.mcp_clients.len() >= 10);
+        assert!(c.ide_settings.len() >= 10);
+        assert!(c.ide.settings_paths(Os::Windows).contains(&"AppData/Roaming/Cursor/User/settings.json".into()));
         assert!(c.browsers.iter().any(|b| b.engine == Engine::Firefox));
         for t in &c.tools {
             assert!(!t.source.trim().is_empty(), "{} has no source", t.id);

@@ -16,7 +16,6 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
                     continue;
                 }
             };
-            ctx.claim(&home.tree, &rel);
             let value = match parse(entry.format, &text) {
                 Ok(v) => v,
                 Err(e) => {

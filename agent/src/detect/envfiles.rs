@@ -28,12 +28,10 @@ pub(crate) fn detect_dotenv(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
 }
 
 /// Project text files: same line rules, but a file is skipped quietly when it is too large
-/// or binary (a repository is full of both), and files another detector read are left alone.
+/// or binary (a repository is full of both). A credential another detector already reported
+/// from the same file is not reported again (`Ctx::token`).
 pub(crate) fn detect_sources(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
     for rel in files {
-        if ctx.claimed.contains(&home.tree.display(rel)) {
-            continue;
-        }
         let text = match home.tree.read(rel, ctx.limits.source_file_size) {
             Ok(bytes) if bytes.iter().take(4096).any(|&b| b == 0) => continue,
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -52,7 +50,6 @@ fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
         Ok(t) => t,
         Err(e) => return ctx.read_error(&home.tree, rel, e),
     };
-    ctx.claim(&home.tree, rel);
     scan_lines(ctx, home, rel, source, &text);
 }
 

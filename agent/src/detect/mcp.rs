@@ -10,16 +10,27 @@ use serde_json::Value;
 
 use super::jsonc::{parse, select};
 use super::redact;
-use super::tokens::{Class, Site, classify, high_entropy, looks_secret, secret_like_name};
+use super::tokens::{Class, Site, classify, high_entropy, is_placeholder, looks_secret, secret_like_name};
 use super::{Ctx, Finding, Home, McpFinding, TokenSource, expand, rel_path};
 use crate::catalog::{McpClient, TokenKind};
 use crate::secret::Secret;
 
 pub(crate) fn detect_global(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
-    for client in &catalog.mcp_clients {
-        for rel in client.paths(ctx.os).flat_map(|p| expand(&home.tree, p)) {
-            read_config(ctx, home, client, &rel);
+    // A file two entries match (Cline's VS Code path and the `*` of `cline_forks`) is one
+    // config: it is read once, for the entry whose pattern has the fewest `*` (the most
+    // specific), the first in catalog order on a tie.
+    let mut candidates: Vec<(usize, usize, PathBuf)> = Vec::new();
+    for (i, client) in catalog.mcp_clients.iter().enumerate() {
+        for pattern in client.paths(ctx.os) {
+            let wildcards = pattern.matches('*').count();
+            candidates.extend(expand(&home.tree, pattern).into_iter().map(|rel| (wildcards, i, rel)));
+        }
+    }
+    candidates.sort_by_key(|(wildcards, i, _)| (*wildcards, *i));
+    for (_, i, rel) in candidates {
+        if !ctx.mcp_read.contains(&rel) {
+            read_config(ctx, home, &catalog.mcp_clients[i], &rel);
         }
     }
 }
@@ -28,8 +39,8 @@ pub(crate) fn detect_project(ctx: &mut Ctx<'_>, home: &Home, configs: &[(String,
     let catalog = ctx.catalog;
     for (id, rel) in configs {
         if let Some(client) = catalog.mcp_clients.iter().find(|c| &c.id == id) {
-            // A project file at the home root may be the client's global config, already read.
-            if client.paths(ctx.os).any(|p| rel_path(p) == *rel) {
+            // A project file at the home root may be a global config, already read.
+            if ctx.mcp_read.contains(rel) || client.paths(ctx.os).any(|p| rel_path(p) == *rel) {
                 continue;
             }
             read_config(ctx, home, client, rel);
@@ -38,11 +49,11 @@ pub(crate) fn detect_project(ctx: &mut Ctx<'_>, home: &Home, configs: &[(String,
 }
 
 fn read_config(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path) {
+    ctx.mcp_read.insert(rel.to_path_buf());
     let text = match home.tree.read_text(rel, ctx.limits.large_file) {
         Ok(t) => t,
         Err(e) => return ctx.read_error(&home.tree, rel, e),
     };
-    ctx.claim(&home.tree, rel);
     let doc = match parse(client.format, &text) {
         Ok(v) => v,
         Err(e) => return ctx.error(&home.tree, rel, e),
@@ -90,7 +101,7 @@ fn server(
     match command {
         // A whole command line in one string (`"command": "srv --api-key …"`): split it as a
         // shell would, so its flags are seen one by one.
-        Value::String(c) => argv.extend(split_command(c)),
+        Value::String(c) => argv.extend(redact::split_command(c)),
         Value::Array(a) => argv.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned))),
         Value::Object(o) => {
             if let Some(p) = o.get("path").and_then(Value::as_str) {
@@ -130,6 +141,11 @@ fn server(
     for (loc, value) in creds {
         let var = loc.rsplit('/').next().unwrap_or_default().to_owned();
         let value = strip_scheme(&value).trim().to_owned();
+        // `${env:X}`, `${input:x}`, `$X`, `{{X}}`, `<YOUR_KEY>`: a reference, not a value
+        // (checked first: a reference can be shaped like a secret under a secret name).
+        if is_placeholder(catalog, &value) {
+            continue;
+        }
         let class = classify(catalog, &value, Some(&var), None).or_else(|| {
             // A secret-named variable with a secret-shaped value, or a random string under
             // any name, is a credential even when we cannot tell its issuer.
@@ -165,46 +181,6 @@ fn strip_scheme(v: &str) -> &str {
     ["Bearer ", "Basic ", "Token ", "Bot "].iter().find_map(|p| v.strip_prefix(p)).unwrap_or(v)
 }
 
-/// Shell-like words: whitespace separates, quotes group (single quotes literally), a
-/// backslash escapes the next character outside single quotes.
-fn split_command(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('\''), c) => word.push(c),
-            (_, '\\') => {
-                if let Some(n) = chars.next() {
-                    word.push(n);
-                }
-                in_word = true;
-            }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            (_, c) => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(word);
-    }
-    out
-}
-
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
@@ -212,26 +188,103 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The string values of a name → value map (env, headers) with their pointers. A value that
+/// is itself JSON (`OPENAPI_MCP_HEADERS = "{\"Authorization\": \"Bearer …\"}"`) is opened and
+/// its strings are collected beneath it, so the credential inside is judged by its own name;
+/// so is a whole map written as one JSON string.
 fn collect_named(v: Option<&Value>, pointer: &str, out: &mut Vec<(String, String)>) {
-    if let Some(Value::Object(m)) = v {
-        for (k, v) in m {
-            if let Some(s) = v.as_str() {
-                out.push((format!("{pointer}/{k}"), s.to_owned()));
+    match v {
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let at = format!("{pointer}/{k}");
+                match v.as_str().map(|s| (s, embedded_json(s))) {
+                    Some((_, Some(inner))) => collect_leaves(&inner, &at, out, 0),
+                    Some((s, None)) => out.push((at, s.to_owned())),
+                    None => {}
+                }
             }
         }
+        Some(Value::String(s)) => {
+            if let Some(inner @ Value::Object(_)) = embedded_json(s) {
+                collect_named(Some(&inner), pointer, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A string holding a JSON object or array, parsed.
+fn embedded_json(s: &str) -> Option<Value> {
+    let t = s.trim_start();
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        return None;
+    }
+    serde_json::from_str::<Value>(s).ok().filter(|v| v.is_object() || v.is_array())
+}
+
+/// How deep a JSON value inside a string is followed: headers and env maps are flat; the
+/// bound keeps a hostile file from recursing without end.
+const EMBEDDED_DEPTH: usize = 8;
+
+fn collect_leaves(v: &Value, pointer: &str, out: &mut Vec<(String, String)>, depth: usize) {
+    if depth > EMBEDDED_DEPTH {
+        return;
+    }
+    match v {
+        Value::String(s) => out.push((pointer.to_owned(), s.clone())),
+        Value::Object(m) => {
+            for (k, v) in m {
+                collect_leaves(v, &format!("{pointer}/{k}"), out, depth + 1);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                collect_leaves(v, &format!("{pointer}/{i}"), out, depth + 1);
+            }
+        }
+        _ => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    fn named(v: serde_json::Value) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        super::collect_named(Some(&v), "/s/env", &mut out);
+        out
+    }
+
     #[test]
-    fn a_command_in_one_string_splits_like_a_shell() {
-        assert_eq!(
-            super::split_command(r#"srv --api-key 'a b' --name "x y" c\ d"#),
-            ["srv", "--api-key", "a b", "--name", "x y", "c d"]
-        );
-        assert_eq!(super::split_command("npx"), ["npx"]);
-        assert_eq!(super::split_command("  "), Vec::<String>::new());
-        assert_eq!(super::split_command("a ''"), ["a", ""]);
+    fn json_inside_an_env_value_is_opened() {
+        let got = named(json!({
+            "OPENAPI_MCP_HEADERS": "{\"Authorization\": \"Bearer abc\", \"Notion-Version\": \"2022-06-28\"}",
+            "LIST": "[\"x\", {\"k\": \"y\"}]",
+            "PLAIN": "{not json",
+            "NUM": 3,
+        }));
+        let want: Vec<(String, String)> = [
+            ("/s/env/LIST/0", "x"),
+            ("/s/env/LIST/1/k", "y"),
+            ("/s/env/OPENAPI_MCP_HEADERS/Authorization", "Bearer abc"),
+            ("/s/env/OPENAPI_MCP_HEADERS/Notion-Version", "2022-06-28"),
+            ("/s/env/PLAIN", "{not json"),
+        ]
+        .into_iter()
+        .map(|(p, v)| (p.to_owned(), v.to_owned()))
+        .collect();
+        let mut got = got;
+        got.sort();
+        assert_eq!(got, want);
+        // A whole map written as one JSON string; a JSON scalar string is a plain value.
+        assert_eq!(named(json!("{\"X-Key\": \"v\"}")), [("/s/env/X-Key".to_owned(), "v".to_owned())]);
+        assert!(named(json!("\"quoted\"")).is_empty());
+        // Nesting deeper than the bound is not followed.
+        let mut deep = json!("leaf");
+        for _ in 0..20 {
+            deep = json!({ "a": deep });
+        }
+        assert!(named(json!({ "D": deep.to_string() })).is_empty());
     }
 }

@@ -17,6 +17,7 @@ pub mod processes;
 pub mod redact;
 mod scrub;
 pub mod sessions;
+pub mod settings;
 pub mod tokens;
 pub mod walk;
 
@@ -277,16 +278,17 @@ pub(crate) struct Ctx<'a> {
     pub os: Os,
     pub findings: Vec<Finding>,
     pub errors: Vec<ScanError>,
-    /// Files a structured detector already read (by displayed path), so the source-file
-    /// sweep does not report their credentials a second time under another source.
-    pub claimed: std::collections::HashSet<String>,
+    /// Credentials already reported, by displayed path → fingerprints. Claims are per
+    /// credential, not per file: the source-file sweep still reads a file another detector
+    /// read (an editor's settings.json is an MCP config too) but never reports a credential
+    /// a second time from the same file under another source.
+    pub claimed: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    /// MCP configs already read (home-relative), so a file two catalog entries match is
+    /// read, and its servers reported, once.
+    pub mcp_read: std::collections::HashSet<PathBuf>,
 }
 
 impl Ctx<'_> {
-    pub(crate) fn claim(&mut self, tree: &Tree, rel: &Path) {
-        self.claimed.insert(tree.display(rel));
-    }
-
     /// Records a read failure unless the file is simply absent.
     pub(crate) fn read_error(&mut self, tree: &Tree, rel: &Path, err: ReadError) {
         if !err.is_not_found() {
@@ -364,6 +366,7 @@ pub fn scan_home(
     apps::detect_home(&mut ctx, home);
     extensions::detect(&mut ctx, home);
     credentials::detect(&mut ctx, home);
+    settings::detect(&mut ctx, home);
     mcp::detect_global(&mut ctx, home);
     envfiles::detect_rc(&mut ctx, home);
     let quiet = |f: &mut dyn FnMut()| match home.tree.touched() {
@@ -384,13 +387,25 @@ pub fn scan_home(
         quiet(&mut || envfiles::detect_sources(&mut ctx, home, &walked.sources));
     }
     dedup(&mut ctx.findings);
+    // Two readers of one file (the settings and MCP detectors) meet the same problem with it.
+    let mut seen_errors = std::collections::HashSet::new();
+    ctx.errors.retain(|e| seen_errors.insert((e.path.clone(), e.error.clone())));
     scrub::scrub(catalog, &mut ctx.findings, &mut ctx.errors);
     HomeScan { findings: ctx.findings, errors: ctx.errors, walked }
 }
 
 impl<'a> Ctx<'a> {
     fn new(catalog: &'a Catalog, fp: &'a Fingerprinter, limits: &'a Limits, os: Os) -> Ctx<'a> {
-        Ctx { catalog, fp, limits, os, findings: Vec::new(), errors: Vec::new(), claimed: Default::default() }
+        Ctx {
+            catalog,
+            fp,
+            limits,
+            os,
+            findings: Vec::new(),
+            errors: Vec::new(),
+            claimed: Default::default(),
+            mcp_read: Default::default(),
+        }
     }
 }
 

@@ -40,13 +40,55 @@ enum Next {
     Userinfo,
 }
 
+/// Arguments after which a shell runs the next argument as a whole command line
+/// (`sh -c "…"`, `cmd /c "…"`, `powershell -Command "…"`).
+const SHELL_COMMAND_FLAGS: &[&str] = &["-c", "-lc", "-ic", "/c", "/k", "-command", "-Command"];
+
+/// Secret-named flags whose value says where a secret is, not what it is
+/// (`--token-file`, `--api-key-env`, `--auth-url`): their value is judged as any other.
+const REFERENCE_SUFFIXES: &[&str] = &[
+    "file", "path", "url", "uri", "endpoint", "env", "var", "dir", "type", "mode", "method", "name", "cmd",
+    "command", "helper", "id",
+];
+
+fn names_a_reference(flag: &str) -> bool {
+    flag.contains(['-', '_'])
+        && flag
+            .rsplit(['-', '_'])
+            .next()
+            .is_some_and(|last| REFERENCE_SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(last)))
+}
+
+fn secret_flag(name: &str) -> bool {
+    secret_like_name(name) && !names_a_reference(name)
+}
+
 /// Redacts an argv list and joins it into one display string.
 pub(crate) fn command_line(catalog: &Catalog, argv: &[String]) -> Redacted {
+    command_line_at(catalog, argv, 0)
+}
+
+/// Nested command lines (a shell's command string) are followed this deep.
+const MAX_NESTING: usize = 4;
+
+fn command_line_at(catalog: &Catalog, argv: &[String], depth: usize) -> Redacted {
     let mut out = Redacted::default();
     let mut shown = Vec::with_capacity(argv.len());
     let mut next = Next::Plain;
     for (i, arg) in argv.iter().enumerate() {
         let mut found = Vec::new();
+        // One argument that is itself a command line: the string a shell runs (`cmd /c
+        // "npx srv --access-token …"`), or a flag and its value written as one argument
+        // (`"--api-key abc"`). Its words are redacted as a command line of their own.
+        if next == Next::Plain
+            && depth < MAX_NESTING
+            && let Some(words) = nested_words(argv, i)
+        {
+            let inner = command_line_at(catalog, &words, depth + 1);
+            shown.push(inner.shown);
+            out.secrets.extend(inner.secrets.into_iter().map(|(_, s)| (i, s)));
+            continue;
+        }
         let s = match std::mem::replace(&mut next, Next::Plain) {
             // A secret may itself begin with `-`; only a long option ends the flag's value.
             Next::Secret if !arg.starts_with("--") => {
@@ -71,7 +113,7 @@ pub(crate) fn command_line(catalog: &Catalog, argv: &[String]) -> Redacted {
                                 userinfo(catalog, v, &mut found)
                             )
                         }
-                        Some((name, v)) if secret_like_name(name) && !v.is_empty() => {
+                        Some((name, v)) if secret_flag(name) && !v.is_empty() => {
                             if real(catalog, v) {
                                 found.push(v.to_owned());
                             }
@@ -92,7 +134,7 @@ pub(crate) fn command_line(catalog: &Catalog, argv: &[String]) -> Redacted {
                             next = Next::Userinfo;
                             arg.clone()
                         }
-                        None if secret_like_name(flag_name) => {
+                        None if secret_flag(flag_name) => {
                             next = Next::Secret;
                             arg.clone()
                         }
@@ -106,6 +148,71 @@ pub(crate) fn command_line(catalog: &Catalog, argv: &[String]) -> Redacted {
         out.secrets.extend(found.into_iter().map(|v| (i, Secret::new(v))));
     }
     out.shown = shown.join(" ");
+    out
+}
+
+/// The words of argument `i` when it is a command line of its own (see `command_line_at`).
+fn nested_words(argv: &[String], i: usize) -> Option<Vec<String>> {
+    let arg = argv[i].trim();
+    if !arg.contains(char::is_whitespace) {
+        return None;
+    }
+    let after_shell_flag = i > 0 && SHELL_COMMAND_FLAGS.contains(&argv[i - 1].as_str());
+    if after_shell_flag && !arg.starts_with(['{', '[']) {
+        return Some(split_command(arg));
+    }
+    // `--flag value…`: a space before any `=`.
+    let (flag, rest) = arg.split_once(char::is_whitespace)?;
+    if !flag.starts_with('-') || flag.contains('=') || flag.len() < 2 {
+        return None;
+    }
+    let rest = rest.trim();
+    if is_header_flag(flag.trim_start_matches('-')) {
+        // A header value keeps its spaces (`-H Authorization: Bearer …`).
+        return Some(vec![flag.to_owned(), rest.to_owned()]);
+    }
+    let mut words = vec![flag.to_owned()];
+    words.extend(split_command(rest));
+    Some(words)
+}
+
+/// Shell-like words: whitespace separates, quotes group (single quotes literally), a
+/// backslash escapes the next character outside single quotes.
+pub(crate) fn split_command(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => word.push(c),
+            (_, '\\') => {
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+                in_word = true;
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (_, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(word);
+    }
     out
 }
 
@@ -178,10 +285,22 @@ fn value_into(catalog: &Catalog, v: &str, found: &mut Vec<String>) -> String {
     {
         return header(catalog, v, found);
     }
+    // `NAME={json}` (`-e OPENAPI_MCP_HEADERS={"Authorization": "Bearer …"}`): the JSON is
+    // judged key by key, so the credential inside is found under its own name.
+    if let Some((name, val)) = v.split_once('=')
+        && is_header_name(name)
+        && val.trim_start().starts_with(['{', '['])
+        && let Ok(mut json) = serde_json::from_str::<serde_json::Value>(val)
+    {
+        json_value(catalog, &mut json, Some(name), found);
+        return format!("{name}={json}");
+    }
+    // (`token=a&secret=b` is a query of several values: `inline` takes each.)
     if let Some((name, val)) = v.split_once('=')
         && secret_like_name(name)
         && !name.contains(char::is_whitespace)
         && !val.is_empty()
+        && !val.contains('&')
     {
         if real(catalog, val) {
             found.push(val.to_owned());
@@ -292,12 +411,13 @@ fn redact_url(catalog: &Catalog, u: &str) -> (String, Vec<(String, String)>) {
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, pass)) => {
-                if !pass.is_empty() {
+                // `https://svc:${env:PASSWORD}@host`: a reference, shown redacted all the same.
+                if !pass.is_empty() && !is_placeholder(catalog, pass) {
                     found.push(("password".to_owned(), pass.to_owned()));
                 }
                 format!("{user}:{REDACTED}@{host}")
             }
-            None if looks_secret(catalog, userinfo) => {
+            None if looks_secret(catalog, userinfo) && !is_placeholder(catalog, userinfo) => {
                 found.push(("userinfo".to_owned(), userinfo.to_owned()));
                 format!("{REDACTED}@{host}")
             }
@@ -495,6 +615,76 @@ mod tests {
             "npx -y @modelcontextprotocol/server-filesystem /home/alice/Documents --header Accept: application/json --token [REDACTED]"
         );
         assert!(r.secrets.is_empty(), "{:?}", r.secrets);
+    }
+
+    /// Shapes that used to be shown as they were, their credential never reported: a shell's
+    /// command string, a flag and its value in one argument, JSON after `NAME=`.
+    #[test]
+    fn credentials_inside_one_argument_are_redacted_and_returned() {
+        let c = Catalog::builtin().unwrap();
+        // Short: neither a key format nor random enough to be caught on its own.
+        let pw = "Tr0ub4dor3x";
+        let cases: Vec<(Vec<String>, String)> = vec![
+            (
+                argv(&["cmd", "/c", &format!("npx -y @acme/mcp --access-token {pw}")]),
+                "cmd /c npx -y @acme/mcp --access-token [REDACTED]".into(),
+            ),
+            (argv(&["sh", "-c", &format!("srv --api-key={pw} --v")]), "sh -c srv --api-key=[REDACTED] --v".into()),
+            (argv(&["srv", &format!("--token {pw}")]), "srv --token [REDACTED]".into()),
+            (argv(&["srv", &format!("--config=token={pw}&v=1")]), "srv --config=token=[REDACTED]&v=1".into()),
+            (
+                argv(&["srv", &format!("-H Authorization: Bearer {pw}")]),
+                "srv -H Authorization: Bearer [REDACTED]".into(),
+            ),
+            (
+                argv(&[
+                    "docker",
+                    "-e",
+                    &format!("OPENAPI_MCP_HEADERS={{\"Authorization\": \"Bearer {pw}\", \"Notion-Version\": \"2022-06-28\"}}"),
+                ]),
+                "docker -e OPENAPI_MCP_HEADERS={\"Authorization\":\"[REDACTED]\",\"Notion-Version\":\"2022-06-28\"}"
+                    .into(),
+            ),
+        ];
+        for (a, want) in &cases {
+            let r = command_line(&c, a);
+            assert_eq!(r.shown, *want);
+            assert_eq!(r.secrets.len(), 1, "{want}: {:?}", r.secrets);
+            assert!(r.secrets[0].1.expose().ends_with(pw));
+            assert_eq!(r.secrets[0].0, a.len() - 1, "the secret's index is the argument that held it");
+        }
+    }
+
+    /// Flags that name where a secret is, and references, are not credentials.
+    #[test]
+    fn references_are_not_credentials() {
+        let c = Catalog::builtin().unwrap();
+        for a in [
+            argv(&["srv", "--token-file", "/run/secrets/mcp_token_2024"]),
+            argv(&["srv", "--api-key-env=ACME_API_KEY_V2"]),
+            argv(&["srv", "--auth-url", "https://login.acme.example/oauth2/token"]),
+            argv(&["srv", "--api-key", "${env:ACME_API_KEY_2}"]),
+            argv(&["srv", "--token", "${input:acme_token_1}"]),
+            argv(&["srv", "--token", "{{ACME_TOKEN_1}}"]),
+            argv(&["srv", "--password", "<YOUR_PASSWORD_1>"]),
+            argv(&["srv", "https://svc:${env:SVC_PASSWORD_1}@mcp.acme.example/sse"]),
+        ] {
+            let r = command_line(&c, &a);
+            assert!(r.secrets.is_empty(), "{a:?}: {:?}", r.secrets);
+        }
+        assert!(names_a_reference("token-file") && names_a_reference("API_KEY_ENV"));
+        assert!(!names_a_reference("api-key") && !names_a_reference("token") && !names_a_reference("file"));
+    }
+
+    #[test]
+    fn a_command_in_one_string_splits_like_a_shell() {
+        assert_eq!(
+            split_command(r#"srv --api-key 'a b' --name "x y" c\ d"#),
+            ["srv", "--api-key", "a b", "--name", "x y", "c d"]
+        );
+        assert_eq!(split_command("npx"), ["npx"]);
+        assert_eq!(split_command("  "), Vec::<String>::new());
+        assert_eq!(split_command("a ''"), ["a", ""]);
     }
 
     #[test]

@@ -166,6 +166,11 @@ pub(crate) struct Site<'a> {
 
 impl Ctx<'_> {
     /// Records a token finding; the value is fingerprinted here and dropped.
+    ///
+    /// A credential another detector already reported from the same file is not reported
+    /// again by the source-file sweep. Two different credentials that would share an
+    /// identity (path, locator, provider: two keys in one argument or on one line) are told
+    /// apart by a `#2`, `#3`… on the locator, in the order they were found.
     pub(crate) fn token(
         &mut self,
         site: &Site<'_>,
@@ -175,11 +180,35 @@ impl Ctx<'_> {
         mcp_server: Option<&str>,
     ) {
         let fingerprint = self.fp.fingerprint(&value);
+        let path = site.home.tree.display(site.rel);
+        if site.source == TokenSource::SourceFile {
+            if self.claimed.get(&path).is_some_and(|c| c.contains(&fingerprint)) {
+                return;
+            }
+        } else {
+            self.claimed.entry(path.clone()).or_default().insert(fingerprint.clone());
+        }
+        let mut locator = locator;
+        if let Some(base) = locator.clone() {
+            let taken = |loc: &Option<String>, findings: &[Finding]| {
+                findings.iter().any(|f| {
+                    matches!(f, Finding::Token(t) if t.path == path
+                        && t.provider == class.provider
+                        && t.locator == *loc
+                        && t.fingerprint != fingerprint)
+                })
+            };
+            let mut n = 1;
+            while taken(&locator, &self.findings) {
+                n += 1;
+                locator = Some(format!("{base}#{n}"));
+            }
+        }
         self.findings.push(Finding::Token(TokenFinding {
             provider: class.provider,
             kind: class.kind,
             user: Some(site.home.user.clone()),
-            path: site.home.tree.display(site.rel),
+            path,
             source: site.source,
             fingerprint,
             locator,
@@ -221,6 +250,21 @@ mod tests {
             "short1",
         ] {
             assert!(classify(&c, v, Some("OPENAI_API_KEY"), None).is_none(), "{v}");
+        }
+        // Editor and template variable syntaxes, with digits so they look secret-shaped.
+        for v in [
+            "${env:OPENAI_API_KEY_2}",
+            "${input:openai_key_2}",
+            "${OPENAI_API_KEY_2}",
+            "$OPENAI_API_KEY_2",
+            "{{OPENAI_API_KEY_2}}",
+            "<YOUR_OPENAI_KEY_2>",
+            "%OPENAI_API_KEY_2%",
+        ] {
+            assert!(is_placeholder(&c, v), "{v}");
+            assert!(looks_secret(&c, v), "{v}: the shape alone would pass");
+            assert!(!high_entropy(&c, v), "{v}");
+            assert!(classify(&c, v, Some("OPENAI_API_KEY"), Some(("openai", TokenKind::ApiKey))).is_none(), "{v}");
         }
         let fake_format = format!("hf_{}", "a".repeat(34));
         assert!(classify(&c, &fake_format, None, None).is_none());
