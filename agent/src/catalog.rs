@@ -622,7 +622,9 @@ mod tests {
         assert!(c.key_formats.len() >= 20);
         assert!(c.mcp_clients.len() >= 10);
         assert!(c.ide_settings.len() >= 10);
-        assert!(c.ide.settings_paths(Os::Windows).contains(&"AppData/Roaming/Cursor/User/settings.json".into()));
+        assert!(
+            c.ide.settings_paths(Os::Windows).contains(&"AppData/Roaming/Cursor/User/settings.json".into())
+        );
         assert!(c.browsers.iter().any(|b| b.engine == Engine::Firefox));
         for t in &c.tools {
             assert!(!t.source.trim().is_empty(), "{} has no source", t.id);

@@ -264,7 +264,10 @@ mod tests {
             assert!(is_placeholder(&c, v), "{v}");
             assert!(looks_secret(&c, v), "{v}: the shape alone would pass");
             assert!(!high_entropy(&c, v), "{v}");
-            assert!(classify(&c, v, Some("OPENAI_API_KEY"), Some(("openai", TokenKind::ApiKey))).is_none(), "{v}");
+            assert!(
+                classify(&c, v, Some("OPENAI_API_KEY"), Some(("openai", TokenKind::ApiKey))).is_none(),
+                "{v}"
+            );
         }
         let fake_format = format!("hf_{}", "a".repeat(34));
         assert!(classify(&c, &fake_format, None, None).is_none());
