@@ -246,9 +246,12 @@ mod hostile {
 
     const KEY_LINE: &str = "export GROQ_API_KEY=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";
 
+    /// Every hostile scan is also held to one finding per identity.
     fn scan(root: &Path, limits: Limits) -> sightline_agent::detect::FileScan {
         let tree = Tree::open_root(root).unwrap();
-        scan_files(&tree, &Catalog::builtin().unwrap(), &fp(), &limits)
+        let s = scan_files(&tree, &Catalog::builtin().unwrap(), &fp(), &limits);
+        assert_unique_identities(&s, &root.display().to_string());
+        s
     }
 
     fn tokens_at(s: &sightline_agent::detect::FileScan) -> Vec<String> {
@@ -425,15 +428,20 @@ fn an_exhausted_time_budget_is_reported_per_home() {
 #[test]
 fn one_finding_per_identity_on_every_layout() {
     for layout in ["linux", "macos", "windows"] {
-        let scan = scan_layout(layout);
-        let mut seen = std::collections::HashMap::new();
-        for f in &scan.findings {
-            let item = sightline_agent::convert::item(f);
-            let (key, _) = sightline_agent::inventory::identity(&item).expect("findings have identities");
-            if let Some(first) = seen.insert(key.replace('\0', " | "), summary(f)) {
-                panic!("{layout}: two findings share one identity:\n{first}\n{}", summary(f));
-            }
-        }
-        assert!(seen.len() >= 10, "{layout}: too few findings to mean anything");
+        let n = assert_unique_identities(&scan_layout(layout), layout);
+        assert!(n >= 10, "{layout}: too few findings to mean anything");
     }
+}
+
+/// Fails on two findings with one inventory identity; returns how many findings there are.
+fn assert_unique_identities(scan: &sightline_agent::detect::FileScan, what: &str) -> usize {
+    let mut seen = std::collections::HashMap::new();
+    for f in &scan.findings {
+        let item = sightline_agent::convert::item(f);
+        let (key, _) = sightline_agent::inventory::identity(&item).expect("findings have identities");
+        if let Some(first) = seen.insert(key.replace('\0', " | "), summary(f)) {
+            panic!("{what}: two findings share one identity:\n{first}\n{}", summary(f));
+        }
+    }
+    seen.len()
 }

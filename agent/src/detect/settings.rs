@@ -25,6 +25,10 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
                     continue;
                 }
             };
+            // A fresh editor may leave the file empty: no settings, not a malformed file.
+            if text.trim().is_empty() {
+                continue;
+            }
             let doc = match parse(FileFormat::Jsonc, &text) {
                 Ok(Value::Object(m)) => m,
                 // Not an object: nothing an extension would read; the MCP reader reports
