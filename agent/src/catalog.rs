@@ -88,6 +88,14 @@ pub struct Tool {
     /// Distinctive local ports the tool's server listens on.
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// npm package names that install this tool (`@anthropic-ai/claude-code`), looked for
+    /// in the `[installs]` npm global roots.
+    #[serde(default)]
+    pub npm_packages: Vec<String>,
+    /// AppImage file-name patterns (`Cursor-{version}-*.AppImage`, matched without regard
+    /// to case; `*` is any run, `{version}` is one too and is reported as the version).
+    #[serde(default)]
+    pub appimages: Vec<String>,
     pub source: String,
 }
 
@@ -95,6 +103,25 @@ impl Tool {
     /// Install paths for one OS layout (home-relative, absolute or `{programfiles}/…`).
     pub fn install_paths(&self, os: Os) -> &[String] {
         per_os(os, &self.linux, &self.macos, &self.windows)
+    }
+}
+
+/// Where package managers and portable formats put tools, whatever the tool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Installs {
+    /// npm global `node_modules` directories (path rules as for tools; `*` allowed).
+    pub npm_roots_linux: Vec<String>,
+    pub npm_roots_macos: Vec<String>,
+    pub npm_roots_windows: Vec<String>,
+    /// Home-relative directories where people keep AppImages (Linux).
+    pub appimage_dirs: Vec<String>,
+    pub source: String,
+}
+
+impl Installs {
+    pub fn npm_roots(&self, os: Os) -> &[String] {
+        per_os(os, &self.npm_roots_linux, &self.npm_roots_macos, &self.npm_roots_windows)
     }
 }
 
@@ -286,6 +313,7 @@ pub struct EnvFiles {
 struct RawCatalog {
     schema_version: u32,
     tool: Vec<Tool>,
+    installs: Installs,
     extension: Vec<Extension>,
     extension_heuristics: ExtensionHeuristics,
     ide: Ide,
@@ -303,6 +331,7 @@ struct RawCatalog {
 #[derive(Debug)]
 pub struct Catalog {
     pub tools: Vec<Tool>,
+    pub installs: Installs,
     pub extensions: HashMap<String, Extension>,
     pub heuristics: ExtensionHeuristics,
     pub ide: Ide,
@@ -341,6 +370,7 @@ impl Catalog {
         let mut vscode_ids = HashSet::new();
         let mut ports = HashSet::new();
         let mut bundle_ids = HashSet::new();
+        let mut npm_packages = HashSet::new();
         for (i, t) in raw.tool.iter().enumerate() {
             if !is_id(&t.id) {
                 return Err(invalid(&t.id, "tool id must be lower_snake_case".into()));
@@ -370,6 +400,21 @@ impl Catalog {
             for b in &t.mac_bundle_ids {
                 if !bundle_ids.insert(b.as_str()) {
                     return Err(invalid(&t.id, format!("bundle id {b:?} claimed by two tools")));
+                }
+            }
+            for p in &t.npm_packages {
+                if !npm_packages.insert(p.as_str()) {
+                    return Err(invalid(&t.id, format!("npm package {p:?} claimed by two tools")));
+                }
+            }
+            for a in &t.appimages {
+                if !a.to_ascii_lowercase().ends_with(".appimage") || a.matches("{version}").count() > 1 {
+                    return Err(invalid(&t.id, format!("AppImage pattern {a:?} is malformed")));
+                }
+            }
+            for p in t.linux.iter().chain(&t.macos).chain(&t.windows) {
+                if p.matches("{version}").count() > 1 {
+                    return Err(invalid(&t.id, format!("install path {p:?} has two versions")));
                 }
             }
         }
@@ -454,6 +499,7 @@ impl Catalog {
 
         Ok(Catalog {
             tools: raw.tool,
+            installs: raw.installs,
             extensions,
             heuristics: raw.extension_heuristics,
             ide: raw.ide,
@@ -561,7 +607,9 @@ mod tests {
                     && t.linux.is_empty()
                     && t.macos.is_empty()
                     && t.windows.is_empty()
-                    && t.vscode_extensions.is_empty())
+                    && t.vscode_extensions.is_empty()
+                    && t.npm_packages.is_empty()
+                    && t.appimages.is_empty())
             })
             .count();
         assert!(apps >= 60, "{apps} apps/CLIs/agents");

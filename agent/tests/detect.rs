@@ -103,6 +103,47 @@ fn windows_layout() {
     check("windows", &[]);
 }
 
+/// Installs report the version their layout tells: a native-installer link's target, an
+/// npm package's `package.json` (through the bin link that points into it), an AppImage's
+/// file name, an MSIX package folder's name, a nested bundle's Info.plist.
+#[test]
+fn install_versions_come_from_where_the_install_says() {
+    let want = [
+        ("linux", "/home/bob/.local/bin/claude", Some("2.1.29")),
+        ("linux", "/root/.local/share/claude/versions/2.0.28", Some("2.0.28")),
+        ("linux", "/usr/local/bin/codex", Some("0.46.0")),
+        ("linux", "/home/bob/.nvm/versions/node/v22.11.0/lib/node_modules/@google/gemini-cli", Some("0.9.0")),
+        ("linux", "/home/bob/Downloads/Cursor-1.7.28-x86_64.AppImage", Some("1.7.28")),
+        ("linux", "/home/alice/Applications/LM-Studio-0.3.5-x64.AppImage", Some("0.3.5")),
+        // Nothing in the name: the launcher's X-AppImage-Version.
+        ("linux", "/home/bob/Apps/Msty_x86_64_amd64.AppImage", Some("1.9.2")),
+        ("macos", "/opt/homebrew/bin/claude", Some("2.0.14")),
+        ("macos", "/Users/carol/.local/bin/claude", Some("2.1.39")),
+        ("macos", "/Applications/Setapp/BoltAI.app", Some("1.36.4")),
+        (
+            "windows",
+            "/Program Files/WindowsApps/Claude_1.5354.0.0_x64__pzs8sxrjxfjjc/app/Claude.exe",
+            Some("1.5354.0.0"),
+        ),
+        ("windows", "/Users/dave/AppData/Roaming/npm/node_modules/@anthropic-ai/claude-code", Some("2.0.14")),
+        ("windows", "/Program Files/LM Studio/LM Studio.exe", None),
+    ];
+    for layout in ["linux", "macos", "windows"] {
+        let scan = scan_layout(layout);
+        for (_, path, version) in want.iter().filter(|(l, _, _)| *l == layout) {
+            let found: Vec<Option<&str>> = scan
+                .findings
+                .iter()
+                .filter_map(|f| match f {
+                    Finding::App(a) if a.path == *path => Some(a.version.as_deref()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(found, vec![*version], "{layout} {path}");
+        }
+    }
+}
+
 /// Precision and recall per finding kind over the whole corpus (decoys included), against
 /// the bar: recall ≥ 0.95, precision ≥ 0.98.
 #[test]
