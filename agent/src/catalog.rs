@@ -650,6 +650,24 @@ mod tests {
     }
 
     #[test]
+    fn install_rules_are_checked() {
+        let tool = |extra: &str| {
+            format!(
+                "{BUILTIN}\n[[tool]]\nid = \"probe\"\nname = \"p\"\nvendor = \"p\"\n{extra}\nsource = \"x\"\n"
+            )
+        };
+        let npm_twice = tool("npm_packages = [\"@openai/codex\"]");
+        assert!(matches!(Catalog::parse(&npm_twice), Err(CatalogError::Invalid { .. })));
+        let not_appimage = tool("appimages = [\"Probe-{version}.tar.gz\"]");
+        assert!(matches!(Catalog::parse(&not_appimage), Err(CatalogError::Invalid { .. })));
+        let two_versions = tool("linux = [\"v/{version}/{version}\"]");
+        assert!(matches!(Catalog::parse(&two_versions), Err(CatalogError::Invalid { .. })));
+        assert!(Catalog::parse(&tool("appimages = [\"Probe-{version}-*.AppImage\"]")).is_ok());
+        let c = Catalog::builtin().unwrap();
+        assert!(c.installs.npm_roots(Os::Windows).iter().any(|r| r == "AppData/Roaming/npm/node_modules"));
+    }
+
+    #[test]
     fn extension_id_shapes() {
         assert!(is_chrome_id("fcoeoabgfenejglbffodgkkbkcdhcgfn"));
         assert!(!is_chrome_id("fcoeoabgfenejglbffodgkkbkcdhcgfz"));

@@ -330,6 +330,49 @@ mod hostile {
         }
     }
 
+    /// Install links are read, never followed: one into another home is reported at the link
+    /// without reading what it points at; one whose build is gone is a leftover; an npm root
+    /// that leads out of the home is no root of this home (its package is not read).
+    #[test]
+    fn install_links_are_read_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let home = root.join("home/mallory");
+        let victim = root.join("home/victim");
+        std::fs::create_dir_all(home.join(".local/bin")).unwrap();
+        std::fs::create_dir_all(victim.join(".local/share/claude/versions")).unwrap();
+        std::fs::write(victim.join(".local/share/claude/versions/9.9.9"), "\x7fELF").unwrap();
+        symlink("/home/victim/.local/share/claude/versions/9.9.9", home.join(".local/bin/claude")).unwrap();
+        symlink("/home/mallory/.local/share/codex/gone", home.join(".local/bin/codex")).unwrap();
+        let pkg = victim.join("npm/lib/node_modules/@openai/codex");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::write(pkg.join("package.json"), r#"{"name": "@openai/codex", "version": "6.6.6"}"#).unwrap();
+        symlink(victim.join("npm"), home.join(".npm-global")).unwrap();
+
+        let s = scan(&root, Limits::default());
+        let apps: Vec<(String, String, Option<String>)> = s
+            .findings
+            .iter()
+            .filter_map(|f| match f {
+                Finding::App(a) => {
+                    Some((a.user.clone().unwrap_or_default(), a.path.clone(), a.version.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            apps,
+            vec![
+                ("mallory".into(), "/home/mallory/.local/bin/claude".into(), None),
+                (
+                    "victim".into(),
+                    "/home/victim/.local/share/claude/versions/9.9.9".into(),
+                    Some("9.9.9".into())
+                ),
+            ]
+        );
+    }
+
     #[test]
     fn fifos_giant_files_and_malformed_manifests() {
         let t = tempfile::tempdir().unwrap();
