@@ -392,6 +392,23 @@ mod hostile {
             ]
         );
         assert!(s.errors.is_empty(), "{:?}", s.errors);
+
+        // A Homebrew cask's binary links into its Caskroom version folder (macOS layout).
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("Users/carol")).unwrap();
+        std::fs::create_dir_all(root.join("Applications")).unwrap();
+        let cask = root.join("opt/homebrew/Caskroom/codex/0.46.0");
+        std::fs::create_dir_all(&cask).unwrap();
+        std::fs::write(cask.join("codex-aarch64-apple-darwin"), "\x7fELF").unwrap();
+        std::fs::create_dir_all(root.join("opt/homebrew/bin")).unwrap();
+        symlink(
+            "/opt/homebrew/Caskroom/codex/0.46.0/codex-aarch64-apple-darwin",
+            root.join("opt/homebrew/bin/codex"),
+        )
+        .unwrap();
+        let s = scan(root, Limits::default());
+        assert_eq!(apps(&s), vec![("-".into(), "/opt/homebrew/bin/codex".into(), v("0.46.0"))]);
     }
 
     /// Install links are read, never followed: one into another home is reported at the link
