@@ -88,6 +88,14 @@ pub struct Tool {
     /// Distinctive local ports the tool's server listens on.
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// npm package names that install this tool (`@anthropic-ai/claude-code`), looked for
+    /// in the `[installs]` npm global roots.
+    #[serde(default)]
+    pub npm_packages: Vec<String>,
+    /// AppImage file-name patterns (`Cursor-{version}-*.AppImage`, matched without regard
+    /// to case; `*` is any run, `{version}` is one too and is reported as the version).
+    #[serde(default)]
+    pub appimages: Vec<String>,
     pub source: String,
 }
 
@@ -95,6 +103,25 @@ impl Tool {
     /// Install paths for one OS layout (home-relative, absolute or `{programfiles}/…`).
     pub fn install_paths(&self, os: Os) -> &[String] {
         per_os(os, &self.linux, &self.macos, &self.windows)
+    }
+}
+
+/// Where package managers and portable formats put tools, whatever the tool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Installs {
+    /// npm global `node_modules` directories (path rules as for tools; `*` allowed).
+    pub npm_roots_linux: Vec<String>,
+    pub npm_roots_macos: Vec<String>,
+    pub npm_roots_windows: Vec<String>,
+    /// Home-relative directories where people keep AppImages (Linux).
+    pub appimage_dirs: Vec<String>,
+    pub source: String,
+}
+
+impl Installs {
+    pub fn npm_roots(&self, os: Os) -> &[String] {
+        per_os(os, &self.npm_roots_linux, &self.npm_roots_macos, &self.npm_roots_windows)
     }
 }
 
@@ -323,6 +350,7 @@ pub struct EnvFiles {
 struct RawCatalog {
     schema_version: u32,
     tool: Vec<Tool>,
+    installs: Installs,
     extension: Vec<Extension>,
     extension_heuristics: ExtensionHeuristics,
     ide: Ide,
@@ -341,6 +369,7 @@ struct RawCatalog {
 #[derive(Debug)]
 pub struct Catalog {
     pub tools: Vec<Tool>,
+    pub installs: Installs,
     pub extensions: HashMap<String, Extension>,
     pub heuristics: ExtensionHeuristics,
     pub ide: Ide,
@@ -381,6 +410,7 @@ impl Catalog {
         let mut vscode_ids = HashSet::new();
         let mut ports = HashSet::new();
         let mut bundle_ids = HashSet::new();
+        let mut npm_packages = HashSet::new();
         for (i, t) in raw.tool.iter().enumerate() {
             if !is_id(&t.id) {
                 return Err(invalid(&t.id, "tool id must be lower_snake_case".into()));
@@ -410,6 +440,21 @@ impl Catalog {
             for b in &t.mac_bundle_ids {
                 if !bundle_ids.insert(b.as_str()) {
                     return Err(invalid(&t.id, format!("bundle id {b:?} claimed by two tools")));
+                }
+            }
+            for p in &t.npm_packages {
+                if !npm_packages.insert(p.as_str()) {
+                    return Err(invalid(&t.id, format!("npm package {p:?} claimed by two tools")));
+                }
+            }
+            for a in &t.appimages {
+                if !a.to_ascii_lowercase().ends_with(".appimage") || a.matches("{version}").count() > 1 {
+                    return Err(invalid(&t.id, format!("AppImage pattern {a:?} is malformed")));
+                }
+            }
+            for p in t.linux.iter().chain(&t.macos).chain(&t.windows) {
+                if p.matches("{version}").count() > 1 {
+                    return Err(invalid(&t.id, format!("install path {p:?} has two versions")));
                 }
             }
         }
@@ -503,6 +548,7 @@ impl Catalog {
 
         Ok(Catalog {
             tools: raw.tool,
+            installs: raw.installs,
             extensions,
             heuristics: raw.extension_heuristics,
             ide: raw.ide,
@@ -611,7 +657,9 @@ mod tests {
                     && t.linux.is_empty()
                     && t.macos.is_empty()
                     && t.windows.is_empty()
-                    && t.vscode_extensions.is_empty())
+                    && t.vscode_extensions.is_empty()
+                    && t.npm_packages.is_empty()
+                    && t.appimages.is_empty())
             })
             .count();
         assert!(apps >= 60, "{apps} apps/CLIs/agents");
@@ -653,6 +701,24 @@ mod tests {
         let regex = base
             + "\n[[key_format]]\nid = \"broken\"\nprovider = \"x\"\nkind = \"api_key\"\nregex = \"(\"\nsource = \"x\"\n";
         assert!(matches!(Catalog::parse(&regex), Err(CatalogError::Invalid { .. })));
+    }
+
+    #[test]
+    fn install_rules_are_checked() {
+        let tool = |extra: &str| {
+            format!(
+                "{BUILTIN}\n[[tool]]\nid = \"probe\"\nname = \"p\"\nvendor = \"p\"\n{extra}\nsource = \"x\"\n"
+            )
+        };
+        let npm_twice = tool("npm_packages = [\"@openai/codex\"]");
+        assert!(matches!(Catalog::parse(&npm_twice), Err(CatalogError::Invalid { .. })));
+        let not_appimage = tool("appimages = [\"Probe-{version}.tar.gz\"]");
+        assert!(matches!(Catalog::parse(&not_appimage), Err(CatalogError::Invalid { .. })));
+        let two_versions = tool("linux = [\"v/{version}/{version}\"]");
+        assert!(matches!(Catalog::parse(&two_versions), Err(CatalogError::Invalid { .. })));
+        assert!(Catalog::parse(&tool("appimages = [\"Probe-{version}-*.AppImage\"]")).is_ok());
+        let c = Catalog::builtin().unwrap();
+        assert!(c.installs.npm_roots(Os::Windows).iter().any(|r| r == "AppData/Roaming/npm/node_modules"));
     }
 
     #[test]

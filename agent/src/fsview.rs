@@ -236,6 +236,57 @@ impl Tree {
         self.look(rel, Look::Path);
         self.dir.metadata(rel).is_ok()
     }
+
+    /// Whether the path itself (its last component not followed) is a symbolic link.
+    pub fn is_symlink(&self, rel: &Path) -> bool {
+        self.look(rel, Look::Path);
+        self.dir.symlink_metadata(rel).is_ok_and(|m| m.is_symlink())
+    }
+
+    /// The text of a symbolic link, exactly as stored: nothing is resolved or followed, so
+    /// an absolute target or one leading out of the tree is returned, not refused. Callers
+    /// map it back into the tree with [`Tree::link_target`] before looking at it.
+    pub fn read_link(&self, rel: &Path) -> io::Result<PathBuf> {
+        self.look(rel, Look::Path);
+        self.dir.read_link_contents(rel)
+    }
+
+    /// Where a link at `link` with text `target` points, as a path beneath this tree,
+    /// worked out from the text alone (`..` taken lexically): an absolute target is taken as
+    /// spelled on the scanned system (`/home/alice/x` in the tree of `/home/alice` is `x`).
+    /// `None` when it points outside the tree.
+    pub fn link_target(&self, link: &Path, target: &Path) -> Option<PathBuf> {
+        use std::path::Component;
+        let mut out = PathBuf::new();
+        let rest: Vec<Component<'_>> = if target.has_root() {
+            let base: Vec<_> =
+                self.display_base.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+            let parts: Vec<_> = target
+                .components()
+                .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
+                .collect();
+            if parts.len() < base.len() || parts[..base.len()] != base[..] {
+                return None;
+            }
+            parts[base.len()..].to_vec()
+        } else {
+            out = link.parent().map(Path::to_path_buf).unwrap_or_default();
+            target.components().collect()
+        };
+        for c in rest {
+            match c {
+                Component::Normal(n) => out.push(n),
+                Component::ParentDir => {
+                    if !out.pop() {
+                        return None;
+                    }
+                }
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => return None,
+            }
+        }
+        Some(out)
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -279,6 +330,38 @@ mod tests {
             assert!(!err.is_not_found(), "{name}: {err}");
         }
         assert!(tree.read(Path::new("abs"), 10).unwrap_err().to_string().contains("outside"));
+    }
+
+    #[test]
+    #[cfg_attr(windows, ignore = "creating a symbolic link: Wine 8 cannot, Windows needs a privilege")]
+    fn links_are_read_not_followed_and_mapped_into_the_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("home");
+        std::fs::create_dir_all(home.join("bin")).unwrap();
+        symlink("/home/alice/share/v/2.1.0", home.join("bin/abs")).unwrap();
+        symlink("../share/v/2.1.0", home.join("bin/rel")).unwrap();
+        symlink("../../../etc/passwd", home.join("bin/out")).unwrap();
+        std::fs::write(home.join("bin/file"), "x").unwrap();
+        let root = Tree::open_root(t.path()).unwrap();
+        let tree = root.subtree(Path::new("home")).unwrap();
+        assert!(tree.is_symlink(Path::new("bin/abs")));
+        assert!(!tree.is_symlink(Path::new("bin/file")));
+        assert!(!tree.is_symlink(Path::new("bin/missing")));
+        let abs = tree.read_link(Path::new("bin/abs")).unwrap();
+        assert_eq!(abs, Path::new("/home/alice/share/v/2.1.0"));
+        assert!(tree.read_link(Path::new("bin/file")).is_err());
+        // This tree is displayed as /home: /home/alice/… maps to alice/….
+        assert_eq!(tree.link_target(Path::new("bin/abs"), &abs), Some(PathBuf::from("alice/share/v/2.1.0")));
+        assert_eq!(tree.link_target(Path::new("bin/abs"), Path::new("/opt/x")), None);
+        let rel = tree.read_link(Path::new("bin/rel")).unwrap();
+        assert_eq!(tree.link_target(Path::new("bin/rel"), &rel), Some(PathBuf::from("share/v/2.1.0")));
+        let out = tree.read_link(Path::new("bin/out")).unwrap();
+        assert_eq!(tree.link_target(Path::new("bin/out"), &out), None);
+        // Each home is its own tree; `/` is the root tree's base.
+        assert_eq!(
+            root.link_target(Path::new("usr/bin/x"), Path::new("/opt/x/y")),
+            Some(PathBuf::from("opt/x/y"))
+        );
     }
 
     #[test]

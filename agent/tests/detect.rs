@@ -103,6 +103,46 @@ fn windows_layout() {
     check("windows", &[]);
 }
 
+/// Installs report the version their layout tells: a native-installer build's file name, an
+/// npm package's `package.json`, an AppImage's file name (or its launcher's
+/// `X-AppImage-Version`), an MSIX package folder's name, a nested bundle's Info.plist.
+#[test]
+fn install_versions_come_from_where_the_install_says() {
+    let want = [
+        ("linux", "/root/.local/share/claude/versions/2.0.28", Some("2.0.28")),
+        ("linux", "/usr/local/lib/node_modules/@openai/codex", Some("0.46.0")),
+        ("linux", "/home/bob/.nvm/versions/node/v22.11.0/lib/node_modules/@google/gemini-cli", Some("0.9.0")),
+        ("linux", "/home/bob/Downloads/Cursor-1.7.28-x86_64.AppImage", Some("1.7.28")),
+        ("linux", "/home/alice/Applications/LM-Studio-0.3.5-x64.AppImage", Some("0.3.5")),
+        // Nothing in the name: the launcher's X-AppImage-Version.
+        ("linux", "/home/bob/Apps/Msty_x86_64_amd64.AppImage", Some("1.9.2")),
+        ("macos", "/opt/homebrew/lib/node_modules/@anthropic-ai/claude-code", Some("2.0.14")),
+        ("macos", "/Users/carol/.local/share/claude/versions/2.1.39", Some("2.1.39")),
+        ("macos", "/Applications/Setapp/BoltAI.app", Some("1.36.4")),
+        (
+            "windows",
+            "/Program Files/WindowsApps/Claude_1.5354.0.0_x64__pzs8sxrjxfjjc/app/Claude.exe",
+            Some("1.5354.0.0"),
+        ),
+        ("windows", "/Users/dave/AppData/Roaming/npm/node_modules/@anthropic-ai/claude-code", Some("2.0.14")),
+        ("windows", "/Program Files/LM Studio/LM Studio.exe", None),
+    ];
+    for layout in ["linux", "macos", "windows"] {
+        let scan = scan_layout(layout);
+        for (_, path, version) in want.iter().filter(|(l, _, _)| *l == layout) {
+            let found: Vec<Option<&str>> = scan
+                .findings
+                .iter()
+                .filter_map(|f| match f {
+                    Finding::App(a) if a.path == *path => Some(a.version.as_deref()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(found, vec![*version], "{layout} {path}");
+        }
+    }
+}
+
 /// Precision and recall per finding kind over the whole corpus (decoys included), against
 /// the bar: recall ≥ 0.95, precision ≥ 0.98.
 #[test]
@@ -290,6 +330,121 @@ mod hostile {
         ] {
             assert!(errs.contains(&p), "{p} not reported: {errs:?}");
         }
+    }
+
+    fn apps(s: &sightline_agent::detect::FileScan) -> Vec<(String, String, Option<String>)> {
+        let mut v: Vec<_> = s
+            .findings
+            .iter()
+            .filter_map(|f| match f {
+                Finding::App(a) => {
+                    Some((a.user.clone().unwrap_or("-".into()), a.path.clone(), a.version.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The links installers write, built here because the committed trees hold none (Wine
+    /// follows links, and the Windows agent scans those trees under it): Claude Code's native
+    /// installer links `~/.local/bin/claude` to a build in `versions/`, absolutely (or
+    /// relatively, as asked in anthropics/claude-code#19965); npm links `bin/<name>` into the
+    /// package. Each is one install at the link, with the version of what it points at; a
+    /// link whose package was removed is a leftover.
+    #[test]
+    fn installer_links_are_one_install_each() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        let link = |target: &str, rel: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            symlink(target, p).unwrap();
+        };
+        write("home/bob/.local/share/claude/versions/2.1.29", "\x7fELF");
+        write("home/bob/.local/share/claude/versions/2.1.39", "\x7fELF");
+        link("/home/bob/.local/share/claude/versions/2.1.29", "home/bob/.local/bin/claude");
+        write("home/carol/.local/share/claude/versions/2.1.40", "\x7fELF");
+        link("../share/claude/versions/2.1.40", "home/carol/.local/bin/claude");
+        let nm = "usr/local/lib/node_modules";
+        write(
+            &format!("{nm}/@openai/codex/package.json"),
+            r#"{"name": "@openai/codex", "version": "0.46.0"}"#,
+        );
+        write(&format!("{nm}/@openai/codex/bin/codex.js"), "#!/usr/bin/env node\n");
+        link("../lib/node_modules/@openai/codex/bin/codex.js", "usr/local/bin/codex");
+        write(&format!("{nm}/typescript/package.json"), r#"{"name": "typescript", "version": "5.6.3"}"#);
+        write(&format!("{nm}/typescript/bin/tsc"), "#!/usr/bin/env node\n");
+        link("../lib/node_modules/typescript/bin/tsc", "usr/local/bin/tsc");
+        link("../lib/node_modules/@google/gemini-cli/dist/index.js", "usr/local/bin/gemini");
+
+        let s = scan(root, Limits::default());
+        let v = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            apps(&s),
+            vec![
+                ("-".into(), "/usr/local/bin/codex".into(), v("0.46.0")),
+                ("bob".into(), "/home/bob/.local/bin/claude".into(), v("2.1.29")),
+                ("carol".into(), "/home/carol/.local/bin/claude".into(), v("2.1.40")),
+            ]
+        );
+        assert!(s.errors.is_empty(), "{:?}", s.errors);
+
+        // A Homebrew cask's binary links into its Caskroom version folder (macOS layout).
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("Users/carol")).unwrap();
+        std::fs::create_dir_all(root.join("Applications")).unwrap();
+        let cask = root.join("opt/homebrew/Caskroom/codex/0.46.0");
+        std::fs::create_dir_all(&cask).unwrap();
+        std::fs::write(cask.join("codex-aarch64-apple-darwin"), "\x7fELF").unwrap();
+        std::fs::create_dir_all(root.join("opt/homebrew/bin")).unwrap();
+        symlink(
+            "/opt/homebrew/Caskroom/codex/0.46.0/codex-aarch64-apple-darwin",
+            root.join("opt/homebrew/bin/codex"),
+        )
+        .unwrap();
+        let s = scan(root, Limits::default());
+        assert_eq!(apps(&s), vec![("-".into(), "/opt/homebrew/bin/codex".into(), v("0.46.0"))]);
+    }
+
+    /// Install links are read, never followed: one into another home is reported at the link
+    /// without reading what it points at; one whose build is gone is a leftover; an npm root
+    /// that leads out of the home is no root of this home (its package is not read).
+    #[test]
+    fn install_links_are_read_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let home = root.join("home/mallory");
+        let victim = root.join("home/victim");
+        std::fs::create_dir_all(home.join(".local/bin")).unwrap();
+        std::fs::create_dir_all(victim.join(".local/share/claude/versions")).unwrap();
+        std::fs::write(victim.join(".local/share/claude/versions/9.9.9"), "\x7fELF").unwrap();
+        symlink("/home/victim/.local/share/claude/versions/9.9.9", home.join(".local/bin/claude")).unwrap();
+        symlink("/home/mallory/.local/share/codex/gone", home.join(".local/bin/codex")).unwrap();
+        let pkg = victim.join("npm/lib/node_modules/@openai/codex");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::write(pkg.join("package.json"), r#"{"name": "@openai/codex", "version": "6.6.6"}"#).unwrap();
+        symlink(victim.join("npm"), home.join(".npm-global")).unwrap();
+
+        let s = scan(&root, Limits::default());
+        assert_eq!(
+            apps(&s),
+            vec![
+                ("mallory".into(), "/home/mallory/.local/bin/claude".into(), None),
+                (
+                    "victim".into(),
+                    "/home/victim/.local/share/claude/versions/9.9.9".into(),
+                    Some("9.9.9".into())
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -1,86 +1,55 @@
 //! Installed AI apps and CLIs (catalog `tool` install rules).
 //!
-//! macOS: every `*.app` in `/Applications` and `~/Applications`, identified by the
-//! `CFBundleIdentifier` in its `Info.plist` (XML or binary), falling back to the bundle
-//! name. Windows and Linux: the catalog's install paths, machine-wide (`/…`,
-//! `{programfiles}/…`) or per home.
+//! macOS: every `*.app` in `/Applications` and `~/Applications` and in folders there
+//! (`/Applications/Setapp/…`, two levels down), identified by the `CFBundleIdentifier` in its
+//! `Info.plist` (XML or binary), falling back to the bundle name. Every layout: the catalog's
+//! install paths and npm packages (`installs`). Linux: freedesktop launchers and AppImages
+//! (`appimage`).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::{AppFinding, Ctx, Finding, Home, Os, rel_path};
+use super::appimage::{self, Launched};
+use super::{AppFinding, Ctx, Finding, Home, Os, installs, rel_path};
 use crate::fsview::{Kind, Tree};
+
+/// How many folder levels below `Applications` bundles are looked for: people and Setapp
+/// group apps in folders (`/Applications/AI/ChatGPT.app`), rarely deeper.
+const MAC_APP_FOLDERS: usize = 2;
 
 pub(crate) fn detect_machine_wide(ctx: &mut Ctx<'_>, root: &Tree) {
     if ctx.os == Os::Macos {
-        mac_apps(ctx, root, Path::new("Applications"), None);
+        mac_apps(ctx, root, Path::new("Applications"), None, MAC_APP_FOLDERS);
     }
     if ctx.os == Os::Linux {
+        let mut seen = HashSet::new();
         for dir in [
             "usr/share/applications",
             "usr/local/share/applications",
             "var/lib/flatpak/exports/share/applications",
             "var/lib/snapd/desktop/applications",
         ] {
-            desktop_entries(ctx, root, Path::new(dir), None);
+            desktop_entries(ctx, root, Path::new(dir), None, &mut seen);
         }
     }
-    let catalog = ctx.catalog;
-    for tool in &catalog.tools {
-        for p in tool.install_paths(ctx.os) {
-            let rels: Vec<PathBuf> = if let Some(rest) = p.strip_prefix("{programfiles}/") {
-                vec![
-                    Path::new("Program Files").join(rel_path(rest)),
-                    Path::new("Program Files (x86)").join(rel_path(rest)),
-                ]
-            } else if p.starts_with('/') {
-                vec![rel_path(p)]
-            } else {
-                continue;
-            };
-            for rel in rels {
-                if root.exists(&rel) {
-                    ctx.findings.push(Finding::App(AppFinding {
-                        tool: tool.id.clone(),
-                        user: None,
-                        path: root.display(&rel),
-                        version: None,
-                        bundle_id: None,
-                    }));
-                }
-            }
-        }
-    }
+    installs::detect(ctx, root, None);
 }
 
 pub(crate) fn detect_home(ctx: &mut Ctx<'_>, home: &Home) {
     if ctx.os == Os::Macos {
-        mac_apps(ctx, &home.tree, Path::new("Applications"), Some(&home.user));
+        mac_apps(ctx, &home.tree, Path::new("Applications"), Some(&home.user), MAC_APP_FOLDERS);
     }
     ide_extensions(ctx, home);
     if ctx.os == Os::Linux {
-        desktop_entries(ctx, &home.tree, Path::new(".local/share/applications"), Some(&home.user));
+        let mut seen = appimage::detect_home(ctx, home);
+        desktop_entries(ctx, &home.tree, Path::new(".local/share/applications"), Some(&home.user), &mut seen);
     }
-    let catalog = ctx.catalog;
-    for tool in &catalog.tools {
-        for p in tool.install_paths(ctx.os) {
-            if p.starts_with('/') || p.starts_with('{') {
-                continue;
-            }
-            let rel = rel_path(p);
-            if home.tree.exists(&rel) {
-                ctx.findings.push(Finding::App(AppFinding {
-                    tool: tool.id.clone(),
-                    user: Some(home.user.clone()),
-                    path: home.tree.display(&rel),
-                    version: None,
-                    bundle_id: None,
-                }));
-            }
-        }
-    }
+    installs::detect(ctx, &home.tree, Some(&home.user));
 }
 
-fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
+/// `.app` bundles in `dir`, and in its plain folders down to `folders` more levels (a
+/// bundle's own contents are never searched for more bundles).
+fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>, folders: usize) {
     let entries = match tree.list(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
@@ -88,7 +57,13 @@ fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
     };
     for e in entries {
         let Some(name) = e.name.to_str() else { continue };
-        if e.kind != Kind::Dir || !name.ends_with(".app") {
+        if e.kind != Kind::Dir || name.starts_with('.') {
+            continue;
+        }
+        if !name.ends_with(".app") {
+            if folders > 0 {
+                mac_apps(ctx, tree, &dir.join(name), user, folders - 1);
+            }
             continue;
         }
         let app = dir.join(name);
@@ -133,7 +108,14 @@ fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
 
 /// Freedesktop launchers (`*.desktop`): what `.deb`, `.rpm`, Flatpak, Snap and AppImage
 /// integrations register. The tool is recognised by the program in `Exec=`.
-fn desktop_entries(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>) {
+/// A launcher for an AppImage stands for the image (see `appimage`).
+fn desktop_entries(
+    ctx: &mut Ctx<'_>,
+    tree: &Tree,
+    dir: &Path,
+    user: Option<&str>,
+    seen: &mut HashSet<PathBuf>,
+) {
     let entries = match tree.list(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
@@ -153,9 +135,19 @@ fn desktop_entries(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str
         let program = exec_program(exec);
         let base = program.rsplit('/').next().unwrap_or_default();
         let catalog = ctx.catalog;
-        let tool = catalog.tool_for_process(base).or_else(|| catalog.tool_for_cmdline(exec));
+        let by_image = appimage::is_appimage(&program).then(|| appimage::tool_for(catalog, base)).flatten();
+        let tool = by_image
+            .map(|(t, _)| t)
+            .or_else(|| catalog.tool_for_process(base))
+            .or_else(|| catalog.tool_for_cmdline(exec));
         if let Some(tool) = tool {
             let version = text.lines().find_map(|l| l.strip_prefix("X-AppImage-Version=")).map(str::to_owned);
+            if appimage::is_appimage(&program) {
+                match appimage::launched(ctx, tree, user, tool, &program, version.clone(), seen) {
+                    Launched::Reported | Launched::Leftover => continue,
+                    Launched::Unchecked => {}
+                }
+            }
             ctx.findings.push(Finding::App(AppFinding {
                 tool: tool.id.clone(),
                 user: user.map(str::to_owned),

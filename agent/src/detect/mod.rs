@@ -7,10 +7,12 @@
 //! Per-file problems (unreadable, malformed, too large, a hostile symlink) become
 //! [`ScanError`]s in the report; a detector never stops the scan.
 
+mod appimage;
 pub mod apps;
 pub mod credentials;
 pub mod envfiles;
 pub mod extensions;
+mod installs;
 pub mod jsonc;
 pub mod mcp;
 pub mod processes;
@@ -452,7 +454,7 @@ pub(crate) fn expand(tree: &Tree, pattern: &str) -> Vec<PathBuf> {
 }
 
 /// `*` matches any run of characters; everything else matches itself.
-fn wildcard(pattern: &str, name: &str) -> bool {
+pub(crate) fn wildcard(pattern: &str, name: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     let (first, last) = (parts[0], parts[parts.len() - 1]);
     if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
