@@ -506,4 +506,9 @@ fn histories_are_read_incrementally() {
     assert_eq!(fresh.bytes_scanned(), 200);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("newest 200 bytes"), "{errors:?}");
+    // What the memory keeps is fingerprints and positions, never a value.
+    let kept = format!("{memory:?}{fresh:?}");
+    for key in [&groq, &xai, &openai] {
+        assert!(!kept.contains(key.as_str()), "a key is kept in the history memory");
+    }
 }
