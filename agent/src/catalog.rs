@@ -476,7 +476,10 @@ impl Catalog {
         let mut api_hosts = HashMap::new();
         for h in &raw.api_host {
             if !known.contains(h.provider.as_str()) {
-                return Err(invalid(&h.hosts.join(","), format!("API host names unknown provider {:?}", h.provider)));
+                return Err(invalid(
+                    &h.hosts.join(","),
+                    format!("API host names unknown provider {:?}", h.provider),
+                ));
             }
             for host in &h.hosts {
                 let host = host.to_ascii_lowercase();

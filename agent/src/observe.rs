@@ -183,8 +183,7 @@ impl Observer {
             // A full resync is spread out: rest between homes.
             self.rest();
             let reuse = if lean { self.walks.get(&home.user) } else { None };
-            let (h, rest) = self
-                .paced(|o| {
+            let (h, rest) = self.paced(|o| {
                 let s = &o.scan;
                 detect::scan_home(&s.catalog, &s.fp, &s.limits, os, home, reuse, &s.histories)
             });

@@ -432,7 +432,11 @@ fn histories_are_read_incrementally() {
     let path = dir.join(".bash_history");
     let groq = format!("gsk_{}", "Q7wE9rT2yU4iO6pA8sD1fG3hJ5kL7zX9cV2bN4mQ6wE8rT1yU3iO");
     let xai = format!("xai-{}", "Zq8vN2xL0pR4tY7uW1eK5sD9".repeat(4).get(..80).unwrap());
-    let openai = format!("sk-proj-{}T3BlbkFJ{}", "Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8Qr".repeat(3), "Zy9Xw8Vu7Ts6Rq5Po4Nm3Lk2Ji".repeat(3));
+    let openai = format!(
+        "sk-proj-{}T3BlbkFJ{}",
+        "Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8Qr".repeat(3),
+        "Zy9Xw8Vu7Ts6Rq5Po4Nm3Lk2Ji".repeat(3)
+    );
     let look = |memory: &Memory, limits: &Limits| {
         let root = Tree::open_root(t.path()).unwrap();
         let os = detect_os(&root);
@@ -460,7 +464,8 @@ fn histories_are_read_incrementally() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(memory.bytes_scanned(), first.len() as u64);
 
-    let more = format!("cd /tmp\ncurl -H \"Authorization: Bearer {openai}\" https://api.openai.com/v1/models\n");
+    let more =
+        format!("cd /tmp\ncurl -H \"Authorization: Bearer {openai}\" https://api.openai.com/v1/models\n");
     append(&more);
     let (scanned, probed) = (memory.bytes_scanned(), memory.bytes_probed());
     let (got, _) = look(&memory, &limits);

@@ -98,7 +98,10 @@ mod tests {
 
     #[test]
     fn lines_and_escapes() {
-        assert_eq!(parse_line("SETUVAR --export OPENAI_API_KEY:sk\\x2dx"), Some(("OPENAI_API_KEY", "sk\\x2dx")));
+        assert_eq!(
+            parse_line("SETUVAR --export OPENAI_API_KEY:sk\\x2dx"),
+            Some(("OPENAI_API_KEY", "sk\\x2dx"))
+        );
         assert_eq!(parse_line("SETUVAR --export --path P:/a"), Some(("P", "/a")));
         assert_eq!(parse_line("SET_EXPORT A:b"), Some(("A", "b")));
         assert_eq!(parse_line("# VERSION: 3.0"), None);

@@ -133,7 +133,8 @@ fn read_one(
     };
     ctx.claim(&home.tree, rel);
     let size = file.size();
-    let mut state = known.filter(|r| r.same_file(&mut file, &memory.probed)).unwrap_or_else(Remembered::fresh);
+    let mut state =
+        known.filter(|r| r.same_file(&mut file, &memory.probed)).unwrap_or_else(Remembered::fresh);
     let window = ctx.limits.history_window;
     let mut start = state.offset;
     let cut = size - start > window;
@@ -349,7 +350,10 @@ mod tests {
 
     #[test]
     fn commands_split_outside_quotes_only() {
-        assert_eq!(split_commands("a=1 && b 'x;y' | c \"p&q\"; d"), vec!["a=1 ", " b 'x;y' ", " c \"p&q\"", " d"]);
+        assert_eq!(
+            split_commands("a=1 && b 'x;y' | c \"p&q\"; d"),
+            vec!["a=1 ", " b 'x;y' ", " c \"p&q\"", " d"]
+        );
         assert_eq!(split_commands("echo \\; x"), vec!["echo \\; x"]);
         assert!(split_commands(" ; && ").is_empty());
     }

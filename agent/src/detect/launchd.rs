@@ -91,9 +91,16 @@ mod tests {
     #[test]
     fn setenv_by_argv_and_by_script() {
         let pair = |k: &str, x: &str| (k.to_owned(), x.to_owned());
-        assert_eq!(setenv_pairs(&v(&["/bin/launchctl", "setenv", "A", "1", "B", "2"])), vec![pair("A", "1"), pair("B", "2")]);
         assert_eq!(
-            setenv_pairs(&v(&["/bin/sh", "-c", "launchctl setenv A 'x y'; /bin/launchctl setenv B \"2\" && echo ok"])),
+            setenv_pairs(&v(&["/bin/launchctl", "setenv", "A", "1", "B", "2"])),
+            vec![pair("A", "1"), pair("B", "2")]
+        );
+        assert_eq!(
+            setenv_pairs(&v(&[
+                "/bin/sh",
+                "-c",
+                "launchctl setenv A 'x y'; /bin/launchctl setenv B \"2\" && echo ok"
+            ])),
             vec![pair("A", "x y"), pair("B", "2")]
         );
         assert!(setenv_pairs(&v(&["/bin/launchctl", "getenv", "A"])).is_empty());

@@ -26,7 +26,8 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
         ctx.claim(&home.tree, &rel);
         let site = Site { home, rel: &rel, source: TokenSource::Netrc };
         for p in passwords(&text) {
-            let provider = p.machine.as_deref().and_then(|m| ctx.catalog.api_hosts.get(&m.to_ascii_lowercase()));
+            let provider =
+                p.machine.as_deref().and_then(|m| ctx.catalog.api_hosts.get(&m.to_ascii_lowercase()));
             let fallback = provider.map(|p| (p.as_str(), TokenKind::ApiKey));
             let Some(class) = classify(ctx.catalog, &p.value, None, fallback) else { continue };
             let entry = p.machine.as_deref().map_or("default".to_owned(), |m| format!("machine {m}"));
