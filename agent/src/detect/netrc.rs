@@ -57,8 +57,7 @@ fn passwords(text: &str) -> Vec<Password> {
             in_macro = !line.trim().is_empty();
             continue;
         }
-        let mut tokens = tokens(line).into_iter();
-        while let Some(tok) = tokens.next() {
+        for tok in tokens(line) {
             if let Some(keyword) = pending.take() {
                 match keyword.as_str() {
                     "machine" => entry = Some(Some(tok)),
