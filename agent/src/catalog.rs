@@ -591,6 +591,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn api_hosts_name_known_providers_once() {
+        let c = Catalog::builtin().unwrap();
+        assert_eq!(c.api_hosts.get("api.openai.com").map(String::as_str), Some("openai"));
+        let entry = "hosts = [\"api.cerebras.ai\"]\nprovider = \"cerebras\"";
+        assert!(BUILTIN.contains(entry));
+        let unknown = BUILTIN.replace(entry, "hosts = [\"api.cerebras.ai\"]\nprovider = \"nobody\"");
+        assert!(Catalog::parse(&unknown).unwrap_err().to_string().contains("unknown provider"));
+        let twice = BUILTIN.replace(entry, "hosts = [\"API.openai.com\"]\nprovider = \"cerebras\"");
+        assert!(Catalog::parse(&twice).unwrap_err().to_string().contains("listed twice"));
+    }
+
+    #[test]
     fn builtin_catalog_is_valid_and_has_breadth() {
         let c = Catalog::builtin().unwrap();
         // Apps, CLIs and agents: tools with a process, install, bundle or IDE rule.
