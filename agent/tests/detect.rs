@@ -287,6 +287,11 @@ mod hostile {
         symlink(t.path().join("outside.env"), home.join(".bashrc")).unwrap();
         symlink("../victim/secret.env", home.join(".zshrc")).unwrap();
         symlink("../../../../outside.env", home.join("proj/.env")).unwrap();
+        // The history, netrc and fish-variable readers resolve through the same tree.
+        symlink(t.path().join("outside.env"), home.join(".bash_history")).unwrap();
+        symlink("../victim/secret.env", home.join(".netrc")).unwrap();
+        std::fs::create_dir_all(home.join(".config/fish")).unwrap();
+        symlink("../../../victim/secret.env", home.join(".config/fish/fish_variables")).unwrap();
         // Loops: a file link loop and a directory link back up.
         symlink(".profile", home.join(".profile")).unwrap();
         symlink("..", home.join("proj/up")).unwrap();
@@ -300,6 +305,9 @@ mod hostile {
             "/home/mallory/.zshrc",
             "/home/mallory/proj/.env",
             "/home/mallory/.profile",
+            "/home/mallory/.bash_history",
+            "/home/mallory/.netrc",
+            "/home/mallory/.config/fish/fish_variables",
         ] {
             assert!(errs.contains(&p), "{p} not reported: {errs:?}");
         }
@@ -313,6 +321,7 @@ mod hostile {
         let status = std::process::Command::new("mkfifo").arg(home.join(".bashrc")).status().unwrap();
         assert!(status.success());
         std::process::Command::new("mkfifo").arg(home.join("app/.env")).status().unwrap();
+        std::process::Command::new("mkfifo").arg(home.join(".zsh_history")).status().unwrap();
         let mut big = KEY_LINE.to_owned() + "\n";
         big.push_str(&"#".repeat(2 * 1024 * 1024));
         std::fs::write(home.join(".zshrc"), big).unwrap();
@@ -331,6 +340,7 @@ mod hostile {
         let has = |p: &str, msg: &str| errs.iter().any(|e| e.starts_with(p) && e.contains(msg));
         assert!(has("/home/eve/.bashrc", "not a regular file"), "{errs:#?}");
         assert!(has("/home/eve/app/.env", "not a regular file"), "{errs:#?}");
+        assert!(has("/home/eve/.zsh_history", "not a regular file"), "{errs:#?}");
         assert!(has("/home/eve/.zshrc", "limit"), "{errs:#?}");
         assert!(
             has(
