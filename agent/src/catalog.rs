@@ -342,6 +342,24 @@ pub struct EnvFiles {
     pub source_extensions: Vec<String>,
     pub source_skip_names: Vec<String>,
     pub skip_dirs: Vec<String>,
+    /// Shell and REPL histories (home-relative, `*` segments allowed): read as a tail
+    /// window, then incrementally.
+    pub history: Vec<String>,
+    /// fish universal variables (`SETUVAR --export NAME:value`, `\xHH`-escaped).
+    pub fish_variables: Vec<String>,
+    /// `machine … password …` files (curl, git, Python's netrc).
+    pub netrc: Vec<String>,
+    /// macOS per-user LaunchAgents: `launchctl setenv` and `EnvironmentVariables`.
+    pub launch_agents: Vec<String>,
+    pub source: String,
+}
+
+/// An AI provider's API host: a `machine` entry for it in `.netrc` holds that provider's key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiHost {
+    pub hosts: Vec<String>,
+    pub provider: String,
     pub source: String,
 }
 
@@ -363,6 +381,7 @@ struct RawCatalog {
     processes: Processes,
     mcp_client: Vec<McpClient>,
     env_files: EnvFiles,
+    api_host: Vec<ApiHost>,
 }
 
 /// The validated catalog with the lookup tables detectors need.
@@ -388,6 +407,8 @@ pub struct Catalog {
     pub processes: Processes,
     pub mcp_clients: Vec<McpClient>,
     pub env_files: EnvFiles,
+    /// Lower-case API host → provider.
+    pub api_hosts: HashMap<String, String>,
     process_names: HashMap<String, usize>,
 }
 
@@ -539,6 +560,28 @@ impl Catalog {
                 return Err(invalid(&m.id, "roots must be JSON pointers".into()));
             }
         }
+        // A netrc entry names a host; the provider must be one a key or variable names too,
+        // so findings from either place agree on who issued the key.
+        let known: HashSet<&str> = key_formats
+            .iter()
+            .map(|f| f.provider.as_str())
+            .chain(env_vars.values().map(|(p, _)| p.as_str()))
+            .collect();
+        let mut api_hosts = HashMap::new();
+        for h in &raw.api_host {
+            if !known.contains(h.provider.as_str()) {
+                return Err(invalid(
+                    &h.hosts.join(","),
+                    format!("API host names unknown provider {:?}", h.provider),
+                ));
+            }
+            for host in &h.hosts {
+                let host = host.to_ascii_lowercase();
+                if api_hosts.insert(host.clone(), h.provider.clone()).is_some() {
+                    return Err(invalid(&host, "API host listed twice".into()));
+                }
+            }
+        }
         let mut browser_ids = HashSet::new();
         for b in &raw.browser {
             if !browser_ids.insert(b.id.as_str()) {
@@ -563,6 +606,7 @@ impl Catalog {
             processes: raw.processes,
             mcp_clients: raw.mcp_client,
             env_files: raw.env_files,
+            api_hosts,
             process_names,
         })
     }
@@ -641,6 +685,18 @@ pub fn is_firefox_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_hosts_name_known_providers_once() {
+        let c = Catalog::builtin().unwrap();
+        assert_eq!(c.api_hosts.get("api.openai.com").map(String::as_str), Some("openai"));
+        let entry = "hosts = [\"api.cerebras.ai\"]\nprovider = \"cerebras\"";
+        assert!(BUILTIN.contains(entry));
+        let unknown = BUILTIN.replace(entry, "hosts = [\"api.cerebras.ai\"]\nprovider = \"nobody\"");
+        assert!(Catalog::parse(&unknown).unwrap_err().to_string().contains("unknown provider"));
+        let twice = BUILTIN.replace(entry, "hosts = [\"API.openai.com\"]\nprovider = \"cerebras\"");
+        assert!(Catalog::parse(&twice).unwrap_err().to_string().contains("listed twice"));
+    }
 
     #[test]
     fn builtin_catalog_is_valid_and_has_breadth() {

@@ -133,5 +133,7 @@ fn token_source(s: TokenSource) -> pb::TokenSource {
         TokenSource::McpConfig => pb::TokenSource::McpConfig,
         TokenSource::IdeConfig => pb::TokenSource::IdeConfig,
         TokenSource::SourceFile => pb::TokenSource::SourceFile,
+        TokenSource::ShellHistory => pb::TokenSource::ShellHistory,
+        TokenSource::Netrc => pb::TokenSource::Netrc,
     }
 }

@@ -192,6 +192,26 @@ impl Tree {
         Ok(buf)
     }
 
+    /// Opens a regular file for reads of chosen ranges (shell histories, which only grow
+    /// and are read a window at a time). Same rules as [`read`](Tree::read): beneath the
+    /// tree, regular files only, never blocking on a FIFO.
+    pub fn open_file(&self, rel: &Path) -> Result<RangeFile, ReadError> {
+        self.look(rel, Look::Path);
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        #[cfg(unix)]
+        {
+            use cap_std::fs::OpenOptionsExt;
+            opts.custom_flags(nonblock_flag());
+        }
+        let file = self.dir.open_with(rel, &opts)?.into_std();
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(ReadError::NotRegular);
+        }
+        Ok(RangeFile { size: meta.len(), id: file_id(&meta), file })
+    }
+
     /// Reads a file as text; invalid UTF-8 is replaced rather than refused, because
     /// config files with a stray Latin-1 byte still hold readable keys.
     pub fn read_text(&self, rel: &Path, limit: u64) -> Result<String, ReadError> {
@@ -287,6 +307,51 @@ impl Tree {
         }
         Some(out)
     }
+}
+
+/// An open regular file, read by ranges.
+#[derive(Debug)]
+pub struct RangeFile {
+    file: std::fs::File,
+    size: u64,
+    id: Option<(u64, u64)>,
+}
+
+impl RangeFile {
+    /// The size when it was opened; reads never go past it, so a file growing meanwhile
+    /// is read up to here now and from here next time.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Device and inode where the platform has them: a file replaced by rename (zsh saves
+    /// its history that way) is a different file even at the same path and size.
+    pub fn id(&self) -> Option<(u64, u64)> {
+        self.id
+    }
+
+    /// Reads `len` bytes from `offset` (fewer if the file was truncated meanwhile).
+    pub fn read_range(&mut self, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        use std::io::{Seek, SeekFrom};
+        let len = len.min(self.size.saturating_sub(offset));
+        self.file.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        (&mut self.file).take(len).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+#[cfg(unix)]
+fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+// Windows' file index needs an unstable API or raw Win32; identity there rests on the head
+// hash the caller keeps.
+#[cfg(not(unix))]
+fn file_id(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
 }
 
 #[cfg(target_os = "linux")]

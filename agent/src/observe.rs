@@ -71,6 +71,9 @@ struct ScanInputs {
     catalog: Arc<Catalog>,
     fp: Fingerprinter,
     limits: Limits,
+    /// How far each shell history was read, in memory for the daemon's life: after a
+    /// restart each history is read once more from its tail window.
+    histories: detect::history::Memory,
 }
 
 /// The last known view and where it is saved.
@@ -117,7 +120,7 @@ impl Observer {
             owed: Default::default(),
         };
         Observer {
-            scan: ScanInputs { catalog, fp, limits: Limits::default() },
+            scan: ScanInputs { catalog, fp, limits: Limits::default(), histories: Default::default() },
             recorder,
             known: KnownView { inventory: Inventory::load(&view), path: view },
             sampler: processes::Sampler::new(),
@@ -180,8 +183,10 @@ impl Observer {
             // A full resync is spread out: rest between homes.
             self.rest();
             let reuse = if lean { self.walks.get(&home.user) } else { None };
-            let (h, rest) = self
-                .paced(|o| detect::scan_home(&o.scan.catalog, &o.scan.fp, &o.scan.limits, os, home, reuse));
+            let (h, rest) = self.paced(|o| {
+                let s = &o.scan;
+                detect::scan_home(&s.catalog, &s.fp, &s.limits, os, home, reuse, &s.histories)
+            });
             self.budget.owed += rest;
             findings.extend(h.findings);
             errors.extend(h.errors);
@@ -289,7 +294,8 @@ impl Observer {
                         covered.push(Scope::Sources(user.clone()));
                     }
                     let (h, rest) = self.paced(|o| {
-                        detect::scan_home(&o.scan.catalog, &o.scan.fp, &o.scan.limits, os, home, reuse)
+                        let s = &o.scan;
+                        detect::scan_home(&s.catalog, &s.fp, &s.limits, os, home, reuse, &s.histories)
                     });
                     self.budget.owed += rest;
                     findings.extend(h.findings);

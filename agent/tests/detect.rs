@@ -152,13 +152,26 @@ fn precision_and_recall_per_kind() {
         let got: std::collections::HashSet<String> =
             scan_layout(layout).findings.iter().map(summary).collect();
         let want: std::collections::HashSet<String> = ground_truth(layout).into_iter().collect();
-        let kind = |s: &str| s.split(' ').next().unwrap_or_default().to_owned();
+        // Per kind, and for tokens per source too (`token/shell_history`), so a weak new
+        // source cannot hide behind the strong old ones.
+        let kinds = |s: &str| {
+            let words: Vec<&str> = s.split(' ').collect();
+            let mut k = vec![words[0].to_owned()];
+            if words[0] == "token" {
+                k.push(format!("token/{}", words.get(4).unwrap_or(&"?")));
+            }
+            k
+        };
         for g in &got {
-            let e = table.entry(kind(g)).or_default();
-            if want.contains(g) { e.0 += 1 } else { e.1 += 1 }
+            for k in kinds(g) {
+                let e = table.entry(k).or_default();
+                if want.contains(g) { e.0 += 1 } else { e.1 += 1 }
+            }
         }
         for w in want.difference(&got) {
-            table.entry(kind(w)).or_default().2 += 1;
+            for k in kinds(w) {
+                table.entry(k).or_default().2 += 1;
+            }
         }
     }
     let mut report = String::new();
@@ -166,12 +179,15 @@ fn precision_and_recall_per_kind() {
         let precision = *tp as f64 / (tp + fp).max(1) as f64;
         let recall = *tp as f64 / (tp + fneg).max(1) as f64;
         report += &format!(
-            "{kind:<10} tp {tp:>3} fp {fp:>2} fn {fneg:>2}  precision {precision:.3}  recall {recall:.3}\n"
+            "{kind:<22} tp {tp:>3} fp {fp:>2} fn {fneg:>2}  precision {precision:.3}  recall {recall:.3}\n"
         );
         assert!(recall >= 0.95 && precision >= 0.98, "{kind} below the bar:\n{report}");
     }
     for kind in ["app", "extension", "token", "mcp"] {
         assert!(table.get(kind).is_some_and(|(tp, _, _)| *tp >= 10), "corpus too thin for {kind}:\n{report}");
+    }
+    for kind in ["token/shell_history", "token/netrc"] {
+        assert!(table.get(kind).is_some_and(|(tp, _, _)| *tp >= 5), "corpus too thin for {kind}:\n{report}");
     }
     println!("{report}");
 }
@@ -314,6 +330,11 @@ mod hostile {
         symlink(t.path().join("outside.env"), home.join(".bashrc")).unwrap();
         symlink("../victim/secret.env", home.join(".zshrc")).unwrap();
         symlink("../../../../outside.env", home.join("proj/.env")).unwrap();
+        // The history, netrc and fish-variable readers resolve through the same tree.
+        symlink(t.path().join("outside.env"), home.join(".bash_history")).unwrap();
+        symlink("../victim/secret.env", home.join(".netrc")).unwrap();
+        std::fs::create_dir_all(home.join(".config/fish")).unwrap();
+        symlink("../../../victim/secret.env", home.join(".config/fish/fish_variables")).unwrap();
         // Loops: a file link loop and a directory link back up.
         symlink(".profile", home.join(".profile")).unwrap();
         symlink("..", home.join("proj/up")).unwrap();
@@ -327,6 +348,9 @@ mod hostile {
             "/home/mallory/.zshrc",
             "/home/mallory/proj/.env",
             "/home/mallory/.profile",
+            "/home/mallory/.bash_history",
+            "/home/mallory/.netrc",
+            "/home/mallory/.config/fish/fish_variables",
         ] {
             assert!(errs.contains(&p), "{p} not reported: {errs:?}");
         }
@@ -455,6 +479,7 @@ mod hostile {
         let status = std::process::Command::new("mkfifo").arg(home.join(".bashrc")).status().unwrap();
         assert!(status.success());
         std::process::Command::new("mkfifo").arg(home.join("app/.env")).status().unwrap();
+        std::process::Command::new("mkfifo").arg(home.join(".zsh_history")).status().unwrap();
         let mut big = KEY_LINE.to_owned() + "\n";
         big.push_str(&"#".repeat(2 * 1024 * 1024));
         std::fs::write(home.join(".zshrc"), big).unwrap();
@@ -473,6 +498,7 @@ mod hostile {
         let has = |p: &str, msg: &str| errs.iter().any(|e| e.starts_with(p) && e.contains(msg));
         assert!(has("/home/eve/.bashrc", "not a regular file"), "{errs:#?}");
         assert!(has("/home/eve/app/.env", "not a regular file"), "{errs:#?}");
+        assert!(has("/home/eve/.zsh_history", "not a regular file"), "{errs:#?}");
         assert!(has("/home/eve/.zshrc", "limit"), "{errs:#?}");
         assert!(
             has(
@@ -599,4 +625,103 @@ fn assert_unique_identities(scan: &sightline_agent::detect::FileScan, what: &str
         }
     }
     seen.len()
+}
+
+/// Shell histories are read once (a tail window), then only what was appended: a later look
+/// parses exactly the new bytes and still reports what the earlier bytes held; a file that
+/// was rewritten is read again from the start.
+#[test]
+fn histories_are_read_incrementally() {
+    use sightline_agent::detect::{detect_os, history::Memory, homes, scan_home};
+    let catalog = Catalog::builtin().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("home/ivy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(".bash_history");
+    let groq = format!("gsk_{}", "Q7wE9rT2yU4iO6pA8sD1fG3hJ5kL7zX9cV2bN4mQ6wE8rT1yU3iO");
+    let xai = format!("xai-{}", "Zq8vN2xL0pR4tY7uW1eK5sD9".repeat(4).get(..80).unwrap());
+    let openai = format!(
+        "sk-proj-{}T3BlbkFJ{}",
+        "Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8Qr".repeat(3),
+        "Zy9Xw8Vu7Ts6Rq5Po4Nm3Lk2Ji".repeat(3)
+    );
+    let look = |memory: &Memory, limits: &Limits| {
+        let root = Tree::open_root(t.path()).unwrap();
+        let os = detect_os(&root);
+        let hs = homes(&root, os, &mut Vec::new());
+        let scan = scan_home(&catalog, &fp(), limits, os, &hs[0], None, memory);
+        let mut got: Vec<String> = scan.findings.iter().map(summary).collect();
+        got.sort();
+        let errors: Vec<String> = scan.errors.iter().map(|e| e.error.clone()).collect();
+        (got, errors)
+    };
+    let token = |provider: &str, locator: &str| {
+        format!("token {provider} api_key ivy shell_history /home/ivy/.bash_history {locator}")
+    };
+    let append = |text: &str| {
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    };
+    let limits = Limits::default();
+    let memory = Memory::default();
+
+    let first = format!("ls\nexport GROQ_API_KEY={groq}\n");
+    std::fs::write(&path, &first).unwrap();
+    let (got, errors) = look(&memory, &limits);
+    assert_eq!(got, vec![token("groq", "GROQ_API_KEY (line 2)")]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(memory.bytes_scanned(), first.len() as u64);
+
+    let more =
+        format!("cd /tmp\ncurl -H \"Authorization: Bearer {openai}\" https://api.openai.com/v1/models\n");
+    append(&more);
+    let (scanned, probed) = (memory.bytes_scanned(), memory.bytes_probed());
+    let (got, _) = look(&memory, &limits);
+    assert_eq!(got, vec![token("groq", "GROQ_API_KEY (line 2)"), token("openai", "line 4")]);
+    assert_eq!(memory.bytes_scanned() - scanned, more.len() as u64, "only the appended bytes are parsed");
+    assert!(memory.bytes_probed() - probed <= 4096, "identity costs at most the head");
+
+    // Nothing new: nothing parsed, the same findings.
+    let scanned = memory.bytes_scanned();
+    assert_eq!(look(&memory, &limits).0.len(), 2);
+    assert_eq!(memory.bytes_scanned(), scanned);
+
+    // A line still being written is reported now, and once, when it is complete.
+    append(&format!("export XAI_API_KEY={xai}"));
+    let (got, _) = look(&memory, &limits);
+    assert!(got.contains(&token("xai", "XAI_API_KEY (line 5)")), "{got:#?}");
+    append("\necho done\n");
+    let (got, _) = look(&memory, &limits);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(got.contains(&token("xai", "XAI_API_KEY (line 5)")));
+
+    // Rewritten in place (bash truncating to HISTFILESIZE): shorter, so read from the start.
+    let rewritten = format!("export OPENAI_API_KEY={openai}\n");
+    std::fs::write(&path, &rewritten).unwrap();
+    let scanned = memory.bytes_scanned();
+    let (got, _) = look(&memory, &limits);
+    assert_eq!(got, vec![token("openai", "OPENAI_API_KEY (line 1)")]);
+    assert_eq!(memory.bytes_scanned() - scanned, rewritten.len() as u64);
+    // Replaced by a longer file with another beginning: its head differs, so read again.
+    let replaced = format!("pwd\n{rewritten}ls\n");
+    std::fs::write(&path, &replaced).unwrap();
+    let (got, _) = look(&memory, &limits);
+    assert_eq!(got, vec![token("openai", "OPENAI_API_KEY (line 2)")]);
+
+    // Over the window: only the newest bytes are read, and the cut is reported.
+    let big = format!("export GROQ_API_KEY={groq}\n{}export XAI_API_KEY={xai}\n", "ls -la\n".repeat(100));
+    std::fs::write(&path, &big).unwrap();
+    let small = Limits { history_window: 200, ..Limits::default() };
+    let fresh = Memory::default();
+    let (got, errors) = look(&fresh, &small);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].starts_with("token xai api_key ivy shell_history"), "{got:#?}");
+    assert_eq!(fresh.bytes_scanned(), 200);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("newest 200 bytes"), "{errors:?}");
+    // What the memory keeps is fingerprints and positions, never a value.
+    let kept = format!("{memory:?}{fresh:?}");
+    for key in [&groq, &xai, &openai] {
+        assert!(!kept.contains(key.as_str()), "a key is kept in the history memory");
+    }
 }

@@ -4,7 +4,7 @@
 //! `NAME=value`, `declare -x`, csh `setenv NAME value`, fish `set -gx NAME value`,
 //! PowerShell `$env:NAME = "value"` and `[Environment]::SetEnvironmentVariable(...)`.
 //! Besides assignments, every line is searched for distinctive key formats, so a key in an
-//! alias or a curl command is found too.
+//! alias or a curl command is found too. Windows `setx NAME value` counts as an assignment.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -100,6 +100,17 @@ pub(crate) fn parse_assignment(line: &str) -> Option<(String, String)> {
     }
     let mut words = line.split_whitespace();
     match words.next() {
+        // Windows: setx NAME value [/M] (the value is one argument, quoted when it has spaces)
+        Some(w) if w.eq_ignore_ascii_case("setx") || w.eq_ignore_ascii_case("setx.exe") => {
+            let name = words.next()?;
+            let value = line.splitn(3, char::is_whitespace).nth(2)?.trim_start();
+            let value = if value.starts_with(['"', '\'']) {
+                unquote(value)
+            } else {
+                value.split_whitespace().next()?.to_owned()
+            };
+            return valid_name(name).then(|| (name.to_owned(), value));
+        }
         // csh: setenv NAME value
         Some("setenv") => {
             let name = words.next()?;
@@ -176,6 +187,8 @@ mod tests {
         check("set -x ANTHROPIC_API_KEY 'abc'", "ANTHROPIC_API_KEY", "abc");
         check("$env:OPENAI_API_KEY = \"abc\"", "OPENAI_API_KEY", "abc");
         check("[Environment]::SetEnvironmentVariable(\"HF_TOKEN\", \"abc\", \"User\")", "HF_TOKEN", "abc");
+        check("setx OPENAI_API_KEY abc /M", "OPENAI_API_KEY", "abc");
+        check("setx.exe GROQ_API_KEY \"abc\"", "GROQ_API_KEY", "abc");
         assert_eq!(parse_assignment("echo hello"), None);
         assert_eq!(parse_assignment("if [ a = b ]; then"), None);
     }

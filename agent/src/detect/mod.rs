@@ -13,8 +13,12 @@ pub mod credentials;
 pub mod envfiles;
 pub mod extensions;
 mod installs;
+mod fishvars;
+pub mod history;
 pub mod jsonc;
+mod launchd;
 pub mod mcp;
+mod netrc;
 pub mod processes;
 pub mod redact;
 mod scrub;
@@ -123,6 +127,10 @@ pub enum TokenSource {
     McpConfig,
     IdeConfig,
     SourceFile,
+    /// A shell's command history (bash, zsh, fish, PowerShell).
+    ShellHistory,
+    /// A `.netrc` / `_netrc` `machine` entry.
+    Netrc,
 }
 
 impl TokenSource {
@@ -134,6 +142,8 @@ impl TokenSource {
             TokenSource::McpConfig => "mcp_config",
             TokenSource::IdeConfig => "ide_config",
             TokenSource::SourceFile => "source_file",
+            TokenSource::ShellHistory => "shell_history",
+            TokenSource::Netrc => "netrc",
         }
     }
 }
@@ -246,6 +256,8 @@ pub struct Limits {
     pub source_file_size: u64,
     /// Wall-time budget for the whole file scan; homes not reached are reported.
     pub total_time: Duration,
+    /// How much of a shell history one look reads: the newest bytes, up to this many.
+    pub history_window: u64,
 }
 
 impl Default for Limits {
@@ -259,6 +271,7 @@ impl Default for Limits {
             source_files: 20_000,
             source_file_size: 256 * 1024,
             total_time: Duration::from_secs(120),
+            history_window: 8 * 1024 * 1024,
         }
     }
 }
@@ -321,7 +334,7 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
             ));
             continue;
         }
-        let h = scan_home(catalog, fp, limits, os, home, None);
+        let h = scan_home(catalog, fp, limits, os, home, None, &history::Memory::default());
         findings.extend(h.findings);
         errors.extend(h.errors);
     }
@@ -356,6 +369,8 @@ pub struct HomeScan {
 /// Runs every detector over one home. With `reuse`, a quick rescan: the bounded walk and
 /// the source-file sweep are skipped and the files the last walk found are re-read instead
 /// (the daemon does this when a watched file changes; the hourly resync walks again).
+/// `histories` remembers how far each shell history was read, so a later look at the same
+/// home reads only what was appended (a one-off scan passes a fresh one).
 pub fn scan_home(
     catalog: &Catalog,
     fp: &Fingerprinter,
@@ -363,6 +378,7 @@ pub fn scan_home(
     os: Os,
     home: &Home,
     reuse: Option<&walk::Walked>,
+    histories: &history::Memory,
 ) -> HomeScan {
     let mut ctx = Ctx::new(catalog, fp, limits, os);
     apps::detect_home(&mut ctx, home);
@@ -371,6 +387,11 @@ pub fn scan_home(
     settings::detect(&mut ctx, home);
     mcp::detect_global(&mut ctx, home);
     envfiles::detect_rc(&mut ctx, home);
+    fishvars::detect(&mut ctx, home);
+    netrc::detect(&mut ctx, home);
+    if os == Os::Macos {
+        launchd::detect(&mut ctx, home);
+    }
     let quiet = |f: &mut dyn FnMut()| match home.tree.touched() {
         Some(t) => t.paused(f),
         None => f(),
@@ -383,6 +404,9 @@ pub fn scan_home(
             w
         }
     };
+    // Histories change with every command: they are read again on each look (cheaply, by
+    // their memory) rather than watched.
+    quiet(&mut || history::detect(&mut ctx, home, histories));
     envfiles::detect_dotenv(&mut ctx, home, &walked.dotenv);
     mcp::detect_project(&mut ctx, home, &walked.mcp_configs);
     if reuse.is_none() {

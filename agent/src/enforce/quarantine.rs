@@ -293,6 +293,8 @@ fn source_name(s: pb::TokenSource) -> &'static str {
         pb::TokenSource::McpConfig => "MCP client config",
         pb::TokenSource::IdeConfig => "IDE config",
         pb::TokenSource::SourceFile => "source file",
+        pb::TokenSource::ShellHistory => "shell history",
+        pb::TokenSource::Netrc => "netrc file",
         pb::TokenSource::CredentialFile => "credential file",
         pb::TokenSource::Dotenv => "dotenv file",
         pb::TokenSource::Unspecified => "file",

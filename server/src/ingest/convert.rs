@@ -256,6 +256,8 @@ fn token_source(s: i32) -> &'static str {
         pb::TokenSource::McpConfig => "mcp_config",
         pb::TokenSource::IdeConfig => "ide_config",
         pb::TokenSource::SourceFile => "source_file",
+        pb::TokenSource::ShellHistory => "shell_history",
+        pb::TokenSource::Netrc => "netrc",
         pb::TokenSource::Unspecified => "unspecified",
     }
 }
