@@ -166,6 +166,9 @@ pub enum FileFormat {
     Yaml,
     Ini,
     Text,
+    /// The `ItemTable(key, value)` of a VS Code-family SQLite state database
+    /// (`state.vscdb`), read as `{key: value}`.
+    SqliteItems,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +182,10 @@ pub struct CredentialField {
     /// Values written as `provider=key` (aider's `api-key:` list).
     #[serde(default)]
     pub provider_prefixed: bool,
+    /// A sibling key naming the MCP server the credential is for (Claude Code's
+    /// `mcpOAuth.*.serverName`); without it, the enclosing object's key up to its first `|`.
+    #[serde(default)]
+    pub mcp_server_from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,6 +288,23 @@ pub struct EnvFiles {
     pub source: String,
 }
 
+/// Which hosts' credentials in a repository's `.git/config` count as AI connectors when the
+/// value itself has no known key format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    pub hosts: Vec<GitHost>,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHost {
+    pub host: String,
+    pub provider: String,
+    pub kind: TokenKind,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
@@ -297,6 +321,7 @@ struct RawCatalog {
     processes: Processes,
     mcp_client: Vec<McpClient>,
     env_files: EnvFiles,
+    git_config: GitConfig,
 }
 
 /// The validated catalog with the lookup tables detectors need.
@@ -319,6 +344,7 @@ pub struct Catalog {
     pub processes: Processes,
     pub mcp_clients: Vec<McpClient>,
     pub env_files: EnvFiles,
+    pub git_config: GitConfig,
     process_names: HashMap<String, usize>,
 }
 
@@ -467,6 +493,7 @@ impl Catalog {
             processes: raw.processes,
             mcp_clients: raw.mcp_client,
             env_files: raw.env_files,
+            git_config: raw.git_config,
             process_names,
         })
     }

@@ -133,5 +133,6 @@ fn token_source(s: TokenSource) -> pb::TokenSource {
         TokenSource::McpConfig => pb::TokenSource::McpConfig,
         TokenSource::IdeConfig => pb::TokenSource::IdeConfig,
         TokenSource::SourceFile => pb::TokenSource::SourceFile,
+        TokenSource::GitConfig => pb::TokenSource::GitConfig,
     }
 }

@@ -11,12 +11,14 @@ pub mod apps;
 pub mod credentials;
 pub mod envfiles;
 pub mod extensions;
+mod gitconfig;
 pub mod jsonc;
 pub mod mcp;
 pub mod processes;
 pub mod redact;
 mod scrub;
 pub mod sessions;
+mod statedb;
 pub mod tokens;
 pub mod walk;
 
@@ -120,6 +122,8 @@ pub enum TokenSource {
     McpConfig,
     IdeConfig,
     SourceFile,
+    /// A repository's `.git/config` (remote URLs, `http.extraHeader`).
+    GitConfig,
 }
 
 impl TokenSource {
@@ -131,6 +135,7 @@ impl TokenSource {
             TokenSource::McpConfig => "mcp_config",
             TokenSource::IdeConfig => "ide_config",
             TokenSource::SourceFile => "source_file",
+            TokenSource::GitConfig => "git_config",
         }
     }
 }
@@ -241,6 +246,9 @@ pub struct Limits {
     /// Project text files searched per home, and the size above which one is skipped.
     pub source_files: usize,
     pub source_file_size: u64,
+    /// SQLite state databases (Cursor's `state.vscdb` grows to tens of MB with chat
+    /// history), and the write-ahead log beside one; each is read whole into memory.
+    pub database_file: u64,
     /// Wall-time budget for the whole file scan; homes not reached are reported.
     pub total_time: Duration,
 }
@@ -255,6 +263,7 @@ impl Default for Limits {
             walk_time: Duration::from_secs(20),
             source_files: 20_000,
             source_file_size: 256 * 1024,
+            database_file: 64 * 1024 * 1024,
             total_time: Duration::from_secs(120),
         }
     }
@@ -380,6 +389,7 @@ pub fn scan_home(
     };
     envfiles::detect_dotenv(&mut ctx, home, &walked.dotenv);
     mcp::detect_project(&mut ctx, home, &walked.mcp_configs);
+    gitconfig::detect(&mut ctx, home, &walked.git_configs);
     if reuse.is_none() {
         quiet(&mut || envfiles::detect_sources(&mut ctx, home, &walked.sources));
     }

@@ -256,6 +256,7 @@ fn token_source(s: i32) -> &'static str {
         pb::TokenSource::McpConfig => "mcp_config",
         pb::TokenSource::IdeConfig => "ide_config",
         pb::TokenSource::SourceFile => "source_file",
+        pb::TokenSource::GitConfig => "git_config",
         pb::TokenSource::Unspecified => "unspecified",
     }
 }
