@@ -425,7 +425,13 @@ fn an_exhausted_time_budget_is_reported_per_home() {
 #[test]
 fn mcp_oauth_grants_name_their_server() {
     for (layout, want) in [
-        ("linux", &[("linear|638130d5a1b2c3d4", "linear"), ("plugin:notion:notion|9f2e4c1a0b7d3e5f", "plugin:notion:notion")][..]),
+        (
+            "linux",
+            &[
+                ("linear|638130d5a1b2c3d4", "linear"),
+                ("plugin:notion:notion|9f2e4c1a0b7d3e5f", "plugin:notion:notion"),
+            ][..],
+        ),
         ("windows", &[("sentry|1a2b3c4d5e6f7a8b", "sentry")][..]),
     ] {
         let scan = scan_layout(layout);
@@ -440,7 +446,10 @@ fn mcp_oauth_grants_name_their_server() {
                     _ => None,
                 })
                 .collect();
-            assert!(!servers.is_empty() && servers.iter().all(|s| *s == Some(*server)), "{layout} {key}: {servers:?}");
+            assert!(
+                !servers.is_empty() && servers.iter().all(|s| *s == Some(*server)),
+                "{layout} {key}: {servers:?}"
+            );
         }
         // Claude's own login in the same file is not an MCP server's.
         assert!(scan.findings.iter().all(|f| !matches!(f, Finding::Token(t)
@@ -458,7 +467,8 @@ fn git_config_credentials() {
     let ghp_fetch_head = "ghp_FAc9QeWJKY40uvSwMFLZDe1f8rESQedUStPK";
     let ghs = "ghs_R0CsTy4Qwb8DwkNhFdnXsiVpzz63FfkCzJr4";
     let hf = "hf_i0B3JrTAwR4y9ojfljoQoaF1LlqsajAIxN";
-    let (pw_internal, pw_hf, pw_rewrite) = ("Ku8iS2G8NPRVdD53X83RZJzz", "Nbe3nNyjOq9wMxEhh2FDEEtf", "jgVvVqE1SkHbn88HxjSI6bWH");
+    let (pw_internal, pw_hf, pw_rewrite) =
+        ("Ku8iS2G8NPRVdD53X83RZJzz", "Nbe3nNyjOq9wMxEhh2FDEEtf", "jgVvVqE1SkHbn88HxjSI6bWH");
     let glpat = "glpat-tP3fS2qHx6kwXoIIXGvO";
     use base64::Engine as _;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{ghs}"));
@@ -482,8 +492,14 @@ fn git_config_credentials() {
              \textraheader = AUTHORIZATION: basic {basic}\n[credential]\n\thelper = store\n"
         ),
     );
-    put("projects/app/.git/FETCH_HEAD", format!("abc\t\tbranch 'main' of https://{ghp_fetch_head}@github.com/erin/app\n"));
-    put("projects/app/node_modules/dep/.git/config", format!("[remote \"origin\"]\n\turl = https://{ghp_vendored}@github.com/x/dep\n"));
+    put(
+        "projects/app/.git/FETCH_HEAD",
+        format!("abc\t\tbranch 'main' of https://{ghp_fetch_head}@github.com/erin/app\n"),
+    );
+    put(
+        "projects/app/node_modules/dep/.git/config",
+        format!("[remote \"origin\"]\n\turl = https://{ghp_vendored}@github.com/x/dep\n"),
+    );
     put(
         "src/model/.git/config",
         format!(
@@ -522,7 +538,9 @@ fn git_config_credentials() {
     let opts = ScanOptions { root: t.path().to_path_buf(), processes: false, limits: Limits::default() };
     let r = run(&opts, &catalog, &fp()).unwrap();
     let out = format!("{}\n{}\n{:?}", report::to_json(&r), report::to_table(&r), r);
-    for s in [ghp, ghp_vendored, ghp_fetch_head, ghs, hf, pw_internal, pw_hf, pw_rewrite, glpat, basic.as_str()] {
+    for s in
+        [ghp, ghp_vendored, ghp_fetch_head, ghs, hf, pw_internal, pw_hf, pw_rewrite, glpat, basic.as_str()]
+    {
         assert!(!out.contains(s), "a .git/config credential leaked into scan output");
     }
 }
@@ -535,7 +553,10 @@ fn cursor_state_database_log_and_bound() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("home/fay/.config/Cursor/User/globalStorage");
     std::fs::create_dir_all(&dir).unwrap();
-    let (old, new) = ("eyJhbGciOiJIUzI1NiJ9.b2xkLXRva2VuLTAx.c2lnbmF0dXJlMDE", "eyJhbGciOiJIUzI1NiJ9.bmV3LXRva2VuLTAy.c2lnbmF0dXJlMDI");
+    let (old, new) = (
+        "eyJhbGciOiJIUzI1NiJ9.b2xkLXRva2VuLTAx.c2lnbmF0dXJlMDE",
+        "eyJhbGciOiJIUzI1NiJ9.bmV3LXRva2VuLTAy.c2lnbmF0dXJlMDI",
+    );
     let conn = rusqlite::Connection::open(dir.join("state.vscdb")).unwrap();
     conn.execute_batch(&format!(
         "CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB);
@@ -561,6 +582,10 @@ fn cursor_state_database_log_and_bound() {
     let scan = scan_files(&tree, &catalog, &fp(), &small);
     assert!(scan.findings.is_empty());
     assert_eq!(scan.errors.len(), 1, "{:?}", scan.errors);
-    assert!(scan.errors[0].path.ends_with("/state.vscdb") && scan.errors[0].error.contains("limit"), "{:?}", scan.errors);
+    assert!(
+        scan.errors[0].path.ends_with("/state.vscdb") && scan.errors[0].error.contains("limit"),
+        "{:?}",
+        scan.errors
+    );
     drop(conn);
 }

@@ -65,7 +65,8 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
                     // The field's own name is evidence too (`OPENAI_API_KEY: …` in a YAML map).
                     let name = pointer.rsplit('/').next().filter(|n| !n.is_empty());
                     let fallback = provider.as_deref().map(|p| (p, field.kind));
-                    let server = field.mcp_server_from.as_ref().and_then(|key| mcp_server(&value, &pointer, key));
+                    let server =
+                        field.mcp_server_from.as_ref().and_then(|key| mcp_server(&value, &pointer, key));
                     if let Some(class) = classify(catalog, secret, name, fallback) {
                         let locator = if pointer.is_empty() { None } else { Some(pointer) };
                         ctx.token(

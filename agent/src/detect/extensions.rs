@@ -73,7 +73,8 @@ fn chromium(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
                 Vec::new()
             }
         };
-        let installed: BTreeSet<String> = ids.iter().filter_map(|e| e.name.to_str().map(str::to_owned)).collect();
+        let installed: BTreeSet<String> =
+            ids.iter().filter_map(|e| e.name.to_str().map(str::to_owned)).collect();
         for id in ids {
             let Some(id_str) = id.name.to_str().filter(|s| is_chrome_id(s)) else { continue };
             let Some(version_dir) = newest_version(data, &ext_dir.join(id_str)) else { continue };

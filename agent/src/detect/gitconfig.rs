@@ -38,7 +38,7 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home, configs: &[PathBuf]) {
             .filter(|e| e.section == "remote" && e.key == "url")
             .find_map(|e| url_parts(&e.value).map(|u| u.host.to_owned()));
         for e in &entries {
-            for found in credentials(ctx.catalog, e, remote_host.as_deref()) {
+            if let Some(found) = credentials(ctx.catalog, e, remote_host.as_deref()) {
                 ctx.token(
                     &Site { home, rel, source: TokenSource::GitConfig },
                     found.secret,
@@ -179,7 +179,11 @@ fn url_parts(url: &str) -> Option<UrlParts<'_>> {
         Some(None) => (userinfo, None),
         None => (None, None),
     };
-    Some(UrlParts { user: user.filter(|u| !u.is_empty()), password: password.filter(|p| !p.is_empty()), host })
+    Some(UrlParts {
+        user: user.filter(|u| !u.is_empty()),
+        password: password.filter(|p| !p.is_empty()),
+        host,
+    })
 }
 
 /// The URL with any userinfo removed, for display.
@@ -211,31 +215,31 @@ fn host_class<'c>(catalog: &'c Catalog, host: &str) -> Option<(&'c str, TokenKin
         .map(|h| (h.provider.as_str(), h.kind))
 }
 
-/// Credentials one entry carries.
-fn credentials(catalog: &Catalog, e: &Entry, remote_host: Option<&str>) -> Vec<Found> {
-    let mut out = Vec::new();
-    let mut push = |value: &str, fallback: Option<(&str, TokenKind)>| {
-        if let Some(class) = classify(catalog, value, None, fallback) {
-            out.push(Found { secret: Secret::new(value), class });
-        }
-    };
-    let from_url = |url: &str, push: &mut dyn FnMut(&str, Option<(&str, TokenKind)>)| {
-        let Some(u) = url_parts(url) else { return };
-        let fallback = host_class(catalog, u.host);
-        match (u.user, u.password) {
-            (_, Some(p)) => push(p, fallback),
-            // `https://<token>@host/`: only a known key format, or any user name would do.
-            (Some(user), None) => push(user, None),
-            (None, None) => {}
-        }
-    };
+/// A classified credential, or nothing.
+fn found(catalog: &Catalog, value: &str, fallback: Option<(&str, TokenKind)>) -> Option<Found> {
+    classify(catalog, value, None, fallback).map(|class| Found { secret: Secret::new(value), class })
+}
+
+/// The credential in a URL's userinfo: the password, else a user part that has a known key
+/// format (`https://<token>@host/`; any user name would do otherwise).
+fn from_url(catalog: &Catalog, url: &str) -> Option<Found> {
+    let u = url_parts(url)?;
+    match (u.user, u.password) {
+        (_, Some(p)) => found(catalog, p, host_class(catalog, u.host)),
+        (Some(user), None) => found(catalog, user, None),
+        (None, None) => None,
+    }
+}
+
+/// The credential one entry carries (each carries at most one).
+fn credentials(catalog: &Catalog, e: &Entry, remote_host: Option<&str>) -> Option<Found> {
     match (e.section.as_str(), e.key.as_str()) {
-        ("remote", "url" | "pushurl") | ("submodule", "url") => from_url(&e.value, &mut push),
-        ("url", "insteadof" | "pushinsteadof") => from_url(&e.subsection, &mut push),
+        ("remote", "url" | "pushurl") | ("submodule", "url") => from_url(catalog, &e.value),
+        ("url", "insteadof" | "pushinsteadof") => from_url(catalog, &e.subsection),
         ("http", "extraheader") => {
-            let Some((name, value)) = e.value.split_once(':') else { return out };
+            let (name, value) = e.value.split_once(':')?;
             if !secret_like_name(name.trim()) {
-                return out;
+                return None;
             }
             let host = if e.subsection.is_empty() {
                 remote_host.map(str::to_owned)
@@ -247,21 +251,19 @@ fn credentials(catalog: &Catalog, e: &Entry, remote_host: Option<&str>) -> Vec<F
             let (scheme, credential) = value.split_once(char::is_whitespace).unwrap_or(("", value));
             let credential = credential.trim();
             if scheme.eq_ignore_ascii_case("basic") {
-                let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(credential) else {
-                    return out;
-                };
-                let decoded = zeroize::Zeroizing::new(decoded);
+                let decoded = zeroize::Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD.decode(credential).ok()?,
+                );
                 let decoded = Secret::new(String::from_utf8_lossy(&decoded).into_owned());
                 let userpass = decoded.expose();
                 let token = userpass.split_once(':').map_or(userpass, |(_, p)| p);
-                push(token, fallback);
+                found(catalog, token, fallback)
             } else {
-                push(credential, fallback);
+                found(catalog, credential, fallback)
             }
         }
-        _ => {}
+        _ => None,
     }
-    out
 }
 
 #[cfg(test)]
@@ -279,10 +281,19 @@ mod tests {
                     [Branch.Main] remote = origin\n; comment\nflag\n";
         let e = parse(text);
         assert_eq!(e.len(), 4, "{e:#?}");
-        assert_eq!((e[1].section.as_str(), e[1].subsection.as_str(), e[1].key.as_str()), ("remote", "origin", "url"));
+        assert_eq!(
+            (e[1].section.as_str(), e[1].subsection.as_str(), e[1].key.as_str()),
+            ("remote", "origin", "url")
+        );
         assert_eq!(e[1].value, "https://h/x");
-        assert_eq!((e[2].key.as_str(), e[2].value.as_str(), e[2].line), ("extraheader", "AUTHORIZATION: bearer a b", 6));
-        assert_eq!((e[3].section.as_str(), e[3].subsection.as_str(), e[3].value.as_str()), ("branch", "Main", "origin"));
+        assert_eq!(
+            (e[2].key.as_str(), e[2].value.as_str(), e[2].line),
+            ("extraheader", "AUTHORIZATION: bearer a b", 6)
+        );
+        assert_eq!(
+            (e[3].section.as_str(), e[3].subsection.as_str(), e[3].value.as_str()),
+            ("branch", "Main", "origin")
+        );
     }
 
     #[test]
@@ -319,27 +330,46 @@ mod tests {
         };
         // A random password for github.com counts (host); for an in-house server it does not.
         let pw = "Zq8vN2xL0pR4tY7uW1eK5sD9";
-        assert_eq!(found(&entry("remote", "o", "url", &format!("https://me:{pw}@github.com/o/r")), None), [(
-            "github".to_owned(),
-            TokenKind::Pat
-        )]);
-        assert!(found(&entry("remote", "o", "url", &format!("https://me:{pw}@git.acme.internal/r")), None).is_empty());
+        assert_eq!(
+            found(&entry("remote", "o", "url", &format!("https://me:{pw}@github.com/o/r")), None),
+            [("github".to_owned(), TokenKind::Pat)]
+        );
+        assert!(
+            found(&entry("remote", "o", "url", &format!("https://me:{pw}@git.acme.internal/r")), None)
+                .is_empty()
+        );
         // A known format counts anywhere, also as the user part.
-        assert_eq!(found(&entry("remote", "o", "url", &format!("https://{ghp}@git.acme.internal/r")), None).len(), 1);
+        assert_eq!(
+            found(&entry("remote", "o", "url", &format!("https://{ghp}@git.acme.internal/r")), None).len(),
+            1
+        );
         // A plain user name, a credential helper, a placeholder: nothing.
         assert!(found(&entry("remote", "o", "url", "https://alice@github.com/o/r"), None).is_empty());
         assert!(found(&entry("credential", "", "helper", "store"), None).is_empty());
-        assert!(found(&entry("remote", "o", "url", "https://me:${GITHUB_TOKEN}@github.com/o"), None).is_empty());
+        assert!(
+            found(&entry("remote", "o", "url", "https://me:${GITHUB_TOKEN}@github.com/o"), None).is_empty()
+        );
         // Basic auth is decoded; the bare http section takes the remote's host.
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{pw}"));
         let h = entry("http", "", "extraheader", &format!("AUTHORIZATION: basic {basic}"));
         assert_eq!(found(&h, Some("github.com")).len(), 1);
         assert!(found(&h, Some("git.acme.internal")).is_empty());
-        let h = entry("http", "https://huggingface.co/", "extraheader", &format!("Authorization: Bearer {pw}"));
+        let h =
+            entry("http", "https://huggingface.co/", "extraheader", &format!("Authorization: Bearer {pw}"));
         assert_eq!(found(&h, None), [("huggingface".to_owned(), TokenKind::ApiKey)]);
         // A header that is not a credential is not read.
-        assert!(found(&entry("http", "", "extraheader", &format!("X-Request-Id: {pw}")), Some("github.com")).is_empty());
+        assert!(
+            found(&entry("http", "", "extraheader", &format!("X-Request-Id: {pw}")), Some("github.com"))
+                .is_empty()
+        );
         // The rewrite's base carries the credential.
-        assert_eq!(found(&entry("url", &format!("https://me:{pw}@github.com/"), "insteadof", "https://github.com/"), None).len(), 1);
+        assert_eq!(
+            found(
+                &entry("url", &format!("https://me:{pw}@github.com/"), "insteadof", "https://github.com/"),
+                None
+            )
+            .len(),
+            1
+        );
     }
 }

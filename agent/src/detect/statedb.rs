@@ -56,9 +56,8 @@ pub(crate) fn items(db: &[u8], wal: Option<&[u8]>) -> Result<(Map<String, Value>
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     let len = image.len();
     conn.deserialize_read_exact(MAIN_DB, image.as_slice(), len, true)?;
-    let kind: Option<String> = conn
-        .query_row("SELECT type FROM sqlite_master WHERE name = 'ItemTable'", [], |r| r.get(0))
-        .ok();
+    let kind: Option<String> =
+        conn.query_row("SELECT type FROM sqlite_master WHERE name = 'ItemTable'", [], |r| r.get(0)).ok();
     if kind.as_deref() != Some("table") {
         return Err(StateDbError::NoItemTable);
     }
