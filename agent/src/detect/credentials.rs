@@ -123,7 +123,7 @@ fn state_db(ctx: &mut Ctx<'_>, home: &Home, rel: &Path) -> Option<Value> {
             None
         }
     };
-    match statedb::items(&db, wal.as_deref()) {
+    match statedb::items(db, wal.as_deref()) {
         Ok((items, _)) => Some(Value::Object(items)),
         Err(e) => {
             ctx.error(&home.tree, rel, e.to_string());

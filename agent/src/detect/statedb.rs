@@ -33,8 +33,12 @@ const MAX_VALUE: usize = 16 * 1024;
 
 /// The `{key: value}` rows of `ItemTable`, after laying the log's committed frames (if any)
 /// over the database image. Returns the rows and how many log frames were applied.
-pub(crate) fn items(db: &[u8], wal: Option<&[u8]>) -> Result<(Map<String, Value>, usize), StateDbError> {
-    let mut image = db.to_vec();
+/// The image is taken by value and patched in place: a database near the size bound is not
+/// copied a second time.
+pub(crate) fn items(
+    mut image: Vec<u8>,
+    wal: Option<&[u8]>,
+) -> Result<(Map<String, Value>, usize), StateDbError> {
     let applied = match wal {
         Some(w) => apply_wal(&mut image, w),
         None => 0,
@@ -56,6 +60,8 @@ pub(crate) fn items(db: &[u8], wal: Option<&[u8]>) -> Result<(Map<String, Value>
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     let len = image.len();
     conn.deserialize_read_exact(MAIN_DB, image.as_slice(), len, true)?;
+    // SQLite holds its own copy now.
+    drop(image);
     let kind: Option<String> =
         conn.query_row("SELECT type FROM sqlite_master WHERE name = 'ItemTable'", [], |r| r.get(0)).ok();
     if kind.as_deref() != Some("table") {
@@ -192,7 +198,7 @@ mod tests {
             ),
             "",
             |db, _| {
-                let (m, applied) = items(&db, None).unwrap();
+                let (m, applied) = items(db.clone(), None).unwrap();
                 assert_eq!(applied, 0);
                 assert_eq!(m["cursorAuth/accessToken"], "old-token");
                 assert_eq!(m["blob"], "hi");
@@ -209,8 +215,8 @@ mod tests {
             "INSERT INTO ItemTable VALUES ('cursorAuth/accessToken', 'new-token'), ('c', 'd');",
             |db, wal| {
                 assert!(!wal.is_empty(), "the writer's log should hold the change");
-                assert_eq!(items(&db, None).unwrap().0["cursorAuth/accessToken"], "old-token");
-                let (m, applied) = items(&db, Some(&wal)).unwrap();
+                assert_eq!(items(db.clone(), None).unwrap().0["cursorAuth/accessToken"], "old-token");
+                let (m, applied) = items(db.clone(), Some(&wal)).unwrap();
                 assert!(applied > 0);
                 assert_eq!(m["cursorAuth/accessToken"], "new-token");
                 assert_eq!(m["c"], "d");
@@ -219,28 +225,28 @@ mod tests {
                 let mut torn = wal.clone();
                 let n = torn.len();
                 torn[n - 1] ^= 0xff;
-                let (m, _) = items(&db, Some(&torn)).unwrap();
+                let (m, _) = items(db.clone(), Some(&torn)).unwrap();
                 assert_eq!(m["cursorAuth/accessToken"], "old-token");
 
                 // Another generation's log (salts differ) is ignored, not mixed in.
                 let mut stale = wal.clone();
                 stale[16] ^= 1;
-                assert_eq!(items(&db, Some(&stale)).unwrap().1, 0);
+                assert_eq!(items(db.clone(), Some(&stale)).unwrap().1, 0);
             },
         );
     }
 
     #[test]
     fn not_a_database_or_no_item_table_is_an_error() {
-        assert!(matches!(items(b"hello", None), Err(StateDbError::NotSqlite)));
-        assert!(matches!(items(b"", None), Err(StateDbError::NotSqlite)));
+        assert!(matches!(items(b"hello".to_vec(), None), Err(StateDbError::NotSqlite)));
+        assert!(matches!(items(Vec::new(), None), Err(StateDbError::NotSqlite)));
         with_db("CREATE TABLE other (k TEXT);", "", |db, _| {
-            assert!(matches!(items(&db, None), Err(StateDbError::NoItemTable)));
+            assert!(matches!(items(db.clone(), None), Err(StateDbError::NoItemTable)));
         });
         with_db(
             "CREATE TABLE t (key TEXT, value BLOB); CREATE VIEW ItemTable AS SELECT * FROM t;",
             "",
-            |db, _| assert!(matches!(items(&db, None), Err(StateDbError::NoItemTable))),
+            |db, _| assert!(matches!(items(db.clone(), None), Err(StateDbError::NoItemTable))),
         );
     }
 }
