@@ -131,3 +131,23 @@ fn state_db(ctx: &mut Ctx<'_>, home: &Home, rel: &Path) -> Option<Value> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcp_server_from_sibling_else_from_the_entry_key() {
+        let v = serde_json::json!({"mcpOAuth": {
+            "linear|63af": {"serverName": "linear", "accessToken": "t"},
+            "plugin:a/b|9f": {"serverName": " ", "accessToken": "t"},
+            "bare": {"accessToken": "t"},
+        }});
+        let at = |p: &str| mcp_server(&v, p, "serverName");
+        assert_eq!(at("/mcpOAuth/linear|63af/accessToken").as_deref(), Some("linear"));
+        // A blank sibling does not name a server; the key (unescaped, before `|`) does.
+        assert_eq!(at("/mcpOAuth/plugin:a~1b|9f/accessToken").as_deref(), Some("plugin:a/b"));
+        assert_eq!(at("/mcpOAuth/bare/accessToken").as_deref(), Some("bare"));
+        assert_eq!(mcp_server(&v, "/accessToken", "serverName"), None);
+    }
+}
