@@ -230,6 +230,9 @@ pub enum FileFormat {
     Yaml,
     Ini,
     Text,
+    /// The `ItemTable(key, value)` of a VS Code-family SQLite state database
+    /// (`state.vscdb`), read as `{key: value}`.
+    SqliteItems,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,6 +246,10 @@ pub struct CredentialField {
     /// Values written as `provider=key` (aider's `api-key:` list).
     #[serde(default)]
     pub provider_prefixed: bool,
+    /// A sibling key naming the MCP server the credential is for (Claude Code's
+    /// `mcpOAuth.*.serverName`); without it, the enclosing object's key up to its first `|`.
+    #[serde(default)]
+    pub mcp_server_from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,6 +370,23 @@ pub struct ApiHost {
     pub source: String,
 }
 
+/// Which hosts' credentials in a repository's `.git/config` count as AI connectors when the
+/// value itself has no known key format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    pub hosts: Vec<GitHost>,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHost {
+    pub host: String,
+    pub provider: String,
+    pub kind: TokenKind,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
@@ -382,6 +406,7 @@ struct RawCatalog {
     mcp_client: Vec<McpClient>,
     env_files: EnvFiles,
     api_host: Vec<ApiHost>,
+    git_config: GitConfig,
 }
 
 /// The validated catalog with the lookup tables detectors need.
@@ -409,6 +434,7 @@ pub struct Catalog {
     pub env_files: EnvFiles,
     /// Lower-case API host → provider.
     pub api_hosts: HashMap<String, String>,
+    pub git_config: GitConfig,
     process_names: HashMap<String, usize>,
 }
 
@@ -607,6 +633,7 @@ impl Catalog {
             mcp_clients: raw.mcp_client,
             env_files: raw.env_files,
             api_hosts,
+            git_config: raw.git_config,
             process_names,
         })
     }

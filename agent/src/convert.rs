@@ -135,5 +135,6 @@ fn token_source(s: TokenSource) -> pb::TokenSource {
         TokenSource::SourceFile => pb::TokenSource::SourceFile,
         TokenSource::ShellHistory => pb::TokenSource::ShellHistory,
         TokenSource::Netrc => pb::TokenSource::Netrc,
+        TokenSource::GitConfig => pb::TokenSource::GitConfig,
     }
 }

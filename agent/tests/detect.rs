@@ -725,3 +725,173 @@ fn histories_are_read_incrementally() {
         assert!(!kept.contains(key.as_str()), "a key is kept in the history memory");
     }
 }
+// === Round two: tool credential stores, .git/config, unpacked extensions ===
+
+/// Claude Code's MCP OAuth grants name the MCP server they are for.
+#[test]
+fn mcp_oauth_grants_name_their_server() {
+    for (layout, want) in [
+        (
+            "linux",
+            &[
+                ("linear|638130d5a1b2c3d4", "linear"),
+                ("plugin:notion:notion|9f2e4c1a0b7d3e5f", "plugin:notion:notion"),
+            ][..],
+        ),
+        ("windows", &[("sentry|1a2b3c4d5e6f7a8b", "sentry")][..]),
+    ] {
+        let scan = scan_layout(layout);
+        for (key, server) in want {
+            let servers: Vec<Option<&str>> = scan
+                .findings
+                .iter()
+                .filter_map(|f| match f {
+                    Finding::Token(t) if t.locator.as_deref().is_some_and(|l| l.contains(key)) => {
+                        Some(t.mcp_server.as_deref())
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                !servers.is_empty() && servers.iter().all(|s| *s == Some(*server)),
+                "{layout} {key}: {servers:?}"
+            );
+        }
+        // Claude's own login in the same file is not an MCP server's.
+        assert!(scan.findings.iter().all(|f| !matches!(f, Finding::Token(t)
+            if t.locator.as_deref().is_some_and(|l| l.starts_with("/claudeAiOauth")) && t.mcp_server.is_some())));
+    }
+}
+
+/// Credentials in repositories' `.git/config`, built at run time (git cannot commit a
+/// `.git` directory): exact ground truth with decoys around them, nothing read from `.git`
+/// but `config`, and no value in any output.
+#[test]
+fn git_config_credentials() {
+    let ghp = "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d";
+    let ghp_vendored = "ghp_IBXuDL7DxtpYlSXpfKtHF4vUCsMehGAkWvj7";
+    let ghp_fetch_head = "ghp_FAc9QeWJKY40uvSwMFLZDe1f8rESQedUStPK";
+    let ghs = "ghs_R0CsTy4Qwb8DwkNhFdnXsiVpzz63FfkCzJr4";
+    let hf = "hf_i0B3JrTAwR4y9ojfljoQoaF1LlqsajAIxN";
+    let (pw_internal, pw_hf, pw_rewrite) =
+        ("Ku8iS2G8NPRVdD53X83RZJzz", "Nbe3nNyjOq9wMxEhh2FDEEtf", "jgVvVqE1SkHbn88HxjSI6bWH");
+    let glpat = "glpat-tP3fS2qHx6kwXoIIXGvO";
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{ghs}"));
+
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home/erin");
+    let put = |rel: &str, text: String| {
+        let p = home.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    put(
+        "projects/app/.git/config",
+        format!(
+            "[core]\n\trepositoryformatversion = 0\n[remote \"origin\"]\n\
+             \turl = https://x-access-token:{ghp}@github.com/erin/app.git\n\
+             \tfetch = +refs/heads/*:refs/remotes/origin/*\n[remote \"mirror\"]\n\
+             \turl = https://erin:{pw_internal}@git.acme.internal/erin/app.git\n[remote \"lab\"]\n\
+             \turl = https://oauth2:{glpat}@gitlab.com/erin/app.git\n[remote \"plain\"]\n\
+             \turl = git@github.com:erin/app.git\n[http \"https://github.com/\"]\n\
+             \textraheader = AUTHORIZATION: basic {basic}\n[credential]\n\thelper = store\n"
+        ),
+    );
+    put(
+        "projects/app/.git/FETCH_HEAD",
+        format!("abc\t\tbranch 'main' of https://{ghp_fetch_head}@github.com/erin/app\n"),
+    );
+    put(
+        "projects/app/node_modules/dep/.git/config",
+        format!("[remote \"origin\"]\n\turl = https://{ghp_vendored}@github.com/x/dep\n"),
+    );
+    put(
+        "src/model/.git/config",
+        format!(
+            "[remote \"origin\"]\n\turl = https://erin:{hf}@huggingface.co/erin/model\n\
+             [http \"https://huggingface.co\"]\n\textraHeader = \"Authorization: Bearer {pw_hf}\"\n\
+             [remote \"upstream\"]\n\turl = https://huggingface.co/meta/model\n"
+        ),
+    );
+    // The home itself is a dotfiles repository; its rewrite rule carries the credential.
+    put(
+        ".git/config",
+        format!(
+            "[url \"https://erin:{pw_rewrite}@github.com/\"]\n\tinsteadOf = https://github.com/\n\
+             [remote \"origin\"]\n\turl = https://${{GITHUB_TOKEN}}@github.com/erin/dotfiles\n"
+        ),
+    );
+    // A worktree's `.git` is a file pointing elsewhere: not a repository config.
+    put("projects/wt/.git", "gitdir: /home/erin/projects/app/.git/worktrees/wt\n".into());
+
+    let catalog = Catalog::builtin().unwrap();
+    let tree = Tree::open_root(t.path()).unwrap();
+    let scan = scan_files(&tree, &catalog, &fp(), &Limits::default());
+    let mut got: Vec<String> = scan.findings.iter().map(summary).collect();
+    got.sort();
+    let mut want = vec![
+        "token github pat erin git_config /home/erin/projects/app/.git/config remote.origin.url (line 4)",
+        "token github pat erin git_config /home/erin/projects/app/.git/config http.https://github.com/.extraheader (line 13)",
+        "token huggingface api_key erin git_config /home/erin/src/model/.git/config remote.origin.url (line 2)",
+        "token huggingface api_key erin git_config /home/erin/src/model/.git/config http.https://huggingface.co.extraheader (line 4)",
+        "token github pat erin git_config /home/erin/.git/config url.<base>.insteadof (line 2)",
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+
+    let opts = ScanOptions { root: t.path().to_path_buf(), processes: false, limits: Limits::default() };
+    let r = run(&opts, &catalog, &fp()).unwrap();
+    let out = format!("{}\n{}\n{:?}", report::to_json(&r), report::to_table(&r), r);
+    for s in
+        [ghp, ghp_vendored, ghp_fetch_head, ghs, hf, pw_internal, pw_hf, pw_rewrite, glpat, basic.as_str()]
+    {
+        assert!(!out.contains(s), "a .git/config credential leaked into scan output");
+    }
+}
+
+/// Cursor's state database: a running editor's newest token sits in the write-ahead log,
+/// and a database over the size bound is reported, not read.
+#[test]
+fn cursor_state_database_log_and_bound() {
+    use sightline_agent::secret::Secret;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("home/fay/.config/Cursor/User/globalStorage");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (old, new) = (
+        "eyJhbGciOiJIUzI1NiJ9.b2xkLXRva2VuLTAx.c2lnbmF0dXJlMDE",
+        "eyJhbGciOiJIUzI1NiJ9.bmV3LXRva2VuLTAy.c2lnbmF0dXJlMDI",
+    );
+    let conn = rusqlite::Connection::open(dir.join("state.vscdb")).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB);
+         INSERT INTO ItemTable VALUES ('cursorAuth/accessToken', '{old}');
+         PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+         INSERT INTO ItemTable VALUES ('cursorAuth/accessToken', '{new}');"
+    ))
+    .unwrap();
+    assert!(dir.join("state.vscdb-wal").exists());
+
+    let catalog = Catalog::builtin().unwrap();
+    let tree = Tree::open_root(t.path()).unwrap();
+    let scan = scan_files(&tree, &catalog, &fp(), &Limits::default());
+    let fps: Vec<&str> = scan
+        .findings
+        .iter()
+        .filter_map(|f| if let Finding::Token(t) = f { Some(t.fingerprint.as_str()) } else { None })
+        .collect();
+    assert_eq!(fps, [fp().fingerprint(&Secret::new(new)).as_str()], "the log's committed value wins");
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+
+    let small = Limits { database_file: 1024, ..Limits::default() };
+    let scan = scan_files(&tree, &catalog, &fp(), &small);
+    assert!(scan.findings.is_empty());
+    assert_eq!(scan.errors.len(), 1, "{:?}", scan.errors);
+    assert!(
+        scan.errors[0].path.ends_with("/state.vscdb") && scan.errors[0].error.contains("limit"),
+        "{:?}",
+        scan.errors
+    );
+    drop(conn);
+}

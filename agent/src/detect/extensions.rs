@@ -48,22 +48,33 @@ fn chromium(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
                 .into_iter()
                 .filter(|e| e.kind == Kind::Dir)
                 .map(|e| PathBuf::from(e.name))
-                .filter(|p| p.as_os_str() != "System Profile" && data.is_dir(&p.join("Extensions")))
+                // A profile with only unpacked extensions has no `Extensions/`, just prefs.
+                .filter(|p| {
+                    p.as_os_str() != "System Profile"
+                        && (data.is_dir(&p.join("Extensions")) || data.exists(&p.join("Preferences")))
+                })
                 .collect(),
             Err(e) => return ctx.error(data, Path::new(""), format!("cannot list browser profiles: {e}")),
         }
     };
     for profile in profiles {
         let states = chromium_states(ctx, data, &profile);
+        let profile_name = if profile.as_os_str().is_empty() {
+            "Default".to_owned()
+        } else {
+            profile.to_string_lossy().into_owned()
+        };
         let ext_dir = profile.join("Extensions");
         let ids = match data.list(&ext_dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
                 ctx.error(data, &ext_dir, format!("cannot list extensions: {e}"));
-                continue;
+                Vec::new()
             }
         };
+        let installed: BTreeSet<String> =
+            ids.iter().filter_map(|e| e.name.to_str().map(str::to_owned)).collect();
         for id in ids {
             let Some(id_str) = id.name.to_str().filter(|s| is_chrome_id(s)) else { continue };
             let Some(version_dir) = newest_version(data, &ext_dir.join(id_str)) else { continue };
@@ -84,18 +95,13 @@ fn chromium(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
             };
             let name = localized(ctx, data, &version_dir, &manifest, "name");
             let description = localized(ctx, data, &version_dir, &manifest, "description");
-            let profile_name = if profile.as_os_str().is_empty() {
-                "Default".to_owned()
-            } else {
-                profile.to_string_lossy().into_owned()
-            };
             let info = Manifest::chromium(&manifest);
             if let Some(f) = classify(
                 ctx.catalog,
                 Candidate {
                     user: &home.user,
                     browser: &browser.id,
-                    profile: profile_name,
+                    profile: profile_name.clone(),
                     id: id_str,
                     name,
                     version: manifest["version"].as_str().map(str::to_owned),
@@ -108,7 +114,104 @@ fn chromium(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
                 ctx.findings.push(Finding::Extension(f));
             }
         }
+        unpacked(ctx, home, browser, states.as_ref(), &profile_name, &installed);
     }
+}
+
+/// `ManifestLocation` values (extensions/common/mojom/manifest.mojom) of extensions loaded
+/// from a directory of the user's choosing rather than installed under `Extensions/`:
+/// kUnpacked (4, "Load unpacked" in developer mode) and kCommandLine (8, `--load-extension`).
+const UNPACKED_LOCATIONS: [u64; 2] = [4, 8];
+
+/// Developer-mode extensions: listed only in the profile's prefs, with the absolute path of
+/// their directory. The manifest is read there when that path lies inside the same home
+/// (through the home's sandboxed tree); otherwise from a `manifest` copy in the prefs, which
+/// older Chromium kept for some locations. With neither there is no evidence to judge by.
+fn unpacked(
+    ctx: &mut Ctx<'_>,
+    home: &Home,
+    browser: &Browser,
+    states: Option<&Value>,
+    profile: &str,
+    installed: &BTreeSet<String>,
+) {
+    let Some(Value::Object(settings)) = states else { return };
+    for (id, s) in settings {
+        if !is_chrome_id(id)
+            || installed.contains(id)
+            || !s["location"].as_u64().is_some_and(|l| UNPACKED_LOCATIONS.contains(&l))
+        {
+            continue;
+        }
+        let Some(path) = s["path"].as_str() else { continue };
+        let dir_rel = home_relative(home, ctx.os, path);
+        let shown = dir_rel.as_ref().map_or_else(|| path.replace('\\', "/"), |d| home.tree.display(d));
+        let from_disk = dir_rel.and_then(|dir| {
+            let rel = dir.join("manifest.json");
+            match home.tree.read_text(&rel, ctx.limits.small_file) {
+                Ok(t) => match serde_json::from_str::<Value>(t.trim_start_matches('\u{feff}')) {
+                    Ok(m) => Some((dir, m)),
+                    Err(e) => {
+                        ctx.error(&home.tree, &rel, format!("malformed manifest.json: {e}"));
+                        None
+                    }
+                },
+                Err(e) => {
+                    ctx.read_error(&home.tree, &rel, e);
+                    None
+                }
+            }
+        });
+        let (name, description, manifest) = match from_disk {
+            Some((dir, m)) => (
+                localized(ctx, &home.tree, &dir, &m, "name"),
+                localized(ctx, &home.tree, &dir, &m, "description"),
+                m,
+            ),
+            None => match s.get("manifest") {
+                Some(m @ Value::Object(_)) => {
+                    let text = |f: &str| m[f].as_str().unwrap_or_default().to_owned();
+                    (text("name"), text("description"), m.clone())
+                }
+                _ => continue,
+            },
+        };
+        let candidate = Candidate {
+            user: &home.user,
+            browser: &browser.id,
+            profile: profile.to_owned(),
+            id,
+            name,
+            version: manifest["version"].as_str().map(str::to_owned),
+            enabled: enabled_state(states, id),
+            path: shown,
+            description,
+            info: Manifest::chromium(&manifest),
+        };
+        if let Some(f) = classify(ctx.catalog, candidate) {
+            ctx.findings.push(Finding::Extension(f));
+        }
+    }
+}
+
+/// An absolute path from the prefs as a path inside this home, if it is one. Windows
+/// prefs spell it `C:\\Users\\dave\\…`; the home is displayed `/Users/dave`, and Windows
+/// compares names without case. `..` is refused so the path cannot climb out by spelling.
+fn home_relative(home: &Home, os: crate::catalog::Os, path: &str) -> Option<PathBuf> {
+    let unified = path.replace('\\', "/");
+    let unified = match unified.as_bytes() {
+        [d, b':', b'/', ..] if d.is_ascii_alphabetic() && os == crate::catalog::Os::Windows => &unified[2..],
+        _ => unified.as_str(),
+    };
+    let base = home.tree.display_base().to_string_lossy().replace('\\', "/");
+    let base = base.trim_end_matches('/');
+    let head = unified.get(..base.len())?;
+    let same = if os == crate::catalog::Os::Windows { head.eq_ignore_ascii_case(base) } else { head == base };
+    let rest = unified[base.len()..].strip_prefix('/')?;
+    if !same || rest.split('/').any(|c| c == "..") {
+        return None;
+    }
+    Some(rel_path(rest))
 }
 
 /// `extensions.settings` from Secure Preferences (macOS/Windows) merged over Preferences.

@@ -21,7 +21,6 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
                 continue;
             }
         };
-        ctx.claim(&home.tree, &rel);
         // Universal variables are shell configuration: they reach every fish session's
         // environment as a start-up file's `set -gx` would.
         let site = Site { home, rel: &rel, source: TokenSource::ShellRc };

@@ -131,7 +131,6 @@ fn read_one(
             return None;
         }
     };
-    ctx.claim(&home.tree, rel);
     let size = file.size();
     let mut state =
         known.filter(|r| r.same_file(&mut file, &memory.probed)).unwrap_or_else(Remembered::fresh);

@@ -26,6 +26,8 @@ pub(crate) fn parse(format: FileFormat, text: &str) -> Result<Value, String> {
         }
         FileFormat::Ini => Ok(parse_ini(text)),
         FileFormat::Text => Ok(Value::String(text.trim().to_owned())),
+        // Binary: read by `statedb` from the file's bytes, never as text.
+        FileFormat::SqliteItems => Err("an SQLite database is not a text config".to_owned()),
     }
 }
 

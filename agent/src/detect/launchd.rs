@@ -23,7 +23,6 @@ fn agent(ctx: &mut Ctx<'_>, home: &Home, rel: &Path) {
         Ok(b) => b,
         Err(e) => return ctx.read_error(&home.tree, rel, e),
     };
-    ctx.claim(&home.tree, rel);
     let Ok(plist::Value::Dictionary(dict)) = plist::Value::from_reader(std::io::Cursor::new(&bytes)) else {
         return ctx.error(&home.tree, rel, "malformed LaunchAgent plist");
     };

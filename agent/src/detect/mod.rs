@@ -15,6 +15,7 @@ pub mod extensions;
 mod installs;
 mod fishvars;
 pub mod history;
+mod gitconfig;
 pub mod jsonc;
 mod launchd;
 pub mod mcp;
@@ -24,6 +25,7 @@ pub mod redact;
 mod scrub;
 pub mod sessions;
 pub mod settings;
+mod statedb;
 pub mod tokens;
 pub mod walk;
 
@@ -131,6 +133,8 @@ pub enum TokenSource {
     ShellHistory,
     /// A `.netrc` / `_netrc` `machine` entry.
     Netrc,
+    /// A repository's `.git/config` (remote URLs, `http.extraHeader`).
+    GitConfig,
 }
 
 impl TokenSource {
@@ -144,6 +148,7 @@ impl TokenSource {
             TokenSource::SourceFile => "source_file",
             TokenSource::ShellHistory => "shell_history",
             TokenSource::Netrc => "netrc",
+            TokenSource::GitConfig => "git_config",
         }
     }
 }
@@ -254,6 +259,9 @@ pub struct Limits {
     /// Project text files searched per home, and the size above which one is skipped.
     pub source_files: usize,
     pub source_file_size: u64,
+    /// SQLite state databases (Cursor's `state.vscdb` grows to tens of MB with chat
+    /// history), and the write-ahead log beside one; each is read whole into memory.
+    pub database_file: u64,
     /// Wall-time budget for the whole file scan; homes not reached are reported.
     pub total_time: Duration,
     /// How much of a shell history one look reads: the newest bytes, up to this many.
@@ -270,6 +278,7 @@ impl Default for Limits {
             walk_time: Duration::from_secs(20),
             source_files: 20_000,
             source_file_size: 256 * 1024,
+            database_file: 64 * 1024 * 1024,
             total_time: Duration::from_secs(120),
             history_window: 8 * 1024 * 1024,
         }
@@ -409,6 +418,7 @@ pub fn scan_home(
     quiet(&mut || history::detect(&mut ctx, home, histories));
     envfiles::detect_dotenv(&mut ctx, home, &walked.dotenv);
     mcp::detect_project(&mut ctx, home, &walked.mcp_configs);
+    gitconfig::detect(&mut ctx, home, &walked.git_configs);
     if reuse.is_none() {
         quiet(&mut || envfiles::detect_sources(&mut ctx, home, &walked.sources));
     }

@@ -23,7 +23,6 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
                 continue;
             }
         };
-        ctx.claim(&home.tree, &rel);
         let site = Site { home, rel: &rel, source: TokenSource::Netrc };
         for p in passwords(&text) {
             let provider =

@@ -18,6 +18,8 @@ pub struct Walked {
     pub(crate) mcp_configs: Vec<(String, PathBuf)>,
     /// Project text files for the source-file sweep.
     pub(crate) sources: Vec<PathBuf>,
+    /// `<repo>/.git/config` of each repository passed: the one file read inside `.git`.
+    pub(crate) git_configs: Vec<PathBuf>,
 }
 
 #[allow(clippy::disallowed_types, reason = "wall-clock bound of a synchronous scan; no tokio time here")]
@@ -79,6 +81,8 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
                         );
                     }
                 }
+                // `.git` itself is never walked (skip_dirs); only its config is noted.
+                Kind::Dir if name == Some(".git") => out.git_configs.push(path.join("config")),
                 Kind::Dir
                     if depth < ctx.limits.walk_depth
                         && !name.is_some_and(|n| skip_names.contains(&n))

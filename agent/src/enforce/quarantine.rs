@@ -297,6 +297,7 @@ fn source_name(s: pb::TokenSource) -> &'static str {
         pb::TokenSource::Netrc => "netrc file",
         pb::TokenSource::CredentialFile => "credential file",
         pb::TokenSource::Dotenv => "dotenv file",
+        pb::TokenSource::GitConfig => "repository .git/config",
         pb::TokenSource::Unspecified => "file",
     }
 }

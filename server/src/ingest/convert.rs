@@ -258,6 +258,7 @@ fn token_source(s: i32) -> &'static str {
         pb::TokenSource::SourceFile => "source_file",
         pb::TokenSource::ShellHistory => "shell_history",
         pb::TokenSource::Netrc => "netrc",
+        pb::TokenSource::GitConfig => "git_config",
         pb::TokenSource::Unspecified => "unspecified",
     }
 }
