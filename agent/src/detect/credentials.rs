@@ -8,7 +8,8 @@ use crate::secret::Secret;
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for entry in &catalog.credential_files {
-        for rel in entry.paths.iter().flat_map(|p| expand(&home.tree, p)) {
+        let rels: Vec<_> = entry.paths.iter().flat_map(|p| expand(ctx, &home.tree, p)).collect();
+        for rel in rels {
             let text = match home.tree.read_text(&rel, ctx.limits.large_file) {
                 Ok(t) => t,
                 Err(e) => {

@@ -23,6 +23,11 @@ pub(crate) fn detect_rc(ctx: &mut Ctx<'_>, home: &Home) {
 
 pub(crate) fn detect_dotenv(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
     for rel in files {
+        // A dotenv linked from another project (or from the home's dotfiles) is found twice
+        // by the walk; the first path found, the shallower one, reports it.
+        if ctx.claimed_already(&home.tree, rel) {
+            continue;
+        }
         scan_file(ctx, home, rel, TokenSource::Dotenv);
     }
 }
@@ -30,20 +35,36 @@ pub(crate) fn detect_dotenv(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
 /// Project text files: same line rules, but a file is skipped quietly when it is too large
 /// or binary (a repository is full of both), and files another detector read are left alone.
 pub(crate) fn detect_sources(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
+    // Skipping a large file is quiet per file, but the home's errors say it happened.
+    let mut too_large = 0usize;
+    let mut first_large = None;
     for rel in files {
-        if ctx.claimed.contains(&home.tree.display(rel)) {
+        if ctx.claimed_already(&home.tree, rel) {
             continue;
         }
         let text = match home.tree.read(rel, ctx.limits.source_file_size) {
             Ok(bytes) if bytes.iter().take(4096).any(|&b| b == 0) => continue,
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(ReadError::TooLarge { .. }) => continue,
+            Err(ReadError::TooLarge { .. }) => {
+                too_large += 1;
+                first_large.get_or_insert(rel);
+                continue;
+            }
             Err(e) => {
                 ctx.read_error(&home.tree, rel, e);
                 continue;
             }
         };
         scan_lines(ctx, home, rel, TokenSource::SourceFile, &text);
+    }
+    if let Some(rel) = first_large {
+        let limit = ctx.limits.source_file_size;
+        ctx.bound(
+            &home.tree,
+            rel,
+            super::Bound::SourceFileSize,
+            format!("{too_large} project file(s) over the {limit}-byte limit were not searched for keys"),
+        );
     }
 }
 

@@ -18,7 +18,9 @@ use crate::secret::Secret;
 pub(crate) fn detect_global(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for client in &catalog.mcp_clients {
-        for rel in client.paths(ctx.os).flat_map(|p| expand(&home.tree, p)) {
+        let os = ctx.os;
+        let rels: Vec<_> = client.paths(os).flat_map(|p| expand(ctx, &home.tree, p)).collect();
+        for rel in rels {
             read_config(ctx, home, client, &rel);
         }
     }

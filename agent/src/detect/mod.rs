@@ -90,7 +90,7 @@ pub fn homes(root: &Tree, os: Os, errors: &mut Vec<ScanError>) -> Vec<Home> {
                     continue;
                 }
                 let rel = Path::new(parent).join(name);
-                match root.subtree(&rel) {
+                match root.home(&rel, os == Os::Windows) {
                     Ok(tree) => out.push(Home { user: name.to_owned(), tree }),
                     Err(err) => {
                         errors.push(ScanError::new(root.display(&rel), ReadError::Io(err).to_string()))
@@ -104,7 +104,7 @@ pub fn homes(root: &Tree, os: Os, errors: &mut Vec<ScanError>) -> Vec<Home> {
     let root_home = if os == Os::Macos { "var/root" } else { "root" };
     if os != Os::Windows
         && root.is_dir(Path::new(root_home))
-        && let Ok(tree) = root.subtree(Path::new(root_home))
+        && let Ok(tree) = root.home(Path::new(root_home), false)
     {
         out.push(Home { user: "root".into(), tree });
     }
@@ -250,7 +250,7 @@ impl Default for Limits {
         Limits {
             small_file: 1024 * 1024,
             large_file: 32 * 1024 * 1024,
-            walk_depth: 6,
+            walk_depth: 8,
             walk_entries: 200_000,
             walk_time: Duration::from_secs(20),
             source_files: 20_000,
@@ -280,11 +280,33 @@ pub(crate) struct Ctx<'a> {
     /// Files a structured detector already read (by displayed path), so the source-file
     /// sweep does not report their credentials a second time under another source.
     pub claimed: std::collections::HashSet<String>,
+    /// Bounds already reported for this home: each says so once, not once per directory.
+    pub bounds_hit: std::collections::HashSet<Bound>,
+}
+
+/// A bound that stopped work early, reported once per home in `errors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Bound {
+    WalkDepth,
+    WalkSize,
+    SourceFiles,
+    SourceFileSize,
+    Fanout,
 }
 
 impl Ctx<'_> {
+    /// Claims a file under its displayed path and, when a link led elsewhere, its real one.
     pub(crate) fn claim(&mut self, tree: &Tree, rel: &Path) {
         self.claimed.insert(tree.display(rel));
+        if let Some(real) = tree.real_display(rel) {
+            self.claimed.insert(real);
+        }
+    }
+
+    /// Whether a file (under either path) was already read by a detector.
+    pub(crate) fn claimed_already(&self, tree: &Tree, rel: &Path) -> bool {
+        self.claimed.contains(&tree.display(rel))
+            || tree.real_display(rel).is_some_and(|real| self.claimed.contains(&real))
     }
 
     /// Records a read failure unless the file is simply absent.
@@ -296,6 +318,13 @@ impl Ctx<'_> {
 
     pub(crate) fn error(&mut self, tree: &Tree, rel: &Path, msg: impl Into<String>) {
         self.errors.push(ScanError::new(tree.display(rel), msg));
+    }
+
+    /// Reports that `bound` cut work short at `rel`, unless it already did in this home.
+    pub(crate) fn bound(&mut self, tree: &Tree, rel: &Path, bound: Bound, msg: impl Into<String>) {
+        if self.bounds_hit.insert(bound) {
+            self.error(tree, rel, msg);
+        }
     }
 }
 
@@ -390,7 +419,16 @@ pub fn scan_home(
 
 impl<'a> Ctx<'a> {
     fn new(catalog: &'a Catalog, fp: &'a Fingerprinter, limits: &'a Limits, os: Os) -> Ctx<'a> {
-        Ctx { catalog, fp, limits, os, findings: Vec::new(), errors: Vec::new(), claimed: Default::default() }
+        Ctx {
+            catalog,
+            fp,
+            limits,
+            os,
+            findings: Vec::new(),
+            errors: Vec::new(),
+            claimed: Default::default(),
+            bounds_hit: Default::default(),
+        }
     }
 }
 
@@ -412,7 +450,8 @@ const GLOB_FANOUT: usize = 64;
 
 /// Expands a catalog path whose segments may contain `*` (`AppData/Local/Packages/Claude_*/…`)
 /// into the existing paths it matches beneath `tree`. Paths without `*` are returned as is.
-pub(crate) fn expand(tree: &Tree, pattern: &str) -> Vec<PathBuf> {
+/// A segment matching more than [`GLOB_FANOUT`] entries is cut there, and says so once.
+pub(crate) fn expand(ctx: &mut Ctx<'_>, tree: &Tree, pattern: &str) -> Vec<PathBuf> {
     let mut current = vec![PathBuf::new()];
     for seg in pattern.split('/').filter(|s| !s.is_empty()) {
         if !seg.contains('*') {
@@ -422,14 +461,20 @@ pub(crate) fn expand(tree: &Tree, pattern: &str) -> Vec<PathBuf> {
         let mut next = Vec::new();
         for dir in &current {
             let Ok(entries) = tree.list(dir) else { continue };
-            next.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| matches!(e.kind, Kind::Dir | Kind::File | Kind::Symlink))
-                    .filter(|e| e.name.to_str().is_some_and(|n| wildcard(seg, n)))
-                    .take(GLOB_FANOUT)
-                    .map(|e| dir.join(e.name)),
-            );
+            let mut matching = entries
+                .into_iter()
+                .filter(|e| matches!(e.kind, Kind::Dir | Kind::File | Kind::Symlink))
+                .filter(|e| e.name.to_str().is_some_and(|n| wildcard(seg, n)))
+                .map(|e| dir.join(e.name));
+            next.extend(matching.by_ref().take(GLOB_FANOUT));
+            if matching.next().is_some() {
+                ctx.bound(
+                    tree,
+                    dir,
+                    Bound::Fanout,
+                    format!("more than {GLOB_FANOUT} entries match `{seg}`; only the first {GLOB_FANOUT} were scanned"),
+                );
+            }
         }
         current = next;
     }

@@ -1,0 +1,204 @@
+//! How a home's symlinks are followed: by the rules of the scanned system, not the scanner's.
+//!
+//! Dotfile managers make links out of a home normal (GNU stow: `~/.zshrc -> dotfiles/zsh/.zshrc`;
+//! yadm; Nix home-manager: `~/.zshrc -> /nix/store/…-home-manager-files/.zshrc`). A link is
+//! resolved here one component at a time against the *scan root*: an absolute target means the
+//! scanned system's path (under `--root /mnt/image`, `/opt/x` is `/mnt/image/opt/x`, never the
+//! scanner's `/opt/x`), `..` can never climb above the root, and a chain ends after
+//! [`MAX_HOPS`] links, as on Linux. Where the chain lands is then checked by the home's
+//! [`Policy`]: the agent runs as root, so without it a user could make the agent read and
+//! report a file only root can read.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use cap_std::fs::{Dir, Metadata};
+
+/// Linux's `MAXSYMLINKS`: more links than this in one lookup is `ELOOP`.
+pub const MAX_HOPS: usize = 40;
+
+/// Why a link was not followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    #[error("symlink leads outside the scanned tree; not followed")]
+    Outside,
+    #[error("symlink leads to a file owned by another user; not followed")]
+    OtherOwner,
+    #[error("symlink leads to a file its user cannot read (the agent, as root, could); not followed")]
+    Unreadable,
+    #[error("more than {MAX_HOPS} symlinks in a row (a loop?); not followed")]
+    TooManyHops,
+    #[error("symlink target changed while it was being read; not followed")]
+    Changed,
+}
+
+impl LinkError {
+    pub(crate) fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::PermissionDenied, self)
+    }
+}
+
+/// Which targets a home's links may reach once resolved inside the scan root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    /// Unix layouts: a target owned by the home's user or by root, that the user could read
+    /// (mode bits of the target and search bits of every directory above it; the user's
+    /// supplementary groups are not known, so only the primary group counts — a file readable
+    /// only through another group is refused, never the other way round).
+    Owner { uid: u32, gid: u32 },
+    /// Windows layouts, where ownership is an ACL rather than a uid: only targets inside the
+    /// home itself (its path relative to the scan root).
+    SameHome { home: PathBuf },
+}
+
+impl Policy {
+    /// The policy for a home whose top directory has metadata `meta` and sits at `home`
+    /// (relative to the scan root). `windows_layout` selects [`Policy::SameHome`]; so does a
+    /// platform without uids.
+    pub(crate) fn for_home(meta: &Metadata, home: &Path, windows_layout: bool) -> Policy {
+        match ids(meta) {
+            Some((uid, gid, _)) if !windows_layout => Policy::Owner { uid, gid },
+            _ => Policy::SameHome { home: home.to_owned() },
+        }
+    }
+
+    /// Whether the object at `resolved` (relative to the root, no links), whose metadata is
+    /// `meta`, may be reached through a link. `want` is the permission the user needs on it:
+    /// read for a file, read and search for a directory.
+    pub(crate) fn permit(&self, root: &Dir, resolved: &Path, meta: &Metadata) -> Result<(), LinkError> {
+        match self {
+            Policy::SameHome { home } if resolved.starts_with(home) => Ok(()),
+            Policy::SameHome { .. } => Err(LinkError::Outside),
+            Policy::Owner { uid, gid } => {
+                let Some((owner, _, _)) = ids(meta) else { return Err(LinkError::Outside) };
+                if owner != *uid && owner != 0 {
+                    return Err(LinkError::OtherOwner);
+                }
+                let want = if meta.is_dir() { READ | SEARCH } else { READ };
+                if !allows(meta, *uid, *gid, want) {
+                    return Err(LinkError::Unreadable);
+                }
+                for dir in resolved.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
+                    let m = root.metadata(dir).map_err(|_| LinkError::Unreadable)?;
+                    if !allows(&m, *uid, *gid, SEARCH) {
+                        return Err(LinkError::Unreadable);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+const READ: u32 = 0o4;
+const SEARCH: u32 = 0o1;
+
+/// Whether `uid`/`gid` has the `want` bits (`rwx` as 0o4/0o2/0o1) on the object.
+fn allows(meta: &Metadata, uid: u32, gid: u32, want: u32) -> bool {
+    let Some((owner, group, mode)) = ids(meta) else { return false };
+    if uid == 0 {
+        return true;
+    }
+    let bits = if owner == uid {
+        mode >> 6
+    } else if group == gid {
+        mode >> 3
+    } else {
+        mode
+    };
+    bits & want == want
+}
+
+/// Owner, group and mode, where the platform has them.
+#[cfg(unix)]
+fn ids(meta: &Metadata) -> Option<(u32, u32, u32)> {
+    use cap_std::fs::MetadataExt;
+    Some((meta.uid(), meta.gid(), meta.mode()))
+}
+
+#[cfg(not(unix))]
+fn ids(_meta: &Metadata) -> Option<(u32, u32, u32)> {
+    None
+}
+
+/// Whether two metadata describe the same file (the one checked and the one opened).
+#[cfg(unix)]
+pub(crate) fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    use cap_std::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+pub(crate) fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    a.len() == b.len() && a.is_dir() == b.is_dir()
+}
+
+/// A path with every link resolved, relative to the scan root.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) path: PathBuf,
+    /// Whether a link was followed (or `..` used) on the way: only then does the policy apply.
+    pub(crate) followed: bool,
+}
+
+enum Step {
+    Top,
+    Up,
+    Name(OsString),
+}
+
+fn steps(p: &Path) -> impl Iterator<Item = Step> + '_ {
+    p.components().filter_map(|c| match c {
+        Component::Prefix(_) | Component::RootDir => Some(Step::Top),
+        Component::CurDir => None,
+        Component::ParentDir => Some(Step::Up),
+        Component::Normal(n) => Some(Step::Name(n.to_owned())),
+    })
+}
+
+/// Resolves `rel` beneath `start` (a link-free path relative to the root) as the scanned
+/// system would, without following anything out of `root`.
+pub(crate) fn resolve(root: &Dir, start: &Path, rel: &Path) -> io::Result<Resolved> {
+    let mut cur: Vec<OsString> = start
+        .components()
+        .filter_map(|c| matches!(c, Component::Normal(_)).then(|| c.as_os_str().into()))
+        .collect();
+    let mut pending: VecDeque<Step> = steps(rel).collect();
+    let (mut hops, mut followed) = (0usize, false);
+    while let Some(step) = pending.pop_front() {
+        match step {
+            Step::Top => cur.clear(),
+            Step::Up => {
+                followed = true;
+                if cur.pop().is_none() {
+                    return Err(LinkError::Outside.into_io());
+                }
+            }
+            Step::Name(name) => {
+                cur.push(name);
+                let here: PathBuf = cur.iter().collect();
+                if root.symlink_metadata(&here)?.is_symlink() {
+                    hops += 1;
+                    if hops > MAX_HOPS {
+                        return Err(LinkError::TooManyHops.into_io());
+                    }
+                    let target = root.read_link_contents(&here)?;
+                    cur.pop();
+                    followed = true;
+                    for s in steps(&target).collect::<Vec<_>>().into_iter().rev() {
+                        pending.push_front(s);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Resolved { path: cur.iter().collect(), followed })
+}
+
+/// The `LinkError` inside an I/O error, if that is what it is.
+pub(crate) fn link_error(e: &io::Error) -> Option<LinkError> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<LinkError>()).copied()
+}
