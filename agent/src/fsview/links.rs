@@ -202,3 +202,87 @@ pub(crate) fn resolve(root: &Dir, start: &Path, rel: &Path) -> io::Result<Resolv
 pub(crate) fn link_error(e: &io::Error) -> Option<LinkError> {
     e.get_ref().and_then(|inner| inner.downcast_ref::<LinkError>()).copied()
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn root() -> (tempfile::TempDir, Dir) {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("home/alice/dotfiles")).unwrap();
+        std::fs::write(t.path().join("home/alice/dotfiles/zshrc"), "x").unwrap();
+        let dir = Dir::open_ambient_dir(t.path(), cap_std::ambient_authority()).unwrap();
+        (t, dir)
+    }
+
+    fn resolved(root: &Dir, rel: &str) -> io::Result<(String, bool)> {
+        let r = resolve(root, Path::new("home/alice"), Path::new(rel))?;
+        Ok((r.path.to_string_lossy().into_owned(), r.followed))
+    }
+
+    #[test]
+    fn targets_resolve_against_the_scan_root() {
+        let (t, root) = root();
+        let a = t.path().join("home/alice");
+        symlink("dotfiles/zshrc", a.join(".zshrc")).unwrap();
+        symlink("/home/alice/dotfiles", a.join(".dots")).unwrap();
+        symlink("./dotfiles/../dotfiles/", a.join(".rel")).unwrap();
+        assert_eq!(resolved(&root, "dotfiles/zshrc").unwrap(), ("home/alice/dotfiles/zshrc".into(), false));
+        assert_eq!(resolved(&root, ".zshrc").unwrap(), ("home/alice/dotfiles/zshrc".into(), true));
+        // A link in the middle of the path, absolute: the scan root's /home, not the host's.
+        assert_eq!(resolved(&root, ".dots/zshrc").unwrap(), ("home/alice/dotfiles/zshrc".into(), true));
+        assert_eq!(resolved(&root, ".rel/zshrc").unwrap(), ("home/alice/dotfiles/zshrc".into(), true));
+        // A missing path is not found, as it would be without links.
+        assert_eq!(resolved(&root, ".dots/nothing").unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn escapes_loops_and_long_chains_end() {
+        let (t, root) = root();
+        let a = t.path().join("home/alice");
+        symlink("../../../outside", a.join("up")).unwrap();
+        symlink("/../../etc", a.join("abs-up")).unwrap();
+        symlink("b", a.join("a")).unwrap();
+        symlink("a", a.join("b")).unwrap();
+        symlink(".", a.join("self")).unwrap();
+        for (name, want) in
+            [("up", LinkError::Outside), ("abs-up", LinkError::Outside), ("a", LinkError::TooManyHops)]
+        {
+            let e = resolved(&root, name).unwrap_err();
+            assert_eq!(link_error(&e), Some(want), "{name}: {e}");
+        }
+        // `self/self/…` is one hop per component, so 40 are fine and 41 are not.
+        let ok = vec!["self"; MAX_HOPS].join("/") + "/dotfiles/zshrc";
+        assert_eq!(resolved(&root, &ok).unwrap().0, "home/alice/dotfiles/zshrc");
+        let too_many = vec!["self"; MAX_HOPS + 1].join("/");
+        assert_eq!(link_error(&resolved(&root, &too_many).unwrap_err()), Some(LinkError::TooManyHops));
+    }
+
+    #[test]
+    fn same_home_policy_and_permission_bits() {
+        let (t, root) = root();
+        let meta = root.metadata("home/alice/dotfiles/zshrc").unwrap();
+        let policy = Policy::SameHome { home: "home/alice".into() };
+        assert_eq!(policy.permit(&root, Path::new("home/alice/dotfiles/zshrc"), &meta), Ok(()));
+        assert_eq!(policy.permit(&root, Path::new("home/alice2/x"), &meta), Err(LinkError::Outside));
+        assert_eq!(policy.permit(&root, Path::new("opt/x"), &meta), Err(LinkError::Outside));
+
+        // Mode bits by owner, group, others (the file's owner and group are whoever ran this).
+        use std::os::unix::fs::PermissionsExt;
+        let f = t.path().join("home/alice/dotfiles/zshrc");
+        let (owner, group, _) = ids(&meta).unwrap();
+        let (stranger, other_group) = (owner.wrapping_add(1).max(1), group.wrapping_add(1));
+        for (mode, uid, gid, want) in [
+            (0o600, owner, other_group, true),
+            (0o060, owner, group, false), // the owner class decides for the owner
+            (0o040, stranger, group, true),
+            (0o004, stranger, other_group, true),
+            (0o640, stranger, other_group, false),
+        ] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let m = root.metadata("home/alice/dotfiles/zshrc").unwrap();
+            assert_eq!(allows(&m, uid, gid, READ), want || uid == 0, "{mode:o} for {uid}:{gid}");
+        }
+    }
+}
