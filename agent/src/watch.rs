@@ -11,7 +11,8 @@
 //!
 //! Watches are non-recursive (one inotify watch per directory), capped in number, and only
 //! placed on directories that resolve inside the tree their look came from: a symlinked
-//! `~/.config` pointing elsewhere is not watched. An event only says *which home to rescan*;
+//! `~/.config` pointing elsewhere is not watched, even where the scan follows it (a home's
+//! links into `/opt` or `/nix/store`, see `fsview::links`); changes there wait for a resync. An event only says *which home to rescan*;
 //! the rescan itself reads through the sandboxed tree like any scan.
 
 use std::collections::{BTreeMap, BTreeSet};

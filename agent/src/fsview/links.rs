@@ -66,8 +66,8 @@ impl Policy {
     }
 
     /// Whether the object at `resolved` (relative to the root, no links), whose metadata is
-    /// `meta`, may be reached through a link. `want` is the permission the user needs on it:
-    /// read for a file, read and search for a directory.
+    /// `meta`, may be reached through a link. The user needs read permission on a file, read
+    /// and search on a directory, and search on every directory above it.
     pub(crate) fn permit(&self, root: &Dir, resolved: &Path, meta: &Metadata) -> Result<(), LinkError> {
         match self {
             Policy::SameHome { home } if resolved.starts_with(home) => Ok(()),
@@ -164,7 +164,8 @@ fn steps(p: &Path) -> impl Iterator<Item = Step> + '_ {
 pub(crate) fn resolve(root: &Dir, start: &Path, rel: &Path) -> io::Result<Resolved> {
     let mut cur: Vec<OsString> = start
         .components()
-        .filter_map(|c| matches!(c, Component::Normal(_)).then(|| c.as_os_str().into()))
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .map(|c| c.as_os_str().into())
         .collect();
     let mut pending: VecDeque<Step> = steps(rel).collect();
     let (mut hops, mut followed) = (0usize, false);
