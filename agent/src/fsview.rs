@@ -85,6 +85,8 @@ pub struct Tree {
     /// Set for a home and its subtrees: which link targets may be followed. Without one (the
     /// root tree), links are followed only beneath the tree, by cap-std.
     policy: Option<Arc<Policy>>,
+    /// Directories of this tree seen not to be links (see [`links::KnownDirs`]).
+    known_dirs: links::KnownDirs,
 }
 
 /// Where a path leads: beneath this tree's own handle, or (through a home's link) to a
@@ -152,6 +154,7 @@ impl Tree {
             root,
             in_root: PathBuf::new(),
             policy: None,
+            known_dirs: Default::default(),
         })
     }
 
@@ -191,6 +194,7 @@ impl Tree {
             root: self.root.clone(),
             in_root,
             policy: self.policy.clone(),
+            known_dirs: Default::default(),
         })
     }
 
@@ -200,7 +204,7 @@ impl Tree {
     pub fn home(&self, rel: &Path, windows_layout: bool) -> io::Result<Tree> {
         let mut tree = self.subtree(rel)?;
         if tree.policy.is_none() {
-            tree.in_root = links::resolve(&self.root, &self.in_root, rel)?.path;
+            tree.in_root = links::resolve(&self.root, &self.in_root, rel, None)?.path;
             let policy = Policy::for_home(&tree.dir.dir_metadata()?, &tree.in_root, windows_layout);
             tree.policy = Some(Arc::new(policy));
         }
@@ -212,7 +216,7 @@ impl Tree {
         if self.policy.is_none() {
             return Ok(Place::Here);
         }
-        let resolved = links::resolve(&self.root, &self.in_root, rel)?;
+        let resolved = links::resolve(&self.root, &self.in_root, rel, Some(&self.known_dirs))?;
         Ok(if resolved.followed { Place::Root(resolved.path) } else { Place::Here })
     }
 

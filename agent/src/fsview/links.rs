@@ -159,9 +159,38 @@ fn steps(p: &Path) -> impl Iterator<Item = Step> + '_ {
     })
 }
 
+/// Directories beneath a tree's top already seen to be real directories, not links, so the
+/// walk's thousands of lookups cost one `lstat` each rather than one per component. A
+/// directory swapped for a link after it was seen is then opened by cap-std beneath the
+/// home, as before links were resolved at all: never out of the home.
+#[derive(Debug, Default)]
+pub(crate) struct KnownDirs(std::sync::Mutex<std::collections::HashSet<PathBuf>>);
+
+/// Enough for a bounded walk's directories; past it, lookups just cost more.
+const KNOWN_DIRS_MAX: usize = 100_000;
+
+impl KnownDirs {
+    fn contains(&self, p: &Path) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains(p)
+    }
+
+    fn insert(&self, p: PathBuf) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if set.len() < KNOWN_DIRS_MAX {
+            set.insert(p);
+        }
+    }
+}
+
 /// Resolves `rel` beneath `start` (a link-free path relative to the root) as the scanned
-/// system would, without following anything out of `root`.
-pub(crate) fn resolve(root: &Dir, start: &Path, rel: &Path) -> io::Result<Resolved> {
+/// system would, without following anything out of `root`. `known` (paths relative to
+/// `start`) skips the `lstat` of directories already seen.
+pub(crate) fn resolve(
+    root: &Dir,
+    start: &Path,
+    rel: &Path,
+    known: Option<&KnownDirs>,
+) -> io::Result<Resolved> {
     let mut cur: Vec<OsString> = start
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))
@@ -169,19 +198,41 @@ pub(crate) fn resolve(root: &Dir, start: &Path, rel: &Path) -> io::Result<Resolv
         .collect();
     let mut pending: VecDeque<Step> = steps(rel).collect();
     let (mut hops, mut followed) = (0usize, false);
+    // The path walked from `start` while it is still the caller's own (no link, no `..`).
+    let mut direct = Some(PathBuf::new());
     while let Some(step) = pending.pop_front() {
         match step {
-            Step::Top => cur.clear(),
+            Step::Top => {
+                followed = true;
+                direct = None;
+                cur.clear();
+            }
             Step::Up => {
                 followed = true;
+                direct = None;
                 if cur.pop().is_none() {
                     return Err(LinkError::Outside.into_io());
                 }
             }
             Step::Name(name) => {
+                let own = direct.as_ref().map(|d| d.join(&name));
                 cur.push(name);
+                if let (Some(own), Some(known)) = (&own, known)
+                    && known.contains(own)
+                {
+                    direct = Some(own.clone());
+                    continue;
+                }
                 let here: PathBuf = cur.iter().collect();
-                if root.symlink_metadata(&here)?.is_symlink() {
+                let meta = root.symlink_metadata(&here)?;
+                if meta.is_dir()
+                    && let (Some(own), Some(known)) = (&own, known)
+                {
+                    known.insert(own.clone());
+                }
+                direct = own;
+                if meta.is_symlink() {
+                    direct = None;
                     hops += 1;
                     if hops > MAX_HOPS {
                         return Err(LinkError::TooManyHops.into_io());
@@ -218,7 +269,7 @@ mod tests {
     }
 
     fn resolved(root: &Dir, rel: &str) -> io::Result<(String, bool)> {
-        let r = resolve(root, Path::new("home/alice"), Path::new(rel))?;
+        let r = resolve(root, Path::new("home/alice"), Path::new(rel), None)?;
         Ok((r.path.to_string_lossy().into_owned(), r.followed))
     }
 
@@ -258,6 +309,32 @@ mod tests {
         assert_eq!(resolved(&root, &ok).unwrap().0, "home/alice/dotfiles/zshrc");
         let too_many = vec!["self"; MAX_HOPS + 1].join("/");
         assert_eq!(link_error(&resolved(&root, &too_many).unwrap_err()), Some(LinkError::TooManyHops));
+    }
+
+    #[test]
+    fn known_directories_are_real_ones_only() {
+        let (t, root) = root();
+        let a = t.path().join("home/alice");
+        std::fs::create_dir_all(a.join("proj/src")).unwrap();
+        std::fs::write(a.join("proj/src/main.rs"), "").unwrap();
+        symlink("dotfiles", a.join("linked")).unwrap();
+        let known = KnownDirs::default();
+        let r = resolve(&root, Path::new("home/alice"), Path::new("proj/src/main.rs"), Some(&known)).unwrap();
+        assert_eq!((r.path, r.followed), (PathBuf::from("home/alice/proj/src/main.rs"), false));
+        let r = resolve(&root, Path::new("home/alice"), Path::new("linked/zshrc"), Some(&known)).unwrap();
+        assert_eq!((r.path, r.followed), (PathBuf::from("home/alice/dotfiles/zshrc"), true));
+        // Directories reached through a link are not the caller's own paths: not remembered.
+        let mut seen: Vec<_> = known.0.lock().unwrap().iter().cloned().collect();
+        seen.sort();
+        assert_eq!(seen, [PathBuf::from("proj"), PathBuf::from("proj/src")]);
+        // A remembered directory is not looked at again (a swap after that is cap-std's to
+        // refuse); one that was never seen is.
+        std::fs::rename(a.join("proj"), a.join("proj-moved")).unwrap();
+        symlink("proj-moved", a.join("proj")).unwrap();
+        let r = resolve(&root, Path::new("home/alice"), Path::new("proj/src"), Some(&known)).unwrap();
+        assert!(!r.followed);
+        let r = resolve(&root, Path::new("home/alice"), Path::new("proj/src"), None).unwrap();
+        assert_eq!((r.path, r.followed), (PathBuf::from("home/alice/proj-moved/src"), true));
     }
 
     #[test]
