@@ -6,6 +6,12 @@
 //! followed, and link loops end in `ELOOP`. Each user's home is opened as its own tree, so
 //! `~alice/.env -> /root/.env` is refused rather than attributed to alice.
 //!
+//! A home's own symlinks are the exception, because dotfile managers make links out of a
+//! home normal: [`links`] resolves them as the scanned system would (an absolute target is
+//! the scan root's path) and follows those that stay inside the scan root and land on a file
+//! the home's user owns (or root owns) and could read. Whatever is found through a link is
+//! reported at the link's path, the one the user knows.
+//!
 //! Reads are bounded: only regular files are read, opened non-blocking (a FIFO cannot
 //! hang the scan), and a file over its limit is an error, never a partial parse.
 
@@ -15,7 +21,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, Metadata, OpenOptions};
+
+pub mod links;
+
+use links::{LinkError, Policy};
 
 /// Why a file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +47,9 @@ impl ReadError {
 }
 
 fn describe_io(e: &io::Error) -> String {
+    if let Some(link) = links::link_error(e) {
+        return link.to_string();
+    }
     if e.kind() == io::ErrorKind::PermissionDenied && e.to_string().contains("outside") {
         return "symlink leads outside the scanned tree; not followed".into();
     }
@@ -65,6 +78,22 @@ pub struct Tree {
     display_base: PathBuf,
     /// Where detectors looked, when someone (the watcher) wants to know.
     touched: Option<Arc<Touched>>,
+    /// The scan root, through which a home's links are resolved (see [`links`]).
+    root: Arc<Dir>,
+    /// This tree's top relative to the scan root, with links resolved.
+    in_root: PathBuf,
+    /// Set for a home and its subtrees: which link targets may be followed. Without one (the
+    /// root tree), links are followed only beneath the tree, by cap-std.
+    policy: Option<Arc<Policy>>,
+    /// Directories of this tree seen not to be links (see [`links::KnownDirs`]).
+    known_dirs: links::KnownDirs,
+}
+
+/// Where a path leads: beneath this tree's own handle, or (through a home's link) to a
+/// link-free path beneath the scan root.
+enum Place {
+    Here,
+    Root(PathBuf),
 }
 
 /// How a detector looked at a path.
@@ -117,7 +146,16 @@ impl Tree {
     /// Opens the top of the scanned filesystem; it is displayed as `/`.
     pub fn open_root(path: &Path) -> io::Result<Tree> {
         let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
-        Ok(Tree { dir, display_base: PathBuf::from("/"), touched: None })
+        let root = Arc::new(dir.try_clone()?);
+        Ok(Tree {
+            dir,
+            display_base: PathBuf::from("/"),
+            touched: None,
+            root,
+            in_root: PathBuf::new(),
+            policy: None,
+            known_dirs: Default::default(),
+        })
     }
 
     /// As [`open_root`](Tree::open_root), recording every look into `touched`.
@@ -137,11 +175,73 @@ impl Tree {
         }
     }
 
-    /// Opens a directory beneath this one as a tree of its own.
+    /// Opens a directory beneath this one as a tree of its own (a home's subtree keeps its
+    /// home's link policy).
     pub fn subtree(&self, rel: &Path) -> io::Result<Tree> {
         self.look(rel, Look::Path);
-        let dir = self.dir.open_dir(rel)?;
-        Ok(Tree { dir, display_base: self.display_base.join(rel), touched: self.touched.clone() })
+        let (dir, in_root) = match self.place(rel)? {
+            Place::Here => (self.dir.open_dir(rel)?, self.in_root.join(rel)),
+            Place::Root(p) => {
+                let dir = self.root.open_dir(dot(&p))?;
+                self.check(&p, &dir.dir_metadata()?, None)?;
+                (dir, p)
+            }
+        };
+        Ok(Tree {
+            dir,
+            display_base: self.display_base.join(rel),
+            touched: self.touched.clone(),
+            root: self.root.clone(),
+            in_root,
+            policy: self.policy.clone(),
+            known_dirs: Default::default(),
+        })
+    }
+
+    /// Opens a user's home beneath this (root) tree. The home itself is reached as any
+    /// subtree is; its links are then followed by the home's [`Policy`]: by owner on Unix
+    /// layouts, within the home on Windows layouts (`windows_layout`), whose owners are ACLs.
+    pub fn home(&self, rel: &Path, windows_layout: bool) -> io::Result<Tree> {
+        let mut tree = self.subtree(rel)?;
+        if tree.policy.is_none() {
+            tree.in_root = links::resolve(&self.root, &self.in_root, rel, None)?.path;
+            let policy = Policy::for_home(&tree.dir.dir_metadata()?, &tree.in_root, windows_layout);
+            tree.policy = Some(Arc::new(policy));
+        }
+        Ok(tree)
+    }
+
+    /// Resolves `rel` for a home tree; a root tree leaves it to cap-std.
+    fn place(&self, rel: &Path) -> io::Result<Place> {
+        if self.policy.is_none() {
+            return Ok(Place::Here);
+        }
+        let resolved = links::resolve(&self.root, &self.in_root, rel, Some(&self.known_dirs))?;
+        Ok(if resolved.followed { Place::Root(resolved.path) } else { Place::Here })
+    }
+
+    /// Applies the home's policy to what a link led to. `expected`, when the object was
+    /// opened, is the metadata seen at resolution, so a swap in between is refused.
+    fn check(&self, resolved: &Path, meta: &Metadata, expected: Option<&Metadata>) -> io::Result<()> {
+        if expected.is_some_and(|e| !links::same_file(e, meta)) {
+            return Err(LinkError::Changed.into_io());
+        }
+        match &self.policy {
+            Some(p) => p.permit(&self.root, resolved, meta).map_err(LinkError::into_io),
+            None => Ok(()),
+        }
+    }
+
+    /// Metadata of what `rel` leads to, the policy applied.
+    fn metadata(&self, rel: &Path) -> io::Result<Metadata> {
+        match self.place(rel)? {
+            Place::Here => self.dir.metadata(rel),
+            Place::Root(p) => {
+                let meta = self.root.metadata(dot(&p))?;
+                self.check(&p, &meta, None)?;
+                Ok(meta)
+            }
+        }
     }
 
     /// The path as it is on the scanned system, from the scanned root, with `/` between
@@ -152,6 +252,19 @@ impl Tree {
             if rel.as_os_str().is_empty() { self.display_base.clone() } else { self.display_base.join(rel) };
         let s = p.to_string_lossy().into_owned();
         if cfg!(windows) { s.replace('\\', "/") } else { s }
+    }
+
+    /// Where `rel` really is, displayed from the scan root, when a home's link leads
+    /// elsewhere (`None` when it leads nowhere else or cannot be resolved). Findings keep the
+    /// link's path; this only lets one file reached two ways be read once.
+    pub fn real_display(&self, rel: &Path) -> Option<String> {
+        match self.place(rel).ok()? {
+            Place::Here => None,
+            Place::Root(p) => {
+                let parts: Vec<_> = p.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+                Some(format!("/{}", parts.join("/")))
+            }
+        }
     }
 
     pub fn display_base(&self) -> &Path {
@@ -175,7 +288,15 @@ impl Tree {
             // A FIFO or device swapped in after any check must not block the scan.
             opts.custom_flags(nonblock_flag());
         }
-        let file = self.dir.open_with(rel, &opts)?;
+        let file = match self.place(rel)? {
+            Place::Here => self.dir.open_with(rel, &opts)?,
+            Place::Root(p) => {
+                let seen = self.root.metadata(dot(&p))?;
+                let file = self.root.open_with(dot(&p), &opts)?;
+                self.check(&p, &file.metadata()?, Some(&seen))?;
+                file
+            }
+        };
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(ReadError::NotRegular);
@@ -225,7 +346,14 @@ impl Tree {
     /// Lists a directory without following symlinks in its entries.
     pub fn list(&self, rel: &Path) -> io::Result<Vec<Entry>> {
         self.look(rel, Look::Listing);
-        let iter = if rel.as_os_str().is_empty() { self.dir.entries()? } else { self.dir.read_dir(rel)? };
+        let iter = match self.place(rel)? {
+            Place::Here if rel.as_os_str().is_empty() => self.dir.entries()?,
+            Place::Here => self.dir.read_dir(rel)?,
+            Place::Root(p) => {
+                self.check(&p, &self.root.metadata(dot(&p))?, None)?;
+                self.root.read_dir(dot(&p))?
+            }
+        };
         let mut out = Vec::new();
         for entry in iter {
             let entry = entry?;
@@ -248,13 +376,13 @@ impl Tree {
     /// Whether a path resolves (beneath this tree) to a directory.
     pub fn is_dir(&self, rel: &Path) -> bool {
         self.look(rel, Look::Path);
-        self.dir.metadata(rel).map(|m| m.is_dir()).unwrap_or(false)
+        self.metadata(rel).map(|m| m.is_dir()).unwrap_or(false)
     }
 
     /// Whether a path resolves (beneath this tree) to anything.
     pub fn exists(&self, rel: &Path) -> bool {
         self.look(rel, Look::Path);
-        self.dir.metadata(rel).is_ok()
+        self.metadata(rel).is_ok()
     }
 
     /// Whether the path itself (its last component not followed) is a symbolic link.
@@ -352,6 +480,11 @@ fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
 #[cfg(not(unix))]
 fn file_id(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
+}
+
+/// The root itself, when a link leads to `/`, is `.` to cap-std.
+fn dot(p: &Path) -> &Path {
+    if p.as_os_str().is_empty() { Path::new(".") } else { p }
 }
 
 #[cfg(target_os = "linux")]

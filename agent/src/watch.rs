@@ -11,7 +11,8 @@
 //!
 //! Watches are non-recursive (one inotify watch per directory), capped in number, and only
 //! placed on directories that resolve inside the tree their look came from: a symlinked
-//! `~/.config` pointing elsewhere is not watched. An event only says *which home to rescan*;
+//! `~/.config` pointing elsewhere is not watched, even where the scan follows it (a home's
+//! links into `/opt` or `/nix/store`, see `fsview::links`); changes there wait for a resync. An event only says *which home to rescan*;
 //! the rescan itself reads through the sandboxed tree like any scan.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -232,6 +233,13 @@ mod tests {
         std::fs::create_dir_all(root.join("home/alice/.config/google-chrome/Default/Extensions")).unwrap();
         std::fs::create_dir_all(root.join("elsewhere")).unwrap();
         crate::testutil::symlink(&root.join("elsewhere"), &root.join("home/alice/.aws"));
+        // A home-manager link inside the scan root: scans follow it (`fsview::links`), but a
+        // watch there would widen what is watched beyond the home.
+        std::fs::create_dir_all(root.join("nix/store/0a1b-home-manager-files/gh")).unwrap();
+        crate::testutil::symlink(
+            Path::new("../../nix/store/0a1b-home-manager-files/gh"),
+            &root.join("home/alice/.gh"),
+        );
         let homes = [HomeBase { display: "/home/alice".into(), user: "alice".into() }];
         let looks = vec![
             ("/home".into(), Look::Listing),
@@ -239,6 +247,8 @@ mod tests {
             ("/home/alice/.codex/auth.json".into(), Look::Path),
             ("/home/alice/.config/openai/credentials".into(), Look::Path),
             ("/home/alice/.aws/credentials".into(), Look::Path),
+            ("/home/alice/.gh/hosts.yml".into(), Look::Path),
+            ("/home/alice/.gh".into(), Look::Listing),
         ];
         let (plan, truncated) = plan(root, &homes, &looks, 100);
         assert!(!truncated);
@@ -260,6 +270,8 @@ mod tests {
         );
         assert!(!plan.contains_key(&root.join("home/alice/.aws")));
         assert!(!plan.contains_key(&root.join("elsewhere")));
+        assert!(!plan.contains_key(&root.join("home/alice/.gh")));
+        assert!(!plan.keys().any(|k| k.starts_with(root.join("nix"))), "{plan:?}");
 
         assert_eq!(target_for(&plan, &root.join("home/alice/.codex")), Some(alice.clone()));
         assert_eq!(target_for(&plan, &root.join("home/alice/.bash_history")), None);

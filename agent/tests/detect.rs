@@ -317,43 +317,172 @@ mod hostile {
             .collect()
     }
 
+    /// Whether this process is root: the link tests chown files to other users.
+    fn running_as_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    }
+
+    /// Ownership can only be set up as root (CI runs the tests as root, so there it must).
+    fn require_root(test: &str) -> bool {
+        if running_as_root() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test} chowns files to other users: run the tests as root"
+        );
+        eprintln!("{test}: not root, so files cannot be given other owners; not run (CI runs it as root)");
+        false
+    }
+
+    fn put(path: &Path, text: &str, uid: u32, mode: u32) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn own_dir(path: &Path, uid: u32, mode: u32) {
+        std::fs::create_dir_all(path).unwrap();
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn errors_at(s: &sightline_agent::detect::FileScan) -> Vec<String> {
+        s.errors.iter().map(|e| format!("{}: {}", e.path, e.error)).collect()
+    }
+
+    /// Dotfile managers' links are followed when they stay inside the scan root and land on
+    /// the user's own (or root's) readable files; everything else is refused and reported.
     #[test]
-    fn links_out_of_a_home_are_not_followed() {
+    fn home_links_are_followed_by_the_scanned_systems_rules_and_owners() {
+        if !require_root("home_links_are_followed_by_the_scanned_systems_rules_and_owners") {
+            return;
+        }
+        let (alice_uid, bob_uid) = (4101, 4102);
         let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let root = t.path().join("root");
-        let home = root.join("home/mallory");
-        std::fs::create_dir_all(home.join("proj")).unwrap();
-        // A key outside mallory's home (another user's, or outside the scanned tree).
-        std::fs::create_dir_all(root.join("home/victim")).unwrap();
-        std::fs::write(root.join("home/victim/secret.env"), KEY_LINE).unwrap();
+        own_dir(&root.join("home"), 0, 0o755);
+        let a = root.join("home/alice");
+        own_dir(&a, alice_uid, 0o750);
+        own_dir(&root.join("home/bob"), bob_uid, 0o755);
+        // Benign: stow (relative), absolute into the same home, a whole directory, root's
+        // world-readable dotfiles outside the home (/opt, a Nix store path).
+        put(&a.join("dotfiles/zsh/.zshrc"), KEY_LINE, alice_uid, 0o644);
+        symlink("dotfiles/zsh/.zshrc", a.join(".zshrc")).unwrap();
+        put(&a.join("dotfiles/bash/bashrc"), KEY_LINE, alice_uid, 0o600);
+        symlink("/home/alice/dotfiles/bash/bashrc", a.join(".bashrc")).unwrap();
+        let hosts =
+            r#"{"github.com": {"user": "alice", "oauth_token": "gho_Q7wE9rT2yU4iO6pA8sD1fG3hJ5kL7zX9cV2b"}}"#;
+        put(&a.join("dotfiles/config/github-copilot/hosts.json"), hosts, alice_uid, 0o600);
+        symlink("/home/alice/dotfiles/config", a.join(".config")).unwrap();
+        own_dir(&root.join("opt/dotfiles"), 0, 0o755);
+        put(&root.join("opt/dotfiles/profile"), KEY_LINE, 0, 0o644);
+        symlink("/opt/dotfiles/profile", a.join(".profile")).unwrap();
+        own_dir(&root.join("nix/store/0a1b2c-home-manager-files"), 0, 0o555);
+        put(&root.join("nix/store/0a1b2c-home-manager-files/.zshenv"), KEY_LINE, 0, 0o444);
+        symlink("/nix/store/0a1b2c-home-manager-files/.zshenv", a.join(".zshenv")).unwrap();
+        // A chain of ten links is fine.
+        put(&a.join("chain/10"), KEY_LINE, alice_uid, 0o644);
+        for i in 0..10 {
+            symlink(format!("{}", i + 1), a.join(format!("chain/{i}"))).unwrap();
+        }
+        symlink("chain/0", a.join(".kshrc")).unwrap();
+        // Hostile: another user's file, a root-only file, a world-readable file in root's
+        // 0700 home, a loop, a chain past 40 links, `..` past the scan root.
+        put(&root.join("home/bob/.bashrc"), KEY_LINE, bob_uid, 0o644);
+        symlink("/home/bob/.bashrc", a.join(".bash_profile")).unwrap();
+        own_dir(&root.join("etc"), 0, 0o755);
+        put(&root.join("etc/shadow"), KEY_LINE, 0, 0o600);
+        symlink("/etc/shadow", a.join(".zprofile")).unwrap();
+        own_dir(&root.join("root"), 0, 0o700);
+        put(&root.join("root/.bashrc"), KEY_LINE, 0, 0o644);
+        symlink("../../root/.bashrc", a.join(".zlogin")).unwrap();
+        own_dir(&a.join("proj"), alice_uid, 0o755);
+        symlink("loop-b", a.join("proj/.env")).unwrap();
+        symlink(".env", a.join("proj/loop-b")).unwrap();
+        put(&a.join("long/45"), KEY_LINE, alice_uid, 0o644);
+        for i in 0..45 {
+            symlink(format!("{}", i + 1), a.join(format!("long/{i}"))).unwrap();
+        }
+        symlink("long/0", a.join(".cshrc")).unwrap();
         std::fs::write(t.path().join("outside.env"), KEY_LINE).unwrap();
-        symlink(t.path().join("outside.env"), home.join(".bashrc")).unwrap();
-        symlink("../victim/secret.env", home.join(".zshrc")).unwrap();
-        symlink("../../../../outside.env", home.join("proj/.env")).unwrap();
-        // The history, netrc and fish-variable readers resolve through the same tree.
-        symlink(t.path().join("outside.env"), home.join(".bash_history")).unwrap();
-        symlink("../victim/secret.env", home.join(".netrc")).unwrap();
-        std::fs::create_dir_all(home.join(".config/fish")).unwrap();
-        symlink("../../../victim/secret.env", home.join(".config/fish/fish_variables")).unwrap();
-        // Loops: a file link loop and a directory link back up.
-        symlink(".profile", home.join(".profile")).unwrap();
-        symlink("..", home.join("proj/up")).unwrap();
+        symlink("../../../outside.env", a.join(".bash_login")).unwrap();
+        // An absolute link means the scanned system's path: the host's file is never read.
+        symlink(t.path().join("outside.env"), a.join(".tcshrc")).unwrap();
 
         let s = scan(&root, Limits::default());
-        // The victim's own file is only attributed to the victim (it is not an rc file, so none).
-        assert!(tokens_at(&s).is_empty(), "followed a link out of a home: {:?}", tokens_at(&s));
-        let errs: Vec<&str> = s.errors.iter().map(|e| e.path.as_str()).collect();
-        for p in [
-            "/home/mallory/.bashrc",
-            "/home/mallory/.zshrc",
-            "/home/mallory/proj/.env",
-            "/home/mallory/.profile",
-            "/home/mallory/.bash_history",
-            "/home/mallory/.netrc",
-            "/home/mallory/.config/fish/fish_variables",
+        let mut got: Vec<String> =
+            tokens_at(&s).into_iter().filter(|p| p.starts_with("/home/alice/")).collect();
+        got.sort();
+        let want = [
+            "/home/alice/.bashrc",
+            "/home/alice/.config/github-copilot/hosts.json",
+            "/home/alice/.kshrc",
+            "/home/alice/.profile",
+            "/home/alice/.zshenv",
+            "/home/alice/.zshrc",
+        ];
+        // Reported at the link's path, once: the file under dotfiles/ is not reported again.
+        assert_eq!(got, want, "{:#?}", errors_at(&s));
+        let errs = errors_at(&s);
+        let has =
+            |p: &str, msg: &str| errs.iter().any(|e| e.starts_with(&format!("{p}: ")) && e.contains(msg));
+        for (path, msg) in [
+            ("/home/alice/.bash_profile", "owned by another user"),
+            ("/home/alice/.zprofile", "its user cannot read"),
+            ("/home/alice/.zlogin", "its user cannot read"),
+            ("/home/alice/proj/.env", "symlinks in a row"),
+            ("/home/alice/.cshrc", "symlinks in a row"),
+            ("/home/alice/.bash_login", "outside the scanned tree"),
         ] {
-            assert!(errs.contains(&p), "{p} not reported: {errs:?}");
+            assert!(has(path, msg), "{path}: no `{msg}` error in {errs:#?}");
         }
+        assert!(!errs.iter().any(|e| e.starts_with("/home/alice/.tcshrc")), "{errs:#?}");
+        assert!(errs.iter().all(|e| !e.contains("gsk_") && !e.contains("gho_")), "{errs:#?}");
+        // Bob's own file is bob's, not alice's.
+        let bob: Vec<_> = s
+            .findings
+            .iter()
+            .filter_map(
+                |f| if let Finding::Token(t) = f { Some((t.user.clone(), t.path.clone())) } else { None },
+            )
+            .filter(|(_, p)| p.starts_with("/home/bob"))
+            .collect();
+        assert_eq!(bob, [(Some("bob".to_owned()), "/home/bob/.bashrc".to_owned())]);
+    }
+
+    /// Windows layouts have no uid to compare: a home's links are followed only within it
+    /// (a OneDrive-redirected Documents folder), never to elsewhere on the drive.
+    #[test]
+    fn windows_home_links_stay_in_the_home() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let d = root.join("Users/dave");
+        std::fs::create_dir_all(root.join("Windows/System32")).unwrap();
+        let ps = "$env:GROQ_API_KEY = \"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\"\n";
+        std::fs::create_dir_all(d.join("OneDrive/Documents/PowerShell")).unwrap();
+        std::fs::write(d.join("OneDrive/Documents/PowerShell/Microsoft.PowerShell_profile.ps1"), ps).unwrap();
+        symlink("/Users/dave/OneDrive/Documents", d.join("Documents")).unwrap();
+        std::fs::create_dir_all(root.join("ProgramData/codex")).unwrap();
+        std::fs::write(
+            root.join("ProgramData/codex/auth.json"),
+            r#"{"OPENAI_API_KEY": "sk-proj-Q7wE9rT2yU4iO6pA8sD1fG3hJ5kL7zX9cV2bN4mQ6wE8rT1yU3iO"}"#,
+        )
+        .unwrap();
+        symlink("/ProgramData/codex", d.join(".codex")).unwrap();
+
+        let s = scan(root, Limits::default());
+        assert_eq!(tokens_at(&s), ["/Users/dave/Documents/PowerShell/Microsoft.PowerShell_profile.ps1"]);
+        let errs = errors_at(&s);
+        assert!(
+            errs.iter().any(|e| e.starts_with("/Users/dave/.codex/auth.json: ") && e.contains("outside")),
+            "{errs:#?}"
+        );
     }
 
     fn apps(s: &sightline_agent::detect::FileScan) -> Vec<(String, String, Option<String>)> {
@@ -541,8 +670,40 @@ mod hostile {
         std::fs::write(deep.join(".env"), KEY_LINE).unwrap();
         let s = scan(t.path(), Limits { walk_depth: 4, ..Limits::default() });
         assert!(tokens_at(&s).is_empty());
+        let depth: Vec<_> = s.errors.iter().filter(|e| e.error.contains("directories down")).collect();
+        // Once per home, at the first directory not entered, not once per directory.
+        assert_eq!(depth.len(), 1, "{:?}", s.errors);
+        assert_eq!(depth[0].path, "/home/deep/d0/d1/d2/d3/d4");
+        let s = scan(t.path(), Limits::default());
+        assert!(tokens_at(&s).is_empty(), "ten down is past the default depth too");
+        let s = scan(t.path(), Limits { walk_depth: 10, ..Limits::default() });
+        assert_eq!(tokens_at(&s), ["/home/deep/d0/d1/d2/d3/d4/d5/d6/d7/d8/d9/.env"]);
+        assert!(s.errors.is_empty(), "{:?}", s.errors);
         let s = scan(t.path(), Limits { walk_entries: 3, ..Limits::default() });
         assert!(s.errors.iter().any(|e| e.error.contains("bound")), "{:?}", s.errors);
+    }
+
+    /// The source-file count and size bounds and the `*` fan-out cap each say so, once a home.
+    #[test]
+    fn every_bound_reports_itself_once_per_home() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("home/fay");
+        for i in 0..5 {
+            std::fs::create_dir_all(home.join(format!("p{i}"))).unwrap();
+            std::fs::write(home.join(format!("p{i}/big.py")), "x = 1\n".repeat(100)).unwrap();
+            std::fs::write(home.join(format!("p{i}/small.py")), "x = 1\n").unwrap();
+        }
+        // Cline's settings are looked for under every `~/.config/*` (VS Code forks); 70
+        // directories there is past the fan-out cap.
+        for i in 0..70 {
+            std::fs::create_dir_all(home.join(format!(".config/app{i:02}"))).unwrap();
+        }
+        let limits = Limits { source_files: 3, source_file_size: 100, ..Limits::default() };
+        let s = scan(t.path(), limits);
+        let count = |needle: &str| s.errors.iter().filter(|e| e.error.contains(needle)).count();
+        assert_eq!(count("source-file limit reached"), 1, "{:?}", s.errors);
+        assert_eq!(count("over the 100-byte limit"), 1, "{:?}", s.errors);
+        assert_eq!(count("entries match"), 1, "{:?}", s.errors);
     }
 
     /// Root ignores file modes, so as root the scan is re-run as `nobody` via setpriv.

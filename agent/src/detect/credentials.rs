@@ -13,7 +13,8 @@ use crate::secret::Secret;
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for entry in &catalog.credential_files {
-        for rel in entry.paths.iter().flat_map(|p| expand(&home.tree, p)) {
+        let rels: Vec<_> = entry.paths.iter().flat_map(|p| expand(ctx, &home.tree, p)).collect();
+        for rel in rels {
             let value = if entry.format == FileFormat::SqliteItems {
                 match state_db(ctx, home, &rel) {
                     Some(v) => v,
@@ -35,6 +36,7 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
                     }
                 }
             };
+            ctx.claim(&home.tree, &rel);
             // A state database is the editor's whole state (settings, history), not a file
             // that only holds the credential: it is reported as IDE state, which enforcement
             // never moves into quarantine.

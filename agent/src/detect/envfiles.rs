@@ -23,6 +23,11 @@ pub(crate) fn detect_rc(ctx: &mut Ctx<'_>, home: &Home) {
 
 pub(crate) fn detect_dotenv(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
     for rel in files {
+        // A dotenv linked from another project (or from the home's dotfiles) is found twice
+        // by the walk; the first path found, the shallower one, reports it.
+        if ctx.claimed_already(&home.tree, rel) {
+            continue;
+        }
         scan_file(ctx, home, rel, TokenSource::Dotenv);
     }
 }
@@ -31,17 +36,36 @@ pub(crate) fn detect_dotenv(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
 /// or binary (a repository is full of both). A credential another detector already reported
 /// from the same file is not reported again (`Ctx::token`).
 pub(crate) fn detect_sources(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) {
+    // Skipping a large file is quiet per file, but the home's errors say it happened.
+    let mut too_large = 0usize;
+    let mut first_large = None;
     for rel in files {
+        if ctx.claimed_already(&home.tree, rel) {
+            continue;
+        }
         let text = match home.tree.read(rel, ctx.limits.source_file_size) {
             Ok(bytes) if bytes.iter().take(4096).any(|&b| b == 0) => continue,
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(ReadError::TooLarge { .. }) => continue,
+            Err(ReadError::TooLarge { .. }) => {
+                too_large += 1;
+                first_large.get_or_insert(rel);
+                continue;
+            }
             Err(e) => {
                 ctx.read_error(&home.tree, rel, e);
                 continue;
             }
         };
         scan_lines(ctx, home, rel, TokenSource::SourceFile, &text);
+    }
+    if let Some(rel) = first_large {
+        let limit = ctx.limits.source_file_size;
+        ctx.bound(
+            &home.tree,
+            rel,
+            super::Bound::SourceFileSize,
+            format!("{too_large} project file(s) over the {limit}-byte limit were not searched for keys"),
+        );
     }
 }
 
@@ -50,6 +74,7 @@ fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
         Ok(t) => t,
         Err(e) => return ctx.read_error(&home.tree, rel, e),
     };
+    ctx.claim(&home.tree, rel);
     scan_lines(ctx, home, rel, source, &text);
 }
 

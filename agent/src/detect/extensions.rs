@@ -18,7 +18,9 @@ use crate::fsview::{Kind, Tree};
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for browser in &catalog.browsers {
-        for rel in browser.dirs(ctx.os).iter().flat_map(|d| super::expand(&home.tree, d)) {
+        let os = ctx.os;
+        let rels: Vec<_> = browser.dirs(os).iter().flat_map(|d| super::expand(ctx, &home.tree, d)).collect();
+        for rel in rels {
             if !home.tree.is_dir(&rel) {
                 continue;
             }

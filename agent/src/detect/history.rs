@@ -101,7 +101,7 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home, memory: &Memory) {
     let mut files = memory.files.lock().unwrap_or_else(|p| p.into_inner());
     let mut looked = HashSet::new();
     for pattern in ctx.catalog.env_files.history.clone() {
-        for rel in expand(&home.tree, &pattern) {
+        for rel in expand(ctx, &home.tree, &pattern) {
             let key = home.tree.display(&rel);
             let known = files.remove(&key);
             if let Some(state) = read_one(ctx, home, &rel, known, memory) {

@@ -35,18 +35,14 @@ struct Candidate {
 /// `None` (the root tree), home-relative ones otherwise.
 pub(crate) fn detect(ctx: &mut Ctx<'_>, tree: &Tree, user: Option<&str>) {
     let catalog = ctx.catalog;
-    let npm_roots: Vec<PathBuf> = catalog
-        .installs
-        .npm_roots(ctx.os)
-        .iter()
-        .flat_map(|p| scoped(p, user.is_some()))
-        .flat_map(|p| expand(tree, &p))
-        .filter(|r| tree.is_dir(r))
-        .collect();
+    let mut npm_roots: Vec<PathBuf> = Vec::new();
+    for p in catalog.installs.npm_roots(ctx.os).iter().flat_map(|p| scoped(p, user.is_some())) {
+        npm_roots.extend(expand(ctx, tree, &p).into_iter().filter(|r| tree.is_dir(r)));
+    }
     for tool in &catalog.tools {
         let mut found = Vec::new();
         for pattern in tool.install_paths(ctx.os).iter().flat_map(|p| scoped(p, user.is_some())) {
-            for (rel, version) in matches(tree, &pattern) {
+            for (rel, version) in matches(ctx, tree, &pattern) {
                 found.extend(probe(tree, rel, version, pattern.contains(VERSION)));
             }
         }
@@ -91,10 +87,10 @@ fn scoped(p: &str, home: bool) -> Vec<String> {
 
 /// The paths a pattern matches beneath `tree` (unchecked when it has no wildcard), each with
 /// the version its `{version}` segment matched.
-fn matches(tree: &Tree, pattern: &str) -> Vec<(PathBuf, Option<String>)> {
+fn matches(ctx: &mut Ctx<'_>, tree: &Tree, pattern: &str) -> Vec<(PathBuf, Option<String>)> {
     let segments: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
     let at = segments.iter().position(|s| s.contains(VERSION));
-    expand(tree, &pattern.replace(VERSION, "*"))
+    expand(ctx, tree, &pattern.replace(VERSION, "*"))
         .into_iter()
         .map(|rel| {
             let version = at.and_then(|i| {

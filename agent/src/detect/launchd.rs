@@ -12,7 +12,7 @@ use crate::secret::Secret;
 
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     for pattern in ctx.catalog.env_files.launch_agents.clone() {
-        for rel in expand(&home.tree, &pattern) {
+        for rel in expand(ctx, &home.tree, &pattern) {
             agent(ctx, home, &rel);
         }
     }

@@ -24,7 +24,7 @@ pub(crate) fn detect_global(ctx: &mut Ctx<'_>, home: &Home) {
     for (i, client) in catalog.mcp_clients.iter().enumerate() {
         for pattern in client.paths(ctx.os) {
             let wildcards = pattern.matches('*').count();
-            candidates.extend(expand(&home.tree, pattern).into_iter().map(|rel| (wildcards, i, rel)));
+            candidates.extend(expand(ctx, &home.tree, pattern).into_iter().map(|rel| (wildcards, i, rel)));
         }
     }
     candidates.sort_by_key(|(wildcards, i, _)| (*wildcards, *i));
@@ -50,6 +50,7 @@ pub(crate) fn detect_project(ctx: &mut Ctx<'_>, home: &Home, configs: &[(String,
 
 fn read_config(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path) {
     ctx.mcp_read.insert(rel.to_path_buf());
+    ctx.claim(&home.tree, rel);
     let text = match home.tree.read_text(rel, ctx.limits.large_file) {
         Ok(t) => t,
         Err(e) => return ctx.read_error(&home.tree, rel, e),

@@ -12,10 +12,10 @@ pub mod apps;
 pub mod credentials;
 pub mod envfiles;
 pub mod extensions;
-mod installs;
 mod fishvars;
-pub mod history;
 mod gitconfig;
+pub mod history;
+mod installs;
 pub mod jsonc;
 mod launchd;
 pub mod mcp;
@@ -99,7 +99,7 @@ pub fn homes(root: &Tree, os: Os, errors: &mut Vec<ScanError>) -> Vec<Home> {
                     continue;
                 }
                 let rel = Path::new(parent).join(name);
-                match root.subtree(&rel) {
+                match root.home(&rel, os == Os::Windows) {
                     Ok(tree) => out.push(Home { user: name.to_owned(), tree }),
                     Err(err) => {
                         errors.push(ScanError::new(root.display(&rel), ReadError::Io(err).to_string()))
@@ -113,7 +113,7 @@ pub fn homes(root: &Tree, os: Os, errors: &mut Vec<ScanError>) -> Vec<Home> {
     let root_home = if os == Os::Macos { "var/root" } else { "root" };
     if os != Os::Windows
         && root.is_dir(Path::new(root_home))
-        && let Ok(tree) = root.subtree(Path::new(root_home))
+        && let Ok(tree) = root.home(Path::new(root_home), false)
     {
         out.push(Home { user: "root".into(), tree });
     }
@@ -273,7 +273,10 @@ impl Default for Limits {
         Limits {
             small_file: 1024 * 1024,
             large_file: 32 * 1024 * 1024,
-            walk_depth: 6,
+            // Deep enough for `~/Documents/clients/acme/2026/app/config/.env`; on real trees
+            // the two extra levels added about 1% more entries (the entry and time bounds
+            // still hold), and a home that goes deeper says so in `errors`.
+            walk_depth: 8,
             walk_entries: 200_000,
             walk_time: Duration::from_secs(20),
             source_files: 20_000,
@@ -310,9 +313,41 @@ pub(crate) struct Ctx<'a> {
     /// MCP configs already read (home-relative), so a file two catalog entries match is
     /// read, and its servers reported, once.
     pub mcp_read: std::collections::HashSet<PathBuf>,
+    /// Files read, by the path they really are (a link's target) → the path first read, so
+    /// a file reached two ways (through a link and directly) is reported once.
+    pub read_as: std::collections::HashMap<String, String>,
+    /// Bounds already reported for this home: each says so once, not once per directory.
+    pub bounds_hit: std::collections::HashSet<Bound>,
+}
+
+/// A bound that stopped work early, reported once per home in `errors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Bound {
+    WalkDepth,
+    WalkSize,
+    SourceFiles,
+    SourceFileSize,
+    Fanout,
 }
 
 impl Ctx<'_> {
+    /// Notes that a file was read under this path (and, when a link led elsewhere, what it
+    /// really is).
+    pub(crate) fn claim(&mut self, tree: &Tree, rel: &Path) {
+        let shown = tree.display(rel);
+        let real = tree.real_display(rel).unwrap_or_else(|| shown.clone());
+        self.read_as.entry(real).or_insert(shown);
+    }
+
+    /// Whether the same file was already read under another path (a link and its target):
+    /// then this path would only report it twice. The same path read by two detectors is
+    /// not "already read": claims per credential keep those apart.
+    pub(crate) fn claimed_already(&self, tree: &Tree, rel: &Path) -> bool {
+        let shown = tree.display(rel);
+        let real = tree.real_display(rel).unwrap_or_else(|| shown.clone());
+        self.read_as.get(&real).is_some_and(|first| *first != shown)
+    }
+
     /// Records a read failure unless the file is simply absent.
     pub(crate) fn read_error(&mut self, tree: &Tree, rel: &Path, err: ReadError) {
         if !err.is_not_found() {
@@ -322,6 +357,13 @@ impl Ctx<'_> {
 
     pub(crate) fn error(&mut self, tree: &Tree, rel: &Path, msg: impl Into<String>) {
         self.errors.push(ScanError::new(tree.display(rel), msg));
+    }
+
+    /// Reports that `bound` cut work short at `rel`, unless it already did in this home.
+    pub(crate) fn bound(&mut self, tree: &Tree, rel: &Path, bound: Bound, msg: impl Into<String>) {
+        if self.bounds_hit.insert(bound) {
+            self.error(tree, rel, msg);
+        }
     }
 }
 
@@ -441,6 +483,8 @@ impl<'a> Ctx<'a> {
             errors: Vec::new(),
             claimed: Default::default(),
             mcp_read: Default::default(),
+            read_as: Default::default(),
+            bounds_hit: Default::default(),
         }
     }
 }
@@ -463,7 +507,8 @@ const GLOB_FANOUT: usize = 64;
 
 /// Expands a catalog path whose segments may contain `*` (`AppData/Local/Packages/Claude_*/…`)
 /// into the existing paths it matches beneath `tree`. Paths without `*` are returned as is.
-pub(crate) fn expand(tree: &Tree, pattern: &str) -> Vec<PathBuf> {
+/// A segment matching more than [`GLOB_FANOUT`] entries is cut there, and says so once.
+pub(crate) fn expand(ctx: &mut Ctx<'_>, tree: &Tree, pattern: &str) -> Vec<PathBuf> {
     let mut current = vec![PathBuf::new()];
     for seg in pattern.split('/').filter(|s| !s.is_empty()) {
         if !seg.contains('*') {
@@ -473,14 +518,20 @@ pub(crate) fn expand(tree: &Tree, pattern: &str) -> Vec<PathBuf> {
         let mut next = Vec::new();
         for dir in &current {
             let Ok(entries) = tree.list(dir) else { continue };
-            next.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| matches!(e.kind, Kind::Dir | Kind::File | Kind::Symlink))
-                    .filter(|e| e.name.to_str().is_some_and(|n| wildcard(seg, n)))
-                    .take(GLOB_FANOUT)
-                    .map(|e| dir.join(e.name)),
-            );
+            let mut matching = entries
+                .into_iter()
+                .filter(|e| matches!(e.kind, Kind::Dir | Kind::File | Kind::Symlink))
+                .filter(|e| e.name.to_str().is_some_and(|n| wildcard(seg, n)))
+                .map(|e| dir.join(e.name));
+            next.extend(matching.by_ref().take(GLOB_FANOUT));
+            if matching.next().is_some() {
+                ctx.bound(
+                    tree,
+                    dir,
+                    Bound::Fanout,
+                    format!("more than {GLOB_FANOUT} entries match `{seg}`; only the first {GLOB_FANOUT} were scanned"),
+                );
+            }
         }
         current = next;
     }

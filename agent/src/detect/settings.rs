@@ -17,7 +17,7 @@ use crate::secret::Secret;
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for pattern in catalog.ide.settings_paths(ctx.os) {
-        for rel in expand(&home.tree, &pattern) {
+        for rel in expand(ctx, &home.tree, &pattern) {
             let text = match home.tree.read_text(&rel, ctx.limits.large_file) {
                 Ok(t) => t,
                 Err(e) => {

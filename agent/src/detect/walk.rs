@@ -2,12 +2,13 @@
 //!
 //! Bounded three ways (depth, entries visited, wall time) and never descends into a
 //! symlinked directory, so link loops and enormous trees cannot stall a scan. Hitting a
-//! bound is reported in the scan's errors: an incomplete walk is never silent.
+//! bound is reported in the scan's errors, once per bound and home: an incomplete walk is
+//! never silent, and a huge home does not flood the report either.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use super::{Ctx, Home, rel_path};
+use super::{Bound, Ctx, Home, rel_path};
 use crate::fsview::Kind;
 
 /// What the walk found, as home-relative paths.
@@ -39,12 +40,12 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
     let mut out = Walked::default();
     let mut queue = VecDeque::from([(PathBuf::new(), 0usize)]);
     let mut visited = 0usize;
-    let mut sources_capped = false;
     while let Some((dir, depth)) = queue.pop_front() {
         if started.elapsed() > ctx.limits.walk_time || visited > ctx.limits.walk_entries {
-            ctx.error(
+            ctx.bound(
                 &home.tree,
                 &dir,
+                Bound::WalkSize,
                 "home walk stopped at its time or size bound; deeper files were not scanned",
             );
             break;
@@ -72,11 +73,11 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
                 Kind::File if depth > 0 && name.is_some_and(|n| is_source(catalog, n)) => {
                     if out.sources.len() < ctx.limits.source_files {
                         out.sources.push(path);
-                    } else if !sources_capped {
-                        sources_capped = true;
-                        ctx.error(
+                    } else {
+                        ctx.bound(
                             &home.tree,
                             &dir,
+                            Bound::SourceFiles,
                             "source-file limit reached; further project files were not searched for keys",
                         );
                     }
@@ -89,6 +90,19 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
                         && !skip_paths.contains(&path) =>
                 {
                     queue.push_back((path, depth + 1));
+                }
+                Kind::Dir
+                    if depth >= ctx.limits.walk_depth
+                        && !name.is_some_and(|n| skip_names.contains(&n))
+                        && !skip_paths.contains(&path) =>
+                {
+                    let max = ctx.limits.walk_depth;
+                    ctx.bound(
+                        &home.tree,
+                        &path,
+                        Bound::WalkDepth,
+                        format!("home walk stops {max} directories down; this and deeper directories were not scanned"),
+                    );
                 }
                 _ => {}
             }
