@@ -7,6 +7,8 @@
 //! catalog does not know (a newer agent's catalog, an uncatalogued extension reported by its
 //! own name) is shown as reported.
 
+pub mod served;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

@@ -155,6 +155,7 @@ pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Resul
         config: Default::default(),
         policy,
         dispatch: Default::default(),
+        catalog: Arc::new(crate::catalog::served::Feed::open(data_dir)),
         views: Default::default(),
         metrics,
         writer,
@@ -267,6 +268,11 @@ pub async fn serve(
         shared.store.clone(),
         shared.pki.clone(),
         shared.dispatch.clone(),
+        shared.config.directive_poll,
+        follow.clone().cancelled_owned(),
+    ));
+    tokio::spawn(crate::catalog::served::follow(
+        shared.catalog.clone(),
         shared.config.directive_poll,
         follow.clone().cancelled_owned(),
     ));

@@ -207,9 +207,13 @@ impl Updates {
                     .filter(|t| t.len() <= sightline_proto::catalog::MAX_CATALOG_BYTES)
                     .and_then(version_of)
                     .unwrap_or(0);
+                let error = match claimed {
+                    0 => format!("update refused: {}", reason(&e)),
+                    v => format!("update to version {v} refused: {}", reason(&e)),
+                };
                 self.status.send_replace(pb::CatalogStatus {
                     version: self.running,
-                    error: Some(reason(&e)),
+                    error: Some(error),
                     refused_version: claimed,
                 });
                 Err(e)
@@ -359,8 +363,9 @@ script_hosts = ["acme-runner"]
         assert!(matches!(u.apply(&sealed(&kp, ACME)), Err(UpdateError::NotNewer { offered: 2, running: 2 })));
         assert_eq!(status.borrow().version, 2);
 
-        let broken = ACME.replace("version = 2", "version = 3").replace("id = \"acme_ai\"", "id = \"ollama\"");
-        let e = u.apply(&sealed(&kp, &broken)).unwrap_err();
+        let broken =
+            ACME.replace("version = 2", "version = 3").replace("process_names = [\"acme-ai\"]", "process_names = [\"claude\"]");
+        let Err(e) = u.apply(&sealed(&kp, &broken)) else { panic!("a colliding process name was taken") };
         assert!(matches!(e, UpdateError::Invalid(_)), "{e}");
         assert_eq!((status.borrow().version, status.borrow().refused_version), (2, 3));
     }
