@@ -47,6 +47,55 @@ pub fn devices_value(store: &dyn Store) -> anyhow::Result<Vec<responses::Device>
     store.devices()?.iter().map(|d| Ok(device_json(d, store.count_observations(&d.id)?))).collect()
 }
 
+/// Which catalog is served and which each device runs (the CLI's `catalog status --json`
+/// and `GET /api/v1/catalog/status`); `served` is the installed catalog's version.
+pub fn catalog_status_value(store: &dyn Store, served: Option<u64>) -> anyhow::Result<responses::CatalogStatus> {
+    Ok(responses::CatalogStatus {
+        builtin_version: crate::catalog::served::builtin_version(),
+        devices: store.catalog_statuses()?.iter().map(|d| responses::DeviceCatalog::new(d, served)).collect(),
+        served_version: served,
+    })
+}
+
+/// `catalog status`: the served version, then one line per device.
+pub fn catalog_status(store: &dyn Store, served: Option<u64>, as_json: bool) -> anyhow::Result<String> {
+    let v = catalog_status_value(store, served)?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let mut out = match v.served_version {
+        Some(s) => format!("Serving catalog version {s} (built into agents: {}).\n", v.builtin_version),
+        None => format!(
+            "Serving no catalog update: agents run their built-in catalog (version {} in this release).\n",
+            v.builtin_version
+        ),
+    };
+    let mut rows = vec![vec![
+        "DEVICE".into(),
+        "HOSTNAME".into(),
+        "VERSION".into(),
+        "REPORTED".into(),
+        "STATUS".into(),
+    ]];
+    for d in &v.devices {
+        let status = match (&d.error, d.current) {
+            (Some(e), _) => format!("refused: {e}"),
+            (None, true) => "current".into(),
+            (None, false) if d.version.is_none() => "unknown (agent does not report its catalog)".into(),
+            (None, false) => "behind".into(),
+        };
+        rows.push(vec![
+            d.device_id.clone(),
+            d.hostname.clone(),
+            d.version.map_or_else(|| "-".into(), |v| v.to_string()),
+            d.reported_at.clone().unwrap_or_else(|| "-".into()),
+            status,
+        ]);
+    }
+    out.push_str(&table(&rows, Some("No devices enrolled.")));
+    Ok(out)
+}
+
 /// Which connectors to list; every field optional.
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

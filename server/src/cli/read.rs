@@ -133,3 +133,17 @@ pub(super) fn triage(
 fn connector_or_bail<T>(v: Option<T>, key: &str) -> anyhow::Result<T> {
     v.ok_or_else(|| anyhow::anyhow!("no connector {key} has been reported"))
 }
+
+/// `catalog status`: the served catalog (from the data dir) and each device's version.
+pub(super) fn catalog_status(
+    data: &DataArgs,
+    db: Option<&str>,
+    json: bool,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    if let Some(out) = remote.call(|r| async move { r.get("/api/v1/catalog/status").await })? {
+        return print(&out);
+    }
+    let served = crate::catalog::served::load(&data.data_dir)?.map(|c| c.version);
+    print(&query::catalog_status(data.store(db)?.as_ref(), served, json)?)
+}
