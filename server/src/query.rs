@@ -79,20 +79,21 @@ pub fn catalog_status(store: &dyn Store, served: Option<u64>, as_json: bool) -> 
     ]];
     for d in &v.devices {
         let status = match (&d.error, d.current) {
-            (Some(e), _) => format!("refused: {e}"),
+            // Device-supplied text, made safe for a terminal like every other.
+            (Some(e), _) => format!("refused: {}", printable(e)),
             (None, true) => "current".into(),
             (None, false) if d.version.is_none() => "unknown (agent does not report its catalog)".into(),
             (None, false) => "behind".into(),
         };
         rows.push(vec![
             d.device_id.clone(),
-            d.hostname.clone(),
+            printable(&d.hostname).into_owned(),
             d.version.map_or_else(|| "-".into(), |v| v.to_string()),
             d.reported_at.clone().unwrap_or_else(|| "-".into()),
             status,
         ]);
     }
-    out.push_str(&table(&rows, Some("No devices enrolled.")));
+    out.push_str(&table(&rows, v.devices.is_empty().then_some("No devices enrolled.")));
     Ok(out)
 }
 
