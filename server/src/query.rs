@@ -49,7 +49,10 @@ pub fn devices_value(store: &dyn Store) -> anyhow::Result<Vec<responses::Device>
 
 /// Which catalog is served and which each device runs (the CLI's `catalog status --json`
 /// and `GET /api/v1/catalog/status`); `served` is the installed catalog's version.
-pub fn catalog_status_value(store: &dyn Store, served: Option<u64>) -> anyhow::Result<responses::CatalogStatus> {
+pub fn catalog_status_value(
+    store: &dyn Store,
+    served: Option<u64>,
+) -> anyhow::Result<responses::CatalogStatus> {
     Ok(responses::CatalogStatus {
         builtin_version: crate::catalog::served::builtin_version(),
         devices: store.catalog_statuses()?.iter().map(|d| responses::DeviceCatalog::new(d, served)).collect(),
@@ -70,13 +73,8 @@ pub fn catalog_status(store: &dyn Store, served: Option<u64>, as_json: bool) -> 
             v.builtin_version
         ),
     };
-    let mut rows = vec![vec![
-        "DEVICE".into(),
-        "HOSTNAME".into(),
-        "VERSION".into(),
-        "REPORTED".into(),
-        "STATUS".into(),
-    ]];
+    let mut rows =
+        vec![vec!["DEVICE".into(), "HOSTNAME".into(), "VERSION".into(), "REPORTED".into(), "STATUS".into()]];
     for d in &v.devices {
         let status = match (&d.error, d.current) {
             // Device-supplied text, made safe for a terminal like every other.

@@ -1046,7 +1046,10 @@ fn catalog_status_comes_from_claims_and_reports(s: &dyn Store) {
     assert!(matches!(s.record_catalog_status("ghost", &took, 1), Err(StoreError::UnknownDevice(_))));
     let after = s.catalog_statuses().unwrap();
     let d1 = after.iter().find(|d| d.device_id == "d1").unwrap();
-    assert_eq!((d1.status.clone(), d1.at_ms, d1.hostname.as_str()), (claims.catalog.clone(), Some(5_000), "a-host"));
+    assert_eq!(
+        (d1.status.clone(), d1.at_ms, d1.hostname.as_str()),
+        (claims.catalog.clone(), Some(5_000), "a-host")
+    );
     let d2 = after.iter().find(|d| d.device_id == "d2").unwrap();
     assert_eq!((d2.status.clone(), d2.at_ms), (refused, Some(6_000)));
     // The next status replaces the refusal; an absurd version is kept as the largest stored.

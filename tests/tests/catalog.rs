@@ -72,7 +72,10 @@ fn a_running_agent_takes_a_catalog_update_and_refuses_a_tampered_one() {
     assert!(!reports_acme(&db, &id), "the built-in catalog does not know Acme AI");
     let (all, mine) = status(&data, &id);
     let builtin = all["builtin_version"].as_u64().unwrap();
-    assert_eq!((all["served_version"].clone(), mine["version"].as_u64()), (serde_json::Value::Null, Some(builtin)));
+    assert_eq!(
+        (all["served_version"].clone(), mine["version"].as_u64()),
+        (serde_json::Value::Null, Some(builtin))
+    );
 
     // An older or equal version is refused at install, before anything is signed.
     let file = work.path().join("acme.toml");
@@ -119,10 +122,10 @@ fn a_running_agent_takes_a_catalog_update_and_refuses_a_tampered_one() {
     // attacker with write access to the collector's disk (but not its key) could do.
     let path = data.join("catalog.pb");
     let mut signed = pb::CatalogUpdate::decode(std::fs::read(&path).unwrap().as_slice()).unwrap();
-    let forged = String::from_utf8(signed.payload.clone()).unwrap().replace(
-        &format!("version = {v2}"),
-        &format!("version = {}", v2 + 1),
-    ) + "\n[[tool]]\nid = \"evil_ai\"\nname = \"Evil\"\nvendor = \"x\"\nlinux = [\".acme\"]\nsource = \"x\"\n";
+    let forged = String::from_utf8(signed.payload.clone())
+        .unwrap()
+        .replace(&format!("version = {v2}"), &format!("version = {}", v2 + 1))
+        + "\n[[tool]]\nid = \"evil_ai\"\nname = \"Evil\"\nvendor = \"x\"\nlinux = [\".acme\"]\nsource = \"x\"\n";
     signed.payload = forged.into_bytes();
     let tmp = data.join("catalog.pb.new");
     std::fs::write(&tmp, signed.encode_to_vec()).unwrap();
@@ -135,7 +138,10 @@ fn a_running_agent_takes_a_catalog_update_and_refuses_a_tampered_one() {
     let (_, mine) = status(&data, &id);
     assert_eq!(mine["version"].as_u64(), Some(v2), "the agent still runs the last good catalog");
     let (ok, text) = cli(&data, &["catalog", "status"]);
-    assert!(ok && text.contains("refused:") && text.contains(&format!("Serving catalog version {}", v2 + 1)), "{text}");
+    assert!(
+        ok && text.contains("refused:") && text.contains(&format!("Serving catalog version {}", v2 + 1)),
+        "{text}"
+    );
     assert!(agent.log_text().contains("Catalog update refused"), "{}", agent.log_text());
 
     // Restarted, the agent runs the kept version (the built-in one would forget Acme AI and
@@ -150,8 +156,9 @@ fn a_running_agent_takes_a_catalog_update_and_refuses_a_tampered_one() {
     });
     wait_for(Duration::from_secs(30), "the restarted agent's catalog status", || {
         let (_, mine) = status(&data, &id);
-        (mine["version"].as_u64() == Some(v2) && mine["error"].as_str().is_some_and(|e| e.contains("signature")))
-            .then_some(())
+        (mine["version"].as_u64() == Some(v2)
+            && mine["error"].as_str().is_some_and(|e| e.contains("signature")))
+        .then_some(())
     });
     let gone = db.observations(&id).iter().any(|o| o.data["tool"] == "acme_ai" && o.change == "disappeared");
     assert!(!gone, "Acme AI was reported gone after the restart");

@@ -89,7 +89,8 @@ fn merge_over(base: &str, update: &str) -> Result<Catalog, CatalogError> {
                 return Err(invalid(&key, "is not a list in the built-in catalog"));
             };
             for entry in entries {
-                let id = entry.get(by).cloned().ok_or_else(|| invalid(&key, format!("an entry has no `{by}`")))?;
+                let id =
+                    entry.get(by).cloned().ok_or_else(|| invalid(&key, format!("an entry has no `{by}`")))?;
                 match list.iter_mut().find(|old| old.get(by) == Some(&id)) {
                     Some(old) => *old = entry,
                     None => list.push(entry),
@@ -176,8 +177,12 @@ impl Updates {
             }
         };
         let status = pb::CatalogStatus { version: catalog.version, error, refused_version: 0 };
-        let updates =
-            Updates { path, collector_spki: collector_spki.to_vec(), running: catalog.version, status: watch::Sender::new(status) };
+        let updates = Updates {
+            path,
+            collector_spki: collector_spki.to_vec(),
+            running: catalog.version,
+            status: watch::Sender::new(status),
+        };
         Ok((updates, Arc::new(catalog)))
     }
 
@@ -197,7 +202,11 @@ impl Updates {
         match self.take(u) {
             Ok(c) => {
                 self.running = c.version;
-                self.status.send_replace(pb::CatalogStatus { version: c.version, error: None, refused_version: 0 });
+                self.status.send_replace(pb::CatalogStatus {
+                    version: c.version,
+                    error: None,
+                    refused_version: 0,
+                });
                 Ok(Arc::new(c))
             }
             Err(e) => {
@@ -363,8 +372,9 @@ script_hosts = ["acme-runner"]
         assert!(matches!(u.apply(&sealed(&kp, ACME)), Err(UpdateError::NotNewer { offered: 2, running: 2 })));
         assert_eq!(status.borrow().version, 2);
 
-        let broken =
-            ACME.replace("version = 2", "version = 3").replace("process_names = [\"acme-ai\"]", "process_names = [\"claude\"]");
+        let broken = ACME
+            .replace("version = 2", "version = 3")
+            .replace("process_names = [\"acme-ai\"]", "process_names = [\"claude\"]");
         let Err(e) = u.apply(&sealed(&kp, &broken)) else { panic!("a colliding process name was taken") };
         assert!(matches!(e, UpdateError::Invalid(_)), "{e}");
         assert_eq!((status.borrow().version, status.borrow().refused_version), (2, 3));

@@ -65,9 +65,9 @@ pub fn check(text: &str) -> Result<u64, InstallError> {
     }
     for section in ["tool", "extension", "key_format", "mcp_client", "browser"] {
         let Some(entries) = t.get(section) else { continue };
-        let entries = entries
-            .as_array()
-            .ok_or_else(|| InstallError::Invalid(format!("section {section} must be a list ([[{section}]])")))?;
+        let entries = entries.as_array().ok_or_else(|| {
+            InstallError::Invalid(format!("section {section} must be a list ([[{section}]])"))
+        })?;
         let mut seen = HashSet::new();
         for e in entries {
             let id = e
@@ -102,7 +102,12 @@ pub fn install(
     if let Some(current) = load(data_dir)?
         && v <= current.version
     {
-        return Err(InstallError::NotNewer { offered: v, floor: current.version, what: "the installed catalog" }.into());
+        return Err(InstallError::NotNewer {
+            offered: v,
+            floor: current.version,
+            what: "the installed catalog",
+        }
+        .into());
     }
     let update = sightline_proto::catalog::seal(text, sign)?;
     crate::pki::write(&data_dir.join(FILE), &update.encode_to_vec(), false)?;

@@ -459,7 +459,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             act::revoke(&connector, &reason, withdraw, &data, db, json, &remote)
         }
         Command::Prune { keep, data, json } => act::prune(keep, &data, db, json),
-        Command::Catalog { command: CatalogCommand::Install { file, data } } => act::install_catalog(&file, &data),
+        Command::Catalog { command: CatalogCommand::Install { file, data } } => {
+            act::install_catalog(&file, &data)
+        }
         Command::Catalog { command: CatalogCommand::Status { data, json, remote } } => {
             read::catalog_status(&data, db, json, &remote)
         }

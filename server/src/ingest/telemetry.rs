@@ -33,10 +33,10 @@ use tracing::Instrument;
 use super::admission::{Admission, Admit, PerCert};
 use super::convert::{inventory, record_received};
 use super::{blocking, internal};
+use crate::catalog::served::Served;
 use crate::clock::now_ms;
 use crate::pki::cert_sha256;
 use crate::state::AppState;
-use crate::catalog::served::Served;
 use crate::store::{CatalogStatus, ClaimsRecord, Device, IngestBatch, IngestOutcome, StoreError};
 
 pub struct TelemetryService {
@@ -344,7 +344,9 @@ impl StreamTask {
             None => tracing::info!(version = c.version, "Device runs the catalog."),
         }
         let (id, at) = (self.device.id.clone(), now_ms());
-        blocking(&self.shared.store, move |s| s.record_catalog_status(&id, &status, at)).await?.map_err(internal)
+        blocking(&self.shared.store, move |s| s.record_catalog_status(&id, &status, at))
+            .await?
+            .map_err(internal)
     }
 
     /// The device may have been revoked (by the CLI, another process) since the stream opened.

@@ -2,7 +2,9 @@
 
 use super::rows::{self, DEVICE_COLUMNS};
 use super::sql::{Database, args};
-use super::{CatalogStatus, ClaimsRecord, Device, DeviceCatalog, DeviceStore, Result, StoreError, or_each_alone};
+use super::{
+    CatalogStatus, ClaimsRecord, Device, DeviceCatalog, DeviceStore, Result, StoreError, or_each_alone,
+};
 
 impl<D: Database> DeviceStore for D {
     fn device_by_hardware_id(&self, hardware_id: &str) -> Result<Option<Device>> {

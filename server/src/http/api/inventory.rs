@@ -65,7 +65,10 @@ pub(super) async fn devices(
     responses((status = 200, description = "Catalog status", body = CatalogStatus), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-pub(super) async fn catalog_status(_: Reader, State(s): State<AppState>) -> Result<Json<CatalogStatus>, ApiError> {
+pub(super) async fn catalog_status(
+    _: Reader,
+    State(s): State<AppState>,
+) -> Result<Json<CatalogStatus>, ApiError> {
     let served = s.catalog.current().map(|c| c.version);
     Ok(Json(blocking(&s.store, move |st| query::catalog_status_value(st, served)).await?))
 }
