@@ -28,6 +28,9 @@ pub struct CatalogStatus {
     /// The version of the catalog built into agents of this release (the floor).
     pub builtin_version: u64,
     pub devices: Vec<DeviceCatalog>,
+    /// Whether the served catalog verifies under the collector key; false means it was
+    /// changed after signing and agents refuse it. Null: none served.
+    pub served_verifies: Option<bool>,
     /// The version installed with `catalog install` and served to agents; null: none.
     pub served_version: Option<u64>,
 }

@@ -117,6 +117,13 @@ fn a_running_agent_takes_a_catalog_update_and_refuses_a_tampered_one() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let api: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(api, status(&data, &id).0);
+    assert_eq!(api["served_verifies"], true);
+    // The new tool is shown by the name its catalog entry gives, by the CLI as by the API.
+    let (ok, out) = cli(&data, &["connectors", "--kind", "tool", "--json"]);
+    assert!(ok, "{out}");
+    let tools: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let acme_tool = tools.as_array().unwrap().iter().find(|c| c["key"] == "tool:acme_ai").cloned();
+    assert_eq!(acme_tool.map(|c| c["display_name"].clone()), Some("Acme AI".into()), "{out}");
 
     // Changed after signing: a newer version and another tool under the old signature, as an
     // attacker with write access to the collector's disk (but not its key) could do.
@@ -142,6 +149,8 @@ fn a_running_agent_takes_a_catalog_update_and_refuses_a_tampered_one() {
         ok && text.contains("refused:") && text.contains(&format!("Serving catalog version {}", v2 + 1)),
         "{text}"
     );
+    assert!(text.contains("does NOT verify"), "the collector says its own file is broken: {text}");
+    assert_eq!(status(&data, &id).0["served_verifies"], false);
     assert!(agent.log_text().contains("Catalog update refused"), "{}", agent.log_text());
 
     // Restarted, the agent runs the kept version (the built-in one would forget Acme AI and

@@ -35,7 +35,7 @@ pub enum InstallError {
     NotNewer { offered: u64, floor: u64, what: &'static str },
 }
 
-/// A catalog as served: its version (read from the text) and the signed message.
+/// A catalog as served: its version (read from the text) and the signed message, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served {
     pub version: u64,
@@ -134,32 +134,53 @@ pub fn load(data_dir: &Path) -> anyhow::Result<Option<Served>> {
     Ok(Some(Served { version, update }))
 }
 
+impl Served {
+    /// Whether it verifies under the collector key `spki`: false means it was changed after
+    /// signing, and agents refuse it.
+    pub fn verifies(&self, spki: &[u8]) -> bool {
+        sightline_proto::catalog::open(&self.update, spki).is_ok()
+    }
+
+    fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.update.payload).ok()
+    }
+}
+
+/// The installed catalog and whether it verifies under the collector key, for `catalog
+/// status`; the names of the tools it adds are used for display (in this process) when it does.
+pub fn inspect(data_dir: &Path, spki: &[u8]) -> anyhow::Result<Option<(u64, bool)>> {
+    let served = load(data_dir)?;
+    let verified = served.as_ref().filter(|s| s.verifies(spki));
+    super::set_installed_names(verified.and_then(Served::text));
+    let ok = verified.is_some();
+    Ok(served.map(|s| (s.version, ok)))
+}
+
 /// The installed catalog as streams follow it: re-read by [`Feed::refresh`] (the directive
 /// poller, every poll), so an install reaches open streams without a restart.
 #[derive(Debug)]
 pub struct Feed {
     dir: PathBuf,
+    /// The collector signing key, to tell whether the file still verifies.
+    spki: Vec<u8>,
     tx: watch::Sender<Option<Arc<Served>>>,
 }
 
 impl Feed {
     /// Blocking (reads the data dir). A catalog that cannot be read is logged and not served.
-    pub fn open(data_dir: &Path) -> Feed {
-        let feed = Feed { dir: data_dir.to_owned(), tx: watch::Sender::new(None) };
+    pub fn open(data_dir: &Path, collector_spki: Vec<u8>) -> Feed {
+        let feed = Feed { dir: data_dir.to_owned(), spki: collector_spki, tx: watch::Sender::new(None) };
         feed.refresh();
         feed
     }
 
-    /// A feed serving nothing (a collector built without a data dir, in tests).
-    pub fn none() -> Feed {
-        Feed { dir: PathBuf::new(), tx: watch::Sender::new(None) }
+    /// Whether `served` verifies under this collector's key.
+    pub fn verifies(&self, served: &Served) -> bool {
+        served.verifies(&self.spki)
     }
 
     /// Re-reads the installed catalog; streams are told only when it changed. Blocking.
     pub fn refresh(&self) {
-        if self.dir.as_os_str().is_empty() {
-            return;
-        }
         let now = match load(&self.dir) {
             Ok(c) => c.map(Arc::new),
             Err(e) => {
@@ -170,9 +191,18 @@ impl Feed {
         self.tx.send_if_modified(|cur| {
             let changed = cur.as_deref() != now.as_deref();
             if changed {
-                if let Some(c) = &now {
-                    tracing::info!(version = c.version, "Serving catalog.");
+                let verified = now.as_deref().filter(|c| c.verifies(&self.spki));
+                match (&now, verified) {
+                    (Some(c), Some(_)) => tracing::info!(version = c.version, "Serving catalog."),
+                    // Served anyway: the agents are the judges, and their refusals show on
+                    // `catalog status`.
+                    (Some(c), None) => tracing::error!(
+                        version = c.version,
+                        "The installed catalog does not verify with the collector key (changed after signing?): agents will refuse it."
+                    ),
+                    (None, _) => {}
                 }
+                super::set_installed_names(verified.and_then(Served::text));
                 *cur = now;
             }
             changed
@@ -212,21 +242,42 @@ pub async fn follow(feed: Arc<Feed>, every: std::time::Duration, stop: impl Futu
 mod tests {
     use super::*;
 
+    fn key() -> (ring::signature::EcdsaKeyPair, Vec<u8>) {
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let spki = sightline_proto::p256::spki_from_point(kp.public_key().as_ref()).unwrap();
+        (kp, spki)
+    }
+
     const ACME: &str = "schema_version = 1\nversion = 2\n\n[[tool]]\nid = \"acme_ai\"\nname = \"Acme AI\"\n";
 
     #[test]
     fn installing_checks_versions_and_ids_and_the_feed_follows() {
         let dir = tempfile::tempdir().unwrap();
         assert!(builtin_version() >= 1);
-        let feed = Feed::open(dir.path());
+        let (kp, spki) = key();
+        let feed = Feed::open(dir.path(), spki.clone());
         assert_eq!(feed.current(), None);
-        let sign = |m: &[u8]| Ok(m.len().to_be_bytes().to_vec());
+        let rng = ring::rand::SystemRandom::new();
+        let sign = |m: &[u8]| Ok(kp.sign(&rng, m).map_err(|_| anyhow::anyhow!("sign"))?.as_ref().to_vec());
         assert_eq!(install(dir.path(), ACME, sign).unwrap(), 2);
         let mut rx = feed.subscribe();
         feed.refresh();
         assert!(rx.has_changed().unwrap());
         let served = rx.borrow_and_update().clone().unwrap();
         assert_eq!((served.version, served.update.payload.as_slice()), (2, ACME.as_bytes()));
+        assert!(feed.verifies(&served));
+        assert_eq!(crate::catalog::display_name("tool", "acme_ai"), "Acme AI", "an added tool has its name");
+        assert_eq!(inspect(dir.path(), &spki).unwrap(), Some((2, true)));
+        let (_, other) = key();
+        assert_eq!(inspect(dir.path(), &other).unwrap(), Some((2, false)));
+        assert_eq!(
+            crate::catalog::display_name("tool", "acme_ai"),
+            "acme_ai",
+            "only a verified one names tools"
+        );
         feed.refresh();
         assert!(!rx.has_changed().unwrap(), "an unchanged file does not ring the streams");
 

@@ -31,6 +31,11 @@ pub struct DataArgs {
 impl DataArgs {
     pub fn store(&self, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
         self.existing(database)?;
+        // Tools an installed catalog update adds are shown by name, as the serving collector
+        // shows them; without key material (a PostgreSQL-only host) by id.
+        if let Ok(pki) = crate::pki::Pki::load_or_init(&self.data_dir, false) {
+            crate::catalog::served::inspect(&self.data_dir, &pki.signing_key_spki()).ok();
+        }
         crate::server::open_store(&self.data_dir, database)
     }
 

@@ -144,6 +144,7 @@ pub(super) fn catalog_status(
     if let Some(out) = remote.call(|r| async move { r.get("/api/v1/catalog/status").await })? {
         return print(&out);
     }
-    let served = crate::catalog::served::load(&data.data_dir)?.map(|c| c.version);
+    let spki = crate::pki::Pki::load_or_init(&data.data_dir, false)?.signing_key_spki();
+    let served = crate::catalog::served::inspect(&data.data_dir, &spki)?;
     print(&query::catalog_status(data.store(db)?.as_ref(), served, json)?)
 }

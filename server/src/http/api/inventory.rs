@@ -69,7 +69,7 @@ pub(super) async fn catalog_status(
     _: Reader,
     State(s): State<AppState>,
 ) -> Result<Json<CatalogStatus>, ApiError> {
-    let served = s.catalog.current().map(|c| c.version);
+    let served = s.catalog.current().map(|c| (c.version, s.catalog.verifies(&c)));
     Ok(Json(blocking(&s.store, move |st| query::catalog_status_value(st, served)).await?))
 }
 
