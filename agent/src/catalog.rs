@@ -3,12 +3,15 @@
 //!
 //! The catalog is data (`agent/catalog/catalog.toml`, compiled in). [`Catalog::builtin`]
 //! parses and validates it once; a catalog that fails validation is a build defect caught by
-//! this module's tests, never a runtime surprise on a laptop.
+//! this module's tests, never a runtime surprise on a laptop. A newer catalog signed by the
+//! collector is merged over the built-in one by [`update`], through the same validation.
 
 use std::collections::{HashMap, HashSet};
 
 use regex::Regex;
 use serde::Deserialize;
+
+pub mod update;
 
 const BUILTIN: &str = include_str!("../catalog/catalog.toml");
 
@@ -391,6 +394,9 @@ pub struct GitHost {
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
     schema_version: u32,
+    /// Rises with every published catalog; an update must carry a higher one.
+    #[serde(default)]
+    version: u64,
     tool: Vec<Tool>,
     installs: Installs,
     extension: Vec<Extension>,
@@ -412,6 +418,8 @@ struct RawCatalog {
 /// The validated catalog with the lookup tables detectors need.
 #[derive(Debug)]
 pub struct Catalog {
+    /// The catalog's `version` header (0 when it has none).
+    pub version: u64,
     pub tools: Vec<Tool>,
     pub installs: Installs,
     pub extensions: HashMap<String, Extension>,
@@ -445,7 +453,15 @@ impl Catalog {
     }
 
     pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
-        let raw: RawCatalog = toml::from_str(text)?;
+        Catalog::validate(toml::from_str(text)?)
+    }
+
+    /// A catalog from an already parsed TOML table (a merge of two catalogs).
+    fn from_table(table: toml::Table) -> Result<Catalog, CatalogError> {
+        Catalog::validate(table.try_into()?)
+    }
+
+    fn validate(raw: RawCatalog) -> Result<Catalog, CatalogError> {
         let invalid =
             |entry: &str, problem: String| CatalogError::Invalid { entry: entry.to_owned(), problem };
         if raw.schema_version != 1 {
@@ -616,6 +632,7 @@ impl Catalog {
         }
 
         Ok(Catalog {
+            version: raw.version,
             tools: raw.tool,
             installs: raw.installs,
             extensions,

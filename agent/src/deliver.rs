@@ -95,6 +95,11 @@ pub struct Link {
     pub directives: Option<mpsc::Sender<pb::Directive>>,
     /// What the device claims about itself on each stream.
     pub claims: Arc<dyn ClaimsSource>,
+    /// Where catalog updates from the collector go (the daemon's look loop); None: logged only.
+    pub catalogs: Option<mpsc::Sender<pb::CatalogUpdate>>,
+    /// The catalog the agent runs and the last refusal: claimed on each stream and sent
+    /// whenever it changes. None: claims say nothing about the catalog.
+    pub catalog_status: Option<watch::Receiver<pb::CatalogStatus>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,9 +198,19 @@ impl Link {
         delivered.connections += 1;
         let (k, id, n, source) =
             (self.key.clone(), self.enrollment.device_id.clone(), nonce.clone(), self.claims.clone());
-        let claims = tokio::task::spawn_blocking(move || claims(&id, &n, source.facts()?, k.as_ref()))
-            .await
-            .context("claims task")??;
+        // What the claims say about the catalog counts as sent: only later changes go out.
+        let mut catalog_status = self.catalog_status.clone();
+        let catalog = catalog_status.as_mut().map(|r| r.borrow_and_update().clone());
+        let claims = tokio::task::spawn_blocking(move || {
+            let mut facts = source.facts()?;
+            if let Some(c) = catalog {
+                facts.catalog_version = c.version;
+                facts.catalog_error = c.error;
+            }
+            claims(&id, &n, facts, k.as_ref())
+        })
+        .await
+        .context("claims task")??;
         send(pb::agent_message::Msg::Claims(claims)).await?;
 
         let mut sent_through = 0u64;
@@ -281,8 +296,19 @@ impl Link {
                             },
                             None => tracing::info!("Directive received; a running agent (not --once) handles directives."),
                         },
+                        Some(pb::collector_message::Msg::Catalog(c)) => match &self.catalogs {
+                            // As directives: never blocks; the collector sends it again on the
+                            // next connection while the agent runs an older version.
+                            Some(tx) => if tx.try_send(c).is_err() {
+                                tracing::warn!("Catalog queue full; the collector resends it on the next connection.");
+                            },
+                            None => tracing::info!("Catalog update received; a running agent (not --once) takes updates."),
+                        },
                         Some(pb::collector_message::Msg::Challenge(_)) | None => {}
                     }
+                }
+                status = catalog_changed(&mut catalog_status) => {
+                    send(pb::agent_message::Msg::CatalogStatus(status)).await?;
                 }
                 _ = recorder.recorded.notified(), if stopping.is_none() => {}
                 _ = stopped(stop), if stopping.is_none() => {
@@ -330,6 +356,9 @@ pub struct DeviceFacts {
     pub boot_id: Option<String>,
     /// Sorted, without duplicates.
     pub logged_in_users: Vec<String>,
+    /// The catalog's version and the last update refused (filled in by the link).
+    pub catalog_version: u64,
+    pub catalog_error: Option<String>,
 }
 
 /// Where a link gets the [`DeviceFacts`] it claims; asked anew on every connection, because
@@ -367,11 +396,23 @@ pub fn claims(
         boot_id: facts.boot_id,
         logged_in_users: facts.logged_in_users,
         claimed_at_ms: now_ms(),
+        catalog_version: facts.catalog_version,
+        catalog_error: facts.catalog_error,
     }
     .encode_to_vec();
     let mut msg = CLAIMS_CONTEXT.to_vec();
     msg.extend_from_slice(&payload);
     Ok(pb::SignedClaims { signature: key.sign(&msg)?, payload })
+}
+
+/// The catalog status once it changes; never, without one (or once its sender is gone).
+async fn catalog_changed(rx: &mut Option<watch::Receiver<pb::CatalogStatus>>) -> pb::CatalogStatus {
+    if let Some(r) = rx
+        && r.changed().await.is_ok()
+    {
+        return r.borrow_and_update().clone();
+    }
+    std::future::pending().await
 }
 
 /// Resolves once `stop` is true; never, if nobody can stop the link any more.

@@ -13,6 +13,7 @@ use anyhow::Context;
 use sightline_proto::pb::{self, observation::Item};
 
 use crate::catalog::Catalog;
+use crate::catalog::update::Updates;
 use crate::config::Config;
 use crate::convert::{self, AGENT_VERSION};
 use crate::detect::{self, Finding, Limits, ScanError, processes, sessions, walk::Walked};
@@ -50,6 +51,8 @@ pub struct Parts {
     pub link_error: Arc<Mutex<Option<String>>>,
     /// Acts on collector directives; None: directives are logged and ignored.
     pub enforcer: Option<Enforcer>,
+    /// Takes catalog updates from the collector; None: they are logged and ignored.
+    pub catalogs: Option<Updates>,
 }
 
 pub struct Observer {
@@ -64,6 +67,7 @@ pub struct Observer {
     budget: Budget,
     vitals: Vitals,
     enforcer: Option<Enforcer>,
+    catalogs: Option<Updates>,
 }
 
 /// What the detectors are run with.
@@ -113,7 +117,7 @@ impl std::fmt::Debug for Observer {
 impl Observer {
     /// Blocking (reads the last known view from `parts.view`).
     pub fn new(parts: Parts) -> Observer {
-        let Parts { config, catalog, fp, recorder, watcher, view, link_error, enforcer } = parts;
+        let Parts { config, catalog, fp, recorder, watcher, view, link_error, enforcer, catalogs } = parts;
         let budget = Budget {
             stats: SelfStats::new(),
             pacer: Pacer::new(config.cpu_percent),
@@ -129,6 +133,7 @@ impl Observer {
             budget,
             vitals: Vitals { last_scan_errors: 0, last_scan_ms: 0, link_error },
             enforcer,
+            catalogs,
             config,
         }
     }
@@ -373,6 +378,30 @@ impl Observer {
             stats.observations += self.sample()?.observations;
         }
         Ok(stats)
+    }
+
+    /// Takes a catalog update from the collector and, if it is accepted, resyncs with it at
+    /// once, so what the new catalog names is reported now rather than at the next hourly
+    /// resync. A refusal changes nothing here; its reason reaches the collector through the
+    /// catalog status the link follows.
+    pub fn catalog(&mut self, u: &pb::CatalogUpdate) -> anyhow::Result<LookStats> {
+        let Some(updates) = self.catalogs.as_mut() else {
+            tracing::info!("Catalog update received; this agent does not take updates.");
+            return Ok(LookStats::default());
+        };
+        match updates.apply(u) {
+            Ok(catalog) => {
+                tracing::info!(version = catalog.version, "Catalog updated; resyncing with it.");
+                self.scan.catalog = catalog;
+                // A reused walk was made under the old catalog.
+                self.walks.clear();
+                self.resync()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, running = updates.running(), "Catalog update refused.");
+                Ok(LookStats::default())
+            }
+        }
     }
 
     /// Records a health reading.

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::catalog::Catalog;
+use crate::catalog::update::Updates;
 use crate::config::Config;
 use crate::deliver::{DeliverOptions, Delivered, DeviceFacts, Link, Mode};
 use crate::keys::{self, KeyChoice};
@@ -58,7 +58,11 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
         // not at the first sealing, where delivery would retry it forever.
         let r = recorder.clone();
         tokio::task::spawn_blocking(move || r.outbox().head()).await??;
-        let catalog = Arc::new(Catalog::builtin()?);
+        // The kept catalog update if it is still good, else the built-in catalog.
+        let (state_path, spki) = (state.path().to_owned(), hex::decode(&enrollment.collector_signing_key).unwrap_or_default());
+        let (catalogs, catalog) = tokio::task::spawn_blocking(move || Updates::open(&state_path, &spki)).await??;
+        tracing::info!(version = catalog.version, "Detection catalog loaded.");
+        let catalog_status = catalogs.status();
         let fp = state.fingerprinter()?;
 
         let watch_enabled = config.watch && !opts.once;
@@ -90,10 +94,12 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
                 &enrollment.collector_signing_key,
                 config.enforcement,
             )),
+            catalogs: (!opts.once).then_some(catalogs),
         };
         let observer = tokio::task::spawn_blocking(move || Observer::new(parts)).await?;
         let observer = Arc::new(Mutex::new(observer));
         let (directive_tx, mut directives) = tokio::sync::mpsc::channel(64);
+        let (catalog_tx, mut catalog_updates) = tokio::sync::mpsc::channel(4);
 
         let mut deliver_opts = opts.deliver;
         deliver_opts.grace = config.shutdown_grace;
@@ -106,6 +112,8 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
             last_error,
             directives: (!opts.once).then_some(directive_tx),
             claims: Arc::new(device_facts),
+            catalogs: (!opts.once).then_some(catalog_tx),
+            catalog_status: Some(catalog_status),
         };
         tracing::info!(server = %enrollment.server_url, root = %config.root.display(),
                        enforcement = config.enforcement.as_str(), "Agent started.");
@@ -142,6 +150,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
                 _ = sample.tick(), if sampling => Some(Look::Sample),
                 _ = health.tick() => Some(Look::Health),
                 Some(d) = directives.recv() => Some(Look::Directive(Box::new(d))),
+                Some(c) = catalog_updates.recv() => Some(Look::Catalog(Box::new(c))),
                 Some(t) = recv(&mut events) => {
                     pending.insert(t);
                     settle.get_or_insert_with(|| Instant::now() + config.debounce);
@@ -202,6 +211,8 @@ async fn recv(events: &mut Option<tokio::sync::mpsc::Receiver<Target>>) -> Optio
 
 enum Look {
     Directive(Box<sightline_proto::pb::Directive>),
+    /// A catalog update; taken, it is a resync with the new catalog.
+    Catalog(Box<sightline_proto::pb::CatalogUpdate>),
     Resync,
     Rescan(BTreeSet<Target>),
     Sample,
@@ -220,6 +231,7 @@ async fn look(observer: &Arc<Mutex<Observer>>, what: Look, rest: bool) -> anyhow
             Look::Sample => o.sample(),
             Look::Health => o.health().map(|()| LookStats::default()),
             Look::Directive(d) => o.directive(&d),
+            Look::Catalog(c) => o.catalog(&c),
         };
         if rest {
             o.rest();
@@ -245,5 +257,6 @@ pub fn device_facts() -> anyhow::Result<DeviceFacts> {
         machine_id: facts.machine_id,
         boot_id: facts.boot_id,
         logged_in_users: users,
+        ..DeviceFacts::default()
     })
 }

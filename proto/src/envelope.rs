@@ -31,6 +31,8 @@ pub const BATCH_HASH_CONTEXT: &[u8] = b"sightline.v1.batch-hash\0";
 pub const ENROLL_POP_CONTEXT: &[u8] = b"sightline.v1.enroll-pop\0";
 /// Domain-separation prefix of collector directives.
 pub const DIRECTIVE_CONTEXT: &[u8] = b"sightline.v1.directive\0";
+/// Domain-separation prefix of detection catalog updates, signed by the collector.
+pub const CATALOG_CONTEXT: &[u8] = b"sightline.v1.catalog\0";
 /// Domain-separation prefix of the device claims that open every stream.
 pub const CLAIMS_CONTEXT: &[u8] = b"sightline.v1.claims\0";
 /// Domain-separation prefix of a batch's presentation on one stream.

@@ -4,6 +4,7 @@
 //! - [`envelope`]: how a batch is signed, verified and chained. Agent and collector both
 //!   use this module, so there is exactly one definition of what a valid batch is.
 //! - [`directive`]: how a collector directive is signed and what makes one acceptable.
+//! - [`catalog`]: how a detection catalog update is signed and verified.
 //! - [`p256`]: the few ECDSA P-256 helpers the envelope and enrollment share.
 //!
 //! Nothing else lives here: detection, storage and transport logic belong to the crates
@@ -13,6 +14,7 @@
 // `tracing`, so an embedding program (a test, a benchmark) decides where text goes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod catalog;
 pub mod directive;
 pub mod envelope;
 pub mod p256;

@@ -5,10 +5,13 @@
 //! agents are built with (`agent/catalog/catalog.toml`, compiled in) to name them. Only the
 //! tools' ids and names are read here; detection rules are the agent's business. An id the
 //! catalog does not know (a newer agent's catalog, an uncatalogued extension reported by its
-//! own name) is shown as reported.
+//! own name) is shown as reported. A catalog update installed for agents (`served`) names
+//! the tools it adds or renames; those names win while it verifies under the collector key.
+
+pub mod served;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 use serde::Deserialize;
 
@@ -39,6 +42,21 @@ fn names() -> &'static HashMap<String, String> {
     })
 }
 
+/// Tool id → display name from the installed catalog update, if one verifies.
+static INSTALLED: RwLock<Option<HashMap<String, String>>> = RwLock::new(None);
+
+/// Takes the tool names of the installed update (`served`), or forgets them (None).
+pub(crate) fn set_installed_names(text: Option<&str>) {
+    let names = text
+        .and_then(|t| toml::from_str::<File>(t).ok())
+        .map(|f| f.tool.into_iter().map(|t| (t.id, t.name)).collect());
+    *INSTALLED.write().unwrap_or_else(|p| p.into_inner()) = names;
+}
+
+fn installed_name(id: &str) -> Option<String> {
+    INSTALLED.read().unwrap_or_else(|p| p.into_inner()).as_ref()?.get(id).cloned()
+}
+
 /// The catalog's name for tool `id`, if it has one.
 pub fn tool_name(id: &str) -> Option<&'static str> {
     names().get(id).map(String::as_str)
@@ -50,7 +68,9 @@ pub fn tool_name(id: &str) -> Option<&'static str> {
 /// labelled.
 pub fn display_name(kind: &str, label: &str) -> String {
     match kind {
-        "tool" | "extension" => tool_name(label).unwrap_or(label).to_owned(),
+        "tool" | "extension" => installed_name(label)
+            .or_else(|| tool_name(label).map(str::to_owned))
+            .unwrap_or_else(|| label.to_owned()),
         _ => label.to_owned(),
     }
 }

@@ -47,6 +47,70 @@ pub fn devices_value(store: &dyn Store) -> anyhow::Result<Vec<responses::Device>
     store.devices()?.iter().map(|d| Ok(device_json(d, store.count_observations(&d.id)?))).collect()
 }
 
+/// Which catalog is served and which each device runs (the CLI's `catalog status --json`
+/// and `GET /api/v1/catalog/status`); `served` is the installed catalog's version and
+/// whether it verifies under the collector key.
+pub fn catalog_status_value(
+    store: &dyn Store,
+    served: Option<(u64, bool)>,
+) -> anyhow::Result<responses::CatalogStatus> {
+    let version = served.map(|(v, _)| v);
+    Ok(responses::CatalogStatus {
+        builtin_version: crate::catalog::served::builtin_version(),
+        devices: store
+            .catalog_statuses()?
+            .iter()
+            .map(|d| responses::DeviceCatalog::new(d, version))
+            .collect(),
+        served_verifies: served.map(|(_, ok)| ok),
+        served_version: version,
+    })
+}
+
+/// `catalog status`: the served version, then one line per device.
+pub fn catalog_status(
+    store: &dyn Store,
+    served: Option<(u64, bool)>,
+    as_json: bool,
+) -> anyhow::Result<String> {
+    let v = catalog_status_value(store, served)?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let mut out = match (v.served_version, v.served_verifies) {
+        (Some(s), Some(false)) => format!(
+            "Serving catalog version {s} (built into agents: {}), which does NOT verify with the collector key \
+             (changed after signing?): agents refuse it; install it again.\n",
+            v.builtin_version
+        ),
+        (Some(s), _) => format!("Serving catalog version {s} (built into agents: {}).\n", v.builtin_version),
+        (None, _) => format!(
+            "Serving no catalog update: agents run their built-in catalog (version {} in this release).\n",
+            v.builtin_version
+        ),
+    };
+    let mut rows =
+        vec![vec!["DEVICE".into(), "HOSTNAME".into(), "VERSION".into(), "REPORTED".into(), "STATUS".into()]];
+    for d in &v.devices {
+        let status = match (&d.error, d.current) {
+            // Device-supplied text, made safe for a terminal like every other.
+            (Some(e), _) => format!("refused: {}", printable(e)),
+            (None, true) => "current".into(),
+            (None, false) if d.version.is_none() => "unknown (agent does not report its catalog)".into(),
+            (None, false) => "behind".into(),
+        };
+        rows.push(vec![
+            d.device_id.clone(),
+            printable(&d.hostname).into_owned(),
+            d.version.map_or_else(|| "-".into(), |v| v.to_string()),
+            d.reported_at.clone().unwrap_or_else(|| "-".into()),
+            status,
+        ]);
+    }
+    out.push_str(&table(&rows, v.devices.is_empty().then_some("No devices enrolled.")));
+    Ok(out)
+}
+
 /// Which connectors to list; every field optional.
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -21,6 +21,50 @@ fn opt_time(ms: Option<i64>) -> Option<String> {
     ms.map(time)
 }
 
+/// Which detection catalog the collector serves and which each device runs (the CLI's
+/// `catalog status --json` and `GET /api/v1/catalog/status`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CatalogStatus {
+    /// The version of the catalog built into agents of this release (the floor).
+    pub builtin_version: u64,
+    pub devices: Vec<DeviceCatalog>,
+    /// Whether the served catalog verifies under the collector key; false means it was
+    /// changed after signing and agents refuse it. Null: none served.
+    pub served_verifies: Option<bool>,
+    /// The version installed with `catalog install` and served to agents; null: none.
+    pub served_version: Option<u64>,
+}
+
+/// The catalog one device runs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeviceCatalog {
+    /// Whether it runs the served version or a newer one (with none served: whether it
+    /// says which it runs).
+    pub current: bool,
+    pub device_id: String,
+    /// Why it refused the last update it was sent; null when it took it.
+    pub error: Option<String>,
+    pub hostname: String,
+    /// When it last said which catalog it runs.
+    pub reported_at: Option<String>,
+    /// The version it runs; null: its agent does not say (it predates catalog updates).
+    pub version: Option<u64>,
+}
+
+impl DeviceCatalog {
+    pub fn new(d: &store::DeviceCatalog, served: Option<u64>) -> DeviceCatalog {
+        let version = d.status.version;
+        DeviceCatalog {
+            current: version.is_some_and(|v| v >= served.unwrap_or(0)),
+            device_id: d.device_id.clone(),
+            error: d.status.error.clone(),
+            hostname: d.hostname.clone(),
+            reported_at: opt_time(d.at_ms),
+            version,
+        }
+    }
+}
+
 /// Liveness.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {

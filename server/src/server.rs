@@ -145,6 +145,7 @@ pub fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Arc
 pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Result<AppState> {
     let store = open_store(data_dir, database)?;
     let pki = Arc::new(Pki::load_or_init(data_dir, dev)?);
+    let catalog = Arc::new(crate::catalog::served::Feed::open(data_dir, pki.signing_key_spki()));
     let policy = Arc::new(crate::policy::Policy::load(data_dir)?);
     let metrics: Arc<crate::metrics::Metrics> = Default::default();
     let writer = crate::writer::Writer::start(store.clone(), metrics.clone())
@@ -155,6 +156,7 @@ pub fn open(data_dir: &Path, database: Option<&str>, dev: bool) -> anyhow::Resul
         config: Default::default(),
         policy,
         dispatch: Default::default(),
+        catalog,
         views: Default::default(),
         metrics,
         writer,
@@ -267,6 +269,11 @@ pub async fn serve(
         shared.store.clone(),
         shared.pki.clone(),
         shared.dispatch.clone(),
+        shared.config.directive_poll,
+        follow.clone().cancelled_owned(),
+    ));
+    tokio::spawn(crate::catalog::served::follow(
+        shared.catalog.clone(),
         shared.config.directive_poll,
         follow.clone().cancelled_owned(),
     ));

@@ -16,6 +16,8 @@ pub struct AppState {
     pub policy: Arc<crate::policy::Policy>,
     /// Open streams by device, for directive delivery.
     pub dispatch: Arc<crate::directives::Dispatch>,
+    /// The detection catalog installed for agents (`DATA_DIR/catalog.pb`), as streams follow it.
+    pub catalog: Arc<crate::catalog::served::Feed>,
     /// The dashboard's whole-fleet snapshot.
     pub views: Arc<crate::views::Cache>,
     pub metrics: Arc<crate::metrics::Metrics>,

@@ -333,6 +333,7 @@ mod tests {
             os: String::new(),
             os_version: String::new(),
             agent_version: String::new(),
+            catalog: Default::default(),
             claims: serde_json::Value::Null,
         }
     }

@@ -154,6 +154,7 @@ conformance!(
     one_batch_from_two_replicas_is_stored_once,
     a_group_commit_answers_each_batch_as_alone,
     claims_of_many_streams_commit_together,
+    catalog_status_comes_from_claims_and_reports,
     tokens_are_listed_expire_and_are_revoked,
 );
 
@@ -997,6 +998,7 @@ fn claims_of_many_streams_commit_together(s: &dyn Store) {
         os_version: "6.1".into(),
         agent_version: "0.3.0".into(),
         clock_skew_ms: Some(at_ms / 1000),
+        catalog: Default::default(),
         claims: json!({"hostname": format!("{device}-host")}),
     };
     // The unknown device's record is refused on its own; the others are kept.
@@ -1014,6 +1016,46 @@ fn claims_of_many_streams_commit_together(s: &dyn Store) {
     let p = s.prune(9_500).unwrap();
     assert_eq!(p.claims, 2, "d1's claims at 8,000 and 9,000 go; its latest and d2's only one stay");
     assert_eq!(s.prune(i64::MAX).unwrap().claims, 0, "the latest of each device is kept");
+}
+
+fn catalog_status_comes_from_claims_and_reports(s: &dyn Store) {
+    use sightline_server::store::CatalogStatus;
+    enroll(s, "d1");
+    enroll(s, "d2");
+    let before = s.catalog_statuses().unwrap();
+    assert_eq!(before.len(), 2);
+    assert!(before.iter().all(|d| d.status == CatalogStatus::default() && d.at_ms.is_none()));
+    let claims = ClaimsRecord {
+        device_id: "d1".into(),
+        at_ms: 5_000,
+        stream_nonce: vec![1; 32],
+        payload: b"claims".to_vec(),
+        signature: vec![2; 64],
+        hostname: "a-host".into(),
+        os: "linux".into(),
+        os_version: "6.1".into(),
+        agent_version: "0.3.0".into(),
+        clock_skew_ms: None,
+        catalog: CatalogStatus { version: Some(1), error: None },
+        claims: json!({}),
+    };
+    s.record_claims(&claims).unwrap();
+    let refused = CatalogStatus { version: Some(1), error: Some("catalog signature does not verify".into()) };
+    s.record_catalog_status("d2", &refused, 6_000).unwrap();
+    let took = CatalogStatus { version: Some(u64::MAX), error: None };
+    assert!(matches!(s.record_catalog_status("ghost", &took, 1), Err(StoreError::UnknownDevice(_))));
+    let after = s.catalog_statuses().unwrap();
+    let d1 = after.iter().find(|d| d.device_id == "d1").unwrap();
+    assert_eq!(
+        (d1.status.clone(), d1.at_ms, d1.hostname.as_str()),
+        (claims.catalog.clone(), Some(5_000), "a-host")
+    );
+    let d2 = after.iter().find(|d| d.device_id == "d2").unwrap();
+    assert_eq!((d2.status.clone(), d2.at_ms), (refused, Some(6_000)));
+    // The next status replaces the refusal; an absurd version is kept as the largest stored.
+    s.record_catalog_status("d2", &took, 7_000).unwrap();
+    let d2 = s.catalog_statuses().unwrap().into_iter().find(|d| d.device_id == "d2").unwrap();
+    assert_eq!(d2.status, CatalogStatus { version: Some(i64::MAX as u64), error: None });
 }
 
 fn tokens_are_listed_expire_and_are_revoked(s: &dyn Store) {

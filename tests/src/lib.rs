@@ -236,6 +236,8 @@ impl Agent {
             last_error: Default::default(),
             directives: None,
             claims: Arc::new(sightline_agent::run::device_facts),
+            catalogs: None,
+            catalog_status: None,
         };
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
         link.run(Mode::Drain, stop_rx).await

@@ -212,6 +212,7 @@ impl Fleet {
             ("api-views-people", "/api/v1/views/people".into()),
             ("api-tokens-api", "/api/v1/tokens/api".into()),
             ("api-tokens-enrollment", "/api/v1/tokens/enrollment".into()),
+            ("api-catalog-status", "/api/v1/catalog/status".into()),
         ]
     }
 }
@@ -353,6 +354,7 @@ async fn api_and_cli_json_are_the_golden_documents() {
         ("cli-triage-token", vec!["triage", "--token", FINGERPRINT, "--json"]),
         ("cli-token-list", vec!["token", "list", "--json"]),
         ("cli-api-token-list", vec!["api-token", "list", "--json"]),
+        ("cli-catalog-status", vec!["catalog", "status", "--json"]),
     ] {
         let out = tokio::task::block_in_place(|| f.cli(&args));
         docs.push((format!("{name}.json"), out));
@@ -386,6 +388,7 @@ async fn api_and_cli_json_are_the_golden_documents() {
         ("api-triage-user", "cli-triage-user"),
         ("api-triage-connector", "cli-triage-connector"),
         ("api-triage-token", "cli-triage-token"),
+        ("api-catalog-status", "cli-catalog-status"),
     ] {
         assert_eq!(doc(api), doc(cli), "{api} and {cli} differ");
     }

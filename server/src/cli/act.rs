@@ -195,3 +195,16 @@ pub(super) fn prune(keep: Duration, data: &DataArgs, db: Option<&str>, json: boo
         p.observations, p.batches, p.claims
     ))
 }
+
+/// `catalog install FILE`: checked, signed with the collector key and written to the data dir,
+/// where every serving collector on it picks it up (see `catalog::served`).
+pub(super) fn install_catalog(file: &Path, data: &DataArgs) -> anyhow::Result<()> {
+    data.existing(None)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let pki = crate::pki::Pki::load_or_init(&data.data_dir, false)?;
+    // `seal` hands over the full message, context included.
+    let version = crate::catalog::served::install(&data.data_dir, &text, |m| pki.sign(b"", m))
+        .with_context(|| format!("installing {}", file.display()))?;
+    tracing::info!(version, file = %file.display(), "Catalog installed; agents on older versions get it.");
+    print(&format!("Catalog version {version} installed; agents running an older version receive it.\n"))
+}

@@ -31,6 +31,11 @@ pub struct DataArgs {
 impl DataArgs {
     pub fn store(&self, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
         self.existing(database)?;
+        // Tools an installed catalog update adds are shown by name, as the serving collector
+        // shows them; without key material (a PostgreSQL-only host) by id.
+        if let Ok(pki) = crate::pki::Pki::load_or_init(&self.data_dir, false) {
+            crate::catalog::served::inspect(&self.data_dir, &pki.signing_key_spki()).ok();
+        }
         crate::server::open_store(&self.data_dir, database)
     }
 
@@ -199,6 +204,12 @@ pub enum Command {
         data: DataArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// The detection catalog served to agents: install a newer one, see which version each
+    /// device runs.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
     },
     /// Show one device, or revoke it.
     Device {
@@ -378,6 +389,29 @@ pub enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+pub enum CatalogCommand {
+    /// Install a catalog update: TOML shaped like the agent's built-in catalog
+    /// (agent/catalog/catalog.toml) with `schema_version = 1`, a `version` above the
+    /// built-in and the installed one, and only the entries to add or correct. It is signed
+    /// with the collector key and sent to every agent that runs an older version (open
+    /// streams within the directive poll interval, the others when they connect).
+    Install {
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Which catalog version each device runs, and why it refused an update.
+    Status {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum DeviceCommand {
     /// Revoke a device: its streams are refused from now on.
     Revoke {
@@ -430,6 +464,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             act::revoke(&connector, &reason, withdraw, &data, db, json, &remote)
         }
         Command::Prune { keep, data, json } => act::prune(keep, &data, db, json),
+        Command::Catalog { command: CatalogCommand::Install { file, data } } => {
+            act::install_catalog(&file, &data)
+        }
+        Command::Catalog { command: CatalogCommand::Status { data, json, remote } } => {
+            read::catalog_status(&data, db, json, &remote)
+        }
         Command::Openapi => {
             let (_, doc) = crate::http::api::api_routes();
             output::print(&(serde_json::to_string_pretty(&doc)? + "\n"))

@@ -133,3 +133,18 @@ pub(super) fn triage(
 fn connector_or_bail<T>(v: Option<T>, key: &str) -> anyhow::Result<T> {
     v.ok_or_else(|| anyhow::anyhow!("no connector {key} has been reported"))
 }
+
+/// `catalog status`: the served catalog (from the data dir) and each device's version.
+pub(super) fn catalog_status(
+    data: &DataArgs,
+    db: Option<&str>,
+    json: bool,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    if let Some(out) = remote.call(|r| async move { r.get("/api/v1/catalog/status").await })? {
+        return print(&out);
+    }
+    let spki = crate::pki::Pki::load_or_init(&data.data_dir, false)?.signing_key_spki();
+    let served = crate::catalog::served::inspect(&data.data_dir, &spki)?;
+    print(&query::catalog_status(data.store(db)?.as_ref(), served, json)?)
+}

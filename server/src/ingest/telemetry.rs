@@ -13,7 +13,9 @@
 //!    `revocation_poll` and cuts the streams of revoked devices and replaced certificates
 //!    (`directives::watch_standing`).
 //! 5. Once the device has attested, every directive it has not answered yet is sent, and
-//!    again whenever the dispatcher rings (see `directives`).
+//!    again whenever the dispatcher rings (see `directives`); so is the installed detection
+//!    catalog if the device runs an older version (claims, then the agent's `CatalogStatus`
+//!    reports say which), and again whenever a newer one is installed (`catalog::served`).
 //!
 //! The first refusal ends the stream with a status saying why.
 
@@ -31,10 +33,11 @@ use tracing::Instrument;
 use super::admission::{Admission, Admit, PerCert};
 use super::convert::{inventory, record_received};
 use super::{blocking, internal};
+use crate::catalog::served::Served;
 use crate::clock::now_ms;
 use crate::pki::cert_sha256;
 use crate::state::AppState;
-use crate::store::{ClaimsRecord, Device, IngestBatch, IngestOutcome, StoreError};
+use crate::store::{CatalogStatus, ClaimsRecord, Device, IngestBatch, IngestOutcome, StoreError};
 
 pub struct TelemetryService {
     pub shared: AppState,
@@ -161,6 +164,9 @@ impl Telemetry for TelemetryService {
             attested: false,
             registration: None,
             sent: Default::default(),
+            catalog: self.shared.catalog.subscribe(),
+            catalog_running: 0,
+            catalog_sent: 0,
             tx,
             pending: Some(pending),
             setting_up: conn.as_ref().map(|c| c.busy()),
@@ -185,6 +191,13 @@ struct StreamTask {
     registration: Option<crate::directives::Registration>,
     /// Directives sent on this stream (each is sent once per stream).
     sent: std::collections::HashSet<String>,
+    /// The installed catalog (`catalog::served`), followed while the stream lives.
+    catalog: tokio::sync::watch::Receiver<Option<std::sync::Arc<Served>>>,
+    /// The catalog version the device runs (claims, then its status reports) and the last
+    /// one sent on this stream: each version is sent once per stream, and only to a device
+    /// running an older one.
+    catalog_running: u64,
+    catalog_sent: u64,
     tx: mpsc::Sender<Reply>,
     /// Held until the claims verify (see `Dispatch::pending`).
     pending: Option<crate::directives::Pending>,
@@ -206,7 +219,11 @@ impl StreamTask {
         loop {
             let reply = tokio::select! {
                 m = inbound.next() => match m {
-                    Some(Ok(m)) => self.handle(m).await,
+                    Some(Ok(m)) => match self.handle(m).await {
+                        Ok(Some(reply)) => Ok(reply),
+                        Ok(None) => continue,
+                        Err(s) => Err(s),
+                    },
                     // A message the codec refused (too large, malformed, a bad compression
                     // flag) ends the stream with that status, so the agent learns why; a
                     // client that went away (a reset) just ends it.
@@ -225,6 +242,10 @@ impl StreamTask {
                     Err(Status::deadline_exceeded("no signed device claims within the time allowed"))
                 }
                 _ = ring(&self.registration) => match self.send_directives().await {
+                    Ok(()) => continue,
+                    Err(s) => Err(s),
+                },
+                _ = catalog_changed(&mut self.catalog), if self.registration.is_some() => match self.send_catalog().await {
                     Ok(()) => continue,
                     Err(s) => Err(s),
                 },
@@ -257,6 +278,10 @@ impl StreamTask {
                 }
                 if let Err(s) = self.send_directives().await {
                     tracing::warn!(reason = s.message(), "Could not send directives.");
+                    break;
+                }
+                if let Err(s) = self.send_catalog().await {
+                    tracing::warn!(reason = s.message(), "Could not send the catalog.");
                     break;
                 }
             }
@@ -293,11 +318,43 @@ impl StreamTask {
         Ok(())
     }
 
+    /// Sends the installed catalog if the device runs an older one and this stream has not
+    /// carried it yet, exactly as stored (the agent verifies it).
+    async fn send_catalog(&mut self) -> Result<(), Status> {
+        let Some(c) = self.catalog.borrow_and_update().clone() else { return Ok(()) };
+        if c.version <= self.catalog_running || c.version <= self.catalog_sent {
+            return Ok(());
+        }
+        let m = msg(pb::collector_message::Msg::Catalog(c.update.clone()));
+        if self.tx.send(Ok(m)).await.is_err() {
+            return Err(Status::cancelled("stream closed"));
+        }
+        self.catalog_sent = c.version;
+        tracing::info!(version = c.version, running = self.catalog_running, "Catalog sent.");
+        Ok(())
+    }
+
+    /// What the agent says about its catalog after taking or refusing an update: stored on
+    /// the device, nothing sent back.
+    async fn catalog_status(&mut self, c: pb::CatalogStatus) -> Result<(), Status> {
+        self.catalog_running = c.version;
+        let status = catalog_status(c.version, c.error);
+        match &status.error {
+            Some(e) => tracing::warn!(running = c.version, error = %e, "Device refused a catalog update."),
+            None => tracing::info!(version = c.version, "Device runs the catalog."),
+        }
+        let (id, at) = (self.device.id.clone(), now_ms());
+        blocking(&self.shared.store, move |s| s.record_catalog_status(&id, &status, at))
+            .await?
+            .map_err(internal)
+    }
+
     /// The device may have been revoked (by the CLI, another process) since the stream opened.
-    async fn handle(&mut self, m: pb::AgentMessage) -> Reply {
+    /// `None`: the message needs no answer.
+    async fn handle(&mut self, m: pb::AgentMessage) -> Result<Option<pb::CollectorMessage>, Status> {
         use pb::agent_message::Msg;
         match m.msg {
-            Some(Msg::Claims(c)) if !self.attested => self.claims(c).await,
+            Some(Msg::Claims(c)) if !self.attested => self.claims(c).await.map(Some),
             Some(Msg::Claims(_)) => {
                 Err(Status::failed_precondition("device claims were already given on this stream"))
             }
@@ -305,8 +362,9 @@ impl StreamTask {
             Some(_) if !self.attested => Err(Status::failed_precondition(
                 "signed device claims over this stream's nonce must come first",
             )),
-            Some(Msg::Batch(b)) => self.batch(b).await,
-            Some(Msg::Renew(r)) => self.renew(r).await,
+            Some(Msg::Batch(b)) => self.batch(b).await.map(Some),
+            Some(Msg::Renew(r)) => self.renew(r).await.map(Some),
+            Some(Msg::CatalogStatus(c)) => self.catalog_status(c).await.map(|()| None),
         }
     }
 
@@ -352,6 +410,7 @@ impl StreamTask {
             os: claims.os.clone(),
             os_version: claims.os_version.clone(),
             agent_version: claims.agent_version.clone(),
+            catalog: catalog_status(claims.catalog_version, claims.catalog_error.clone()),
             claims: serde_json::json!({
                 "hostname": claims.hostname, "os": claims.os, "os_version": claims.os_version,
                 "agent_version": claims.agent_version, "serial": claims.serial, "machine_id": claims.machine_id,
@@ -361,6 +420,7 @@ impl StreamTask {
             signature: c.signature,
         };
         self.shared.writer.record_claims(record).await.map_err(internal)?;
+        self.catalog_running = claims.catalog_version;
         self.attested = true;
         self.pending = None;
         self.setting_up = None;
@@ -568,6 +628,25 @@ fn check_claims_size(c: &pb::DeviceClaims) -> Result<(), Status> {
         )));
     }
     Ok(())
+}
+
+/// Resolves when the installed catalog changes; never if the feed is gone.
+async fn catalog_changed(rx: &mut tokio::sync::watch::Receiver<Option<std::sync::Arc<Served>>>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Longest refusal reason stored for a device (the agent bounds its own; this bounds a
+/// hostile one).
+const MAX_CATALOG_ERROR: usize = 1_000;
+
+/// A device's catalog status as stored: version 0 means the agent did not say.
+fn catalog_status(version: u64, error: Option<String>) -> CatalogStatus {
+    CatalogStatus {
+        version: (version != 0).then_some(version),
+        error: error.map(|e| e.chars().take(MAX_CATALOG_ERROR).collect()),
+    }
 }
 
 /// Resolves when the dispatcher rings this stream; never before it is registered.

@@ -2,7 +2,9 @@
 
 use super::rows::{self, DEVICE_COLUMNS};
 use super::sql::{Database, args};
-use super::{ClaimsRecord, Device, DeviceStore, Result, StoreError, or_each_alone};
+use super::{
+    CatalogStatus, ClaimsRecord, Device, DeviceCatalog, DeviceStore, Result, StoreError, or_each_alone,
+};
 
 impl<D: Database> DeviceStore for D {
     fn device_by_hardware_id(&self, hardware_id: &str) -> Result<Option<Device>> {
@@ -62,6 +64,46 @@ impl<D: Database> DeviceStore for D {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY hostname, id");
         self.read(|db| db.all(&sql, &[], rows::device))
     }
+
+    fn record_catalog_status(&self, device_id: &str, status: &CatalogStatus, at_ms: i64) -> Result<()> {
+        let n = self.read(|db| {
+            db.execute(
+                "UPDATE devices SET catalog_version = $1, catalog_error = $2, catalog_at_ms = $3 WHERE id = $4",
+                args![stored_version(status), &status.error, at_ms, device_id],
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::UnknownDevice(device_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn catalog_statuses(&self) -> Result<Vec<DeviceCatalog>> {
+        self.read(|db| {
+            db.all(
+                "SELECT id, hostname, catalog_version, catalog_error, catalog_at_ms FROM devices \
+                 ORDER BY hostname, id",
+                &[],
+                |r| {
+                    Ok(DeviceCatalog {
+                        device_id: r.text(0)?,
+                        hostname: r.text(1)?,
+                        status: CatalogStatus {
+                            version: r.opt_int(2)?.and_then(|v| u64::try_from(v).ok()),
+                            error: r.opt_text(3)?,
+                        },
+                        at_ms: r.opt_int(4)?,
+                    })
+                },
+            )
+        })
+    }
+}
+
+/// A catalog version as stored: versions are far below `i64::MAX`; a larger one (only a
+/// broken agent would claim it) is stored as the largest.
+fn stored_version(s: &CatalogStatus) -> Option<i64> {
+    s.version.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 /// Streams' signed claims in one transaction, with the device facts they carry; devices in id
@@ -80,7 +122,8 @@ pub(crate) fn record_claims(store: &impl Database, claims: &[ClaimsRecord]) -> R
             )?;
             db.execute(
                 "UPDATE devices SET last_attested_ms = $1, hostname = $2, os = $3, os_version = $4, \
-                 agent_version = $5, clock_skew_ms = $6 WHERE id = $7",
+                 agent_version = $5, clock_skew_ms = $6, catalog_version = $7, catalog_error = $8, \
+                 catalog_at_ms = $9 WHERE id = $10",
                 args![
                     c.at_ms,
                     &c.hostname,
@@ -88,6 +131,9 @@ pub(crate) fn record_claims(store: &impl Database, claims: &[ClaimsRecord]) -> R
                     &c.os_version,
                     &c.agent_version,
                     c.clock_skew_ms,
+                    stored_version(&c.catalog),
+                    &c.catalog.error,
+                    c.catalog.version.map(|_| c.at_ms),
                     &c.device_id
                 ],
             )?;

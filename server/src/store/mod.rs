@@ -316,6 +316,8 @@ pub struct ClaimsRecord {
     pub agent_version: String,
     /// The claims' own time minus `at_ms`: how far the device's clock is off.
     pub clock_skew_ms: Option<i64>,
+    /// The catalog the claims say the device runs.
+    pub catalog: CatalogStatus,
     pub claims: Value,
 }
 
@@ -714,6 +716,32 @@ pub trait DeviceStore: Send + Sync {
     fn promote_certificate(&self, device_id: &str, sha256: &str) -> Result<()>;
 
     fn devices(&self) -> Result<Vec<Device>>;
+
+    /// Records which catalog a device runs and why it refused the last update (None: it
+    /// took it), as its agent said on an attested stream.
+    fn record_catalog_status(&self, device_id: &str, status: &CatalogStatus, at_ms: i64) -> Result<()>;
+
+    /// Every device's catalog status, by hostname.
+    fn catalog_statuses(&self) -> Result<Vec<DeviceCatalog>>;
+}
+
+/// Which detection catalog a device runs, as its agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CatalogStatus {
+    /// None: the agent has not said (it predates catalog updates).
+    pub version: Option<u64>,
+    /// Why the last update it was sent was refused.
+    pub error: Option<String>,
+}
+
+/// A device's catalog status as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCatalog {
+    pub device_id: String,
+    pub hostname: String,
+    pub status: CatalogStatus,
+    /// When the agent last said it.
+    pub at_ms: Option<i64>,
 }
 
 /// HTTP API tokens and dashboard sessions (hashes only).

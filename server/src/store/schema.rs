@@ -320,6 +320,15 @@ CREATE INDEX presence_disappeared_seq ON presence(device_id, disappeared_seq) WH
 CREATE INDEX observations_inventory ON observations(device_id, seq) WHERE kind = 'device_inventory';
 ";
 
+/// The detection catalog each device runs (its `version`, from the signed claims and the
+/// status the agent sends when it takes or refuses an update), why the last update was
+/// refused, and when it said so.
+pub(crate) const CATALOG_STATUS: &str = "
+ALTER TABLE devices ADD COLUMN catalog_version {int};
+ALTER TABLE devices ADD COLUMN catalog_error TEXT;
+ALTER TABLE devices ADD COLUMN catalog_at_ms {int};
+";
+
 /// OpenID Connect sign-in: a login in progress (state, nonce and PKCE verifier, keyed by the
 /// hash of the browser cookie it is bound to, good for minutes and used once, so any replica
 /// can finish what another began), and dashboard sessions opened through it, which stand for

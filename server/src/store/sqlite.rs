@@ -102,6 +102,7 @@ CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
             schema::SCIM_PROFILE_AND_GROUPS,
             "CREATE UNIQUE INDEX scim_groups_name ON scim_groups(display_name COLLATE NOCASE);\n",
         ]),
+        m(&[schema::CATALOG_STATUS]),
     ]
 }
 

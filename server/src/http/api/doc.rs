@@ -24,6 +24,7 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(triage::triage_device))
         .routes(routes!(triage::triage_user))
         .routes(routes!(inventory::findings))
+        .routes(routes!(inventory::catalog_status))
         .routes(routes!(actions::push_signins))
         .routes(routes!(triage::person))
         .routes(routes!(dashboard::view_overview))

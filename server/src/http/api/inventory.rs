@@ -11,7 +11,7 @@ use super::error::{ApiError, ErrorBody, blocking};
 use super::params::{Page, Paged, Params, paged};
 use crate::clock::now_ms;
 use crate::query;
-use crate::responses::{Connector, Device, DeviceDetail, Finding, Health};
+use crate::responses::{CatalogStatus, Connector, Device, DeviceDetail, Finding, Health};
 use crate::state::AppState;
 
 /// Prometheus text exposition (viewer or admin token: scrapers send it as a bearer token):
@@ -55,6 +55,22 @@ pub(super) async fn devices(
     Params(page): Params<Page>,
 ) -> Result<Paged<Device>, ApiError> {
     paged(&uri, blocking(&s.store, query::devices_value).await?, page)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalog/status",
+    tag = "inventory",
+    summary = "The detection catalog served to agents and the version each device runs, with any refusal (the CLI's `catalog status --json`)",
+    responses((status = 200, description = "Catalog status", body = CatalogStatus), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(super) async fn catalog_status(
+    _: Reader,
+    State(s): State<AppState>,
+) -> Result<Json<CatalogStatus>, ApiError> {
+    let served = s.catalog.current().map(|c| (c.version, s.catalog.verifies(&c)));
+    Ok(Json(blocking(&s.store, move |st| query::catalog_status_value(st, served)).await?))
 }
 
 #[utoipa::path(

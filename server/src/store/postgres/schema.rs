@@ -96,6 +96,7 @@ END $$;
             store_schema::SCIM_PROFILE_AND_GROUPS,
             "CREATE UNIQUE INDEX scim_groups_name ON scim_groups(lower(display_name));\n",
         ]),
+        m(&[store_schema::CATALOG_STATUS]),
     ]
 }
 
