@@ -13,9 +13,10 @@
 //! - `tool`, `extension`, `key_format`, `mcp_client`, `browser`: merged by `id`. An entry of
 //!   the update replaces the built-in entry with the same id whole; new ids are added;
 //!   built-in ids the update does not name are kept.
-//! - `credential_file` by its `paths` list and `env_var` by its `names` list, the same way.
+//! - `credential_file` by its `paths` list, `env_var` by `names`, `api_host` by `hosts` and
+//!   `ide_setting` by `keys`, the same way.
 //! - The single tables (`extension_heuristics`, `ide`, `processes`, `placeholders`,
-//!   `env_files`): key by key; a list is the union (built-in items first), any other value
+//!   `env_files`, `installs`, `git_config`): key by key; a list is the union (built-in items first), any other value
 //!   is replaced.
 //! - Anything else in the update (an unknown section, a section of the wrong shape) refuses it.
 
@@ -45,10 +46,13 @@ const LISTS: &[(&str, &str)] = &[
     ("browser", "id"),
     ("credential_file", "paths"),
     ("env_var", "names"),
+    ("api_host", "hosts"),
+    ("ide_setting", "keys"),
 ];
 
 /// Sections that are one table each.
-const TABLES: &[&str] = &["extension_heuristics", "ide", "processes", "placeholders", "env_files"];
+const TABLES: &[&str] =
+    &["extension_heuristics", "ide", "processes", "placeholders", "env_files", "installs", "git_config"];
 
 /// Why an update was refused.
 #[derive(Debug, thiserror::Error)]
@@ -324,6 +328,14 @@ script_hosts = ["acme-runner"]
             "{ACME}\n[[key_format]]\nid = \"acme\"\nprovider = \"acme\"\nkind = \"api_key\"\nregex = \"acme-(\"\nsource = \"x\"\n"
         );
         assert!(merge(&regex).unwrap_err().to_string().contains("acme"));
+        // Every section the built-in catalog has is one an update may carry.
+        let builtin: Table = toml::from_str(BUILTIN).unwrap();
+        for key in builtin.keys().filter(|k| *k != "schema_version" && *k != "version") {
+            assert!(
+                LISTS.iter().any(|(s, _)| s == key) || TABLES.contains(&key.as_str()),
+                "the built-in section {key} cannot be updated"
+            );
+        }
         let unknown = format!("{ACME}\n[[gadget]]\nid = \"x\"\n");
         assert!(merge(&unknown).unwrap_err().to_string().contains("not a catalog section"));
         let field = ACME.replace("source = \"test\"", "source = \"test\"\nsize = 3");

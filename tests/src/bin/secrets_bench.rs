@@ -136,6 +136,50 @@ fn generate(root: &Path, projects: usize) -> anyhow::Result<Home> {
         &format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n", r.b64(280)),
     )?;
 
+    // History, editor settings and .netrc: where keys that were "only exported once" or
+    // pasted into an extension's settings live on (their own generator, so the values above
+    // stay as they were).
+    let mut r2 = Rng(0x4157_0219);
+    let (k1, k2, k3) = (openai(&mut r2), anthropic(&mut r2), format!("gsk_{}", r2.alnum(52)));
+    let mut bash = String::new();
+    for i in 0..400 {
+        bash += &match i {
+            57 => format!("export OPENAI_API_KEY={k1}\n"),
+            203 => format!(
+                "curl https://api.anthropic.com/v1/messages -H \"x-api-key: {k2}\" -H \"anthropic-version: 2023-06-01\"\n"
+            ),
+            311 => "echo $OPENAI_API_KEY\n".to_owned(),
+            312 => "export ANTHROPIC_API_KEY=sk-ant-...\n".to_owned(),
+            313 => format!("export GITHUB_TOKEN=ghp_{}\n", r2.alnum(36)),
+            _ => format!("git commit -m \"change {}\"\n", r2.hex(8)),
+        };
+    }
+    h.write_planted(".bash_history", &bash, &[k1, k2])?;
+    h.write_planted(
+        ".zsh_history",
+        &format!(
+            ": 1764800000:0;cd ~/src\n: 1764800010:0;export GROQ_API_KEY={k3}\n: 1764800020:0;export GROQ_API_KEY=$(pass groq)\n"
+        ),
+        &[k3],
+    )?;
+    let k = openai(&mut r2);
+    h.write_planted(
+        ".config/Code/User/settings.json",
+        &format!(
+            "{{\n  // editor\n  \"editor.fontSize\": 13,\n  \"chatgpt.apiKey\": \"{k}\",\n  \"openai.apiKey\": \"${{env:OPENAI_API_KEY}}\",\n}}\n"
+        ),
+        &[k],
+    )?;
+    let k = anthropic(&mut r2);
+    h.write_planted(
+        ".netrc",
+        &format!(
+            "machine github.com login dev password {}\nmachine api.anthropic.com login dev password {k}\n",
+            r2.alnum(40)
+        ),
+        &[k],
+    )?;
+
     for p in 0..projects {
         let dir = format!("src/project{p:03}");
         // Code with the ordinary noise of a repository.
@@ -267,6 +311,19 @@ fn timed(cmd: &mut Command, cwd: &Path) -> anyhow::Result<Run> {
         .with_context(|| format!("time output {s:?}, stderr {}", String::from_utf8_lossy(&out.stderr)))?;
     let peak_kib: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
     Ok(Run { wall_s, peak_mib: peak_kib / 1024.0, stdout: String::from_utf8_lossy(&out.stdout).into_owned() })
+}
+
+/// The class of place a planted credential is in, for the per-class table.
+fn class_of(path: &str) -> &'static str {
+    if path.starts_with("src/") {
+        "projects"
+    } else if path.ends_with("_history") {
+        "history"
+    } else if path.ends_with("settings.json") {
+        "settings"
+    } else {
+        "dotfiles"
+    }
 }
 
 /// (found planted, false positives) for reports given as (path relative to home, line).
@@ -405,6 +462,28 @@ fn main() -> anyhow::Result<()> {
     );
     for (name, run, found, fp) in &rows {
         println!("{name:<34} {:>9.2} {:>10.1} {:>9} / {n:<3} {:>16}", run.wall_s, run.peak_mib, found, fp);
+    }
+    // Found per class of place, so a gain or a miss in one class is not hidden in the total.
+    let ours_places: HashSet<(String, usize)> = home
+        .planted
+        .iter()
+        .filter(|p| reported.contains(&fp_of(&p.value)))
+        .map(|p| (p.path.clone(), p.line))
+        .collect();
+    println!(
+        "\n{:<34} {:>12} {:>12} {:>12} {:>12}",
+        "found by class", "dotfiles", "history", "settings", "projects"
+    );
+    for (name, places) in
+        [("sightline-agent scan", &ours_places), ("detect-secrets", &ds_places), ("secretlint", &sl_places)]
+    {
+        let mut cells = Vec::new();
+        for class in ["dotfiles", "history", "settings", "projects"] {
+            let of: Vec<&Planted> = home.planted.iter().filter(|p| class_of(&p.path) == class).collect();
+            let found = of.iter().filter(|p| places.contains(&(p.path.clone(), p.line))).count();
+            cells.push(format!("{found} / {}", of.len()));
+        }
+        println!("{name:<34} {:>12} {:>12} {:>12} {:>12}", cells[0], cells[1], cells[2], cells[3]);
     }
     println!(
         "\nspeed: sightline is {:.1}x faster than detect-secrets and {:.1}x faster than secretlint",
