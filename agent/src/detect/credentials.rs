@@ -124,8 +124,16 @@ fn state_db(ctx: &mut Ctx<'_>, home: &Home, rel: &Path) -> Option<Value> {
             None
         }
     };
-    match statedb::items(db, wal.as_deref()) {
-        Ok((items, _)) => Some(Value::Object(items)),
+    match statedb::items(db, wal.as_deref(), limit) {
+        Ok(items) => {
+            if let Err(e) = items.wal {
+                ctx.error(&home.tree, &wal_rel, e.to_string());
+            }
+            if items.truncated {
+                ctx.error(&home.tree, rel, "ItemTable has too many rows; the rest were not read");
+            }
+            Some(Value::Object(items.rows))
+        }
         Err(e) => {
             ctx.error(&home.tree, rel, e.to_string());
             None
