@@ -42,6 +42,7 @@ pub mod macos;
 pub mod observe;
 pub mod outbox;
 pub mod platform;
+pub mod plist_bounded;
 pub mod recorder;
 pub mod report;
 pub mod run;

@@ -95,7 +95,7 @@ pub fn device_info(root: &Tree, live: bool, os: Os) -> DeviceInfo {
         Os::Macos => root
             .read(Path::new("Library/Preferences/SystemConfiguration/preferences.plist"), small)
             .ok()
-            .and_then(|b| plist::Value::from_reader(std::io::Cursor::new(&b)).ok())
+            .and_then(|b| crate::plist_bounded::from_bytes(&b).ok())
             .and_then(|v| mac_hostname(&v)),
         _ => root.read_text(Path::new("etc/hostname"), small).ok(),
     }
@@ -112,7 +112,7 @@ pub fn device_info(root: &Tree, live: bool, os: Os) -> DeviceInfo {
         Os::Macos => root
             .read(Path::new("System/Library/CoreServices/SystemVersion.plist"), small)
             .ok()
-            .and_then(|b| plist::Value::from_reader(std::io::Cursor::new(&b)).ok()?.into_dictionary())
+            .and_then(|b| crate::plist_bounded::from_bytes(&b).ok()?.into_dictionary())
             .and_then(|d| d.get("ProductVersion").and_then(|v| v.as_string()).map(str::to_owned)),
         Os::Windows => None,
     };

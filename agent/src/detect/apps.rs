@@ -69,7 +69,7 @@ fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>, fold
         let app = dir.join(name);
         let plist_rel = app.join("Contents/Info.plist");
         let (bundle_id, version) = match tree.read(&plist_rel, ctx.limits.small_file) {
-            Ok(bytes) => match plist::Value::from_reader(std::io::Cursor::new(&bytes))
+            Ok(bytes) => match crate::plist_bounded::from_bytes(&bytes)
                 .map(|v| v.into_dictionary().unwrap_or_default())
             {
                 Ok(d) => (

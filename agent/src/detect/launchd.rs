@@ -23,8 +23,10 @@ fn agent(ctx: &mut Ctx<'_>, home: &Home, rel: &Path) {
         Ok(b) => b,
         Err(e) => return ctx.read_error(&home.tree, rel, e),
     };
-    let Ok(plist::Value::Dictionary(dict)) = plist::Value::from_reader(std::io::Cursor::new(&bytes)) else {
-        return ctx.error(&home.tree, rel, "malformed LaunchAgent plist");
+    let dict = match crate::plist_bounded::from_bytes(&bytes) {
+        Ok(plist::Value::Dictionary(dict)) => dict,
+        Ok(_) => return ctx.error(&home.tree, rel, "malformed LaunchAgent plist: not a dictionary"),
+        Err(e) => return ctx.error(&home.tree, rel, format!("malformed LaunchAgent plist: {e}")),
     };
     // Login-session environment, set at start-up like a shell rc file's exports.
     let site = Site { home, rel, source: TokenSource::ShellRc };

@@ -218,10 +218,10 @@ pub fn read_managed_plist(path: &Path, max: u64) -> Result<Option<plist::Diction
     if bytes.len() as u64 > max {
         return Err(unreadable(format!("larger than {max} bytes")));
     }
-    match plist::Value::from_reader(std::io::Cursor::new(bytes)) {
+    match crate::plist_bounded::from_bytes(&bytes) {
         Ok(plist::Value::Dictionary(d)) => Ok(Some(d)),
         Ok(_) => Err(unreadable("not a dictionary".into())),
-        Err(e) => Err(unreadable(format!("not a property list ({e})"))),
+        Err(e) => Err(unreadable(e.to_string())),
     }
 }
 
