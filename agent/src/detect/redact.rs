@@ -313,9 +313,19 @@ fn value_into(catalog: &Catalog, v: &str, found: &mut Vec<String>) -> String {
 /// Secrets inside a longer value: `Bearer x`, `token=x&…`, key formats, random runs.
 fn inline(catalog: &Catalog, v: &str, found: &mut Vec<String>) -> String {
     let mut s = v.to_owned();
-    let mut take = |secret: &str, s: &mut String| {
-        if !secret.is_empty() && real(catalog, secret) && s.contains(secret) {
+    // What sits in a credential's place (after `Bearer`, under `token=`) is hidden whatever
+    // it looks like, and reported only when real; elsewhere only real secrets are taken.
+    let mut take = |secret: &str, s: &mut String, in_place: bool| {
+        if secret.is_empty() || !s.contains(secret) {
+            return;
+        }
+        let is_real = real(catalog, secret);
+        if is_real {
             found.push(secret.to_owned());
+        }
+        // (A one- to three-character stand-in is no credential, and replacing it everywhere
+        // would mangle the rest of the line.)
+        if is_real || (in_place && secret.len() > 3) {
             *s = s.replace(secret, REDACTED);
         }
     };
@@ -323,7 +333,7 @@ fn inline(catalog: &Catalog, v: &str, found: &mut Vec<String>) -> String {
     let words: Vec<&str> = v.split_whitespace().collect();
     for w in words.windows(2) {
         if AUTH_SCHEMES.iter().any(|a| a.eq_ignore_ascii_case(w[0].trim_matches(['"', '\'']))) {
-            take(w[1].trim_matches(['"', '\'', ',', ';']), &mut s);
+            take(w[1].trim_matches(['"', '\'', ',', ';']), &mut s, true);
         }
     }
     // `token=abc`, `api_key=abc` inside a query-like or option string.
@@ -331,17 +341,17 @@ fn inline(catalog: &Catalog, v: &str, found: &mut Vec<String>) -> String {
         if let Some((k, val)) = part.split_once('=') {
             let k = k.trim_start_matches('-');
             if secret_like_name(k) && !k.is_empty() {
-                take(val.trim_matches(['"', '\'']), &mut s);
+                take(val.trim_matches(['"', '\'']), &mut s, true);
             }
         }
     }
     for (m, _) in scan_text(catalog, v) {
-        take(m, &mut s);
+        take(m, &mut s, false);
     }
     // Whatever random string is left.
     for piece in s.clone().split(|c: char| c.is_whitespace() || "=&;,\"'".contains(c)) {
         if high_entropy(catalog, piece) {
-            take(piece, &mut s);
+            take(piece, &mut s, false);
         }
     }
     s
@@ -390,13 +400,14 @@ fn header(catalog: &Catalog, h: &str, found: &mut Vec<String>) -> String {
 const URL_SECRET_PARAMS: &[&str] =
     &["code", "sig", "signature", "sas", "apikey", "api-key", "access_token", "id_token"];
 
+/// A parameter whose value is hidden when shown: under a secret name whatever it holds
+/// (a value that looks like a placeholder may still be the credential), or key-shaped.
 fn secret_param(catalog: &Catalog, k: &str, v: &str) -> bool {
     !v.is_empty()
-        && !is_placeholder(catalog, v)
         && (secret_like_name(k)
             || URL_SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str())
-            || !scan_text(catalog, v).is_empty()
-            || high_entropy(catalog, v))
+            || (!is_placeholder(catalog, v)
+                && (!scan_text(catalog, v).is_empty() || high_entropy(catalog, v))))
 }
 
 /// A URL as it may be shown, and the secrets it carries as (which part, value): a userinfo
@@ -404,26 +415,29 @@ fn secret_param(catalog: &Catalog, k: &str, v: &str) -> bool {
 fn redact_url(catalog: &Catalog, u: &str) -> (String, Vec<(String, String)>) {
     let mut found = Vec::new();
     let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
-    let (authority, tail) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
+    let (userinfo, host, tail) = split_authority(rest);
+    // Behind userinfo read from raw input, what is left may not be a host at all (the
+    // last `@` was in a query): hidden rather than risk showing a credential.
+    let host = if userinfo.is_some() && !plausible_host(host) { REDACTED } else { host };
+    // Userinfo is always hidden; what is reported is only what is a real credential (not a
+    // placeholder such as `${env:PASSWORD}` or `<token>`).
+    let authority = match userinfo {
+        Some(userinfo) => match userinfo.split_once(':') {
             Some((user, pass)) => {
-                // `https://svc:${env:PASSWORD}@host`: a reference, shown redacted all the same.
                 if !pass.is_empty() && !is_placeholder(catalog, pass) {
                     found.push(("password".to_owned(), pass.to_owned()));
                 }
                 format!("{user}:{REDACTED}@{host}")
             }
-            None if looks_secret(catalog, userinfo) && !is_placeholder(catalog, userinfo) => {
-                found.push(("userinfo".to_owned(), userinfo.to_owned()));
+            None if userinfo.is_empty() => format!("@{host}"),
+            None => {
+                if looks_secret(catalog, userinfo) && !is_placeholder(catalog, userinfo) {
+                    found.push(("userinfo".to_owned(), userinfo.to_owned()));
+                }
                 format!("{REDACTED}@{host}")
             }
-            None => format!("{userinfo}@{host}"),
         },
-        None => authority.to_owned(),
+        None => host.to_owned(),
     };
     let (tail, fragment) = match tail.split_once('#') {
         Some((t, f)) => (t, Some(f)),
@@ -448,7 +462,10 @@ fn redact_url(catalog: &Catalog, u: &str) -> (String, Vec<(String, String)>) {
             .split('&')
             .map(|pair| match pair.split_once('=') {
                 Some((k, v)) if secret_param(catalog, k, v) => {
-                    found.push((format!("{part}/{k}"), v.to_owned()));
+                    // Hidden either way; reported only when it is not a placeholder.
+                    if !is_placeholder(catalog, v) {
+                        found.push((format!("{part}/{k}"), v.to_owned()));
+                    }
                     format!("{k}={REDACTED}")
                 }
                 None if high_entropy(catalog, pair) => {
@@ -469,6 +486,63 @@ fn redact_url(catalog: &Catalog, u: &str) -> (String, Vec<(String, String)>) {
         out.push_str(&params("fragment", f, &mut found));
     }
     (out, found)
+}
+
+/// Splits what follows `scheme://` into (userinfo, host[:port], path-query-fragment).
+///
+/// RFC 3986 ends the authority at the first `/`, `?` or `#`. Raw input is not always
+/// encoded, though: `https://u:pa/ss@h` is a password with a `/` in it, and the RFC reading
+/// would show `u:pa` as host and port. So when the RFC authority is not a plausible
+/// `host[:port]` and an `@` follows, the userinfo runs to the LAST `@` that does not open a
+/// path segment (`/@scope/pkg` stays a path). Plausible authorities keep the RFC reading, so
+/// `https://unpkg.com/react@18/…` is not mistaken for userinfo.
+pub(crate) fn split_authority(rest: &str) -> (Option<&str>, &str, &str) {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if let Some((userinfo, host)) = authority.rsplit_once('@') {
+        return (Some(userinfo), host, tail);
+    }
+    if plausible_host(authority) {
+        return (None, authority, tail);
+    }
+    let last_at = rest.char_indices().rev().find(|&(i, c)| c == '@' && !rest[..i].ends_with('/'));
+    match last_at {
+        Some((i, _)) => {
+            let after = &rest[i + 1..];
+            let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+            (Some(&rest[..i]), &after[..end], &after[end..])
+        }
+        None => (None, authority, tail),
+    }
+}
+
+/// `host`, `host:port` or `[v6]:port` made of the characters hosts are made of (a
+/// `${HOST}` template is not one, which only matters when an `@` follows it).
+fn plausible_host(a: &str) -> bool {
+    let (host, port) = match a.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest)) if addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') => {
+                match rest.strip_prefix(':') {
+                    Some(p) => ("v6", p),
+                    None if rest.is_empty() => ("v6", ""),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        },
+        None => a.split_once(':').unwrap_or((a, "")),
+    };
+    port.bytes().all(|b| b.is_ascii_digit())
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b))
+}
+
+/// `scheme://host[:port]` of a URL: its origin, without userinfo, path, query or
+/// fragment, for locators that name a URL-keyed setting. An authority that is not a
+/// plausible host (raw input around a credential) is shown redacted.
+pub(crate) fn origin(u: &str) -> String {
+    let Some((scheme, rest)) = u.split_once("://") else { return REDACTED.to_owned() };
+    let (_, host, _) = split_authority(rest);
+    if plausible_host(host) { format!("{scheme}://{host}") } else { format!("{scheme}://{REDACTED}") }
 }
 
 /// The secrets a URL carries, as (which part, value): what [`url`] redacts.
@@ -696,5 +770,62 @@ mod tests {
             "https://mcp.example.com/v1/[REDACTED]/sse?api_key=[REDACTED]&region=eu"
         );
         assert_eq!(url(&c, "https://api.githubcopilot.com/mcp/"), "https://api.githubcopilot.com/mcp/");
+    }
+
+    /// A value in a credential's place is hidden even when it looks like a placeholder
+    /// (the real credential may contain `todo`, `insert`, `xxxx`, `<` or a run of one
+    /// character); the placeholder test only decides whether it is reported.
+    #[test]
+    fn credentials_that_look_like_placeholders_are_still_hidden() {
+        let c = Catalog::builtin().unwrap();
+        for (secret, u) in [
+            ("todo-9f8e7d6c5b4a", "https://mcp.example.com/sse?token=todo-9f8e7d6c5b4a&region=eu"),
+            ("insertAbc123xyz", "https://mcp.example.com/sse#access_token=insertAbc123xyz"),
+            ("zzzzzzzzQ1", "https://mcp.example.com/sse?api_key=zzzzzzzzQ1"),
+        ] {
+            let shown = url(&c, u);
+            assert!(!shown.contains(secret), "{u} shown as {shown}");
+            assert!(shown.starts_with("https://mcp.example.com/sse"), "{shown}");
+        }
+        for a in [
+            argv(&["curl", "-H", "Authorization: Bearer xxxx1234abcd", "https://h.example"]),
+            argv(&["srv", "--header", "X-Trace: on; Bearer <my-real-token-1>"]),
+            argv(&["srv", "--opts", "mode=fast&token=TODO-4f3e2d1c&x=1"]),
+        ] {
+            let r = command_line(&c, &a);
+            for secret in ["xxxx1234abcd", "<my-real-token-1>", "TODO-4f3e2d1c"] {
+                assert!(!r.shown.contains(secret), "{a:?} shown as {}", r.shown);
+            }
+        }
+        // Hidden, but a reference is still not reported as a credential.
+        let r = command_line(&c, &argv(&["srv", "--opts", "mode=fast&token=<YOUR_TOKEN_1>"]));
+        assert!(r.secrets.is_empty() && !r.shown.contains("YOUR_TOKEN"), "{r:?}");
+        assert!(url_secrets(&c, "https://h.example/?token=<YOUR_TOKEN_1>").is_empty());
+    }
+
+    /// Raw input may leave `/`, `?` or `#` unencoded in a password: no part of it is shown.
+    #[test]
+    fn raw_userinfo_is_never_shown() {
+        let c = Catalog::builtin().unwrap();
+        assert_eq!(url(&c, "https://u:pa/ss@h.example/p"), "https://u:[REDACTED]@h.example/p");
+        assert_eq!(url(&c, "https://u:pa?ss@h.example"), "https://u:[REDACTED]@h.example");
+        assert_eq!(url(&c, "https://u:pa#ss@h.example/x?q=1"), "https://u:[REDACTED]@h.example/x?q=1");
+        let secrets: Vec<String> =
+            url_secrets(&c, "https://u:pa/ss@h.example/p").into_iter().map(|(_, s)| s).collect();
+        assert_eq!(secrets, ["pa/ss"]);
+        // Bare userinfo is hidden whatever it looks like.
+        assert_eq!(url(&c, "https://deploy@h.example/x"), "https://[REDACTED]@h.example/x");
+        // The last `@` in a query after raw userinfo: nothing past the first `@` is trusted.
+        let shown = url(&c, "https://u:pa/ss@h.example/p?mail=a@b.example&token=tok-123456");
+        assert!(!shown.contains("pa") && !shown.contains("ss@") && !shown.contains("tok-123456"), "{shown}");
+        // Plausible hosts keep the RFC reading: `@` in a path is a path.
+        assert_eq!(url(&c, "https://unpkg.com/react@18/umd/x.js"), "https://unpkg.com/react@18/umd/x.js");
+        assert_eq!(
+            url(&c, "https://server.smithery.ai/@acme/tools/mcp"),
+            "https://server.smithery.ai/@acme/tools/mcp"
+        );
+        assert_eq!(origin("https://u:pa/ss@h.example:8443/p?q#f"), "https://h.example:8443");
+        assert_eq!(origin("http://[::1]:8080/x"), "http://[::1]:8080");
+        assert_eq!(origin("not a url"), REDACTED);
     }
 }
