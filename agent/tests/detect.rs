@@ -993,7 +993,7 @@ fn git_config_credentials() {
     got.sort();
     let mut want = vec![
         "token github pat erin git_config /home/erin/projects/app/.git/config remote.origin.url (line 4)",
-        "token github pat erin git_config /home/erin/projects/app/.git/config http.https://github.com/.extraheader (line 13)",
+        "token github pat erin git_config /home/erin/projects/app/.git/config http.https://github.com.extraheader (line 13)",
         "token huggingface api_key erin git_config /home/erin/src/model/.git/config remote.origin.url (line 2)",
         "token huggingface api_key erin git_config /home/erin/src/model/.git/config http.https://huggingface.co.extraheader (line 4)",
         "token github pat erin git_config /home/erin/.git/config url.<base>.insteadof (line 2)",
@@ -1055,4 +1055,92 @@ fn cursor_state_database_log_and_bound() {
         scan.errors
     );
     drop(conn);
+}
+
+/// A URL-keyed `.git/config` section names its setting by origin only: a credential in the
+/// section's query or (raw, unencoded) userinfo never reaches a locator or any output.
+#[test]
+fn git_config_locators_show_only_the_origin() {
+    let hf = "hf_Qm7Rt2Wx9Zp4Lk8Jh3Gf6Ds1Az5Xc0Vb2Nm";
+    let ghs = "ghs_R0CsTy4Qwb8DwkNhFdnXsiVpzz63FfkCzJr4";
+    let (in_query, in_userinfo) = ("S3cr3tQueryVal77", "ssW0rdRaw99");
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{ghs}"));
+    let t = tempfile::tempdir().unwrap();
+    let config = t.path().join("home/gil/proj/.git/config");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[http \"https://huggingface.co/x?access_token={in_query}\"]\n\textraHeader = Authorization: Bearer {hf}\n\
+             [http \"https://u:Pa/{in_userinfo}@github.com/r\"]\n\textraheader = AUTHORIZATION: basic {basic}\n"
+        ),
+    )
+    .unwrap();
+    let catalog = Catalog::builtin().unwrap();
+    let tree = Tree::open_root(t.path()).unwrap();
+    let scan = scan_files(&tree, &catalog, &fp(), &Limits::default());
+    let mut got: Vec<String> = scan.findings.iter().map(summary).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "token github pat gil git_config /home/gil/proj/.git/config http.https://github.com.extraheader (line 4)",
+            "token huggingface api_key gil git_config /home/gil/proj/.git/config http.https://huggingface.co.extraheader (line 2)",
+        ]
+    );
+    let opts = ScanOptions { root: t.path().to_path_buf(), processes: false, limits: Limits::default() };
+    let r = run(&opts, &catalog, &fp()).unwrap();
+    let out = format!("{}\n{}\n{:?}\n{:?}", report::to_json(&r), report::to_table(&r), r, scan.errors);
+    for s in [hf, ghs, basic.as_str(), in_query, in_userinfo, "Pa/"] {
+        assert!(!out.contains(s), "{s} leaked into scan output");
+    }
+}
+
+/// A binary plist of shared references (each of 30 arrays refers to the next twice: 2^30
+/// values from ~120 bytes) is refused after a bounded walk, as a LaunchAgent and as an
+/// app's `Info.plist`, and the rest of the scan goes on.
+#[test]
+fn plists_that_expand_without_bound_are_refused() {
+    // `bplist00`, the objects, the offset table and the 32-byte trailer (offset and
+    // reference sizes 1; object count, top object, table offset as big-endian u64s).
+    let mut bomb = b"bplist00".to_vec();
+    let mut offsets = Vec::new();
+    for i in 0..30u8 {
+        offsets.push(bomb.len() as u8);
+        bomb.extend_from_slice(&[0xA2, i + 1, i + 1]);
+    }
+    offsets.push(bomb.len() as u8);
+    bomb.extend_from_slice(&[0x51, b'x']);
+    let table = bomb.len() as u64;
+    bomb.extend_from_slice(&offsets);
+    bomb.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 1]);
+    for n in [offsets.len() as u64, 0, table] {
+        bomb.extend_from_slice(&n.to_be_bytes());
+    }
+    let t = tempfile::tempdir().unwrap();
+    let put = |rel: &str, bytes: &[u8]| {
+        let p = t.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    };
+    put("Users/hal/Library/LaunchAgents/com.example.bomb.plist", &bomb);
+    put("Applications/Bomb.app/Contents/Info.plist", &bomb);
+    put("Users/hal/.zshrc", b"export OPENAI_API_KEY=sk-proj-Zq8Wd3Lm5Rt1Yx7Kc2Vb9Nh4Gf6Jp0Ts3Ae\n");
+    let catalog = Catalog::builtin().unwrap();
+    let tree = Tree::open_root(t.path()).unwrap();
+    let scan = scan_files(&tree, &catalog, &fp(), &Limits::default());
+    let mut errors: Vec<String> = scan.errors.iter().map(|e| format!("{}: {}", e.path, e.error)).collect();
+    errors.sort();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("/Applications/Bomb.app/Contents/Info.plist: malformed Info.plist"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1]
+            .starts_with("/Users/hal/Library/LaunchAgents/com.example.bomb.plist: malformed LaunchAgent")
+    );
+    assert!(errors.iter().all(|e| e.contains("more than 100000 values")), "{errors:?}");
+    assert!(scan.findings.iter().any(|f| summary(f).contains(".zshrc")), "the rest of the scan went on");
 }

@@ -70,7 +70,7 @@ impl Entry {
         match (self.section.as_str(), self.subsection.is_empty()) {
             (_, true) => format!("{}.{}", self.section, self.key),
             ("url", false) => format!("url.<base>.{}", self.key),
-            (_, false) => format!("{}.{}.{}", self.section, without_userinfo(&self.subsection), self.key),
+            (_, false) => format!("{}.{}.{}", self.section, shown_subsection(&self.subsection), self.key),
         }
     }
 }
@@ -164,11 +164,8 @@ struct UrlParts<'u> {
 
 fn url_parts(url: &str) -> Option<UrlParts<'_>> {
     let (_, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
+    // Read as the display reads it: an unencoded `/` in a password does not end it.
+    let (userinfo, hostport, _) = super::redact::split_authority(rest);
     let host = match hostport.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
         None => hostport.split(':').next().unwrap_or(hostport),
@@ -185,17 +182,16 @@ fn url_parts(url: &str) -> Option<UrlParts<'_>> {
     })
 }
 
-/// The URL with any userinfo removed, for display.
-fn without_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let authority = &rest[..end];
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{}", &rest[end..])
-        }
-        None => url.to_owned(),
+/// A subsection as a locator may show it. A URL (`[http "https://hf.co/x?access_token=…"]`)
+/// is cut to its origin: userinfo, path, query and fragment can all carry a credential.
+/// Anything else (`[remote "origin"]`) is a name, shown up to any `?`/`#`, without a
+/// userinfo-like prefix.
+fn shown_subsection(sub: &str) -> String {
+    if sub.contains("://") {
+        return super::redact::origin(sub);
     }
+    let name = sub.split(['?', '#']).next().unwrap_or(sub);
+    name.rsplit_once('@').map_or(name, |(_, rest)| rest).to_owned()
 }
 
 struct Found {
@@ -302,7 +298,17 @@ mod tests {
         let u = url_parts("https://tok@hf.co/spaces/a").unwrap();
         assert_eq!((u.user, u.password), (Some("tok"), None));
         assert_eq!(url_parts("git@github.com:o/r.git"), None);
-        assert_eq!(without_userinfo("https://u:p@github.com/o?a=b"), "https://github.com/o?a=b");
+        let u = url_parts("https://u:pa/ss@github.com/r").unwrap();
+        assert_eq!((u.user, u.password, u.host), (Some("u"), Some("pa/ss"), "github.com"));
+        assert_eq!(shown_subsection("https://u:p@github.com/o?a=b"), "https://github.com");
+        assert_eq!(
+            shown_subsection("https://hf.co:8443/x?access_token=S3cr3tS3cr3t#f"),
+            "https://hf.co:8443"
+        );
+        // An unencoded `/` in a password does not make its first half a host.
+        assert_eq!(shown_subsection("https://u:pa/ss@h.example/r"), "https://h.example");
+        assert_eq!(shown_subsection("origin"), "origin");
+        assert_eq!(shown_subsection("tok@mirror?x=1"), "mirror");
         let e = Entry {
             section: "url".into(),
             subsection: "https://u:secretvalue@github.com/".into(),
