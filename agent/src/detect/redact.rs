@@ -243,11 +243,15 @@ fn json_value(catalog: &Catalog, v: &mut serde_json::Value, key: Option<&str>, f
     use serde_json::Value;
     match v {
         Value::String(s) => {
-            let secret = key.is_some_and(secret_like_name)
-                || !scan_text(catalog, s).is_empty()
-                || high_entropy(catalog, s);
-            if secret && real(catalog, s) {
-                found.push(std::mem::replace(s, REDACTED.to_owned()));
+            // Under a secret name the value is hidden whatever it looks like; a key-shaped
+            // or random value is hidden when real. Only real values are reported.
+            let named = key.is_some_and(secret_like_name) && !s.is_empty();
+            let shaped = !scan_text(catalog, s).is_empty() || high_entropy(catalog, s);
+            if named || (shaped && real(catalog, s)) {
+                let value = std::mem::replace(s, REDACTED.to_owned());
+                if real(catalog, &value) {
+                    found.push(value);
+                }
             } else if s.contains("://") {
                 let (shown, taken) = redact_url(catalog, s);
                 found.extend(taken.into_iter().map(|(_, t)| t));
@@ -791,6 +795,7 @@ mod tests {
             argv(&["curl", "-H", "Authorization: Bearer xxxx1234abcd", "https://h.example"]),
             argv(&["srv", "--header", "X-Trace: on; Bearer <my-real-token-1>"]),
             argv(&["srv", "--opts", "mode=fast&token=TODO-4f3e2d1c&x=1"]),
+            argv(&["srv", "--config", r#"{"password": "xxxx1234abcd"}"#]),
         ] {
             let r = command_line(&c, &a);
             for secret in ["xxxx1234abcd", "<my-real-token-1>", "TODO-4f3e2d1c"] {
