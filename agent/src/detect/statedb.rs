@@ -11,7 +11,9 @@
 //! itself would on open, so a token refreshed a minute ago is the one reported. The shared
 //! memory index (`-shm`) is not needed for that and is not read.
 
-use std::time::{Duration, Instant};
+#[allow(clippy::disallowed_types, reason = "SQLite's deadline within a synchronous scan; no tokio time here")]
+use std::time::Instant;
+use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
@@ -127,6 +129,7 @@ pub(crate) fn items(mut image: Vec<u8>, wal: Option<&[u8]>, max: u64) -> Result<
 
 /// Makes the connection safe for a hostile file: nothing in it may run code with side
 /// effects, write the schema, or make SQLite compute without end or allocate without bound.
+#[allow(clippy::disallowed_types, reason = "SQLite's deadline within a synchronous scan; no tokio time here")]
 fn confine(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
@@ -168,6 +171,9 @@ fn plain_columns(conn: &Connection) -> Result<(), StateDbError> {
 
 const WAL_HEADER: usize = 32;
 const FRAME_HEADER: usize = 24;
+
+/// A log frame's page number and content.
+type Frame<'w> = (usize, &'w [u8]);
 
 /// Why a write-ahead log was refused as a whole (it is then not applied at all).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -218,8 +224,8 @@ fn apply_wal(image: &mut Vec<u8>, wal: &[u8], max: u64) -> Result<usize, WalErro
     };
     // First pass, read-only: the committed transactions, so that a refusal leaves the
     // image exactly as the file had it.
-    let mut commits: Vec<(usize, Vec<(usize, &[u8])>)> = Vec::new();
-    let mut pending: Vec<(usize, &[u8])> = Vec::new();
+    let mut commits: Vec<(usize, Vec<Frame<'_>>)> = Vec::new();
+    let mut pending: Vec<Frame<'_>> = Vec::new();
     for frame in wal[WAL_HEADER..].chunks_exact(FRAME_HEADER + page_size) {
         let (fh, page) = frame.split_at(FRAME_HEADER);
         if (word(fh, 8), word(fh, 12)) != salts {
@@ -399,7 +405,7 @@ mod tests {
             |db, wal| {
                 let frames = (wal.len() - WAL_HEADER) / (FRAME_HEADER + 4096);
                 assert!(
-                    frames >= 1 && (wal.len() - WAL_HEADER) % (FRAME_HEADER + 4096) == 0,
+                    frames >= 1 && (wal.len() - WAL_HEADER).is_multiple_of(FRAME_HEADER + 4096),
                     "4 KiB pages expected"
                 );
                 let last = frames - 1;
@@ -487,6 +493,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_types, reason = "measures a synchronous query")]
     fn the_connection_refuses_huge_values_and_endless_queries() {
         let conn = Connection::open_in_memory().unwrap();
         confine(&conn).unwrap();
