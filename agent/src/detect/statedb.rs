@@ -11,9 +11,9 @@
 //! itself would on open, so a token refreshed a minute ago is the one reported. The shared
 //! memory index (`-shm`) is not needed for that and is not read.
 
-#[allow(clippy::disallowed_types, reason = "SQLite's deadline within a synchronous scan; no tokio time here")]
-use std::time::Instant;
 use std::time::Duration;
+#[allow(clippy::disallowed_types, reason = "a synchronous deadline")]
+use std::time::Instant;
 
 use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
