@@ -45,6 +45,12 @@ impl Memory {
         self.scanned.load(Ordering::Relaxed)
     }
 
+    /// Forgets every history read so far, so the next look reads each from its tail window
+    /// again: after a catalog change, lines already read may hold what the new catalog names.
+    pub fn forget(&self) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Bytes read only to recognise a file already seen (its head), over all looks.
     pub fn bytes_probed(&self) -> u64 {
         self.probed.load(Ordering::Relaxed)
