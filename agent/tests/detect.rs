@@ -886,6 +886,59 @@ fn histories_are_read_incrementally() {
         assert!(!kept.contains(key.as_str()), "a key is kept in the history memory");
     }
 }
+/// A look cut to the window counts lines from the window even for a history read before,
+/// and never leaves its place in the middle of a line: an incremental look finds what a
+/// fresh read of the same file finds.
+#[test]
+fn history_windows_cut_at_line_starts() {
+    use sightline_agent::detect::{detect_os, history::Memory, homes, scan_home};
+    let catalog = Catalog::builtin().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("home/ivy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(".bash_history");
+    let groq = format!("gsk_{}", "Q7wE9rT2yU4iO6pA8sD1fG3hJ5kL7zX9cV2bN4mQ6wE8rT1yU3iO");
+    let small = Limits { history_window: 200, ..Limits::default() };
+    let look = |memory: &Memory| {
+        let root = Tree::open_root(t.path()).unwrap();
+        let os = detect_os(&root);
+        let hs = homes(&root, os, &mut Vec::new());
+        let scan = scan_home(&catalog, &fp(), &small, os, &hs[0], None, memory);
+        let mut got: Vec<String> = scan.findings.iter().map(summary).collect();
+        got.sort();
+        got
+    };
+    let token =
+        |locator: &str| format!("token groq api_key ivy shell_history /home/ivy/.bash_history {locator}");
+    let append = |text: &str| {
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    };
+
+    // Remembered at line 3, then grown past the window: numbering restarts at the window.
+    std::fs::write(&path, "ls\nls\nls\n").unwrap();
+    let memory = Memory::default();
+    assert!(look(&memory).is_empty());
+    append(&format!("{}export GROQ_API_KEY={groq}\n", "ls -la\n".repeat(43)));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let window = &text[text.len() - 200..];
+    let whole_lines = &window[window.find('\n').unwrap() + 1..];
+    let line = whole_lines.matches('\n').count();
+    assert_eq!(look(&memory), vec![token(&format!("GROQ_API_KEY (line {line})"))]);
+    assert_eq!(look(&Memory::default()), look(&memory), "the same as a fresh read");
+
+    // A window with no newline lies inside one line: the next look does not start mid-line.
+    std::fs::write(&path, format!("ls\necho {}", "x".repeat(400))).unwrap();
+    let memory = Memory::default();
+    assert!(look(&memory).is_empty());
+    append(&format!(" {groq}\n"));
+    let fresh = look(&Memory::default());
+    assert!(fresh.is_empty(), "the line's beginning is outside the window: {fresh:?}");
+    assert_eq!(look(&memory), fresh, "the rest of a line is not read as a line of its own");
+    append(&format!("export GROQ_API_KEY={groq}\n"));
+    assert_eq!(look(&memory), vec![token("GROQ_API_KEY (line 1)")]);
+}
+
 // === Round two: tool credential stores, .git/config, unpacked extensions ===
 
 /// Claude Code's MCP OAuth grants name the MCP server they are for.
