@@ -277,9 +277,9 @@ impl Tree {
         &self.dir
     }
 
-    /// Reads a whole regular file of at most `limit` bytes.
-    pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-        self.look(rel, Look::Path);
+    /// Opens what `rel` leads to for reading, by the home's link rules: beneath the tree,
+    /// or through a link to what the policy permits. Never blocks on a FIFO.
+    fn open_read(&self, rel: &Path) -> io::Result<cap_std::fs::File> {
         let mut opts = OpenOptions::new();
         opts.read(true);
         #[cfg(unix)]
@@ -288,7 +288,7 @@ impl Tree {
             // A FIFO or device swapped in after any check must not block the scan.
             opts.custom_flags(nonblock_flag());
         }
-        let file = match self.place(rel)? {
+        Ok(match self.place(rel)? {
             Place::Here => self.dir.open_with(rel, &opts)?,
             Place::Root(p) => {
                 let seen = self.root.metadata(dot(&p))?;
@@ -296,7 +296,13 @@ impl Tree {
                 self.check(&p, &file.metadata()?, Some(&seen))?;
                 file
             }
-        };
+        })
+    }
+
+    /// Reads a whole regular file of at most `limit` bytes.
+    pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+        self.look(rel, Look::Path);
+        let file = self.open_read(rel)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(ReadError::NotRegular);
@@ -315,17 +321,11 @@ impl Tree {
 
     /// Opens a regular file for reads of chosen ranges (shell histories, which only grow
     /// and are read a window at a time). Same rules as [`read`](Tree::read): beneath the
-    /// tree, regular files only, never blocking on a FIFO.
+    /// tree or through a home's link the policy permits, regular files only, never blocking
+    /// on a FIFO.
     pub fn open_file(&self, rel: &Path) -> Result<RangeFile, ReadError> {
         self.look(rel, Look::Path);
-        let mut opts = OpenOptions::new();
-        opts.read(true);
-        #[cfg(unix)]
-        {
-            use cap_std::fs::OpenOptionsExt;
-            opts.custom_flags(nonblock_flag());
-        }
-        let file = self.dir.open_with(rel, &opts)?.into_std();
+        let file = self.open_read(rel)?.into_std();
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(ReadError::NotRegular);

@@ -456,6 +456,25 @@ mod hostile {
         assert_eq!(bob, [(Some("bob".to_owned()), "/home/bob/.bashrc".to_owned())]);
     }
 
+    /// A stow-linked history (relative or absolute, into the home's dotfiles) is read like
+    /// any other linked dotfile, not refused as leading outside.
+    #[test]
+    fn linked_histories_are_followed_like_other_dotfiles() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("home/alice");
+        std::fs::create_dir_all(a.join("dotfiles")).unwrap();
+        std::fs::write(a.join("dotfiles/bash_history"), format!("ls\n{KEY_LINE}\n")).unwrap();
+        std::fs::write(a.join("dotfiles/zsh_history"), format!(": 1700000000:0;{KEY_LINE}\n")).unwrap();
+        symlink("dotfiles/bash_history", a.join(".bash_history")).unwrap();
+        symlink("/home/alice/dotfiles/zsh_history", a.join(".zsh_history")).unwrap();
+        let s = scan(t.path(), Limits::default());
+        let got = tokens_at(&s);
+        for want in ["/home/alice/.bash_history", "/home/alice/.zsh_history"] {
+            assert!(got.iter().any(|p| p == want), "{want} not read: {got:?} {:#?}", errors_at(&s));
+        }
+        assert!(errors_at(&s).iter().all(|e| !e.contains("_history")), "{:#?}", errors_at(&s));
+    }
+
     /// Windows layouts have no uid to compare: a home's links are followed only within it
     /// (a OneDrive-redirected Documents folder), never to elsewhere on the drive.
     #[test]
