@@ -9,8 +9,9 @@
 //! A home's own symlinks are the exception, because dotfile managers make links out of a
 //! home normal: [`links`] resolves them as the scanned system would (an absolute target is
 //! the scan root's path) and follows those that stay inside the scan root and land on a file
-//! the home's user owns (or root owns) and could read. Whatever is found through a link is
-//! reported at the link's path, the one the user knows.
+//! the home's user owns (or root owns) and could read. That check applies to every object
+//! read outside the home, including each file inside a directory a link led to. Whatever
+//! is found through a link is reported at the link's path, the one the user knows.
 //!
 //! Reads are bounded: only regular files are read, opened non-blocking (a FIFO cannot
 //! hang the scan), and a file over its limit is an error, never a partial parse.
@@ -85,6 +86,10 @@ pub struct Tree {
     /// Set for a home and its subtrees: which link targets may be followed. Without one (the
     /// root tree), links are followed only beneath the tree, by cap-std.
     policy: Option<Arc<Policy>>,
+    /// The home's own top relative to the scan root (set with `policy`): whatever resolves
+    /// outside it was reached through a link and is checked by the policy, even in a subtree
+    /// opened through that link.
+    home: Option<Arc<PathBuf>>,
     /// Directories of this tree seen not to be links (see [`links::KnownDirs`]).
     known_dirs: links::KnownDirs,
 }
@@ -154,6 +159,7 @@ impl Tree {
             root,
             in_root: PathBuf::new(),
             policy: None,
+            home: None,
             known_dirs: Default::default(),
         })
     }
@@ -194,6 +200,7 @@ impl Tree {
             root: self.root.clone(),
             in_root,
             policy: self.policy.clone(),
+            home: self.home.clone(),
             known_dirs: Default::default(),
         })
     }
@@ -207,17 +214,21 @@ impl Tree {
             tree.in_root = links::resolve(&self.root, &self.in_root, rel, None)?.path;
             let policy = Policy::for_home(&tree.dir.dir_metadata()?, &tree.in_root, windows_layout);
             tree.policy = Some(Arc::new(policy));
+            tree.home = Some(Arc::new(tree.in_root.clone()));
         }
         Ok(tree)
     }
 
-    /// Resolves `rel` for a home tree; a root tree leaves it to cap-std.
+    /// Resolves `rel` for a home tree; a root tree leaves it to cap-std. A path that went
+    /// through a link, or that lies outside the home (in a subtree a link led to: `~/etc ->
+    /// /etc`), is a [`Place::Root`], which every access checks by the policy.
     fn place(&self, rel: &Path) -> io::Result<Place> {
         if self.policy.is_none() {
             return Ok(Place::Here);
         }
         let resolved = links::resolve(&self.root, &self.in_root, rel, Some(&self.known_dirs))?;
-        Ok(if resolved.followed { Place::Root(resolved.path) } else { Place::Here })
+        let in_home = self.home.as_ref().is_some_and(|h| resolved.path.starts_with(h.as_path()));
+        Ok(if resolved.followed || !in_home { Place::Root(resolved.path) } else { Place::Here })
     }
 
     /// Applies the home's policy to what a link led to. `expected`, when the object was

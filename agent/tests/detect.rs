@@ -475,6 +475,51 @@ mod hostile {
         assert!(errors_at(&s).iter().all(|e| !e.contains("_history")), "{:#?}", errors_at(&s));
     }
 
+    /// A directory reached through a home's link (`~/etc -> /etc`) may be root's and
+    /// world-readable; each file read in it is still checked as the home's user, so a
+    /// root-only file there is refused, whichever way it is opened.
+    #[test]
+    fn files_in_a_linked_directory_are_checked_each() {
+        if !require_root("files_in_a_linked_directory_are_checked_each") {
+            return;
+        }
+        let (alice_uid, bob_uid) = (4111, 4112);
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = t.path().join("root");
+        own_dir(&root.join("home"), 0, 0o755);
+        let a = root.join("home/alice");
+        own_dir(&a, alice_uid, 0o750);
+        own_dir(&root.join("etc"), 0, 0o755);
+        put(&root.join("etc/public.env"), KEY_LINE, 0, 0o644);
+        put(&root.join("etc/private.env"), KEY_LINE, 0, 0o600);
+        put(&root.join("etc/bob.env"), KEY_LINE, bob_uid, 0o644);
+        symlink("/etc", a.join("etc")).unwrap();
+
+        let top = Tree::open_root(&root).unwrap();
+        let home = top.home(Path::new("home/alice"), false).unwrap();
+        let linked = home.subtree(Path::new("etc")).unwrap();
+        assert_eq!(linked.read(Path::new("public.env"), 1000).unwrap(), KEY_LINE.as_bytes());
+        assert!(linked.open_file(Path::new("public.env")).is_ok());
+        for (name, why) in [("private.env", "its user cannot read"), ("bob.env", "owned by another user")] {
+            let e = linked.read(Path::new(name), 1000).unwrap_err().to_string();
+            assert!(e.contains(why), "{name} read in the linked dir: {e}");
+            let e = linked.open_file(Path::new(name)).unwrap_err().to_string();
+            assert!(e.contains(why), "{name} opened by range in the linked dir: {e}");
+            let e = home.read(&Path::new("etc").join(name), 1000).unwrap_err().to_string();
+            assert!(e.contains(why), "{name} read through the link: {e}");
+        }
+        // A subtree of the linked dir is checked too.
+        own_dir(&root.join("etc/sub"), 0, 0o755);
+        put(&root.join("etc/sub/private.env"), KEY_LINE, 0, 0o600);
+        let sub = linked.subtree(Path::new("sub")).unwrap();
+        let e = sub.read(Path::new("private.env"), 1000).unwrap_err().to_string();
+        assert!(e.contains("its user cannot read"), "{e}");
+        // The home's own files are read as before.
+        put(&a.join(".env"), KEY_LINE, alice_uid, 0o600);
+        assert!(home.read(Path::new(".env"), 1000).is_ok());
+    }
+
     /// Windows layouts have no uid to compare: a home's links are followed only within it
     /// (a OneDrive-redirected Documents folder), never to elsewhere on the drive.
     #[test]
