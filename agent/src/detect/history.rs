@@ -187,7 +187,7 @@ fn read_one(
 
     // A cut window with no newline at all lies inside one line: everything read is skipped,
     // and the offset stays where it was (just after a newline), not in the middle of a line.
-    if !(cut && !bytes.contains(&b'\n')) {
+    if !cut || bytes.contains(&b'\n') {
         state.offset = at + complete.len() as u64;
     }
     state.id = file.id();
