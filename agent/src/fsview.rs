@@ -9,8 +9,9 @@
 //! A home's own symlinks are the exception, because dotfile managers make links out of a
 //! home normal: [`links`] resolves them as the scanned system would (an absolute target is
 //! the scan root's path) and follows those that stay inside the scan root and land on a file
-//! the home's user owns (or root owns) and could read. Whatever is found through a link is
-//! reported at the link's path, the one the user knows.
+//! the home's user owns (or root owns) and could read. That check applies to every object
+//! read outside the home, including each file inside a directory a link led to. Whatever
+//! is found through a link is reported at the link's path, the one the user knows.
 //!
 //! Reads are bounded: only regular files are read, opened non-blocking (a FIFO cannot
 //! hang the scan), and a file over its limit is an error, never a partial parse.
@@ -85,6 +86,10 @@ pub struct Tree {
     /// Set for a home and its subtrees: which link targets may be followed. Without one (the
     /// root tree), links are followed only beneath the tree, by cap-std.
     policy: Option<Arc<Policy>>,
+    /// The home's own top relative to the scan root (set with `policy`): whatever resolves
+    /// outside it was reached through a link and is checked by the policy, even in a subtree
+    /// opened through that link.
+    home: Option<Arc<PathBuf>>,
     /// Directories of this tree seen not to be links (see [`links::KnownDirs`]).
     known_dirs: links::KnownDirs,
 }
@@ -154,6 +159,7 @@ impl Tree {
             root,
             in_root: PathBuf::new(),
             policy: None,
+            home: None,
             known_dirs: Default::default(),
         })
     }
@@ -194,6 +200,7 @@ impl Tree {
             root: self.root.clone(),
             in_root,
             policy: self.policy.clone(),
+            home: self.home.clone(),
             known_dirs: Default::default(),
         })
     }
@@ -207,17 +214,21 @@ impl Tree {
             tree.in_root = links::resolve(&self.root, &self.in_root, rel, None)?.path;
             let policy = Policy::for_home(&tree.dir.dir_metadata()?, &tree.in_root, windows_layout);
             tree.policy = Some(Arc::new(policy));
+            tree.home = Some(Arc::new(tree.in_root.clone()));
         }
         Ok(tree)
     }
 
-    /// Resolves `rel` for a home tree; a root tree leaves it to cap-std.
+    /// Resolves `rel` for a home tree; a root tree leaves it to cap-std. A path that went
+    /// through a link, or that lies outside the home (in a subtree a link led to: `~/etc ->
+    /// /etc`), is a [`Place::Root`], which every access checks by the policy.
     fn place(&self, rel: &Path) -> io::Result<Place> {
         if self.policy.is_none() {
             return Ok(Place::Here);
         }
         let resolved = links::resolve(&self.root, &self.in_root, rel, Some(&self.known_dirs))?;
-        Ok(if resolved.followed { Place::Root(resolved.path) } else { Place::Here })
+        let in_home = self.home.as_ref().is_some_and(|h| resolved.path.starts_with(h.as_path()));
+        Ok(if resolved.followed || !in_home { Place::Root(resolved.path) } else { Place::Here })
     }
 
     /// Applies the home's policy to what a link led to. `expected`, when the object was
@@ -277,9 +288,9 @@ impl Tree {
         &self.dir
     }
 
-    /// Reads a whole regular file of at most `limit` bytes.
-    pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-        self.look(rel, Look::Path);
+    /// Opens what `rel` leads to for reading, by the home's link rules: beneath the tree,
+    /// or through a link to what the policy permits. Never blocks on a FIFO.
+    fn open_read(&self, rel: &Path) -> io::Result<cap_std::fs::File> {
         let mut opts = OpenOptions::new();
         opts.read(true);
         #[cfg(unix)]
@@ -288,7 +299,7 @@ impl Tree {
             // A FIFO or device swapped in after any check must not block the scan.
             opts.custom_flags(nonblock_flag());
         }
-        let file = match self.place(rel)? {
+        Ok(match self.place(rel)? {
             Place::Here => self.dir.open_with(rel, &opts)?,
             Place::Root(p) => {
                 let seen = self.root.metadata(dot(&p))?;
@@ -296,7 +307,13 @@ impl Tree {
                 self.check(&p, &file.metadata()?, Some(&seen))?;
                 file
             }
-        };
+        })
+    }
+
+    /// Reads a whole regular file of at most `limit` bytes.
+    pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+        self.look(rel, Look::Path);
+        let file = self.open_read(rel)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(ReadError::NotRegular);
@@ -315,17 +332,11 @@ impl Tree {
 
     /// Opens a regular file for reads of chosen ranges (shell histories, which only grow
     /// and are read a window at a time). Same rules as [`read`](Tree::read): beneath the
-    /// tree, regular files only, never blocking on a FIFO.
+    /// tree or through a home's link the policy permits, regular files only, never blocking
+    /// on a FIFO.
     pub fn open_file(&self, rel: &Path) -> Result<RangeFile, ReadError> {
         self.look(rel, Look::Path);
-        let mut opts = OpenOptions::new();
-        opts.read(true);
-        #[cfg(unix)]
-        {
-            use cap_std::fs::OpenOptionsExt;
-            opts.custom_flags(nonblock_flag());
-        }
-        let file = self.dir.open_with(rel, &opts)?.into_std();
+        let file = self.open_read(rel)?.into_std();
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(ReadError::NotRegular);

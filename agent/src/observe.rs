@@ -80,6 +80,15 @@ struct ScanInputs {
     histories: detect::history::Memory,
 }
 
+impl ScanInputs {
+    /// Runs `catalog` from now on. The history memory goes with the old catalog: the lines
+    /// it read are read again, or what the new catalog names in them would never be found.
+    fn swap_catalog(&mut self, catalog: Arc<Catalog>) {
+        self.catalog = catalog;
+        self.histories.forget();
+    }
+}
+
 /// The last known view and where it is saved.
 struct KnownView {
     inventory: Inventory,
@@ -392,7 +401,7 @@ impl Observer {
         match updates.apply(u) {
             Ok(catalog) => {
                 tracing::info!(version = catalog.version, "Catalog updated; resyncing with it.");
-                self.scan.catalog = catalog;
+                self.scan.swap_catalog(catalog);
                 // A reused walk was made under the old catalog.
                 self.walks.clear();
                 self.resync()
@@ -506,4 +515,41 @@ impl Observer {
 
 fn is_live(root: &Path) -> bool {
     root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::update::merge;
+    use crate::detect::{detect_os, homes};
+
+    /// A history line read under the old catalog is read again under the new one, which
+    /// names a key format the old one did not know.
+    #[test]
+    fn a_catalog_swap_rereads_histories() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home/ivy");
+        std::fs::create_dir_all(&home).expect("home");
+        let key = format!("acme-{}", "q7we9rt2yu4io6pa8sd1fg3hj5kl7zx9");
+        std::fs::write(home.join(".bash_history"), format!("ls\nacme-cli login {key}\n")).expect("history");
+        let update = "schema_version = 1\nversion = 99\n[[key_format]]\nid = \"acme\"\nprovider = \"acme\"\n\
+                      kind = \"api_key\"\nregex = 'acme-[a-z0-9]{32}'\nsource = \"test\"\n";
+        let mut scan = ScanInputs {
+            catalog: Arc::new(Catalog::builtin().expect("builtin")),
+            fp: Fingerprinter::new(b"test-org-key-0123456789abcdef0123", true),
+            limits: Limits::default(),
+            histories: Default::default(),
+        };
+        let acme = |scan: &ScanInputs| {
+            let root = Tree::open_root(t.path()).expect("root");
+            let os = detect_os(&root);
+            let hs = homes(&root, os, &mut Vec::new());
+            let s =
+                detect::scan_home(&scan.catalog, &scan.fp, &scan.limits, os, &hs[0], None, &scan.histories);
+            s.findings.iter().filter(|f| matches!(f, Finding::Token(t) if t.provider == "acme")).count()
+        };
+        assert_eq!(acme(&scan), 0, "the built-in catalog has no acme format");
+        scan.swap_catalog(Arc::new(merge(update).expect("update")));
+        assert_eq!(acme(&scan), 1, "the line already read is read again under the new catalog");
+    }
 }

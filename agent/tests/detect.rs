@@ -456,6 +456,70 @@ mod hostile {
         assert_eq!(bob, [(Some("bob".to_owned()), "/home/bob/.bashrc".to_owned())]);
     }
 
+    /// A stow-linked history (relative or absolute, into the home's dotfiles) is read like
+    /// any other linked dotfile, not refused as leading outside.
+    #[test]
+    fn linked_histories_are_followed_like_other_dotfiles() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("home/alice");
+        std::fs::create_dir_all(a.join("dotfiles")).unwrap();
+        std::fs::write(a.join("dotfiles/bash_history"), format!("ls\n{KEY_LINE}\n")).unwrap();
+        std::fs::write(a.join("dotfiles/zsh_history"), format!(": 1700000000:0;{KEY_LINE}\n")).unwrap();
+        symlink("dotfiles/bash_history", a.join(".bash_history")).unwrap();
+        symlink("/home/alice/dotfiles/zsh_history", a.join(".zsh_history")).unwrap();
+        let s = scan(t.path(), Limits::default());
+        let got = tokens_at(&s);
+        for want in ["/home/alice/.bash_history", "/home/alice/.zsh_history"] {
+            assert!(got.iter().any(|p| p == want), "{want} not read: {got:?} {:#?}", errors_at(&s));
+        }
+        assert!(errors_at(&s).iter().all(|e| !e.contains("_history")), "{:#?}", errors_at(&s));
+    }
+
+    /// A directory reached through a home's link (`~/etc -> /etc`) may be root's and
+    /// world-readable; each file read in it is still checked as the home's user, so a
+    /// root-only file there is refused, whichever way it is opened.
+    #[test]
+    fn files_in_a_linked_directory_are_checked_each() {
+        if !require_root("files_in_a_linked_directory_are_checked_each") {
+            return;
+        }
+        let (alice_uid, bob_uid) = (4111, 4112);
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = t.path().join("root");
+        own_dir(&root.join("home"), 0, 0o755);
+        let a = root.join("home/alice");
+        own_dir(&a, alice_uid, 0o750);
+        own_dir(&root.join("etc"), 0, 0o755);
+        put(&root.join("etc/public.env"), KEY_LINE, 0, 0o644);
+        put(&root.join("etc/private.env"), KEY_LINE, 0, 0o600);
+        put(&root.join("etc/bob.env"), KEY_LINE, bob_uid, 0o644);
+        symlink("/etc", a.join("etc")).unwrap();
+
+        let top = Tree::open_root(&root).unwrap();
+        let home = top.home(Path::new("home/alice"), false).unwrap();
+        let linked = home.subtree(Path::new("etc")).unwrap();
+        assert_eq!(linked.read(Path::new("public.env"), 1000).unwrap(), KEY_LINE.as_bytes());
+        assert!(linked.open_file(Path::new("public.env")).is_ok());
+        for (name, why) in [("private.env", "its user cannot read"), ("bob.env", "owned by another user")] {
+            let e = linked.read(Path::new(name), 1000).unwrap_err().to_string();
+            assert!(e.contains(why), "{name} read in the linked dir: {e}");
+            let e = linked.open_file(Path::new(name)).unwrap_err().to_string();
+            assert!(e.contains(why), "{name} opened by range in the linked dir: {e}");
+            let e = home.read(&Path::new("etc").join(name), 1000).unwrap_err().to_string();
+            assert!(e.contains(why), "{name} read through the link: {e}");
+        }
+        // A subtree of the linked dir is checked too.
+        own_dir(&root.join("etc/sub"), 0, 0o755);
+        put(&root.join("etc/sub/private.env"), KEY_LINE, 0, 0o600);
+        let sub = linked.subtree(Path::new("sub")).unwrap();
+        let e = sub.read(Path::new("private.env"), 1000).unwrap_err().to_string();
+        assert!(e.contains("its user cannot read"), "{e}");
+        // The home's own files are read as before.
+        put(&a.join(".env"), KEY_LINE, alice_uid, 0o600);
+        assert!(home.read(Path::new(".env"), 1000).is_ok());
+    }
+
     /// Windows layouts have no uid to compare: a home's links are followed only within it
     /// (a OneDrive-redirected Documents folder), never to elsewhere on the drive.
     #[test]
@@ -886,6 +950,59 @@ fn histories_are_read_incrementally() {
         assert!(!kept.contains(key.as_str()), "a key is kept in the history memory");
     }
 }
+/// A look cut to the window counts lines from the window even for a history read before,
+/// and never leaves its place in the middle of a line: an incremental look finds what a
+/// fresh read of the same file finds.
+#[test]
+fn history_windows_cut_at_line_starts() {
+    use sightline_agent::detect::{detect_os, history::Memory, homes, scan_home};
+    let catalog = Catalog::builtin().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("home/ivy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(".bash_history");
+    let groq = format!("gsk_{}", "Q7wE9rT2yU4iO6pA8sD1fG3hJ5kL7zX9cV2bN4mQ6wE8rT1yU3iO");
+    let small = Limits { history_window: 200, ..Limits::default() };
+    let look = |memory: &Memory| {
+        let root = Tree::open_root(t.path()).unwrap();
+        let os = detect_os(&root);
+        let hs = homes(&root, os, &mut Vec::new());
+        let scan = scan_home(&catalog, &fp(), &small, os, &hs[0], None, memory);
+        let mut got: Vec<String> = scan.findings.iter().map(summary).collect();
+        got.sort();
+        got
+    };
+    let token =
+        |locator: &str| format!("token groq api_key ivy shell_history /home/ivy/.bash_history {locator}");
+    let append = |text: &str| {
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    };
+
+    // Remembered at line 3, then grown past the window: numbering restarts at the window.
+    std::fs::write(&path, "ls\nls\nls\n").unwrap();
+    let memory = Memory::default();
+    assert!(look(&memory).is_empty());
+    append(&format!("{}export GROQ_API_KEY={groq}\n", "ls -la\n".repeat(43)));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let window = &text[text.len() - 200..];
+    let whole_lines = &window[window.find('\n').unwrap() + 1..];
+    let line = whole_lines.matches('\n').count();
+    assert_eq!(look(&memory), vec![token(&format!("GROQ_API_KEY (line {line})"))]);
+    assert_eq!(look(&Memory::default()), look(&memory), "the same as a fresh read");
+
+    // A window with no newline lies inside one line: the next look does not start mid-line.
+    std::fs::write(&path, format!("ls\necho {}", "x".repeat(400))).unwrap();
+    let memory = Memory::default();
+    assert!(look(&memory).is_empty());
+    append(&format!(" {groq}\n"));
+    let fresh = look(&Memory::default());
+    assert!(fresh.is_empty(), "the line's beginning is outside the window: {fresh:?}");
+    assert_eq!(look(&memory), fresh, "the rest of a line is not read as a line of its own");
+    append(&format!("export GROQ_API_KEY={groq}\n"));
+    assert_eq!(look(&memory), vec![token("GROQ_API_KEY (line 1)")]);
+}
+
 // === Round two: tool credential stores, .git/config, unpacked extensions ===
 
 /// Claude Code's MCP OAuth grants name the MCP server they are for.

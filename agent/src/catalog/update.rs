@@ -9,17 +9,25 @@
 //! verifies and is newer than the built-in catalog; anything else is refused with a reason
 //! the collector sees ([`pb::CatalogStatus`]).
 //!
-//! The built-in catalog is the floor: an update adds and corrects, never removes.
-//! - `tool`, `extension`, `key_format`, `mcp_client`, `browser`: merged by `id`. An entry of
-//!   the update replaces the built-in entry with the same id whole; new ids are added;
-//!   built-in ids the update does not name are kept.
-//! - `credential_file` by its `paths` list, `env_var` by `names`, `api_host` by `hosts` and
-//!   `ide_setting` by `keys`, the same way.
+//! The built-in catalog is the floor: an update adds and corrects, never removes, and it
+//! can only widen what is detected.
+//! - `tool`, `extension`, `key_format`, `mcp_client`, `browser`: merged by `id`;
+//!   `credential_file` by its `paths` list, `env_var` by `names`, `api_host` by `hosts` and
+//!   `ide_setting` by `keys`. New entries are added; built-in entries the update does not name
+//!   are kept; an update entry naming a built-in one is merged into it field by field.
 //! - The single tables (`extension_heuristics`, `ide`, `processes`, `placeholders`,
-//!   `env_files`, `installs`, `git_config`): key by key; a list is the union (built-in items first), any other value
-//!   is replaced.
-//! - Anything else in the update (an unknown section, a section of the wrong shape) refuses it.
-
+//!   `env_files`, `installs`, `git_config`) are merged field by field the same way.
+//! - Field by field: a list is the union (built-in items first, never dropped); any other
+//!   value is replaced (a display name, a vendor, a source, a provider label: corrections).
+//! - [`LOCKED`] fields only narrow or re-point detection, so an update may neither change
+//!   nor add to them on an existing entry: a key format's `regex` (a built-in key would stop
+//!   matching), `placeholders` (`contains = [""]` makes every value a placeholder; `min_len`
+//!   hides short secrets), the walk's skip lists (`skip_dirs`, `source_skip_names`), the
+//!   file `format` of a credential file or MCP client (a wrong parser reads nothing), and a
+//!   browser's `engine`/`profile_at_root` (where its extensions are looked for). An update
+//!   naming one is refused, and the reason names the field.
+//! - Anything else in the update (an unknown section, a section of the wrong shape, a value
+//!   of another type than the built-in one) refuses it.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -53,6 +61,21 @@ const LISTS: &[(&str, &str)] = &[
 /// Sections that are one table each.
 const TABLES: &[&str] =
     &["extension_heuristics", "ide", "processes", "placeholders", "env_files", "installs", "git_config"];
+
+/// Fields of an existing entry (section, field) that an update may not change or add to:
+/// every one of them can only suppress findings or point a detector elsewhere (see the
+/// module doc). New entries set them freely.
+const LOCKED: &[(&str, &str)] = &[
+    ("key_format", "regex"),
+    ("placeholders", "contains"),
+    ("placeholders", "min_len"),
+    ("env_files", "skip_dirs"),
+    ("env_files", "source_skip_names"),
+    ("credential_file", "format"),
+    ("mcp_client", "format"),
+    ("browser", "engine"),
+    ("browser", "profile_at_root"),
+];
 
 /// Why an update was refused.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +119,14 @@ fn merge_over(base: &str, update: &str) -> Result<Catalog, CatalogError> {
                 let id =
                     entry.get(by).cloned().ok_or_else(|| invalid(&key, format!("an entry has no `{by}`")))?;
                 match list.iter_mut().find(|old| old.get(by) == Some(&id)) {
-                    Some(old) => *old = entry,
+                    Some(Value::Table(old)) => {
+                        let Value::Table(fields) = entry else {
+                            return Err(invalid(&key, "an entry must be a table"));
+                        };
+                        let name = format!("{key} {id}");
+                        merge_fields(&key, &name, old, fields)?;
+                    }
+                    Some(_) => return Err(invalid(&key, "a built-in entry is not a table")),
                     None => list.push(entry),
                 }
             }
@@ -105,25 +135,60 @@ fn merge_over(base: &str, update: &str) -> Result<Catalog, CatalogError> {
             let Some(Value::Table(base)) = merged.get_mut(&key) else {
                 return Err(invalid(&key, "is not a table in the built-in catalog"));
             };
-            for (field, v) in fields {
-                match (base.get_mut(&field), v) {
-                    (Some(Value::Array(old)), Value::Array(new)) => {
-                        for item in new {
-                            if !old.contains(&item) {
-                                old.push(item);
-                            }
-                        }
-                    }
-                    (_, v) => {
-                        base.insert(field, v);
-                    }
-                }
-            }
+            merge_fields(&key, &key, base, fields)?;
         } else {
             return Err(invalid(&key, "is not a catalog section"));
         }
     }
     Catalog::from_table(merged)
+}
+
+/// Merges an update's fields into an existing entry of `section` (reported as `name`):
+/// lists by union, other values replaced, [`LOCKED`] fields refused unless unchanged.
+fn merge_fields(section: &str, name: &str, old: &mut Table, fields: Table) -> Result<(), CatalogError> {
+    for (field, new) in fields {
+        let locked = LOCKED.contains(&(section, field.as_str()));
+        let refuse = || {
+            invalid(
+                name,
+                format!(
+                    "`{field}` of an existing entry cannot be changed or added to by an update \
+                     (it can only narrow detection; the built-in catalog is the floor)"
+                ),
+            )
+        };
+        match (old.get_mut(&field), new) {
+            (Some(Value::Array(items)), Value::Array(added)) => {
+                for item in added {
+                    if !items.contains(&item) {
+                        if locked {
+                            return Err(refuse());
+                        }
+                        items.push(item);
+                    }
+                }
+            }
+            (Some(Value::Array(_)), _) => return Err(invalid(name, format!("`{field}` must be a list"))),
+            (Some(_), Value::Array(_)) => {
+                return Err(invalid(name, format!("`{field}` must not be a list")));
+            }
+            (Some(value), new) => {
+                if *value != new {
+                    if locked {
+                        return Err(refuse());
+                    }
+                    *value = new;
+                }
+            }
+            (None, new) => {
+                if locked {
+                    return Err(refuse());
+                }
+                old.insert(field, new);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `version` header of a catalog's text, if it has a positive one.
@@ -315,6 +380,64 @@ script_hosts = ["acme-runner"]
         for h in &builtin.processes.script_hosts {
             assert!(c.processes.script_hosts.contains(h), "{h} was dropped");
         }
+    }
+
+    /// The built-in catalog is the floor: nothing an update says can switch off a built-in
+    /// detection, while corrections and additions are taken.
+    #[test]
+    fn an_update_cannot_narrow_built_in_detection() {
+        let refused = |extra: &str, field: &str| {
+            let e = merge(&format!("{ACME}\n{extra}")).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{field}` of an existing entry")), "{extra}: {e}");
+        };
+        refused("[placeholders]\ncontains = [\"\"]\n", "contains");
+        refused("[placeholders]\nmin_len = 400\n", "min_len");
+        let anthropic =
+            "[[key_format]]\nid = \"anthropic_api\"\nprovider = \"anthropic\"\nkind = \"api_key\"\n";
+        refused(&format!("{anthropic}regex = '[^\\s\\S]'\nsource = \"x\"\n"), "regex");
+        refused("[env_files]\nskip_dirs = [\"Documents\", \"src\"]\n", "skip_dirs");
+        refused("[env_files]\nsource_skip_names = [\"main.py\"]\n", "source_skip_names");
+        let builtin = Catalog::builtin().unwrap();
+        let mcp = &builtin.mcp_clients[0];
+        refused(&format!("[[mcp_client]]\nid = {:?}\nformat = \"ini\"\n", mcp.id), "format");
+
+        // Corrections and additions are taken, and the built-in items stay.
+        let claude = builtin.tool("claude_code").unwrap();
+        let anthropic_regex = toml::from_str::<Table>(BUILTIN).unwrap()["key_format"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"].as_str() == Some("anthropic_api"))
+            .unwrap()["regex"]
+            .clone();
+        let fix = format!(
+            "{ACME}\n[[tool]]\nid = \"claude_code\"\nname = \"Claude Code (corrected)\"\nlinux = [\"opt/claude/bin/claude\"]\n\
+             \n[[key_format]]\nid = \"anthropic_api\"\nregex = {anthropic_regex}\nsource = \"corrected source\"\n\
+             \n[env_files]\nskip_dirs = [\"node_modules\"]\nhistory = [\".acme_history\"]\n"
+        );
+        let c = merge(&fix).unwrap();
+        let t = c.tool("claude_code").unwrap();
+        assert_eq!(t.name, "Claude Code (corrected)");
+        assert_eq!(t.vendor, claude.vendor, "a field the update leaves out is kept");
+        assert_eq!(t.process_names, claude.process_names);
+        assert!(t.linux.iter().any(|p| p == "opt/claude/bin/claude"));
+        for p in &claude.linux {
+            assert!(t.linux.contains(p), "{p} was dropped");
+        }
+        let f = c.key_formats.iter().find(|f| f.id == "anthropic_api").unwrap();
+        assert_eq!(f.source, "corrected source");
+        assert_eq!(
+            f.whole.as_str(),
+            builtin.key_formats.iter().find(|f| f.id == "anthropic_api").unwrap().whole.as_str()
+        );
+        assert_eq!(c.env_files.skip_dirs, builtin.env_files.skip_dirs, "naming a built-in item is no change");
+        assert!(c.env_files.history.iter().any(|h| h == ".acme_history"));
+        assert_eq!(c.placeholders.contains, builtin.placeholders.contains);
+        // A new key format is a new id: taken whatever its regex.
+        let new = format!(
+            "{ACME}\n[[key_format]]\nid = \"acme\"\nprovider = \"acme\"\nkind = \"api_key\"\nregex = 'acme-[a-z0-9]{{32}}'\nsource = \"x\"\n"
+        );
+        assert!(merge(&new).unwrap().key_formats.iter().any(|f| f.id == "acme"));
     }
 
     #[test]

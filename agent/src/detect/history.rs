@@ -45,6 +45,12 @@ impl Memory {
         self.scanned.load(Ordering::Relaxed)
     }
 
+    /// Forgets every history read so far, so the next look reads each from its tail window
+    /// again: after a catalog change, lines already read may hold what the new catalog names.
+    pub fn forget(&self) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Bytes read only to recognise a file already seen (its head), over all looks.
     pub fn bytes_probed(&self) -> u64 {
         self.probed.load(Ordering::Relaxed)
@@ -139,6 +145,8 @@ fn read_one(
     let cut = size - start > window;
     if cut {
         start = size - window;
+        // Lines count from the window's start: the ones skipped before it are not counted.
+        state.lines = 0;
         state.cut = Some(format!(
             "history of {size} bytes: only its newest {window} bytes were read (the limit); \
              line numbers count from there"
@@ -177,7 +185,11 @@ fn read_one(
     let mut seen = state.seen.clone();
     scan_line(ctx, &site, &String::from_utf8_lossy(partial), state.lines + 1, &mut seen);
 
-    state.offset = at + complete.len() as u64;
+    // A cut window with no newline at all lies inside one line: everything read is skipped,
+    // and the offset stays where it was (just after a newline), not in the middle of a line.
+    if !cut || bytes.contains(&b'\n') {
+        state.offset = at + complete.len() as u64;
+    }
     state.id = file.id();
     state.head_len = HEAD.min(state.offset);
     let head: Cow<'_, [u8]> = if start == 0 && bytes.len() as u64 >= state.head_len {
