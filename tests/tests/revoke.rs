@@ -2,6 +2,7 @@
 //! files, real processes, directives signed by the collector and verified by the agent, and
 //! the outcome coming back through the signed batch chain.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -350,8 +351,13 @@ fn a_process_that_only_mentions_a_tool_survives_its_revocation() {
     let root = laptop(work.path(), &fake_openai_key());
     // Matched by detection through the catalog's command-line marker, but the program is sh.
     // (Two commands, so the shell stays instead of becoming `sleep`.)
+    // Its own process group, so the `sleep` under it is stopped with it at the end (an orphaned
+    // sleep would keep the test's output pipe open); and no stdio of ours to hold.
     let mut mention = std::process::Command::new("sh")
         .args(["-c", "sleep 300; true", "LM-Studio-0.3.5.AppImage"])
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // Matched by detection through LM Studio's port, but the program is Python.
@@ -395,6 +401,7 @@ fn a_process_that_only_mentions_a_tool_survives_its_revocation() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(mention.try_wait().unwrap().is_none(), "a process that only mentions LM Studio was stopped");
     assert!(on_port.try_wait().unwrap().is_none(), "a server on LM Studio's port was stopped");
+    std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", mention.id())]).status().ok();
     mention.kill().ok();
     on_port.kill().ok();
     mention.wait().ok();

@@ -44,7 +44,17 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
 const AGENT_LAYERS: &[(&str, &[&str])] = &[
     (
         "platform and primitives",
-        &["fsview", "govern", "macos", "platform", "secret", "shutdown", "transport", "windows"],
+        &[
+            "fsview",
+            "govern",
+            "macos",
+            "platform",
+            "plist_bounded",
+            "secret",
+            "shutdown",
+            "transport",
+            "windows",
+        ],
     ),
     ("local state", &["acl", "backoff", "catalog", "damage", "keys", "spool", "state"]),
     ("detection", &["config", "detect", "report", "scan", "watch"]),
