@@ -150,7 +150,8 @@ fn generate(root: &Path, projects: usize) -> anyhow::Result<Home> {
             ),
             311 => "echo $OPENAI_API_KEY\n".to_owned(),
             312 => "export ANTHROPIC_API_KEY=sk-ant-...\n".to_owned(),
-            313 => format!("export GITHUB_TOKEN=ghp_{}\n", r2.alnum(36)),
+            // A non-AI secret (GitHub tokens are in scope: Copilot and MCP servers use them).
+            313 => format!("export AWS_SECRET_ACCESS_KEY={}\n", r2.b64(40)),
             _ => format!("git commit -m \"change {}\"\n", r2.hex(8)),
         };
     }
