@@ -21,12 +21,8 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
                     None => continue,
                 }
             } else {
-                let text = match home.tree.read_text(&rel, ctx.limits.large_file) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        ctx.read_error(&home.tree, &rel, e);
-                        continue;
-                    }
+                let Some(text) = ctx.read_text(&home.tree, &rel, ctx.limits.large_file) else {
+                    continue;
                 };
                 match parse(entry.format, &text) {
                     Ok(v) => v,

@@ -70,9 +70,8 @@ pub(crate) fn detect_sources(ctx: &mut Ctx<'_>, home: &Home, files: &[PathBuf]) 
 }
 
 fn scan_file(ctx: &mut Ctx<'_>, home: &Home, rel: &Path, source: TokenSource) {
-    let text = match home.tree.read_text(rel, ctx.limits.small_file) {
-        Ok(t) => t,
-        Err(e) => return ctx.read_error(&home.tree, rel, e),
+    let Some(text) = ctx.read_text(&home.tree, rel, ctx.limits.small_file) else {
+        return;
     };
     ctx.claim(&home.tree, rel);
     scan_lines(ctx, home, rel, source, &text);

@@ -81,12 +81,8 @@ fn chromium(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
             let Some(id_str) = id.name.to_str().filter(|s| is_chrome_id(s)) else { continue };
             let Some(version_dir) = newest_version(data, &ext_dir.join(id_str)) else { continue };
             let manifest_rel = version_dir.join("manifest.json");
-            let manifest = match data.read_text(&manifest_rel, ctx.limits.small_file) {
-                Ok(t) => t,
-                Err(e) => {
-                    ctx.read_error(data, &manifest_rel, e);
-                    continue;
-                }
+            let Some(manifest) = ctx.read_text(data, &manifest_rel, ctx.limits.small_file) else {
+                continue;
             };
             let manifest: Value = match serde_json::from_str(manifest.trim_start_matches('\u{feff}')) {
                 Ok(v) => v,
@@ -221,12 +217,8 @@ fn chromium_states(ctx: &mut Ctx<'_>, data: &Tree, profile: &Path) -> Option<Val
     let mut merged: Option<Value> = None;
     for file in ["Preferences", "Secure Preferences"] {
         let rel = profile.join(file);
-        let text = match data.read_text(&rel, ctx.limits.large_file) {
-            Ok(t) => t,
-            Err(e) => {
-                ctx.read_error(data, &rel, e);
-                continue;
-            }
+        let Some(text) = ctx.read_text(data, &rel, ctx.limits.large_file) else {
+            continue;
         };
         match serde_json::from_str::<Value>(&text) {
             Ok(mut v) => {
@@ -352,12 +344,8 @@ fn firefox(ctx: &mut Ctx<'_>, home: &Home, browser: &Browser, data: &Tree) {
     }
     for (profile, dir) in profiles {
         let rel = dir.join("extensions.json");
-        let text = match data.read_text(&rel, ctx.limits.large_file) {
-            Ok(t) => t,
-            Err(e) => {
-                ctx.read_error(data, &rel, e);
-                continue;
-            }
+        let Some(text) = ctx.read_text(data, &rel, ctx.limits.large_file) else {
+            continue;
         };
         let doc: Value = match serde_json::from_str(&text) {
             Ok(v) => v,

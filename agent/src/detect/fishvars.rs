@@ -14,12 +14,8 @@ use crate::secret::Secret;
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     for path in ctx.catalog.env_files.fish_variables.clone() {
         let rel = rel_path(&path);
-        let text = match home.tree.read_text(&rel, ctx.limits.small_file) {
-            Ok(t) => t,
-            Err(e) => {
-                ctx.read_error(&home.tree, &rel, e);
-                continue;
-            }
+        let Some(text) = ctx.read_text(&home.tree, &rel, ctx.limits.small_file) else {
+            continue;
         };
         // Universal variables are shell configuration: they reach every fish session's
         // environment as a start-up file's `set -gx` would.

@@ -23,12 +23,8 @@ use crate::secret::Secret;
 
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home, configs: &[PathBuf]) {
     for rel in configs {
-        let text = match home.tree.read_text(rel, ctx.limits.small_file) {
-            Ok(t) => t,
-            Err(e) => {
-                ctx.read_error(&home.tree, rel, e);
-                continue;
-            }
+        let Some(text) = ctx.read_text(&home.tree, rel, ctx.limits.small_file) else {
+            continue;
         };
         let entries = parse(&text);
         // A bare `http.extraHeader` applies to every remote: its host is the remotes'.

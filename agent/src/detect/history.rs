@@ -315,35 +315,6 @@ pub(crate) fn split_commands(line: &str) -> Vec<&str> {
     out
 }
 
-/// Splits one simple command into words as a POSIX shell would: quotes removed, `\`
-/// escaping outside single quotes. No expansion.
-pub(crate) fn shell_words(cmd: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = cmd.chars();
-    let mut quote = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, c) if c.is_whitespace() => {
-                words.extend(word.take());
-            }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                word.get_or_insert_default();
-            }
-            (Some(q), c) if c == q => quote = None,
-            (None | Some('"'), '\\') => {
-                if let Some(n) = chars.next() {
-                    word.get_or_insert_default().push(n);
-                }
-            }
-            (_, c) => word.get_or_insert_default().push(c),
-        }
-    }
-    words.extend(word);
-    words
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,13 +338,5 @@ mod tests {
         );
         assert_eq!(split_commands("echo \\; x"), vec!["echo \\; x"]);
         assert!(split_commands(" ; && ").is_empty());
-    }
-
-    #[test]
-    fn words_follow_shell_quoting() {
-        assert_eq!(
-            shell_words(r#"launchctl setenv 'A B' "c\"d" e\ f ''"#),
-            vec!["launchctl", "setenv", "A B", "c\"d", "e f", ""]
-        );
     }
 }

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use super::history::{shell_words, split_commands};
+use super::history::split_commands;
+use super::redact::split_command;
 use super::tokens::{Site, classify, scan_text};
 use super::{Ctx, Home, TokenSource, expand};
 use crate::secret::Secret;
@@ -75,7 +76,7 @@ fn setenv_pairs(args: &[String]) -> Vec<(String, String)> {
         && flag.contains('c')
     {
         for cmd in split_commands(script) {
-            direct(&shell_words(cmd));
+            direct(&split_command(cmd));
         }
     }
     out

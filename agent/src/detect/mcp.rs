@@ -51,9 +51,8 @@ pub(crate) fn detect_project(ctx: &mut Ctx<'_>, home: &Home, configs: &[(String,
 fn read_config(ctx: &mut Ctx<'_>, home: &Home, client: &McpClient, rel: &Path) {
     ctx.mcp_read.insert(rel.to_path_buf());
     ctx.claim(&home.tree, rel);
-    let text = match home.tree.read_text(rel, ctx.limits.large_file) {
-        Ok(t) => t,
-        Err(e) => return ctx.read_error(&home.tree, rel, e),
+    let Some(text) = ctx.read_text(&home.tree, rel, ctx.limits.large_file) else {
+        return;
     };
     let doc = match parse(client.format, &text) {
         Ok(v) => v,

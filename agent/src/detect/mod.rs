@@ -348,6 +348,17 @@ impl Ctx<'_> {
         self.read_as.get(&real).is_some_and(|first| *first != shown)
     }
 
+    /// A detector's read of a text file: a failure other than absence goes to `errors`.
+    pub(crate) fn read_text(&mut self, tree: &Tree, rel: &Path, limit: u64) -> Option<String> {
+        match tree.read_text(rel, limit) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.read_error(tree, rel, e);
+                None
+            }
+        }
+    }
+
     /// Records a read failure unless the file is simply absent.
     pub(crate) fn read_error(&mut self, tree: &Tree, rel: &Path, err: ReadError) {
         if !err.is_not_found() {

@@ -763,6 +763,10 @@ mod tests {
         assert_eq!(split_command("npx"), ["npx"]);
         assert_eq!(split_command("  "), Vec::<String>::new());
         assert_eq!(split_command("a ''"), ["a", ""]);
+        assert_eq!(
+            split_command(r#"launchctl setenv 'A B' "c\"d" e\ f ''"#),
+            vec!["launchctl", "setenv", "A B", "c\"d", "e f", ""]
+        );
     }
 
     #[test]

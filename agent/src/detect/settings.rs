@@ -18,12 +18,8 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     let catalog = ctx.catalog;
     for pattern in catalog.ide.settings_paths(ctx.os) {
         for rel in expand(ctx, &home.tree, &pattern) {
-            let text = match home.tree.read_text(&rel, ctx.limits.large_file) {
-                Ok(t) => t,
-                Err(e) => {
-                    ctx.read_error(&home.tree, &rel, e);
-                    continue;
-                }
+            let Some(text) = ctx.read_text(&home.tree, &rel, ctx.limits.large_file) else {
+                continue;
             };
             // A fresh editor may leave the file empty: no settings, not a malformed file.
             if text.trim().is_empty() {
