@@ -7,9 +7,8 @@
 //! `\x1e` (fish-shell `src/env_universal_common.rs`, `full_escape`). Values are unescaped
 //! before they are matched, so the key is fingerprinted as it is used.
 
-use super::tokens::{Site, classify, scan_text};
+use super::tokens::Site;
 use super::{Ctx, Home, TokenSource, rel_path};
-use crate::secret::Secret;
 
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     for path in ctx.catalog.env_files.fish_variables.clone() {
@@ -25,13 +24,7 @@ pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
             let value = unescape(raw);
             let locator = format!("{name} (line {})", i + 1);
             for element in value.split('\u{1e}') {
-                if let Some(class) = classify(ctx.catalog, element, Some(name), None) {
-                    ctx.token(&site, Secret::new(element), class, Some(locator.clone()), None);
-                    continue;
-                }
-                for (key, class) in scan_text(ctx.catalog, element) {
-                    ctx.token(&site, Secret::new(key), class, Some(locator.clone()), None);
-                }
+                ctx.named_value(&site, name, element, locator.clone());
             }
         }
     }

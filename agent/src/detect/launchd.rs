@@ -7,9 +7,8 @@ use std::path::Path;
 
 use super::history::split_commands;
 use super::redact::split_command;
-use super::tokens::{Site, classify, scan_text};
+use super::tokens::Site;
 use super::{Ctx, Home, TokenSource, expand};
-use crate::secret::Secret;
 
 pub(crate) fn detect(ctx: &mut Ctx<'_>, home: &Home) {
     for pattern in ctx.catalog.env_files.launch_agents.clone() {
@@ -34,7 +33,7 @@ fn agent(ctx: &mut Ctx<'_>, home: &Home, rel: &Path) {
     if let Some(env) = dict.get("EnvironmentVariables").and_then(plist::Value::as_dictionary) {
         for (name, value) in env {
             if let Some(value) = value.as_string() {
-                found(ctx, &site, name, value, format!("/EnvironmentVariables/{name}"));
+                ctx.named_value(&site, name, value, format!("/EnvironmentVariables/{name}"));
             }
         }
     }
@@ -44,16 +43,7 @@ fn agent(ctx: &mut Ctx<'_>, home: &Home, rel: &Path) {
         .map(|a| a.iter().filter_map(|v| v.as_string().map(str::to_owned)).collect())
         .unwrap_or_default();
     for (name, value) in setenv_pairs(&args) {
-        found(ctx, &site, &name, &value, format!("launchctl setenv {name}"));
-    }
-}
-
-fn found(ctx: &mut Ctx<'_>, site: &Site<'_>, name: &str, value: &str, locator: String) {
-    if let Some(class) = classify(ctx.catalog, value, Some(name), None) {
-        return ctx.token(site, Secret::new(value), class, Some(locator), None);
-    }
-    for (key, class) in scan_text(ctx.catalog, value) {
-        ctx.token(site, Secret::new(key), class, Some(locator.clone()), None);
+        ctx.named_value(&site, &name, &value, format!("launchctl setenv {name}"));
     }
 }
 

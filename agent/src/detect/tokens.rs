@@ -165,6 +165,17 @@ pub(crate) struct Site<'a> {
 }
 
 impl Ctx<'_> {
+    /// A value set under a variable name (an environment entry): the value itself when its
+    /// name or format says it is a credential, else any key formats inside it.
+    pub(crate) fn named_value(&mut self, site: &Site<'_>, name: &str, value: &str, locator: String) {
+        if let Some(class) = classify(self.catalog, value, Some(name), None) {
+            return self.token(site, Secret::new(value), class, Some(locator), None);
+        }
+        for (key, class) in scan_text(self.catalog, value) {
+            self.token(site, Secret::new(key), class, Some(locator.clone()), None);
+        }
+    }
+
     /// Records a token finding; the value is fingerprinted here and dropped.
     ///
     /// A credential another detector already reported from the same file is not reported
