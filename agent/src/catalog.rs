@@ -371,6 +371,10 @@ pub struct ApiHost {
     pub hosts: Vec<String>,
     pub provider: String,
     pub source: String,
+    /// Where the provider's keys are revoked (its key-management page). The agent does not
+    /// use it; the collector's connector register shows it as the way out at the provider.
+    #[serde(default)]
+    pub revoke_url: Option<String>,
 }
 
 /// Which hosts' credentials in a repository's `.git/config` count as AI connectors when the

@@ -21,6 +21,14 @@ const CATALOG: &str = include_str!("../../agent/catalog/catalog.toml");
 struct File {
     #[serde(default)]
     tool: Vec<Tool>,
+    #[serde(default)]
+    api_host: Vec<ApiHost>,
+}
+
+#[derive(Deserialize)]
+struct ApiHost {
+    provider: String,
+    revoke_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +48,20 @@ fn names() -> &'static HashMap<String, String> {
             HashMap::new()
         }
     })
+}
+
+/// Provider → its key-management page, where a leaked or unwanted key is revoked.
+fn revoke_pages() -> &'static HashMap<String, String> {
+    static PAGES: OnceLock<HashMap<String, String>> = OnceLock::new();
+    PAGES.get_or_init(|| match toml::from_str::<File>(CATALOG) {
+        Ok(f) => f.api_host.into_iter().filter_map(|h| Some((h.provider, h.revoke_url?))).collect(),
+        Err(_) => HashMap::new(),
+    })
+}
+
+/// Where keys of `provider` are revoked, if the catalog says.
+pub fn revoke_page(provider: &str) -> Option<String> {
+    revoke_pages().get(provider).cloned()
 }
 
 /// Tool id → display name from the installed catalog update, if one verifies.
@@ -82,6 +104,8 @@ mod tests {
     #[test]
     fn catalogued_tools_and_extensions_get_their_names_others_keep_their_labels() {
         assert!(names().len() > 50, "the catalog's tools are read: {}", names().len());
+        assert_eq!(revoke_page("openai").as_deref(), Some("https://platform.openai.com/api-keys"));
+        assert_eq!(revoke_page("no-such-provider"), None);
         assert_eq!(display_name("tool", "chatgpt_desktop"), "ChatGPT desktop");
         assert_eq!(display_name("extension", "claude_extension"), tool_name("claude_extension").unwrap());
         assert_ne!(display_name("extension", "claude_extension"), "claude_extension");

@@ -31,6 +31,7 @@ pub mod oidc;
 pub mod pki;
 pub mod policy;
 pub mod query;
+pub mod register;
 pub mod remote;
 pub mod responses;
 pub mod revoke;

@@ -124,6 +124,7 @@ impl Approved {
 pub struct People {
     list: Vec<Person>,
     by_key: std::collections::HashMap<String, Vec<usize>>,
+    ids: std::collections::HashMap<String, usize>,
 }
 
 impl People {
@@ -144,11 +145,24 @@ impl People {
                 by_key.entry(k).or_default().push(i);
             }
         }
-        People { list, by_key }
+        let ids = list.iter().enumerate().map(|(i, p)| (p.id.clone(), i)).collect();
+        People { list, by_key, ids }
     }
 
     pub fn all(&self) -> &[Person] {
         &self.list
+    }
+
+    /// The person with this SCIM id.
+    pub fn by_id(&self, id: &str) -> Option<&Person> {
+        self.ids.get(id).map(|&i| &self.list[i])
+    }
+
+    /// The person a human names: their userName or one of their emails, whole
+    /// (case-insensitive; a bare local part is an OS account's business, not a name).
+    pub fn named(&self, name: &str) -> Option<&Person> {
+        let name = name.to_lowercase();
+        self.by_key.get(&name)?.iter().map(|&i| &self.list[i]).find(|p| names_person(p, &name))
     }
 
     /// Everyone found by one of `keys`, in the original order.
@@ -159,6 +173,15 @@ impl People {
         idx.dedup();
         idx.into_iter().map(|i| self.list[i].clone()).collect()
     }
+}
+
+/// A connector's status and what decided it: `decision` (an admin's or reviewer's, in
+/// force), `policy` (policy.toml's lists), `policy:groups:A,B` (approved for those groups),
+/// `expired` (an approval lapsed), `revocation`, `presence` (removed), `none` (not judged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    pub status: &'static str,
+    pub source: String,
 }
 
 /// Who an OS account is, and how sure that is.
@@ -211,25 +234,40 @@ impl Policy {
         }
     }
 
-    /// `revoked` (an admin revoked it and every device enforced that or no longer has it),
-    /// `removed` (on no device now), `approved` (by the policy, or for a group every account
-    /// it is present under belongs to), `unsanctioned`, or `discovered` when the policy
-    /// approves nothing (nothing is judged). `people` matters only for group approvals.
+    /// The status of `c` now; see [`Policy::judge`].
     pub fn status(&self, c: &Connector, people: &People) -> &'static str {
+        self.judge(c, people, crate::clock::now_ms()).status
+    }
+
+    /// `revoked` (an admin revoked it and every device enforced that or no longer has it),
+    /// `removed` (on no device now), `approved` (by a decision in force, by the policy, or
+    /// for a group every account it is present under belongs to), `unsanctioned`, or
+    /// `discovered` when nothing judges it (no decision, and a policy that approves nothing).
+    /// An approval that lapsed leaves it `unsanctioned` unless the policy approves it: a
+    /// time-limited approval must not fall back to "not judged". `people` matters only for
+    /// group approvals. The judgement names its source, for the register and audits.
+    pub fn judge(&self, c: &Connector, people: &People, now_ms: i64) -> Judgement {
+        let by = |status: &'static str, source: &str| Judgement { status, source: source.to_owned() };
         if c.revocation.as_ref().is_some_and(|r| r.state() == crate::domain::RevocationProgress::Enforced) {
-            return "revoked";
+            return by("revoked", "revocation");
         }
         if !c.devices.iter().any(|d| d.present) {
-            return "removed";
+            return by("removed", "presence");
         }
-        match c.decision.as_ref().map(|d| d.status.as_str()) {
-            Some("approved") => return "approved",
-            Some("unsanctioned") => return "unsanctioned",
-            _ => {}
-        }
-        let Some(a) = &self.approved else { return "discovered" };
+        let lapsed = match &c.decision {
+            Some(d) if d.in_force(now_ms) => match d.status.as_str() {
+                "approved" => return by("approved", "decision"),
+                "unsanctioned" => return by("unsanctioned", "decision"),
+                _ => false,
+            },
+            Some(d) => d.status == "approved",
+            None => false,
+        };
+        let Some(a) = &self.approved else {
+            return if lapsed { by("unsanctioned", "expired") } else { by("discovered", "none") };
+        };
         if a.allows(c) {
-            return "approved";
+            return by("approved", "policy");
         }
         let groups: Vec<&str> =
             a.groups.iter().filter(|(_, g)| g.allows(c)).map(|(name, _)| name.as_str()).collect();
@@ -242,7 +280,13 @@ impl Policy {
             })
         };
         let mut owners = c.devices.iter().filter(|d| d.present).map(|d| d.user.as_deref());
-        if !groups.is_empty() && owners.all(|u| u.is_some_and(member)) { "approved" } else { "unsanctioned" }
+        if !groups.is_empty() && owners.all(|u| u.is_some_and(member)) {
+            Judgement { status: "approved", source: format!("policy:groups:{}", groups.join(",")) }
+        } else if lapsed {
+            by("unsanctioned", "expired")
+        } else {
+            by("unsanctioned", "policy")
+        }
     }
 
     /// The person behind an OS account, among indexed `people` (same answer as
@@ -416,6 +460,7 @@ mod tests {
             seen_on: users.len(),
             revocation: None,
             decision: None,
+            owner: None,
         };
         let people = People::new(people);
         assert_eq!(p.status(&on(&["alice"]), &people), "approved");
@@ -471,6 +516,7 @@ mod tests {
             last_seen_ms: 0,
             revocation: None,
             decision: None,
+            owner: None,
         };
         assert_eq!(p.status(&on("dana"), &people), "approved", "a member of the SCIM group Finance");
         assert_eq!(p.status(&on("erin"), &people), "unsanctioned", "not a member");

@@ -5,7 +5,9 @@ use crate::clock::rfc3339 as time;
 
 use crate::policy::{People, Policy};
 use crate::responses::{self, Owner};
-use crate::store::{Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, Store};
+use crate::store::{
+    Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, RegisterStore, Store,
+};
 
 /// An instant given by a person: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`, in Unix ms.
 pub fn parse_instant(s: &str, now_ms: i64) -> Result<i64, String> {
@@ -24,13 +26,16 @@ pub fn device_json(d: &Device, observations: u64) -> responses::Device {
     responses::Device::new(d, observations)
 }
 
-/// The people a policy needs to judge connectors (only for approvals by group).
-pub fn judged_people(store: &(impl PeopleStore + ?Sized), policy: &Policy) -> anyhow::Result<People> {
-    Ok(if policy.needs_people() { People::new(store.people_all()?) } else { People::default() })
+/// The people connectors are judged and owned by (owners, approvals by group).
+pub fn judged_people(store: &(impl PeopleStore + ?Sized), _policy: &Policy) -> anyhow::Result<People> {
+    Ok(People::new(store.people_all()?))
 }
 
+/// A connector as listed: its judgement (status and what decided it) and owner.
 pub fn connector_json(c: &Connector, policy: &Policy, people: &People) -> responses::Connector {
-    responses::Connector::new(c, policy.status(c, people))
+    let judged = policy.judge(c, people, crate::clock::now_ms());
+    let owner = crate::register::owner_json(&crate::register::owner_of(c, policy, people), c);
+    responses::Connector::new(c, &judged, owner)
 }
 
 /// Who an OS account belongs to under the policy, among `people`.
@@ -120,16 +125,57 @@ pub struct ConnectorFilter {
     pub kind: Option<String>,
     /// `discovered`, `approved`, `unsanctioned`, `revoked` or `removed`.
     pub status: Option<String>,
-    /// An OS account it was seen under.
+    /// Seen under: a person (userName or e-mail: any account attributed to them) or an OS
+    /// account.
     pub user: Option<String>,
+    /// Owned by: a person (userName or e-mail) or an OS account (the person it is attributed
+    /// to; an account attributed to nobody owns what only it holds).
+    pub owner: Option<String>,
+}
+
+/// A [`ConnectorFilter`] with its names resolved once, against the people.
+pub struct Matcher<'a> {
+    filter: &'a ConnectorFilter,
+    user: Option<crate::register::Named>,
+    owner: Option<crate::register::Named>,
 }
 
 impl ConnectorFilter {
+    /// Resolves `user` and `owner` among `people`.
+    pub fn resolve<'a>(&'a self, policy: &Policy, people: &People) -> Matcher<'a> {
+        let named = |n: &Option<String>| n.as_deref().map(|n| crate::register::Named::resolve(n, policy, people));
+        Matcher { filter: self, user: named(&self.user), owner: named(&self.owner) }
+    }
+}
+
+impl Matcher<'_> {
     pub fn matches(&self, c: &Connector, policy: &Policy, people: &People) -> bool {
-        let status = policy.status(c, people);
-        self.kind.as_ref().is_none_or(|k| *k == c.kind)
-            && self.status.as_ref().is_none_or(|s| s == status)
-            && self.user.as_ref().is_none_or(|u| c.devices.iter().any(|d| d.user.as_ref() == Some(u)))
+        let f = self.filter;
+        f.kind.as_ref().is_none_or(|k| *k == c.kind)
+            && f.status.as_ref().is_none_or(|s| s == policy.status(c, people))
+            && self.user.as_ref().is_none_or(|u| u.holds(c, policy, people))
+            && self.owner.as_ref().is_none_or(|o| o.owns(c, policy, people))
+    }
+
+    /// What to say when nothing matched: whom the names were taken to mean.
+    pub fn empty_note(&self) -> String {
+        let say = |n: &crate::register::Named| match n {
+            crate::register::Named::Person(p) => format!("person {}", p.user_name),
+            crate::register::Named::Account(a, Some(p)) => format!("OS account {a} ({})", p.user_name),
+            crate::register::Named::Account(a, None) => format!("OS account {a} (no person provisioned matches it)"),
+        };
+        let mut parts = Vec::new();
+        if let Some(u) = &self.user {
+            parts.push(format!("seen under {}", say(u)));
+        }
+        if let Some(o) = &self.owner {
+            parts.push(format!("owned by {}", say(o)));
+        }
+        if parts.is_empty() {
+            "No connectors reported yet.".into()
+        } else {
+            format!("No connectors {}.", parts.join(" and "))
+        }
     }
 }
 
@@ -140,10 +186,11 @@ pub fn connectors_value(
     policy: &Policy,
 ) -> anyhow::Result<Vec<responses::Connector>> {
     let people = judged_people(store, policy)?;
+    let m = filter.resolve(policy, &people);
     Ok(store
         .connectors()?
         .iter()
-        .filter(|c| filter.matches(c, policy, &people))
+        .filter(|c| m.matches(c, policy, &people))
         .map(|c| connector_json(c, policy, &people))
         .collect())
 }
@@ -216,9 +263,9 @@ pub fn connectors(
     as_json: bool,
 ) -> anyhow::Result<String> {
     let people = judged_people(store, policy)?;
-    let list: Vec<Connector> =
-        store.connectors()?.into_iter().filter(|c| filter.matches(c, policy, &people)).collect();
-    render_connectors(&list, policy, &people, as_json)
+    let m = filter.resolve(policy, &people);
+    let list: Vec<Connector> = store.connectors()?.into_iter().filter(|c| m.matches(c, policy, &people)).collect();
+    render_connectors(&list, policy, &people, as_json, &m.empty_note())
 }
 
 fn render_connectors(
@@ -226,6 +273,7 @@ fn render_connectors(
     policy: &Policy,
     people: &People,
     as_json: bool,
+    empty: &str,
 ) -> anyhow::Result<String> {
     if as_json {
         let v: Vec<responses::Connector> = list.iter().map(|c| connector_json(c, policy, people)).collect();
@@ -237,6 +285,7 @@ fn render_connectors(
         "IDENTITY".into(),
         "DEVICES".into(),
         "USERS".into(),
+        "OWNER".into(),
         "LAST SEEN".into(),
         "STATUS".into(),
     ]];
@@ -244,17 +293,26 @@ fn render_connectors(
         let identity = c.key.split_once(':').map_or(c.key.as_str(), |(_, r)| r).to_owned();
         let mut users: Vec<String> = c.devices.iter().filter_map(|d| d.user.clone()).collect();
         users.dedup();
+        let o = crate::register::owner_of(c, policy, people);
+        let owner = match (&o.person, o.source) {
+            (Some(p), "assigned") => format!("{} (assigned)", p.user_name),
+            (Some(p), _) if p.deprovisioned_at_ms.is_some() => format!("{} (deprovisioned)", p.user_name),
+            (Some(p), _) => p.user_name.clone(),
+            (None, "shared") => "- (shared)".into(),
+            (None, _) => "-".into(),
+        };
         rows.push(vec![
             c.kind.clone(),
-            c.label.clone(),
+            printable(&c.label).into_owned(),
             identity,
             c.devices.iter().map(|d| d.hostname.as_str()).collect::<Vec<_>>().join(","),
             users.join(","),
+            owner,
             time(c.last_seen_ms),
             policy.status(c, people).into(),
         ]);
     }
-    Ok(table(&rows, list.is_empty().then_some("No connectors reported yet.")))
+    Ok(table(&rows, list.is_empty().then_some(empty)))
 }
 
 pub fn device(
@@ -286,7 +344,8 @@ pub fn device(
         d.seq_head,
         obs
     );
-    out.push_str(&render_connectors(&connectors, policy, &judged_people(store, policy)?, false)?);
+    let empty = "No connectors reported yet.";
+    out.push_str(&render_connectors(&connectors, policy, &judged_people(store, policy)?, false, empty)?);
     Ok(out)
 }
 
@@ -398,7 +457,7 @@ pub fn user_at_value(
 /// `triage --connector C` / `--token FP`: where an access path is and was, on which devices,
 /// under which accounts, owned by whom, with the evidence sequence numbers.
 pub fn connector_value(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + DirectiveStore + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + DirectiveStore + RegisterStore + ?Sized),
     policy: &Policy,
     key: &str,
 ) -> anyhow::Result<Option<responses::Connector>> {
@@ -409,7 +468,16 @@ pub fn connector_value(
     keys.extend(c.devices.iter().filter_map(|d| d.user.as_deref()).flat_map(|u| policy.keys_for(u)));
     keys.sort();
     keys.dedup();
-    let people = People::new(store.people_by_keys(&keys)?);
+    let mut list = store.people_by_keys(&keys)?;
+    // Approvals by group judge everyone they name; an assigned owner may hold none of its accounts.
+    if policy.needs_people() {
+        list = store.people_all()?;
+    } else if let Some(a) = &c.owner
+        && !list.iter().any(|p| p.id == a.person_id)
+    {
+        list.extend(store.person(&a.person_id)?);
+    }
+    let people = People::new(list);
     let mut devices: std::collections::BTreeMap<String, Option<Device>> = Default::default();
     for p in &presence {
         if !devices.contains_key(&p.device_id) {
@@ -424,9 +492,19 @@ pub fn connector_value(
         })
         .collect();
     let mut v = connector_json(&c, policy, &people);
-    v.presence = Some(history);
     let hostnames: std::collections::HashMap<&str, &str> =
         c.devices.iter().map(|d| (d.device_id.as_str(), d.hostname.as_str())).collect();
+    let origin = crate::register::origin(&presence, |id| {
+        devices
+            .get(id)
+            .and_then(Option::as_ref)
+            .map(|d| d.hostname.clone())
+            .or_else(|| hostnames.get(id).map(|h| (*h).to_owned()))
+    });
+    v.history = Some(crate::register::history(&c, &store.connector_events(key)?, origin.as_ref(), &v.status));
+    v.origin = origin;
+    v.revocation_method = Some(crate::register::revocation_method(&c));
+    v.presence = Some(history);
     v.directives = Some(
         store
             .directives_for_connector(key)?
@@ -435,6 +513,73 @@ pub fn connector_value(
             .collect(),
     );
     Ok(Some(v))
+}
+
+/// `connector KEY` for people: the register entry.
+pub fn render_register(v: &responses::Connector) -> String {
+    let p = |s: &str| printable(s).into_owned();
+    let mut out = format!("{} {} ({})\n", v.kind, p(&v.display_name), v.key);
+    let owner = match &v.owner {
+        Some(o) => format!(
+            "{}{} — {}{}{}",
+            o.user_name,
+            o.display_name.as_deref().map(|n| format!(" ({})", p(n))).unwrap_or_default(),
+            o.source,
+            if o.source == "attributed" { format!(", {}", o.attribution) } else { String::new() },
+            if o.active { "" } else { ", DEPROVISIONED" }
+        ),
+        None => "nobody (no account it is under is attributed to one person)".into(),
+    };
+    out += &format!("  owner:        {owner}\n");
+    if let Some(r) = v.owner.as_ref().and_then(|o| o.reason.as_deref()) {
+        out += &format!("                reason: {}\n", p(r));
+    }
+    out += &format!("  status:       {} (decided by {})\n", v.status, v.status_source);
+    if let Some(d) = &v.decision {
+        out += &format!(
+            "  decision:     {} by {} at {}{}{}\n",
+            d.status,
+            p(&d.decided_by),
+            d.decided_at,
+            d.expires_at.as_deref().map(|t| format!(", until {t}")).unwrap_or_default(),
+            d.reason.as_deref().map(|r| format!(": {}", p(r))).unwrap_or_default()
+        );
+    }
+    if let Some(o) = &v.origin {
+        out += &format!(
+            "  origin:       {} ({}) as {} at {}, evidence seq {}\n                {}\n",
+            o.hostname.as_deref().map(p).unwrap_or_else(|| "?".into()),
+            o.device_id,
+            o.os_user.as_deref().map(p).unwrap_or_else(|| "-".into()),
+            o.first_seen,
+            o.appeared_seq,
+            p(&o.place)
+        );
+    }
+    if let Some(m) = &v.revocation_method {
+        let local = m.local_action.clone().unwrap_or_else(|| format!("none ({})", m.note.as_deref().unwrap_or("")));
+        out += &format!("  revoke:       on devices: {local}\n");
+        if let Some(page) = &m.provider_page {
+            out += &format!("                at the provider: {page}\n");
+        } else if let Some(a) = &m.at_provider {
+            out += &format!("                {a}\n");
+        }
+    }
+    let present = v.devices.iter().filter(|d| d.present).count();
+    out += &format!("  devices:      {present} now, {} ever\n", v.devices.len());
+    if let Some(h) = &v.history {
+        out += "  history:\n";
+        for e in h {
+            out += &format!(
+                "    {}  {:<20} {}{}\n",
+                e.at,
+                e.event,
+                p(&e.actor),
+                e.reason.as_deref().map(|r| format!(": {}", p(r))).unwrap_or_default()
+            );
+        }
+    }
+    out
 }
 
 pub fn revoked_value(issued: &crate::revoke::Issued) -> responses::Revoked {

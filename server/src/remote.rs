@@ -70,6 +70,10 @@ impl Remote {
         Ok(self.call(hyper::Method::DELETE, path, None).await?.0)
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        Ok(self.call(hyper::Method::PUT, path, Some(body.to_string())).await?.0)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         Ok(self.call(hyper::Method::POST, path, Some(body.to_string())).await?.0)
     }

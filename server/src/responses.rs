@@ -193,6 +193,8 @@ pub struct Connector {
     pub client: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Value>,
+    /// An approval or denial in force or lapsed (a decision), if one was made.
+    pub decision: Option<DecisionView>,
     /// Where it is or was, one entry per device and account.
     pub devices: Vec<ConnectorDevice>,
     /// Every directive issued for it (one-connector view).
@@ -206,6 +208,10 @@ pub struct Connector {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Value>,
     pub first_seen: String,
+    /// Its lifecycle, oldest first: discovered, owner assigned, approval requested, approved,
+    /// denied, expired, reviewed, revoked, removed, with who and when (one-connector view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<LifecycleEvent>>,
     /// `extension:ID`, `tool:ID`, `token:FP` or `mcp:NAME:HASH`.
     pub key: String,
     /// `tool`, `extension`, `token` or `mcp_server`.
@@ -214,16 +220,30 @@ pub struct Connector {
     pub last_seen: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Value>,
+    /// Where it was first seen: device, account, time and the evidence sequence number
+    /// (one-connector view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// The person who answers for it: assigned by an admin, else attributed from the
+    /// accounts it is under; null when nobody is (unknown accounts, or shared by several).
+    pub owner: Option<ConnectorOwner>,
     /// Its presence intervals with owners and evidence references (one-connector view).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presence: Option<Vec<ConnectorPresence>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<Value>,
     pub revocation: Option<RevocationStatus>,
+    /// How to take it away: the agents' local action and the provider's page for the
+    /// credential itself (one-connector view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_method: Option<RevocationMethod>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Value>,
     /// `discovered`, `approved`, `unsanctioned`, `revoked` or `removed`.
     pub status: String,
+    /// What decided `status`: `decision`, `policy`, `policy:groups:NAMES`, `expired` (an
+    /// approval lapsed), `revocation`, `presence` (removed) or `none` (nothing judges it).
+    pub status_source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_kind: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -235,8 +255,8 @@ pub struct Connector {
 }
 
 impl Connector {
-    /// `status` is the policy's judgement of it.
-    pub fn new(c: &store::Connector, status: &str) -> Connector {
+    /// `judged` is the policy's judgement of it; `owner` who answers for it.
+    pub fn new(c: &store::Connector, judged: &crate::policy::Judgement, owner: Option<ConnectorOwner>) -> Connector {
         // The kind's own fields, `null` when the last report lacked one.
         let pick = |k: &str| Some(c.latest.get(k).cloned().unwrap_or(Value::Null));
         let has = |kinds: &[&str]| kinds.contains(&c.kind.as_str());
@@ -245,28 +265,118 @@ impl Connector {
             browser: field("browser", &["extension"]),
             client: field("client", &["mcp_server"]),
             command: field("command", &["mcp_server"]),
+            decision: c.decision.as_ref().map(DecisionView::from),
             devices: c.devices.iter().map(ConnectorDevice::from).collect(),
             directives: None,
             display_name: crate::catalog::display_name(&c.kind, &c.label),
             extension_id: field("extension_id", &["extension"]),
             fingerprint: field("fingerprint", &["token"]),
             first_seen: time(c.first_seen_ms),
+            history: None,
             key: c.key.clone(),
             kind: c.kind.clone(),
             label: c.label.clone(),
             last_seen: time(c.last_seen_ms),
             name: field("name", &["extension", "mcp_server"]),
+            origin: None,
+            owner,
             presence: None,
             provider: field("provider", &["token"]),
             revocation: c.revocation.as_ref().map(|r| RevocationStatus::new(r, &hostnames(c))),
+            revocation_method: None,
             source: field("source", &["token"]),
-            status: status.to_owned(),
+            status: judged.status.to_owned(),
+            status_source: judged.source.clone(),
             token_kind: field("token_kind", &["token"]),
             tool: field("tool", &["tool", "extension"]),
             transport: field("transport", &["mcp_server"]),
             url: field("url", &["mcp_server"]),
         }
     }
+}
+
+/// The person who answers for a connector.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConnectorOwner {
+    /// False once the identity provider deactivated or deleted them.
+    pub active: bool,
+    /// `exact` (assigned, or an explicit account mapping) or `inferred` (a rule).
+    pub attribution: &'static str,
+    pub display_name: Option<String>,
+    /// Why an admin assigned them (assigned owners only).
+    pub reason: Option<String>,
+    /// `assigned` (by an admin) or `attributed` (from the accounts it is under).
+    pub source: &'static str,
+    pub user_name: String,
+}
+
+/// An approval or denial of a connector.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DecisionView {
+    pub decided_at: String,
+    pub decided_by: String,
+    /// When an approval lapses (then the policy file decides, and a connector it does not
+    /// approve is `unsanctioned`).
+    pub expires_at: Option<String>,
+    pub reason: Option<String>,
+    /// `approved` or `unsanctioned`.
+    pub status: String,
+}
+
+impl From<&store::Decision> for DecisionView {
+    fn from(d: &store::Decision) -> DecisionView {
+        DecisionView {
+            decided_at: time(d.at_ms),
+            decided_by: d.by.clone(),
+            expires_at: d.expires_at_ms.map(time),
+            reason: d.reason.clone(),
+            status: d.status.clone(),
+        }
+    }
+}
+
+/// Where a connector was first seen.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Origin {
+    /// The sequence number of the observation that first reported it, in the device's
+    /// signed batches (`evidence export` holds it).
+    pub appeared_seq: u64,
+    pub device_id: String,
+    pub first_seen: String,
+    pub hostname: Option<String>,
+    pub os_user: Option<String>,
+    /// Where on the device (a path, a process, a browser profile).
+    pub place: String,
+}
+
+/// How to take a connector away.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevocationMethod {
+    /// For credentials: what must still happen at the provider.
+    pub at_provider: Option<String>,
+    /// What `revoke` has the agents do: `terminate_process`, `block_extension` or
+    /// `quarantine_credential`; null when
+    /// they cannot act on it (see `note`).
+    pub local_action: Option<String>,
+    pub note: Option<String>,
+    pub provider: Option<String>,
+    /// The provider's key-management page, from the detection catalog.
+    pub provider_page: Option<String>,
+}
+
+/// One entry of a connector's lifecycle.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LifecycleEvent {
+    /// Who: `agent`, `admin:NAME`, `person:USER`, `policy`, `system`, `review:ID`.
+    pub actor: String,
+    pub at: String,
+    #[serde(skip)]
+    pub at_ms: i64,
+    pub detail: Value,
+    /// `discovered`, `owner_assigned`, `owner_cleared`, `approval_requested`, `approved`,
+    /// `denied`, `decision_withdrawn`, `approval_expired`, `reviewed`, `revoked`, `removed`, …
+    pub event: String,
+    pub reason: Option<String>,
 }
 
 /// Device id → hostname over the devices a connector has been seen on: its directives go

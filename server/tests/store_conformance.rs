@@ -496,14 +496,37 @@ fn connector_inventory_and_summaries(s: &dyn Store) {
     let summaries = s.connector_summaries().unwrap();
     let e = summaries.iter().find(|c| c.key == "extension:abc").unwrap();
     assert_eq!((e.seen_on, e.devices.len(), e.devices[0].device_id.as_str()), (2, 1, "a"));
-    s.set_decision(
-        "tool:ollama",
-        Some(&sightline_server::store::Decision { status: "approved".into(), by: "admin".into(), at_ms: 9 }),
-    )
-    .unwrap();
-    assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision.unwrap().status, "approved");
-    s.set_decision("tool:ollama", None).unwrap();
-    assert!(s.connector_summaries().unwrap().iter().all(|c| c.decision.is_none()));
+    use sightline_server::store::{ConnectorEvent, Decision, OwnerAssignment};
+    let approved = Decision {
+        status: "approved".into(),
+        by: "admin".into(),
+        at_ms: 9,
+        reason: Some("team tool".into()),
+        expires_at_ms: Some(99),
+    };
+    s.decide("tool:ollama", Some(&approved), &ConnectorEvent::new("tool:ollama", 9, "approved", "admin", Some("team tool")))
+        .unwrap();
+    assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, Some(approved));
+    let owner = OwnerAssignment { person_id: "p1".into(), reason: "runs it".into(), by: "admin".into(), at_ms: 10 };
+    s.set_owner("tool:ollama", Some(&owner), &ConnectorEvent::new("tool:ollama", 10, "owner_assigned", "admin", None))
+        .unwrap();
+    let summaries = s.connector_summaries().unwrap();
+    assert_eq!(summaries.iter().find(|c| c.key == "tool:ollama").unwrap().owner.as_ref(), Some(&owner));
+    s.decide("tool:ollama", None, &ConnectorEvent::new("tool:ollama", 11, "decision_withdrawn", "admin", None))
+        .unwrap();
+    s.set_owner("tool:ollama", None, &ConnectorEvent::new("tool:ollama", 12, "owner_cleared", "admin", Some("left")))
+        .unwrap();
+    assert!(s.connector_summaries().unwrap().iter().all(|c| c.decision.is_none() && c.owner.is_none()));
+    // The history keeps every change, in order; the export cursor reads it by seq.
+    let events = s.connector_events("tool:ollama").unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["approved", "owner_assigned", "decision_withdrawn", "owner_cleared"]);
+    assert_eq!(events[0].reason.as_deref(), Some("team tool"));
+    assert_eq!(events[3].reason.as_deref(), Some("left"));
+    let after = s.events_after(events[1].seq, 10).unwrap();
+    assert_eq!(after.len(), 2);
+    assert_eq!(s.events_after(0, 1).unwrap()[0].event, "approved");
+    assert!(s.connector_events("tool:none").unwrap().is_empty());
 }
 
 fn login_sessions_are_intervals(s: &dyn Store) {

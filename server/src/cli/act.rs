@@ -172,6 +172,33 @@ pub(super) fn revoke(
     print(&crate::query::revoked(&issued, json)?)
 }
 
+/// `connector owner KEY PERSON --reason R` (or `--clear`).
+pub(super) fn set_owner(
+    key: &str,
+    person: Option<&str>,
+    reason: &str,
+    data: &DataArgs,
+    db: Option<&str>,
+    json: bool,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/connectors/{}/owner", encode(key));
+    let body = serde_json::json!({ "person": person, "reason": reason });
+    if let Some(out) = remote.call(|r| async move { r.put(&path, &body).await })? {
+        return print(&out);
+    }
+    let store = data.store(db)?;
+    if !crate::register::assign_owner(store.as_ref(), key, person, reason, &cli_user(), now_ms())? {
+        anyhow::bail!("no connector {key} has been reported");
+    }
+    let v = crate::query::connector_value(store.as_ref(), &data.policy()?, key)?
+        .ok_or_else(|| anyhow::anyhow!("no connector {key} has been reported"))?;
+    if json {
+        return print(&(serde_json::to_string_pretty(&v)? + "\n"));
+    }
+    print(&crate::query::render_register(&v))
+}
+
 pub(super) fn prune(keep: Duration, data: &DataArgs, db: Option<&str>, json: bool) -> anyhow::Result<()> {
     let cutoff = now_ms() - keep.as_millis() as i64;
     let p = data.store(db)?.prune(cutoff)?;

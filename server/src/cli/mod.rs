@@ -111,9 +111,13 @@ pub enum Command {
         /// Only this status: discovered, approved, unsanctioned, revoked, removed.
         #[arg(long)]
         status: Option<String>,
-        /// Only those seen under this OS account.
+        /// Only those seen under this person (userName or e-mail: any account attributed to
+        /// them) or OS account.
         #[arg(long)]
         user: Option<String>,
+        /// Only those owned by this person (userName or e-mail) or OS account.
+        #[arg(long)]
+        owner: Option<String>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -210,6 +214,20 @@ pub enum Command {
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
+    },
+    /// One connector's register entry (owner, authorizing identity, status and what decided
+    /// it, origin, how to revoke it, history), or assign its owner.
+    Connector {
+        #[command(subcommand)]
+        command: Option<ConnectorCommand>,
+        /// Connector key (`tool:ID`, `extension:ID`, `token:FP`, `mcp:NAME:HASH`).
+        key: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Show one device, or revoke it.
     Device {
@@ -421,6 +439,29 @@ pub enum DeviceCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum ConnectorCommand {
+    /// Name the business owner (a person's userName or e-mail), with a reason kept in the
+    /// history; `--clear` gives it back to the attributed person.
+    Owner {
+        key: String,
+        /// The person (userName or e-mail).
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        person: Option<String>,
+        #[arg(long)]
+        clear: bool,
+        /// Why (required: the history is an audit record).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let db = cli.database.as_deref();
@@ -452,8 +493,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("usage: sightline-server device ID [--json] | device revoke ID")
         }
         Command::Devices { data, json, remote } => read::devices(&data, db, json, &remote),
-        Command::Connectors { data, json, kind, status, user, remote } => {
-            read::connectors(crate::query::ConnectorFilter { kind, status, user }, &data, db, json, &remote)
+        Command::Connectors { data, json, kind, status, user, owner, remote } => {
+            read::connectors(crate::query::ConnectorFilter { kind, status, user, owner }, &data, db, json, &remote)
+        }
+        Command::Connector { command: Some(ConnectorCommand::Owner { key, person, clear: _, reason, data, json, remote }), .. } => {
+            act::set_owner(&key, person.as_deref(), &reason, &data, db, json, &remote)
+        }
+        Command::Connector { command: None, key: Some(key), data, json, remote } => {
+            read::connector(&key, &data, db, json, &remote)
+        }
+        Command::Connector { command: None, key: None, .. } => {
+            anyhow::bail!("usage: sightline-server connector KEY [--json] | connector owner KEY PERSON --reason R")
         }
         Command::Findings { data, json, remote } => read::findings(&data, db, json, &remote),
         Command::Triage { device, user, token, connector, at, data, json, remote } => {

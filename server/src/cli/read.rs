@@ -25,7 +25,8 @@ pub(super) fn connectors(
     json: bool,
     remote: &RemoteArgs,
 ) -> anyhow::Result<()> {
-    let q: Vec<String> = [("kind", &filter.kind), ("status", &filter.status), ("user", &filter.user)]
+    let q: Vec<String> =
+        [("kind", &filter.kind), ("status", &filter.status), ("user", &filter.user), ("owner", &filter.owner)]
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
         .collect();
@@ -34,6 +35,25 @@ pub(super) fn connectors(
         return print(&out);
     }
     print(&query::connectors(data.store(db)?.as_ref(), &filter, &data.policy()?, json)?)
+}
+
+/// `connector KEY`: its register entry.
+pub(super) fn connector(
+    key: &str,
+    data: &DataArgs,
+    db: Option<&str>,
+    json: bool,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/connectors/{}", encode(key));
+    if let Some(out) = remote.call(|r| async move { r.get(&path).await })? {
+        return print(&out);
+    }
+    let v = connector_or_bail(query::connector_value(data.store(db)?.as_ref(), &data.policy()?, key)?, key)?;
+    if json {
+        return print_json(&v);
+    }
+    print(&query::render_register(&v))
 }
 
 pub(super) fn findings(

@@ -8,6 +8,15 @@ use super::{ApiTokenInfo, AuthStore, PendingLogin, Result, SsoIdentity};
 /// minute, and each write would be a commit.
 pub(crate) const LAST_USE_RESOLUTION_MS: i64 = 60_000;
 
+/// Who a token stands for in audit records: its name, else its listed id.
+fn token_who(name: &str, token_hash: &[u8]) -> String {
+    if name.is_empty() {
+        format!("token:{}", token_hash.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
+    } else {
+        format!("token:{name}")
+    }
+}
+
 fn stale_use(last_used_at_ms: Option<i64>, now_ms: i64) -> bool {
     last_used_at_ms.is_none_or(|t| now_ms - t >= LAST_USE_RESOLUTION_MS || t > now_ms)
 }
@@ -48,13 +57,13 @@ impl<D: Database> AuthStore for D {
         })
     }
 
-    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+    fn api_token_caller(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<(String, String)>> {
         self.read(|db| {
-            let Some((role, last)) = db.one(
-                "SELECT role, last_used_at_ms FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL \
+            let Some((role, name, last)) = db.one(
+                "SELECT role, name, last_used_at_ms FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL \
                  AND (expires_at_ms IS NULL OR expires_at_ms > $2)",
                 args![token_hash, now_ms],
-                |r| Ok((r.text(0)?, r.opt_int(1)?)),
+                |r| Ok((r.text(0)?, r.text(1)?, r.opt_int(2)?)),
             )?
             else {
                 return Ok(None);
@@ -65,7 +74,7 @@ impl<D: Database> AuthStore for D {
                     args![now_ms, token_hash],
                 )?;
             }
-            Ok(Some(role))
+            Ok(Some((role, token_who(&name, token_hash))))
         })
     }
 
@@ -94,16 +103,24 @@ impl<D: Database> AuthStore for D {
         Ok(())
     }
 
-    fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+    fn session_caller(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<(String, String)>> {
         self.read(|db| {
             // A session id is random and lives in one of the two tables only.
             db.one(
-                "SELECT t.role FROM ui_sessions s JOIN api_tokens t ON t.token_hash = s.token_hash \
+                "SELECT t.role, t.name, t.token_hash, NULL FROM ui_sessions s \
+                 JOIN api_tokens t ON t.token_hash = s.token_hash \
                  WHERE s.session_hash = $1 AND s.expires_at_ms > $2 AND t.revoked_at_ms IS NULL \
                  AND (t.expires_at_ms IS NULL OR t.expires_at_ms > $2) \
-                 UNION ALL SELECT role FROM ui_sso_sessions WHERE session_hash = $1 AND expires_at_ms > $2",
+                 UNION ALL SELECT role, NULL, NULL, email FROM ui_sso_sessions \
+                 WHERE session_hash = $1 AND expires_at_ms > $2",
                 args![session_hash, now_ms],
-                |r| r.text(0),
+                |r| {
+                    let who = match r.opt_text(3)? {
+                        Some(email) => format!("sso:{email}"),
+                        None => token_who(&r.opt_text(1)?.unwrap_or_default(), &r.opt_bytes(2)?.unwrap_or_default()),
+                    };
+                    Ok((r.text(0)?, who))
+                },
             )
         })
     }

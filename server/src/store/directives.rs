@@ -1,8 +1,8 @@
-//! Revocations, directives and admin decisions, once for both backends.
+//! Revocations and directives, once for both backends.
 
 use super::rows::{self, DIRECTIVE_COLUMNS};
 use super::sql::{Database, Dialect, args, when_given};
-use super::{Decision, DirectiveRecord, DirectiveStore, Result, Revocation};
+use super::{DirectiveRecord, DirectiveStore, Result, Revocation};
 
 /// Serialises directive issue in PostgreSQL, so `directives.seq` commits in order and every
 /// replica's cursor sees each directive (see [`DirectiveStore::directives_since`]).
@@ -133,18 +133,5 @@ impl<D: Database> DirectiveStore for D {
     fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>> {
         let sql = format!("SELECT {DIRECTIVE_COLUMNS} FROM directives WHERE id = $1");
         self.read(|db| db.one(&sql, args![id], rows::directive))
-    }
-
-    fn set_decision(&self, key: &str, d: Option<&Decision>) -> Result<()> {
-        self.read(|db| match d {
-            Some(d) => db.execute(
-                "INSERT INTO connector_decisions (connector_key, status, decided_by, decided_at_ms) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (connector_key) DO UPDATE SET status = excluded.status, \
-                 decided_by = excluded.decided_by, decided_at_ms = excluded.decided_at_ms",
-                args![key, &d.status, &d.by, d.at_ms],
-            ),
-            None => db.execute("DELETE FROM connector_decisions WHERE connector_key = $1", args![key]),
-        })?;
-        Ok(())
     }
 }

@@ -27,6 +27,7 @@ mod people;
 pub(crate) mod plan;
 pub mod postgres;
 mod read;
+mod register;
 mod rows;
 mod schema;
 mod sql;
@@ -534,6 +535,9 @@ pub struct Connector {
     pub revocation: Option<RevocationState>,
     /// An admin's decision that overrides the policy file (`approved` or `unsanctioned`).
     pub decision: Option<Decision>,
+    /// The person an admin made answerable for it (else the owner is the person attribution
+    /// finds for the accounts it is present under).
+    pub owner: Option<OwnerAssignment>,
 }
 
 /// An admin's status decision for one connector.
@@ -542,6 +546,65 @@ pub struct Decision {
     pub status: String,
     pub by: String,
     pub at_ms: i64,
+    /// Why, in the decider's words.
+    pub reason: Option<String>,
+    /// An approval that lapses: after this instant the decision no longer counts (the policy
+    /// file decides again, and a connector it does not approve is `unsanctioned`).
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Decision {
+    /// Whether the decision still stands at `now_ms`.
+    pub fn in_force(&self, now_ms: i64) -> bool {
+        self.expires_at_ms.is_none_or(|t| now_ms < t)
+    }
+}
+
+/// A business owner an admin assigned to a connector, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerAssignment {
+    /// The person's SCIM id.
+    pub person_id: String,
+    pub reason: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// One entry of a connector's lifecycle and audit history: every decision about it (owner
+/// assigned, approval requested, approved, denied, withdrawn, expired, reviewed, revoked…)
+/// with who made it and when. Stored, never edited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorEvent {
+    /// Storage order (assigned by the store; ignored when recording).
+    pub seq: i64,
+    pub connector_key: String,
+    pub at_ms: i64,
+    /// What happened: `owner_assigned`, `approval_requested`, `approved`, …
+    pub event: String,
+    /// Who: `admin:<token name>`, `person:<userName>`, `policy`, `system`.
+    pub actor: String,
+    pub reason: Option<String>,
+    /// Anything else the event needs (an expiry, a campaign, a device).
+    pub detail: Value,
+}
+
+impl ConnectorEvent {
+    pub fn new(connector_key: &str, at_ms: i64, event: &str, actor: &str, reason: Option<&str>) -> ConnectorEvent {
+        ConnectorEvent {
+            seq: 0,
+            connector_key: connector_key.to_owned(),
+            at_ms,
+            event: event.to_owned(),
+            actor: actor.to_owned(),
+            reason: reason.map(str::to_owned),
+            detail: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> ConnectorEvent {
+        self.detail = detail;
+        self
+    }
 }
 
 /// Which devices a device page shows, and in what order.
@@ -614,6 +677,7 @@ pub trait Store:
     + PeopleStore
     + ReadModel
     + DirectiveStore
+    + RegisterStore
     + ExportStore
     + RetentionStore
 {
@@ -627,6 +691,7 @@ impl<T> Store for T where
         + PeopleStore
         + ReadModel
         + DirectiveStore
+        + RegisterStore
         + ExportStore
         + RetentionStore
 {
@@ -771,7 +836,13 @@ pub trait AuthStore: Send + Sync {
 
     /// The role of a live API token (not revoked, not expired at `now_ms`); None otherwise.
     /// Records the use, at most once a minute (a dashboard makes many requests a minute).
-    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
+    fn api_token_role(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+        Ok(self.api_token_caller(token_hash, now_ms)?.map(|(role, _)| role))
+    }
+
+    /// [`AuthStore::api_token_role`] with who the token stands for in audit records:
+    /// `token:NAME` (or `token:ID` for an unnamed one).
+    fn api_token_caller(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<(String, String)>>;
 
     /// A dashboard session: stores its hash with the API token it was opened with.
     fn create_session(
@@ -783,7 +854,13 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<()>;
 
     /// The role behind a live session (its token still valid), if any.
-    fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>>;
+    fn session_role(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<String>> {
+        Ok(self.session_caller(session_hash, now_ms)?.map(|(role, _)| role))
+    }
+
+    /// [`AuthStore::session_role`] with who it stands for: the token's `token:NAME`, or
+    /// `sso:ADDRESS` for a single sign-on session.
+    fn session_caller(&self, session_hash: &[u8], now_ms: i64) -> Result<Option<(String, String)>>;
 
     /// Ends a dashboard session, whether an API token or an OpenID Connect sign-in opened it.
     fn delete_session(&self, session_hash: &[u8]) -> Result<()>;
@@ -990,9 +1067,25 @@ pub trait DirectiveStore: Send + Sync {
     fn directives_for_connector(&self, key: &str) -> Result<Vec<DirectiveRecord>>;
 
     fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>>;
+}
 
-    /// Records (Some) or clears (None) an admin's status decision for a connector.
-    fn set_decision(&self, key: &str, d: Option<&Decision>) -> Result<()>;
+/// The connector register's own records: decisions, assigned owners and the audit log of
+/// every change to them. A change and its event are written in one transaction.
+pub trait RegisterStore: Send + Sync {
+    /// Records (Some) or clears (None) a status decision, with its event.
+    fn decide(&self, key: &str, d: Option<&Decision>, event: &ConnectorEvent) -> Result<()>;
+
+    /// Assigns (Some) or clears (None) a connector's business owner, with its event.
+    fn set_owner(&self, key: &str, o: Option<&OwnerAssignment>, event: &ConnectorEvent) -> Result<()>;
+
+    /// Records an event that changes nothing else (a request, a reminder, an expiry noticed).
+    fn record_event(&self, event: &ConnectorEvent) -> Result<i64>;
+
+    /// A connector's events, oldest first.
+    fn connector_events(&self, key: &str) -> Result<Vec<ConnectorEvent>>;
+
+    /// Events stored after `seq`, in storage order, at most `limit` (the audit export's cursor).
+    fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<ConnectorEvent>>;
 }
 
 /// Export sinks: the stored evidence as an outbox, and each sink's cursors.

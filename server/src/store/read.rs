@@ -10,7 +10,7 @@ use super::rows::{
 };
 use super::sql::{Database, Dialect, Param, Sql, args, in_list, when_given};
 use super::{
-    Connector, Decision, Device, DevicePage, ExportObservation, ExportStore, FleetCounts, Presence,
+    Connector, OwnerAssignment, Decision, Device, DevicePage, ExportObservation, ExportStore, FleetCounts, Presence,
     ReadModel, Result, RevocationState, Session, StoredBatch,
 };
 
@@ -30,6 +30,10 @@ fn presence(db: &mut dyn Sql, filter: &str, params: &[Param<'_>]) -> Result<Vec<
 
 fn decisions(db: &mut dyn Sql) -> Result<HashMap<String, Decision>> {
     Ok(db.all(DECISIONS, &[], rows::decision)?.into_iter().collect())
+}
+
+fn owners(db: &mut dyn Sql) -> Result<HashMap<String, OwnerAssignment>> {
+    Ok(db.all(rows::OWNERS, &[], rows::owner)?.into_iter().collect())
 }
 
 /// Revocations (all, or one connector's) with the latest directive to each device.
@@ -72,7 +76,7 @@ fn connectors<D: Database>(store: &D, device: Option<&str>, key: Option<&str>) -
         );
         let mut out = Vec::new();
         db.each(&sql, args![device, key], &mut |r| rows::connector_device(&mut out, r))?;
-        rows::attach(&mut out, revocation_states(db, key)?, decisions(db)?, true);
+        rows::attach(&mut out, revocation_states(db, key)?, decisions(db)?, owners(db)?, true);
         Ok(out)
     })
 }
@@ -178,7 +182,7 @@ impl<D: Database> ReadModel for D {
             )?;
             let mut out =
                 rows::summaries(db.all(CONNECTOR_SUMMARIES, &[], rows::connector_summary)?, present);
-            rows::attach(&mut out, revocation_states(db, None)?, decisions(db)?, false);
+            rows::attach(&mut out, revocation_states(db, None)?, decisions(db)?, owners(db)?, false);
             Ok(out)
         })
     }

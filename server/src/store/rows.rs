@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{
-    ApiTokenInfo, Challenge, Connector, ConnectorDevice, Decision, Device, DirectiveRecord,
+    ApiTokenInfo, Challenge, Connector, ConnectorDevice, ConnectorEvent, Decision, Device, DirectiveRecord,
+    OwnerAssignment,
     EnrollmentTokenInfo, ExportObservation, OutcomeRef, Person, Presence, PresenceEdge, Result, Revocation,
     RevocationState, Session, StoredBatch, TpmChallenge, hash32,
 };
@@ -351,11 +352,44 @@ pub(crate) fn signin(r: &dyn Row) -> Result<SignIn> {
     })
 }
 
-pub(crate) const DECISIONS: &str =
-    "SELECT connector_key, status, decided_by, decided_at_ms FROM connector_decisions";
+pub(crate) const DECISIONS: &str = "SELECT connector_key, status, decided_by, decided_at_ms, reason, expires_at_ms \
+     FROM connector_decisions";
 
 pub(crate) fn decision(r: &dyn Row) -> Result<(String, Decision)> {
-    Ok((r.text(0)?, Decision { status: r.text(1)?, by: r.text(2)?, at_ms: r.int(3)? }))
+    Ok((
+        r.text(0)?,
+        Decision {
+            status: r.text(1)?,
+            by: r.text(2)?,
+            at_ms: r.int(3)?,
+            reason: r.opt_text(4)?,
+            expires_at_ms: r.opt_int(5)?,
+        },
+    ))
+}
+
+pub(crate) const OWNERS: &str =
+    "SELECT connector_key, person_id, reason, assigned_by, assigned_at_ms FROM connector_owners";
+
+pub(crate) fn owner(r: &dyn Row) -> Result<(String, OwnerAssignment)> {
+    Ok((
+        r.text(0)?,
+        OwnerAssignment { person_id: r.text(1)?, reason: r.text(2)?, by: r.text(3)?, at_ms: r.int(4)? },
+    ))
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "seq, connector_key, at_ms, event, actor, reason, detail";
+
+pub(crate) fn event(r: &dyn Row) -> Result<ConnectorEvent> {
+    Ok(ConnectorEvent {
+        seq: r.int(0)?,
+        connector_key: r.text(1)?,
+        at_ms: r.int(2)?,
+        event: r.text(3)?,
+        actor: r.text(4)?,
+        reason: r.opt_text(5)?,
+        detail: json(&r.text(6)?),
+    })
 }
 
 pub(crate) const REVOCATION_COLUMNS: &str = "connector_key, requested_at_ms, requested_by, reason";
@@ -410,6 +444,7 @@ fn connector_head(r: &dyn Row) -> Result<Connector> {
         seen_on: 0,
         revocation: None,
         decision: None,
+        owner: None,
     })
 }
 
@@ -477,11 +512,12 @@ pub(crate) fn summaries(mut out: Vec<Connector>, present: Vec<(String, Connector
     out
 }
 
-/// Admin decisions and revocation states attached to the connectors they concern.
+/// Admin decisions, assigned owners and revocation states attached to the connectors they concern.
 pub(crate) fn attach(
     out: &mut [Connector],
     mut states: HashMap<String, RevocationState>,
     mut decisions: HashMap<String, Decision>,
+    mut owners: HashMap<String, OwnerAssignment>,
     count_devices: bool,
 ) {
     for c in out {
@@ -490,5 +526,6 @@ pub(crate) fn attach(
         }
         c.revocation = states.remove(&c.key);
         c.decision = decisions.remove(&c.key);
+        c.owner = owners.remove(&c.key);
     }
 }

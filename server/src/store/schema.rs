@@ -354,6 +354,30 @@ CREATE INDEX ui_sso_sessions_subject ON ui_sso_sessions(subject);
 CREATE INDEX oidc_logins_expiry ON oidc_logins(expires_at_ms);
 ";
 
+/// The connector register: a decision may carry a reason and lapse; an admin may name a
+/// connector's business owner; every change to either is an event in an append-only log.
+pub(crate) const REGISTER: &str = "
+ALTER TABLE connector_decisions ADD COLUMN reason TEXT;
+ALTER TABLE connector_decisions ADD COLUMN expires_at_ms {int};
+CREATE TABLE connector_owners (
+    connector_key  TEXT PRIMARY KEY,
+    person_id      TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    assigned_by    TEXT NOT NULL,
+    assigned_at_ms {int} NOT NULL
+);
+CREATE TABLE connector_events (
+    seq           {serial},
+    connector_key TEXT NOT NULL,
+    at_ms         {int} NOT NULL,
+    event         TEXT NOT NULL,
+    actor         TEXT NOT NULL,
+    reason        TEXT,
+    detail        TEXT NOT NULL
+);
+CREATE INDEX connector_events_key ON connector_events(connector_key, seq);
+";
+
 /// Pieces joined into one migration, spelled for `d`.
 pub(crate) fn migration(d: Dialect, pieces: &[&str]) -> String {
     pieces.iter().map(|p| spell(d, p)).collect()
@@ -383,6 +407,7 @@ mod tests {
             LIFECYCLE,
             EXPORT_CHANGES,
             OIDC,
+            REGISTER,
         ];
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let sql = migration(d, &all);

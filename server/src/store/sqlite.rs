@@ -103,6 +103,7 @@ CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
             "CREATE UNIQUE INDEX scim_groups_name ON scim_groups(display_name COLLATE NOCASE);\n",
         ]),
         m(&[schema::CATALOG_STATUS]),
+        m(&[schema::REGISTER]),
     ]
 }
 

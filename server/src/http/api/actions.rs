@@ -126,6 +126,13 @@ pub(super) async fn withdraw_revocation(
 pub(super) struct StatusBody {
     /// `approved`, `unsanctioned`, or `policy` (drop the decision; the policy file decides).
     status: String,
+    /// Why (kept in the connector's history).
+    #[serde(default)]
+    reason: Option<String>,
+    /// An approval that lapses: a duration from now (`30d`, `12h`). After it the connector
+    /// is `unsanctioned` again unless policy.toml approves it.
+    #[serde(default)]
+    expires_in: Option<String>,
 }
 
 /// An admin's status decision for a connector, overriding the policy file.
@@ -133,25 +140,22 @@ pub(super) struct StatusBody {
     post,
     path = "/api/v1/connectors/{key}/status",
     tag = "actions",
-    summary = "Approve or mark unsanctioned, overriding policy.toml; `policy` drops the decision (admin)",
+    summary = "Approve or mark unsanctioned (optionally until a time), overriding policy.toml; `policy` drops the decision (admin)",
     params(("key" = String, Path, description = "Connector key")),
     request_body = StatusBody,
     responses((status = 200, description = "The connector as it now stands", body = Connector), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(super) async fn set_status(
-    _: Admin,
+    admin: Admin,
     State(s): State<AppState>,
     Path(key): Path<String>,
     body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Connector>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let decision = match body.status.as_str() {
-        "approved" | "unsanctioned" => Some(crate::store::Decision {
-            status: body.status.clone(),
-            by: "api:admin".into(),
-            at_ms: now_ms(),
-        }),
+    let now = now_ms();
+    let status = match body.status.as_str() {
+        "approved" | "unsanctioned" => Some(body.status.clone()),
         "policy" => None,
         other => {
             return Err(ApiError::bad_request(format!(
@@ -159,18 +163,81 @@ pub(super) async fn set_status(
             )));
         }
     };
-    let (k, policy) = (key.clone(), s.policy.clone());
+    let expires = match (&body.expires_in, status.as_deref()) {
+        (None, _) => None,
+        (Some(d), Some("approved")) => Some(now + expiry(d)?),
+        (Some(_), _) => return Err(ApiError::bad_request("expires_in applies to an approval only")),
+    };
+    let (k, policy, actor) = (key.clone(), s.policy.clone(), admin.actor());
+    let reason = body.reason.clone();
     let v = blocking(&s.store, move |st| {
         if st.connector(&k)?.is_none() {
             return Ok(None);
         }
-        st.set_decision(&k, decision.as_ref())?;
+        crate::register::decide(st, &k, status.as_deref(), &actor, reason.as_deref(), expires, now)?;
         query::connector_value(st, &policy, &k)
     })
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no connector {key} has been reported")))?;
     s.views.clear();
     tracing::info!(connector = %key, status = %body.status, "Connector status decided through the API.");
+    Ok(Json(v))
+}
+
+/// A duration a person typed (`30d`), in ms; at most ten years.
+fn expiry(d: &str) -> Result<i64, ApiError> {
+    let t = humantime::parse_duration(d)
+        .map_err(|e| ApiError::bad_request(format!("expires_in {d:?} is not a duration like 30d: {e}")))?;
+    if t.is_zero() || t.as_secs() > 10 * 365 * 86_400 {
+        return Err(ApiError::bad_request("expires_in must be more than 0 and at most ten years"));
+    }
+    Ok(t.as_millis() as i64)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OwnerBody {
+    /// The business owner: a person's userName or e-mail; null gives ownership back to the
+    /// attributed person.
+    person: Option<String>,
+    /// Why (required: the owner history is an audit record).
+    reason: String,
+}
+
+/// Names a connector's business owner (admin), kept in its history.
+#[utoipa::path(
+    put,
+    path = "/api/v1/connectors/{key}/owner",
+    tag = "actions",
+    summary = "Assign a connector's business owner, with a reason; person null returns it to the attributed person (admin)",
+    params(("key" = String, Path, description = "Connector key")),
+    request_body = OwnerBody,
+    responses((status = 200, description = "The connector as it now stands", body = Connector), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(super) async fn set_owner(
+    admin: Admin,
+    State(s): State<AppState>,
+    Path(key): Path<String>,
+    body: Result<Json<OwnerBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Connector>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (k, policy, actor) = (key.clone(), s.policy.clone(), admin.actor());
+    let v = blocking(&s.store, move |st| {
+        match crate::register::assign_owner(st, &k, body.person.as_deref(), &body.reason, &actor, now_ms()) {
+            Ok(false) => return Ok(Err(None)),
+            Ok(true) => {}
+            Err(e) => return Ok(Err(Some(format!("{e:#}")))),
+        }
+        Ok(Ok(query::connector_value(st, &policy, &k)?))
+    })
+    .await?;
+    let v = match v {
+        Ok(Some(v)) => v,
+        Ok(None) | Err(None) => return Err(ApiError::not_found(format!("no connector {key} has been reported"))),
+        Err(Some(e)) => return Err(ApiError::bad_request(e)),
+    };
+    s.views.clear();
     Ok(Json(v))
 }
 

@@ -18,18 +18,25 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 /// The caller's role, from the bearer token or else the session cookie; a refusal is
 /// (status, message) so surfaces with their own error shape (SCIM) can answer in it.
 pub(crate) async fn caller(shared: &AppState, headers: &HeaderMap) -> Result<Role, (StatusCode, String)> {
+    caller_who(shared, headers).await.map(|(role, _)| role)
+}
+
+/// [`caller`] with who it is for audit records (`token:NAME`, `sso:ADDRESS`).
+pub(crate) async fn caller_who(
+    shared: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Role, String), (StatusCode, String)> {
     let unauthorized = |m: &str| (StatusCode::UNAUTHORIZED, m.to_owned());
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         let Some(session) = crate::http::ui::session_cookie(headers) else {
             return Err(unauthorized("an API token is required"));
         };
         let hash = token_hash(&session);
-        let role = blocking(&shared.store, move |s| Ok(s.session_role(&hash, now_ms())?))
+        let found = blocking(&shared.store, move |s| Ok(s.session_caller(&hash, now_ms())?))
             .await
             .map_err(|ApiError(status, m)| (status, m))?;
-        return role
-            .as_deref()
-            .and_then(Role::parse)
+        return found
+            .and_then(|(r, who)| Some((Role::parse(&r)?, who)))
             .ok_or_else(|| unauthorized("the session has ended; sign in again"));
     };
     let token = value
@@ -40,10 +47,12 @@ pub(crate) async fn caller(shared: &AppState, headers: &HeaderMap) -> Result<Rol
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
     let hash = token_hash(token);
-    let role = blocking(&shared.store, move |s| Ok(s.api_token_role(&hash, now_ms())?))
+    let found = blocking(&shared.store, move |s| Ok(s.api_token_caller(&hash, now_ms())?))
         .await
         .map_err(|ApiError(status, m)| (status, m))?;
-    role.as_deref().and_then(Role::parse).ok_or_else(|| unauthorized("unknown, expired or revoked API token"))
+    found
+        .and_then(|(r, who)| Some((Role::parse(&r)?, who)))
+        .ok_or_else(|| unauthorized("unknown, expired or revoked API token"))
 }
 
 /// The hash of the API token behind the request: the bearer's, or the one a dashboard
@@ -91,17 +100,24 @@ impl FromRequestParts<AppState> for Reader {
     }
 }
 
-/// An admin. (A change through a session cookie has already shown its CSRF header: see
-/// `middleware::csrf`.)
-pub(crate) struct Admin;
+/// An admin, and who (for audit records). (A change through a session cookie has already
+/// shown its CSRF header: see `middleware::csrf`.)
+pub(crate) struct Admin(String);
+
+impl Admin {
+    /// Who acted, as the register's history records it: `admin:token:NAME`, `admin:sso:ADDRESS`.
+    pub(crate) fn actor(&self) -> String {
+        format!("admin:{}", self.0)
+    }
+}
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Admin, ApiError> {
-        match Anyone::from_request_parts(parts, s).await? {
-            Anyone(Role::Admin) => Ok(Admin),
-            Anyone(r) => Err(ApiError::forbidden(format!("this needs an admin token, not {}", r.as_str()))),
+        match caller_who(s, &parts.headers).await.map_err(|(status, m)| ApiError(status, m))? {
+            (Role::Admin, who) => Ok(Admin(who)),
+            (r, _) => Err(ApiError::forbidden(format!("this needs an admin token, not {}", r.as_str()))),
         }
     }
 }

@@ -19,6 +19,7 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(inventory::connector))
         .routes(routes!(actions::revoke_connector, actions::withdraw_revocation))
         .routes(routes!(actions::set_status))
+        .routes(routes!(actions::set_owner))
         .routes(routes!(triage::triage_connector))
         .routes(routes!(triage::triage_token))
         .routes(routes!(triage::triage_device))

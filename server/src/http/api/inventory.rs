@@ -101,6 +101,7 @@ pub(super) struct ConnectorsQuery {
     kind: Option<String>,
     status: Option<String>,
     user: Option<String>,
+    owner: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
 }
@@ -120,7 +121,7 @@ pub(super) async fn connectors(
     uri: axum::http::Uri,
     Params(q): Params<ConnectorsQuery>,
 ) -> Result<Paged<Connector>, ApiError> {
-    let filter = query::ConnectorFilter { kind: q.kind, status: q.status, user: q.user };
+    let filter = query::ConnectorFilter { kind: q.kind, status: q.status, user: q.user, owner: q.owner };
     let policy = s.policy.clone();
     let all = blocking(&s.store, move |st| query::connectors_value(st, &filter, &policy)).await?;
     paged(&uri, all, Page { limit: q.limit, offset: q.offset })

@@ -97,6 +97,7 @@ END $$;
             "CREATE UNIQUE INDEX scim_groups_name ON scim_groups(lower(display_name));\n",
         ]),
         m(&[store_schema::CATALOG_STATUS]),
+        m(&[store_schema::REGISTER]),
     ]
 }
 
