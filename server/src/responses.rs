@@ -968,6 +968,10 @@ pub struct ConnectorRow {
     pub kind: String,
     pub label: String,
     pub last_seen: String,
+    /// The userName of the person who answers for it (see [`Connector::owner`]).
+    pub owner: Option<String>,
+    /// `assigned`, `attributed`, `shared` or `unknown`.
+    pub owner_source: &'static str,
     /// Devices it is present on now.
     pub present_on: usize,
     pub revocation: Option<String>,

@@ -152,6 +152,7 @@ pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> respons
     let mut users: Vec<String> = c.devices.iter().filter_map(|d| d.user.clone()).collect();
     users.sort_unstable();
     users.dedup();
+    let owner = crate::register::owner_of(c, policy, people);
     responses::ConnectorRow {
         decision: c.decision.as_ref().map(|d| d.status.clone()),
         devices: c.seen_on,
@@ -161,6 +162,8 @@ pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> respons
         kind: c.kind.clone(),
         label: c.label.clone(),
         last_seen: time(c.last_seen_ms),
+        owner: owner.person.map(|p| p.user_name),
+        owner_source: owner.source,
         present_on: c
             .devices
             .iter()
@@ -173,21 +176,25 @@ pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> respons
     }
 }
 
-/// A page of connectors, judged by the policy.
+/// A page of connectors, judged by the policy, with their owners (searchable by owner).
 pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses::ConnectorPage {
-    let mut rows: Vec<(&Connector, &'static str)> = snap
+    let mut rows: Vec<(&Connector, &'static str, String)> = snap
         .connectors
         .iter()
-        .map(|c| (c, policy.status(c, &snap.people)))
-        .filter(|(c, status)| {
+        .map(|c| {
+            let owner = crate::register::owner_of(c, policy, &snap.people).person.map(|p| p.user_name);
+            (c, policy.status(c, &snap.people), owner.unwrap_or_default())
+        })
+        .filter(|(c, status, owner)| {
             q.kind.as_ref().is_none_or(|k| *k == c.kind)
                 && q.status.as_ref().is_none_or(|s| s == status)
-                && q.matches(&[&c.key, &c.label, &crate::catalog::display_name(&c.kind, &c.label)])
+                && q.matches(&[&c.key, &c.label, &crate::catalog::display_name(&c.kind, &c.label), owner])
         })
         .collect();
     match q.sort.as_deref() {
         Some("kind") => rows.sort_by(|a, b| (&a.0.kind, &a.0.label).cmp(&(&b.0.kind, &b.0.label))),
         Some("status") => rows.sort_by(|a, b| (a.1, &a.0.label).cmp(&(b.1, &b.0.label))),
+        Some("owner") => rows.sort_by(|a, b| (&a.2, &a.0.key).cmp(&(&b.2, &b.0.key))),
         Some("devices") => rows.sort_by_key(|r| (r.0.seen_on, r.0.key.clone())),
         Some("last_seen") => rows.sort_by_key(|r| (r.0.last_seen_ms, r.0.key.clone())),
         Some("first_seen") => rows.sort_by_key(|r| (r.0.first_seen_ms, r.0.key.clone())),
@@ -199,7 +206,7 @@ pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses
     if q.desc() {
         rows.reverse();
     }
-    let items = rows[slice(&rows, q)].iter().map(|(c, _)| connector_row(c, policy, &snap.people)).collect();
+    let items = rows[slice(&rows, q)].iter().map(|(c, _, _)| connector_row(c, policy, &snap.people)).collect();
     responses::ConnectorPage { items, limit: q.limit(), offset: q.offset(), total: rows.len() }
 }
 

@@ -313,6 +313,8 @@ const TABLES = {
       { key: "kind", label: "Kind", sort: "kind", render: (c) => c.kind },
       { key: "key", label: "Identity", opt: true, render: (c) => el("span", { class: "mono" }, c.key) },
       { key: "devices", label: "Devices", sort: "devices", num: true, render: (c) => `${c.present_on} / ${c.devices}` },
+      { key: "owner", label: "Owner", sort: "owner", render: (c) => c.owner ? link("#/person/" + enc(c.owner), c.owner)
+        : el("span", { class: "muted", title: c.owner_source === "shared" ? "held by several people: assign an owner" : "no account it is under is attributed to a person" }, c.owner_source === "shared" ? "shared" : "unknown") },
       { key: "users", label: "Accounts", opt: true, render: (c) => c.users.join(", ") },
       { key: "last_seen", label: "Last seen", sort: "last_seen", render: (c) => fmtTime(c.last_seen) },
       { key: "status", label: "Status", sort: "status", render: (c) => [badge(c.status), c.revocation ? [" ", badge("revocation " + c.revocation, c.revocation)] : ""] },
@@ -465,8 +467,27 @@ async function renderConnector(key) {
   };
   if (role === "admin") {
     actions.push(
-      el("button", { type: "button", "data-testid": "approve", onclick: () => act("Approve", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "approved" } })) }, "Approve"),
-      el("button", { type: "button", "data-testid": "unsanction", onclick: () => act("Mark unsanctioned", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "unsanctioned" } })) }, "Mark unsanctioned"),
+      el("button", { type: "button", "data-testid": "approve", onclick: () => {
+        const reason = prompt(`Approve ${c.display_name}? Reason (kept in its history):`, "");
+        if (reason === null) return;
+        const until = prompt("Approve for how long? (e.g. 30d; empty: until withdrawn)", "");
+        if (until === null) return;
+        const body = { status: "approved", reason };
+        if (until.trim()) body.expires_in = until.trim();
+        act("Approve", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body }));
+      } }, "Approve"),
+      el("button", { type: "button", "data-testid": "unsanction", onclick: () => {
+        const reason = prompt(`Mark ${c.display_name} unsanctioned? Reason:`, "");
+        if (reason === null) return;
+        act("Mark unsanctioned", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "unsanctioned", reason } }));
+      } }, "Mark unsanctioned"),
+      el("button", { type: "button", "data-testid": "assign-owner", onclick: () => {
+        const person = prompt(`Business owner of ${c.display_name} (userName or e-mail):`, c.owner ? c.owner.user_name : "");
+        if (person === null || !person.trim()) return;
+        const reason = prompt("Why this owner? (kept in its history)", "");
+        if (reason === null) return;
+        act("Assign owner", () => api(`/api/v1/connectors/${enc(key)}/owner`, { method: "PUT", body: { person: person.trim(), reason } }));
+      } }, "Assign owner"),
       el("button", { type: "button", onclick: () => act("Use policy", () => api(`/api/v1/connectors/${enc(key)}/status`, { method: "POST", body: { status: "policy" } })) }, "Follow policy file"));
     if (c.revocation) {
       actions.push(el("button", { type: "button", "data-testid": "withdraw", onclick: () => {
@@ -489,6 +510,7 @@ async function renderConnector(key) {
       ["Details", el("span", { class: "mono" }, ["tool", "extension_id", "name", "browser", "provider", "token_kind", "fingerprint", "source", "client", "transport", "command", "url"]
         .filter((k) => c[k] !== undefined && c[k] !== null).map((k) => `${k}=${c[k]}`).join("  "))]], "connector-facts"),
     actions.length ? el("div", { class: "actions" }, actions) : null,
+    register(c),
     rev ? [el("h2", {}, "Revocation"),
       kv([["State", el("span", { "data-testid": "revocation-state" }, badge(rev.state))], ["Requested", fmtTime(rev.requested_at) + " by " + rev.requested_by], ["Reason", rev.reason]]),
       scroll(el("table", { "data-testid": "outcomes" }, el("thead", {}, el("tr", {}, el("th", {}, "Device"), el("th", {}, "Action"), el("th", {}, "Sent"), el("th", {}, "Outcome"), el("th", {}, "Detail"), el("th", {}, "Evidence"))),
@@ -501,6 +523,34 @@ async function renderConnector(key) {
     el("h2", {}, "Presence timeline"),
     timeline(c.presence),
     presenceTable(c.presence, true));
+}
+
+// The register: who answers for it, who authorized it, why it has its status, where it came
+// from, how to take it away, and what happened to it.
+function register(c) {
+  const o = c.owner;
+  const owner = o ? [link("#/person/" + enc(o.user_name), o.user_name), o.display_name ? ` (${o.display_name})` : "", " ",
+    badge(o.source === "assigned" ? "assigned" : "attributed, " + o.attribution), o.active ? "" : [" ", badge("deprovisioned", "failed")],
+    o.reason ? el("div", { class: "muted" }, "Reason: " + o.reason) : ""] : el("span", { class: "muted" }, "nobody: no account it is under is attributed to one person");
+  const a = c.authorized_by;
+  const authorized = a ? [a.account, a.org ? ` (${a.org})` : "", " ", badge(a.class, a.class === "personal" ? "failed" : a.class === "corporate" ? "enforced" : "")]
+    : el("span", { class: "muted" }, c.kind === "token" || c.kind === "tool" ? "not recorded (an API key carries no account)" : "—");
+  const d = c.decision;
+  const decision = d ? `${d.status} by ${d.decided_by}, ${fmtTime(d.decided_at)}` + (d.expires_at ? `, until ${fmtTime(d.expires_at)}` : "") + (d.reason ? ` — ${d.reason}` : "") : null;
+  const org = c.origin;
+  const m = c.revocation_method;
+  return [el("h2", {}, "Register"),
+    kv([["Owner", el("span", { "data-testid": "owner" }, owner)],
+      ["Authorized by", el("span", { "data-testid": "authorized-by" }, authorized)],
+      ["Status", [badge(c.status), " decided by ", el("span", { "data-testid": "status-source" }, c.status_source)]],
+      decision ? ["Decision", el("span", { "data-testid": "decision" }, decision)] : null,
+      org ? ["Origin", [deviceLink(org.device_id, org.hostname || org.device_id), ` as ${org.os_user || "?"}, ${fmtTime(org.first_seen)}, evidence seq ${org.appeared_seq}`, el("div", { class: "muted mono" }, org.place)]] : null,
+      m ? ["Revoke", [m.local_action ? "on devices: " + m.local_action : "on devices: — " + (m.note || ""),
+        m.provider_page && m.provider_page.startsWith("https://") ? el("div", {}, "at the provider: ", el("a", { href: m.provider_page, rel: "noopener noreferrer", target: "_blank" }, m.provider_page)) : (m.at_provider ? el("div", { class: "muted" }, m.at_provider) : "")]] : null,
+    ], "register"),
+    c.history && c.history.length ? [el("h3", {}, "History"), scroll(el("table", { "data-testid": "history" },
+      el("thead", {}, el("tr", {}, el("th", {}, "When"), el("th", {}, "What"), el("th", {}, "Who"), el("th", {}, "Reason"))),
+      el("tbody", {}, c.history.map((e) => el("tr", {}, el("td", {}, fmtTime(e.at)), el("td", {}, e.event), el("td", {}, e.actor), el("td", {}, e.reason || ""))))))] : null];
 }
 
 function timeline(rows) {

@@ -225,6 +225,14 @@ try {
   check((await cursor.textContent()) === expect.cursor_name, `tool:cursor is shown as "${expect.cursor_name}"`);
   const copilot = page.locator(`[data-testid=connectors-table] a[title='tool:${expect.uncatalogued_tool}']`);
   check((await copilot.textContent()) === expect.uncatalogued_tool, "a tool the catalog does not know keeps its reported id");
+  const header = await page.locator("[data-testid=connectors-table] thead").textContent();
+  check(header.includes("Owner"), "the connectors table has an owner column");
+  const cursorRow = await page.locator("[data-testid=connectors-table] tr", { has: cursor }).first().textContent();
+  check(cursorRow.includes("shared"), `a tool on many people's laptops has no single owner: ${cursorRow}`);
+  await page.goto(`${url}/ui/#/connectors?q=${encodeURIComponent(expect.owner)}`);
+  await page.locator(`[data-testid=connectors-table] a[title='${expect.owned_key}']`).waitFor();
+  const ownedRow = await page.locator("[data-testid=connectors-table] tr", { has: page.locator(`a[title='${expect.owned_key}']`) }).first().textContent();
+  check(ownedRow.includes(expect.owner), `searching by owner finds her key, with her as owner: ${ownedRow}`);
   await namesNotIds(page, "connectors");
   await page.screenshot({ path: `${shots}/connectors.png`, fullPage: true });
 
@@ -266,9 +274,18 @@ try {
 
   // Approve from the dashboard.
   await page.goto(`${url}/ui/#/connector/${encodeURIComponent(expect.approve_key)}`);
+  await page.getByTestId("register").waitFor();
+  // Two prompts: the reason, then for how long.
+  const answers = ["pilot approved by security", "30d"];
+  const answer = (d) => { d.accept(answers.shift()); if (answers.length) page.once("dialog", answer); };
+  page.once("dialog", answer);
   await page.getByTestId("approve").click();
   await page.waitForFunction(() => document.querySelector("[data-testid=status]")?.textContent.trim() === "approved");
-  check(true, "an admin approves a connector");
+  const decision = await page.getByTestId("decision").textContent();
+  check(decision.includes("until") && decision.includes("pilot approved by security"), `the approval shows its expiry and reason: ${decision}`);
+  const history = await page.getByTestId("history").textContent();
+  check(history.includes("approved") && history.includes("admin:token:"), `the history records who approved: ${history}`);
+  await page.screenshot({ path: `${shots}/connector-register.png`, fullPage: true });
 
   // A phone (390 px wide): the same pages, nothing overflowing, readable header.
   const phone = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });

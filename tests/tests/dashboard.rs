@@ -177,6 +177,10 @@ async fn the_dashboard_in_a_real_browser() {
         "ext_label": "AI Sidebar",
         "live_ext_key": live_key,
         "approve_key": "tool:cursor",
+        // alice's key: her account is attributed to her, so she owns it; Cursor is on many
+        // people's laptops, so it is shared until an admin names an owner.
+        "owned_key": format!("token:{:032x}", 7),
+        "owner": "alice@example.com",
         // The catalog's name for the tool `cursor` (agent/catalog/catalog.toml).
         "cursor_name": "Cursor",
         // Not in the catalog: shown by its id, as reported.

@@ -28,6 +28,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "findings",
             "policy",
             "query",
+            "register",
             "responses",
             "revoke",
             "tokens",

@@ -203,6 +203,44 @@ fn main() -> anyhow::Result<()> {
         sightline_server::query::connectors_value(s, &Default::default(), &policy)?;
         Ok(())
     })?;
+    // The connector register: the same inventory by person (resolved among the people, every
+    // account attributed to them) and by owner, beside the OS-account filter as the baseline.
+    let filter = |user: Option<String>, owner: Option<String>| sightline_server::query::ConnectorFilter {
+        user,
+        owner,
+        ..Default::default()
+    };
+    time_it("connectors --user ACCOUNT (baseline)", 5, &mut |r| {
+        let f = filter(Some(format!("user{}", r.below(ids.len() as u64))), None);
+        sightline_server::query::connectors_value(s, &f, &policy)?;
+        Ok(())
+    })?;
+    time_it("connectors --user PERSON (register)", 5, &mut |r| {
+        let f = filter(Some(format!("user{}@example.com", r.below(ids.len() as u64))), None);
+        sightline_server::query::connectors_value(s, &f, &policy)?;
+        Ok(())
+    })?;
+    time_it("connectors --owner PERSON (register)", 5, &mut |r| {
+        let f = filter(None, Some(format!("user{}@example.com", r.below(ids.len() as u64))));
+        sightline_server::query::connectors_value(s, &f, &policy)?;
+        Ok(())
+    })?;
+    time_it("connector KEY (register entry)", samples, &mut |r| {
+        let key = format!("token:{:032x}", r.below(ids.len() as u64 * 3));
+        let v = sightline_server::query::connector_value(s, &policy, &key)?;
+        if let Some(v) = v {
+            std::hint::black_box(sightline_server::query::render_register(&v));
+        }
+        Ok(())
+    })?;
+    time_it("dashboard: connectors page, owner search", samples, &mut |r| {
+        let q = sightline_server::views::TableQuery {
+            q: Some(format!("user{}@example.com", r.below(ids.len() as u64))),
+            ..Default::default()
+        };
+        sightline_server::views::connectors(&snap, &policy, &q);
+        Ok(())
+    })?;
     time_it("findings (whole fleet)", 5, &mut |_| {
         sightline_server::findings::compute(s, &policy, T0 + SPAN_DAYS * DAY)?;
         Ok(())
