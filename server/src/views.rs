@@ -206,7 +206,8 @@ pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses
     if q.desc() {
         rows.reverse();
     }
-    let items = rows[slice(&rows, q)].iter().map(|(c, _, _)| connector_row(c, policy, &snap.people)).collect();
+    let items =
+        rows[slice(&rows, q)].iter().map(|(c, _, _)| connector_row(c, policy, &snap.people)).collect();
     responses::ConnectorPage { items, limit: q.limit(), offset: q.offset(), total: rows.len() }
 }
 

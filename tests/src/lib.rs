@@ -19,6 +19,9 @@ pub mod fleet;
 pub mod pg;
 pub mod procfs;
 pub mod proxy;
+pub mod stack;
+
+pub use stack::{Stack, outcome};
 
 /// A collector serving on loopback until dropped or stopped.
 pub struct Collector {

@@ -633,3 +633,107 @@ async fn metrics_count_ingest_and_refusals_without_per_device_labels() {
     assert!(!text.contains(&a.device_id), "no per-device labels");
     c.stop().await;
 }
+
+/// The connector register through the API: `--user`/`--owner` take a person or an OS account;
+/// an admin names a business owner (with a reason) and approves for a time; every change is
+/// in the connector's history with who made it; a viewer can read but not change it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_register_knows_owners_by_person_and_keeps_who_decided() {
+    use sightline_proto::envelope::GENESIS_HASH;
+    use sightline_proto::pb;
+    let c = Collector::start().await;
+    let (scim, viewer, admin) = (c.api_token("scim"), c.api_token("viewer"), c.api_token("admin"));
+    let call = |m: &'static str, p: &str, body: Option<&str>, t: &String| {
+        let (c, t, p, body) = (&c, t.clone(), p.to_owned(), body.map(str::to_owned));
+        tokio::task::block_in_place(move || c.api_body(m, &p, Some(&t), body.as_deref()))
+    };
+    for who in ["alice@example.com", "bob@example.com"] {
+        let body = format!(
+            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"{who}","emails":[{{"value":"{who}","primary":true}}],"active":true}}"#
+        );
+        assert_eq!(call("POST", "/scim/v2/Users", Some(&body), &scim).0, 201);
+    }
+    // alice's key on her laptop; a key shared by her and bob, on both their laptops.
+    let at = 1_768_464_000_000i64;
+    let obs = |item| pb::Observation {
+        seq: 0,
+        observed_at_ms: at,
+        change: pb::Change::Snapshot as i32,
+        item: Some(item),
+    };
+    for (user, fps) in [
+        ("alice", &["a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1", "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"][..]),
+        ("bob", &["5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"][..]),
+    ] {
+        let laptop = enroll(&c).await;
+        let (b, _) =
+            laptop.batch_of(1, GENESIS_HASH, fps.iter().map(|fp| obs(openai_token(user, fp))).collect());
+        laptop.send(vec![b]).await[0].as_ref().unwrap();
+    }
+    let (mine, shared) = ("token:a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1", "token:5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a");
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> =
+            v.as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap().to_owned()).collect();
+        k.sort();
+        k
+    };
+
+    // By person (any case) or by OS account: the same answer.
+    let (code, _, v) = call("GET", "/api/v1/connectors?user=Alice%40Example.com", None, &viewer);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(keys(&v), [shared, mine]);
+    assert_eq!(keys(&call("GET", "/api/v1/connectors?user=alice", None, &viewer).2), [shared, mine]);
+    // Owned: only hers; the shared one has no owner until an admin names one.
+    assert_eq!(keys(&call("GET", "/api/v1/connectors?owner=alice%40example.com", None, &viewer).2), [mine]);
+    let (_, _, v) = call("GET", &format!("/api/v1/connectors/{shared}"), None, &viewer);
+    assert_eq!(v["owner"], serde_json::Value::Null, "{v}");
+    let (_, _, v) = call("GET", &format!("/api/v1/connectors/{mine}"), None, &viewer);
+    assert_eq!(
+        (v["owner"]["user_name"].as_str(), v["owner"]["source"].as_str()),
+        (Some("alice@example.com"), Some("attributed"))
+    );
+    assert_eq!(v["origin"]["os_user"], "alice", "{v}");
+    assert_eq!(v["origin"]["appeared_seq"], 1);
+    assert_eq!(v["revocation_method"]["local_action"], "quarantine_credential");
+    assert_eq!(v["revocation_method"]["provider_page"], "https://platform.openai.com/api-keys");
+    assert_eq!(v["history"][0]["event"], "discovered");
+
+    // Naming an owner: an admin only, a provisioned person, a reason.
+    let path = format!("/api/v1/connectors/{shared}/owner");
+    let body = r#"{"person":"bob@example.com","reason":"team key, bob pays for it"}"#;
+    assert_eq!(call("PUT", &path, Some(body), &viewer).0, 403);
+    let (code, _, v) = call("PUT", &path, Some(r#"{"person":"carol@example.com","reason":"x"}"#), &admin);
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("carol@example.com"), "{v}");
+    assert_eq!(call("PUT", &path, Some(r#"{"person":"bob@example.com","reason":"  "}"#), &admin).0, 400);
+    let (code, _, v) = call("PUT", &path, Some(body), &admin);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["owner"]["user_name"].as_str(), v["owner"]["source"].as_str()),
+        (Some("bob@example.com"), Some("assigned"))
+    );
+    assert_eq!(keys(&call("GET", "/api/v1/connectors?owner=bob", None, &viewer).2), [shared]);
+
+    // Approving for 30 days: in force now, with its reason and expiry, and in the history.
+    let (code, _, v) = call(
+        "POST",
+        &format!("/api/v1/connectors/{shared}/status"),
+        Some(r#"{"status":"approved","reason":"pilot","expires_in":"30d"}"#),
+        &admin,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!((v["status"].as_str(), v["status_source"].as_str()), (Some("approved"), Some("decision")));
+    assert_eq!(v["decision"]["reason"], "pilot");
+    assert!(v["decision"]["expires_at"].is_string(), "{v}");
+    let bad = r#"{"status":"unsanctioned","expires_in":"30d"}"#;
+    assert_eq!(call("POST", &format!("/api/v1/connectors/{shared}/status"), Some(bad), &admin).0, 400);
+    let history: Vec<(String, String)> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap().to_owned(), e["actor"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(history[0].0, "discovered");
+    assert_eq!(history[1], ("owner_assigned".to_owned(), "admin:token:test".to_owned()));
+    assert_eq!(history[2], ("approved".to_owned(), "admin:token:test".to_owned()));
+}
