@@ -109,7 +109,8 @@ def read_only_checks(client: SyncSCIMClient, http: httpx2.Client) -> list[tuple[
                     raise ValueError(f"GET {rt.endpoint}/{r.id} answered {one.id}")
             rows.append(("SUCCESS", rt.name, "read_only_get", f"each of {len(found)} read by id, valid"))
         except Exception as e:  # any refusal or invalid payload is the failure reported
-            rows.append(("ERROR", rt.name, "read_only_read", f"{type(e).__name__}: {e}"))
+            cause = f" ({e.__cause__})" if e.__cause__ else ""
+            rows.append(("ERROR", rt.name, "read_only_read", f"{type(e).__name__}: {e}{cause}"))
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             path = rt.endpoint if method == "POST" else f"{rt.endpoint}/x"
             r = http.request(method, path, json={"schemas": [rt.schema_]})
@@ -174,7 +175,7 @@ def main() -> int:
         print(f"FAILED: {r.status.name} {r.resource_type or '-'} {r.title}: {r.reason}\n  data: {r.data!r}"[:2000])
     read_only_failed = [r for r in read_only if r[0] != "SUCCESS"]
     for status, resource, title, reason in read_only_failed:
-        print(f"FAILED: {status} {resource} {title}: {reason}")
+        print(f"FAILED: {status} {resource} {title}: {reason}"[:2000])
     for name, why in READ_ONLY.items():
         print(f"read-only: {name}: {why}")
     ok = len(results) - len(failed) + len(read_only) - len(read_only_failed)

@@ -115,7 +115,6 @@ pub(crate) fn resource(c: &Connector, status: &str, owner: Option<&Owner>, base:
             "value": p.id,
             "$ref": base.users(&p.id),
             "display": p.display_name.clone().unwrap_or_else(|| p.user_name.clone()),
-            "type": "User",
         }]);
     }
     if c.kind == "mcp_server" {
@@ -314,7 +313,7 @@ mod tests {
         assert_eq!(
             r["owners"],
             json!([{"value": "p-ada", "$ref": "https://collector.example:8444/scim/v2/Users/p-ada",
-                    "display": "p-ada name", "type": "User"}])
+                    "display": "p-ada name"}])
         );
         assert_eq!(r["protocols"], json!([{"type": "MCP-Server"}]));
         let ext = &r[CONNECTOR_SCHEMA];

@@ -307,9 +307,10 @@ pub(super) async fn service_provider_config(_: Provisioner, base: Base) -> Respo
             "changePassword": {"supported": false},
             "sort": {"supported": false},
             "etag": {"supported": false},
-            // draft-abbey-scim-agent-extension-00 §4.1: Agents yes (read-only), agentic
-            // applications no.
-            "agentExtension": {"supported": true, "agentsSupported": true, "agenticApplicationsSupported": false},
+            // No `agentExtension` here, though draft-abbey-scim-agent-extension-00 asks for
+            // it: RFC 7643 §5 fixes this resource's attributes and strict clients (scim2-models)
+            // refuse the whole document for an undeclared one, which would break
+            // provisioning. The Agent resource type in /ResourceTypes says it instead.
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",
