@@ -5,7 +5,7 @@
 //!
 //! Every connector (tool, extension, token, MCP server) is one Agent. Of the draft's two
 //! resource types only Agent is served: its -00 AgenticApplication schema has no owner, and
-//! the owner is what governance needs (see the README's SCIM section for the mapping).
+//! the owner is what governance needs.
 //!
 //! - `id`: the connector key in unpadded base64url — stable, URL-safe, and decoded back
 //!   to the key on `GET /Agents/{id}`, so reading one needs no index.
