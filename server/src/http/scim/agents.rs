@@ -131,13 +131,22 @@ pub(super) async fn all(s: &AppState, base: &Base) -> Result<Vec<Value>, ScimErr
 /// Connectors (all, or the one with `key`) as Agents.
 async fn agents(s: &AppState, base: &Base, key: Option<String>) -> Result<Vec<Value>, ScimError> {
     let policy = s.policy.clone();
+    let policy_keys = policy.clone();
     let (connectors, people) = blocking(s, move |st| {
         let connectors = match key {
             Some(k) => st.connector(&k)?.into_iter().collect(),
             None => st.connectors()?,
         };
-        // Owners need the people whatever the policy approves; one read, indexed.
-        Ok((connectors, People::new(st.people_all()?)))
+        // Owners need the people whatever the policy approves, but only those who could be
+        // behind the accounts seen: attribution among them answers as among everyone.
+        let mut keys: Vec<String> = connectors
+            .iter()
+            .flat_map(|c| c.devices.iter().filter_map(|d| d.user.as_deref()))
+            .flat_map(|u| policy_keys.keys_for(u))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok((connectors, People::new(st.people_by_keys(&keys)?)))
     })
     .await?;
     Ok(connectors
