@@ -698,6 +698,18 @@ async fn the_register_reads_as_agents_with_owner_and_status() {
     let viewer = c.api_token("viewer");
     assert_eq!(tokio::task::block_in_place(|| c.api("GET", "/scim/v2/Agents", Some(&viewer))).0, 403);
 
+    // Offboarding as the IGA tool sees it: a deactivated owner is still the owner (her User
+    // says active false: an orphaned connector); a deleted one is no User any more, so the
+    // connector has no owner reference.
+    let deactivate = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#;
+    s.ok("PATCH", &format!("/scim/v2/Users/{ada}"), Some(deactivate), 200);
+    let owners = || s.ok("GET", &format!("/scim/v2/Agents/{id}"), None, 200).1["owners"].clone();
+    assert_eq!(owners()[0]["value"], ada.as_str());
+    assert_eq!(s.ok("GET", &format!("/scim/v2/Users/{ada}"), None, 200).1["active"], false);
+    s.ok("DELETE", &format!("/scim/v2/Users/{ada}"), None, 204);
+    assert_eq!(owners(), Value::Null);
+    assert_eq!(names(&format!("owners.value eq \"{ada}\"")), Vec::<String>::new());
+
     // Discovery says so: the resource type and its schemas, every attribute read-only.
     let (_, rt) = s.ok("GET", "/scim/v2/ResourceTypes/Agent", None, 200);
     assert_eq!(
