@@ -673,6 +673,17 @@ async fn the_register_reads_as_agents_with_owner_and_status() {
     let (_, searched) =
         s.ok("POST", "/scim/v2/Agents/.search", Some(r#"{"filter": "agentType eq \"token\""}"#), 200);
     assert_eq!(searched["totalResults"], 1);
+    // At the root, a search covers every resource type, Agents included.
+    let root = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"agentType eq \"tool\" or userName eq \"bob@example.com\""}"#;
+    let (_, both) = s.ok("POST", "/scim/v2/.search", Some(root), 200);
+    let mut found: Vec<&str> = both["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["resourceType"].as_str().unwrap())
+        .collect();
+    found.sort();
+    assert_eq!(found, ["Agent", "User"]);
     for missing in ["dG9vbDpub3BlCg", "***"] {
         let (_, err) = s.ok("GET", &format!("/scim/v2/Agents/{missing}"), None, 404);
         assert_eq!(err["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
