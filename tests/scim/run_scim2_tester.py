@@ -8,6 +8,11 @@ Exits 1 if any applicable check ends ERROR or CRITICAL (a MUST of RFC 7643/7644 
 DEVIATION (a SHOULD not followed) is printed but does not fail. Discovery is read from the
 server, so the checks exercise exactly what /ServiceProviderConfig, /Schemas and
 /ResourceTypes advertise.
+
+scim2-tester's lifecycle checks all begin by creating a resource, so they run for the
+writable resource types; a read-only one (READ_ONLY) is read with scim2-client instead —
+listed, then each resource fetched by id, both validated against the model composed from the
+server's own /Schemas — and a write to it must be a SCIM 405.
 """
 
 import os
@@ -78,6 +83,43 @@ def not_applicable(r) -> str | None:
 
 FAILING = {Status.ERROR, Status.CRITICAL}
 
+# Resource types served read-only, with the reason.
+READ_ONLY: dict[str, str] = {
+    "Agent": "the connector register is what agents on laptops report, not what a client provisions",
+}
+
+
+def read_only_checks(client: SyncSCIMClient, http: httpx2.Client) -> list[tuple[str, str, str, str]]:
+    """Rows (status, resource type, check, reason) for the read-only resource types."""
+    rows = []
+    for rt in client.provider.resource_types:
+        if rt.name not in READ_ONLY:
+            continue
+        model = client.provider.model_for(rt)
+        if model is None:
+            rows.append(("ERROR", rt.name, "read_only_model", f"no schema composes {rt.schema_}"))
+            continue
+        try:
+            listed = client.query(model)
+            found = listed.resources or []
+            rows.append(("SUCCESS", rt.name, "read_only_list", f"{listed.total_results} listed, valid"))
+            for r in found:
+                one = client.query(model, r.id)
+                if one.id != r.id:
+                    raise ValueError(f"GET {rt.endpoint}/{r.id} answered {one.id}")
+            rows.append(("SUCCESS", rt.name, "read_only_get", f"each of {len(found)} read by id, valid"))
+        except Exception as e:  # any refusal or invalid payload is the failure reported
+            cause = f" ({e.__cause__})" if e.__cause__ else ""
+            rows.append(("ERROR", rt.name, "read_only_read", f"{type(e).__name__}: {e}{cause}"))
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            path = rt.endpoint if method == "POST" else f"{rt.endpoint}/x"
+            r = http.request(method, path, json={"schemas": [rt.schema_]})
+            ok = r.status_code == 405 and r.json().get("status") == "405"
+            rows.append(
+                ("SUCCESS" if ok else "ERROR", rt.name, f"read_only_refuses_{method.lower()}", f"{r.status_code}")
+            )
+    return rows
+
 
 def cell(text: object, width: int) -> str:
     s = " ".join(str(text or "").split())
@@ -99,19 +141,25 @@ def main() -> int:
         verify=ssl.create_default_context(cafile=ca),
         timeout=30,
     )
-    results = check_server(SyncSCIMClient(http))
+    advertised = [t["name"] for t in http.get("/ResourceTypes").json().get("Resources", [])]
+    client = SyncSCIMClient(http)
+    results = check_server(client, resource_types=[t for t in advertised if t not in READ_ONLY])
     na = {id(r): not_applicable(r) for r in results if r.status in FAILING}
     # A failing check that does not apply is shown as N/A, its reason listed below the table.
     rows = [
         ("N/A" if na.get(id(r)) else r.status.name, r.resource_type or "-", r.title or "-", r.reason or "")
         for r in results
     ]
+    read_only = read_only_checks(client, http) if client.provider.resource_types else []
+    rows.extend(read_only)
     print(f"{'STATUS':<11} {'RESOURCE':<9} {'CHECK':<58} REASON")
     for status, resource, title, reason in rows:
         print(f"{status:<11} {resource:<9} {cell(title, 58):<58} {cell(reason, 160)}")
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status.name] = counts.get(r.status.name, 0) + 1
+    for status, *_ in read_only:
+        counts[status] = counts.get(status, 0) + 1
     print("totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     failed = []
     for r in results:
@@ -125,8 +173,14 @@ def main() -> int:
             print(f"not applicable: {r.resource_type or '-'} {r.title} {urn}: {why}")
     for r in failed:
         print(f"FAILED: {r.status.name} {r.resource_type or '-'} {r.title}: {r.reason}\n  data: {r.data!r}"[:2000])
-    print(f"scim2-tester checks: {len(results) - len(failed)} ok, {len(failed)} failing")
-    return 1 if failed else 0
+    read_only_failed = [r for r in read_only if r[0] != "SUCCESS"]
+    for status, resource, title, reason in read_only_failed:
+        print(f"FAILED: {status} {resource} {title}: {reason}"[:2000])
+    for name, why in READ_ONLY.items():
+        print(f"read-only: {name}: {why}")
+    ok = len(results) - len(failed) + len(read_only) - len(read_only_failed)
+    print(f"scim2-tester checks: {ok} ok, {len(failed) + len(read_only_failed)} failing")
+    return 1 if failed or read_only_failed else 0
 
 
 if __name__ == "__main__":

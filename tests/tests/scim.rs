@@ -41,6 +41,9 @@ impl Scim<'_> {
     }
 }
 
+/// Sightline's extension of the draft's Agent.
+const CONNECTOR: &str = "urn:sightline:params:scim:schemas:extension:connector:2.0:Agent";
+
 /// The `Location` header of a response.
 fn location(headers: &str) -> Option<String> {
     headers
@@ -251,7 +254,9 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
         vec![
             "urn:ietf:params:scim:schemas:core:2.0:User",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
-            "urn:ietf:params:scim:schemas:core:2.0:Group"
+            "urn:ietf:params:scim:schemas:core:2.0:Group",
+            "urn:ietf:params:scim:schemas:core:2.0:Agent",
+            CONNECTOR,
         ]
     );
     let (_, one) = s.ok("GET", "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group", None, 200);
@@ -260,7 +265,7 @@ async fn scim_discovery_errors_and_status_codes_follow_rfc_7644() {
         format!("{base}/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group")
     );
     let (_, types) = s.ok("GET", "/scim/v2/ResourceTypes", None, 200);
-    assert_eq!(types["totalResults"], 2);
+    assert_eq!(types["totalResults"], 3);
     let (_, user_type) = s.ok("GET", "/scim/v2/ResourceTypes/User", None, 200);
     assert_eq!(
         user_type["schemaExtensions"][0]["schema"],
@@ -508,6 +513,243 @@ async fn a_scim_group_decides_the_policy_group_approval() {
     c.stop().await;
 }
 
+/// A small fleet for the Agent resources: ada and bob provisioned through SCIM, one laptop
+/// reporting Cursor (ada, approved by the policy), an uncatalogued browser extension (bob),
+/// an MCP server (ada) and an OpenAI key (ada) that is gone again. Returns ada's and bob's
+/// User ids.
+async fn agent_fleet(c: &Collector, s: &Scim<'_>) -> (String, String) {
+    use sightline_proto::envelope::GENESIS_HASH;
+    use sightline_proto::pb::{self, observation::Item};
+    let person = |name: &str| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": format!("{name}@example.com"), "displayName": format!("{name} Example"), "active": true});
+        s.ok("POST", "/scim/v2/Users", Some(&body.to_string()), 201).1["id"].as_str().unwrap().to_owned()
+    };
+    let (ada, bob) = (person("ada"), person("bob"));
+    let t0 = 1_768_464_000_000i64; // 2026-01-15T08:00:00Z: device times must be in the past
+    let obs = |change: pb::Change, at: i64, item: Item| pb::Observation {
+        seq: 0,
+        observed_at_ms: at,
+        change: change as i32,
+        item: Some(item),
+    };
+    let cursor = Item::App(pb::AppItem {
+        tool: "cursor".into(),
+        user: Some("ada".into()),
+        path: "/usr/share/cursor/cursor".into(),
+        ..Default::default()
+    });
+    let ext = Item::Extension(pb::ExtensionItem {
+        user: Some("bob".into()),
+        browser: "chrome".into(),
+        profile: "Default".into(),
+        extension_id: "bgnkhhnnamicmpeenaelnjfhikgbkllg".into(),
+        name: "AI Sidebar".into(),
+        path: "/home/bob/.config/google-chrome/Default/Extensions/bgnkhhnnamicmpeenaelnjfhikgbkllg".into(),
+        ..Default::default()
+    });
+    let mcp = Item::McpServer(pb::McpServerItem {
+        client: "claude_desktop".into(),
+        user: Some("ada".into()),
+        name: "github".into(),
+        transport: "stdio".into(),
+        command: Some("npx -y @modelcontextprotocol/server-github".into()),
+        url: None,
+        path: "/home/ada/.config/Claude/claude_desktop_config.json".into(),
+    });
+    let token = openai_token("ada", "4f5e6d7c8b9a0f1e2d3c4b5a69788796");
+    let laptop = enroll(c).await;
+    let snap = |item: Item| obs(pb::Change::Snapshot, t0 + 1_000, item);
+    let (b, h) =
+        laptop.batch_of(1, GENESIS_HASH, vec![snap(cursor), snap(ext), snap(mcp), snap(token.clone())]);
+    let (b2, _) = laptop.batch_of(5, h, vec![obs(pb::Change::Disappeared, t0 + 60_000, token)]);
+    for r in laptop.send(vec![b, b2]).await {
+        r.unwrap();
+    }
+    (ada, bob)
+}
+
+/// The connector register as the draft's Agent resources, as an identity-governance tool
+/// reads it: each connector with its owner (a User reference that resolves) and status,
+/// found by filter, paged, projected, one by id; writes refused with a SCIM 405.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_register_reads_as_agents_with_owner_and_status() {
+    let c = Collector::start_with_policy("[approved]\ntools = [\"cursor\"]\n").await;
+    let s = Scim { c: &c, token: c.api_token("scim") };
+    let (ada, bob) = agent_fleet(&c, &s).await;
+    let base = format!("{}/scim/v2", c.api_url);
+
+    let (_, all) = s.ok("GET", "/scim/v2/Agents", None, 200);
+    assert_eq!(all["totalResults"], 4, "{all:#}");
+    let agents = all["Resources"].as_array().unwrap();
+    let by_type =
+        |t: &str| agents.iter().find(|a| a["agentType"] == t).unwrap_or_else(|| panic!("{t}: {all:#}"));
+    for a in agents {
+        assert_eq!(a["schemas"], json!(["urn:ietf:params:scim:schemas:core:2.0:Agent", CONNECTOR]));
+        assert_eq!(a["meta"]["location"], format!("{base}/Agents/{}", a["id"].as_str().unwrap()));
+    }
+    let cursor = by_type("tool");
+    assert_eq!(
+        (cursor["name"].as_str(), cursor["displayName"].as_str()),
+        (Some("tool:cursor"), Some("Cursor"))
+    );
+    assert_eq!(
+        (cursor["active"].as_bool(), cursor[CONNECTOR]["status"].as_str()),
+        (Some(true), Some("approved"))
+    );
+    assert_eq!(cursor["owners"][0]["value"], ada.as_str());
+    assert_eq!(cursor["owners"][0]["display"], "ada Example");
+    assert_eq!(cursor[CONNECTOR]["devices"], 1);
+    // The owner reference leads to the owning User.
+    let owner_ref = cursor["owners"][0]["$ref"].as_str().unwrap();
+    assert_eq!(owner_ref, format!("{base}/Users/{ada}"));
+    let (_, user) = s.ok("GET", owner_ref.trim_start_matches(&c.api_url), None, 200);
+    assert_eq!(user["userName"], "ada@example.com");
+    let ext = by_type("extension");
+    assert_eq!(
+        (ext["owners"][0]["value"].as_str(), ext[CONNECTOR]["status"].as_str()),
+        (Some(bob.as_str()), Some("unsanctioned"))
+    );
+    assert_eq!(by_type("mcp_server")["protocols"], json!([{"type": "MCP-Server"}]));
+    let token = by_type("token");
+    assert_eq!(
+        (token["active"].as_bool(), token[CONNECTOR]["status"].as_str()),
+        (Some(false), Some("removed"))
+    );
+    assert_eq!(token[CONNECTOR]["provider"], "openai");
+
+    // Filters over the resource's SCIM JSON: by displayName, by status, by owner.
+    let names = |f: &str| -> Vec<String> {
+        let mut v: Vec<String> = s.filter("Agents", f)["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names("displayName eq \"cursor\""),
+        ["tool:cursor"],
+        "case-insensitive, as the draft's schema says"
+    );
+    let mut unsanctioned: Vec<String> =
+        [ext, by_type("mcp_server")].iter().map(|a| a["name"].as_str().unwrap().to_owned()).collect();
+    unsanctioned.sort();
+    assert_eq!(names(&format!("{CONNECTOR}:status eq \"unsanctioned\"")), unsanctioned);
+    assert_eq!(names("active eq false"), [token["name"].as_str().unwrap()]);
+    assert_eq!(names(&format!("owners[value eq \"{bob}\"]")), [ext["name"].as_str().unwrap()]);
+    assert_eq!(names("name eq \"tool:cursor\" and active eq true"), ["tool:cursor"]);
+    s.ok("GET", &format!("/scim/v2/Agents?filter={}", enc("displayName eq")), None, 400);
+
+    // Paging: two pages of two cover the four, in the same order as the whole list.
+    let page = |start: u32| s.ok("GET", &format!("/scim/v2/Agents?startIndex={start}&count=2"), None, 200).1;
+    let (p1, p2) = (page(1), page(3));
+    assert_eq!(
+        (p1["totalResults"].as_u64(), p1["itemsPerPage"].as_u64(), p1["startIndex"].as_u64()),
+        (Some(4), Some(2), Some(1))
+    );
+    assert_eq!((p2["itemsPerPage"].as_u64(), p2["startIndex"].as_u64()), (Some(2), Some(3)));
+    let paged: Vec<&Value> =
+        p1["Resources"].as_array().unwrap().iter().chain(p2["Resources"].as_array().unwrap()).collect();
+    assert_eq!(paged, agents.iter().collect::<Vec<_>>());
+    assert_eq!(page(5)["Resources"], json!([]));
+
+    // One by id: the same resource, with Location; projections; an unknown id is a 404.
+    let id = cursor["id"].as_str().unwrap();
+    let (h, one) = s.ok("GET", &format!("/scim/v2/Agents/{id}"), None, 200);
+    assert_eq!(&one, cursor);
+    assert!(
+        h.to_ascii_lowercase().contains(&format!("location: {base}/agents/{id}").to_ascii_lowercase()),
+        "{h}"
+    );
+    let (_, slim) = s.ok("GET", &format!("/scim/v2/Agents/{id}?attributes=displayName"), None, 200);
+    let mut keys: Vec<&str> = slim.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["displayName", "id", "meta", "schemas"]);
+    let (_, listed) = s.ok("GET", "/scim/v2/Agents?excludedAttributes=owners", None, 200);
+    assert!(listed["Resources"].as_array().unwrap().iter().all(|a| a.get("owners").is_none()));
+    let (_, searched) =
+        s.ok("POST", "/scim/v2/Agents/.search", Some(r#"{"filter": "agentType eq \"token\""}"#), 200);
+    assert_eq!(searched["totalResults"], 1);
+    // At the root, a search covers every resource type, Agents included.
+    let root = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"agentType eq \"tool\" or userName eq \"bob@example.com\""}"#;
+    let (_, both) = s.ok("POST", "/scim/v2/.search", Some(root), 200);
+    let mut found: Vec<&str> = both["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["resourceType"].as_str().unwrap())
+        .collect();
+    found.sort();
+    assert_eq!(found, ["Agent", "User"]);
+    for missing in ["dG9vbDpub3BlCg", "***"] {
+        let (_, err) = s.ok("GET", &format!("/scim/v2/Agents/{missing}"), None, 404);
+        assert_eq!(err["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    }
+
+    // Read-only: every write is a SCIM 405; a viewer token is refused like elsewhere in SCIM.
+    let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Agent"],"name":"x"}"#;
+    for (method, path) in [
+        ("POST", "/scim/v2/Agents".to_owned()),
+        ("PUT", format!("/scim/v2/Agents/{id}")),
+        ("PATCH", format!("/scim/v2/Agents/{id}")),
+        ("DELETE", format!("/scim/v2/Agents/{id}")),
+        ("DELETE", "/scim/v2/Agents".to_owned()),
+    ] {
+        let (_, err) = s.ok(method, &path, Some(body), 405);
+        assert_eq!(
+            (err["status"].as_str(), err["schemas"][0].as_str()),
+            (Some("405"), Some("urn:ietf:params:scim:api:messages:2.0:Error")),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(s.ok("GET", "/scim/v2/Agents", None, 200).1["totalResults"], 4, "nothing changed");
+    let viewer = c.api_token("viewer");
+    assert_eq!(tokio::task::block_in_place(|| c.api("GET", "/scim/v2/Agents", Some(&viewer))).0, 403);
+
+    // Offboarding as the IGA tool sees it: a deactivated owner is still the owner (her User
+    // says active false: an orphaned connector); a deleted one is no User any more, so the
+    // connector has no owner reference.
+    let deactivate = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#;
+    s.ok("PATCH", &format!("/scim/v2/Users/{ada}"), Some(deactivate), 200);
+    let owners = || s.ok("GET", &format!("/scim/v2/Agents/{id}"), None, 200).1["owners"].clone();
+    assert_eq!(owners()[0]["value"], ada.as_str());
+    assert_eq!(s.ok("GET", &format!("/scim/v2/Users/{ada}"), None, 200).1["active"], false);
+    s.ok("DELETE", &format!("/scim/v2/Users/{ada}"), None, 204);
+    assert_eq!(owners(), Value::Null);
+    assert_eq!(names(&format!("owners.value eq \"{ada}\"")), Vec::<String>::new());
+
+    // Discovery says so: the resource type and its schemas, every attribute read-only.
+    let (_, rt) = s.ok("GET", "/scim/v2/ResourceTypes/Agent", None, 200);
+    assert_eq!(
+        (rt["endpoint"].as_str(), rt["schema"].as_str()),
+        (Some("/Agents"), Some("urn:ietf:params:scim:schemas:core:2.0:Agent"))
+    );
+    assert_eq!(rt["schemaExtensions"], json!([{"schema": CONNECTOR, "required": true}]));
+    for urn in ["urn:ietf:params:scim:schemas:core:2.0:Agent", CONNECTOR] {
+        let (_, schema) = s.ok("GET", &format!("/scim/v2/Schemas/{urn}"), None, 200);
+        let attrs = schema["attributes"].as_array().unwrap();
+        assert!(attrs.iter().all(|a| a["mutability"] == "readOnly"), "{schema:#}");
+        // Every attribute a resource carries is defined.
+        let defined: Vec<&str> = attrs.iter().map(|a| a["name"].as_str().unwrap()).collect();
+        let carried = if urn == CONNECTOR {
+            token[CONNECTOR].as_object().unwrap()
+        } else {
+            cursor.as_object().unwrap()
+        };
+        for k in carried.keys().filter(|k| !["schemas", "id", "meta", CONNECTOR].contains(&k.as_str())) {
+            assert!(defined.contains(&k.as_str()), "{k} is not in {urn}");
+        }
+    }
+    // The draft's `agentExtension` flag is left out of ServiceProviderConfig: strict clients
+    // refuse undeclared attributes there (scim2-tester checks it).
+    let (_, spc) = s.ok("GET", "/scim/v2/ServiceProviderConfig", None, 200);
+    assert!(spc.get("agentExtension").is_none(), "{spc:#}");
+    c.stop().await;
+}
+
 /// scim2-tester (PyPI, pinned in tests/scim/requirements.txt; scripts/test.sh installs it in
 /// target/scim2-tester) runs its checks against the live collector: discovery, then create,
 /// read, query, replace, patch (add, replace, remove) and delete of every resource type the
@@ -518,6 +760,8 @@ async fn scim2_tester_finds_no_failing_check() {
     let python = venv_python("scim2-tester");
     let c = Collector::start().await;
     let token = c.api_token("scim");
+    // Connectors to read: the read-only Agents are checked with what the fleet reported.
+    agent_fleet(&c, &Scim { c: &c, token: token.clone() }).await;
     let out = tokio::task::block_in_place(|| {
         std::process::Command::new(&python)
             .arg(root.join("tests/scim/run_scim2_tester.py"))
@@ -538,7 +782,7 @@ async fn scim2_tester_finds_no_failing_check() {
         String::from_utf8_lossy(&out.stderr)
     );
     // It really ran: discovery and the resources' lifecycles were checked.
-    for check in ["ServiceProviderConfig", "User", "Group"] {
+    for check in ["ServiceProviderConfig", "User", "Group", "Agent     read_only_get"] {
         assert!(table.contains(check), "no {check} check in:\n{table}");
     }
     c.stop().await;

@@ -1,7 +1,8 @@
 //! The discovery endpoints (RFC 7644 §4, RFC 7643 §5–7): what this service provider does,
 //! stated exactly — an identity provider (and scim2-tester) decides what to send from them.
 //! The schemas list only the attributes the handlers keep and return; `readOnly` marks what
-//! the server sets (ids, a member's or manager's display name, a user's groups).
+//! the server sets (ids, a member's or manager's display name, a user's groups, and all of
+//! an Agent: the register is read-only).
 
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -9,7 +10,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{
-    Base, ENTERPRISE_SCHEMA, GROUP_SCHEMA, MAX_PAGE, Provisioner, ScimError, USER_SCHEMA, scim_json,
+    AGENT_SCHEMA, Base, CONNECTOR_SCHEMA, ENTERPRISE_SCHEMA, GROUP_SCHEMA, MAX_PAGE, Provisioner, ScimError,
+    USER_SCHEMA, scim_json,
 };
 
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -167,12 +169,70 @@ fn group_attributes() -> Vec<Attr> {
     ]
 }
 
+/// A read-only attribute: everything an Agent has is set by the server.
+fn ro(name: &'static str, kind: &'static str, description: &'static str) -> Attr {
+    attr(name, kind, description).mutability("readOnly")
+}
+
+/// The Agent schema of `draft-abbey-scim-agent-extension-00`, as far as Sightline fills it:
+/// the draft's names, types and case rules, every attribute read-only.
+fn agent_attributes() -> Vec<Attr> {
+    vec![
+        ro("name", "string", "The connector's key (tool:ID, extension:ID, token:FP, mcp:NAME:HASH), unique.")
+            .required()
+            .unique(),
+        ro("displayName", "string", "What people call it: the catalog's name for a tool or extension."),
+        ro("agentType", "string", "The kind of connector.").canonical(KINDS),
+        ro("active", "boolean", "False once the connector is revoked or on no device any more."),
+        ro("owners", "complex", "The person accountable for it: the one person its accounts belong to.")
+            .multi()
+            .subs(vec![
+                ro("value", "string", "The owner's User id.").exact(),
+                ro("$ref", "reference", "The owner's User URI.").exact().refs(&["User", "Group"]),
+                ro("display", "string", "The owner's display name."),
+            ]),
+        ro("protocols", "complex", "The protocols it serves: MCP-Server for an MCP server.")
+            .multi()
+            .subs(vec![ro("type", "string", "The protocol.").canonical(&["A2A", "OpenAPI", "MCP-Server"])]),
+    ]
+}
+
+const KINDS: &[&str] = &["tool", "extension", "token", "mcp_server"];
+
+/// What the register knows of the connector behind an Agent.
+fn connector_attributes() -> Vec<Attr> {
+    vec![
+        ro("key", "string", "The connector key, as the API and CLI name it.").exact().unique(),
+        ro("kind", "string", "tool, extension, token or mcp_server.").canonical(KINDS),
+        ro("status", "string", "Sightline's judgement of it under the policy.").canonical(&[
+            "discovered",
+            "approved",
+            "unsanctioned",
+            "revoked",
+            "removed",
+        ]),
+        ro("devices", "integer", "How many devices it is on now."),
+        ro("firstSeen", "dateTime", "When a device first reported it."),
+        ro("lastSeen", "dateTime", "When a device last reported it."),
+        ro("provider", "string", "A token's provider (openai, anthropic, ...)."),
+        ro("ownerAttribution", "string", "How the owner was found: an explicit mapping, a rule, or none.")
+            .canonical(&["exact", "inferred", "unknown"]),
+    ]
+}
+
 /// Every schema this service provider serves: (id, name, description, attributes).
 fn all_schemas(base: &Base) -> Vec<Value> {
     [
         (USER_SCHEMA, "User", "User Account", user_attributes()),
         (ENTERPRISE_SCHEMA, "EnterpriseUser", "Enterprise User", enterprise_attributes()),
         (GROUP_SCHEMA, "Group", "Group", group_attributes()),
+        (
+            AGENT_SCHEMA,
+            "Agent",
+            "An AI connector found on the fleet, as an agent identity",
+            agent_attributes(),
+        ),
+        (CONNECTOR_SCHEMA, "SightlineConnector", "Sightline's view of the connector", connector_attributes()),
     ]
     .into_iter()
     .map(|(id, name, description, attrs)| {
@@ -210,6 +270,16 @@ fn all_resource_types(base: &Base) -> Vec<Value> {
             "schemaExtensions": [],
             "meta": {"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/Group", base.0)},
         }),
+        json!({
+            "schemas": [RESOURCE_TYPE_SCHEMA],
+            "id": "Agent",
+            "name": "Agent",
+            "endpoint": "/Agents",
+            "description": "AI connectors (tools, extensions, tokens, MCP servers) as agent identities, read-only",
+            "schema": AGENT_SCHEMA,
+            "schemaExtensions": [{"schema": CONNECTOR_SCHEMA, "required": true}],
+            "meta": {"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/Agent", base.0)},
+        }),
     ]
 }
 
@@ -237,6 +307,10 @@ pub(super) async fn service_provider_config(_: Provisioner, base: Base) -> Respo
             "changePassword": {"supported": false},
             "sort": {"supported": false},
             "etag": {"supported": false},
+            // No `agentExtension` here, though draft-abbey-scim-agent-extension-00 asks for
+            // it: RFC 7643 §5 fixes this resource's attributes and strict clients (scim2-models)
+            // refuse the whole document for an undeclared one, which would break
+            // provisioning. The Agent resource type in /ResourceTypes says it instead.
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",

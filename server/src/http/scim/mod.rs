@@ -1,5 +1,6 @@
 //! SCIM 2.0 under `/scim/v2` (RFC 7643/7644), so an identity provider (Okta, Microsoft
-//! Entra ID) provisions people and groups into Sightline. Served by the HTTP API for `scim`
+//! Entra ID) provisions people and groups into Sightline, and an identity-governance tool
+//! reads the connector register as non-human identities. Served by the HTTP API for `scim`
 //! (and `admin`) tokens.
 //!
 //! - `discovery`: `/ServiceProviderConfig`, `/Schemas`, `/ResourceTypes`, describing exactly
@@ -9,6 +10,8 @@
 //!   person on record as deprovisioned: that is the offboarding signal findings need.
 //! - `groups`: `/Groups` with members; `[approved.groups.NAME]` in the policy names a group
 //!   by its displayName.
+//! - `agents`: `/Agents`, read-only — every connector as the Agent resource of
+//!   `draft-abbey-scim-agent-extension-00`, with its owner and status.
 //! - `filter`: the `filter` expressions of list requests (GET, or POST `/.search` per type
 //!   and at the root) and of PATCH value paths.
 //! - `patch`: PatchOp applied to a resource's SCIM JSON, which is then read back exactly as
@@ -19,6 +22,7 @@
 //! applies. Resources carry an absolute `meta.location` (and `Location` on create) built
 //! from the request's host: the listener is TLS, so the scheme is https.
 
+mod agents;
 mod discovery;
 pub mod filter;
 mod groups;
@@ -43,6 +47,10 @@ pub use patch::apply_patch;
 pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub(crate) const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The Agent schema of `draft-abbey-scim-agent-extension-00`.
+pub(crate) const AGENT_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Agent";
+/// Sightline's extension of an Agent: what the register knows of the connector behind it.
+pub(crate) const CONNECTOR_SCHEMA: &str = "urn:sightline:params:scim:schemas:extension:connector:2.0:Agent";
 const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -164,6 +172,10 @@ impl Base {
 
     pub(crate) fn groups(&self, id: &str) -> String {
         format!("{}/Groups/{id}", self.0)
+    }
+
+    pub(crate) fn agents(&self, id: &str) -> String {
+        format!("{}/Agents/{id}", self.0)
     }
 }
 
@@ -306,7 +318,7 @@ pub(crate) fn search_query(body: &[u8]) -> Result<ListQuery, ScimError> {
     })
 }
 
-/// POST `/.search` at the root: users and groups together.
+/// POST `/.search` at the root: every resource type together (RFC 7644 §3.4.3).
 async fn search_all(
     _: Provisioner,
     base: Base,
@@ -317,6 +329,7 @@ async fn search_all(
     let both = async {
         let mut all = users::all(&s, &base).await?;
         all.extend(groups::all(&s, &base).await?);
+        all.extend(agents::all(&s, &base).await?);
         Ok(all)
     };
     list_response(both, &q).await
@@ -463,6 +476,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/scim/v2/Groups", get(groups::list).post(groups::create).fallback(m))
         .route("/scim/v2/Groups/.search", axum::routing::post(groups::search).fallback(m))
         .route("/scim/v2/.search", axum::routing::post(search_all).fallback(m))
+        // The register is read-only: every other verb is a SCIM 405.
+        .route("/scim/v2/Agents", get(agents::list).fallback(m))
+        .route("/scim/v2/Agents/.search", axum::routing::post(agents::search).fallback(m))
+        .route("/scim/v2/Agents/{id}", get(agents::fetch).fallback(m))
         .route(
             "/scim/v2/Groups/{id}",
             get(groups::fetch).put(groups::replace).patch(groups::patch).delete(groups::delete).fallback(m),
