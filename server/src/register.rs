@@ -5,7 +5,9 @@
 //! The owner is the person an admin assigned (with a reason, kept in the history), else the
 //! one person attribution finds behind every account the connector is present under (all
 //! accounts it was ever under, once it is gone everywhere). Two people behind one connector
-//! is a shared credential: it has no owner until an admin names one. Every change is a
+//! is a shared credential, and a holder attribution cannot name (an unmapped account, a
+//! machine-wide install) could be anyone: either way it has no owner until an admin names
+//! one. Every change is a
 //! [`ConnectorEvent`], written in the same transaction as the change.
 
 use anyhow::Context;
@@ -41,16 +43,22 @@ pub fn owner_of(c: &Connector, policy: &Policy, people: &People) -> OwnerOf {
     }
     let present = c.devices.iter().any(|d| d.present);
     let mut found: Option<(Person, &'static str)> = None;
-    for user in c.devices.iter().filter(|d| d.present || !present).filter_map(|d| d.user.as_deref()) {
-        let a = policy.attribute_among(people, user);
-        let Some(p) = a.person else { continue };
+    for d in c.devices.iter().filter(|d| d.present || !present) {
+        // A holder nobody is attributed to (or no account at all: a machine-wide install)
+        // could be anyone: the owner is not guessed past it.
+        let Some(p) = d.user.as_deref().and_then(|u| {
+            let a = policy.attribute_among(people, u);
+            a.person.map(|p| (p, a.confidence))
+        }) else {
+            return OwnerOf { person: None, source: "unknown", attribution: "unknown" };
+        };
         match &mut found {
-            None => found = Some((p, a.confidence)),
-            Some((q, _)) if q.id != p.id => {
+            None => found = Some(p),
+            Some((q, _)) if q.id != p.0.id => {
                 return OwnerOf { person: None, source: "shared", attribution: "unknown" };
             }
             Some((_, conf)) => {
-                if a.confidence == "inferred" {
+                if p.1 == "inferred" {
                     *conf = "inferred";
                 }
             }

@@ -50,28 +50,12 @@ pub(crate) struct Owner {
     pub confidence: &'static str,
 }
 
-/// The owner of a connector: the one person every OS account it is present under is
-/// attributed to (every account it was ever seen under, once it is present nowhere). Two
-/// people, or an account attributed to nobody, give no owner: attribution never guesses.
-///
-/// The one place the register's owner is decided for SCIM, so that an owner assigned by an
-/// admin can replace attribution here alone.
+/// The owner of a connector as the register decides it (`register::owner_of`: an admin's
+/// assignment, else the one person every account it is under is attributed to; never a
+/// guess).
 pub(crate) fn owner(c: &Connector, policy: &Policy, people: &People) -> Option<Owner> {
-    let present = c.devices.iter().any(|d| d.present);
-    let accounts = c.devices.iter().filter(|d| d.present || !present).map(|d| d.user.as_deref());
-    let mut found: Option<Owner> = None;
-    for account in accounts {
-        let a = policy.attribute_among(people, account?);
-        let person = a.person?;
-        match &mut found {
-            Some(o) if o.person.id != person.id => return None,
-            // The weaker of the attributions stands for all of them.
-            Some(o) if a.confidence == "inferred" => o.confidence = "inferred",
-            Some(_) => {}
-            None => found = Some(Owner { person, confidence: a.confidence }),
-        }
-    }
-    found
+    let o = crate::register::owner_of(c, policy, people);
+    Some(Owner { person: o.person?, confidence: o.attribution })
 }
 
 /// A connector as an Agent resource. `status` is the policy's judgement of it.
@@ -227,6 +211,7 @@ mod tests {
             devices,
             revocation: None,
             decision: None,
+            owner: None,
         }
     }
 
