@@ -14,8 +14,18 @@ pub struct Stack {
 
 impl Stack {
     pub fn start() -> Stack {
+        Stack::start_with_policy("")
+    }
+
+    /// With `policy` as the data dir's policy.toml (empty: none).
+    pub fn start_with_policy(policy: &str) -> Stack {
         let work = tempfile::tempdir().unwrap();
-        let server = ServerProcess::start_http(&work.path().join("data"), &[]);
+        let data = work.path().join("data");
+        if !policy.is_empty() {
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("policy.toml"), policy).unwrap();
+        }
+        let server = ServerProcess::start_http(&data, &[]);
         let http = server.http_port.unwrap();
         Stack { server, http, _work: work }
     }

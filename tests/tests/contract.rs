@@ -128,6 +128,13 @@ async fn every_operation_answers_as_its_document_says() {
             Some(r#"{"status":"unsanctioned"}"#),
         ),
         (
+            "put",
+            "/api/v1/connectors/{key}/owner",
+            format!("/api/v1/connectors/{}/owner", f.tool),
+            &f.admin,
+            Some(r#"{"person":null,"reason":"back to whoever attribution finds"}"#),
+        ),
+        (
             "post",
             "/api/v1/tokens/api",
             "/api/v1/tokens/api".into(),
