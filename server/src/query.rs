@@ -24,13 +24,15 @@ pub fn device_json(d: &Device, observations: u64) -> responses::Device {
     responses::Device::new(d, observations)
 }
 
-/// The people a policy needs to judge connectors (only for approvals by group).
-pub fn judged_people(store: &(impl PeopleStore + ?Sized), policy: &Policy) -> anyhow::Result<People> {
-    Ok(if policy.needs_people() { People::new(store.people_all()?) } else { People::default() })
+/// The people a policy needs to judge connectors: members for approvals by group, and each
+/// connector's owner, whose own e-mails make the account it is signed in with corporate.
+pub fn judged_people(store: &(impl PeopleStore + ?Sized), _policy: &Policy) -> anyhow::Result<People> {
+    Ok(People::new(store.people_all()?))
 }
 
 pub fn connector_json(c: &Connector, policy: &Policy, people: &People) -> responses::Connector {
-    responses::Connector::new(c, policy.status(c, people))
+    let by = policy.authorization(c, policy.connector_owner(c, people).as_ref());
+    responses::Connector::new(c, policy.status(c, people), by.map(responses::AuthorizedBy::from))
 }
 
 /// Who an OS account belongs to under the policy, among `people`.

@@ -152,6 +152,7 @@ fn app(version: &str) -> Item {
         path: "/opt/Cursor/cursor".into(),
         version: Some(version.into()),
         bundle_id: None,
+        authorized_by: None,
     })
 }
 
