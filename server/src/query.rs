@@ -241,11 +241,16 @@ fn render_connectors(
         "USERS".into(),
         "LAST SEEN".into(),
         "STATUS".into(),
+        "ACCOUNT".into(),
     ]];
     for c in list {
         let identity = c.key.split_once(':').map_or(c.key.as_str(), |(_, r)| r).to_owned();
         let mut users: Vec<String> = c.devices.iter().filter_map(|d| d.user.clone()).collect();
         users.dedup();
+        // The signed-in account and its class, last so a long address widens nothing else.
+        let account = policy
+            .authorization(c, policy.connector_owner(c, people).as_ref())
+            .map_or_else(String::new, |a| format!("{} ({})", a.account, a.class.as_str()));
         rows.push(vec![
             c.kind.clone(),
             c.label.clone(),
@@ -254,6 +259,7 @@ fn render_connectors(
             users.join(","),
             time(c.last_seen_ms),
             policy.status(c, people).into(),
+            account,
         ]);
     }
     Ok(table(&rows, list.is_empty().then_some("No connectors reported yet.")))
