@@ -26,7 +26,9 @@ fn summary(f: &Finding) -> String {
     let u = |u: &Option<String>| u.clone().unwrap_or_else(|| "-".into());
     let by = |a: &Option<ProviderAccount>| match a {
         None => String::new(),
-        Some(a) => format!(" by={}{}", a.account, a.org.as_ref().map(|o| format!(" org={o}")).unwrap_or_default()),
+        Some(a) => {
+            format!(" by={}{}", a.account, a.org.as_ref().map(|o| format!(" org={o}")).unwrap_or_default())
+        }
     };
     match f {
         Finding::Process(p) => format!("process {} {}", p.tool, p.name),

@@ -336,7 +336,8 @@ impl Policy {
         };
         if self.org_domains.iter().any(|d| within(d)) {
             AccountClass::Corporate
-        } else if CONSUMER_DOMAINS.iter().any(|d| within(d)) || self.personal_domains.iter().any(|d| within(d))
+        } else if CONSUMER_DOMAINS.iter().any(|d| within(d))
+            || self.personal_domains.iter().any(|d| within(d))
         {
             AccountClass::Personal
         } else if self.org_domains.is_empty() {
@@ -488,7 +489,8 @@ mod tests {
     fn accounts_are_corporate_personal_or_unknown() {
         use AccountClass::*;
         let p: Policy =
-            toml::from_str("org_domains = [\"Contoso.com\"]\npersonal_domains = [\"fastmail.fm\"]\n").unwrap();
+            toml::from_str("org_domains = [\"Contoso.com\"]\npersonal_domains = [\"fastmail.fm\"]\n")
+                .unwrap();
         let ana = person("ana@contoso.com", &["ana@contoso.com", "ana.lopez@contoso-labs.io"]);
         let class = |account: &str, owner: Option<&Person>| p.classify_account(account, owner);
         // An org domain, any case, and its subdomains.
@@ -515,7 +517,10 @@ mod tests {
         assert_eq!(bare.classify_account("ana@startup.dev", None), Unknown);
         assert_eq!(bare.classify_account("ana@hotmail.com", None), Personal);
         assert_eq!(bare.classify_account("ana@contoso.com", Some(&ana)), Corporate);
-        assert_eq!((Corporate.as_str(), Personal.as_str(), Unknown.as_str()), ("corporate", "personal", "unknown"));
+        assert_eq!(
+            (Corporate.as_str(), Personal.as_str(), Unknown.as_str()),
+            ("corporate", "personal", "unknown")
+        );
     }
 
     #[test]

@@ -681,20 +681,23 @@ async fn connectors_say_which_account_they_are_signed_in_with() {
     assert_eq!((&codex["account"], &codex["class"]), (&json!("bob@example.com"), &json!("corporate")));
     assert!(codex["org"].as_str().is_some_and(|o| o.len() == 36), "the ChatGPT workspace id: {codex}");
     let gemini = at("bob", ".gemini/oauth_creds.json", "/access_token");
-    assert_eq!((&gemini["account"], &gemini["class"]), (&json!("bob.builder@googlemail.com"), &json!("corporate")));
+    assert_eq!(
+        (&gemini["account"], &gemini["class"]),
+        (&json!("bob.builder@googlemail.com"), &json!("corporate"))
+    );
     let copilot = at("bob", "github-copilot/apps.json", "/github.com:Iv1.b507a08c87ecfe98/oauth_token");
     assert_eq!(copilot, json!({"account": "bob", "org": null, "class": "unknown"}));
     // API keys carry no account, even beside an ID token; alice's ID token is not a JWT.
     assert_eq!(at("bob", ".codex/auth.json", "/OPENAI_API_KEY"), serde_json::Value::Null);
     assert_eq!(at("alice", ".codex/auth.json", "/tokens/access_token"), serde_json::Value::Null);
     // The API prints what the CLI prints.
-    let key = tokens.iter().find(|t| t["authorized_by"] == claude).unwrap()["key"].as_str().unwrap().to_owned();
+    let key =
+        tokens.iter().find(|t| t["authorized_by"] == claude).unwrap()["key"].as_str().unwrap().to_owned();
     let (code, _, one) =
         tokio::task::block_in_place(|| c.api("GET", &format!("/api/v1/connectors/{key}"), Some(&viewer)));
     assert_eq!((code, &one["authorized_by"]), (200, &claude), "{one}");
 
-    let (code, _, findings) =
-        tokio::task::block_in_place(|| c.api("GET", "/api/v1/findings", Some(&viewer)));
+    let (code, _, findings) = tokio::task::block_in_place(|| c.api("GET", "/api/v1/findings", Some(&viewer)));
     assert_eq!(code, 200);
     let personal: Vec<&serde_json::Value> =
         findings.as_array().unwrap().iter().filter(|f| f["kind"] == "personal_account_connector").collect();
@@ -703,7 +706,10 @@ async fn connectors_say_which_account_they_are_signed_in_with() {
     for f in personal {
         assert_eq!(f["severity"], "high");
         let e = &f["evidence"];
-        assert_eq!((&e["os_user"], &e["account"], &e["class"]), (&json!("alice"), &json!("alice.w.1987@gmail.com"), &json!("personal")));
+        assert_eq!(
+            (&e["os_user"], &e["account"], &e["class"]),
+            (&json!("alice"), &json!("alice.w.1987@gmail.com"), &json!("personal"))
+        );
         assert_eq!(e["org"], "alice.w.1987@gmail.com's Organization");
         assert_eq!((&e["device_id"], &e["owner"]), (&json!(a.device_id), &serde_json::Value::Null));
         assert!(e["connector"].as_str().unwrap().starts_with("token:"));

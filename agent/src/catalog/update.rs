@@ -23,7 +23,7 @@
 //!   nor add to them on an existing entry: a key format's `regex` (a built-in key would stop
 //!   matching), `placeholders` (`contains = [""]` makes every value a placeholder; `min_len`
 //!   hides short secrets), the walk's skip lists (`skip_dirs`, `source_skip_names`), the
-//!   file `format` of a credential file or MCP client (a wrong parser reads nothing), and a
+//!   file `format` of a credential file, MCP client or account (a wrong parser reads nothing), and a
 //!   browser's `engine`/`profile_at_root` (where its extensions are looked for). An update
 //!   naming one is refused, and the reason names the field.
 //! - Anything else in the update (an unknown section, a section of the wrong shape, a value

@@ -102,7 +102,11 @@ fn recorded(ctx: &mut Ctx<'_>, home: &Home, entry: &Account) -> Option<ProviderA
     match jwt::payload(&token) {
         Ok(claims) => from(entry, &Value::Object(claims)),
         Err(e) => {
-            ctx.error(&home.tree, &rel, format!("{}: {e}; its account was not read", pointer.trim_start_matches('/')));
+            ctx.error(
+                &home.tree,
+                &rel,
+                format!("{}: {e}; its account was not read", pointer.trim_start_matches('/')),
+            );
             None
         }
     }
@@ -148,11 +152,15 @@ mod tests {
 
     #[test]
     fn account_and_org_at_their_pointers() {
-        let v = serde_json::json!({"oauthAccount": {"emailAddress": " ana@gmail.com ", "organizationName": ""}});
+        let v =
+            serde_json::json!({"oauthAccount": {"emailAddress": " ana@gmail.com ", "organizationName": ""}});
         let e = entry("/oauthAccount/emailAddress", Some("/oauthAccount/organizationName"), false);
         // A blank org is no org; the account is trimmed.
         assert_eq!(from(&e, &v), Some(ProviderAccount { account: "ana@gmail.com".into(), org: None }));
-        assert_eq!(from(&entry("/active", None, false), &serde_json::json!({"active": null, "old": ["x@y.z"]})), None);
+        assert_eq!(
+            from(&entry("/active", None, false), &serde_json::json!({"active": null, "old": ["x@y.z"]})),
+            None
+        );
         let long = serde_json::json!({"a": "x".repeat(MAX_NAME + 1), "b": "two\nlines"});
         assert_eq!(from(&entry("/a", None, false), &long), None);
         assert_eq!(from(&entry("/b", None, false), &long), None);

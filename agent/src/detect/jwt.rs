@@ -60,7 +60,8 @@ mod tests {
 
     #[test]
     fn reads_the_payload_claims() {
-        let claims = r#"{"email":"ana@example.com","https://api.openai.com/auth":{"chatgpt_account_id":"ws-1"}}"#;
+        let claims =
+            r#"{"email":"ana@example.com","https://api.openai.com/auth":{"chatgpt_account_id":"ws-1"}}"#;
         let p = payload(&token(claims)).unwrap();
         assert_eq!(p["email"], "ana@example.com");
         assert_eq!(p["https://api.openai.com/auth"]["chatgpt_account_id"], "ws-1");
