@@ -623,7 +623,7 @@ impl Catalog {
             }
             // Beside a credential the account is a sibling key; in a file of its own it is a
             // pointer into that file (or the JWT's payload), which needs a format to parse.
-            if a.beside != a.paths.is_empty() || a.beside && (a.format.is_some() || a.jwt.is_some()) {
+            if a.beside != a.paths.is_empty() || (a.beside && (a.format.is_some() || a.jwt.is_some())) {
                 return Err(bad("either `beside` or `paths` (with `format`), not both".into()));
             }
             if !a.beside && a.format.is_none_or(|f| f == FileFormat::SqliteItems) {
