@@ -876,6 +876,36 @@ mod tests {
     }
 
     #[test]
+    fn account_entries_are_checked() {
+        let with =
+            |entry: &str| Catalog::parse(&format!("{BUILTIN}\n[[account]]\n{entry}\nsource = \"x\"\n"));
+        let refused = |entry: &str| {
+            let e = with(entry).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("account "), "{entry}: {e}");
+        };
+        // One per tool, for a known tool.
+        refused("tool = \"claude_code\"\nformat = \"json\"\npaths = [\"x.json\"]\naccount = \"/a\"");
+        refused("tool = \"nope\"\nformat = \"json\"\npaths = [\"x.json\"]\naccount = \"/a\"");
+        // A file needs a structured format and pointers; `beside` takes keys and no file.
+        refused("tool = \"cursor\"\npaths = [\"x.json\"]\naccount = \"/a\"");
+        refused("tool = \"cursor\"\nformat = \"sqlite_items\"\npaths = [\"x\"]\naccount = \"/a\"");
+        refused("tool = \"cursor\"\nformat = \"json\"\npaths = [\"x.json\"]\naccount = \"a\"");
+        refused("tool = \"cursor\"\nformat = \"json\"\npaths = [\"x.json\"]\naccount = \"/*/a\"");
+        refused("tool = \"cursor\"\nbeside = true\naccount = \"/user\"");
+        refused(
+            "tool = \"cursor\"\nbeside = true\npaths = [\"x.json\"]\nformat = \"json\"\naccount = \"user\"",
+        );
+        refused("tool = \"cursor\"\naccount = \"/a\"");
+        let ok = with(
+            "tool = \"cursor\"\nformat = \"json\"\npaths = [\"x.json\"]\njwt = \"/t\"\naccount = \"/email\"",
+        );
+        assert!(ok.is_ok_and(|c| c.accounts.iter().any(|a| a.tool == "cursor")));
+        let c = Catalog::builtin().unwrap();
+        let tools: Vec<&str> = c.accounts.iter().map(|a| a.tool.as_str()).collect();
+        assert_eq!(tools, ["claude_code", "codex_cli", "gemini_cli", "copilot_language_server"]);
+    }
+
+    #[test]
     fn extension_id_shapes() {
         assert!(is_chrome_id("fcoeoabgfenejglbffodgkkbkcdhcgfn"));
         assert!(!is_chrome_id("fcoeoabgfenejglbffodgkkbkcdhcgfz"));
