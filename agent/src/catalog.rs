@@ -270,6 +270,30 @@ pub struct CredentialFile {
     pub source: String,
 }
 
+/// Where a tool records the provider account its OAuth/session credential was issued to
+/// (`[[account]]`, one per tool). Either in a file of its own (`paths`, `format`, then
+/// `account`/`org` as JSON pointers into it — or, with `jwt`, into the payload claims of the
+/// JWT that pointer names), or `beside` each credential: `account`/`org` are then keys of the
+/// object the credential sits in (GitHub Copilot's `{"user": …, "oauth_token": …}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub tool: String,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    /// A pointer to a JWT in the file whose payload holds the account (Codex's `id_token`).
+    #[serde(default)]
+    pub jwt: Option<String>,
+    pub account: String,
+    #[serde(default)]
+    pub org: Option<String>,
+    #[serde(default)]
+    pub beside: bool,
+    pub source: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawKeyFormat {
@@ -409,6 +433,8 @@ struct RawCatalog {
     ide_setting: Vec<IdeSetting>,
     browser: Vec<Browser>,
     credential_file: Vec<CredentialFile>,
+    #[serde(default)]
+    account: Vec<Account>,
     key_format: Vec<RawKeyFormat>,
     env_var: Vec<EnvVar>,
     placeholders: Placeholders,
@@ -433,6 +459,8 @@ pub struct Catalog {
     pub ide_settings: HashMap<String, (String, TokenKind)>,
     pub browsers: Vec<Browser>,
     pub credential_files: Vec<CredentialFile>,
+    /// Where each tool records its signed-in provider account.
+    pub accounts: Vec<Account>,
     pub key_formats: Vec<KeyFormat>,
     /// Scans free text for any key format (alternation of all formats, with token boundaries).
     pub key_scan: Regex,
@@ -588,6 +616,31 @@ impl Catalog {
                 }
             }
         }
+        let mut account_tools = HashSet::new();
+        for a in &raw.account {
+            let bad = |problem: String| invalid(&format!("account {}", a.tool), problem);
+            if !tool_ids.contains(a.tool.as_str()) {
+                return Err(bad("unknown tool".into()));
+            }
+            if !account_tools.insert(a.tool.as_str()) {
+                return Err(bad("the tool's account is described twice".into()));
+            }
+            // Beside a credential the account is a sibling key; in a file of its own it is a
+            // pointer into that file (or the JWT's payload), which needs a format to parse.
+            if a.beside != a.paths.is_empty() || (a.beside && (a.format.is_some() || a.jwt.is_some())) {
+                return Err(bad("either `beside` or `paths` (with `format`), not both".into()));
+            }
+            if !a.beside && a.format.is_none_or(|f| f == FileFormat::SqliteItems) {
+                return Err(bad("`paths` need a structured `format`".into()));
+            }
+            let pointers = std::iter::once(&a.account).chain(&a.org).chain(&a.jwt);
+            for p in pointers {
+                let ok = if a.beside { !p.is_empty() && !p.contains('/') } else { p.starts_with('/') };
+                if !ok || p.contains('*') {
+                    return Err(bad(format!("bad pointer {p:?}")));
+                }
+            }
+        }
         let mut ide_settings = HashMap::new();
         for e in raw.ide_setting {
             for k in &e.keys {
@@ -645,6 +698,7 @@ impl Catalog {
             ide_settings,
             browsers: raw.browser,
             credential_files: raw.credential_file,
+            accounts: raw.account,
             key_formats,
             key_scan,
             key_anywhere,
@@ -823,6 +877,36 @@ mod tests {
         assert!(Catalog::parse(&tool("appimages = [\"Probe-{version}-*.AppImage\"]")).is_ok());
         let c = Catalog::builtin().unwrap();
         assert!(c.installs.npm_roots(Os::Windows).iter().any(|r| r == "AppData/Roaming/npm/node_modules"));
+    }
+
+    #[test]
+    fn account_entries_are_checked() {
+        let with =
+            |entry: &str| Catalog::parse(&format!("{BUILTIN}\n[[account]]\n{entry}\nsource = \"x\"\n"));
+        let refused = |entry: &str| {
+            let e = with(entry).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("account "), "{entry}: {e}");
+        };
+        // One per tool, for a known tool.
+        refused("tool = \"claude_code\"\nformat = \"json\"\npaths = [\"x.json\"]\naccount = \"/a\"");
+        refused("tool = \"nope\"\nformat = \"json\"\npaths = [\"x.json\"]\naccount = \"/a\"");
+        // A file needs a structured format and pointers; `beside` takes keys and no file.
+        refused("tool = \"cursor\"\npaths = [\"x.json\"]\naccount = \"/a\"");
+        refused("tool = \"cursor\"\nformat = \"sqlite_items\"\npaths = [\"x\"]\naccount = \"/a\"");
+        refused("tool = \"cursor\"\nformat = \"json\"\npaths = [\"x.json\"]\naccount = \"a\"");
+        refused("tool = \"cursor\"\nformat = \"json\"\npaths = [\"x.json\"]\naccount = \"/*/a\"");
+        refused("tool = \"cursor\"\nbeside = true\naccount = \"/user\"");
+        refused(
+            "tool = \"cursor\"\nbeside = true\npaths = [\"x.json\"]\nformat = \"json\"\naccount = \"user\"",
+        );
+        refused("tool = \"cursor\"\naccount = \"/a\"");
+        let ok = with(
+            "tool = \"cursor\"\nformat = \"json\"\npaths = [\"x.json\"]\njwt = \"/t\"\naccount = \"/email\"",
+        );
+        assert!(ok.is_ok_and(|c| c.accounts.iter().any(|a| a.tool == "cursor")));
+        let c = Catalog::builtin().unwrap();
+        let tools: Vec<&str> = c.accounts.iter().map(|a| a.tool.as_str()).collect();
+        assert_eq!(tools, ["claude_code", "codex_cli", "gemini_cli", "copilot_language_server"]);
     }
 
     #[test]

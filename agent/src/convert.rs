@@ -5,7 +5,7 @@
 use sightline_proto::pb;
 
 use crate::catalog::TokenKind;
-use crate::detect::{Finding, TokenSource};
+use crate::detect::{Finding, ProviderAccount, TokenSource};
 use crate::scan::ScanReport;
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -79,6 +79,7 @@ pub fn item(f: &Finding) -> pb::observation::Item {
             path: a.path.clone(),
             version: a.version.clone(),
             bundle_id: a.bundle_id.clone(),
+            authorized_by: a.authorized_by.as_ref().map(account),
         }),
         Finding::Extension(e) => Item::Extension(pb::ExtensionItem {
             tool: e.tool.clone(),
@@ -103,6 +104,7 @@ pub fn item(f: &Finding) -> pb::observation::Item {
             fingerprint: t.fingerprint.clone(),
             locator: t.locator.clone(),
             mcp_server: t.mcp_server.clone(),
+            authorized_by: t.authorized_by.as_ref().map(account),
         }),
         Finding::McpServer(m) => Item::McpServer(pb::McpServerItem {
             client: m.client.clone(),
@@ -114,6 +116,10 @@ pub fn item(f: &Finding) -> pb::observation::Item {
             path: m.path.clone(),
         }),
     }
+}
+
+fn account(a: &ProviderAccount) -> pb::ProviderAccount {
+    pb::ProviderAccount { account: a.account.clone(), org: a.org.clone() }
 }
 
 fn token_kind(k: TokenKind) -> pb::TokenKind {

@@ -192,6 +192,7 @@ mod tests {
             fingerprint: fp.into(),
             locator: None,
             mcp_server: None,
+            authorized_by: None,
         })
     }
 

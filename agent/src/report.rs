@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::detect::Finding;
+use crate::detect::{Finding, ProviderAccount};
 use crate::scan::ScanReport;
 
 pub const SCHEMA: &str = "sightline.scan.v1";
@@ -31,6 +31,7 @@ pub fn finding_json(f: &Finding) -> Value {
         }),
         Finding::App(a) => json!({
             "kind": "app", "tool": a.tool, "user": a.user, "path": a.path, "version": a.version, "bundle_id": a.bundle_id,
+            "authorized_by": a.authorized_by.as_ref().map(account_json),
         }),
         Finding::Extension(e) => json!({
             "kind": "extension", "tool": e.tool, "user": e.user, "browser": e.browser, "profile": e.profile,
@@ -41,12 +42,18 @@ pub fn finding_json(f: &Finding) -> Value {
             "kind": "token", "provider": t.provider, "token_kind": t.kind.as_str(), "user": t.user, "path": t.path,
             "source": t.source.as_str(), "fingerprint": t.fingerprint, "locator": t.locator,
             "mcp_server": t.mcp_server,
+            // `null` for an API key or where the tool records no account.
+            "authorized_by": t.authorized_by.as_ref().map(account_json),
         }),
         Finding::McpServer(m) => json!({
             "kind": "mcp_server", "client": m.client, "user": m.user, "name": m.name, "transport": m.transport,
             "command": m.command, "url": m.url, "path": m.path,
         }),
     }
+}
+
+fn account_json(a: &ProviderAccount) -> Value {
+    json!({"account": a.account, "org": a.org})
 }
 
 /// A table sized to its content, one finding per row, errors listed after it.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use sightline_agent::catalog::Catalog;
-use sightline_agent::detect::{Finding, Limits, scan_files};
+use sightline_agent::detect::{Finding, Limits, ProviderAccount, scan_files};
 use sightline_agent::fsview::Tree;
 use sightline_agent::report;
 use sightline_agent::scan::{ScanOptions, run};
@@ -20,12 +20,19 @@ fn fp() -> Fingerprinter {
 }
 
 /// One line per finding in the ground truth's form: identity, not presentation (redacted
-/// command lines and fingerprints are checked by other tests).
+/// command lines and fingerprints are checked by other tests). A token or install the tool
+/// records a signed-in account for ends in ` by=ACCOUNT[ org=ORG]`.
 fn summary(f: &Finding) -> String {
     let u = |u: &Option<String>| u.clone().unwrap_or_else(|| "-".into());
+    let by = |a: &Option<ProviderAccount>| match a {
+        None => String::new(),
+        Some(a) => {
+            format!(" by={}{}", a.account, a.org.as_ref().map(|o| format!(" org={o}")).unwrap_or_default())
+        }
+    };
     match f {
         Finding::Process(p) => format!("process {} {}", p.tool, p.name),
-        Finding::App(a) => format!("app {} {} {}", a.tool, u(&a.user), a.path),
+        Finding::App(a) => format!("app {} {} {}{}", a.tool, u(&a.user), a.path, by(&a.authorized_by)),
         Finding::Extension(e) => format!(
             "extension {} {} {}/{} {} enabled={}",
             e.tool.as_deref().unwrap_or("?"),
@@ -36,13 +43,14 @@ fn summary(f: &Finding) -> String {
             e.enabled.map_or("?".to_owned(), |b| b.to_string()),
         ),
         Finding::Token(t) => format!(
-            "token {} {} {} {} {} {}",
+            "token {} {} {} {} {} {}{}",
             t.provider,
             t.kind.as_str(),
             u(&t.user),
             t.source.as_str(),
             t.path,
-            t.locator.as_deref().unwrap_or("-")
+            t.locator.as_deref().unwrap_or("-"),
+            by(&t.authorized_by),
         ),
         Finding::McpServer(m) => {
             format!("mcp {} {} {} {} {}", m.client, u(&m.user), m.name, m.transport, m.path)
@@ -90,7 +98,15 @@ fn check(layout: &str, expected_errors: &[&str]) {
 
 #[test]
 fn linux_layout() {
-    check("linux", &["/home/bob/.gemini/settings.json: malformed JSON"]);
+    check(
+        "linux",
+        &[
+            // alice's Codex id_token is not a JWT: her account is not read, and the error
+            // names the field, never the token.
+            "/home/alice/.codex/auth.json: tokens/id_token: JWT payload is not a JSON object; its account was not read",
+            "/home/bob/.gemini/settings.json: malformed JSON",
+        ],
+    );
 }
 
 #[test]

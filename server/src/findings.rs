@@ -12,7 +12,10 @@
 //! - `clock_skew`: the device's clock was off by more than the plausible window at its last
 //!   attestation, so its times are stored as the collector received them (`clock`);
 //! - `revocation_not_enforced`: an admin revoked a connector and a device answered without
-//!   enforcing it (report mode, unsupported there, failed, or refused the directive).
+//!   enforcing it (report mode, unsupported there, failed, or refused the directive);
+//! - `personal_account_connector`: an OAuth/session credential present now that was issued
+//!   to a `personal` provider account ([`Policy::classify_account`]: a consumer domain, or
+//!   not the organization's), judged for the person its OS account is attributed to.
 
 use std::collections::BTreeMap;
 
@@ -90,6 +93,25 @@ pub fn compute_from(
                 subject_name: connector_name(&p.connector_key),
                 first_seen_ms: gone.max(p.appeared_at_ms),
                 evidence: e,
+            });
+        }
+        let person = owner.as_ref().and_then(|o| o.person.as_ref());
+        if let Some(by) = policy.authorization(c, person)
+            && by.class == crate::policy::AccountClass::Personal
+        {
+            out.push(Finding {
+                kind: "personal_account_connector",
+                severity: "high",
+                subject: p.connector_key.clone(),
+                device_id: Some(p.device_id.clone()),
+                hostname: hostname(&p.device_id),
+                subject_name: connector_name(&p.connector_key),
+                first_seen_ms: p.appeared_at_ms,
+                evidence: json!({
+                    "connector": p.connector_key, "device": hostname(&p.device_id), "device_id": p.device_id,
+                    "os_user": p.os_user, "owner": person.map(|p| p.user_name.clone()),
+                    "account": by.account, "org": by.org, "class": by.class.as_str(), "where": p.locus,
+                }),
             });
         }
         if policy.status(c, people) == "unsanctioned" {

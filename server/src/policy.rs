@@ -33,6 +33,21 @@
 //!
 //! Attribution is explicit about how sure it is: `exact` (an explicit mapping), `inferred`
 //! (one person matches a rule), `unknown` (no match, or several: never guessed).
+//!
+//! The provider account a connector is signed in with (as the agent read it from the tool's
+//! own files) is classified by [`Policy::classify_account`]:
+//!
+//! ```toml
+//! org_domains = ["contoso.com"]        # the organization's own e-mail domains (and subdomains)
+//! personal_domains = ["fastmail.com"]  # consumer domains beyond the built-in list
+//! ```
+//!
+//! `corporate`: the owner's own SCIM e-mail or userName, or a domain in `org_domains`;
+//! `personal`: a consumer domain ([`CONSUMER_DOMAINS`] or `personal_domains`), or — once the
+//! policy names its `org_domains` — any other domain; `unknown`: a bare login (a GitHub user
+//! name says nothing about who controls the account; an org grants access to personal GitHub
+//! accounts by design), or another domain while `org_domains` is not set (nothing to tell it
+//! from a corporate one).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,6 +69,62 @@ pub struct Policy {
     /// Named groups of people (userNames or emails), for approvals by group.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
+    /// The organization's e-mail domains: an account there is `corporate`.
+    #[serde(default)]
+    pub org_domains: Vec<String>,
+    /// Consumer e-mail domains beyond [`CONSUMER_DOMAINS`].
+    #[serde(default)]
+    pub personal_domains: Vec<String>,
+}
+
+/// Consumer e-mail domains: an account there is `personal` whatever else the policy says
+/// (unless it is the owner's own address). Policy adds to them with `personal_domains`.
+pub const CONSUMER_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "ymail.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "pm.me",
+    "gmx.com",
+    "gmx.net",
+    "gmx.de",
+    "web.de",
+    "mail.com",
+    "yandex.com",
+    "yandex.ru",
+    "zoho.com",
+    "qq.com",
+    "163.com",
+    "fastmail.com",
+    "tutanota.com",
+];
+
+/// Whose a provider account is, as far as the policy can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountClass {
+    Corporate,
+    Personal,
+    Unknown,
+}
+
+impl AccountClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountClass::Corporate => "corporate",
+            AccountClass::Personal => "personal",
+            AccountClass::Unknown => "unknown",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +255,14 @@ pub struct Judgement {
     pub source: String,
 }
 
+/// The provider account a connector was issued to, and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub account: String,
+    pub org: Option<String>,
+    pub class: AccountClass,
+}
+
 /// Who an OS account is, and how sure that is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribution {
@@ -218,11 +297,6 @@ impl Policy {
             }
         }
         Ok(())
-    }
-
-    /// Whether judging a connector needs the people (approvals by group).
-    pub fn needs_people(&self) -> bool {
-        self.approved.as_ref().is_some_and(|a| !a.groups.is_empty())
     }
 
     pub fn stale_after(&self) -> anyhow::Result<Duration> {
@@ -287,6 +361,48 @@ impl Policy {
         } else {
             by("unsanctioned", "policy")
         }
+    }
+
+    /// Whose the provider account `account` (an e-mail address or a login) is: see the module
+    /// doc. `owner` is the person the connector belongs to, if known (today the person its OS
+    /// account is attributed to).
+    pub fn classify_account(&self, account: &str, owner: Option<&Person>) -> AccountClass {
+        let account = account.trim();
+        if owner.is_some_and(|p| names_person(p, account)) {
+            return AccountClass::Corporate;
+        }
+        let Some((_, domain)) = account.rsplit_once('@') else { return AccountClass::Unknown };
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        // A domain or any subdomain of it (`eu.contoso.com` for `contoso.com`).
+        let within = |d: &str| {
+            let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+            !d.is_empty() && (domain == d || domain.ends_with(&format!(".{d}")))
+        };
+        if self.org_domains.iter().any(|d| within(d)) {
+            AccountClass::Corporate
+        } else if CONSUMER_DOMAINS.iter().any(|d| within(d))
+            || self.personal_domains.iter().any(|d| within(d))
+        {
+            AccountClass::Personal
+        } else if self.org_domains.is_empty() {
+            AccountClass::Unknown
+        } else {
+            AccountClass::Personal
+        }
+    }
+
+    /// The provider account a connector's last report says it was issued to (a token's
+    /// `authorized_by`, which the agent reads from the tool's own files), classified for
+    /// `owner`. `None` for connectors without one (API keys carry no account).
+    pub fn authorization(&self, c: &Connector, owner: Option<&Person>) -> Option<Authorization> {
+        if c.kind != "token" {
+            return None;
+        }
+        let by = c.latest.get("authorized_by")?;
+        let account = by.get("account")?.as_str()?.to_owned();
+        let org = by.get("org").and_then(|o| o.as_str()).map(str::to_owned);
+        let class = self.classify_account(&account, owner);
+        Some(Authorization { account, org, class })
     }
 
     /// The person behind an OS account, among indexed `people` (same answer as
@@ -399,6 +515,44 @@ mod tests {
             deleted_at_ms: None,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn accounts_are_corporate_personal_or_unknown() {
+        use AccountClass::*;
+        let p: Policy =
+            toml::from_str("org_domains = [\"Contoso.com\"]\npersonal_domains = [\"fastmail.fm\"]\n")
+                .unwrap();
+        let ana = person("ana@contoso.com", &["ana@contoso.com", "ana.lopez@contoso-labs.io"]);
+        let class = |account: &str, owner: Option<&Person>| p.classify_account(account, owner);
+        // An org domain, any case, and its subdomains.
+        assert_eq!(class("bob@CONTOSO.com", None), Corporate);
+        assert_eq!(class("bob@eu.contoso.com", None), Corporate);
+        assert_eq!(class("bob@notcontoso.com", None), Personal, "a suffix is not a subdomain");
+        // The owner's own address on another domain (an acquired company's mail).
+        assert_eq!(class("Ana.Lopez@contoso-labs.io", Some(&ana)), Corporate);
+        assert_eq!(class("ana.lopez@contoso-labs.io", None), Personal);
+        // Consumer domains, built in and from the policy, even for the owner's namesake.
+        assert_eq!(class("ana@gmail.com", Some(&ana)), Personal);
+        assert_eq!(class("ana@proton.me", None), Personal);
+        assert_eq!(class("ana@fastmail.fm", None), Personal);
+        // Any other domain, once the org's are known.
+        assert_eq!(class("ana@startup.dev", None), Personal);
+        // A bare login says nothing about who controls the account.
+        assert_eq!(class("octocat", None), Unknown);
+        assert_eq!(class("", None), Unknown);
+        // ... unless it is the owner's own userName.
+        let gh = person("anagh", &[]);
+        assert_eq!(class("AnaGH", Some(&gh)), Corporate);
+        // Without org_domains nothing tells another domain from the org's own.
+        let bare = Policy::default();
+        assert_eq!(bare.classify_account("ana@startup.dev", None), Unknown);
+        assert_eq!(bare.classify_account("ana@hotmail.com", None), Personal);
+        assert_eq!(bare.classify_account("ana@contoso.com", Some(&ana)), Corporate);
+        assert_eq!(
+            (Corporate.as_str(), Personal.as_str(), Unknown.as_str()),
+            ("corporate", "personal", "unknown")
+        );
     }
 
     #[test]

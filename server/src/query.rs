@@ -34,8 +34,9 @@ pub fn judged_people(store: &(impl PeopleStore + ?Sized), _policy: &Policy) -> a
 /// A connector as listed: its judgement (status and what decided it) and owner.
 pub fn connector_json(c: &Connector, policy: &Policy, people: &People) -> responses::Connector {
     let judged = policy.judge(c, people, crate::clock::now_ms());
-    let owner = crate::register::owner_json(&crate::register::owner_of(c, policy, people), c);
-    responses::Connector::new(c, &judged, owner)
+    let owner = crate::register::owner_of(c, policy, people);
+    let by = policy.authorization(c, owner.person.as_ref()).map(responses::AuthorizedBy::from);
+    responses::Connector::new(c, &judged, crate::register::owner_json(&owner, c), by)
 }
 
 /// Who an OS account belongs to under the policy, among `people`.
@@ -292,6 +293,7 @@ fn render_connectors(
         "OWNER".into(),
         "LAST SEEN".into(),
         "STATUS".into(),
+        "ACCOUNT".into(),
     ]];
     for c in list {
         let identity = c.key.split_once(':').map_or(c.key.as_str(), |(_, r)| r).to_owned();
@@ -305,6 +307,10 @@ fn render_connectors(
             (None, "shared") => "- (shared)".into(),
             (None, _) => "-".into(),
         };
+        // The signed-in account and its class, last so a long address widens nothing else.
+        let account = policy
+            .authorization(c, o.person.as_ref())
+            .map_or_else(String::new, |a| format!("{} ({})", a.account, a.class.as_str()));
         rows.push(vec![
             c.kind.clone(),
             printable(&c.label).into_owned(),
@@ -314,6 +320,7 @@ fn render_connectors(
             owner,
             time(c.last_seen_ms),
             policy.status(c, people).into(),
+            account,
         ]);
     }
     Ok(table(&rows, list.is_empty().then_some(empty)))
@@ -474,7 +481,7 @@ pub fn connector_value(
     keys.dedup();
     let mut list = store.people_by_keys(&keys)?;
     // Approvals by group judge everyone they name; an assigned owner may hold none of its accounts.
-    if policy.needs_people() {
+    if policy.approved.as_ref().is_some_and(|a| !a.groups.is_empty()) {
         list = store.people_all()?;
     } else if let Some(a) = &c.owner
         && !list.iter().any(|p| p.id == a.person_id)

@@ -187,6 +187,10 @@ impl DeviceDetail {
 /// `directives` are present only in the one-connector view.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Connector {
+    /// For an OAuth/session token: the provider account it was issued to, as the tool
+    /// records it. `null` for API keys (they carry no account), where the tool records none,
+    /// and for other kinds.
+    pub authorized_by: Option<AuthorizedBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub browser: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,17 +259,20 @@ pub struct Connector {
 }
 
 impl Connector {
-    /// `judged` is the policy's judgement of it; `owner` who answers for it.
+    /// `judged` is the policy's judgement of it, `owner` who answers for it, `authorized_by`
+    /// the provider account it is signed in with.
     pub fn new(
         c: &store::Connector,
         judged: &crate::policy::Judgement,
         owner: Option<ConnectorOwner>,
+        authorized_by: Option<AuthorizedBy>,
     ) -> Connector {
         // The kind's own fields, `null` when the last report lacked one.
         let pick = |k: &str| Some(c.latest.get(k).cloned().unwrap_or(Value::Null));
         let has = |kinds: &[&str]| kinds.contains(&c.kind.as_str());
         let field = |k: &str, kinds: &[&str]| if has(kinds) { pick(k) } else { None };
         Connector {
+            authorized_by,
             browser: field("browser", &["extension"]),
             client: field("client", &["mcp_server"]),
             command: field("command", &["mcp_server"]),
@@ -381,6 +388,25 @@ pub struct LifecycleEvent {
     /// `denied`, `decision_withdrawn`, `approval_expired`, `reviewed`, `revoked`, `removed`, …
     pub event: String,
     pub reason: Option<String>,
+}
+
+/// The provider account a connector is signed in with, and whose it is.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuthorizedBy {
+    /// E-mail address or login.
+    pub account: String,
+    /// `corporate` (an `org_domains` domain or the owner's own e-mail), `personal` (a
+    /// consumer domain, or another domain once `org_domains` is set) or `unknown` (a bare
+    /// login, or no `org_domains` to compare with).
+    pub class: String,
+    /// Organization or workspace, where the tool records it.
+    pub org: Option<String>,
+}
+
+impl From<crate::policy::Authorization> for AuthorizedBy {
+    fn from(a: crate::policy::Authorization) -> AuthorizedBy {
+        AuthorizedBy { account: a.account, class: a.class.as_str().to_owned(), org: a.org }
+    }
 }
 
 /// Device id → hostname over the devices a connector has been seen on: its directives go

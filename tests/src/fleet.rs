@@ -279,6 +279,7 @@ pub fn laptop_observations(index: usize, next_seq: u64, n: usize) -> Vec<pb::Obs
                     fingerprint: format!("fp{:08x}{:02}", index, slot),
                     locator: Some(format!("line {slot}")),
                     mcp_server: None,
+                    authorized_by: None,
                 }),
                 _ => pb::observation::Item::McpServer(pb::McpServerItem {
                     client: "claude_desktop".into(),

@@ -557,6 +557,7 @@ pub fn openai_token(user: &str, fingerprint: &str) -> pb::observation::Item {
         fingerprint: fingerprint.into(),
         locator: Some("/OPENAI_API_KEY".into()),
         mcp_server: None,
+        authorized_by: None,
     })
 }
 

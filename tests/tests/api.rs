@@ -736,4 +736,84 @@ async fn the_register_knows_owners_by_person_and_keeps_who_decided() {
     assert_eq!(history[0].0, "discovered");
     assert_eq!(history[1], ("owner_assigned".to_owned(), "admin:token:test".to_owned()));
     assert_eq!(history[2], ("approved".to_owned(), "admin:token:test".to_owned()));
+/// The provider account a connector is signed in with: an enrolled agent scans a home where
+/// Claude Code is signed in with a personal Gmail address, Codex with a corporate ChatGPT
+/// workspace, Gemini CLI with the owner's own (consumer-domain) address and Copilot with a
+/// GitHub login; the API classifies each for the policy's `org_domains` and the owner's SCIM
+/// e-mails, and the personal one is a `personal_account_connector` finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn connectors_say_which_account_they_are_signed_in_with() {
+    let c = Collector::start_with_policy("org_domains = [\"example.com\"]\n").await;
+    let a = enroll(&c).await;
+    a.run_once(&fixtures().join("linux")).await.unwrap();
+    let (viewer, scim) = (c.api_token("viewer"), c.api_token("scim"));
+    // bob's own second address is a consumer one: his Gemini sign-in is still his.
+    let bob = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bob@example.com",
+      "emails":[{"primary":true,"value":"bob@example.com","type":"work"},{"value":"Bob.Builder@googlemail.com","type":"other"}],
+      "active":true}"#;
+    let (code, _, body) =
+        tokio::task::block_in_place(|| c.api_body("POST", "/scim/v2/Users", Some(&scim), Some(bob)));
+    assert_eq!(code, 201, "{body}");
+
+    let (code, _, tokens) =
+        tokio::task::block_in_place(|| c.api("GET", "/api/v1/connectors?kind=token", Some(&viewer)));
+    assert_eq!(code, 200, "{tokens}");
+    let tokens = tokens.as_array().unwrap();
+    let at = |user: &str, path_end: &str, locator: &str| {
+        let found: Vec<&serde_json::Value> = tokens
+            .iter()
+            .filter(|t| {
+                t["devices"].as_array().unwrap().iter().any(|d| d["user"] == user)
+                    && t["label"].is_string()
+                    && c.shared.store.connector(t["key"].as_str().unwrap()).unwrap().is_some_and(|s| {
+                        s.latest["path"].as_str().is_some_and(|p| p.ends_with(path_end))
+                            && s.latest["locator"] == locator
+                    })
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{user} {path_end} {locator}");
+        found[0]["authorized_by"].clone()
+    };
+    let claude = at("alice", ".claude/.credentials.json", "/claudeAiOauth/accessToken");
+    assert_eq!(
+        claude,
+        json!({"account": "alice.w.1987@gmail.com", "org": "alice.w.1987@gmail.com's Organization", "class": "personal"})
+    );
+    let codex = at("bob", ".codex/auth.json", "/tokens/refresh_token");
+    assert_eq!((&codex["account"], &codex["class"]), (&json!("bob@example.com"), &json!("corporate")));
+    assert!(codex["org"].as_str().is_some_and(|o| o.len() == 36), "the ChatGPT workspace id: {codex}");
+    let gemini = at("bob", ".gemini/oauth_creds.json", "/access_token");
+    assert_eq!(
+        (&gemini["account"], &gemini["class"]),
+        (&json!("bob.builder@googlemail.com"), &json!("corporate"))
+    );
+    let copilot = at("bob", "github-copilot/apps.json", "/github.com:Iv1.b507a08c87ecfe98/oauth_token");
+    assert_eq!(copilot, json!({"account": "bob", "org": null, "class": "unknown"}));
+    // API keys carry no account, even beside an ID token; alice's ID token is not a JWT.
+    assert_eq!(at("bob", ".codex/auth.json", "/OPENAI_API_KEY"), serde_json::Value::Null);
+    assert_eq!(at("alice", ".codex/auth.json", "/tokens/access_token"), serde_json::Value::Null);
+    // The API prints what the CLI prints.
+    let key =
+        tokens.iter().find(|t| t["authorized_by"] == claude).unwrap()["key"].as_str().unwrap().to_owned();
+    let (code, _, one) =
+        tokio::task::block_in_place(|| c.api("GET", &format!("/api/v1/connectors/{key}"), Some(&viewer)));
+    assert_eq!((code, &one["authorized_by"]), (200, &claude), "{one}");
+
+    let (code, _, findings) = tokio::task::block_in_place(|| c.api("GET", "/api/v1/findings", Some(&viewer)));
+    assert_eq!(code, 200);
+    let personal: Vec<&serde_json::Value> =
+        findings.as_array().unwrap().iter().filter(|f| f["kind"] == "personal_account_connector").collect();
+    // alice's Claude access and refresh tokens, nothing of bob's.
+    assert_eq!(personal.len(), 2, "{personal:#?}");
+    for f in personal {
+        assert_eq!(f["severity"], "high");
+        let e = &f["evidence"];
+        assert_eq!(
+            (&e["os_user"], &e["account"], &e["class"]),
+            (&json!("alice"), &json!("alice.w.1987@gmail.com"), &json!("personal"))
+        );
+        assert_eq!(e["org"], "alice.w.1987@gmail.com's Organization");
+        assert_eq!((&e["device_id"], &e["owner"]), (&json!(a.device_id), &serde_json::Value::Null));
+        assert!(e["connector"].as_str().unwrap().starts_with("token:"));
+    }
 }

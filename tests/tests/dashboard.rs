@@ -61,6 +61,7 @@ fn token(user: &str, fp: &str, provider: &str) -> Item {
         fingerprint: fp.into(),
         locator: None,
         mcp_server: None,
+        authorized_by: None,
     })
 }
 
@@ -71,6 +72,7 @@ fn tool(user: &str, id: &str) -> Item {
         path: format!("/home/{user}/.local/bin/{id}"),
         version: None,
         bundle_id: None,
+        authorized_by: None,
     })
 }
 

@@ -152,6 +152,7 @@ fn app(version: &str) -> Item {
         path: "/opt/Cursor/cursor".into(),
         version: Some(version.into()),
         bundle_id: None,
+        authorized_by: None,
     })
 }
 
@@ -280,7 +281,13 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
         r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#.into(),
     );
     assert_eq!(code, 200);
-    let finding_kinds = ["shadow_ai", "orphaned_connector", "shared_credential", "revocation_not_enforced"];
+    let finding_kinds = [
+        "shadow_ai",
+        "orphaned_connector",
+        "shared_credential",
+        "revocation_not_enforced",
+        "personal_account_connector",
+    ];
     // The HEC receiver, down at first.
     let receiver = Arc::new(Receiver::default());
     receiver.down.store(true, Ordering::SeqCst);

@@ -254,6 +254,7 @@ async fn implausible_device_times_are_clamped_and_cannot_break_the_api() {
         fingerprint: "00112233445566778899aabbccddeeff".into(),
         locator: Some("/OPENAI_API_KEY".into()),
         mcp_server: None,
+        authorized_by: None,
     });
     let session = Item::OsSession(pb::OsSessionItem {
         user: "alice".into(),

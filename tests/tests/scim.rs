@@ -466,6 +466,7 @@ async fn a_scim_group_decides_the_policy_group_approval() {
         fingerprint: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
         locator: Some("/OPENAI_API_KEY".into()),
         mcp_server: None,
+        authorized_by: None,
     });
     let at = 1_768_464_000_000i64;
     let (b, _) = laptop.batch_of(

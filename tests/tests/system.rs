@@ -657,6 +657,7 @@ async fn presence_intervals_answer_what_was_on_a_device_at_a_time() {
         fingerprint: "00112233445566778899aabbccddeeff".into(),
         locator: Some("/OPENAI_API_KEY".into()),
         mcp_server: None,
+        authorized_by: None,
     });
     let ext = |profile: &str| {
         Item::Extension(pb::ExtensionItem {

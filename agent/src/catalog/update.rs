@@ -12,7 +12,7 @@
 //! The built-in catalog is the floor: an update adds and corrects, never removes, and it
 //! can only widen what is detected.
 //! - `tool`, `extension`, `key_format`, `mcp_client`, `browser`: merged by `id`;
-//!   `credential_file` by its `paths` list, `env_var` by `names`, `api_host` by `hosts` and
+//!   `credential_file` by its `paths` list, `account` by `tool`, `env_var` by `names`, `api_host` by `hosts` and
 //!   `ide_setting` by `keys`. New entries are added; built-in entries the update does not name
 //!   are kept; an update entry naming a built-in one is merged into it field by field.
 //! - The single tables (`extension_heuristics`, `ide`, `processes`, `placeholders`,
@@ -23,7 +23,7 @@
 //!   nor add to them on an existing entry: a key format's `regex` (a built-in key would stop
 //!   matching), `placeholders` (`contains = [""]` makes every value a placeholder; `min_len`
 //!   hides short secrets), the walk's skip lists (`skip_dirs`, `source_skip_names`), the
-//!   file `format` of a credential file or MCP client (a wrong parser reads nothing), and a
+//!   file `format` of a credential file, MCP client or account (a wrong parser reads nothing), and a
 //!   browser's `engine`/`profile_at_root` (where its extensions are looked for). An update
 //!   naming one is refused, and the reason names the field.
 //! - Anything else in the update (an unknown section, a section of the wrong shape, a value
@@ -56,6 +56,7 @@ const LISTS: &[(&str, &str)] = &[
     ("env_var", "names"),
     ("api_host", "hosts"),
     ("ide_setting", "keys"),
+    ("account", "tool"),
 ];
 
 /// Sections that are one table each.
@@ -73,6 +74,7 @@ const LOCKED: &[(&str, &str)] = &[
     ("env_files", "source_skip_names"),
     ("credential_file", "format"),
     ("mcp_client", "format"),
+    ("account", "format"),
     ("browser", "engine"),
     ("browser", "profile_at_root"),
 ];

@@ -102,6 +102,7 @@ fn push(
         path: tree.display(rel),
         version,
         bundle_id: None,
+        authorized_by: None,
     }));
 }
 

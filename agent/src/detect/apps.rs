@@ -101,6 +101,7 @@ fn mac_apps(ctx: &mut Ctx<'_>, tree: &Tree, dir: &Path, user: Option<&str>, fold
                 path: tree.display(&app),
                 version,
                 bundle_id,
+                authorized_by: None,
             }));
         }
     }
@@ -154,6 +155,7 @@ fn desktop_entries(
                 path: tree.display(&rel),
                 version,
                 bundle_id: None,
+                authorized_by: None,
             }));
         }
     }
@@ -221,6 +223,7 @@ fn ide_extensions(ctx: &mut Ctx<'_>, home: &Home) {
                     path: home.tree.display(&dir.join(name)),
                     version: version.map(str::to_owned),
                     bundle_id: Some(id.to_ascii_lowercase()),
+                    authorized_by: None,
                 }));
             }
         }

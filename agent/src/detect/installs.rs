@@ -67,6 +67,7 @@ fn app(tool: &Tool, user: Option<&str>, tree: &Tree, c: &Candidate) -> AppFindin
         path: tree.display(&c.rel),
         version: c.version.clone(),
         bundle_id: None,
+        authorized_by: None,
     }
 }
 

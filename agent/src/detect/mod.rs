@@ -7,6 +7,7 @@
 //! Per-file problems (unreadable, malformed, too large, a hostile symlink) become
 //! [`ScanError`]s in the report; a detector never stops the scan.
 
+mod accounts;
 mod appimage;
 pub mod apps;
 pub mod credentials;
@@ -17,6 +18,7 @@ mod gitconfig;
 pub mod history;
 mod installs;
 pub mod jsonc;
+mod jwt;
 mod launchd;
 pub mod mcp;
 mod netrc;
@@ -169,6 +171,16 @@ pub struct AppFinding {
     pub path: String,
     pub version: Option<String>,
     pub bundle_id: Option<String>,
+    /// The account the tool is signed in with, when its credential is not in a file the
+    /// agent reads (see `accounts`).
+    pub authorized_by: Option<ProviderAccount>,
+}
+
+/// A provider account as a tool records it (e-mail or login, and org/workspace).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProviderAccount {
+    pub account: String,
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -198,6 +210,9 @@ pub struct TokenFinding {
     pub locator: Option<String>,
     /// For credentials inside an MCP config: the server they are handed to.
     pub mcp_server: Option<String>,
+    /// For an OAuth/session credential: the provider account it was issued to, where the
+    /// tool records it; `None` for API keys.
+    pub authorized_by: Option<ProviderAccount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -475,6 +490,8 @@ pub fn scan_home(
     if reuse.is_none() {
         quiet(&mut || envfiles::detect_sources(&mut ctx, home, &walked.sources));
     }
+    // After every detector: the account goes on what they found of its tool.
+    accounts::attach(&mut ctx, home);
     dedup(&mut ctx.findings);
     // Two readers of one file (the settings and MCP detectors) meet the same problem with it.
     let mut seen_errors = std::collections::HashSet::new();

@@ -33,6 +33,10 @@ pub(crate) fn scrub(catalog: &Catalog, findings: &mut [Finding], errors: &mut [S
                 opt(&mut a.version);
                 opt(&mut a.bundle_id);
                 opt(&mut a.user);
+                if let Some(by) = &mut a.authorized_by {
+                    one(&mut by.account);
+                    opt(&mut by.org);
+                }
             }
             Finding::Extension(e) => {
                 one(&mut e.name);
@@ -49,6 +53,10 @@ pub(crate) fn scrub(catalog: &Catalog, findings: &mut [Finding], errors: &mut [S
                 opt(&mut t.locator);
                 opt(&mut t.mcp_server);
                 opt(&mut t.user);
+                if let Some(by) = &mut t.authorized_by {
+                    one(&mut by.account);
+                    opt(&mut by.org);
+                }
             }
             Finding::McpServer(m) => {
                 one(&mut m.name);

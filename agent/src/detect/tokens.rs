@@ -224,6 +224,8 @@ impl Ctx<'_> {
             fingerprint,
             locator,
             mcp_server: mcp_server.map(str::to_owned),
+            // Set by `accounts`, which runs after every detector of the home.
+            authorized_by: None,
         }));
     }
 }

@@ -330,6 +330,7 @@ pub fn from_finding(f: &Finding, now_ms: i64) -> Option<Value> {
         "orphaned_connector" => "AI connector of a deprovisioned person",
         "shared_credential" => "AI credential shared across devices or accounts",
         "revocation_not_enforced" => "Revocation not enforced on a device",
+        "personal_account_connector" => "AI connector signed in with a personal account",
         _ => return None,
     };
     let severity = match f.severity {

@@ -94,7 +94,17 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
         Some(Item::App(a)) => (
             ObservationKind::App,
             Some(connector(format!("tool:{}", a.tool), "tool", &a.tool, &a.user, a.path.clone())),
-            object! {"bundle_id": a.bundle_id, "path": a.path, "tool": a.tool, "user": a.user, "version": a.version},
+            // The account key is written only when there is one, so rows without stay as
+            // earlier collectors wrote them.
+            match a.authorized_by.as_ref().map(Account::from) {
+                Some(by) => object! {
+                    "authorized_by": by, "bundle_id": a.bundle_id, "path": a.path, "tool": a.tool, "user": a.user,
+                    "version": a.version,
+                },
+                None => {
+                    object! {"bundle_id": a.bundle_id, "path": a.path, "tool": a.tool, "user": a.user, "version": a.version}
+                }
+            },
         ),
         Some(Item::Extension(e)) => (
             ObservationKind::Extension,
@@ -121,10 +131,17 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
                 &t.user,
                 format!("{}#{}", t.path, t.locator.as_deref().unwrap_or("")),
             )),
-            object! {
-                "fingerprint": t.fingerprint, "locator": t.locator, "mcp_server": t.mcp_server, "path": t.path,
-                "provider": t.provider, "source": token_source(t.source), "token_kind": token_kind(t.kind),
-                "user": t.user,
+            match t.authorized_by.as_ref().map(Account::from) {
+                Some(by) => object! {
+                    "authorized_by": by, "fingerprint": t.fingerprint, "locator": t.locator,
+                    "mcp_server": t.mcp_server, "path": t.path, "provider": t.provider,
+                    "source": token_source(t.source), "token_kind": token_kind(t.kind), "user": t.user,
+                },
+                None => object! {
+                    "fingerprint": t.fingerprint, "locator": t.locator, "mcp_server": t.mcp_server, "path": t.path,
+                    "provider": t.provider, "source": token_source(t.source), "token_kind": token_kind(t.kind),
+                    "user": t.user,
+                },
             },
         ),
         Some(Item::McpServer(m)) => {
@@ -226,6 +243,19 @@ pub fn inventory(batch: &pb::Batch) -> Option<Inventory> {
         }),
         _ => None,
     })
+}
+
+/// A provider account as stored: `{"account": …, "org": …}` (keys sorted, like every object here).
+#[derive(serde::Serialize)]
+struct Account<'a> {
+    account: &'a str,
+    org: Option<&'a str>,
+}
+
+impl<'a> From<&'a pb::ProviderAccount> for Account<'a> {
+    fn from(a: &'a pb::ProviderAccount) -> Account<'a> {
+        Account { account: &a.account, org: a.org.as_deref() }
+    }
 }
 
 fn connector(
@@ -343,6 +373,16 @@ mod tests {
         })));
         assert!(t.data.contains("\"token_kind\":\"api_key\"") && t.data.contains("\"source\":\"dotenv\""));
         assert_eq!(record(&pb::Observation::default()).data, "null");
+        // An account, when reported, is kept first (sorted) and canonical too.
+        let t = record(&obs(Item::Token(pb::TokenItem {
+            kind: pb::TokenKind::OauthAccess as i32,
+            authorized_by: Some(pb::ProviderAccount { account: "ana@gmail.com".into(), org: None }),
+            ..Default::default()
+        })));
+        let v: serde_json::Value = serde_json::from_str(&t.data).expect("stored data is JSON");
+        assert_eq!(t.data, v.to_string(), "not in canonical form");
+        assert_eq!(v["authorized_by"], serde_json::json!({"account": "ana@gmail.com", "org": null}));
+        assert!(t.data.starts_with("{\"authorized_by\""));
     }
 
     #[test]
