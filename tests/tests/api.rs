@@ -736,6 +736,8 @@ async fn the_register_knows_owners_by_person_and_keeps_who_decided() {
     assert_eq!(history[0].0, "discovered");
     assert_eq!(history[1], ("owner_assigned".to_owned(), "admin:token:test".to_owned()));
     assert_eq!(history[2], ("approved".to_owned(), "admin:token:test".to_owned()));
+}
+
 /// The provider account a connector is signed in with: an enrolled agent scans a home where
 /// Claude Code is signed in with a personal Gmail address, Codex with a corporate ChatGPT
 /// workspace, Gemini CLI with the owner's own (consumer-domain) address and Copilot with a
