@@ -67,7 +67,7 @@ impl<D: Database> RegisterStore for D {
                 db.execute("SELECT pg_advisory_xact_lock($1)", args![EVENT_ONCE_LOCK])?;
             }
             let seen = db.one(
-                "SELECT 1 FROM connector_events WHERE connector_key = $1 AND event = $2 AND at_ms >= $3 LIMIT 1",
+                "SELECT seq FROM connector_events WHERE connector_key = $1 AND event = $2 AND at_ms >= $3 LIMIT 1",
                 args![&event.connector_key, &event.event, since_ms],
                 |r| r.int(0),
             )?;
