@@ -100,7 +100,8 @@ pub fn compute_from(
         {
             let mut e = evidence.clone();
             e["owner_deprovisioned_at"] = json!(time(gone));
-            e["playbook"] = json!(crate::offboarding::playbook_for(c, person, policy, &playbook, people, now_ms));
+            e["playbook"] =
+                json!(crate::offboarding::playbook_for(c, person, policy, &playbook, people, now_ms));
             out.push(Finding {
                 kind: "orphaned_connector",
                 severity: "high",

@@ -44,8 +44,8 @@ pub const ACTOR: &str = "system:offboarding";
 /// Why the playbook looks at a connector.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
-    /// Its owner was deprovisioned at this instant.
-    Offboarded { person: Person, deprovisioned_at_ms: i64 },
+    /// Its owner (SCIM id, userName) was deprovisioned at this instant.
+    Offboarded { person_id: String, user_name: String, deprovisioned_at_ms: i64 },
     /// Nobody owns it, and it has been present since this instant.
     Unowned { since_ms: i64 },
 }
@@ -114,13 +114,27 @@ fn ms(d: Duration) -> i64 {
 
 /// What the playbook makes of `c` at `now_ms`; None when it has no business with it (the
 /// owner is still here, it is shared, or unowned for less than `unowned_after`).
-pub fn assess(c: &Connector, policy: &Policy, playbook: &Playbook, people: &People, now_ms: i64) -> Option<Assessment> {
+pub fn assess(
+    c: &Connector,
+    policy: &Policy,
+    playbook: &Playbook,
+    people: &People,
+    now_ms: i64,
+) -> Option<Assessment> {
     let owner = owner_of(c, policy, people);
     let present_since = c.devices.iter().filter(|d| d.present).map(|d| d.first_seen_ms).min();
     let (trigger, action, wait) = match (&owner.person, owner.source) {
         (Some(p), _) => {
             let at = p.deprovisioned_at_ms?;
-            (Trigger::Offboarded { person: p.clone(), deprovisioned_at_ms: at }, playbook.action, playbook.grace)
+            (
+                Trigger::Offboarded {
+                    person_id: p.id.clone(),
+                    user_name: p.user_name.clone(),
+                    deprovisioned_at_ms: at,
+                },
+                playbook.action,
+                playbook.grace,
+            )
         }
         // Shared: its people are known; the shared-credential finding asks for an owner.
         (None, "unknown") => {
@@ -138,13 +152,13 @@ pub fn assess(c: &Connector, policy: &Policy, playbook: &Playbook, people: &Peop
         Some(r) if r.revocation.requested_by == ACTOR => Step::Revoked(r.revocation.requested_at_ms),
         Some(r) => Step::RevokedBy(r.revocation.requested_by.clone()),
         None if present_since.is_none() => Step::Gone,
-        None if action == PlaybookAction::Report => {
-            Step::Report(match trigger {
-                Trigger::Offboarded { .. } => "[offboarding] action is \"report\"".into(),
-                Trigger::Unowned { .. } => "[offboarding] unowned_action is \"report\"".into(),
-            })
+        None if action == PlaybookAction::Report => Step::Report(match trigger {
+            Trigger::Offboarded { .. } => "[offboarding] action is \"report\"".into(),
+            Trigger::Unowned { .. } => "[offboarding] unowned_action is \"report\"".into(),
+        }),
+        None if !playbook.covers(&c.kind) => {
+            Step::Report(format!("{} is not among [offboarding] kinds", c.kind))
         }
-        None if !playbook.covers(&c.kind) => Step::Report(format!("{} is not among [offboarding] kinds", c.kind)),
         None => match crate::revoke::action_for(c) {
             Ok(_) => Step::RevokeAt(revoke_at_ms),
             Err(e) => Step::Unsupported(e.to_string()),
@@ -163,7 +177,7 @@ pub fn playbook_for(
     now_ms: i64,
 ) -> String {
     if let Some(a) = assess(c, policy, playbook, people, now_ms)
-        && matches!(&a.trigger, Trigger::Offboarded { person: p, .. } if p.id == person.id)
+        && matches!(&a.trigger, Trigger::Offboarded { person_id, .. } if *person_id == person.id)
     {
         return a.step.describe();
     }
@@ -218,7 +232,9 @@ pub fn plan(
         let kind = match &a.step {
             Step::RevokeAt(_) if due && !recorded(revoked) => ActionKind::Revoke,
             Step::Revoked(_) if !recorded(revoked) => ActionKind::RecordRevoked,
-            Step::Unsupported(why) if due && !recorded(unsupported) => ActionKind::RecordUnsupported(why.clone()),
+            Step::Unsupported(why) if due && !recorded(unsupported) => {
+                ActionKind::RecordUnsupported(why.clone())
+            }
             _ => continue,
         };
         out.push(Action { key: a.key, trigger: a.trigger, kind, revoke_at_ms: a.revoke_at_ms });
@@ -234,9 +250,9 @@ impl Action {
     /// Why, as the revocation and the directives to the devices say.
     fn reason(&self, playbook: &Playbook) -> String {
         match &self.trigger {
-            Trigger::Offboarded { person, deprovisioned_at_ms } => format!(
+            Trigger::Offboarded { user_name, deprovisioned_at_ms, .. } => format!(
                 "offboarding: {} was deprovisioned at {}; the playbook revokes their connectors after {}",
-                person.user_name,
+                user_name,
                 time(*deprovisioned_at_ms),
                 human(playbook.grace)
             ),
@@ -251,8 +267,8 @@ impl Action {
 
     fn detail(&self, playbook: &Playbook) -> serde_json::Value {
         match &self.trigger {
-            Trigger::Offboarded { person, deprovisioned_at_ms } => json!({
-                "person": person.user_name, "deprovisioned_at": time(*deprovisioned_at_ms),
+            Trigger::Offboarded { user_name, deprovisioned_at_ms, .. } => json!({
+                "person": user_name, "deprovisioned_at": time(*deprovisioned_at_ms),
                 "grace": human(playbook.grace),
             }),
             Trigger::Unowned { since_ms } => json!({
@@ -262,7 +278,13 @@ impl Action {
         }
     }
 
-    fn event(&self, name: &str, reason: Option<&str>, detail: serde_json::Value, now_ms: i64) -> ConnectorEvent {
+    fn event(
+        &self,
+        name: &str,
+        reason: Option<&str>,
+        detail: serde_json::Value,
+        now_ms: i64,
+    ) -> ConnectorEvent {
         ConnectorEvent::new(&self.key, now_ms, name, ACTOR, reason).with_detail(detail)
     }
 }
@@ -322,7 +344,9 @@ pub fn run(
                 }
                 // Forgotten between the read and now (retention): nothing to revoke.
                 Err(RevokeError::UnknownConnector(_)) => continue,
-                Err(e) => return Err(anyhow::Error::new(e).context(format!("offboarding: revoking {}", a.key))),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("offboarding: revoking {}", a.key)));
+                }
             },
             ActionKind::RecordRevoked => a.event(revoked, Some(&reason), a.detail(&playbook), now_ms),
             ActionKind::RecordUnsupported(why) => {
@@ -351,7 +375,8 @@ pub fn status(
     // Every device a connector was ever on, so what the playbook already took away shows.
     let connectors = store.connectors()?;
     let devices = store.devices()?;
-    let hostnames: HashMap<&str, &str> = devices.iter().map(|d| (d.id.as_str(), d.hostname.as_str())).collect();
+    let hostnames: HashMap<&str, &str> =
+        devices.iter().map(|d| (d.id.as_str(), d.hostname.as_str())).collect();
     let mut assessed = Vec::new();
     for c in &connectors {
         if let Some(a) = assess(c, policy, &playbook, &people, now_ms) {
@@ -364,8 +389,7 @@ pub fn status(
         let taken = store
             .connector_events(&c.key)?
             .into_iter()
-            .filter(|e| (e.event == revoked || e.event == unsupported) && e.at_ms >= since)
-            .next_back()
+            .rfind(|e| (e.event == revoked || e.event == unsupported) && e.at_ms >= since)
             .map(|e| responses::LifecycleEvent {
                 actor: e.actor,
                 at: time(e.at_ms),
@@ -394,7 +418,7 @@ pub fn status(
         let at = p.deprovisioned_at_ms.unwrap_or_default();
         let mut list = Vec::new();
         for (c, a) in &assessed {
-            if matches!(&a.trigger, Trigger::Offboarded { person, .. } if person.id == p.id) {
+            if matches!(&a.trigger, Trigger::Offboarded { person_id, .. } if *person_id == p.id) {
                 list.push(view(c, a)?);
             }
         }

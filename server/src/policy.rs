@@ -305,8 +305,9 @@ impl Policy {
     pub fn playbook(&self) -> anyhow::Result<Playbook> {
         let o = &self.offboarding;
         let duration = |field: &str, s: &str| {
-            humantime::parse_duration(s)
-                .with_context(|| format!("[offboarding] {field} = {s:?} is not a duration (like \"7d\" or \"12h\")"))
+            humantime::parse_duration(s).with_context(|| {
+                format!("[offboarding] {field} = {s:?} is not a duration (like \"7d\" or \"12h\")")
+            })
         };
         let grace = match &o.grace {
             Some(g) => duration("grace", g)?,
@@ -330,7 +331,9 @@ impl Policy {
         let unowned = match &o.unowned_after {
             Some(a) => Some(UnownedRule { after: duration("unowned_after", a)?, action: o.unowned_action }),
             None if o.unowned_action == PlaybookAction::Revoke => {
-                anyhow::bail!("[offboarding] unowned_action = \"revoke\" needs unowned_after (how long unowned)")
+                anyhow::bail!(
+                    "[offboarding] unowned_action = \"revoke\" needs unowned_after (how long unowned)"
+                )
             }
             None => None,
         };

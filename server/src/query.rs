@@ -143,7 +143,8 @@ pub struct Matcher<'a> {
 impl ConnectorFilter {
     /// Resolves `user` and `owner` among `people`.
     pub fn resolve<'a>(&'a self, policy: &Policy, people: &People) -> Matcher<'a> {
-        let named = |n: &Option<String>| n.as_deref().map(|n| crate::register::Named::resolve(n, policy, people));
+        let named =
+            |n: &Option<String>| n.as_deref().map(|n| crate::register::Named::resolve(n, policy, people));
         Matcher { filter: self, user: named(&self.user), owner: named(&self.owner) }
     }
 }
@@ -162,7 +163,9 @@ impl Matcher<'_> {
         let say = |n: &crate::register::Named| match n {
             crate::register::Named::Person(p) => format!("person {}", p.user_name),
             crate::register::Named::Account(a, Some(p)) => format!("OS account {a} ({})", p.user_name),
-            crate::register::Named::Account(a, None) => format!("OS account {a} (no person provisioned matches it)"),
+            crate::register::Named::Account(a, None) => {
+                format!("OS account {a} (no person provisioned matches it)")
+            }
         };
         let mut parts = Vec::new();
         if let Some(u) = &self.user {
@@ -264,7 +267,8 @@ pub fn connectors(
 ) -> anyhow::Result<String> {
     let people = judged_people(store, policy)?;
     let m = filter.resolve(policy, &people);
-    let list: Vec<Connector> = store.connectors()?.into_iter().filter(|c| m.matches(c, policy, &people)).collect();
+    let list: Vec<Connector> =
+        store.connectors()?.into_iter().filter(|c| m.matches(c, policy, &people)).collect();
     render_connectors(&list, policy, &people, as_json, &m.empty_note())
 }
 
@@ -557,7 +561,8 @@ pub fn render_register(v: &responses::Connector) -> String {
         );
     }
     if let Some(m) = &v.revocation_method {
-        let local = m.local_action.clone().unwrap_or_else(|| format!("none ({})", m.note.as_deref().unwrap_or("")));
+        let local =
+            m.local_action.clone().unwrap_or_else(|| format!("none ({})", m.note.as_deref().unwrap_or("")));
         out += &format!("  revoke:       on devices: {local}\n");
         if let Some(page) = &m.provider_page {
             out += &format!("                at the provider: {page}\n");
@@ -674,11 +679,15 @@ pub fn offboarding(
             _ => String::new(),
         }
     );
-    let mut rows = vec![["PERSON", "DEPROVISIONED", "CONNECTOR", "PLAYBOOK", "TAKEN", "ENFORCED"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["PERSON", "DEPROVISIONED", "CONNECTOR", "PLAYBOOK", "TAKEN", "ENFORCED"].map(String::from).to_vec(),
+    ];
     let row = |who: &str, when: &str, c: &responses::PlaybookConnector| {
         let enforced = c.revocation.as_ref().map_or_else(String::new, |r| {
             let settled = |o: &Option<String>| {
-                o.as_deref().and_then(crate::domain::Outcome::parse).is_some_and(crate::domain::Outcome::settles_revocation)
+                o.as_deref()
+                    .and_then(crate::domain::Outcome::parse)
+                    .is_some_and(crate::domain::Outcome::settles_revocation)
             };
             let done = r.devices.iter().filter(|d| settled(&d.outcome)).count();
             format!("{done}/{}", r.devices.len())
@@ -694,7 +703,14 @@ pub fn offboarding(
     };
     for p in &v.people {
         if p.connectors.is_empty() {
-            rows.push(vec![p.user_name.clone(), p.deprovisioned_at.clone(), "-".into(), String::new(), String::new(), String::new()]);
+            rows.push(vec![
+                p.user_name.clone(),
+                p.deprovisioned_at.clone(),
+                "-".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
         }
         for c in &p.connectors {
             rows.push(row(&p.user_name, &p.deprovisioned_at, c));

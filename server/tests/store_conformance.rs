@@ -14,9 +14,9 @@ use sightline_server::signins::SignIn;
 use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
 use sightline_server::store::{
-    Challenge, ClaimsRecord, ConnectorEvent, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
-    ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, ScimGroup, SessionRef, SsoIdentity,
-    Store, StoreError,
+    Challenge, ClaimsRecord, ConnectorEvent, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch,
+    IngestOutcome, ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, ScimGroup, SessionRef,
+    SsoIdentity, Store, StoreError,
 };
 
 /// A store under test, and what must be cleaned up after it.
@@ -505,18 +505,35 @@ fn connector_inventory_and_summaries(s: &dyn Store) {
         reason: Some("team tool".into()),
         expires_at_ms: Some(99),
     };
-    s.decide("tool:ollama", Some(&approved), &ConnectorEvent::new("tool:ollama", 9, "approved", "admin", Some("team tool")))
-        .unwrap();
+    s.decide(
+        "tool:ollama",
+        Some(&approved),
+        &ConnectorEvent::new("tool:ollama", 9, "approved", "admin", Some("team tool")),
+    )
+    .unwrap();
     assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, Some(approved));
-    let owner = OwnerAssignment { person_id: "p1".into(), reason: "runs it".into(), by: "admin".into(), at_ms: 10 };
-    s.set_owner("tool:ollama", Some(&owner), &ConnectorEvent::new("tool:ollama", 10, "owner_assigned", "admin", None))
-        .unwrap();
+    let owner =
+        OwnerAssignment { person_id: "p1".into(), reason: "runs it".into(), by: "admin".into(), at_ms: 10 };
+    s.set_owner(
+        "tool:ollama",
+        Some(&owner),
+        &ConnectorEvent::new("tool:ollama", 10, "owner_assigned", "admin", None),
+    )
+    .unwrap();
     let summaries = s.connector_summaries().unwrap();
     assert_eq!(summaries.iter().find(|c| c.key == "tool:ollama").unwrap().owner.as_ref(), Some(&owner));
-    s.decide("tool:ollama", None, &ConnectorEvent::new("tool:ollama", 11, "decision_withdrawn", "admin", None))
-        .unwrap();
-    s.set_owner("tool:ollama", None, &ConnectorEvent::new("tool:ollama", 12, "owner_cleared", "admin", Some("left")))
-        .unwrap();
+    s.decide(
+        "tool:ollama",
+        None,
+        &ConnectorEvent::new("tool:ollama", 11, "decision_withdrawn", "admin", None),
+    )
+    .unwrap();
+    s.set_owner(
+        "tool:ollama",
+        None,
+        &ConnectorEvent::new("tool:ollama", 12, "owner_cleared", "admin", Some("left")),
+    )
+    .unwrap();
     assert!(s.connector_summaries().unwrap().iter().all(|c| c.decision.is_none() && c.owner.is_none()));
     // The history keeps every change, in order; the export cursor reads it by seq.
     let events = s.connector_events("tool:ollama").unwrap();

@@ -90,10 +90,14 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     for d in &devices {
         wait_for(Duration::from_secs(30), "both laptops' first resync", || {
             let obs = db.observations(d);
-            ["extension", "token", "mcp_server"].iter().all(|k| obs.iter().any(|o| o.kind == *k)).then_some(())
+            ["extension", "token", "mcp_server"]
+                .iter()
+                .all(|k| obs.iter().any(|o| o.kind == *k))
+                .then_some(())
         });
     }
-    let (token, ext, mcp) = (key_of(&server, "token"), key_of(&server, "extension"), key_of(&server, "mcp_server"));
+    let (token, ext, mcp) =
+        (key_of(&server, "token"), key_of(&server, "extension"), key_of(&server, "mcp_server"));
     let (scim, viewer) = (
         cli(&server, &["api-token", "create", "--role", "scim"]).trim().to_owned(),
         cli(&server, &["api-token", "create", "--role", "viewer"]).trim().to_owned(),
@@ -120,18 +124,29 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     let instant = |f: &str| sightline_server::query::parse_instant(person[f].as_str().unwrap(), 0).unwrap();
     assert_eq!(instant("grace_until") - instant("deprovisioned_at"), 3_000, "{person:#}");
     let step = |v: &Value, k: &str| {
-        v["people"][0]["connectors"].as_array().unwrap().iter().find(|c| c["key"] == k).cloned().unwrap_or_default()
+        v["people"][0]["connectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["key"] == k)
+            .cloned()
+            .unwrap_or_default()
     };
     let t = step(&soon, &token);
     let revoke_at = format!("revoke at {}", person["grace_until"].as_str().unwrap());
-    assert!(t["playbook"] == revoke_at.as_str() || t["playbook"].as_str().unwrap().starts_with("revoked at "), "{t:#}");
+    assert!(
+        t["playbook"] == revoke_at.as_str() || t["playbook"].as_str().unwrap().starts_with("revoked at "),
+        "{t:#}"
+    );
     let findings: Value = serde_json::from_str(&cli(&server, &["findings", "--json"])).unwrap();
     let ours = [token.as_str(), ext.as_str(), mcp.as_str()];
     let orphaned: Vec<&Value> = findings
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["kind"] == "orphaned_connector" && ours.contains(&f["subject"].as_str().unwrap_or_default()))
+        .filter(|f| {
+            f["kind"] == "orphaned_connector" && ours.contains(&f["subject"].as_str().unwrap_or_default())
+        })
         .collect();
     assert_eq!(orphaned.len(), 6, "three connectors on two laptops: {findings:#}");
     let mcp_finding = orphaned.iter().find(|f| f["subject"] == mcp.as_str()).unwrap();
@@ -151,9 +166,13 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     for k in [&token, &ext] {
         let v = connector(k);
         let r = &v["revocation"];
-        assert_eq!((r["requested_by"].as_str(), r["state"].as_str()), (Some("system:offboarding"), Some("enforced")));
+        assert_eq!(
+            (r["requested_by"].as_str(), r["state"].as_str()),
+            (Some("system:offboarding"), Some("enforced"))
+        );
         assert!(r["reason"].as_str().unwrap().contains("alice@example.com was deprovisioned"), "{r:#}");
-        let mut on: Vec<&str> = r["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
+        let mut on: Vec<&str> =
+            r["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
         on.sort_unstable();
         let mut want: Vec<&str> = devices.iter().map(String::as_str).collect();
         want.sort_unstable();
@@ -161,15 +180,23 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
         assert!(r["devices"].as_array().unwrap().iter().all(|d| d["outcome"] == "enforced"), "{r:#}");
         let e = events(&v, "offboarding_revoked");
         assert_eq!(e.len(), 1, "{v:#}");
-        assert_eq!((e[0]["actor"].as_str(), e[0]["detail"]["person"].as_str()), (Some("system:offboarding"), Some("alice@example.com")));
+        assert_eq!(
+            (e[0]["actor"].as_str(), e[0]["detail"]["person"].as_str()),
+            (Some("system:offboarding"), Some("alice@example.com"))
+        );
         assert_eq!(e[0]["detail"]["grace"], "3s");
     }
     for (root, agent) in &agents {
         assert!(!root.join("home/alice/.codex/auth.json").exists(), "the key file left the home");
-        let q: Vec<PathBuf> =
-            std::fs::read_dir(agent.state_dir.join("quarantine")).unwrap().map(|e| e.unwrap().path()).collect();
+        let q: Vec<PathBuf> = std::fs::read_dir(agent.state_dir.join("quarantine"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert_eq!(q.len(), 1, "{q:?}");
-        assert!(std::fs::read_to_string(q[0].join("0-auth.json")).unwrap().contains(&key), "quarantined intact");
+        assert!(
+            std::fs::read_to_string(q[0].join("0-auth.json")).unwrap().contains(&key),
+            "quarantined intact"
+        );
         let blocklist = root.join("etc/opt/chrome/policies/managed/sightline-blocklist.json");
         let p: Value = serde_json::from_slice(&std::fs::read(&blocklist).unwrap()).unwrap();
         assert_eq!(p["ExtensionInstallBlocklist"], serde_json::json!([CLAUDE_EXT]));
@@ -205,7 +232,10 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     let text = cli(&server, &["offboarding", "status"]);
     assert!(text.starts_with("playbook: revoke after 3s"), "{text}");
     let line = text.lines().find(|l| l.contains(&token)).unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains("alice@example.com") && line.contains("offboarding_revoked") && line.contains("2/2"), "{text}");
+    assert!(
+        line.contains("alice@example.com") && line.contains("offboarding_revoked") && line.contains("2/2"),
+        "{text}"
+    );
     for (_, agent) in &mut agents {
         agent.terminate(Duration::from_secs(10));
     }

@@ -74,6 +74,10 @@ fn event(key: &str, name: &str, at_ms: i64) -> ConnectorEvent {
     ConnectorEvent::new(key, at_ms, name, ACTOR, None)
 }
 
+/// name, policy, connector, events recorded, now → the step, the action.
+type Case =
+    (&'static str, &'static str, Connector, Vec<ConnectorEvent>, i64, Option<Step>, Option<ActionKind>);
+
 /// Each case: a policy, one connector, the events already recorded, the time → the step the
 /// playbook is at, and the action it takes (None: nothing).
 #[test]
@@ -82,10 +86,26 @@ fn the_planner_acts_once_past_grace_and_never_on_what_it_cannot_or_should_not() 
     let due = GONE + 7 * DAY;
     let mcp_why: String =
         "mcp_server:a is an MCP server entry; revoke what it is handed (its token:… connectors) or the client tool".into();
-    let cases: Vec<(&str, &str, Connector, Vec<ConnectorEvent>, i64, Option<Step>, Option<ActionKind>)> = vec![
+    let cases: Vec<Case> = vec![
         ("grace not over yet", REVOKE, alice("token"), vec![], due - 1, Some(Step::RevokeAt(due)), None),
-        ("grace over", REVOKE, alice("token"), vec![], due, Some(Step::RevokeAt(due)), Some(ActionKind::Revoke)),
-        ("tools and extensions too", REVOKE, alice("extension"), vec![], due + 1, Some(Step::RevokeAt(due)), Some(ActionKind::Revoke)),
+        (
+            "grace over",
+            REVOKE,
+            alice("token"),
+            vec![],
+            due,
+            Some(Step::RevokeAt(due)),
+            Some(ActionKind::Revoke),
+        ),
+        (
+            "tools and extensions too",
+            REVOKE,
+            alice("extension"),
+            vec![],
+            due + 1,
+            Some(Step::RevokeAt(due)),
+            Some(ActionKind::Revoke),
+        ),
         (
             "already revoked by an admin",
             REVOKE,
@@ -167,7 +187,15 @@ fn the_planner_acts_once_past_grace_and_never_on_what_it_cannot_or_should_not() 
             Some(Step::Report("token is not among [offboarding] kinds".into())),
             None,
         ),
-        ("no policy: report", "", alice("token"), vec![], due, Some(Step::Report("[offboarding] action is \"report\"".into())), None),
+        (
+            "no policy: report",
+            "",
+            alice("token"),
+            vec![],
+            due,
+            Some(Step::Report("[offboarding] action is \"report\"".into())),
+            None,
+        ),
         (
             "gone from every device",
             REVOKE,
@@ -194,12 +222,23 @@ fn the_planner_acts_once_past_grace_and_never_on_what_it_cannot_or_should_not() 
         let a = assess(&c, &p, &b, &people, now);
         let got_step = a.as_ref().map(|a| a.step.clone());
         assert_eq!(got_step, step, "{name}");
-        let events: HashMap<String, Vec<ConnectorEvent>> =
-            [(c.key.clone(), events)].into_iter().collect();
+        let events: HashMap<String, Vec<ConnectorEvent>> = [(c.key.clone(), events)].into_iter().collect();
         let planned = plan(std::slice::from_ref(&c), &p, &b, &people, &events, now);
-        assert_eq!(planned.iter().map(|a| a.kind.clone()).collect::<Vec<_>>(), action.into_iter().collect::<Vec<_>>(), "{name}");
+        assert_eq!(
+            planned.iter().map(|a| a.kind.clone()).collect::<Vec<_>>(),
+            action.into_iter().collect::<Vec<_>>(),
+            "{name}"
+        );
         if let Some(a) = planned.first() {
-            assert_eq!(a.trigger, Trigger::Offboarded { person: people.by_id("p1").unwrap().clone(), deprovisioned_at_ms: GONE }, "{name}");
+            assert_eq!(
+                a.trigger,
+                Trigger::Offboarded {
+                    person_id: "p1".into(),
+                    user_name: "alice@example.com".into(),
+                    deprovisioned_at_ms: GONE
+                },
+                "{name}"
+            );
         }
     }
 }
@@ -211,7 +250,12 @@ fn an_assigned_owner_decides_whose_connector_it_is() {
     let now = GONE + 8 * DAY;
     // Under alice's account but assigned to bob, who is still here: nothing to do.
     let mut c = connector("token:a", "token", &[("alice", true)]);
-    c.owner = Some(OwnerAssignment { person_id: "p2".into(), reason: "team key".into(), by: "admin".into(), at_ms: 1 });
+    c.owner = Some(OwnerAssignment {
+        person_id: "p2".into(),
+        reason: "team key".into(),
+        by: "admin".into(),
+        at_ms: 1,
+    });
     assert_eq!(assess(&c, &p, &b, &people, now), None);
     assert_eq!(
         playbook_for(&c, people.by_id("p1").unwrap(), &p, &b, &people, now),
@@ -219,7 +263,8 @@ fn an_assigned_owner_decides_whose_connector_it_is() {
     );
     // Under bob's account but assigned to alice, who left: revoked.
     let mut c = connector("token:b", "token", &[("bob", true)]);
-    c.owner = Some(OwnerAssignment { person_id: "p1".into(), reason: "hers".into(), by: "admin".into(), at_ms: 1 });
+    c.owner =
+        Some(OwnerAssignment { person_id: "p1".into(), reason: "hers".into(), by: "admin".into(), at_ms: 1 });
     let planned = plan(std::slice::from_ref(&c), &p, &b, &people, &HashMap::new(), now);
     assert_eq!(planned.len(), 1);
     assert_eq!(planned[0].kind, ActionKind::Revoke);
@@ -237,7 +282,11 @@ fn unowned_connectors_are_reported_then_revoked_a_grace_later() {
         ("revoke", "[offboarding]\ngrace = \"2d\"\nunowned_after = \"30d\"\nunowned_action = \"revoke\"\n"),
     ] {
         let (p, b) = policy(text);
-        assert_eq!(assess(&nobody, &p, &b, &people, reported_at - 1), None, "{action}: not unowned long enough yet");
+        assert_eq!(
+            assess(&nobody, &p, &b, &people, reported_at - 1),
+            None,
+            "{action}: not unowned long enough yet"
+        );
         let a = assess(&nobody, &p, &b, &people, reported_at).expect("reported");
         assert_eq!(a.trigger, Trigger::Unowned { since_ms: unowned_since });
         let plan_at = |now| plan(std::slice::from_ref(&nobody), &p, &b, &people, &HashMap::new(), now);
@@ -252,8 +301,12 @@ fn unowned_connectors_are_reported_then_revoked_a_grace_later() {
                 let due = plan_at(revoke_at);
                 assert_eq!(due.iter().map(|a| a.kind.clone()).collect::<Vec<_>>(), vec![ActionKind::Revoke]);
                 let recorded: HashMap<String, Vec<ConnectorEvent>> =
-                    [("token:n".to_owned(), vec![event("token:n", "unowned_revoked", revoke_at)])].into_iter().collect();
-                assert!(plan(std::slice::from_ref(&nobody), &p, &b, &people, &recorded, revoke_at + 1).is_empty());
+                    [("token:n".to_owned(), vec![event("token:n", "unowned_revoked", revoke_at)])]
+                        .into_iter()
+                        .collect();
+                assert!(
+                    plan(std::slice::from_ref(&nobody), &p, &b, &people, &recorded, revoke_at + 1).is_empty()
+                );
             }
         }
     }
@@ -271,12 +324,18 @@ fn the_playbook_is_checked_when_the_policy_loads() {
     assert!(err("[offboarding]\ngrace = \"a week\"\n").contains("grace = \"a week\" is not a duration"));
     assert!(err("[offboarding]\nunowned_after = \"soon\"\n").contains("unowned_after"));
     assert!(err("[offboarding]\nkinds = [\"mcp_server\"]\n").contains("cannot revoke MCP server entries"));
-    assert!(err("[offboarding]\nkinds = [\"printer\"]\n").contains("\"printer\" is not one of tool, extension, token"));
+    assert!(
+        err("[offboarding]\nkinds = [\"printer\"]\n")
+            .contains("\"printer\" is not one of tool, extension, token")
+    );
     assert!(err("[offboarding]\nunowned_action = \"revoke\"\n").contains("needs unowned_after"));
     assert!(toml::from_str::<Policy>("[offboarding]\naction = \"delete\"\n").is_err());
     assert!(toml::from_str::<Policy>("[offboarding]\ngrace_period = \"1d\"\n").is_err());
     let (_, b) = policy("");
-    assert_eq!((b.action, b.grace, b.unowned, b.acts()), (PlaybookAction::Report, Duration::from_secs(7 * 86_400), None, false));
+    assert_eq!(
+        (b.action, b.grace, b.unowned, b.acts()),
+        (PlaybookAction::Report, Duration::from_secs(7 * 86_400), None, false)
+    );
     let (_, b) = policy("[offboarding]\nunowned_after = \"30d\"\nunowned_action = \"revoke\"\n");
     assert!(b.acts(), "revoking unowned connectors is acting");
     // Policy::load refuses it with the file named.

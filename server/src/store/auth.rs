@@ -117,7 +117,10 @@ impl<D: Database> AuthStore for D {
                 |r| {
                     let who = match r.opt_text(3)? {
                         Some(email) => format!("sso:{email}"),
-                        None => token_who(&r.opt_text(1)?.unwrap_or_default(), &r.opt_bytes(2)?.unwrap_or_default()),
+                        None => token_who(
+                            &r.opt_text(1)?.unwrap_or_default(),
+                            &r.opt_bytes(2)?.unwrap_or_default(),
+                        ),
                     };
                     Ok((r.text(0)?, who))
                 },

@@ -589,7 +589,13 @@ pub struct ConnectorEvent {
 }
 
 impl ConnectorEvent {
-    pub fn new(connector_key: &str, at_ms: i64, event: &str, actor: &str, reason: Option<&str>) -> ConnectorEvent {
+    pub fn new(
+        connector_key: &str,
+        at_ms: i64,
+        event: &str,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> ConnectorEvent {
         ConnectorEvent {
             seq: 0,
             connector_key: connector_key.to_owned(),

@@ -181,7 +181,10 @@ pub(super) async fn findings(
     responses((status = 200, description = "Offboarding status", body = OffboardingStatus), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-pub(super) async fn offboarding(_: Reader, State(s): State<AppState>) -> Result<Json<OffboardingStatus>, ApiError> {
+pub(super) async fn offboarding(
+    _: Reader,
+    State(s): State<AppState>,
+) -> Result<Json<OffboardingStatus>, ApiError> {
     let policy = s.policy.clone();
     Ok(Json(blocking(&s.store, move |st| crate::offboarding::status(st, &policy, now_ms())).await?))
 }
