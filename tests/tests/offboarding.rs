@@ -240,3 +240,99 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
         agent.terminate(Duration::from_secs(10));
     }
 }
+
+/// Connectors nobody owns, with `unowned_after = "30d"`, `unowned_action = "revoke"` and a
+/// day's grace, run through the library at chosen instants as the collector's poller runs
+/// it: not reported before 30 days, then an `unowned_connector` finding that says when the
+/// playbook revokes; revoked a day later (a quarantine directive to the device, an
+/// `unowned_revoked` event) and only once. A key alice and bob both hold is shared, not
+/// unowned: neither reported so nor revoked.
+#[tokio::test(flavor = "multi_thread")]
+async fn unowned_connectors_are_reported_then_revoked_a_grace_later() {
+    use sightline_proto::envelope::GENESIS_HASH;
+    use sightline_proto::pb;
+    use sightline_server::store::Person;
+    let c = Collector::start_with_policy(
+        "[offboarding]\ngrace = \"1d\"\nunowned_after = \"30d\"\nunowned_action = \"revoke\"\n",
+    )
+    .await;
+    let agent = enroll(&c).await;
+    let start = sightline_server::clock::now_ms();
+    let (nobody, shared) =
+        ("token:00000000000000000000000000000001", "token:00000000000000000000000000000002");
+    let seen = |user: &str, fp: &str| pb::Observation {
+        seq: 0,
+        observed_at_ms: start,
+        change: pb::Change::Snapshot as i32,
+        item: Some(openai_token(user, fp)),
+    };
+    let (b, _) = agent.batch_of(
+        1,
+        GENESIS_HASH,
+        vec![
+            seen("svc-build", &nobody["token:".len()..]),
+            seen("alice", &shared["token:".len()..]),
+            seen("bob", &shared["token:".len()..]),
+        ],
+    );
+    for r in agent.send(vec![b]).await {
+        r.unwrap();
+    }
+    let (store, policy, pki) = (c.shared.store.clone(), c.shared.policy.clone(), c.shared.pki.clone());
+    tokio::task::block_in_place(|| {
+        for name in ["alice@example.com", "bob@example.com"] {
+            let p = Person {
+                id: name.into(),
+                user_name: name.into(),
+                emails: vec![name.into()],
+                active: true,
+                ..Default::default()
+            };
+            store.create_person(&p).unwrap();
+        }
+        const DAY: i64 = 86_400_000;
+        let unowned = |at: i64| -> Vec<serde_json::Value> {
+            sightline_server::findings::compute(store.as_ref(), &policy, at)
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.kind == "unowned_connector")
+                .map(|f| serde_json::json!({"subject": f.subject, "evidence": f.evidence}))
+                .collect()
+        };
+        assert!(unowned(start + 30 * DAY - 60_000).is_empty(), "not unowned for 30 days yet");
+        let found = unowned(start + 30 * DAY + 60_000);
+        assert_eq!(found.len(), 1, "the shared key is not unowned: {found:#?}");
+        assert_eq!(found[0]["subject"], nobody);
+        let since = sightline_server::query::parse_instant(
+            found[0]["evidence"]["unowned_since"].as_str().unwrap(),
+            0,
+        )
+        .unwrap();
+        let revoke_at = sightline_server::clock::rfc3339(since + 31 * DAY);
+        assert_eq!(found[0]["evidence"]["playbook"], format!("revoke at {revoke_at}"), "{found:#?}");
+
+        let run = |at: i64| sightline_server::offboarding::run(store.as_ref(), &pki, &policy, at).unwrap();
+        assert_eq!(run(start + 30 * DAY + 60_000), Default::default(), "reported, not yet revoked");
+        let ran = run(start + 31 * DAY + 60_000);
+        assert_eq!((ran.revoked, ran.recorded), (vec![nobody.to_owned()], 1));
+        let issued = store.directives_for_connector(nobody).unwrap();
+        assert_eq!(issued.len(), 1);
+        assert_eq!(
+            (issued[0].device_id.as_str(), issued[0].action.as_str()),
+            (agent.device_id.as_str(), "quarantine_credential")
+        );
+        let events = store.connector_events(nobody).unwrap();
+        assert_eq!(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["unowned_revoked"]);
+        assert_eq!(
+            (events[0].actor.as_str(), &events[0].detail["unowned_after"]),
+            ("system:offboarding", &serde_json::json!("30days"))
+        );
+        assert_eq!(run(start + 31 * DAY + 120_000), Default::default(), "done once");
+        assert!(
+            store.directives_for_connector(shared).unwrap().is_empty(),
+            "a shared key is nobody's to revoke"
+        );
+        assert!(store.connector_events(shared).unwrap().is_empty());
+    });
+    c.stop().await;
+}
