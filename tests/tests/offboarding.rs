@@ -291,7 +291,7 @@ async fn unowned_connectors_are_reported_then_revoked_a_grace_later() {
             store.create_person(&p).unwrap();
         }
         const DAY: i64 = 86_400_000;
-        let unowned = |at: i64| -> Vec<serde_json::Value> {
+        let unowned = |at: i64| -> Vec<Value> {
             sightline_server::findings::compute(store.as_ref(), &policy, at)
                 .unwrap()
                 .into_iter()
