@@ -160,7 +160,11 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     let connector = |k: &str| {
         wait_for(Duration::from_secs(40), &format!("{k} to be revoked on both laptops"), || {
             let (code, v) = api(&server, "GET", &format!("/api/v1/connectors/{k}"), &viewer, None);
-            (code == 200 && v["status"] == "revoked").then_some(v)
+            // Every device's outcome, not only the status: `revoke::revoke` records the
+            // decision before it issues the directives, and a revocation with none yet reads
+            // as enforced for that moment.
+            let devices = v["revocation"]["devices"].as_array().map_or(0, Vec::len);
+            (code == 200 && v["status"] == "revoked" && devices == 2).then_some(v)
         })
     };
     for k in [&token, &ext] {
