@@ -12,6 +12,8 @@ pub struct IngestConfig {
     /// How often the collector looks for directives issued elsewhere (the `revoke` command,
     /// another replica) and for revoked connectors that showed up again.
     pub directive_poll: std::time::Duration,
+    /// How often the offboarding playbook runs (`--offboarding-interval`).
+    pub offboarding_poll: std::time::Duration,
     /// How long a new stream may take to send its signed claims.
     pub claims_timeout: std::time::Duration,
     /// DER certificates that EK certificates must chain to (`--ek-roots`); empty: no TPM
@@ -44,6 +46,7 @@ impl Default for IngestConfig {
             require_assurance: Assurance::Software,
             revocation_poll: std::time::Duration::from_secs(5),
             directive_poll: std::time::Duration::from_secs(2),
+            offboarding_poll: std::time::Duration::from_secs(60),
             claims_timeout: std::time::Duration::from_secs(30),
             ek_roots: Vec::new(),
             ek_allowlist: Vec::new(),

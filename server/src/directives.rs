@@ -9,8 +9,9 @@
 //! most once per directive id.
 //!
 //! The poller also runs [`crate::revoke::reissue`]: a revoked connector that shows up again
-//! gets a new directive without anyone asking; and the store's periodic upkeep
-//! ([`crate::store::RetentionStore::maintain`]).
+//! gets a new directive without anyone asking; the store's periodic upkeep
+//! ([`crate::store::RetentionStore::maintain`]); and, every `offboarding` interval, the
+//! offboarding playbook ([`crate::offboarding::run`]), whose directives it rings at once.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -250,12 +251,20 @@ pub async fn watch_standing(
     }
 }
 
+/// How often the poller runs the offboarding playbook, and under which policy.
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub policy: Arc<crate::policy::Policy>,
+    pub every: Duration,
+}
+
 /// Follows the store's directives until `stop` resolves.
 pub async fn run(
     store: Arc<dyn Store>,
     pki: Arc<Pki>,
     dispatch: Arc<Dispatch>,
     poll: Duration,
+    playbook: Playbook,
     stop: impl Future<Output = ()>,
 ) {
     // Streams send what is open when their device attests; only what is issued from now on
@@ -265,6 +274,8 @@ pub async fn run(
         Ok(Ok((_, c))) => c,
         _ => 0,
     };
+    // The playbook's first run comes one interval after start, like every other.
+    let mut playbook_due = tokio::time::Instant::now() + playbook.every;
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -273,9 +284,19 @@ pub async fn run(
             _ = dispatch.issued.notified() => {}
         }
         let (store, pki, from) = (store.clone(), pki.clone(), cursor);
+        let offboard = (tokio::time::Instant::now() >= playbook_due).then(|| playbook.policy.clone());
+        if offboard.is_some() {
+            playbook_due = tokio::time::Instant::now() + playbook.every;
+        }
         let step = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<String>, i64)> {
             if let Err(e) = store.maintain(now_ms()) {
                 tracing::warn!(error = %e, "Store upkeep failed; retrying.");
+            }
+            // Before the cursor is read, so what the playbook issues is rung in this round.
+            if let Some(policy) = offboard
+                && let Err(e) = crate::offboarding::run(store.as_ref(), &pki, &policy, now_ms())
+            {
+                tracing::error!(error = %format!("{e:#}"), "Offboarding playbook failed; retrying at its next run.");
             }
             crate::revoke::reissue(store.as_ref(), &pki, now_ms())?;
             Ok(store.directives_since(from)?)

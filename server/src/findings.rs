@@ -3,7 +3,10 @@
 //! first became true.
 //!
 //! - `orphaned_connector`: present now, attributed to a person the IdP deprovisioned — the
-//!   offboarding trigger;
+//!   offboarding trigger; its evidence says what the playbook does (`playbook`: `revoke at
+//!   T`, `revoked at T`, `report only: …`; see `offboarding`);
+//! - `unowned_connector`: present, and nobody has owned it for `[offboarding] unowned_after`
+//!   (only when the policy sets it), with the playbook's step likewise;
 //! - `shadow_ai`: present now and not approved by the policy;
 //! - `shared_credential`: one token fingerprint present on several devices or accounts;
 //! - `software_key_device` / `unattested_device`: the device's key is not hardware-attested;
@@ -40,6 +43,21 @@ pub struct Finding {
     pub evidence: Value,
 }
 
+impl From<&Finding> for crate::responses::Finding {
+    fn from(f: &Finding) -> crate::responses::Finding {
+        crate::responses::Finding {
+            device_id: f.device_id.clone(),
+            evidence: f.evidence.clone(),
+            first_seen: time(f.first_seen_ms),
+            hostname: f.hostname.clone(),
+            kind: f.kind,
+            severity: f.severity,
+            subject: f.subject.clone(),
+            subject_name: f.subject_name.clone(),
+        }
+    }
+}
+
 pub fn compute(
     store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
     policy: &Policy,
@@ -69,6 +87,7 @@ pub fn compute_from(
             .map_or_else(|| key.to_owned(), |c| crate::catalog::display_name(&c.kind, &c.label))
     };
 
+    let playbook = policy.playbook()?;
     let present = store.present_now()?;
     for p in &present {
         let Some(c) = connectors.get(p.connector_key.as_str()) else { continue };
@@ -84,6 +103,8 @@ pub fn compute_from(
         {
             let mut e = evidence.clone();
             e["owner_deprovisioned_at"] = json!(time(gone));
+            e["playbook"] =
+                json!(crate::offboarding::playbook_for(c, person, policy, &playbook, people, now_ms));
             out.push(Finding {
                 kind: "orphaned_connector",
                 severity: "high",
@@ -124,6 +145,33 @@ pub fn compute_from(
                 subject_name: connector_name(&p.connector_key),
                 first_seen_ms: p.appeared_at_ms,
                 evidence,
+            });
+        }
+    }
+
+    if playbook.unowned.is_some() {
+        for c in connectors.values() {
+            let Some(a) = crate::offboarding::assess(c, policy, &playbook, people, now_ms) else { continue };
+            let crate::offboarding::Trigger::Unowned { since_ms } = a.trigger else { continue };
+            let after = playbook.unowned.map_or(0, |u| u.after.as_millis() as i64);
+            let on: Vec<Value> = c
+                .devices
+                .iter()
+                .filter(|d| d.present)
+                .map(|d| json!({"device_id": d.device_id, "hostname": hostname(&d.device_id), "os_user": d.user}))
+                .collect();
+            out.push(Finding {
+                kind: "unowned_connector",
+                severity: "medium",
+                subject: c.key.clone(),
+                device_id: None,
+                hostname: None,
+                subject_name: connector_name(&c.key),
+                first_seen_ms: since_ms.saturating_add(after),
+                evidence: json!({
+                    "connector": c.key, "kind": c.kind, "label": c.label, "holders": on,
+                    "unowned_since": time(since_ms), "playbook": a.step.describe(),
+                }),
             });
         }
     }

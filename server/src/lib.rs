@@ -27,6 +27,7 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;
+pub mod offboarding;
 pub mod oidc;
 pub mod pki;
 pub mod policy;

@@ -48,6 +48,26 @@
 //! name says nothing about who controls the account; an org grants access to personal GitHub
 //! accounts by design), or another domain while `org_domains` is not set (nothing to tell it
 //! from a corporate one).
+//!
+//! The offboarding playbook (the `offboarding` module runs it):
+//!
+//! ```toml
+//! [offboarding]
+//! action = "revoke"          # "report" (the default): findings only
+//! grace = "7d"               # revoke this long after the IdP deprovisioned the owner (default 7d)
+//! kinds = ["token", "extension"]   # optional: revoke only these (tool, extension, token); the rest is reported
+//! unowned_after = "30d"      # optional: a connector nobody owns for this long is an `unowned_connector` finding
+//! unowned_action = "revoke"  # and is revoked `grace` later ("report", the default: the finding only)
+//! ```
+//!
+//! A connector belongs to the person `register::owner_of` names (an assigned owner, else
+//! the one person behind every account it is present under). When SCIM deactivates or
+//! deletes that person, `action = "revoke"` revokes each of their connectors present on any
+//! device once `grace` has passed since the deprovisioning, as an admin's revocation would
+//! (a directive per device, outcomes per device). Unowned means attribution finds nobody
+//! (source `unknown`); a connector `shared` by several people is not unowned — its people
+//! are known, the `shared_credential` finding asks for an owner — and is never revoked by the
+//! playbook. MCP server entries cannot be revoked by agents: they stay findings.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -69,6 +89,9 @@ pub struct Policy {
     /// Named groups of people (userNames or emails), for approvals by group.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
+    /// What happens to connectors whose owner leaves, and to connectors nobody owns.
+    #[serde(default)]
+    pub offboarding: OffboardingRules,
     /// The organization's e-mail domains: an account there is `corporate`.
     #[serde(default)]
     pub org_domains: Vec<String>,
@@ -126,6 +149,73 @@ impl AccountClass {
         }
     }
 }
+
+/// `[offboarding]` as written; [`Policy::playbook`] checks and reads it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffboardingRules {
+    #[serde(default)]
+    pub action: PlaybookAction,
+    /// How long after deprovisioning before revoking (default "7d").
+    pub grace: Option<String>,
+    /// Only these kinds are revoked; the others are reported.
+    pub kinds: Option<Vec<String>>,
+    /// A connector with no owner for this long is reported; off when absent.
+    pub unowned_after: Option<String>,
+    #[serde(default)]
+    pub unowned_action: PlaybookAction,
+}
+
+/// What a playbook rule does: report (findings only) or revoke.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaybookAction {
+    #[default]
+    Report,
+    Revoke,
+}
+
+impl PlaybookAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlaybookAction::Report => "report",
+            PlaybookAction::Revoke => "revoke",
+        }
+    }
+}
+
+/// The offboarding playbook, checked: durations parsed, kinds known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Playbook {
+    pub action: PlaybookAction,
+    pub grace: Duration,
+    /// None: every kind the agents can revoke.
+    pub kinds: Option<Vec<String>>,
+    /// The rule for connectors nobody owns, when `unowned_after` is set.
+    pub unowned: Option<UnownedRule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnownedRule {
+    pub after: Duration,
+    pub action: PlaybookAction,
+}
+
+impl Playbook {
+    /// Whether any rule revokes: only then does the runner read anything.
+    pub fn acts(&self) -> bool {
+        self.action == PlaybookAction::Revoke
+            || self.unowned.is_some_and(|u| u.action == PlaybookAction::Revoke)
+    }
+
+    /// Whether the playbook may revoke connectors of `kind`.
+    pub fn covers(&self, kind: &str) -> bool {
+        self.kinds.as_ref().is_none_or(|k| k.iter().any(|x| x == kind))
+    }
+}
+
+/// Kinds a playbook may name: the ones agents can revoke (`crate::revoke`'s table).
+const REVOCABLE_KINDS: [&str; 3] = ["tool", "extension", "token"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,7 +375,48 @@ impl Policy {
         };
         p.stale_after()?;
         p.check_groups().with_context(|| format!("invalid policy {}", path.display()))?;
+        p.playbook().with_context(|| format!("invalid policy {}", path.display()))?;
         Ok(p)
+    }
+
+    /// `[offboarding]`, checked. [`Policy::load`] refuses a policy this rejects, so a
+    /// collector never runs with a playbook it cannot read.
+    pub fn playbook(&self) -> anyhow::Result<Playbook> {
+        let o = &self.offboarding;
+        let duration = |field: &str, s: &str| {
+            humantime::parse_duration(s).with_context(|| {
+                format!("[offboarding] {field} = {s:?} is not a duration (like \"7d\" or \"12h\")")
+            })
+        };
+        let grace = match &o.grace {
+            Some(g) => duration("grace", g)?,
+            None => Duration::from_secs(7 * 24 * 3600),
+        };
+        if let Some(kinds) = &o.kinds {
+            for k in kinds {
+                if k == "mcp_server" {
+                    anyhow::bail!(
+                        "[offboarding] kinds: agents cannot revoke MCP server entries (revoke the tokens they \
+                         are handed or the client tool); leave mcp_server out"
+                    );
+                }
+                anyhow::ensure!(
+                    REVOCABLE_KINDS.contains(&k.as_str()),
+                    "[offboarding] kinds: {k:?} is not one of {}",
+                    REVOCABLE_KINDS.join(", ")
+                );
+            }
+        }
+        let unowned = match &o.unowned_after {
+            Some(a) => Some(UnownedRule { after: duration("unowned_after", a)?, action: o.unowned_action }),
+            None if o.unowned_action == PlaybookAction::Revoke => {
+                anyhow::bail!(
+                    "[offboarding] unowned_action = \"revoke\" needs unowned_after (how long unowned)"
+                )
+            }
+            None => None,
+        };
+        Ok(Playbook { action: o.action, grace, kinds: o.kinds.clone(), unowned })
     }
 
     fn check_groups(&self) -> anyhow::Result<()> {

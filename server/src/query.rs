@@ -664,6 +664,73 @@ pub fn findings(
     Ok(table(&rows, list.is_empty().then_some("No findings.")))
 }
 
+/// `offboarding status`: the playbook, then one row per connector of each deprovisioned
+/// person and per unowned connector, with the devices that enforced its revocation.
+pub fn offboarding(
+    store: &(impl ReadModel + PeopleStore + RegisterStore + DeviceStore + ?Sized),
+    policy: &Policy,
+    now_ms: i64,
+    as_json: bool,
+) -> anyhow::Result<String> {
+    let v = crate::offboarding::status(store, policy, now_ms)?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let mut out = format!(
+        "playbook: {} after {}{}{}\n",
+        v.action,
+        v.grace,
+        v.kinds.as_ref().map(|k| format!(" (only {})", k.join(", "))).unwrap_or_default(),
+        match (&v.unowned_after, v.unowned_action) {
+            (Some(after), Some(action)) => format!("; unowned connectors: {action} after {after}"),
+            _ => String::new(),
+        }
+    );
+    let mut rows = vec![
+        ["PERSON", "DEPROVISIONED", "CONNECTOR", "PLAYBOOK", "TAKEN", "ENFORCED"].map(String::from).to_vec(),
+    ];
+    let row = |who: &str, when: &str, c: &responses::PlaybookConnector| {
+        let enforced = c.revocation.as_ref().map_or_else(String::new, |r| {
+            let settled = |o: &Option<String>| {
+                o.as_deref()
+                    .and_then(crate::domain::Outcome::parse)
+                    .is_some_and(crate::domain::Outcome::settles_revocation)
+            };
+            let done = r.devices.iter().filter(|d| settled(&d.outcome)).count();
+            format!("{done}/{}", r.devices.len())
+        });
+        vec![
+            who.to_owned(),
+            when.to_owned(),
+            c.key.clone(),
+            c.playbook.clone(),
+            c.action_taken.as_ref().map(|e| e.event.clone()).unwrap_or_default(),
+            enforced,
+        ]
+    };
+    for p in &v.people {
+        if p.connectors.is_empty() {
+            rows.push(vec![
+                p.user_name.clone(),
+                p.deprovisioned_at.clone(),
+                "-".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        for c in &p.connectors {
+            rows.push(row(&p.user_name, &p.deprovisioned_at, c));
+        }
+    }
+    for c in &v.unowned {
+        rows.push(row("(nobody)", "", c));
+    }
+    let empty = (rows.len() == 1).then_some("No deprovisioned people and no unowned connectors.");
+    out.push_str(&table(&rows, empty));
+    Ok(out)
+}
+
 /// `triage --device D --at T`: the device, its assurance, and what was on it at that instant.
 pub fn device_at(
     store: &(impl DeviceStore + ReadModel + ?Sized),

@@ -824,7 +824,8 @@ pub struct DeviceRevoked {
     pub revoked: bool,
 }
 
-/// Something that needs a look.
+/// Something that needs a look (built by `findings`, which this module does not import:
+/// findings consult the register, which answers in these types).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Finding {
     pub device_id: Option<String>,
@@ -835,7 +836,7 @@ pub struct Finding {
     pub first_seen: String,
     /// The hostname of `device_id`.
     pub hostname: Option<String>,
-    /// `shadow_ai`, `orphaned_connector`, `shared_credential`, …
+    /// `shadow_ai`, `orphaned_connector`, `unowned_connector`, `shared_credential`, …
     pub kind: &'static str,
     /// `high`, `medium` or `low`.
     pub severity: &'static str,
@@ -843,21 +844,6 @@ pub struct Finding {
     pub subject: String,
     /// What people call the subject: the connector's display name or the device's hostname.
     pub subject_name: String,
-}
-
-impl From<&crate::findings::Finding> for Finding {
-    fn from(f: &crate::findings::Finding) -> Finding {
-        Finding {
-            device_id: f.device_id.clone(),
-            evidence: f.evidence.clone(),
-            first_seen: time(f.first_seen_ms),
-            hostname: f.hostname.clone(),
-            kind: f.kind,
-            severity: f.severity,
-            subject: f.subject.clone(),
-            subject_name: f.subject_name.clone(),
-        }
-    }
 }
 
 /// Counts of a sign-in push.
@@ -1080,4 +1066,59 @@ pub struct Overview {
     pub policy_judges: bool,
     /// The last 30 days, oldest first.
     pub trend: Vec<TrendDay>,
+}
+
+/// The offboarding playbook and where it stands (the CLI's `offboarding status --json` and
+/// `GET /api/v1/offboarding`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OffboardingStatus {
+    /// `report` or `revoke`: what happens to a deprovisioned person's connectors.
+    pub action: &'static str,
+    /// When this was computed.
+    pub at: String,
+    /// How long after the deprovisioning the playbook waits before revoking.
+    pub grace: String,
+    /// Only these kinds are revoked; null: every kind the agents can revoke.
+    pub kinds: Option<Vec<String>>,
+    /// People the identity provider deactivated or deleted, most recent first.
+    pub people: Vec<OffboardedPerson>,
+    /// Connectors nobody has owned for `unowned_after` (none while that rule is off).
+    pub unowned: Vec<PlaybookConnector>,
+    /// `report` or `revoke`; null while the rule is off.
+    pub unowned_action: Option<&'static str>,
+    pub unowned_after: Option<String>,
+}
+
+/// A deprovisioned person and the connectors they own.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OffboardedPerson {
+    pub connectors: Vec<PlaybookConnector>,
+    /// Deleted through SCIM (else deactivated).
+    pub deleted: bool,
+    pub deprovisioned_at: String,
+    pub display_name: Option<String>,
+    /// The end of the grace period: from then on `action = "revoke"` revokes.
+    pub grace_until: String,
+    pub user_name: String,
+}
+
+/// One connector as the playbook sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlaybookConnector {
+    /// The playbook's latest recorded step for it (`offboarding_revoked`,
+    /// `offboarding_unsupported`, `unowned_revoked`, `unowned_unsupported`), if any.
+    pub action_taken: Option<LifecycleEvent>,
+    pub display_name: String,
+    pub key: String,
+    pub kind: String,
+    /// What the playbook does about it: `revoke at T`, `revoked at T`, `revoked by WHO`,
+    /// `report only: WHY`, `gone from every device`.
+    pub playbook: String,
+    /// How many devices it is present on now.
+    pub present_on: usize,
+    /// When the playbook revokes (or revoked) it; null when it does not.
+    pub revoke_at: Option<String>,
+    /// Its revocation, whoever asked for it, with each device's outcome.
+    pub revocation: Option<RevocationStatus>,
+    pub status: &'static str,
 }

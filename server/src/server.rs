@@ -270,6 +270,7 @@ pub async fn serve(
         shared.pki.clone(),
         shared.dispatch.clone(),
         shared.config.directive_poll,
+        crate::directives::Playbook { policy: shared.policy.clone(), every: shared.config.offboarding_poll },
         follow.clone().cancelled_owned(),
     ));
     tokio::spawn(crate::catalog::served::follow(

@@ -14,9 +14,9 @@ use sightline_server::signins::SignIn;
 use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
 use sightline_server::store::{
-    Challenge, ClaimsRecord, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
-    ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, ScimGroup, SessionRef, SsoIdentity,
-    Store, StoreError,
+    Challenge, ClaimsRecord, ConnectorEvent, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch,
+    IngestOutcome, ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, ScimGroup, SessionRef,
+    SsoIdentity, Store, StoreError,
 };
 
 /// A store under test, and what must be cleaned up after it.
@@ -156,6 +156,7 @@ conformance!(
     claims_of_many_streams_commit_together,
     catalog_status_comes_from_claims_and_reports,
     tokens_are_listed_expire_and_are_revoked,
+    playbook_events_are_recorded_once,
 );
 
 fn device_record(id: &str, hardware: Option<&str>) -> Device {
@@ -960,6 +961,38 @@ fn one_batch_from_two_replicas_is_stored_once(s: &dyn Store) {
     assert_eq!(s.count_observations("d").unwrap(), 50);
     assert_eq!(s.present_now().unwrap().len(), 50);
     assert_eq!(s.batches("d").unwrap().len(), 1);
+}
+
+/// A playbook step is recorded once per trigger: again after the same start it is not,
+/// after a later start (an earlier story's event does not count) it is, and of several
+/// replicas recording at the same moment exactly one does.
+fn playbook_events_are_recorded_once(s: &dyn Store) {
+    let e = |key: &str, at: i64| {
+        ConnectorEvent::new(key, at, "offboarding_revoked", "system:offboarding", Some("alice left"))
+            .with_detail(json!({"person": "alice@example.com"}))
+    };
+    assert!(s.record_event_once(&e("token:ab", 100), 0).unwrap());
+    assert!(!s.record_event_once(&e("token:ab", 200), 0).unwrap(), "already recorded since 0");
+    assert!(s.record_event_once(&e("token:cd", 200), 0).unwrap(), "another connector's is its own");
+    assert!(s.record_event_once(&e("token:ab", 1_000), 500).unwrap(), "the one at 100 is before this start");
+    let start = Arc::new(Barrier::new(6));
+    let recorded = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let start = start.clone();
+                scope.spawn(move || {
+                    start.wait();
+                    s.record_event_once(&e("token:ab", 2_000), 1_500).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|r| *r).count()
+    });
+    assert_eq!(recorded, 1, "replicas racing record one event");
+    let events = s.connector_events("token:ab").unwrap();
+    assert_eq!(events.iter().map(|e| e.at_ms).collect::<Vec<_>>(), vec![100, 1_000, 2_000]);
+    assert_eq!(events[0].detail["person"], "alice@example.com");
+    assert_eq!(events[0].actor, "system:offboarding");
 }
 
 /// The batch after `prev` in its device's chain (which `batch` cannot build before `prev`

@@ -337,7 +337,7 @@ const TABLES = {
     title: "Findings", endpoint: "/api/v1/views/findings",
     empty: () => el("p", { class: "muted" }, "No findings: nothing needs a look right now."),
     filters: [
-      { name: "kind", options: ["", "orphaned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "personal_account_connector", "software_key_device", "unattested_device", "stale_agent", "delivery_gap", "clock_skew"] },
+      { name: "kind", options: ["", "orphaned_connector", "unowned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "personal_account_connector", "software_key_device", "unattested_device", "stale_agent", "delivery_gap", "clock_skew"] },
       { name: "severity", options: ["", "high", "medium", "low"] },
     ],
     columns: [

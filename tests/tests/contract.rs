@@ -96,6 +96,7 @@ async fn every_operation_answers_as_its_document_says() {
             None,
         ),
         ("get", "/api/v1/findings", "/api/v1/findings".into(), &f.viewer, None),
+        ("get", "/api/v1/offboarding", "/api/v1/offboarding".into(), &f.viewer, None),
         ("get", "/api/v1/catalog/status", "/api/v1/catalog/status".into(), &f.viewer, None),
         ("get", "/api/v1/people/{user}", "/api/v1/people/alice@example.com".into(), &f.viewer, None),
         ("get", "/api/v1/views/overview", "/api/v1/views/overview".into(), &f.viewer, None),

@@ -10,6 +10,7 @@ mod export;
 mod faults;
 mod golden;
 mod hardening;
+mod offboarding;
 mod oidc;
 mod replicas;
 mod revoke;

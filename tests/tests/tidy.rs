@@ -26,6 +26,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "directives",
             "evidence",
             "findings",
+            "offboarding",
             "policy",
             "query",
             "register",

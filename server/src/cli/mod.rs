@@ -229,6 +229,13 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// The offboarding playbook (policy.toml `[offboarding]`): people the identity provider
+    /// deprovisioned, the connectors they own, when the playbook revokes them and what each
+    /// device did; and connectors nobody owns.
+    Offboarding {
+        #[command(subcommand)]
+        command: OffboardingCommand,
+    },
     /// Show one device, or revoke it.
     Device {
         #[command(subcommand)]
@@ -430,6 +437,20 @@ pub enum CatalogCommand {
 }
 
 #[derive(Subcommand)]
+pub enum OffboardingCommand {
+    /// Where the playbook stands: per person, each connector's step, deadline, the action
+    /// taken and each device's revocation outcome.
+    Status {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum DeviceCommand {
     /// Revoke a device: its streams are refused from now on.
     Revoke {
@@ -513,6 +534,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Findings { data, json, remote } => read::findings(&data, db, json, &remote),
+        Command::Offboarding { command: OffboardingCommand::Status { data, json, remote } } => {
+            read::offboarding(&data, db, json, &remote)
+        }
         Command::Triage { device, user, token, connector, at, data, json, remote } => {
             let subject = read::Subject::from_flags(device, user, token, connector)?;
             read::triage(subject, at, &data, db, json, &remote)

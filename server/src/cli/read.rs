@@ -1,4 +1,4 @@
-//! Commands that read: devices, connectors, findings, one device, triage. Each reads the
+//! Commands that read: devices, connectors, findings, offboarding status, one device, triage. Each reads the
 //! data dir, or with `--server` asks a running collector's API for the same JSON.
 
 use super::output::{print, print_json};
@@ -71,6 +71,20 @@ pub(super) fn findings(
     }
     let policy = data.policy()?;
     print(&query::findings(data.store(db)?.as_ref(), &policy, crate::clock::now_ms(), json)?)
+}
+
+/// `offboarding status`: the playbook and where it stands.
+pub(super) fn offboarding(
+    data: &DataArgs,
+    db: Option<&str>,
+    json: bool,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    if let Some(out) = remote.call(|r| async move { r.get("/api/v1/offboarding").await })? {
+        return print(&out);
+    }
+    let policy = data.policy()?;
+    print(&query::offboarding(data.store(db)?.as_ref(), &policy, crate::clock::now_ms(), json)?)
 }
 
 pub(super) fn device(

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// How often grpc.health.v1 probes the store (NOT_SERVING when it does not answer).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
+    /// How often the offboarding playbook (policy.toml `[offboarding]`) looks for connectors
+    /// to revoke.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub offboarding_interval: Duration,
     #[command(flatten)]
     pub oidc: OidcArgs,
 }
@@ -207,6 +211,7 @@ impl ServeArgs {
             ek_allowlist: self.ek_allow,
             grpc_reflection: self.grpc_reflection,
             health_poll: self.health_interval.max(Duration::from_millis(100)),
+            offboarding_poll: self.offboarding_interval.max(Duration::from_millis(100)),
             ..IngestConfig::default()
         };
         // Both caps must fit the file-descriptor limit, or a flood would exhaust it first.

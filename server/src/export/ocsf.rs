@@ -328,6 +328,7 @@ pub fn from_finding(f: &Finding, now_ms: i64) -> Option<Value> {
     let title = match f.kind {
         "shadow_ai" => "Unsanctioned AI connector",
         "orphaned_connector" => "AI connector of a deprovisioned person",
+        "unowned_connector" => "AI connector nobody owns",
         "shared_credential" => "AI credential shared across devices or accounts",
         "revocation_not_enforced" => "Revocation not enforced on a device",
         "personal_account_connector" => "AI connector signed in with a personal account",

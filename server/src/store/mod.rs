@@ -1087,6 +1087,11 @@ pub trait RegisterStore: Send + Sync {
     /// Records an event that changes nothing else (a request, a reminder, an expiry noticed).
     fn record_event(&self, event: &ConnectorEvent) -> Result<i64>;
 
+    /// Records `event` unless the connector already has an event of that name at or after
+    /// `since_ms`: whether it was recorded. Decided in one transaction (serialised across
+    /// replicas on PostgreSQL), so a playbook step two replicas take at once is recorded once.
+    fn record_event_once(&self, event: &ConnectorEvent, since_ms: i64) -> Result<bool>;
+
     /// A connector's events, oldest first.
     fn connector_events(&self, key: &str) -> Result<Vec<ConnectorEvent>>;
 

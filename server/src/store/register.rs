@@ -2,7 +2,7 @@
 //! both backends.
 
 use super::rows::{self, EVENT_COLUMNS};
-use super::sql::{Database, Sql, args};
+use super::sql::{Database, Dialect, Sql, args};
 use super::{ConnectorEvent, Decision, OwnerAssignment, RegisterStore, Result};
 
 /// Appends `e` within the caller's transaction; returns its `seq`.
@@ -16,6 +16,10 @@ fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
     )?;
     Ok(seq.unwrap_or_default())
 }
+
+/// Serialises [`RegisterStore::record_event_once`] on PostgreSQL: under READ COMMITTED two
+/// transactions could otherwise both find no event and both insert one.
+const EVENT_ONCE_LOCK: i64 = 0x5167_6874_6576_6e31;
 
 impl<D: Database> RegisterStore for D {
     fn decide(&self, key: &str, d: Option<&Decision>, event: &ConnectorEvent) -> Result<()> {
@@ -55,6 +59,24 @@ impl<D: Database> RegisterStore for D {
 
     fn record_event(&self, event: &ConnectorEvent) -> Result<i64> {
         self.write(|db| append(db, event))
+    }
+
+    fn record_event_once(&self, event: &ConnectorEvent, since_ms: i64) -> Result<bool> {
+        self.write(|db| {
+            if db.dialect() == Dialect::Postgres {
+                db.execute("SELECT pg_advisory_xact_lock($1)", args![EVENT_ONCE_LOCK])?;
+            }
+            let seen = db.one(
+                "SELECT seq FROM connector_events WHERE connector_key = $1 AND event = $2 AND at_ms >= $3 LIMIT 1",
+                args![&event.connector_key, &event.event, since_ms],
+                |r| r.int(0),
+            )?;
+            if seen.is_some() {
+                return Ok(false);
+            }
+            append(db, event)?;
+            Ok(true)
+        })
     }
 
     fn connector_events(&self, key: &str) -> Result<Vec<ConnectorEvent>> {

@@ -25,6 +25,7 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(triage::triage_device))
         .routes(routes!(triage::triage_user))
         .routes(routes!(inventory::findings))
+        .routes(routes!(inventory::offboarding))
         .routes(routes!(inventory::catalog_status))
         .routes(routes!(actions::push_signins))
         .routes(routes!(triage::person))

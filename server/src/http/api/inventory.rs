@@ -11,7 +11,7 @@ use super::error::{ApiError, ErrorBody, blocking};
 use super::params::{Page, Paged, Params, paged};
 use crate::clock::now_ms;
 use crate::query;
-use crate::responses::{CatalogStatus, Connector, Device, DeviceDetail, Finding, Health};
+use crate::responses::{CatalogStatus, Connector, Device, DeviceDetail, Finding, Health, OffboardingStatus};
 use crate::state::AppState;
 
 /// Prometheus text exposition (viewer or admin token: scrapers send it as a bearer token):
@@ -171,4 +171,20 @@ pub(super) async fn findings(
 ) -> Result<Paged<Finding>, ApiError> {
     let policy = s.policy.clone();
     paged(&uri, blocking(&s.store, move |st| query::findings_value(st, &policy, now_ms())).await?, page)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/offboarding",
+    tag = "inventory",
+    summary = "The offboarding playbook and where it stands: deprovisioned people, the connectors they own, deadlines, actions taken, each device's revocation outcome; unowned connectors (the CLI's `offboarding status --json`)",
+    responses((status = 200, description = "Offboarding status", body = OffboardingStatus), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(super) async fn offboarding(
+    _: Reader,
+    State(s): State<AppState>,
+) -> Result<Json<OffboardingStatus>, ApiError> {
+    let policy = s.policy.clone();
+    Ok(Json(blocking(&s.store, move |st| crate::offboarding::status(st, &policy, now_ms())).await?))
 }
