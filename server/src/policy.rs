@@ -453,10 +453,15 @@ impl Policy {
     /// group approvals. The judgement names its source, for the register and audits.
     pub fn judge(&self, c: &Connector, people: &People, now_ms: i64) -> Judgement {
         let by = |status: &'static str, source: &str| Judgement { status, source: source.to_owned() };
-        if c.revocation.as_ref().is_some_and(|r| r.state() == crate::domain::RevocationProgress::Enforced) {
+        let present = c.devices.iter().any(|d| d.present);
+        // A revocation recorded a moment before its directives are stored has none yet: it
+        // is not enforced where the connector is still present.
+        if c.revocation.as_ref().is_some_and(|r| {
+            r.state() == crate::domain::RevocationProgress::Enforced && (!r.latest.is_empty() || !present)
+        }) {
             return by("revoked", "revocation");
         }
-        if !c.devices.iter().any(|d| d.present) {
+        if !present {
             return by("removed", "presence");
         }
         let lapsed = match &c.decision {

@@ -19,13 +19,18 @@ impl Stack {
 
     /// With `policy` as the data dir's policy.toml (empty: none).
     pub fn start_with_policy(policy: &str) -> Stack {
+        Stack::start_with(policy, &[])
+    }
+
+    /// With `policy` and extra `serve` flags.
+    pub fn start_with(policy: &str, serve: &[&str]) -> Stack {
         let work = tempfile::tempdir().unwrap();
         let data = work.path().join("data");
         if !policy.is_empty() {
             std::fs::create_dir_all(&data).unwrap();
             std::fs::write(data.join("policy.toml"), policy).unwrap();
         }
-        let server = ServerProcess::start_http(&data, &[]);
+        let server = ServerProcess::start_http(&data, serve);
         let http = server.http_port.unwrap();
         Stack { server, http, _work: work }
     }

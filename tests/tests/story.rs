@@ -1,0 +1,167 @@
+//! The seed's story end to end, with the shipped binaries: a collector (HTTP API, SCIM, an
+//! offboarding playbook in its policy), two laptops of alice's running the agent in enforce
+//! mode, her manager bob reviewing from his review page, an auditor verifying the signed
+//! campaign report offline. Nothing is mocked: SCIM is the real endpoint over TLS, the agents
+//! scan real files, directives are signed and verified, outcomes come back in the signed chain.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sightline_tests::*;
+
+/// A Claude Code signed-in account and its OAuth token, as Claude Code writes them: the
+/// account in `~/.claude.json` (`oauthAccount`), the token in `~/.claude/.credentials.json`.
+fn claude_code(home: &Path, email: &str, access: &str, refresh: &str) {
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    std::fs::write(
+        home.join(".claude.json"),
+        serde_json::json!({
+            "numStartups": 14,
+            "installMethod": "native",
+            "oauthAccount": {
+                "accountUuid": "5b7c1e0a-2d3f-4e5a-8b9c-0d1e2f3a4b5c",
+                "emailAddress": email,
+                "organizationUuid": "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b",
+                "organizationName": format!("{email}'s Organization"),
+                "organizationRole": "admin",
+                "displayName": "Alice"
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".claude/.credentials.json"),
+        serde_json::json!({
+            "claudeAiOauth": {
+                "accessToken": access, "refreshToken": refresh, "expiresAt": 1_893_456_000_000i64,
+                "scopes": ["user:inference", "user:profile"], "subscriptionType": "pro"
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+}
+
+fn random_tail(n: usize) -> String {
+    let r = sightline_agent::state::random_bytes(n).unwrap();
+    r.iter().map(|b| b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[(*b % 64) as usize] as char).collect()
+}
+
+/// One of alice's laptops: Claude Code signed in with her personal Gmail account, and her
+/// OpenAI key in a project's `.env`.
+fn laptop(work: &Path, openai: &str, access: &str, refresh: &str) -> PathBuf {
+    let root = work.join("root");
+    let home = root.join("home/alice");
+    claude_code(&home, "alice@gmail.com", access, refresh);
+    let project = home.join("src/forecast");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join(".env"), format!("# the model behind the forecast\nOPENAI_API_KEY={openai}\nDEBUG=1\n"))
+        .unwrap();
+    root
+}
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> =
+        v.as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap().to_owned()).collect();
+    k.sort();
+    k
+}
+
+fn scim_user(stack: &Stack, token: &str, body: serde_json::Value) -> String {
+    let (code, v) = stack.api("POST", "/scim/v2/Users", token, Some(&body.to_string()));
+    assert_eq!(code, 201, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_verifies() {
+    let stack = Stack::start_with(
+        "org_domains = [\"example.com\"]\n[offboarding]\naction = \"revoke\"\ngrace = \"3s\"\n",
+        &["--offboarding-interval", "300ms"],
+    );
+    let (scim, admin, viewer) = (stack.api_token("scim"), stack.api_token("admin"), stack.api_token("viewer"));
+
+    // 1. The identity provider provisions bob, then alice with bob as her manager.
+    let user = |name: &str, display: &str| {
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "userName": name, "displayName": display, "active": true,
+            "emails": [{ "value": name, "primary": true, "type": "work" }],
+        })
+    };
+    let bob = scim_user(&stack, &scim, user("bob@example.com", "Bob Diaz"));
+    let mut a = user("alice@example.com", "Alice Ng");
+    a["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = serde_json::json!({ "manager": { "value": bob } });
+    let alice = scim_user(&stack, &scim, a);
+
+    // 2. Her two laptops, agents in enforce mode (the MDM's setting).
+    let work = tempfile::tempdir().unwrap();
+    let (openai, access, refresh) = (
+        fake_openai_key(),
+        format!("sk-ant-oat01-{}", random_tail(95)),
+        format!("sk-ant-ort01-{}", random_tail(95)),
+    );
+    let mut laptops = Vec::new();
+    for name in ["alice-mbp", "alice-desktop"] {
+        let dir = work.path().join(name);
+        let root = laptop(&dir, &openai, &access, &refresh);
+        let mut agent = AgentProcess::enroll(&stack.server, &dir, &root, "enforcement = \"enforce\"\n");
+        agent.start();
+        laptops.push((root, agent));
+    }
+    let db = stack.server.db();
+    for (_, agent) in &laptops {
+        let id = agent.device_id();
+        wait_for(Duration::from_secs(40), "each laptop's first resync", || {
+            (db.observations(&id).iter().filter(|o| o.kind == "token").count() >= 3).then_some(())
+        });
+    }
+
+    // 3. The register: alice owns her key and her Claude sign-in, found by her e-mail (the
+    //    OS account is `alice`), on the CLI and the API alike.
+    let (ok, out) = stack.cli(&["connectors", "--user", "alice@example.com", "--kind", "token", "--json"]);
+    assert!(ok, "{out}");
+    let by_user: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out) = stack.remote_cli(&["connectors", "--owner", "alice@example.com", "--kind", "token"], &viewer);
+    assert!(ok, "{out}");
+    let by_owner: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(keys(&by_user), keys(&by_owner), "every token she holds, she owns");
+    let tokens = by_user.as_array().unwrap();
+    let of = |source: &str, kind: &str| {
+        tokens
+            .iter()
+            .find(|t| t["source"] == source && t["token_kind"] == kind)
+            .unwrap_or_else(|| panic!("no {source} {kind} in {tokens:#?}"))
+    };
+    let key = of("dotenv", "api_key");
+    let oauth = of("credential_file", "oauth_access");
+    for t in [key, oauth] {
+        assert_eq!(t["owner"]["user_name"], "alice@example.com", "{t:#}");
+        assert_eq!(t["devices"].as_array().unwrap().len(), 2, "both laptops: {t:#}");
+    }
+    assert_eq!(key["provider"], "openai");
+    assert_eq!(key["authorized_by"], serde_json::Value::Null, "an API key carries no account");
+    assert_eq!(oauth["authorized_by"]["account"], "alice@gmail.com", "{oauth:#}");
+    assert_eq!(oauth["authorized_by"]["class"], "personal");
+    let key_id = key["key"].as_str().unwrap().to_owned();
+    let oauth_id = oauth["key"].as_str().unwrap().to_owned();
+    let (ok, table) = stack.cli(&["connectors", "--user", "alice@example.com"]);
+    assert!(ok && table.contains("OWNER") && table.contains("alice@example.com"), "{table}");
+    // The personal account is flagged.
+    let (code, findings) = stack.api("GET", "/api/v1/findings", &viewer, None);
+    assert_eq!(code, 200);
+    let personal: Vec<&serde_json::Value> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "personal_account_connector" && f["subject"] == oauth_id.as_str())
+        .collect();
+    assert_eq!(personal.len(), 2, "one per laptop: {findings:#}");
+    assert_eq!(personal[0]["evidence"]["account"], "alice@gmail.com");
+    assert_eq!(personal[0]["evidence"]["owner"], "alice@example.com");
+    let (ok, entry) = stack.cli(&["connector", &key_id]);
+    assert!(ok, "{entry}");
+    assert!(entry.contains("owner:        alice@example.com (Alice Ng) — attributed"), "{entry}");
+    assert!(entry.contains("https://platform.openai.com/api-keys"), "{entry}");
