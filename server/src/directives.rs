@@ -277,6 +277,13 @@ pub async fn run(
             if let Err(e) = store.maintain(now_ms()) {
                 tracing::warn!(error = %e, "Store upkeep failed; retrying.");
             }
+            // Approvals lapse by themselves at read time; this records each lapse once, as
+            // an `approval_expired` event in the register's audit log.
+            match store.record_expiries(now_ms()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(approvals = n, "Lapsed approvals recorded."),
+                Err(e) => tracing::warn!(error = %e, "Recording lapsed approvals failed; retrying."),
+            }
             crate::revoke::reissue(store.as_ref(), &pki, now_ms())?;
             Ok(store.directives_since(from)?)
         })

@@ -336,9 +336,13 @@ pub enum ApiTokenCommand {
     Create {
         #[command(flatten)]
         data: DataArgs,
-        /// viewer (read), admin (read and act), scim (identity provisioning), ingest (sign-in log push).
+        /// viewer (read), admin (read and act), scim (identity provisioning), ingest (sign-in
+        /// log push), owner (one person: their connectors and approval requests; needs --person).
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// The person an owner token acts for (userName or e-mail).
+        #[arg(long)]
+        person: Option<String>,
         /// What the token is for, kept beside it.
         #[arg(long, default_value = "")]
         name: String,
@@ -375,7 +379,7 @@ pub enum SsoCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("{s:?} is not one of viewer, admin, scim, ingest"))
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not one of viewer, admin, scim, ingest, owner"))
 }
 
 #[derive(Subcommand)]

@@ -6,7 +6,7 @@ use super::sql::{Database, Sql, args};
 use super::{ConnectorEvent, Decision, OwnerAssignment, RegisterStore, Result};
 
 /// Appends `e` within the caller's transaction; returns its `seq`.
-fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
+pub(super) fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
     let detail = e.detail.to_string();
     let seq = db.one(
         "INSERT INTO connector_events (connector_key, at_ms, event, actor, reason, detail) \
@@ -17,20 +17,26 @@ fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
     Ok(seq.unwrap_or_default())
 }
 
+/// Records (Some) or drops (None) `key`'s decision within the caller's transaction. A new
+/// decision's lapse is not recorded yet, whatever the one it replaces had.
+pub(super) fn put_decision(db: &mut dyn Sql, key: &str, d: Option<&Decision>) -> Result<u64> {
+    match d {
+        Some(d) => db.execute(
+            "INSERT INTO connector_decisions (connector_key, status, decided_by, decided_at_ms, reason, \
+             expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connector_key) DO UPDATE SET \
+             status = excluded.status, decided_by = excluded.decided_by, \
+             decided_at_ms = excluded.decided_at_ms, reason = excluded.reason, \
+             expires_at_ms = excluded.expires_at_ms, expiry_recorded_at_ms = NULL",
+            args![key, &d.status, &d.by, d.at_ms, &d.reason, d.expires_at_ms],
+        ),
+        None => db.execute("DELETE FROM connector_decisions WHERE connector_key = $1", args![key]),
+    }
+}
+
 impl<D: Database> RegisterStore for D {
     fn decide(&self, key: &str, d: Option<&Decision>, event: &ConnectorEvent) -> Result<()> {
         self.write(|db| {
-            match d {
-                Some(d) => db.execute(
-                    "INSERT INTO connector_decisions (connector_key, status, decided_by, decided_at_ms, reason, \
-                     expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connector_key) DO UPDATE SET \
-                     status = excluded.status, decided_by = excluded.decided_by, \
-                     decided_at_ms = excluded.decided_at_ms, reason = excluded.reason, \
-                     expires_at_ms = excluded.expires_at_ms",
-                    args![key, &d.status, &d.by, d.at_ms, &d.reason, d.expires_at_ms],
-                )?,
-                None => db.execute("DELETE FROM connector_decisions WHERE connector_key = $1", args![key])?,
-            };
+            put_decision(db, key, d)?;
             append(db, event)?;
             Ok(())
         })
