@@ -2,11 +2,21 @@
 //! both backends.
 
 use super::rows::{self, EVENT_COLUMNS};
-use super::sql::{Database, Sql, args};
+use super::sql::{Database, Dialect, Sql, args};
 use super::{ConnectorEvent, Decision, OwnerAssignment, RegisterStore, Result};
+
+/// Serialises appends to `connector_events` across replicas (PostgreSQL).
+const EVENTS_LOCK: i64 = 0x5167_6874_6576_6e74;
 
 /// Appends `e` within the caller's transaction; returns its `seq`.
 pub(super) fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
+    // The audit export follows `seq` with a cursor: on PostgreSQL a transaction holding a
+    // lower seq could commit after a higher one was read, and be skipped. Appends take a lock
+    // held to commit, so seqs commit in order (SQLite has one writer anyway). The log is
+    // written by people's decisions, not by ingest: serialising it costs nothing.
+    if db.dialect() == Dialect::Postgres {
+        db.execute("SELECT pg_advisory_xact_lock($1)", args![EVENTS_LOCK])?;
+    }
     let detail = e.detail.to_string();
     let seq = db.one(
         "INSERT INTO connector_events (connector_key, at_ms, event, actor, reason, detail) \
