@@ -70,8 +70,8 @@ impl<D: Database> ApprovalStore for D {
 
     fn approval_requests(&self, state: Option<&str>, person_id: Option<&str>) -> Result<Vec<ApprovalRequest>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM approval_requests WHERE ($1 IS NULL OR state = $1) \
-             AND ($2 IS NULL OR on_behalf_of = $2) ORDER BY id DESC"
+            "SELECT {COLUMNS} FROM approval_requests WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR on_behalf_of = $2) ORDER BY id DESC"
         );
         self.read(|db| db.all(&sql, args![state, person_id], request))
     }
