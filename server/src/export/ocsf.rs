@@ -342,6 +342,9 @@ pub fn from_audit_event(e: &ConnectorEvent) -> Value {
         e.at_ms,
         metadata(uid, e.at_ms),
     );
+    // `actor` comes with the host profile in OCSF 1.3.0 (no device: the act was at the
+    // collector, not on a laptop).
+    ev["metadata"]["profiles"] = json!(["host"]);
     // Who acted: a person with an owner token, an admin (token, SSO address, the command
     // line), or the collector itself (policy, the expiry sweep, a review campaign).
     let (type_id, type_name) = match e.actor.split(':').next().unwrap_or_default() {
