@@ -39,8 +39,8 @@ pub enum ApprovalError {
 pub enum Actor {
     /// An admin (`admin:token:NAME`, `admin:sso:ADDRESS`) or the command line (`cli:USER`).
     Admin(String),
-    /// A person acting for themselves through an owner token.
-    Owner(Person),
+    /// A person acting for themselves through an owner token (boxed: a person is large).
+    Owner(Box<Person>),
 }
 
 impl Actor {
@@ -60,15 +60,19 @@ pub trait ApprovalsStore: ApprovalStore + ReadModel + PeopleStore {}
 impl<T: ApprovalStore + ReadModel + PeopleStore + ?Sized> ApprovalsStore for T {}
 
 fn reason_given(reason: Option<&str>) -> Result<&str> {
-    reason
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| ApprovalError::Invalid("say why (reason): every approval step is an audit record".into()))
+    reason.map(str::trim).filter(|r| !r.is_empty()).ok_or_else(|| {
+        ApprovalError::Invalid("say why (reason): every approval step is an audit record".into())
+    })
 }
 
 /// Whether `p` owns `key` or has it under one of their accounts: what an owner token may see
 /// and ask about.
-pub fn concerns(store: &(impl ReadModel + PeopleStore + ?Sized), policy: &Policy, p: &Person, key: &str) -> Result<bool> {
+pub fn concerns(
+    store: &(impl ReadModel + PeopleStore + ?Sized),
+    policy: &Policy,
+    p: &Person,
+    key: &str,
+) -> Result<bool> {
     let Some(c) = store.connector(key)? else { return Ok(false) };
     let people = People::new(store.people_all()?);
     let named = Named::Person(p.clone());
@@ -93,18 +97,25 @@ pub fn request(
     }
     let reason = reason_given(reason)?;
     let person = match (actor, on_behalf_of) {
-        (Actor::Owner(p), None) => p.clone(),
-        (Actor::Owner(p), Some(name)) if People::new(vec![p.clone()]).named(name).is_some() => p.clone(),
+        (Actor::Owner(p), None) => (**p).clone(),
+        (Actor::Owner(p), Some(name)) if People::new(vec![(**p).clone()]).named(name).is_some() => {
+            (**p).clone()
+        }
         (Actor::Owner(_), Some(name)) => {
-            return Err(ApprovalError::Forbidden(format!("an owner token asks for its own person only, not {name:?}")));
+            return Err(ApprovalError::Forbidden(format!(
+                "an owner token asks for its own person only, not {name:?}"
+            )));
         }
         (Actor::Admin(_), None) => {
-            return Err(ApprovalError::Invalid("name the person the approval is for (on_behalf_of / --for)".into()));
+            return Err(ApprovalError::Invalid(
+                "name the person the approval is for (on_behalf_of / --for)".into(),
+            ));
         }
-        (Actor::Admin(_), Some(name)) => People::new(store.people_all()?)
-            .named(name)
-            .cloned()
-            .ok_or_else(|| ApprovalError::Invalid(format!("no person is provisioned with userName or e-mail {name:?}")))?,
+        (Actor::Admin(_), Some(name)) => {
+            People::new(store.people_all()?).named(name).cloned().ok_or_else(|| {
+                ApprovalError::Invalid(format!("no person is provisioned with userName or e-mail {name:?}"))
+            })?
+        }
     };
     if person.deprovisioned_at_ms.is_some() {
         return Err(ApprovalError::Invalid(format!("{} is deprovisioned", person.user_name)));
@@ -129,7 +140,9 @@ pub fn request(
         decided_at_ms: None,
         decision_reason: None,
     };
-    let duration = duration_ms.map(|ms| humantime::format_duration(std::time::Duration::from_millis(ms.unsigned_abs())).to_string());
+    let duration = duration_ms.map(|ms| {
+        humantime::format_duration(std::time::Duration::from_millis(ms.unsigned_abs())).to_string()
+    });
     let e = ConnectorEvent::new(key, now_ms, "approval_requested", &actor.name(), Some(reason))
         .with_detail(serde_json::json!({ "on_behalf_of": person.user_name, "duration": duration }));
     let Some(id) = store.open_request(&r, &e)? else {
@@ -140,9 +153,14 @@ pub fn request(
 
 /// The open request `id`, or why not.
 fn open(store: &(impl ApprovalStore + ?Sized), id: i64, step: &str) -> Result<ApprovalRequest> {
-    let r = store.approval_request(id)?.ok_or_else(|| ApprovalError::NotFound(format!("no approval request {id}")))?;
+    let r = store
+        .approval_request(id)?
+        .ok_or_else(|| ApprovalError::NotFound(format!("no approval request {id}")))?;
     if r.state != "open" {
-        return Err(ApprovalError::Conflict(format!("request {id} is {}: only an open request can be {step}", r.state)));
+        return Err(ApprovalError::Conflict(format!(
+            "request {id} is {}: only an open request can be {step}",
+            r.state
+        )));
     }
     Ok(r)
 }
@@ -156,9 +174,14 @@ fn settle(
     e: &ConnectorEvent,
 ) -> Result<ApprovalRequest> {
     if !store.settle_request(r.id, &s, decision, e)? {
-        return Err(ApprovalError::Conflict(format!("request {} was closed by someone else meanwhile", r.id)));
+        return Err(ApprovalError::Conflict(format!(
+            "request {} was closed by someone else meanwhile",
+            r.id
+        )));
     }
-    store.approval_request(r.id)?.ok_or_else(|| ApprovalError::NotFound(format!("no approval request {}", r.id)))
+    store
+        .approval_request(r.id)?
+        .ok_or_else(|| ApprovalError::NotFound(format!("no approval request {}", r.id)))
 }
 
 /// Approves the open request `id` (an admin): the connector is `approved` until
@@ -219,7 +242,9 @@ pub fn withdraw(
     reason: Option<&str>,
     now_ms: i64,
 ) -> Result<ApprovalRequest> {
-    let r = store.approval_request(id)?.ok_or_else(|| ApprovalError::NotFound(format!("no approval request {id}")))?;
+    let r = store
+        .approval_request(id)?
+        .ok_or_else(|| ApprovalError::NotFound(format!("no approval request {id}")))?;
     if let Actor::Owner(p) = actor
         && r.on_behalf_of != p.id
         && r.requested_by != actor.name()
@@ -246,7 +271,9 @@ pub fn withdraw(
             DecisionChange::ClearIf { by, at_ms }
         }
         other => {
-            return Err(ApprovalError::Conflict(format!("request {id} is {other}: there is nothing to withdraw")));
+            return Err(ApprovalError::Conflict(format!(
+                "request {id} is {other}: there is nothing to withdraw"
+            )));
         }
     };
     let e = ConnectorEvent::new(&r.connector_key, now_ms, "approval_withdrawn", &who, reason)
@@ -277,7 +304,10 @@ pub fn shown(r: &ApprovalRequest, people: &People) -> responses::ApprovalRequest
 }
 
 /// One request as shown.
-pub fn view(store: &(impl ApprovalsStore + ?Sized), r: &ApprovalRequest) -> Result<responses::ApprovalRequest> {
+pub fn view(
+    store: &(impl ApprovalsStore + ?Sized),
+    r: &ApprovalRequest,
+) -> Result<responses::ApprovalRequest> {
     Ok(shown(r, &People::new(store.people_all()?)))
 }
 
@@ -286,7 +316,10 @@ pub fn render(rows: &[responses::ApprovalRequest]) -> String {
     if rows.is_empty() {
         return "no approval requests\n".into();
     }
-    let mut out = format!("{:<6} {:<10} {:<40} {:<20} {:<24} {}\n", "ID", "STATE", "CONNECTOR", "FOR", "REQUESTED BY", "REASON");
+    let mut out = format!(
+        "{:<6} {:<10} {:<40} {:<20} {:<24} {}\n",
+        "ID", "STATE", "CONNECTOR", "FOR", "REQUESTED BY", "REASON"
+    );
     for r in rows {
         out += &format!(
             "{:<6} {:<10} {:<40} {:<20} {:<24} {}\n",

@@ -54,7 +54,9 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Viewer, Role::Admin, Role::Scim, Role::Ingest, Role::Owner].into_iter().find(|r| r.as_str() == s)
+        [Role::Viewer, Role::Admin, Role::Scim, Role::Ingest, Role::Owner]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 
     pub fn can_read(self) -> bool {

@@ -143,7 +143,8 @@ pub struct Matcher<'a> {
 impl ConnectorFilter {
     /// Resolves `user` and `owner` among `people`.
     pub fn resolve<'a>(&'a self, policy: &Policy, people: &People) -> Matcher<'a> {
-        let named = |n: &Option<String>| n.as_deref().map(|n| crate::register::Named::resolve(n, policy, people));
+        let named =
+            |n: &Option<String>| n.as_deref().map(|n| crate::register::Named::resolve(n, policy, people));
         Matcher { filter: self, user: named(&self.user), owner: named(&self.owner) }
     }
 }
@@ -162,7 +163,9 @@ impl Matcher<'_> {
         let say = |n: &crate::register::Named| match n {
             crate::register::Named::Person(p) => format!("person {}", p.user_name),
             crate::register::Named::Account(a, Some(p)) => format!("OS account {a} ({})", p.user_name),
-            crate::register::Named::Account(a, None) => format!("OS account {a} (no person provisioned matches it)"),
+            crate::register::Named::Account(a, None) => {
+                format!("OS account {a} (no person provisioned matches it)")
+            }
         };
         let mut parts = Vec::new();
         if let Some(u) = &self.user {
@@ -264,7 +267,8 @@ pub fn connectors(
 ) -> anyhow::Result<String> {
     let people = judged_people(store, policy)?;
     let m = filter.resolve(policy, &people);
-    let list: Vec<Connector> = store.connectors()?.into_iter().filter(|c| m.matches(c, policy, &people)).collect();
+    let list: Vec<Connector> =
+        store.connectors()?.into_iter().filter(|c| m.matches(c, policy, &people)).collect();
     render_connectors(&list, policy, &people, as_json, &m.empty_note())
 }
 
@@ -557,7 +561,8 @@ pub fn render_register(v: &responses::Connector) -> String {
         );
     }
     if let Some(m) = &v.revocation_method {
-        let local = m.local_action.clone().unwrap_or_else(|| format!("none ({})", m.note.as_deref().unwrap_or("")));
+        let local =
+            m.local_action.clone().unwrap_or_else(|| format!("none ({})", m.note.as_deref().unwrap_or("")));
         out += &format!("  revoke:       on devices: {local}\n");
         if let Some(page) = &m.provider_page {
             out += &format!("                at the provider: {page}\n");

@@ -14,7 +14,7 @@ use crate::clock::rfc3339 as time;
 use crate::policy::{People, Policy};
 use crate::responses;
 use crate::store::{
-    Connector, ConnectorEvent, Decision, OwnerAssignment, Person, PeopleStore, Presence, ReadModel,
+    Connector, ConnectorEvent, Decision, OwnerAssignment, PeopleStore, Person, Presence, ReadModel,
     RegisterStore,
 };
 
@@ -33,7 +33,11 @@ pub struct OwnerOf {
 /// The owner of `c` among `people`.
 pub fn owner_of(c: &Connector, policy: &Policy, people: &People) -> OwnerOf {
     if let Some(a) = &c.owner {
-        return OwnerOf { person: people.by_id(&a.person_id).cloned(), source: "assigned", attribution: "exact" };
+        return OwnerOf {
+            person: people.by_id(&a.person_id).cloned(),
+            source: "assigned",
+            attribution: "exact",
+        };
     }
     let present = c.devices.iter().any(|d| d.present);
     let mut found: Option<(Person, &'static str)> = None;
@@ -111,7 +115,9 @@ impl Named {
         let o = owner_of(c, policy, people);
         match (self.person(), &o.person) {
             (Some(p), Some(q)) => p.id == q.id,
-            (None, None) => matches!(self, Named::Account(..)) && o.source == "unknown" && self.holds(c, policy, people),
+            (None, None) => {
+                matches!(self, Named::Account(..)) && o.source == "unknown" && self.holds(c, policy, people)
+            }
             _ => false,
         }
     }
@@ -139,9 +145,20 @@ pub fn assign_owner(
         return Ok(true);
     };
     let people = People::new(store.people_all()?);
-    let p = people.named(name).with_context(|| format!("no person is provisioned with userName or e-mail {name:?}"))?;
-    anyhow::ensure!(p.deprovisioned_at_ms.is_none(), "{} is deprovisioned: name someone still here", p.user_name);
-    let a = OwnerAssignment { person_id: p.id.clone(), reason: reason.to_owned(), by: actor.to_owned(), at_ms: now_ms };
+    let p = people
+        .named(name)
+        .with_context(|| format!("no person is provisioned with userName or e-mail {name:?}"))?;
+    anyhow::ensure!(
+        p.deprovisioned_at_ms.is_none(),
+        "{} is deprovisioned: name someone still here",
+        p.user_name
+    );
+    let a = OwnerAssignment {
+        person_id: p.id.clone(),
+        reason: reason.to_owned(),
+        by: actor.to_owned(),
+        at_ms: now_ms,
+    };
     let e = ConnectorEvent::new(key, now_ms, "owner_assigned", actor, Some(reason))
         .with_detail(serde_json::json!({ "owner": p.user_name }));
     store.set_owner(key, Some(&a), &e)?;
@@ -178,7 +195,11 @@ pub fn decide(
         Some(t) => serde_json::json!({ "expires_at": time(t) }),
         None => serde_json::json!({}),
     };
-    store.decide(key, d.as_ref(), &ConnectorEvent::new(key, now_ms, event, actor, reason).with_detail(detail))?;
+    store.decide(
+        key,
+        d.as_ref(),
+        &ConnectorEvent::new(key, now_ms, event, actor, reason).with_detail(detail),
+    )?;
     Ok(())
 }
 
@@ -209,7 +230,9 @@ pub fn revocation_method(c: &Connector) -> responses::RevocationMethod {
         _ => None,
     };
     let at_provider = match (c.kind.as_str(), &provider_page) {
-        ("token", Some(_)) => Some("revoke the credential at the provider: the agent can only remove the local copy".into()),
+        ("token", Some(_)) => {
+            Some("revoke the credential at the provider: the agent can only remove the local copy".into())
+        }
         ("token", None) => Some("revoke the credential at its provider (no page catalogued for it)".into()),
         _ => None,
     };

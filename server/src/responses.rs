@@ -256,7 +256,11 @@ pub struct Connector {
 
 impl Connector {
     /// `judged` is the policy's judgement of it; `owner` who answers for it.
-    pub fn new(c: &store::Connector, judged: &crate::policy::Judgement, owner: Option<ConnectorOwner>) -> Connector {
+    pub fn new(
+        c: &store::Connector,
+        judged: &crate::policy::Judgement,
+        owner: Option<ConnectorOwner>,
+    ) -> Connector {
         // The kind's own fields, `null` when the last report lacked one.
         let pick = |k: &str| Some(c.latest.get(k).cloned().unwrap_or(Value::Null));
         let has = |kinds: &[&str]| kinds.contains(&c.kind.as_str());

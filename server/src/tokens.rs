@@ -76,7 +76,10 @@ pub fn create_api(
     now_ms: i64,
     created_by: &str,
 ) -> anyhow::Result<String> {
-    anyhow::ensure!(role != Role::Owner, "an owner token is bound to a person: name them (--person / \"person\")");
+    anyhow::ensure!(
+        role != Role::Owner,
+        "an owner token is bound to a person: name them (--person / \"person\")"
+    );
     let token = random_token("sla_", 32)?;
     let expires = ttl.map(|t| now_ms.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
     store.create_api_token(&hash(&token), role.as_str(), name, now_ms, expires, created_by)?;

@@ -235,8 +235,8 @@ fn approvals_and_the_audit_log_on_the_command_line() {
     use serde_json::{Value, json};
     use sightline_server::domain::{Change, ObservationKind};
     use sightline_server::store::{
-        ConnectorRef, Device, EnrollmentStore, IngestBatch, IngestStore, ObservationRecord, PeopleStore, Person,
-        sqlite::SqliteStore,
+        ConnectorRef, Device, EnrollmentStore, IngestBatch, IngestStore, ObservationRecord, PeopleStore,
+        Person, sqlite::SqliteStore,
     };
     let d = tempfile::tempdir().unwrap();
     {
@@ -304,14 +304,24 @@ fn approvals_and_the_audit_log_on_the_command_line() {
         };
         s.create_person(&alice).unwrap();
     }
-    let run = |args: &[&str]| server().env("USER", "ops").args(args).arg("--data-dir").arg(d.path()).output().unwrap();
+    let run = |args: &[&str]| {
+        server().env("USER", "ops").args(args).arg("--data-dir").arg(d.path()).output().unwrap()
+    };
     let json_of = |out: &std::process::Output| -> Value {
         assert!(out.status.success(), "{}", text(out));
         serde_json::from_slice(&out.stdout).unwrap()
     };
 
     let r = json_of(&run(&[
-        "approval", "request", "tool:ollama", "--for", "alice@example.com", "--reason", "local models", "--duration", "30d",
+        "approval",
+        "request",
+        "tool:ollama",
+        "--for",
+        "alice@example.com",
+        "--reason",
+        "local models",
+        "--duration",
+        "30d",
         "--json",
     ]));
     assert_eq!((&r["id"], &r["state"], &r["requested_by"]), (&json!(1), &json!("open"), &json!("cli:ops")));
@@ -319,9 +329,16 @@ fn approvals_and_the_audit_log_on_the_command_line() {
     let out = run(&["approval", "request", "tool:ollama", "--for", "nobody@example.com", "--reason", "x"]);
     assert!(!out.status.success() && text(&out).contains("no person is provisioned"), "{}", text(&out));
     let out = run(&["approval", "list", "--state", "open"]);
-    assert!(out.status.success() && text(&out).contains("tool:ollama") && text(&out).contains("alice@example.com"), "{}", text(&out));
+    assert!(
+        out.status.success()
+            && text(&out).contains("tool:ollama")
+            && text(&out).contains("alice@example.com"),
+        "{}",
+        text(&out)
+    );
 
-    let a = json_of(&run(&["approval", "approve", "1", "--reason", "team tool", "--expires-in", "7d", "--json"]));
+    let a =
+        json_of(&run(&["approval", "approve", "1", "--reason", "team tool", "--expires-in", "7d", "--json"]));
     assert_eq!((&a["state"], &a["decided_by"]), (&json!("approved"), &json!("cli:ops")));
     let out = run(&["approval", "deny", "1", "--reason", "too late"]);
     assert!(!out.status.success() && text(&out).contains("only an open request"), "{}", text(&out));
@@ -337,14 +354,25 @@ fn approvals_and_the_audit_log_on_the_command_line() {
         .iter()
         .map(|e| (e["event"].as_str().unwrap(), e["actor"].as_str().unwrap()))
         .collect();
-    assert_eq!(steps, [("approval_requested", "cli:ops"), ("approved", "cli:ops"), ("approval_withdrawn", "cli:ops")]);
+    assert_eq!(
+        steps,
+        [("approval_requested", "cli:ops"), ("approved", "cli:ops"), ("approval_withdrawn", "cli:ops")]
+    );
     assert!(events.as_array().unwrap().iter().all(|e| e["detail"]["request"] == 1));
     let out = run(&["audit"]);
-    assert!(out.status.success() && text(&out).contains("approval_withdrawn") && text(&out).contains("done"), "{}", text(&out));
+    assert!(
+        out.status.success() && text(&out).contains("approval_withdrawn") && text(&out).contains("done"),
+        "{}",
+        text(&out)
+    );
 
     // Owner tokens: for a provisioned person only, and --person only with them.
     let out = run(&["api-token", "create", "--role", "owner", "--person", "alice@example.com"]);
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("sla_"), "{}", text(&out));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("sla_"),
+        "{}",
+        text(&out)
+    );
     let out = run(&["api-token", "create", "--role", "owner"]);
     assert!(!out.status.success() && text(&out).contains("--person"), "{}", text(&out));
     let out = run(&["api-token", "create", "--role", "owner", "--person", "mallory@example.com"]);

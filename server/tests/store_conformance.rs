@@ -506,18 +506,35 @@ fn connector_inventory_and_summaries(s: &dyn Store) {
         reason: Some("team tool".into()),
         expires_at_ms: Some(99),
     };
-    s.decide("tool:ollama", Some(&approved), &ConnectorEvent::new("tool:ollama", 9, "approved", "admin", Some("team tool")))
-        .unwrap();
+    s.decide(
+        "tool:ollama",
+        Some(&approved),
+        &ConnectorEvent::new("tool:ollama", 9, "approved", "admin", Some("team tool")),
+    )
+    .unwrap();
     assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, Some(approved));
-    let owner = OwnerAssignment { person_id: "p1".into(), reason: "runs it".into(), by: "admin".into(), at_ms: 10 };
-    s.set_owner("tool:ollama", Some(&owner), &ConnectorEvent::new("tool:ollama", 10, "owner_assigned", "admin", None))
-        .unwrap();
+    let owner =
+        OwnerAssignment { person_id: "p1".into(), reason: "runs it".into(), by: "admin".into(), at_ms: 10 };
+    s.set_owner(
+        "tool:ollama",
+        Some(&owner),
+        &ConnectorEvent::new("tool:ollama", 10, "owner_assigned", "admin", None),
+    )
+    .unwrap();
     let summaries = s.connector_summaries().unwrap();
     assert_eq!(summaries.iter().find(|c| c.key == "tool:ollama").unwrap().owner.as_ref(), Some(&owner));
-    s.decide("tool:ollama", None, &ConnectorEvent::new("tool:ollama", 11, "decision_withdrawn", "admin", None))
-        .unwrap();
-    s.set_owner("tool:ollama", None, &ConnectorEvent::new("tool:ollama", 12, "owner_cleared", "admin", Some("left")))
-        .unwrap();
+    s.decide(
+        "tool:ollama",
+        None,
+        &ConnectorEvent::new("tool:ollama", 11, "decision_withdrawn", "admin", None),
+    )
+    .unwrap();
+    s.set_owner(
+        "tool:ollama",
+        None,
+        &ConnectorEvent::new("tool:ollama", 12, "owner_cleared", "admin", Some("left")),
+    )
+    .unwrap();
     assert!(s.connector_summaries().unwrap().iter().all(|c| c.decision.is_none() && c.owner.is_none()));
     // The history keeps every change, in order; the export cursor reads it by seq.
     let events = s.connector_events("tool:ollama").unwrap();
@@ -1158,25 +1175,48 @@ fn open_request(key: &str, by: &str, at: i64) -> sightline_server::store::Approv
 fn approval_requests_close_once_and_lapses_are_recorded_once(s: &dyn Store) {
     use sightline_server::store::{ConnectorEvent, Decision, DecisionChange, Settlement};
     alice_holds_ollama(s);
-    let ev = |event: &str| ConnectorEvent::new("tool:ollama", 10, event, "person:alice@example.com", Some("team tool"));
-    let id = s.open_request(&open_request("tool:ollama", "person:alice@example.com", 10), &ev("approval_requested")).unwrap().unwrap();
-    assert_eq!(s.open_request(&open_request("tool:ollama", "admin:token:ops", 11), &ev("approval_requested")).unwrap(), None, "one open request per connector");
+    let ev = |event: &str| {
+        ConnectorEvent::new("tool:ollama", 10, event, "person:alice@example.com", Some("team tool"))
+    };
+    let id = s
+        .open_request(&open_request("tool:ollama", "person:alice@example.com", 10), &ev("approval_requested"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.open_request(&open_request("tool:ollama", "admin:token:ops", 11), &ev("approval_requested"))
+            .unwrap(),
+        None,
+        "one open request per connector"
+    );
     let r = s.approval_request(id).unwrap().unwrap();
     assert_eq!((r.state.as_str(), r.on_behalf_of.as_str(), r.duration_ms), ("open", "p1", Some(1_000)));
     assert_eq!(s.approval_requests(Some("open"), None).unwrap().len(), 1);
     assert_eq!(s.approval_requests(Some("open"), Some("p2")).unwrap().len(), 0, "bob's requests only");
     assert_eq!(s.approval_requests(None, Some("p1")).unwrap()[0].id, id);
 
-    let d = Decision { status: "approved".into(), by: "admin:token:ops".into(), at_ms: 20, reason: Some("ok".into()), expires_at_ms: Some(1_020) };
-    let approve = Settlement { from: "open", state: "approved", by: "admin:token:ops", at_ms: 20, reason: Some("ok") };
+    let d = Decision {
+        status: "approved".into(),
+        by: "admin:token:ops".into(),
+        at_ms: 20,
+        reason: Some("ok".into()),
+        expires_at_ms: Some(1_020),
+    };
+    let approve =
+        Settlement { from: "open", state: "approved", by: "admin:token:ops", at_ms: 20, reason: Some("ok") };
     let e = ConnectorEvent::new("tool:ollama", 20, "approved", "admin:token:ops", Some("ok"));
     assert!(s.settle_request(id, &approve, DecisionChange::Set(&d), &e).unwrap());
     assert!(!s.settle_request(id, &approve, DecisionChange::Set(&d), &e).unwrap(), "closed once");
     let r = s.approval_request(id).unwrap().unwrap();
-    assert_eq!((r.state.as_str(), r.decided_by.as_deref(), r.decided_at_ms), ("approved", Some("admin:token:ops"), Some(20)));
+    assert_eq!(
+        (r.state.as_str(), r.decided_by.as_deref(), r.decided_at_ms),
+        ("approved", Some("admin:token:ops"), Some(20))
+    );
     assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, Some(d.clone()));
     let events = s.connector_events("tool:ollama").unwrap();
-    assert_eq!(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["approval_requested", "approved"]);
+    assert_eq!(
+        events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        ["approval_requested", "approved"]
+    );
     assert!(events.iter().all(|e| e.detail["request"] == json!(id)), "each names the request: {events:?}");
 
     // The lapse: not before it, once after it, and never twice (a second replica's sweep).
@@ -1184,23 +1224,48 @@ fn approval_requests_close_once_and_lapses_are_recorded_once(s: &dyn Store) {
     assert_eq!(s.record_expiries(1_020).unwrap(), 1);
     assert_eq!(s.record_expiries(5_000).unwrap(), 0, "recorded once");
     let expired = s.connector_events("tool:ollama").unwrap().pop().unwrap();
-    assert_eq!((expired.event.as_str(), expired.actor.as_str(), expired.at_ms), ("approval_expired", "system", 1_020));
+    assert_eq!(
+        (expired.event.as_str(), expired.actor.as_str(), expired.at_ms),
+        ("approval_expired", "system", 1_020)
+    );
     assert_eq!(expired.detail["request"], json!(id));
     // A new approval lapses (and is recorded) afresh.
     let again = Decision { at_ms: 30, expires_at_ms: Some(2_000), ..d.clone() };
-    s.decide("tool:ollama", Some(&again), &ConnectorEvent::new("tool:ollama", 30, "approved", "admin:token:ops", None)).unwrap();
+    s.decide(
+        "tool:ollama",
+        Some(&again),
+        &ConnectorEvent::new("tool:ollama", 30, "approved", "admin:token:ops", None),
+    )
+    .unwrap();
     assert_eq!(s.record_expiries(2_000).unwrap(), 1);
 
     // Withdrawing drops only the decision the request made.
-    let id2 = s.open_request(&open_request("tool:ollama", "person:alice@example.com", 40), &ev("approval_requested")).unwrap().unwrap();
+    let id2 = s
+        .open_request(&open_request("tool:ollama", "person:alice@example.com", 40), &ev("approval_requested"))
+        .unwrap()
+        .unwrap();
     let d2 = Decision { at_ms: 50, expires_at_ms: None, ..d.clone() };
     let approve2 = Settlement { at_ms: 50, ..approve };
     assert!(s.settle_request(id2, &approve2, DecisionChange::Set(&d2), &e).unwrap());
     let other = Decision { by: "admin:token:other".into(), at_ms: 60, ..d2.clone() };
-    s.decide("tool:ollama", Some(&other), &ConnectorEvent::new("tool:ollama", 60, "approved", "admin:token:other", None)).unwrap();
-    let withdraw = Settlement { from: "approved", state: "withdrawn", by: "person:alice@example.com", at_ms: 70, reason: None };
+    s.decide(
+        "tool:ollama",
+        Some(&other),
+        &ConnectorEvent::new("tool:ollama", 60, "approved", "admin:token:other", None),
+    )
+    .unwrap();
+    let withdraw = Settlement {
+        from: "approved",
+        state: "withdrawn",
+        by: "person:alice@example.com",
+        at_ms: 70,
+        reason: None,
+    };
     let we = ConnectorEvent::new("tool:ollama", 70, "approval_withdrawn", "person:alice@example.com", None);
-    assert!(s.settle_request(id2, &withdraw, DecisionChange::ClearIf { by: "admin:token:ops", at_ms: 50 }, &we).unwrap());
+    assert!(
+        s.settle_request(id2, &withdraw, DecisionChange::ClearIf { by: "admin:token:ops", at_ms: 50 }, &we)
+            .unwrap()
+    );
     assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, Some(other), "a later decision stays");
     assert_eq!(s.approval_request(id2).unwrap().unwrap().state, "withdrawn");
 
@@ -1222,16 +1287,28 @@ fn the_approval_workflow_keeps_its_rules(s: &dyn Store) {
     use sightline_server::policy::Policy;
     alice_holds_ollama(s);
     let policy = Policy::default();
-    let alice = Actor::Owner(s.person("p1").unwrap().unwrap());
-    let bob = Actor::Owner(s.person("p2").unwrap().unwrap());
+    let alice = Actor::Owner(Box::new(s.person("p1").unwrap().unwrap()));
+    let bob = Actor::Owner(Box::new(s.person("p2").unwrap().unwrap()));
     let admin = Actor::Admin("admin:token:ops".into());
     let ask = |who: &Actor, on: Option<&str>, reason: Option<&str>| {
         approvals::request(s, &policy, "tool:ollama", who, on, reason, Some(60_000), 1_000)
     };
-    assert!(matches!(ask(&bob, None, Some("mine")), Err(ApprovalError::Forbidden(_))), "bob neither owns nor holds it");
-    assert!(matches!(ask(&alice, Some("bob@example.com"), Some("x")), Err(ApprovalError::Forbidden(_))), "an owner asks for themselves");
-    assert!(matches!(ask(&admin, Some("bob@example.com"), Some("x")), Err(ApprovalError::Invalid(_))), "nor for bob by an admin");
-    assert!(matches!(ask(&admin, None, Some("x")), Err(ApprovalError::Invalid(_))), "an admin names the person");
+    assert!(
+        matches!(ask(&bob, None, Some("mine")), Err(ApprovalError::Forbidden(_))),
+        "bob neither owns nor holds it"
+    );
+    assert!(
+        matches!(ask(&alice, Some("bob@example.com"), Some("x")), Err(ApprovalError::Forbidden(_))),
+        "an owner asks for themselves"
+    );
+    assert!(
+        matches!(ask(&admin, Some("bob@example.com"), Some("x")), Err(ApprovalError::Invalid(_))),
+        "nor for bob by an admin"
+    );
+    assert!(
+        matches!(ask(&admin, None, Some("x")), Err(ApprovalError::Invalid(_))),
+        "an admin names the person"
+    );
     assert!(matches!(ask(&alice, None, Some("  ")), Err(ApprovalError::Invalid(_))), "a reason is required");
     assert!(matches!(
         approvals::request(s, &policy, "tool:none", &alice, None, Some("x"), None, 1_000),
@@ -1244,15 +1321,30 @@ fn the_approval_workflow_keeps_its_rules(s: &dyn Store) {
     assert!(matches!(approvals::withdraw(s, r.id, &bob, None, 2_000), Err(ApprovalError::Forbidden(_))));
     let w = approvals::withdraw(s, r.id, &alice, Some("not needed"), 2_000).unwrap();
     assert_eq!(w.state, "withdrawn");
-    assert!(matches!(approvals::approve(s, r.id, "admin:token:ops", Some("ok"), None, 3_000), Err(ApprovalError::Conflict(_))), "a closed request cannot be approved");
+    assert!(
+        matches!(
+            approvals::approve(s, r.id, "admin:token:ops", Some("ok"), None, 3_000),
+            Err(ApprovalError::Conflict(_))
+        ),
+        "a closed request cannot be approved"
+    );
     assert!(matches!(approvals::withdraw(s, r.id, &admin, None, 3_000), Err(ApprovalError::Conflict(_))));
 
     // Approved for the duration asked (60 s): approved now, unsanctioned once it lapses.
     let r = ask(&admin, Some("alice@example.com"), Some("team tool")).unwrap();
-    assert!(matches!(approvals::approve(s, r.id, "admin:token:ops", None, None, 4_000), Err(ApprovalError::Invalid(_))), "a reason is required");
+    assert!(
+        matches!(
+            approvals::approve(s, r.id, "admin:token:ops", None, None, 4_000),
+            Err(ApprovalError::Invalid(_))
+        ),
+        "a reason is required"
+    );
     let a = approvals::approve(s, r.id, "admin:token:ops", Some("fine"), None, 4_000).unwrap();
     assert_eq!(a.state, "approved");
-    assert!(matches!(approvals::deny(s, r.id, "admin:token:ops", Some("no"), 4_500), Err(ApprovalError::Conflict(_))));
+    assert!(matches!(
+        approvals::deny(s, r.id, "admin:token:ops", Some("no"), 4_500),
+        Err(ApprovalError::Conflict(_))
+    ));
     let c = s.connector("tool:ollama").unwrap().unwrap();
     assert_eq!(c.decision.as_ref().and_then(|d| d.expires_at_ms), Some(64_000));
     let people = sightline_server::policy::People::new(s.people_all().unwrap());
@@ -1267,11 +1359,25 @@ fn the_approval_workflow_keeps_its_rules(s: &dyn Store) {
     // A denial makes it unsanctioned by decision.
     let r3 = ask(&alice, None, Some("please")).unwrap();
     approvals::deny(s, r3.id, "admin:token:ops", Some("use the hosted one"), 7_000).unwrap();
-    assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision.map(|d| d.status), Some("unsanctioned".into()));
-    let names: Vec<String> = s.connector_events("tool:ollama").unwrap().into_iter().map(|e| e.event).collect();
+    assert_eq!(
+        s.connector("tool:ollama").unwrap().unwrap().decision.map(|d| d.status),
+        Some("unsanctioned".into())
+    );
+    let names: Vec<String> =
+        s.connector_events("tool:ollama").unwrap().into_iter().map(|e| e.event).collect();
     assert_eq!(
         names,
-        ["approval_requested", "approval_withdrawn", "approval_requested", "approved", "approval_requested", "approved", "approval_withdrawn", "approval_requested", "denied"]
+        [
+            "approval_requested",
+            "approval_withdrawn",
+            "approval_requested",
+            "approved",
+            "approval_requested",
+            "approved",
+            "approval_withdrawn",
+            "approval_requested",
+            "denied"
+        ]
     );
     let listed = approvals::list(s, Some("approved"), None).unwrap();
     assert_eq!((listed.len(), listed[0].on_behalf_of.as_str()), (1, "alice@example.com"));

@@ -277,14 +277,31 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
     let now = sightline_server::clock::now_ms();
     let st = c.shared.store.as_ref();
     let admin = sightline_server::approvals::Actor::Admin("admin:token:ops".into());
-    sightline_server::register::assign_owner(st, ext, Some("alice@example.com"), "her extension", "admin:token:ops", now)
-        .unwrap();
+    sightline_server::register::assign_owner(
+        st,
+        ext,
+        Some("alice@example.com"),
+        "her extension",
+        "admin:token:ops",
+        now,
+    )
+    .unwrap();
     let ask = |reason: &str| {
-        sightline_server::approvals::request(st, &c.shared.policy, ext, &admin, Some("alice@example.com"), Some(reason), None, now)
-            .unwrap()
+        sightline_server::approvals::request(
+            st,
+            &c.shared.policy,
+            ext,
+            &admin,
+            Some("alice@example.com"),
+            Some(reason),
+            None,
+            now,
+        )
+        .unwrap()
     };
     let r = ask("research");
-    sightline_server::approvals::approve(st, r.id, "admin:token:ops", Some("ok"), Some(86_400_000), now).unwrap();
+    sightline_server::approvals::approve(st, r.id, "admin:token:ops", Some("ok"), Some(86_400_000), now)
+        .unwrap();
     let r = ask("longer");
     sightline_server::approvals::deny(st, r.id, "admin:token:ops", Some("no"), now).unwrap();
     let audit_head = st.events_after(0, 1_000).unwrap().last().map(|e| e.seq.to_string());

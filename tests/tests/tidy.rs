@@ -23,11 +23,13 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     (
         "domain logic",
         &[
+            "approvals",
             "directives",
             "evidence",
             "findings",
             "policy",
             "query",
+            "register",
             "responses",
             "revoke",
             "tokens",

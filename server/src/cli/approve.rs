@@ -11,8 +11,12 @@ use crate::responses;
 /// A duration typed on the command line, in ms.
 fn ms(flag: &str, d: Option<&str>) -> anyhow::Result<Option<i64>> {
     d.map(|d| {
-        let t = humantime::parse_duration(d).map_err(|e| anyhow::anyhow!("{flag} {d:?} is not a duration like 30d: {e}"))?;
-        anyhow::ensure!(!t.is_zero() && t.as_secs() <= 10 * 365 * 86_400, "{flag} must be more than 0 and at most ten years");
+        let t = humantime::parse_duration(d)
+            .map_err(|e| anyhow::anyhow!("{flag} {d:?} is not a duration like 30d: {e}"))?;
+        anyhow::ensure!(
+            !t.is_zero() && t.as_secs() <= 10 * 365 * 86_400,
+            "{flag} must be more than 0 and at most ten years"
+        );
         Ok(t.as_millis() as i64)
     })
     .transpose()
@@ -36,7 +40,16 @@ pub(super) fn run(command: ApprovalCommand, db: Option<&str>) -> anyhow::Result<
             let duration_ms = ms("--duration", duration.as_deref())?;
             let (store, policy) = (data.store(db)?, data.policy()?);
             let actor = Actor::Admin(cli_user());
-            let r = approvals::request(store.as_ref(), &policy, &key, &actor, Some(&person), Some(&reason), duration_ms, now_ms())?;
+            let r = approvals::request(
+                store.as_ref(),
+                &policy,
+                &key,
+                &actor,
+                Some(&person),
+                Some(&reason),
+                duration_ms,
+                now_ms(),
+            )?;
             one(&approvals::view(store.as_ref(), &r)?, json)
         }
         ApprovalCommand::List { state, data, json, remote } => {
@@ -81,7 +94,13 @@ pub(super) fn run(command: ApprovalCommand, db: Option<&str>) -> anyhow::Result<
                 return print(&out);
             }
             let store = data.store(db)?;
-            let r = approvals::withdraw(store.as_ref(), id, &Actor::Admin(cli_user()), reason.as_deref(), now_ms())?;
+            let r = approvals::withdraw(
+                store.as_ref(),
+                id,
+                &Actor::Admin(cli_user()),
+                reason.as_deref(),
+                now_ms(),
+            )?;
             one(&approvals::view(store.as_ref(), &r)?, json)
         }
     }
@@ -109,7 +128,8 @@ pub(super) fn audit(
             // The whole log, a page at a time through the export's cursor.
             let mut all = Vec::new();
             loop {
-                let page = store.events_after(all.last().map_or(0, |e: &crate::store::ConnectorEvent| e.seq), 10_000)?;
+                let page = store
+                    .events_after(all.last().map_or(0, |e: &crate::store::ConnectorEvent| e.seq), 10_000)?;
                 if page.is_empty() {
                     break;
                 }

@@ -590,17 +590,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("usage: sightline-server device ID [--json] | device revoke ID")
         }
         Command::Devices { data, json, remote } => read::devices(&data, db, json, &remote),
-        Command::Connectors { data, json, kind, status, user, owner, remote } => {
-            read::connectors(crate::query::ConnectorFilter { kind, status, user, owner }, &data, db, json, &remote)
-        }
-        Command::Connector { command: Some(ConnectorCommand::Owner { key, person, clear: _, reason, data, json, remote }), .. } => {
-            act::set_owner(&key, person.as_deref(), &reason, &data, db, json, &remote)
-        }
+        Command::Connectors { data, json, kind, status, user, owner, remote } => read::connectors(
+            crate::query::ConnectorFilter { kind, status, user, owner },
+            &data,
+            db,
+            json,
+            &remote,
+        ),
+        Command::Connector {
+            command: Some(ConnectorCommand::Owner { key, person, clear: _, reason, data, json, remote }),
+            ..
+        } => act::set_owner(&key, person.as_deref(), &reason, &data, db, json, &remote),
         Command::Connector { command: None, key: Some(key), data, json, remote } => {
             read::connector(&key, &data, db, json, &remote)
         }
         Command::Connector { command: None, key: None, .. } => {
-            anyhow::bail!("usage: sightline-server connector KEY [--json] | connector owner KEY PERSON --reason R")
+            anyhow::bail!(
+                "usage: sightline-server connector KEY [--json] | connector owner KEY PERSON --reason R"
+            )
         }
         Command::Findings { data, json, remote } => read::findings(&data, db, json, &remote),
         Command::Approval { command } => approve::run(command, db),

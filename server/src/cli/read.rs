@@ -25,11 +25,15 @@ pub(super) fn connectors(
     json: bool,
     remote: &RemoteArgs,
 ) -> anyhow::Result<()> {
-    let q: Vec<String> =
-        [("kind", &filter.kind), ("status", &filter.status), ("user", &filter.user), ("owner", &filter.owner)]
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
-        .collect();
+    let q: Vec<String> = [
+        ("kind", &filter.kind),
+        ("status", &filter.status),
+        ("user", &filter.user),
+        ("owner", &filter.owner),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+    .collect();
     let path = format!("/api/v1/connectors?{}", q.join("&"));
     if let Some(out) = remote.call(|r| async move { r.get(&path).await })? {
         return print(&out);

@@ -56,7 +56,10 @@ fn people() -> People {
 fn the_owner_is_assigned_else_the_one_attributed_person_never_a_guess() {
     let (policy, people) = (Policy::default(), people());
     let o = owner_of(&connector(&[("alice", true)]), &policy, &people);
-    assert_eq!((o.person.map(|p| p.id), o.source, o.attribution), (Some("p1".into()), "attributed", "inferred"));
+    assert_eq!(
+        (o.person.map(|p| p.id), o.source, o.attribution),
+        (Some("p1".into()), "attributed", "inferred")
+    );
     // Two people hold it: a shared credential has no owner until an admin names one.
     let shared = connector(&[("alice", true), ("bob", true)]);
     let o = owner_of(&shared, &policy, &people);
@@ -70,7 +73,8 @@ fn the_owner_is_assigned_else_the_one_attributed_person_never_a_guess() {
     let nobody = connector(&[("root", true)]);
     assert_eq!(owner_of(&nobody, &policy, &people).source, "unknown");
     let mut assigned = shared.clone();
-    assigned.owner = Some(OwnerAssignment { person_id: "p2".into(), reason: "r".into(), by: "a".into(), at_ms: 1 });
+    assigned.owner =
+        Some(OwnerAssignment { person_id: "p2".into(), reason: "r".into(), by: "a".into(), at_ms: 1 });
     let o = owner_of(&assigned, &policy, &people);
     assert_eq!((o.person.map(|p| p.id), o.source), (Some("p2".into()), "assigned"));
 }

@@ -68,7 +68,11 @@ impl<D: Database> ApprovalStore for D {
         self.read(|db| db.one(&sql, args![id], request))
     }
 
-    fn approval_requests(&self, state: Option<&str>, person_id: Option<&str>) -> Result<Vec<ApprovalRequest>> {
+    fn approval_requests(
+        &self,
+        state: Option<&str>,
+        person_id: Option<&str>,
+    ) -> Result<Vec<ApprovalRequest>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM approval_requests WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) \
              AND (CAST($2 AS TEXT) IS NULL OR on_behalf_of = $2) ORDER BY id DESC"
@@ -133,7 +137,8 @@ fn record_expiries_in(db: &mut dyn Sql, now_ms: i64) -> Result<usize> {
             "expires_at": crate::clock::rfc3339(*expires_at_ms),
             "request": request,
         });
-        let e = ConnectorEvent::new(key, *expires_at_ms, "approval_expired", "system", None).with_detail(detail);
+        let e =
+            ConnectorEvent::new(key, *expires_at_ms, "approval_expired", "system", None).with_detail(detail);
         append(db, &e)?;
     }
     Ok(lapsed.len())

@@ -62,7 +62,9 @@ impl<D: Database> AuthStore for D {
 
     fn api_token_person(&self, token_hash: &[u8]) -> Result<Option<String>> {
         self.read(|db| {
-            db.one("SELECT person_id FROM api_tokens WHERE token_hash = $1", args![token_hash], |r| r.opt_text(0))
+            db.one("SELECT person_id FROM api_tokens WHERE token_hash = $1", args![token_hash], |r| {
+                r.opt_text(0)
+            })
         })
         .map(Option::flatten)
     }
@@ -143,7 +145,10 @@ impl<D: Database> AuthStore for D {
                 |r| {
                     let who = match r.opt_text(3)? {
                         Some(email) => format!("sso:{email}"),
-                        None => token_who(&r.opt_text(1)?.unwrap_or_default(), &r.opt_bytes(2)?.unwrap_or_default()),
+                        None => token_who(
+                            &r.opt_text(1)?.unwrap_or_default(),
+                            &r.opt_bytes(2)?.unwrap_or_default(),
+                        ),
                     };
                     Ok((r.text(0)?, who))
                 },

@@ -590,7 +590,13 @@ pub struct ConnectorEvent {
 }
 
 impl ConnectorEvent {
-    pub fn new(connector_key: &str, at_ms: i64, event: &str, actor: &str, reason: Option<&str>) -> ConnectorEvent {
+    pub fn new(
+        connector_key: &str,
+        at_ms: i64,
+        event: &str,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> ConnectorEvent {
         ConnectorEvent {
             seq: 0,
             connector_key: connector_key.to_owned(),
@@ -1158,7 +1164,8 @@ pub trait ApprovalStore: Send + Sync {
     fn approval_request(&self, id: i64) -> Result<Option<ApprovalRequest>>;
 
     /// Requests, newest first: only in `state`, only on behalf of `person_id`, when given.
-    fn approval_requests(&self, state: Option<&str>, person_id: Option<&str>) -> Result<Vec<ApprovalRequest>>;
+    fn approval_requests(&self, state: Option<&str>, person_id: Option<&str>)
+    -> Result<Vec<ApprovalRequest>>;
 
     /// Moves request `id` from `s.from` to `s.state`, changes the decision and records
     /// `event`; false (nothing written) when the request is no longer in `s.from`.

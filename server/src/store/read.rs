@@ -10,8 +10,8 @@ use super::rows::{
 };
 use super::sql::{Database, Dialect, Param, Sql, args, in_list, when_given};
 use super::{
-    Connector, OwnerAssignment, Decision, Device, DevicePage, ExportObservation, ExportStore, FleetCounts, Presence,
-    ReadModel, Result, RevocationState, Session, StoredBatch,
+    Connector, Decision, Device, DevicePage, ExportObservation, ExportStore, FleetCounts, OwnerAssignment,
+    Presence, ReadModel, Result, RevocationState, Session, StoredBatch,
 };
 
 /// What only a backend can read for an export: where its observations' order comes from.

@@ -74,12 +74,14 @@ impl<D: Database> RegisterStore for D {
     }
 
     fn connector_events(&self, key: &str) -> Result<Vec<ConnectorEvent>> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM connector_events WHERE connector_key = $1 ORDER BY seq");
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM connector_events WHERE connector_key = $1 ORDER BY seq");
         self.read(|db| db.all(&sql, args![key], rows::event))
     }
 
     fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<ConnectorEvent>> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM connector_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM connector_events WHERE seq > $1 ORDER BY seq LIMIT $2");
         self.read(|db| db.all(&sql, args![seq, limit as i64], rows::event))
     }
 }

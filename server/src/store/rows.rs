@@ -8,9 +8,8 @@ use serde_json::Value;
 
 use super::{
     ApiTokenInfo, Challenge, Connector, ConnectorDevice, ConnectorEvent, Decision, Device, DirectiveRecord,
-    OwnerAssignment,
-    EnrollmentTokenInfo, ExportObservation, OutcomeRef, Person, Presence, PresenceEdge, Result, Revocation,
-    RevocationState, Session, StoredBatch, TpmChallenge, hash32,
+    EnrollmentTokenInfo, ExportObservation, OutcomeRef, OwnerAssignment, Person, Presence, PresenceEdge,
+    Result, Revocation, RevocationState, Session, StoredBatch, TpmChallenge, hash32,
 };
 use crate::domain::{Change, ObservationKind, Outcome};
 use crate::signins::SignIn;

@@ -234,7 +234,9 @@ pub(super) async fn set_owner(
     .await?;
     let v = match v {
         Ok(Some(v)) => v,
-        Ok(None) | Err(None) => return Err(ApiError::not_found(format!("no connector {key} has been reported"))),
+        Ok(None) | Err(None) => {
+            return Err(ApiError::not_found(format!("no connector {key} has been reported")));
+        }
         Err(Some(e)) => return Err(ApiError::bad_request(e)),
     };
     s.views.clear();

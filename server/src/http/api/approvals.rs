@@ -144,7 +144,7 @@ pub(super) async fn requests(
         Party::Admin(_) | Party::Viewer => None,
     };
     let state = q.state.clone();
-    let all = step(&s, move |st| approvals::list(st, state.as_deref(), person.as_ref())).await?;
+    let all = step(&s, move |st| approvals::list(st, state.as_deref(), person.as_deref())).await?;
     paged(&uri, all, Page { limit: q.limit, offset: q.offset })
 }
 
@@ -248,7 +248,8 @@ pub(super) async fn withdraw(
     let b: Withdraw = if b.iter().all(u8::is_ascii_whitespace) {
         Withdraw::default()
     } else {
-        serde_json::from_slice(&b).map_err(|e| ApiError::bad_request(format!("expected {{\"reason\": \"...\"}}: {e}")))?
+        serde_json::from_slice(&b)
+            .map_err(|e| ApiError::bad_request(format!("expected {{\"reason\": \"...\"}}: {e}")))?
     };
     let actor = match party {
         Party::Admin(a) => Actor::Admin(a.actor()),
@@ -322,8 +323,16 @@ pub(super) async fn audit(
     })
     .await?;
     let next = (events.len() == limit).then(|| events.last().map(|e| e.seq)).flatten().and_then(|last| {
-        let connector = q.connector.as_deref().map(|k| format!("&connector={}", crate::remote::encode(k))).unwrap_or_default();
-        HeaderValue::from_str(&format!("<{}?after={last}&limit={limit}{connector}>; rel=\"next\"", uri.path())).ok()
+        let connector = q
+            .connector
+            .as_deref()
+            .map(|k| format!("&connector={}", crate::remote::encode(k)))
+            .unwrap_or_default();
+        HeaderValue::from_str(&format!(
+            "<{}?after={last}&limit={limit}{connector}>; rel=\"next\"",
+            uri.path()
+        ))
+        .ok()
     });
     Ok(AuditPage { items: events.iter().map(AuditEvent::from).collect(), next })
 }

@@ -149,20 +149,23 @@ async fn owner_person(s: &AppState, headers: &HeaderMap) -> Result<crate::store:
     .await?;
     match person {
         Some(p) if p.deprovisioned_at_ms.is_none() && p.deleted_at_ms.is_none() => Ok(p),
-        Some(p) => Err(ApiError::forbidden(format!("{} is deprovisioned: their owner token no longer works", p.user_name))),
+        Some(p) => Err(ApiError::forbidden(format!(
+            "{} is deprovisioned: their owner token no longer works",
+            p.user_name
+        ))),
         None => Err(ApiError::forbidden("this owner token is bound to no provisioned person")),
     }
 }
 
 /// An owner token's person: they may read what they own or hold and ask for its approval.
-pub(crate) struct Owner(pub crate::store::Person);
+pub(crate) struct Owner(pub Box<crate::store::Person>);
 
 impl FromRequestParts<AppState> for Owner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Owner, ApiError> {
         match Anyone::from_request_parts(parts, s).await? {
-            Anyone(Role::Owner) => Ok(Owner(owner_person(s, &parts.headers).await?)),
+            Anyone(Role::Owner) => Ok(Owner(Box::new(owner_person(s, &parts.headers).await?))),
             Anyone(r) => Err(ApiError::forbidden(format!("this needs an owner token, not {}", r.as_str()))),
         }
     }
@@ -183,7 +186,7 @@ impl FromRequestParts<AppState> for Party {
         match caller_who(s, &parts.headers).await.map_err(|(status, m)| ApiError(status, m))? {
             (Role::Admin, who) => Ok(Party::Admin(Admin(who))),
             (Role::Viewer, _) => Ok(Party::Viewer),
-            (Role::Owner, _) => Ok(Party::Owner(Owner(owner_person(s, &parts.headers).await?))),
+            (Role::Owner, _) => Ok(Party::Owner(Owner(Box::new(owner_person(s, &parts.headers).await?)))),
             (r, _) => Err(ApiError::forbidden(format!("a {} token cannot read the register", r.as_str()))),
         }
     }

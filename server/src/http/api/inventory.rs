@@ -124,7 +124,9 @@ pub(super) async fn connectors(
     let filter = query::ConnectorFilter { kind: q.kind, status: q.status, user: q.user, owner: q.owner };
     let policy = s.policy.clone();
     let all = match party {
-        Party::Owner(Owner(p)) => blocking(&s.store, move |st| owned_or_held(st, filter, &policy, &p.user_name)).await?,
+        Party::Owner(Owner(p)) => {
+            blocking(&s.store, move |st| owned_or_held(st, filter, &policy, &p.user_name)).await?
+        }
         Party::Admin(_) | Party::Viewer => {
             blocking(&s.store, move |st| query::connectors_value(st, &filter, &policy)).await?
         }
@@ -170,9 +172,12 @@ pub(super) async fn connector(
 ) -> Result<Json<Connector>, ApiError> {
     if let Party::Owner(Owner(p)) = party {
         let (k, policy) = (key.clone(), s.policy.clone());
-        let theirs = blocking(&s.store, move |st| Ok(crate::approvals::concerns(st, &policy, &p, &k)?)).await?;
+        let theirs =
+            blocking(&s.store, move |st| Ok(crate::approvals::concerns(st, &policy, &p, &k)?)).await?;
         if !theirs {
-            return Err(ApiError::forbidden(format!("{key} is neither owned nor held by this token's person")));
+            return Err(ApiError::forbidden(format!(
+                "{key} is neither owned nor held by this token's person"
+            )));
         }
     }
     one_connector(&s, key).await

@@ -105,7 +105,9 @@ pub(crate) async fn create_api(
         )
     })?;
     if (role == Role::Owner) != b.person.is_some() {
-        return Err(ApiError::bad_request("`person` names who an owner token acts for, and goes with role owner only"));
+        return Err(ApiError::bad_request(
+            "`person` names who an owner token acts for, and goes with role owner only",
+        ));
     }
     let ttl = ttl(b.ttl.as_deref())?;
     let now = now_ms();
