@@ -36,6 +36,12 @@ async fn step<T: Send + 'static>(
     blocking(&s.store, move |st| Ok(f(st))).await?.map_err(ApiError::from)
 }
 
+/// A request id from the path; anything else names no request (404, in the API's error shape
+/// rather than axum's plain-text rejection).
+fn request_id(id: &str) -> Result<i64, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found(format!("no approval request {id:?}")))
+}
+
 /// A JSON body, or a 400 in axum's words.
 type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
@@ -172,9 +178,10 @@ pub(super) struct Approve {
 pub(super) async fn approve(
     admin: Admin,
     State(s): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     b: Body<Approve>,
 ) -> Result<Json<ApprovalRequest>, ApiError> {
+    let id = request_id(&id)?;
     let b = body(b)?;
     let expires_in = duration("expires_in", b.expires_in.as_deref())?;
     let actor = admin.actor();
@@ -207,9 +214,10 @@ pub(super) struct Deny {
 pub(super) async fn deny(
     admin: Admin,
     State(s): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     b: Body<Deny>,
 ) -> Result<Json<ApprovalRequest>, ApiError> {
+    let id = request_id(&id)?;
     let b = body(b)?;
     let actor = admin.actor();
     let r = step(&s, move |st| {
@@ -242,9 +250,10 @@ pub(super) struct Withdraw {
 pub(super) async fn withdraw(
     party: Party,
     State(s): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> Result<Json<ApprovalRequest>, ApiError> {
+    let id = request_id(&id)?;
     let b: Withdraw = if b.iter().all(u8::is_ascii_whitespace) {
         Withdraw::default()
     } else {
