@@ -298,6 +298,13 @@ pub async fn run(
             {
                 tracing::error!(error = %format!("{e:#}"), "Offboarding playbook failed; retrying at its next run.");
             }
+            // Approvals lapse by themselves at read time; this records each lapse once, as
+            // an `approval_expired` event in the register's audit log.
+            match store.record_expiries(now_ms()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(approvals = n, "Lapsed approvals recorded."),
+                Err(e) => tracing::warn!(error = %e, "Recording lapsed approvals failed; retrying."),
+            }
             crate::revoke::reissue(store.as_ref(), &pki, now_ms())?;
             Ok(store.directives_since(from)?)
         })

@@ -37,6 +37,9 @@ pub enum Role {
     Admin,
     Scim,
     Ingest,
+    /// A person: reads the connectors they own or hold, asks for their approval and
+    /// withdraws their own requests. The token is bound to the person when made.
+    Owner,
 }
 
 impl Role {
@@ -46,11 +49,14 @@ impl Role {
             Role::Admin => "admin",
             Role::Scim => "scim",
             Role::Ingest => "ingest",
+            Role::Owner => "owner",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Viewer, Role::Admin, Role::Scim, Role::Ingest].into_iter().find(|r| r.as_str() == s)
+        [Role::Viewer, Role::Admin, Role::Scim, Role::Ingest, Role::Owner]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 
     pub fn can_read(self) -> bool {

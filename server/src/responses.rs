@@ -1122,3 +1122,76 @@ pub struct PlaybookConnector {
     pub revocation: Option<RevocationStatus>,
     pub status: &'static str,
 }
+
+/// A request to approve a connector (`approval list --json`, `GET /api/v1/approval-requests`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApprovalRequest {
+    pub connector: String,
+    pub decided_at: Option<String>,
+    /// Who approved, denied or withdrew it.
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    /// How long the approval is wanted for (`30days`); null: until withdrawn.
+    pub duration: Option<String>,
+    pub id: i64,
+    /// The person the approval is for (userName; their SCIM id when no longer provisioned).
+    pub on_behalf_of: String,
+    pub reason: String,
+    pub requested_at: String,
+    /// `person:USER` (an owner's token), `admin:token:NAME`, `admin:sso:ADDRESS`, `cli:USER`.
+    pub requested_by: String,
+    /// `open`, `approved`, `denied` or `withdrawn`.
+    pub state: String,
+}
+
+impl ApprovalRequest {
+    /// `r` as shown, naming its person by `user_name` (their id when unknown).
+    pub fn new(r: &store::ApprovalRequest, user_name: Option<&str>) -> ApprovalRequest {
+        ApprovalRequest {
+            connector: r.connector_key.clone(),
+            decided_at: opt_time(r.decided_at_ms),
+            decided_by: r.decided_by.clone(),
+            decision_reason: r.decision_reason.clone(),
+            duration: r.duration_ms.map(|ms| {
+                humantime::format_duration(std::time::Duration::from_millis(ms.unsigned_abs())).to_string()
+            }),
+            id: r.id,
+            on_behalf_of: user_name.map_or_else(|| r.on_behalf_of.clone(), str::to_owned),
+            reason: r.reason.clone(),
+            requested_at: time(r.requested_at_ms),
+            requested_by: r.requested_by.clone(),
+            state: r.state.clone(),
+        }
+    }
+}
+
+/// One entry of the register's audit log (`audit --json`, `GET /api/v1/audit`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEvent {
+    /// Who: `admin:token:NAME`, `admin:sso:ADDRESS`, `cli:USER`, `person:USER`, `policy`,
+    /// `system`, `review:CAMPAIGN`.
+    pub actor: String,
+    pub at: String,
+    pub connector: String,
+    pub detail: Value,
+    /// `owner_assigned`, `approval_requested`, `approved`, `denied`, `approval_withdrawn`,
+    /// `decision_withdrawn`, `approval_expired`, …
+    pub event: String,
+    pub reason: Option<String>,
+    /// Storage order: the cursor `?after=` takes.
+    pub seq: i64,
+}
+
+impl From<&store::ConnectorEvent> for AuditEvent {
+    fn from(e: &store::ConnectorEvent) -> AuditEvent {
+        AuditEvent {
+            actor: e.actor.clone(),
+            at: time(e.at_ms),
+            connector: e.connector_key.clone(),
+            detail: e.detail.clone(),
+            event: e.event.clone(),
+            reason: e.reason.clone(),
+            seq: e.seq,
+        }
+    }
+}

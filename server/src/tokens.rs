@@ -76,9 +76,34 @@ pub fn create_api(
     now_ms: i64,
     created_by: &str,
 ) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        role != Role::Owner,
+        "an owner token is bound to a person: name them (--person / \"person\")"
+    );
     let token = random_token("sla_", 32)?;
     let expires = ttl.map(|t| now_ms.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
     store.create_api_token(&hash(&token), role.as_str(), name, now_ms, expires, created_by)?;
+    Ok(token)
+}
+
+/// Creates an `owner` API token for the person named `person` (userName or e-mail, still
+/// provisioned): it reads and asks about only what that person owns or holds.
+pub fn create_owner(
+    store: &(impl AuthStore + crate::store::PeopleStore + ?Sized),
+    person: &str,
+    name: &str,
+    ttl: Option<Duration>,
+    now_ms: i64,
+    created_by: &str,
+) -> anyhow::Result<String> {
+    let people = crate::policy::People::new(store.people_all()?);
+    let p = people
+        .named(person)
+        .ok_or_else(|| anyhow::anyhow!("no person is provisioned with userName or e-mail {person:?}"))?;
+    anyhow::ensure!(p.deprovisioned_at_ms.is_none(), "{} is deprovisioned", p.user_name);
+    let token = random_token("sla_", 32)?;
+    let expires = ttl.map(|t| now_ms.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
+    store.create_owner_api_token(&hash(&token), &p.id, name, now_ms, expires, created_by)?;
     Ok(token)
 }
 

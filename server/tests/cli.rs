@@ -227,3 +227,158 @@ fn sso_end_ends_every_session_of_a_subject() {
     assert_eq!(s.session_role(b"a2", now).unwrap(), None);
     assert_eq!(s.session_role(b"b1", now).unwrap().as_deref(), Some("admin"), "bob keeps his");
 }
+
+/// The approvals workflow and the audit log from the data dir: each step as `cli:USER`,
+/// refusals explained, owner tokens made only for a provisioned person.
+#[test]
+fn approvals_and_the_audit_log_on_the_command_line() {
+    use serde_json::{Value, json};
+    use sightline_server::domain::{Change, ObservationKind};
+    use sightline_server::store::{
+        ConnectorRef, Device, EnrollmentStore, IngestBatch, IngestStore, ObservationRecord, PeopleStore,
+        Person, sqlite::SqliteStore,
+    };
+    let d = tempfile::tempdir().unwrap();
+    {
+        // alice's laptop reports ollama running under her account; alice is provisioned.
+        let s = SqliteStore::open(&d.path().join("sightline.db")).unwrap();
+        let device = Device {
+            id: "dev_a".into(),
+            hostname: "alice-laptop".into(),
+            os: "linux".into(),
+            os_version: "6.1".into(),
+            agent_version: "0.1.0".into(),
+            key_backend: "software".into(),
+            assurance: "software".into(),
+            key_spki: vec![1, 2, 3],
+            cert_sha256: "cert-a".into(),
+            next_cert_sha256: None,
+            enrolled_at_ms: 1_000,
+            last_seen_ms: None,
+            last_attested_ms: None,
+            hardware_id: None,
+            clock_skew_ms: None,
+            seq_head: 0,
+            head_hash: [0; 32],
+            revoked_at_ms: None,
+            users: vec![],
+        };
+        s.create_token(b"t", "", 0, i64::MAX).unwrap();
+        s.complete_enrollment(b"t", &device, &[], 1).unwrap();
+        let ollama = ConnectorRef {
+            key: "tool:ollama".into(),
+            kind: "tool",
+            label: "ollama".into(),
+            user: Some("alice".into()),
+            locus: "pid:1".into(),
+        };
+        let o = ObservationRecord {
+            seq: 1,
+            observed_at_ms: 2_000,
+            change: Change::Appeared,
+            kind: ObservationKind::Process,
+            connector: Some(ollama),
+            session: None,
+            directive: None,
+            data: "{}".into(),
+        };
+        s.ingest(&IngestBatch {
+            device_id: "dev_a".into(),
+            first_seq: 1,
+            last_seq: 1,
+            prev_hash: [0; 32],
+            hash: [1; 32],
+            payload: b"p".to_vec(),
+            signature: vec![9; 64],
+            received_at_ms: 2_000,
+            observations: vec![o],
+            inventory: None,
+        })
+        .unwrap();
+        let alice = Person {
+            id: "p1".into(),
+            user_name: "alice@example.com".into(),
+            emails: vec!["alice@example.com".into()],
+            active: true,
+            ..Default::default()
+        };
+        s.create_person(&alice).unwrap();
+    }
+    let run = |args: &[&str]| {
+        server().env("USER", "ops").args(args).arg("--data-dir").arg(d.path()).output().unwrap()
+    };
+    let json_of = |out: &std::process::Output| -> Value {
+        assert!(out.status.success(), "{}", text(out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let r = json_of(&run(&[
+        "approval",
+        "request",
+        "tool:ollama",
+        "--for",
+        "alice@example.com",
+        "--reason",
+        "local models",
+        "--duration",
+        "30d",
+        "--json",
+    ]));
+    assert_eq!((&r["id"], &r["state"], &r["requested_by"]), (&json!(1), &json!("open"), &json!("cli:ops")));
+    assert_eq!(r["duration"], "30days");
+    let out = run(&["approval", "request", "tool:ollama", "--for", "nobody@example.com", "--reason", "x"]);
+    assert!(!out.status.success() && text(&out).contains("no person is provisioned"), "{}", text(&out));
+    let out = run(&["approval", "list", "--state", "open"]);
+    assert!(
+        out.status.success()
+            && text(&out).contains("tool:ollama")
+            && text(&out).contains("alice@example.com"),
+        "{}",
+        text(&out)
+    );
+
+    let a =
+        json_of(&run(&["approval", "approve", "1", "--reason", "team tool", "--expires-in", "7d", "--json"]));
+    assert_eq!((&a["state"], &a["decided_by"]), (&json!("approved"), &json!("cli:ops")));
+    let out = run(&["approval", "deny", "1", "--reason", "too late"]);
+    assert!(!out.status.success() && text(&out).contains("only an open request"), "{}", text(&out));
+    let out = run(&["connector", "tool:ollama", "--json"]);
+    assert_eq!(json_of(&out)["status"], "approved");
+    let w = json_of(&run(&["approval", "withdraw", "1", "--reason", "done", "--json"]));
+    assert_eq!(w["state"], "withdrawn");
+
+    let events = json_of(&run(&["audit", "--connector", "tool:ollama", "--json"]));
+    let steps: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [("approval_requested", "cli:ops"), ("approved", "cli:ops"), ("approval_withdrawn", "cli:ops")]
+    );
+    assert!(events.as_array().unwrap().iter().all(|e| e["detail"]["request"] == 1));
+    let out = run(&["audit"]);
+    assert!(
+        out.status.success() && text(&out).contains("approval_withdrawn") && text(&out).contains("done"),
+        "{}",
+        text(&out)
+    );
+
+    // Owner tokens: for a provisioned person only, and --person only with them.
+    let out = run(&["api-token", "create", "--role", "owner", "--person", "alice@example.com"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("sla_"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["api-token", "create", "--role", "owner"]);
+    assert!(!out.status.success() && text(&out).contains("--person"), "{}", text(&out));
+    let out = run(&["api-token", "create", "--role", "owner", "--person", "mallory@example.com"]);
+    assert!(!out.status.success() && text(&out).contains("no person"), "{}", text(&out));
+    let out = run(&["api-token", "create", "--role", "viewer", "--person", "alice@example.com"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let listed = json_of(&run(&["api-token", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().iter().filter(|t| t["role"] == "owner").count(), 1);
+}

@@ -157,6 +157,8 @@ conformance!(
     catalog_status_comes_from_claims_and_reports,
     tokens_are_listed_expire_and_are_revoked,
     playbook_events_are_recorded_once,
+    approval_requests_close_once_and_lapses_are_recorded_once,
+    the_approval_workflow_keeps_its_rules,
 );
 
 fn device_record(id: &str, hardware: Option<&str>) -> Device {
@@ -1174,4 +1176,243 @@ fn tokens_are_listed_expire_and_are_revoked(s: &dyn Store) {
     s.create_session(b"s3", b"a1", 1_000, 1_000_000).unwrap();
     assert_eq!(s.session_token(b"s3").unwrap().as_deref(), Some(&b"a1"[..]));
     assert_eq!(s.session_token(b"nope").unwrap(), None);
+}
+
+/// A connector alice holds (`tool:ollama` on device a, under her account) and alice, bob.
+fn alice_holds_ollama(s: &dyn Store) {
+    enroll(s, "a");
+    stored(s, &batch(s, "a", 5_000, vec![obs(1, 100, "appeared", Some(tool("pid:1", Some("alice"))))]));
+    s.create_person(&person("p1", "alice@example.com", &["alice@example.com"])).unwrap();
+    s.create_person(&person("p2", "bob@example.com", &["bob@example.com"])).unwrap();
+}
+
+fn open_request(key: &str, by: &str, at: i64) -> sightline_server::store::ApprovalRequest {
+    sightline_server::store::ApprovalRequest {
+        id: 0,
+        connector_key: key.into(),
+        requested_by: by.into(),
+        on_behalf_of: "p1".into(),
+        reason: "team tool".into(),
+        duration_ms: Some(1_000),
+        requested_at_ms: at,
+        state: "open".into(),
+        decided_by: None,
+        decided_at_ms: None,
+        decision_reason: None,
+    }
+}
+
+/// Requests: one open per connector; a close happens once (a second closer finds it moved);
+/// a withdrawal drops only the decision it made; the lapse sweep records each expiry once,
+/// however many replicas run it; an owner token is bound to its person.
+fn approval_requests_close_once_and_lapses_are_recorded_once(s: &dyn Store) {
+    use sightline_server::store::{ConnectorEvent, Decision, DecisionChange, Settlement};
+    alice_holds_ollama(s);
+    let ev = |event: &str| {
+        ConnectorEvent::new("tool:ollama", 10, event, "person:alice@example.com", Some("team tool"))
+    };
+    let id = s
+        .open_request(&open_request("tool:ollama", "person:alice@example.com", 10), &ev("approval_requested"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.open_request(&open_request("tool:ollama", "admin:token:ops", 11), &ev("approval_requested"))
+            .unwrap(),
+        None,
+        "one open request per connector"
+    );
+    let r = s.approval_request(id).unwrap().unwrap();
+    assert_eq!((r.state.as_str(), r.on_behalf_of.as_str(), r.duration_ms), ("open", "p1", Some(1_000)));
+    assert_eq!(s.approval_requests(Some("open"), None).unwrap().len(), 1);
+    assert_eq!(s.approval_requests(Some("open"), Some("p2")).unwrap().len(), 0, "bob's requests only");
+    assert_eq!(s.approval_requests(None, Some("p1")).unwrap()[0].id, id);
+
+    let d = Decision {
+        status: "approved".into(),
+        by: "admin:token:ops".into(),
+        at_ms: 20,
+        reason: Some("ok".into()),
+        expires_at_ms: Some(1_020),
+    };
+    let approve =
+        Settlement { from: "open", state: "approved", by: "admin:token:ops", at_ms: 20, reason: Some("ok") };
+    let e = ConnectorEvent::new("tool:ollama", 20, "approved", "admin:token:ops", Some("ok"));
+    assert!(s.settle_request(id, &approve, DecisionChange::Set(&d), &e).unwrap());
+    assert!(!s.settle_request(id, &approve, DecisionChange::Set(&d), &e).unwrap(), "closed once");
+    let r = s.approval_request(id).unwrap().unwrap();
+    assert_eq!(
+        (r.state.as_str(), r.decided_by.as_deref(), r.decided_at_ms),
+        ("approved", Some("admin:token:ops"), Some(20))
+    );
+    assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, Some(d.clone()));
+    let events = s.connector_events("tool:ollama").unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        ["approval_requested", "approved"]
+    );
+    assert!(events.iter().all(|e| e.detail["request"] == json!(id)), "each names the request: {events:?}");
+
+    // The lapse: not before it, once after it, and never twice (a second replica's sweep).
+    assert_eq!(s.record_expiries(1_019).unwrap(), 0);
+    assert_eq!(s.record_expiries(1_020).unwrap(), 1);
+    assert_eq!(s.record_expiries(5_000).unwrap(), 0, "recorded once");
+    let expired = s.connector_events("tool:ollama").unwrap().pop().unwrap();
+    assert_eq!(
+        (expired.event.as_str(), expired.actor.as_str(), expired.at_ms),
+        ("approval_expired", "system", 1_020)
+    );
+    assert_eq!(expired.detail["request"], json!(id));
+    // A new approval lapses (and is recorded) afresh.
+    let again = Decision { at_ms: 30, expires_at_ms: Some(2_000), ..d.clone() };
+    s.decide(
+        "tool:ollama",
+        Some(&again),
+        &ConnectorEvent::new("tool:ollama", 30, "approved", "admin:token:ops", None),
+    )
+    .unwrap();
+    assert_eq!(s.record_expiries(2_000).unwrap(), 1);
+
+    // Withdrawing drops only the decision the request made.
+    let id2 = s
+        .open_request(&open_request("tool:ollama", "person:alice@example.com", 40), &ev("approval_requested"))
+        .unwrap()
+        .unwrap();
+    let d2 = Decision { at_ms: 50, expires_at_ms: None, ..d.clone() };
+    let approve2 = Settlement { at_ms: 50, ..approve };
+    assert!(s.settle_request(id2, &approve2, DecisionChange::Set(&d2), &e).unwrap());
+    let other = Decision { by: "admin:token:other".into(), at_ms: 60, ..d2.clone() };
+    s.decide(
+        "tool:ollama",
+        Some(&other),
+        &ConnectorEvent::new("tool:ollama", 60, "approved", "admin:token:other", None),
+    )
+    .unwrap();
+    let withdraw = Settlement {
+        from: "approved",
+        state: "withdrawn",
+        by: "person:alice@example.com",
+        at_ms: 70,
+        reason: None,
+    };
+    let we = ConnectorEvent::new("tool:ollama", 70, "approval_withdrawn", "person:alice@example.com", None);
+    assert!(
+        s.settle_request(id2, &withdraw, DecisionChange::ClearIf { by: "admin:token:ops", at_ms: 50 }, &we)
+            .unwrap()
+    );
+    assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, Some(other), "a later decision stays");
+    assert_eq!(s.approval_request(id2).unwrap().unwrap().state, "withdrawn");
+
+    // Owner tokens carry their person; others none.
+    s.create_owner_api_token(b"o1", "p1", "alice laptop", 1, None, "cli:root").unwrap();
+    s.create_api_token(b"v1", "viewer", "", 1, None, "cli:root").unwrap();
+    assert_eq!(s.api_token_role(b"o1", 2).unwrap().as_deref(), Some("owner"));
+    assert_eq!(s.api_token_person(b"o1").unwrap().as_deref(), Some("p1"));
+    assert_eq!(s.api_token_person(b"v1").unwrap(), None);
+    assert_eq!(s.api_token_person(b"none").unwrap(), None);
+}
+
+/// The workflow over a real store: an owner asks only about what they own or hold; only an
+/// open request is approved or denied; a withdrawal takes back an approval in force, and
+/// only the person's own request; an approval lapses into `unsanctioned` unless policy.toml
+/// approves the connector.
+fn the_approval_workflow_keeps_its_rules(s: &dyn Store) {
+    use sightline_server::approvals::{self, Actor, ApprovalError};
+    use sightline_server::policy::Policy;
+    alice_holds_ollama(s);
+    let policy = Policy::default();
+    let alice = Actor::Owner(Box::new(s.person("p1").unwrap().unwrap()));
+    let bob = Actor::Owner(Box::new(s.person("p2").unwrap().unwrap()));
+    let admin = Actor::Admin("admin:token:ops".into());
+    let ask = |who: &Actor, on: Option<&str>, reason: Option<&str>| {
+        approvals::request(s, &policy, "tool:ollama", who, on, reason, Some(60_000), 1_000)
+    };
+    assert!(
+        matches!(ask(&bob, None, Some("mine")), Err(ApprovalError::Forbidden(_))),
+        "bob neither owns nor holds it"
+    );
+    assert!(
+        matches!(ask(&alice, Some("bob@example.com"), Some("x")), Err(ApprovalError::Forbidden(_))),
+        "an owner asks for themselves"
+    );
+    assert!(
+        matches!(ask(&admin, Some("bob@example.com"), Some("x")), Err(ApprovalError::Invalid(_))),
+        "nor for bob by an admin"
+    );
+    assert!(
+        matches!(ask(&admin, None, Some("x")), Err(ApprovalError::Invalid(_))),
+        "an admin names the person"
+    );
+    assert!(matches!(ask(&alice, None, Some("  ")), Err(ApprovalError::Invalid(_))), "a reason is required");
+    assert!(matches!(
+        approvals::request(s, &policy, "tool:none", &alice, None, Some("x"), None, 1_000),
+        Err(ApprovalError::NotFound(_))
+    ));
+    let r = ask(&alice, None, Some("I run local models")).unwrap();
+    assert_eq!((r.state.as_str(), r.requested_by.as_str()), ("open", "person:alice@example.com"));
+    assert!(matches!(ask(&admin, Some("alice@example.com"), Some("again")), Err(ApprovalError::Conflict(_))));
+    // bob cannot withdraw alice's request; alice can.
+    assert!(matches!(approvals::withdraw(s, r.id, &bob, None, 2_000), Err(ApprovalError::Forbidden(_))));
+    let w = approvals::withdraw(s, r.id, &alice, Some("not needed"), 2_000).unwrap();
+    assert_eq!(w.state, "withdrawn");
+    assert!(
+        matches!(
+            approvals::approve(s, r.id, "admin:token:ops", Some("ok"), None, 3_000),
+            Err(ApprovalError::Conflict(_))
+        ),
+        "a closed request cannot be approved"
+    );
+    assert!(matches!(approvals::withdraw(s, r.id, &admin, None, 3_000), Err(ApprovalError::Conflict(_))));
+
+    // Approved for the duration asked (60 s): approved now, unsanctioned once it lapses.
+    let r = ask(&admin, Some("alice@example.com"), Some("team tool")).unwrap();
+    assert!(
+        matches!(
+            approvals::approve(s, r.id, "admin:token:ops", None, None, 4_000),
+            Err(ApprovalError::Invalid(_))
+        ),
+        "a reason is required"
+    );
+    let a = approvals::approve(s, r.id, "admin:token:ops", Some("fine"), None, 4_000).unwrap();
+    assert_eq!(a.state, "approved");
+    assert!(matches!(
+        approvals::deny(s, r.id, "admin:token:ops", Some("no"), 4_500),
+        Err(ApprovalError::Conflict(_))
+    ));
+    let c = s.connector("tool:ollama").unwrap().unwrap();
+    assert_eq!(c.decision.as_ref().and_then(|d| d.expires_at_ms), Some(64_000));
+    let people = sightline_server::policy::People::new(s.people_all().unwrap());
+    assert_eq!(policy.judge(&c, &people, 63_999).status, "approved");
+    let lapsed = policy.judge(&c, &people, 64_000);
+    assert_eq!((lapsed.status, lapsed.source.as_str()), ("unsanctioned", "expired"));
+    // Withdrawing an approval in force drops it: policy.toml decides again.
+    let r2 = ask(&alice, None, Some("longer")).unwrap();
+    approvals::approve(s, r2.id, "admin:token:ops", Some("ok"), Some(1_000_000), 5_000).unwrap();
+    approvals::withdraw(s, r2.id, &alice, None, 6_000).unwrap();
+    assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, None);
+    // A denial makes it unsanctioned by decision.
+    let r3 = ask(&alice, None, Some("please")).unwrap();
+    approvals::deny(s, r3.id, "admin:token:ops", Some("use the hosted one"), 7_000).unwrap();
+    assert_eq!(
+        s.connector("tool:ollama").unwrap().unwrap().decision.map(|d| d.status),
+        Some("unsanctioned".into())
+    );
+    let names: Vec<String> =
+        s.connector_events("tool:ollama").unwrap().into_iter().map(|e| e.event).collect();
+    assert_eq!(
+        names,
+        [
+            "approval_requested",
+            "approval_withdrawn",
+            "approval_requested",
+            "approved",
+            "approval_requested",
+            "approved",
+            "approval_withdrawn",
+            "approval_requested",
+            "denied"
+        ]
+    );
+    let listed = approvals::list(s, Some("approved"), None).unwrap();
+    assert_eq!((listed.len(), listed[0].on_behalf_of.as_str()), (1, "alice@example.com"));
+    assert!(matches!(approvals::list(s, Some("pending"), None), Err(ApprovalError::Invalid(_))));
 }

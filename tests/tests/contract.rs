@@ -122,6 +122,52 @@ async fn every_operation_answers_as_its_document_says() {
             None,
         ),
         (
+            "put",
+            "/api/v1/connectors/{key}/owner",
+            format!("/api/v1/connectors/{ext}/owner"),
+            &f.admin,
+            Some(r#"{"person":"alice@example.com","reason":"contract"}"#),
+        ),
+        // Approvals: asked for alice (who holds the extension), approved, withdrawn; asked
+        // again and denied; then the audit log that recorded each step.
+        (
+            "post",
+            "/api/v1/connectors/{key}/approval-requests",
+            format!("/api/v1/connectors/{ext}/approval-requests"),
+            &f.admin,
+            Some(r#"{"reason":"contract","on_behalf_of":"alice@example.com","duration":"30d"}"#),
+        ),
+        ("get", "/api/v1/approval-requests", "/api/v1/approval-requests?state=open".into(), &f.viewer, None),
+        (
+            "post",
+            "/api/v1/approval-requests/{id}/approve",
+            "/api/v1/approval-requests/1/approve".into(),
+            &f.admin,
+            Some(r#"{"reason":"contract","expires_in":"7d"}"#),
+        ),
+        (
+            "post",
+            "/api/v1/approval-requests/{id}/withdraw",
+            "/api/v1/approval-requests/1/withdraw".into(),
+            &f.admin,
+            Some(r#"{"reason":"contract"}"#),
+        ),
+        (
+            "post",
+            "/api/v1/connectors/{key}/approval-requests",
+            format!("/api/v1/connectors/{ext}/approval-requests"),
+            &f.admin,
+            Some(r#"{"reason":"again","on_behalf_of":"alice@example.com"}"#),
+        ),
+        (
+            "post",
+            "/api/v1/approval-requests/{id}/deny",
+            "/api/v1/approval-requests/2/deny".into(),
+            &f.admin,
+            Some(r#"{"reason":"contract"}"#),
+        ),
+        ("get", "/api/v1/audit", "/api/v1/audit?after=0&limit=100".into(), &f.viewer, None),
+        (
             "post",
             "/api/v1/connectors/{key}/status",
             format!("/api/v1/connectors/{}/status", f.tool),

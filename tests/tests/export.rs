@@ -273,6 +273,39 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
         mode: "report".into(),
     });
     send(&c, &laptop, vec![(pb::Change::Appeared, outcome)]).await;
+    // The register's decisions on it: an owner named, an approval asked for and granted, a
+    // second one denied — each an audit event, exported as Entity Management.
+    let now = sightline_server::clock::now_ms();
+    let st = c.shared.store.as_ref();
+    let admin = sightline_server::approvals::Actor::Admin("admin:token:ops".into());
+    sightline_server::register::assign_owner(
+        st,
+        ext,
+        Some("alice@example.com"),
+        "her extension",
+        "admin:token:ops",
+        now,
+    )
+    .unwrap();
+    let ask = |reason: &str| {
+        sightline_server::approvals::request(
+            st,
+            &c.shared.policy,
+            ext,
+            &admin,
+            Some("alice@example.com"),
+            Some(reason),
+            None,
+            now,
+        )
+        .unwrap()
+    };
+    let r = ask("research");
+    sightline_server::approvals::approve(st, r.id, "admin:token:ops", Some("ok"), Some(86_400_000), now)
+        .unwrap();
+    let r = ask("longer");
+    sightline_server::approvals::deny(st, r.id, "admin:token:ops", Some("no"), now).unwrap();
+    let audit_head = st.events_after(0, 1_000).unwrap().last().map(|e| e.seq.to_string());
     // alice leaves: what she left behind is orphaned.
     let id = alice["id"].as_str().unwrap().to_owned();
     let (code, _, _) = call(
@@ -323,6 +356,7 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
         let max = store.max_observation_rowid().unwrap().to_string();
         let sent = store.exported_findings("file").unwrap();
         let done = store.export_cursor("file", "observations").unwrap() == Some(max)
+            && store.export_cursor("file", "audit").unwrap() == audit_head
             && finding_kinds.iter().all(|k| sent.iter().any(|s| s.starts_with(&format!("{k}:"))));
         done.then(|| {
             exported_files(out.path())
@@ -386,7 +420,7 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
     for e in &events {
         *classes.entry(e["class_uid"].as_u64().unwrap()).or_default() += 1;
     }
-    for class in [5001, 5020, 1007, 2006, 2004, 3002] {
+    for class in [5001, 5020, 1007, 2006, 2004, 3002, 3004] {
         assert!(classes.contains_key(&class), "no class {class} event in {classes:?}");
     }
     let ids = |class: u64, field: &str| -> BTreeSet<u64> {
@@ -405,6 +439,11 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
     // Evidence pointers back to the signed batches.
     assert!(of(1007).chain(of(5020)).chain(of(2006)).all(|e| e["unmapped"]["sightline"]["seq"].is_u64()));
     assert_eq!(classes[&3002], 2, "two enrollments");
+    // Register decisions: owner assigned and requests (Update), approved (Enable), denied (Disable).
+    assert_eq!(ids(3004, "activity_id"), BTreeSet::from([3, 8, 9]), "{events:#?}");
+    assert_eq!(classes[&3004], 5, "owner, two requests, an approval, a denial");
+    assert!(of(3004).all(|e| e["entity"]["uid"] == ext && e["actor"]["user"]["name"] == "admin:token:ops"));
+    assert!(of(3004).any(|e| e["comment"] == "research"), "the reason is the comment");
     assert!(exported_files(out.path()).len() > 1, "files rotate at the size limit");
 
     // Fingerprints only: no fabricated secret anywhere in the output.

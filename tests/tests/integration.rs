@@ -1,6 +1,7 @@
 //! The whole-system tests, one module per area, in one binary.
 
 mod api;
+mod approvals;
 mod catalog;
 mod clients;
 mod contract;

@@ -23,6 +23,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     (
         "domain logic",
         &[
+            "approvals",
             "directives",
             "evidence",
             "findings",

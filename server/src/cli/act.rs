@@ -45,8 +45,17 @@ pub(super) fn token(command: TokenCommand, db: Option<&str>) -> anyhow::Result<(
 pub(super) fn api_token(command: ApiTokenCommand, db: Option<&str>) -> anyhow::Result<()> {
     let now = now_ms();
     match command {
-        ApiTokenCommand::Create { data, role, name, ttl } => {
-            print(&(tokens::create_api(data.store(db)?.as_ref(), role, &name, ttl, now, &cli_user())? + "\n"))
+        ApiTokenCommand::Create { data, role, name, ttl, person } => {
+            let store = data.store(db)?;
+            let token = match (role, person) {
+                (crate::domain::Role::Owner, Some(p)) => {
+                    tokens::create_owner(store.as_ref(), &p, &name, ttl, now, &cli_user())?
+                }
+                (crate::domain::Role::Owner, None) => anyhow::bail!("an owner token needs --person"),
+                (_, Some(_)) => anyhow::bail!("--person is for an owner token only"),
+                (role, None) => tokens::create_api(store.as_ref(), role, &name, ttl, now, &cli_user())?,
+            };
+            print(&(token + "\n"))
         }
         ApiTokenCommand::List { data, json } => {
             let rows: Vec<_> =

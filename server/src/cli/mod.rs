@@ -2,6 +2,7 @@
 //! parses and calls [`run`].
 
 mod act;
+mod approve;
 mod output;
 mod read;
 pub mod serve;
@@ -236,6 +237,24 @@ pub enum Command {
         #[command(subcommand)]
         command: OffboardingCommand,
     },
+    /// Approval requests: ask for a connector's approval on a person's behalf, list, approve
+    /// (optionally until a time), deny, withdraw. Each step is an event in the audit log.
+    Approval {
+        #[command(subcommand)]
+        command: ApprovalCommand,
+    },
+    /// The register's audit log: every owner, approval and review decision, oldest first.
+    Audit {
+        /// Only this connector's events.
+        #[arg(long)]
+        connector: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Show one device, or revoke it.
     Device {
         #[command(subcommand)]
@@ -343,9 +362,13 @@ pub enum ApiTokenCommand {
     Create {
         #[command(flatten)]
         data: DataArgs,
-        /// viewer (read), admin (read and act), scim (identity provisioning), ingest (sign-in log push).
+        /// viewer (read), admin (read and act), scim (identity provisioning), ingest (sign-in
+        /// log push), owner (one person: their connectors and approval requests; needs --person).
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// The person an owner token acts for (userName or e-mail).
+        #[arg(long)]
+        person: Option<String>,
         /// What the token is for, kept beside it.
         #[arg(long, default_value = "")]
         name: String,
@@ -382,7 +405,7 @@ pub enum SsoCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("{s:?} is not one of viewer, admin, scim, ingest"))
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not one of viewer, admin, scim, ingest, owner"))
 }
 
 #[derive(Subcommand)]
@@ -483,6 +506,80 @@ pub enum ConnectorCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum ApprovalCommand {
+    /// Ask for a connector's approval for a person who owns or holds it.
+    Request {
+        key: String,
+        /// The person it is for (userName or e-mail).
+        #[arg(long = "for")]
+        person: String,
+        /// Why (kept in the history).
+        #[arg(long)]
+        reason: String,
+        /// How long the approval is wanted for (e.g. 30d); without it, until withdrawn.
+        #[arg(long)]
+        duration: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Requests, newest first.
+    List {
+        /// open, approved, denied or withdrawn.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Approve an open request: the connector is approved, until --expires-in (else the
+    /// duration asked for, else until withdrawn).
+    Approve {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Deny an open request: the connector is unsanctioned by decision.
+    Deny {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Withdraw a request: an open one, or an approval still in force.
+    Withdraw {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let db = cli.database.as_deref();
@@ -536,6 +633,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Findings { data, json, remote } => read::findings(&data, db, json, &remote),
         Command::Offboarding { command: OffboardingCommand::Status { data, json, remote } } => {
             read::offboarding(&data, db, json, &remote)
+        }
+        Command::Approval { command } => approve::run(command, db),
+        Command::Audit { connector, data, json, remote } => {
+            approve::audit(connector.as_deref(), &data, db, json, &remote)
         }
         Command::Triage { device, user, token, connector, at, data, json, remote } => {
             let subject = read::Subject::from_flags(device, user, token, connector)?;

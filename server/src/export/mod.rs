@@ -2,7 +2,8 @@
 //! Splunk HTTP Event Collector.
 //!
 //! The stored evidence is the outbox. Each sink keeps a cursor per source in the store —
-//! observations (insertion order), enrollments (time, device), findings (keys already sent) —
+//! observations (insertion order), enrollments (time, device), findings (keys already sent),
+//! the register's audit events (their storage seq) —
 //! and moves it only after a delivery succeeded (the file fsync'd, the collector answered
 //! 2xx). An outage or a restart therefore loses nothing; a crash between delivering and
 //! moving the cursor can repeat a batch, which receivers drop by `metadata.uid`.
@@ -165,6 +166,22 @@ async fn round(
         more |= devices.len() == limit;
         let n = name.clone();
         blocking(shared, move |s| Ok(s.set_export_cursor(&n, "enrollments", &last)?)).await?;
+    }
+
+    // The register's audit events (owners, approvals, reviews), in storage order.
+    let n = name.clone();
+    let audit = blocking(shared, move |s| {
+        let cursor: i64 = s.export_cursor(&n, "audit")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(s.events_after(cursor, limit)?)
+    })
+    .await?;
+    if let Some(last) = audit.last().map(|e| e.seq) {
+        let events: Vec<Value> = audit.iter().map(ocsf::from_audit_event).collect();
+        sink.deliver(&events).await?;
+        delivered += events.len();
+        more |= audit.len() == limit;
+        let n = name.clone();
+        blocking(shared, move |s| Ok(s.set_export_cursor(&n, "audit", &last.to_string())?)).await?;
     }
 
     // Findings, each once, when first found.

@@ -9,6 +9,7 @@
 //! | stored credential (fingerprint)        | 2006 Data Security Finding   | 1 Create, 2 Update, 3 Close  |
 //! | shadow AI, orphaned, shared, unenforced| 2004 Detection Finding       | 1 Create                     |
 //! | enrollment                             | 3002 Authentication          | 1 Logon                      |
+//! | register decision (owner, approval…)   | 3004 Entity Management       | 8 Enable, 9 Disable, 3 Update|
 //!
 //! Only changes are events: an observation that opened or closed a presence interval, one
 //! the agent reported as changed, a device inventory unlike the one before. A resync's
@@ -24,7 +25,7 @@ use crate::domain::{Change, ObservationKind};
 use serde_json::{Value, json};
 
 use crate::findings::Finding;
-use crate::store::{Device, ExportObservation};
+use crate::store::{ConnectorEvent, Device, ExportObservation};
 
 pub const VERSION: &str = "1.3.0";
 
@@ -313,6 +314,53 @@ pub fn from_enrollment(d: &Device) -> Value {
     e["status"] = json!("Success");
     e["unmapped"] = json!({"sightline": {"assurance": d.assurance, "key_backend": d.key_backend, "hardware_id": d.hardware_id}});
     e
+}
+
+/// A register audit event (owner assigned, approval requested, approved, denied, withdrawn,
+/// expired, reviewed…) as Entity Management (3004): the connector is the managed entity an
+/// administrator or its owner acted on, at a management console, which is what that class
+/// records — Account Change (3001) is about a user account's own credentials and state, and
+/// a connector is not an account. An approval enables the connector (8), a denial disables
+/// it (9); every other change updates it (3). The reason is the `comment`; the event's name
+/// and detail are under `unmapped.sightline`. `metadata.uid` comes from the event's storage
+/// seq and connector: the same event always has the same uid.
+pub fn from_audit_event(e: &ConnectorEvent) -> Value {
+    let uid = stable_uid(&["register", &e.seq.to_string(), &e.connector_key]);
+    let (activity_id, activity_name) = match e.event.as_str() {
+        "approved" => (8, "Enable"),
+        "denied" => (9, "Disable"),
+        _ => (3, "Update"),
+    };
+    let mut ev = event(
+        3004,
+        "Entity Management",
+        3,
+        "Identity & Access Management",
+        activity_id,
+        activity_name,
+        1,
+        e.at_ms,
+        metadata(uid, e.at_ms),
+    );
+    // `actor` comes with the host profile in OCSF 1.3.0 (no device: the act was at the
+    // collector, not on a laptop).
+    ev["metadata"]["profiles"] = json!(["host"]);
+    // Who acted: a person with an owner token, an admin (token, SSO address, the command
+    // line), or the collector itself (policy, the expiry sweep, a review campaign).
+    let (type_id, type_name) = match e.actor.split(':').next().unwrap_or_default() {
+        "person" => (1, "User"),
+        "admin" | "cli" => (2, "Admin"),
+        "system" | "policy" => (3, "System"),
+        _ => (99, "Other"),
+    };
+    ev["actor"] = json!({"user": {"name": e.actor, "uid": e.actor, "type_id": type_id, "type": type_name}});
+    ev["entity"] = json!({"uid": e.connector_key, "name": e.connector_key, "type": "AI connector"});
+    ev["message"] = json!(format!("{} {}", e.connector_key, e.event.replace('_', " ")));
+    if let Some(r) = &e.reason {
+        ev["comment"] = json!(r);
+    }
+    ev["unmapped"] = json!({"sightline": {"event": e.event, "seq": e.seq, "detail": e.detail}});
+    ev
 }
 
 /// The stable key of a finding (what makes it the same finding on the next look).

@@ -41,6 +41,34 @@ impl<D: Database> AuthStore for D {
         Ok(())
     }
 
+    fn create_owner_api_token(
+        &self,
+        token_hash: &[u8],
+        person_id: &str,
+        name: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+        created_by: &str,
+    ) -> Result<()> {
+        self.write(|db| {
+            db.execute(
+                "INSERT INTO api_tokens (token_hash, role, name, created_at_ms, expires_at_ms, created_by, person_id) \
+                 VALUES ($1, 'owner', $2, $3, $4, $5, $6)",
+                args![token_hash, name, now_ms, expires_at_ms, created_by, person_id],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn api_token_person(&self, token_hash: &[u8]) -> Result<Option<String>> {
+        self.read(|db| {
+            db.one("SELECT person_id FROM api_tokens WHERE token_hash = $1", args![token_hash], |r| {
+                r.opt_text(0)
+            })
+        })
+        .map(Option::flatten)
+    }
+
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
         self.read(|db| db.all(API_TOKENS, &[], rows::api_token))
     }

@@ -19,6 +19,7 @@
 //! hash chain links) and stores in one transaction, so two streams for one device can never
 //! both append at the same position.
 
+mod approvals;
 mod auth;
 mod devices;
 mod directives;
@@ -684,6 +685,7 @@ pub trait Store:
     + ReadModel
     + DirectiveStore
     + RegisterStore
+    + ApprovalStore
     + ExportStore
     + RetentionStore
 {
@@ -698,6 +700,7 @@ impl<T> Store for T where
         + ReadModel
         + DirectiveStore
         + RegisterStore
+        + ApprovalStore
         + ExportStore
         + RetentionStore
 {
@@ -830,6 +833,20 @@ pub trait AuthStore: Send + Sync {
         expires_at_ms: Option<i64>,
         created_by: &str,
     ) -> Result<()>;
+
+    /// Stores an `owner` API token bound to the person `person_id` (SCIM id).
+    fn create_owner_api_token(
+        &self,
+        token_hash: &[u8],
+        person_id: &str,
+        name: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+        created_by: &str,
+    ) -> Result<()>;
+
+    /// The person an API token is bound to (owner tokens), if any.
+    fn api_token_person(&self, token_hash: &[u8]) -> Result<Option<String>>;
 
     /// The API token a dashboard session was opened with.
     fn session_token(&self, session_hash: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -1097,6 +1114,78 @@ pub trait RegisterStore: Send + Sync {
 
     /// Events stored after `seq`, in storage order, at most `limit` (the audit export's cursor).
     fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<ConnectorEvent>>;
+}
+
+/// A request to approve a connector, and how it was closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// Assigned by the store (ignored when opening).
+    pub id: i64,
+    pub connector_key: String,
+    /// Who asked: `person:USERNAME` (an owner's token), `admin:…`, `cli:USER`.
+    pub requested_by: String,
+    /// The person (SCIM id) the approval is for.
+    pub on_behalf_of: String,
+    pub reason: String,
+    /// How long the approval is wanted for; None: until withdrawn.
+    pub duration_ms: Option<i64>,
+    pub requested_at_ms: i64,
+    /// `open`, `approved`, `denied` or `withdrawn`.
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub decided_at_ms: Option<i64>,
+    pub decision_reason: Option<String>,
+}
+
+/// How closing a request changes the connector's standing decision, in the same transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum DecisionChange<'a> {
+    /// Leaves it as it is (withdrawing a request nobody decided).
+    Keep,
+    /// Records this decision (an approval, or a denial's `unsanctioned`).
+    Set(&'a Decision),
+    /// Drops the decision made by `by` at `at_ms` if it still stands: withdrawing an approval
+    /// never drops a later decision someone else made.
+    ClearIf { by: &'a str, at_ms: i64 },
+}
+
+/// The close of a request: its new state, by whom, when and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Settlement<'a> {
+    pub from: &'a str,
+    pub state: &'a str,
+    pub by: &'a str,
+    pub at_ms: i64,
+    pub reason: Option<&'a str>,
+}
+
+/// Approval requests: opened, listed, closed. Each change and its event are written in one
+/// transaction.
+pub trait ApprovalStore: Send + Sync {
+    /// Opens `r` and records `event` with the new request's id added to its detail
+    /// (`request`); None when the connector already has an open request.
+    fn open_request(&self, r: &ApprovalRequest, event: &ConnectorEvent) -> Result<Option<i64>>;
+
+    fn approval_request(&self, id: i64) -> Result<Option<ApprovalRequest>>;
+
+    /// Requests, newest first: only in `state`, only on behalf of `person_id`, when given.
+    fn approval_requests(&self, state: Option<&str>, person_id: Option<&str>)
+    -> Result<Vec<ApprovalRequest>>;
+
+    /// Moves request `id` from `s.from` to `s.state`, changes the decision and records
+    /// `event`; false (nothing written) when the request is no longer in `s.from`.
+    fn settle_request(
+        &self,
+        id: i64,
+        s: &Settlement<'_>,
+        decision: DecisionChange<'_>,
+        event: &ConnectorEvent,
+    ) -> Result<bool>;
+
+    /// Records one `approval_expired` event (actor `system`, at the instant it lapsed) for
+    /// each approval lapsed by `now_ms` whose expiry is not recorded yet, and marks it
+    /// recorded; returns how many. Replicas sweeping together record each once.
+    fn record_expiries(&self, now_ms: i64) -> Result<usize>;
 }
 
 /// Export sinks: the stored evidence as an outbox, and each sink's cursors.

@@ -5,8 +5,18 @@ use super::rows::{self, EVENT_COLUMNS};
 use super::sql::{Database, Dialect, Sql, args};
 use super::{ConnectorEvent, Decision, OwnerAssignment, RegisterStore, Result};
 
+/// Serialises appends to `connector_events` across replicas (PostgreSQL).
+const EVENTS_LOCK: i64 = 0x5167_6874_6576_6e74;
+
 /// Appends `e` within the caller's transaction; returns its `seq`.
-fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
+pub(super) fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
+    // The audit export follows `seq` with a cursor: on PostgreSQL a transaction holding a
+    // lower seq could commit after a higher one was read, and be skipped. Appends take a lock
+    // held to commit, so seqs commit in order (SQLite has one writer anyway). The log is
+    // written by people's decisions, not by ingest: serialising it costs nothing.
+    if db.dialect() == Dialect::Postgres {
+        db.execute("SELECT pg_advisory_xact_lock($1)", args![EVENTS_LOCK])?;
+    }
     let detail = e.detail.to_string();
     let seq = db.one(
         "INSERT INTO connector_events (connector_key, at_ms, event, actor, reason, detail) \
@@ -21,20 +31,26 @@ fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
 /// transactions could otherwise both find no event and both insert one.
 const EVENT_ONCE_LOCK: i64 = 0x5167_6874_6576_6e31;
 
+/// Records (Some) or drops (None) `key`'s decision within the caller's transaction. A new
+/// decision's lapse is not recorded yet, whatever the one it replaces had.
+pub(super) fn put_decision(db: &mut dyn Sql, key: &str, d: Option<&Decision>) -> Result<u64> {
+    match d {
+        Some(d) => db.execute(
+            "INSERT INTO connector_decisions (connector_key, status, decided_by, decided_at_ms, reason, \
+             expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connector_key) DO UPDATE SET \
+             status = excluded.status, decided_by = excluded.decided_by, \
+             decided_at_ms = excluded.decided_at_ms, reason = excluded.reason, \
+             expires_at_ms = excluded.expires_at_ms, expiry_recorded_at_ms = NULL",
+            args![key, &d.status, &d.by, d.at_ms, &d.reason, d.expires_at_ms],
+        ),
+        None => db.execute("DELETE FROM connector_decisions WHERE connector_key = $1", args![key]),
+    }
+}
+
 impl<D: Database> RegisterStore for D {
     fn decide(&self, key: &str, d: Option<&Decision>, event: &ConnectorEvent) -> Result<()> {
         self.write(|db| {
-            match d {
-                Some(d) => db.execute(
-                    "INSERT INTO connector_decisions (connector_key, status, decided_by, decided_at_ms, reason, \
-                     expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connector_key) DO UPDATE SET \
-                     status = excluded.status, decided_by = excluded.decided_by, \
-                     decided_at_ms = excluded.decided_at_ms, reason = excluded.reason, \
-                     expires_at_ms = excluded.expires_at_ms",
-                    args![key, &d.status, &d.by, d.at_ms, &d.reason, d.expires_at_ms],
-                )?,
-                None => db.execute("DELETE FROM connector_decisions WHERE connector_key = $1", args![key])?,
-            };
+            put_decision(db, key, d)?;
             append(db, event)?;
             Ok(())
         })

@@ -378,6 +378,31 @@ CREATE TABLE connector_events (
 CREATE INDEX connector_events_key ON connector_events(connector_key, seq);
 ";
 
+/// Approvals as a workflow: requests (by an owner, or an admin on their behalf) and how each
+/// was closed, at most one open per connector; an `owner` API token is bound to its person;
+/// a lapsed approval is marked once its `approval_expired` event is recorded, so replicas
+/// sweeping at the same time record it once.
+pub(crate) const APPROVALS: &str = "
+ALTER TABLE api_tokens ADD COLUMN person_id TEXT;
+ALTER TABLE connector_decisions ADD COLUMN expiry_recorded_at_ms {int};
+CREATE TABLE approval_requests (
+    id              {serial},
+    connector_key   TEXT NOT NULL,
+    requested_by    TEXT NOT NULL,
+    on_behalf_of    TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    duration_ms     {int},
+    requested_at_ms {int} NOT NULL,
+    state           TEXT NOT NULL,
+    decided_by      TEXT,
+    decided_at_ms   {int},
+    decision_reason TEXT
+);
+CREATE UNIQUE INDEX approval_requests_open ON approval_requests(connector_key) WHERE state = 'open';
+CREATE INDEX approval_requests_state ON approval_requests(state, id);
+CREATE INDEX connector_decisions_lapse ON connector_decisions(expires_at_ms) WHERE expiry_recorded_at_ms IS NULL;
+";
+
 /// Pieces joined into one migration, spelled for `d`.
 pub(crate) fn migration(d: Dialect, pieces: &[&str]) -> String {
     pieces.iter().map(|p| spell(d, p)).collect()
@@ -408,6 +433,7 @@ mod tests {
             EXPORT_CHANGES,
             OIDC,
             REGISTER,
+            APPROVALS,
         ];
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let sql = migration(d, &all);

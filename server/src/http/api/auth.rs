@@ -135,3 +135,59 @@ impl FromRequestParts<AppState> for Pusher {
         }
     }
 }
+
+/// The person an `owner` bearer token acts for, still provisioned; a 403 otherwise (a token
+/// must not outlive the person's access).
+async fn owner_person(s: &AppState, headers: &HeaderMap) -> Result<crate::store::Person, ApiError> {
+    let hash = caller_token(s, headers)
+        .await?
+        .ok_or_else(|| ApiError::forbidden("an owner token is sent as a bearer token"))?;
+    let person = blocking(&s.store, move |st| {
+        let Some(id) = st.api_token_person(&hash)? else { return Ok(None) };
+        Ok(st.person(&id)?)
+    })
+    .await?;
+    match person {
+        Some(p) if p.deprovisioned_at_ms.is_none() && p.deleted_at_ms.is_none() => Ok(p),
+        Some(p) => Err(ApiError::forbidden(format!(
+            "{} is deprovisioned: their owner token no longer works",
+            p.user_name
+        ))),
+        None => Err(ApiError::forbidden("this owner token is bound to no provisioned person")),
+    }
+}
+
+/// An owner token's person: they may read what they own or hold and ask for its approval.
+pub(crate) struct Owner(pub Box<crate::store::Person>);
+
+impl FromRequestParts<AppState> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Owner, ApiError> {
+        match Anyone::from_request_parts(parts, s).await? {
+            Anyone(Role::Owner) => Ok(Owner(Box::new(owner_person(s, &parts.headers).await?))),
+            Anyone(r) => Err(ApiError::forbidden(format!("this needs an owner token, not {}", r.as_str()))),
+        }
+    }
+}
+
+/// Whoever may read the register and take part in approvals: an admin (who), a viewer, or
+/// an owner (their person; handlers narrow what they see and do to it).
+pub(crate) enum Party {
+    Admin(Admin),
+    Viewer,
+    Owner(Owner),
+}
+
+impl FromRequestParts<AppState> for Party {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Party, ApiError> {
+        match caller_who(s, &parts.headers).await.map_err(|(status, m)| ApiError(status, m))? {
+            (Role::Admin, who) => Ok(Party::Admin(Admin(who))),
+            (Role::Viewer, _) => Ok(Party::Viewer),
+            (Role::Owner, _) => Ok(Party::Owner(Owner(Box::new(owner_person(s, &parts.headers).await?)))),
+            (r, _) => Err(ApiError::forbidden(format!("a {} token cannot read the register", r.as_str()))),
+        }
+    }
+}

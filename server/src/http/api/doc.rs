@@ -2,7 +2,7 @@
 //! document cannot drift from what is served.
 
 use super::error::ErrorBody;
-use super::{actions, dashboard, inventory, tokens, triage};
+use super::{actions, approvals, dashboard, inventory, tokens, triage};
 use crate::http::ui;
 use crate::state::AppState;
 
@@ -20,6 +20,12 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(actions::revoke_connector, actions::withdraw_revocation))
         .routes(routes!(actions::set_status))
         .routes(routes!(actions::set_owner))
+        .routes(routes!(approvals::request))
+        .routes(routes!(approvals::requests))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::deny))
+        .routes(routes!(approvals::withdraw))
+        .routes(routes!(approvals::audit))
         .routes(routes!(triage::triage_connector))
         .routes(routes!(triage::triage_token))
         .routes(routes!(triage::triage_device))
@@ -51,7 +57,8 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         description = "Inventory, triage, findings and revocation of AI connectors on a laptop fleet. \
                        Authenticate with `Authorization: Bearer <API token>` (from `sightline-server api-token create`) \
                        or a dashboard session cookie (changes through a cookie also need the `X-Sightline-CSRF` header). \
-                       Roles: viewer reads; admin reads and acts; ingest pushes sign-ins."
+                       Roles: viewer reads; admin reads and acts; ingest pushes sign-ins; owner (a token bound to one person) \
+                       reads the connectors that person owns or holds and asks for (and withdraws) their approval."
     ),
     modifiers(&Security),
     components(schemas(ErrorBody)),
@@ -59,6 +66,7 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         (name = "inventory", description = "Devices, connectors, findings"),
         (name = "triage", description = "Who had what, where, when"),
         (name = "actions", description = "Revocation and status decisions (admin)"),
+        (name = "approvals", description = "Approval requests and the register's audit log"),
         (name = "identity", description = "People and IdP sign-ins"),
         (name = "views", description = "Server-side paged tables for the dashboard"),
         (name = "session", description = "Dashboard sign-in"),

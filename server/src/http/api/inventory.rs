@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::auth::Reader;
+use super::auth::{Owner, Party, Reader};
 use super::error::{ApiError, ErrorBody, blocking};
 use super::params::{Page, Paged, Params, paged};
 use crate::clock::now_ms;
@@ -116,15 +116,43 @@ pub(super) struct ConnectorsQuery {
     security(("bearer" = []), ("session" = [])),
 )]
 pub(super) async fn connectors(
-    _: Reader,
+    party: Party,
     State(s): State<AppState>,
     uri: axum::http::Uri,
     Params(q): Params<ConnectorsQuery>,
 ) -> Result<Paged<Connector>, ApiError> {
     let filter = query::ConnectorFilter { kind: q.kind, status: q.status, user: q.user, owner: q.owner };
     let policy = s.policy.clone();
-    let all = blocking(&s.store, move |st| query::connectors_value(st, &filter, &policy)).await?;
+    let all = match party {
+        Party::Owner(Owner(p)) => {
+            blocking(&s.store, move |st| owned_or_held(st, filter, &policy, &p.user_name)).await?
+        }
+        Party::Admin(_) | Party::Viewer => {
+            blocking(&s.store, move |st| query::connectors_value(st, &filter, &policy)).await?
+        }
+    };
     paged(&uri, all, Page { limit: q.limit, offset: q.offset })
+}
+
+/// What an owner token sees: the connectors matching `filter` that `user_name` owns or has
+/// under one of their accounts, in the list's order.
+fn owned_or_held(
+    st: &dyn crate::store::Store,
+    filter: query::ConnectorFilter,
+    policy: &crate::policy::Policy,
+    user_name: &str,
+) -> anyhow::Result<Vec<Connector>> {
+    let owned = query::ConnectorFilter { owner: Some(user_name.to_owned()), ..filter.clone() };
+    let held = query::ConnectorFilter { user: Some(user_name.to_owned()), ..filter };
+    let mut all = query::connectors_value(st, &owned, policy)?;
+    let mut seen: std::collections::HashSet<String> = all.iter().map(|c| c.key.clone()).collect();
+    for c in query::connectors_value(st, &held, policy)? {
+        if seen.insert(c.key.clone()) {
+            all.push(c);
+        }
+    }
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(all)
 }
 
 /// One connector: where it is and was, owners, and any revocation with each device's outcome.
@@ -138,10 +166,20 @@ pub(super) async fn connectors(
     security(("bearer" = []), ("session" = [])),
 )]
 pub(super) async fn connector(
-    _: Reader,
+    party: Party,
     State(s): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<Json<Connector>, ApiError> {
+    if let Party::Owner(Owner(p)) = party {
+        let (k, policy) = (key.clone(), s.policy.clone());
+        let theirs =
+            blocking(&s.store, move |st| Ok(crate::approvals::concerns(st, &policy, &p, &k)?)).await?;
+        if !theirs {
+            return Err(ApiError::forbidden(format!(
+                "{key} is neither owned nor held by this token's person"
+            )));
+        }
+    }
     one_connector(&s, key).await
 }
 

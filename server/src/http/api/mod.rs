@@ -13,6 +13,7 @@
 //!   generated from the same handlers; the CLI's `--json` prints the same types.
 
 mod actions;
+mod approvals;
 mod auth;
 mod dashboard;
 mod doc;

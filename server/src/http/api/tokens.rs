@@ -21,10 +21,13 @@ use crate::tokens;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewApiToken {
-    /// viewer, admin, scim or ingest.
+    /// viewer, admin, scim, ingest or owner.
     role: String,
     #[serde(default)]
     name: String,
+    /// For an owner token: the person it acts for (userName or e-mail).
+    #[serde(default)]
+    person: Option<String>,
     /// Without it the token works until revoked.
     ttl: Option<String>,
 }
@@ -98,9 +101,14 @@ pub(crate) async fn create_api(
     let role = Role::parse(&b.role).ok_or_else(|| {
         ApiError(
             StatusCode::BAD_REQUEST,
-            format!("role {:?} is not one of viewer, admin, scim, ingest", b.role),
+            format!("role {:?} is not one of viewer, admin, scim, ingest, owner", b.role),
         )
     })?;
+    if (role == Role::Owner) != b.person.is_some() {
+        return Err(ApiError::bad_request(
+            "`person` names who an owner token acts for, and goes with role owner only",
+        ));
+    }
     let ttl = ttl(b.ttl.as_deref())?;
     let now = now_ms();
     let name = b.name;
@@ -113,11 +121,22 @@ pub(crate) async fn create_api(
             "API tokens cannot be created from an SSO session: use an admin API token or `sightline-server api-token create`".into(),
         )
     })?;
+    let person = b.person;
     let token = blocking(&s.store, move |st| {
         let by = tokens::made_by_token(&by);
-        tokens::create_api(st, role, &name, ttl, now, &by)
+        Ok(match person {
+            // An unknown or departed person is the caller's mistake, not the server's.
+            Some(p) => match crate::policy::People::new(st.people_all()?).named(&p) {
+                Some(found) if found.deprovisioned_at_ms.is_none() => {
+                    Ok(tokens::create_owner(st, &p, &name, ttl, now, &by)?)
+                }
+                _ => Err(format!("no provisioned person has userName or e-mail {p:?}")),
+            },
+            None => Ok(tokens::create_api(st, role, &name, ttl, now, &by)?),
+        })
     })
-    .await?;
+    .await?
+    .map_err(ApiError::bad_request)?;
     let id = tokens::id(&tokens::hash(&token));
     tracing::info!(token = %id, role = role.as_str(), "API token created through the API.");
     Ok(Json(ApiTokenCreated { expires_at: ttl.map(|t| expiry(now, t)), id, role: role.as_str(), token }))
