@@ -16,6 +16,7 @@ mod oidc;
 mod replicas;
 mod revoke;
 mod scim;
+mod story;
 mod system;
 mod tidy;
 #[cfg(feature = "tpm")]

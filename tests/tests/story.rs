@@ -165,3 +165,31 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     assert!(ok, "{entry}");
     assert!(entry.contains("owner:        alice@example.com (Alice Ng) — attributed"), "{entry}");
     assert!(entry.contains("https://platform.openai.com/api-keys"), "{entry}");
+
+    // 5. The identity provider deactivates alice. After the playbook's grace, every device
+    //    enforces the revocation of everything she owns: the key file and Claude's
+    //    credentials leave her homes, and both connectors read `revoked`.
+    let deactivate = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#;
+    let (code, v) = stack.api("PATCH", &format!("/scim/v2/Users/{alice}"), &scim, Some(deactivate));
+    assert_eq!((code, &v["active"]), (200, &serde_json::Value::Bool(false)), "{v}");
+    let devices: Vec<String> = laptops.iter().map(|(_, a)| a.device_id()).collect();
+    for k in [&key_id, &oauth_id] {
+        let v = stack.connector_when(k, &viewer, "the revocation enforced on both laptops", |v| {
+            let outcomes = v["revocation"]["devices"].as_array().map_or(0, |d| {
+                d.iter().filter(|d| d["outcome"] == "enforced").count()
+            });
+            v["status"] == "revoked" && outcomes == devices.len()
+        });
+        assert_eq!(v["revocation"]["requested_by"], "system:offboarding", "{v:#}");
+        let history: Vec<&str> = v["history"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+        assert!(history.contains(&"offboarding_revoked") && history.contains(&"revoked"), "{history:?}");
+    }
+    for (root, _) in &laptops {
+        let home = root.join("home/alice");
+        assert!(!home.join("src/forecast/.env").exists(), "the .env with the key was quarantined");
+        assert!(!home.join(".claude/.credentials.json").exists(), "Claude's credentials were quarantined");
+    }
+    let (ok, entry) = stack.cli(&["connector", &key_id]);
+    assert!(ok && entry.contains("DEPROVISIONED"), "{entry}");
+    let _ = (admin, laptops);
+}
