@@ -10,7 +10,8 @@
 //!
 //! The poller also runs [`crate::revoke::reissue`]: a revoked connector that shows up again
 //! gets a new directive without anyone asking; and the store's periodic upkeep
-//! ([`crate::store::RetentionStore::maintain`]).
+//! ([`crate::store::RetentionStore::maintain`]), and recertification's deadline sweep
+//! ([`crate::review::sweep`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -278,6 +279,10 @@ pub async fn run(
                 tracing::warn!(error = %e, "Store upkeep failed; retrying.");
             }
             crate::revoke::reissue(store.as_ref(), &pki, now_ms())?;
+            // Review deadlines ride the same upkeep: every replica sweeps, the rows decide.
+            if let Err(e) = crate::review::sweep(store.as_ref(), &pki, now_ms()) {
+                tracing::warn!(error = %format!("{e:#}"), "Review deadline sweep failed; retrying.");
+            }
             Ok(store.directives_since(from)?)
         })
         .await;

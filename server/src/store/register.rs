@@ -6,7 +6,7 @@ use super::sql::{Database, Sql, args};
 use super::{ConnectorEvent, Decision, OwnerAssignment, RegisterStore, Result};
 
 /// Appends `e` within the caller's transaction; returns its `seq`.
-fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
+pub(super) fn append(db: &mut dyn Sql, e: &ConnectorEvent) -> Result<i64> {
     let detail = e.detail.to_string();
     let seq = db.one(
         "INSERT INTO connector_events (connector_key, at_ms, event, actor, reason, detail) \

@@ -104,6 +104,7 @@ CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
         ]),
         m(&[schema::CATALOG_STATUS]),
         m(&[schema::REGISTER]),
+        m(&[schema::REVIEWS]),
     ]
 }
 

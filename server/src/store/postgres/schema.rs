@@ -98,6 +98,7 @@ END $$;
         ]),
         m(&[store_schema::CATALOG_STATUS]),
         m(&[store_schema::REGISTER]),
+        m(&[store_schema::REVIEWS]),
     ]
 }
 
