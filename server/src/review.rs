@@ -540,6 +540,20 @@ fn item_views(
         .collect()
 }
 
+/// One item as the responses show it.
+pub fn item_value(
+    store: &(impl ReadModel + PeopleStore + ?Sized),
+    item: &ReviewItem,
+) -> anyhow::Result<responses::ReviewItemView> {
+    let people = People::new(store.people_all()?);
+    let reviewer = item.reviewer_id.as_deref().and_then(|id| people.by_id(id));
+    let (name, kind) = match store.connector(&item.connector_key)? {
+        Some(c) => (crate::catalog::display_name(&c.kind, &c.label), c.kind),
+        None => (item.connector_key.clone(), String::new()),
+    };
+    Ok(responses::ReviewItemView::new(item, reviewer, name, kind))
+}
+
 /// Every campaign, oldest first (without items).
 pub fn campaigns_value(
     store: &(impl ReadModel + PeopleStore + ReviewStore + ?Sized),
