@@ -97,7 +97,12 @@ pub struct Opened {
 }
 
 /// Checks a signed document offline: its schema, the pin, and the manifest signature.
-pub fn open_manifest(bytes: &[u8], schema: &str, context: &[u8], pinned: Option<&str>) -> anyhow::Result<Opened> {
+pub fn open_manifest(
+    bytes: &[u8],
+    schema: &str,
+    context: &[u8],
+    pinned: Option<&str>,
+) -> anyhow::Result<Opened> {
     let v: Value = serde_json::from_slice(bytes).context("the file is not JSON")?;
     anyhow::ensure!(v["schema"] == schema, "not a {schema} document");
     let field = |k: &str| v[k].as_str().with_context(|| format!("the document has no `{k}`"));
@@ -133,7 +138,8 @@ pub struct Verified {
 /// Verifies a bundle offline. `pinned` is the collector key id (or hex SPKI) the auditor
 /// trusts; without it the signature is checked against the key the bundle names.
 pub fn verify(bundle: &[u8], pinned: Option<&str>) -> anyhow::Result<Verified> {
-    let Opened { doc: v, manifest, collector_key_id } = open_manifest(bundle, SCHEMA, EVIDENCE_CONTEXT, pinned)?;
+    let Opened { doc: v, manifest, collector_key_id } =
+        open_manifest(bundle, SCHEMA, EVIDENCE_CONTEXT, pinned)?;
     let device = &manifest["device"];
     let device_id = device["device_id"].as_str().context("the manifest names no device")?;
     let device_spki =

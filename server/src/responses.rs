@@ -256,7 +256,11 @@ pub struct Connector {
 
 impl Connector {
     /// `judged` is the policy's judgement of it; `owner` who answers for it.
-    pub fn new(c: &store::Connector, judged: &crate::policy::Judgement, owner: Option<ConnectorOwner>) -> Connector {
+    pub fn new(
+        c: &store::Connector,
+        judged: &crate::policy::Judgement,
+        owner: Option<ConnectorOwner>,
+    ) -> Connector {
         // The kind's own fields, `null` when the last report lacked one.
         let pick = |k: &str| Some(c.latest.get(k).cloned().unwrap_or(Value::Null));
         let has = |kinds: &[&str]| kinds.contains(&c.kind.as_str());
@@ -1127,7 +1131,12 @@ pub struct ReviewItemView {
 }
 
 impl ReviewItemView {
-    pub fn new(i: &store::ReviewItem, reviewer: Option<&store::Person>, display_name: String, kind: String) -> Self {
+    pub fn new(
+        i: &store::ReviewItem,
+        reviewer: Option<&store::Person>,
+        display_name: String,
+        kind: String,
+    ) -> Self {
         ReviewItemView {
             connector_key: i.connector_key.clone(),
             decided_at: opt_time(i.decided_at_ms),

@@ -38,8 +38,8 @@ use crate::pki::Pki;
 use crate::policy::{People, Policy};
 use crate::responses;
 use crate::store::{
-    Campaign, Connector, ConnectorEvent, DeviceStore, DirectiveStore, ItemDecision, PeopleStore, Person, ReadModel,
-    RegisterStore, Reminder, ReviewItem, ReviewStore, StoreError,
+    Campaign, Connector, ConnectorEvent, DeviceStore, DirectiveStore, ItemDecision, PeopleStore, Person,
+    ReadModel, RegisterStore, Reminder, ReviewItem, ReviewStore, StoreError,
 };
 
 /// The second reminder goes out this long before an item's due date.
@@ -93,7 +93,9 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Kind(k) => c.kind == *k,
-            Scope::Group(g) => owner.is_some_and(|p| p.groups.iter().any(|r| r.display_name.eq_ignore_ascii_case(g))),
+            Scope::Group(g) => {
+                owner.is_some_and(|p| p.groups.iter().any(|r| r.display_name.eq_ignore_ascii_case(g)))
+            }
         }
     }
 }
@@ -306,7 +308,10 @@ pub enum Decider {
     /// `admin:token:NAME`, `admin:sso:ADDRESS`, `cli:USER`.
     Admin(String),
     /// A review token's (campaign, person id).
-    Reviewer { campaign: String, person_id: String },
+    Reviewer {
+        campaign: String,
+        person_id: String,
+    },
     Deadline,
 }
 
@@ -336,7 +341,9 @@ pub fn decide(
     if keep_until_ms.is_some_and(|t| t <= now_ms) {
         return Err(ReviewError::Invalid("keep_until must be in the future".into()));
     }
-    let c = store.campaign(campaign_id)?.ok_or_else(|| ReviewError::NotFound(format!("no campaign {campaign_id}")))?;
+    let c = store
+        .campaign(campaign_id)?
+        .ok_or_else(|| ReviewError::NotFound(format!("no campaign {campaign_id}")))?;
     let item = store
         .review_items(campaign_id)?
         .into_iter()
@@ -379,10 +386,11 @@ fn apply(
 ) -> Result<(), ReviewError> {
     let actor = format!("review:{}:{by}", c.id);
     let reviewer = item.reviewer_id.as_deref().and_then(|id| people.by_id(id)).map(|p| p.user_name.clone());
-    let event = ConnectorEvent::new(&item.connector_key, now_ms, "reviewed", &actor, reason).with_detail(json!({
-        "campaign": c.id, "decision": decision, "reviewer": reviewer, "why": item.why,
-        "keep_until": keep_until_ms.map(time),
-    }));
+    let event =
+        ConnectorEvent::new(&item.connector_key, now_ms, "reviewed", &actor, reason).with_detail(json!({
+            "campaign": c.id, "decision": decision, "reviewer": reviewer, "why": item.why,
+            "keep_until": keep_until_ms.map(time),
+        }));
     let d = ItemDecision {
         decision: decision.to_owned(),
         keep_until_ms,
@@ -391,12 +399,23 @@ fn apply(
         decided_at_ms: now_ms,
     };
     if !store.record_review(&c.id, &item.connector_key, &d, &event)? {
-        return Err(ReviewError::Conflict(format!("{} in {} was already answered", item.connector_key, c.id)));
+        return Err(ReviewError::Conflict(format!(
+            "{} in {} was already answered",
+            item.connector_key, c.id
+        )));
     }
     // The answer is recorded first so that it is carried out once, whoever races for it; a
     // failure from here on is logged and returned, and the item shows what was decided.
     if decision == "keep" {
-        crate::register::decide(store, &item.connector_key, Some("approved"), &actor, reason, keep_until_ms, now_ms)?;
+        crate::register::decide(
+            store,
+            &item.connector_key,
+            Some("approved"),
+            &actor,
+            reason,
+            keep_until_ms,
+            now_ms,
+        )?;
         return Ok(());
     }
     match crate::revoke::revoke(store, pki, &item.connector_key, &actor, reason.unwrap_or_default(), now_ms) {
@@ -404,7 +423,15 @@ fn apply(
         Err(crate::revoke::RevokeError::Unsupported(why)) => {
             // Agents cannot take this kind away; the register says it is not sanctioned.
             let note = format!("{}; {why}", reason.unwrap_or_default());
-            crate::register::decide(store, &item.connector_key, Some("unsanctioned"), &actor, Some(&note), None, now_ms)?;
+            crate::register::decide(
+                store,
+                &item.connector_key,
+                Some("unsanctioned"),
+                &actor,
+                Some(&note),
+                None,
+                now_ms,
+            )?;
             Ok(())
         }
         Err(e) => Err(ReviewError::Other(anyhow::anyhow!("revoking {}: {e}", item.connector_key))),
@@ -461,7 +488,9 @@ pub fn sweep(
             ) {
                 Ok(()) => out.revoked += 1,
                 Err(ReviewError::Conflict(_)) => {}
-                Err(e) => tracing::warn!(campaign = %c.id, connector = %item.connector_key, error = %e, "Revoking an unanswered review item failed."),
+                Err(e) => {
+                    tracing::warn!(campaign = %c.id, connector = %item.connector_key, error = %e, "Revoking an unanswered review item failed.")
+                }
             }
             continue;
         }
@@ -469,11 +498,17 @@ pub fn sweep(
         let to = from.and_then(|p| manager_of(p, &people));
         let due = now_ms + ESCALATION_PERIOD.as_millis() as i64;
         let why = if to.is_some() { "escalated" } else { "admin" };
-        let event = ConnectorEvent::new(&item.connector_key, now_ms, "review_escalated", &format!("review:{}:deadline", c.id), Some("not answered by the due date"))
-            .with_detail(json!({
-                "campaign": c.id, "from": from.map(|p| &p.user_name), "to": to.as_ref().map(|p| &p.user_name),
-                "due_at": time(due),
-            }));
+        let event = ConnectorEvent::new(
+            &item.connector_key,
+            now_ms,
+            "review_escalated",
+            &format!("review:{}:deadline", c.id),
+            Some("not answered by the due date"),
+        )
+        .with_detail(json!({
+            "campaign": c.id, "from": from.map(|p| &p.user_name), "to": to.as_ref().map(|p| &p.user_name),
+            "due_at": time(due),
+        }));
         if store.reassign_item(&item, to.as_ref().map(|p| p.id.as_str()), why, now_ms, due, &event)? {
             out.escalated += 1;
             if let Some(p) = to {
@@ -503,7 +538,12 @@ pub fn sweep(
     }
     store.close_finished_campaigns(now_ms)?;
     if out != Swept::default() {
-        tracing::info!(revoked = out.revoked, escalated = out.escalated, reminded = out.reminded, "Review deadlines swept.");
+        tracing::info!(
+            revoked = out.revoked,
+            escalated = out.escalated,
+            reminded = out.reminded,
+            "Review deadlines swept."
+        );
     }
     Ok(out)
 }
@@ -518,11 +558,19 @@ pub fn campaign_value(
     let items = store.review_items(id)?;
     let people = People::new(store.people_all()?);
     let names: HashMap<String, (String, String)> = if with_items {
-        store.connector_summaries()?.into_iter().map(|c| (c.key.clone(), (crate::catalog::display_name(&c.kind, &c.label), c.kind))).collect()
+        store
+            .connector_summaries()?
+            .into_iter()
+            .map(|c| (c.key.clone(), (crate::catalog::display_name(&c.kind, &c.label), c.kind)))
+            .collect()
     } else {
         HashMap::new()
     };
-    Ok(Some(responses::ReviewCampaign::new(&c, &items, with_items.then(|| item_views(&items, &people, &names)))))
+    Ok(Some(responses::ReviewCampaign::new(
+        &c,
+        &items,
+        with_items.then(|| item_views(&items, &people, &names)),
+    )))
 }
 
 fn item_views(
@@ -534,7 +582,10 @@ fn item_views(
         .iter()
         .map(|i| {
             let p = i.reviewer_id.as_deref().and_then(|id| people.by_id(id));
-            let (name, kind) = names.get(&i.connector_key).cloned().unwrap_or_else(|| (i.connector_key.clone(), String::new()));
+            let (name, kind) = names
+                .get(&i.connector_key)
+                .cloned()
+                .unwrap_or_else(|| (i.connector_key.clone(), String::new()));
             responses::ReviewItemView::new(i, p, name, kind)
         })
         .collect()
@@ -579,8 +630,15 @@ pub fn reviewer_page(
     let all = store.review_items(campaign_id)?;
     let mut items = Vec::new();
     for i in all.iter().filter(|i| i.reviewer_id.as_deref() == Some(person_id)) {
-        let Some(connector) = crate::query::connector_value(store, policy, &i.connector_key)? else { continue };
-        let view = responses::ReviewItemView::new(i, Some(me), connector.display_name.clone(), connector.kind.clone());
+        let Some(connector) = crate::query::connector_value(store, policy, &i.connector_key)? else {
+            continue;
+        };
+        let view = responses::ReviewItemView::new(
+            i,
+            Some(me),
+            connector.display_name.clone(),
+            connector.kind.clone(),
+        );
         items.push(responses::ReviewerItem { connector, item: view });
     }
     Ok(Some(responses::ReviewerPage {
@@ -640,10 +698,17 @@ pub fn verify_report(bytes: &[u8], pinned: Option<&str>) -> anyhow::Result<Verif
 }
 
 /// Pending reminders for the mail system, after `after`.
-pub fn reminders_value(store: &(impl ReviewStore + ?Sized), after: i64, limit: usize) -> anyhow::Result<responses::ReviewReminders> {
+pub fn reminders_value(
+    store: &(impl ReviewStore + ?Sized),
+    after: i64,
+    limit: usize,
+) -> anyhow::Result<responses::ReviewReminders> {
     let list = store.pending_reminders(after, limit)?;
     let next_after = list.last().map_or(after, |r| r.seq);
-    Ok(responses::ReviewReminders { next_after, reminders: list.iter().map(responses::ReviewReminder::from).collect() })
+    Ok(responses::ReviewReminders {
+        next_after,
+        reminders: list.iter().map(responses::ReviewReminder::from).collect(),
+    })
 }
 
 /// `review list` for people.
@@ -651,7 +716,9 @@ pub fn render_list(list: &[responses::ReviewCampaign]) -> String {
     if list.is_empty() {
         return "no review campaigns: start one with `review start --scope all --due 14d`\n".into();
     }
-    let mut out = String::from("CAMPAIGN        SCOPE                 RULE      DUE                   ANSWERED  STATE\n");
+    let mut out = String::from(
+        "CAMPAIGN        SCOPE                 RULE      DUE                   ANSWERED  STATE\n",
+    );
     for c in list {
         out += &format!(
             "{:<15} {:<21} {:<9} {:<21} {:>4}/{:<4} {}\n",
@@ -695,7 +762,13 @@ pub fn render_campaign(c: &responses::ReviewCampaign) -> String {
             ),
             None => format!("open, due {}", i.due_at),
         };
-        out += &format!("  {} {} [{}] reviewer {who} ({}): {answer}\n", i.kind, p(&i.display_name), p(&i.connector_key), i.why);
+        out += &format!(
+            "  {} {} [{}] reviewer {who} ({}): {answer}\n",
+            i.kind,
+            p(&i.display_name),
+            p(&i.connector_key),
+            i.why
+        );
     }
     out
 }

@@ -14,10 +14,9 @@ use sightline_server::signins::SignIn;
 use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
 use sightline_server::store::{
-    Campaign, ConnectorEvent, ItemDecision, Reminder, ReviewItem,
-    Challenge, ClaimsRecord, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch, IngestOutcome,
-    ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, ScimGroup, SessionRef, SsoIdentity,
-    Store, StoreError,
+    Campaign, Challenge, ClaimsRecord, ConnectorEvent, ConnectorRef, Device, DevicePage, DirectiveRecord,
+    IngestBatch, IngestOutcome, ItemDecision, ObservationRecord, OutcomeRef, PendingLogin, Person, Reminder,
+    ReviewItem, Revocation, ScimGroup, SessionRef, SsoIdentity, Store, StoreError,
 };
 
 /// A store under test, and what must be cleaned up after it.
@@ -506,18 +505,35 @@ fn connector_inventory_and_summaries(s: &dyn Store) {
         reason: Some("team tool".into()),
         expires_at_ms: Some(99),
     };
-    s.decide("tool:ollama", Some(&approved), &ConnectorEvent::new("tool:ollama", 9, "approved", "admin", Some("team tool")))
-        .unwrap();
+    s.decide(
+        "tool:ollama",
+        Some(&approved),
+        &ConnectorEvent::new("tool:ollama", 9, "approved", "admin", Some("team tool")),
+    )
+    .unwrap();
     assert_eq!(s.connector("tool:ollama").unwrap().unwrap().decision, Some(approved));
-    let owner = OwnerAssignment { person_id: "p1".into(), reason: "runs it".into(), by: "admin".into(), at_ms: 10 };
-    s.set_owner("tool:ollama", Some(&owner), &ConnectorEvent::new("tool:ollama", 10, "owner_assigned", "admin", None))
-        .unwrap();
+    let owner =
+        OwnerAssignment { person_id: "p1".into(), reason: "runs it".into(), by: "admin".into(), at_ms: 10 };
+    s.set_owner(
+        "tool:ollama",
+        Some(&owner),
+        &ConnectorEvent::new("tool:ollama", 10, "owner_assigned", "admin", None),
+    )
+    .unwrap();
     let summaries = s.connector_summaries().unwrap();
     assert_eq!(summaries.iter().find(|c| c.key == "tool:ollama").unwrap().owner.as_ref(), Some(&owner));
-    s.decide("tool:ollama", None, &ConnectorEvent::new("tool:ollama", 11, "decision_withdrawn", "admin", None))
-        .unwrap();
-    s.set_owner("tool:ollama", None, &ConnectorEvent::new("tool:ollama", 12, "owner_cleared", "admin", Some("left")))
-        .unwrap();
+    s.decide(
+        "tool:ollama",
+        None,
+        &ConnectorEvent::new("tool:ollama", 11, "decision_withdrawn", "admin", None),
+    )
+    .unwrap();
+    s.set_owner(
+        "tool:ollama",
+        None,
+        &ConnectorEvent::new("tool:ollama", 12, "owner_cleared", "admin", Some("left")),
+    )
+    .unwrap();
     assert!(s.connector_summaries().unwrap().iter().all(|c| c.decision.is_none() && c.owner.is_none()));
     // The history keeps every change, in order; the export cursor reads it by seq.
     let events = s.connector_events("tool:ollama").unwrap();
@@ -1148,12 +1164,18 @@ fn review_campaigns_settle_races_in_the_rows(s: &dyn Store) {
         due_at_ms: due,
         ..ReviewItem::default()
     };
-    s.create_campaign(&c, &[item("tool:a", Some("p1"), 1_000), item("tool:b", Some("p2"), 1_000), item("tool:c", None, 1_000)])
-        .unwrap();
+    s.create_campaign(
+        &c,
+        &[item("tool:a", Some("p1"), 1_000), item("tool:b", Some("p2"), 1_000), item("tool:c", None, 1_000)],
+    )
+    .unwrap();
     assert_eq!(s.campaigns().unwrap(), vec![c.clone()]);
     assert_eq!(s.campaign("rc-1").unwrap(), Some(c.clone()));
     let items = s.review_items("rc-1").unwrap();
-    assert_eq!(items.iter().map(|i| i.connector_key.as_str()).collect::<Vec<_>>(), ["tool:a", "tool:b", "tool:c"]);
+    assert_eq!(
+        items.iter().map(|i| i.connector_key.as_str()).collect::<Vec<_>>(),
+        ["tool:a", "tool:b", "tool:c"]
+    );
 
     // An answer is recorded once, with its event; the second writer is told no.
     let d = ItemDecision {
@@ -1169,28 +1191,43 @@ fn review_campaigns_settle_races_in_the_rows(s: &dyn Store) {
     assert!(!s.record_review("rc-1", "tool:zzz", &d, &ev).unwrap());
     assert_eq!(s.connector_events("tool:a").unwrap().len(), 1);
     let a = s.review_items("rc-1").unwrap().remove(0);
-    assert_eq!((a.decision.as_deref(), a.keep_until_ms, a.decided_at_ms), (Some("keep"), Some(5_000), Some(200)));
+    assert_eq!(
+        (a.decision.as_deref(), a.keep_until_ms, a.decided_at_ms),
+        (Some("keep"), Some(5_000), Some(200))
+    );
 
     // Overdue: under `escalate`, the admins' queue waits; an answered item is done.
     assert!(s.overdue_items(999, 10).unwrap().is_empty());
     let overdue = s.overdue_items(1_000, 10).unwrap();
-    assert_eq!(overdue.iter().map(|(i, r)| (i.connector_key.as_str(), r.as_str())).collect::<Vec<_>>(), [("tool:b", "escalate")]);
+    assert_eq!(
+        overdue.iter().map(|(i, r)| (i.connector_key.as_str(), r.as_str())).collect::<Vec<_>>(),
+        [("tool:b", "escalate")]
+    );
     let b = overdue[0].0.clone();
     let esc = ConnectorEvent::new("tool:b", 1_000, "review_escalated", "review:rc-1:deadline", None);
     assert!(s.reassign_item(&b, Some("p3"), "escalated", 1_000, 8_000, &esc).unwrap());
     // A replica that saw the item as it was loses the race.
     assert!(!s.reassign_item(&b, Some("p4"), "escalated", 1_000, 9_000, &esc).unwrap());
     let now_b = s.review_items("rc-1").unwrap().remove(1);
-    assert_eq!((now_b.reviewer_id.as_deref(), now_b.due_at_ms, now_b.assigned_at_ms), (Some("p3"), 8_000, 1_000));
+    assert_eq!(
+        (now_b.reviewer_id.as_deref(), now_b.due_at_ms, now_b.assigned_at_ms),
+        (Some("p3"), 8_000, 1_000)
+    );
     assert!(s.reassign_item(&now_b, None, "admin", 8_000, 15_000, &esc).unwrap(), "to the admins' queue");
     let in_queue = s.review_items("rc-1").unwrap().remove(1);
-    assert!(s.reassign_item(&in_queue, Some("p5"), "escalated", 8_001, 16_000, &esc).unwrap(), "out of it by CAS on null");
+    assert!(
+        s.reassign_item(&in_queue, Some("p5"), "escalated", 8_001, 16_000, &esc).unwrap(),
+        "out of it by CAS on null"
+    );
     assert_eq!(s.connector_events("tool:b").unwrap().len(), 3);
 
     // Due soon: within the window, and given longer ago than the window.
     let soon = s.due_soon(13_000, 5_000).unwrap();
     assert_eq!(soon.iter().map(|i| i.connector_key.as_str()).collect::<Vec<_>>(), ["tool:b"]);
-    assert!(s.due_soon(13_000, 9_000).unwrap().is_empty(), "given 7,999 ms before its date: inside a 9,000 window");
+    assert!(
+        s.due_soon(13_000, 9_000).unwrap().is_empty(),
+        "given 7,999 ms before its date: inside a 9,000 window"
+    );
 
     // Reminders: one per (campaign, reviewer, kind, due); the token only with the stored one.
     let r = Reminder {
@@ -1210,7 +1247,8 @@ fn review_campaigns_settle_races_in_the_rows(s: &dyn Store) {
     assert_eq!(s.review_grant(&[1; 32], 999).unwrap(), Some(("rc-1".into(), "p1".into())));
     assert_eq!(s.review_grant(&[1; 32], 1_000).unwrap(), None, "expired");
     assert_eq!(s.review_grant(&[2; 32], 500).unwrap(), None, "its message was not stored");
-    let second = Reminder { reviewer_id: "p3".into(), kind: "escalated".into(), due_at_ms: 8_000, ..r.clone() };
+    let second =
+        Reminder { reviewer_id: "p3".into(), kind: "escalated".into(), due_at_ms: 8_000, ..r.clone() };
     assert!(s.add_reminder(&second, &[3; 32], 8_000).unwrap());
     let pending = s.pending_reminders(0, 10).unwrap();
     assert_eq!(pending.len(), 2);
@@ -1224,7 +1262,15 @@ fn review_campaigns_settle_races_in_the_rows(s: &dyn Store) {
     assert_eq!(s.close_finished_campaigns(400).unwrap(), 0);
     for key in ["tool:b", "tool:c"] {
         let ev = ConnectorEvent::new(key, 500, "reviewed", "review:rc-1:deadline", None);
-        assert!(s.record_review("rc-1", key, &ItemDecision { decision: "revoke".into(), keep_until_ms: None, ..d.clone() }, &ev).unwrap());
+        assert!(
+            s.record_review(
+                "rc-1",
+                key,
+                &ItemDecision { decision: "revoke".into(), keep_until_ms: None, ..d.clone() },
+                &ev
+            )
+            .unwrap()
+        );
     }
     assert_eq!(s.close_finished_campaigns(600).unwrap(), 1);
     assert_eq!(s.close_finished_campaigns(700).unwrap(), 0);

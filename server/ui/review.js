@@ -100,6 +100,9 @@ function itemCard(t, campaign, it) {
     try {
       const done = await call(`/api/v1/reviews/${encodeURIComponent(campaign)}/items/${encodeURIComponent(c.key)}`, t, body);
       form.replaceWith(answered(done));
+      // The status shown was read before this answer.
+      const stale = card.querySelector("h2 .badge");
+      if (stale) stale.remove();
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;

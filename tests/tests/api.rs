@@ -648,19 +648,32 @@ async fn review_links_answer_only_their_own_items() {
         user_name: format!("{user}@example.com"),
         emails: vec![format!("{user}@example.com")],
         profile: Profile {
-            emails: vec![Email { value: format!("{user}@example.com"), primary: Some(true), ..Email::default() }],
+            emails: vec![Email {
+                value: format!("{user}@example.com"),
+                primary: Some(true),
+                ..Email::default()
+            }],
             ..Profile::default()
         },
         manager_id: manager.map(str::to_owned),
         active: true,
         ..Person::default()
     };
-    for p in [person("p-bob", "bob", None), person("p-alice", "alice", Some("p-bob")), person("p-dave", "dave", None)] {
+    for p in [
+        person("p-bob", "bob", None),
+        person("p-alice", "alice", Some("p-bob")),
+        person("p-dave", "dave", None),
+    ] {
         c.shared.store.create_person(&p).unwrap();
     }
     let laptop = enroll(&c).await;
     let t0 = 1_768_464_000_000i64;
-    let obs = |item| pb::Observation { seq: 0, observed_at_ms: t0, change: pb::Change::Snapshot as i32, item: Some(item) };
+    let obs = |item| pb::Observation {
+        seq: 0,
+        observed_at_ms: t0,
+        change: pb::Change::Snapshot as i32,
+        item: Some(item),
+    };
     let (b, _) = laptop.batch_of(
         1,
         GENESIS_HASH,
@@ -688,8 +701,12 @@ async fn review_links_answer_only_their_own_items() {
 
     let start = json!({"scope": "kind:token", "due_in": "14d", "rule": "escalate"}).to_string();
     assert_eq!(call("POST", "/api/v1/reviews".into(), Some(&viewer), Some(start.clone())).0, 403);
-    let (code, _, bad) =
-        call("POST", "/api/v1/reviews".into(), Some(&admin), Some(json!({"scope": "team:x", "due_in": "14d"}).to_string()));
+    let (code, _, bad) = call(
+        "POST",
+        "/api/v1/reviews".into(),
+        Some(&admin),
+        Some(json!({"scope": "team:x", "due_in": "14d"}).to_string()),
+    );
     assert_eq!(code, 400, "{bad}");
     let (code, _, campaign) = call("POST", "/api/v1/reviews".into(), Some(&admin), Some(start));
     assert_eq!(code, 200, "{campaign}");
@@ -726,26 +743,49 @@ async fn review_links_answer_only_their_own_items() {
     assert_eq!(call("GET", format!("/api/v1/reviews/{id}"), Some(&alice), None).0, 401);
 
     let keep = json!({"decision": "keep", "reason": "the project needs it", "keep_for": "30d"}).to_string();
-    let (code, _, body) = call("POST", format!("/api/v1/reviews/{id}/items/{dave_key}"), Some(&alice), Some(keep.clone()));
+    let (code, _, body) =
+        call("POST", format!("/api/v1/reviews/{id}/items/{dave_key}"), Some(&alice), Some(keep.clone()));
     assert_eq!(code, 403, "not hers: {body}");
-    assert_eq!(call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&viewer), Some(keep.clone())).0, 403);
-    let (code, _, item) = call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&alice), Some(keep.clone()));
+    assert_eq!(
+        call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&viewer), Some(keep.clone())).0,
+        403
+    );
+    let (code, _, item) =
+        call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&alice), Some(keep.clone()));
     assert_eq!(code, 200, "{item}");
-    assert_eq!((item["decision"].as_str(), item["reviewer"].as_str()), (Some("keep"), Some("alice@example.com")));
+    assert_eq!(
+        (item["decision"].as_str(), item["reviewer"].as_str()),
+        (Some("keep"), Some("alice@example.com"))
+    );
     assert!(item["keep_until"].is_string());
-    assert_eq!(call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&alice), Some(keep)).0, 409);
+    assert_eq!(
+        call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&alice), Some(keep)).0,
+        409
+    );
     let (_, _, conn) = call("GET", format!("/api/v1/connectors/{alice_key}"), Some(&viewer), None);
-    assert_eq!((conn["status"].as_str(), conn["status_source"].as_str()), (Some("approved"), Some("decision")), "{conn}");
+    assert_eq!(
+        (conn["status"].as_str(), conn["status_source"].as_str()),
+        (Some("approved"), Some("decision")),
+        "{conn}"
+    );
     let history = conn["history"].as_array().unwrap();
-    assert!(history.iter().any(|e| e["event"] == "reviewed" && e["detail"]["campaign"] == id.as_str()), "{conn}");
+    assert!(
+        history.iter().any(|e| e["event"] == "reviewed" && e["detail"]["campaign"] == id.as_str()),
+        "{conn}"
+    );
 
     // Dave revokes his; the campaign closes.
     let revoke = json!({"decision": "revoke", "reason": "left over from a trial"}).to_string();
-    let (code, _, item) = call("POST", format!("/api/v1/reviews/{id}/items/{dave_key}"), Some(&dave), Some(revoke));
+    let (code, _, item) =
+        call("POST", format!("/api/v1/reviews/{id}/items/{dave_key}"), Some(&dave), Some(revoke));
     assert_eq!((code, item["decision"].as_str()), (200, Some("revoke")), "{item}");
     let (code, _, shown) = call("GET", format!("/api/v1/reviews/{id}"), Some(&viewer), None);
     assert_eq!(code, 200);
-    assert_eq!((shown["counts"]["answered"].as_u64(), shown["closed_at"].is_string()), (Some(2), true), "{shown}");
+    assert_eq!(
+        (shown["counts"]["answered"].as_u64(), shown["closed_at"].is_string()),
+        (Some(2), true),
+        "{shown}"
+    );
 
     // The auditor's report verifies offline under the pinned collector key.
     let (code, _, report) = call("GET", format!("/api/v1/reviews/{id}/report"), Some(&viewer), None);

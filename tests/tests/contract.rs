@@ -137,7 +137,13 @@ async fn every_operation_answers_as_its_document_says() {
             Some(r#"{"decision":"keep","reason":"contract","keep_for":"30d"}"#),
         ),
         ("get", "/api/v1/reviews/{id}/report", format!("/api/v1/reviews/{review}/report"), &f.viewer, None),
-        ("post", "/api/v1/review/reminders/ack", "/api/v1/review/reminders/ack".into(), &f.ingest, Some(&ack)),
+        (
+            "post",
+            "/api/v1/review/reminders/ack",
+            "/api/v1/review/reminders/ack".into(),
+            &f.ingest,
+            Some(&ack),
+        ),
         ("get", "/api/v1/tokens/enrollment", "/api/v1/tokens/enrollment".into(), &f.admin, None),
         ("post", "/api/v1/signins/{source}", "/api/v1/signins/okta".into(), &f.ingest, Some(okta)),
         (

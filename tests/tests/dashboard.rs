@@ -237,7 +237,11 @@ async fn a_manager_answers_a_review_from_the_link() {
         display_name: Some(name.into()),
         emails: vec![format!("{user}@example.com")],
         profile: Profile {
-            emails: vec![Email { value: format!("{user}@example.com"), primary: Some(true), ..Email::default() }],
+            emails: vec![Email {
+                value: format!("{user}@example.com"),
+                primary: Some(true),
+                ..Email::default()
+            }],
             ..Profile::default()
         },
         manager_id: manager.map(str::to_owned),
@@ -271,8 +275,22 @@ async fn a_manager_answers_a_review_from_the_link() {
     assert_eq!(code, 200, "{campaign}");
     let (_, _, outbox) = call("GET", "/api/v1/review/reminders", &ingest, None);
     let mail = &outbox["reminders"][0];
-    assert_eq!((mail["to"].as_str(), outbox["reminders"].as_array().map(Vec::len)), (Some("bob@example.com"), Some(1)));
-    let token_key = format!("token:{}", c.shared.store.connectors().unwrap().iter().find(|k| k.kind == "token").unwrap().key.trim_start_matches("token:"));
+    assert_eq!(
+        (mail["to"].as_str(), outbox["reminders"].as_array().map(Vec::len)),
+        (Some("bob@example.com"), Some(1))
+    );
+    let token_key = format!(
+        "token:{}",
+        c.shared
+            .store
+            .connectors()
+            .unwrap()
+            .iter()
+            .find(|k| k.kind == "token")
+            .unwrap()
+            .key
+            .trim_start_matches("token:")
+    );
     let expect = serde_json::json!({
         "campaign": campaign["id"],
         "token_key": token_key,
@@ -287,7 +305,12 @@ async fn a_manager_answers_a_review_from_the_link() {
     let (ok, log) = tokio::task::block_in_place(|| {
         run_browser(
             "review.mjs",
-            &[("SIGHTLINE_URL", &c.api_url), ("SIGHTLINE_LINK", &link), ("SIGHTLINE_ADMIN", &admin), ("SIGHTLINE_EXPECT", &expect)],
+            &[
+                ("SIGHTLINE_URL", &c.api_url),
+                ("SIGHTLINE_LINK", &link),
+                ("SIGHTLINE_ADMIN", &admin),
+                ("SIGHTLINE_EXPECT", &expect),
+            ],
         )
     });
     assert!(ok, "the browser run failed:\n{log}");

@@ -112,11 +112,21 @@ pub(super) fn run(command: ReviewCommand, db: Option<&str>) -> anyhow::Result<()
             if let Some(out) = remote.call(|r| async move { r.post("/api/v1/reviews", &body).await })? {
                 return print(&out);
             }
-            let url = url.context("--url: the dashboard's address (https://host:port) reviewers' links point to")?;
+            let url =
+                url.context("--url: the dashboard's address (https://host:port) reviewers' links point to")?;
             let app = data.open(db)?;
             let now = now_ms();
             let due_ms = now + due.as_millis() as i64;
-            let started = review::start(app.store.as_ref(), &app.policy, &scope, &rule, due_ms, &url, &cli_user(), now)?;
+            let started = review::start(
+                app.store.as_ref(),
+                &app.policy,
+                &scope,
+                &rule,
+                due_ms,
+                &url,
+                &cli_user(),
+                now,
+            )?;
             let v = review::campaign_value(app.store.as_ref(), &started.campaign.id, true)?
                 .context("the campaign just made is gone")?;
             if json {
@@ -162,7 +172,17 @@ pub(super) fn run(command: ReviewCommand, db: Option<&str>) -> anyhow::Result<()
             let now = now_ms();
             let until = keep_for.map(|d| now + d.as_millis() as i64);
             let who = Decider::Admin(cli_user());
-            let item = review::decide(app.store.as_ref(), &app.pki, &campaign, &key, &decision, &reason, until, &who, now)?;
+            let item = review::decide(
+                app.store.as_ref(),
+                &app.pki,
+                &campaign,
+                &key,
+                &decision,
+                &reason,
+                until,
+                &who,
+                now,
+            )?;
             let v = review::item_value(app.store.as_ref(), &item)?;
             if json {
                 return print_json(&v);

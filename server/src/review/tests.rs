@@ -18,7 +18,11 @@ fn person(id: &str, user: &str, manager: Option<&str>, gone: bool) -> Person {
         display_name: Some(user.to_uppercase()),
         emails: vec![format!("{user}@example.com")],
         profile: Profile {
-            emails: vec![Email { value: format!("{user}@example.com"), primary: Some(true), ..Email::default() }],
+            emails: vec![Email {
+                value: format!("{user}@example.com"),
+                primary: Some(true),
+                ..Email::default()
+            }],
             ..Profile::default()
         },
         manager_id: manager.map(str::to_owned),
@@ -156,12 +160,20 @@ fn items(w: &World, id: &str) -> HashMap<String, ReviewItem> {
 fn reviewers_answer_their_own_items_and_keeping_approves_until_the_date() {
     let w = world(&[("alice", "ollama"), ("carol", "lmstudio"), ("root", "jan")]);
     let s = &w.store;
-    let started = start(s, &w.policy, "all", "escalate", T0 + 14 * DAY, "https://c.example:8443", "cli:ops", T0).unwrap();
+    let started =
+        start(s, &w.policy, "all", "escalate", T0 + 14 * DAY, "https://c.example:8443", "cli:ops", T0)
+            .unwrap();
     let id = started.campaign.id.clone();
     assert_eq!((started.items, started.admin_queue, started.reminders), (3, 1, 2));
     let it = items(&w, &id);
-    assert_eq!((it["tool:ollama"].reviewer_id.as_deref(), it["tool:ollama"].why.as_str()), (Some("p-alice"), "owner"));
-    assert_eq!((it["tool:lmstudio"].reviewer_id.as_deref(), it["tool:lmstudio"].why.as_str()), (Some("p-bob"), "manager"));
+    assert_eq!(
+        (it["tool:ollama"].reviewer_id.as_deref(), it["tool:ollama"].why.as_str()),
+        (Some("p-alice"), "owner")
+    );
+    assert_eq!(
+        (it["tool:lmstudio"].reviewer_id.as_deref(), it["tool:lmstudio"].why.as_str()),
+        (Some("p-bob"), "manager")
+    );
     assert_eq!((it["tool:jan"].reviewer_id.as_deref(), it["tool:jan"].why.as_str()), (None, "admin"));
 
     // Each reviewer's message carries a link whose token, in the fragment, opens their items.
@@ -172,7 +184,11 @@ fn reviewers_answer_their_own_items_and_keeping_approves_until_the_date() {
     assert!(alice.body.contains(&alice.link) && alice.subject.contains("1 AI connector"));
     let grant = s.review_grant(&crate::tokens::hash(token), T0).unwrap();
     assert_eq!(grant, Some((id.clone(), "p-alice".to_owned())));
-    assert_eq!(s.review_grant(&crate::tokens::hash(token), T0 + 14 * DAY).unwrap(), None, "expires at the due date");
+    assert_eq!(
+        s.review_grant(&crate::tokens::hash(token), T0 + 14 * DAY).unwrap(),
+        None,
+        "expires at the due date"
+    );
 
     let as_alice = Decider::Reviewer { campaign: id.clone(), person_id: "p-alice".into() };
     let not_hers = decide(s, &w.pki, &id, "tool:lmstudio", "keep", "mine now", None, &as_alice, T0 + DAY);
@@ -186,7 +202,9 @@ fn reviewers_answer_their_own_items_and_keeping_approves_until_the_date() {
     ));
 
     let until = T0 + 31 * DAY;
-    let kept = decide(s, &w.pki, &id, "tool:ollama", "keep", "daily driver", Some(until), &as_alice, T0 + DAY).unwrap();
+    let kept =
+        decide(s, &w.pki, &id, "tool:ollama", "keep", "daily driver", Some(until), &as_alice, T0 + DAY)
+            .unwrap();
     assert_eq!((kept.decision.as_deref(), kept.keep_until_ms), (Some("keep"), Some(until)));
     let c = s.connector("tool:ollama").unwrap().unwrap();
     let d = c.decision.unwrap();
@@ -213,7 +231,10 @@ fn reviewers_answer_their_own_items_and_keeping_approves_until_the_date() {
 fn unanswered_items_escalate_up_the_chain_once_per_deadline_and_end_with_the_admins() {
     let w = world(&[("carol", "lmstudio"), ("root", "jan")]);
     let s = &w.store;
-    let id = start(s, &w.policy, "all", "escalate", T0 + 14 * DAY, "https://c.example", "cli:ops", T0).unwrap().campaign.id;
+    let id = start(s, &w.policy, "all", "escalate", T0 + 14 * DAY, "https://c.example", "cli:ops", T0)
+        .unwrap()
+        .campaign
+        .id;
     // Nothing is due yet.
     assert_eq!(sweep(s, &w.pki, T0 + 13 * DAY).unwrap().escalated, 0);
     let at = T0 + 14 * DAY;
@@ -228,7 +249,10 @@ fn unanswered_items_escalate_up_the_chain_once_per_deadline_and_end_with_the_adm
     assert!(mail.iter().any(|r| r.kind == "escalated" && r.recipient == "dave@example.com"));
     let e = s.connector_events("tool:lmstudio").unwrap();
     let esc = e.iter().find(|e| e.event == "review_escalated").unwrap();
-    assert_eq!((esc.detail["from"].as_str(), esc.detail["to"].as_str()), (Some("bob@example.com"), Some("dave@example.com")));
+    assert_eq!(
+        (esc.detail["from"].as_str(), esc.detail["to"].as_str()),
+        (Some("bob@example.com"), Some("dave@example.com"))
+    );
     // The same sweep again (another replica) changes nothing.
     assert_eq!(sweep(s, &w.pki, at).unwrap(), Swept::default());
     // Dave has no manager: past his date the item goes to the admins, where it waits.
@@ -244,7 +268,10 @@ fn unanswered_items_escalate_up_the_chain_once_per_deadline_and_end_with_the_adm
 fn under_the_revoke_rule_unanswered_items_are_revoked_and_the_campaign_closes() {
     let w = world(&[("alice", "ollama"), ("root", "jan")]);
     let s = &w.store;
-    let id = start(s, &w.policy, "kind:tool", "revoke", T0 + 14 * DAY, "https://c.example", "cli:ops", T0).unwrap().campaign.id;
+    let id = start(s, &w.policy, "kind:tool", "revoke", T0 + 14 * DAY, "https://c.example", "cli:ops", T0)
+        .unwrap()
+        .campaign
+        .id;
     // The second reminder goes out REMIND_BEFORE the date, once.
     let soon = T0 + 14 * DAY - REMIND_BEFORE.as_millis() as i64;
     assert_eq!(sweep(s, &w.pki, soon).unwrap().reminded, 1);
@@ -256,7 +283,12 @@ fn under_the_revoke_rule_unanswered_items_are_revoked_and_the_campaign_closes() 
         let c = s.connector(key).unwrap().unwrap();
         let r = c.revocation.unwrap();
         assert_eq!(r.revocation.requested_by, format!("review:{id}:deadline"));
-        assert!(s.connector_events(key).unwrap().iter().any(|e| e.event == "reviewed" && e.detail["decision"] == "revoke"));
+        assert!(
+            s.connector_events(key)
+                .unwrap()
+                .iter()
+                .any(|e| e.event == "reviewed" && e.detail["decision"] == "revoke")
+        );
     }
     assert!(s.campaign(&id).unwrap().unwrap().closed_at_ms.is_some());
     assert_eq!(sweep(s, &w.pki, T0 + 15 * DAY).unwrap(), Swept::default());
@@ -273,8 +305,11 @@ fn a_group_scope_covers_connectors_whose_owner_is_a_member() {
         ..Default::default()
     })
     .unwrap();
-    let started = start(s, &w.policy, "group:engineering", "revoke", T0 + DAY, "https://c.example", "cli:ops", T0).unwrap();
-    let keys: Vec<String> = s.review_items(&started.campaign.id).unwrap().into_iter().map(|i| i.connector_key).collect();
+    let started =
+        start(s, &w.policy, "group:engineering", "revoke", T0 + DAY, "https://c.example", "cli:ops", T0)
+            .unwrap();
+    let keys: Vec<String> =
+        s.review_items(&started.campaign.id).unwrap().into_iter().map(|i| i.connector_key).collect();
     assert_eq!(keys, ["tool:ollama"]);
     assert!(matches!(
         start(s, &w.policy, "kind:extension", "revoke", T0 + DAY, "https://c.example", "cli:ops", T0),
@@ -286,9 +321,13 @@ fn a_group_scope_covers_connectors_whose_owner_is_a_member() {
 fn the_report_verifies_offline_and_any_change_to_it_is_detected() {
     let w = world(&[("alice", "ollama")]);
     let s = &w.store;
-    let id = start(s, &w.policy, "all", "revoke", T0 + 14 * DAY, "https://c.example", "cli:ops", T0).unwrap().campaign.id;
+    let id = start(s, &w.policy, "all", "revoke", T0 + 14 * DAY, "https://c.example", "cli:ops", T0)
+        .unwrap()
+        .campaign
+        .id;
     let as_alice = Decider::Reviewer { campaign: id.clone(), person_id: "p-alice".into() };
-    decide(s, &w.pki, &id, "tool:ollama", "keep", "needed", Some(T0 + 30 * DAY), &as_alice, T0 + DAY).unwrap();
+    decide(s, &w.pki, &id, "tool:ollama", "keep", "needed", Some(T0 + 30 * DAY), &as_alice, T0 + DAY)
+        .unwrap();
     let r = report(s, &w.pki, &id, T0 + 2 * DAY).unwrap().unwrap();
     let bytes = serde_json::to_vec(&r).unwrap();
     let key_id = sightline_proto::p256::key_id(&w.pki.signing_key_spki());

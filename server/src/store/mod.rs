@@ -590,7 +590,13 @@ pub struct ConnectorEvent {
 }
 
 impl ConnectorEvent {
-    pub fn new(connector_key: &str, at_ms: i64, event: &str, actor: &str, reason: Option<&str>) -> ConnectorEvent {
+    pub fn new(
+        connector_key: &str,
+        at_ms: i64,
+        event: &str,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> ConnectorEvent {
         ConnectorEvent {
             seq: 0,
             connector_key: connector_key.to_owned(),
@@ -1177,7 +1183,13 @@ pub trait ReviewStore: Send + Sync {
 
     /// Answers an item, with its event, if it is still unanswered; false otherwise (someone
     /// answered first, or there is no such item).
-    fn record_review(&self, campaign_id: &str, key: &str, d: &ItemDecision, event: &ConnectorEvent) -> Result<bool>;
+    fn record_review(
+        &self,
+        campaign_id: &str,
+        key: &str,
+        d: &ItemDecision,
+        event: &ConnectorEvent,
+    ) -> Result<bool>;
 
     /// Gives an unanswered item to another reviewer (None: the admins' queue) with a new due
     /// date, with its event, if it still stands as `from` says; false otherwise.

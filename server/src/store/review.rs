@@ -8,7 +8,8 @@ use super::rows::Row;
 use super::sql::{Database, args};
 use super::{Campaign, ConnectorEvent, ItemDecision, Reminder, Result, ReviewItem, ReviewStore};
 
-const CAMPAIGN_COLUMNS: &str = "id, scope, rule, due_at_ms, created_by, created_at_ms, closed_at_ms, link_base";
+const CAMPAIGN_COLUMNS: &str =
+    "id, scope, rule, due_at_ms, created_by, created_at_ms, closed_at_ms, link_base";
 
 fn campaign(r: &dyn Row) -> Result<Campaign> {
     Ok(Campaign {
@@ -104,12 +105,26 @@ impl<D: Database> ReviewStore for D {
         self.read(|db| db.all(&sql, args![campaign_id], item))
     }
 
-    fn record_review(&self, campaign_id: &str, key: &str, d: &ItemDecision, event: &ConnectorEvent) -> Result<bool> {
+    fn record_review(
+        &self,
+        campaign_id: &str,
+        key: &str,
+        d: &ItemDecision,
+        event: &ConnectorEvent,
+    ) -> Result<bool> {
         self.write(|db| {
             let n = db.execute(
                 "UPDATE review_items SET decision = $3, keep_until_ms = $4, reason = $5, decided_by = $6, \
                  decided_at_ms = $7 WHERE campaign_id = $1 AND connector_key = $2 AND decision IS NULL",
-                args![campaign_id, key, &d.decision, d.keep_until_ms, &d.reason, &d.decided_by, d.decided_at_ms],
+                args![
+                    campaign_id,
+                    key,
+                    &d.decision,
+                    d.keep_until_ms,
+                    &d.reason,
+                    &d.decided_by,
+                    d.decided_at_ms
+                ],
             )?;
             if n == 1 {
                 append(db, event)?;
@@ -134,7 +149,16 @@ impl<D: Database> ReviewStore for D {
                 "UPDATE review_items SET reviewer_id = $2, why = $3, assigned_at_ms = $4, due_at_ms = $5 \
                  WHERE id = $1 AND decision IS NULL AND due_at_ms = $6 \
                  AND (reviewer_id = $7 OR (reviewer_id IS NULL AND $8))",
-                args![from.id, to, why, now_ms, due_at_ms, from.due_at_ms, &from.reviewer_id, from.reviewer_id.is_none()],
+                args![
+                    from.id,
+                    to,
+                    why,
+                    now_ms,
+                    due_at_ms,
+                    from.due_at_ms,
+                    &from.reviewer_id,
+                    from.reviewer_id.is_none()
+                ],
             )?;
             if n == 1 {
                 append(db, event)?;

@@ -146,13 +146,18 @@ impl FromRequestParts<AppState> for Mailer {
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Mailer, ApiError> {
         match Anyone::from_request_parts(parts, s).await? {
             Anyone(Role::Ingest | Role::Admin) => Ok(Mailer),
-            Anyone(r) => Err(ApiError::forbidden(format!("a {} token cannot read review reminders", r.as_str()))),
+            Anyone(r) => {
+                Err(ApiError::forbidden(format!("a {} token cannot read review reminders", r.as_str())))
+            }
         }
     }
 }
 
 /// The bearer, if it is a live review token: the (campaign, person id) it is scoped to.
-pub(crate) async fn review_grant(s: &AppState, headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+pub(crate) async fn review_grant(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, String)>, ApiError> {
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -205,7 +210,9 @@ impl FromRequestParts<AppState> for ReviewerToken {
             return Ok(ReviewerToken { campaign, person_id });
         }
         match caller(s, &parts.headers).await {
-            Ok(_) => Err(ApiError::forbidden("this is a reviewer's page: open the link from the review e-mail")),
+            Ok(_) => {
+                Err(ApiError::forbidden("this is a reviewer's page: open the link from the review e-mail"))
+            }
             Err((status, m)) => Err(ApiError(status, m)),
         }
     }

@@ -8,10 +8,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 
-use super::auth::{Admin, Mailer, ReviewDecider, ReviewerToken, Reader};
+use super::auth::{Admin, Mailer, Reader, ReviewDecider, ReviewerToken};
 use super::error::{ApiError, ErrorBody, blocking, internal};
 use crate::clock::now_ms;
-use crate::responses::{RemindersAcked, ReviewCampaign, ReviewItemView, ReviewReminders, ReviewReport, ReviewerPage};
+use crate::responses::{
+    RemindersAcked, ReviewCampaign, ReviewItemView, ReviewReminders, ReviewReport, ReviewerPage,
+};
 use crate::review::{self, ReviewError};
 use crate::state::AppState;
 
@@ -86,7 +88,8 @@ pub(super) async fn start(
     let rule = body.rule.unwrap_or_else(|| "revoke".into());
     let id = crate::state::blocking(&s.store, move |st| {
         let now = now_ms();
-        review::start(st, &policy, &body.scope, &rule, now + due_ms, &base, &actor, now).map(|r| r.campaign.id)
+        review::start(st, &policy, &body.scope, &rule, now + due_ms, &base, &actor, now)
+            .map(|r| r.campaign.id)
     })
     .await?
     .map_err(mapped)?;
@@ -104,7 +107,10 @@ pub(super) async fn start(
               (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
-pub(super) async fn list(_: Reader, State(s): State<AppState>) -> Result<Json<Vec<ReviewCampaign>>, ApiError> {
+pub(super) async fn list(
+    _: Reader,
+    State(s): State<AppState>,
+) -> Result<Json<Vec<ReviewCampaign>>, ApiError> {
     Ok(Json(blocking(&s.store, |st| review::campaigns_value(st)).await?))
 }
 
@@ -194,7 +200,17 @@ pub(super) async fn decide(
     let pki = s.pki.clone();
     let item = crate::state::blocking(&s.store, move |st| {
         let now = now_ms();
-        let item = review::decide(st, &pki, &id, &key, &body.decision, &body.reason, keep_ms.map(|m| now + m), &who, now)?;
+        let item = review::decide(
+            st,
+            &pki,
+            &id,
+            &key,
+            &body.decision,
+            &body.reason,
+            keep_ms.map(|m| now + m),
+            &who,
+            now,
+        )?;
         Ok::<_, ReviewError>(review::item_value(st, &item)?)
     })
     .await?
