@@ -1229,6 +1229,19 @@ fn review_campaigns_settle_races_in_the_rows(s: &dyn Store) {
         "given 7,999 ms before its date: inside a 9,000 window"
     );
 
+    // Once its reminder is queued, an item is no longer due soon (the sweep writes nothing).
+    let soon_mail = Reminder {
+        campaign_id: "rc-1".into(),
+        reviewer_id: "p5".into(),
+        kind: "due_soon".into(),
+        due_at_ms: 16_000,
+        recipient: "e@example.com".into(),
+        created_at_ms: 13_000,
+        ..Reminder::default()
+    };
+    assert!(s.add_reminder(&soon_mail, &[4; 32], 16_000).unwrap());
+    assert!(s.due_soon(13_000, 5_000).unwrap().is_empty());
+
     // Reminders: one per (campaign, reviewer, kind, due); the token only with the stored one.
     let r = Reminder {
         campaign_id: "rc-1".into(),
@@ -1251,12 +1264,15 @@ fn review_campaigns_settle_races_in_the_rows(s: &dyn Store) {
         Reminder { reviewer_id: "p3".into(), kind: "escalated".into(), due_at_ms: 8_000, ..r.clone() };
     assert!(s.add_reminder(&second, &[3; 32], 8_000).unwrap());
     let pending = s.pending_reminders(0, 10).unwrap();
-    assert_eq!(pending.len(), 2);
-    assert_eq!((pending[0].body.as_str(), pending[0].sent_at_ms), (r.body.as_str(), None));
-    assert_eq!(s.pending_reminders(pending[0].seq, 10).unwrap().len(), 1);
-    assert_eq!(s.ack_reminders(&[pending[0].seq, pending[0].seq], 300).unwrap(), 1);
+    assert_eq!(
+        pending.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>(),
+        ["due_soon", "start", "escalated"]
+    );
+    assert_eq!((pending[1].body.as_str(), pending[1].sent_at_ms), (r.body.as_str(), None));
+    assert_eq!(s.pending_reminders(pending[0].seq, 10).unwrap().len(), 2);
+    assert_eq!(s.ack_reminders(&[pending[1].seq, pending[1].seq], 300).unwrap(), 1);
     let left = s.pending_reminders(0, 10).unwrap();
-    assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), [pending[1].seq]);
+    assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), [pending[0].seq, pending[2].seq]);
 
     // Closing: only once nothing is left unanswered.
     assert_eq!(s.close_finished_campaigns(400).unwrap(), 0);

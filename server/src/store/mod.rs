@@ -1207,7 +1207,8 @@ pub trait ReviewStore: Send + Sync {
     /// (an item in the admins' queue under `escalate` waits for them).
     fn overdue_items(&self, now_ms: i64, limit: usize) -> Result<Vec<(ReviewItem, String)>>;
 
-    /// Unanswered items of a person due within `window_ms`, given to them longer ago than that.
+    /// Unanswered items of a person due within `window_ms`, given to them longer ago than that,
+    /// whose `due_soon` reminder is not queued yet.
     fn due_soon(&self, now_ms: i64, window_ms: i64) -> Result<Vec<ReviewItem>>;
 
     /// Closes the open campaigns with nothing left unanswered; how many.

@@ -178,11 +178,14 @@ impl<D: Database> ReviewStore for D {
     }
 
     fn due_soon(&self, now_ms: i64, window_ms: i64) -> Result<Vec<ReviewItem>> {
-        // Only items given with more than the window to go: a reviewer who got the item
-        // inside it had the first reminder recently enough.
+        // Only items given with more than the window to go (a reviewer who got the item
+        // inside it had the first reminder recently enough), and not reminded yet: the
+        // sweep asks every poll, and must not write when there is nothing to send.
         let sql = format!(
             "SELECT {ITEM_COLUMNS} FROM review_items i WHERE i.decision IS NULL AND i.reviewer_id IS NOT NULL \
-             AND i.due_at_ms > $1 AND i.due_at_ms <= $2 AND i.due_at_ms - i.assigned_at_ms > $3 ORDER BY i.id"
+             AND i.due_at_ms > $1 AND i.due_at_ms <= $2 AND i.due_at_ms - i.assigned_at_ms > $3 \
+             AND NOT EXISTS (SELECT 1 FROM review_reminders r WHERE r.campaign_id = i.campaign_id \
+             AND r.reviewer_id = i.reviewer_id AND r.kind = 'due_soon' AND r.due_at_ms = i.due_at_ms) ORDER BY i.id"
         );
         self.read(|db| db.all(&sql, args![now_ms, now_ms + window_ms, window_ms], item))
     }
