@@ -279,18 +279,8 @@ async fn a_manager_answers_a_review_from_the_link() {
         (mail["to"].as_str(), outbox["reminders"].as_array().map(Vec::len)),
         (Some("bob@example.com"), Some(1))
     );
-    let token_key = format!(
-        "token:{}",
-        c.shared
-            .store
-            .connectors()
-            .unwrap()
-            .iter()
-            .find(|k| k.kind == "token")
-            .unwrap()
-            .key
-            .trim_start_matches("token:")
-    );
+    let connectors = c.shared.store.connectors().unwrap();
+    let token_key = connectors.iter().find(|k| k.kind == "token").unwrap().key.clone();
     let expect = serde_json::json!({
         "campaign": campaign["id"],
         "token_key": token_key,
