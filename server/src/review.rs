@@ -359,8 +359,13 @@ pub fn decide(
             if *campaign != c.id || item.reviewer_id.as_deref() != Some(person_id.as_str()) {
                 return Err(ReviewError::Forbidden(format!("{key} in {campaign_id} is not yours to review")));
             }
-            let name = people.by_id(person_id).map_or_else(|| person_id.clone(), |p| p.user_name.clone());
-            format!("person:{name}")
+            // A link outlives nobody's employment: a reviewer deprovisioned since cannot answer.
+            let Some(me) = people.by_id(person_id).filter(|p| p.deprovisioned_at_ms.is_none()) else {
+                return Err(ReviewError::Forbidden(
+                    "you are no longer provisioned: an admin answers for you".into(),
+                ));
+            };
+            format!("person:{}", me.user_name)
         }
         Decider::Deadline => "deadline".to_owned(),
     };
@@ -629,7 +634,9 @@ pub fn reviewer_page(
 ) -> anyhow::Result<Option<responses::ReviewerPage>> {
     let Some(c) = store.campaign(campaign_id)? else { return Ok(None) };
     let people = People::new(store.people_all()?);
-    let Some(me) = people.by_id(person_id) else { return Ok(None) };
+    let Some(me) = people.by_id(person_id).filter(|p| p.deprovisioned_at_ms.is_none()) else {
+        return Ok(None);
+    };
     let all = store.review_items(campaign_id)?;
     let mut items = Vec::new();
     for i in all.iter().filter(|i| i.reviewer_id.as_deref() == Some(person_id)) {

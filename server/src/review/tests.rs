@@ -225,6 +225,16 @@ fn reviewers_answer_their_own_items_and_keeping_approves_until_the_date() {
     decide(s, &w.pki, &id, "tool:jan", "revoke", "nobody owns it", None, &admin, T0 + DAY).unwrap();
     assert!(s.connector("tool:jan").unwrap().unwrap().revocation.is_some());
     assert!(s.campaign(&id).unwrap().unwrap().closed_at_ms.is_none(), "bob has not answered");
+
+    // Bob leaves before answering: his link no longer answers.
+    let mut bob = s.person("p-bob").unwrap().unwrap();
+    bob.deprovisioned_at_ms = Some(T0 + 2 * DAY);
+    bob.active = false;
+    s.update_person(&bob).unwrap();
+    let as_bob = Decider::Reviewer { campaign: id.clone(), person_id: "p-bob".into() };
+    let gone = decide(s, &w.pki, &id, "tool:lmstudio", "keep", "still needed", None, &as_bob, T0 + 3 * DAY);
+    assert!(matches!(gone, Err(ReviewError::Forbidden(_))));
+    assert!(reviewer_page(s, &w.policy, &id, "p-bob").unwrap().is_none());
 }
 
 #[test]
