@@ -41,6 +41,8 @@ pub const PRESENT_CONTEXT: &[u8] = b"sightline.v1.present\0";
 pub const RENEW_CONTEXT: &[u8] = b"sightline.v1.renew\0";
 /// Domain-separation prefix of an evidence bundle's manifest, signed by the collector.
 pub const EVIDENCE_CONTEXT: &[u8] = b"sightline.v1.evidence\0";
+/// Domain-separation prefix of a recertification campaign report, signed by the collector.
+pub const REVIEW_REPORT_CONTEXT: &[u8] = b"sightline.v1.review-report\0";
 
 /// Hash of the (absent) predecessor of a device's first batch.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];

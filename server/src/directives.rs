@@ -10,8 +10,9 @@
 //!
 //! The poller also runs [`crate::revoke::reissue`]: a revoked connector that shows up again
 //! gets a new directive without anyone asking; the store's periodic upkeep
-//! ([`crate::store::RetentionStore::maintain`]); and, every `offboarding` interval, the
-//! offboarding playbook ([`crate::offboarding::run`]), whose directives it rings at once.
+//! ([`crate::store::RetentionStore::maintain`]); recertification's deadline sweep
+//! ([`crate::review::sweep`]); and, every `offboarding` interval, the offboarding playbook
+//! ([`crate::offboarding::run`]), whose directives it rings at once.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -306,6 +307,10 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "Recording lapsed approvals failed; retrying."),
             }
             crate::revoke::reissue(store.as_ref(), &pki, now_ms())?;
+            // Review deadlines ride the same upkeep: every replica sweeps, the rows decide.
+            if let Err(e) = crate::review::sweep(store.as_ref(), &pki, now_ms()) {
+                tracing::warn!(error = %format!("{e:#}"), "Review deadline sweep failed; retrying.");
+            }
             Ok(store.directives_since(from)?)
         })
         .await;

@@ -14,7 +14,8 @@
 //! collector key the auditor pinned), then every batch against the *device* key: signature,
 //! device id, sequence range and hash as the manifest lists them, and the hash chain from one
 //! batch to the next. The manifest is kept as the exact signed text, so nothing is
-//! re-serialised before verifying.
+//! re-serialised before verifying. [`sign_manifest`] and [`open_manifest`] are that signed
+//! frame alone, which recertification reports (`review`) use too under their own context.
 
 use anyhow::Context;
 use base64::Engine;
@@ -56,17 +57,70 @@ pub fn export(
             "received_at": time(b.received_at_ms),
         })).collect::<Vec<_>>(),
     });
-    let manifest = serde_json::to_string(&manifest)?;
-    let signature = pki.sign(EVIDENCE_CONTEXT, manifest.as_bytes())?;
-    Ok(json!({
-        "schema": SCHEMA,
-        "manifest": manifest,
-        "manifest_signature": hex::encode(signature),
-        "collector_signing_key": hex::encode(pki.signing_key_spki()),
-        "batches": batches.iter().map(|b| json!({
-            "payload": b64().encode(&b.payload), "signature": b64().encode(&b.signature),
-        })).collect::<Vec<_>>(),
-    }))
+    let mut bundle = sign_manifest(pki, SCHEMA, EVIDENCE_CONTEXT, &manifest)?;
+    bundle.insert(
+        "batches".into(),
+        batches
+            .iter()
+            .map(|b| json!({ "payload": b64().encode(&b.payload), "signature": b64().encode(&b.signature) }))
+            .collect(),
+    );
+    Ok(Value::Object(bundle))
+}
+
+/// A document signed by the collector: `schema`, the manifest as the exact signed JSON text,
+/// its signature under `context` and the collector's signing key. The caller adds whatever
+/// the manifest vouches for (an evidence bundle's batches).
+pub fn sign_manifest(
+    pki: &Pki,
+    schema: &str,
+    context: &[u8],
+    manifest: &Value,
+) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let manifest = serde_json::to_string(manifest)?;
+    let signature = pki.sign(context, manifest.as_bytes())?;
+    let mut doc = serde_json::Map::new();
+    doc.insert("schema".into(), schema.into());
+    doc.insert("manifest".into(), manifest.into());
+    doc.insert("manifest_signature".into(), hex::encode(signature).into());
+    doc.insert("collector_signing_key".into(), hex::encode(pki.signing_key_spki()).into());
+    Ok(doc)
+}
+
+/// A document [`sign_manifest`] made, opened: its manifest verified under the collector key
+/// it names (and, `pinned`, that this is the key the auditor trusts: its id or hex SPKI).
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub doc: Value,
+    pub manifest: Value,
+    pub collector_key_id: String,
+}
+
+/// Checks a signed document offline: its schema, the pin, and the manifest signature.
+pub fn open_manifest(
+    bytes: &[u8],
+    schema: &str,
+    context: &[u8],
+    pinned: Option<&str>,
+) -> anyhow::Result<Opened> {
+    let v: Value = serde_json::from_slice(bytes).context("the file is not JSON")?;
+    anyhow::ensure!(v["schema"] == schema, "not a {schema} document");
+    let field = |k: &str| v[k].as_str().with_context(|| format!("the document has no `{k}`"));
+    let collector_spki =
+        hex::decode(field("collector_signing_key")?).context("collector_signing_key is not hex")?;
+    let collector_key_id = p256::key_id(&collector_spki);
+    if let Some(pin) = pinned
+        && pin != collector_key_id
+        && pin != hex::encode(&collector_spki)
+    {
+        anyhow::bail!("signed by collector key {collector_key_id}, not the pinned {pin}");
+    }
+    let manifest_text = field("manifest")?;
+    let sig = hex::decode(field("manifest_signature")?).context("manifest_signature is not hex")?;
+    p256::verify(&collector_spki, context, manifest_text.as_bytes(), &sig)
+        .map_err(|_| anyhow::anyhow!("the manifest signature does not verify: the document was altered"))?;
+    let manifest: Value = serde_json::from_str(manifest_text).context("the manifest is not JSON")?;
+    Ok(Opened { doc: v, manifest, collector_key_id })
 }
 
 /// What a successful verification established.
@@ -84,23 +138,8 @@ pub struct Verified {
 /// Verifies a bundle offline. `pinned` is the collector key id (or hex SPKI) the auditor
 /// trusts; without it the signature is checked against the key the bundle names.
 pub fn verify(bundle: &[u8], pinned: Option<&str>) -> anyhow::Result<Verified> {
-    let v: Value = serde_json::from_slice(bundle).context("the bundle is not JSON")?;
-    anyhow::ensure!(v["schema"] == SCHEMA, "not a {SCHEMA} bundle");
-    let field = |k: &str| v[k].as_str().with_context(|| format!("the bundle has no `{k}`"));
-    let collector_spki =
-        hex::decode(field("collector_signing_key")?).context("collector_signing_key is not hex")?;
-    let collector_key_id = p256::key_id(&collector_spki);
-    if let Some(pin) = pinned
-        && pin != collector_key_id
-        && pin != hex::encode(&collector_spki)
-    {
-        anyhow::bail!("signed by collector key {collector_key_id}, not the pinned {pin}");
-    }
-    let manifest_text = field("manifest")?;
-    let sig = hex::decode(field("manifest_signature")?).context("manifest_signature is not hex")?;
-    p256::verify(&collector_spki, EVIDENCE_CONTEXT, manifest_text.as_bytes(), &sig)
-        .map_err(|_| anyhow::anyhow!("the manifest signature does not verify: the bundle was altered"))?;
-    let manifest: Value = serde_json::from_str(manifest_text).context("the manifest is not JSON")?;
+    let Opened { doc: v, manifest, collector_key_id } =
+        open_manifest(bundle, SCHEMA, EVIDENCE_CONTEXT, pinned)?;
     let device = &manifest["device"];
     let device_id = device["device_id"].as_str().context("the manifest names no device")?;
     let device_spki =

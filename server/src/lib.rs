@@ -36,6 +36,7 @@ pub mod query;
 pub mod register;
 pub mod remote;
 pub mod responses;
+pub mod review;
 pub mod revoke;
 pub mod server;
 pub mod shutdown;

@@ -1195,3 +1195,181 @@ impl From<&store::ConnectorEvent> for AuditEvent {
         }
     }
 }
+
+/// How far a recertification campaign has come.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewCounts {
+    /// Open items in the admins' queue (no owner, or no manager left to ask).
+    pub admin_queue: usize,
+    pub answered: usize,
+    pub kept: usize,
+    pub open: usize,
+    pub revoked: usize,
+    pub total: usize,
+}
+
+/// A recertification campaign (`review list|show --json`, `GET /api/v1/reviews[/{id}]`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewCampaign {
+    pub closed_at: Option<String>,
+    pub counts: ReviewCounts,
+    pub created_at: String,
+    /// Who started it (`admin:token:NAME`, `cli:USER`, …).
+    pub created_by: String,
+    pub due_at: String,
+    pub id: String,
+    /// Every item (one-campaign view and reports; absent in lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ReviewItemView>>,
+    /// What happens to an item unanswered at its due date: `revoke` or `escalate`.
+    pub rule: String,
+    /// `all`, `group:NAME` or `kind:KIND`.
+    pub scope: String,
+}
+
+impl ReviewCampaign {
+    pub fn new(c: &store::Campaign, items: &[store::ReviewItem], views: Option<Vec<ReviewItemView>>) -> Self {
+        let with = |d: &str| items.iter().filter(|i| i.decision.as_deref() == Some(d)).count();
+        let answered = items.iter().filter(|i| i.decision.is_some()).count();
+        ReviewCampaign {
+            closed_at: opt_time(c.closed_at_ms),
+            counts: ReviewCounts {
+                admin_queue: items.iter().filter(|i| i.decision.is_none() && i.reviewer_id.is_none()).count(),
+                answered,
+                kept: with("keep"),
+                open: items.len() - answered,
+                revoked: with("revoke"),
+                total: items.len(),
+            },
+            created_at: time(c.created_at_ms),
+            created_by: c.created_by.clone(),
+            due_at: time(c.due_at_ms),
+            id: c.id.clone(),
+            items: views,
+            rule: c.rule.clone(),
+            scope: c.scope.clone(),
+        }
+    }
+}
+
+/// One connector in a campaign and its answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewItemView {
+    pub connector_key: String,
+    pub decided_at: Option<String>,
+    /// `review:CAMPAIGN:person:USERNAME`, `review:CAMPAIGN:admin:…`, `review:CAMPAIGN:deadline`.
+    pub decided_by: Option<String>,
+    /// `keep`, `revoke`, or null while open.
+    pub decision: Option<String>,
+    pub display_name: String,
+    pub due_at: String,
+    /// A kept connector's approval lapses then (null: it does not).
+    pub keep_until: Option<String>,
+    pub kind: String,
+    pub reason: Option<String>,
+    /// The reviewer's userName; null: the admins' queue.
+    pub reviewer: Option<String>,
+    pub reviewer_name: Option<String>,
+    /// Why this reviewer: `owner`, `manager` (the owner is gone), `escalated`, `admin`.
+    pub why: String,
+}
+
+impl ReviewItemView {
+    pub fn new(
+        i: &store::ReviewItem,
+        reviewer: Option<&store::Person>,
+        display_name: String,
+        kind: String,
+    ) -> Self {
+        ReviewItemView {
+            connector_key: i.connector_key.clone(),
+            decided_at: opt_time(i.decided_at_ms),
+            decided_by: i.decided_by.clone(),
+            decision: i.decision.clone(),
+            display_name,
+            due_at: time(i.due_at_ms),
+            keep_until: opt_time(i.keep_until_ms),
+            kind,
+            reason: i.reason.clone(),
+            reviewer: reviewer.map(|p| p.user_name.clone()),
+            reviewer_name: reviewer.and_then(store::Person::shown_name),
+            why: i.why.clone(),
+        }
+    }
+}
+
+/// A reviewer's page (`GET /api/v1/review/me` with their link's token).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewerPage {
+    pub campaign: ReviewCampaign,
+    pub items: Vec<ReviewerItem>,
+    pub reviewer: String,
+    pub reviewer_name: Option<String>,
+}
+
+/// One item on a reviewer's page, with the connector's register entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewerItem {
+    pub connector: Connector,
+    pub item: ReviewItemView,
+}
+
+/// A campaign's decisions signed by the collector (`review report`): verify offline with
+/// `sightline-server review verify`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewReport {
+    /// Hex SPKI of the collector's signing key.
+    pub collector_signing_key: String,
+    /// The signed JSON text: `{"campaign": {... "items": [...]}, "exported_at": ...}`.
+    pub manifest: String,
+    /// Hex DER ECDSA P-256 over `sightline.v1.review-report\0` || manifest.
+    pub manifest_signature: String,
+    /// `sightline.review-report.v1`.
+    pub schema: String,
+}
+
+/// A message for the mail system to send.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewReminder {
+    pub campaign: String,
+    pub due_at: String,
+    /// `start`, `due_soon` or `escalated`.
+    pub kind: String,
+    /// The reviewer's own page; its token is in the fragment.
+    pub link: String,
+    /// Acknowledge with this.
+    pub seq: i64,
+    pub subject: String,
+    pub text: String,
+    /// The reviewer's e-mail address.
+    pub to: String,
+}
+
+impl From<&store::Reminder> for ReviewReminder {
+    fn from(r: &store::Reminder) -> Self {
+        ReviewReminder {
+            campaign: r.campaign_id.clone(),
+            due_at: time(r.due_at_ms),
+            kind: r.kind.clone(),
+            link: r.link.clone(),
+            seq: r.seq,
+            subject: r.subject.clone(),
+            text: r.body.clone(),
+            to: r.recipient.clone(),
+        }
+    }
+}
+
+/// Pending reminders (`GET /api/v1/review/reminders`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewReminders {
+    /// Pass as `after` to read on.
+    pub next_after: i64,
+    pub reminders: Vec<ReviewReminder>,
+}
+
+/// What an acknowledgement marked sent.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RemindersAcked {
+    pub acknowledged: u64,
+}

@@ -382,3 +382,140 @@ fn approvals_and_the_audit_log_on_the_command_line() {
     let listed = json_of(&run(&["api-token", "list", "--json"]));
     assert_eq!(listed.as_array().unwrap().iter().filter(|t| t["role"] == "owner").count(), 1);
 }
+
+/// `review` on the command line: start a campaign over a data dir holding one reported tool,
+/// answer it on the owner's behalf, and write a report an auditor verifies offline; a report
+/// changed after signing fails.
+#[test]
+fn a_review_campaign_from_start_to_a_verified_report() {
+    use sightline_server::domain::{Change, ObservationKind};
+    use sightline_server::store::sqlite::SqliteStore;
+    use sightline_server::store::{
+        ConnectorRef, Device, EnrollmentStore, IngestBatch, IngestStore, ObservationRecord, PeopleStore,
+        Person,
+    };
+    let d = tempfile::tempdir().unwrap();
+    let key_id = {
+        let pki = sightline_server::pki::Pki::load_or_init(d.path(), true).unwrap();
+        sightline_proto::p256::key_id(&pki.signing_key_spki())
+    };
+    {
+        let s = SqliteStore::open(&d.path().join("sightline.db")).unwrap();
+        let alice = Person {
+            id: "p-alice".into(),
+            user_name: "alice@example.com".into(),
+            emails: vec!["alice@example.com".into()],
+            active: true,
+            ..Person::default()
+        };
+        s.create_person(&alice).unwrap();
+        s.create_token(b"t", "", 0, i64::MAX).unwrap();
+        let device = Device {
+            id: "dev-1".into(),
+            hostname: "laptop-1".into(),
+            os: "linux".into(),
+            os_version: "6.1".into(),
+            agent_version: "0.1.0".into(),
+            key_backend: "software".into(),
+            assurance: "software".into(),
+            key_spki: vec![1],
+            cert_sha256: "c".into(),
+            next_cert_sha256: None,
+            enrolled_at_ms: 1_000,
+            last_seen_ms: None,
+            last_attested_ms: None,
+            hardware_id: None,
+            clock_skew_ms: None,
+            seq_head: 0,
+            head_hash: [0; 32],
+            revoked_at_ms: None,
+            users: vec![],
+        };
+        s.complete_enrollment(b"t", &device, &[], 1_000).unwrap();
+        let o = ObservationRecord {
+            seq: 1,
+            observed_at_ms: 2_000,
+            change: Change::Appeared,
+            kind: ObservationKind::Process,
+            connector: Some(ConnectorRef {
+                key: "tool:ollama".into(),
+                kind: "tool",
+                label: "ollama".into(),
+                user: Some("alice".into()),
+                locus: "/usr/bin/ollama".into(),
+            }),
+            session: None,
+            directive: None,
+            data: "{}".into(),
+        };
+        let b = IngestBatch {
+            device_id: "dev-1".into(),
+            first_seq: 1,
+            last_seq: 1,
+            prev_hash: [0; 32],
+            hash: [5; 32],
+            payload: b"p".to_vec(),
+            signature: vec![9; 64],
+            received_at_ms: 2_000,
+            observations: vec![o],
+            inventory: None,
+        };
+        s.ingest(&b).unwrap();
+    }
+    let run = |args: &[&str]| server().args(args).arg("--data-dir").arg(d.path()).output().unwrap();
+    let out = run(&["review", "start", "--scope", "all", "--due", "14d", "--json"]);
+    assert!(!out.status.success() && text(&out).contains("--url"), "{}", text(&out));
+    let out = run(&[
+        "review",
+        "start",
+        "--scope",
+        "kind:tool",
+        "--due",
+        "14d",
+        "--url",
+        "https://c.example:8444",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let started: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (started["items"][0]["reviewer"].as_str(), started["items"][0]["why"].as_str()),
+        (Some("alice@example.com"), Some("owner"))
+    );
+    let out = run(&["review", "list"]);
+    assert!(text(&out).contains(&id) && text(&out).contains("0/1"), "{}", text(&out));
+    let out = run(&[
+        "review",
+        "decide",
+        &id,
+        "tool:ollama",
+        "keep",
+        "--reason",
+        "she still uses it",
+        "--keep-for",
+        "30d",
+    ]);
+    assert!(out.status.success() && text(&out).contains("keep until"), "{}", text(&out));
+    let out = run(&["review", "show", &id]);
+    assert!(text(&out).contains("1 of 1 answered (1 kept, 0 revoked)"), "{}", text(&out));
+    let report = d.path().join("report.json");
+    let out = run(&["review", "report", &id, "--out", report.to_str().unwrap()]);
+    assert!(out.status.success() && text(&out).contains(&key_id), "{}", text(&out));
+
+    // Offline: no data dir, only the file and the key the auditor was given.
+    let verify = |file: &std::path::Path, extra: &[&str]| {
+        server().args(["review", "verify"]).arg(file).args(extra).output().unwrap()
+    };
+    let out = verify(&report, &[]);
+    assert!(!out.status.success() && text(&out).contains("NOT VERIFIED"), "{}", text(&out));
+    let out = verify(&report, &["--collector-key", &key_id]);
+    assert!(out.status.success() && text(&out).contains("1 kept, 0 revoked"), "{}", text(&out));
+    let mut forged: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    forged["manifest"] =
+        forged["manifest"].as_str().unwrap().replace("she still uses it", "approved by the CISO").into();
+    let forged_file = d.path().join("forged.json");
+    std::fs::write(&forged_file, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let out = verify(&forged_file, &["--collector-key", &key_id]);
+    assert!(!out.status.success() && text(&out).contains("FAILED"), "{}", text(&out));
+}

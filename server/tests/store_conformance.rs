@@ -14,9 +14,9 @@ use sightline_server::signins::SignIn;
 use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
 use sightline_server::store::{
-    Challenge, ClaimsRecord, ConnectorEvent, ConnectorRef, Device, DevicePage, DirectiveRecord, IngestBatch,
-    IngestOutcome, ObservationRecord, OutcomeRef, PendingLogin, Person, Revocation, ScimGroup, SessionRef,
-    SsoIdentity, Store, StoreError,
+    Campaign, Challenge, ClaimsRecord, ConnectorEvent, ConnectorRef, Device, DevicePage, DirectiveRecord,
+    IngestBatch, IngestOutcome, ItemDecision, ObservationRecord, OutcomeRef, PendingLogin, Person, Reminder,
+    ReviewItem, Revocation, ScimGroup, SessionRef, SsoIdentity, Store, StoreError,
 };
 
 /// A store under test, and what must be cleaned up after it.
@@ -159,6 +159,7 @@ conformance!(
     playbook_events_are_recorded_once,
     approval_requests_close_once_and_lapses_are_recorded_once,
     the_approval_workflow_keeps_its_rules,
+    review_campaigns_settle_races_in_the_rows,
 );
 
 fn device_record(id: &str, hardware: Option<&str>) -> Device {
@@ -1415,4 +1416,153 @@ fn the_approval_workflow_keeps_its_rules(s: &dyn Store) {
     let listed = approvals::list(s, Some("approved"), None).unwrap();
     assert_eq!((listed.len(), listed[0].on_behalf_of.as_str()), (1, "alice@example.com"));
     assert!(matches!(approvals::list(s, Some("pending"), None), Err(ApprovalError::Invalid(_))));
+}
+
+fn review_campaigns_settle_races_in_the_rows(s: &dyn Store) {
+    let c = Campaign {
+        id: "rc-1".into(),
+        scope: "all".into(),
+        rule: "escalate".into(),
+        due_at_ms: 1_000,
+        created_by: "cli:ops".into(),
+        created_at_ms: 100,
+        closed_at_ms: None,
+        link_base: "https://c.example".into(),
+    };
+    let item = |key: &str, reviewer: Option<&str>, due: i64| ReviewItem {
+        campaign_id: "rc-1".into(),
+        connector_key: key.into(),
+        reviewer_id: reviewer.map(str::to_owned),
+        why: if reviewer.is_some() { "owner" } else { "admin" }.into(),
+        assigned_at_ms: 100,
+        due_at_ms: due,
+        ..ReviewItem::default()
+    };
+    s.create_campaign(
+        &c,
+        &[item("tool:a", Some("p1"), 1_000), item("tool:b", Some("p2"), 1_000), item("tool:c", None, 1_000)],
+    )
+    .unwrap();
+    assert_eq!(s.campaigns().unwrap(), vec![c.clone()]);
+    assert_eq!(s.campaign("rc-1").unwrap(), Some(c.clone()));
+    let items = s.review_items("rc-1").unwrap();
+    assert_eq!(
+        items.iter().map(|i| i.connector_key.as_str()).collect::<Vec<_>>(),
+        ["tool:a", "tool:b", "tool:c"]
+    );
+
+    // An answer is recorded once, with its event; the second writer is told no.
+    let d = ItemDecision {
+        decision: "keep".into(),
+        keep_until_ms: Some(5_000),
+        reason: Some("needed".into()),
+        decided_by: "review:rc-1:person:a".into(),
+        decided_at_ms: 200,
+    };
+    let ev = ConnectorEvent::new("tool:a", 200, "reviewed", "review:rc-1:person:a", Some("needed"));
+    assert!(s.record_review("rc-1", "tool:a", &d, &ev).unwrap());
+    assert!(!s.record_review("rc-1", "tool:a", &d, &ev).unwrap());
+    assert!(!s.record_review("rc-1", "tool:zzz", &d, &ev).unwrap());
+    assert_eq!(s.connector_events("tool:a").unwrap().len(), 1);
+    let a = s.review_items("rc-1").unwrap().remove(0);
+    assert_eq!(
+        (a.decision.as_deref(), a.keep_until_ms, a.decided_at_ms),
+        (Some("keep"), Some(5_000), Some(200))
+    );
+
+    // Overdue: under `escalate`, the admins' queue waits; an answered item is done.
+    assert!(s.overdue_items(999, 10).unwrap().is_empty());
+    let overdue = s.overdue_items(1_000, 10).unwrap();
+    assert_eq!(
+        overdue.iter().map(|(i, r)| (i.connector_key.as_str(), r.as_str())).collect::<Vec<_>>(),
+        [("tool:b", "escalate")]
+    );
+    let b = overdue[0].0.clone();
+    let esc = ConnectorEvent::new("tool:b", 1_000, "review_escalated", "review:rc-1:deadline", None);
+    assert!(s.reassign_item(&b, Some("p3"), "escalated", 1_000, 8_000, &esc).unwrap());
+    // A replica that saw the item as it was loses the race.
+    assert!(!s.reassign_item(&b, Some("p4"), "escalated", 1_000, 9_000, &esc).unwrap());
+    let now_b = s.review_items("rc-1").unwrap().remove(1);
+    assert_eq!(
+        (now_b.reviewer_id.as_deref(), now_b.due_at_ms, now_b.assigned_at_ms),
+        (Some("p3"), 8_000, 1_000)
+    );
+    assert!(s.reassign_item(&now_b, None, "admin", 8_000, 15_000, &esc).unwrap(), "to the admins' queue");
+    let in_queue = s.review_items("rc-1").unwrap().remove(1);
+    assert!(
+        s.reassign_item(&in_queue, Some("p5"), "escalated", 8_001, 16_000, &esc).unwrap(),
+        "out of it by CAS on null"
+    );
+    assert_eq!(s.connector_events("tool:b").unwrap().len(), 3);
+
+    // Due soon: within the window, and given longer ago than the window.
+    let soon = s.due_soon(13_000, 5_000).unwrap();
+    assert_eq!(soon.iter().map(|i| i.connector_key.as_str()).collect::<Vec<_>>(), ["tool:b"]);
+    assert!(
+        s.due_soon(13_000, 9_000).unwrap().is_empty(),
+        "given 7,999 ms before its date: inside a 9,000 window"
+    );
+
+    // Once its reminder is queued, an item is no longer due soon (the sweep writes nothing).
+    let soon_mail = Reminder {
+        campaign_id: "rc-1".into(),
+        reviewer_id: "p5".into(),
+        kind: "due_soon".into(),
+        due_at_ms: 16_000,
+        recipient: "e@example.com".into(),
+        created_at_ms: 13_000,
+        ..Reminder::default()
+    };
+    assert!(s.add_reminder(&soon_mail, &[4; 32], 16_000).unwrap());
+    assert!(s.due_soon(13_000, 5_000).unwrap().is_empty());
+
+    // Reminders: one per (campaign, reviewer, kind, due); the token only with the stored one.
+    let r = Reminder {
+        campaign_id: "rc-1".into(),
+        reviewer_id: "p1".into(),
+        kind: "start".into(),
+        due_at_ms: 1_000,
+        recipient: "a@example.com".into(),
+        subject: "Please review".into(),
+        body: "open https://c.example/ui/review/#t=x".into(),
+        link: "https://c.example/ui/review/#t=x".into(),
+        created_at_ms: 100,
+        ..Reminder::default()
+    };
+    assert!(s.add_reminder(&r, &[1; 32], 1_000).unwrap());
+    assert!(!s.add_reminder(&r, &[2; 32], 1_000).unwrap());
+    assert_eq!(s.review_grant(&[1; 32], 999).unwrap(), Some(("rc-1".into(), "p1".into())));
+    assert_eq!(s.review_grant(&[1; 32], 1_000).unwrap(), None, "expired");
+    assert_eq!(s.review_grant(&[2; 32], 500).unwrap(), None, "its message was not stored");
+    let second =
+        Reminder { reviewer_id: "p3".into(), kind: "escalated".into(), due_at_ms: 8_000, ..r.clone() };
+    assert!(s.add_reminder(&second, &[3; 32], 8_000).unwrap());
+    let pending = s.pending_reminders(0, 10).unwrap();
+    assert_eq!(
+        pending.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>(),
+        ["due_soon", "start", "escalated"]
+    );
+    assert_eq!((pending[1].body.as_str(), pending[1].sent_at_ms), (r.body.as_str(), None));
+    assert_eq!(s.pending_reminders(pending[0].seq, 10).unwrap().len(), 2);
+    assert_eq!(s.ack_reminders(&[pending[1].seq, pending[1].seq], 300).unwrap(), 1);
+    let left = s.pending_reminders(0, 10).unwrap();
+    assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), [pending[0].seq, pending[2].seq]);
+
+    // Closing: only once nothing is left unanswered.
+    assert_eq!(s.close_finished_campaigns(400).unwrap(), 0);
+    for key in ["tool:b", "tool:c"] {
+        let ev = ConnectorEvent::new(key, 500, "reviewed", "review:rc-1:deadline", None);
+        assert!(
+            s.record_review(
+                "rc-1",
+                key,
+                &ItemDecision { decision: "revoke".into(), keep_until_ms: None, ..d.clone() },
+                &ev
+            )
+            .unwrap()
+        );
+    }
+    assert_eq!(s.close_finished_campaigns(600).unwrap(), 1);
+    assert_eq!(s.close_finished_campaigns(700).unwrap(), 0);
+    assert_eq!(s.campaign("rc-1").unwrap().unwrap().closed_at_ms, Some(600));
 }

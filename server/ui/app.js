@@ -138,6 +138,8 @@ async function route() {
       case "person": return await renderPerson(parts[1]);
       case "findings": return await renderTable("findings", params);
       case "triage": return await renderTriage(params);
+      case "reviews": return await renderReviews();
+      case "review": return await renderReview(parts[1]);
       default: show(el("p", { class: "error" }, "No such page."));
     }
   } catch (e) {
@@ -646,4 +648,49 @@ async function renderTriage(params) {
   put(out, el("h2", {}, deviceLink(id, t.device.hostname), ` at ${fmtTime(t.at)} `, badge(t.device.assurance)),
     el("p", {}, "Logged in: ", (t.sessions || []).map((s) => `${s.os_user} (${s.terminal})`).join(", ") || "nobody"),
     presenceTable(t.present, false));
+}
+
+// ---- recertification ------------------------------------------------------------------------
+
+function progress(c) {
+  const n = c.counts;
+  return `${n.answered} of ${n.total} answered (${n.kept} kept, ${n.revoked} revoked` +
+    (n.admin_queue ? `, ${n.admin_queue} waiting for admins` : "") + ")";
+}
+
+async function renderReviews() {
+  const list = await api("/api/v1/reviews");
+  const rows = list.slice().reverse().map((c) => el("tr", { "data-testid": "campaign-row" },
+    el("td", {}, link("#/review/" + enc(c.id), c.id)),
+    el("td", {}, c.scope), el("td", {}, c.rule), el("td", {}, fmtTime(c.due_at)),
+    el("td", {}, progress(c)),
+    el("td", {}, c.closed_at ? badge("closed", "approved") : badge("open", "pending")),
+    el("td", { class: "opt" }, c.created_by)));
+  show(el("h1", {}, "Access reviews"),
+    el("p", { class: "muted" }, "Each connector's owner (or their manager once the owner has left) keeps or revokes it by the due date. Start one with ",
+      el("code", {}, "sightline-server review start --scope all --due 14d"), "; reviewers get their links from the reminder outbox."),
+    list.length
+      ? scroll(el("table", { "data-testid": "campaigns-table" },
+        el("thead", {}, el("tr", {}, ["Campaign", "Scope", "Rule", "Due", "Progress", "State"].map((h) => el("th", {}, h)), el("th", { class: "opt" }, "Started by"))),
+        el("tbody", {}, rows)))
+      : el("p", { class: "card empty", "data-testid": "empty-reviews" }, "No review campaigns yet."));
+}
+
+async function renderReview(id) {
+  const c = await api("/api/v1/reviews/" + enc(id));
+  const rows = (c.items || []).map((i) => el("tr", { "data-testid": "review-row" },
+    el("td", {}, connectorLink(i.connector_key, i.display_name)),
+    el("td", {}, i.kind),
+    el("td", {}, i.reviewer ? link("#/person/" + enc(i.reviewer), i.reviewer_name || i.reviewer) : el("em", {}, "admins"), " (", i.why, ")"),
+    el("td", {}, fmtTime(i.due_at)),
+    el("td", {}, i.decision ? badge(i.decision === "keep" ? "kept" : "revoked", i.decision === "keep" ? "approved" : "unsanctioned") : badge("open", "pending"),
+      i.keep_until ? " until " + fmtTime(i.keep_until) : ""),
+    el("td", { class: "opt" }, i.reason || ""),
+    el("td", { class: "opt" }, i.decided_by || "")));
+  show(el("h1", {}, "Access review ", c.id),
+    el("p", {}, `Scope ${c.scope}, unanswered items ${c.rule === "revoke" ? "are revoked" : "escalate"} at the due date (${fmtTime(c.due_at)}). ${progress(c)}.`),
+    el("p", { class: "muted" }, "Signed report for auditors: ", el("code", {}, `sightline-server review report ${c.id} --out report.json`)),
+    scroll(el("table", { "data-testid": "review-table" },
+      el("thead", {}, el("tr", {}, ["Connector", "Kind", "Reviewer", "Due", "Answer"].map((h) => el("th", {}, h)), el("th", { class: "opt" }, "Reason"), el("th", { class: "opt" }, "By"))),
+      el("tbody", {}, rows))));
 }

@@ -819,3 +819,173 @@ async fn connectors_say_which_account_they_are_signed_in_with() {
         assert!(e["connector"].as_str().unwrap().starts_with("token:"));
     }
 }
+
+/// Recertification over the API: an admin starts a campaign, the mail system reads the
+/// reviewers' links from the outbox, each reviewer's link token answers that reviewer's own
+/// items and nothing else, and the signed report verifies offline.
+#[tokio::test(flavor = "multi_thread")]
+async fn review_links_answer_only_their_own_items() {
+    use sightline_proto::envelope::GENESIS_HASH;
+    use sightline_proto::pb;
+    use sightline_server::store::{Email, Person, Profile};
+    let c = Collector::start().await;
+    let person = |id: &str, user: &str, manager: Option<&str>| Person {
+        id: id.into(),
+        user_name: format!("{user}@example.com"),
+        emails: vec![format!("{user}@example.com")],
+        profile: Profile {
+            emails: vec![Email {
+                value: format!("{user}@example.com"),
+                primary: Some(true),
+                ..Email::default()
+            }],
+            ..Profile::default()
+        },
+        manager_id: manager.map(str::to_owned),
+        active: true,
+        ..Person::default()
+    };
+    for p in [
+        person("p-bob", "bob", None),
+        person("p-alice", "alice", Some("p-bob")),
+        person("p-dave", "dave", None),
+    ] {
+        c.shared.store.create_person(&p).unwrap();
+    }
+    let laptop = enroll(&c).await;
+    let t0 = 1_768_464_000_000i64;
+    let obs = |item| pb::Observation {
+        seq: 0,
+        observed_at_ms: t0,
+        change: pb::Change::Snapshot as i32,
+        item: Some(item),
+    };
+    let (b, _) = laptop.batch_of(
+        1,
+        GENESIS_HASH,
+        vec![
+            obs(openai_token("alice", "4f5e6d7c8b9a0f1e2d3c4b5a69788796")),
+            obs(openai_token("dave", "0123456789abcdef0123456789abcdef")),
+        ],
+    );
+    for r in laptop.send(vec![b]).await {
+        r.unwrap();
+    }
+    let (admin, viewer, ingest) = (c.api_token("admin"), c.api_token("viewer"), c.api_token("ingest"));
+    let call = |m: &'static str, p: String, t: Option<&str>, body: Option<String>| {
+        let (c, t) = (&c, t.map(str::to_owned));
+        tokio::task::block_in_place(move || c.api_body(m, &p, t.as_deref(), body.as_deref()))
+    };
+    let (_, _, connectors) = call("GET", "/api/v1/connectors".into(), Some(&viewer), None);
+    let key_of = |user: &str| {
+        connectors.as_array().unwrap().iter().find(|k| k["devices"][0]["user"] == user).unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (alice_key, dave_key) = (key_of("alice"), key_of("dave"));
+
+    let start = json!({"scope": "kind:token", "due_in": "14d", "rule": "escalate"}).to_string();
+    assert_eq!(call("POST", "/api/v1/reviews".into(), Some(&viewer), Some(start.clone())).0, 403);
+    let (code, _, bad) = call(
+        "POST",
+        "/api/v1/reviews".into(),
+        Some(&admin),
+        Some(json!({"scope": "team:x", "due_in": "14d"}).to_string()),
+    );
+    assert_eq!(code, 400, "{bad}");
+    let (code, _, campaign) = call("POST", "/api/v1/reviews".into(), Some(&admin), Some(start));
+    assert_eq!(code, 200, "{campaign}");
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    assert_eq!(campaign["counts"]["total"], 2);
+    assert!(campaign["created_by"].as_str().unwrap().starts_with("admin:token:"), "{campaign}");
+
+    // The outbox: for the mail system (ingest) or an admin, never a viewer.
+    assert_eq!(call("GET", "/api/v1/review/reminders".into(), Some(&viewer), None).0, 403);
+    let (code, _, outbox) = call("GET", "/api/v1/review/reminders?after=0".into(), Some(&ingest), None);
+    assert_eq!(code, 200, "{outbox}");
+    let mail = outbox["reminders"].as_array().unwrap();
+    assert_eq!(mail.len(), 2, "{outbox}");
+    let token_for = |to: &str| {
+        let m = mail.iter().find(|m| m["to"] == to).unwrap();
+        assert!(m["text"].as_str().unwrap().contains(m["link"].as_str().unwrap()));
+        let link = m["link"].as_str().unwrap();
+        assert!(link.starts_with(&format!("{}/ui/review/#t=", c.api_url)), "{link}");
+        link.rsplit_once("#t=").unwrap().1.to_owned()
+    };
+    let (alice, dave) = (token_for("alice@example.com"), token_for("dave@example.com"));
+
+    // A link token opens its reviewer's page and nothing else.
+    let (code, _, page) = call("GET", "/api/v1/review/me".into(), Some(&alice), None);
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["reviewer"], "alice@example.com");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["connector"]["key"], alice_key.as_str());
+    assert_eq!(items[0]["connector"]["owner"]["user_name"], "alice@example.com");
+    assert_eq!(call("GET", "/api/v1/review/me".into(), Some(&admin), None).0, 403);
+    assert_eq!(call("GET", "/api/v1/review/me".into(), None, None).0, 401);
+    assert_eq!(call("GET", "/api/v1/connectors".into(), Some(&alice), None).0, 401);
+    assert_eq!(call("GET", format!("/api/v1/reviews/{id}"), Some(&alice), None).0, 401);
+
+    let keep = json!({"decision": "keep", "reason": "the project needs it", "keep_for": "30d"}).to_string();
+    let (code, _, body) =
+        call("POST", format!("/api/v1/reviews/{id}/items/{dave_key}"), Some(&alice), Some(keep.clone()));
+    assert_eq!(code, 403, "not hers: {body}");
+    assert_eq!(
+        call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&viewer), Some(keep.clone())).0,
+        403
+    );
+    let (code, _, item) =
+        call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&alice), Some(keep.clone()));
+    assert_eq!(code, 200, "{item}");
+    assert_eq!(
+        (item["decision"].as_str(), item["reviewer"].as_str()),
+        (Some("keep"), Some("alice@example.com"))
+    );
+    assert!(item["keep_until"].is_string());
+    assert_eq!(
+        call("POST", format!("/api/v1/reviews/{id}/items/{alice_key}"), Some(&alice), Some(keep)).0,
+        409
+    );
+    let (_, _, conn) = call("GET", format!("/api/v1/connectors/{alice_key}"), Some(&viewer), None);
+    assert_eq!(
+        (conn["status"].as_str(), conn["status_source"].as_str()),
+        (Some("approved"), Some("decision")),
+        "{conn}"
+    );
+    let history = conn["history"].as_array().unwrap();
+    assert!(
+        history.iter().any(|e| e["event"] == "reviewed" && e["detail"]["campaign"] == id.as_str()),
+        "{conn}"
+    );
+
+    // Dave revokes his; the campaign closes.
+    let revoke = json!({"decision": "revoke", "reason": "left over from a trial"}).to_string();
+    let (code, _, item) =
+        call("POST", format!("/api/v1/reviews/{id}/items/{dave_key}"), Some(&dave), Some(revoke));
+    assert_eq!((code, item["decision"].as_str()), (200, Some("revoke")), "{item}");
+    let (code, _, shown) = call("GET", format!("/api/v1/reviews/{id}"), Some(&viewer), None);
+    assert_eq!(code, 200);
+    assert_eq!(
+        (shown["counts"]["answered"].as_u64(), shown["closed_at"].is_string()),
+        (Some(2), true),
+        "{shown}"
+    );
+
+    // The auditor's report verifies offline under the pinned collector key.
+    let (code, _, report) = call("GET", format!("/api/v1/reviews/{id}/report"), Some(&viewer), None);
+    assert_eq!(code, 200);
+    let key_id = sightline_proto::p256::key_id(&c.shared.pki.signing_key_spki());
+    let v = sightline_server::review::verify_report(report.to_string().as_bytes(), Some(&key_id)).unwrap();
+    assert_eq!((v.items, v.kept, v.revoked), (2, 1, 1));
+
+    // Sent reminders are acknowledged; their text, which held the link, is erased.
+    let seqs: Vec<i64> = mail.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    let ack = json!({"seqs": seqs}).to_string();
+    let (code, _, acked) = call("POST", "/api/v1/review/reminders/ack".into(), Some(&ingest), Some(ack));
+    assert_eq!((code, acked["acknowledged"].as_u64()), (200, Some(2)), "{acked}");
+    let (_, _, outbox) = call("GET", "/api/v1/review/reminders".into(), Some(&ingest), None);
+    assert!(outbox["reminders"].as_array().unwrap().is_empty());
+    c.stop().await;
+}

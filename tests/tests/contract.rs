@@ -63,6 +63,19 @@ async fn every_operation_answers_as_its_document_says() {
     let enrollment: Value = serde_json::from_str(&enrollment).unwrap();
     let (made_id, enrollment_id) = (made["id"].as_str().unwrap(), enrollment["id"].as_str().unwrap());
 
+    // A recertification campaign over alice's extension, and her link's token from the
+    // reminder outbox, for the reviewer's calls.
+    let start = r#"{"scope":"kind:extension","due_in":"14d","rule":"escalate"}"#;
+    let (code, campaign) = f.call("POST", "/api/v1/reviews", &f.admin, Some(start));
+    assert_eq!(code, 200, "{campaign}");
+    let campaign: Value = serde_json::from_str(&campaign).unwrap();
+    let review = campaign["id"].as_str().unwrap().to_owned();
+    let (_, outbox) = f.call("GET", "/api/v1/review/reminders", &f.ingest, None);
+    let outbox: Value = serde_json::from_str(&outbox).unwrap();
+    let reminder = &outbox["reminders"][0];
+    let reviewer = reminder["link"].as_str().unwrap().rsplit_once("#t=").unwrap().1.to_owned();
+    let ack = format!(r#"{{"seqs":[{}]}}"#, reminder["seq"]);
+
     // (method, documented path, concrete path, token, body), reads before the changes that
     // end what they read.
     let calls: Vec<(&str, &str, String, &str, Option<&str>)> = vec![
@@ -105,6 +118,33 @@ async fn every_operation_answers_as_its_document_says() {
         ("get", "/api/v1/views/findings", "/api/v1/views/findings".into(), &f.viewer, None),
         ("get", "/api/v1/views/people", "/api/v1/views/people".into(), &f.viewer, None),
         ("get", "/api/v1/tokens/api", "/api/v1/tokens/api".into(), &f.admin, None),
+        (
+            "put",
+            "/api/v1/connectors/{key}/owner",
+            format!("/api/v1/connectors/{ext}/owner"),
+            &f.admin,
+            Some(r#"{"person":"alice@example.com","reason":"contract"}"#),
+        ),
+        ("get", "/api/v1/reviews", "/api/v1/reviews".into(), &f.viewer, None),
+        ("get", "/api/v1/reviews/{id}", format!("/api/v1/reviews/{review}"), &f.viewer, None),
+        ("get", "/api/v1/review/me", "/api/v1/review/me".into(), &reviewer, None),
+        ("get", "/api/v1/review/reminders", "/api/v1/review/reminders?after=0".into(), &f.ingest, None),
+        ("post", "/api/v1/reviews", "/api/v1/reviews".into(), &f.admin, Some(start)),
+        (
+            "post",
+            "/api/v1/reviews/{id}/items/{key}",
+            format!("/api/v1/reviews/{review}/items/{ext}"),
+            &reviewer,
+            Some(r#"{"decision":"keep","reason":"contract","keep_for":"30d"}"#),
+        ),
+        ("get", "/api/v1/reviews/{id}/report", format!("/api/v1/reviews/{review}/report"), &f.viewer, None),
+        (
+            "post",
+            "/api/v1/review/reminders/ack",
+            "/api/v1/review/reminders/ack".into(),
+            &f.ingest,
+            Some(&ack),
+        ),
         ("get", "/api/v1/tokens/enrollment", "/api/v1/tokens/enrollment".into(), &f.admin, None),
         ("post", "/api/v1/signins/{source}", "/api/v1/signins/okta".into(), &f.ingest, Some(okta)),
         (

@@ -229,3 +229,97 @@ async fn the_dashboard_in_a_real_browser() {
     c.stop().await;
     empty.stop().await;
 }
+
+/// A reviewer's page in a real browser: the manager of a person who left opens the link the
+/// reminder outbox carries, keeps her OpenAI key for 30 days and revokes her tool; admins
+/// see the campaign in the dashboard (`tests/browser/review.mjs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manager_answers_a_review_from_the_link() {
+    use sightline_server::store::{Email, Person, Profile};
+    let c = Collector::start().await;
+    let person = |id: &str, user: &str, name: &str, manager: Option<&str>, gone: bool| Person {
+        id: id.into(),
+        user_name: format!("{user}@example.com"),
+        display_name: Some(name.into()),
+        emails: vec![format!("{user}@example.com")],
+        profile: Profile {
+            emails: vec![Email {
+                value: format!("{user}@example.com"),
+                primary: Some(true),
+                ..Email::default()
+            }],
+            ..Profile::default()
+        },
+        manager_id: manager.map(str::to_owned),
+        active: !gone,
+        deprovisioned_at_ms: gone.then(sightline_server::clock::now_ms),
+        ..Person::default()
+    };
+    c.shared.store.create_person(&person("p-bob", "bob", "Bob Manager", None, false)).unwrap();
+    c.shared.store.create_person(&person("p-alice", "alice", "Alice Ng", Some("p-bob"), true)).unwrap();
+    let laptop = enroll(&c).await;
+    let t0 = 1_768_464_000_000i64;
+    let fp = "4f5e6d7c8b9a0f1e2d3c4b5a69788796";
+    let (b, _) = laptop.batch_of(
+        1,
+        GENESIS_HASH,
+        vec![
+            obs(t0, inventory("alice-laptop", "linux", "alice")),
+            obs(t0, openai_token("alice", fp)),
+            obs(t0, tool("alice", "cursor")),
+        ],
+    );
+    for r in laptop.send(vec![b]).await {
+        r.unwrap();
+    }
+    let (admin, ingest) = (c.api_token("admin"), c.api_token("ingest"));
+    let call = |m: &'static str, p: &str, t: &str, body: Option<&str>| {
+        tokio::task::block_in_place(|| c.api_body(m, p, Some(t), body))
+    };
+    let (code, _, campaign) =
+        call("POST", "/api/v1/reviews", &admin, Some(r#"{"scope":"all","due_in":"14d","rule":"escalate"}"#));
+    assert_eq!(code, 200, "{campaign}");
+    let (_, _, outbox) = call("GET", "/api/v1/review/reminders", &ingest, None);
+    let mail = &outbox["reminders"][0];
+    assert_eq!(
+        (mail["to"].as_str(), outbox["reminders"].as_array().map(Vec::len)),
+        (Some("bob@example.com"), Some(1))
+    );
+    let connectors = c.shared.store.connectors().unwrap();
+    let token_key = connectors.iter().find(|k| k.kind == "token").unwrap().key.clone();
+    let expect = serde_json::json!({
+        "campaign": campaign["id"],
+        "token_key": token_key,
+        "token_name": "openai",
+        "tool_key": "tool:cursor",
+        "hostname": "alice-laptop",
+        "reviewer": "bob@example.com",
+        "reviewer_name": "Bob Manager",
+    })
+    .to_string();
+    let link = mail["link"].as_str().unwrap().to_owned();
+    let (ok, log) = tokio::task::block_in_place(|| {
+        run_browser(
+            "review.mjs",
+            &[
+                ("SIGHTLINE_URL", &c.api_url),
+                ("SIGHTLINE_LINK", &link),
+                ("SIGHTLINE_ADMIN", &admin),
+                ("SIGHTLINE_EXPECT", &expect),
+            ],
+        )
+    });
+    assert!(ok, "the browser run failed:\n{log}");
+    for shot in ["review", "reviews", "review-campaign"] {
+        assert!(screenshots().join(format!("{shot}.png")).exists(), "no screenshot of {shot}");
+    }
+    // What the page did is what the register holds: approved by bob's review for 30 days.
+    let key = c.shared.store.connector(&token_key).unwrap().unwrap();
+    let d = key.decision.unwrap();
+    assert_eq!(d.status, "approved");
+    assert!(d.by.ends_with(":person:bob@example.com"), "{}", d.by);
+    let days = (d.expires_at_ms.unwrap() - d.at_ms) / 86_400_000;
+    assert_eq!(days, 30);
+    assert!(c.shared.store.connector("tool:cursor").unwrap().unwrap().revocation.is_some());
+    c.stop().await;
+}

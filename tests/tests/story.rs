@@ -45,7 +45,11 @@ fn claude_code(home: &Path, email: &str, access: &str, refresh: &str) {
 
 fn random_tail(n: usize) -> String {
     let r = sightline_agent::state::random_bytes(n).unwrap();
-    r.iter().map(|b| b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[(*b % 64) as usize] as char).collect()
+    r.iter()
+        .map(|b| {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[(*b % 64) as usize] as char
+        })
+        .collect()
 }
 
 /// One of alice's laptops: Claude Code signed in with her personal Gmail account, and her
@@ -56,8 +60,11 @@ fn laptop(work: &Path, openai: &str, access: &str, refresh: &str) -> PathBuf {
     claude_code(&home, "alice@gmail.com", access, refresh);
     let project = home.join("src/forecast");
     std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(project.join(".env"), format!("# the model behind the forecast\nOPENAI_API_KEY={openai}\nDEBUG=1\n"))
-        .unwrap();
+    std::fs::write(
+        project.join(".env"),
+        format!("# the model behind the forecast\nOPENAI_API_KEY={openai}\nDEBUG=1\n"),
+    )
+    .unwrap();
     root
 }
 
@@ -80,7 +87,8 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
         "org_domains = [\"example.com\"]\n[offboarding]\naction = \"revoke\"\ngrace = \"3s\"\n",
         &["--offboarding-interval", "300ms"],
     );
-    let (scim, admin, viewer) = (stack.api_token("scim"), stack.api_token("admin"), stack.api_token("viewer"));
+    let (scim, admin, viewer) =
+        (stack.api_token("scim"), stack.api_token("admin"), stack.api_token("viewer"));
 
     // 1. The identity provider provisions bob, then alice with bob as her manager.
     let user = |name: &str, display: &str| {
@@ -93,7 +101,8 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     };
     let bob = scim_user(&stack, &scim, user("bob@example.com", "Bob Diaz"));
     let mut a = user("alice@example.com", "Alice Ng");
-    a["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = serde_json::json!({ "manager": { "value": bob } });
+    a["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+        serde_json::json!({ "manager": { "value": bob } });
     let alice = scim_user(&stack, &scim, a);
 
     // 2. Her two laptops, agents in enforce mode (the MDM's setting).
@@ -124,7 +133,8 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     let (ok, out) = stack.cli(&["connectors", "--user", "alice@example.com", "--kind", "token", "--json"]);
     assert!(ok, "{out}");
     let by_user: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let (ok, out) = stack.remote_cli(&["connectors", "--owner", "alice@example.com", "--kind", "token"], &viewer);
+    let (ok, out) =
+        stack.remote_cli(&["connectors", "--owner", "alice@example.com", "--kind", "token"], &viewer);
     assert!(ok, "{out}");
     let by_owner: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(keys(&by_user), keys(&by_owner), "every token she holds, she owns");
@@ -175,13 +185,14 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     let devices: Vec<String> = laptops.iter().map(|(_, a)| a.device_id()).collect();
     for k in [&key_id, &oauth_id] {
         let v = stack.connector_when(k, &viewer, "the revocation enforced on both laptops", |v| {
-            let outcomes = v["revocation"]["devices"].as_array().map_or(0, |d| {
-                d.iter().filter(|d| d["outcome"] == "enforced").count()
-            });
+            let outcomes = v["revocation"]["devices"]
+                .as_array()
+                .map_or(0, |d| d.iter().filter(|d| d["outcome"] == "enforced").count());
             v["status"] == "revoked" && outcomes == devices.len()
         });
         assert_eq!(v["revocation"]["requested_by"], "system:offboarding", "{v:#}");
-        let history: Vec<&str> = v["history"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+        let history: Vec<&str> =
+            v["history"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
         assert!(history.contains(&"offboarding_revoked") && history.contains(&"revoked"), "{history:?}");
     }
     for (root, _) in &laptops {

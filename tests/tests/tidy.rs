@@ -32,6 +32,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "query",
             "register",
             "responses",
+            "review",
             "revoke",
             "tokens",
             "views",

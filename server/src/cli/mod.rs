@@ -5,6 +5,7 @@ mod act;
 mod approve;
 mod output;
 mod read;
+mod review;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -136,6 +137,12 @@ pub enum Command {
     Signins {
         #[command(subcommand)]
         command: SigninsCommand,
+    },
+    /// Recertification campaigns: owners (or their managers) keep or revoke each connector
+    /// by a due date; signed reports for auditors.
+    Review {
+        #[command(subcommand)]
+        command: review::ReviewCommand,
     },
     /// Evidence bundles an auditor verifies offline.
     Evidence {
@@ -595,6 +602,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Signins { command: SigninsCommand::Import { source, file, data } } => {
             act::import_signins(&source, &file, &data, db)
         }
+        Command::Review { command } => review::run(command, db),
         Command::Evidence { command: EvidenceCommand::Export { device, out, data } } => {
             act::export_evidence(&device, &out, &data, db)
         }

@@ -28,6 +28,8 @@ pub(super) const SESSION_MS: i64 = 12 * 3600 * 1000;
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
+const REVIEW_HTML: &str = include_str!("../../ui/review.html");
+const REVIEW_JS: &str = include_str!("../../ui/review.js");
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -37,6 +39,11 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/ui/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
         .route("/ui/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        // A reviewer's page: opened from the link in a review e-mail, the token in the
+        // fragment (never sent here); the page calls the API with it.
+        .route("/ui/review", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ui/review/")]) }))
+        .route("/ui/review/", get(|| async { asset(REVIEW_HTML, "text/html; charset=utf-8") }))
+        .route("/ui/review.js", get(|| async { asset(REVIEW_JS, "text/javascript; charset=utf-8") }))
         .merge(super::sso::routes())
 }
 

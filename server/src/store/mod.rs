@@ -29,6 +29,7 @@ pub(crate) mod plan;
 pub mod postgres;
 mod read;
 mod register;
+mod review;
 mod rows;
 mod schema;
 mod sql;
@@ -614,6 +615,76 @@ impl ConnectorEvent {
     }
 }
 
+/// A recertification campaign: every connector in `scope` goes to a reviewer, who keeps or
+/// revokes it by `due_at_ms`; what is unanswered then follows `rule`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Campaign {
+    pub id: String,
+    /// `all`, `group:NAME` or `kind:KIND`, as given.
+    pub scope: String,
+    /// `revoke` or `escalate`.
+    pub rule: String,
+    pub due_at_ms: i64,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    /// When its last item was answered.
+    pub closed_at_ms: Option<i64>,
+    /// Where reviewers' links point: the dashboard's origin (`https://host:port`).
+    pub link_base: String,
+}
+
+/// One connector in a campaign, for one reviewer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReviewItem {
+    /// Storage id (assigned by the store).
+    pub id: i64,
+    pub campaign_id: String,
+    pub connector_key: String,
+    /// The reviewer's SCIM id; None: the admins' queue.
+    pub reviewer_id: Option<String>,
+    /// Why this reviewer: `owner`, `manager` (the owner is gone), `escalated` (the previous
+    /// reviewer let the due date pass) or `admin` (nobody else to ask).
+    pub why: String,
+    /// When the current reviewer was given it.
+    pub assigned_at_ms: i64,
+    pub due_at_ms: i64,
+    /// `keep` or `revoke` once answered.
+    pub decision: Option<String>,
+    pub keep_until_ms: Option<i64>,
+    pub reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at_ms: Option<i64>,
+}
+
+/// The answer to a review item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemDecision {
+    pub decision: String,
+    pub keep_until_ms: Option<i64>,
+    pub reason: Option<String>,
+    pub decided_by: String,
+    pub decided_at_ms: i64,
+}
+
+/// A message for the mail system: a reviewer's link and what is asked of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reminder {
+    /// The outbox cursor (assigned by the store).
+    pub seq: i64,
+    pub campaign_id: String,
+    pub reviewer_id: String,
+    /// `start`, `due_soon` or `escalated`.
+    pub kind: String,
+    pub due_at_ms: i64,
+    pub recipient: String,
+    pub subject: String,
+    /// The text to send, link included; emptied (with `link`) once acknowledged.
+    pub body: String,
+    pub link: String,
+    pub created_at_ms: i64,
+    pub sent_at_ms: Option<i64>,
+}
+
 /// Which devices a device page shows, and in what order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DevicePage {
@@ -686,6 +757,7 @@ pub trait Store:
     + DirectiveStore
     + RegisterStore
     + ApprovalStore
+    + ReviewStore
     + ExportStore
     + RetentionStore
 {
@@ -701,6 +773,7 @@ impl<T> Store for T where
         + DirectiveStore
         + RegisterStore
         + ApprovalStore
+        + ReviewStore
         + ExportStore
         + RetentionStore
 {
@@ -1186,6 +1259,68 @@ pub trait ApprovalStore: Send + Sync {
     /// each approval lapsed by `now_ms` whose expiry is not recorded yet, and marks it
     /// recorded; returns how many. Replicas sweeping together record each once.
     fn record_expiries(&self, now_ms: i64) -> Result<usize>;
+}
+
+/// Recertification: campaigns and their items, reviewer link tokens (hashes) and the
+/// reminder outbox. Races between replicas are settled in the rows (see each method).
+pub trait ReviewStore: Send + Sync {
+    /// Stores a campaign and its items in one transaction.
+    fn create_campaign(&self, c: &Campaign, items: &[ReviewItem]) -> Result<()>;
+
+    /// Every campaign, oldest first.
+    fn campaigns(&self) -> Result<Vec<Campaign>>;
+
+    fn campaign(&self, id: &str) -> Result<Option<Campaign>>;
+
+    /// A campaign's items in the order they were made.
+    fn review_items(&self, campaign_id: &str) -> Result<Vec<ReviewItem>>;
+
+    /// Answers an item, with its event, if it is still unanswered; false otherwise (someone
+    /// answered first, or there is no such item).
+    fn record_review(
+        &self,
+        campaign_id: &str,
+        key: &str,
+        d: &ItemDecision,
+        event: &ConnectorEvent,
+    ) -> Result<bool>;
+
+    /// Gives an unanswered item to another reviewer (None: the admins' queue) with a new due
+    /// date, with its event, if it still stands as `from` says; false otherwise.
+    fn reassign_item(
+        &self,
+        from: &ReviewItem,
+        to: Option<&str>,
+        why: &str,
+        now_ms: i64,
+        due_at_ms: i64,
+        event: &ConnectorEvent,
+    ) -> Result<bool>;
+
+    /// Unanswered items due by `now_ms` that their campaign's rule acts on, with that rule
+    /// (an item in the admins' queue under `escalate` waits for them).
+    fn overdue_items(&self, now_ms: i64, limit: usize) -> Result<Vec<(ReviewItem, String)>>;
+
+    /// Unanswered items of a person due within `window_ms`, given to them longer ago than that,
+    /// whose `due_soon` reminder is not queued yet.
+    fn due_soon(&self, now_ms: i64, window_ms: i64) -> Result<Vec<ReviewItem>>;
+
+    /// Closes the open campaigns with nothing left unanswered; how many.
+    fn close_finished_campaigns(&self, now_ms: i64) -> Result<u64>;
+
+    /// Puts a reminder in the outbox with the hash of the token its link carries (good until
+    /// `token_expires_at_ms`), unless one of that kind for that reviewer and due date is
+    /// there already (false: nothing stored, the token is not valid).
+    fn add_reminder(&self, r: &Reminder, token_hash: &[u8], token_expires_at_ms: i64) -> Result<bool>;
+
+    /// Reminders not yet acknowledged, after the cursor `after`, in order.
+    fn pending_reminders(&self, after: i64, limit: usize) -> Result<Vec<Reminder>>;
+
+    /// Marks reminders sent and forgets their text (it held a token); how many were pending.
+    fn ack_reminders(&self, seqs: &[i64], now_ms: i64) -> Result<u64>;
+
+    /// The (campaign, reviewer) a live review token stands for.
+    fn review_grant(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<(String, String)>>;
 }
 
 /// Export sinks: the stored evidence as an outbox, and each sink's cursors.

@@ -403,6 +403,61 @@ CREATE INDEX approval_requests_state ON approval_requests(state, id);
 CREATE INDEX connector_decisions_lapse ON connector_decisions(expires_at_ms) WHERE expiry_recorded_at_ms IS NULL;
 ";
 
+/// Recertification campaigns: each connector in a campaign's scope is an item for one
+/// reviewer (a person's SCIM id; none: the admins' queue) to keep or revoke by its due date;
+/// reviewers act through links whose tokens are stored hashed, scoped to a campaign and a
+/// reviewer; reminders wait in an outbox until the mail system acknowledges them.
+pub(crate) const REVIEWS: &str = "
+CREATE TABLE review_campaigns (
+    id            TEXT PRIMARY KEY,
+    scope         TEXT NOT NULL,
+    rule          TEXT NOT NULL,
+    due_at_ms     {int} NOT NULL,
+    created_by    TEXT NOT NULL,
+    created_at_ms {int} NOT NULL,
+    closed_at_ms  {int},
+    link_base     TEXT NOT NULL
+);
+CREATE TABLE review_items (
+    id             {serial},
+    campaign_id    TEXT NOT NULL REFERENCES review_campaigns(id),
+    connector_key  TEXT NOT NULL,
+    reviewer_id    TEXT,
+    why            TEXT NOT NULL,
+    assigned_at_ms {int} NOT NULL,
+    due_at_ms      {int} NOT NULL,
+    decision       TEXT,
+    keep_until_ms  {int},
+    reason         TEXT,
+    decided_by     TEXT,
+    decided_at_ms  {int},
+    UNIQUE (campaign_id, connector_key)
+);
+CREATE INDEX review_items_open ON review_items(due_at_ms) WHERE decision IS NULL;
+CREATE INDEX review_items_reviewer ON review_items(campaign_id, reviewer_id);
+CREATE TABLE review_tokens (
+    token_hash    {bytes} PRIMARY KEY,
+    campaign_id   TEXT NOT NULL,
+    reviewer_id   TEXT NOT NULL,
+    created_at_ms {int} NOT NULL,
+    expires_at_ms {int} NOT NULL
+);
+CREATE TABLE review_reminders (
+    seq           {serial},
+    campaign_id   TEXT NOT NULL,
+    reviewer_id   TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    due_at_ms     {int} NOT NULL,
+    recipient     TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    link          TEXT NOT NULL,
+    created_at_ms {int} NOT NULL,
+    sent_at_ms    {int},
+    UNIQUE (campaign_id, reviewer_id, kind, due_at_ms)
+);
+";
+
 /// Pieces joined into one migration, spelled for `d`.
 pub(crate) fn migration(d: Dialect, pieces: &[&str]) -> String {
     pieces.iter().map(|p| spell(d, p)).collect()
@@ -434,6 +489,7 @@ mod tests {
             OIDC,
             REGISTER,
             APPROVALS,
+            REVIEWS,
         ];
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let sql = migration(d, &all);

@@ -105,6 +105,7 @@ CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
         m(&[schema::CATALOG_STATUS]),
         m(&[schema::REGISTER]),
         m(&[schema::APPROVALS]),
+        m(&[schema::REVIEWS]),
     ]
 }
 

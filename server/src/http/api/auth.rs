@@ -171,6 +171,23 @@ impl FromRequestParts<AppState> for Owner {
     }
 }
 
+/// A caller who may read the reminder outbox: an `ingest` token (the mail system's), or an
+/// admin. Viewers may not: reminders carry reviewers' links.
+pub(crate) struct Mailer;
+
+impl FromRequestParts<AppState> for Mailer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Mailer, ApiError> {
+        match Anyone::from_request_parts(parts, s).await? {
+            Anyone(Role::Ingest | Role::Admin) => Ok(Mailer),
+            Anyone(r) => {
+                Err(ApiError::forbidden(format!("a {} token cannot read review reminders", r.as_str())))
+            }
+        }
+    }
+}
+
 /// Whoever may read the register and take part in approvals: an admin (who), a viewer, or
 /// an owner (their person; handlers narrow what they see and do to it).
 pub(crate) enum Party {
@@ -188,6 +205,71 @@ impl FromRequestParts<AppState> for Party {
             (Role::Viewer, _) => Ok(Party::Viewer),
             (Role::Owner, _) => Ok(Party::Owner(Owner(Box::new(owner_person(s, &parts.headers).await?)))),
             (r, _) => Err(ApiError::forbidden(format!("a {} token cannot read the register", r.as_str()))),
+        }
+    }
+}
+
+/// The bearer, if it is a live review token: the (campaign, person id) it is scoped to.
+pub(crate) async fn review_grant(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, String)>, ApiError> {
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(None);
+    };
+    let hash = token_hash(token);
+    blocking(&s.store, move |st| Ok(st.review_grant(&hash, now_ms())?)).await
+}
+
+/// Paths a review token may call (the middleware lets it through to these alone; the
+/// handlers' extractors then say what it may do there).
+pub(crate) fn review_token_path(path: &str) -> bool {
+    path == "/api/v1/review/me" || (path.starts_with("/api/v1/reviews/") && path.contains("/items/"))
+}
+
+/// Who answers a review item: an admin (on behalf), or a reviewer by their link's token.
+pub(crate) struct ReviewDecider(pub crate::review::Decider);
+
+impl FromRequestParts<AppState> for ReviewDecider {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<ReviewDecider, ApiError> {
+        use crate::review::Decider;
+        match caller_who(s, &parts.headers).await {
+            Ok((Role::Admin, who)) => Ok(ReviewDecider(Decider::Admin(format!("admin:{who}")))),
+            Ok((r, _)) => Err(ApiError::forbidden(format!("a {} token cannot answer reviews", r.as_str()))),
+            Err((status, m)) => match review_grant(s, &parts.headers).await? {
+                Some((campaign, person_id)) => Ok(ReviewDecider(Decider::Reviewer { campaign, person_id })),
+                None => Err(ApiError(status, m)),
+            },
+        }
+    }
+}
+
+/// A reviewer by their link's token, and nobody else: the reviewer's own page.
+pub(crate) struct ReviewerToken {
+    pub campaign: String,
+    pub person_id: String,
+}
+
+impl FromRequestParts<AppState> for ReviewerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<ReviewerToken, ApiError> {
+        if let Some((campaign, person_id)) = review_grant(s, &parts.headers).await? {
+            return Ok(ReviewerToken { campaign, person_id });
+        }
+        match caller(s, &parts.headers).await {
+            Ok(_) => {
+                Err(ApiError::forbidden("this is a reviewer's page: open the link from the review e-mail"))
+            }
+            Err((status, m)) => Err(ApiError(status, m)),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! document cannot drift from what is served.
 
 use super::error::ErrorBody;
-use super::{actions, approvals, dashboard, inventory, tokens, triage};
+use super::{actions, approvals, dashboard, inventory, reviews, tokens, triage};
 use crate::http::ui;
 use crate::state::AppState;
 
@@ -45,6 +45,13 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::revoke_api))
         .routes(routes!(tokens::list_enrollment, tokens::create_enrollment))
         .routes(routes!(tokens::revoke_enrollment))
+        .routes(routes!(reviews::list, reviews::start))
+        .routes(routes!(reviews::show))
+        .routes(routes!(reviews::report))
+        .routes(routes!(reviews::decide))
+        .routes(routes!(reviews::mine))
+        .routes(routes!(reviews::reminders))
+        .routes(routes!(reviews::ack))
         .split_for_parts()
 }
 
@@ -58,7 +65,8 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
                        Authenticate with `Authorization: Bearer <API token>` (from `sightline-server api-token create`) \
                        or a dashboard session cookie (changes through a cookie also need the `X-Sightline-CSRF` header). \
                        Roles: viewer reads; admin reads and acts; ingest pushes sign-ins; owner (a token bound to one person) \
-                       reads the connectors that person owns or holds and asks for (and withdraws) their approval."
+                       reads the connectors that person owns or holds and asks for (and withdraws) their approval; \
+                       ingest also reads review reminders. A reviewer's link token opens `/api/v1/review/me` and answers that reviewer's items."
     ),
     modifiers(&Security),
     components(schemas(ErrorBody)),
@@ -71,6 +79,7 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         (name = "views", description = "Server-side paged tables for the dashboard"),
         (name = "session", description = "Dashboard sign-in"),
         (name = "tokens", description = "Enrollment and API token lifecycle (admin)"),
+        (name = "reviews", description = "Recertification campaigns: start, answer, report; reviewers' pages; the reminder outbox"),
         (name = "health", description = "Liveness"),
     )
 )]

@@ -21,6 +21,7 @@ mod error;
 mod inventory;
 mod middleware;
 mod params;
+mod reviews;
 mod serve;
 mod tokens;
 mod triage;

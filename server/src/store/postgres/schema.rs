@@ -99,6 +99,7 @@ END $$;
         m(&[store_schema::CATALOG_STATUS]),
         m(&[store_schema::REGISTER]),
         m(&[store_schema::APPROVALS]),
+        m(&[store_schema::REVIEWS]),
     ]
 }
 
