@@ -109,10 +109,28 @@ pub fn parse_rule(s: &str) -> Result<&'static str, ReviewError> {
     }
 }
 
+/// Who a campaign asks: `owner` (each connector's owner; their manager once they are gone)
+/// or `manager` (the owner's manager, as in a manager access review; the owner when they
+/// have none).
+pub fn parse_reviewers(s: &str) -> Result<&'static str, ReviewError> {
+    match s {
+        "owner" => Ok("owner"),
+        "manager" => Ok("manager"),
+        other => Err(ReviewError::Invalid(format!("reviewers {other:?}: use owner or manager"))),
+    }
+}
+
 /// Who answers an item: a person and why, or the admins' queue (`None`, `admin`).
-pub fn reviewer_for(owner: Option<&Person>, people: &People) -> (Option<Person>, &'static str) {
+pub fn reviewer_for(
+    owner: Option<&Person>,
+    people: &People,
+    reviewers: &str,
+) -> (Option<Person>, &'static str) {
     match owner {
-        Some(p) if p.deprovisioned_at_ms.is_none() => (Some(p.clone()), "owner"),
+        Some(p) if p.deprovisioned_at_ms.is_none() => match manager_of(p, people) {
+            Some(m) if reviewers == "manager" => (Some(m), "manager"),
+            _ => (Some(p.clone()), "owner"),
+        },
         Some(p) => match manager_of(p, people) {
             Some(m) => (Some(m), "manager"),
             None => (None, "admin"),
@@ -229,13 +247,14 @@ pub struct Started {
 }
 
 /// Opens a campaign over the connectors present now (revoked ones are already decided) in
-/// `scope`, due at `due_at_ms`, and queues each reviewer's first reminder.
+/// `scope`, for `reviewers` (see [`parse_reviewers`]), due at `due_at_ms`, and queues each reviewer's first reminder.
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     store: &(impl ReadModel + PeopleStore + ReviewStore + ?Sized),
     policy: &Policy,
     scope: &str,
     rule: &str,
+    reviewers: &str,
     due_at_ms: i64,
     link_base: &str,
     created_by: &str,
@@ -243,6 +262,7 @@ pub fn start(
 ) -> Result<Started, ReviewError> {
     let parsed = Scope::parse(scope)?;
     let rule = parse_rule(rule)?;
+    let reviewers = parse_reviewers(reviewers)?;
     if due_at_ms <= now_ms {
         return Err(ReviewError::Invalid("the due date must be in the future".into()));
     }
@@ -261,7 +281,7 @@ pub fn start(
         if !parsed.covers(&c, owner.person.as_ref()) {
             continue;
         }
-        let (reviewer, why) = reviewer_for(owner.person.as_ref(), &people);
+        let (reviewer, why) = reviewer_for(owner.person.as_ref(), &people, reviewers);
         items.push(ReviewItem {
             connector_key: c.key.clone(),
             reviewer_id: reviewer.map(|p| p.id),

@@ -176,6 +176,44 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     assert!(entry.contains("owner:        alice@example.com (Alice Ng) — attributed"), "{entry}");
     assert!(entry.contains("https://platform.openai.com/api-keys"), "{entry}");
 
+    // 4. A manager access review of AI credentials: bob gets alice's items. The mail system
+    //    takes his link from the reminder outbox; from his review page he keeps the OpenAI
+    //    key for 30 days. The Claude sign-in he leaves unanswered.
+    let (ok, out) = stack.remote_cli(
+        &["review", "start", "--scope", "kind:token", "--due", "14d", "--reviewers", "manager", "--json"],
+        &admin,
+    );
+    assert!(ok, "{out}");
+    let campaign: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let campaign_id = campaign["id"].as_str().unwrap().to_owned();
+    let ingest = stack.api_token("ingest");
+    let (code, outbox) = stack.api("GET", "/api/v1/review/reminders", &ingest, None);
+    assert_eq!(code, 200, "{outbox}");
+    let mails = outbox["reminders"].as_array().unwrap();
+    assert_eq!(mails.len(), 1, "one reviewer, one mail: {outbox:#}");
+    assert_eq!(mails[0]["to"], "bob@example.com");
+    let link = mails[0]["link"].as_str().unwrap().to_owned();
+    browser_dir(&["playwright-core"]);
+    let (ok, log) = run_browser(
+        "story.mjs",
+        &[
+            ("SIGHTLINE_LINK", &link),
+            ("SIGHTLINE_KEY", &key_id),
+            ("SIGHTLINE_REASON", "the forecast service needs it"),
+        ],
+    );
+    assert!(ok, "the review page run failed:\n{log}");
+    let v = stack.connector_when(&key_id, &viewer, "bob's decision", |v| v["status"] == "approved");
+    assert_eq!(v["status_source"], "decision", "{v:#}");
+    let d = &v["decision"];
+    assert!(d["decided_by"].as_str().unwrap().ends_with("person:bob@example.com"), "{d:#}");
+    assert_eq!(d["reason"], "the forecast service needs it");
+    let days = |f: &str| sightline_server::query::parse_instant(d[f].as_str().unwrap(), 0).unwrap();
+    assert_eq!((days("expires_at") - days("decided_at")) / 86_400_000, 30, "{d:#}");
+    let reviewed: Vec<&serde_json::Value> =
+        v["history"].as_array().unwrap().iter().filter(|e| e["event"] == "reviewed").collect();
+    assert_eq!(reviewed.len(), 1, "{v:#}");
+
     // 5. The identity provider deactivates alice. After the playbook's grace, every device
     //    enforces the revocation of everything she owns: the key file and Claude's
     //    credentials leave her homes, and both connectors read `revoked`.
@@ -188,6 +226,12 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
             let outcomes = v["revocation"]["devices"]
                 .as_array()
                 .map_or(0, |d| d.iter().filter(|d| d["outcome"] == "enforced").count());
+            if std::env::var("STORY_DEBUG").is_ok() {
+                eprintln!(
+                    "{k}: {}",
+                    serde_json::json!({"status": v["status"], "rev": v["revocation"], "hist": v["history"]})
+                );
+            }
             v["status"] == "revoked" && outcomes == devices.len()
         });
         assert_eq!(v["revocation"]["requested_by"], "system:offboarding", "{v:#}");
@@ -202,5 +246,49 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     }
     let (ok, entry) = stack.cli(&["connector", &key_id]);
     assert!(ok && entry.contains("DEPROVISIONED"), "{entry}");
-    let _ = (admin, laptops);
+    // 6. The auditor: the campaign's report, signed by the collector, verifies offline with
+    //    the key pinned; a report changed afterwards does not.
+    let report = work.path().join("campaign-report.json");
+    let (ok, out) = stack.cli(&["review", "report", &campaign_id, "--out", report.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let pinned = {
+        let pki = sightline_server::pki::Pki::load_or_init(&stack.server.data_dir, false).unwrap();
+        sightline_proto::p256::key_id(&pki.signing_key_spki())
+    };
+    assert!(out.contains(&pinned), "the report names the key it is signed with: {out}");
+    let auditor = |path: &Path| {
+        outcome({
+            let mut cmd = std::process::Command::new(bin("sightline-server"));
+            cmd.args(["review", "verify"])
+                .arg(path)
+                .args(["--collector-key", &pinned])
+                .env_remove("SIGHTLINE_API_TOKEN");
+            cmd
+        })
+    };
+    let (ok, verdict) = auditor(&report);
+    assert!(ok, "{verdict}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("the forecast service needs it") && text.contains("bob@example.com"), "{text}");
+    let forged = work.path().join("forged.json");
+    std::fs::write(&forged, text.replace("the forecast service needs it", "approved by the CISO")).unwrap();
+    let (ok, verdict) = auditor(&forged);
+    assert!(!ok, "a changed report must not verify: {verdict}");
+
+    // Nothing the system emitted holds a secret: not the key, not Claude's tokens.
+    let secrets = [openai.as_str(), access.as_str(), refresh.as_str()];
+    let mut places = all_bytes(&stack.server.data_dir);
+    for (_, agent) in &laptops {
+        places.push((agent.log.clone(), std::fs::read(&agent.log).unwrap_or_default()));
+    }
+    places.push((report.clone(), text.into_bytes()));
+    places.push(("server log".into(), stack.server.log().into_bytes()));
+    for (path, bytes) in &places {
+        for s in secrets {
+            assert!(!contains(bytes, s), "a secret in {}", path.display());
+        }
+    }
+    for (_, agent) in &mut laptops {
+        agent.terminate(Duration::from_secs(10));
+    }
 }

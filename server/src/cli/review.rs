@@ -29,6 +29,10 @@ pub enum ReviewCommand {
         /// the reviewer's manager (7 more days; with no manager, the admins' queue).
         #[arg(long, default_value = "revoke")]
         rule: String,
+        /// Who reviews: `owner` (each connector's owner; their manager once they are gone)
+        /// or `manager` (the owner's manager, as in a manager access review).
+        #[arg(long, default_value = "owner")]
+        reviewers: String,
         /// The dashboard's address reviewers' links point to (https://host:port); with
         /// --server, the server's address by default.
         #[arg(long)]
@@ -105,9 +109,10 @@ pub enum ReviewCommand {
 
 pub(super) fn run(command: ReviewCommand, db: Option<&str>) -> anyhow::Result<()> {
     match command {
-        ReviewCommand::Start { scope, due, rule, url, data, json, remote } => {
+        ReviewCommand::Start { scope, due, rule, reviewers, url, data, json, remote } => {
             let body = serde_json::json!({
-                "scope": scope, "due_in": humantime::format_duration(due).to_string(), "rule": rule, "link_base": url,
+                "scope": scope, "due_in": humantime::format_duration(due).to_string(), "rule": rule,
+                "reviewers": reviewers, "link_base": url,
             });
             if let Some(out) = remote.call(|r| async move { r.post("/api/v1/reviews", &body).await })? {
                 return print(&out);
@@ -122,6 +127,7 @@ pub(super) fn run(command: ReviewCommand, db: Option<&str>) -> anyhow::Result<()
                 &app.policy,
                 &scope,
                 &rule,
+                &reviewers,
                 due_ms,
                 &url,
                 &cli_user(),

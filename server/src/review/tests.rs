@@ -49,7 +49,7 @@ fn org() -> Vec<Person> {
 fn the_owner_reviews_else_the_first_active_manager_else_the_admins() {
     let people = People::new(org());
     let who = |id: Option<&str>| {
-        let (p, why) = reviewer_for(id.and_then(|i| people.by_id(i)), &people);
+        let (p, why) = reviewer_for(id.and_then(|i| people.by_id(i)), &people, "owner");
         (p.map(|p| p.id), why)
     };
     assert_eq!(who(Some("p-alice")), (Some("p-alice".into()), "owner"));
@@ -60,8 +60,22 @@ fn the_owner_reviews_else_the_first_active_manager_else_the_admins() {
     let mut gone_bob = org();
     gone_bob[2].deprovisioned_at_ms = Some(T0);
     let people = People::new(gone_bob);
-    let (p, _) = reviewer_for(people.by_id("p-carol"), &people);
+    let (p, _) = reviewer_for(people.by_id("p-carol"), &people, "owner");
     assert_eq!(p.map(|p| p.id), Some("p-dave".into()), "past a departed manager to theirs");
+}
+
+#[test]
+fn a_manager_review_asks_the_owners_manager_and_the_owner_when_there_is_none() {
+    let people = People::new(org());
+    let who = |id: &str| {
+        let (p, why) = reviewer_for(people.by_id(id), &people, "manager");
+        (p.map(|p| p.id), why)
+    };
+    // alice's manager is bob (active); dave has no manager: he reviews his own.
+    assert_eq!(who("p-alice"), (Some("p-bob".into()), "manager"));
+    assert_eq!(who("p-dave"), (Some("p-dave".into()), "owner"));
+    assert_eq!(parse_reviewers("manager").ok(), Some("manager"));
+    assert!(parse_reviewers("peer").is_err());
 }
 
 #[test]
@@ -160,9 +174,18 @@ fn items(w: &World, id: &str) -> HashMap<String, ReviewItem> {
 fn reviewers_answer_their_own_items_and_keeping_approves_until_the_date() {
     let w = world(&[("alice", "ollama"), ("carol", "lmstudio"), ("root", "jan")]);
     let s = &w.store;
-    let started =
-        start(s, &w.policy, "all", "escalate", T0 + 14 * DAY, "https://c.example:8443", "cli:ops", T0)
-            .unwrap();
+    let started = start(
+        s,
+        &w.policy,
+        "all",
+        "escalate",
+        "owner",
+        T0 + 14 * DAY,
+        "https://c.example:8443",
+        "cli:ops",
+        T0,
+    )
+    .unwrap();
     let id = started.campaign.id.clone();
     assert_eq!((started.items, started.admin_queue, started.reminders), (3, 1, 2));
     let it = items(&w, &id);
@@ -241,10 +264,11 @@ fn reviewers_answer_their_own_items_and_keeping_approves_until_the_date() {
 fn unanswered_items_escalate_up_the_chain_once_per_deadline_and_end_with_the_admins() {
     let w = world(&[("carol", "lmstudio"), ("root", "jan")]);
     let s = &w.store;
-    let id = start(s, &w.policy, "all", "escalate", T0 + 14 * DAY, "https://c.example", "cli:ops", T0)
-        .unwrap()
-        .campaign
-        .id;
+    let id =
+        start(s, &w.policy, "all", "escalate", "owner", T0 + 14 * DAY, "https://c.example", "cli:ops", T0)
+            .unwrap()
+            .campaign
+            .id;
     // Nothing is due yet.
     assert_eq!(sweep(s, &w.pki, T0 + 13 * DAY).unwrap().escalated, 0);
     let at = T0 + 14 * DAY;
@@ -278,10 +302,20 @@ fn unanswered_items_escalate_up_the_chain_once_per_deadline_and_end_with_the_adm
 fn under_the_revoke_rule_unanswered_items_are_revoked_and_the_campaign_closes() {
     let w = world(&[("alice", "ollama"), ("root", "jan")]);
     let s = &w.store;
-    let id = start(s, &w.policy, "kind:tool", "revoke", T0 + 14 * DAY, "https://c.example", "cli:ops", T0)
-        .unwrap()
-        .campaign
-        .id;
+    let id = start(
+        s,
+        &w.policy,
+        "kind:tool",
+        "revoke",
+        "owner",
+        T0 + 14 * DAY,
+        "https://c.example",
+        "cli:ops",
+        T0,
+    )
+    .unwrap()
+    .campaign
+    .id;
     // The second reminder goes out REMIND_BEFORE the date, once.
     let soon = T0 + 14 * DAY - REMIND_BEFORE.as_millis() as i64;
     assert_eq!(sweep(s, &w.pki, soon).unwrap().reminded, 1);
@@ -315,14 +349,33 @@ fn a_group_scope_covers_connectors_whose_owner_is_a_member() {
         ..Default::default()
     })
     .unwrap();
-    let started =
-        start(s, &w.policy, "group:engineering", "revoke", T0 + DAY, "https://c.example", "cli:ops", T0)
-            .unwrap();
+    let started = start(
+        s,
+        &w.policy,
+        "group:engineering",
+        "revoke",
+        "owner",
+        T0 + DAY,
+        "https://c.example",
+        "cli:ops",
+        T0,
+    )
+    .unwrap();
     let keys: Vec<String> =
         s.review_items(&started.campaign.id).unwrap().into_iter().map(|i| i.connector_key).collect();
     assert_eq!(keys, ["tool:ollama"]);
     assert!(matches!(
-        start(s, &w.policy, "kind:extension", "revoke", T0 + DAY, "https://c.example", "cli:ops", T0),
+        start(
+            s,
+            &w.policy,
+            "kind:extension",
+            "revoke",
+            "owner",
+            T0 + DAY,
+            "https://c.example",
+            "cli:ops",
+            T0
+        ),
         Err(ReviewError::Invalid(_))
     ));
 }
@@ -331,7 +384,7 @@ fn a_group_scope_covers_connectors_whose_owner_is_a_member() {
 fn the_report_verifies_offline_and_any_change_to_it_is_detected() {
     let w = world(&[("alice", "ollama")]);
     let s = &w.store;
-    let id = start(s, &w.policy, "all", "revoke", T0 + 14 * DAY, "https://c.example", "cli:ops", T0)
+    let id = start(s, &w.policy, "all", "revoke", "owner", T0 + 14 * DAY, "https://c.example", "cli:ops", T0)
         .unwrap()
         .campaign
         .id;

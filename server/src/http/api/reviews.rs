@@ -53,6 +53,10 @@ pub(super) struct StartBody {
     /// `revoke` (default) or `escalate`: what happens to an item unanswered at its due date.
     #[serde(default)]
     rule: Option<String>,
+    /// `owner` (default: each connector's owner, their manager once they are gone) or
+    /// `manager` (the owner's manager, as in a manager access review).
+    #[serde(default)]
+    reviewers: Option<String>,
     /// Where reviewers' links point (`https://host:port`); default: the address this request
     /// was sent to.
     #[serde(default)]
@@ -86,9 +90,10 @@ pub(super) async fn start(
     };
     let (policy, actor) = (s.policy.clone(), admin.actor());
     let rule = body.rule.unwrap_or_else(|| "revoke".into());
+    let reviewers = body.reviewers.unwrap_or_else(|| "owner".into());
     let id = crate::state::blocking(&s.store, move |st| {
         let now = now_ms();
-        review::start(st, &policy, &body.scope, &rule, now + due_ms, &base, &actor, now)
+        review::start(st, &policy, &body.scope, &rule, &reviewers, now + due_ms, &base, &actor, now)
             .map(|r| r.campaign.id)
     })
     .await?
