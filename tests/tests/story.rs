@@ -223,16 +223,12 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     let devices: Vec<String> = laptops.iter().map(|(_, a)| a.device_id()).collect();
     for k in [&key_id, &oauth_id] {
         let v = stack.connector_when(k, &viewer, "the revocation enforced on both laptops", |v| {
-            let outcomes = v["revocation"]["devices"]
-                .as_array()
-                .map_or(0, |d| d.iter().filter(|d| d["outcome"] == "enforced").count());
-            if std::env::var("STORY_DEBUG").is_ok() {
-                eprintln!(
-                    "{k}: {}",
-                    serde_json::json!({"status": v["status"], "rev": v["revocation"], "hist": v["history"]})
-                );
-            }
-            v["status"] == "revoked" && outcomes == devices.len()
+            // Claude's access and refresh tokens live in one file: whichever directive comes
+            // second finds it already quarantined (`not_present`), which is as good.
+            let settled = v["revocation"]["devices"].as_array().map_or(0, |d| {
+                d.iter().filter(|d| d["outcome"] == "enforced" || d["outcome"] == "not_present").count()
+            });
+            v["status"] == "revoked" && settled == devices.len()
         });
         assert_eq!(v["revocation"]["requested_by"], "system:offboarding", "{v:#}");
         let history: Vec<&str> =
