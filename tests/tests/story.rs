@@ -158,6 +158,7 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     let key_id = key["key"].as_str().unwrap().to_owned();
     let oauth_id = oauth["key"].as_str().unwrap().to_owned();
     let (ok, table) = stack.cli(&["connectors", "--user", "alice@example.com"]);
+    println!("$ sightline-server connectors --user alice@example.com\n{table}");
     assert!(ok && table.contains("OWNER") && table.contains("alice@example.com"), "{table}");
     // The personal account is flagged.
     let (code, findings) = stack.api("GET", "/api/v1/findings", &viewer, None);
@@ -172,6 +173,7 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
     assert_eq!(personal[0]["evidence"]["account"], "alice@gmail.com");
     assert_eq!(personal[0]["evidence"]["owner"], "alice@example.com");
     let (ok, entry) = stack.cli(&["connector", &key_id]);
+    println!("$ sightline-server connector {key_id}\n{entry}");
     assert!(ok, "{entry}");
     assert!(entry.contains("owner:        alice@example.com (Alice Ng) — attributed"), "{entry}");
     assert!(entry.contains("https://platform.openai.com/api-keys"), "{entry}");
@@ -241,6 +243,7 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
         assert!(!home.join(".claude/.credentials.json").exists(), "Claude's credentials were quarantined");
     }
     let (ok, entry) = stack.cli(&["connector", &key_id]);
+    println!("$ sightline-server connector {key_id}\n{entry}");
     assert!(ok && entry.contains("DEPROVISIONED"), "{entry}");
     // 6. The auditor: the campaign's report, signed by the collector, verifies offline with
     //    the key pinned; a report changed afterwards does not.
@@ -263,6 +266,9 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
         })
     };
     let (ok, verdict) = auditor(&report);
+    println!(
+        "$ sightline-server review report {campaign_id} --out report.json\n{out}$ sightline-server review verify report.json --collector-key {pinned}\n{verdict}"
+    );
     assert!(ok, "{verdict}");
     let text = std::fs::read_to_string(&report).unwrap();
     assert!(text.contains("the forecast service needs it") && text.contains("bob@example.com"), "{text}");
