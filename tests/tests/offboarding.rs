@@ -24,36 +24,16 @@ fn laptop(dir: &Path, key: &str) -> PathBuf {
     root
 }
 
-/// (status, JSON body) of one call to the collector's HTTP API through curl.
-fn api(server: &ServerProcess, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, Value) {
-    let mut cmd = std::process::Command::new("curl");
-    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}", "--cacert"])
-        .arg(server.data_dir.join("ca.pem"))
-        .args(["-H", &format!("Authorization: Bearer {token}")]);
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/scim+json", "--data-binary", b]);
-    }
-    let out = cmd.arg(format!("{}{path}", server.api_url())).output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 /// A `sightline-server` command on the collector's data dir: its stdout, asserting success.
-fn cli(server: &ServerProcess, args: &[&str]) -> String {
-    let out = std::process::Command::new(bin("sightline-server"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(&server.data_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+fn cli(stack: &Stack, args: &[&str]) -> String {
+    let (ok, out) = stack.cli(args);
+    assert!(ok, "{args:?}: {out}");
+    out
 }
 
 /// The one connector of `kind` (there is one per kind on these laptops, for alice).
-fn key_of(server: &ServerProcess, kind: &str) -> String {
-    let list: Value = serde_json::from_str(&cli(server, &["connectors", "--kind", kind, "--json"])).unwrap();
+fn key_of(stack: &Stack, kind: &str) -> String {
+    let list: Value = serde_json::from_str(&cli(stack, &["connectors", "--kind", kind, "--json"])).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1, "{list:#?}");
     list[0]["key"].as_str().unwrap().to_owned()
@@ -72,16 +52,17 @@ fn events<'a>(v: &'a Value, name: &str) -> Vec<&'a Value> {
 #[test]
 fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("policy.toml"), "[offboarding]\naction = \"revoke\"\ngrace = \"3s\"\n").unwrap();
-    let server = ServerProcess::start_http(&data, &["--offboarding-interval", "300ms"]);
+    let stack = Stack::start_with(
+        "[offboarding]\naction = \"revoke\"\ngrace = \"3s\"\n",
+        &["--offboarding-interval", "300ms"],
+    );
+    let server = &stack.server;
     let key = fake_openai_key();
     let mut agents = Vec::new();
     for name in ["laptop-1", "laptop-2"] {
         let dir = work.path().join(name);
         let root = laptop(&dir, &key);
-        let mut agent = AgentProcess::enroll(&server, &dir, &root, "enforcement = \"enforce\"\n");
+        let mut agent = AgentProcess::enroll(server, &dir, &root, "enforcement = \"enforce\"\n");
         agent.start();
         agents.push((root, agent));
     }
@@ -97,28 +78,28 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
         });
     }
     let (token, ext, mcp) =
-        (key_of(&server, "token"), key_of(&server, "extension"), key_of(&server, "mcp_server"));
+        (key_of(&stack, "token"), key_of(&stack, "extension"), key_of(&stack, "mcp_server"));
     let (scim, viewer) = (
-        cli(&server, &["api-token", "create", "--role", "scim"]).trim().to_owned(),
-        cli(&server, &["api-token", "create", "--role", "viewer"]).trim().to_owned(),
+        cli(&stack, &["api-token", "create", "--role", "scim"]).trim().to_owned(),
+        cli(&stack, &["api-token", "create", "--role", "viewer"]).trim().to_owned(),
     );
 
     let alice = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com","emails":[{"value":"alice@example.com","primary":true}],"active":true}"#;
-    let (code, created) = api(&server, "POST", "/scim/v2/Users", &scim, Some(alice));
+    let (code, created) = stack.api("POST", "/scim/v2/Users", &scim, Some(alice));
     assert_eq!(code, 201, "{created}");
-    let (code, before) = api(&server, "GET", "/api/v1/offboarding", &viewer, None);
+    let (code, before) = stack.api("GET", "/api/v1/offboarding", &viewer, None);
     assert_eq!(code, 200, "{before}");
     assert_eq!((before["action"].as_str(), before["grace"].as_str()), (Some("revoke"), Some("3s")));
     assert_eq!(before["people"], serde_json::json!([]), "nobody has left: {before:#}");
 
     let deactivate = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#;
     let id = created["id"].as_str().unwrap();
-    let (code, patched) = api(&server, "PATCH", &format!("/scim/v2/Users/{id}"), &scim, Some(deactivate));
+    let (code, patched) = stack.api("PATCH", &format!("/scim/v2/Users/{id}"), &scim, Some(deactivate));
     assert_eq!((code, &patched["active"]), (200, &Value::Bool(false)), "{patched}");
 
     // What the playbook will do, as the status and the findings say it (quickly, or it is
     // already done: then they say that).
-    let (_, soon) = api(&server, "GET", "/api/v1/offboarding", &viewer, None);
+    let (_, soon) = stack.api("GET", "/api/v1/offboarding", &viewer, None);
     let person = &soon["people"][0];
     assert_eq!(person["user_name"], "alice@example.com", "{soon:#}");
     let instant = |f: &str| sightline_server::query::parse_instant(person[f].as_str().unwrap(), 0).unwrap();
@@ -138,7 +119,7 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
         t["playbook"] == revoke_at.as_str() || t["playbook"].as_str().unwrap().starts_with("revoked at "),
         "{t:#}"
     );
-    let findings: Value = serde_json::from_str(&cli(&server, &["findings", "--json"])).unwrap();
+    let findings: Value = serde_json::from_str(&cli(&stack, &["findings", "--json"])).unwrap();
     let ours = [token.as_str(), ext.as_str(), mcp.as_str()];
     let orphaned: Vec<&Value> = findings
         .as_array()
@@ -159,7 +140,7 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     // Every device enforces it: the connectors become revoked.
     let connector = |k: &str| {
         wait_for(Duration::from_secs(40), &format!("{k} to be revoked on both laptops"), || {
-            let (code, v) = api(&server, "GET", &format!("/api/v1/connectors/{k}"), &viewer, None);
+            let (code, v) = stack.api("GET", &format!("/api/v1/connectors/{k}"), &viewer, None);
             // Every device's outcome, not only the status: `revoke::revoke` records the
             // decision before it issues the directives, and a revocation with none yet reads
             // as enforced for that moment.
@@ -209,20 +190,20 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     // Further runs change nothing: one event each, one directive per device.
     std::thread::sleep(Duration::from_millis(1_200));
     for k in [&token, &ext] {
-        let (_, v) = api(&server, "GET", &format!("/api/v1/connectors/{k}"), &viewer, None);
+        let (_, v) = stack.api("GET", &format!("/api/v1/connectors/{k}"), &viewer, None);
         assert_eq!(events(&v, "offboarding_revoked").len(), 1, "{v:#}");
         assert_eq!(v["directives"].as_array().map(Vec::len), Some(2), "{v:#}");
     }
-    let (_, v) = api(&server, "GET", &format!("/api/v1/connectors/{mcp}"), &viewer, None);
+    let (_, v) = stack.api("GET", &format!("/api/v1/connectors/{mcp}"), &viewer, None);
     let e = events(&v, "offboarding_unsupported");
     assert_eq!(e.len(), 1, "recorded once: {v:#}");
     assert!(e[0]["detail"]["why"].as_str().unwrap().contains("MCP server entry"), "{v:#}");
     assert!(v["revocation"].is_null(), "{v:#}");
 
     // The status, from the data dir and from the API, is the same document.
-    let (code, api_doc) = api(&server, "GET", "/api/v1/offboarding", &viewer, None);
+    let (code, api_doc) = stack.api("GET", "/api/v1/offboarding", &viewer, None);
     assert_eq!(code, 200);
-    let cli_doc: Value = serde_json::from_str(&cli(&server, &["offboarding", "status", "--json"])).unwrap();
+    let cli_doc: Value = serde_json::from_str(&cli(&stack, &["offboarding", "status", "--json"])).unwrap();
     let without_at = |mut v: Value| {
         v.as_object_mut().unwrap().remove("at");
         v
@@ -233,7 +214,7 @@ fn deactivating_a_person_revokes_their_connectors_on_every_device() {
     assert!(t["playbook"].as_str().unwrap().starts_with("revoked at "), "{t:#}");
     assert_eq!(t["revocation"]["devices"].as_array().map(Vec::len), Some(2));
     assert_eq!(step(&api_doc, &mcp)["action_taken"]["event"], "offboarding_unsupported");
-    let text = cli(&server, &["offboarding", "status"]);
+    let text = cli(&stack, &["offboarding", "status"]);
     assert!(text.starts_with("playbook: revoke after 3s"), "{text}");
     let line = text.lines().find(|l| l.contains(&token)).unwrap_or_else(|| panic!("{text}"));
     assert!(
