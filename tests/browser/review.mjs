@@ -8,26 +8,15 @@
 //   SIGHTLINE_SHOTS     where to save screenshots
 //
 // Exits 0 when every check passed; otherwise prints the failed check and exits 1.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { check, launch, shotsDir } from "./harness.mjs";
 
 const url = process.env.SIGHTLINE_URL;
 const reviewLink = process.env.SIGHTLINE_LINK;
 const admin = process.env.SIGHTLINE_ADMIN;
 const expect = JSON.parse(process.env.SIGHTLINE_EXPECT);
-const shots = process.env.SIGHTLINE_SHOTS;
-mkdirSync(shots, { recursive: true });
+const shots = shotsDir();
 
-function check(ok, what) {
-  if (!ok) throw new Error("check failed: " + what);
-  console.log("ok - " + what);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 let failed = false;
 let shown = null;
 try {

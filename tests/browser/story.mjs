@@ -7,24 +7,13 @@
 //   SIGHTLINE_SHOTS     where to save the screenshot
 //
 // Exits 0 when every check passed; otherwise prints the failed check and exits 1.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { check, launch, shotsDir } from "./harness.mjs";
 
 const link = process.env.SIGHTLINE_LINK;
 const key = process.env.SIGHTLINE_KEY;
-const shots = process.env.SIGHTLINE_SHOTS;
-mkdirSync(shots, { recursive: true });
+const shots = shotsDir();
 
-function check(ok, what) {
-  if (!ok) throw new Error("check failed: " + what);
-  console.log("ok - " + what);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 let failed = false;
 try {
   const page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 1000 } })).newPage();
