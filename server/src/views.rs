@@ -178,11 +178,18 @@ pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> respons
 
 /// A page of connectors, judged by the policy, with their owners (searchable by owner).
 pub fn connectors(snap: &Snapshot, policy: &Policy, q: &TableQuery) -> responses::ConnectorPage {
+    // Owners cost an attribution per holder: found only when a search or the sort needs them
+    // (the page's own rows get theirs in `connector_row`).
+    let need_owner = q.q.is_some() || q.sort.as_deref() == Some("owner");
     let mut rows: Vec<(&Connector, &'static str, String)> = snap
         .connectors
         .iter()
         .map(|c| {
-            let owner = crate::register::owner_of(c, policy, &snap.people).person.map(|p| p.user_name);
+            let owner = if need_owner {
+                crate::register::owner_of(c, policy, &snap.people).person.map(|p| p.user_name)
+            } else {
+                None
+            };
             (c, policy.status(c, &snap.people), owner.unwrap_or_default())
         })
         .filter(|(c, status, owner)| {
