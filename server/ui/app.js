@@ -8,21 +8,6 @@ let role = null;
 
 // ---- DOM helpers ------------------------------------------------------------------------
 
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
 const svgNs = "http://www.w3.org/2000/svg";
 function svg(tag, attrs, ...children) {
   const e = document.createElementNS(svgNs, tag);
@@ -69,10 +54,6 @@ function deviceLink(id, hostname) {
 // Tables can be wider than a phone: they scroll inside their box, not the page.
 function scroll(table) {
   return el("div", { class: "scroll" }, table);
-}
-
-function fmtTime(t) {
-  return t ? t.replace("T", " ").replace("Z", " UTC") : "—";
 }
 
 // ---- API ------------------------------------------------------------------------------------

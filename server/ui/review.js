@@ -8,25 +8,6 @@
 const main = document.getElementById("main");
 const KEY = "sightline_review_token";
 
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-function fmtTime(t) {
-  return t ? t.replace("T", " ").replace("Z", " UTC") : "—";
-}
-
 function token() {
   const m = location.hash.match(/^#t=([A-Za-z0-9_-]+)$/);
   if (m) {

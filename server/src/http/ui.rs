@@ -26,6 +26,7 @@ const COOKIE: &str = "sightline_session";
 pub(super) const SESSION_MS: i64 = 12 * 3600 * 1000;
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
+const DOM_JS: &str = include_str!("../../ui/dom.js");
 const APP_JS: &str = include_str!("../../ui/app.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
 const REVIEW_HTML: &str = include_str!("../../ui/review.html");
@@ -36,6 +37,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ui/")]) }))
         .route("/ui", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ui/")]) }))
         .route("/ui/", get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }))
+        .route("/ui/dom.js", get(|| async { asset(DOM_JS, "text/javascript; charset=utf-8") }))
         .route("/ui/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
         .route("/ui/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
