@@ -12,27 +12,11 @@ use crate::register::Named;
 use crate::responses;
 use crate::store::{
     ApprovalRequest, ApprovalStore, ConnectorEvent, Decision, DecisionChange, PeopleStore, Person, ReadModel,
-    Settlement, StoreError,
+    Settlement,
 };
 
-/// Why a step was refused; each maps to one HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum ApprovalError {
-    /// No such connector, request or person (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// The caller may not do this (an owner acting on what is not theirs: 403).
-    #[error("{0}")]
-    Forbidden(String),
-    /// The request is not in a state that allows it, or one is already open (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// A missing reason, a person who cannot be named (400).
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+/// Why a step was refused (the register's one refusal type).
+pub type ApprovalError = crate::register::Refused;
 
 /// Who acts.
 #[derive(Debug, Clone)]

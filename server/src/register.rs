@@ -20,6 +20,28 @@ use crate::store::{
     RegisterStore,
 };
 
+/// Why a register workflow step (an approval, a review) was refused; the HTTP edge maps
+/// each kind to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// No such connector, request, campaign or person (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this: an owner or reviewer acting on what is not theirs (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Not in a state that allows it: already answered, already open (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A missing reason, a malformed scope or duration, a person who cannot be named (400).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
 /// Who answers for a connector, and why.
 #[derive(Debug, Clone)]
 pub struct OwnerOf {

@@ -39,7 +39,7 @@ use crate::policy::{People, Policy};
 use crate::responses;
 use crate::store::{
     Campaign, Connector, ConnectorEvent, DeviceStore, DirectiveStore, ItemDecision, PeopleStore, Person,
-    ReadModel, RegisterStore, Reminder, ReviewItem, ReviewStore, StoreError,
+    ReadModel, RegisterStore, Reminder, ReviewItem, ReviewStore,
 };
 
 /// The second reminder goes out this long before an item's due date.
@@ -50,23 +50,8 @@ pub const ESCALATION_PERIOD: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_CHAIN: usize = 8;
 const REPORT_SCHEMA: &str = "sightline.review-report.v1";
 
-/// What stops a review action; the HTTP edge maps each to its status.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReviewError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
+/// What stops a review action (the register's one refusal type).
+pub type ReviewError = crate::register::Refused;
 
 /// Which connectors a campaign covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

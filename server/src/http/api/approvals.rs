@@ -15,14 +15,16 @@ use crate::clock::now_ms;
 use crate::responses::{ApprovalRequest, AuditEvent};
 use crate::state::AppState;
 
-impl From<ApprovalError> for ApiError {
-    fn from(e: ApprovalError) -> ApiError {
+impl From<crate::register::Refused> for ApiError {
+    fn from(e: crate::register::Refused) -> ApiError {
+        use crate::register::Refused;
         match e {
-            ApprovalError::NotFound(m) => ApiError::not_found(m),
-            ApprovalError::Forbidden(m) => ApiError::forbidden(m),
-            ApprovalError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
-            ApprovalError::Invalid(m) => ApiError::bad_request(m),
-            ApprovalError::Store(e) => internal(e),
+            Refused::NotFound(m) => ApiError::not_found(m),
+            Refused::Forbidden(m) => ApiError::forbidden(m),
+            Refused::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+            Refused::Invalid(m) => ApiError::bad_request(m),
+            Refused::Store(e) => internal(e),
+            Refused::Other(e) => internal(format!("{e:#}")),
         }
     }
 }

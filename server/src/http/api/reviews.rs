@@ -9,23 +9,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 
 use super::auth::{Admin, Mailer, Reader, ReviewDecider, ReviewerToken};
-use super::error::{ApiError, ErrorBody, blocking, internal};
+use super::error::{ApiError, ErrorBody, blocking};
 use crate::clock::now_ms;
 use crate::responses::{
     RemindersAcked, ReviewCampaign, ReviewItemView, ReviewReminders, ReviewReport, ReviewerPage,
 };
 use crate::review::{self, ReviewError};
 use crate::state::AppState;
-
-fn mapped(e: ReviewError) -> ApiError {
-    match e {
-        ReviewError::NotFound(m) => ApiError::not_found(m),
-        ReviewError::Forbidden(m) => ApiError::forbidden(m),
-        ReviewError::Conflict(m) => ApiError(axum::http::StatusCode::CONFLICT, m),
-        ReviewError::Invalid(m) => ApiError::bad_request(m),
-        other => internal(other),
-    }
-}
 
 fn duration(field: &str, s: &str) -> Result<i64, ApiError> {
     humantime::parse_duration(s)
@@ -97,7 +87,7 @@ pub(super) async fn start(
             .map(|r| r.campaign.id)
     })
     .await?
-    .map_err(mapped)?;
+    .map_err(ApiError::from)?;
     let c = blocking(&s.store, move |st| review::campaign_value(st, &id, true)).await?;
     c.map(Json).ok_or_else(|| ApiError::not_found("the campaign is gone"))
 }
@@ -219,7 +209,7 @@ pub(super) async fn decide(
         Ok::<_, ReviewError>(review::item_value(st, &item)?)
     })
     .await?
-    .map_err(mapped)?;
+    .map_err(ApiError::from)?;
     s.dispatch.issued.notify_one();
     s.views.clear();
     Ok(Json(item))
