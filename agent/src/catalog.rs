@@ -418,6 +418,43 @@ pub struct GitHost {
     pub kind: TokenKind,
 }
 
+/// Where a tool keeps its own records of use, and how they are shaped (`[[activity]]`).
+/// Read by `detect::activity` for metadata only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityLog {
+    pub tool: String,
+    pub format: ActivityFormat,
+    /// Home-relative paths; a `*` segment matches any one name (`.claude/projects/*/*.jsonl`).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// File names the bounded home walk collects wherever it meets them (aider keeps its
+    /// history in each project's directory).
+    #[serde(default)]
+    pub project_files: Vec<String>,
+    /// How the tool names an MCP tool call (`mcp__{server}__{tool}`), every spelling its
+    /// versions used, tried in order. Empty: the format records MCP calls apart, or the tool
+    /// has no MCP.
+    #[serde(default)]
+    pub mcp_tool: Vec<String>,
+    pub source: String,
+}
+
+/// The record formats `detect::activity` can read; each is a module there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityFormat {
+    /// Claude Code's per-session JSONL transcripts.
+    ClaudeCodeJsonl,
+    /// Codex's `rollout-*.jsonl` session files.
+    CodexRollout,
+    /// Gemini CLI's chat recordings: `session-*.json` (one document, rewritten whole, before
+    /// v0.39) and `session-*.jsonl` (appended records replayed in order, since).
+    GeminiChat,
+    /// aider's `.aider.chat.history.md`.
+    AiderHistory,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
@@ -435,6 +472,8 @@ struct RawCatalog {
     credential_file: Vec<CredentialFile>,
     #[serde(default)]
     account: Vec<Account>,
+    #[serde(default)]
+    activity: Vec<ActivityLog>,
     key_format: Vec<RawKeyFormat>,
     env_var: Vec<EnvVar>,
     placeholders: Placeholders,
@@ -461,6 +500,8 @@ pub struct Catalog {
     pub credential_files: Vec<CredentialFile>,
     /// Where each tool records its signed-in provider account.
     pub accounts: Vec<Account>,
+    /// Where tools keep their records of use.
+    pub activity: Vec<ActivityLog>,
     pub key_formats: Vec<KeyFormat>,
     /// Scans free text for any key format (alternation of all formats, with token boundaries).
     pub key_scan: Regex,
@@ -641,6 +682,28 @@ impl Catalog {
                 }
             }
         }
+        for a in &raw.activity {
+            let bad = |problem: String| invalid(&format!("activity {}", a.tool), problem);
+            if !tool_ids.contains(a.tool.as_str()) {
+                return Err(bad("unknown tool".into()));
+            }
+            if a.paths.is_empty() && a.project_files.is_empty() {
+                return Err(bad("neither `paths` nor `project_files`".into()));
+            }
+            if let Some(p) =
+                a.mcp_tool.iter().find(|p| crate::detect::activity::McpNaming::parse(p).is_none())
+            {
+                return Err(bad(format!("bad mcp_tool pattern {p:?}")));
+            }
+            for p in &a.paths {
+                if p.starts_with('/') || p.split('/').any(|seg| seg == ".." || seg.is_empty()) {
+                    return Err(bad(format!("bad path {p:?}")));
+                }
+            }
+            if a.project_files.iter().any(|f| f.contains('/') || f.contains('*')) {
+                return Err(bad("`project_files` are plain file names".into()));
+            }
+        }
         let mut ide_settings = HashMap::new();
         for e in raw.ide_setting {
             for k in &e.keys {
@@ -699,6 +762,7 @@ impl Catalog {
             browsers: raw.browser,
             credential_files: raw.credential_file,
             accounts: raw.account,
+            activity: raw.activity,
             key_formats,
             key_scan,
             key_anywhere,

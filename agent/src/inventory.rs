@@ -75,7 +75,8 @@ pub fn identity(item: &Item) -> Option<(String, Scope)> {
         | Item::AgentHealth(_)
         | Item::Gap(_)
         | Item::ScanError(_)
-        | Item::DirectiveOutcome(_) => return None,
+        | Item::DirectiveOutcome(_)
+        | Item::Activity(_) => return None,
     })
 }
 

@@ -131,6 +131,8 @@ spelled! {
         Gap = "gap",
         ScanError = "scan_error",
         DirectiveOutcome = "directive_outcome",
+        /// One AI tool session from the tool's own records (metadata only).
+        Activity = "activity",
         /// An observation without an item (a newer agent's kind).
         Unknown = "unknown",
     }

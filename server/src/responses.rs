@@ -1373,3 +1373,99 @@ pub struct ReviewReminders {
 pub struct RemindersAcked {
     pub acknowledged: u64,
 }
+
+/// One AI tool session from the tool's own records (metadata only): when, on which device,
+/// under which OS account and person, inside which OS session, through which connectors
+/// (`activity` on the CLI, `GET /api/v1/activity`, the dashboard's activity page).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivitySession {
+    /// The provider account the tool's record names, classified as on connectors; null
+    /// where the record names none.
+    pub account: Option<AuthorizedBy>,
+    /// What it was used through: the tool, each MCP server it called, the credentials the
+    /// tool was configured with.
+    pub connectors: Vec<ActivityConnector>,
+    pub device_id: String,
+    /// The latest record read so far.
+    pub ended_at: String,
+    /// The observation of the latest report of this session.
+    pub evidence_seq: u64,
+    /// Which record format it came from (`claude_code_jsonl`, `codex_rollout`, `gemini_chat`,
+    /// `aider_history`).
+    pub format: String,
+    pub hostname: Option<String>,
+    /// Per MCP server: calls and tool names (never arguments).
+    pub mcp: Vec<McpUse>,
+    pub models: Vec<String>,
+    /// The OS login session that was open on the device under `os_user` when it started.
+    pub os_session: Option<SessionAt>,
+    /// The OS account whose home holds the record.
+    pub os_user: Option<String>,
+    /// The person `os_user` is attributed to on that device at `started_at`.
+    pub person: Option<ActivityPerson>,
+    /// `fp:<fingerprint>` of the project directory, or its path where the agent is set to
+    /// `activity_paths = "plain"`.
+    pub project: Option<String>,
+    pub prompts: u32,
+    /// The tool's own session id.
+    pub session_id: String,
+    pub started_at: String,
+    pub tool: String,
+    pub tool_calls: u32,
+}
+
+/// A connector a session used.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivityConnector {
+    /// The connector's key (`tool:claude_code`, `mcp:github:…`, `token:…`); for use that
+    /// matches no connector seen on the device, `unknown:tool:<id>` or `unknown:mcp:<server>`.
+    pub key: String,
+    /// `tool`, `mcp_server` or `token`.
+    pub kind: String,
+    /// False: no connector seen on the device matches — use of an unknown AI tool.
+    pub known: bool,
+    /// What people call it.
+    pub label: String,
+    /// The connector's status in the register at answer time (`approved`, `unsanctioned`,
+    /// `revoked`, …); null for an unknown one.
+    pub status: Option<String>,
+}
+
+/// Use of one MCP server in a session.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct McpUse {
+    pub calls: u32,
+    pub server: String,
+    pub tools: Vec<String>,
+}
+
+/// Whom a session is attributed to.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivityPerson {
+    /// `exact` or `inferred`, as in triage.
+    pub attribution: &'static str,
+    /// Whether the person was deprovisioned when the session ran.
+    pub deprovisioned: bool,
+    pub display_name: Option<String>,
+    pub user_name: String,
+}
+
+/// The answer to an activity query.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivityPage {
+    /// What was asked: the filters as given, with `since`/`until` resolved to RFC 3339.
+    pub query: ActivityQuery,
+    /// Newest first.
+    pub sessions: Vec<ActivitySession>,
+    /// Sessions matching in all (the page may hold fewer).
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ActivityQuery {
+    pub connector: Option<String>,
+    pub device: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub user: Option<String>,
+}

@@ -8,6 +8,7 @@
 //! [`ScanError`]s in the report; a detector never stops the scan.
 
 mod accounts;
+pub mod activity;
 mod appimage;
 pub mod apps;
 pub mod credentials;

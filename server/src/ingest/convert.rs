@@ -199,6 +199,17 @@ pub fn record(o: &pb::Observation) -> ObservationRecord {
                 "mode": d.mode, "outcome": directive::outcome_name(d.outcome), "target": d.target,
             },
         ),
+        Some(Item::Activity(a)) => (
+            ObservationKind::Activity,
+            None,
+            object! {
+                "account": a.account.as_ref().map(Account::from), "credentials": a.credentials,
+                "ended_at_ms": a.ended_at_ms, "format": a.format,
+                "mcp": a.mcp.iter().map(|m| McpUse { calls: m.calls, server: &m.server, tools: &m.tools }).collect::<Vec<_>>(),
+                "models": a.models, "project": a.project, "prompts": a.prompts, "session_id": a.session_id,
+                "started_at_ms": a.started_at_ms, "tool": a.tool, "tool_calls": a.tool_calls, "user": a.user,
+            },
+        ),
         None => (ObservationKind::Unknown, None, "null".to_owned()),
     };
     let session = match &o.item {
@@ -243,6 +254,14 @@ pub fn inventory(batch: &pb::Batch) -> Option<Inventory> {
         }),
         _ => None,
     })
+}
+
+/// One MCP server's use in a session, as stored (keys sorted).
+#[derive(serde::Serialize)]
+struct McpUse<'a> {
+    calls: u32,
+    server: &'a str,
+    tools: &'a [String],
 }
 
 /// A provider account as stored: `{"account": …, "org": …}` (keys sorted, like every object here).

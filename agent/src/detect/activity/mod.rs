@@ -1,0 +1,215 @@
+//! AI activity from the tools' own session records: Claude Code transcripts, Codex
+//! rollouts, Gemini CLI chats, aider chat histories.
+//!
+//! Only metadata is kept — when a session ran, in which project (fingerprinted), with which
+//! models, how many prompts and tool calls, and per MCP server how many calls to which tool
+//! names. The text of prompts, responses, files, commands and tool arguments is parsed past
+//! and dropped on the spot: no type below has a field that could hold it.
+//!
+//! Where each tool keeps its records and how it names MCP tools is catalog data
+//! (`[[activity]]`); how each record format is read is code, one module per format.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// What one session's records say so far. Totals, not deltas: a session read again from
+/// the start yields the same tally.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub session_id: String,
+    /// Unix milliseconds of the first and latest timestamped record.
+    pub started_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    /// The project directory as the record names it. Fingerprinted before it leaves the
+    /// detector unless the agent is configured with `activity_paths = "plain"`.
+    pub project: Option<String>,
+    pub models: BTreeSet<String>,
+    /// The provider account the record says the session ran under, where it says so.
+    pub account: Option<String>,
+    pub prompts: u32,
+    pub tool_calls: u32,
+    /// By MCP server name.
+    pub mcp: BTreeMap<String, McpTally>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpTally {
+    pub calls: u32,
+    pub tools: BTreeSet<String>,
+}
+
+/// Bounds on what one session may accumulate: a hostile or corrupt log cannot grow the
+/// agent's memory or the report without limit.
+pub const MAX_MODELS: usize = 16;
+pub const MAX_MCP_SERVERS: usize = 64;
+pub const MAX_MCP_TOOLS: usize = 128;
+/// Longest model, server or tool name kept; longer ones are not names.
+pub const MAX_NAME: usize = 128;
+
+impl Tally {
+    pub fn new(session_id: impl Into<String>) -> Tally {
+        Tally { session_id: session_id.into(), ..Tally::default() }
+    }
+
+    /// A record at `at_ms` belongs to the session: widens its span.
+    pub fn saw(&mut self, at_ms: i64) {
+        self.started_at_ms = Some(self.started_at_ms.map_or(at_ms, |s| s.min(at_ms)));
+        self.ended_at_ms = Some(self.ended_at_ms.map_or(at_ms, |e| e.max(at_ms)));
+    }
+
+    pub fn model(&mut self, name: &str) {
+        if self.models.len() < MAX_MODELS && is_name(name) {
+            self.models.insert(name.to_owned());
+        }
+    }
+
+    /// One tool call named `name`; an MCP call when `naming` recognises the name.
+    pub fn tool_call(&mut self, name: &str, naming: &McpNaming) {
+        self.tool_calls = self.tool_calls.saturating_add(1);
+        if let Some((server, tool)) = naming.split(name) {
+            self.mcp_call(server, tool);
+        }
+    }
+
+    /// One call to `tool` on MCP server `server`, for formats that record the two apart.
+    pub fn mcp_call(&mut self, server: &str, tool: &str) {
+        if !is_name(server) || (!self.mcp.contains_key(server) && self.mcp.len() >= MAX_MCP_SERVERS) {
+            return;
+        }
+        let t = self.mcp.entry(server.to_owned()).or_default();
+        t.calls = t.calls.saturating_add(1);
+        if t.tools.len() < MAX_MCP_TOOLS && is_name(tool) {
+            t.tools.insert(tool.to_owned());
+        }
+    }
+}
+
+/// A name worth keeping: short, printable, no whitespace. Anything else is not a name a tool
+/// gave a model or server, and is dropped rather than reported.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_NAME && s.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// How a tool spells an MCP tool call's name, from the catalog's `mcp_tool` patterns such as
+/// `mcp__{server}__{tool}`: a literal prefix, `{server}`, a separator, `{tool}`. Tools have
+/// changed their spelling between versions, so a log may hold several; they are tried in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct McpNaming {
+    patterns: Vec<(String, String)>,
+}
+
+impl McpNaming {
+    /// Parses one catalog pattern; `None` for one without `{server}` then `{tool}`.
+    pub fn parse(pattern: &str) -> Option<McpNaming> {
+        let (prefix, rest) = pattern.split_once("{server}")?;
+        let (separator, tail) = rest.split_once("{tool}")?;
+        (!separator.is_empty() && tail.is_empty())
+            .then(|| McpNaming { patterns: vec![(prefix.to_owned(), separator.to_owned())] })
+    }
+
+    /// Parses the catalog's patterns, skipping any that do not parse (the catalog loader has
+    /// already refused those).
+    pub fn parse_all(patterns: &[String]) -> McpNaming {
+        McpNaming {
+            patterns: patterns.iter().filter_map(|p| McpNaming::parse(p)).flat_map(|n| n.patterns).collect(),
+        }
+    }
+
+    /// `(server, tool)` when `name` is an MCP tool call's name under the first pattern that
+    /// fits. The server is everything up to the first separator after the prefix (the tools
+    /// sanitise server names; a server name that itself holds the separator is split wrongly
+    /// by the tools themselves too).
+    pub fn split<'a>(&self, name: &'a str) -> Option<(&'a str, &'a str)> {
+        self.patterns.iter().find_map(|(prefix, separator)| {
+            let rest = name.strip_prefix(prefix.as_str())?;
+            let (server, tool) = rest.split_once(separator.as_str())?;
+            (!server.is_empty() && !tool.is_empty()).then_some((server, tool))
+        })
+    }
+}
+
+/// The sessions one log file holds, and what a line-oriented format must remember between
+/// looks at the file (a Codex rollout names its session once, in its first line; an aider
+/// history opens each session with a header).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSessions {
+    pub sessions: BTreeMap<String, Tally>,
+    /// The session that records without their own session id belong to.
+    pub current: Option<String>,
+}
+
+impl FileSessions {
+    /// The session `id`, created on first mention.
+    pub fn session(&mut self, id: &str) -> &mut Tally {
+        self.sessions.entry(id.to_owned()).or_insert_with(|| Tally::new(id))
+    }
+
+    /// The current session, if one was opened.
+    pub fn current(&mut self) -> Option<&mut Tally> {
+        let id = self.current.clone()?;
+        Some(self.session(&id))
+    }
+}
+
+/// What a format reader is given besides the bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub mcp: McpNaming,
+    /// A stable name for the file (its home-relative path), for formats whose records carry no
+    /// session id so one is derived from the file and the session's start.
+    pub file_key: String,
+}
+
+/// Parses a timestamp as the tools write them: RFC 3339 (`2025-06-01T12:00:00.123Z`,
+/// offsets allowed). `None` for anything else.
+pub fn rfc3339_ms(s: &str) -> Option<i64> {
+    let ts = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(ts.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcp_names_split_at_the_first_separator_after_the_prefix() {
+        let claude = McpNaming::parse("mcp__{server}__{tool}").unwrap();
+        assert_eq!(claude.split("mcp__github__create_issue"), Some(("github", "create_issue")));
+        assert_eq!(claude.split("mcp__github__list__all"), Some(("github", "list__all")));
+        assert_eq!(claude.split("Bash"), None);
+        assert_eq!(claude.split("mcp____x"), None);
+        assert_eq!(McpNaming::parse("{server}"), None);
+        let codex = McpNaming::parse_all(&["mcp__{server}__{tool}".into(), "{server}__{tool}".into()]);
+        assert_eq!(codex.split("linear__get_issue"), Some(("linear", "get_issue")));
+        assert_eq!(codex.split("mcp__linear__get_issue"), Some(("linear", "get_issue")));
+        assert_eq!(codex.split("shell"), None);
+    }
+
+    #[test]
+    fn a_tally_keeps_names_not_text_and_stays_bounded() {
+        let naming = McpNaming::parse("mcp__{server}__{tool}").unwrap();
+        let mut t = Tally::new("s");
+        t.saw(20);
+        t.saw(10);
+        t.model("claude-sonnet-4");
+        t.model("not a model name, but a sentence");
+        t.tool_call("mcp__github__create_issue", &naming);
+        t.tool_call("Bash", &naming);
+        for i in 0..MAX_MCP_SERVERS + 10 {
+            t.mcp_call(&format!("s{i}"), "t");
+        }
+        assert_eq!((t.started_at_ms, t.ended_at_ms), (Some(10), Some(20)));
+        assert_eq!(t.models.iter().collect::<Vec<_>>(), ["claude-sonnet-4"]);
+        assert_eq!(t.tool_calls, 2);
+        assert_eq!(t.mcp["github"].calls, 1);
+        assert_eq!(t.mcp.len(), MAX_MCP_SERVERS);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:01.500Z"), Some(1500));
+        assert_eq!(rfc3339_ms("1970-01-01T01:00:01+01:00"), Some(1000));
+        assert_eq!(rfc3339_ms("yesterday"), None);
+    }
+}
