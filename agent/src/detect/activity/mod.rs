@@ -9,9 +9,48 @@
 //! Where each tool keeps its records and how it names MCP tools is catalog data
 //! (`[[activity]]`); how each record format is read is code, one module per format.
 
+mod aider;
+mod claude;
+mod codex;
+mod gemini;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::catalog::ActivityFormat;
+
+/// Reads complete lines appended to a file of a line-oriented format (each without its
+/// newline), in order, into the file's sessions.
+pub fn read_lines<'a>(
+    format: ActivityFormat,
+    lines: impl IntoIterator<Item = &'a [u8]>,
+    file: &mut FileSessions,
+    rules: &Rules,
+) {
+    for line in lines {
+        match format {
+            ActivityFormat::ClaudeCodeJsonl => claude::line(line, file, rules),
+            ActivityFormat::CodexRollout => codex::line(line, file, rules),
+            ActivityFormat::GeminiChat => gemini::line(line, file, rules),
+            ActivityFormat::AiderHistory => aider::line(line, file, rules),
+        }
+    }
+}
+
+/// Reads a file that is one document rewritten whole (Gemini CLI's `session-*.json`) into
+/// its sessions, from scratch.
+pub fn read_document(format: ActivityFormat, bytes: &[u8], rules: &Rules) -> FileSessions {
+    match format {
+        ActivityFormat::GeminiChat => gemini::document(bytes, rules),
+        // The other formats are line-oriented: a whole file is its lines.
+        other => {
+            let mut file = FileSessions::default();
+            read_lines(other, bytes.split(|&b| b == b'\n'), &mut file, rules);
+            file
+        }
+    }
+}
 
 /// What one session's records say so far. Totals, not deltas: a session read again from
 /// the start yields the same tally.
@@ -159,6 +198,9 @@ pub struct Rules {
     /// A stable name for the file (its home-relative path), for formats whose records carry no
     /// session id so one is derived from the file and the session's start.
     pub file_key: String,
+    /// The device's offset from UTC in seconds, for formats that write local wall-clock
+    /// times (aider), taken once at agent start.
+    pub local_offset_s: i32,
 }
 
 /// Parses a timestamp as the tools write them: RFC 3339 (`2025-06-01T12:00:00.123Z`,

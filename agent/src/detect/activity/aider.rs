@@ -1,0 +1,5 @@
+//! aider's `.aider.chat.history.md`. (Being written: this skeleton reads nothing yet.)
+
+use super::{FileSessions, Rules};
+
+pub(super) fn line(_line: &[u8], _file: &mut FileSessions, _rules: &Rules) {}
