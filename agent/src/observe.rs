@@ -453,7 +453,13 @@ impl Observer {
             items.extend(processes::detect(&self.scan.catalog, &procs).iter().map(convert::item));
         }
         if self.config.sessions {
-            items.extend(sessions::list().into_iter().map(|s| {
+            // Scanning an image rather than this machine: its logins, not ours.
+            let open = if is_live(&self.config.root) {
+                sessions::list()
+            } else {
+                sessions::in_image(&self.config.root)
+            };
+            items.extend(open.into_iter().map(|s| {
                 Item::OsSession(pb::OsSessionItem {
                     user: s.user,
                     terminal: s.terminal,

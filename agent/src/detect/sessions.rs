@@ -45,6 +45,21 @@ pub fn list() -> Vec<OsSession> {
     }
 }
 
+/// The sessions recorded in a machine image mounted at `root` (a scan root other than the
+/// running machine's `/`): its systemd-logind state files. The image's `utmp` is not read:
+/// the processes it names belong to another machine, so whether they still live cannot be
+/// told here. No component of the path may be a symlink (it could lead out of the image).
+pub fn in_image(root: &Path) -> Vec<OsSession> {
+    let mut dir = root.to_path_buf();
+    for part in ["run", "systemd", "sessions"] {
+        dir.push(part);
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            return Vec::new();
+        }
+    }
+    merge(logind(&dir))
+}
+
 /// At most this much of `utmp` is read (a few thousand records).
 pub const UTMP_MAX: usize = 1 << 20;
 /// glibc's `struct utmp` on Linux (x86_64 and aarch64 alike).
@@ -213,5 +228,24 @@ mod tests {
                 started_at_ms: 1_700_000_000_123
             }]
         );
+    }
+
+    #[test]
+    fn an_image_has_its_own_logins_and_no_symlinked_way_out() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(in_image(root.path()).is_empty(), "no logind directory, no sessions");
+        let dir = root.path().join("run/systemd/sessions");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("3"), "USER=alice\nCLASS=user\nTTY=pts/0\nREALTIME=1700000000000000\n")
+            .unwrap();
+        assert_eq!(in_image(root.path()).iter().map(|s| s.terminal.as_str()).collect::<Vec<_>>(), ["pts/0"]);
+        #[cfg(unix)]
+        {
+            let outside = tempfile::tempdir().unwrap();
+            let moved = outside.path().join("systemd");
+            std::fs::rename(root.path().join("run/systemd"), &moved).unwrap();
+            std::os::unix::fs::symlink(&moved, root.path().join("run/systemd")).unwrap();
+            assert!(in_image(root.path()).is_empty(), "a symlink out of the image is not followed");
+        }
     }
 }
