@@ -14,6 +14,7 @@ pub mod apps;
 pub mod credentials;
 pub mod envfiles;
 pub mod extensions;
+pub mod fileid;
 mod fishvars;
 mod gitconfig;
 pub mod history;
@@ -282,6 +283,13 @@ pub struct Limits {
     pub total_time: Duration,
     /// How much of a shell history one look reads: the newest bytes, up to this many.
     pub history_window: u64,
+    /// AI activity record bytes one look reads over all files and homes; the rest waits
+    /// for the next look.
+    pub activity_look: u64,
+    /// An activity record line longer than this is skipped (read past, never held whole).
+    pub activity_line: u64,
+    /// A whole-document activity record (Gemini CLI's `.json`) larger than this is not read.
+    pub activity_document: u64,
 }
 
 impl Default for Limits {
@@ -300,6 +308,9 @@ impl Default for Limits {
             database_file: 64 * 1024 * 1024,
             total_time: Duration::from_secs(120),
             history_window: 8 * 1024 * 1024,
+            activity_look: 32 * 1024 * 1024,
+            activity_line: 8 * 1024 * 1024,
+            activity_document: 32 * 1024 * 1024,
         }
     }
 }
@@ -344,6 +355,8 @@ pub(crate) enum Bound {
     SourceFiles,
     SourceFileSize,
     Fanout,
+    /// More AI activity records than are followed per tool and home.
+    ActivityFiles,
 }
 
 impl Ctx<'_> {
