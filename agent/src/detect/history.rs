@@ -116,8 +116,9 @@ fn read_one(
         }
     };
     let size = file.size();
-    let mut state =
-        known.filter(|r| r.identity.matches(&mut file, r.offset, &memory.probed)).unwrap_or_else(Remembered::fresh);
+    let mut state = known
+        .filter(|r| r.identity.matches(&mut file, r.offset, &memory.probed))
+        .unwrap_or_else(Remembered::fresh);
     let window = ctx.limits.history_window;
     let mut start = state.offset;
     let cut = size - start > window;

@@ -322,6 +322,8 @@ pub struct FileScan {
     pub users: Vec<String>,
     pub findings: Vec<Finding>,
     pub errors: Vec<ScanError>,
+    /// AI activity sessions in the homes' records (metadata only).
+    pub activity: Vec<activity::Session>,
 }
 
 /// Shared context for the detectors of one home.
@@ -416,6 +418,7 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
     let homes = homes(root, os, &mut errors);
     let (mut findings, machine_errors) = scan_machine(root, catalog, fp, limits, os);
     errors.extend(machine_errors);
+    let mut sessions = Vec::new();
     for home in &homes {
         if started.elapsed() > limits.total_time {
             let budget = limits.total_time;
@@ -426,12 +429,27 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
             continue;
         }
         let h = scan_home(catalog, fp, limits, os, home, None, &history::Memory::default());
+        // A one-off scan reads every record whole: no earlier look to continue from.
+        let inputs = activity::Inputs {
+            catalog,
+            fp,
+            limits,
+            os,
+            settings: activity::Settings::default(),
+            now_ms: crate::enroll::now_ms(),
+        };
+        let mut unbounded = u64::MAX;
+        let memory = activity::Memory::default();
+        let a = activity::look_home(&inputs, home, &h.walked, &h.findings, &memory, &mut unbounded);
+        sessions.extend(a.sessions);
+        errors.extend(a.errors);
         findings.extend(h.findings);
         errors.extend(h.errors);
     }
     dedup(&mut findings);
     scrub::scrub(catalog, &mut [], &mut errors);
-    FileScan { os: Some(os), users: homes.iter().map(|h| h.user.clone()).collect(), findings, errors }
+    let users = homes.iter().map(|h| h.user.clone()).collect();
+    FileScan { os: Some(os), users, findings, errors, activity: sessions }
 }
 
 /// Machine-wide installs (`/Applications`, `/opt`, `Program Files`).

@@ -144,10 +144,11 @@ pub(super) fn line(line: &[u8], file: &mut FileSessions, rules: &Rules) {
                 }
             }
         }
-        "user" if r.is_meta != Some(true)
-            && r.tool_use_result.is_none()
-            && !m.content.tool_result
-            && m.content.text =>
+        "user"
+            if r.is_meta != Some(true)
+                && r.tool_use_result.is_none()
+                && !m.content.tool_result
+                && m.content.text =>
         {
             t.prompts = t.prompts.saturating_add(1);
         }
@@ -162,7 +163,8 @@ mod tests {
     use crate::catalog::ActivityFormat;
 
     fn read(text: &str) -> FileSessions {
-        let rules = Rules { mcp: McpNaming::parse_all(&["mcp__{server}__{tool}".into()]), ..Rules::default() };
+        let rules =
+            Rules { mcp: McpNaming::parse_all(&["mcp__{server}__{tool}".into()]), ..Rules::default() };
         let mut f = FileSessions::default();
         read_lines(ActivityFormat::ClaudeCodeJsonl, text.lines().map(str::as_bytes), &mut f, &rules);
         f
@@ -211,15 +213,17 @@ mod tests {
 
     #[test]
     fn malformed_and_foreign_lines_are_skipped() {
-        let f = read(&[
-            "{not json CANARY".to_owned(),
-            r#"{"type":"summary","summary":"CANARY","leafUuid":"u"}"#.to_owned(),
-            r#"{"type":"file-history-snapshot","messageId":"m","snapshot":{}}"#.to_owned(),
-            format!(r#"{{"type":"user",{S}"message":{{"content":"hi"}}}}"#),
-            r#"{"type":"user","sessionId":"has space","message":{"content":"x"}}"#.to_owned(),
-            "[1,2,3]".to_owned(),
-        ]
-        .join("\n"));
+        let f = read(
+            &[
+                "{not json CANARY".to_owned(),
+                r#"{"type":"summary","summary":"CANARY","leafUuid":"u"}"#.to_owned(),
+                r#"{"type":"file-history-snapshot","messageId":"m","snapshot":{}}"#.to_owned(),
+                format!(r#"{{"type":"user",{S}"message":{{"content":"hi"}}}}"#),
+                r#"{"type":"user","sessionId":"has space","message":{"content":"x"}}"#.to_owned(),
+                "[1,2,3]".to_owned(),
+            ]
+            .join("\n"),
+        );
         assert_eq!(f.malformed, 2);
         assert_eq!(f.sessions.len(), 1);
         assert_eq!(f.sessions["s1"].prompts, 1);

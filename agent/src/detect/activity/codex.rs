@@ -230,7 +230,10 @@ mod tests {
         assert_eq!(t.mcp["linear"].calls, 1);
         assert_eq!(t.models.iter().collect::<Vec<_>>(), ["gpt-5-codex"]);
         assert_eq!(t.project.as_deref(), Some("/home/b/app"));
-        assert_eq!((t.started_at_ms, t.ended_at_ms.map(|e| e % 100_000)), (Some(1_756_720_800_000), Some(8_000)));
+        assert_eq!(
+            (t.started_at_ms, t.ended_at_ms.map(|e| e % 100_000)),
+            (Some(1_756_720_800_000), Some(8_000))
+        );
         assert_eq!(f.malformed, 1);
         assert!(!format!("{f:?}").contains("CANARY"));
     }
@@ -254,7 +257,9 @@ mod tests {
 
     #[test]
     fn records_before_any_session_are_dropped() {
-        let f = read(&[r#"{"timestamp":"2025-09-01T10:00:02.000Z","type":"event_msg","payload":{"type":"user_message","message":"x"}}"#]);
+        let f = read(&[
+            r#"{"timestamp":"2025-09-01T10:00:02.000Z","type":"event_msg","payload":{"type":"user_message","message":"x"}}"#,
+        ]);
         assert!(f.sessions.is_empty());
     }
 }

@@ -111,12 +111,6 @@ impl Memory {
         Ok(crate::state::write_atomic(path, &bytes, true)?)
     }
 
-    /// Forgets everything: records are read again from their start (after a catalog change).
-    pub fn forget(&self) {
-        let mut s = self.lock();
-        s.files.clear();
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -238,7 +232,10 @@ pub(super) fn follow(
     let document = format == ActivityFormat::GeminiChat && rel.extension().is_some_and(|e| e == "json");
     let mut f = known
         .filter(|k| {
-            k.tool == tool && !k.settled && !document && k.identity.matches(&mut file, k.offset, &memory.probed)
+            k.tool == tool
+                && !k.settled
+                && !document
+                && k.identity.matches(&mut file, k.offset, &memory.probed)
         })
         .unwrap_or_else(|| Followed::fresh(tool));
     f.size = file.size();

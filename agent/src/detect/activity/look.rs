@@ -67,6 +67,14 @@ impl Session {
     pub fn key(&self) -> String {
         format!("{}/{}/{}", self.user, self.tool, self.tally.session_id)
     }
+
+    /// What decides whether the session is reported again: its tally, not what it is bound
+    /// to now (a session reported while active keeps the credentials it was bound to then;
+    /// one read again days later is not re-reported without them).
+    pub fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(&self.tally).unwrap_or_default();
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+    }
 }
 
 /// What a look at one home's activity found.
@@ -108,10 +116,12 @@ pub fn look_home(
     let mut followed = HashSet::new();
     let mut more = false;
     for log in &inputs.catalog.activity {
-        let rules = Rules { mcp: McpNaming::parse_all(&log.mcp_tool), file_key: String::new(), local_offset_s: 0 };
+        let rules =
+            Rules { mcp: McpNaming::parse_all(&log.mcp_tool), file_key: String::new(), local_offset_s: 0 };
         for rel in discover(&mut ctx, home, log, walked) {
             let key = home.tree.display(&rel);
-            let rules = Rules { file_key: key.strip_prefix(&base).unwrap_or(&key).to_owned(), ..rules.clone() };
+            let rules =
+                Rules { file_key: key.strip_prefix(&base).unwrap_or(&key).to_owned(), ..rules.clone() };
             let known = memory.take(&key);
             let outcome = follow(
                 &mut ctx,
@@ -126,8 +136,14 @@ pub fn look_home(
                 budget,
                 inputs.now_ms,
             );
-            if let Some(o) = outcome {
+            if let Some(mut o) = outcome {
                 more |= o.more;
+                // The memory is saved to disk: it keeps the fingerprint, not the path.
+                if !inputs.settings.plain_paths {
+                    for t in o.file.sessions.sessions.values_mut() {
+                        t.project = t.project.take().map(|p| fingerprinted(inputs.fp, p));
+                    }
+                }
                 followed.insert(key.clone());
                 memory.put(key, o.file);
             }
@@ -151,7 +167,7 @@ pub fn look_home(
     let mut sessions = Vec::with_capacity(merged.len());
     for ((tool, _), (format, mut tally)) in merged {
         if !inputs.settings.plain_paths {
-            tally.project = tally.project.map(|p| format!("fp:{}", inputs.fp.fingerprint(&crate::secret::Secret::new(p))));
+            tally.project = tally.project.map(|p| fingerprinted(inputs.fp, p));
         }
         let recent = tally.ended_at_ms.is_some_and(|e| inputs.now_ms - e <= RECENT_MS);
         let (credentials, signed_in) =
@@ -160,6 +176,15 @@ pub fn look_home(
         sessions.push(Session { tool, format, user: home.user.clone(), tally, credentials, account });
     }
     HomeActivity { sessions, errors: ctx.errors, more }
+}
+
+/// `fp:<keyed fingerprint>` of a project path (as is if it already is one).
+fn fingerprinted(fp: &Fingerprinter, path: String) -> String {
+    if path.starts_with("fp:") {
+        path
+    } else {
+        format!("fp:{}", fp.fingerprint(&crate::secret::Secret::new(path)))
+    }
 }
 
 /// Adds what another file says of a session to it.

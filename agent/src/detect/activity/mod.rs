@@ -202,7 +202,9 @@ impl FileSessions {
     /// [`MAX_SEEN_CALLS`] ids every call counts: a bounded memory over an exact count.
     pub fn first_call(&mut self, id: &str) -> bool {
         // FNV-1a: a stable 64-bit hash, enough to tell one file's call ids apart.
-        let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let h = id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         self.seen_calls.len() >= MAX_SEEN_CALLS || self.seen_calls.insert(h)
     }
 
