@@ -61,7 +61,9 @@ fn main() -> anyhow::Result<()> {
     look(&root, &catalog, &fp, &memory)?;
     append(&claude, &claude_lines("s-claude", args.new_mb * MB / 2))?;
     append(&codex, &codex_lines("s-codex", args.new_mb * MB / 2, false))?;
-    let inc = measure(|| look(&root, &catalog, &fp, &memory).map(|_| memory.bytes_read()))?;
+    let before = memory.bytes_read();
+    let inc =
+        measure(|| look(&root, &catalog, &fp, &memory).map(|looks| (memory.bytes_read() - before, looks)))?;
     let naive = measure(|| naive_look(&[&claude, &codex]))?;
     let per_mb = |m: &Measured| m.secs * 1000.0 / args.new_mb as f64;
     println!("  {:<28} {:>10} {:>12} {:>14}", "", "ms per MB", "bytes read", "peak RSS MiB");
@@ -78,7 +80,7 @@ fn main() -> anyhow::Result<()> {
     let files = synthesize_home(&root, args.sessions, args.home_mb * MB)?;
     println!("  home written in {:.1} s", started.elapsed().as_secs_f64());
     let memory = Memory::default();
-    let first = measure(|| look(&root, &catalog, &fp, &memory).map(|_| memory.bytes_read()))?;
+    let first = measure(|| look(&root, &catalog, &fp, &memory).map(|looks| (memory.bytes_read(), looks)))?;
     for (i, f) in files.iter().take(10).enumerate() {
         let codex = f.to_string_lossy().contains("rollout-");
         let text = if codex {
@@ -89,7 +91,8 @@ fn main() -> anyhow::Result<()> {
         append(f, &text)?;
     }
     let before = memory.bytes_read();
-    let steady = measure(|| look(&root, &catalog, &fp, &memory).map(|_| memory.bytes_read() - before))?;
+    let steady =
+        measure(|| look(&root, &catalog, &fp, &memory).map(|looks| (memory.bytes_read() - before, looks)))?;
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let naive = measure(|| naive_look(&refs))?;
     println!("  {:<34} {:>10} {:>14} {:>14}", "", "seconds", "bytes read", "peak RSS MiB");
@@ -153,17 +156,6 @@ fn look(root: &Path, catalog: &Catalog, fp: &Fingerprinter, memory: &Memory) -> 
         if !a.more || looks > 10_000 {
             return Ok(looks);
         }
-    }
-}
-
-trait WithLooks {
-    fn map<T>(self, f: impl FnOnce(u32) -> T) -> anyhow::Result<(T, u32)>;
-}
-
-impl WithLooks for anyhow::Result<u32> {
-    fn map<T>(self, f: impl FnOnce(u32) -> T) -> anyhow::Result<(T, u32)> {
-        let looks = self?;
-        Ok((f(looks), looks))
     }
 }
 
