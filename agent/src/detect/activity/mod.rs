@@ -12,7 +12,12 @@
 mod aider;
 mod claude;
 mod codex;
+mod follow;
 mod gemini;
+mod look;
+
+pub use follow::Memory;
+pub use look::{HomeActivity, Inputs, MAX_FILES_PER_TOOL, Session, Settings, look_home};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -83,6 +88,8 @@ pub struct McpTally {
 pub const MAX_MODELS: usize = 16;
 pub const MAX_MCP_SERVERS: usize = 64;
 pub const MAX_MCP_TOOLS: usize = 128;
+/// Tool-call ids remembered per file for counting each call once.
+pub const MAX_SEEN_CALLS: usize = 100_000;
 /// Longest model, server or tool name kept; longer ones are not names.
 pub const MAX_NAME: usize = 128;
 
@@ -176,12 +183,29 @@ pub struct FileSessions {
     pub sessions: BTreeMap<String, Tally>,
     /// The session that records without their own session id belong to.
     pub current: Option<String>,
+    /// Lines that were not records of the format (torn, corrupt): skipped and counted.
+    #[serde(default)]
+    pub malformed: u32,
+    /// Hashes of the tool-call ids counted so far, for formats that write one call more
+    /// than once (Claude Code splits a message over lines and replays resumed sessions).
+    #[serde(default)]
+    pub seen_calls: BTreeSet<u64>,
 }
 
 impl FileSessions {
     /// The session `id`, created on first mention.
     pub fn session(&mut self, id: &str) -> &mut Tally {
         self.sessions.entry(id.to_owned()).or_insert_with(|| Tally::new(id))
+    }
+
+    /// Whether the tool call `id` is met for the first time in this file. Past
+    /// [`MAX_SEEN_CALLS`] ids every call counts: a bounded memory over an exact count.
+    pub fn first_call(&mut self, id: &str) -> bool {
+        // FNV-1a: a stable 64-bit hash, enough to tell one file's call ids apart.
+        let h = id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        self.seen_calls.len() >= MAX_SEEN_CALLS || self.seen_calls.insert(h)
     }
 
     /// The current session, if one was opened.
