@@ -440,6 +440,15 @@ pub struct ActivityLog {
     pub source: String,
 }
 
+/// A `mcp_tool` pattern's literal prefix and separator: `mcp__{server}__{tool}` is
+/// `("mcp__", "__")`. `None` unless it is a prefix, `{server}`, a non-empty separator and
+/// `{tool}` at the end.
+pub fn split_mcp_pattern(pattern: &str) -> Option<(&str, &str)> {
+    let (prefix, rest) = pattern.split_once("{server}")?;
+    let (separator, tail) = rest.split_once("{tool}")?;
+    (!separator.is_empty() && tail.is_empty()).then_some((prefix, separator))
+}
+
 /// The record formats `detect::activity` can read; each is a module there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -703,7 +712,7 @@ impl Catalog {
                 return Err(bad("neither `paths` nor `project_files`".into()));
             }
             if let Some(p) =
-                a.mcp_tool.iter().find(|p| crate::detect::activity::McpNaming::parse(p).is_none())
+                a.mcp_tool.iter().find(|p| split_mcp_pattern(p).is_none())
             {
                 return Err(bad(format!("bad mcp_tool pattern {p:?}")));
             }

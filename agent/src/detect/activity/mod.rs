@@ -148,10 +148,8 @@ pub struct McpNaming {
 impl McpNaming {
     /// Parses one catalog pattern; `None` for one without `{server}` then `{tool}`.
     pub fn parse(pattern: &str) -> Option<McpNaming> {
-        let (prefix, rest) = pattern.split_once("{server}")?;
-        let (separator, tail) = rest.split_once("{tool}")?;
-        (!separator.is_empty() && tail.is_empty())
-            .then(|| McpNaming { patterns: vec![(prefix.to_owned(), separator.to_owned())] })
+        let (prefix, separator) = crate::catalog::split_mcp_pattern(pattern)?;
+        Some(McpNaming { patterns: vec![(prefix.to_owned(), separator.to_owned())] })
     }
 
     /// Parses the catalog's patterns, skipping any that do not parse (the catalog loader has
