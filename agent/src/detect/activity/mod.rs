@@ -166,6 +166,18 @@ impl McpNaming {
             (!server.is_empty() && !tool.is_empty()).then_some((server, tool))
         })
     }
+
+    /// As `split`, but only when the separator occurs once after the prefix: when a tool's
+    /// spelling cannot tell a separator inside a server or tool name from the one between
+    /// them (Gemini CLI's `mcp_{server}_{tool}` with `create_issue`), no server is guessed.
+    pub fn split_unambiguous<'a>(&self, name: &'a str) -> Option<(&'a str, &'a str)> {
+        self.patterns.iter().find_map(|(prefix, separator)| {
+            let rest = name.strip_prefix(prefix.as_str())?;
+            let (server, tool) = rest.split_once(separator.as_str())?;
+            (!server.is_empty() && !tool.is_empty() && !tool.contains(separator.as_str()))
+                .then_some((server, tool))
+        })
+    }
 }
 
 /// The sessions one log file holds, and what a line-oriented format must remember between
@@ -176,6 +188,30 @@ pub struct FileSessions {
     pub sessions: BTreeMap<String, Tally>,
     /// The session that records without their own session id belong to.
     pub current: Option<String>,
+    /// What a format must remember between looks beyond the sessions themselves.
+    #[serde(default, skip_serializing_if = "Carry::is_none")]
+    pub carry: Carry,
+}
+
+/// Per-format state carried from one look at a file to the next. Names and counts only,
+/// like the tallies.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carry {
+    #[default]
+    None,
+    /// Gemini CLI's JSONL records revise earlier ones (a message re-appended, a rewind, a
+    /// checkpoint), so each live message's share of the tally is kept, by id.
+    Gemini(Box<gemini::Replay>),
+    /// aider writes a multi-line input as consecutive `#### ` lines: whether the last line
+    /// read was one, so the next is the same input, not a new one.
+    Aider { in_input: bool },
+}
+
+impl Carry {
+    fn is_none(&self) -> bool {
+        matches!(self, Carry::None)
+    }
 }
 
 impl FileSessions {
