@@ -1,5 +1,6 @@
 //! The agent's integration tests, one module per area, in one binary.
 
+mod activity;
 mod detect;
 #[cfg(feature = "tpm")]
 mod tpm;

@@ -141,7 +141,7 @@ impl<'de> Deserialize<'de> for Lead {
         struct V;
         impl Visitor<'_> for V {
             type Value = Lead;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Lead, E> {
@@ -164,7 +164,7 @@ impl<'de> Deserialize<'de> for Content {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Content;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string, a part or a list of parts")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Content, E> {
