@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use sightline_agent::catalog::{ActivityFormat, ActivityLog, Catalog};
 use sightline_agent::detect::Limits;
-use sightline_agent::detect::activity::{FileSessions, McpNaming, Rules, Tally, read_document, read_lines, rfc3339_ms};
+use sightline_agent::detect::activity::{
+    FileSessions, McpNaming, Rules, Tally, read_document, read_lines, rfc3339_ms,
+};
 use sightline_agent::report;
 use sightline_agent::scan::{ScanOptions, run};
 use sightline_agent::secret::Fingerprinter;
@@ -219,7 +221,8 @@ fn sessions_match_the_ground_truth_exactly() {
     for layout in ["linux", "macos", "windows"] {
         for tool in ["claude_code", "codex_cli", "gemini_cli", "aider"] {
             assert!(
-                got.iter().any(|r| r.starts_with(&format!("{layout}\t")) && r.split('\t').nth(2) == Some(tool)),
+                got.iter()
+                    .any(|r| r.starts_with(&format!("{layout}\t")) && r.split('\t').nth(2) == Some(tool)),
                 "{layout} has no {tool} session"
             );
         }
@@ -235,7 +238,10 @@ fn canaries() -> Vec<String> {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(str::to_owned)
         .collect();
-    assert!(all.iter().filter(|s| s.starts_with("CANARY-")).count() > 300, "the fixtures lost their canaries");
+    assert!(
+        all.iter().filter(|s| s.starts_with("CANARY-")).count() > 300,
+        "the fixtures lost their canaries"
+    );
     all
 }
 

@@ -79,7 +79,9 @@ fn local_ms(stamp: &[u8], offset_s: i32) -> Option<i64> {
         u8::try_from(*da).ok()?,
     )
     .ok()?;
-    let clock = time::Time::from_hms(u8::try_from(*h).ok()?, u8::try_from(*mi).ok()?, u8::try_from(*se).ok()?).ok()?;
+    let clock =
+        time::Time::from_hms(u8::try_from(*h).ok()?, u8::try_from(*mi).ok()?, u8::try_from(*se).ok()?)
+            .ok()?;
     let utc = time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp();
     utc.checked_sub(i64::from(offset_s))?.checked_mul(1000)
 }
@@ -178,10 +180,7 @@ Because it reads the whole file.
         assert_eq!(a.ended_at_ms, a.started_at_ms);
         // The multi-line request, `/ask why…`, `/architect split…`.
         assert_eq!(a.prompts, 3);
-        assert_eq!(
-            a.models.iter().collect::<Vec<_>>(),
-            ["anthropic/claude-3-7-sonnet-20250219", "gpt-4o"]
-        );
+        assert_eq!(a.models.iter().collect::<Vec<_>>(), ["anthropic/claude-3-7-sonnet-20250219", "gpt-4o"]);
         assert_eq!((a.tool_calls, a.mcp.len()), (0, 0));
         // No `Main model:` line: no model, not a guess.
         assert_eq!((b.prompts, b.models.len()), (1, 0));

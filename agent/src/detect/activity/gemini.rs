@@ -25,7 +25,9 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{Carry, FileSessions, MAX_MCP_SERVERS, MAX_MCP_TOOLS, MAX_MODELS, McpTally, Rules, is_name, rfc3339_ms};
+use super::{
+    Carry, FileSessions, MAX_MCP_SERVERS, MAX_MCP_TOOLS, MAX_MODELS, McpTally, Rules, is_name, rfc3339_ms,
+};
 
 /// Messages whose share of the tally stays revisable; older ones are folded in for good
 /// (a later re-append of one of those is counted again, a rewind to one drops everything).
@@ -338,8 +340,7 @@ impl Replay {
 
 fn share(m: &Message, rules: &Rules) -> Share {
     let kind = m.kind.as_deref().unwrap_or_default();
-    let prompt =
-        kind == "user" && !m.content.function_response && m.content.lead.is_some_and(|l| !l.ignored);
+    let prompt = kind == "user" && !m.content.function_response && m.content.lead.is_some_and(|l| !l.ignored);
     let mut s = Share { prompt, ..Share::default() };
     if kind == "gemini" {
         s.model = m.model.as_deref().filter(|n| is_name(n)).map(str::to_owned);
@@ -470,7 +471,9 @@ mod tests {
     const META: &str = r#"{"sessionId":"s1","projectHash":"ab12","startTime":"2026-01-01T10:00:00.000Z","lastUpdated":"2026-01-01T10:00:00.000Z","kind":"main"}"#;
 
     fn user(id: &str, text: &str) -> String {
-        format!(r#"{{"id":"{id}","timestamp":"2026-01-01T10:01:00.000Z","type":"user","content":[{{"text":"{text}"}}]}}"#)
+        format!(
+            r#"{{"id":"{id}","timestamp":"2026-01-01T10:01:00.000Z","type":"user","content":[{{"text":"{text}"}}]}}"#
+        )
     }
 
     fn gemini(id: &str, calls: &[(&str, &str)]) -> String {
@@ -493,10 +496,19 @@ mod tests {
         read(&mut f, &user("u3", "?"));
         read(&mut f, &user("u4", "<session_context>x"));
         read(&mut f, r#"{"id":"u5","type":"user","content":"plain string prompt"}"#);
-        read(&mut f, r#"{"id":"u6","type":"user","content":[{"functionResponse":{"name":"read_file","response":{"output":"t"}}}]}"#);
-        read(&mut f, r#"{"id":"u7","type":"user","content":[{"text":""},{"text":"second part is the text"}]}"#);
+        read(
+            &mut f,
+            r#"{"id":"u6","type":"user","content":[{"functionResponse":{"name":"read_file","response":{"output":"t"}}}]}"#,
+        );
+        read(
+            &mut f,
+            r#"{"id":"u7","type":"user","content":[{"text":""},{"text":"second part is the text"}]}"#,
+        );
         read(&mut f, r#"{"id":"u8","type":"user","content":{"text":"a single part"}}"#);
-        read(&mut f, r#"{"id":"u9","type":"user","content":[{"inlineData":{"mimeType":"image/png","data":"AAAA"}}]}"#);
+        read(
+            &mut f,
+            r#"{"id":"u9","type":"user","content":[{"inlineData":{"mimeType":"image/png","data":"AAAA"}}]}"#,
+        );
         read(&mut f, r#"{"id":"i1","type":"info","content":"Switched model"}"#);
         read(&mut f, r#"{"id":"e1","type":"error","content":"boom"}"#);
         assert_eq!(only(&f).prompts, 4);
@@ -554,7 +566,10 @@ mod tests {
         // `$set.messages` replaces everything.
         read(
             &mut f,
-            &format!(r#"{{"$set":{{"lastUpdated":"2026-01-01T11:00:00.000Z","messages":[{}]}}}}"#, user("c1", "only")),
+            &format!(
+                r#"{{"$set":{{"lastUpdated":"2026-01-01T11:00:00.000Z","messages":[{}]}}}}"#,
+                user("c1", "only")
+            ),
         );
         let t = only(&f);
         assert_eq!((t.prompts, t.tool_calls, t.mcp.len(), t.models.len()), (1, 0, 0, 0));
