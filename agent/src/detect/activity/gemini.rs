@@ -197,8 +197,8 @@ impl<'de> Deserialize<'de> for Content {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replay {
     session: String,
-    /// Message id → its place (first appearance; a re-append keeps it).
-    ids: BTreeMap<String, u64>,
+    /// Message id (as [`key`]) → its place (first appearance; a re-append keeps it).
+    ids: BTreeMap<u64, u64>,
     live: BTreeMap<u64, Entry>,
     next: u64,
     totals: Ledger,
@@ -206,7 +206,7 @@ pub struct Replay {
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
-    id: String,
+    id: u64,
     share: Share,
 }
 
@@ -216,8 +216,9 @@ struct Share {
     prompt: bool,
     tool_calls: u32,
     model: Option<String>,
-    /// `(server, tool)` per MCP call; the tool is empty when its name is not a name.
-    mcp: Vec<(String, String)>,
+    /// `(server, tool, calls)`; the tool is empty when its name is not a name. At most
+    /// `MAX_MCP_TOOLS` pairs: further calls count in `tool_calls` only.
+    mcp: Vec<(String, String, u32)>,
 }
 
 /// The sum of the shares, with a count per name so a name leaves when its last use does.
@@ -238,13 +239,14 @@ impl Ledger {
         {
             *self.models.entry(m.clone()).or_default() += 1;
         }
-        for (server, tool) in &s.mcp {
+        for (server, tool, n) in &s.mcp {
             if !self.mcp.contains_key(server) && self.mcp.len() >= MAX_MCP_SERVERS {
                 continue;
             }
             let tools = self.mcp.entry(server.clone()).or_default();
             if tools.contains_key(tool) || tools.len() < MAX_MCP_TOOLS {
-                *tools.entry(tool.clone()).or_default() += 1;
+                let c = tools.entry(tool.clone()).or_default();
+                *c = c.saturating_add(*n);
             }
         }
     }
@@ -253,11 +255,11 @@ impl Ledger {
         self.prompts = self.prompts.saturating_sub(u32::from(s.prompt));
         self.tool_calls = self.tool_calls.saturating_sub(s.tool_calls);
         if let Some(m) = &s.model {
-            take(&mut self.models, m);
+            take(&mut self.models, m, 1);
         }
-        for (server, tool) in &s.mcp {
+        for (server, tool, n) in &s.mcp {
             if let Some(tools) = self.mcp.get_mut(server) {
-                take(tools, tool);
+                take(tools, tool, *n);
                 if tools.is_empty() {
                     self.mcp.remove(server);
                 }
@@ -266,13 +268,22 @@ impl Ledger {
     }
 }
 
-fn take(counts: &mut BTreeMap<String, u32>, key: &str) {
+fn take(counts: &mut BTreeMap<String, u32>, key: &str, by: u32) {
     if let Some(n) = counts.get_mut(key) {
-        *n = n.saturating_sub(1);
+        *n = n.saturating_sub(by);
         if *n == 0 {
             counts.remove(key);
         }
     }
+}
+
+/// A message id as the replay keeps it: 64 bits of its SHA-256, so a hostile id costs the
+/// agent's memory and state file no more than a short one.
+fn key(id: &str) -> u64 {
+    let d = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    u64::from_le_bytes(b)
 }
 
 impl Replay {
@@ -285,7 +296,8 @@ impl Replay {
     }
 
     /// A message record: new, or replacing the one with its id where that one stood.
-    fn message(&mut self, id: String, share: Share) {
+    fn message(&mut self, id: &str, share: Share) {
+        let id = key(id);
         self.totals.add(&share);
         if let Some(seq) = self.ids.get(&id)
             && let Some(old) = self.live.get_mut(seq)
@@ -294,7 +306,7 @@ impl Replay {
             self.totals.sub(&old);
             return;
         }
-        self.ids.insert(id.clone(), self.next);
+        self.ids.insert(id, self.next);
         self.live.insert(self.next, Entry { id, share });
         self.next += 1;
         if self.live.len() > MAX_REVISABLE
@@ -306,7 +318,7 @@ impl Replay {
     }
 
     fn rewind_to(&mut self, id: &str) {
-        let Some(&seq) = self.ids.get(id) else {
+        let Some(&seq) = self.ids.get(&key(id)) else {
             // Gemini CLI drops every message when the id is unknown.
             self.clear();
             return;
@@ -350,7 +362,11 @@ fn share(m: &Message, rules: &Rules) -> Share {
                 && is_name(server)
             {
                 let tool = if is_name(tool) { tool } else { "" };
-                s.mcp.push((server.to_owned(), tool.to_owned()));
+                if let Some(pair) = s.mcp.iter_mut().find(|(s, t, _)| s == server && t == tool) {
+                    pair.2 = pair.2.saturating_add(1);
+                } else if s.mcp.len() < MAX_MCP_TOOLS {
+                    s.mcp.push((server.to_owned(), tool.to_owned(), 1));
+                }
             }
         }
     }
@@ -396,7 +412,7 @@ fn apply(r: Record, file: &mut FileSessions, rules: &Rules) {
         if let Some(ms) = set.messages {
             messages(file, ms, true, rules);
         }
-    } else if let (Some(session), Some(_)) = (r.session_id, r.project_hash) {
+    } else if let (Some(session), Some(_)) = (r.session_id.filter(|s| is_name(s)), r.project_hash) {
         // A file holds one session; a metadata line naming another starts its replay afresh.
         if !matches!(&file.carry, Carry::Gemini(rp) if rp.session == session) {
             file.carry = Carry::Gemini(Box::new(Replay::new(&session)));
@@ -432,7 +448,7 @@ fn messages(file: &mut FileSessions, ms: Vec<Message>, checkpoint: bool, rules: 
     }
     let mut stamps = Vec::new();
     for m in ms {
-        let Some(id) = m.id.clone() else { continue };
+        let Some(id) = m.id.as_deref() else { continue };
         let s = share(&m, rules);
         rp.message(id, s);
         stamps.extend(m.timestamp);
@@ -595,6 +611,37 @@ mod tests {
         assert_eq!(only(&f).prompts, 0);
         read(&mut f, &user("u1", "after"));
         assert_eq!(only(&f).prompts, 1);
+    }
+
+    #[test]
+    fn a_revision_takes_back_what_the_earlier_version_counted() {
+        let mut f = FileSessions::default();
+        read(&mut f, META);
+        let three = [("a", "create_issue (github MCP Server)"); 3];
+        read(&mut f, &gemini("g1", &three));
+        assert_eq!((only(&f).tool_calls, only(&f).mcp["github"].calls), (3, 3));
+        read(&mut f, &gemini("g1", &[("a", "list_issues (github MCP Server)")]));
+        let t = only(&f);
+        assert_eq!((t.tool_calls, t.mcp["github"].calls), (1, 1));
+        assert_eq!(t.mcp["github"].tools.iter().collect::<Vec<_>>(), ["list_issues"]);
+        // Twice in one checkpoint: the later one stands, in the earlier one's place.
+        read(&mut f, &format!(r#"{{"$set":{{"messages":[{},{}]}}}}"#, user("d", "one"), user("d", "/clear")));
+        assert_eq!((only(&f).prompts, only(&f).tool_calls), (0, 0));
+    }
+
+    #[test]
+    fn ids_that_are_not_names_are_not_kept() {
+        let mut f = FileSessions::default();
+        let long = "x".repeat(10_000);
+        read(&mut f, &format!(r#"{{"sessionId":"{long}","projectHash":"ab"}}"#));
+        read(&mut f, &user("u1", "p"));
+        assert!(f.sessions.is_empty());
+        read(&mut f, META);
+        read(&mut f, &user(&long, "p"));
+        read(&mut f, &format!(r#"{{"$rewindTo":"{long}"}}"#));
+        read(&mut f, &user("u2", "p"));
+        assert_eq!(only(&f).prompts, 1);
+        assert!(serde_json::to_string(&f).unwrap().len() < 2_000);
     }
 
     #[test]
