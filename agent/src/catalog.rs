@@ -455,6 +455,18 @@ pub enum ActivityFormat {
     AiderHistory,
 }
 
+impl ActivityFormat {
+    /// The catalog's (and the wire's) name of the format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityFormat::ClaudeCodeJsonl => "claude_code_jsonl",
+            ActivityFormat::CodexRollout => "codex_rollout",
+            ActivityFormat::GeminiChat => "gemini_chat",
+            ActivityFormat::AiderHistory => "aider_history",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalog {

@@ -96,6 +96,13 @@ raw_config! {
     /// what enforcement would do, change nothing) or "enforce" (stop the process, block the
     /// extension, quarantine the credential file). Set by the MDM, never by the collector.
     enforcement: String,
+    /// AI activity from the tools' own session records: "metadata" (default: when, which
+    /// models, how many prompts and tool calls, which MCP servers and tool names) or "off"
+    /// (no record file is opened).
+    activity: String,
+    /// How activity names a session's project directory: "fingerprint" (default: a keyed
+    /// fingerprint of the path) or "plain" (the path itself).
+    activity_paths: String,
 }
 
 /// The validated configuration.
@@ -118,6 +125,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub tpm_tcti: String,
     pub enforcement: Enforcement,
+    /// `activity = "metadata"` (true) or `"off"`.
+    pub activity: bool,
+    /// `activity_paths = "plain"` (true) or `"fingerprint"`.
+    pub activity_plain_paths: bool,
 }
 
 /// Whether the agent acts on directives or only reports what it would do.
@@ -246,6 +257,22 @@ impl RawConfig {
                 Enforcement::Report
             }
         };
+        let activity = match self.activity.as_deref() {
+            None | Some("metadata") => true,
+            Some("off") => false,
+            Some(other) => {
+                errors.push(format!("`activity` must be \"metadata\" or \"off\" (got {other:?})"));
+                true
+            }
+        };
+        let activity_plain_paths = match self.activity_paths.as_deref() {
+            None | Some("fingerprint") => false,
+            Some("plain") => true,
+            Some(other) => {
+                errors.push(format!("`activity_paths` must be \"fingerprint\" or \"plain\" (got {other:?})"));
+                false
+            }
+        };
         if !errors.is_empty() {
             anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  "));
         }
@@ -267,6 +294,8 @@ impl RawConfig {
             shutdown_grace,
             tpm_tcti: self.tpm_tcti.unwrap_or_else(crate::keys::tpm_tcti),
             enforcement,
+            activity,
+            activity_plain_paths,
         })
     }
 }

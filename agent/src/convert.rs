@@ -62,6 +62,34 @@ pub fn snapshot(report: &ScanReport, now_ms: i64) -> Vec<pb::Observation> {
     out
 }
 
+/// One session of AI activity as a wire item: metadata only, as the detector kept it.
+pub fn activity(s: &crate::detect::activity::Session) -> pb::ActivityItem {
+    let t = &s.tally;
+    pb::ActivityItem {
+        tool: s.tool.clone(),
+        user: Some(s.user.clone()),
+        session_id: t.session_id.clone(),
+        started_at_ms: t.started_at_ms.unwrap_or_default(),
+        ended_at_ms: t.ended_at_ms.unwrap_or_default(),
+        project: t.project.clone(),
+        models: t.models.iter().cloned().collect(),
+        account: s.account.as_ref().map(account),
+        prompts: t.prompts,
+        tool_calls: t.tool_calls,
+        mcp: t
+            .mcp
+            .iter()
+            .map(|(server, m)| pb::McpUse {
+                server: server.clone(),
+                calls: m.calls,
+                tools: m.tools.iter().cloned().collect(),
+            })
+            .collect(),
+        credentials: s.credentials.clone(),
+        format: s.format.as_str().to_owned(),
+    }
+}
+
 /// One finding as a wire item.
 pub fn item(f: &Finding) -> pb::observation::Item {
     use pb::observation::Item;

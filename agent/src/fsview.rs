@@ -341,7 +341,12 @@ impl Tree {
         if !meta.is_file() {
             return Err(ReadError::NotRegular);
         }
-        Ok(RangeFile { size: meta.len(), id: file_id(&meta), file })
+        let modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok());
+        Ok(RangeFile { size: meta.len(), id: file_id(&meta), modified_ms, file })
     }
 
     /// Reads a file as text; invalid UTF-8 is replaced rather than refused, because
@@ -454,6 +459,7 @@ pub struct RangeFile {
     file: std::fs::File,
     size: u64,
     id: Option<(u64, u64)>,
+    modified_ms: Option<i64>,
 }
 
 impl RangeFile {
@@ -461,6 +467,11 @@ impl RangeFile {
     /// is read up to here now and from here next time.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// When the file was last modified (Unix milliseconds), where the platform says.
+    pub fn modified_ms(&self) -> Option<i64> {
+        self.modified_ms
     }
 
     /// Device and inode where the platform has them: a file replaced by rename (zsh saves

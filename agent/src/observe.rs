@@ -16,7 +16,9 @@ use crate::catalog::Catalog;
 use crate::catalog::update::Updates;
 use crate::config::Config;
 use crate::convert::{self, AGENT_VERSION};
-use crate::detect::{self, Finding, Limits, ScanError, processes, sessions, walk::Walked};
+use crate::detect::{
+    self, Finding, Home, Limits, Os, ScanError, activity, processes, sessions, walk::Walked,
+};
 use crate::enforce::Enforcer;
 use crate::enroll::now_ms;
 use crate::fsview::{Look, Touched, Tree};
@@ -34,6 +36,9 @@ pub struct LookStats {
     pub errors: usize,
     pub watched: usize,
     pub duration_ms: u64,
+    /// Homes whose activity records were not all read (the look's byte budget ran out):
+    /// the run loop looks at them again soon.
+    pub again: BTreeSet<Target>,
 }
 
 /// Everything an [`Observer`] is given from outside, handed over at once so an observer is
@@ -78,6 +83,11 @@ struct ScanInputs {
     /// How far each shell history was read, in memory for the daemon's life: after a
     /// restart each history is read once more from its tail window.
     histories: detect::history::Memory,
+    /// How far each AI activity record was read and which sessions were reported; saved
+    /// beside the view (`activity.json`) after each look that recorded activity.
+    activity: activity::Memory,
+    activity_path: PathBuf,
+    activity_settings: activity::Settings,
 }
 
 impl ScanInputs {
@@ -132,8 +142,19 @@ impl Observer {
             pacer: Pacer::new(config.cpu_percent),
             owed: Default::default(),
         };
+        let activity_path = view.with_file_name("activity.json");
+        let activity_settings =
+            activity::Settings { enabled: config.activity, plain_paths: config.activity_plain_paths };
         Observer {
-            scan: ScanInputs { catalog, fp, limits: Limits::default(), histories: Default::default() },
+            scan: ScanInputs {
+                catalog,
+                fp,
+                limits: Limits::default(),
+                histories: Default::default(),
+                activity: activity::Memory::load(&activity_path),
+                activity_path,
+                activity_settings,
+            },
             recorder,
             known: KnownView { inventory: Inventory::load(&view), path: view },
             sampler: processes::Sampler::new(),
@@ -186,6 +207,7 @@ impl Observer {
         self.budget.owed += rest;
         errors.extend(machine_errors);
         let mut walks = HashMap::new();
+        let mut act = ActivityLook::new(&self.scan.limits);
         for home in &homes {
             if started.elapsed() > self.scan.limits.total_time {
                 errors.push(ScanError::new(
@@ -202,10 +224,13 @@ impl Observer {
                 detect::scan_home(&s.catalog, &s.fp, &s.limits, os, home, reuse, &s.histories)
             });
             self.budget.owed += rest;
+            let ((), rest) = self.paced(|o| act.home(&o.scan, os, home, &h.walked, &h.findings));
+            self.budget.owed += rest;
             findings.extend(h.findings);
             errors.extend(h.errors);
             walks.insert(home.user.clone(), h.walked);
         }
+        errors.append(&mut act.errors);
         self.walks = walks;
         self.watching.homes = homes
             .iter()
@@ -234,10 +259,12 @@ impl Observer {
                 now,
             )
         }));
+        let marks = act.observations(&self.scan.activity, now, &mut obs);
         self.vitals.last_scan_errors = errors.len() as u32;
         self.vitals.last_scan_ms = started.elapsed().as_millis() as u64;
         obs.push(self.health_obs(now));
         self.record_or_forget(&obs, before)?;
+        self.activity_recorded(marks, &act);
 
         let watched = match touched {
             Some(t) => {
@@ -253,6 +280,7 @@ impl Observer {
             errors: errors.len(),
             watched,
             duration_ms: started.elapsed().as_millis() as u64,
+            again: act.again,
         })
     }
 
@@ -268,6 +296,7 @@ impl Observer {
             stats.observations += again.observations;
             stats.findings = again.findings;
             stats.watched = again.watched;
+            stats.again = again.again;
         }
         Ok(stats)
     }
@@ -287,6 +316,7 @@ impl Observer {
         }
         let mut findings: Vec<Finding> = Vec::new();
         let mut covered = Vec::new();
+        let mut act = ActivityLook::new(&self.scan.limits);
         for t in targets {
             match t {
                 Target::Machine => {
@@ -312,6 +342,8 @@ impl Observer {
                         detect::scan_home(&s.catalog, &s.fp, &s.limits, os, home, reuse, &s.histories)
                     });
                     self.budget.owed += rest;
+                    let ((), rest) = self.paced(|o| act.home(&o.scan, os, home, &h.walked, &h.findings));
+                    self.budget.owed += rest;
                     findings.extend(h.findings);
                     errors.extend(h.errors);
                     self.walks.insert(user.clone(), h.walked);
@@ -321,8 +353,11 @@ impl Observer {
         let items: Vec<Item> = findings.iter().map(convert::item).collect();
         let n = items.len();
         let before = self.known.inventory.clone();
-        let obs = self.known.inventory.update(&Covered::Only(covered), items, now_ms(), false);
+        let now = now_ms();
+        let mut obs = self.known.inventory.update(&Covered::Only(covered), items, now, false);
+        let marks = act.observations(&self.scan.activity, now, &mut obs);
         self.record_or_forget(&obs, before)?;
+        self.activity_recorded(marks, &act);
         let (watched, added) = match touched {
             Some(t) => {
                 for target in targets {
@@ -341,6 +376,7 @@ impl Observer {
             errors: errors.len(),
             watched,
             duration_ms: started.elapsed().as_millis() as u64,
+            again: act.again,
         };
         Ok((stats, added))
     }
@@ -410,6 +446,23 @@ impl Observer {
                 tracing::warn!(error = %e, running = updates.running(), "Catalog update refused.");
                 Ok(LookStats::default())
             }
+        }
+    }
+
+    /// After a look's observations are recorded: notes the activity reports as made and
+    /// saves the activity memory, so a restart neither reads nor reports them again.
+    fn activity_recorded(&mut self, marks: Vec<(String, String)>, act: &ActivityLook) {
+        if !self.scan.activity_settings.enabled || act.looked.is_empty() {
+            return;
+        }
+        let memory = &self.scan.activity;
+        memory.mark_reported(marks);
+        for (user, live) in &act.looked {
+            memory.retain_reported(&format!("{user}/"), live);
+        }
+        if let Err(e) = memory.save(&self.scan.activity_path) {
+            // Recorded is what counts; an unsaved memory only reads records again after a restart.
+            tracing::warn!(error = %format!("{e:#}"), "Could not save the activity memory.");
         }
     }
 
@@ -539,6 +592,9 @@ mod tests {
             fp: Fingerprinter::new(b"test-org-key-0123456789abcdef0123", true),
             limits: Limits::default(),
             histories: Default::default(),
+            activity: Default::default(),
+            activity_path: t.path().join("activity.json"),
+            activity_settings: Default::default(),
         };
         let acme = |scan: &ScanInputs| {
             let root = Tree::open_root(t.path()).expect("root");
@@ -551,5 +607,69 @@ mod tests {
         assert_eq!(acme(&scan), 0, "the built-in catalog has no acme format");
         scan.swap_catalog(Arc::new(merge(update).expect("update")));
         assert_eq!(acme(&scan), 1, "the line already read is read again under the new catalog");
+    }
+}
+
+/// One look's activity over the homes it covers.
+struct ActivityLook {
+    budget: u64,
+    sessions: Vec<activity::Session>,
+    errors: Vec<ScanError>,
+    /// Homes looked at, with the keys of every session they hold now.
+    looked: Vec<(String, std::collections::HashSet<String>)>,
+    again: BTreeSet<Target>,
+}
+
+impl ActivityLook {
+    fn new(limits: &Limits) -> ActivityLook {
+        ActivityLook {
+            budget: limits.activity_look,
+            sessions: Vec::new(),
+            errors: Vec::new(),
+            looked: Vec::new(),
+            again: BTreeSet::new(),
+        }
+    }
+
+    fn home(&mut self, scan: &ScanInputs, os: Os, home: &Home, walked: &Walked, findings: &[Finding]) {
+        if !scan.activity_settings.enabled {
+            return;
+        }
+        let inputs = activity::Inputs {
+            catalog: &scan.catalog,
+            fp: &scan.fp,
+            limits: &scan.limits,
+            os,
+            settings: scan.activity_settings,
+            now_ms: now_ms(),
+        };
+        let found = activity::look_home(&inputs, home, walked, findings, &scan.activity, &mut self.budget);
+        if found.more {
+            self.again.insert(Target::Home(home.user.clone()));
+        }
+        self.looked.push((home.user.clone(), found.sessions.iter().map(activity::Session::key).collect()));
+        self.sessions.extend(found.sessions);
+        self.errors.extend(found.errors);
+    }
+
+    /// Appends an observation for each session whose tally changed since it was last
+    /// recorded: `APPEARED` the first time, `CHANGED` after. Returns the reports to note as
+    /// made once the observations are recorded.
+    fn observations(
+        &self,
+        memory: &activity::Memory,
+        now: i64,
+        obs: &mut Vec<pb::Observation>,
+    ) -> Vec<(String, String)> {
+        let mut marks = Vec::new();
+        for s in &self.sessions {
+            let key = s.key();
+            let digest = s.digest();
+            let Some(first) = memory.changed(&key, &digest) else { continue };
+            let change = if first { pb::Change::Appeared } else { pb::Change::Changed };
+            obs.push(convert::observation(change, Item::Activity(convert::activity(s)), now));
+            marks.push((key, digest));
+        }
+        marks
     }
 }

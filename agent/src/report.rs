@@ -21,6 +21,21 @@ pub fn to_json(report: &ScanReport) -> Value {
         "fingerprint_key": if report.org_keyed { "org" } else { "local" },
         "findings": report.findings.iter().map(finding_json).collect::<Vec<_>>(),
         "errors": report.errors.iter().map(|e| json!({"path": e.path, "error": e.error})).collect::<Vec<_>>(),
+        "activity": report.activity.iter().map(activity_json).collect::<Vec<_>>(),
+    })
+}
+
+/// One AI session: the same metadata the daemon reports, never content.
+pub fn activity_json(s: &crate::detect::activity::Session) -> Value {
+    let t = &s.tally;
+    json!({
+        "tool": s.tool, "format": s.format.as_str(), "user": s.user, "session_id": t.session_id,
+        "started_at_ms": t.started_at_ms, "ended_at_ms": t.ended_at_ms, "project": t.project,
+        "models": t.models, "account": s.account.as_ref().map(account_json), "prompts": t.prompts,
+        "tool_calls": t.tool_calls,
+        "mcp": t.mcp.iter().map(|(server, m)| json!({"server": server, "calls": m.calls, "tools": m.tools}))
+            .collect::<Vec<_>>(),
+        "credentials": s.credentials,
     })
 }
 

@@ -168,18 +168,31 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> anyhow
             let Some(next) = next else { continue };
             let is_resync = matches!(next, Look::Resync);
             let is_directive = matches!(next, Look::Directive(_));
+            let mut again = BTreeSet::new();
             tokio::select! {
                 r = look(&observer, next, true) => match r {
-                    Ok(stats) if is_resync => tracing::info!(?stats, "Resync recorded."),
-                    Ok(stats) if is_directive => tracing::info!(?stats, "Directive handled and recorded."),
-                    Ok(stats) if stats.observations > 0 => tracing::info!(?stats, "Changes recorded."),
-                    Ok(_) => {}
+                    Ok(stats) => {
+                        again.clone_from(&stats.again);
+                        if is_resync {
+                            tracing::info!(?stats, "Resync recorded.");
+                        } else if is_directive {
+                            tracing::info!(?stats, "Directive handled and recorded.");
+                        } else if stats.observations > 0 {
+                            tracing::info!(?stats, "Changes recorded.");
+                        }
+                    }
                     Err(e) => tracing::error!(error = %format!("{e:#}"), "Look failed; the next one retries."),
                 },
                 _ = &mut shutdown => break,
             }
             if is_resync {
                 pending.clear();
+            }
+            // Activity records left unread by a look's byte budget are read by the next
+            // rescan of their home, after the usual settling time.
+            if !again.is_empty() {
+                pending.extend(again);
+                settle.get_or_insert_with(|| Instant::now() + config.debounce);
             }
         }
         tracing::info!("Shutdown requested; flushing.");

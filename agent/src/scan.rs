@@ -32,6 +32,8 @@ pub struct ScanReport {
     pub users: Vec<String>,
     pub findings: Vec<Finding>,
     pub errors: Vec<ScanError>,
+    /// AI activity sessions read from the tools' own records (metadata only).
+    pub activity: Vec<detect::activity::Session>,
     pub duration: Duration,
     pub org_keyed: bool,
 }
@@ -55,6 +57,7 @@ pub fn run(opts: &ScanOptions, catalog: &Catalog, fp: &Fingerprinter) -> anyhow:
         users: files.users,
         findings,
         errors: files.errors,
+        activity: files.activity,
         duration: started.elapsed(),
         org_keyed: fp.org_keyed,
     })

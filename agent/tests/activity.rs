@@ -1,330 +1,370 @@
-//! The activity readers over the fixture homes: exact agreement with `activity-truth.tsv`
-//! (written by make_fixtures.py from what it planted), and no canary from any content field
-//! in anything the agent keeps, logs or reports.
+//! AI activity from the tools' own records, through the real filesystem: incremental
+//! reading (appended lines only, half lines waiting, replaced files read again, the byte
+//! budget carried over), giant lines skipped, links out of the home refused, the memory
+//! surviving a restart, `activity = "off"`, and no content reaching any output.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use sightline_agent::catalog::{ActivityFormat, ActivityLog, Catalog};
-use sightline_agent::detect::Limits;
-use sightline_agent::detect::activity::{
-    FileSessions, McpNaming, Rules, Tally, read_document, read_lines, rfc3339_ms,
-};
-use sightline_agent::report;
-use sightline_agent::scan::{ScanOptions, run};
+use sightline_agent::catalog::Catalog;
+use sightline_agent::detect::activity::{HomeActivity, Inputs, Memory, Session, Settings, look_home};
+use sightline_agent::detect::walk::Walked;
+use sightline_agent::detect::{Limits, detect_os, history, homes, scan_home};
+use sightline_agent::fsview::{Touched, Tree};
 use sightline_agent::secret::Fingerprinter;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+const CANARY: &str = "CANARY-7f3a";
+
+fn fp() -> Fingerprinter {
+    Fingerprinter::new(b"test-org-key-0123456789abcdef0123", true)
 }
 
-/// The wall clock make_fixtures.py wrote the aider histories in (UTC+02:00).
-const AIDER_OFFSET_S: i32 = 7200;
-
-/// The homes of one layout, as (path on disk, path as the agent shows it).
-fn homes(layout: &str) -> Vec<(PathBuf, String)> {
-    let root = fixtures().join(layout);
-    let parents: &[&str] = if layout == "linux" { &["home"] } else { &["Users"] };
-    let mut out = Vec::new();
-    for parent in parents {
-        for e in std::fs::read_dir(root.join(parent)).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                out.push((e.path(), format!("/{parent}/{}", e.file_name().to_string_lossy())));
-            }
-        }
-    }
-    if layout == "linux" {
-        out.push((root.join("root"), "/root".into()));
-    }
-    out.sort();
-    out
+fn now_ms() -> i64 {
+    sightline_agent::enroll::now_ms()
 }
 
-/// `*` matches within one name, as the catalog's `paths` say.
-fn matches(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, tail)) => {
-            name.len() >= head.len() + tail.len() && name.starts_with(head) && name.ends_with(tail)
-        }
-    }
+struct Home {
+    _t: tempfile::TempDir,
+    root: PathBuf,
 }
 
-fn glob(home: &Path, pattern: &str) -> Vec<PathBuf> {
-    let mut found = vec![home.to_path_buf()];
-    for seg in pattern.split('/') {
-        let mut next = Vec::new();
-        for dir in &found {
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
-            for e in entries.flatten() {
-                if matches(seg, &e.file_name().to_string_lossy()) {
-                    next.push(e.path());
-                }
-            }
-        }
-        found = next;
+impl Home {
+    fn new() -> Home {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("home/alice")).expect("home");
+        Home { root, _t: t }
     }
-    found.retain(|p| p.is_file());
-    found
-}
 
-/// Files named `names` anywhere in the home, outside the directories the home walk skips.
-fn project_files(dir: &Path, names: &[String], skip: &[String], out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ty = e.file_type().unwrap();
-        if ty.is_dir() && !skip.contains(&name) {
-            project_files(&e.path(), names, skip, out);
-        } else if ty.is_file() && names.contains(&name) {
-            out.push(e.path());
-        }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join("home/alice").join(rel)
     }
-}
 
-/// Every activity file of a home with the catalog entry that names it.
-fn activity_files<'c>(catalog: &'c Catalog, home: &Path) -> Vec<(&'c ActivityLog, PathBuf)> {
-    let mut out = Vec::new();
-    for log in &catalog.activity {
-        let mut files: Vec<PathBuf> = log.paths.iter().flat_map(|p| glob(home, p)).collect();
-        project_files(home, &log.project_files, &catalog.env_files.skip_dirs, &mut files);
-        files.sort();
-        out.extend(files.into_iter().map(|f| (log, f)));
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("dirs");
+        std::fs::write(&p, text).expect("write");
+        p
     }
-    out
-}
 
-fn rules(log: &ActivityLog, home: &Path, file: &Path) -> Rules {
-    Rules {
-        mcp: McpNaming::parse_all(&log.mcp_tool),
-        file_key: file.strip_prefix(home).unwrap().to_string_lossy().replace('\\', "/"),
-        local_offset_s: AIDER_OFFSET_S,
+    fn append(&self, rel: &str, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(self.path(rel)).expect("open");
+        f.write_all(text.as_bytes()).expect("append");
+    }
+
+    fn look_with(
+        &self,
+        memory: &Memory,
+        limits: &Limits,
+        settings: Settings,
+        budget: &mut u64,
+    ) -> HomeActivity {
+        let tree = Tree::open_root(&self.root).expect("root");
+        self.look_tree(&tree, memory, limits, settings, budget)
+    }
+
+    fn look_tree(
+        &self,
+        tree: &Tree,
+        memory: &Memory,
+        limits: &Limits,
+        settings: Settings,
+        budget: &mut u64,
+    ) -> HomeActivity {
+        let catalog = Catalog::builtin().expect("catalog");
+        let os = detect_os(tree);
+        let hs = homes(tree, os, &mut Vec::new());
+        let fp = fp();
+        let inputs = Inputs { catalog: &catalog, fp: &fp, limits, os, settings, now_ms: now_ms() };
+        look_home(&inputs, &hs[0], &Walked::default(), &[], memory, budget)
+    }
+
+    fn look(&self, memory: &Memory) -> HomeActivity {
+        self.look_with(memory, &Limits::default(), Settings::default(), &mut u64::MAX.clone())
     }
 }
 
-/// One file read the way the agent reads it: a rewritten document whole, a log by lines.
-fn parse(log: &ActivityLog, home: &Path, file: &Path) -> FileSessions {
-    let bytes = std::fs::read(file).unwrap();
-    let rules = rules(log, home, file);
-    if log.format == ActivityFormat::GeminiChat && file.extension().is_some_and(|e| e == "json") {
-        read_document(log.format, &bytes, &rules)
-    } else {
-        let mut f = FileSessions::default();
-        // Complete lines only, as the incremental reader hands them over.
-        let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-        read_lines(log.format, body.split(|&b| b == b'\n'), &mut f, &rules);
-        f
-    }
+fn ts(s: u32) -> String {
+    format!("2025-06-01T10:{:02}:{:02}.000Z", s / 60, s % 60)
 }
 
-/// One session seen in two files (a Claude Code subagent's file carries its parent's
-/// session): the sum of both.
-fn merge(into: &mut Tally, t: Tally) {
-    if let Some(s) = t.started_at_ms {
-        into.saw(s);
-    }
-    if let Some(e) = t.ended_at_ms {
-        into.saw(e);
-    }
-    into.project = into.project.take().or(t.project);
-    into.account = into.account.take().or(t.account);
-    into.models.extend(t.models);
-    into.prompts += t.prompts;
-    into.tool_calls += t.tool_calls;
-    for (server, m) in t.mcp {
-        let e = into.mcp.entry(server).or_default();
-        e.calls += m.calls;
-        e.tools.extend(m.tools);
-    }
+fn prompt(session: &str, s: u32) -> String {
+    format!(
+        "{{\"parentUuid\":null,\"isSidechain\":false,\"userType\":\"external\",\"cwd\":\"/home/alice/{CANARY}-proj\",\"sessionId\":\"{session}\",\"version\":\"2.0.55\",\"gitBranch\":\"main\",\"type\":\"user\",\"message\":{{\"role\":\"user\",\"content\":\"{CANARY} prompt {s}\"}},\"uuid\":\"u{s}\",\"timestamp\":\"{}\"}}\n",
+        ts(s)
+    )
 }
 
-fn row(layout: &str, home: &str, tool: &str, t: &Tally) -> String {
-    let mcp: Vec<String> = t
-        .mcp
-        .iter()
-        .map(|(s, m)| format!("{s}={}:{}", m.calls, m.tools.iter().cloned().collect::<Vec<_>>().join(",")))
-        .collect();
-    let or_dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
-    let ms = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
-    [
-        layout.to_owned(),
-        home.to_owned(),
-        tool.to_owned(),
-        t.session_id.clone(),
-        t.project.clone().unwrap_or_else(|| "-".into()),
-        t.prompts.to_string(),
-        t.tool_calls.to_string(),
-        or_dash(mcp.join(";")),
-        or_dash(t.models.iter().cloned().collect::<Vec<_>>().join(",")),
-        ms(t.started_at_ms),
-        ms(t.ended_at_ms),
-    ]
-    .join("\t")
+fn tool_use(session: &str, s: u32, name: &str) -> String {
+    format!(
+        "{{\"parentUuid\":\"u\",\"isSidechain\":false,\"cwd\":\"/home/alice/{CANARY}-proj\",\"sessionId\":\"{session}\",\"type\":\"assistant\",\"message\":{{\"id\":\"msg_{s}\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[{{\"type\":\"tool_use\",\"id\":\"toolu_{s}\",\"name\":\"{name}\",\"input\":{{\"body\":\"{CANARY}\"}}}}]}},\"uuid\":\"a{s}\",\"timestamp\":\"{}\"}}\n",
+        ts(s)
+    )
 }
 
-/// The truth's rows with their RFC 3339 times as Unix milliseconds, as `row` writes them.
-fn truth() -> Vec<String> {
-    std::fs::read_to_string(fixtures().join("activity-truth.tsv"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            let mut cols: Vec<String> = l.split('\t').map(str::to_owned).collect();
-            for c in cols.iter_mut().skip(9) {
-                *c = rfc3339_ms(c).unwrap().to_string();
-            }
-            cols.join("\t")
-        })
-        .collect()
+const T: &str = ".claude/projects/-home-alice-proj/0f1e2d3c.jsonl";
+
+fn only(a: &HomeActivity) -> &Session {
+    assert_eq!(a.sessions.len(), 1, "{:?}", a.sessions);
+    &a.sessions[0]
 }
 
-/// What the readers make of every layout's activity files, one row per (home, tool, session).
-fn read_all(catalog: &Catalog) -> Vec<String> {
-    let mut rows = Vec::new();
-    for layout in ["linux", "macos", "windows"] {
-        for (home, shown) in homes(layout) {
-            let mut sessions: BTreeMap<(String, String), Tally> = BTreeMap::new();
-            for (log, file) in activity_files(catalog, &home) {
-                for (id, mut t) in parse(log, &home, &file).sessions {
-                    // aider's project is the directory holding the history: the file's place
-                    // tells it, not its bytes, so the caller fills it in.
-                    if log.format == ActivityFormat::AiderHistory {
-                        let dir = file.parent().unwrap().strip_prefix(fixtures().join(layout)).unwrap();
-                        t.project = Some(format!("/{}", dir.to_string_lossy()));
-                    }
-                    match sessions.entry((log.tool.clone(), id)) {
-                        std::collections::btree_map::Entry::Vacant(v) => {
-                            v.insert(t);
-                        }
-                        std::collections::btree_map::Entry::Occupied(mut o) => merge(o.get_mut(), t),
-                    }
-                }
-            }
-            rows.extend(sessions.iter().map(|((tool, _), t)| row(layout, &shown, tool, t)));
-        }
-    }
-    rows.sort();
-    rows
+fn assert_no_canary(what: &str, text: &str) {
+    assert!(!text.contains(CANARY), "content leaked into {what}: {text}");
 }
 
 #[test]
-fn sessions_match_the_ground_truth_exactly() {
-    let catalog = Catalog::builtin().unwrap();
-    let got = read_all(&catalog);
-    let want = truth();
-    let missed: Vec<&String> = want.iter().filter(|w| !got.contains(w)).collect();
-    let extra: Vec<&String> = got.iter().filter(|g| !want.contains(g)).collect();
-    assert!(missed.is_empty() && extra.is_empty(), "missed: {missed:#?}\nunexpected: {extra:#?}");
-    // Every format, in every layout, with MCP use where the tool has MCP.
-    for layout in ["linux", "macos", "windows"] {
-        for tool in ["claude_code", "codex_cli", "gemini_cli", "aider"] {
-            assert!(
-                got.iter()
-                    .any(|r| r.starts_with(&format!("{layout}\t")) && r.split('\t').nth(2) == Some(tool)),
-                "{layout} has no {tool} session"
-            );
-        }
-    }
-    assert!(got.iter().filter(|r| r.contains("github=")).count() >= 12);
+fn appended_lines_are_read_once_and_a_half_line_waits() {
+    let h = Home::new();
+    let first = format!("{}{}", prompt("s1", 1), tool_use("s1", 2, "mcp__github__create_issue"));
+    let next = prompt("s1", 3);
+    let (head, tail) = next.split_at(next.len() / 2);
+    h.write(T, &format!("{first}{head}"));
+    let memory = Memory::default();
+    let a = h.look(&memory);
+    let s = only(&a);
+    assert_eq!((s.tally.prompts, s.tally.tool_calls), (1, 1));
+    assert_eq!(s.tally.mcp["github"].calls, 1);
+    assert_eq!(memory.bytes_read(), (first.len() + head.len()) as u64);
+
+    h.append(T, &format!("{tail}{}", tool_use("s1", 4, "Bash")));
+    let a = h.look(&memory);
+    let s = only(&a);
+    assert_eq!((s.tally.prompts, s.tally.tool_calls), (2, 2));
+    // The second look read the half line again and what was appended, nothing before it.
+    let appended = next.len() + tool_use("s1", 4, "Bash").len();
+    assert_eq!(memory.bytes_read(), (first.len() + head.len() + appended) as u64);
+
+    // Nothing new: nothing read.
+    let before = memory.bytes_read();
+    let a = h.look(&memory);
+    assert_eq!(only(&a).tally.prompts, 2);
+    assert_eq!(memory.bytes_read(), before);
+    assert_no_canary("the sessions", &format!("{:?}", a.sessions));
 }
 
-/// Every canary the fixtures planted in a content field, with the other fabricated secrets.
-fn canaries() -> Vec<String> {
-    let all: Vec<String> = std::fs::read_to_string(fixtures().join("secrets.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    assert!(
-        all.iter().filter(|s| s.starts_with("CANARY-")).count() > 300,
-        "the fixtures lost their canaries"
+#[test]
+fn a_truncated_or_replaced_file_is_read_again_from_its_start() {
+    let h = Home::new();
+    h.write(T, &format!("{}{}{}", prompt("s1", 1), prompt("s1", 2), prompt("s1", 3)));
+    let memory = Memory::default();
+    assert_eq!(only(&h.look(&memory)).tally.prompts, 3);
+
+    // Truncated (same inode, shorter): totals of what it holds now, not added to the old.
+    std::fs::write(h.path(T), prompt("s1", 9)).expect("truncate");
+    assert_eq!(only(&h.look(&memory)).tally.prompts, 1);
+
+    // Replaced by rename with a longer file of other content.
+    let tmp =
+        h.write(".claude/projects/-home-alice-proj/.tmp", &format!("{}{}", prompt("s2", 1), prompt("s2", 2)));
+    std::fs::rename(tmp, h.path(T)).expect("rename");
+    h.append(T, &prompt("s2", 3));
+    let a = h.look(&memory);
+    let s = only(&a);
+    assert_eq!((s.tally.session_id.as_str(), s.tally.prompts), ("s2", 3));
+}
+
+#[test]
+fn the_byte_budget_leaves_the_rest_for_the_next_look() {
+    let h = Home::new();
+    let lines: String = (0..40).map(|i| prompt("s1", i)).collect();
+    h.write(T, &lines);
+    let memory = Memory::default();
+    let mut budget = (lines.len() / 3) as u64;
+    let a = h.look_with(&memory, &Limits::default(), Settings::default(), &mut budget);
+    assert!(a.more, "the budget ran out before the end");
+    assert_eq!(budget, 0);
+    let partial = only(&a).tally.prompts;
+    assert!((1..40).contains(&partial), "{partial} prompts after a third of the file");
+    let mut budget = u64::MAX;
+    let a = h.look_with(&memory, &Limits::default(), Settings::default(), &mut budget);
+    assert!(!a.more);
+    assert_eq!(only(&a).tally.prompts, 40, "each line counted once over the two looks");
+    assert!(memory.bytes_read() < 2 * lines.len() as u64);
+}
+
+#[test]
+fn a_giant_line_is_skipped_without_being_held() {
+    let h = Home::new();
+    let limits = Limits { activity_line: 64 * 1024, ..Limits::default() };
+    let giant = format!(
+        "{{\"type\":\"user\",\"sessionId\":\"s1\",\"message\":{{\"content\":\"{}\"}}}}\n",
+        CANARY.repeat(3 * 1024 * 1024 / CANARY.len())
     );
-    all
+    let text = format!("{}{giant}{}", prompt("s1", 1), prompt("s1", 2));
+    h.write(T, &text);
+    let memory = Memory::default();
+    let a = h.look_with(&memory, &limits, Settings::default(), &mut u64::MAX.clone());
+    assert_eq!(only(&a).tally.prompts, 2, "the lines around the giant one are read");
+    assert!(a.errors.iter().any(|e| e.error.contains("longer than 65536 bytes skipped")), "{:?}", a.errors);
+    assert_eq!(memory.bytes_read(), text.len() as u64, "read once, in passing");
+
+    // Cut inside the giant line by the budget: the next look reads on to its end.
+    let h = Home::new();
+    h.write(T, &text);
+    let memory = Memory::default();
+    let mut budget = 2 * 1024 * 1024;
+    let a = h.look_with(&memory, &limits, Settings::default(), &mut budget);
+    assert!(a.more);
+    let a = h.look_with(&memory, &limits, Settings::default(), &mut u64::MAX.clone());
+    assert_eq!(only(&a).tally.prompts, 2);
+    assert_no_canary("the errors", &format!("{:?}", a.errors));
 }
 
-fn leaks<'a>(haystack: &str, needles: &'a [String]) -> Vec<&'a str> {
-    let lower = haystack.to_ascii_lowercase();
-    needles
-        .iter()
-        .filter(|n| haystack.contains(n.as_str()) || lower.contains(&n.to_ascii_lowercase()))
-        .map(String::as_str)
-        .collect()
-}
-
-/// Captures everything logged, at every level, while `f` runs on this thread.
-fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
-    (out, text)
-}
-
-/// No canary in the readers' results or in what the agent keeps between looks (the
-/// serialised per-file state), none in the logs at trace level, none in what `scan` prints
-/// (JSON, table, errors) — also when every line is cut short, as a file read mid-write is.
+#[cfg(unix)]
 #[test]
-fn no_canary_reaches_any_output() {
-    let catalog = Catalog::builtin().unwrap();
-    let secrets = canaries();
-    let fp = Fingerprinter::new(b"test-org-key-0123456789abcdef0123", true);
-    let mut files = 0;
-    for layout in ["linux", "macos", "windows"] {
-        for (home, _) in homes(layout) {
-            for (log, file) in activity_files(&catalog, &home) {
-                files += 1;
-                let ((whole, cut), logs) = logged(|| {
-                    let whole = parse(log, &home, &file);
-                    let bytes = std::fs::read(&file).unwrap();
-                    let rules = rules(log, &home, &file);
-                    let mut cut = FileSessions::default();
-                    let halves: Vec<&[u8]> =
-                        bytes.split(|&b| b == b'\n').map(|l| &l[..l.len() / 2]).collect();
-                    read_lines(log.format, halves, &mut cut, &rules);
-                    let doc = read_document(log.format, &bytes[..bytes.len() / 2], &rules);
-                    (whole, (cut, doc))
-                });
-                // The project directory is the one field that is meant to hold a path: the
-                // detector fingerprints it before it leaves (checked at scan level below).
-                let (mut whole, (mut cut, mut doc)) = (whole, cut);
-                for f in [&mut whole, &mut cut, &mut doc] {
-                    f.sessions.values_mut().for_each(|t| t.project = None);
-                }
-                let out = format!(
-                    "{whole:?}\n{}\n{cut:?}\n{doc:?}\n{}\n{logs}",
-                    serde_json::to_string(&whole).unwrap(),
-                    serde_json::to_string(&cut).unwrap()
-                );
-                let leaked = leaks(&out, &secrets);
-                assert!(leaked.is_empty(), "{}: {leaked:?} reached the output", file.display());
-            }
-        }
-        let opts = ScanOptions { root: fixtures().join(layout), processes: false, limits: Limits::default() };
-        let (r, logs) = logged(|| run(&opts, &catalog, &fp).unwrap());
-        let out = format!("{}\n{}\n{r:?}\n{logs}", report::to_json(&r), report::to_table(&r));
-        let leaked = leaks(&out, &secrets);
-        assert!(leaked.is_empty(), "{layout}: {leaked:?} reached the scan's output or logs");
-    }
-    // Three homes, each with a Claude Code session and its subagent, two Codex rollouts, two
-    // Gemini CLI chats and an aider history; bob's transcript still being written.
-    assert_eq!(files, 3 * 7 + 1);
+fn a_record_linked_out_of_the_home_is_not_read() {
+    let h = Home::new();
+    let outside = h.root.parent().expect("tempdir").join("outside");
+    std::fs::create_dir_all(outside.join("proj")).expect("outside");
+    std::fs::write(outside.join("s.jsonl"), prompt("linked-file", 1)).expect("outside file");
+    std::fs::write(outside.join("proj/s.jsonl"), prompt("linked-dir", 1)).expect("outside file");
+    std::fs::create_dir_all(h.path(".claude/projects/p")).expect("projects");
+    std::os::unix::fs::symlink(outside.join("s.jsonl"), h.path(".claude/projects/p/s.jsonl")).expect("link");
+    std::os::unix::fs::symlink(outside.join("proj"), h.path(".claude/projects/q")).expect("link");
+    let a = h.look(&Memory::default());
+    assert!(a.sessions.is_empty(), "{:?}", a.sessions);
+
+    // A linked tool directory (a literal segment of the catalog path) leading out.
+    let h = Home::new();
+    let outside = h.root.parent().expect("tempdir").join("dotfiles");
+    std::fs::create_dir_all(outside.join("projects/p")).expect("outside");
+    std::fs::write(outside.join("projects/p/s.jsonl"), prompt("linked-root", 1)).expect("outside file");
+    std::os::unix::fs::symlink(&outside, h.path(".claude")).expect("link");
+    let a = h.look(&Memory::default());
+    assert!(a.sessions.is_empty(), "{:?}", a.sessions);
+}
+
+#[test]
+fn the_memory_survives_a_restart_without_reading_or_reporting_again() {
+    let h = Home::new();
+    h.write(T, &format!("{}{}", prompt("s1", 1), tool_use("s1", 2, "mcp__github__list_issues")));
+    let state = h.root.parent().expect("tempdir").join("activity.json");
+    let memory = Memory::default();
+    let a = h.look(&memory);
+    let s = only(&a);
+    assert_eq!(memory.changed(&s.key(), &s.digest()), Some(true), "never reported");
+    memory.mark_reported([(s.key(), s.digest())]);
+    memory.save(&state).expect("save");
+    let saved = std::fs::read_to_string(&state).expect("saved");
+    assert_no_canary("activity.json", &saved);
+
+    let restarted = Memory::load(&state);
+    let a = h.look(&restarted);
+    let s = only(&a);
+    assert_eq!(restarted.bytes_read(), 0, "nothing read again after the restart");
+    assert_eq!(restarted.changed(&s.key(), &s.digest()), None, "nothing reported again");
+    h.append(T, &prompt("s1", 3));
+    let a = h.look(&restarted);
+    let s = only(&a);
+    assert_eq!(s.tally.prompts, 2);
+    assert_eq!(restarted.changed(&s.key(), &s.digest()), Some(false), "grown: reported as changed");
+}
+
+#[test]
+fn activity_off_opens_no_record() {
+    let h = Home::new();
+    h.write(T, &prompt("s1", 1));
+    let touched = Arc::new(Touched::default());
+    let tree = Tree::open_root_recording(&h.root, touched.clone()).expect("root");
+    let off = Settings { enabled: false, plain_paths: false };
+    let memory = Memory::default();
+    let a = h.look_tree(&tree, &memory, &Limits::default(), off, &mut u64::MAX.clone());
+    assert!(a.sessions.is_empty());
+    assert_eq!(memory.bytes_read() + memory.bytes_probed(), 0);
+    let looked: Vec<_> =
+        touched.take().into_iter().filter(|(p, _)| p.to_string_lossy().contains(".claude")).collect();
+    assert!(looked.is_empty(), "looked at {looked:?}");
+    // The same look with activity on does open it (the check above can fail).
+    let on = h.look_tree(&tree, &memory, &Limits::default(), Settings::default(), &mut u64::MAX.clone());
+    assert_eq!(on.sessions.len(), 1);
+    assert!(touched.take().iter().any(|(p, _)| p.ends_with(T)));
+
+    let config =
+        sightline_agent::config::RawConfig::parse("activity = \"off\"\nactivity_paths = \"plain\"\n", "t")
+            .expect("parse")
+            .resolve()
+            .expect("resolve");
+    assert!(!config.activity && config.activity_plain_paths);
+    let bad =
+        sightline_agent::config::RawConfig::parse("activity = \"content\"\n", "t").expect("parse").resolve();
+    assert!(format!("{:#}", bad.expect_err("refused")).contains("`activity`"));
+}
+
+#[test]
+fn subagent_files_merge_into_their_session_and_projects_are_fingerprinted() {
+    let h = Home::new();
+    h.write(T, &format!("{}{}", prompt("0f1e2d3c", 1), tool_use("0f1e2d3c", 2, "Task")));
+    h.write(
+        ".claude/projects/-home-alice-proj/0f1e2d3c/subagents/agent-a1b2.jsonl",
+        &format!("{}{}", tool_use("0f1e2d3c", 3, "mcp__github__get_me"), tool_use("0f1e2d3c", 4, "Read")),
+    );
+    h.write(
+        ".codex/sessions/2025/09/01/rollout-2025-09-01T10-00-00-0199a.jsonl",
+        &format!(
+            "{}\n{}\n{}\n",
+            r#"{"timestamp":"2025-09-01T10:00:00.000Z","type":"session_meta","payload":{"id":"0199a","timestamp":"2025-09-01T10:00:00.000Z","cwd":"/home/alice/app","originator":"codex_cli_rs","cli_version":"0.40.0"}}"#,
+            r#"{"timestamp":"2025-09-01T10:00:01.000Z","type":"event_msg","payload":{"type":"user_message","message":"CANARY-7f3a"}}"#,
+            r#"{"timestamp":"2025-09-01T10:00:02.000Z","type":"response_item","payload":{"type":"function_call","name":"create_issue","namespace":"mcp__github__","arguments":"{\"t\":\"CANARY-7f3a\"}","call_id":"c"}}"#,
+        ),
+    );
+    let a = h.look(&Memory::default());
+    assert_eq!(a.sessions.len(), 2, "{:?}", a.sessions);
+    let claude = a.sessions.iter().find(|s| s.tool == "claude_code").expect("claude");
+    assert_eq!((claude.tally.prompts, claude.tally.tool_calls), (1, 3));
+    assert_eq!(claude.tally.mcp["github"].calls, 1);
+    assert_eq!(claude.user, "alice");
+    let project = claude.tally.project.as_deref().expect("project");
+    assert!(project.starts_with("fp:") && !project.contains("proj"), "{project}");
+    let codex = a.sessions.iter().find(|s| s.tool == "codex_cli").expect("codex");
+    assert_eq!((codex.tally.prompts, codex.tally.tool_calls), (1, 1));
+    assert_eq!(codex.tally.mcp["github"].tools.iter().collect::<Vec<_>>(), ["create_issue"]);
+
+    let plain = Settings { enabled: true, plain_paths: true };
+    let a = h.look_with(&Memory::default(), &Limits::default(), plain, &mut u64::MAX.clone());
+    let codex = a.sessions.iter().find(|s| s.tool == "codex_cli").expect("codex");
+    assert_eq!(codex.tally.project.as_deref(), Some("/home/alice/app"));
+}
+
+/// A session active within the last day is bound to the credential the tool keeps in its
+/// own credential file (as the scan found it); an old one is not.
+#[test]
+fn recent_sessions_carry_the_tools_credential_fingerprint() {
+    let h = Home::new();
+    let key = format!("sk-proj-{}", "Zq8Lm3Xv7Rt2Wp9Kd4Hs6Jf1Nb5Gc0Ya");
+    h.write(".codex/auth.json", &format!("{{\"OPENAI_API_KEY\": \"{key}\"}}"));
+    let recent =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("now");
+    h.write(
+        ".codex/sessions/2026/01/01/rollout-now-a.jsonl",
+        &format!(
+            "{{\"timestamp\":\"{recent}\",\"type\":\"session_meta\",\"payload\":{{\"id\":\"recent\",\"timestamp\":\"{recent}\",\"cwd\":\"/w\"}}}}\n"
+        ),
+    );
+    h.write(
+        ".codex/sessions/2025/01/01/rollout-old-b.jsonl",
+        "{\"timestamp\":\"2025-01-01T00:00:00Z\",\"type\":\"session_meta\",\"payload\":{\"id\":\"old\",\"timestamp\":\"2025-01-01T00:00:00Z\",\"cwd\":\"/w\"}}\n",
+    );
+    let tree = Tree::open_root(&h.root).expect("root");
+    let catalog = Catalog::builtin().expect("catalog");
+    let os = detect_os(&tree);
+    let hs = homes(&tree, os, &mut Vec::new());
+    let limits = Limits::default();
+    let scan = scan_home(&catalog, &fp(), &limits, os, &hs[0], None, &history::Memory::default());
+    let inputs = Inputs {
+        catalog: &catalog,
+        fp: &fp(),
+        limits: &limits,
+        os,
+        settings: Settings::default(),
+        now_ms: now_ms(),
+    };
+    let a =
+        look_home(&inputs, &hs[0], &scan.walked, &scan.findings, &Memory::default(), &mut u64::MAX.clone());
+    let want = fp().fingerprint(&sightline_agent::secret::Secret::new(key.clone()));
+    let by_id = |id: &str| a.sessions.iter().find(|s| s.tally.session_id == id).expect("session").clone();
+    assert_eq!(by_id("recent").credentials, vec![want]);
+    assert!(by_id("old").credentials.is_empty());
+    assert!(!format!("{:?}", a.sessions).contains(&key));
 }

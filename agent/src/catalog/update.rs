@@ -57,6 +57,7 @@ const LISTS: &[(&str, &str)] = &[
     ("api_host", "hosts"),
     ("ide_setting", "keys"),
     ("account", "tool"),
+    ("activity", "tool"),
 ];
 
 /// Sections that are one table each.
@@ -75,6 +76,7 @@ const LOCKED: &[(&str, &str)] = &[
     ("credential_file", "format"),
     ("mcp_client", "format"),
     ("account", "format"),
+    ("activity", "format"),
     ("browser", "engine"),
     ("browser", "profile_at_root"),
 ];

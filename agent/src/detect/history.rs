@@ -18,16 +18,12 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ring::digest;
-
 use super::envfiles::parse_assignment;
+use super::fileid::FileIdentity;
 use super::tokens::{Class, Site, classify, scan_text};
 use super::{Ctx, Finding, Home, TokenSource, expand};
-use crate::fsview::{RangeFile, ReadError};
+use crate::fsview::ReadError;
 use crate::secret::Secret;
-
-/// How many leading bytes identify a file across looks.
-const HEAD: u64 = 4096;
 
 /// What earlier looks learned about each history, by displayed path. In memory only: the
 /// daemon keeps one for its life (after a restart every history is read once from its tail
@@ -60,9 +56,7 @@ impl Memory {
 /// One history as the last look left it. Holds fingerprints, never values.
 #[derive(Debug)]
 struct Remembered {
-    id: Option<(u64, u64)>,
-    head_len: u64,
-    head_hash: Vec<u8>,
+    identity: FileIdentity,
     /// Everything before this was read; it is always just after a newline.
     offset: u64,
     /// Lines before `offset` (counted from the window's start when a look was cut).
@@ -77,28 +71,12 @@ struct Remembered {
 impl Remembered {
     fn fresh() -> Remembered {
         Remembered {
-            id: None,
-            head_len: 0,
-            head_hash: Vec::new(),
+            identity: FileIdentity::default(),
             offset: 0,
             lines: 0,
             findings: Vec::new(),
             seen: HashSet::new(),
             cut: None,
-        }
-    }
-
-    /// Whether `file` is the file this memory is about, grown only by appending.
-    fn same_file(&self, file: &mut RangeFile, probed: &AtomicU64) -> bool {
-        if file.size() < self.offset || (self.id.is_some() && file.id() != self.id) {
-            return false;
-        }
-        match file.read_range(0, self.head_len) {
-            Ok(head) => {
-                probed.fetch_add(head.len() as u64, Ordering::Relaxed);
-                digest::digest(&digest::SHA256, &head).as_ref() == self.head_hash.as_slice()
-            }
-            Err(_) => false,
         }
     }
 }
@@ -138,8 +116,9 @@ fn read_one(
         }
     };
     let size = file.size();
-    let mut state =
-        known.filter(|r| r.same_file(&mut file, &memory.probed)).unwrap_or_else(Remembered::fresh);
+    let mut state = known
+        .filter(|r| r.identity.matches(&mut file, r.offset, &memory.probed))
+        .unwrap_or_else(Remembered::fresh);
     let window = ctx.limits.history_window;
     let mut start = state.offset;
     let cut = size - start > window;
@@ -190,23 +169,14 @@ fn read_one(
     if !cut || bytes.contains(&b'\n') {
         state.offset = at + complete.len() as u64;
     }
-    state.id = file.id();
-    state.head_len = HEAD.min(state.offset);
-    let head: Cow<'_, [u8]> = if start == 0 && bytes.len() as u64 >= state.head_len {
-        Cow::Borrowed(&bytes[..state.head_len as usize])
-    } else {
-        match file.read_range(0, state.head_len) {
-            Ok(h) => {
-                memory.probed.fetch_add(h.len() as u64, Ordering::Relaxed);
-                Cow::Owned(h)
-            }
-            Err(e) => {
-                ctx.read_error(&home.tree, rel, ReadError::Io(e));
-                return None;
-            }
+    let from_zero = (start == 0).then_some(&bytes[..]);
+    state.identity = match FileIdentity::take(&mut file, state.offset, from_zero, &memory.probed) {
+        Ok(i) => i,
+        Err(e) => {
+            ctx.read_error(&home.tree, rel, ReadError::Io(e));
+            return None;
         }
     };
-    state.head_hash = digest::digest(&digest::SHA256, &head).as_ref().to_vec();
     if let Some(note) = &state.cut {
         ctx.error(&home.tree, rel, note.clone());
     }

@@ -14,6 +14,7 @@ pub mod apps;
 pub mod credentials;
 pub mod envfiles;
 pub mod extensions;
+pub mod fileid;
 mod fishvars;
 mod gitconfig;
 pub mod history;
@@ -282,6 +283,13 @@ pub struct Limits {
     pub total_time: Duration,
     /// How much of a shell history one look reads: the newest bytes, up to this many.
     pub history_window: u64,
+    /// AI activity record bytes one look reads over all files and homes; the rest waits
+    /// for the next look.
+    pub activity_look: u64,
+    /// An activity record line longer than this is skipped (read past, never held whole).
+    pub activity_line: u64,
+    /// A whole-document activity record (Gemini CLI's `.json`) larger than this is not read.
+    pub activity_document: u64,
 }
 
 impl Default for Limits {
@@ -300,6 +308,9 @@ impl Default for Limits {
             database_file: 64 * 1024 * 1024,
             total_time: Duration::from_secs(120),
             history_window: 8 * 1024 * 1024,
+            activity_look: 32 * 1024 * 1024,
+            activity_line: 8 * 1024 * 1024,
+            activity_document: 32 * 1024 * 1024,
         }
     }
 }
@@ -311,6 +322,8 @@ pub struct FileScan {
     pub users: Vec<String>,
     pub findings: Vec<Finding>,
     pub errors: Vec<ScanError>,
+    /// AI activity sessions in the homes' records (metadata only).
+    pub activity: Vec<activity::Session>,
 }
 
 /// Shared context for the detectors of one home.
@@ -344,6 +357,8 @@ pub(crate) enum Bound {
     SourceFiles,
     SourceFileSize,
     Fanout,
+    /// More AI activity records than are followed per tool and home.
+    ActivityFiles,
 }
 
 impl Ctx<'_> {
@@ -403,6 +418,7 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
     let homes = homes(root, os, &mut errors);
     let (mut findings, machine_errors) = scan_machine(root, catalog, fp, limits, os);
     errors.extend(machine_errors);
+    let mut sessions = Vec::new();
     for home in &homes {
         if started.elapsed() > limits.total_time {
             let budget = limits.total_time;
@@ -413,12 +429,27 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
             continue;
         }
         let h = scan_home(catalog, fp, limits, os, home, None, &history::Memory::default());
+        // A one-off scan reads every record whole: no earlier look to continue from.
+        let inputs = activity::Inputs {
+            catalog,
+            fp,
+            limits,
+            os,
+            settings: activity::Settings::default(),
+            now_ms: crate::enroll::now_ms(),
+        };
+        let mut unbounded = u64::MAX;
+        let memory = activity::Memory::default();
+        let a = activity::look_home(&inputs, home, &h.walked, &h.findings, &memory, &mut unbounded);
+        sessions.extend(a.sessions);
+        errors.extend(a.errors);
         findings.extend(h.findings);
         errors.extend(h.errors);
     }
     dedup(&mut findings);
     scrub::scrub(catalog, &mut [], &mut errors);
-    FileScan { os: Some(os), users: homes.iter().map(|h| h.user.clone()).collect(), findings, errors }
+    let users = homes.iter().map(|h| h.user.clone()).collect();
+    FileScan { os: Some(os), users, findings, errors, activity: sessions }
 }
 
 /// Machine-wide installs (`/Applications`, `/opt`, `Program Files`).

@@ -21,6 +21,9 @@ pub struct Walked {
     pub(crate) sources: Vec<PathBuf>,
     /// `<repo>/.git/config` of each repository passed: the one file read inside `.git`.
     pub(crate) git_configs: Vec<PathBuf>,
+    /// (tool id, path) of AI activity records kept in project directories (catalog
+    /// `[[activity]] project_files`), at most `MAX_FILES_PER_TOOL` per tool.
+    pub(crate) activity: Vec<(String, PathBuf)>,
 }
 
 #[allow(clippy::disallowed_types, reason = "wall-clock bound of a synchronous scan; no tokio time here")]
@@ -35,6 +38,11 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
         .mcp_clients
         .iter()
         .flat_map(|c| c.project_files.iter().map(move |p| (c.id.clone(), rel_path(p))))
+        .collect();
+    let activity_files: Vec<(&str, &str)> = catalog
+        .activity
+        .iter()
+        .flat_map(|a| a.project_files.iter().map(move |f| (a.tool.as_str(), f.as_str())))
         .collect();
 
     let mut out = Walked::default();
@@ -63,6 +71,22 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
             // Names that are not UTF-8 are still walked; they just never equal a catalog name.
             let name = e.name.to_str();
             let path = dir.join(&e.name);
+            // Only regular files: a linked record is a duplicate or an escape.
+            if e.kind == Kind::File
+                && let Some((tool, _)) = activity_files.iter().find(|(_, f)| name == Some(*f))
+            {
+                let per_tool = out.activity.iter().filter(|(t, _)| t == tool).count();
+                if per_tool < super::activity::MAX_FILES_PER_TOOL {
+                    out.activity.push(((*tool).to_owned(), path.clone()));
+                } else {
+                    ctx.bound(
+                        &home.tree,
+                        &dir,
+                        Bound::ActivityFiles,
+                        format!("more than {per_tool} {tool} activity records; the rest were not read"),
+                    );
+                }
+            }
             match e.kind {
                 Kind::File | Kind::Symlink | Kind::Other
                     if name.is_some_and(|n| catalog.env_files.dotenv_names.iter().any(|d| d == n)) =>

@@ -40,8 +40,9 @@ pub(super) fn line(line: &[u8], file: &mut FileSessions, rules: &Rules) {
         return;
     }
     // A line that is not a record (a partial write, garbage) is skipped, as Gemini CLI does.
-    if let Ok(record) = serde_json::from_slice::<Record>(line) {
-        apply(record, file, rules);
+    match serde_json::from_slice::<Record>(line) {
+        Ok(record) => apply(record, file, rules),
+        Err(_) => file.malformed = file.malformed.saturating_add(1),
     }
 }
 
@@ -611,6 +612,7 @@ mod tests {
         assert_eq!(only(&f).prompts, 0);
         read(&mut f, &user("u1", "after"));
         assert_eq!(only(&f).prompts, 1);
+        assert_eq!(f.malformed, 5);
     }
 
     #[test]

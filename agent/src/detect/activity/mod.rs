@@ -12,9 +12,15 @@
 mod aider;
 mod claude;
 mod codex;
+mod follow;
 mod gemini;
+mod look;
+
+pub use follow::Memory;
+pub use look::{HomeActivity, Inputs, MAX_FILES_PER_TOOL, Session, Settings, look_home};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +89,8 @@ pub struct McpTally {
 pub const MAX_MODELS: usize = 16;
 pub const MAX_MCP_SERVERS: usize = 64;
 pub const MAX_MCP_TOOLS: usize = 128;
+/// Tool-call ids remembered per file for counting each call once.
+pub const MAX_SEEN_CALLS: usize = 100_000;
 /// Longest model, server or tool name kept; longer ones are not names.
 pub const MAX_NAME: usize = 128;
 
@@ -188,6 +196,13 @@ pub struct FileSessions {
     pub sessions: BTreeMap<String, Tally>,
     /// The session that records without their own session id belong to.
     pub current: Option<String>,
+    /// Lines that were not records of the format (torn, corrupt): skipped and counted.
+    #[serde(default)]
+    pub malformed: u32,
+    /// Hashes of the tool-call ids counted so far, for formats that write one call more
+    /// than once (Claude Code splits a message over lines and replays resumed sessions).
+    #[serde(default)]
+    pub seen_calls: BTreeSet<u64>,
     /// What a format must remember between looks beyond the sessions themselves.
     #[serde(default, skip_serializing_if = "Carry::is_none")]
     pub carry: Carry,
@@ -220,6 +235,16 @@ impl FileSessions {
         self.sessions.entry(id.to_owned()).or_insert_with(|| Tally::new(id))
     }
 
+    /// Whether the tool call `id` is met for the first time in this file. Past
+    /// [`MAX_SEEN_CALLS`] ids every call counts: a bounded memory over an exact count.
+    pub fn first_call(&mut self, id: &str) -> bool {
+        // FNV-1a: a stable 64-bit hash, enough to tell one file's call ids apart.
+        let h = id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        self.seen_calls.len() >= MAX_SEEN_CALLS || self.seen_calls.insert(h)
+    }
+
     /// The current session, if one was opened.
     pub fn current(&mut self) -> Option<&mut Tally> {
         let id = self.current.clone()?;
@@ -237,6 +262,28 @@ pub struct Rules {
     /// The device's offset from UTC in seconds, for formats that write local wall-clock
     /// times (aider), taken once at agent start.
     pub local_offset_s: i32,
+}
+
+/// The device's offset from UTC in seconds, for formats that write local wall-clock times
+/// (aider). Read once at agent start ([`read_local_offset_s`], before any thread exists: on
+/// Unix the OS's local offset cannot be read soundly once threads run, and the `time` crate
+/// refuses to); 0 until set.
+static LOCAL_OFFSET_S: AtomicI32 = AtomicI32::new(0);
+
+/// Records the device's offset from UTC for every later look.
+pub fn set_local_offset_s(seconds: i32) {
+    LOCAL_OFFSET_S.store(seconds, Ordering::Relaxed);
+}
+
+/// The offset recorded by [`set_local_offset_s`].
+pub fn local_offset_s() -> i32 {
+    LOCAL_OFFSET_S.load(Ordering::Relaxed)
+}
+
+/// Reads the device's current offset from UTC; 0 when it cannot be read (threads already
+/// running, no zone data). Call it before starting any thread.
+pub fn read_local_offset_s() -> i32 {
+    time::UtcOffset::current_local_offset().map_or(0, |o| o.whole_seconds())
 }
 
 /// Parses a timestamp as the tools write them: RFC 3339 (`2025-06-01T12:00:00.123Z`,

@@ -1,0 +1,333 @@
+//! One look at a home's AI activity: find the record files the catalog names, follow each
+//! (see [`follow`](super::follow)), merge the sessions by (tool, session id) over files
+//! (Claude Code writes a session's subagents to files of their own) and bind each to the
+//! home's account and what this look found of the tool.
+//!
+//! What a session is bound to:
+//! - `user`: the OS account whose home holds the record;
+//! - `project`: `fp:<keyed fingerprint>` of the path the record names, or the path itself
+//!   with `activity_paths = "plain"`;
+//! - for sessions active in the 24 hours before the look only (older sessions may have run
+//!   under credentials since replaced): `credentials`, the fingerprints of the credentials
+//!   this scan found in the tool's own credential files (catalog `[[credential_file]]` of
+//!   the tool), and, where the record names no account, the account the tool is signed in
+//!   with (catalog `[[account]]`, as the accounts detector attached it).
+//!
+//! Discovery never follows a symlink: `*` segments match real directories and regular
+//! files only, and a file whose path leads out of the home through a linked directory is
+//! not read. At most [`MAX_FILES_PER_TOOL`] files per tool and home are followed; a home
+//! with more says so in the look's errors.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::follow::{Caps, Memory, follow};
+use super::{McpNaming, Rules, Tally};
+use crate::catalog::{ActivityFormat, ActivityLog, Catalog};
+use crate::detect::walk::Walked;
+use crate::detect::{
+    Bound, Ctx, Finding, Home, Limits, Os, ProviderAccount, ScanError, TokenSource, expand, wildcard,
+};
+use crate::secret::Fingerprinter;
+
+/// Record files followed at most per tool and home.
+pub const MAX_FILES_PER_TOOL: usize = 10_000;
+/// Sessions that ended this long before a look are not bound to the credentials and
+/// account found now.
+const RECENT_MS: i64 = 24 * 3600 * 1000;
+
+/// How the agent is configured to treat activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `activity = "metadata"`; `false` (`"off"`): no record file is even opened.
+    pub enabled: bool,
+    /// `activity_paths = "plain"`: project paths as they are, not fingerprinted.
+    pub plain_paths: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { enabled: true, plain_paths: false }
+    }
+}
+
+/// One session as this look sees it, merged over the files that hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub tool: String,
+    pub format: ActivityFormat,
+    pub user: String,
+    pub tally: Tally,
+    pub credentials: Vec<String>,
+    pub account: Option<ProviderAccount>,
+}
+
+impl Session {
+    /// The key its reports are remembered under.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.user, self.tool, self.tally.session_id)
+    }
+
+    /// What decides whether the session is reported again: its tally, not what it is bound
+    /// to now (a session reported while active keeps the credentials it was bound to then;
+    /// one read again days later is not re-reported without them).
+    pub fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(&self.tally).unwrap_or_default();
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+    }
+}
+
+/// What a look at one home's activity found.
+#[derive(Debug, Default)]
+pub struct HomeActivity {
+    pub sessions: Vec<Session>,
+    pub errors: Vec<ScanError>,
+    /// The byte budget ran out: some files wait for another look.
+    pub more: bool,
+}
+
+/// Everything one look at a home needs besides the home.
+pub struct Inputs<'a> {
+    pub catalog: &'a Catalog,
+    pub fp: &'a Fingerprinter,
+    pub limits: &'a Limits,
+    pub os: Os,
+    pub settings: Settings,
+    pub now_ms: i64,
+}
+
+/// Looks at one home's activity records. `walked` holds the project files the bounded walk
+/// met; `findings` are what this look's detectors found in the home (for credentials and
+/// accounts). `budget` is the bytes this look may still read, over all homes.
+pub fn look_home(
+    inputs: &Inputs<'_>,
+    home: &Home,
+    walked: &Walked,
+    findings: &[Finding],
+    memory: &Memory,
+    budget: &mut u64,
+) -> HomeActivity {
+    if !inputs.settings.enabled {
+        return HomeActivity::default();
+    }
+    let mut ctx = Ctx::new(inputs.catalog, inputs.fp, inputs.limits, inputs.os);
+    let caps = Caps { line: inputs.limits.activity_line, document: inputs.limits.activity_document };
+    let base = format!("{}/", home.tree.display(Path::new("")).trim_end_matches('/'));
+    let mut followed = HashSet::new();
+    let mut more = false;
+    for log in &inputs.catalog.activity {
+        let rules = Rules {
+            mcp: McpNaming::parse_all(&log.mcp_tool),
+            file_key: String::new(),
+            local_offset_s: super::local_offset_s(),
+        };
+        for rel in discover(&mut ctx, home, log, walked) {
+            let key = home.tree.display(&rel);
+            let rules =
+                Rules { file_key: key.strip_prefix(&base).unwrap_or(&key).to_owned(), ..rules.clone() };
+            let known = memory.take(&key);
+            let outcome = follow(
+                &mut ctx,
+                home,
+                &rel,
+                &log.tool,
+                log.format,
+                known,
+                memory,
+                &rules,
+                &caps,
+                budget,
+                inputs.now_ms,
+            );
+            if let Some(mut o) = outcome {
+                more |= o.more;
+                // aider's records name no project: it is the directory holding the history.
+                if log.format == ActivityFormat::AiderHistory {
+                    let dir = home.tree.display(rel.parent().unwrap_or(Path::new("")));
+                    for t in o.file.sessions.sessions.values_mut() {
+                        t.project.get_or_insert_with(|| dir.clone());
+                    }
+                }
+                // The memory is saved to disk: it keeps the fingerprint, not the path.
+                if !inputs.settings.plain_paths {
+                    for t in o.file.sessions.sessions.values_mut() {
+                        t.project = t.project.take().map(|p| fingerprinted(inputs.fp, p));
+                    }
+                }
+                followed.insert(key.clone());
+                memory.put(key, o.file);
+            }
+        }
+    }
+    memory.retain_home(&base, &followed);
+
+    // Merge by (tool, session) over this home's files.
+    let mut merged: BTreeMap<(String, String), (ActivityFormat, Tally)> = BTreeMap::new();
+    let formats: BTreeMap<&str, ActivityFormat> =
+        inputs.catalog.activity.iter().map(|a| (a.tool.as_str(), a.format)).collect();
+    memory.each_in_home(&base, |_, f| {
+        let Some(format) = formats.get(f.tool.as_str()) else { return };
+        for t in f.sessions.sessions.values() {
+            merged
+                .entry((f.tool.clone(), t.session_id.clone()))
+                .and_modify(|(_, m)| merge(m, t))
+                .or_insert_with(|| (*format, t.clone()));
+        }
+    });
+    let mut sessions = Vec::with_capacity(merged.len());
+    for ((tool, _), (format, mut tally)) in merged {
+        if !inputs.settings.plain_paths {
+            tally.project = tally.project.map(|p| fingerprinted(inputs.fp, p));
+        }
+        let recent = tally.ended_at_ms.is_some_and(|e| inputs.now_ms - e <= RECENT_MS);
+        let (credentials, signed_in) =
+            if recent { bound(&mut ctx, home, inputs.catalog, &tool, findings) } else { (Vec::new(), None) };
+        let account = tally.account.clone().map(|a| ProviderAccount { account: a, org: None }).or(signed_in);
+        sessions.push(Session { tool, format, user: home.user.clone(), tally, credentials, account });
+    }
+    HomeActivity { sessions, errors: ctx.errors, more }
+}
+
+/// `fp:<keyed fingerprint>` of a project path (as is if it already is one).
+fn fingerprinted(fp: &Fingerprinter, path: String) -> String {
+    if path.starts_with("fp:") {
+        path
+    } else {
+        format!("fp:{}", fp.fingerprint(&crate::secret::Secret::new(path)))
+    }
+}
+
+/// Adds what another file says of a session to it.
+fn merge(into: &mut Tally, t: &Tally) {
+    if let Some(s) = t.started_at_ms {
+        into.saw(s);
+    }
+    if let Some(e) = t.ended_at_ms {
+        into.saw(e);
+    }
+    if into.project.is_none() {
+        into.project.clone_from(&t.project);
+    }
+    if into.account.is_none() {
+        into.account.clone_from(&t.account);
+    }
+    for m in &t.models {
+        into.model(m);
+    }
+    into.prompts = into.prompts.saturating_add(t.prompts);
+    into.tool_calls = into.tool_calls.saturating_add(t.tool_calls);
+    for (server, m) in &t.mcp {
+        if into.mcp.len() >= super::MAX_MCP_SERVERS && !into.mcp.contains_key(server) {
+            continue;
+        }
+        let e = into.mcp.entry(server.clone()).or_default();
+        e.calls = e.calls.saturating_add(m.calls);
+        for tool in &m.tools {
+            if e.tools.len() < super::MAX_MCP_TOOLS {
+                e.tools.insert(tool.clone());
+            }
+        }
+    }
+}
+
+/// The credentials found in the tool's own credential files in this home, and the account
+/// the tool is signed in with, as the other detectors found them.
+fn bound(
+    ctx: &mut Ctx<'_>,
+    home: &Home,
+    catalog: &Catalog,
+    tool: &str,
+    findings: &[Finding],
+) -> (Vec<String>, Option<ProviderAccount>) {
+    let mut paths = HashSet::new();
+    for c in catalog.credential_files.iter().filter(|c| c.tool.as_deref() == Some(tool)) {
+        for p in &c.paths {
+            for rel in expand(ctx, &home.tree, p) {
+                paths.insert(home.tree.display(&rel));
+            }
+        }
+    }
+    let mut credentials = Vec::new();
+    let mut account = None;
+    for f in findings {
+        match f {
+            Finding::Token(t) if t.source == TokenSource::CredentialFile && paths.contains(&t.path) => {
+                credentials.push(t.fingerprint.clone());
+                if account.is_none() {
+                    account.clone_from(&t.authorized_by);
+                }
+            }
+            Finding::App(a) if a.tool == tool && account.is_none() => account.clone_from(&a.authorized_by),
+            _ => {}
+        }
+    }
+    credentials.sort();
+    credentials.dedup();
+    (credentials, account)
+}
+
+/// The record files of one catalog entry in this home: its `paths` expanded (real
+/// directories and regular files only), then the project files the walk met. Bounded.
+fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut cut = false;
+    for pattern in &log.paths {
+        let segs: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+        let mut current = vec![PathBuf::new()];
+        for (i, seg) in segs.iter().enumerate() {
+            let last = i + 1 == segs.len();
+            if !seg.contains('*') {
+                current.iter_mut().for_each(|p| p.push(seg));
+                continue;
+            }
+            let mut next = Vec::new();
+            for dir in &current {
+                let Ok(entries) = home.tree.list(dir) else { continue };
+                for e in entries {
+                    let wanted = if last { crate::fsview::Kind::File } else { crate::fsview::Kind::Dir };
+                    if e.kind == wanted && e.name.to_str().is_some_and(|n| wildcard(seg, n)) {
+                        next.push(dir.join(e.name));
+                    }
+                }
+            }
+            current = next;
+        }
+        for rel in current {
+            if out.len() >= MAX_FILES_PER_TOOL {
+                cut = true;
+                break;
+            }
+            out.push(rel);
+        }
+    }
+    for (tool, rel) in &walked.activity {
+        if tool == &log.tool {
+            if out.len() >= MAX_FILES_PER_TOOL {
+                cut = true;
+                break;
+            }
+            out.push(rel.clone());
+        }
+    }
+    if cut {
+        ctx.bound(
+            &home.tree,
+            Path::new(""),
+            Bound::ActivityFiles,
+            format!(
+                "more than {MAX_FILES_PER_TOOL} {} activity records; only the first {MAX_FILES_PER_TOOL} were read",
+                log.tool
+            ),
+        );
+    }
+    // A record reached through a linked directory that leads out of the home is not read.
+    let base = format!("{}/", home.tree.display(Path::new("")).trim_end_matches('/'));
+    out.retain(|rel| {
+        let inside = home.tree.real_display(rel).is_none_or(|real| real.starts_with(&base));
+        if !inside {
+            ctx.error(&home.tree, rel, "activity record leads out of the home; not read");
+        }
+        inside
+    });
+    out
+}
