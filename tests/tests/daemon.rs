@@ -351,3 +351,64 @@ fn triage(server: &ServerProcess, device: &str, at: &str) -> serde_json::Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Claude Code appends to a session transcript: the watcher wakes the daemon and the
+/// collector holds the session as CHANGED with the new totals within seconds, and none of
+/// the transcript's content is in the database or the agent's state.
+#[test]
+fn a_line_appended_to_a_transcript_is_reported_within_seconds() {
+    const CANARY: &str = "CANARY-transcript-5e1d";
+    let work = tempfile::tempdir().unwrap();
+    let root = empty_root(work.path());
+    let dir = root.join("home/alice/.claude/projects/-home-alice-app");
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = |n: u32, tool: Option<&str>| match tool {
+        None => format!(
+            "{{\"type\":\"user\",\"sessionId\":\"5f0c\",\"cwd\":\"/home/alice/app\",\"timestamp\":\"2026-01-05T10:00:{n:02}.000Z\",\"message\":{{\"role\":\"user\",\"content\":\"{CANARY} {n}\"}}}}\n"
+        ),
+        Some(t) => format!(
+            "{{\"type\":\"assistant\",\"sessionId\":\"5f0c\",\"cwd\":\"/home/alice/app\",\"timestamp\":\"2026-01-05T10:00:{n:02}.000Z\",\"message\":{{\"id\":\"m{n}\",\"model\":\"claude-opus-4-1\",\"content\":[{{\"type\":\"tool_use\",\"id\":\"t{n}\",\"name\":\"{t}\",\"input\":{{\"q\":\"{CANARY}\"}}}}]}}}}\n"
+        ),
+    };
+    let transcript = dir.join("5f0c.jsonl");
+    std::fs::write(&transcript, line(1, None)).unwrap();
+    let server = ServerProcess::start(&work.path().join("data"), &[]);
+    let mut agent = AgentProcess::enroll(&server, work.path(), &root, "");
+    let id = started(&server, &mut agent);
+    let db = server.db();
+    let activity = |db: &Db| -> Vec<(String, serde_json::Value)> {
+        db.observations(&id)
+            .into_iter()
+            .filter(|o| o.kind == "activity")
+            .map(|o| (o.change, o.data))
+            .collect()
+    };
+    wait_for(Duration::from_secs(10), "the session at the collector", || {
+        activity(&db).iter().any(|(c, d)| c == "appeared" && d["prompts"] == 1).then_some(())
+    });
+
+    let t0 = Instant::now();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&transcript).unwrap();
+        f.write_all(line(2, Some("mcp__github__create_issue")).as_bytes()).unwrap();
+    }
+    let changed = wait_for(Duration::from_secs(10), "the grown session at the collector", || {
+        activity(&db).into_iter().find(|(c, d)| c == "changed" && d["tool_calls"] == 1).map(|(_, d)| d)
+    });
+    println!("transcript append to stored observation: {:?}", t0.elapsed());
+    assert_eq!(changed["user"], "alice");
+    assert_eq!(changed["mcp"][0]["server"], "github");
+    assert!(changed["project"].as_str().is_some_and(|p| p.starts_with("fp:")), "{changed}");
+    let (status, _) = agent.terminate(Duration::from_secs(10));
+    assert!(status.success());
+    let obs = assert_exactly_once(&db, &id);
+    assert_eq!(obs.iter().filter(|o| o.kind == "activity").count(), 2, "reported once per change");
+    for (path, bytes) in all_bytes(work.path()) {
+        if path.starts_with(&root) {
+            continue; // the transcript itself
+        }
+        assert!(!contains(&bytes, CANARY), "transcript content leaked into {}", path.display());
+        assert!(!contains(&bytes, "/home/alice/app"), "the project path leaked into {}", path.display());
+    }
+}
