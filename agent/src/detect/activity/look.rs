@@ -122,9 +122,13 @@ pub fn look_home(
             local_offset_s: super::local_offset_s(),
         };
         for rel in discover(&mut ctx, home, log, walked) {
-            let key = home.tree.display(&rel);
-            let rules =
-                Rules { file_key: key.strip_prefix(&base).unwrap_or(&key).to_owned(), ..rules.clone() };
+            let shown = home.tree.display(&rel);
+            let file_key = shown.strip_prefix(&base).unwrap_or(&shown).to_owned();
+            // The memory is saved to disk and a record's path holds its project's (Claude Code
+            // names the directory after the cwd, aider's history sits in the project): it is
+            // keyed by the home and the fingerprint of the path within it.
+            let key = format!("{base}{}", fingerprinted(inputs.fp, file_key.clone()));
+            let rules = Rules { file_key, ..rules.clone() };
             let known = memory.take(&key);
             let outcome = follow(
                 &mut ctx,
