@@ -566,50 +566,6 @@ impl Observer {
     }
 }
 
-fn is_live(root: &Path) -> bool {
-    root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog::update::merge;
-    use crate::detect::{detect_os, homes};
-
-    /// A history line read under the old catalog is read again under the new one, which
-    /// names a key format the old one did not know.
-    #[test]
-    fn a_catalog_swap_rereads_histories() {
-        let t = tempfile::tempdir().expect("tempdir");
-        let home = t.path().join("home/ivy");
-        std::fs::create_dir_all(&home).expect("home");
-        let key = format!("acme-{}", "q7we9rt2yu4io6pa8sd1fg3hj5kl7zx9");
-        std::fs::write(home.join(".bash_history"), format!("ls\nacme-cli login {key}\n")).expect("history");
-        let update = "schema_version = 1\nversion = 99\n[[key_format]]\nid = \"acme\"\nprovider = \"acme\"\n\
-                      kind = \"api_key\"\nregex = 'acme-[a-z0-9]{32}'\nsource = \"test\"\n";
-        let mut scan = ScanInputs {
-            catalog: Arc::new(Catalog::builtin().expect("builtin")),
-            fp: Fingerprinter::new(b"test-org-key-0123456789abcdef0123", true),
-            limits: Limits::default(),
-            histories: Default::default(),
-            activity: Default::default(),
-            activity_path: t.path().join("activity.json"),
-            activity_settings: Default::default(),
-        };
-        let acme = |scan: &ScanInputs| {
-            let root = Tree::open_root(t.path()).expect("root");
-            let os = detect_os(&root);
-            let hs = homes(&root, os, &mut Vec::new());
-            let s =
-                detect::scan_home(&scan.catalog, &scan.fp, &scan.limits, os, &hs[0], None, &scan.histories);
-            s.findings.iter().filter(|f| matches!(f, Finding::Token(t) if t.provider == "acme")).count()
-        };
-        assert_eq!(acme(&scan), 0, "the built-in catalog has no acme format");
-        scan.swap_catalog(Arc::new(merge(update).expect("update")));
-        assert_eq!(acme(&scan), 1, "the line already read is read again under the new catalog");
-    }
-}
-
 /// One look's activity over the homes it covers.
 struct ActivityLook {
     budget: u64,
@@ -671,5 +627,49 @@ impl ActivityLook {
             marks.push((key, digest));
         }
         marks
+    }
+}
+
+fn is_live(root: &Path) -> bool {
+    root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::update::merge;
+    use crate::detect::{detect_os, homes};
+
+    /// A history line read under the old catalog is read again under the new one, which
+    /// names a key format the old one did not know.
+    #[test]
+    fn a_catalog_swap_rereads_histories() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home/ivy");
+        std::fs::create_dir_all(&home).expect("home");
+        let key = format!("acme-{}", "q7we9rt2yu4io6pa8sd1fg3hj5kl7zx9");
+        std::fs::write(home.join(".bash_history"), format!("ls\nacme-cli login {key}\n")).expect("history");
+        let update = "schema_version = 1\nversion = 99\n[[key_format]]\nid = \"acme\"\nprovider = \"acme\"\n\
+                      kind = \"api_key\"\nregex = 'acme-[a-z0-9]{32}'\nsource = \"test\"\n";
+        let mut scan = ScanInputs {
+            catalog: Arc::new(Catalog::builtin().expect("builtin")),
+            fp: Fingerprinter::new(b"test-org-key-0123456789abcdef0123", true),
+            limits: Limits::default(),
+            histories: Default::default(),
+            activity: Default::default(),
+            activity_path: t.path().join("activity.json"),
+            activity_settings: Default::default(),
+        };
+        let acme = |scan: &ScanInputs| {
+            let root = Tree::open_root(t.path()).expect("root");
+            let os = detect_os(&root);
+            let hs = homes(&root, os, &mut Vec::new());
+            let s =
+                detect::scan_home(&scan.catalog, &scan.fp, &scan.limits, os, &hs[0], None, &scan.histories);
+            s.findings.iter().filter(|f| matches!(f, Finding::Token(t) if t.provider == "acme")).count()
+        };
+        assert_eq!(acme(&scan), 0, "the built-in catalog has no acme format");
+        scan.swap_catalog(Arc::new(merge(update).expect("update")));
+        assert_eq!(acme(&scan), 1, "the line already read is read again under the new catalog");
     }
 }

@@ -368,3 +368,62 @@ fn recent_sessions_carry_the_tools_credential_fingerprint() {
     assert!(by_id("old").credentials.is_empty());
     assert!(!format!("{:?}", a.sessions).contains(&key));
 }
+
+/// A whole-document record (Gemini CLI's `session-*.json`) is read again, whole, only when it
+/// changes; one over the document cap is a scan error and nothing of it is read.
+#[test]
+fn documents_are_reread_whole_when_changed_and_capped() {
+    let h = Home::new();
+    let doc = ".gemini/tmp/3f2a/chats/session-2025-06-01T10-00-a1.json";
+    let first =
+        format!("{{\"sessionId\":\"a1\",\"messages\":[{{\"type\":\"user\",\"content\":\"{CANARY}\"}}]}}");
+    h.write(doc, &first);
+    let memory = Memory::default();
+    h.look(&memory);
+    assert_eq!(memory.bytes_read(), first.len() as u64);
+    h.look(&memory);
+    assert_eq!(memory.bytes_read(), first.len() as u64, "unchanged: not read again");
+    let second = format!("{first} ");
+    h.write(doc, &second);
+    h.look(&memory);
+    assert_eq!(memory.bytes_read(), (first.len() + second.len()) as u64, "changed: read whole again");
+
+    let small = Limits { activity_document: 16, ..Limits::default() };
+    let memory = Memory::default();
+    let a = h.look_with(&memory, &small, Settings::default(), &mut u64::MAX.clone());
+    assert_eq!(memory.bytes_read(), 0);
+    assert!(a.errors.iter().any(|e| e.path.ends_with(doc)), "{:?}", a.errors);
+}
+
+/// Records kept in project directories (aider's) are found by the bounded home walk;
+/// a linked one is not.
+#[test]
+fn project_records_come_from_the_walk_and_links_are_left_alone() {
+    let h = Home::new();
+    let text = "# aider chat started at 2025-06-01 10:00:00\n\n#### CANARY-7f3a\n";
+    h.write("code/app/.aider.chat.history.md", text);
+    std::fs::create_dir_all(h.path("code/linked")).expect("dir");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        h.path("code/app/.aider.chat.history.md"),
+        h.path("code/linked/.aider.chat.history.md"),
+    )
+    .expect("link");
+    let tree = Tree::open_root(&h.root).expect("root");
+    let catalog = Catalog::builtin().expect("catalog");
+    let os = detect_os(&tree);
+    let hs = homes(&tree, os, &mut Vec::new());
+    let limits = Limits::default();
+    let scan = scan_home(&catalog, &fp(), &limits, os, &hs[0], None, &history::Memory::default());
+    let memory = Memory::default();
+    let inputs = Inputs {
+        catalog: &catalog,
+        fp: &fp(),
+        limits: &limits,
+        os,
+        settings: Settings::default(),
+        now_ms: now_ms(),
+    };
+    look_home(&inputs, &hs[0], &scan.walked, &scan.findings, &memory, &mut u64::MAX.clone());
+    assert_eq!(memory.bytes_read(), text.len() as u64, "the one real history, read once");
+}

@@ -402,8 +402,21 @@ fn a_line_appended_to_a_transcript_is_reported_within_seconds() {
     assert!(changed["project"].as_str().is_some_and(|p| p.starts_with("fp:")), "{changed}");
     let (status, _) = agent.terminate(Duration::from_secs(10));
     assert!(status.success());
+    // Restarted, the agent remembers what it read and reported (activity.json): its first
+    // resync reports the session neither again nor as new.
+    let head = db.seq_head(&id);
+    agent.start();
+    wait_for(Duration::from_secs(30), "the resync after the restart", || {
+        (db.seq_head(&id) > head).then_some(())
+    });
+    let (status, _) = agent.terminate(Duration::from_secs(10));
+    assert!(status.success());
     let obs = assert_exactly_once(&db, &id);
-    assert_eq!(obs.iter().filter(|o| o.kind == "activity").count(), 2, "reported once per change");
+    assert_eq!(
+        obs.iter().filter(|o| o.kind == "activity").count(),
+        2,
+        "reported once per change, not again after a restart"
+    );
     for (path, bytes) in all_bytes(work.path()) {
         if path.starts_with(&root) {
             continue; // the transcript itself

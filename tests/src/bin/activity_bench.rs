@@ -258,7 +258,8 @@ fn synthesize_home(root: &Path, sessions: usize, total: u64) -> anyhow::Result<V
     const ID: &str = "s-00000";
     let home = root.join("home/dev");
     let per = (total / sessions.max(1) as u64).max(4096);
-    let block_len = per.min(4 * MB);
+    // Blocks of at most 4 MiB that add up to `per` (a block is rounded up to whole lines).
+    let block_len = per / per.div_ceil(4 * MB);
     let claude_block = claude_lines(ID, block_len);
     let codex_block = codex_lines(ID, block_len, false);
     let mut files = Vec::with_capacity(sessions);
@@ -277,7 +278,7 @@ fn synthesize_home(root: &Path, sessions: usize, total: u64) -> anyhow::Result<V
         let mut f = std::io::BufWriter::with_capacity(MB as usize, std::fs::File::create(&path)?);
         f.write_all(head.as_bytes())?;
         let mut written = head.len() as u64;
-        while written < per {
+        while written + block.len() as u64 / 2 < per {
             f.write_all(block.as_bytes())?;
             written += block.len() as u64;
         }

@@ -241,6 +241,8 @@ pub(super) fn follow(
     f.size = file.size();
     f.modified_ms = file.modified_ms();
     if document {
+        // Recognised next time by size, time and inode alone: it is read whole anyway.
+        f.identity = FileIdentity { id: file.id(), ..FileIdentity::default() };
         return read_whole(ctx, home, rel, format, f, memory, rules, caps, budget);
     }
     let more = match read_appended(&mut file, format, &mut f, memory, rules, caps, budget) {
