@@ -5,14 +5,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use prost::Message as _;
 use sightline_agent::catalog::{ActivityFormat, ActivityLog, Catalog};
+use sightline_agent::convert;
 use sightline_agent::detect::Limits;
 use sightline_agent::detect::activity::{
     FileSessions, McpNaming, Rules, Tally, read_document, read_lines, rfc3339_ms, set_local_offset_s,
 };
+use sightline_agent::detect::activity::{Inputs, Memory, Settings, look_home};
+use sightline_agent::detect::{detect_os, history, scan_home};
+use sightline_agent::fsview::Tree;
 use sightline_agent::report;
 use sightline_agent::scan::{ScanOptions, run};
 use sightline_agent::secret::{Fingerprinter, Secret};
+use sightline_proto::pb;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -254,7 +260,8 @@ fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
 
 /// No canary in the readers' results or in what the agent keeps between looks (the
 /// serialised per-file state), none in the logs at trace level, none in what `scan` prints
-/// (JSON, table, errors) — also when every line is cut short, as a file read mid-write is.
+/// (JSON, table, errors), none in the daemon's saved activity memory or its observations'
+/// wire bytes — also when every line is cut short, as a file read mid-write is.
 #[test]
 fn no_canary_reaches_any_output() {
     let catalog = Catalog::builtin().unwrap();
@@ -296,6 +303,51 @@ fn no_canary_reaches_any_output() {
         let out = format!("{}\n{}\n{r:?}\n{logs}", report::to_json(&r), report::to_table(&r));
         let leaked = leaks(&out, &secrets);
         assert!(leaked.is_empty(), "{layout}: {leaked:?} reached the scan's output or logs");
+        assert!(!r.activity.is_empty());
+
+        // What the daemon keeps and sends: the activity memory it saves in its state dir, and
+        // the observations it spools (their wire bytes), for every home.
+        let tree = Tree::open_root(&fixtures().join(layout)).unwrap();
+        let os = detect_os(&tree);
+        let state = tempfile::tempdir().unwrap();
+        let memory = Memory::default();
+        let (wire, logs) = logged(|| {
+            let mut wire = Vec::new();
+            for home in sightline_agent::detect::homes(&tree, os, &mut Vec::new()) {
+                let h = scan_home(
+                    &catalog,
+                    &fp,
+                    &Limits::default(),
+                    os,
+                    &home,
+                    None,
+                    &history::Memory::default(),
+                );
+                let inputs = Inputs {
+                    catalog: &catalog,
+                    fp: &fp,
+                    limits: &Limits::default(),
+                    os,
+                    settings: Settings::default(),
+                    now_ms: 1_800_000_000_000,
+                };
+                let a = look_home(&inputs, &home, &h.walked, &h.findings, &memory, &mut u64::MAX.clone());
+                for s in &a.sessions {
+                    let item = pb::observation::Item::Activity(convert::activity(s));
+                    wire.extend(convert::observation(pb::Change::Appeared, item, 0).encode_to_vec());
+                }
+                wire.extend(format!("{:?}", a.errors).into_bytes());
+            }
+            wire
+        });
+        memory.save(&state.path().join("activity.json")).unwrap();
+        let saved = std::fs::read(state.path().join("activity.json")).unwrap();
+        for (what, bytes) in [("observations", &wire), ("saved memory", &saved), ("logs", &logs.into_bytes())]
+        {
+            let leaked = leaks(&String::from_utf8_lossy(bytes), &secrets);
+            assert!(leaked.is_empty(), "{layout}: {leaked:?} reached the {what}");
+        }
+        assert!(!wire.is_empty() && saved.len() > 100);
     }
     // Three homes, each with a Claude Code session and its subagent, two Codex rollouts, two
     // Gemini CLI chats and an aider history; bob's transcript still being written.
