@@ -117,6 +117,10 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: the OS's local offset is readable soundly only now.
+    sightline_agent::detect::activity::set_local_offset_s(
+        sightline_agent::detect::activity::read_local_offset_s(),
+    );
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -130,11 +130,14 @@ fn binaries_end_to_end_over_mtls() {
     let id = d["device_id"].as_str().unwrap();
     let detail = json(&run(Command::new(&server).args(["device", id, "--json", "--data-dir"]).arg(&data)));
     assert_eq!(detail["connectors"].as_array().unwrap().len(), connectors.len());
-    // Two full scans, each one signed batch (inventory, findings, scan errors, health): the
-    // sequence continued across runs.
+    // Two full scans, each one signed batch (inventory, findings, scan errors, health), and
+    // one ACTIVITY observation per session of the homes' AI tool records, on the first run
+    // only (the second finds them unchanged): the sequence continued across runs.
     let per_scan =
         2 + local["findings"].as_array().unwrap().len() + local["errors"].as_array().unwrap().len();
-    assert_eq!(detail["seq_head"].as_u64().unwrap(), 2 * per_scan as u64);
+    let sessions = local["activity"].as_array().unwrap().len();
+    assert!(sessions >= 8, "the linux fixture's activity sessions: {sessions}");
+    assert_eq!(detail["seq_head"].as_u64().unwrap(), (2 * per_scan + sessions) as u64);
     let table = run(Command::new(&server).args(["connectors", "--data-dir"]).arg(&data));
     assert!(
         table.contains("fcoeoabgfenejglbffodgkkbkcdhcgfn") && table.lines().count() == connectors.len() + 1,

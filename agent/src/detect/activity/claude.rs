@@ -5,7 +5,8 @@
 //! has its own name but the parent's session), the project is `cwd`, the span is the
 //! `timestamp`s. Assistant records name the `message.model` and hold `tool_use` blocks (one
 //! tool call each; MCP ones named `mcp__<server>__<tool>`). A prompt is a `user` record that
-//! is not `isMeta`, is not a tool's result (`toolUseResult`, a `tool_result` block) and holds
+//! is not `isMeta`, not a subagent's (`isSidechain`: its text is the task the parent model
+//! wrote; the subagent's tool calls do count), is not a tool's result (`toolUseResult`, a `tool_result` block) and holds
 //! a string or text blocks. Claude Code writes one assistant message over several lines
 //! sharing its `message.id` and replays entries when a session resumes, so each `tool_use`
 //! id counts once per file.
@@ -32,6 +33,8 @@ struct Record<'a> {
     timestamp: Option<Cow<'a, str>>,
     #[serde(rename = "isMeta")]
     is_meta: Option<bool>,
+    #[serde(rename = "isSidechain")]
+    is_sidechain: Option<bool>,
     #[serde(rename = "toolUseResult")]
     tool_use_result: Option<IgnoredAny>,
     #[serde(borrow)]
@@ -144,8 +147,10 @@ pub(super) fn line(line: &[u8], file: &mut FileSessions, rules: &Rules) {
                 }
             }
         }
+        // A subagent's (sidechain's) user text is the task the model wrote, not the person's.
         "user"
             if r.is_meta != Some(true)
+                && r.is_sidechain != Some(true)
                 && r.tool_use_result.is_none()
                 && !m.content.tool_result
                 && m.content.text =>

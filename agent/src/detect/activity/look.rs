@@ -116,12 +116,19 @@ pub fn look_home(
     let mut followed = HashSet::new();
     let mut more = false;
     for log in &inputs.catalog.activity {
-        let rules =
-            Rules { mcp: McpNaming::parse_all(&log.mcp_tool), file_key: String::new(), local_offset_s: 0 };
+        let rules = Rules {
+            mcp: McpNaming::parse_all(&log.mcp_tool),
+            file_key: String::new(),
+            local_offset_s: super::local_offset_s(),
+        };
         for rel in discover(&mut ctx, home, log, walked) {
-            let key = home.tree.display(&rel);
-            let rules =
-                Rules { file_key: key.strip_prefix(&base).unwrap_or(&key).to_owned(), ..rules.clone() };
+            let shown = home.tree.display(&rel);
+            let file_key = shown.strip_prefix(&base).unwrap_or(&shown).to_owned();
+            // The memory is saved to disk and a record's path holds its project's (Claude Code
+            // names the directory after the cwd, aider's history sits in the project): it is
+            // keyed by the home and the fingerprint of the path within it.
+            let key = format!("{base}{}", fingerprinted(inputs.fp, file_key.clone()));
+            let rules = Rules { file_key, ..rules.clone() };
             let known = memory.take(&key);
             let outcome = follow(
                 &mut ctx,
@@ -138,6 +145,13 @@ pub fn look_home(
             );
             if let Some(mut o) = outcome {
                 more |= o.more;
+                // aider's records name no project: it is the directory holding the history.
+                if log.format == ActivityFormat::AiderHistory {
+                    let dir = home.tree.display(rel.parent().unwrap_or(Path::new("")));
+                    for t in o.file.sessions.sessions.values_mut() {
+                        t.project.get_or_insert_with(|| dir.clone());
+                    }
+                }
                 // The memory is saved to disk: it keeps the fingerprint, not the path.
                 if !inputs.settings.plain_paths {
                     for t in o.file.sessions.sessions.values_mut() {

@@ -20,6 +20,7 @@ pub use follow::Memory;
 pub use look::{HomeActivity, Inputs, MAX_FILES_PER_TOOL, Session, Settings, look_home};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +172,18 @@ impl McpNaming {
             (!server.is_empty() && !tool.is_empty()).then_some((server, tool))
         })
     }
+
+    /// As `split`, but only when the separator occurs once after the prefix: when a tool's
+    /// spelling cannot tell a separator inside a server or tool name from the one between
+    /// them (Gemini CLI's `mcp_{server}_{tool}` with `create_issue`), no server is guessed.
+    pub fn split_unambiguous<'a>(&self, name: &'a str) -> Option<(&'a str, &'a str)> {
+        self.patterns.iter().find_map(|(prefix, separator)| {
+            let rest = name.strip_prefix(prefix.as_str())?;
+            let (server, tool) = rest.split_once(separator.as_str())?;
+            (!server.is_empty() && !tool.is_empty() && !tool.contains(separator.as_str()))
+                .then_some((server, tool))
+        })
+    }
 }
 
 /// The sessions one log file holds, and what a line-oriented format must remember between
@@ -188,6 +201,30 @@ pub struct FileSessions {
     /// than once (Claude Code splits a message over lines and replays resumed sessions).
     #[serde(default)]
     pub seen_calls: BTreeSet<u64>,
+    /// What a format must remember between looks beyond the sessions themselves.
+    #[serde(default, skip_serializing_if = "Carry::is_none")]
+    pub carry: Carry,
+}
+
+/// Per-format state carried from one look at a file to the next. Names and counts only,
+/// like the tallies.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carry {
+    #[default]
+    None,
+    /// Gemini CLI's JSONL records revise earlier ones (a message re-appended, a rewind, a
+    /// checkpoint), so each live message's share of the tally is kept, by id.
+    Gemini(Box<gemini::Replay>),
+    /// aider writes a multi-line input as consecutive `#### ` lines: whether the last line
+    /// read was one, so the next is the same input, not a new one.
+    Aider { in_input: bool },
+}
+
+impl Carry {
+    fn is_none(&self) -> bool {
+        matches!(self, Carry::None)
+    }
 }
 
 impl FileSessions {
@@ -223,6 +260,28 @@ pub struct Rules {
     /// The device's offset from UTC in seconds, for formats that write local wall-clock
     /// times (aider), taken once at agent start.
     pub local_offset_s: i32,
+}
+
+/// The device's offset from UTC in seconds, for formats that write local wall-clock times
+/// (aider). Read once at agent start ([`read_local_offset_s`], before any thread exists: on
+/// Unix the OS's local offset cannot be read soundly once threads run, and the `time` crate
+/// refuses to); 0 until set.
+static LOCAL_OFFSET_S: AtomicI32 = AtomicI32::new(0);
+
+/// Records the device's offset from UTC for every later look.
+pub fn set_local_offset_s(seconds: i32) {
+    LOCAL_OFFSET_S.store(seconds, Ordering::Relaxed);
+}
+
+/// The offset recorded by [`set_local_offset_s`].
+pub fn local_offset_s() -> i32 {
+    LOCAL_OFFSET_S.load(Ordering::Relaxed)
+}
+
+/// Reads the device's current offset from UTC; 0 when it cannot be read (threads already
+/// running, no zone data). Call it before starting any thread.
+pub fn read_local_offset_s() -> i32 {
+    time::UtcOffset::current_local_offset().map_or(0, |o| o.whole_seconds())
 }
 
 /// Parses a timestamp as the tools write them: RFC 3339 (`2025-06-01T12:00:00.123Z`,
