@@ -536,3 +536,90 @@ async fn a_resync_exports_only_changes_and_a_redelivery_repeats_uids() {
     println!("OCSF 1.3.0 events per class, all valid: {counts:#?}");
     c.stop().await;
 }
+
+/// A session as the collector answers it: alice's Claude Code session on her laptop that
+/// called the `github` MCP server and one nobody catalogued.
+fn activity_session() -> sightline_server::responses::ActivitySession {
+    use sightline_server::responses::*;
+    let connector = |key: &str, kind: &str, label: &str, status: Option<&str>| ActivityConnector {
+        key: key.into(),
+        kind: kind.into(),
+        known: status.is_some(),
+        label: label.into(),
+        status: status.map(str::to_owned),
+    };
+    ActivitySession {
+        account: Some(AuthorizedBy {
+            account: "alice@example.com".into(),
+            class: "corporate".into(),
+            org: Some("Example".into()),
+        }),
+        connectors: vec![
+            connector("tool:claude_code", "tool", "Claude Code", Some("approved")),
+            connector("mcp:github:5f2a", "mcp_server", "github", Some("discovered")),
+            connector("unknown:mcp:jira", "mcp_server", "jira", None),
+            connector("token:0123456789abcdef0123456789abcdef", "token", "anthropic", Some("unsanctioned")),
+        ],
+        device_id: "dev_alice".into(),
+        ended_at: "2026-11-29T10:42:17Z".into(),
+        evidence_seq: 12,
+        format: "claude_code_jsonl".into(),
+        hostname: Some("alice-laptop".into()),
+        mcp: vec![McpUse { calls: 2, server: "github".into(), tools: vec!["create_issue".into()] }],
+        models: vec!["claude-sonnet-4-5".into()],
+        os_session: Some(SessionAt {
+            evidence_seq: 3,
+            host: Some("10.0.0.9".into()),
+            os_user: "alice".into(),
+            since: "2026-11-29T08:00:00Z".into(),
+            terminal: "pts/1".into(),
+        }),
+        os_user: Some("alice".into()),
+        person: Some(ActivityPerson {
+            attribution: "exact",
+            deprovisioned: false,
+            display_name: Some("Alice Ng".into()),
+            user_name: "alice@example.com".into(),
+        }),
+        project: Some("fp:9a8b7c".into()),
+        prompts: 4,
+        session_id: "0b7c4d2e-1111-4a4a-9c9c-123456789abc".into(),
+        started_at: "2026-11-29T10:00:00Z".into(),
+        tool: "claude_code".into(),
+        tool_calls: 11,
+    }
+}
+
+/// Every shape an activity session takes — with a person or only an OS account, with and
+/// without a provider account and an OS session, on each OS, deprovisioned — maps to an API
+/// Activity event the official OCSF 1.3.0 schema accepts.
+#[test]
+fn activity_sessions_are_valid_ocsf_api_activity() {
+    use sightline_server::export::activity::to_ocsf;
+    let full = activity_session();
+    let mut bare = full.clone();
+    (bare.person, bare.account, bare.os_session, bare.hostname) = (None, None, None, None);
+    (bare.connectors, bare.mcp, bare.models) = (vec![], vec![], vec![]);
+    let mut nobody = bare.clone();
+    nobody.os_user = None;
+    let mut gone = full.clone();
+    if let Some(p) = gone.person.as_mut() {
+        p.deprovisioned = true;
+        p.display_name = None;
+    }
+    gone.account.as_mut().unwrap().org = None;
+    let events: Vec<Value> = [
+        to_ocsf(&full, "linux", "6.8"),
+        to_ocsf(&bare, "macos", "15.1"),
+        to_ocsf(&nobody, "windows", "11"),
+        to_ocsf(&gone, "freebsd", "14"),
+    ]
+    .into();
+    assert_eq!(events[0]["actor"]["user"]["name"], "alice@example.com");
+    assert_eq!(events[3]["severity_id"], 4, "use by a deprovisioned person is high");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("activity.jsonl");
+    std::fs::write(&file, events.iter().map(|e| e.to_string() + "\n").collect::<String>()).unwrap();
+    let counts = validate_ocsf(&[file]);
+    assert_eq!(counts.get("6003 API Activity"), Some(&4), "{counts:?}");
+}

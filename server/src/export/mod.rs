@@ -8,6 +8,7 @@
 //! 2xx). An outage or a restart therefore loses nothing; a crash between delivering and
 //! moving the cursor can repeat a batch, which receivers drop by `metadata.uid`.
 
+pub mod activity;
 pub mod ocsf;
 pub mod sink;
 
