@@ -9,13 +9,22 @@ use crate::store::{
     Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, RegisterStore, Store,
 };
 
-/// An instant given by a person: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`, in Unix ms.
+pub use crate::activity::activity_value;
+
+/// An instant given by a person, in Unix ms: RFC 3339 (`2026-11-29T10:00:00Z`), `now`, or
+/// a duration before now (`7d ago`, `-12h`).
 pub fn parse_instant(s: &str, now_ms: i64) -> Result<i64, String> {
+    let s = s.trim();
     if s == "now" {
         return Ok(now_ms);
     }
+    if let Some(d) = s.strip_suffix(" ago").or_else(|| s.strip_prefix('-')) {
+        return humantime::parse_duration(d.trim())
+            .map(|d| now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+            .map_err(|e| format!("{s:?} is not a duration before now like \"7d ago\" or \"-12h\": {e}"));
+    }
     humantime::parse_rfc3339_weak(s)
-        .map_err(|e| format!("{s:?} is not a time like 2026-11-29T10:00:00Z or \"now\": {e}"))
+        .map_err(|e| format!("{s:?} is not a time like 2026-11-29T10:00:00Z, \"now\" or \"7d ago\": {e}"))
         .and_then(|t| {
             t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|e| e.to_string())
         })
