@@ -623,3 +623,126 @@ fn activity_sessions_are_valid_ocsf_api_activity() {
     let counts = validate_ocsf(&[file]);
     assert_eq!(counts.get("6003 API Activity"), Some(&4), "{counts:?}");
 }
+
+/// alice's Claude Code session reaches a real HEC as API Activity bound to her and her
+/// laptop; it grows (a second report) and is delivered again as a newer version under a new
+/// uid; a redelivery after a crash repeats the uid of the report the store holds and never
+/// sends the superseded one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_reaches_the_hec_once_per_report_bound_to_person_and_device() {
+    let c = Collector::start_with_policy("[identity]\nrules = [\"email_local_part\"]\n").await;
+    let scim = c.api_token("scim");
+    let (code, _, v) = tokio::task::block_in_place(|| {
+        c.api_body(
+            "POST",
+            "/scim/v2/Users",
+            Some(&scim),
+            Some(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com","displayName":"Alice Ng","emails":[{"value":"alice@example.com","primary":true}],"active":true}"#),
+        )
+    });
+    assert_eq!(code, 201, "{v}");
+    let laptop = enroll(&c).await;
+    let now = sightline_server::clock::now_ms();
+    let (start, id) = (now - 3_600_000, "7d0e4c1a-5b6f-4e2d-9a8b-0c1d2e3f4a5b");
+    let claude = Item::App(pb::AppItem {
+        tool: "claude_code".into(),
+        user: Some("alice".into()),
+        path: "/home/alice/.local/bin/claude".into(),
+        ..Default::default()
+    });
+    send(
+        &c,
+        &laptop,
+        vec![
+            (pb::Change::Snapshot, inventory("alice-laptop")),
+            (pb::Change::Appeared, claude),
+            (pb::Change::Appeared, ai_session("alice", id, start, start + 600_000, 2, &[("github", 1)])),
+        ],
+    )
+    .await;
+
+    let receiver = Arc::new(Receiver::default());
+    let router = axum::Router::new()
+        .route("/services/collector/event", axum::routing::post(hec))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hec_url = format!("http://{}/services/collector/event", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let out = tempfile::tempdir().unwrap();
+    let config = ExportConfig {
+        hec: Some(HecConfig { url: hec_url, token: "hec-test-token".into(), ca: None, allow_http: true }),
+        ..file_export(out.path())
+    };
+    let store = c.shared.store.clone();
+    let hec_caught_up = || {
+        let max = store.max_observation_rowid().unwrap().to_string();
+        (store.export_cursor("hec", "observations").unwrap() == Some(max)).then_some(())
+    };
+    // What the HEC holds of activity, by uid: (how often it came, the event).
+    let activity = || -> BTreeMap<String, (usize, Value)> {
+        let seen = receiver.seen.lock().unwrap().clone();
+        let mut out = BTreeMap::new();
+        for body in receiver.bodies.lock().unwrap().iter() {
+            for line in body.lines().filter(|l| !l.trim().is_empty()) {
+                let e = serde_json::from_str::<Value>(line).unwrap()["event"].clone();
+                if e["class_uid"] == 6003 {
+                    let uid = e["metadata"]["uid"].as_str().unwrap().to_owned();
+                    out.insert(uid.clone(), (seen[&uid], e));
+                }
+            }
+        }
+        out
+    };
+
+    export_until_caught_up(&c, &config, &[]).await;
+    wait_for(Duration::from_secs(30), "the HEC to catch up", hec_caught_up);
+    let first = activity();
+    assert_eq!(first.len(), 1, "{first:#?}");
+    let (_, e) = first.values().next().unwrap();
+    assert_eq!(e["actor"]["user"]["name"], "alice@example.com", "bound to the person: {e:#}");
+    assert_eq!(e["actor"]["user"]["full_name"], "Alice Ng");
+    assert_eq!(e["actor"]["user"]["account"]["name"], "alice");
+    assert_eq!(e["src_endpoint"]["uid"].as_str(), Some(laptop.device_id.as_str()));
+    assert_eq!(e["src_endpoint"]["hostname"], "alice-laptop");
+    assert_eq!(
+        (e["start_time"].as_i64(), e["time"].as_i64()),
+        (Some(start / 1000 * 1000), Some((start + 600_000) / 1000 * 1000))
+    );
+    let keys: BTreeSet<&str> =
+        e["resources"].as_array().unwrap().iter().filter_map(|r| r["uid"].as_str()).collect();
+    assert!(keys.contains("tool:claude_code") && keys.contains("unknown:mcp:github"), "{keys:?}");
+    assert_eq!(e["unmapped"]["sightline"]["prompts"], 2);
+
+    // The session grows: the newer report is a new event.
+    send(
+        &c,
+        &laptop,
+        vec![(pb::Change::Changed, ai_session("alice", id, start, start + 1_200_000, 5, &[("github", 3)]))],
+    )
+    .await;
+    export_until_caught_up(&c, &config, &[]).await;
+    wait_for(Duration::from_secs(30), "the HEC to catch up", hec_caught_up);
+    let grown = activity();
+    assert_eq!(grown.len(), 2, "the grown session is delivered as a newer version");
+    let newer: Vec<&Value> =
+        grown.iter().filter(|(k, _)| !first.contains_key(*k)).map(|(_, (_, e))| e).collect();
+    assert_eq!(newer[0]["unmapped"]["sightline"]["prompts"], 5);
+    assert_eq!(newer[0]["unmapped"]["sightline"]["session_id"], id);
+
+    // A crash before the cursor moved: everything is read again. The superseded report is
+    // no event now; the held one comes with its uid, which a receiver drops.
+    store.set_export_cursor("hec", "observations", "0").unwrap();
+    export_until_caught_up(&c, &config, &[]).await;
+    wait_for(Duration::from_secs(30), "the HEC to catch up", hec_caught_up);
+    let again = activity();
+    assert_eq!(
+        again.keys().collect::<Vec<_>>(),
+        grown.keys().collect::<Vec<_>>(),
+        "no new uid from a redelivery"
+    );
+    let counts: Vec<usize> = again.values().map(|(n, _)| *n).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 3, "only the held report was sent again: {counts:?}");
+    let counts = validate_ocsf(&exported_files(out.path()));
+    assert_eq!(counts.get("6003 API Activity"), Some(&2), "{counts:?}");
+    c.stop().await;
+}

@@ -50,7 +50,10 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::ocsf::{event, metadata, os, stable_uid};
+use crate::domain::ObservationKind;
+use crate::policy::{People, Policy};
 use crate::responses::ActivitySession;
+use crate::store::{ExportObservation, Store};
 
 /// `type_uid` 600399's caption in the schema: the activity is Other.
 const TYPE_NAME: &str = "API Activity: Other";
@@ -240,6 +243,37 @@ pub fn to_ocsf(s: &ActivitySession, os_name: &str, os_version: &str) -> Value {
         "os_session_seq": s.os_session.as_ref().map(|o| o.evidence_seq),
     }});
     e
+}
+
+/// The event an exported `ACTIVITY` observation becomes: its session as the collector
+/// answers it now (person, OS session, connectors and their status bound as an activity
+/// query binds them), if this observation is the session's stored report. A report the
+/// store superseded (a later one of the same session exists, exported when its own
+/// observation comes) or ignored as stale is no event; neither is a pruned session. A
+/// redelivery of the same observation finds the same report and gives the same uid.
+pub fn from_observation(
+    store: &dyn Store,
+    policy: &Policy,
+    people: &People,
+    o: &ExportObservation,
+) -> anyhow::Result<Option<Value>> {
+    if o.kind != ObservationKind::Activity {
+        return Ok(None);
+    }
+    let (Some(tool), Some(session_id), Some(ended)) = (
+        o.data.get("tool").and_then(Value::as_str),
+        o.data.get("session_id").and_then(Value::as_str),
+        o.data.get("ended_at_ms").and_then(Value::as_i64),
+    ) else {
+        return Ok(None);
+    };
+    // The stored session overlaps the end of this report whatever it grew into since.
+    let found =
+        crate::activity::active_at(store, policy, people, Some(vec![o.device_id.clone()]), None, ended)?;
+    Ok(found
+        .iter()
+        .find(|s| s.tool == tool && s.session_id == session_id && s.evidence_seq == o.seq)
+        .map(|s| to_ocsf(s, &o.os, &o.os_version)))
 }
 
 /// Whether `h` is a DNS host name as OCSF's `hostname_t` has it: dot-separated labels of

@@ -8,6 +8,7 @@
 //! | AI tool process                        | 1007 Process Activity        | 1 Launch, 2 Terminate        |
 //! | stored credential (fingerprint)        | 2006 Data Security Finding   | 1 Create, 2 Update, 3 Close  |
 //! | shadow AI, orphaned, shared, unenforced| 2004 Detection Finding       | 1 Create                     |
+//! | AI used after offboarding, or through an unsanctioned connector | 2004 Detection Finding | 1 Create |
 //! | enrollment                             | 3002 Authentication          | 1 Logon                      |
 //! | register decision (owner, approval…)   | 3004 Entity Management       | 8 Enable, 9 Disable, 3 Update|
 //! | AI tool session (see [`super::activity`]) | 6003 API Activity         | 99 Other (`AI Session`)      |
@@ -381,9 +382,12 @@ pub fn from_finding(f: &Finding, now_ms: i64) -> Option<Value> {
         "shared_credential" => "AI credential shared across devices or accounts",
         "revocation_not_enforced" => "Revocation not enforced on a device",
         "personal_account_connector" => "AI connector signed in with a personal account",
+        "used_after_offboarding" => "AI used after its person was offboarded",
+        "unsanctioned_connector_in_use" => "Unsanctioned or revoked AI connector in use",
         _ => return None,
     };
     let severity = match f.severity {
+        "critical" => 5,
         "high" => 4,
         "medium" => 3,
         _ => 2,
