@@ -691,6 +691,9 @@ impl From<&store::Session> for SessionAt {
 /// A device at an instant: who was logged in and what was present.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeviceAt {
+    /// AI tool sessions active then (from a few minutes before their first record to a few
+    /// minutes after their latest), newest first.
+    pub activity: Vec<ActivitySession>,
     pub at: String,
     pub device: Device,
     pub present: Vec<Presence>,
@@ -728,6 +731,8 @@ impl PersonSession {
 /// A device of the person asked about, at the instant.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PersonDevice {
+    /// Their AI tool sessions active then on this device, newest first.
+    pub activity: Vec<ActivitySession>,
     pub assurance: String,
     pub device_id: String,
     pub hostname: String,

@@ -123,6 +123,33 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// AI activity from the tools' own records (metadata only): who used which tool and
+    /// connector, on which device, inside which OS session, when. Newest first.
+    Activity {
+        /// A person (userName or e-mail: any OS account attributed to them) or an OS account.
+        #[arg(long)]
+        user: Option<String>,
+        /// Device id or hostname.
+        #[arg(long)]
+        device: Option<String>,
+        /// Connector key, or a prefix of one up to a `:` (`mcp:github`, `tool:claude_code`).
+        #[arg(long)]
+        connector: Option<String>,
+        /// Sessions that overlap [since, until]: RFC 3339, `now`, or `7d ago` / `-12h`.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// How many sessions (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// What needs attention: orphaned and shadow-AI connectors, shared credentials,
     /// unattested devices, stale agents, delivery gaps.
     Findings {
@@ -638,6 +665,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "usage: sightline-server connector KEY [--json] | connector owner KEY PERSON --reason R"
             )
         }
+        Command::Activity { user, device, connector, since, until, limit, data, json, remote } => read::activity(
+            crate::activity::ActivityParams { user, device, connector, since, until, limit },
+            &data,
+            db,
+            json,
+            &remote,
+        ),
         Command::Findings { data, json, remote } => read::findings(&data, db, json, &remote),
         Command::Offboarding { command: OffboardingCommand::Status { data, json, remote } } => {
             read::offboarding(&data, db, json, &remote)
