@@ -606,6 +606,10 @@ pub fn render_register(v: &responses::Connector) -> String {
     }
     let present = v.devices.iter().filter(|d| d.present).count();
     out += &format!("  devices:      {present} now, {} ever\n", v.devices.len());
+    out += &format!(
+        "  last used:    {}\n",
+        v.last_used.as_deref().unwrap_or("never (no AI session through it is known)")
+    );
     if let Some(h) = &v.history {
         out += "  history:\n";
         for e in h {

@@ -162,6 +162,7 @@ pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> respons
         kind: c.kind.clone(),
         label: c.label.clone(),
         last_seen: time(c.last_seen_ms),
+        last_used: c.last_used_ms.map(time),
         owner: owner.person.map(|p| p.user_name),
         owner_source: owner.source,
         present_on: c
