@@ -235,10 +235,15 @@ pub enum Command {
     Openapi,
     /// Retention: drop observations and signed batches received longer ago than --keep.
     /// On PostgreSQL whole monthly partitions go (only months entirely older than that).
+    /// --activity-keep drops AI activity sessions whose latest record is older than that,
+    /// independently (activity can be kept for less time than inventory evidence).
     Prune {
         /// How long to keep evidence, e.g. `400d`.
+        #[arg(long, value_parser = humantime::parse_duration, required_unless_present = "activity_keep")]
+        keep: Option<Duration>,
+        /// How long to keep AI activity sessions (by their latest record), e.g. `90d`.
         #[arg(long, value_parser = humantime::parse_duration)]
-        keep: Duration,
+        activity_keep: Option<Duration>,
         #[command(flatten)]
         data: DataArgs,
         #[arg(long)]
@@ -687,7 +692,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke { connector, reason, withdraw, data, json, remote } => {
             act::revoke(&connector, &reason, withdraw, &data, db, json, &remote)
         }
-        Command::Prune { keep, data, json } => act::prune(keep, &data, db, json),
+        Command::Prune { keep, activity_keep, data, json } => act::prune(keep, activity_keep, &data, db, json),
         Command::Catalog { command: CatalogCommand::Install { file, data } } => {
             act::install_catalog(&file, &data)
         }
