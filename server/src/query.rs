@@ -6,7 +6,8 @@ use crate::clock::rfc3339 as time;
 use crate::policy::{People, Policy};
 use crate::responses::{self, Owner};
 use crate::store::{
-    ActivityStore, Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, RegisterStore, Store,
+    ActivityStore, Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, RegisterStore,
+    Store,
 };
 
 pub use crate::activity::activity_value;
@@ -427,7 +428,8 @@ pub fn user_at_value(
         }
     }
     // Their AI sessions active then, by device (each attributed as the rest is).
-    let mut activity: std::collections::BTreeMap<String, Vec<responses::ActivitySession>> = Default::default();
+    let mut activity: std::collections::BTreeMap<String, Vec<responses::ActivitySession>> =
+        Default::default();
     for a in crate::activity::active_at(store, policy, None, Some(accounts.clone()), at_ms)? {
         if a.os_user.as_deref().and_then(is_theirs).is_some() {
             activity.entry(a.device_id.clone()).or_default().push(a);
@@ -662,7 +664,7 @@ pub fn revoked(issued: &crate::revoke::Issued, as_json: bool) -> anyhow::Result<
 
 /// Every finding.
 pub fn findings_value(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     now_ms: i64,
 ) -> anyhow::Result<Vec<responses::Finding>> {
@@ -671,7 +673,7 @@ pub fn findings_value(
 
 /// `findings` as a table or JSON.
 pub fn findings(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     now_ms: i64,
     as_json: bool,
@@ -771,7 +773,8 @@ pub fn device_at(
     as_json: bool,
 ) -> anyhow::Result<String> {
     if as_json {
-        let v = device_at_value(store, policy, id, at_ms)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
+        let v =
+            device_at_value(store, policy, id, at_ms)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;

@@ -238,9 +238,10 @@ pub fn findings(snap: &Snapshot, q: &TableQuery) -> responses::FindingPage {
         })
         .collect();
     let rank = |s: &str| match s {
-        "high" => 0,
-        "medium" => 1,
-        _ => 2,
+        "critical" => 0,
+        "high" => 1,
+        "medium" => 2,
+        _ => 3,
     };
     match q.sort.as_deref() {
         Some("kind") => rows.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject))),

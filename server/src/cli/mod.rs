@@ -670,13 +670,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "usage: sightline-server connector KEY [--json] | connector owner KEY PERSON --reason R"
             )
         }
-        Command::Activity { user, device, connector, since, until, limit, data, json, remote } => read::activity(
-            crate::activity::ActivityParams { user, device, connector, since, until, limit },
-            &data,
-            db,
-            json,
-            &remote,
-        ),
+        Command::Activity { user, device, connector, since, until, limit, data, json, remote } => {
+            read::activity(
+                crate::activity::ActivityParams { user, device, connector, since, until, limit },
+                &data,
+                db,
+                json,
+                &remote,
+            )
+        }
         Command::Findings { data, json, remote } => read::findings(&data, db, json, &remote),
         Command::Offboarding { command: OffboardingCommand::Status { data, json, remote } } => {
             read::offboarding(&data, db, json, &remote)
@@ -692,7 +694,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke { connector, reason, withdraw, data, json, remote } => {
             act::revoke(&connector, &reason, withdraw, &data, db, json, &remote)
         }
-        Command::Prune { keep, activity_keep, data, json } => act::prune(keep, activity_keep, &data, db, json),
+        Command::Prune { keep, activity_keep, data, json } => {
+            act::prune(keep, activity_keep, &data, db, json)
+        }
         Command::Catalog { command: CatalogCommand::Install { file, data } } => {
             act::install_catalog(&file, &data)
         }

@@ -380,9 +380,12 @@ pub fn from_finding(f: &Finding, now_ms: i64) -> Option<Value> {
         "shared_credential" => "AI credential shared across devices or accounts",
         "revocation_not_enforced" => "Revocation not enforced on a device",
         "personal_account_connector" => "AI connector signed in with a personal account",
+        "used_after_offboarding" => "AI used after its person was offboarded",
+        "unsanctioned_connector_in_use" => "Unsanctioned or revoked AI connector in use",
         _ => return None,
     };
     let severity = match f.severity {
+        "critical" => 5,
         "high" => 4,
         "medium" => 3,
         _ => 2,

@@ -88,7 +88,14 @@ fn connectors<D: Database>(store: &D, device: Option<&str>, key: Option<&str>) -
         );
         let mut out = Vec::new();
         db.each(&sql, args![device, key], &mut |r| rows::connector_device(&mut out, r))?;
-        rows::attach(&mut out, revocation_states(db, key)?, decisions(db)?, owners(db)?, last_used(db, key)?, true);
+        rows::attach(
+            &mut out,
+            revocation_states(db, key)?,
+            decisions(db)?,
+            owners(db)?,
+            last_used(db, key)?,
+            true,
+        );
         Ok(out)
     })
 }
@@ -194,7 +201,14 @@ impl<D: Database> ReadModel for D {
             )?;
             let mut out =
                 rows::summaries(db.all(CONNECTOR_SUMMARIES, &[], rows::connector_summary)?, present);
-            rows::attach(&mut out, revocation_states(db, None)?, decisions(db)?, owners(db)?, last_used(db, None)?, false);
+            rows::attach(
+                &mut out,
+                revocation_states(db, None)?,
+                decisions(db)?,
+                owners(db)?,
+                last_used(db, None)?,
+                false,
+            );
             Ok(out)
         })
     }
