@@ -137,7 +137,6 @@ pub fn activity_value(
 pub fn active_at(
     store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
-    people: &People,
     device_ids: Option<Vec<String>>,
     os_users: Option<Vec<String>>,
     at_ms: i64,
@@ -149,7 +148,21 @@ pub fn active_at(
         since_ms: Some(at_ms - TRIAGE_GRACE_MS),
         until_ms: Some(at_ms + TRIAGE_GRACE_MS),
     })?;
-    Answer::new(store, policy, people).sessions(&found)
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Triage reads through the people index: only who could be behind these accounts (all
+    // of them where approvals by group judge the connectors).
+    let people = if policy.approved.as_ref().is_some_and(|a| !a.groups.is_empty()) {
+        People::new(store.people_all()?)
+    } else {
+        let mut keys: Vec<String> =
+            found.iter().filter_map(|s| s.os_user.as_deref()).flat_map(|u| policy.keys_for(u)).collect();
+        keys.sort();
+        keys.dedup();
+        People::new(store.people_by_keys(&keys)?)
+    };
+    Answer::new(store, policy, &people).sessions(&found)
 }
 
 /// A device named by id, else every device of that hostname.

@@ -6,7 +6,8 @@ use crate::clock::rfc3339 as time;
 use crate::policy::{People, Policy};
 use crate::responses::{self, Owner};
 use crate::store::{
-    Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, RegisterStore, Store,
+    ActivityStore, Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, RegisterStore,
+    Store,
 };
 
 pub use crate::activity::activity_value;
@@ -230,12 +231,14 @@ pub fn device_value(
 
 /// What was on a device at an instant, or None for an unknown device.
 pub fn device_at_value(
-    store: &(impl DeviceStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
+    policy: &Policy,
     id: &str,
     at_ms: i64,
 ) -> anyhow::Result<Option<responses::DeviceAt>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
     Ok(Some(responses::DeviceAt {
+        activity: crate::activity::active_at(store, policy, Some(vec![id.to_owned()]), None, at_ms)?,
         at: time(at_ms),
         device: device_json(&d, store.count_observations(id)?),
         present: store.present_at(id, at_ms)?.iter().map(responses::Presence::from).collect(),
@@ -373,7 +376,7 @@ pub fn device(
 /// attributed, and on every device where one of their accounts had a session or a connector
 /// at T: the device's assurance, the sessions, and everything present then.
 pub fn user_at_value(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     user: &str,
     at_ms: i64,
@@ -424,6 +427,21 @@ pub fn user_at_value(
             ));
         }
     }
+    // Their AI sessions active then, by device (each attributed as the rest is).
+    let mut activity: std::collections::BTreeMap<String, Vec<responses::ActivitySession>> =
+        Default::default();
+    for a in crate::activity::active_at(store, policy, None, Some(accounts.clone()), at_ms)? {
+        if a.os_user.as_deref().and_then(is_theirs).is_some() {
+            activity.entry(a.device_id.clone()).or_default().push(a);
+        }
+    }
+    for id in activity.keys() {
+        if !devices.contains_key(id) {
+            devices.insert(id.clone(), Vec::new());
+            present_by_device.insert(id.clone(), store.present_at(id, at_ms)?);
+        }
+    }
+    let active_on: Vec<String> = activity.keys().cloned().collect();
     let mine: std::collections::BTreeSet<&str> = sessions
         .iter()
         .filter(|s| is_theirs(&s.os_user).is_some())
@@ -434,6 +452,7 @@ pub fn user_at_value(
                 .filter(|p| p.os_user.as_deref().and_then(is_theirs).is_some())
                 .map(|p| p.device_id.as_str()),
         )
+        .chain(active_on.iter().map(String::as_str))
         .collect();
     let mut out = Vec::new();
     for (id, sessions) in devices {
@@ -449,6 +468,7 @@ pub fn user_at_value(
             .map(|p| responses::OwnedPresence::new(p, owner(policy, &people, p.os_user.as_deref())))
             .collect();
         out.push(responses::PersonDevice {
+            activity: activity.remove(&id).unwrap_or_default(),
             assurance: d.assurance,
             device_id: d.id,
             hostname: d.hostname,
@@ -588,6 +608,10 @@ pub fn render_register(v: &responses::Connector) -> String {
     }
     let present = v.devices.iter().filter(|d| d.present).count();
     out += &format!("  devices:      {present} now, {} ever\n", v.devices.len());
+    out += &format!(
+        "  last used:    {}\n",
+        v.last_used.as_deref().unwrap_or("never (no AI session through it is known)")
+    );
     if let Some(h) = &v.history {
         out += "  history:\n";
         for e in h {
@@ -640,7 +664,7 @@ pub fn revoked(issued: &crate::revoke::Issued, as_json: bool) -> anyhow::Result<
 
 /// Every finding.
 pub fn findings_value(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     now_ms: i64,
 ) -> anyhow::Result<Vec<responses::Finding>> {
@@ -649,7 +673,7 @@ pub fn findings_value(
 
 /// `findings` as a table or JSON.
 pub fn findings(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     now_ms: i64,
     as_json: bool,
@@ -742,13 +766,15 @@ pub fn offboarding(
 
 /// `triage --device D --at T`: the device, its assurance, and what was on it at that instant.
 pub fn device_at(
-    store: &(impl DeviceStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
+    policy: &Policy,
     id: &str,
     at_ms: i64,
     as_json: bool,
 ) -> anyhow::Result<String> {
     if as_json {
-        let v = device_at_value(store, id, at_ms)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
+        let v =
+            device_at_value(store, policy, id, at_ms)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
@@ -781,6 +807,15 @@ pub fn device_at(
         ]);
     }
     out.push_str(&table(&rows, present.is_empty().then_some("Nothing was present.")));
+    let activity = crate::activity::active_at(store, policy, Some(vec![id.to_owned()]), None, at_ms)?;
+    if !activity.is_empty() {
+        out.push_str("\nAI activity then:\n");
+        out.push_str(&crate::activity::render(&responses::ActivityPage {
+            query: Default::default(),
+            total: activity.len() as u64,
+            sessions: activity,
+        }));
+    }
     Ok(out)
 }
 

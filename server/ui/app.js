@@ -321,8 +321,8 @@ const TABLES = {
     title: "Findings", endpoint: "/api/v1/views/findings",
     empty: () => el("p", { class: "muted" }, "No findings: nothing needs a look right now."),
     filters: [
-      { name: "kind", options: ["", "orphaned_connector", "unowned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "personal_account_connector", "software_key_device", "unattested_device", "stale_agent", "delivery_gap", "clock_skew"] },
-      { name: "severity", options: ["", "high", "medium", "low"] },
+      { name: "kind", options: ["", "orphaned_connector", "unowned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "personal_account_connector", "used_after_offboarding", "unsanctioned_connector_in_use", "software_key_device", "unattested_device", "stale_agent", "delivery_gap", "clock_skew"] },
+      { name: "severity", options: ["", "critical", "high", "medium", "low"] },
     ],
     columns: [
       { key: "first_seen", label: "Since", sort: "first_seen", opt: true, render: (f) => fmtTime(f.first_seen) },

@@ -545,6 +545,8 @@ pub struct Connector {
     /// The person an admin made answerable for it (else the owner is the person attribution
     /// finds for the accounts it is present under).
     pub owner: Option<OwnerAssignment>,
+    /// The latest record of any AI tool session bound to it (see `store::activity`).
+    pub last_used_ms: Option<i64>,
 }
 
 /// An admin's status decision for one connector.
