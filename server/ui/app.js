@@ -301,6 +301,7 @@ const TABLES = {
         : el("span", { class: "muted", title: c.owner_source === "shared" ? "held by several people: assign an owner" : "no account it is under is attributed to a person" }, c.owner_source === "shared" ? "shared" : "unknown") },
       { key: "users", label: "Accounts", opt: true, render: (c) => c.users.join(", ") },
       { key: "last_seen", label: "Last seen", sort: "last_seen", render: (c) => fmtTime(c.last_seen) },
+      { key: "last_used", label: "Last used", opt: true, render: (c) => (c.last_used ? fmtTime(c.last_used) : el("span", { class: "muted" }, "—")) },
       { key: "status", label: "Status", sort: "status", render: (c) => [badge(c.status), c.revocation ? [" ", badge("revocation " + c.revocation, c.revocation)] : ""] },
     ],
   },
@@ -337,6 +338,8 @@ const TABLES = {
 
 function subjectLink(s, name) {
   if (/^(tool|extension|token|mcp):/.test(s)) return connectorLink(s, name);
+  // Use of a tool or MCP server no connector matches: nothing to link to.
+  if (s.startsWith("unknown:")) return el("span", { class: "mono unknown-connector", title: "matches no connector seen on the device" }, s);
   return deviceLink(s, name);
 }
 
@@ -653,7 +656,7 @@ function activityTable(sessions, cols) {
 
 // A page's "recent AI use" section: the newest sessions and a link to all of them.
 function recentActivity(page, filters, none) {
-  const all = link("#/activity?" + new URLSearchParams(filters).toString(), `all ${page.total} sessions`, { "data-testid": "activity-all" });
+  const all = link("#/activity?" + new URLSearchParams(filters).toString(), page.total === 1 ? "the one session" : `all ${page.total} sessions`, { "data-testid": "activity-all" });
   return [el("h2", {}, "Recent AI use"),
     page.sessions.length
       ? el("div", { "data-testid": "recent-activity" }, activityTable(page.sessions), page.total > page.sessions.length ? el("p", {}, "Newest ", page.sessions.length, " of ", all, ".") : el("p", {}, all))
@@ -722,7 +725,8 @@ async function renderTriage(params) {
       t.devices.length ? t.devices.map((d) => el("div", { class: "card", "data-testid": "triage-device" },
         el("h2", {}, deviceLink(d.device_id, d.hostname), " ", badge(d.assurance)),
         d.sessions.length ? el("p", {}, "Sessions: ", d.sessions.map((s) => `${s.os_user} on ${s.terminal} since ${fmtTime(s.since)} (${s.attribution}, seq ${s.evidence_seq})`).join("; ")) : el("p", { class: "muted" }, "No session open then."),
-        presenceTable(d.present, false))) : el("p", { class: "muted" }, "No device had this person's session or connectors then."));
+        presenceTable(d.present, false),
+        d.activity && d.activity.length ? [el("h3", {}, "AI in use then"), activityTable(d.activity, ["when", "account", "tool", "connectors", "prompts", "calls", "mcp"])] : null)) : el("p", { class: "muted" }, "No device had this person's session or connectors then."));
     return;
   }
   let key = null;
@@ -749,7 +753,8 @@ async function renderTriage(params) {
   const t = await api(`/api/v1/triage/device/${enc(id)}?at=${enc(iso)}`);
   put(out, el("h2", {}, deviceLink(id, t.device.hostname), ` at ${fmtTime(t.at)} `, badge(t.device.assurance)),
     el("p", {}, "Logged in: ", (t.sessions || []).map((s) => `${s.os_user} (${s.terminal})`).join(", ") || "nobody"),
-    presenceTable(t.present, false));
+    presenceTable(t.present, false),
+    t.activity && t.activity.length ? [el("h3", {}, "AI in use then"), activityTable(t.activity, ["when", "person", "account", "tool", "connectors", "prompts", "calls", "mcp"])] : null);
 }
 
 // ---- recertification ------------------------------------------------------------------------

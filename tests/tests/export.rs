@@ -314,12 +314,35 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
         r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#.into(),
     );
     assert_eq!(code, 200);
+    // After she left, her Claude Code (not approved here) is used under her account: API
+    // Activity, and the two findings about use.
+    let claude = Item::App(pb::AppItem {
+        tool: "claude_code".into(),
+        user: Some("alice".into()),
+        path: "/home/alice/.local/bin/claude".into(),
+        ..Default::default()
+    });
+    let ended = sightline_server::clock::now_ms();
+    send(
+        &c,
+        &laptop,
+        vec![
+            (pb::Change::Appeared, claude),
+            (
+                pb::Change::Appeared,
+                ai_session("alice", "s-after", ended - 600_000, ended, 3, &[("github", 2)]),
+            ),
+        ],
+    )
+    .await;
     let finding_kinds = [
         "shadow_ai",
         "orphaned_connector",
         "shared_credential",
         "revocation_not_enforced",
         "personal_account_connector",
+        "used_after_offboarding",
+        "unsanctioned_connector_in_use",
     ];
     // The HEC receiver, down at first.
     let receiver = Arc::new(Receiver::default());
@@ -420,7 +443,7 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
     for e in &events {
         *classes.entry(e["class_uid"].as_u64().unwrap()).or_default() += 1;
     }
-    for class in [5001, 5020, 1007, 2006, 2004, 3002, 3004] {
+    for class in [5001, 5020, 1007, 2006, 2004, 3002, 3004, 6003] {
         assert!(classes.contains_key(&class), "no class {class} event in {classes:?}");
     }
     let ids = |class: u64, field: &str| -> BTreeSet<u64> {
@@ -439,6 +462,11 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
     // Evidence pointers back to the signed batches.
     assert!(of(1007).chain(of(5020)).chain(of(2006)).all(|e| e["unmapped"]["sightline"]["seq"].is_u64()));
     assert_eq!(classes[&3002], 2, "two enrollments");
+    assert_eq!(classes[&6003], 1, "one AI session report");
+    assert!(
+        of(6003).all(|e| e["actor"]["user"]["name"] == "alice@example.com" && e["severity_id"] == 4),
+        "{events:#?}"
+    );
     // Register decisions: owner assigned and requests (Update), approved (Enable), denied (Disable).
     assert_eq!(ids(3004, "activity_id"), BTreeSet::from([3, 8, 9]), "{events:#?}");
     assert_eq!(classes[&3004], 5, "owner, two requests, an approval, a denial");

@@ -51,7 +51,7 @@ use serde_json::{Value, json};
 
 use super::ocsf::{event, metadata, os, stable_uid};
 use crate::domain::ObservationKind;
-use crate::policy::{People, Policy};
+use crate::policy::Policy;
 use crate::responses::ActivitySession;
 use crate::store::{ExportObservation, Store};
 
@@ -254,7 +254,6 @@ pub fn to_ocsf(s: &ActivitySession, os_name: &str, os_version: &str) -> Value {
 pub fn from_observation(
     store: &dyn Store,
     policy: &Policy,
-    people: &People,
     o: &ExportObservation,
 ) -> anyhow::Result<Option<Value>> {
     if o.kind != ObservationKind::Activity {
@@ -268,8 +267,7 @@ pub fn from_observation(
         return Ok(None);
     };
     // The stored session overlaps the end of this report whatever it grew into since.
-    let found =
-        crate::activity::active_at(store, policy, people, Some(vec![o.device_id.clone()]), None, ended)?;
+    let found = crate::activity::active_at(store, policy, Some(vec![o.device_id.clone()]), None, ended)?;
     Ok(found
         .iter()
         .find(|s| s.tool == tool && s.session_id == session_id && s.evidence_seq == o.seq)

@@ -141,18 +141,12 @@ async fn round(
     let (cursor, batch, events, max) = blocking(shared, move |s| {
         let cursor: i64 = s.export_cursor(&n, "observations")?.and_then(|v| v.parse().ok()).unwrap_or(0);
         let batch = s.observations_after(cursor, limit)?;
-        let people = batch
-            .iter()
-            .any(|o| o.kind == crate::domain::ObservationKind::Activity)
-            .then(|| crate::query::judged_people(s, &policy))
-            .transpose()?;
         let mut events = Vec::new();
         for o in &batch {
-            match &people {
-                Some(people) if o.kind == crate::domain::ObservationKind::Activity => {
-                    events.extend(activity::from_observation(s, &policy, people, o)?)
-                }
-                _ => events.extend(ocsf::from_observation(o)),
+            if o.kind == crate::domain::ObservationKind::Activity {
+                events.extend(activity::from_observation(s, &policy, o)?);
+            } else {
+                events.extend(ocsf::from_observation(o));
             }
         }
         let last = batch.last().map(|o| o.rowid);
