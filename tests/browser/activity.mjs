@@ -79,6 +79,8 @@ try {
   check(JSON.stringify(await rows(page)) === JSON.stringify([expect.bob_session]), "a hostname finds that device's sessions");
   await open(page, "#/activity?since=" + encodeURIComponent(expect.between));
   check(JSON.stringify(await rows(page)) === JSON.stringify(expect.newest_first.slice(0, 2)), "since: the two recent sessions");
+  await open(page, "#/activity?since=" + encodeURIComponent("1d ago"));
+  check(JSON.stringify(await rows(page)) === JSON.stringify(expect.newest_first.slice(0, 2)), "since, relative: the same two");
   await open(page, "#/activity?until=" + encodeURIComponent(expect.between));
   check(JSON.stringify(await rows(page)) === JSON.stringify([expect.mcp_session]), "until: the old one");
   await open(page, "#/activity?user=nobody%40example.com");
@@ -107,6 +109,11 @@ try {
   await page.getByTestId("recent-activity").waitFor();
   check(JSON.stringify(await rows(page)) === JSON.stringify(expect.alice_sessions), "the person page lists their sessions");
   check((await page.getByTestId("activity-all").getAttribute("href")) === "#/activity?user=" + encodeURIComponent(expect.alice_email), "and links to all of them");
+
+  // Triage at an instant: the AI in use then.
+  await open(page, "#/triage?" + new URLSearchParams({ q: expect.alice_email, at: expect.during_recent }).toString());
+  check(JSON.stringify(await rows(page)) === JSON.stringify([expect.recent_session]), "triage shows the session active then");
+  await page.screenshot({ path: `${shots}/activity-triage.png`, fullPage: true });
 
   // A phone: the table scrolls in its box, the page does not widen.
   await page.setViewportSize({ width: 390, height: 844 });

@@ -418,6 +418,9 @@ async fn the_activity_page_in_a_real_browser() {
         "github_key": github_key,
         "github_last_used": shown(now - 2 * day + hour / 2),
         "between": sightline_server::clock::rfc3339(now - day),
+        "recent_session": recent,
+        // The triage picker's UTC minute, inside alice's recent session.
+        "during_recent": &sightline_server::clock::rfc3339(now - 90 * 60_000)[..16],
     })
     .to_string();
     let viewer = c.api_token("viewer");
@@ -428,7 +431,7 @@ async fn the_activity_page_in_a_real_browser() {
         )
     });
     assert!(ok, "the browser run failed:\n{log}");
-    for shot in ["activity", "activity-filtered", "activity-connector", "phone-activity"] {
+    for shot in ["activity", "activity-filtered", "activity-connector", "activity-triage", "phone-activity"] {
         assert!(screenshots().join(format!("{shot}.png")).exists(), "no screenshot of {shot}");
     }
     c.stop().await;
