@@ -345,7 +345,7 @@ function subjectLink(s, name) {
 
 function evidenceSummary(e) {
   if (!e) return "";
-  const keys = ["where", "owner", "os_user", "outcome", "detail", "dropped", "last_seen", "assurance"];
+  const keys = ["where", "owner", "os_user", "person", "status", "ended_at", "outcome", "detail", "dropped", "last_seen", "assurance"];
   return keys.filter((k) => e[k] !== undefined && e[k] !== null).map((k) => `${k}=${e[k]}`).join(" ");
 }
 
