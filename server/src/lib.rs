@@ -12,7 +12,6 @@
 // `tracing`, so an embedding program (a test, a benchmark) decides where text goes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod activity;
 pub mod approvals;
 pub mod attest;
 pub mod catalog;

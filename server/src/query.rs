@@ -10,7 +10,9 @@ use crate::store::{
     Store,
 };
 
-pub use crate::activity::activity_value;
+pub mod activity;
+
+pub use activity::activity_value;
 
 /// An instant given by a person, in Unix ms: RFC 3339 (`2026-11-29T10:00:00Z`), `now`, or
 /// a duration before now (`7d ago`, `-12h`).
@@ -238,7 +240,7 @@ pub fn device_at_value(
 ) -> anyhow::Result<Option<responses::DeviceAt>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
     Ok(Some(responses::DeviceAt {
-        activity: crate::activity::active_at(store, policy, Some(vec![id.to_owned()]), None, at_ms)?,
+        activity: activity::active_at(store, policy, Some(vec![id.to_owned()]), None, at_ms)?,
         at: time(at_ms),
         device: device_json(&d, store.count_observations(id)?),
         present: store.present_at(id, at_ms)?.iter().map(responses::Presence::from).collect(),
@@ -428,20 +430,19 @@ pub fn user_at_value(
         }
     }
     // Their AI sessions active then, by device (each attributed as the rest is).
-    let mut activity: std::collections::BTreeMap<String, Vec<responses::ActivitySession>> =
-        Default::default();
-    for a in crate::activity::active_at(store, policy, None, Some(accounts.clone()), at_ms)? {
+    let mut active: std::collections::BTreeMap<String, Vec<responses::ActivitySession>> = Default::default();
+    for a in activity::active_at(store, policy, None, Some(accounts.clone()), at_ms)? {
         if a.os_user.as_deref().and_then(is_theirs).is_some() {
-            activity.entry(a.device_id.clone()).or_default().push(a);
+            active.entry(a.device_id.clone()).or_default().push(a);
         }
     }
-    for id in activity.keys() {
+    for id in active.keys() {
         if !devices.contains_key(id) {
             devices.insert(id.clone(), Vec::new());
             present_by_device.insert(id.clone(), store.present_at(id, at_ms)?);
         }
     }
-    let active_on: Vec<String> = activity.keys().cloned().collect();
+    let active_on: Vec<String> = active.keys().cloned().collect();
     let mine: std::collections::BTreeSet<&str> = sessions
         .iter()
         .filter(|s| is_theirs(&s.os_user).is_some())
@@ -468,7 +469,7 @@ pub fn user_at_value(
             .map(|p| responses::OwnedPresence::new(p, owner(policy, &people, p.os_user.as_deref())))
             .collect();
         out.push(responses::PersonDevice {
-            activity: activity.remove(&id).unwrap_or_default(),
+            activity: active.remove(&id).unwrap_or_default(),
             assurance: d.assurance,
             device_id: d.id,
             hostname: d.hostname,
@@ -807,13 +808,13 @@ pub fn device_at(
         ]);
     }
     out.push_str(&table(&rows, present.is_empty().then_some("Nothing was present.")));
-    let activity = crate::activity::active_at(store, policy, Some(vec![id.to_owned()]), None, at_ms)?;
-    if !activity.is_empty() {
+    let active = activity::active_at(store, policy, Some(vec![id.to_owned()]), None, at_ms)?;
+    if !active.is_empty() {
         out.push_str("\nAI activity then:\n");
-        out.push_str(&crate::activity::render(&responses::ActivityPage {
+        out.push_str(&activity::render(&responses::ActivityPage {
             query: Default::default(),
-            total: activity.len() as u64,
-            sessions: activity,
+            total: active.len() as u64,
+            sessions: active,
         }));
     }
     Ok(out)

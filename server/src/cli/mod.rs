@@ -672,7 +672,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Activity { user, device, connector, since, until, limit, data, json, remote } => {
             read::activity(
-                crate::activity::ActivityParams { user, device, connector, since, until, limit },
+                crate::query::activity::ActivityParams { user, device, connector, since, until, limit },
                 &data,
                 db,
                 json,

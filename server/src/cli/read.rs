@@ -43,7 +43,7 @@ pub(super) fn connectors(
 
 /// `activity`: sessions matching, as a table or the API's JSON.
 pub(super) fn activity(
-    params: crate::activity::ActivityParams,
+    params: query::activity::ActivityParams,
     data: &DataArgs,
     db: Option<&str>,
     json: bool,
@@ -66,11 +66,11 @@ pub(super) fn activity(
         return print(&out);
     }
     let ask = params.check(crate::clock::now_ms())?;
-    let page = crate::activity::activity_value(data.store(db)?.as_ref(), &data.policy()?, &ask)?;
+    let page = query::activity::activity_value(data.store(db)?.as_ref(), &data.policy()?, &ask)?;
     if json {
         return print_json(&page);
     }
-    print(&crate::activity::render(&page))
+    print(&query::activity::render(&page))
 }
 
 /// `connector KEY`: its register entry.

@@ -119,16 +119,16 @@ async fn person_at(s: &AppState, user: String, at: i64) -> Result<Json<PersonAt>
     path = "/api/v1/activity",
     tag = "triage",
     summary = "AI activity: who used which tool and connector, on which device, in which OS session, when",
-    params(crate::activity::ActivityParams),
+    params(query::activity::ActivityParams),
     responses((status = 200, description = "Sessions matching, newest first", body = ActivityPage), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(super) async fn activity(
     _: Reader,
     State(s): State<AppState>,
-    Params(q): Params<crate::activity::ActivityParams>,
+    Params(q): Params<query::activity::ActivityParams>,
 ) -> Result<Json<ActivityPage>, ApiError> {
     let ask = q.check(now_ms()).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let policy = s.policy.clone();
-    blocking(&s.store, move |st| crate::activity::activity_value(st, &policy, &ask)).await.map(Json)
+    blocking(&s.store, move |st| query::activity::activity_value(st, &policy, &ask)).await.map(Json)
 }

@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
+use super::{judged_people, parse_instant, printable, table};
 use crate::clock::rfc3339 as time;
 use crate::policy::{People, Policy};
-use crate::query::{judged_people, parse_instant, printable, table};
 use crate::register::Named;
 use crate::responses::{
     ActivityConnector, ActivityPage, ActivityPerson, ActivityQuery, ActivitySession, AuthorizedBy, McpUse,
