@@ -267,7 +267,8 @@ pub fn from_observation(
         return Ok(None);
     };
     // The stored session overlaps the end of this report whatever it grew into since.
-    let found = crate::activity::active_at(store, policy, Some(vec![o.device_id.clone()]), None, ended)?;
+    let found =
+        crate::query::activity::active_at(store, policy, Some(vec![o.device_id.clone()]), None, ended)?;
     Ok(found
         .iter()
         .find(|s| s.tool == tool && s.session_id == session_id && s.evidence_seq == o.seq)
