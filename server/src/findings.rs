@@ -19,6 +19,16 @@
 //! - `personal_account_connector`: an OAuth/session credential present now that was issued
 //!   to a `personal` provider account ([`Policy::classify_account`]: a consumer domain, or
 //!   not the organization's), judged for the person its OS account is attributed to.
+//!
+//! From AI activity (sessions whose latest record is within [`ACTIVITY_WINDOW_MS`], 30 days;
+//! each names the session: tool, session id, device, hostname, OS account, person, start and
+//! end, the connector; subject = the connector key; one per session and connector):
+//! - `used_after_offboarding` (critical): a session with records after the person its OS
+//!   account is attributed to was deprovisioned (subject: the tool's connector), or through a
+//!   connector whose owner (assigned or attributed) was deprovisioned by then;
+//! - `unsanctioned_connector_in_use` (high, more urgent than `shadow_ai`, which is presence
+//!   only): a session went through a connector the register judges `unsanctioned` or
+//!   `revoked` now ([`Policy::judge`]).
 
 use std::collections::BTreeMap;
 
@@ -26,7 +36,11 @@ use serde_json::{Value, json};
 
 use crate::clock::rfc3339 as time;
 use crate::policy::{People, Policy};
-use crate::store::{Connector, DeviceStore, PeopleStore, ReadModel};
+use crate::store::{ActivityFilter, ActivityStore, Connector, DeviceStore, PeopleStore, ReadModel};
+
+/// How far back activity findings look (by a session's latest record): use older than that
+/// is history for `activity` queries, not something to act on.
+pub const ACTIVITY_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -59,7 +73,7 @@ impl From<&Finding> for crate::responses::Finding {
 }
 
 pub fn compute(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     now_ms: i64,
 ) -> anyhow::Result<Vec<Finding>> {
@@ -69,7 +83,7 @@ pub fn compute(
 
 /// As [`compute`], over connector summaries and people already read.
 pub fn compute_from(
-    store: &(impl DeviceStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     now_ms: i64,
     summaries: &[Connector],
@@ -295,6 +309,85 @@ pub fn compute_from(
             evidence: json!({"dropped": dropped, "seq": seq}),
         });
     }
+    out.extend(activity_findings(store, policy, now_ms, &connectors, people)?);
     out.sort_by(|a, b| (a.first_seen_ms, a.kind, &a.subject).cmp(&(b.first_seen_ms, b.kind, &b.subject)));
+    Ok(out)
+}
+
+/// `used_after_offboarding` and `unsanctioned_connector_in_use` (see the module doc).
+fn activity_findings(
+    store: &(impl ActivityStore + ?Sized),
+    policy: &Policy,
+    now_ms: i64,
+    connectors: &BTreeMap<&str, &Connector>,
+    people: &People,
+) -> anyhow::Result<Vec<Finding>> {
+    let sessions = store.activity(&ActivityFilter {
+        since_ms: Some(now_ms.saturating_sub(ACTIVITY_WINDOW_MS)),
+        ..Default::default()
+    })?;
+    let mut out = Vec::new();
+    let name = |key: &str| {
+        connectors
+            .get(key)
+            .map_or_else(|| key.to_owned(), |c| crate::catalog::display_name(&c.kind, &c.label))
+    };
+    for s in &sessions {
+        let attributed = s.os_user.as_deref().and_then(|u| policy.attribute_among(people, u).person);
+        let evidence = |connector: &str| {
+            json!({
+                "connector": connector, "tool": s.tool, "session_id": s.session_id,
+                "device_id": s.device_id, "hostname": s.hostname, "os_user": s.os_user,
+                "person": attributed.as_ref().map(|p| p.user_name.clone()),
+                "started_at": time(s.started_at_ms), "ended_at": time(s.ended_at_ms),
+                "evidence_seq": s.evidence_seq,
+                // Tells one session's finding from another's (the export's finding key).
+                "where": format!("session:{}:{}", s.tool, s.session_id),
+            })
+        };
+        let finding = |kind: &'static str, severity: &'static str, key: &str, first: i64, e: Value| Finding {
+            kind,
+            severity,
+            subject: key.to_owned(),
+            device_id: Some(s.device_id.clone()),
+            hostname: s.hostname.clone(),
+            subject_name: name(key),
+            first_seen_ms: first,
+            evidence: e,
+        };
+        let tool_key = s
+            .connectors
+            .iter()
+            .find(|c| c.kind == "tool")
+            .map_or_else(|| format!("unknown:tool:{}", s.tool), |c| c.key.clone());
+        let mut offboarded: Vec<String> = Vec::new();
+        if let Some(p) = &attributed
+            && let Some(gone) = p.deprovisioned_at_ms.filter(|&t| t <= s.ended_at_ms)
+        {
+            let mut e = evidence(&tool_key);
+            e["person_deprovisioned_at"] = json!(time(gone));
+            out.push(finding("used_after_offboarding", "critical", &tool_key, gone.max(s.started_at_ms), e));
+            offboarded.push(tool_key.clone());
+        }
+        for b in s.connectors.iter().filter(|b| b.known) {
+            let Some(c) = connectors.get(b.key.as_str()) else { continue };
+            let owner = crate::register::owner_of(c, policy, people);
+            if let Some(o) = &owner.person
+                && let Some(gone) = o.deprovisioned_at_ms.filter(|&t| t <= s.ended_at_ms)
+                && !offboarded.contains(&b.key)
+            {
+                let mut e = evidence(&b.key);
+                e["owner"] = json!(o.user_name);
+                e["owner_deprovisioned_at"] = json!(time(gone));
+                out.push(finding("used_after_offboarding", "critical", &b.key, gone.max(s.started_at_ms), e));
+            }
+            let status = policy.judge(c, people, now_ms).status;
+            if matches!(status, "unsanctioned" | "revoked") {
+                let mut e = evidence(&b.key);
+                e["status"] = json!(status);
+                out.push(finding("unsanctioned_connector_in_use", "high", &b.key, s.started_at_ms, e));
+            }
+        }
+    }
     Ok(out)
 }

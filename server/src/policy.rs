@@ -751,6 +751,7 @@ mod tests {
             revocation: None,
             decision: None,
             owner: None,
+            last_used_ms: None,
         };
         let people = People::new(people);
         assert_eq!(p.status(&on(&["alice"]), &people), "approved");
@@ -807,6 +808,7 @@ mod tests {
             revocation: None,
             decision: None,
             owner: None,
+            last_used_ms: None,
         };
         assert_eq!(p.status(&on("dana"), &people), "approved", "a member of the SCIM group Finance");
         assert_eq!(p.status(&on("erin"), &people), "unsanctioned", "not a member");

@@ -6,16 +6,28 @@ use crate::clock::rfc3339 as time;
 use crate::policy::{People, Policy};
 use crate::responses::{self, Owner};
 use crate::store::{
-    Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, RegisterStore, Store,
+    ActivityStore, Connector, Device, DeviceStore, DirectiveStore, PeopleStore, ReadModel, RegisterStore,
+    Store,
 };
 
-/// An instant given by a person: RFC 3339 (`2026-11-29T10:00:00Z`) or `now`, in Unix ms.
+pub mod activity;
+
+pub use activity::activity_value;
+
+/// An instant given by a person, in Unix ms: RFC 3339 (`2026-11-29T10:00:00Z`), `now`, or
+/// a duration before now (`7d ago`, `-12h`).
 pub fn parse_instant(s: &str, now_ms: i64) -> Result<i64, String> {
+    let s = s.trim();
     if s == "now" {
         return Ok(now_ms);
     }
+    if let Some(d) = s.strip_suffix(" ago").or_else(|| s.strip_prefix('-')) {
+        return humantime::parse_duration(d.trim())
+            .map(|d| now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+            .map_err(|e| format!("{s:?} is not a duration before now like \"7d ago\" or \"-12h\": {e}"));
+    }
     humantime::parse_rfc3339_weak(s)
-        .map_err(|e| format!("{s:?} is not a time like 2026-11-29T10:00:00Z or \"now\": {e}"))
+        .map_err(|e| format!("{s:?} is not a time like 2026-11-29T10:00:00Z, \"now\" or \"7d ago\": {e}"))
         .and_then(|t| {
             t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|e| e.to_string())
         })
@@ -221,12 +233,14 @@ pub fn device_value(
 
 /// What was on a device at an instant, or None for an unknown device.
 pub fn device_at_value(
-    store: &(impl DeviceStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
+    policy: &Policy,
     id: &str,
     at_ms: i64,
 ) -> anyhow::Result<Option<responses::DeviceAt>> {
     let Some(d) = store.device(id)? else { return Ok(None) };
     Ok(Some(responses::DeviceAt {
+        activity: activity::active_at(store, policy, Some(vec![id.to_owned()]), None, at_ms)?,
         at: time(at_ms),
         device: device_json(&d, store.count_observations(id)?),
         present: store.present_at(id, at_ms)?.iter().map(responses::Presence::from).collect(),
@@ -364,7 +378,7 @@ pub fn device(
 /// attributed, and on every device where one of their accounts had a session or a connector
 /// at T: the device's assurance, the sessions, and everything present then.
 pub fn user_at_value(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     user: &str,
     at_ms: i64,
@@ -415,6 +429,20 @@ pub fn user_at_value(
             ));
         }
     }
+    // Their AI sessions active then, by device (each attributed as the rest is).
+    let mut active: std::collections::BTreeMap<String, Vec<responses::ActivitySession>> = Default::default();
+    for a in activity::active_at(store, policy, None, Some(accounts.clone()), at_ms)? {
+        if a.os_user.as_deref().and_then(is_theirs).is_some() {
+            active.entry(a.device_id.clone()).or_default().push(a);
+        }
+    }
+    for id in active.keys() {
+        if !devices.contains_key(id) {
+            devices.insert(id.clone(), Vec::new());
+            present_by_device.insert(id.clone(), store.present_at(id, at_ms)?);
+        }
+    }
+    let active_on: Vec<String> = active.keys().cloned().collect();
     let mine: std::collections::BTreeSet<&str> = sessions
         .iter()
         .filter(|s| is_theirs(&s.os_user).is_some())
@@ -425,6 +453,7 @@ pub fn user_at_value(
                 .filter(|p| p.os_user.as_deref().and_then(is_theirs).is_some())
                 .map(|p| p.device_id.as_str()),
         )
+        .chain(active_on.iter().map(String::as_str))
         .collect();
     let mut out = Vec::new();
     for (id, sessions) in devices {
@@ -440,6 +469,7 @@ pub fn user_at_value(
             .map(|p| responses::OwnedPresence::new(p, owner(policy, &people, p.os_user.as_deref())))
             .collect();
         out.push(responses::PersonDevice {
+            activity: active.remove(&id).unwrap_or_default(),
             assurance: d.assurance,
             device_id: d.id,
             hostname: d.hostname,
@@ -579,6 +609,10 @@ pub fn render_register(v: &responses::Connector) -> String {
     }
     let present = v.devices.iter().filter(|d| d.present).count();
     out += &format!("  devices:      {present} now, {} ever\n", v.devices.len());
+    out += &format!(
+        "  last used:    {}\n",
+        v.last_used.as_deref().unwrap_or("never (no AI session through it is known)")
+    );
     if let Some(h) = &v.history {
         out += "  history:\n";
         for e in h {
@@ -631,7 +665,7 @@ pub fn revoked(issued: &crate::revoke::Issued, as_json: bool) -> anyhow::Result<
 
 /// Every finding.
 pub fn findings_value(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     now_ms: i64,
 ) -> anyhow::Result<Vec<responses::Finding>> {
@@ -640,7 +674,7 @@ pub fn findings_value(
 
 /// `findings` as a table or JSON.
 pub fn findings(
-    store: &(impl DeviceStore + PeopleStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
     policy: &Policy,
     now_ms: i64,
     as_json: bool,
@@ -733,13 +767,15 @@ pub fn offboarding(
 
 /// `triage --device D --at T`: the device, its assurance, and what was on it at that instant.
 pub fn device_at(
-    store: &(impl DeviceStore + ReadModel + ?Sized),
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
+    policy: &Policy,
     id: &str,
     at_ms: i64,
     as_json: bool,
 ) -> anyhow::Result<String> {
     if as_json {
-        let v = device_at_value(store, id, at_ms)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
+        let v =
+            device_at_value(store, policy, id, at_ms)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let d = store.device(id)?.ok_or_else(|| anyhow::anyhow!("no device {id}"))?;
@@ -772,6 +808,15 @@ pub fn device_at(
         ]);
     }
     out.push_str(&table(&rows, present.is_empty().then_some("Nothing was present.")));
+    let active = activity::active_at(store, policy, Some(vec![id.to_owned()]), None, at_ms)?;
+    if !active.is_empty() {
+        out.push_str("\nAI activity then:\n");
+        out.push_str(&activity::render(&responses::ActivityPage {
+            query: Default::default(),
+            total: active.len() as u64,
+            sessions: active,
+        }));
+    }
     Ok(out)
 }
 

@@ -222,6 +222,9 @@ pub struct Connector {
     pub kind: String,
     pub label: String,
     pub last_seen: String,
+    /// The latest record of an AI tool session that went through it (its tool's, an MCP
+    /// server it called, a credential it ran with); null when none is known.
+    pub last_used: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Value>,
     /// Where it was first seen: device, account, time and the evidence sequence number
@@ -288,6 +291,7 @@ impl Connector {
             kind: c.kind.clone(),
             label: c.label.clone(),
             last_seen: time(c.last_seen_ms),
+            last_used: c.last_used_ms.map(time),
             name: field("name", &["extension", "mcp_server"]),
             origin: None,
             owner,
@@ -691,6 +695,9 @@ impl From<&store::Session> for SessionAt {
 /// A device at an instant: who was logged in and what was present.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeviceAt {
+    /// AI tool sessions active then (from a few minutes before their first record to a few
+    /// minutes after their latest), newest first.
+    pub activity: Vec<ActivitySession>,
     pub at: String,
     pub device: Device,
     pub present: Vec<Presence>,
@@ -728,6 +735,8 @@ impl PersonSession {
 /// A device of the person asked about, at the instant.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PersonDevice {
+    /// Their AI tool sessions active then on this device, newest first.
+    pub activity: Vec<ActivitySession>,
     pub assurance: String,
     pub device_id: String,
     pub hostname: String,
@@ -984,6 +993,8 @@ pub struct ConnectorRow {
     pub kind: String,
     pub label: String,
     pub last_seen: String,
+    /// The latest AI session through it (see [`Connector::last_used`]).
+    pub last_used: Option<String>,
     /// The userName of the person who answers for it (see [`Connector::owner`]).
     pub owner: Option<String>,
     /// `assigned`, `attributed`, `shared` or `unknown`.

@@ -162,6 +162,7 @@ pub fn connector_row(c: &Connector, policy: &Policy, people: &People) -> respons
         kind: c.kind.clone(),
         label: c.label.clone(),
         last_seen: time(c.last_seen_ms),
+        last_used: c.last_used_ms.map(time),
         owner: owner.person.map(|p| p.user_name),
         owner_source: owner.source,
         present_on: c
@@ -237,9 +238,10 @@ pub fn findings(snap: &Snapshot, q: &TableQuery) -> responses::FindingPage {
         })
         .collect();
     let rank = |s: &str| match s {
-        "high" => 0,
-        "medium" => 1,
-        _ => 2,
+        "critical" => 0,
+        "high" => 1,
+        "medium" => 2,
+        _ => 3,
     };
     match q.sort.as_deref() {
         Some("kind") => rows.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject))),

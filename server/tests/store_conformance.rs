@@ -13,6 +13,7 @@ use sightline_server::domain::{Change, ObservationKind, Outcome, RevocationProgr
 use sightline_server::signins::SignIn;
 use sightline_server::store::postgres::PostgresStore;
 use sightline_server::store::sqlite::SqliteStore;
+use sightline_server::store::{ActivityFilter, ActivityRecord};
 use sightline_server::store::{
     Campaign, Challenge, ClaimsRecord, ConnectorEvent, ConnectorRef, Device, DevicePage, DirectiveRecord,
     IngestBatch, IngestOutcome, ItemDecision, ObservationRecord, OutcomeRef, PendingLogin, Person, Reminder,
@@ -160,6 +161,7 @@ conformance!(
     approval_requests_close_once_and_lapses_are_recorded_once,
     the_approval_workflow_keeps_its_rules,
     review_campaigns_settle_races_in_the_rows,
+    activity_keeps_the_latest_report_bound_to_connectors,
 );
 
 fn device_record(id: &str, hardware: Option<&str>) -> Device {
@@ -1565,4 +1567,150 @@ fn review_campaigns_settle_races_in_the_rows(s: &dyn Store) {
     assert_eq!(s.close_finished_campaigns(600).unwrap(), 1);
     assert_eq!(s.close_finished_campaigns(700).unwrap(), 0);
     assert_eq!(s.campaign("rc-1").unwrap().unwrap().closed_at_ms, Some(600));
+}
+
+/// An ACTIVITY observation as `ingest::convert` stores it.
+fn activity_obs(
+    seq: u64,
+    session: &str,
+    started: i64,
+    ended: i64,
+    mcp: &[&str],
+    credentials: &[&str],
+) -> ObservationRecord {
+    let mcp: Vec<_> =
+        mcp.iter().map(|m| json!({"calls": 2, "server": m, "tools": ["create_issue"]})).collect();
+    ObservationRecord {
+        seq,
+        observed_at_ms: ended,
+        change: Change::Snapshot,
+        kind: ObservationKind::Activity,
+        connector: None,
+        session: None,
+        directive: None,
+        data: json!({
+            "account": {"account": "alice@example.com", "org": null}, "credentials": credentials,
+            "ended_at_ms": ended, "format": "claude_code_jsonl", "mcp": mcp, "models": ["claude-sonnet-4"],
+            "project": "fp:abc", "prompts": 3, "session_id": session, "started_at_ms": started,
+            "tool": "claude_code", "tool_calls": 7, "user": "alice",
+        })
+        .to_string(),
+    }
+}
+
+fn connector_obs(seq: u64, key: &str, kind: &'static str, label: &str, locus: &str) -> ObservationRecord {
+    let mut o = obs(
+        seq,
+        1_000,
+        "appeared",
+        Some(ConnectorRef {
+            key: key.into(),
+            kind,
+            label: label.into(),
+            user: Some("alice".into()),
+            locus: locus.into(),
+        }),
+    );
+    o.kind = ObservationKind::McpServer;
+    o
+}
+
+fn bound(r: &ActivityRecord) -> Vec<(&str, bool)> {
+    r.connectors.iter().map(|c| (c.key.as_str(), c.known)).collect()
+}
+
+fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
+    enroll(s, "d1");
+    // The tool, an MCP entry for it and one for another client, and a token, then a session
+    // that used `github` and an MCP server the inventory never saw, in the same batch.
+    let b = batch(
+        s,
+        "d1",
+        5_000,
+        vec![
+            connector_obs(1, "tool:claude_code", "tool", "claude_code", "/usr/bin/claude"),
+            connector_obs(2, "mcp:github:aaa", "mcp_server", "github", "/home/alice/.cursor/mcp.json#cursor"),
+            connector_obs(
+                3,
+                "mcp:github:bbb",
+                "mcp_server",
+                "github",
+                "/home/alice/.claude.json#claude_code",
+            ),
+            connector_obs(4, "token:fp1", "token", "anthropic", "/home/alice/.claude/.credentials.json#"),
+            activity_obs(5, "s1", 10_000, 20_000, &["github", "jira"], &["fp1"]),
+        ],
+    );
+    stored(s, &b);
+    let all = s.activity(&ActivityFilter::default()).unwrap();
+    assert_eq!(all.len(), 1);
+    let a = &all[0];
+    assert_eq!(
+        (a.tool.as_str(), a.session_id.as_str(), a.os_user.as_deref()),
+        ("claude_code", "s1", Some("alice"))
+    );
+    assert_eq!(
+        (a.started_at_ms, a.ended_at_ms, a.prompts, a.tool_calls, a.evidence_seq),
+        (10_000, 20_000, 3, 7, 5)
+    );
+    assert_eq!(a.models, ["claude-sonnet-4"]);
+    assert_eq!(a.mcp[0].server, "github");
+    assert_eq!(a.hostname.as_deref(), Some("host-d1"));
+    assert_eq!(
+        bound(a),
+        [
+            ("mcp:github:bbb", true),
+            ("token:fp1", true),
+            ("tool:claude_code", true),
+            ("unknown:mcp:jira", false)
+        ]
+    );
+
+    // A newer report grows it; a later one that ends earlier (a re-read from an older
+    // offset) changes nothing.
+    let b2 = after(&b, vec![activity_obs(6, "s1", 10_000, 30_000, &["github"], &[])]);
+    stored(s, &b2);
+    let b3 = after(&b2, vec![activity_obs(7, "s1", 10_000, 25_000, &[], &[])]);
+    stored(s, &b3);
+    let a = &s.activity(&ActivityFilter::default()).unwrap()[0];
+    assert_eq!((a.ended_at_ms, a.evidence_seq), (30_000, 6));
+    assert_eq!(bound(a), [("mcp:github:bbb", true), ("tool:claude_code", true)]);
+
+    // Another session, earlier, on a tool the device never had.
+    let mut other = activity_obs(8, "s0", 1_000, 2_000, &[], &[]);
+    other.data = other.data.replace("\"claude_code\"", "\"codex_cli\"").replace("\"alice\"", "\"bob\"");
+    let b4 = after(&b3, vec![other]);
+    stored(s, &b4);
+    let ids = |f: ActivityFilter| -> Vec<String> {
+        s.activity(&f).unwrap().into_iter().map(|a| a.session_id).collect()
+    };
+    assert_eq!(ids(ActivityFilter::default()), ["s1", "s0"], "newest first");
+    let f = |c: &str| ActivityFilter { connector: Some(c.into()), ..Default::default() };
+    assert_eq!(ids(f("mcp:github")), ["s1"], "a prefix up to `:` matches");
+    assert_eq!(ids(f("mcp:github:bbb")), ["s1"]);
+    assert!(ids(f("mcp:git")).is_empty(), "a prefix must end at a `:`");
+    assert_eq!(ids(f("unknown:tool:codex_cli")), ["s0"]);
+    let users = ActivityFilter { os_users: Some(vec!["bob".into()]), ..Default::default() };
+    assert_eq!(ids(users), ["s0"]);
+    let devices = ActivityFilter { device_ids: Some(vec!["nope".into()]), ..Default::default() };
+    assert!(ids(devices).is_empty());
+    // Overlap with [since, until].
+    let window = |since: Option<i64>, until: Option<i64>| ActivityFilter {
+        since_ms: since,
+        until_ms: until,
+        ..Default::default()
+    };
+    assert_eq!(ids(window(Some(2_000), Some(10_000))), ["s1", "s0"], "touching both ends");
+    assert_eq!(ids(window(Some(2_001), Some(9_999))), Vec::<String>::new());
+    assert_eq!(ids(window(Some(29_000), None)), ["s1"]);
+    assert_eq!(ids(window(None, Some(1_500))), ["s0"]);
+
+    let last = s.activity_last_used().unwrap();
+    assert_eq!(last.get("mcp:github:bbb"), Some(&30_000));
+    assert_eq!(last.get("tool:claude_code"), Some(&30_000));
+    assert_eq!(last.get("unknown:tool:codex_cli"), None, "unknown use is not a connector's use");
+
+    assert_eq!(s.prune_activity(2_001).unwrap(), 1);
+    assert_eq!(ids(ActivityFilter::default()), ["s1"]);
+    assert_eq!(ids(f("unknown:tool:codex_cli")), Vec::<String>::new());
 }

@@ -118,6 +118,7 @@ async function route() {
       case "people": return await renderTable("people", params);
       case "person": return await renderPerson(parts[1]);
       case "findings": return await renderTable("findings", params);
+      case "activity": return await renderActivity(params);
       case "triage": return await renderTriage(params);
       case "reviews": return await renderReviews();
       case "review": return await renderReview(parts[1]);
@@ -300,6 +301,7 @@ const TABLES = {
         : el("span", { class: "muted", title: c.owner_source === "shared" ? "held by several people: assign an owner" : "no account it is under is attributed to a person" }, c.owner_source === "shared" ? "shared" : "unknown") },
       { key: "users", label: "Accounts", opt: true, render: (c) => c.users.join(", ") },
       { key: "last_seen", label: "Last seen", sort: "last_seen", render: (c) => fmtTime(c.last_seen) },
+      { key: "last_used", label: "Last used", opt: true, render: (c) => (c.last_used ? fmtTime(c.last_used) : el("span", { class: "muted" }, "—")) },
       { key: "status", label: "Status", sort: "status", render: (c) => [badge(c.status), c.revocation ? [" ", badge("revocation " + c.revocation, c.revocation)] : ""] },
     ],
   },
@@ -320,8 +322,8 @@ const TABLES = {
     title: "Findings", endpoint: "/api/v1/views/findings",
     empty: () => el("p", { class: "muted" }, "No findings: nothing needs a look right now."),
     filters: [
-      { name: "kind", options: ["", "orphaned_connector", "unowned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "personal_account_connector", "software_key_device", "unattested_device", "stale_agent", "delivery_gap", "clock_skew"] },
-      { name: "severity", options: ["", "high", "medium", "low"] },
+      { name: "kind", options: ["", "orphaned_connector", "unowned_connector", "shadow_ai", "shared_credential", "revocation_not_enforced", "personal_account_connector", "used_after_offboarding", "unsanctioned_connector_in_use", "software_key_device", "unattested_device", "stale_agent", "delivery_gap", "clock_skew"] },
+      { name: "severity", options: ["", "critical", "high", "medium", "low"] },
     ],
     columns: [
       { key: "first_seen", label: "Since", sort: "first_seen", opt: true, render: (f) => fmtTime(f.first_seen) },
@@ -336,12 +338,14 @@ const TABLES = {
 
 function subjectLink(s, name) {
   if (/^(tool|extension|token|mcp):/.test(s)) return connectorLink(s, name);
+  // Use of a tool or MCP server no connector matches: nothing to link to.
+  if (s.startsWith("unknown:")) return el("span", { class: "mono unknown-connector", title: "matches no connector seen on the device" }, s);
   return deviceLink(s, name);
 }
 
 function evidenceSummary(e) {
   if (!e) return "";
-  const keys = ["where", "owner", "os_user", "outcome", "detail", "dropped", "last_seen", "assurance"];
+  const keys = ["where", "owner", "os_user", "person", "status", "ended_at", "outcome", "detail", "dropped", "last_seen", "assurance"];
   return keys.filter((k) => e[k] !== undefined && e[k] !== null).map((k) => `${k}=${e[k]}`).join(" ");
 }
 
@@ -417,8 +421,8 @@ function findingsTable(items) {
 }
 
 async function renderDevice(id) {
-  const [d, now, found] = await Promise.all([api("/api/v1/devices/" + enc(id)), api("/api/v1/triage/device/" + enc(id) + "?at=now"),
-    api("/api/v1/views/findings?limit=500&device=" + enc(id))]);
+  const [d, now, found, used] = await Promise.all([api("/api/v1/devices/" + enc(id)), api("/api/v1/triage/device/" + enc(id) + "?at=now"),
+    api("/api/v1/views/findings?limit=500&device=" + enc(id)), recentSessions({ device: id })]);
   const sessions = now.sessions || [];
   show(
     el("h1", { "data-testid": "device-title" }, d.hostname, " ", badge(d.assurance)),
@@ -436,6 +440,7 @@ async function renderDevice(id) {
       : el("p", { class: "muted" }, "Nobody, as of the last report."),
     el("h2", {}, "Connectors present now"),
     now.present.length ? presenceTable(now.present, false) : el("p", { class: "muted" }, "No AI connector is present, as of the last report."),
+    recentActivity(used, { device: id }, "No AI tool session has been read on this device."),
     el("h2", {}, "Connector history"),
     d.history && d.history.length ? presenceTable(d.history, false) : el("p", { class: "muted" }, "No AI connector has been reported on this device."));
 }
@@ -443,7 +448,9 @@ async function renderDevice(id) {
 // ---- connector ------------------------------------------------------------------------------
 
 async function renderConnector(key) {
-  const c = await api("/api/v1/connectors/" + enc(key));
+  const [c, used] = await Promise.all([api("/api/v1/connectors/" + enc(key)), recentSessions({ connector: key })]);
+  // The register's last use, else the newest session bound to it (the same fact, read here).
+  const lastUsed = c.last_used || (used.sessions[0] && used.sessions[0].ended_at) || null;
   const actions = [];
   const act = async (what, fn) => {
     try { await fn(); await renderConnector(key); } catch (e) { if (e.status !== 401) alert(what + ": " + e.message); }
@@ -490,6 +497,7 @@ async function renderConnector(key) {
   show(
     el("h1", { "data-testid": "connector-title", title: c.key }, c.display_name, " ", el("span", { "data-testid": "status" }, badge(c.status))),
     kv([["Identity", el("span", { class: "mono" }, c.key)], ["Kind", c.kind], c.display_name !== c.label ? ["Reported as", c.label] : null, ["First seen", fmtTime(c.first_seen)], ["Last seen", fmtTime(c.last_seen)],
+      ["Last used", el("span", { "data-testid": "last-used" }, lastUsed ? fmtTime(lastUsed) : "never, as far as the tools' records show")],
       ["Details", el("span", { class: "mono" }, ["tool", "extension_id", "name", "browser", "provider", "token_kind", "fingerprint", "source", "client", "transport", "command", "url"]
         .filter((k) => c[k] !== undefined && c[k] !== null).map((k) => `${k}=${c[k]}`).join("  "))]], "connector-facts"),
     actions.length ? el("div", { class: "actions" }, actions) : null,
@@ -503,6 +511,7 @@ async function renderConnector(key) {
     scroll(el("table", { "data-testid": "connector-devices" }, el("thead", {}, el("tr", {}, el("th", {}, "Device"), el("th", {}, "Account"), el("th", {}, "First seen"), el("th", {}, "Last seen"), el("th", {}, "Now"))),
       el("tbody", {}, c.devices.map((d) => el("tr", {}, el("td", {}, deviceLink(d.device_id, d.hostname)), el("td", {}, d.user || ""),
         el("td", {}, fmtTime(d.first_seen)), el("td", {}, fmtTime(d.last_seen)), el("td", {}, d.present ? "present" : "gone")))))),
+    recentActivity(used, { connector: key }, "No AI tool session has used it, as far as the tools' records show."),
     el("h2", {}, "Presence timeline"),
     timeline(c.presence),
     presenceTable(c.presence, true));
@@ -560,7 +569,7 @@ function timeline(rows) {
 // ---- person ---------------------------------------------------------------------------------
 
 async function renderPerson(user) {
-  const t = await api("/api/v1/people/" + enc(user));
+  const [t, used] = await Promise.all([api("/api/v1/people/" + enc(user)), recentSessions({ user })]);
   const p = t.person;
   const gone = !p.active || p.deprovisioned_at;
   show(
@@ -572,8 +581,123 @@ async function renderPerson(user) {
       el("h2", {}, deviceLink(d.device_id, d.hostname), " ", badge(d.assurance)),
       d.sessions.length ? el("p", {}, "Logged in: ", d.sessions.map((s) => `${s.os_user} on ${s.terminal} since ${fmtTime(s.since)} (${s.attribution})`).join("; ")) : el("p", { class: "muted" }, "Not logged in now."),
       d.present.length ? presenceTable(d.present, false) : el("p", { class: "muted" }, "Nothing present."))) : el("p", { class: "muted" }, "No device reports this person now."),
+    recentActivity(used, { user }, "No AI tool session is attributed to this person."),
     t.signins.length ? [el("h2", {}, "Identity-provider sign-ins (last 12 hours)"),
       scroll(el("table", {}, el("tbody", {}, t.signins.map((s) => el("tr", {}, el("td", {}, fmtTime(s.at)), el("td", {}, s.source), el("td", {}, s.outcome), el("td", {}, s.ip || ""), el("td", {}, s.app || ""))))))] : null);
+}
+
+// ---- activity -------------------------------------------------------------------------------
+
+// Who used which AI tool and connector, on which device, when: the tools' own records of
+// their sessions (metadata only: counts and names, never what was typed).
+const ACTIVITY_FILTERS = ["user", "device", "connector", "since", "until"];
+const RECENT = 10;
+
+function activityQuery(filters, limit) {
+  const q = new URLSearchParams();
+  for (const k of ACTIVITY_FILTERS) if (filters[k]) q.set(k, filters[k]);
+  if (limit) q.set("limit", String(limit));
+  return "/api/v1/activity?" + q.toString();
+}
+
+function recentSessions(filters) {
+  return api(activityQuery(filters, RECENT));
+}
+
+// A connector a session used: a link to its page; one that matches no connector seen on
+// the device is use of an unknown AI tool, marked and not linked (it has no page).
+function usedConnector(c) {
+  if (!c.known) {
+    return el("span", { class: "unknown-connector", title: c.key + ": matches no connector seen on the device", "data-id": c.key, "data-testid": "unknown-connector" },
+      c.label, " ", badge("unknown", "failed"));
+  }
+  const flagged = c.status === "unsanctioned" || c.status === "revoked";
+  return [connectorLink(c.key, c.label), flagged ? [" ", badge(c.status, "unsanctioned")] : ""];
+}
+
+function sessionPerson(s) {
+  if (!s.person) return el("span", { class: "muted", title: "no person is attributed to this OS account" }, "unknown");
+  const p = s.person;
+  return [link("#/person/" + enc(p.user_name), p.display_name || p.user_name, { title: `${p.user_name} (${p.attribution})`, "data-id": p.user_name }),
+    p.deprovisioned ? [" ", badge("deprovisioned")] : ""];
+}
+
+function span(s) {
+  const day = (t) => fmtTime(t).slice(0, 10);
+  const end = day(s.started_at) === day(s.ended_at) ? fmtTime(s.ended_at).slice(11) : fmtTime(s.ended_at);
+  return [fmtTime(s.started_at), " → ", end];
+}
+
+function mcpCell(s) {
+  return s.mcp.map((m, i) => [i ? ", " : "", el("span", { title: m.tools.join(", ") }, `${m.server} (${m.calls})`)]);
+}
+
+function activityTable(sessions, cols) {
+  const has = (c) => !cols || cols.includes(c);
+  const head = [["when", "When"], ["person", "Person"], ["account", "OS account"], ["device", "Device"], ["tool", "Tool"],
+    ["connectors", "Connectors used"], ["prompts", "Prompts"], ["calls", "Tool calls"], ["mcp", "MCP servers"]].filter(([k]) => has(k));
+  const num = new Set(["prompts", "calls"]), opt = new Set(["account", "mcp"]);
+  const cell = (k, v) => el("td", { class: [num.has(k) ? "num" : "", opt.has(k) ? "opt" : ""].join(" ").trim() || null, "data-col": k }, v);
+  return scroll(el("table", { "data-testid": "activity-table" },
+    el("thead", {}, el("tr", {}, head.map(([k, label]) => el("th", { class: opt.has(k) ? "opt" : null }, label)))),
+    el("tbody", {}, sessions.map((s) => el("tr", { "data-testid": "activity-row", "data-session": s.session_id, class: s.person && s.person.deprovisioned ? "deprovisioned-row" : null },
+      head.map(([k]) => cell(k, {
+        when: () => span(s),
+        person: () => sessionPerson(s),
+        account: () => s.os_user || "—",
+        device: () => deviceLink(s.device_id, s.hostname),
+        tool: () => s.tool,
+        connectors: () => s.connectors.map((c, i) => [i ? ", " : "", usedConnector(c)]),
+        prompts: () => s.prompts,
+        calls: () => s.tool_calls,
+        mcp: () => (s.mcp.length ? mcpCell(s) : "—"),
+      }[k]())))))));
+}
+
+// A page's "recent AI use" section: the newest sessions and a link to all of them.
+function recentActivity(page, filters, none) {
+  const all = link("#/activity?" + new URLSearchParams(filters).toString(), page.total === 1 ? "the one session" : `all ${page.total} sessions`, { "data-testid": "activity-all" });
+  return [el("h2", {}, "Recent AI use"),
+    page.sessions.length
+      ? el("div", { "data-testid": "recent-activity" }, activityTable(page.sessions), page.total > page.sessions.length ? el("p", {}, "Newest ", page.sessions.length, " of ", all, ".") : el("p", {}, all))
+      : el("p", { class: "muted", "data-testid": "recent-activity-none" }, none)];
+}
+
+async function renderActivity(params) {
+  const filters = Object.fromEntries(ACTIVITY_FILTERS.map((k) => [k, params.get(k) || ""]));
+  const limit = Math.max(1, Math.min(1000, Number(params.get("limit")) || 100));
+  const field = (name, placeholder, size) => el("input", { type: "search", name, value: filters[name], placeholder, size, "data-testid": "activity-" + name });
+  const inputs = {
+    user: field("user", "person (e-mail) or OS account", 26),
+    device: field("device", "device id or hostname", 18),
+    connector: field("connector", "connector (mcp:github, tool:claude_code)", 28),
+    since: field("since", "since: 7d ago, 2026-11-29T10:00:00Z", 22),
+    until: field("until", "until: now", 16),
+  };
+  const form = el("form", { class: "filters", "data-testid": "activity-filters" }, Object.values(inputs), el("button", { class: "primary", type: "submit" }, "Show"));
+  // The filters live in the address: a view can be bookmarked and shared.
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    go("/activity", Object.fromEntries(ACTIVITY_FILTERS.map((k) => [k, inputs[k].value.trim()])));
+  });
+  const intro = el("p", { class: "muted" }, "AI tool sessions from the tools' own records (Claude Code, Codex, Gemini CLI, aider): who, where, when and through which connectors. " +
+    "Only counts and names are collected, never prompts, answers or arguments.");
+  let page;
+  try {
+    page = await api(activityQuery(filters, limit));
+  } catch (e) {
+    if (e.status === 400) return show(el("h1", {}, "AI activity"), form, el("p", { class: "error", "data-testid": "error" }, e.message));
+    throw e;
+  }
+  const filtered = ACTIVITY_FILTERS.some((k) => filters[k]);
+  if (!page.sessions.length) {
+    return show(el("h1", {}, "AI activity"), form, intro, el("div", { "data-testid": "empty" },
+      filtered ? el("p", { class: "muted" }, "No session matches these filters. ", link("#/activity", "Show all"))
+        : el("p", { class: "muted" }, "No AI tool session has been read yet. Agents read the tools' session records unless configured with ", el("code", {}, 'activity = "off"'), ".")));
+  }
+  show(el("h1", {}, "AI activity"), form, intro,
+    el("p", { "data-testid": "activity-range" }, page.sessions.length < page.total ? `Newest ${page.sessions.length} of ${page.total} sessions` : `${page.total} sessions`, ", newest first."),
+    activityTable(page.sessions));
 }
 
 // ---- triage ---------------------------------------------------------------------------------
@@ -601,7 +725,8 @@ async function renderTriage(params) {
       t.devices.length ? t.devices.map((d) => el("div", { class: "card", "data-testid": "triage-device" },
         el("h2", {}, deviceLink(d.device_id, d.hostname), " ", badge(d.assurance)),
         d.sessions.length ? el("p", {}, "Sessions: ", d.sessions.map((s) => `${s.os_user} on ${s.terminal} since ${fmtTime(s.since)} (${s.attribution}, seq ${s.evidence_seq})`).join("; ")) : el("p", { class: "muted" }, "No session open then."),
-        presenceTable(d.present, false))) : el("p", { class: "muted" }, "No device had this person's session or connectors then."));
+        presenceTable(d.present, false),
+        d.activity && d.activity.length ? [el("h3", {}, "AI in use then"), activityTable(d.activity, ["when", "account", "tool", "connectors", "prompts", "calls", "mcp"])] : null)) : el("p", { class: "muted" }, "No device had this person's session or connectors then."));
     return;
   }
   let key = null;
@@ -628,7 +753,8 @@ async function renderTriage(params) {
   const t = await api(`/api/v1/triage/device/${enc(id)}?at=${enc(iso)}`);
   put(out, el("h2", {}, deviceLink(id, t.device.hostname), ` at ${fmtTime(t.at)} `, badge(t.device.assurance)),
     el("p", {}, "Logged in: ", (t.sessions || []).map((s) => `${s.os_user} (${s.terminal})`).join(", ") || "nobody"),
-    presenceTable(t.present, false));
+    presenceTable(t.present, false),
+    t.activity && t.activity.length ? [el("h3", {}, "AI in use then"), activityTable(t.activity, ["when", "person", "account", "tool", "connectors", "prompts", "calls", "mcp"])] : null);
 }
 
 // ---- recertification ------------------------------------------------------------------------

@@ -561,6 +561,41 @@ pub fn openai_token(user: &str, fingerprint: &str) -> pb::observation::Item {
     })
 }
 
+/// One report of an AI tool session as the agent sends it (`ACTIVITY`): `user`'s Claude Code
+/// session `id` from `started` to `ended` (Unix ms) with `prompts` prompts, calling each of
+/// `mcp` (server, calls) once per call.
+pub fn ai_session(
+    user: &str,
+    id: &str,
+    started: i64,
+    ended: i64,
+    prompts: u32,
+    mcp: &[(&str, u32)],
+) -> pb::observation::Item {
+    pb::observation::Item::Activity(pb::ActivityItem {
+        tool: "claude_code".into(),
+        user: Some(user.into()),
+        session_id: id.into(),
+        started_at_ms: started,
+        ended_at_ms: ended,
+        project: Some("fp:6b1f0c2a9d".into()),
+        models: vec!["claude-sonnet-4-5".into()],
+        account: None,
+        prompts,
+        tool_calls: prompts * 2 + mcp.iter().map(|(_, n)| n).sum::<u32>(),
+        mcp: mcp
+            .iter()
+            .map(|(server, calls)| pb::McpUse {
+                server: (*server).into(),
+                calls: *calls,
+                tools: vec!["create_issue".into()],
+            })
+            .collect(),
+        credentials: vec![],
+        format: "claude_code_jsonl".into(),
+    })
+}
+
 /// Every file under a directory, as bytes (for leak checks on databases and state dirs).
 pub fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();

@@ -323,3 +323,116 @@ async fn a_manager_answers_a_review_from_the_link() {
     assert!(c.shared.store.connector("tool:cursor").unwrap().unwrap().revocation.is_some());
     c.stop().await;
 }
+
+/// The Activity page in a real browser (`tests/browser/activity.mjs`): alice's Claude Code
+/// sessions on her laptop — one that called her `github` MCP server and a `jira` server no
+/// connector matches — and one of bob's after he was deprovisioned, as the collector binds
+/// them; filters in the address, links to people, devices and connectors, and the recent AI
+/// use on those pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_activity_page_in_a_real_browser() {
+    use sightline_server::store::Person;
+    browser_dir(&["playwright-core"]);
+    let c = Collector::start_with_policy("[identity]\nrules = [\"email_local_part\"]\n").await;
+    let now = sightline_server::clock::now_ms();
+    let (hour, day) = (3_600_000, 86_400_000);
+    let person = |user: &str, name: &str, gone: Option<i64>| Person {
+        id: format!("p-{user}"),
+        user_name: format!("{user}@example.com"),
+        display_name: Some(name.into()),
+        emails: vec![format!("{user}@example.com")],
+        active: gone.is_none(),
+        deprovisioned_at_ms: gone,
+        ..Person::default()
+    };
+    c.shared.store.create_person(&person("alice", "Alice Ng", None)).unwrap();
+    c.shared.store.create_person(&person("bob", "Bob Diaz", Some(now - day))).unwrap();
+
+    let (mcp_session, recent, bob_session) = ("a1-github", "a2-recent", "b1-after-leaving");
+    let github = Item::McpServer(pb::McpServerItem {
+        client: "claude_code".into(),
+        user: Some("alice".into()),
+        name: "github".into(),
+        transport: "stdio".into(),
+        command: Some("npx -y @modelcontextprotocol/server-github".into()),
+        url: None,
+        path: "/home/alice/.claude.json".into(),
+    });
+    let alice = enroll(&c).await;
+    let at = now - 3 * day;
+    let (b, _) = alice.batch_of(
+        1,
+        GENESIS_HASH,
+        vec![
+            obs(at, inventory("alice-laptop", "linux", "alice")),
+            obs(at, session("alice", at)),
+            obs(at, tool("alice", "claude_code")),
+            obs(at, github),
+            obs(
+                now - 1000,
+                ai_session(
+                    "alice",
+                    mcp_session,
+                    now - 2 * day,
+                    now - 2 * day + hour / 2,
+                    4,
+                    &[("github", 3), ("jira", 1)],
+                ),
+            ),
+            obs(now - 1000, ai_session("alice", recent, now - 2 * hour, now - hour, 1, &[])),
+        ],
+    );
+    alice.send(vec![b]).await[0].as_ref().unwrap();
+    let bob = enroll(&c).await;
+    let (b, _) = bob.batch_of(
+        1,
+        GENESIS_HASH,
+        vec![
+            obs(at, inventory("bob-mac", "macos", "bob")),
+            obs(at, tool("bob", "claude_code")),
+            obs(now - 1000, ai_session("bob", bob_session, now - 6 * hour, now - 5 * hour, 2, &[])),
+        ],
+    );
+    bob.send(vec![b]).await[0].as_ref().unwrap();
+
+    let github_key = c
+        .shared
+        .store
+        .connectors()
+        .unwrap()
+        .into_iter()
+        .find(|k| k.kind == "mcp_server")
+        .map(|k| k.key)
+        .expect("alice's github MCP server is a connector");
+    let shown = |ms: i64| sightline_server::clock::rfc3339(ms).replace('T', " ").replace('Z', " UTC");
+    let expect = serde_json::json!({
+        "newest_first": [recent, bob_session, mcp_session],
+        "alice_sessions": [recent, mcp_session],
+        "mcp_session": mcp_session,
+        "mcp_session_calls": 4 * 2 + 3 + 1,
+        "bob_session": bob_session,
+        "bob_host": "bob-mac",
+        "alice_email": "alice@example.com",
+        "alice_device": alice.device_id,
+        "alice_host": "alice-laptop",
+        "github_key": github_key,
+        "github_last_used": shown(now - 2 * day + hour / 2),
+        "between": sightline_server::clock::rfc3339(now - day),
+        "recent_session": recent,
+        // The triage picker's UTC minute, inside alice's recent session.
+        "during_recent": &sightline_server::clock::rfc3339(now - 90 * 60_000)[..16],
+    })
+    .to_string();
+    let viewer = c.api_token("viewer");
+    let (ok, log) = tokio::task::block_in_place(|| {
+        run_browser(
+            "activity.mjs",
+            &[("SIGHTLINE_URL", &c.api_url), ("SIGHTLINE_VIEWER", &viewer), ("SIGHTLINE_EXPECT", &expect)],
+        )
+    });
+    assert!(ok, "the browser run failed:\n{log}");
+    for shot in ["activity", "activity-filtered", "activity-connector", "activity-triage", "phone-activity"] {
+        assert!(screenshots().join(format!("{shot}.png")).exists(), "no screenshot of {shot}");
+    }
+    c.stop().await;
+}

@@ -314,12 +314,35 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
         r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#.into(),
     );
     assert_eq!(code, 200);
+    // After she left, her Claude Code (not approved here) is used under her account: API
+    // Activity, and the two findings about use.
+    let claude = Item::App(pb::AppItem {
+        tool: "claude_code".into(),
+        user: Some("alice".into()),
+        path: "/home/alice/.local/bin/claude".into(),
+        ..Default::default()
+    });
+    let ended = sightline_server::clock::now_ms();
+    send(
+        &c,
+        &laptop,
+        vec![
+            (pb::Change::Appeared, claude),
+            (
+                pb::Change::Appeared,
+                ai_session("alice", "s-after", ended - 600_000, ended, 3, &[("github", 2)]),
+            ),
+        ],
+    )
+    .await;
     let finding_kinds = [
         "shadow_ai",
         "orphaned_connector",
         "shared_credential",
         "revocation_not_enforced",
         "personal_account_connector",
+        "used_after_offboarding",
+        "unsanctioned_connector_in_use",
     ];
     // The HEC receiver, down at first.
     let receiver = Arc::new(Receiver::default());
@@ -420,7 +443,7 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
     for e in &events {
         *classes.entry(e["class_uid"].as_u64().unwrap()).or_default() += 1;
     }
-    for class in [5001, 5020, 1007, 2006, 2004, 3002, 3004] {
+    for class in [5001, 5020, 1007, 2006, 2004, 3002, 3004, 6003] {
         assert!(classes.contains_key(&class), "no class {class} event in {classes:?}");
     }
     let ids = |class: u64, field: &str| -> BTreeSet<u64> {
@@ -439,6 +462,11 @@ async fn ocsf_exports_of_every_class_are_valid_and_reach_a_flaky_hec_exactly_onc
     // Evidence pointers back to the signed batches.
     assert!(of(1007).chain(of(5020)).chain(of(2006)).all(|e| e["unmapped"]["sightline"]["seq"].is_u64()));
     assert_eq!(classes[&3002], 2, "two enrollments");
+    assert_eq!(classes[&6003], 1, "one AI session report");
+    assert!(
+        of(6003).all(|e| e["actor"]["user"]["name"] == "alice@example.com" && e["severity_id"] == 4),
+        "{events:#?}"
+    );
     // Register decisions: owner assigned and requests (Update), approved (Enable), denied (Disable).
     assert_eq!(ids(3004, "activity_id"), BTreeSet::from([3, 8, 9]), "{events:#?}");
     assert_eq!(classes[&3004], 5, "owner, two requests, an approval, a denial");
@@ -534,5 +562,215 @@ async fn a_resync_exports_only_changes_and_a_redelivery_repeats_uids() {
 
     let counts = validate_ocsf(&exported_files(out.path()));
     println!("OCSF 1.3.0 events per class, all valid: {counts:#?}");
+    c.stop().await;
+}
+
+/// A session as the collector answers it: alice's Claude Code session on her laptop that
+/// called the `github` MCP server and one nobody catalogued.
+fn activity_session() -> sightline_server::responses::ActivitySession {
+    use sightline_server::responses::*;
+    let connector = |key: &str, kind: &str, label: &str, status: Option<&str>| ActivityConnector {
+        key: key.into(),
+        kind: kind.into(),
+        known: status.is_some(),
+        label: label.into(),
+        status: status.map(str::to_owned),
+    };
+    ActivitySession {
+        account: Some(AuthorizedBy {
+            account: "alice@example.com".into(),
+            class: "corporate".into(),
+            org: Some("Example".into()),
+        }),
+        connectors: vec![
+            connector("tool:claude_code", "tool", "Claude Code", Some("approved")),
+            connector("mcp:github:5f2a", "mcp_server", "github", Some("discovered")),
+            connector("unknown:mcp:jira", "mcp_server", "jira", None),
+            connector("token:0123456789abcdef0123456789abcdef", "token", "anthropic", Some("unsanctioned")),
+        ],
+        device_id: "dev_alice".into(),
+        ended_at: "2026-11-29T10:42:17Z".into(),
+        evidence_seq: 12,
+        format: "claude_code_jsonl".into(),
+        hostname: Some("alice-laptop".into()),
+        mcp: vec![McpUse { calls: 2, server: "github".into(), tools: vec!["create_issue".into()] }],
+        models: vec!["claude-sonnet-4-5".into()],
+        os_session: Some(SessionAt {
+            evidence_seq: 3,
+            host: Some("10.0.0.9".into()),
+            os_user: "alice".into(),
+            since: "2026-11-29T08:00:00Z".into(),
+            terminal: "pts/1".into(),
+        }),
+        os_user: Some("alice".into()),
+        person: Some(ActivityPerson {
+            attribution: "exact",
+            deprovisioned: false,
+            display_name: Some("Alice Ng".into()),
+            user_name: "alice@example.com".into(),
+        }),
+        project: Some("fp:9a8b7c".into()),
+        prompts: 4,
+        session_id: "0b7c4d2e-1111-4a4a-9c9c-123456789abc".into(),
+        started_at: "2026-11-29T10:00:00Z".into(),
+        tool: "claude_code".into(),
+        tool_calls: 11,
+    }
+}
+
+/// Every shape an activity session takes — with a person or only an OS account, with and
+/// without a provider account and an OS session, on each OS, deprovisioned — maps to an API
+/// Activity event the official OCSF 1.3.0 schema accepts.
+#[test]
+fn activity_sessions_are_valid_ocsf_api_activity() {
+    use sightline_server::export::activity::to_ocsf;
+    let full = activity_session();
+    let mut bare = full.clone();
+    (bare.person, bare.account, bare.os_session, bare.hostname) = (None, None, None, None);
+    (bare.connectors, bare.mcp, bare.models) = (vec![], vec![], vec![]);
+    let mut nobody = bare.clone();
+    nobody.os_user = None;
+    let mut gone = full.clone();
+    if let Some(p) = gone.person.as_mut() {
+        p.deprovisioned = true;
+        p.display_name = None;
+    }
+    gone.account.as_mut().unwrap().org = None;
+    let events: Vec<Value> = [
+        to_ocsf(&full, "linux", "6.8"),
+        to_ocsf(&bare, "macos", "15.1"),
+        to_ocsf(&nobody, "windows", "11"),
+        to_ocsf(&gone, "freebsd", "14"),
+    ]
+    .into();
+    assert_eq!(events[0]["actor"]["user"]["name"], "alice@example.com");
+    assert_eq!(events[3]["severity_id"], 4, "use by a deprovisioned person is high");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("activity.jsonl");
+    std::fs::write(&file, events.iter().map(|e| e.to_string() + "\n").collect::<String>()).unwrap();
+    let counts = validate_ocsf(&[file]);
+    assert_eq!(counts.get("6003 API Activity"), Some(&4), "{counts:?}");
+}
+
+/// alice's Claude Code session reaches a real HEC as API Activity bound to her and her
+/// laptop; it grows (a second report) and is delivered again as a newer version under a new
+/// uid; a redelivery after a crash repeats the uid of the report the store holds and never
+/// sends the superseded one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_reaches_the_hec_once_per_report_bound_to_person_and_device() {
+    let c = Collector::start_with_policy("[identity]\nrules = [\"email_local_part\"]\n").await;
+    let scim = c.api_token("scim");
+    let (code, _, v) = tokio::task::block_in_place(|| {
+        c.api_body(
+            "POST",
+            "/scim/v2/Users",
+            Some(&scim),
+            Some(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com","displayName":"Alice Ng","emails":[{"value":"alice@example.com","primary":true}],"active":true}"#),
+        )
+    });
+    assert_eq!(code, 201, "{v}");
+    let laptop = enroll(&c).await;
+    let now = sightline_server::clock::now_ms();
+    let (start, id) = (now - 3_600_000, "7d0e4c1a-5b6f-4e2d-9a8b-0c1d2e3f4a5b");
+    let claude = Item::App(pb::AppItem {
+        tool: "claude_code".into(),
+        user: Some("alice".into()),
+        path: "/home/alice/.local/bin/claude".into(),
+        ..Default::default()
+    });
+    send(
+        &c,
+        &laptop,
+        vec![
+            (pb::Change::Snapshot, inventory("alice-laptop")),
+            (pb::Change::Appeared, claude),
+            (pb::Change::Appeared, ai_session("alice", id, start, start + 600_000, 2, &[("github", 1)])),
+        ],
+    )
+    .await;
+
+    let receiver = Arc::new(Receiver::default());
+    let router = axum::Router::new()
+        .route("/services/collector/event", axum::routing::post(hec))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hec_url = format!("http://{}/services/collector/event", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let out = tempfile::tempdir().unwrap();
+    let config = ExportConfig {
+        hec: Some(HecConfig { url: hec_url, token: "hec-test-token".into(), ca: None, allow_http: true }),
+        ..file_export(out.path())
+    };
+    let store = c.shared.store.clone();
+    let hec_caught_up = || {
+        let max = store.max_observation_rowid().unwrap().to_string();
+        (store.export_cursor("hec", "observations").unwrap() == Some(max)).then_some(())
+    };
+    // What the HEC holds of activity, by uid: (how often it came, the event).
+    let activity = || -> BTreeMap<String, (usize, Value)> {
+        let seen = receiver.seen.lock().unwrap().clone();
+        let mut out = BTreeMap::new();
+        for body in receiver.bodies.lock().unwrap().iter() {
+            for line in body.lines().filter(|l| !l.trim().is_empty()) {
+                let e = serde_json::from_str::<Value>(line).unwrap()["event"].clone();
+                if e["class_uid"] == 6003 {
+                    let uid = e["metadata"]["uid"].as_str().unwrap().to_owned();
+                    out.insert(uid.clone(), (seen[&uid], e));
+                }
+            }
+        }
+        out
+    };
+
+    export_until_caught_up(&c, &config, &[]).await;
+    wait_for(Duration::from_secs(30), "the HEC to catch up", hec_caught_up);
+    let first = activity();
+    assert_eq!(first.len(), 1, "{first:#?}");
+    let (_, e) = first.values().next().unwrap();
+    assert_eq!(e["actor"]["user"]["name"], "alice@example.com", "bound to the person: {e:#}");
+    assert_eq!(e["actor"]["user"]["full_name"], "Alice Ng");
+    assert_eq!(e["actor"]["user"]["account"]["name"], "alice");
+    assert_eq!(e["src_endpoint"]["uid"].as_str(), Some(laptop.device_id.as_str()));
+    assert_eq!(e["src_endpoint"]["hostname"], "alice-laptop");
+    assert_eq!(
+        (e["start_time"].as_i64(), e["time"].as_i64()),
+        (Some(start / 1000 * 1000), Some((start + 600_000) / 1000 * 1000))
+    );
+    let keys: BTreeSet<&str> =
+        e["resources"].as_array().unwrap().iter().filter_map(|r| r["uid"].as_str()).collect();
+    assert!(keys.contains("tool:claude_code") && keys.contains("unknown:mcp:github"), "{keys:?}");
+    assert_eq!(e["unmapped"]["sightline"]["prompts"], 2);
+
+    // The session grows: the newer report is a new event.
+    send(
+        &c,
+        &laptop,
+        vec![(pb::Change::Changed, ai_session("alice", id, start, start + 1_200_000, 5, &[("github", 3)]))],
+    )
+    .await;
+    export_until_caught_up(&c, &config, &[]).await;
+    wait_for(Duration::from_secs(30), "the HEC to catch up", hec_caught_up);
+    let grown = activity();
+    assert_eq!(grown.len(), 2, "the grown session is delivered as a newer version");
+    let newer: Vec<&Value> =
+        grown.iter().filter(|(k, _)| !first.contains_key(*k)).map(|(_, (_, e))| e).collect();
+    assert_eq!(newer[0]["unmapped"]["sightline"]["prompts"], 5);
+    assert_eq!(newer[0]["unmapped"]["sightline"]["session_id"], id);
+
+    // A crash before the cursor moved: everything is read again. The superseded report is
+    // no event now; the held one comes with its uid, which a receiver drops.
+    store.set_export_cursor("hec", "observations", "0").unwrap();
+    export_until_caught_up(&c, &config, &[]).await;
+    wait_for(Duration::from_secs(30), "the HEC to catch up", hec_caught_up);
+    let again = activity();
+    assert_eq!(
+        again.keys().collect::<Vec<_>>(),
+        grown.keys().collect::<Vec<_>>(),
+        "no new uid from a redelivery"
+    );
+    let counts: Vec<usize> = again.values().map(|(n, _)| *n).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 3, "only the held report was sent again: {counts:?}");
+    let counts = validate_ocsf(&exported_files(out.path()));
+    assert_eq!(counts.get("6003 API Activity"), Some(&2), "{counts:?}");
     c.stop().await;
 }

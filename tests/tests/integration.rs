@@ -1,5 +1,6 @@
 //! The whole-system tests, one module per area, in one binary.
 
+mod activity;
 mod api;
 mod approvals;
 mod catalog;

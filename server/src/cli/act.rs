@@ -208,28 +208,50 @@ pub(super) fn set_owner(
     print(&crate::query::render_register(&v))
 }
 
-pub(super) fn prune(keep: Duration, data: &DataArgs, db: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let cutoff = now_ms() - keep.as_millis() as i64;
-    let p = data.store(db)?.prune(cutoff)?;
-    if json {
-        let v = serde_json::json!({
-            "cutoff_ms": cutoff,
-            "partitions_dropped": p.partitions,
-            "observations_removed": p.observations,
-            "batches_removed": p.batches,
-            "claims_removed": p.claims,
-        });
-        return print(&(v.to_string() + "\n"));
+pub(super) fn prune(
+    keep: Option<Duration>,
+    activity_keep: Option<Duration>,
+    data: &DataArgs,
+    db: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = data.store(db)?;
+    let cutoff = |d: Duration| now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut v = serde_json::Map::new();
+    let mut said = Vec::new();
+    if let Some(keep) = keep {
+        let cutoff = cutoff(keep);
+        let p = store.prune(cutoff)?;
+        v.extend([
+            ("cutoff_ms".to_owned(), cutoff.into()),
+            ("partitions_dropped".to_owned(), p.partitions.clone().into()),
+            ("observations_removed".to_owned(), p.observations.into()),
+            ("batches_removed".to_owned(), p.batches.into()),
+            ("claims_removed".to_owned(), p.claims.into()),
+        ]);
+        let dropped = if p.partitions.is_empty() {
+            String::new()
+        } else {
+            format!(" (dropped {})", p.partitions.join(", "))
+        };
+        said.push(format!(
+            "removed {} observations, {} batches and {} stream claims{dropped}",
+            p.observations, p.batches, p.claims
+        ));
     }
-    let dropped = if p.partitions.is_empty() {
-        String::new()
-    } else {
-        format!(" (dropped {})", p.partitions.join(", "))
-    };
-    print(&format!(
-        "removed {} observations, {} batches and {} stream claims{dropped}\n",
-        p.observations, p.batches, p.claims
-    ))
+    if let Some(keep) = activity_keep {
+        let cutoff = cutoff(keep);
+        let n = store.prune_activity(cutoff)?;
+        v.extend([
+            ("activity_cutoff_ms".to_owned(), cutoff.into()),
+            ("activity_sessions_removed".to_owned(), n.into()),
+        ]);
+        said.push(format!("removed {n} AI activity sessions"));
+    }
+    if json {
+        return print(&(serde_json::Value::Object(v).to_string() + "\n"));
+    }
+    print(&(said.join("; ") + "\n"))
 }
 
 /// `catalog install FILE`: checked, signed with the collector key and written to the data dir,

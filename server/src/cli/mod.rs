@@ -123,6 +123,33 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// AI activity from the tools' own records (metadata only): who used which tool and
+    /// connector, on which device, inside which OS session, when. Newest first.
+    Activity {
+        /// A person (userName or e-mail: any OS account attributed to them) or an OS account.
+        #[arg(long)]
+        user: Option<String>,
+        /// Device id or hostname.
+        #[arg(long)]
+        device: Option<String>,
+        /// Connector key, or a prefix of one up to a `:` (`mcp:github`, `tool:claude_code`).
+        #[arg(long)]
+        connector: Option<String>,
+        /// Sessions that overlap [since, until]: RFC 3339, `now`, or `7d ago` / `-12h`.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// How many sessions (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// What needs attention: orphaned and shadow-AI connectors, shared credentials,
     /// unattested devices, stale agents, delivery gaps.
     Findings {
@@ -208,10 +235,15 @@ pub enum Command {
     Openapi,
     /// Retention: drop observations and signed batches received longer ago than --keep.
     /// On PostgreSQL whole monthly partitions go (only months entirely older than that).
+    /// --activity-keep drops AI activity sessions whose latest record is older than that,
+    /// independently (activity can be kept for less time than inventory evidence).
     Prune {
         /// How long to keep evidence, e.g. `400d`.
+        #[arg(long, value_parser = humantime::parse_duration, required_unless_present = "activity_keep")]
+        keep: Option<Duration>,
+        /// How long to keep AI activity sessions (by their latest record), e.g. `90d`.
         #[arg(long, value_parser = humantime::parse_duration)]
-        keep: Duration,
+        activity_keep: Option<Duration>,
         #[command(flatten)]
         data: DataArgs,
         #[arg(long)]
@@ -638,6 +670,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "usage: sightline-server connector KEY [--json] | connector owner KEY PERSON --reason R"
             )
         }
+        Command::Activity { user, device, connector, since, until, limit, data, json, remote } => {
+            read::activity(
+                crate::query::activity::ActivityParams { user, device, connector, since, until, limit },
+                &data,
+                db,
+                json,
+                &remote,
+            )
+        }
         Command::Findings { data, json, remote } => read::findings(&data, db, json, &remote),
         Command::Offboarding { command: OffboardingCommand::Status { data, json, remote } } => {
             read::offboarding(&data, db, json, &remote)
@@ -653,7 +694,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke { connector, reason, withdraw, data, json, remote } => {
             act::revoke(&connector, &reason, withdraw, &data, db, json, &remote)
         }
-        Command::Prune { keep, data, json } => act::prune(keep, &data, db, json),
+        Command::Prune { keep, activity_keep, data, json } => {
+            act::prune(keep, activity_keep, &data, db, json)
+        }
         Command::Catalog { command: CatalogCommand::Install { file, data } } => {
             act::install_catalog(&file, &data)
         }

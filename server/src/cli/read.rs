@@ -41,6 +41,38 @@ pub(super) fn connectors(
     print(&query::connectors(data.store(db)?.as_ref(), &filter, &data.policy()?, json)?)
 }
 
+/// `activity`: sessions matching, as a table or the API's JSON.
+pub(super) fn activity(
+    params: query::activity::ActivityParams,
+    data: &DataArgs,
+    db: Option<&str>,
+    json: bool,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    let limit = params.limit.map(|l| l.to_string());
+    let q: Vec<String> = [
+        ("user", &params.user),
+        ("device", &params.device),
+        ("connector", &params.connector),
+        ("since", &params.since),
+        ("until", &params.until),
+        ("limit", &limit),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+    .collect();
+    let path = format!("/api/v1/activity?{}", q.join("&"));
+    if let Some(out) = remote.call(|r| async move { r.get(&path).await })? {
+        return print(&out);
+    }
+    let ask = params.check(crate::clock::now_ms())?;
+    let page = query::activity::activity_value(data.store(db)?.as_ref(), &data.policy()?, &ask)?;
+    if json {
+        return print_json(&page);
+    }
+    print(&query::activity::render(&page))
+}
+
 /// `connector KEY`: its register entry.
 pub(super) fn connector(
     key: &str,
@@ -153,7 +185,7 @@ pub(super) fn triage(
     let policy = data.policy()?;
     let need_at = || at.ok_or_else(|| anyhow::anyhow!("--at TIME is required with --device and --user"));
     match subject {
-        Subject::Device(d) => print(&query::device_at(store.as_ref(), &d, need_at()?, json)?),
+        Subject::Device(d) => print(&query::device_at(store.as_ref(), &policy, &d, need_at()?, json)?),
         Subject::User(u) => print_json(
             &query::user_at_value(store.as_ref(), &policy, &u, need_at()?)?
                 .ok_or_else(|| anyhow::anyhow!("no person {u} (provision them through SCIM)"))?,

@@ -2,12 +2,14 @@
 //! Splunk HTTP Event Collector.
 //!
 //! The stored evidence is the outbox. Each sink keeps a cursor per source in the store —
-//! observations (insertion order), enrollments (time, device), findings (keys already sent),
+//! observations (insertion order; an `ACTIVITY` one goes out as its session, see
+//! [`activity`]), enrollments (time, device), findings (keys already sent),
 //! the register's audit events (their storage seq) —
 //! and moves it only after a delivery succeeded (the file fsync'd, the collector answered
 //! 2xx). An outage or a restart therefore loses nothing; a crash between delivering and
 //! moving the cursor can repeat a batch, which receivers drop by `metadata.uid`.
 
+pub mod activity;
 pub mod ocsf;
 pub mod sink;
 
@@ -133,19 +135,29 @@ async fn round(
     let label = SinkLabel { sink: name.clone() };
     let (limit, mut delivered, mut more) = (cfg.batch.max(1), 0, false);
 
-    // Observations, in storage order.
-    let n = name.clone();
-    let (cursor, batch, max) = blocking(shared, move |s| {
+    // Observations, in storage order. An activity observation is exported as its session,
+    // bound to person and connectors as the activity query binds it (`activity`).
+    let (n, policy) = (name.clone(), shared.policy.clone());
+    let (cursor, batch, events, max) = blocking(shared, move |s| {
         let cursor: i64 = s.export_cursor(&n, "observations")?.and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok((cursor, s.observations_after(cursor, limit)?, s.max_observation_rowid()?))
+        let batch = s.observations_after(cursor, limit)?;
+        let mut events = Vec::new();
+        for o in &batch {
+            if o.kind == crate::domain::ObservationKind::Activity {
+                events.extend(activity::from_observation(s, &policy, o)?);
+            } else {
+                events.extend(ocsf::from_observation(o));
+            }
+        }
+        let last = batch.last().map(|o| o.rowid);
+        Ok((cursor, (last, batch.len()), events, s.max_observation_rowid()?))
     })
     .await?;
     shared.metrics.export_backlog.get_or_create(&label).set(max.saturating_sub(cursor));
-    if let Some(last) = batch.last().map(|o| o.rowid) {
-        let events: Vec<Value> = batch.iter().filter_map(ocsf::from_observation).collect();
+    if let (Some(last), read) = batch {
         sink.deliver(&events).await?;
         delivered += events.len();
-        more |= batch.len() == limit;
+        more |= read == limit;
         let n = name.clone();
         blocking(shared, move |s| Ok(s.set_export_cursor(&n, "observations", &last.to_string())?)).await?;
         shared.metrics.export_backlog.get_or_create(&label).set(max.saturating_sub(last));

@@ -8,8 +8,10 @@
 //! | AI tool process                        | 1007 Process Activity        | 1 Launch, 2 Terminate        |
 //! | stored credential (fingerprint)        | 2006 Data Security Finding   | 1 Create, 2 Update, 3 Close  |
 //! | shadow AI, orphaned, shared, unenforced| 2004 Detection Finding       | 1 Create                     |
+//! | AI used after offboarding, or through an unsanctioned connector | 2004 Detection Finding | 1 Create |
 //! | enrollment                             | 3002 Authentication          | 1 Logon                      |
 //! | register decision (owner, approval…)   | 3004 Entity Management       | 8 Enable, 9 Disable, 3 Update|
+//! | AI tool session (see [`super::activity`]) | 6003 API Activity         | 99 Other (`AI Session`)      |
 //!
 //! Only changes are events: an observation that opened or closed a presence interval, one
 //! the agent reported as changed, a device inventory unlike the one before. A resync's
@@ -29,7 +31,7 @@ use crate::store::{ConnectorEvent, Device, ExportObservation};
 
 pub const VERSION: &str = "1.3.0";
 
-fn metadata(uid: String, logged_ms: i64) -> Value {
+pub(super) fn metadata(uid: String, logged_ms: i64) -> Value {
     json!({
         "version": VERSION,
         "uid": uid,
@@ -38,7 +40,7 @@ fn metadata(uid: String, logged_ms: i64) -> Value {
     })
 }
 
-fn os(name: &str, version: &str) -> Value {
+pub(super) fn os(name: &str, version: &str) -> Value {
     let (type_id, caption) = match name {
         "windows" => (100, "Windows"),
         "linux" => (200, "Linux"),
@@ -48,13 +50,13 @@ fn os(name: &str, version: &str) -> Value {
     json!({"name": caption, "type_id": type_id, "type": caption, "version": version})
 }
 
-fn device(id: &str, hostname: &str, os_name: &str, os_version: &str) -> Value {
+pub(super) fn device(id: &str, hostname: &str, os_name: &str, os_version: &str) -> Value {
     // The agent does not tell a laptop from a desktop: type Unknown, honestly.
     json!({"uid": id, "hostname": hostname, "name": hostname, "type_id": 0, "type": "Unknown", "os": os(os_name, os_version)})
 }
 
 #[allow(clippy::too_many_arguments, reason = "the base event's fields, named")]
-fn event(
+pub(super) fn event(
     class_uid: u32,
     class_name: &str,
     category_uid: u32,
@@ -77,7 +79,7 @@ fn event(
     })
 }
 
-fn severity_name(id: u32) -> &'static str {
+pub(super) fn severity_name(id: u32) -> &'static str {
     match id {
         1 => "Informational",
         2 => "Low",
@@ -380,9 +382,12 @@ pub fn from_finding(f: &Finding, now_ms: i64) -> Option<Value> {
         "shared_credential" => "AI credential shared across devices or accounts",
         "revocation_not_enforced" => "Revocation not enforced on a device",
         "personal_account_connector" => "AI connector signed in with a personal account",
+        "used_after_offboarding" => "AI used after its person was offboarded",
+        "unsanctioned_connector_in_use" => "Unsanctioned or revoked AI connector in use",
         _ => return None,
     };
     let severity = match f.severity {
+        "critical" => 5,
         "high" => 4,
         "medium" => 3,
         _ => 2,

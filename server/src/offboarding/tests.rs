@@ -46,6 +46,7 @@ fn connector(key: &str, kind: &str, users: &[(&str, bool)]) -> Connector {
         revocation: None,
         decision: None,
         owner: None,
+        last_used_ms: None,
     }
 }
 

@@ -45,6 +45,7 @@ fn connector(users: &[(&str, bool)]) -> Connector {
         revocation: None,
         decision: None,
         owner: None,
+        last_used_ms: None,
     }
 }
 

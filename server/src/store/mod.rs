@@ -3,7 +3,7 @@
 //!
 //! A component asks for the role it uses ([`IngestStore`], [`EnrollmentStore`],
 //! [`DeviceStore`], [`AuthStore`], [`PeopleStore`], [`ReadModel`], [`DirectiveStore`],
-//! [`ExportStore`], [`RetentionStore`]); [`Store`] is all of them, for wiring only.
+//! [`ExportStore`], [`RetentionStore`], [`ActivityStore`]); [`Store`] is all of them, for wiring only.
 //!
 //! What the backends share is written once: [`plan`] decides what a batch stores (the chain
 //! verdict and the presence rules), `rows` maps result rows to records, `sql` is the small
@@ -19,6 +19,7 @@
 //! hash chain links) and stores in one transaction, so two streams for one device can never
 //! both append at the same position.
 
+mod activity;
 mod approvals;
 mod auth;
 mod devices;
@@ -36,6 +37,10 @@ mod sql;
 pub mod sqlite;
 
 use serde_json::Value;
+
+pub use activity::{
+    ActivityFilter, ActivityRecord, ActivityReport, ActivityStore, BoundConnector, McpUseRecord,
+};
 
 use crate::domain::{Change, ObservationKind, Outcome, RevocationProgress};
 
@@ -540,6 +545,8 @@ pub struct Connector {
     /// The person an admin made answerable for it (else the owner is the person attribution
     /// finds for the accounts it is present under).
     pub owner: Option<OwnerAssignment>,
+    /// The latest record of any AI tool session bound to it (see `store::activity`).
+    pub last_used_ms: Option<i64>,
 }
 
 /// An admin's status decision for one connector.
@@ -760,6 +767,7 @@ pub trait Store:
     + ReviewStore
     + ExportStore
     + RetentionStore
+    + ActivityStore
 {
 }
 
@@ -776,6 +784,7 @@ impl<T> Store for T where
         + ReviewStore
         + ExportStore
         + RetentionStore
+        + ActivityStore
 {
 }
 

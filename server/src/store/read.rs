@@ -32,6 +32,18 @@ fn decisions(db: &mut dyn Sql) -> Result<HashMap<String, Decision>> {
     Ok(db.all(DECISIONS, &[], rows::decision)?.into_iter().collect())
 }
 
+/// Each connector's latest use in an AI session (all, or one connector's): one grouped read
+/// over the `(connector_key, ended_at_ms)` index, never one per row.
+fn last_used(db: &mut dyn Sql, key: Option<&str>) -> Result<HashMap<String, i64>> {
+    let d = db.dialect();
+    let sql = format!(
+        "SELECT connector_key, max(ended_at_ms) FROM activity_connectors WHERE known = 1 AND {} \
+         GROUP BY connector_key",
+        when_given(d, key.is_some(), "connector_key = $1", 1)
+    );
+    Ok(db.all(&sql, args![key], |r| Ok((r.text(0)?, r.int(1)?)))?.into_iter().collect())
+}
+
 fn owners(db: &mut dyn Sql) -> Result<HashMap<String, OwnerAssignment>> {
     Ok(db.all(rows::OWNERS, &[], rows::owner)?.into_iter().collect())
 }
@@ -76,7 +88,14 @@ fn connectors<D: Database>(store: &D, device: Option<&str>, key: Option<&str>) -
         );
         let mut out = Vec::new();
         db.each(&sql, args![device, key], &mut |r| rows::connector_device(&mut out, r))?;
-        rows::attach(&mut out, revocation_states(db, key)?, decisions(db)?, owners(db)?, true);
+        rows::attach(
+            &mut out,
+            revocation_states(db, key)?,
+            decisions(db)?,
+            owners(db)?,
+            last_used(db, key)?,
+            true,
+        );
         Ok(out)
     })
 }
@@ -182,7 +201,14 @@ impl<D: Database> ReadModel for D {
             )?;
             let mut out =
                 rows::summaries(db.all(CONNECTOR_SUMMARIES, &[], rows::connector_summary)?, present);
-            rows::attach(&mut out, revocation_states(db, None)?, decisions(db)?, owners(db)?, false);
+            rows::attach(
+                &mut out,
+                revocation_states(db, None)?,
+                decisions(db)?,
+                owners(db)?,
+                last_used(db, None)?,
+                false,
+            );
             Ok(out)
         })
     }

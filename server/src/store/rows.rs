@@ -444,6 +444,7 @@ fn connector_head(r: &dyn Row) -> Result<Connector> {
         revocation: None,
         decision: None,
         owner: None,
+        last_used_ms: None,
     })
 }
 
@@ -517,12 +518,14 @@ pub(crate) fn attach(
     mut states: HashMap<String, RevocationState>,
     mut decisions: HashMap<String, Decision>,
     mut owners: HashMap<String, OwnerAssignment>,
+    last_used: HashMap<String, i64>,
     count_devices: bool,
 ) {
     for c in out {
         if count_devices {
             c.seen_on = c.devices.len();
         }
+        c.last_used_ms = last_used.get(&c.key).copied();
         c.revocation = states.remove(&c.key);
         c.decision = decisions.remove(&c.key);
         c.owner = owners.remove(&c.key);

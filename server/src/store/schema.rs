@@ -458,6 +458,46 @@ CREATE TABLE review_reminders (
 );
 ";
 
+/// AI tool sessions from the tools' own records (metadata only), one row per (device, tool,
+/// session) holding its latest report, and the connectors each used: what `activity
+/// --connector` and a connector's last use are read from. Times are the session's own;
+/// `ended_at_ms` is copied onto the connector rows so use by connector over time is one index.
+pub(crate) const ACTIVITY: &str = "
+CREATE TABLE activity_sessions (
+    device_id     TEXT NOT NULL REFERENCES devices(id),
+    tool          TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    os_user       TEXT,
+    started_at_ms {int} NOT NULL,
+    ended_at_ms   {int} NOT NULL,
+    project       TEXT,
+    models        TEXT NOT NULL,
+    account       TEXT,
+    prompts       {int} NOT NULL,
+    tool_calls    {int} NOT NULL,
+    mcp           TEXT NOT NULL,
+    credentials   TEXT NOT NULL,
+    format        TEXT NOT NULL,
+    evidence_seq  {int} NOT NULL,
+    PRIMARY KEY (device_id, tool, session_id)
+);
+CREATE INDEX activity_sessions_device ON activity_sessions(device_id, ended_at_ms);
+CREATE INDEX activity_sessions_user ON activity_sessions(os_user, ended_at_ms);
+CREATE INDEX activity_sessions_ended ON activity_sessions(ended_at_ms);
+CREATE TABLE activity_connectors (
+    device_id     TEXT NOT NULL,
+    tool          TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    connector_key TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    known         {int} NOT NULL,
+    ended_at_ms   {int} NOT NULL,
+    PRIMARY KEY (device_id, tool, session_id, connector_key)
+);
+CREATE INDEX activity_connectors_key ON activity_connectors(connector_key, ended_at_ms);
+";
+
 /// Pieces joined into one migration, spelled for `d`.
 pub(crate) fn migration(d: Dialect, pieces: &[&str]) -> String {
     pieces.iter().map(|p| spell(d, p)).collect()
@@ -490,6 +530,7 @@ mod tests {
             REGISTER,
             APPROVALS,
             REVIEWS,
+            ACTIVITY,
         ];
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let sql = migration(d, &all);

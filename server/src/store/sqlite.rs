@@ -106,6 +106,7 @@ CREATE INDEX sessions_device ON sessions(device_id, started_at_ms);
         m(&[schema::REGISTER]),
         m(&[schema::APPROVALS]),
         m(&[schema::REVIEWS]),
+        m(&[schema::ACTIVITY]),
     ]
 }
 
@@ -299,6 +300,8 @@ fn write_plan(tx: &rusqlite::Transaction<'_>, p: &IngestPlan<'_>) -> Result<()> 
             o.closed.map(|c| c.1 as i64)
         ])?;
     }
+    // After the presence rows: a connector first reported in this batch binds its use.
+    super::activity::write(&mut Lite(tx), device, &b.observations)?;
     tx.prepare_cached("UPDATE devices SET seq_head = ?1, head_hash = ?2, last_seen_ms = ?3 WHERE id = ?4")?
         .execute(params![b.last_seq as i64, b.hash.as_slice(), b.received_at_ms, device])?;
     if let Some(inv) = p.inventory() {

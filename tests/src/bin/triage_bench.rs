@@ -143,7 +143,12 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     })?;
     time_it("triage --device D --at T (JSON)", samples, &mut |r| {
-        sightline_server::query::device_at_value(s, &ids[r.below(ids.len() as u64) as usize], at(r))?;
+        sightline_server::query::device_at_value(
+            s,
+            &policy,
+            &ids[r.below(ids.len() as u64) as usize],
+            at(r),
+        )?;
         Ok(())
     })?;
     time_it("who was logged in on D at T", samples, &mut |r| {

@@ -30,6 +30,7 @@ pub fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(triage::triage_token))
         .routes(routes!(triage::triage_device))
         .routes(routes!(triage::triage_user))
+        .routes(routes!(triage::activity))
         .routes(routes!(inventory::findings))
         .routes(routes!(inventory::offboarding))
         .routes(routes!(inventory::catalog_status))

@@ -9,7 +9,7 @@ use super::inventory::one_connector;
 use super::params::{AtQuery, Params};
 use crate::clock::now_ms;
 use crate::query;
-use crate::responses::{Connector, DeviceAt, PersonAt};
+use crate::responses::{ActivityPage, Connector, DeviceAt, PersonAt};
 use crate::state::AppState;
 
 #[utoipa::path(
@@ -62,8 +62,8 @@ pub(super) async fn triage_device(
     Params(q): Params<AtQuery>,
 ) -> Result<Json<DeviceAt>, ApiError> {
     let at = q.instant()?;
-    let i = id.clone();
-    blocking(&s.store, move |st| query::device_at_value(st, &i, at))
+    let (i, policy) = (id.clone(), s.policy.clone());
+    blocking(&s.store, move |st| query::device_at_value(st, &policy, &i, at))
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no device {id}")))
@@ -112,4 +112,23 @@ async fn person_at(s: &AppState, user: String, at: i64) -> Result<Json<PersonAt>
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no person {user}")))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/activity",
+    tag = "triage",
+    summary = "AI activity: who used which tool and connector, on which device, in which OS session, when",
+    params(query::activity::ActivityParams),
+    responses((status = 200, description = "Sessions matching, newest first", body = ActivityPage), (status = 400, description = "Malformed parameters or body", body = ErrorBody), (status = 401, description = "No valid API token or session", body = ErrorBody), (status = 403, description = "The token's role does not allow this", body = ErrorBody)),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub(super) async fn activity(
+    _: Reader,
+    State(s): State<AppState>,
+    Params(q): Params<query::activity::ActivityParams>,
+) -> Result<Json<ActivityPage>, ApiError> {
+    let ask = q.check(now_ms()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let policy = s.policy.clone();
+    blocking(&s.store, move |st| query::activity::activity_value(st, &policy, &ask)).await.map(Json)
 }

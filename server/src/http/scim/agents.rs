@@ -212,6 +212,7 @@ mod tests {
             revocation: None,
             decision: None,
             owner: None,
+            last_used_ms: None,
         }
     }
 

@@ -175,6 +175,12 @@ fn store_round(
             tx.execute(&q, &[&inv.hostname, &inv.os, &inv.os_version, &inv.agent_version, &users, device])?;
         }
         write_events(tx, stmts, p)?;
+        // After `store`'s presence rows: a connector first reported in this batch binds its use.
+        crate::store::activity::write(
+            &mut super::Db { client: &mut *tx, stmts: stmts.reborrow() },
+            device,
+            &p.batch.observations,
+        )?;
     }
     Ok(())
 }

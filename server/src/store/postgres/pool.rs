@@ -26,6 +26,11 @@ impl Conn {
 pub(super) struct Prepared<'a>(&'a mut HashMap<String, Statement>);
 
 impl Prepared<'_> {
+    /// The same cache, borrowed again (to hand to the shared [`crate::store::sql::Sql`] code).
+    pub(super) fn reborrow(&mut self) -> Prepared<'_> {
+        Prepared(&mut *self.0)
+    }
+
     pub(super) fn get(&mut self, tx: &mut Transaction<'_>, sql: &'static str) -> Result<Statement> {
         self.cached(sql, |sql| tx.prepare(sql))
     }

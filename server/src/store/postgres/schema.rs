@@ -100,6 +100,7 @@ END $$;
         m(&[store_schema::REGISTER]),
         m(&[store_schema::APPROVALS]),
         m(&[store_schema::REVIEWS]),
+        m(&[store_schema::ACTIVITY]),
     ]
 }
 

@@ -1,0 +1,467 @@
+//! AI tool activity: the sessions agents read from the tools' own records (metadata only),
+//! stored per (device, tool, session) as their latest report, and bound to the connectors
+//! they went through.
+//!
+//! Binding happens at ingest, inside the batch's transaction, against what the device has
+//! ever reported present (its presence intervals, this batch's included):
+//! - the tool → `tool:<tool>` when the device has had it, else `unknown:tool:<tool>`;
+//! - each MCP server name → the device's `mcp:<name>:<hash>` connectors of that name,
+//!   preferring those configured for the same client as the tool, then those under the same
+//!   OS account, else `unknown:mcp:<name>`;
+//! - each credential fingerprint → `token:<fp>` (known when the device has had it).
+//!
+//! `unknown:*` keys are use of an AI tool or connector the inventory never saw.
+//!
+//! A report replaces the stored one only when it is newer in the chain (higher evidence seq)
+//! and does not end earlier: a replay, or an agent that read a record again from an older
+//! offset after a crash, never shrinks what is known of a session.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::rows::{Row, strings};
+use super::sql::{Database, Dialect, Param, Sql, args, in_list};
+use super::{ObservationRecord, Result};
+use crate::domain::ObservationKind;
+
+/// An ACTIVITY observation's stored data, as `ingest::convert` writes it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ActivityReport {
+    pub tool: String,
+    pub user: Option<String>,
+    pub session_id: String,
+    pub started_at_ms: i64,
+    pub ended_at_ms: i64,
+    pub project: Option<String>,
+    pub models: Vec<String>,
+    /// `{"account": …, "org": …}` where the tool's record names one.
+    pub account: Option<serde_json::Value>,
+    pub prompts: u32,
+    pub tool_calls: u32,
+    pub mcp: Vec<McpUseRecord>,
+    pub credentials: Vec<String>,
+    pub format: String,
+}
+
+/// One MCP server's use in a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct McpUseRecord {
+    pub calls: u32,
+    pub server: String,
+    pub tools: Vec<String>,
+}
+
+/// A connector a session was bound to at ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundConnector {
+    pub key: String,
+    /// `tool`, `mcp_server` or `token`.
+    pub kind: String,
+    pub label: String,
+    /// False for an `unknown:*` key or a credential the device never reported.
+    pub known: bool,
+}
+
+/// A stored session with what it was bound to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityRecord {
+    pub device_id: String,
+    /// The device's hostname now (None if the device row is gone).
+    pub hostname: Option<String>,
+    pub tool: String,
+    pub session_id: String,
+    pub os_user: Option<String>,
+    pub started_at_ms: i64,
+    pub ended_at_ms: i64,
+    pub project: Option<String>,
+    pub models: Vec<String>,
+    pub account: Option<serde_json::Value>,
+    pub prompts: u32,
+    pub tool_calls: u32,
+    pub mcp: Vec<McpUseRecord>,
+    pub credentials: Vec<String>,
+    pub format: String,
+    /// The observation of the latest report.
+    pub evidence_seq: u64,
+    pub connectors: Vec<BoundConnector>,
+}
+
+/// Which sessions to read; every field optional. A session matches `since`/`until` when it
+/// overlaps `[since, until]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityFilter {
+    pub device_ids: Option<Vec<String>>,
+    pub os_users: Option<Vec<String>>,
+    /// A connector key, or a prefix of one up to a `:` (`mcp:github` is every `mcp:github:<hash>`).
+    pub connector: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+/// Reading and pruning activity.
+pub trait ActivityStore: Send + Sync {
+    /// Sessions matching, newest (latest record) first.
+    fn activity(&self, f: &ActivityFilter) -> Result<Vec<ActivityRecord>>;
+
+    /// The latest `ended_at_ms` of any session bound to each known connector: one grouped
+    /// read for the whole register.
+    fn activity_last_used(&self) -> Result<HashMap<String, i64>>;
+
+    /// Removes sessions whose latest record is before `cutoff_ms`, with their connector rows;
+    /// how many sessions went.
+    fn prune_activity(&self, cutoff_ms: i64) -> Result<u64>;
+}
+
+/// The reports in a batch's observations, in observation order, with their seq. One whose
+/// data does not read as a report, or names no tool or session, is skipped (it is still
+/// kept as an observation).
+fn reports(observations: &[ObservationRecord]) -> Vec<(u64, ActivityReport)> {
+    observations
+        .iter()
+        .filter(|o| o.kind == ObservationKind::Activity)
+        .filter_map(|o| {
+            let r: ActivityReport = serde_json::from_str(&o.data).ok()?;
+            (!r.tool.is_empty() && !r.session_id.is_empty()).then_some((o.seq, r))
+        })
+        .collect()
+}
+
+/// A connector the device has had, as binding sees it.
+struct Seen {
+    key: String,
+    label: String,
+    os_user: Option<String>,
+    /// The MCP client a configuration entry belongs to (the locus after `#`).
+    client: Option<String>,
+}
+
+const UPSERT: &str = "INSERT INTO activity_sessions (device_id, tool, session_id, os_user, started_at_ms, \
+     ended_at_ms, project, models, account, prompts, tool_calls, mcp, credentials, format, evidence_seq) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ON CONFLICT (device_id, tool, session_id) DO UPDATE SET os_user = excluded.os_user, \
+     started_at_ms = excluded.started_at_ms, ended_at_ms = excluded.ended_at_ms, project = excluded.project, \
+     models = excluded.models, account = excluded.account, prompts = excluded.prompts, \
+     tool_calls = excluded.tool_calls, mcp = excluded.mcp, credentials = excluded.credentials, \
+     format = excluded.format, evidence_seq = excluded.evidence_seq \
+     WHERE activity_sessions.evidence_seq < excluded.evidence_seq \
+     AND activity_sessions.ended_at_ms <= excluded.ended_at_ms";
+
+/// Stores a batch's activity reports and binds them, inside the batch's transaction (after
+/// its presence rows, so a connector first reported in the same batch binds).
+pub(crate) fn write(db: &mut dyn Sql, device_id: &str, observations: &[ObservationRecord]) -> Result<()> {
+    let reports = reports(observations);
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let seen = db.all(
+        "SELECT DISTINCT p.connector_key, COALESCE(c.label, ''), p.os_user, p.locus FROM presence p \
+         LEFT JOIN connectors c ON c.key = p.connector_key WHERE p.device_id = $1",
+        args![device_id],
+        |r| {
+            let locus = r.text(3)?;
+            Ok(Seen {
+                key: r.text(0)?,
+                label: r.text(1)?,
+                os_user: r.opt_text(2)?,
+                client: locus.rsplit_once('#').map(|(_, c)| c.to_owned()).filter(|c| !c.is_empty()),
+            })
+        },
+    )?;
+    for (seq, r) in &reports {
+        // A session cannot end before it began, whatever a record says.
+        let ended = r.ended_at_ms.max(r.started_at_ms);
+        let mcp = serde_json::to_string(&r.mcp).unwrap_or_else(|_| "[]".into());
+        let account = r.account.as_ref().map(|a| a.to_string());
+        let changed = db.execute(
+            UPSERT,
+            args![
+                device_id,
+                &r.tool,
+                &r.session_id,
+                &r.user,
+                r.started_at_ms,
+                ended,
+                &r.project,
+                strings(&r.models).as_str(),
+                account.as_deref(),
+                i64::from(r.prompts),
+                i64::from(r.tool_calls),
+                mcp.as_str(),
+                strings(&r.credentials).as_str(),
+                &r.format,
+                *seq as i64
+            ],
+        )?;
+        if changed == 0 {
+            continue;
+        }
+        db.execute(
+            "DELETE FROM activity_connectors WHERE device_id = $1 AND tool = $2 AND session_id = $3",
+            args![device_id, &r.tool, &r.session_id],
+        )?;
+        for b in bind(r, &seen) {
+            db.execute(
+                "INSERT INTO activity_connectors (device_id, tool, session_id, connector_key, kind, label, known, \
+                 ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                args![device_id, &r.tool, &r.session_id, &b.key, &b.kind, &b.label, i64::from(b.known), ended],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Letters and digits only, lower-cased: `claude_code`, `Claude Code` and `claude-code` agree.
+fn folded(s: &str) -> String {
+    s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// The connectors a session went through (the rules in the module doc), each key once.
+fn bind(r: &ActivityReport, seen: &[Seen]) -> Vec<BoundConnector> {
+    let mut out: BTreeMap<String, BoundConnector> = BTreeMap::new();
+    let mut add = |key: String, kind: &str, label: &str, known: bool| {
+        out.entry(key.clone()).or_insert(BoundConnector {
+            key,
+            kind: kind.to_owned(),
+            label: label.to_owned(),
+            known,
+        });
+    };
+    let tool_key = format!("tool:{}", r.tool);
+    match seen.iter().find(|s| s.key == tool_key) {
+        Some(s) => add(tool_key, "tool", if s.label.is_empty() { &r.tool } else { &s.label }, true),
+        None => add(format!("unknown:tool:{}", r.tool), "tool", &r.tool, false),
+    }
+    let tool = folded(&r.tool);
+    for m in &r.mcp {
+        let named: Vec<&Seen> = seen
+            .iter()
+            .filter(|s| {
+                s.key
+                    .strip_prefix("mcp:")
+                    .and_then(|rest| rest.rsplit_once(':'))
+                    .is_some_and(|(name, _)| name == m.server)
+            })
+            .collect();
+        let same_user = |s: &&&Seen| r.user.is_some() && s.os_user == r.user;
+        let same_client = |s: &&&Seen| {
+            s.client
+                .as_deref()
+                .map(folded)
+                .is_some_and(|c| !c.is_empty() && (c.contains(&tool) || tool.contains(&c)))
+        };
+        // The most specific non-empty tier: same client and account, same client, same
+        // account, any of that name.
+        let tiers: [Vec<&&Seen>; 4] = [
+            named.iter().filter(|s| same_client(s) && same_user(s)).collect(),
+            named.iter().filter(same_client).collect(),
+            named.iter().filter(same_user).collect(),
+            named.iter().collect(),
+        ];
+        match tiers.into_iter().find(|t| !t.is_empty()) {
+            Some(best) => {
+                for s in best {
+                    add(s.key.clone(), "mcp_server", &m.server, true);
+                }
+            }
+            None => add(format!("unknown:mcp:{}", m.server), "mcp_server", &m.server, false),
+        }
+    }
+    for fp in &r.credentials {
+        let fp = fp.strip_prefix("token:").unwrap_or(fp);
+        let key = format!("token:{fp}");
+        match seen.iter().find(|s| s.key == key) {
+            Some(s) => add(key, "token", if s.label.is_empty() { "token" } else { &s.label }, true),
+            None => add(key, "token", "token", false),
+        }
+    }
+    out.into_values().collect()
+}
+
+const SESSION_COLUMNS: &str = "s.device_id, d.hostname, s.tool, s.session_id, s.os_user, s.started_at_ms, \
+     s.ended_at_ms, s.project, s.models, s.account, s.prompts, s.tool_calls, s.mcp, s.credentials, s.format, \
+     s.evidence_seq";
+
+fn list<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
+    // Written by `write` as JSON; what does not parse reads as empty.
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn session(r: &dyn Row) -> Result<ActivityRecord> {
+    Ok(ActivityRecord {
+        device_id: r.text(0)?,
+        hostname: r.opt_text(1)?,
+        tool: r.text(2)?,
+        session_id: r.text(3)?,
+        os_user: r.opt_text(4)?,
+        started_at_ms: r.int(5)?,
+        ended_at_ms: r.int(6)?,
+        project: r.opt_text(7)?,
+        models: list(&r.text(8)?),
+        account: r.opt_text(9)?.and_then(|a| serde_json::from_str(&a).ok()),
+        prompts: u32::try_from(r.int(10)?).unwrap_or(u32::MAX),
+        tool_calls: u32::try_from(r.int(11)?).unwrap_or(u32::MAX),
+        mcp: list(&r.text(12)?),
+        credentials: list(&r.text(13)?),
+        format: r.text(14)?,
+        evidence_seq: r.int(15)? as u64,
+        connectors: Vec::new(),
+    })
+}
+
+/// The WHERE clause for `f` over `activity_sessions s`, with its parameters.
+fn conditions<'a>(d: Dialect, f: &'a ActivityFilter) -> (String, Vec<Param<'a>>) {
+    let mut conds = vec!["1 = 1".to_owned()];
+    let mut params: Vec<Param<'a>> = Vec::new();
+    if let Some(ids) = &f.device_ids {
+        params.push(Param::Texts(ids));
+        conds.push(in_list(d, "s.device_id", params.len()));
+    }
+    if let Some(users) = &f.os_users {
+        params.push(Param::Texts(users));
+        conds.push(in_list(d, "s.os_user", params.len()));
+    }
+    if let Some(c) = &f.connector {
+        params.push(Param::Text(Some(c)));
+        let n = params.len();
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM activity_connectors x WHERE x.device_id = s.device_id AND x.tool = s.tool \
+             AND x.session_id = s.session_id AND (x.connector_key = ${n} \
+             OR substr(x.connector_key, 1, length(${n}) + 1) = ${n} || ':'))"
+        ));
+    }
+    if let Some(since) = f.since_ms {
+        params.push(Param::Int(Some(since)));
+        conds.push(format!("s.ended_at_ms >= ${}", params.len()));
+    }
+    if let Some(until) = f.until_ms {
+        params.push(Param::Int(Some(until)));
+        conds.push(format!("s.started_at_ms <= ${}", params.len()));
+    }
+    (conds.join(" AND "), params)
+}
+
+impl<D: Database> ActivityStore for D {
+    fn activity(&self, f: &ActivityFilter) -> Result<Vec<ActivityRecord>> {
+        self.read(|db| {
+            let (cond, params) = conditions(db.dialect(), f);
+            let mut sessions = db.all(
+                &format!(
+                    "SELECT {SESSION_COLUMNS} FROM activity_sessions s LEFT JOIN devices d ON d.id = s.device_id \
+                     WHERE {cond} ORDER BY s.ended_at_ms DESC, s.started_at_ms DESC, s.device_id, s.tool, s.session_id"
+                ),
+                &params,
+                session,
+            )?;
+            if sessions.is_empty() {
+                return Ok(sessions);
+            }
+            let mut bound: HashMap<(String, String, String), Vec<BoundConnector>> = HashMap::new();
+            db.each(
+                &format!(
+                    "SELECT c.device_id, c.tool, c.session_id, c.connector_key, c.kind, c.label, c.known \
+                     FROM activity_connectors c JOIN activity_sessions s ON s.device_id = c.device_id \
+                     AND s.tool = c.tool AND s.session_id = c.session_id WHERE {cond} ORDER BY c.connector_key"
+                ),
+                &params,
+                &mut |r| {
+                    bound.entry((r.text(0)?, r.text(1)?, r.text(2)?)).or_default().push(BoundConnector {
+                        key: r.text(3)?,
+                        kind: r.text(4)?,
+                        label: r.text(5)?,
+                        known: r.int(6)? != 0,
+                    });
+                    Ok(())
+                },
+            )?;
+            for s in &mut sessions {
+                s.connectors = bound
+                    .remove(&(s.device_id.clone(), s.tool.clone(), s.session_id.clone()))
+                    .unwrap_or_default();
+            }
+            Ok(sessions)
+        })
+    }
+
+    fn activity_last_used(&self) -> Result<HashMap<String, i64>> {
+        self.read(|db| {
+            Ok(db
+                .all(
+                    "SELECT connector_key, max(ended_at_ms) FROM activity_connectors WHERE known = 1 \
+                     GROUP BY connector_key",
+                    &[],
+                    |r| Ok((r.text(0)?, r.int(1)?)),
+                )?
+                .into_iter()
+                .collect())
+        })
+    }
+
+    fn prune_activity(&self, cutoff_ms: i64) -> Result<u64> {
+        self.write(|db| {
+            db.execute("DELETE FROM activity_connectors WHERE ended_at_ms < $1", args![cutoff_ms])?;
+            db.execute("DELETE FROM activity_sessions WHERE ended_at_ms < $1", args![cutoff_ms])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(key: &str, user: Option<&str>, client: Option<&str>) -> Seen {
+        Seen {
+            key: key.into(),
+            label: String::new(),
+            os_user: user.map(Into::into),
+            client: client.map(Into::into),
+        }
+    }
+
+    fn report(mcp: &[&str], credentials: &[&str]) -> ActivityReport {
+        ActivityReport {
+            tool: "claude_code".into(),
+            user: Some("alice".into()),
+            session_id: "s1".into(),
+            mcp: mcp.iter().map(|s| McpUseRecord { calls: 1, server: (*s).into(), tools: vec![] }).collect(),
+            credentials: credentials.iter().map(|s| (*s).into()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn keys(b: &[BoundConnector]) -> Vec<(&str, bool)> {
+        b.iter().map(|c| (c.key.as_str(), c.known)).collect()
+    }
+
+    #[test]
+    fn binds_to_the_same_clients_mcp_entry_and_reports_unknown_use() {
+        let seen = [
+            seen("tool:claude_code", Some("alice"), None),
+            seen("mcp:github:aaa", Some("alice"), Some("cursor")),
+            seen("mcp:github:bbb", Some("alice"), Some("claude_code")),
+            seen("mcp:github:ccc", Some("bob"), Some("claude_code")),
+            seen("mcp:gitlab:ddd", Some("alice"), Some("claude_code")),
+            seen("token:fp1", Some("alice"), None),
+        ];
+        let b = bind(&report(&["github", "jira"], &["fp1", "fp2"]), &seen);
+        assert_eq!(
+            keys(&b),
+            [
+                ("mcp:github:bbb", true),
+                ("token:fp1", true),
+                ("token:fp2", false),
+                ("tool:claude_code", true),
+                ("unknown:mcp:jira", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tool_never_seen_is_unknown_and_same_account_entries_beat_others() {
+        let seen = [seen("mcp:github:aaa", Some("bob"), None), seen("mcp:github:bbb", Some("alice"), None)];
+        let b = bind(&report(&["github"], &[]), &seen);
+        assert_eq!(keys(&b), [("mcp:github:bbb", true), ("unknown:tool:claude_code", false)]);
+    }
+}
