@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::rows::{Row, strings};
 use super::sql::{Database, Dialect, Param, Sql, args, in_list};
 use super::{ObservationRecord, Result};
+use crate::clock::DeviceTime;
 use crate::domain::ObservationKind;
 
 /// An ACTIVITY observation's stored data, as `ingest::convert` writes it.
@@ -150,8 +151,15 @@ const UPSERT: &str = "INSERT INTO activity_sessions (device_id, tool, session_id
      AND activity_sessions.ended_at_ms <= excluded.ended_at_ms";
 
 /// Stores a batch's activity reports and binds them, inside the batch's transaction (after
-/// its presence rows, so a connector first reported in the same batch binds).
-pub(crate) fn write(db: &mut dyn Sql, device_id: &str, observations: &[ObservationRecord]) -> Result<()> {
+/// its presence rows, so a connector first reported in the same batch binds). Session times
+/// are the device's: one it could not have seen yet (`clock::DeviceTime`, against the batch's
+/// receive time) is stored as that receive time, so no session ends in the future.
+pub(crate) fn write(
+    db: &mut dyn Sql,
+    device_id: &str,
+    observations: &[ObservationRecord],
+    received_ms: i64,
+) -> Result<()> {
     let reports = reports(observations);
     if reports.is_empty() {
         return Ok(());
@@ -171,8 +179,9 @@ pub(crate) fn write(db: &mut dyn Sql, device_id: &str, observations: &[Observati
         },
     )?;
     for (seq, r) in &reports {
+        let ended = DeviceTime::check(r.ended_at_ms, received_ms).stored();
         // A session cannot end before it began, whatever a record says.
-        let ended = r.ended_at_ms.max(r.started_at_ms);
+        let started = DeviceTime::check(r.started_at_ms, received_ms).stored().min(ended);
         let mcp = serde_json::to_string(&r.mcp).unwrap_or_else(|_| "[]".into());
         let account = r.account.as_ref().map(|a| a.to_string());
         let changed = db.execute(
@@ -182,7 +191,7 @@ pub(crate) fn write(db: &mut dyn Sql, device_id: &str, observations: &[Observati
                 &r.tool,
                 &r.session_id,
                 &r.user,
-                r.started_at_ms,
+                started,
                 ended,
                 &r.project,
                 strings(&r.models).as_str(),
