@@ -1687,6 +1687,12 @@ fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
         s.activity(&f).unwrap().into_iter().map(|a| a.session_id).collect()
     };
     assert_eq!(ids(ActivityFilter::default()), ["s1", "s0"], "newest first");
+    // A page is the newest, with its own connectors; the count is of every match.
+    let first = ActivityFilter { limit: Some(1), ..Default::default() };
+    let page = s.activity(&first).unwrap();
+    assert_eq!((page.len(), page[0].session_id.as_str()), (1, "s1"));
+    assert_eq!(bound(&page[0]), [("mcp:github:bbb", true), ("tool:claude_code", true)]);
+    assert_eq!(s.activity_count(&first).unwrap(), 2);
     let f = |c: &str| ActivityFilter { connector: Some(c.into()), ..Default::default() };
     assert_eq!(ids(f("mcp:github")), ["s1"], "a prefix up to `:` matches");
     assert_eq!(ids(f("mcp:github:bbb")), ["s1"]);
