@@ -1620,13 +1620,15 @@ fn bound(r: &ActivityRecord) -> Vec<(&str, bool)> {
 }
 
 fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
+    // 2026-01-15T08:00:00Z: device times must be plausible (`clock::DeviceTime`).
+    const T: i64 = 1_768_464_000_000;
     enroll(s, "d1");
     // The tool, an MCP entry for it and one for another client, and a token, then a session
     // that used `github` and an MCP server the inventory never saw, in the same batch.
     let b = batch(
         s,
         "d1",
-        5_000,
+        T + 100_000,
         vec![
             connector_obs(1, "tool:claude_code", "tool", "claude_code", "/usr/bin/claude"),
             connector_obs(2, "mcp:github:aaa", "mcp_server", "github", "/home/alice/.cursor/mcp.json#cursor"),
@@ -1638,7 +1640,7 @@ fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
                 "/home/alice/.claude.json#claude_code",
             ),
             connector_obs(4, "token:fp1", "token", "anthropic", "/home/alice/.claude/.credentials.json#"),
-            activity_obs(5, "s1", 10_000, 20_000, &["github", "jira"], &["fp1"]),
+            activity_obs(5, "s1", T + 10_000, T + 20_000, &["github", "jira"], &["fp1"]),
         ],
     );
     stored(s, &b);
@@ -1651,7 +1653,7 @@ fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
     );
     assert_eq!(
         (a.started_at_ms, a.ended_at_ms, a.prompts, a.tool_calls, a.evidence_seq),
-        (10_000, 20_000, 3, 7, 5)
+        (T + 10_000, T + 20_000, 3, 7, 5)
     );
     assert_eq!(a.models, ["claude-sonnet-4"]);
     assert_eq!(a.mcp[0].server, "github");
@@ -1668,16 +1670,16 @@ fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
 
     // A newer report grows it; a later one that ends earlier (a re-read from an older
     // offset) changes nothing.
-    let b2 = after(&b, vec![activity_obs(6, "s1", 10_000, 30_000, &["github"], &[])]);
+    let b2 = after(&b, vec![activity_obs(6, "s1", T + 10_000, T + 30_000, &["github"], &[])]);
     stored(s, &b2);
-    let b3 = after(&b2, vec![activity_obs(7, "s1", 10_000, 25_000, &[], &[])]);
+    let b3 = after(&b2, vec![activity_obs(7, "s1", T + 10_000, T + 25_000, &[], &[])]);
     stored(s, &b3);
     let a = &s.activity(&ActivityFilter::default()).unwrap()[0];
-    assert_eq!((a.ended_at_ms, a.evidence_seq), (30_000, 6));
+    assert_eq!((a.ended_at_ms, a.evidence_seq), (T + 30_000, 6));
     assert_eq!(bound(a), [("mcp:github:bbb", true), ("tool:claude_code", true)]);
 
     // Another session, earlier, on a tool the device never had.
-    let mut other = activity_obs(8, "s0", 1_000, 2_000, &[], &[]);
+    let mut other = activity_obs(8, "s0", T + 1_000, T + 2_000, &[], &[]);
     other.data = other.data.replace("\"claude_code\"", "\"codex_cli\"").replace("\"alice\"", "\"bob\"");
     let b4 = after(&b3, vec![other]);
     stored(s, &b4);
@@ -1685,6 +1687,12 @@ fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
         s.activity(&f).unwrap().into_iter().map(|a| a.session_id).collect()
     };
     assert_eq!(ids(ActivityFilter::default()), ["s1", "s0"], "newest first");
+    // A page is the newest, with its own connectors; the count is of every match.
+    let first = ActivityFilter { limit: Some(1), ..Default::default() };
+    let page = s.activity(&first).unwrap();
+    assert_eq!((page.len(), page[0].session_id.as_str()), (1, "s1"));
+    assert_eq!(bound(&page[0]), [("mcp:github:bbb", true), ("tool:claude_code", true)]);
+    assert_eq!(s.activity_count(&first).unwrap(), 2);
     let f = |c: &str| ActivityFilter { connector: Some(c.into()), ..Default::default() };
     assert_eq!(ids(f("mcp:github")), ["s1"], "a prefix up to `:` matches");
     assert_eq!(ids(f("mcp:github:bbb")), ["s1"]);
@@ -1700,17 +1708,23 @@ fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
         until_ms: until,
         ..Default::default()
     };
-    assert_eq!(ids(window(Some(2_000), Some(10_000))), ["s1", "s0"], "touching both ends");
-    assert_eq!(ids(window(Some(2_001), Some(9_999))), Vec::<String>::new());
-    assert_eq!(ids(window(Some(29_000), None)), ["s1"]);
-    assert_eq!(ids(window(None, Some(1_500))), ["s0"]);
+    assert_eq!(ids(window(Some(T + 2_000), Some(T + 10_000))), ["s1", "s0"], "touching both ends");
+    assert_eq!(ids(window(Some(T + 2_001), Some(T + 9_999))), Vec::<String>::new());
+    assert_eq!(ids(window(Some(T + 29_000), None)), ["s1"]);
+    assert_eq!(ids(window(None, Some(T + 1_500))), ["s0"]);
 
     let last = s.activity_last_used().unwrap();
-    assert_eq!(last.get("mcp:github:bbb"), Some(&30_000));
-    assert_eq!(last.get("tool:claude_code"), Some(&30_000));
+    assert_eq!(last.get("mcp:github:bbb"), Some(&(T + 30_000)));
+    assert_eq!(last.get("tool:claude_code"), Some(&(T + 30_000)));
     assert_eq!(last.get("unknown:tool:codex_cli"), None, "unknown use is not a connector's use");
 
-    assert_eq!(s.prune_activity(2_001).unwrap(), 1);
-    assert_eq!(ids(ActivityFilter::default()), ["s1"]);
+    // A session the device says ends in the future ends when its report arrived.
+    let b5 = after(&b4, vec![activity_obs(9, "s2", T + 40_000, T + 10 * 86_400_000, &[], &[])]);
+    stored(s, &b5);
+    let s2 = s.activity(&ActivityFilter::default()).unwrap().remove(0);
+    assert_eq!((s2.session_id.as_str(), s2.started_at_ms, s2.ended_at_ms), ("s2", T + 40_000, T + 100_000));
+
+    assert_eq!(s.prune_activity(T + 2_001).unwrap(), 1);
+    assert_eq!(ids(ActivityFilter::default()), ["s2", "s1"]);
     assert_eq!(ids(f("unknown:tool:codex_cli")), Vec::<String>::new());
 }

@@ -327,3 +327,108 @@ async fn activity_is_bound_to_person_device_session_and_connectors() {
     assert_eq!(ids(&get("/api/v1/activity")), ["s2"]);
     assert!(get(&format!("/api/v1/connectors/{github}"))["last_used"].is_null(), "s2 did not use github");
 }
+
+/// The two activity findings leave through the real exporter as OCSF Detection Findings that
+/// the committed 1.3.0 schema accepts, `used_after_offboarding` as Critical, one per session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_findings_export_as_valid_ocsf_detections() {
+    use std::time::Duration;
+    let c = Collector::start_with_policy(POLICY).await;
+    let scim = c.api_token("scim");
+    let (code, _, alice) = tokio::task::block_in_place(|| {
+        c.api_body(
+            "POST",
+            "/scim/v2/Users",
+            Some(&scim),
+            Some(
+                r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com","active":true}"#,
+            ),
+        )
+    });
+    assert_eq!(code, 201, "{alice}");
+    let path = format!("/scim/v2/Users/{}", alice["id"].as_str().unwrap());
+    let (code, _, _) = tokio::task::block_in_place(|| {
+        c.api_body(
+            "PATCH",
+            &path,
+            Some(&scim),
+            Some(
+                r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#,
+            ),
+        )
+    });
+    assert_eq!(code, 200);
+    let now = sightline_server::clock::now_ms();
+    let laptop = enroll(&c).await;
+    let (b, _) = laptop.batch_of(
+        1,
+        GENESIS_HASH,
+        vec![
+            obs(now - 60_000, mcp("claude_code", "slack", "https://mcp.slack.example.com/")),
+            obs(now, session("s9", now - 30_000, now, 1, &["slack"], "f00d")),
+        ],
+    );
+    laptop.send(vec![b]).await[0].as_ref().unwrap();
+    let viewer = c.api_token("viewer");
+    let (_, _, f) = tokio::task::block_in_place(|| c.api("GET", "/api/v1/findings", Some(&viewer)));
+    let found: Vec<&str> = f.as_array().unwrap().iter().filter_map(|x| x["kind"].as_str()).collect();
+    let kinds = ["used_after_offboarding", "unsanctioned_connector_in_use"];
+    assert!(kinds.iter().all(|k| found.contains(k)), "{found:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = sightline_server::export::ExportConfig {
+        dir: Some(dir.path().to_owned()),
+        rotate_bytes: 1024 * 1024,
+        hec: None,
+        findings_every: Duration::from_millis(200),
+        batch: 50,
+        retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_millis(400),
+    };
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sightline_server::export::run(c.shared.clone(), config, async move {
+        rx.await.ok();
+    }));
+    let store = c.shared.store.clone();
+    wait_for(Duration::from_secs(60), "the activity findings to be exported", || {
+        let sent = store.exported_findings("file").unwrap();
+        kinds.iter().all(|k| sent.iter().any(|s| s.starts_with(&format!("{k}:")))).then_some(())
+    });
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    // The detections alone: how activity observations themselves are exported is not this test's.
+    let mut lines = Vec::new();
+    for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        for l in std::fs::read_to_string(f.path()).unwrap().lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            if v["class_uid"] == 2004 && kinds.iter().any(|k| v["finding_info"]["types"][0] == *k) {
+                lines.push(v);
+            }
+        }
+    }
+    let severity = |k: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|v| v["finding_info"]["types"][0] == k)
+            .map(|v| v["severity"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(severity("unsanctioned_connector_in_use"), ["High"]);
+    assert!(!severity("used_after_offboarding").is_empty());
+    assert!(severity("used_after_offboarding").iter().all(|s| *s == "Critical"));
+    assert!(
+        lines.iter().all(|v| v["finding_info"]["uid"].as_str().unwrap().ends_with("session:claude_code:s9"))
+    );
+    let file = dir.path().join("detections.jsonl");
+    std::fs::write(&file, lines.iter().map(|v| v.to_string() + "\n").collect::<String>()).unwrap();
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(venv_python("ocsf-validator"))
+        .arg(here.join("ocsf/validate.py"))
+        .arg(here.join("data/ocsf-schema-1.3.0"))
+        .arg(&file)
+        .output()
+        .expect("the OCSF validator runs");
+    assert!(out.status.success(), "invalid against OCSF 1.3.0:\n{}", String::from_utf8_lossy(&out.stderr));
+    c.stop().await;
+}

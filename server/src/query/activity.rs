@@ -108,17 +108,27 @@ pub fn activity_value(
     if let Some(d) = &p.device {
         filter.device_ids = Some(device_ids(store, d)?);
     }
-    let mut found = store.activity(&filter)?;
-    // An account named like a person's may be someone else's: keep only what attributes to them.
-    if let Some(Named::Person(person)) = &named {
-        found.retain(|s| {
-            s.os_user
-                .as_deref()
-                .is_some_and(|u| policy.attribute_among(&people, u).person.is_some_and(|q| q.id == person.id))
-        });
-    }
-    let total = found.len() as u64;
-    found.truncate(ask.limit);
+    let (found, total) = match &named {
+        // An account named like a person's may be someone else's: their sessions are read
+        // whole and kept only where they attribute to them (one person's use is bounded).
+        Some(Named::Person(person)) => {
+            let mut found = store.activity(&filter)?;
+            found.retain(|s| {
+                s.os_user.as_deref().is_some_and(|u| {
+                    policy.attribute_among(&people, u).person.is_some_and(|q| q.id == person.id)
+                })
+            });
+            let total = found.len() as u64;
+            found.truncate(ask.limit);
+            (found, total)
+        }
+        // Otherwise the store pages and counts.
+        _ => {
+            let total = store.activity_count(&filter)?;
+            filter.limit = Some(ask.limit);
+            (store.activity(&filter)?, total)
+        }
+    };
     Ok(ActivityPage {
         query: ActivityQuery {
             connector: p.connector.clone(),
@@ -147,6 +157,7 @@ pub fn active_at(
         connector: None,
         since_ms: Some(at_ms - TRIAGE_GRACE_MS),
         until_ms: Some(at_ms + TRIAGE_GRACE_MS),
+        limit: None,
     })?;
     if found.is_empty() {
         return Ok(Vec::new());

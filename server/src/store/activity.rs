@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::rows::{Row, strings};
 use super::sql::{Database, Dialect, Param, Sql, args, in_list};
 use super::{ObservationRecord, Result};
+use crate::clock::DeviceTime;
 use crate::domain::ObservationKind;
 
 /// An ACTIVITY observation's stored data, as `ingest::convert` writes it.
@@ -99,12 +100,17 @@ pub struct ActivityFilter {
     pub connector: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
+    /// At most this many (the newest); [`ActivityStore::activity_count`] counts them all.
+    pub limit: Option<usize>,
 }
 
 /// Reading and pruning activity.
 pub trait ActivityStore: Send + Sync {
     /// Sessions matching, newest (latest record) first.
     fn activity(&self, f: &ActivityFilter) -> Result<Vec<ActivityRecord>>;
+
+    /// How many sessions match, `limit` aside.
+    fn activity_count(&self, f: &ActivityFilter) -> Result<u64>;
 
     /// The latest `ended_at_ms` of any session bound to each known connector: one grouped
     /// read for the whole register.
@@ -150,8 +156,15 @@ const UPSERT: &str = "INSERT INTO activity_sessions (device_id, tool, session_id
      AND activity_sessions.ended_at_ms <= excluded.ended_at_ms";
 
 /// Stores a batch's activity reports and binds them, inside the batch's transaction (after
-/// its presence rows, so a connector first reported in the same batch binds).
-pub(crate) fn write(db: &mut dyn Sql, device_id: &str, observations: &[ObservationRecord]) -> Result<()> {
+/// its presence rows, so a connector first reported in the same batch binds). Session times
+/// are the device's: one it could not have seen yet (`clock::DeviceTime`, against the batch's
+/// receive time) is stored as that receive time, so no session ends in the future.
+pub(crate) fn write(
+    db: &mut dyn Sql,
+    device_id: &str,
+    observations: &[ObservationRecord],
+    received_ms: i64,
+) -> Result<()> {
     let reports = reports(observations);
     if reports.is_empty() {
         return Ok(());
@@ -171,8 +184,9 @@ pub(crate) fn write(db: &mut dyn Sql, device_id: &str, observations: &[Observati
         },
     )?;
     for (seq, r) in &reports {
+        let ended = DeviceTime::check(r.ended_at_ms, received_ms).stored();
         // A session cannot end before it began, whatever a record says.
-        let ended = r.ended_at_ms.max(r.started_at_ms);
+        let started = DeviceTime::check(r.started_at_ms, received_ms).stored().min(ended);
         let mcp = serde_json::to_string(&r.mcp).unwrap_or_else(|_| "[]".into());
         let account = r.account.as_ref().map(|a| a.to_string());
         let changed = db.execute(
@@ -182,7 +196,7 @@ pub(crate) fn write(db: &mut dyn Sql, device_id: &str, observations: &[Observati
                 &r.tool,
                 &r.session_id,
                 &r.user,
-                r.started_at_ms,
+                started,
                 ended,
                 &r.project,
                 strings(&r.models).as_str(),
@@ -347,10 +361,13 @@ impl<D: Database> ActivityStore for D {
     fn activity(&self, f: &ActivityFilter) -> Result<Vec<ActivityRecord>> {
         self.read(|db| {
             let (cond, params) = conditions(db.dialect(), f);
+            // A bound from our own number, never the caller's text.
+            let limit = f.limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
             let mut sessions = db.all(
                 &format!(
                     "SELECT {SESSION_COLUMNS} FROM activity_sessions s LEFT JOIN devices d ON d.id = s.device_id \
-                     WHERE {cond} ORDER BY s.ended_at_ms DESC, s.started_at_ms DESC, s.device_id, s.tool, s.session_id"
+                     WHERE {cond} ORDER BY s.ended_at_ms DESC, s.started_at_ms DESC, s.device_id, s.tool, \
+                     s.session_id{limit}"
                 ),
                 &params,
                 session,
@@ -358,21 +375,31 @@ impl<D: Database> ActivityStore for D {
             if sessions.is_empty() {
                 return Ok(sessions);
             }
+            let connector = |r: &dyn Row| {
+                Ok(BoundConnector { key: r.text(0)?, kind: r.text(1)?, label: r.text(2)?, known: r.int(3)? != 0 })
+            };
+            if f.limit.is_some() {
+                // A page: its own sessions' rows, by primary key, rather than every match's.
+                for s in &mut sessions {
+                    s.connectors = db.all(
+                        "SELECT connector_key, kind, label, known FROM activity_connectors \
+                         WHERE device_id = $1 AND tool = $2 AND session_id = $3 ORDER BY connector_key",
+                        args![&s.device_id, &s.tool, &s.session_id],
+                        connector,
+                    )?;
+                }
+                return Ok(sessions);
+            }
             let mut bound: HashMap<(String, String, String), Vec<BoundConnector>> = HashMap::new();
             db.each(
                 &format!(
-                    "SELECT c.device_id, c.tool, c.session_id, c.connector_key, c.kind, c.label, c.known \
+                    "SELECT c.connector_key, c.kind, c.label, c.known, c.device_id, c.tool, c.session_id \
                      FROM activity_connectors c JOIN activity_sessions s ON s.device_id = c.device_id \
                      AND s.tool = c.tool AND s.session_id = c.session_id WHERE {cond} ORDER BY c.connector_key"
                 ),
                 &params,
                 &mut |r| {
-                    bound.entry((r.text(0)?, r.text(1)?, r.text(2)?)).or_default().push(BoundConnector {
-                        key: r.text(3)?,
-                        kind: r.text(4)?,
-                        label: r.text(5)?,
-                        known: r.int(6)? != 0,
-                    });
+                    bound.entry((r.text(4)?, r.text(5)?, r.text(6)?)).or_default().push(connector(r)?);
                     Ok(())
                 },
             )?;
@@ -382,6 +409,17 @@ impl<D: Database> ActivityStore for D {
                     .unwrap_or_default();
             }
             Ok(sessions)
+        })
+    }
+
+    fn activity_count(&self, f: &ActivityFilter) -> Result<u64> {
+        self.read(|db| {
+            let (cond, params) = conditions(db.dialect(), f);
+            let n =
+                db.one(&format!("SELECT count(*) FROM activity_sessions s WHERE {cond}"), &params, |r| {
+                    r.int(0)
+                })?;
+            Ok(n.unwrap_or(0) as u64)
         })
     }
 

@@ -301,7 +301,7 @@ fn write_plan(tx: &rusqlite::Transaction<'_>, p: &IngestPlan<'_>) -> Result<()> 
         ])?;
     }
     // After the presence rows: a connector first reported in this batch binds its use.
-    super::activity::write(&mut Lite(tx), device, &b.observations)?;
+    super::activity::write(&mut Lite(tx), device, &b.observations, b.received_at_ms)?;
     tx.prepare_cached("UPDATE devices SET seq_head = ?1, head_hash = ?2, last_seen_ms = ?3 WHERE id = ?4")?
         .execute(params![b.last_seq as i64, b.hash.as_slice(), b.received_at_ms, device])?;
     if let Some(inv) = p.inventory() {

@@ -180,6 +180,7 @@ fn store_round(
             &mut super::Db { client: &mut *tx, stmts: stmts.reborrow() },
             device,
             &p.batch.observations,
+            p.batch.received_at_ms,
         )?;
     }
     Ok(())
