@@ -711,9 +711,7 @@ impl Catalog {
             if a.paths.is_empty() && a.project_files.is_empty() {
                 return Err(bad("neither `paths` nor `project_files`".into()));
             }
-            if let Some(p) =
-                a.mcp_tool.iter().find(|p| split_mcp_pattern(p).is_none())
-            {
+            if let Some(p) = a.mcp_tool.iter().find(|p| split_mcp_pattern(p).is_none()) {
                 return Err(bad(format!("bad mcp_tool pattern {p:?}")));
             }
             for p in &a.paths {

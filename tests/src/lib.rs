@@ -941,7 +941,7 @@ impl AgentProcess {
         let config = work.join("agent.toml");
         // The test's own settings win over these defaults (TOML allows a key once).
         let defaults = format!(
-            "state_dir = {:?}\nroot = {:?}\nprocesses = false\nsessions = false\ncpu_percent = 100\nnice = 0\ndebounce = \"100ms\"\n",
+            "state_dir = {:?}\nroot = {:?}\nprocesses = false\ncpu_percent = 100\nnice = 0\ndebounce = \"100ms\"\n",
             state_dir.display().to_string(),
             root.display().to_string()
         );

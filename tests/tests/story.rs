@@ -294,3 +294,187 @@ fn alice_signs_into_claude_with_gmail_bob_reviews_she_leaves_and_an_auditor_veri
         agent.terminate(Duration::from_secs(10));
     }
 }
+
+/// RFC 3339 in UTC with milliseconds, as Claude Code writes its timestamps.
+fn stamp(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// A Claude Code session transcript, shaped as Claude Code writes one: a prompt, an assistant
+/// turn calling the `github` MCP server's `create_issue`, its result, a closing answer. Every
+/// content field holds `canary`.
+fn claude_session(home: &Path, session: &str, cwd: &str, start: std::time::SystemTime, canary: &str) {
+    let dir = home.join(".claude/projects").join(cwd.replace(['/', '.'], "-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = |s: u64| stamp(start + Duration::from_secs(s));
+    let common = |kind: &str, uuid: &str, parent: Option<&str>, s: u64| {
+        serde_json::json!({
+            "parentUuid": parent, "isSidechain": false, "userType": "external", "cwd": cwd,
+            "sessionId": session, "version": "2.0.14", "gitBranch": "main", "type": kind,
+            "uuid": uuid, "timestamp": at(s),
+        })
+    };
+    let mut lines = Vec::new();
+    let mut prompt = common("user", "u1", None, 0);
+    prompt["message"] =
+        serde_json::json!({"role": "user", "content": format!("file an issue about {canary}")});
+    lines.push(prompt);
+    let mut call = common("assistant", "a1", Some("u1"), 4);
+    call["message"] = serde_json::json!({
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+        "content": [
+            {"type": "text", "text": format!("Filing it: {canary}")},
+            {"type": "tool_use", "id": "toolu_01", "name": "mcp__github__create_issue",
+             "input": {"owner": "example", "repo": "forecast", "title": canary, "body": canary}}
+        ],
+        "stop_reason": "tool_use", "usage": {"input_tokens": 1200, "output_tokens": 80}
+    });
+    lines.push(call);
+    let mut result = common("user", "u2", Some("a1"), 6);
+    result["message"] = serde_json::json!({"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_01", "content": format!("created #42 {canary}")}
+    ]});
+    result["toolUseResult"] = serde_json::json!({"stdout": canary});
+    lines.push(result);
+    let mut answer = common("assistant", "a2", Some("u2"), 9);
+    answer["message"] = serde_json::json!({
+        "id": "msg_02", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+        "content": [{"type": "text", "text": format!("Done: {canary}")}],
+        "stop_reason": "end_turn", "usage": {"input_tokens": 1300, "output_tokens": 20}
+    });
+    lines.push(answer);
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join(format!("{session}.jsonl")), text).unwrap();
+}
+
+#[test]
+fn alice_uses_the_github_mcp_server_through_claude_code_then_leaves_and_uses_it_again() {
+    let stack = Stack::start_with("org_domains = [\"example.com\"]\n", &[]);
+    let (scim, viewer) = (stack.api_token("scim"), stack.api_token("viewer"));
+    let alice = scim_user(
+        &stack,
+        &scim,
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "alice@example.com", "displayName": "Alice Ng", "active": true,
+            "emails": [{ "value": "alice@example.com", "primary": true, "type": "work" }],
+        }),
+    );
+
+    // Alice's laptop: Claude Code with the `github` MCP server configured, logged in on a
+    // terminal since ten minutes ago, and one session from two minutes ago that filed an issue
+    // through that server.
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let home = root.join("home/alice");
+    // The native installer's layout: one file per build.
+    std::fs::create_dir_all(home.join(".local/share/claude/versions")).unwrap();
+    std::fs::write(home.join(".local/share/claude/versions/2.0.14"), b"\x7fELF").unwrap();
+    std::fs::write(
+        home.join(".claude.json"),
+        serde_json::json!({
+            "numStartups": 3,
+            "mcpServers": {"github": {"type": "http", "url": "https://api.githubcopilot.com/mcp/"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now();
+    let login = now - Duration::from_secs(600);
+    let sessions = root.join("run/systemd/sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let login_us = login.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    std::fs::write(
+        sessions.join("3"),
+        format!("UID=1000\nUSER=alice\nACTIVE=1\nSTATE=active\nCLASS=user\nTTY=pts/0\nREALTIME={login_us}\n"),
+    )
+    .unwrap();
+    let canary = "CANARY-forecast-outage-7f3a";
+    let first = "0b6f1c9e-2a4d-4c5e-9f10-3e2d1c0b9a87";
+    claude_session(&home, first, "/home/alice/src/forecast", now - Duration::from_secs(120), canary);
+
+    let mut agent = AgentProcess::enroll(&stack.server, work.path(), &root, "");
+    agent.start();
+    let device = agent.device_id();
+
+    // The collector shows the session under alice@example.com, on her device, through the
+    // github MCP connector, inside her terminal session.
+    let session_of = |v: &serde_json::Value, id: &str| {
+        v["sessions"].as_array().and_then(|s| s.iter().find(|s| s["session_id"] == id).cloned())
+    };
+    let v = wait_for(Duration::from_secs(40), "alice's Claude Code session", || {
+        let (code, v) = stack.api("GET", "/api/v1/activity?user=alice%40example.com", &viewer, None);
+        (code == 200).then(|| session_of(&v, first)).flatten()
+    });
+    assert_eq!(v["tool"], "claude_code", "{v:#}");
+    assert_eq!(v["person"]["user_name"], "alice@example.com", "{v:#}");
+    assert_eq!(v["person"]["deprovisioned"], false, "{v:#}");
+    assert_eq!(v["device_id"], device.as_str(), "{v:#}");
+    assert_eq!(v["os_user"], "alice", "{v:#}");
+    assert_eq!(v["os_session"]["os_user"], "alice", "{v:#}");
+    assert_eq!(v["os_session"]["terminal"], "pts/0", "{v:#}");
+    assert_eq!((v["prompts"].as_u64(), v["tool_calls"].as_u64()), (Some(1), Some(1)), "{v:#}");
+    assert_eq!(v["mcp"], serde_json::json!([{"calls": 1, "server": "github", "tools": ["create_issue"]}]));
+    assert_eq!(v["models"], serde_json::json!(["claude-sonnet-4-5-20250929"]));
+    assert!(v["project"].as_str().unwrap().starts_with("fp:"), "the path is fingerprinted: {v:#}");
+    let github = v["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"].as_str().unwrap().starts_with("mcp:github:"))
+        .unwrap_or_else(|| panic!("no github MCP connector in {v:#}"))
+        .clone();
+    assert_eq!(github["known"], true, "{github:#}");
+    let tool = v["connectors"].as_array().unwrap().iter().find(|c| c["kind"] == "tool").unwrap().clone();
+    assert_eq!((&tool["key"], &tool["known"]), (&"tool:claude_code".into(), &true.into()), "{v:#}");
+    let github_key = github["key"].as_str().unwrap().to_owned();
+    // The same answer from the connector's side, on the CLI.
+    let (ok, table) = stack.cli(&["activity", "--connector", &github_key]);
+    println!("$ sightline-server activity --connector {github_key}\n{table}");
+    assert!(ok && table.contains("alice@example.com") && table.contains("claude_code"), "{table}");
+    let (ok, entry) = stack.cli(&["connector", &github_key]);
+    assert!(ok, "{entry}");
+    assert!(entry.contains("last used"), "the register shows when it was last used: {entry}");
+
+    // The identity provider deactivates alice; she runs another session that calls github.
+    let (code, _) = stack.api("GET", "/api/v1/findings", &viewer, None);
+    assert_eq!(code, 200);
+    let deactivate = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#;
+    let (code, v) = stack.api("PATCH", &format!("/scim/v2/Users/{alice}"), &scim, Some(deactivate));
+    assert_eq!((code, &v["active"]), (200, &serde_json::Value::Bool(false)), "{v}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = "7d2e9a41-5c3b-4f6e-8a1d-0c9b8a7f6e5d";
+    claude_session(&home, second, "/home/alice/src/forecast", std::time::SystemTime::now(), canary);
+    let finding = wait_for(Duration::from_secs(40), "used_after_offboarding", || {
+        let (code, v) = stack.api("GET", "/api/v1/findings", &viewer, None);
+        (code == 200)
+            .then(|| {
+                v.as_array()?
+                    .iter()
+                    .find(|f| f["kind"] == "used_after_offboarding" && f["evidence"]["session_id"] == second)
+                    .cloned()
+            })
+            .flatten()
+    });
+    println!("used_after_offboarding: {finding:#}");
+    let (_, all) = stack.api("GET", "/api/v1/findings", &viewer, None);
+    assert!(
+        !all.as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "used_after_offboarding" && f["evidence"]["session_id"] == first),
+        "the session before she left is not use after offboarding: {all:#}"
+    );
+    let (ok, table) = stack.cli(&["activity", "--user", "alice@example.com"]);
+    println!("$ sightline-server activity --user alice@example.com\n{table}");
+    assert!(ok, "{table}");
+
+    // No content of the sessions reached the collector, its exports or the agent's log.
+    let mut places = all_bytes(&stack.server.data_dir);
+    places.push((agent.log.clone(), std::fs::read(&agent.log).unwrap_or_default()));
+    places.push(("server log".into(), stack.server.log().into_bytes()));
+    for (path, bytes) in &places {
+        assert!(!contains(bytes, canary), "session content in {}", path.display());
+    }
+    agent.terminate(Duration::from_secs(10));
+}
