@@ -436,7 +436,9 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
             limits,
             os,
             settings: activity::Settings::default(),
-            now_ms: crate::enroll::now_ms(),
+            now_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
         };
         let mut unbounded = u64::MAX;
         let memory = activity::Memory::default();
