@@ -109,6 +109,13 @@ async fn every_operation_answers_as_its_document_says() {
             None,
         ),
         ("get", "/api/v1/findings", "/api/v1/findings".into(), &f.viewer, None),
+        (
+            "get",
+            "/api/v1/activity",
+            "/api/v1/activity?user=alice@example.com&since=2026-01-01T00:00:00Z".into(),
+            &f.viewer,
+            None,
+        ),
         ("get", "/api/v1/offboarding", "/api/v1/offboarding".into(), &f.viewer, None),
         ("get", "/api/v1/catalog/status", "/api/v1/catalog/status".into(), &f.viewer, None),
         ("get", "/api/v1/people/{user}", "/api/v1/people/alice@example.com".into(), &f.viewer, None),
