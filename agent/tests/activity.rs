@@ -392,7 +392,89 @@ fn documents_are_reread_whole_when_changed_and_capped() {
     let memory = Memory::default();
     let a = h.look_with(&memory, &small, Settings::default(), &mut u64::MAX.clone());
     assert_eq!(memory.bytes_read(), 0);
-    assert!(a.errors.iter().any(|e| e.path.ends_with(doc)), "{:?}", a.errors);
+    // The error names the records' root and the file's fingerprint, not the path.
+    let shown = format!("/home/alice/.gemini/tmp/[{}]", fp_of(doc));
+    assert!(a.errors.iter().any(|e| e.path == shown), "{:?}", a.errors);
+    assert!(a.errors.iter().all(|e| !e.path.contains("3f2a")), "{:?}", a.errors);
+    // `activity_paths = "plain"`: the path as it is.
+    let plain = Settings { plain_paths: true, ..Settings::default() };
+    let a = h.look_with(&Memory::default(), &small, plain, &mut u64::MAX.clone());
+    assert!(a.errors.iter().any(|e| e.path == format!("/home/alice/{doc}")), "{:?}", a.errors);
+}
+
+/// `fp:<keyed fingerprint>` of a home-relative path, as errors and aider ids use it.
+fn fp_of(rel: &str) -> String {
+    format!("fp:{}", fp().fingerprint(&sightline_agent::secret::Secret::new(rel.to_owned())))
+}
+
+/// A Claude Code line opening session `id` at second `s` of 2025-06-01.
+fn opening(id: &str, s: u32) -> String {
+    format!(
+        "{{\"type\":\"user\",\"sessionId\":\"{id}\",\"message\":{{\"role\":\"user\",\"content\":\"x\"}},\"timestamp\":\"2025-06-01T{:02}:{:02}:{:02}.000Z\"}}\n",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// A file naming thousands of sessions keeps the first `MAX_SESSIONS_PER_FILE`, says so
+/// once, and a home reports at most `MAX_SESSIONS_PER_HOME`, the most recent.
+#[test]
+fn sessions_are_capped_per_file_and_per_home() {
+    use sightline_agent::detect::activity::{MAX_SESSIONS_PER_FILE, MAX_SESSIONS_PER_HOME};
+    let h = Home::new();
+    let flood: String = (0..MAX_SESSIONS_PER_FILE as u32 + 500).map(|i| opening(&format!("f{i}"), i)).collect();
+    h.write(T, &flood);
+    let memory = Memory::default();
+    let a = h.look(&memory);
+    assert_eq!(a.sessions.len(), MAX_SESSIONS_PER_FILE);
+    let said = |a: &HomeActivity| a.errors.iter().filter(|e| e.error.contains("sessions in one record file")).count();
+    assert_eq!(said(&a), 1, "{:?}", a.errors);
+    assert!(a.errors.iter().all(|e| !e.path.contains("-home-alice-proj")), "{:?}", a.errors);
+    // More sessions appended: still capped, not said again.
+    h.append(T, &opening("late", 7000));
+    let a = h.look(&memory);
+    assert_eq!((a.sessions.len(), said(&a)), (MAX_SESSIONS_PER_FILE, 0));
+    assert!(a.sessions.iter().all(|s| s.tally.session_id != "late"));
+
+    // Many files, each under the file cap, over the home cap: the most recent are kept.
+    let h = Home::new();
+    let per_file = 1_000u32;
+    let files = (MAX_SESSIONS_PER_HOME as u32).div_ceil(per_file) + 1;
+    for f in 0..files {
+        let text: String =
+            (0..per_file).map(|i| opening(&format!("h{f}-{i}"), f * per_file + i)).collect();
+        h.write(&format!(".claude/projects/p{f}/s.jsonl"), &text);
+    }
+    let a = h.look(&Memory::default());
+    assert_eq!(a.sessions.len(), MAX_SESSIONS_PER_HOME);
+    let total = files * per_file;
+    let oldest_kept = total - MAX_SESSIONS_PER_HOME as u32;
+    let start = sightline_agent::detect::activity::rfc3339_ms("2025-06-01T00:00:00Z").expect("ts");
+    assert!(
+        a.sessions.iter().all(|s| s.tally.ended_at_ms >= Some(start + i64::from(oldest_kept) * 1000)),
+        "the oldest were dropped"
+    );
+    assert!(a.errors.iter().any(|e| e.error.contains("AI activity sessions; only the most recent")), "{:?}", a.errors);
+}
+
+/// Past the per-tool file cut, the most recently modified records are taken, not the
+/// first by name: junk cannot push a live transcript out.
+#[test]
+fn a_heap_of_junk_files_does_not_hide_the_newest_transcript() {
+    use sightline_agent::detect::activity::MAX_FILES_PER_TOOL;
+    let h = Home::new();
+    std::fs::create_dir_all(h.path(".claude/projects/junk")).expect("dir");
+    for i in 0..MAX_FILES_PER_TOOL + 10 {
+        std::fs::write(h.path(&format!(".claude/projects/junk/{i:06}.jsonl")), "").expect("junk");
+    }
+    // Named to sort last, modified last.
+    let real = h.write(".claude/projects/zzz/live.jsonl", &prompt("live", 1));
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&real).expect("open").set_modified(later).expect("mtime");
+    let a = h.look(&Memory::default());
+    assert_eq!(only(&a).tally.session_id, "live");
+    assert!(a.errors.iter().any(|e| e.error.contains("most recently modified")), "{:?}", a.errors);
 }
 
 /// Records kept in project directories (aider's) are found by the bounded home walk;

@@ -157,6 +157,9 @@ fn truth() -> Vec<String> {
         .filter(|l| !l.starts_with('#'))
         .map(|l| {
             let mut cols: Vec<String> = l.split('\t').map(str::to_owned).collect();
+            if cols[2] == "aider" {
+                cols[3] = aider_id(&cols[1], &cols[4], &cols[9]);
+            }
             cols[1] = cols[1].rsplit('/').next().unwrap().to_owned();
             if cols[4] != "-" {
                 cols[4] = format!("fp:{}", fp().fingerprint(&Secret::new(cols[4].clone())));
@@ -180,6 +183,26 @@ fn scanned(catalog: &Catalog) -> Vec<String> {
     }
     rows.sort();
     rows
+}
+
+/// The id the agent derives for an aider session: make_fixtures.py writes an id over the
+/// plain path (it has no key); the agent keys it — SHA-256 of the keyed fingerprint of the
+/// home-relative history path and the header's local stamp.
+fn aider_id(home: &str, project: &str, started: &str) -> String {
+    let rel = format!("{}/.aider.chat.history.md", project.strip_prefix(home).unwrap().trim_start_matches('/'));
+    let local_ms = rfc3339_ms(started).unwrap() + i64::from(AIDER_OFFSET_S) * 1000;
+    let local = time::OffsetDateTime::from_unix_timestamp(local_ms / 1000).unwrap();
+    let stamp = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        local.year(),
+        u8::from(local.month()),
+        local.day(),
+        local.hour(),
+        local.minute(),
+        local.second()
+    );
+    let key = format!("fp:{}\n{stamp}", fp().fingerprint(&Secret::new(rel)));
+    format!("aider-{}", hex::encode(&ring::digest::digest(&ring::digest::SHA256, key.as_bytes()).as_ref()[..12]))
 }
 
 fn fp() -> Fingerprinter {

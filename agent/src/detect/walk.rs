@@ -6,7 +6,7 @@
 //! never silent, and a huge home does not flood the report either.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Bound, Ctx, Home, rel_path};
 use crate::fsview::Kind;
@@ -79,9 +79,10 @@ pub(crate) fn walk_home(ctx: &mut Ctx<'_>, home: &Home) -> Walked {
                 if per_tool < super::activity::MAX_FILES_PER_TOOL {
                     out.activity.push(((*tool).to_owned(), path.clone()));
                 } else {
+                    // Said of the home, not the project directory: its path is the project's.
                     ctx.bound(
                         &home.tree,
-                        &dir,
+                        Path::new(""),
                         Bound::ActivityFiles,
                         format!("more than {per_tool} {tool} activity records; the rest were not read"),
                     );

@@ -15,7 +15,8 @@
 //! shell lines, a bare mode switch and empty inputs are not. aider has no tool calls and no
 //! MCP: it applies edits from the model's text, so `tool_calls` stays 0.
 //!
-//! The records hold no session id: one is derived from the file's key and the header. They
+//! The records hold no session id: one is derived from the file's key (the keyed
+//! fingerprint of its path, so the id cannot confirm a guessed project path) and the header. They
 //! hold no time but the header's, so a session's span is its start. The project is the
 //! directory holding the file, which only the caller knows; nothing here sets it.
 

@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FileSessions, Rules, read_document, read_lines};
+use super::{FileSessions, MAX_SESSIONS_PER_FILE, MAX_SESSIONS_PER_HOME, Rules, read_document, read_lines};
 use crate::catalog::ActivityFormat;
 use crate::detect::fileid::FileIdentity;
-use crate::detect::{Ctx, Home};
+use crate::detect::{Ctx, Home, ScanError};
 use crate::fsview::{RangeFile, ReadError};
 
 /// Bytes read per request while following a file: what one look holds in memory at most,
@@ -37,8 +37,11 @@ const CHUNK: u64 = 1 << 20;
 const SETTLE_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Files remembered at most, over all homes and tools.
 const MAX_FILES: usize = 50_000;
-/// Session reports remembered at most.
-const MAX_REPORTED: usize = 200_000;
+/// Session reports remembered at most: every session of 20 homes each at
+/// [`MAX_SESSIONS_PER_HOME`], so no live session is forgotten (and re-sent as new on every
+/// look) short of that many full homes.
+const MAX_REPORTED: usize = 20 * MAX_SESSIONS_PER_HOME;
+const _: () = assert!(MAX_REPORTED >= MAX_SESSIONS_PER_HOME + MAX_SESSIONS_PER_FILE);
 
 /// What earlier looks learned about each record file, and what was reported.
 #[derive(Debug, Default)]
@@ -193,13 +196,38 @@ pub(super) struct Caps {
     pub document: u64,
 }
 
-/// Reads what is new in one record file. `None` when it cannot be read (its memory is
-/// dropped, and the problem is in the look's errors).
+/// Where a problem with a record file is reported: `shown`, the path as the look may show
+/// it (fingerprinted unless `activity_paths = "plain"`: a record's path spells its project).
+fn problem(ctx: &mut Ctx<'_>, shown: &str, msg: impl Into<String>) {
+    ctx.errors.push(ScanError::new(shown, msg));
+}
+
+fn read_problem(ctx: &mut Ctx<'_>, shown: &str, err: ReadError) {
+    if !err.is_not_found() {
+        problem(ctx, shown, err.to_string());
+    }
+}
+
+/// Says once per file, when it first happens, that the file named more sessions than are
+/// kept.
+fn report_dropped(ctx: &mut Ctx<'_>, shown: &str, before: u32, sessions: &FileSessions) {
+    if before == 0 && sessions.dropped > 0 {
+        problem(
+            ctx,
+            shown,
+            format!("more than {MAX_SESSIONS_PER_FILE} sessions in one record file; the rest are not reported"),
+        );
+    }
+}
+
+/// Reads what is new in one record file, shown in errors as `shown`. `None` when it cannot
+/// be read (its memory is dropped, and the problem is in the look's errors).
 #[allow(clippy::too_many_arguments, reason = "one file's reading: each argument is a different input")]
 pub(super) fn follow(
     ctx: &mut Ctx<'_>,
     home: &Home,
     rel: &Path,
+    shown: &str,
     tool: &str,
     format: ActivityFormat,
     known: Option<Followed>,
@@ -212,7 +240,7 @@ pub(super) fn follow(
     let mut file = match home.tree.open_file(rel) {
         Ok(f) => f,
         Err(e) => {
-            ctx.read_error(&home.tree, rel, e);
+            read_problem(ctx, shown, e);
             return None;
         }
     };
@@ -243,29 +271,27 @@ pub(super) fn follow(
     if document {
         // Recognised next time by size, time and inode alone: it is read whole anyway.
         f.identity = FileIdentity { id: file.id(), ..FileIdentity::default() };
-        return read_whole(ctx, home, rel, format, f, memory, rules, caps, budget);
+        return read_whole(ctx, home, rel, shown, format, f, memory, rules, caps, budget);
     }
+    let dropped = f.sessions.dropped;
     let more = match read_appended(&mut file, format, &mut f, memory, rules, caps, budget) {
         Ok(Read { cut, long_lines }) => {
             if long_lines > 0 {
                 let cap = caps.line;
-                ctx.error(
-                    &home.tree,
-                    rel,
-                    format!("{long_lines} record(s) longer than {cap} bytes skipped unread"),
-                );
+                problem(ctx, shown, format!("{long_lines} record(s) longer than {cap} bytes skipped unread"));
             }
             cut
         }
         Err(e) => {
-            ctx.read_error(&home.tree, rel, ReadError::Io(e));
+            read_problem(ctx, shown, ReadError::Io(e));
             return None;
         }
     };
+    report_dropped(ctx, shown, dropped, &f.sessions);
     match FileIdentity::take(&mut file, f.offset, None, &memory.probed) {
         Ok(i) => f.identity = i,
         Err(e) => {
-            ctx.read_error(&home.tree, rel, ReadError::Io(e));
+            read_problem(ctx, shown, ReadError::Io(e));
             return None;
         }
     }
@@ -343,6 +369,7 @@ fn read_whole(
     ctx: &mut Ctx<'_>,
     home: &Home,
     rel: &Path,
+    shown: &str,
     format: ActivityFormat,
     mut f: Followed,
     memory: &Memory,
@@ -358,13 +385,15 @@ fn read_whole(
     let bytes = match home.tree.read(rel, caps.document) {
         Ok(b) => b,
         Err(e) => {
-            ctx.read_error(&home.tree, rel, e);
+            read_problem(ctx, shown, e);
             return None;
         }
     };
     *budget = budget.saturating_sub(bytes.len() as u64);
     memory.read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let dropped = f.sessions.dropped;
     f.sessions = read_document(format, &bytes, rules);
+    report_dropped(ctx, shown, dropped, &f.sessions);
     f.offset = bytes.len() as u64;
     Some(Outcome { file: f, more: false })
 }

@@ -13,16 +13,24 @@
 //!   the tool), and, where the record names no account, the account the tool is signed in
 //!   with (catalog `[[account]]`, as the accounts detector attached it).
 //!
-//! Discovery never follows a symlink: `*` segments match real directories and regular
-//! files only, and a file whose path leads out of the home through a linked directory is
-//! not read. At most [`MAX_FILES_PER_TOOL`] files per tool and home are followed; a home
-//! with more says so in the look's errors.
+//! Discovery: `*` segments match real directories and regular files only, never a link;
+//! a pattern's fixed parts (`.claude`, `projects`) are opened under the tree's link rules
+//! like any other configuration path, and a file whose real path leads out of the home is
+//! not read. At most [`MAX_FILES_PER_TOOL`] files per tool and home are followed, the most
+//! recently modified; a home with more says so in the look's errors. A file holds at most
+//! [`MAX_SESSIONS_PER_FILE`](super::MAX_SESSIONS_PER_FILE) sessions and a home reports at
+//! most [`MAX_SESSIONS_PER_HOME`] (the most recently active); beyond either the look says
+//! so in its errors.
+//!
+//! Errors about a record file name it, unless `activity_paths = "plain"`, as the records'
+//! fixed root and the fingerprint of its home-relative path
+//! (`/home/alice/.claude/projects/[fp:…]`): the path itself spells the project.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::follow::{Caps, Memory, follow};
-use super::{McpNaming, Rules, Tally};
+use super::{MAX_SESSIONS_PER_HOME, McpNaming, Rules, Tally};
 use crate::catalog::{ActivityFormat, ActivityLog, Catalog};
 use crate::detect::walk::Walked;
 use crate::detect::{
@@ -121,19 +129,37 @@ pub fn look_home(
             file_key: String::new(),
             local_offset_s: super::local_offset_s(),
         };
-        for rel in discover(&mut ctx, home, log, walked) {
-            let shown = home.tree.display(&rel);
-            let file_key = shown.strip_prefix(&base).unwrap_or(&shown).to_owned();
+        for (rel, root) in discover(&mut ctx, home, log, walked) {
+            let plain = home.tree.display(&rel);
+            let file_key = plain.strip_prefix(&base).unwrap_or(&plain).to_owned();
             // The memory is saved to disk and a record's path holds its project's (Claude Code
             // names the directory after the cwd, aider's history sits in the project): it is
             // keyed by the home and the fingerprint of the path within it.
-            let key = format!("{base}{}", fingerprinted(inputs.fp, file_key.clone()));
-            let rules = Rules { file_key, ..rules.clone() };
+            let fp_key = fingerprinted(inputs.fp, file_key);
+            let key = format!("{base}{fp_key}");
+            // Errors leave the device too: they name the records' fixed root and the
+            // fingerprint, not the path.
+            let shown = if inputs.settings.plain_paths {
+                plain
+            } else if root.as_os_str().is_empty() {
+                format!("{base}[{fp_key}]")
+            } else {
+                format!("{}/[{fp_key}]", home.tree.display(&root))
+            };
+            // A record escaping the home through a linked directory is not read.
+            if home.tree.real_display(&rel).is_some_and(|real| !real.starts_with(&base)) {
+                ctx.errors.push(ScanError::new(shown, "activity record leads out of the home; not read"));
+                continue;
+            }
+            // aider derives session ids from the file's key: the keyed fingerprint, so an id
+            // cannot be used to confirm a guessed project path without the org's key.
+            let rules = Rules { file_key: fp_key, ..rules.clone() };
             let known = memory.take(&key);
             let outcome = follow(
                 &mut ctx,
                 home,
                 &rel,
+                &shown,
                 &log.tool,
                 log.format,
                 known,
@@ -178,6 +204,17 @@ pub fn look_home(
                 .or_insert_with(|| (*format, t.clone()));
         }
     });
+    let mut merged: Vec<_> = merged.into_iter().collect();
+    if merged.len() > MAX_SESSIONS_PER_HOME {
+        // The most recently active are kept; the order is stable, so the same sessions are
+        // reported look after look rather than a rotating share of them.
+        merged.sort_by(|a, b| b.1.1.ended_at_ms.cmp(&a.1.1.ended_at_ms).then_with(|| a.0.cmp(&b.0)));
+        merged.truncate(MAX_SESSIONS_PER_HOME);
+        ctx.errors.push(ScanError::new(
+            base.clone(),
+            format!("more than {MAX_SESSIONS_PER_HOME} AI activity sessions; only the most recent are reported"),
+        ));
+    }
     let mut sessions = Vec::with_capacity(merged.len());
     for ((tool, _), (format, mut tally)) in merged {
         if !inputs.settings.plain_paths {
@@ -270,13 +307,16 @@ fn bound(
     (credentials, account)
 }
 
-/// The record files of one catalog entry in this home: its `paths` expanded (real
-/// directories and regular files only), then the project files the walk met. Bounded.
-fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) -> Vec<PathBuf> {
+/// The record files of one catalog entry in this home, each with the fixed part of the path
+/// it was found under (the pattern's literal head, `.claude/projects`; empty for project
+/// files the walk met): its `paths` expanded (real directories and regular files only),
+/// then the project files the walk met. Bounded: past [`MAX_FILES_PER_TOOL`] the most
+/// recently modified are taken, so a heap of junk cannot push live transcripts out.
+fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
-    let mut cut = false;
     for pattern in &log.paths {
         let segs: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+        let root: PathBuf = segs.iter().take_while(|s| !s.contains('*')).collect();
         let mut current = vec![PathBuf::new()];
         for (i, seg) in segs.iter().enumerate() {
             let last = i + 1 == segs.len();
@@ -296,42 +336,26 @@ fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) 
             }
             current = next;
         }
-        for rel in current {
-            if out.len() >= MAX_FILES_PER_TOOL {
-                cut = true;
-                break;
-            }
-            out.push(rel);
-        }
+        out.extend(current.into_iter().map(|rel| (rel, root.clone())));
     }
-    for (tool, rel) in &walked.activity {
-        if tool == &log.tool {
-            if out.len() >= MAX_FILES_PER_TOOL {
-                cut = true;
-                break;
-            }
-            out.push(rel.clone());
-        }
-    }
-    if cut {
+    out.extend(walked.activity.iter().filter(|(tool, _)| tool == &log.tool).map(|(_, rel)| (rel.clone(), PathBuf::new())));
+    if out.len() > MAX_FILES_PER_TOOL {
         ctx.bound(
             &home.tree,
             Path::new(""),
             Bound::ActivityFiles,
             format!(
-                "more than {MAX_FILES_PER_TOOL} {} activity records; only the first {MAX_FILES_PER_TOOL} were read",
+                "more than {MAX_FILES_PER_TOOL} {} activity records; only the {MAX_FILES_PER_TOOL} most recently modified were read",
                 log.tool
             ),
         );
+        // Newest first; a file that cannot be opened (gone meanwhile) last.
+        let mut dated: Vec<(Option<i64>, (PathBuf, PathBuf))> = out
+            .into_iter()
+            .map(|f| (home.tree.open_file(&f.0).ok().and_then(|h| h.modified_ms()), f))
+            .collect();
+        dated.sort_by(|a, b| b.0.cmp(&a.0));
+        out = dated.into_iter().take(MAX_FILES_PER_TOOL).map(|(_, f)| f).collect();
     }
-    // A record reached through a linked directory that leads out of the home is not read.
-    let base = format!("{}/", home.tree.display(Path::new("")).trim_end_matches('/'));
-    out.retain(|rel| {
-        let inside = home.tree.real_display(rel).is_none_or(|real| real.starts_with(&base));
-        if !inside {
-            ctx.error(&home.tree, rel, "activity record leads out of the home; not read");
-        }
-        inside
-    });
     out
 }

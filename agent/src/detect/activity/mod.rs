@@ -93,6 +93,12 @@ pub const MAX_MCP_TOOLS: usize = 128;
 pub const MAX_SEEN_CALLS: usize = 100_000;
 /// Longest model, server or tool name kept; longer ones are not names.
 pub const MAX_NAME: usize = 128;
+/// Sessions one file may hold. Real files hold one (Claude Code, Codex, Gemini) or one per
+/// aider run; a file naming more is forged or corrupt, and each extra session would be one
+/// more report on every look.
+pub const MAX_SESSIONS_PER_FILE: usize = 1_000;
+/// Sessions one home may report, over all its files: the most recently active are kept.
+pub const MAX_SESSIONS_PER_HOME: usize = 10_000;
 
 impl Tally {
     pub fn new(session_id: impl Into<String>) -> Tally {
@@ -204,6 +210,13 @@ pub struct FileSessions {
     /// What a format must remember between looks beyond the sessions themselves.
     #[serde(default, skip_serializing_if = "Carry::is_none")]
     pub carry: Carry,
+    /// Sessions beyond [`MAX_SESSIONS_PER_FILE`] met so far: read past, not kept.
+    #[serde(default)]
+    pub dropped: u32,
+    /// Where the records of a session beyond the cap are tallied and forgotten, so the
+    /// format readers need not know about the cap.
+    #[serde(skip)]
+    sink: Tally,
 }
 
 /// Per-format state carried from one look at a file to the next. Names and counts only,
@@ -228,8 +241,16 @@ impl Carry {
 }
 
 impl FileSessions {
-    /// The session `id`, created on first mention.
+    /// The session `id`, created on first mention. Past [`MAX_SESSIONS_PER_FILE`] a new
+    /// session is counted in `dropped` and its records go to a tally nobody reports.
     pub fn session(&mut self, id: &str) -> &mut Tally {
+        if !self.sessions.contains_key(id) && self.sessions.len() >= MAX_SESSIONS_PER_FILE {
+            if self.sink.session_id != id {
+                self.dropped = self.dropped.saturating_add(1);
+                self.sink = Tally::new(id);
+            }
+            return &mut self.sink;
+        }
         self.sessions.entry(id.to_owned()).or_insert_with(|| Tally::new(id))
     }
 
@@ -254,8 +275,9 @@ impl FileSessions {
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     pub mcp: McpNaming,
-    /// A stable name for the file (its home-relative path), for formats whose records carry no
-    /// session id so one is derived from the file and the session's start.
+    /// A stable name for the file, for formats whose records carry no session id so one is
+    /// derived from the file and the session's start. The agent passes the keyed fingerprint
+    /// of the home-relative path (`fp:…`), never the path: the id leaves the device.
     pub file_key: String,
     /// The device's offset from UTC in seconds, for formats that write local wall-clock
     /// times (aider), taken once at agent start.
@@ -327,6 +349,22 @@ mod tests {
         assert_eq!(t.tool_calls, 2);
         assert_eq!(t.mcp["github"].calls, 1);
         assert_eq!(t.mcp.len(), MAX_MCP_SERVERS);
+    }
+
+    #[test]
+    fn a_file_keeps_at_most_its_cap_of_sessions() {
+        let mut f = FileSessions::default();
+        for i in 0..MAX_SESSIONS_PER_FILE + 500 {
+            f.session(&format!("s{i}")).prompts += 1;
+            // Records of a dropped session, met again, are not counted as another drop.
+            f.session(&format!("s{i}")).prompts += 1;
+        }
+        assert_eq!(f.sessions.len(), MAX_SESSIONS_PER_FILE);
+        assert_eq!(f.dropped, 500);
+        assert!(f.sessions.values().all(|t| t.prompts == 2));
+        // A session already kept still takes its records.
+        f.session("s0").prompts += 1;
+        assert_eq!((f.sessions["s0"].prompts, f.dropped), (3, 500));
     }
 
     #[test]
