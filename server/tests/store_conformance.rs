@@ -162,6 +162,7 @@ conformance!(
     the_approval_workflow_keeps_its_rules,
     review_campaigns_settle_races_in_the_rows,
     activity_keeps_the_latest_report_bound_to_connectors,
+    activity_keys_by_account_bounds_reports_and_exports_by_report,
 );
 
 fn device_record(id: &str, hardware: Option<&str>) -> Device {
@@ -1724,7 +1725,113 @@ fn activity_keeps_the_latest_report_bound_to_connectors(s: &dyn Store) {
     let s2 = s.activity(&ActivityFilter::default()).unwrap().remove(0);
     assert_eq!((s2.session_id.as_str(), s2.started_at_ms, s2.ended_at_ms), ("s2", T + 40_000, T + 100_000));
 
-    assert_eq!(s.prune_activity(T + 2_001).unwrap(), 1);
+    assert_eq!(s.prune_activity(T + 2_001).unwrap().sessions, 1);
     assert_eq!(ids(ActivityFilter::default()), ["s2", "s1"]);
     assert_eq!(ids(f("unknown:tool:codex_cli")), Vec::<String>::new());
+}
+
+/// An activity observation with its data changed by `edit`.
+fn activity_edited(
+    seq: u64,
+    session: &str,
+    ended: i64,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> ObservationRecord {
+    let mut o = activity_obs(seq, session, ended - 1_000, ended, &["github"], &[]);
+    let mut data: serde_json::Value = serde_json::from_str(&o.data).unwrap();
+    edit(&mut data);
+    o.data = data.to_string();
+    o
+}
+
+fn activity_keys_by_account_bounds_reports_and_exports_by_report(s: &dyn Store) {
+    use sightline_server::export::activity::from_observation;
+    use sightline_server::policy::Policy;
+    const T: i64 = 1_768_464_000_000;
+    enroll(s, "shared");
+    let huge = |d: &mut serde_json::Value| {
+        let tools: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
+        d["mcp"] =
+            (0..700).map(|i| json!({"calls": 1, "server": format!("srv{i}"), "tools": tools})).collect();
+        let mut models: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+        models.insert(0, "has space".into());
+        models.insert(0, "x".repeat(200));
+        d["models"] = json!(models);
+        d["credentials"] = (0..100).map(|i| json!(format!("fp{i}"))).collect();
+    };
+    let b = batch(
+        s,
+        "shared",
+        T + 100_000,
+        vec![
+            // Two OS accounts on one device, sessions of the same id: two sessions.
+            activity_edited(1, "same", T + 20_000, |_| {}),
+            activity_edited(2, "same", T + 20_000, |d| {
+                d["user"] = json!("bob");
+                d["mcp"] = json!([]);
+            }),
+            // A forged report: trimmed to the agent's bounds.
+            activity_edited(3, "huge", T + 30_000, huge),
+            // A session id no tool writes: skipped, and the batch still stored.
+            activity_edited(4, &"i".repeat(5_000), T + 30_000, |_| {}),
+            // A session the device dates ten days ahead: stored ending when it arrived.
+            activity_edited(5, "fast-clock", T + 10 * 86_400_000, |_| {}),
+        ],
+    );
+    stored(s, &b);
+    let all = s.activity(&ActivityFilter::default()).unwrap();
+    let mut keys: Vec<(&str, Option<&str>)> =
+        all.iter().map(|a| (a.session_id.as_str(), a.os_user.as_deref())).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            ("fast-clock", Some("alice")),
+            ("huge", Some("alice")),
+            ("same", Some("alice")),
+            ("same", Some("bob"))
+        ]
+    );
+    let same =
+        |u: &str| all.iter().find(|a| a.session_id == "same" && a.os_user.as_deref() == Some(u)).unwrap();
+    assert_eq!(bound(same("alice")), [("unknown:mcp:github", false), ("unknown:tool:claude_code", false)]);
+    assert_eq!(bound(same("bob")), [("unknown:tool:claude_code", false)]);
+    assert_eq!((same("alice").evidence_seq, same("bob").evidence_seq), (1, 2));
+    let bob = ActivityFilter {
+        os_users: Some(vec!["bob".into()]),
+        connector: Some("unknown:tool".into()),
+        ..Default::default()
+    };
+    assert_eq!(s.activity(&bob).unwrap().len(), 1, "a connector filter joins on the account too");
+
+    let h = all.iter().find(|a| a.session_id == "huge").unwrap();
+    assert_eq!((h.mcp.len(), h.mcp[0].tools.len(), h.credentials.len()), (64, 128, 16));
+    assert_eq!(h.models.len(), 16);
+    assert!(h.models.iter().all(|m| m.starts_with('m') && m.len() < 5), "{:?}", h.models);
+    assert_eq!(h.connectors.len(), 1 + 64 + 16, "the tool, 64 servers, 16 credentials");
+
+    // The export finds each report's session by the report, whatever its times became.
+    let policy = Policy::default();
+    let observations = s.observations_after(0, 100).unwrap();
+    let exported = |seq: u64| {
+        let o = observations.iter().find(|o| o.device_id == "shared" && o.seq == seq).unwrap();
+        from_observation(s, &policy, o).unwrap()
+    };
+    let fast = exported(5).expect("a clamped session is exported");
+    assert_eq!(fast["unmapped"]["sightline"]["session_id"], "fast-clock");
+    assert_eq!(fast["time"], T + 100_000);
+    assert_eq!(exported(2).expect("bob's session")["actor"]["user"]["name"], "bob");
+    assert_eq!(exported(1).expect("alice's session")["actor"]["user"]["name"], "alice");
+    assert!(exported(4).is_none(), "a skipped report is no session");
+    // Forged instants at the ends of the range neither overflow nor match.
+    for at in [i64::MIN, i64::MAX] {
+        let found = sightline_server::query::activity::active_at(s, &policy, None, None, at).unwrap();
+        assert!(found.is_empty());
+    }
+
+    // Pruning activity removes the reports too, not only the sessions.
+    let pruned = s.prune_activity(T + 200_000).unwrap();
+    assert_eq!((pruned.sessions, pruned.observations), (4, 5));
+    let left = s.observations_after(0, 100).unwrap();
+    assert!(left.iter().all(|o| o.kind != ObservationKind::Activity), "{left:?}");
 }

@@ -241,12 +241,16 @@ pub(super) fn prune(
     }
     if let Some(keep) = activity_keep {
         let cutoff = cutoff(keep);
-        let n = store.prune_activity(cutoff)?;
+        let p = store.prune_activity(cutoff)?;
         v.extend([
             ("activity_cutoff_ms".to_owned(), cutoff.into()),
-            ("activity_sessions_removed".to_owned(), n.into()),
+            ("activity_sessions_removed".to_owned(), p.sessions.into()),
+            ("activity_observations_removed".to_owned(), p.observations.into()),
         ]);
-        said.push(format!("removed {n} AI activity sessions"));
+        said.push(format!(
+            "removed {} AI activity sessions and {} activity observations",
+            p.sessions, p.observations
+        ));
     }
     if json {
         return print(&(serde_json::Value::Object(v).to_string() + "\n"));

@@ -259,20 +259,18 @@ pub fn from_observation(
     if o.kind != ObservationKind::Activity {
         return Ok(None);
     }
-    let (Some(tool), Some(session_id), Some(ended)) = (
-        o.data.get("tool").and_then(Value::as_str),
-        o.data.get("session_id").and_then(Value::as_str),
-        o.data.get("ended_at_ms").and_then(Value::as_i64),
-    ) else {
+    let (Some(tool), Some(session_id)) =
+        (o.data.get("tool").and_then(Value::as_str), o.data.get("session_id").and_then(Value::as_str))
+    else {
         return Ok(None);
     };
-    // The stored session overlaps the end of this report whatever it grew into since.
-    let found =
-        crate::query::activity::active_at(store, policy, Some(vec![o.device_id.clone()]), None, ended)?;
+    // By the report itself (device, seq), never by its times: the store holds them clamped
+    // to the device's plausible clock, so a search around the raw end would miss sessions
+    // from a fast clock or with a forged date, and those are the ones a SIEM must see.
+    let found = crate::query::activity::by_report(store, policy, &o.device_id, o.seq)?;
     Ok(found
-        .iter()
-        .find(|s| s.tool == tool && s.session_id == session_id && s.evidence_seq == o.seq)
-        .map(|s| to_ocsf(s, &o.os, &o.os_version)))
+        .filter(|s| s.tool == tool && s.session_id == session_id)
+        .map(|s| to_ocsf(&s, &o.os, &o.os_version)))
 }
 
 /// Whether `h` is a DNS host name as OCSF's `hostname_t` has it: dot-separated labels of

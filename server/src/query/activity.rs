@@ -151,14 +151,40 @@ pub fn active_at(
     os_users: Option<Vec<String>>,
     at_ms: i64,
 ) -> anyhow::Result<Vec<ActivitySession>> {
+    // Saturating: `at_ms` may come from a forged record.
     let found = store.activity(&ActivityFilter {
         device_ids,
         os_users,
-        connector: None,
-        since_ms: Some(at_ms - TRIAGE_GRACE_MS),
-        until_ms: Some(at_ms + TRIAGE_GRACE_MS),
-        limit: None,
+        since_ms: Some(at_ms.saturating_sub(TRIAGE_GRACE_MS)),
+        until_ms: Some(at_ms.saturating_add(TRIAGE_GRACE_MS)),
+        ..Default::default()
     })?;
+    answered(store, policy, &found)
+}
+
+/// The session whose stored report is observation `seq` of `device_id`, answered as an
+/// activity query would (the export's view); `None` when that report is not the stored one.
+/// Looked up by the report itself, not by its times: the store may hold them clamped.
+pub fn by_report(
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
+    policy: &Policy,
+    device_id: &str,
+    seq: u64,
+) -> anyhow::Result<Option<ActivitySession>> {
+    let found = store.activity(&ActivityFilter {
+        device_ids: Some(vec![device_id.to_owned()]),
+        evidence_seq: Some(seq),
+        ..Default::default()
+    })?;
+    Ok(answered(store, policy, &found)?.into_iter().next())
+}
+
+/// Stored sessions answered with the people who could be behind their accounts.
+fn answered(
+    store: &(impl DeviceStore + PeopleStore + ReadModel + ActivityStore + ?Sized),
+    policy: &Policy,
+    found: &[ActivityRecord],
+) -> anyhow::Result<Vec<ActivitySession>> {
     if found.is_empty() {
         return Ok(Vec::new());
     }
@@ -173,7 +199,7 @@ pub fn active_at(
         keys.dedup();
         People::new(store.people_by_keys(&keys)?)
     };
-    Answer::new(store, policy, &people).sessions(&found)
+    Answer::new(store, policy, &people).sessions(found)
 }
 
 /// A device named by id, else every device of that hostname.

@@ -14,7 +14,13 @@
 //!
 //! A report replaces the stored one only when it is newer in the chain (higher evidence seq)
 //! and does not end earlier: a replay, or an agent that read a record again from an older
-//! offset after a crash, never shrinks what is known of a session.
+//! offset after a crash, never shrinks what is known of a session. A session is keyed by
+//! (device, tool, session id, OS account): on a shared device one account's report never
+//! replaces another's.
+//!
+//! Reports are held to the agent's own bounds here too ([`bounded`]): a forged or corrupt
+//! report is trimmed, or skipped when it names no usable session, and never fails the batch
+//! (an ingest error would stall the device's chain for good).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -100,6 +106,9 @@ pub struct ActivityFilter {
     pub connector: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
+    /// Only the session whose stored report is this observation (with `device_ids`): how an
+    /// export finds the session an `ACTIVITY` observation stands for, whatever its times.
+    pub evidence_seq: Option<u64>,
     /// At most this many (the newest); [`ActivityStore::activity_count`] counts them all.
     pub limit: Option<usize>,
 }
@@ -116,23 +125,119 @@ pub trait ActivityStore: Send + Sync {
     /// read for the whole register.
     fn activity_last_used(&self) -> Result<HashMap<String, i64>>;
 
-    /// Removes sessions whose latest record is before `cutoff_ms`, with their connector rows;
-    /// how many sessions went.
-    fn prune_activity(&self, cutoff_ms: i64) -> Result<u64>;
+    /// Removes sessions whose latest record is before `cutoff_ms`, with their connector rows,
+    /// and the `ACTIVITY` observations received before it (a session ends no later than its
+    /// report arrived, so each of those reports a session this removes).
+    fn prune_activity(&self, cutoff_ms: i64) -> Result<PrunedActivity>;
 }
 
-/// The reports in a batch's observations, in observation order, with their seq. One whose
-/// data does not read as a report, or names no tool or session, is skipped (it is still
-/// kept as an observation).
-fn reports(observations: &[ObservationRecord]) -> Vec<(u64, ActivityReport)> {
-    observations
+/// What [`ActivityStore::prune_activity`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrunedActivity {
+    pub sessions: u64,
+    pub observations: u64,
+}
+
+/// The agent's bounds on a report (agent/src/detect/activity), held again here because a
+/// device's report is only as honest as the device.
+pub(crate) const MAX_MODELS: usize = 16;
+pub(crate) const MAX_MCP_SERVERS: usize = 64;
+pub(crate) const MAX_MCP_TOOLS: usize = 128;
+pub(crate) const MAX_NAME: usize = 128;
+/// Credential fingerprints per session: a session signs in with a few, never hundreds.
+pub(crate) const MAX_CREDENTIALS: usize = 16;
+/// Session ids, OS accounts and projects longer than this are not ones a tool or an OS
+/// writes; the key columns stay far below PostgreSQL's index entry limit (~2.7 KB).
+pub(crate) const MAX_ID: usize = 256;
+/// The provider account object (`{"account": …, "org": …}`) as JSON text.
+pub(crate) const MAX_ACCOUNT: usize = 1024;
+
+/// A model, server, tool or tool name worth keeping (the agent's `is_name`): short,
+/// printable ASCII, no whitespace.
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_NAME && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A key part worth keeping: bounded and without control characters.
+fn is_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ID && !s.chars().any(char::is_control)
+}
+
+/// What [`bounded`] did to one report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bounded {
+    Kept,
+    Trimmed,
+}
+
+/// `r` held to the agent's bounds: names that are not names and entries beyond the counts
+/// are dropped, an unusable project or account is forgotten. `None` when the report names
+/// no usable tool, session or OS account: it cannot be keyed, so it is skipped.
+pub(crate) fn bounded(mut r: ActivityReport) -> Option<(ActivityReport, Bounded)> {
+    if !is_name(&r.tool)
+        || !is_id(&r.session_id)
+        || r.user.as_deref().is_some_and(|u| !u.is_empty() && !is_id(u))
+    {
+        return None;
+    }
+    let before = (r.models.len(), r.mcp.len(), r.credentials.len());
+    let mut trimmed = false;
+    r.models.retain(|m| is_name(m));
+    r.models.truncate(MAX_MODELS);
+    r.mcp.retain(|m| is_name(&m.server));
+    r.mcp.truncate(MAX_MCP_SERVERS);
+    for m in &mut r.mcp {
+        let n = m.tools.len();
+        m.tools.retain(|t| is_name(t));
+        m.tools.truncate(MAX_MCP_TOOLS);
+        trimmed |= m.tools.len() != n;
+    }
+    r.credentials.retain(|c| is_name(c));
+    r.credentials.truncate(MAX_CREDENTIALS);
+    trimmed |= before != (r.models.len(), r.mcp.len(), r.credentials.len());
+    if r.format.len() > MAX_NAME || r.format.chars().any(char::is_control) {
+        r.format.clear();
+        trimmed = true;
+    }
+    if r.project.as_deref().is_some_and(|p| !is_id(p)) {
+        r.project = None;
+        trimmed = true;
+    }
+    if r.account.as_ref().is_some_and(|a| !a.is_object() || a.to_string().len() > MAX_ACCOUNT) {
+        r.account = None;
+        trimmed = true;
+    }
+    Some((r, if trimmed { Bounded::Trimmed } else { Bounded::Kept }))
+}
+
+/// The reports in a batch's observations, in observation order, with their seq, each held
+/// to [`bounded`]. One whose data does not read as a report, or that cannot be keyed, is
+/// skipped (it is still kept as an observation); skipped and trimmed ones are logged with
+/// their count, once per batch.
+fn reports(device_id: &str, observations: &[ObservationRecord]) -> Vec<(u64, ActivityReport)> {
+    let (mut skipped, mut trimmed) = (0usize, 0usize);
+    let out: Vec<_> = observations
         .iter()
         .filter(|o| o.kind == ObservationKind::Activity)
         .filter_map(|o| {
-            let r: ActivityReport = serde_json::from_str(&o.data).ok()?;
-            (!r.tool.is_empty() && !r.session_id.is_empty()).then_some((o.seq, r))
+            let kept = serde_json::from_str::<ActivityReport>(&o.data).ok().and_then(bounded);
+            match kept {
+                None => skipped += 1,
+                Some((_, Bounded::Trimmed)) => trimmed += 1,
+                Some((_, Bounded::Kept)) => {}
+            }
+            kept.map(|(r, _)| (o.seq, r))
         })
-        .collect()
+        .collect();
+    if skipped + trimmed > 0 {
+        tracing::warn!(
+            device_id,
+            skipped,
+            trimmed,
+            "Activity reports beyond the agent's bounds: skipped or trimmed."
+        );
+    }
+    out
 }
 
 /// A connector the device has had, as binding sees it.
@@ -147,7 +252,7 @@ struct Seen {
 const UPSERT: &str = "INSERT INTO activity_sessions (device_id, tool, session_id, os_user, started_at_ms, \
      ended_at_ms, project, models, account, prompts, tool_calls, mcp, credentials, format, evidence_seq) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-     ON CONFLICT (device_id, tool, session_id) DO UPDATE SET os_user = excluded.os_user, \
+     ON CONFLICT (device_id, tool, session_id, os_user) DO UPDATE SET \
      started_at_ms = excluded.started_at_ms, ended_at_ms = excluded.ended_at_ms, project = excluded.project, \
      models = excluded.models, account = excluded.account, prompts = excluded.prompts, \
      tool_calls = excluded.tool_calls, mcp = excluded.mcp, credentials = excluded.credentials, \
@@ -165,7 +270,7 @@ pub(crate) fn write(
     observations: &[ObservationRecord],
     received_ms: i64,
 ) -> Result<()> {
-    let reports = reports(observations);
+    let reports = reports(device_id, observations);
     if reports.is_empty() {
         return Ok(());
     }
@@ -189,13 +294,15 @@ pub(crate) fn write(
         let started = DeviceTime::check(r.started_at_ms, received_ms).stored().min(ended);
         let mcp = serde_json::to_string(&r.mcp).unwrap_or_else(|_| "[]".into());
         let account = r.account.as_ref().map(|a| a.to_string());
+        // Part of the key: none is '' (NULLs would never conflict).
+        let user = r.user.as_deref().unwrap_or("");
         let changed = db.execute(
             UPSERT,
             args![
                 device_id,
                 &r.tool,
                 &r.session_id,
-                &r.user,
+                user,
                 started,
                 ended,
                 &r.project,
@@ -213,14 +320,25 @@ pub(crate) fn write(
             continue;
         }
         db.execute(
-            "DELETE FROM activity_connectors WHERE device_id = $1 AND tool = $2 AND session_id = $3",
-            args![device_id, &r.tool, &r.session_id],
+            "DELETE FROM activity_connectors WHERE device_id = $1 AND tool = $2 AND session_id = $3 \
+             AND os_user = $4",
+            args![device_id, &r.tool, &r.session_id, user],
         )?;
         for b in bind(r, &seen) {
             db.execute(
-                "INSERT INTO activity_connectors (device_id, tool, session_id, connector_key, kind, label, known, \
-                 ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                args![device_id, &r.tool, &r.session_id, &b.key, &b.kind, &b.label, i64::from(b.known), ended],
+                "INSERT INTO activity_connectors (device_id, tool, session_id, os_user, connector_key, kind, \
+                 label, known, ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                args![
+                    device_id,
+                    &r.tool,
+                    &r.session_id,
+                    user,
+                    &b.key,
+                    &b.kind,
+                    &b.label,
+                    i64::from(b.known),
+                    ended
+                ],
             )?;
         }
     }
@@ -309,7 +427,7 @@ fn session(r: &dyn Row) -> Result<ActivityRecord> {
         hostname: r.opt_text(1)?,
         tool: r.text(2)?,
         session_id: r.text(3)?,
-        os_user: r.opt_text(4)?,
+        os_user: r.opt_text(4)?.filter(|u| !u.is_empty()),
         started_at_ms: r.int(5)?,
         ended_at_ms: r.int(6)?,
         project: r.opt_text(7)?,
@@ -342,7 +460,7 @@ fn conditions<'a>(d: Dialect, f: &'a ActivityFilter) -> (String, Vec<Param<'a>>)
         let n = params.len();
         conds.push(format!(
             "EXISTS (SELECT 1 FROM activity_connectors x WHERE x.device_id = s.device_id AND x.tool = s.tool \
-             AND x.session_id = s.session_id AND (x.connector_key = ${n} \
+             AND x.session_id = s.session_id AND x.os_user = s.os_user AND (x.connector_key = ${n} \
              OR substr(x.connector_key, 1, length(${n}) + 1) = ${n} || ':'))"
         ));
     }
@@ -353,6 +471,10 @@ fn conditions<'a>(d: Dialect, f: &'a ActivityFilter) -> (String, Vec<Param<'a>>)
     if let Some(until) = f.until_ms {
         params.push(Param::Int(Some(until)));
         conds.push(format!("s.started_at_ms <= ${}", params.len()));
+    }
+    if let Some(seq) = f.evidence_seq {
+        params.push(Param::Int(Some(i64::try_from(seq).unwrap_or(i64::MAX))));
+        conds.push(format!("s.evidence_seq = ${}", params.len()));
     }
     (conds.join(" AND "), params)
 }
@@ -367,7 +489,7 @@ impl<D: Database> ActivityStore for D {
                 &format!(
                     "SELECT {SESSION_COLUMNS} FROM activity_sessions s LEFT JOIN devices d ON d.id = s.device_id \
                      WHERE {cond} ORDER BY s.ended_at_ms DESC, s.started_at_ms DESC, s.device_id, s.tool, \
-                     s.session_id{limit}"
+                     s.session_id, s.os_user{limit}"
                 ),
                 &params,
                 session,
@@ -383,30 +505,37 @@ impl<D: Database> ActivityStore for D {
                 for s in &mut sessions {
                     s.connectors = db.all(
                         "SELECT connector_key, kind, label, known FROM activity_connectors \
-                         WHERE device_id = $1 AND tool = $2 AND session_id = $3 ORDER BY connector_key",
-                        args![&s.device_id, &s.tool, &s.session_id],
+                         WHERE device_id = $1 AND tool = $2 AND session_id = $3 AND os_user = $4 \
+                         ORDER BY connector_key",
+                        args![&s.device_id, &s.tool, &s.session_id, s.os_user.as_deref().unwrap_or("")],
                         connector,
                     )?;
                 }
                 return Ok(sessions);
             }
-            let mut bound: HashMap<(String, String, String), Vec<BoundConnector>> = HashMap::new();
+            type Key = (String, String, String, String);
+            let mut bound: HashMap<Key, Vec<BoundConnector>> = HashMap::new();
             db.each(
                 &format!(
-                    "SELECT c.connector_key, c.kind, c.label, c.known, c.device_id, c.tool, c.session_id \
+                    "SELECT c.connector_key, c.kind, c.label, c.known, c.device_id, c.tool, c.session_id, c.os_user \
                      FROM activity_connectors c JOIN activity_sessions s ON s.device_id = c.device_id \
-                     AND s.tool = c.tool AND s.session_id = c.session_id WHERE {cond} ORDER BY c.connector_key"
+                     AND s.tool = c.tool AND s.session_id = c.session_id AND s.os_user = c.os_user \
+                     WHERE {cond} ORDER BY c.connector_key"
                 ),
                 &params,
                 &mut |r| {
-                    bound.entry((r.text(4)?, r.text(5)?, r.text(6)?)).or_default().push(connector(r)?);
+                    bound.entry((r.text(4)?, r.text(5)?, r.text(6)?, r.text(7)?)).or_default().push(connector(r)?);
                     Ok(())
                 },
             )?;
             for s in &mut sessions {
-                s.connectors = bound
-                    .remove(&(s.device_id.clone(), s.tool.clone(), s.session_id.clone()))
-                    .unwrap_or_default();
+                let key = (
+                    s.device_id.clone(),
+                    s.tool.clone(),
+                    s.session_id.clone(),
+                    s.os_user.clone().unwrap_or_default(),
+                );
+                s.connectors = bound.remove(&key).unwrap_or_default();
             }
             Ok(sessions)
         })
@@ -437,10 +566,18 @@ impl<D: Database> ActivityStore for D {
         })
     }
 
-    fn prune_activity(&self, cutoff_ms: i64) -> Result<u64> {
+    fn prune_activity(&self, cutoff_ms: i64) -> Result<PrunedActivity> {
         self.write(|db| {
             db.execute("DELETE FROM activity_connectors WHERE ended_at_ms < $1", args![cutoff_ms])?;
-            db.execute("DELETE FROM activity_sessions WHERE ended_at_ms < $1", args![cutoff_ms])
+            let sessions = db.execute("DELETE FROM activity_sessions WHERE ended_at_ms < $1", args![cutoff_ms])?;
+            // The reports themselves: what the sessions were read from must not outlive them.
+            let observations = db.execute(
+                "DELETE FROM observations WHERE kind = 'activity' AND EXISTS (SELECT 1 FROM batches b \
+                 WHERE b.device_id = observations.device_id AND observations.seq BETWEEN b.first_seq AND b.last_seq \
+                 AND b.received_at_ms < $1)",
+                args![cutoff_ms],
+            )?;
+            Ok(PrunedActivity { sessions, observations })
         })
     }
 }

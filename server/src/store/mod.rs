@@ -40,6 +40,7 @@ use serde_json::Value;
 
 pub use activity::{
     ActivityFilter, ActivityRecord, ActivityReport, ActivityStore, BoundConnector, McpUseRecord,
+    PrunedActivity,
 };
 
 use crate::domain::{Change, ObservationKind, Outcome, RevocationProgress};

@@ -462,12 +462,14 @@ CREATE TABLE review_reminders (
 /// session) holding its latest report, and the connectors each used: what `activity
 /// --connector` and a connector's last use are read from. Times are the session's own;
 /// `ended_at_ms` is copied onto the connector rows so use by connector over time is one index.
+/// The OS account is part of the key (`''` when the record names none): on a shared device
+/// two accounts' sessions of the same id are two sessions, never one overwriting the other.
 pub(crate) const ACTIVITY: &str = "
 CREATE TABLE activity_sessions (
     device_id     TEXT NOT NULL REFERENCES devices(id),
     tool          TEXT NOT NULL,
     session_id    TEXT NOT NULL,
-    os_user       TEXT,
+    os_user       TEXT NOT NULL,
     started_at_ms {int} NOT NULL,
     ended_at_ms   {int} NOT NULL,
     project       TEXT,
@@ -479,7 +481,7 @@ CREATE TABLE activity_sessions (
     credentials   TEXT NOT NULL,
     format        TEXT NOT NULL,
     evidence_seq  {int} NOT NULL,
-    PRIMARY KEY (device_id, tool, session_id)
+    PRIMARY KEY (device_id, tool, session_id, os_user)
 );
 CREATE INDEX activity_sessions_device ON activity_sessions(device_id, ended_at_ms);
 CREATE INDEX activity_sessions_user ON activity_sessions(os_user, ended_at_ms);
@@ -488,12 +490,13 @@ CREATE TABLE activity_connectors (
     device_id     TEXT NOT NULL,
     tool          TEXT NOT NULL,
     session_id    TEXT NOT NULL,
+    os_user       TEXT NOT NULL,
     connector_key TEXT NOT NULL,
     kind          TEXT NOT NULL,
     label         TEXT NOT NULL,
     known         {int} NOT NULL,
     ended_at_ms   {int} NOT NULL,
-    PRIMARY KEY (device_id, tool, session_id, connector_key)
+    PRIMARY KEY (device_id, tool, session_id, os_user, connector_key)
 );
 CREATE INDEX activity_connectors_key ON activity_connectors(connector_key, ended_at_ms);
 ";
