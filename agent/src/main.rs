@@ -44,6 +44,10 @@ enum Command {
         /// State dir whose (org) fingerprint key to use.
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Configuration whose `activity` and `activity_paths` apply (default: the agent's
+        /// own, with the MDM-managed values over it), so a scan reads no more than `run` would.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Enroll this device with a collector using a one-time token.
     Enroll {
@@ -140,14 +144,19 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Scan { root, no_processes, format, state_dir } => {
+        Command::Scan { root, no_processes, format, state_dir, config } => {
+            let config = RawConfig::load(config.as_deref())?.resolve()?;
+            let activity = sightline_agent::detect::activity::Settings {
+                enabled: config.activity,
+                plain_paths: config.activity_plain_paths,
+            };
             let catalog = Catalog::builtin()?;
             let fp = match state_dir {
                 Some(dir) => StateDir::open(&dir)?.fingerprinter()?,
                 None => default_fingerprinter(),
             };
             let report = scan::run(
-                &ScanOptions { root, processes: !no_processes, limits: Limits::default() },
+                &ScanOptions { root, processes: !no_processes, limits: Limits::default(), activity },
                 &catalog,
                 &fp,
             )?;

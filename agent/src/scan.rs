@@ -16,6 +16,8 @@ pub struct ScanOptions {
     pub root: PathBuf,
     pub processes: bool,
     pub limits: Limits,
+    /// `activity` and `activity_paths` as configured: `scan` honours them like `run`.
+    pub activity: detect::activity::Settings,
 }
 
 /// The device a scan describes.
@@ -45,7 +47,7 @@ pub fn run(opts: &ScanOptions, catalog: &Catalog, fp: &Fingerprinter) -> anyhow:
     let started = std::time::Instant::now();
     let root =
         Tree::open_root(&opts.root).with_context(|| format!("opening scan root {}", opts.root.display()))?;
-    let files = detect::scan_files(&root, catalog, fp, &opts.limits);
+    let files = detect::scan_files_with(&root, catalog, fp, &opts.limits, opts.activity);
     let os = files.os.unwrap_or(Os::Linux);
     let mut findings = files.findings;
     if opts.processes {

@@ -423,12 +423,15 @@ fn opening(id: &str, s: u32) -> String {
 fn sessions_are_capped_per_file_and_per_home() {
     use sightline_agent::detect::activity::{MAX_SESSIONS_PER_FILE, MAX_SESSIONS_PER_HOME};
     let h = Home::new();
-    let flood: String = (0..MAX_SESSIONS_PER_FILE as u32 + 500).map(|i| opening(&format!("f{i}"), i)).collect();
+    let flood: String =
+        (0..MAX_SESSIONS_PER_FILE as u32 + 500).map(|i| opening(&format!("f{i}"), i)).collect();
     h.write(T, &flood);
     let memory = Memory::default();
     let a = h.look(&memory);
     assert_eq!(a.sessions.len(), MAX_SESSIONS_PER_FILE);
-    let said = |a: &HomeActivity| a.errors.iter().filter(|e| e.error.contains("sessions in one record file")).count();
+    let said = |a: &HomeActivity| {
+        a.errors.iter().filter(|e| e.error.contains("sessions in one record file")).count()
+    };
     assert_eq!(said(&a), 1, "{:?}", a.errors);
     assert!(a.errors.iter().all(|e| !e.path.contains("-home-alice-proj")), "{:?}", a.errors);
     // More sessions appended: still capped, not said again.
@@ -442,8 +445,7 @@ fn sessions_are_capped_per_file_and_per_home() {
     let per_file = 1_000u32;
     let files = (MAX_SESSIONS_PER_HOME as u32).div_ceil(per_file) + 1;
     for f in 0..files {
-        let text: String =
-            (0..per_file).map(|i| opening(&format!("h{f}-{i}"), f * per_file + i)).collect();
+        let text: String = (0..per_file).map(|i| opening(&format!("h{f}-{i}"), f * per_file + i)).collect();
         h.write(&format!(".claude/projects/p{f}/s.jsonl"), &text);
     }
     let a = h.look(&Memory::default());
@@ -455,7 +457,11 @@ fn sessions_are_capped_per_file_and_per_home() {
         a.sessions.iter().all(|s| s.tally.ended_at_ms >= Some(start + i64::from(oldest_kept) * 1000)),
         "the oldest were dropped"
     );
-    assert!(a.errors.iter().any(|e| e.error.contains("AI activity sessions; only the most recent")), "{:?}", a.errors);
+    assert!(
+        a.errors.iter().any(|e| e.error.contains("AI activity sessions; only the most recent")),
+        "{:?}",
+        a.errors
+    );
 }
 
 /// Past the per-tool file cut, the most recently modified records are taken, not the

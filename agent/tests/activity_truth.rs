@@ -177,7 +177,12 @@ fn truth() -> Vec<String> {
 fn scanned(catalog: &Catalog) -> Vec<String> {
     let mut rows = Vec::new();
     for layout in ["linux", "macos", "windows"] {
-        let opts = ScanOptions { root: fixtures().join(layout), processes: false, limits: Limits::default() };
+        let opts = ScanOptions {
+            root: fixtures().join(layout),
+            processes: false,
+            limits: Limits::default(),
+            activity: Default::default(),
+        };
         let r = run(&opts, catalog, &fp()).unwrap();
         rows.extend(r.activity.iter().map(|s| row(layout, &s.user, &s.tool, &s.tally)));
     }
@@ -189,7 +194,8 @@ fn scanned(catalog: &Catalog) -> Vec<String> {
 /// plain path (it has no key); the agent keys it — SHA-256 of the keyed fingerprint of the
 /// home-relative history path and the header's local stamp.
 fn aider_id(home: &str, project: &str, started: &str) -> String {
-    let rel = format!("{}/.aider.chat.history.md", project.strip_prefix(home).unwrap().trim_start_matches('/'));
+    let rel =
+        format!("{}/.aider.chat.history.md", project.strip_prefix(home).unwrap().trim_start_matches('/'));
     let local_ms = rfc3339_ms(started).unwrap() + i64::from(AIDER_OFFSET_S) * 1000;
     let local = time::OffsetDateTime::from_unix_timestamp(local_ms / 1000).unwrap();
     let stamp = format!(
@@ -202,7 +208,10 @@ fn aider_id(home: &str, project: &str, started: &str) -> String {
         local.second()
     );
     let key = format!("fp:{}\n{stamp}", fp().fingerprint(&Secret::new(rel)));
-    format!("aider-{}", hex::encode(&ring::digest::digest(&ring::digest::SHA256, key.as_bytes()).as_ref()[..12]))
+    format!(
+        "aider-{}",
+        hex::encode(&ring::digest::digest(&ring::digest::SHA256, key.as_bytes()).as_ref()[..12])
+    )
 }
 
 fn fp() -> Fingerprinter {
@@ -321,7 +330,12 @@ fn no_canary_reaches_any_output() {
                 assert!(leaked.is_empty(), "{}: {leaked:?} reached the output", file.display());
             }
         }
-        let opts = ScanOptions { root: fixtures().join(layout), processes: false, limits: Limits::default() };
+        let opts = ScanOptions {
+            root: fixtures().join(layout),
+            processes: false,
+            limits: Limits::default(),
+            activity: Default::default(),
+        };
         let (r, logs) = logged(|| run(&opts, &catalog, &fp).unwrap());
         let out = format!("{}\n{}\n{r:?}\n{logs}", report::to_json(&r), report::to_table(&r));
         let leaked = leaks(&out, &secrets);
@@ -375,4 +389,48 @@ fn no_canary_reaches_any_output() {
     // Three homes, each with a Claude Code session and its subagent, two Codex rollouts, two
     // Gemini CLI chats and an aider history; bob's transcript still being written.
     assert_eq!(files, 3 * 7 + 1);
+}
+
+/// `scan` honours the configuration's privacy settings like `run`: `activity = "off"` reads
+/// no record, `activity_paths = "plain"` shows the project path, and by default the project
+/// is a fingerprint.
+#[test]
+fn scan_honours_the_configured_activity_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = |config: &str| {
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sightline-agent"))
+            .args(["scan", "--no-processes", "--format", "json", "--root"])
+            .arg(fixtures().join("linux"))
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["activity"].as_array().cloned().unwrap_or_default()
+    };
+    let projects = |sessions: &[serde_json::Value]| -> Vec<String> {
+        sessions.iter().filter_map(|s| s["project"].as_str().map(str::to_owned)).collect()
+    };
+    let default = scan("");
+    assert!(!default.is_empty());
+    assert!(projects(&default).iter().all(|p| p.starts_with("fp:")), "{:?}", projects(&default));
+    assert!(scan("activity = \"off\"\n").is_empty());
+    let plain = scan("activity_paths = \"plain\"\n");
+    assert_eq!(plain.len(), default.len());
+    assert!(projects(&plain).iter().any(|p| p.starts_with("/home/")), "{:?}", projects(&plain));
+    // A value that is neither is refused, not read as the default.
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "activity = \"everything\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sightline-agent"))
+        .args(["scan", "--no-processes", "--root"])
+        .arg(fixtures().join("linux"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`activity` must be"));
 }

@@ -224,7 +224,12 @@ fn no_secret_reaches_scan_output() {
     let secrets = fixture_secrets();
     assert!(secrets.len() > 20);
     for os in ["linux", "macos", "windows"] {
-        let opts = ScanOptions { root: fixtures().join(os), processes: false, limits: Limits::default() };
+        let opts = ScanOptions {
+            root: fixtures().join(os),
+            processes: false,
+            limits: Limits::default(),
+            activity: Default::default(),
+        };
         let r = run(&opts, &catalog, &fp()).unwrap();
         let out = format!("{}\n{}\n{:?}", report::to_json(&r), report::to_table(&r), r);
         for s in &secrets {
@@ -243,7 +248,12 @@ fn scan_json_matches_the_published_schema() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     let catalog = Catalog::builtin().unwrap();
     for os in ["linux", "macos", "windows"] {
-        let opts = ScanOptions { root: fixtures().join(os), processes: true, limits: Limits::default() };
+        let opts = ScanOptions {
+            root: fixtures().join(os),
+            processes: true,
+            limits: Limits::default(),
+            activity: Default::default(),
+        };
         let mut v = report::to_json(&run(&opts, &catalog, &fp()).unwrap());
         // A live process finding in the same shape the detector emits.
         v["findings"].as_array_mut().unwrap().push(report::finding_json(&Finding::Process(
@@ -284,7 +294,12 @@ fn same_token_same_fingerprint_and_key_dependent() {
 #[test]
 fn json_document_follows_the_contract() {
     let catalog = Catalog::builtin().unwrap();
-    let opts = ScanOptions { root: fixtures().join("linux"), processes: false, limits: Limits::default() };
+    let opts = ScanOptions {
+        root: fixtures().join("linux"),
+        processes: false,
+        limits: Limits::default(),
+        activity: Default::default(),
+    };
     let v = report::to_json(&run(&opts, &catalog, &fp()).unwrap());
     assert_eq!(v["schema"], "sightline.scan.v1");
     assert_eq!(v["device"]["hostname"], "fixture-linux");
@@ -300,7 +315,12 @@ fn json_document_follows_the_contract() {
     }
     assert!(v["errors"].as_array().unwrap().iter().all(|e| e["path"].is_string() && e["error"].is_string()));
 
-    let opts = ScanOptions { root: fixtures().join("macos"), processes: false, limits: Limits::default() };
+    let opts = ScanOptions {
+        root: fixtures().join("macos"),
+        processes: false,
+        limits: Limits::default(),
+        activity: Default::default(),
+    };
     let v = report::to_json(&run(&opts, &catalog, &fp()).unwrap());
     assert_eq!(
         (v["device"]["hostname"].as_str(), v["device"]["os_version"].as_str()),
@@ -1135,7 +1155,12 @@ fn git_config_credentials() {
     assert_eq!(got, want);
     assert!(scan.errors.is_empty(), "{:?}", scan.errors);
 
-    let opts = ScanOptions { root: t.path().to_path_buf(), processes: false, limits: Limits::default() };
+    let opts = ScanOptions {
+        root: t.path().to_path_buf(),
+        processes: false,
+        limits: Limits::default(),
+        activity: Default::default(),
+    };
     let r = run(&opts, &catalog, &fp()).unwrap();
     let out = format!("{}\n{}\n{:?}", report::to_json(&r), report::to_table(&r), r);
     for s in
@@ -1222,7 +1247,12 @@ fn git_config_locators_show_only_the_origin() {
             "token huggingface api_key gil git_config /home/gil/proj/.git/config http.https://huggingface.co.extraheader (line 2)",
         ]
     );
-    let opts = ScanOptions { root: t.path().to_path_buf(), processes: false, limits: Limits::default() };
+    let opts = ScanOptions {
+        root: t.path().to_path_buf(),
+        processes: false,
+        limits: Limits::default(),
+        activity: Default::default(),
+    };
     let r = run(&opts, &catalog, &fp()).unwrap();
     let out = format!("{}\n{}\n{:?}\n{:?}", report::to_json(&r), report::to_table(&r), r, scan.errors);
     for s in [hf, ghs, basic.as_str(), in_query, in_userinfo, "Pa/"] {

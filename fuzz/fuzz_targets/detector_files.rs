@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
         )
         .ok();
     }
-    let opts = ScanOptions { root: root.path().to_owned(), processes: false, limits: Limits::default() };
+    let opts = ScanOptions { root: root.path().to_owned(), processes: false, limits: Limits::default(), activity: Default::default() };
     let fp = Fingerprinter::new(b"fuzz", false);
     let report = scan::run(&opts, &CATALOG, &fp).expect("a scan of a readable tree");
     let json = sightline_agent::report::to_json(&report).to_string();

@@ -409,9 +409,21 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs every file detector over the tree.
-#[allow(clippy::disallowed_types, reason = "wall-clock budget of a synchronous scan")]
+/// Runs every file detector over the tree, activity records read as by default.
 pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &Limits) -> FileScan {
+    scan_files_with(root, catalog, fp, limits, activity::Settings::default())
+}
+
+/// Runs every file detector over the tree, activity records read as `settings` say (none
+/// opened when they are off).
+#[allow(clippy::disallowed_types, reason = "wall-clock budget of a synchronous scan")]
+pub fn scan_files_with(
+    root: &Tree,
+    catalog: &Catalog,
+    fp: &Fingerprinter,
+    limits: &Limits,
+    settings: activity::Settings,
+) -> FileScan {
     let started = std::time::Instant::now();
     let os = detect_os(root);
     let mut errors = Vec::new();
@@ -435,7 +447,7 @@ pub fn scan_files(root: &Tree, catalog: &Catalog, fp: &Fingerprinter, limits: &L
             fp,
             limits,
             os,
-            settings: activity::Settings::default(),
+            settings,
             now_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),

@@ -215,7 +215,9 @@ fn report_dropped(ctx: &mut Ctx<'_>, shown: &str, before: u32, sessions: &FileSe
         problem(
             ctx,
             shown,
-            format!("more than {MAX_SESSIONS_PER_FILE} sessions in one record file; the rest are not reported"),
+            format!(
+                "more than {MAX_SESSIONS_PER_FILE} sessions in one record file; the rest are not reported"
+            ),
         );
     }
 }

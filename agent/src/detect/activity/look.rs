@@ -212,7 +212,9 @@ pub fn look_home(
         merged.truncate(MAX_SESSIONS_PER_HOME);
         ctx.errors.push(ScanError::new(
             base.clone(),
-            format!("more than {MAX_SESSIONS_PER_HOME} AI activity sessions; only the most recent are reported"),
+            format!(
+                "more than {MAX_SESSIONS_PER_HOME} AI activity sessions; only the most recent are reported"
+            ),
         ));
     }
     let mut sessions = Vec::with_capacity(merged.len());
@@ -338,7 +340,13 @@ fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) 
         }
         out.extend(current.into_iter().map(|rel| (rel, root.clone())));
     }
-    out.extend(walked.activity.iter().filter(|(tool, _)| tool == &log.tool).map(|(_, rel)| (rel.clone(), PathBuf::new())));
+    out.extend(
+        walked
+            .activity
+            .iter()
+            .filter(|(tool, _)| tool == &log.tool)
+            .map(|(_, rel)| (rel.clone(), PathBuf::new())),
+    );
     if out.len() > MAX_FILES_PER_TOOL {
         ctx.bound(
             &home.tree,
@@ -354,7 +362,7 @@ fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) 
             .into_iter()
             .map(|f| (home.tree.open_file(&f.0).ok().and_then(|h| h.modified_ms()), f))
             .collect();
-        dated.sort_by(|a, b| b.0.cmp(&a.0));
+        dated.sort_by_key(|d| std::cmp::Reverse(d.0));
         out = dated.into_iter().take(MAX_FILES_PER_TOOL).map(|(_, f)| f).collect();
     }
     out
