@@ -464,6 +464,56 @@ fn sessions_are_capped_per_file_and_per_home() {
     );
 }
 
+/// A home heaped with forged records holds at most `MAX_SESSIONS_HELD_PER_HOME` sessions in
+/// the memory (the rest of its files are not read, and the look says so), and records dated
+/// in the future do not outrank real ones in the per-home report.
+#[test]
+fn a_home_holds_a_bounded_number_of_sessions_and_future_dates_do_not_win() {
+    use sightline_agent::detect::activity::{
+        MAX_SESSIONS_HELD_PER_HOME, MAX_SESSIONS_PER_FILE, MAX_SESSIONS_PER_HOME,
+    };
+    let h = Home::new();
+    let per_file = MAX_SESSIONS_PER_FILE as u32;
+    let files = (MAX_SESSIONS_HELD_PER_HOME as u32).div_ceil(per_file) + 2;
+    for f in 0..files {
+        // Dated 2099: in the future.
+        let text: String = (0..per_file)
+            .map(|i| opening(&format!("x{f}-{i}"), i).replace("2025-06-01", "2099-01-01"))
+            .collect();
+        h.write(&format!(".claude/projects/junk{f:03}/s.jsonl"), &text);
+    }
+    // A real session in a file read first (projects are listed in name order).
+    h.write(".claude/projects/aaa/s.jsonl", &opening("real", 5));
+    let memory = Memory::default();
+    let a = h.look(&memory);
+    assert_eq!(a.sessions.len(), MAX_SESSIONS_PER_HOME);
+    assert!(a.sessions.iter().any(|s| s.tally.session_id == "real"), "the real session is reported");
+    let held: usize = {
+        let state = h.root.parent().expect("tempdir").join("held.json");
+        memory.save(&state).expect("save");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&state).expect("read")).expect("json");
+        v.to_string().matches("\"session_id\"").count()
+    };
+    // The file that crosses the bound is kept whole; none after it is read.
+    assert!(held <= MAX_SESSIONS_HELD_PER_HOME + MAX_SESSIONS_PER_FILE, "{held} sessions held");
+    assert!(held < files as usize * MAX_SESSIONS_PER_FILE, "{held} sessions held: every file was read");
+    assert!(a.errors.iter().any(|e| e.error.contains("record file(s) not read")), "{:?}", a.errors);
+}
+
+/// A file reached by two catalog paths (`.config/claude` linked to `.claude`) is read once.
+#[cfg(unix)]
+#[test]
+fn a_record_reached_twice_through_a_link_is_counted_once() {
+    let h = Home::new();
+    h.write(T, &format!("{}{}", prompt("s1", 1), tool_use("s1", 2, "mcp__github__list_issues")));
+    std::fs::create_dir_all(h.path(".config")).expect("config");
+    std::os::unix::fs::symlink(h.path(".claude"), h.path(".config/claude")).expect("link");
+    let a = h.look(&Memory::default());
+    let s = only(&a);
+    assert_eq!((s.tally.prompts, s.tally.tool_calls), (1, 1));
+}
+
 /// Past the per-tool file cut, the most recently modified records are taken, not the
 /// first by name: junk cannot push a live transcript out.
 #[test]

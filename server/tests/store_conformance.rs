@@ -1776,6 +1776,16 @@ fn activity_keys_by_account_bounds_reports_and_exports_by_report(s: &dyn Store) 
             activity_edited(4, &"i".repeat(5_000), T + 30_000, |_| {}),
             // A session the device dates ten days ahead: stored ending when it arrived.
             activity_edited(5, "fast-clock", T + 10 * 86_400_000, |_| {}),
+            // Not activity: activity's prune leaves it.
+            obs(6, T + 30_000, "snapshot", None),
+            // A NUL no tool writes (PostgreSQL refuses it in text): skipped, or the project
+            // forgotten, the batch stored either way.
+            activity_edited(7, "nul\u{0}id", T + 30_000, |_| {}),
+            activity_edited(8, "nul-project", T + 30_000, |d| d["project"] = json!("/home/a\u{0}b")),
+            // A plain project path longer than an id, shorter than PATH_MAX: kept.
+            activity_edited(9, "long-project", T + 30_000, |d| {
+                d["project"] = json!(format!("/home/alice/{}", "p".repeat(1_000)));
+            }),
         ],
     );
     stored(s, &b);
@@ -1788,6 +1798,8 @@ fn activity_keys_by_account_bounds_reports_and_exports_by_report(s: &dyn Store) 
         [
             ("fast-clock", Some("alice")),
             ("huge", Some("alice")),
+            ("long-project", Some("alice")),
+            ("nul-project", Some("alice")),
             ("same", Some("alice")),
             ("same", Some("bob"))
         ]
@@ -1804,6 +1816,9 @@ fn activity_keys_by_account_bounds_reports_and_exports_by_report(s: &dyn Store) 
     };
     assert_eq!(s.activity(&bob).unwrap().len(), 1, "a connector filter joins on the account too");
 
+    let project = |id: &str| all.iter().find(|a| a.session_id == id).unwrap().project.clone();
+    assert_eq!(project("nul-project"), None);
+    assert_eq!(project("long-project").map(|p| p.len()), Some(12 + 1_000));
     let h = all.iter().find(|a| a.session_id == "huge").unwrap();
     assert_eq!((h.mcp.len(), h.mcp[0].tools.len(), h.credentials.len()), (64, 128, 16));
     assert_eq!(h.models.len(), 16);
@@ -1829,9 +1844,18 @@ fn activity_keys_by_account_bounds_reports_and_exports_by_report(s: &dyn Store) 
         assert!(found.is_empty());
     }
 
-    // Pruning activity removes the reports too, not only the sessions.
+    // A later batch, received after the cutoff: its report stays, and its session.
+    let later = batch(s, "shared", T + 300_000, vec![activity_edited(10, "later", T + 250_000, |_| {})]);
+    stored(s, &later);
+
+    // Pruning activity removes the reports received before the cutoff too, not only the
+    // sessions; nothing else.
     let pruned = s.prune_activity(T + 200_000).unwrap();
-    assert_eq!((pruned.sessions, pruned.observations), (4, 5));
-    let left = s.observations_after(0, 100).unwrap();
-    assert!(left.iter().all(|o| o.kind != ObservationKind::Activity), "{left:?}");
+    assert_eq!((pruned.sessions, pruned.observations), (6, 8));
+    let left: Vec<(u64, ObservationKind)> =
+        s.observations_after(0, 100).unwrap().iter().map(|o| (o.seq, o.kind)).collect();
+    assert_eq!(left, [(6, ObservationKind::Gap), (10, ObservationKind::Activity)]);
+    let ids: Vec<String> =
+        s.activity(&ActivityFilter::default()).unwrap().into_iter().map(|a| a.session_id).collect();
+    assert_eq!(ids, ["later"]);
 }

@@ -28,7 +28,8 @@
 //! - `api.operation` is `session`, `api.service` the tool connector. In 1.3.0 `api` belongs
 //!   to the cloud profile, so the event declares `metadata.profiles = ["cloud"]` and names
 //!   the AI provider as `cloud.provider` (from the models' names, else the tool's vendor,
-//!   else `Unknown`) with the provider account the tool's record names as `cloud.account`.
+//!   else `Unknown`) with the account the tool was signed in with (the agent attaches it
+//!   to sessions of the last 24 h) as `cloud.account`.
 //! - `resources`: every connector the session used (tool, MCP servers, credentials), `uid`
 //!   its key, `type` its kind, `labels` its register status or `unknown` (use that matches
 //!   no connector seen on the device); an MCP server's resource carries `data` = its calls

@@ -127,7 +127,9 @@ pub trait ActivityStore: Send + Sync {
 
     /// Removes sessions whose latest record is before `cutoff_ms`, with their connector rows,
     /// and the `ACTIVITY` observations received before it (a session ends no later than its
-    /// report arrived, so each of those reports a session this removes).
+    /// report arrived, so each of those tells of a session this removes or will at a later
+    /// cutoff; a report received after the cutoff stays until a later prune). The signed
+    /// batches stay whole: they are evidence, and go with retention's `prune`.
     fn prune_activity(&self, cutoff_ms: i64) -> Result<PrunedActivity>;
 }
 
@@ -149,6 +151,9 @@ pub(crate) const MAX_CREDENTIALS: usize = 16;
 /// Session ids, OS accounts and projects longer than this are not ones a tool or an OS
 /// writes; the key columns stay far below PostgreSQL's index entry limit (~2.7 KB).
 pub(crate) const MAX_ID: usize = 256;
+/// A project: a fingerprint, or with `activity_paths = "plain"` a path, which may be long
+/// (the column is not indexed). PATH_MAX on Linux.
+pub(crate) const MAX_PROJECT: usize = 4096;
 /// The provider account object (`{"account": …, "org": …}`) as JSON text.
 pub(crate) const MAX_ACCOUNT: usize = 1024;
 
@@ -199,7 +204,10 @@ pub(crate) fn bounded(mut r: ActivityReport) -> Option<(ActivityReport, Bounded)
         r.format.clear();
         trimmed = true;
     }
-    if r.project.as_deref().is_some_and(|p| !is_id(p)) {
+    if r.project
+        .as_deref()
+        .is_some_and(|p| p.is_empty() || p.len() > MAX_PROJECT || p.chars().any(char::is_control))
+    {
         r.project = None;
         trimmed = true;
     }
@@ -570,13 +578,24 @@ impl<D: Database> ActivityStore for D {
         self.write(|db| {
             db.execute("DELETE FROM activity_connectors WHERE ended_at_ms < $1", args![cutoff_ms])?;
             let sessions = db.execute("DELETE FROM activity_sessions WHERE ended_at_ms < $1", args![cutoff_ms])?;
-            // The reports themselves: what the sessions were read from must not outlive them.
-            let observations = db.execute(
-                "DELETE FROM observations WHERE kind = 'activity' AND EXISTS (SELECT 1 FROM batches b \
-                 WHERE b.device_id = observations.device_id AND observations.seq BETWEEN b.first_seq AND b.last_seq \
-                 AND b.received_at_ms < $1)",
-                args![cutoff_ms],
-            )?;
+            // The reports themselves, by when they arrived: a report arrives no earlier than
+            // the session it tells of ends, so each one received before the cutoff reports
+            // a session that is gone or will be by the next prune.
+            let observations = match db.dialect() {
+                // The partition key: months wholly after the cutoff are not even scanned.
+                Dialect::Postgres => db.execute(
+                    "DELETE FROM observations WHERE kind = 'activity' AND received_at_ms < $1",
+                    args![cutoff_ms],
+                )?,
+                // No receive time on the row: the batches say it, and each batch's rows are
+                // one range of the primary key, as retention's own prune reads them.
+                Dialect::Sqlite => db.execute(
+                    "DELETE FROM observations WHERE rowid IN (SELECT o.rowid FROM batches b JOIN observations o \
+                     ON o.device_id = b.device_id AND o.seq BETWEEN b.first_seq AND b.last_seq \
+                     WHERE b.received_at_ms < $1 AND o.kind = 'activity')",
+                    args![cutoff_ms],
+                )?,
+            };
             Ok(PrunedActivity { sessions, observations })
         })
     }

@@ -16,11 +16,14 @@
 //! Discovery: `*` segments match real directories and regular files only, never a link;
 //! a pattern's fixed parts (`.claude`, `projects`) are opened under the tree's link rules
 //! like any other configuration path, and a file whose real path leads out of the home is
-//! not read. At most [`MAX_FILES_PER_TOOL`] files per tool and home are followed, the most
-//! recently modified; a home with more says so in the look's errors. A file holds at most
-//! [`MAX_SESSIONS_PER_FILE`](super::MAX_SESSIONS_PER_FILE) sessions and a home reports at
-//! most [`MAX_SESSIONS_PER_HOME`] (the most recently active); beyond either the look says
-//! so in its errors.
+//! not read; a file reached twice (a linked `.config/claude`) is read once. At most
+//! [`MAX_FILES_PER_TOOL`] files per tool and home are followed, the most recently modified
+//! of the first `MAX_CANDIDATES` found (project files the walk met: the first it met); a
+//! home with more says so in the look's errors. A file holds at most
+//! [`MAX_SESSIONS_PER_FILE`](super::MAX_SESSIONS_PER_FILE) sessions, the memory holds at
+//! most [`MAX_SESSIONS_HELD_PER_HOME`] per home, and a home reports at most
+//! [`MAX_SESSIONS_PER_HOME`] (the most recently active; dates over a day ahead rank last);
+//! beyond any of these the look says so in its errors.
 //!
 //! Errors about a record file name it, unless `activity_paths = "plain"`, as the records'
 //! fixed root and the fingerprint of its home-relative path
@@ -40,6 +43,15 @@ use crate::secret::Fingerprinter;
 
 /// Record files followed at most per tool and home.
 pub const MAX_FILES_PER_TOOL: usize = 10_000;
+/// How far ahead of the agent's clock a record's time may be and still rank as recent.
+const FUTURE_SLACK_MS: i64 = 24 * 3600 * 1000;
+/// Record files considered at most per tool and home (each is opened to learn its age).
+const MAX_CANDIDATES: usize = 4 * MAX_FILES_PER_TOOL;
+/// Sessions the memory holds at most for one home, over all its files: twice what is
+/// reported, so the most recent can be chosen, and a home heaped with forged records cannot
+/// grow the agent (or its saved memory) past it (plus the one file that crosses it, kept
+/// whole). Files past it are not read that look.
+pub const MAX_SESSIONS_HELD_PER_HOME: usize = 2 * MAX_SESSIONS_PER_HOME;
 /// Sessions that ended this long before a look are not bound to the credentials and
 /// account found now.
 const RECENT_MS: i64 = 24 * 3600 * 1000;
@@ -123,6 +135,7 @@ pub fn look_home(
     let base = format!("{}/", home.tree.display(Path::new("")).trim_end_matches('/'));
     let mut followed = HashSet::new();
     let mut more = false;
+    let (mut held, mut unread) = (0usize, 0usize);
     for log in &inputs.catalog.activity {
         let rules = Rules {
             mcp: McpNaming::parse_all(&log.mcp_tool),
@@ -149,6 +162,10 @@ pub fn look_home(
             // A record escaping the home through a linked directory is not read.
             if home.tree.real_display(&rel).is_some_and(|real| !real.starts_with(&base)) {
                 ctx.errors.push(ScanError::new(shown, "activity record leads out of the home; not read"));
+                continue;
+            }
+            if held >= MAX_SESSIONS_HELD_PER_HOME {
+                unread += 1;
                 continue;
             }
             // aider derives session ids from the file's key: the keyed fingerprint, so an id
@@ -184,12 +201,22 @@ pub fn look_home(
                         t.project = t.project.take().map(|p| fingerprinted(inputs.fp, p));
                     }
                 }
+                held += o.file.sessions.sessions.len();
                 followed.insert(key.clone());
                 memory.put(key, o.file);
             }
         }
     }
     memory.retain_home(&base, &followed);
+    if unread > 0 {
+        ctx.errors.push(ScanError::new(
+            base.clone(),
+            format!(
+                "more than {MAX_SESSIONS_HELD_PER_HOME} AI activity sessions in this home's records; \
+                 {unread} record file(s) not read"
+            ),
+        ));
+    }
 
     // Merge by (tool, session) over this home's files.
     let mut merged: BTreeMap<(String, String), (ActivityFormat, Tally)> = BTreeMap::new();
@@ -208,7 +235,10 @@ pub fn look_home(
     if merged.len() > MAX_SESSIONS_PER_HOME {
         // The most recently active are kept; the order is stable, so the same sessions are
         // reported look after look rather than a rotating share of them.
-        merged.sort_by(|a, b| b.1.1.ended_at_ms.cmp(&a.1.1.ended_at_ms).then_with(|| a.0.cmp(&b.0)));
+        // Records dated more than a day ahead are implausible: they rank last, so a heap of
+        // forged future dates cannot push real sessions out.
+        let end = |t: &Tally| t.ended_at_ms.filter(|e| *e <= inputs.now_ms.saturating_add(FUTURE_SLACK_MS));
+        merged.sort_by(|a, b| end(&b.1.1).cmp(&end(&a.1.1)).then_with(|| a.0.cmp(&b.0)));
         merged.truncate(MAX_SESSIONS_PER_HOME);
         ctx.errors.push(ScanError::new(
             base.clone(),
@@ -316,6 +346,7 @@ fn bound(
 /// recently modified are taken, so a heap of junk cannot push live transcripts out.
 fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
+    let mut truncated = false;
     for pattern in &log.paths {
         let segs: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
         let root: PathBuf = segs.iter().take_while(|s| !s.contains('*')).collect();
@@ -327,11 +358,17 @@ fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) 
                 continue;
             }
             let mut next = Vec::new();
-            for dir in &current {
+            'dirs: for dir in &current {
                 let Ok(entries) = home.tree.list(dir) else { continue };
                 for e in entries {
                     let wanted = if last { crate::fsview::Kind::File } else { crate::fsview::Kind::Dir };
                     if e.kind == wanted && e.name.to_str().is_some_and(|n| wildcard(seg, n)) {
+                        // Each candidate is opened for its age below: a home heaped with
+                        // files costs at most this many opens per look.
+                        if out.len() + next.len() >= MAX_CANDIDATES {
+                            truncated = true;
+                            break 'dirs;
+                        }
                         next.push(dir.join(e.name));
                     }
                 }
@@ -347,13 +384,17 @@ fn discover(ctx: &mut Ctx<'_>, home: &Home, log: &ActivityLog, walked: &Walked) 
             .filter(|(tool, _)| tool == &log.tool)
             .map(|(_, rel)| (rel.clone(), PathBuf::new())),
     );
-    if out.len() > MAX_FILES_PER_TOOL {
+    // The same file reached twice (`.config/claude` linked to `.claude`) is one file: read
+    // twice, its sessions would count double.
+    let mut real = HashSet::new();
+    out.retain(|(rel, _)| real.insert(home.tree.real_display(rel).unwrap_or_else(|| home.tree.display(rel))));
+    if truncated || out.len() > MAX_FILES_PER_TOOL {
         ctx.bound(
             &home.tree,
             Path::new(""),
             Bound::ActivityFiles,
             format!(
-                "more than {MAX_FILES_PER_TOOL} {} activity records; only the {MAX_FILES_PER_TOOL} most recently modified were read",
+                "more than {MAX_FILES_PER_TOOL} {} activity records; only the {MAX_FILES_PER_TOOL} most recently modified (of at most {MAX_CANDIDATES} looked at) were read",
                 log.tool
             ),
         );

@@ -17,7 +17,9 @@ mod gemini;
 mod look;
 
 pub use follow::Memory;
-pub use look::{HomeActivity, Inputs, MAX_FILES_PER_TOOL, Session, Settings, look_home};
+pub use look::{
+    HomeActivity, Inputs, MAX_FILES_PER_TOOL, MAX_SESSIONS_HELD_PER_HOME, Session, Settings, look_home,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI32, Ordering};
