@@ -6,6 +6,7 @@
 //! - [`directive`]: how a collector directive is signed and what makes one acceptable.
 //! - [`catalog`]: how a detection catalog update is signed and verified.
 //! - [`p256`]: the few ECDSA P-256 helpers the envelope and enrollment share.
+//! - [`activity`]: the bounds of an `ACTIVITY` report, held by the agent and the collector.
 //!
 //! Nothing else lives here: detection, storage and transport logic belong to the crates
 //! that use the contract.
@@ -14,6 +15,7 @@
 // `tracing`, so an embedding program (a test, a benchmark) decides where text goes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod activity;
 pub mod catalog;
 pub mod directive;
 pub mod envelope;

@@ -25,6 +25,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+// The contract's bounds on a report, which the agent holds its tallies to, held again here
+// because a device's report is only as honest as the device; the rest below are the store's.
+use sightline_proto::activity::{MAX_MCP_SERVERS, MAX_MCP_TOOLS, MAX_MODELS, MAX_NAME, is_name};
 
 use super::rows::{Row, strings};
 use super::sql::{Database, Dialect, Param, Sql, args, in_list};
@@ -140,12 +143,6 @@ pub struct PrunedActivity {
     pub observations: u64,
 }
 
-/// The agent's bounds on a report (agent/src/detect/activity), held again here because a
-/// device's report is only as honest as the device.
-pub(crate) const MAX_MODELS: usize = 16;
-pub(crate) const MAX_MCP_SERVERS: usize = 64;
-pub(crate) const MAX_MCP_TOOLS: usize = 128;
-pub(crate) const MAX_NAME: usize = 128;
 /// Credential fingerprints per session: a session signs in with a few, never hundreds.
 pub(crate) const MAX_CREDENTIALS: usize = 16;
 /// Session ids, OS accounts and projects longer than this are not ones a tool or an OS
@@ -156,12 +153,6 @@ pub(crate) const MAX_ID: usize = 256;
 pub(crate) const MAX_PROJECT: usize = 4096;
 /// The provider account object (`{"account": …, "org": …}`) as JSON text.
 pub(crate) const MAX_ACCOUNT: usize = 1024;
-
-/// A model, server, tool or tool name worth keeping (the agent's `is_name`): short,
-/// printable ASCII, no whitespace.
-fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_NAME && s.bytes().all(|b| b.is_ascii_graphic())
-}
 
 /// A key part worth keeping: bounded and without control characters.
 fn is_id(s: &str) -> bool {

@@ -86,15 +86,12 @@ pub struct McpTally {
     pub tools: BTreeSet<String>,
 }
 
-/// Bounds on what one session may accumulate: a hostile or corrupt log cannot grow the
-/// agent's memory or the report without limit.
-pub const MAX_MODELS: usize = 16;
-pub const MAX_MCP_SERVERS: usize = 64;
-pub const MAX_MCP_TOOLS: usize = 128;
+/// Bounds on what one session may accumulate (the contract's, which the collector holds
+/// reports to as well): a hostile or corrupt log cannot grow the agent's memory or the
+/// report without limit.
+pub use sightline_proto::activity::{MAX_MCP_SERVERS, MAX_MCP_TOOLS, MAX_MODELS, MAX_NAME, is_name};
 /// Tool-call ids remembered per file for counting each call once.
 pub const MAX_SEEN_CALLS: usize = 100_000;
-/// Longest model, server or tool name kept; longer ones are not names.
-pub const MAX_NAME: usize = 128;
 /// Sessions one file may hold. Real files hold one (Claude Code, Codex, Gemini) or one per
 /// aider run; a file naming more is forged or corrupt, and each extra session would be one
 /// more report on every look.
@@ -138,12 +135,6 @@ impl Tally {
             t.tools.insert(tool.to_owned());
         }
     }
-}
-
-/// A name worth keeping: short, printable, no whitespace. Anything else is not a name a tool
-/// gave a model or server, and is dropped rather than reported.
-pub fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_NAME && s.chars().all(|c| c.is_ascii_graphic())
 }
 
 /// How a tool spells an MCP tool call's name, from the catalog's `mcp_tool` patterns such as
