@@ -248,13 +248,22 @@ pub fn look_home(
         ));
     }
     let mut sessions = Vec::with_capacity(merged.len());
+    // What a tool is signed in with is the same for all its sessions: its credential paths
+    // are expanded once per tool and home, not once per session.
+    let mut bound_by_tool: BTreeMap<String, (Vec<String>, Option<ProviderAccount>)> = BTreeMap::new();
     for ((tool, _), (format, mut tally)) in merged {
         if !inputs.settings.plain_paths {
             tally.project = tally.project.map(|p| fingerprinted(inputs.fp, p));
         }
-        let recent = tally.ended_at_ms.is_some_and(|e| inputs.now_ms - e <= RECENT_MS);
-        let (credentials, signed_in) =
-            if recent { bound(&mut ctx, home, inputs.catalog, &tool, findings) } else { (Vec::new(), None) };
+        let recent = tally.ended_at_ms.is_some_and(|e| inputs.now_ms.saturating_sub(e) <= RECENT_MS);
+        let (credentials, signed_in) = if recent {
+            bound_by_tool
+                .entry(tool.clone())
+                .or_insert_with(|| bound(&mut ctx, home, inputs.catalog, &tool, findings))
+                .clone()
+        } else {
+            (Vec::new(), None)
+        };
         let account = tally.account.clone().map(|a| ProviderAccount { account: a, org: None }).or(signed_in);
         sessions.push(Session { tool, format, user: home.user.clone(), tally, credentials, account });
     }
